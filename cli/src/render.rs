@@ -1,0 +1,197 @@
+//! Text for people: diagnostics in the style of cargo and actionlint, summaries, lists.
+
+use closeloop::model::{Label, Langs};
+use closeloop::{Diagnostic, Loaded};
+use serde_json::{json, Value};
+
+/// `file:line:col: error[CODE]: message`, the source line with a caret under the offending
+/// token, and the help line.
+pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
+    let mut out = format!("{}:{}:{}: {}[{}]: {}\n", d.file, d.line, d.column, severity(d), d.code, d.message);
+    if let Some(line) = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1))) {
+        let number = d.line.to_string();
+        let gutter = " ".repeat(number.len());
+        let before: String = line.chars().take(d.column.saturating_sub(1)).collect();
+        let token: String = line.chars().skip(d.column.saturating_sub(1)).collect();
+        let carets = "^".repeat(width(token_at(&token)).max(1));
+        out.push_str(&format!("{gutter} |\n{number} | {line}\n{gutter} | {}{carets}\n", " ".repeat(width(&before))));
+    }
+    if let Some(help) = &d.help {
+        out.push_str(&format!("  = help: {help}\n"));
+    }
+    out.push('\n');
+    out
+}
+
+fn severity(d: &Diagnostic) -> &'static str {
+    if d.is_error() {
+        "error"
+    } else {
+        "warning"
+    }
+}
+
+/// The token starting a line remainder: a key up to its colon, a quoted string, or a value.
+fn token_at(rest: &str) -> &str {
+    let mut end = rest.len();
+    if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        if let Some(close) = rest[1..].find(q) {
+            return &rest[..close + 2];
+        }
+    }
+    for (i, c) in rest.char_indices() {
+        let next = rest[i + c.len_utf8()..].chars().next();
+        let stop = match c {
+            ':' => next.is_none_or(char::is_whitespace),
+            ',' | ']' | '}' => true,
+            '#' => i > 0,
+            _ => false,
+        };
+        if stop {
+            end = i;
+            break;
+        }
+    }
+    rest[..end].trim_end()
+}
+
+/// Display width: East Asian wide characters take two columns, so carets line up under 中文.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            let c = c as u32;
+            let wide = matches!(c, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD);
+            if wide {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// The closing line for one path.
+pub fn verdict(shown: &str, loaded: &Loaded) -> String {
+    let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = loaded.diagnostics.len() - errors;
+    match &loaded.app {
+        Some(app) => format!(
+            "{shown}: valid ({}){}\n",
+            counts(&app.def),
+            plural(warnings, "warning").map(|w| format!(", {w}")).unwrap_or_default()
+        ),
+        None => format!(
+            "{shown}: invalid, {}{}\n",
+            plural(errors, "error").unwrap_or_default(),
+            plural(warnings, "warning").map(|w| format!(", {w}")).unwrap_or_default()
+        ),
+    }
+}
+
+fn plural(n: usize, word: &str) -> Option<String> {
+    match n {
+        0 => None,
+        1 => Some(format!("1 {word}")),
+        n => Some(format!("{n} {word}s")),
+    }
+}
+
+fn counts(def: &closeloop::model::AppDef) -> String {
+    let fields: usize = def.forms.iter().map(|f| f.fields.len()).sum();
+    let parts = [
+        (def.forms.len(), "form"),
+        (fields, "field"),
+        (def.automations.len(), "automation"),
+        (def.assignment_rules.len(), "assignment rule"),
+        (def.approvals.len(), "approval chain"),
+        (def.sops.len(), "SOP"),
+        (def.scores.len() + def.grades.len(), "score/grade"),
+        (def.boards.len(), "board"),
+        (def.metrics.len(), "metric"),
+    ];
+    parts.iter().filter_map(|(n, w)| plural(*n, w)).collect::<Vec<_>>().join(", ")
+}
+
+/// One template's summary for `closeloop demo`.
+pub fn summary(name: &str, loaded: &Loaded) -> String {
+    let Some(app) = &loaded.app else {
+        return format!("{name}: invalid; see the errors above\n\n");
+    };
+    let def = &app.def;
+    let mut out = format!("{name} · {}\n", label_text(&def.app.title));
+    if let Some(d) = &def.app.description {
+        out.push_str(&format!("  {}\n", label_text(d)));
+    }
+    out.push_str(&format!("  {}; {} script(s) and expression(s) compiled\n", counts(def), app.script_count()));
+    for form in &def.forms {
+        let label = form.label.as_ref().map(label_text).unwrap_or_default();
+        let states: Vec<&str> = form.states.iter().map(|s| s.id.as_str()).collect();
+        let states = if states.is_empty() { String::new() } else { format!(", states {}", states.join(" → ")) };
+        out.push_str(&format!("  form {} ({label}): {} fields{states}\n", form.id, form.fields.len()));
+    }
+    for metric in &def.metrics {
+        let label = metric.label.as_ref().map(label_text).unwrap_or_default();
+        out.push_str(&format!("  metric {} ({label}): target {:.0}%\n", metric.id, metric.target * 100.0));
+    }
+    out.push('\n');
+    out
+}
+
+/// One template's summary as JSON.
+pub fn summary_json(name: &str, loaded: &Loaded) -> Value {
+    match &loaded.app {
+        None => json!({"name": name, "valid": false, "diagnostics": loaded.diagnostics}),
+        Some(app) => {
+            let def = &app.def;
+            json!({
+                "name": name,
+                "valid": true,
+                "title": label_json(Some(&def.app.title)),
+                "forms": def.forms.iter().map(|f| json!({"id": f.id, "fields": f.fields.len(), "states": f.states.iter().map(|s| &s.id).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+                "automations": def.automations.len(),
+                "approvals": def.approvals.len(),
+                "sops": def.sops.len(),
+                "metrics": def.metrics.iter().map(|m| json!({"id": m.id, "target": m.target})).collect::<Vec<_>>(),
+                "scripts": app.script_count(),
+                "warnings": loaded.diagnostics.len(),
+            })
+        }
+    }
+}
+
+/// `中文 / English` for a two-language label.
+pub fn label_text(label: &Label) -> String {
+    match label {
+        Label::Text(t) => t.clone(),
+        Label::Langs(Langs { zh: Some(zh), en: Some(en) }) => format!("{zh} / {en}"),
+        Label::Langs(Langs { zh, en }) => zh.clone().or(en.clone()).unwrap_or_default(),
+    }
+}
+
+/// A label as JSON: `{zh, en}` always, the plain text filling both.
+pub fn label_json(label: Option<&Label>) -> Value {
+    match label {
+        None => Value::Null,
+        Some(Label::Text(t)) => json!({"zh": t, "en": t}),
+        Some(Label::Langs(l)) => json!({"zh": l.zh, "en": l.en}),
+    }
+}
+
+/// The template list for people.
+pub fn template_list(rows: &[Value]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let name = row["name"].as_str().unwrap_or_default();
+        let title = format!(
+            "{} / {}",
+            row["title"]["zh"].as_str().unwrap_or_default(),
+            row["title"]["en"].as_str().unwrap_or_default()
+        );
+        out.push_str(&format!("{name:<18} {title}\n"));
+        if let Some(d) = row["description"]["en"].as_str() {
+            out.push_str(&format!("{:<18} {d}\n", ""));
+        }
+    }
+    out.push_str("\ncopy one to edit: closeloop init DIR --template NAME");
+    out
+}

@@ -1,0 +1,680 @@
+//! Checks of what moves records along: automations and their steps, recipients, assignment
+//! rules, approval chains, SOPs, scores, grades, boards, messages, metrics and sample data.
+
+use super::forms::{condition, data_file, option_value};
+use super::{Ctx, Scope};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{
+    ApprovalMode, FieldType, Form, Milestone, Offset, Pick, Recipient, Step, Trigger, BUILTIN_MEMBER_FIELDS,
+    SYSTEM_DATE_FIELDS,
+};
+use crate::suggest;
+use crate::timespec;
+use crate::yaml::{Node, Value};
+
+pub(super) fn check_flows(ctx: &mut Ctx<'_>) {
+    automations(ctx);
+    assignment_rules(ctx);
+    approvals(ctx);
+    sops(ctx);
+    scores_and_grades(ctx);
+    boards_messages_seeds(ctx);
+    metrics(ctx);
+}
+
+fn automations(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, auto) in def.automations.iter().enumerate() {
+        let base = format!("/automations/{i}");
+        let form = trigger(ctx, &auto.when, &format!("{base}/when"));
+        let scope = Scope::of(form);
+        if let Some(c) = &auto.condition {
+            condition(ctx, scope, c, &format!("{base}/if"));
+        }
+        steps(ctx, scope, &auto.steps, &format!("{base}/do"));
+    }
+}
+
+/// Checks a trigger; returns the form whose records it concerns, when there is one.
+fn trigger<'a>(ctx: &mut Ctx<'a>, when: &'a Trigger, p: &str) -> Option<&'a Form> {
+    match when {
+        Trigger::Created(f) => ctx.form_ref(f, &format!("{p}/created")),
+        Trigger::Updated(f) => ctx.form_ref(f, &format!("{p}/updated")),
+        Trigger::Changed(c) => {
+            let form = ctx.form_ref(&c.form, &format!("{p}/changed/form"))?;
+            if let Some(field) = ctx.field_ref(Scope::of(Some(form)), &c.field, &format!("{p}/changed/field"), false) {
+                for (key, v) in [("from", &c.from), ("to", &c.to)] {
+                    if let Some(v) = v {
+                        option_value(ctx, field, v, &format!("{p}/changed/{key}"));
+                    }
+                }
+            }
+            Some(form)
+        }
+        Trigger::Action(a) => {
+            let form = ctx.form_ref(&a.form, &format!("{p}/action/form"))?;
+            action_ref(ctx, form, &a.action, &format!("{p}/action/action"));
+            Some(form)
+        }
+        Trigger::Entered(e) => {
+            let form = ctx.form_ref(&e.form, &format!("{p}/entered/form"))?;
+            ctx.state_ref(form, &e.state, &format!("{p}/entered/state"));
+            Some(form)
+        }
+        Trigger::Event(name) => {
+            let def = ctx.def();
+            match def.events.iter().find(|e| &e.id == name) {
+                Some(event) => event.target.as_ref().and_then(|t| ctx.form(&t.form)),
+                None => {
+                    ctx.unknown(
+                        Code::UNKNOWN_EVENT,
+                        "event",
+                        name,
+                        &format!("{p}/event"),
+                        def.events.iter().map(|e| e.id.as_str()),
+                    );
+                    None
+                }
+            }
+        }
+        Trigger::Cron(c) => {
+            if let Err(e) = timespec::parse_cron(&c.schedule) {
+                ctx.error(Code::BAD_CRON, format!("cannot read the schedule: {e}"), &format!("{p}/cron/schedule"))
+                    .help = Some(
+                    "five fields: minute hour day-of-month month day-of-week, e.g. `0 9 * * 1-5` for 09:00 on weekdays"
+                        .into(),
+                );
+            }
+            if let Some(tz) = &c.time_zone {
+                ctx.time_zone(tz, &format!("{p}/cron/time_zone"));
+            }
+            None
+        }
+        Trigger::Timer(t) => {
+            let form = ctx.form_ref(&t.form, &format!("{p}/timer/form"))?;
+            offset_parts(ctx, form, t.after.as_deref(), t.before.as_deref(), &t.from, &format!("{p}/timer"));
+            Some(form)
+        }
+    }
+}
+
+fn action_ref(ctx: &mut Ctx<'_>, form: &Form, action: &str, p: &str) {
+    if !form.actions.iter().any(|a| a.id == action) {
+        let help = suggest::did_you_mean(action, form.actions.iter().map(|a| a.id.as_str()));
+        ctx.error(Code::UNKNOWN_ACTION, format!("form `{}` has no action `{action}`", form.id), p).help = help;
+    }
+}
+
+fn offset(ctx: &mut Ctx<'_>, form: &Form, o: &Offset, p: &str) {
+    offset_parts(ctx, form, o.after.as_deref(), o.before.as_deref(), &o.from, p);
+}
+
+/// Exactly one of `after`/`before`, a duration that parses, and a date anchor.
+fn offset_parts(ctx: &mut Ctx<'_>, form: &Form, after: Option<&str>, before: Option<&str>, from: &str, p: &str) {
+    match (after, before) {
+        (Some(a), None) => ctx.duration(a, &format!("{p}/after")),
+        (None, Some(b)) => ctx.duration(b, &format!("{p}/before")),
+        (Some(_), Some(_)) => {
+            ctx.error_at_key(Code::CONFLICT, "write `after` or `before`, not both", &format!("{p}/before"));
+        }
+        (None, None) => {
+            ctx.error_at_key(Code::MISSING_KEY, "say when: add `after: DURATION` or `before: DURATION`", p);
+        }
+    }
+    if SYSTEM_DATE_FIELDS.contains(&from) {
+        return;
+    }
+    let scope = Scope::of(Some(form));
+    if scope.field(from).is_none() {
+        let candidates: Vec<&str> = form
+            .fields
+            .iter()
+            .filter(|f| f.kind.is_temporal())
+            .map(|f| f.id.as_str())
+            .chain(SYSTEM_DATE_FIELDS.iter().copied())
+            .collect();
+        let help = suggest::did_you_mean(from, candidates.iter().copied());
+        ctx.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{from}`", form.id), &format!("{p}/from"))
+            .help = help;
+        return;
+    }
+    ctx.typed_field_ref(scope, from, &format!("{p}/from"), &[FieldType::Date, FieldType::Datetime], "a time anchor");
+}
+
+fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &str) {
+    let def = ctx.def();
+    for (i, step) in list.iter().enumerate() {
+        let p = format!("{base}/{i}");
+        match step {
+            Step::Set(values) => {
+                for (field, value) in values {
+                    let fp = format!("{p}/set/{field}");
+                    if scope.form.is_some() && scope.field(field).is_none() {
+                        let help = suggest::did_you_mean(field, scope.fields.iter().map(|f| f.id.as_str()));
+                        ctx.error_at_key(Code::UNKNOWN_FIELD, format!("there is no field `{field}` to set"), &fp)
+                            .help = help;
+                    } else if let Some(f) = scope.field(field) {
+                        option_value(ctx, f, value, &fp);
+                    }
+                }
+            }
+            Step::Assign(rule) => match def.assignment_rules.iter().find(|r| &r.id == rule) {
+                Some(r) => same_form(ctx, scope, &r.form, "assignment rule", &format!("{p}/assign")),
+                None => ctx.unknown(
+                    Code::UNKNOWN_RULE,
+                    "assignment rule",
+                    rule,
+                    &format!("{p}/assign"),
+                    def.assignment_rules.iter().map(|r| r.id.as_str()),
+                ),
+            },
+            Step::CreateTasks(sop) | Step::CancelTasks(sop) => {
+                let key = if matches!(step, Step::CreateTasks(_)) { "create_tasks" } else { "cancel_tasks" };
+                match def.sops.iter().find(|s| &s.id == sop) {
+                    Some(s) => same_form(ctx, scope, &s.form, "SOP", &format!("{p}/{key}")),
+                    None => ctx.unknown(
+                        Code::UNKNOWN_SOP,
+                        "SOP",
+                        sop,
+                        &format!("{p}/{key}"),
+                        def.sops.iter().map(|s| s.id.as_str()),
+                    ),
+                }
+            }
+            Step::StartApproval(chain) => match def.approvals.iter().find(|a| &a.id == chain) {
+                Some(a) => same_form(ctx, scope, &a.form, "approval chain", &format!("{p}/start_approval")),
+                None => ctx.unknown(
+                    Code::UNKNOWN_APPROVAL,
+                    "approval chain",
+                    chain,
+                    &format!("{p}/start_approval"),
+                    def.approvals.iter().map(|a| a.id.as_str()),
+                ),
+            },
+            Step::Notify(n) => {
+                if !def.channels.iter().any(|c| c.id == n.channel) {
+                    ctx.unknown(
+                        Code::UNKNOWN_CHANNEL,
+                        "channel",
+                        &n.channel,
+                        &format!("{p}/notify/channel"),
+                        def.channels.iter().map(|c| c.id.as_str()),
+                    );
+                }
+                if !def.messages.iter().any(|m| m.id == n.message) {
+                    ctx.unknown(
+                        Code::UNKNOWN_MESSAGE,
+                        "message",
+                        &n.message,
+                        &format!("{p}/notify/message"),
+                        def.messages.iter().map(|m| m.id.as_str()),
+                    );
+                }
+                recipient(ctx, scope, &n.to, &format!("{p}/notify/to"));
+            }
+            Step::Flag(f) => board_ref(ctx, &f.board, &format!("{p}/flag/board")),
+            Step::Unflag(b) => board_ref(ctx, b, &format!("{p}/unflag")),
+            Step::Emit(_) => {}
+            Step::Script(s) => ctx.script(s, &format!("{p}/script")),
+            Step::Score(id) => {
+                if !def.scores.iter().any(|s| &s.id == id) {
+                    ctx.unknown(
+                        Code::UNKNOWN_SCORE,
+                        "score",
+                        id,
+                        &format!("{p}/score"),
+                        def.scores.iter().map(|s| s.id.as_str()),
+                    );
+                }
+            }
+            Step::Grade(id) => {
+                if !def.grades.iter().any(|g| &g.id == id) {
+                    ctx.unknown(
+                        Code::UNKNOWN_GRADE,
+                        "grade",
+                        id,
+                        &format!("{p}/grade"),
+                        def.grades.iter().map(|g| g.id.as_str()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A step that runs another definition must run it on the same form's records.
+fn same_form(ctx: &mut Ctx<'_>, scope: Scope<'_>, other: &str, what: &str, p: &str) {
+    if let Some(form) = scope.form {
+        if form.id != other {
+            ctx.error(
+                Code::CONFLICT,
+                format!("this {what} is for form `{other}`, but this step runs on `{}` records", form.id),
+                p,
+            );
+        }
+    }
+}
+
+fn board_ref(ctx: &mut Ctx<'_>, board: &str, p: &str) {
+    let def = ctx.def();
+    if !def.boards.iter().any(|b| b.id == board) {
+        ctx.unknown(Code::UNKNOWN_BOARD, "board", board, p, def.boards.iter().map(|b| b.id.as_str()));
+    }
+}
+
+fn recipient(ctx: &mut Ctx<'_>, scope: Scope<'_>, r: &Recipient, p: &str) {
+    match r {
+        Recipient::Field(f) => {
+            ctx.typed_field_ref(scope, f, &format!("{p}/field"), &[FieldType::Member], "a recipient");
+        }
+        Recipient::ManagerOf(f) => {
+            ctx.typed_field_ref(scope, f, &format!("{p}/manager_of"), &[FieldType::Member], "a manager lookup");
+        }
+        Recipient::ContactField(f) => {
+            ctx.typed_field_ref(
+                scope,
+                f,
+                &format!("{p}/contact_field"),
+                &[FieldType::Phone, FieldType::Email],
+                "a contact",
+            );
+        }
+        Recipient::Role(role) => ctx.role_ref(role, &format!("{p}/role")),
+        Recipient::Member(_) => {}
+    }
+}
+
+fn member_attributes(ctx: &Ctx<'_>) -> Vec<String> {
+    let extra = ctx.def().members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone()));
+    BUILTIN_MEMBER_FIELDS.iter().map(|s| s.to_string()).chain(extra).collect()
+}
+
+fn assignment_rules(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, rule) in def.assignment_rules.iter().enumerate() {
+        let base = format!("/assignment_rules/{i}");
+        let Some(form) = ctx.form_ref(&rule.form, &format!("{base}/form")) else { continue };
+        let scope = Scope::of(Some(form));
+        match &rule.field {
+            Some(f) => {
+                ctx.typed_field_ref(scope, f, &format!("{base}/field"), &[FieldType::Member], "an assignee");
+            }
+            None if form.owner_field().is_none() => {
+                ctx.error_at_key(
+                    Code::MISSING_KEY,
+                    format!("form `{}` has no owner field, so say which field to set", form.id),
+                    &format!("{base}/form"),
+                )
+                .help = Some("add `field: NAME` (a member field)".into());
+            }
+            None => {}
+        }
+        ctx.role_ref(&rule.candidates.role, &format!("{base}/candidates/role"));
+        let attributes = member_attributes(ctx);
+        for (attr, field) in &rule.candidates.r#match {
+            let mp = format!("{base}/candidates/match/{attr}");
+            if !attributes.contains(attr) {
+                let help = suggest::did_you_mean(attr, attributes.iter().map(String::as_str));
+                ctx.error_at_key(Code::UNKNOWN_MEMBER_FIELD, format!("members have no attribute `{attr}`"), &mp).help =
+                    help;
+            }
+            ctx.field_ref(scope, field, &mp, false);
+        }
+        if let Some(load) = &rule.load {
+            for (j, s) in load.states.iter().enumerate() {
+                ctx.state_ref(form, s, &format!("{base}/load/states/{j}"));
+            }
+        }
+        for (j, pref) in rule.prefer.iter().enumerate() {
+            for (k, s) in pref.states.iter().enumerate() {
+                ctx.state_ref(form, s, &format!("{base}/prefer/{j}/states/{k}"));
+            }
+        }
+        let needs = match rule.pick {
+            Pick::Weighted => Some(("weight", rule.weight.is_some())),
+            Pick::ByField => Some(("by_field", rule.by_field.is_some())),
+            Pick::Script => Some(("script", rule.script.is_some())),
+            Pick::LeastLoaded | Pick::RoundRobin => None,
+        };
+        if let Some((key, false)) = needs {
+            ctx.error(Code::MISSING_OPTION, format!("this pick needs `{key}`"), &format!("{base}/pick")).help =
+                Some(format!("add `{key}:` to the rule"));
+        }
+        if let Some(w) = &rule.weight {
+            let integer_attr = def
+                .members
+                .iter()
+                .flat_map(|m| &m.fields)
+                .any(|f| &f.id == w && f.kind == crate::model::MemberFieldType::Integer);
+            if !integer_attr && w != "capacity" {
+                ctx.error(
+                    Code::UNKNOWN_MEMBER_FIELD,
+                    format!("`{w}` is not an integer member attribute"),
+                    &format!("{base}/weight"),
+                )
+                .help = Some("declare it under `members.fields` with `type: integer`, or use `capacity`".into());
+            }
+        }
+        if let Some(f) = &rule.by_field {
+            ctx.typed_field_ref(scope, f, &format!("{base}/by_field"), &[FieldType::Member], "`by_field`");
+        }
+        if let Some(s) = &rule.script {
+            ctx.script(s, &format!("{base}/script"));
+        }
+    }
+}
+
+fn approvals(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, chain) in def.approvals.iter().enumerate() {
+        let base = format!("/approvals/{i}");
+        let Some(form) = ctx.form_ref(&chain.form, &format!("{base}/form")) else { continue };
+        let scope = Scope::of(Some(form));
+        let last = chain.steps.len().saturating_sub(1);
+        for (j, step) in chain.steps.iter().enumerate() {
+            let p = format!("{base}/steps/{j}");
+            match (&step.approver, &step.signature) {
+                (Some(_), Some(_)) => {
+                    ctx.error_at_key(
+                        Code::CONFLICT,
+                        "a step has an approver or a customer signature, not both",
+                        &format!("{p}/signature"),
+                    );
+                }
+                (None, None) => {
+                    ctx.error_at_key(
+                        Code::MISSING_KEY,
+                        format!("step `{}` needs `approver` or `signature`", step.id),
+                        &format!("{p}/id"),
+                    );
+                }
+                _ => {}
+            }
+            if let Some(a) = &step.approver {
+                recipient(ctx, scope, a, &format!("{p}/approver"));
+            }
+            if let Some(sig) = &step.signature {
+                ctx.typed_field_ref(
+                    scope,
+                    &sig.contact_field,
+                    &format!("{p}/signature/contact_field"),
+                    &[FieldType::Phone, FieldType::Email],
+                    "a signature link",
+                );
+                if let Some(e) = &sig.expires {
+                    ctx.duration(e, &format!("{p}/signature/expires"));
+                }
+                if j != last {
+                    ctx.error_at_key(
+                        Code::CONFLICT,
+                        "the customer's signature must be the last step",
+                        &format!("{p}/signature"),
+                    );
+                }
+            }
+            match (step.mode, step.n) {
+                (Some(ApprovalMode::NOfM), None) => {
+                    ctx.error(Code::MISSING_OPTION, "`n_of_m` needs `n`: how many must approve", &format!("{p}/mode"));
+                }
+                (Some(ApprovalMode::Any | ApprovalMode::All) | None, Some(_)) => {
+                    ctx.error_at_key(Code::CONFLICT, "`n` only applies with `mode: n_of_m`", &format!("{p}/n"));
+                }
+                _ => {}
+            }
+            if let Some(c) = &step.skip_if {
+                condition(ctx, scope, c, &format!("{p}/skip_if"));
+            }
+            if let Some(t) = &step.timeout {
+                ctx.duration(t, &format!("{p}/timeout"));
+            }
+            if let Some(r) = &step.escalate_to {
+                recipient(ctx, scope, r, &format!("{p}/escalate_to"));
+            }
+        }
+        steps(ctx, scope, &chain.on_approved, &format!("{base}/on_approved"));
+        steps(ctx, scope, &chain.on_rejected, &format!("{base}/on_rejected"));
+    }
+}
+
+fn sops(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, sop) in def.sops.iter().enumerate() {
+        let base = format!("/sops/{i}");
+        let Some(form) = ctx.form_ref(&sop.form, &format!("{base}/form")) else { continue };
+        let scope = Scope::of(Some(form));
+        for (j, task) in sop.tasks.iter().enumerate() {
+            let p = format!("{base}/tasks/{j}");
+            offset(ctx, form, &task.due, &format!("{p}/due"));
+            recipient(ctx, scope, &task.assignee, &format!("{p}/assignee"));
+            steps(ctx, scope, &task.on_complete, &format!("{p}/on_complete"));
+        }
+    }
+}
+
+fn scores_and_grades(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, score) in def.scores.iter().enumerate() {
+        let base = format!("/scores/{i}");
+        let Some(form) = ctx.form_ref(&score.form, &format!("{base}/form")) else { continue };
+        let scope = Scope::of(Some(form));
+        ctx.typed_field_ref(
+            scope,
+            &score.field,
+            &format!("{base}/field"),
+            &[FieldType::Integer, FieldType::Decimal, FieldType::Percent],
+            "a score",
+        );
+        ctx.script(&score.script, &format!("{base}/script"));
+        for (j, t) in score.thresholds.iter().enumerate() {
+            steps(ctx, scope, &t.steps, &format!("{base}/thresholds/{j}/do"));
+        }
+    }
+    for (i, grade) in def.grades.iter().enumerate() {
+        let base = format!("/grades/{i}");
+        let Some(form) = ctx.form_ref(&grade.form, &format!("{base}/form")) else { continue };
+        let scope = Scope::of(Some(form));
+        if let Some(field) =
+            ctx.typed_field_ref(scope, &grade.field, &format!("{base}/field"), &[FieldType::Choice], "a grade")
+        {
+            for level in ["low", "medium", "high"] {
+                let has = field.options.iter().flatten().any(|o| o.value == level);
+                if field.kind == FieldType::Choice && !has {
+                    ctx.error(
+                        Code::UNKNOWN_OPTION,
+                        format!("field `{}` has no option `{level}`, which this grade can give", field.id),
+                        &format!("{base}/field"),
+                    );
+                }
+            }
+        }
+        if let Some(f) = &grade.summary_field {
+            ctx.typed_field_ref(
+                scope,
+                f,
+                &format!("{base}/summary_field"),
+                &[FieldType::Text, FieldType::LongText],
+                "a summary",
+            );
+        }
+        match (grade.rules.is_empty(), &grade.script) {
+            (false, Some(_)) => {
+                ctx.error_at_key(
+                    Code::CONFLICT,
+                    "a grade uses `rules` or a `script`, not both",
+                    &format!("{base}/script"),
+                );
+            }
+            (true, None) => {
+                ctx.error_at_key(Code::MISSING_KEY, "a grade needs `rules` or a `script`", &format!("{base}/id"));
+            }
+            _ => {}
+        }
+        for (j, rule) in grade.rules.iter().enumerate() {
+            condition(ctx, scope, &rule.condition, &format!("{base}/rules/{j}/if"));
+        }
+        if let Some(s) = &grade.script {
+            ctx.script(s, &format!("{base}/script"));
+        }
+    }
+}
+
+fn boards_messages_seeds(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, board) in def.boards.iter().enumerate() {
+        for (j, f) in board.forms.iter().enumerate() {
+            ctx.form_ref(f, &format!("/boards/{i}/forms/{j}"));
+        }
+        for (j, r) in board.roles.iter().enumerate() {
+            ctx.role_ref(r, &format!("/boards/{i}/roles/{j}"));
+        }
+    }
+    for (i, message) in def.messages.iter().enumerate() {
+        for (key, label) in [("text", Some(&message.text)), ("subject", message.subject.as_ref())] {
+            let Some(label) = label else { continue };
+            let texts: Vec<(String, &str)> = match label {
+                crate::model::Label::Text(t) => vec![(format!("/messages/{i}/{key}"), t.as_str())],
+                crate::model::Label::Langs(l) => [("zh", &l.zh), ("en", &l.en)]
+                    .into_iter()
+                    .filter_map(|(lang, t)| t.as_deref().map(|t| (format!("/messages/{i}/{key}/{lang}"), t)))
+                    .collect(),
+            };
+            for (p, text) in texts {
+                template(ctx, text, &p);
+            }
+        }
+    }
+    for (i, seed) in def.seed.iter().enumerate() {
+        ctx.form_ref(&seed.form, &format!("/seed/{i}/form"));
+        data_file(ctx, &seed.file, &format!("/seed/{i}/file"));
+    }
+}
+
+/// Message templates compile at load time, so a typo is a diagnostic and not a failed send.
+fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
+    let mut env = minijinja::Environment::new();
+    env.set_recursion_limit(16);
+    let Err(e) = env.template_from_str(text) else { return };
+    let mut loc = ctx.loc(p, false);
+    if let (Some(line), Some(range)) = (e.line(), e.range()) {
+        let offset = range.start.min(text.len());
+        let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map(|n| n + 1).unwrap_or(0);
+        let column = text.get(line_start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
+        if let Some(Node { value: Value::Str(_, style), pos }) = ctx.input.root.at(p) {
+            let at = crate::script::position_in_yaml(ctx.input.yaml, *pos, *style, line, column);
+            loc.line = at.line;
+            loc.column = at.column;
+        }
+    }
+    let message = format!("the message template does not compile: {}", e.detail().unwrap_or("syntax error"));
+    ctx.diags.push(
+        Diagnostic::error(Code::BAD_TEMPLATE, message, &loc)
+            .with_help("placeholders are written `{{ field }}`; blocks as `{% if x %}...{% endif %}`"),
+    );
+}
+
+fn milestone(ctx: &mut Ctx<'_>, form: &Form, m: &Milestone, p: &str) {
+    let def = ctx.def();
+    match m {
+        Milestone::Created(_) => {}
+        Milestone::Action(a) => action_ref(ctx, form, a, &format!("{p}/action")),
+        Milestone::State(s) => ctx.state_ref(form, s, &format!("{p}/state")),
+        Milestone::Event(e) => {
+            if !def.events.iter().any(|d| &d.id == e) {
+                ctx.unknown(
+                    Code::UNKNOWN_EVENT,
+                    "event",
+                    e,
+                    &format!("{p}/event"),
+                    def.events.iter().map(|d| d.id.as_str()),
+                );
+            }
+        }
+        Milestone::Approval(a) => {
+            if !def.approvals.iter().any(|c| &c.id == a) {
+                ctx.unknown(
+                    Code::UNKNOWN_APPROVAL,
+                    "approval chain",
+                    a,
+                    &format!("{p}/approval"),
+                    def.approvals.iter().map(|c| c.id.as_str()),
+                );
+            }
+        }
+        Milestone::ApprovalStep(path) => {
+            let (chain, step) = path.split_once('.').unwrap_or((path, ""));
+            match def.approvals.iter().find(|c| c.id == chain) {
+                None => ctx.unknown(
+                    Code::UNKNOWN_APPROVAL,
+                    "approval chain",
+                    chain,
+                    &format!("{p}/approval_step"),
+                    def.approvals.iter().map(|c| c.id.as_str()),
+                ),
+                Some(c) if !c.steps.iter().any(|s| s.id == step) => {
+                    let help = suggest::did_you_mean(step, c.steps.iter().map(|s| s.id.as_str()));
+                    ctx.error(
+                        Code::UNKNOWN_APPROVAL,
+                        format!("approval chain `{chain}` has no step `{step}`"),
+                        &format!("{p}/approval_step"),
+                    )
+                    .help = help;
+                }
+                Some(_) => {}
+            }
+        }
+        Milestone::Task(path) => {
+            let (sop, task) = path.split_once('.').unwrap_or((path, ""));
+            match def.sops.iter().find(|s| s.id == sop) {
+                None => ctx.unknown(
+                    Code::UNKNOWN_SOP,
+                    "SOP",
+                    sop,
+                    &format!("{p}/task"),
+                    def.sops.iter().map(|s| s.id.as_str()),
+                ),
+                Some(s) if !s.tasks.iter().any(|t| t.id == task) => {
+                    let help = suggest::did_you_mean(task, s.tasks.iter().map(|t| t.id.as_str()));
+                    ctx.error(Code::UNKNOWN_TASK, format!("SOP `{sop}` has no task `{task}`"), &format!("{p}/task"))
+                        .help = help;
+                }
+                Some(_) => {}
+            }
+        }
+        Milestone::Tasks(sop) => {
+            if !def.sops.iter().any(|s| &s.id == sop) {
+                ctx.unknown(
+                    Code::UNKNOWN_SOP,
+                    "SOP",
+                    sop,
+                    &format!("{p}/tasks"),
+                    def.sops.iter().map(|s| s.id.as_str()),
+                );
+            }
+        }
+    }
+}
+
+fn metrics(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, metric) in def.metrics.iter().enumerate() {
+        let base = format!("/metrics/{i}");
+        let Some(form) = ctx.form_ref(&metric.form, &format!("{base}/form")) else { continue };
+        milestone(ctx, form, &metric.start, &format!("{base}/start"));
+        milestone(ctx, form, &metric.end, &format!("{base}/end"));
+        for (j, m) in metric.path.iter().enumerate() {
+            milestone(ctx, form, m, &format!("{base}/path/{j}"));
+        }
+        match &metric.within {
+            Some(w) => ctx.duration(w, &format!("{base}/within")),
+            None if !matches!(metric.end, Milestone::Task(_) | Milestone::Tasks(_)) => {
+                ctx.error_at_key(
+                    Code::MISSING_KEY,
+                    "say the deadline: add `within: DURATION`",
+                    &format!("{base}/end"),
+                )
+                .help = Some("only task milestones may leave `within` out; they use each task's due date".into());
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Checks of the app header, calendars, members, forms, fields, states, actions, events and
+//! conditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{Ctx, Scope};
+use crate::diagnostic::Code;
+use crate::model::{
+    CompareOp, Condition, ConditionKind, ConditionShapeError, Field, FieldType, Form, BUILTIN_MEMBER_FIELDS,
+    SYSTEM_FIELDS,
+};
+use crate::suggest;
+use crate::timespec;
+
+pub(super) fn check_app_meta(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    if let Some(tz) = &def.app.time_zone {
+        ctx.time_zone(tz, "/app/time_zone");
+    }
+    if let Some(cal) = &def.app.calendar {
+        if !def.calendars.iter().any(|c| &c.id == cal) {
+            ctx.unknown(
+                Code::UNKNOWN_CALENDAR,
+                "calendar",
+                cal,
+                "/app/calendar",
+                def.calendars.iter().map(|c| c.id.as_str()),
+            );
+        }
+    }
+    for (i, cal) in def.calendars.iter().enumerate() {
+        let base = format!("/calendars/{i}");
+        if let Some(tz) = &cal.time_zone {
+            ctx.time_zone(tz, &format!("{base}/time_zone"));
+        }
+        for (list, dates) in [("holidays", &cal.holidays), ("extra_working_days", &cal.extra_working_days)] {
+            for (j, date) in dates.iter().enumerate() {
+                if let Err(e) = timespec::parse_date(date) {
+                    ctx.error(Code::BAD_DATE, e, &format!("{base}/{list}/{j}"));
+                }
+            }
+        }
+        if let Some(hours) = &cal.working_hours {
+            let start = timespec::parse_time_of_day(&hours.start);
+            let end = timespec::parse_time_of_day(&hours.end);
+            if let Err(e) = &start {
+                ctx.error(Code::BAD_DATE, e.clone(), &format!("{base}/working_hours/start"));
+            }
+            if let Err(e) = &end {
+                ctx.error(Code::BAD_DATE, e.clone(), &format!("{base}/working_hours/end"));
+            }
+            if let (Ok(s), Ok(e)) = (start, end) {
+                if e <= s {
+                    ctx.error(
+                        Code::CONFLICT,
+                        "the working day ends before it starts",
+                        &format!("{base}/working_hours/end"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(members) = &def.members {
+        for (i, f) in members.fields.iter().enumerate() {
+            if BUILTIN_MEMBER_FIELDS.contains(&f.id.as_str()) {
+                ctx.error(
+                    Code::RESERVED_NAME,
+                    format!("`{}` is a built-in member attribute", f.id),
+                    &format!("/members/fields/{i}/id"),
+                )
+                .help = Some("built-ins need no declaration; remove this entry".into());
+            }
+        }
+        if let Some(sample) = &members.sample {
+            data_file(ctx, sample, "/members/sample");
+        }
+    }
+}
+
+/// Reports a `data/...` file that is not in the app folder.
+pub(super) fn data_file(ctx: &mut Ctx<'_>, file: &str, pointer: &str) {
+    if let Some(files) = ctx.input.data_files {
+        if !files.contains(file) {
+            let help = suggest::did_you_mean(file, files.iter().map(String::as_str))
+                .or_else(|| Some(format!("put the file at `{}/{file}`", ctx.input.app_dir)));
+            ctx.error(Code::UNKNOWN_FILE, format!("the data file `{file}` does not exist"), pointer).help = help;
+        }
+    }
+}
+
+pub(super) fn check_forms(ctx: &mut Ctx<'_>) {
+    let def = ctx.def();
+    for (i, form) in def.forms.iter().enumerate() {
+        let base = format!("/forms/{i}");
+        let scope = Scope::of(Some(form));
+        if let Some(p) = &form.id_pattern {
+            if let Err(e) = check_id_pattern(p) {
+                ctx.error(Code::BAD_ID_PATTERN, e, &format!("{base}/id_pattern")).help =
+                    Some("use literal text with `{yyyy}`, `{yy}`, `{mm}`, `{dd}` and one `{seq:N}`, e.g. `LEAD-{yyyy}-{seq:5}`".into());
+            }
+        }
+        if let Some(f) = &form.title_field {
+            ctx.field_ref(scope, f, &format!("{base}/title_field"), false);
+        }
+        if let Some(f) = &form.owner_field {
+            ctx.typed_field_ref(scope, f, &format!("{base}/owner_field"), &[FieldType::Member], "an owner");
+        }
+        for (j, k) in form.key.iter().enumerate() {
+            ctx.field_ref(scope, k, &format!("{base}/key/{j}"), false);
+        }
+        fields(ctx, Some(form), &form.fields, &format!("{base}/fields"), true);
+        states_and_actions(ctx, form, &base);
+    }
+    for (i, event) in def.events.iter().enumerate() {
+        let base = format!("/events/{i}");
+        fields(ctx, None, &event.fields, &format!("{base}/fields"), false);
+        if let Some(target) = &event.target {
+            if let Some(form) = ctx.form_ref(&target.form, &format!("{base}/target/form")) {
+                for (form_field, payload_field) in &target.r#match {
+                    let p = format!("{base}/target/match/{form_field}");
+                    ctx.field_ref(Scope::of(Some(form)), form_field, &p, false);
+                    if !event.fields.iter().any(|f| &f.id == payload_field) {
+                        let help = suggest::did_you_mean(payload_field, event.fields.iter().map(|f| f.id.as_str()));
+                        ctx.error(
+                            Code::UNKNOWN_FIELD,
+                            format!("event `{}` carries no field `{payload_field}`", event.id),
+                            &p,
+                        )
+                        .help = help;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `{yyyy}`, `{yy}`, `{mm}`, `{dd}` and exactly one `{seq:N}` with 1 <= N <= 12.
+pub fn check_id_pattern(pattern: &str) -> Result<(), String> {
+    let mut seqs = 0;
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or_else(|| "a `{` is never closed".to_string())? + open;
+        let token = &rest[open + 1..close];
+        match token {
+            "yyyy" | "yy" | "mm" | "dd" => {}
+            _ => match token.strip_prefix("seq:").map(str::parse::<u8>) {
+                Some(Ok(n)) if (1..=12).contains(&n) => seqs += 1,
+                Some(_) => return Err(format!("`{{{token}}}`: the counter takes 1 to 12 digits")),
+                None => return Err(format!("`{{{token}}}` is not a pattern part")),
+            },
+        }
+        rest = &rest[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("a `}` has no `{`".to_string());
+    }
+    match seqs {
+        1 => Ok(()),
+        0 => Err("the pattern has no counter `{seq:N}`, so ids would repeat".to_string()),
+        _ => Err("the pattern has more than one counter".to_string()),
+    }
+}
+
+/// Checks a list of fields: the form's, a table's columns, or an event's payload.
+fn fields(ctx: &mut Ctx<'_>, form: Option<&Form>, list: &[Field], base: &str, top: bool) {
+    let scope = Scope { form, fields: list };
+    for (j, field) in list.iter().enumerate() {
+        let p = format!("{base}/{j}");
+        if top && SYSTEM_FIELDS.contains(&field.id.as_str()) {
+            ctx.error(
+                Code::RESERVED_NAME,
+                format!("`{}` is a name closeloop gives every record", field.id),
+                &format!("{p}/id"),
+            )
+            .help = Some(format!("rename the field; reserved: {}", suggest::quoted_list(SYSTEM_FIELDS)));
+        }
+        field_options(ctx, field, &p);
+        if let Some(c) = &field.required_if {
+            condition(ctx, scope, c, &format!("{p}/required_if"));
+        }
+        if let Some(c) = &field.visible_if {
+            condition(ctx, scope, c, &format!("{p}/visible_if"));
+        }
+        if let Some(target) = &field.form {
+            ctx.form_ref(target, &format!("{p}/form"));
+        }
+        if let Some(expr) = &field.expression {
+            ctx.expression(expr, &format!("{p}/expression"));
+        }
+        if let Some(lookup) = &field.lookup {
+            if let Some(source) = ctx.form_ref(&lookup.form, &format!("{p}/lookup/form")) {
+                ctx.field_ref(Scope::of(Some(source)), &lookup.key, &format!("{p}/lookup/key"), false);
+                for (here, there) in &lookup.fill {
+                    let fp = format!("{p}/lookup/fill/{here}");
+                    // A key that is misspelt is reported at the key, a value at the value.
+                    if scope.field(here).is_none() {
+                        let help = suggest::did_you_mean(here, list.iter().map(|f| f.id.as_str()));
+                        ctx.error_at_key(
+                            Code::UNKNOWN_FIELD,
+                            format!("there is no field `{here}` here to fill"),
+                            &fp,
+                        )
+                        .help = help;
+                    }
+                    ctx.field_ref(Scope::of(Some(source)), there, &fp, false);
+                }
+            }
+        }
+        if let Some(columns) = &field.columns {
+            ctx.duplicates("columns", &format!("{p}/columns"), columns.iter().map(|c| c.id.as_str()));
+            fields(ctx, form, columns, &format!("{p}/columns"), false);
+        }
+        if let Some(options) = &field.options {
+            ctx.duplicates_by("options", &format!("{p}/options"), options.iter().map(|o| o.value.as_str()), "value");
+        }
+    }
+    computed_cycles(ctx, list, base);
+}
+
+/// Options that do not fit the field's type, and types that lack what they need.
+fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
+    let t = field.kind;
+    let numeric_or_date = t.is_numeric() || t.is_temporal();
+    let checks: [(&str, bool, bool); 11] = [
+        ("options", field.options.is_some(), matches!(t, FieldType::Choice | FieldType::MultiChoice)),
+        ("form", field.form.is_some(), t == FieldType::Link),
+        ("columns", field.columns.is_some(), t == FieldType::Table),
+        ("expression", field.expression.is_some(), t == FieldType::Computed),
+        ("min", field.min.is_some(), numeric_or_date),
+        ("max", field.max.is_some(), numeric_or_date),
+        ("min_length", field.min_length.is_some(), t.is_textual()),
+        ("max_length", field.max_length.is_some(), t.is_textual()),
+        ("pattern", field.pattern.is_some(), t.is_textual()),
+        ("currency", field.currency.is_some(), t == FieldType::Money),
+        ("accept", field.accept.is_some(), t == FieldType::File),
+    ];
+    for (key, present, fits) in checks {
+        if present && !fits {
+            ctx.error_at_key(
+                Code::OPTION_NOT_APPLICABLE,
+                format!("`{key}` does not apply to a {} field", t.as_str()),
+                &format!("{p}/{key}"),
+            )
+            .help = Some(format!("remove `{key}`, or change the field's type"));
+        }
+    }
+    if field.scale.is_some() && !matches!(t, FieldType::Decimal | FieldType::Money | FieldType::Percent) {
+        ctx.error_at_key(
+            Code::OPTION_NOT_APPLICABLE,
+            format!("`scale` does not apply to a {} field", t.as_str()),
+            &format!("{p}/scale"),
+        );
+    }
+    let needs: [(&str, bool, bool); 4] = [
+        ("options", matches!(t, FieldType::Choice | FieldType::MultiChoice), field.options.is_some()),
+        ("form", t == FieldType::Link, field.form.is_some()),
+        ("columns", t == FieldType::Table, field.columns.is_some()),
+        ("expression", t == FieldType::Computed, field.expression.is_some()),
+    ];
+    for (key, needed, present) in needs {
+        if needed && !present {
+            ctx.error(Code::MISSING_OPTION, format!("a {} field needs `{key}`", t.as_str()), &format!("{p}/type"))
+                .help = Some(format!("add `{key}:` to field `{}`", field.id));
+        }
+    }
+    if let Some(pattern) = &field.pattern {
+        if let Err(e) = regex::RegexBuilder::new(pattern).size_limit(1 << 20).dfa_size_limit(1 << 20).build() {
+            let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            ctx.error(Code::BAD_PATTERN, format!("the pattern does not compile: {first}"), &format!("{p}/pattern"))
+                .help = Some(
+                "patterns use the linear-time `regex` syntax: no look-around, no back-references, bounded repetition"
+                    .into(),
+            );
+        }
+    }
+    if let (Some(Value::Number(lo)), Some(Value::Number(hi))) = (&field.min, &field.max) {
+        if lo.as_f64() > hi.as_f64() {
+            ctx.error(Code::CONFLICT, "`min` is larger than `max`", &format!("{p}/max"));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (field.min_length, field.max_length) {
+        if lo > hi {
+            ctx.error(Code::CONFLICT, "`min_length` is larger than `max_length`", &format!("{p}/max_length"));
+        }
+    }
+    if let Some(default) = &field.default {
+        default_value(ctx, field, default, &format!("{p}/default"));
+    }
+}
+
+fn default_value(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
+    let fits = match field.kind {
+        FieldType::Integer => value.is_i64() || value.is_u64(),
+        FieldType::Decimal | FieldType::Money | FieldType::Percent => value.is_number(),
+        FieldType::Bool => value.is_boolean(),
+        FieldType::Choice => value.is_string(),
+        FieldType::MultiChoice => value.is_array(),
+        FieldType::Table | FieldType::Computed => false,
+        _ => value.is_string(),
+    };
+    if !fits {
+        ctx.error(Code::WRONG_TYPE, format!("this default does not fit a {} field", field.kind.as_str()), p);
+        return;
+    }
+    if matches!(field.kind, FieldType::Choice | FieldType::MultiChoice) {
+        let values: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            v => vec![v],
+        };
+        for v in values {
+            option_value(ctx, field, v, p);
+        }
+    }
+}
+
+/// A value compared with or assigned to a choice field must be one of its options.
+pub(super) fn option_value(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
+    let Some(options) = &field.options else { return };
+    let Some(text) = value.as_str() else { return };
+    if !options.iter().any(|o| o.value == text) {
+        let help = suggest::did_you_mean(text, options.iter().map(|o| o.value.as_str()));
+        ctx.error(Code::UNKNOWN_OPTION, format!("`{text}` is not an option of field `{}`", field.id), p).help = help;
+    }
+}
+
+/// Computed fields that depend on each other in a circle.
+fn computed_cycles(ctx: &mut Ctx<'_>, list: &[Field], base: &str) {
+    let computed: BTreeMap<&str, usize> =
+        list.iter().enumerate().filter(|(_, f)| f.expression.is_some()).map(|(i, f)| (f.id.as_str(), i)).collect();
+    let deps: BTreeMap<&str, Vec<String>> = list
+        .iter()
+        .filter_map(|f| {
+            let expr = f.expression.as_deref()?;
+            let ids =
+                crate::script::identifiers(expr).into_iter().filter(|id| computed.contains_key(id.as_str())).collect();
+            Some((f.id.as_str(), ids))
+        })
+        .collect();
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    for start in computed.keys() {
+        // Depth-first walk with an explicit path; a field seen again on the path is a cycle.
+        let mut path: Vec<(&str, usize)> = vec![(start, 0)];
+        while let Some(&(node, next)) = path.last() {
+            let children = deps.get(node).map(Vec::as_slice).unwrap_or(&[]);
+            if next >= children.len() {
+                path.pop();
+                continue;
+            }
+            if let Some(last) = path.last_mut() {
+                last.1 += 1;
+            }
+            let child = children[next].as_str();
+            if let Some(at) = path.iter().position(|(n, _)| *n == child) {
+                let cycle: Vec<&str> = path[at..].iter().map(|(n, _)| *n).collect();
+                let key = {
+                    let mut sorted = cycle.clone();
+                    sorted.sort_unstable();
+                    sorted.join(",")
+                };
+                if reported.insert(key) {
+                    let first = cycle.iter().min_by_key(|n| computed.get(*n)).copied().unwrap_or(child);
+                    let shown: Vec<&str> = cycle.iter().copied().chain(std::iter::once(cycle[0])).collect();
+                    let idx = computed.get(first).copied().unwrap_or(0);
+                    ctx.error(
+                        Code::COMPUTED_CYCLE,
+                        format!("computed fields depend on each other in a circle: {}", shown.join(" → ")),
+                        &format!("{base}/{idx}/expression"),
+                    )
+                    .help = Some("one of these fields must be entered, not computed".into());
+                }
+                continue;
+            }
+            if path.len() <= computed.len() {
+                path.push((child, 0));
+            }
+        }
+    }
+}
+
+fn states_and_actions(ctx: &mut Ctx<'_>, form: &Form, base: &str) {
+    let initials: Vec<usize> =
+        form.states.iter().enumerate().filter(|(_, s)| s.initial == Some(true)).map(|(i, _)| i).collect();
+    if let [_, second, ..] = initials.as_slice() {
+        ctx.error(Code::BAD_STATES, "only one state can be initial", &format!("{base}/states/{second}/initial"));
+    }
+    for (k, action) in form.actions.iter().enumerate() {
+        let ap = format!("{base}/actions/{k}");
+        for (m, s) in action.from.iter().enumerate() {
+            ctx.state_ref(form, s, &format!("{ap}/from/{m}"));
+            if form.states.iter().any(|st| &st.id == s && st.is_final == Some(true)) {
+                ctx.error(
+                    Code::CONFLICT,
+                    format!("state `{s}` is final, so no action may leave it"),
+                    &format!("{ap}/from/{m}"),
+                );
+            }
+        }
+        ctx.state_ref(form, &action.to, &format!("{ap}/to"));
+        for (m, r) in action.roles.iter().enumerate() {
+            ctx.role_ref(r, &format!("{ap}/roles/{m}"));
+        }
+        for (m, f) in action.requires.iter().enumerate() {
+            ctx.field_ref(Scope::of(Some(form)), f, &format!("{ap}/requires/{m}"), false);
+        }
+    }
+}
+
+/// Checks a condition's shape and references in a scope.
+pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &str) {
+    let kind = match c.kind() {
+        Ok(k) => k,
+        Err(e) => {
+            let (key, message, help) = match e {
+                ConditionShapeError::OperatorWithoutField(op) => (
+                    op,
+                    format!("`{op}` compares a field, but no `field` is named"),
+                    format!("add `field: NAME` next to `{op}`"),
+                ),
+                ConditionShapeError::FieldWithoutOperator => (
+                    "field",
+                    "`field` needs an operator".to_string(),
+                    "add one of `eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `in`, `not_in`, `empty`".to_string(),
+                ),
+                ConditionShapeError::TooMany(_, second) => (
+                    second,
+                    format!("`{second}` cannot go here: a condition is one test"),
+                    "combine several tests with `all:` or `any:`, one test per list item".to_string(),
+                ),
+            };
+            ctx.error_at_key(Code::BAD_CONDITION, message, &format!("{p}/{key}")).help = Some(help);
+            return;
+        }
+    };
+    match kind {
+        ConditionKind::All(list) | ConditionKind::Any(list) => {
+            let key = if c.all.is_some() { "all" } else { "any" };
+            for (i, inner) in list.iter().enumerate() {
+                condition(ctx, scope, inner, &format!("{p}/{key}/{i}"));
+            }
+        }
+        ConditionKind::Not(inner) => condition(ctx, scope, inner, &format!("{p}/not")),
+        ConditionKind::Compare(field, op) => {
+            let Some(f) = ctx.field_ref(scope, field, &format!("{p}/field"), true) else { return };
+            let values: Vec<(&Value, String)> = match op {
+                CompareOp::Eq => c.eq.iter().map(|v| (v, format!("{p}/eq"))).collect(),
+                CompareOp::Ne => c.ne.iter().map(|v| (v, format!("{p}/ne"))).collect(),
+                CompareOp::In => c.in_.iter().flatten().enumerate().map(|(i, v)| (v, format!("{p}/in/{i}"))).collect(),
+                CompareOp::NotIn => {
+                    c.not_in.iter().flatten().enumerate().map(|(i, v)| (v, format!("{p}/not_in/{i}"))).collect()
+                }
+                CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte => {
+                    if !(f.kind.is_numeric() || f.kind.is_temporal() || f.kind == FieldType::Computed) {
+                        ctx.error_at_key(
+                            Code::WRONG_FIELD_TYPE,
+                            format!("`{}` compares order, but field `{field}` is {}", op.as_str(), f.kind.as_str()),
+                            &format!("{p}/{}", op.as_str()),
+                        );
+                    }
+                    Vec::new()
+                }
+                CompareOp::Empty => Vec::new(),
+            };
+            for (v, vp) in values {
+                option_value(ctx, f, v, &vp);
+            }
+        }
+        ConditionKind::State(states) => {
+            if let Some(form) = scope.form {
+                for (i, s) in states.iter().enumerate() {
+                    ctx.state_ref(form, s, &format!("{p}/state/{i}"));
+                }
+            }
+        }
+        ConditionKind::Role(role) => ctx.role_ref(role, &format!("{p}/role")),
+        ConditionKind::Expr(expr) => ctx.expression(expr, &format!("{p}/expr")),
+    }
+}
+
+impl Ctx<'_> {
+    /// Like `duplicates`, for items identified by another key (`value` of options).
+    fn duplicates_by<'i, I>(&mut self, what: &str, base: &str, ids: I, key: &str)
+    where
+        I: IntoIterator<Item = &'i str>,
+    {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            if let Some(first) = seen.get(id) {
+                let first_line = self.loc(&format!("{base}/{first}/{key}"), false).line;
+                self.error(Code::DUPLICATE_ID, format!("two {what} are called `{id}`"), &format!("{base}/{i}/{key}"))
+                    .help = Some(format!("the first is at line {first_line}"));
+            } else {
+                seen.insert(id, i);
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Semantic checks: everything the schema cannot say. Every reference resolves, ids are
+//! unique, durations, cron and time zones parse, computed fields have no cycles, scripts and
+//! message templates compile. Every problem is collected; nothing stops at the first.
+
+mod flows;
+mod forms;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rhai::{Engine, AST};
+
+use crate::diagnostic::{Code, Diagnostic, Location};
+use crate::model::{script_source, AppDef, Field, FieldType, Form, ScriptSource};
+use crate::script::{self, ScriptError};
+use crate::suggest;
+use crate::yaml::{Node, Value};
+
+/// What the checks read.
+pub(crate) struct Input<'a> {
+    /// The app file as shown in diagnostics.
+    pub file: &'a str,
+    /// The app file's text.
+    pub yaml: &'a str,
+    /// The parsed tree, for positions.
+    pub root: &'a Node,
+    /// The typed definition.
+    pub def: &'a AppDef,
+    /// Script files by their path inside the app (`scripts/x.rhai`), with their text.
+    pub scripts: &'a BTreeMap<String, String>,
+    /// How to show a path inside the app folder in diagnostics.
+    pub app_dir: &'a str,
+    /// Data files present (`data/x.csv`); `None` when unknown (a lone app.yaml).
+    pub data_files: Option<&'a BTreeSet<String>>,
+    /// The script engine.
+    pub engine: &'a Engine,
+}
+
+/// What the checks produce besides diagnostics: compiled scripts, by file path or by the
+/// JSON pointer of an inline script.
+pub(crate) type Compiled = BTreeMap<String, AST>;
+
+/// Runs every semantic check.
+pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
+    let mut ctx = Ctx { input, diags: Vec::new(), compiled: BTreeMap::new(), script_failed: BTreeSet::new() };
+    ctx.unique_ids();
+    forms::check_app_meta(&mut ctx);
+    forms::check_forms(&mut ctx);
+    flows::check_flows(&mut ctx);
+    (ctx.compiled, ctx.diags)
+}
+
+pub(crate) struct Ctx<'a> {
+    input: &'a Input<'a>,
+    diags: Vec<Diagnostic>,
+    compiled: Compiled,
+    script_failed: BTreeSet<String>,
+}
+
+/// A form together with the extra names a condition or step may use in its context.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub form: Option<&'a Form>,
+    /// The fields visible (the form's, or a table row's siblings).
+    pub fields: &'a [Field],
+}
+
+impl<'a> Scope<'a> {
+    pub fn of(form: Option<&'a Form>) -> Self {
+        Scope { form, fields: form.map(|f| f.fields.as_slice()).unwrap_or(&[]) }
+    }
+
+    pub fn field(&self, id: &str) -> Option<&'a Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn def(&self) -> &'a AppDef {
+        self.input.def
+    }
+
+    pub fn loc(&self, pointer: &str, at_key: bool) -> Location {
+        let pos = self.input.root.position(pointer, at_key);
+        Location { file: self.input.file.to_string(), line: pos.line, column: pos.column, pointer: pointer.to_string() }
+    }
+
+    pub fn error(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
+        let d = Diagnostic::error(code, message, &self.loc(pointer, false));
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    pub fn error_at_key(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
+        let d = Diagnostic::error(code, message, &self.loc(pointer, true));
+        self.diags.push(d);
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    pub fn warning(&mut self, code: Code, message: impl Into<String>, pointer: &str) {
+        let d = Diagnostic::warning(code, message, &self.loc(pointer, false));
+        self.diags.push(d);
+    }
+
+    /// Reports an unknown reference with a did-you-mean among the candidates.
+    pub fn unknown<'c, I>(&mut self, code: Code, what: &str, name: &str, pointer: &str, candidates: I)
+    where
+        I: IntoIterator<Item = &'c str> + Clone,
+    {
+        let help = suggest::did_you_mean(name, candidates.clone())
+            .or_else(|| candidates.into_iter().next().is_none().then(|| format!("declare the {what} first")));
+        self.error(code, format!("unknown {what} `{name}`"), pointer).help = help;
+    }
+
+    pub fn form(&self, id: &str) -> Option<&'a Form> {
+        self.def().forms.iter().find(|f| f.id == id)
+    }
+
+    /// Resolves a form reference, reporting it when unknown.
+    pub fn form_ref(&mut self, id: &str, pointer: &str) -> Option<&'a Form> {
+        let found = self.form(id);
+        if found.is_none() {
+            let def = self.def();
+            self.unknown(Code::UNKNOWN_FORM, "form", id, pointer, def.forms.iter().map(|f| f.id.as_str()));
+        }
+        found
+    }
+
+    /// Resolves a field reference in a scope, reporting it when unknown. System fields such
+    /// as `created_at` resolve to `None` without a report when `allow_system` is set.
+    pub fn field_ref<'s>(
+        &mut self,
+        scope: Scope<'s>,
+        id: &str,
+        pointer: &str,
+        allow_system: bool,
+    ) -> Option<&'s Field> {
+        if let Some(f) = scope.field(id) {
+            return Some(f);
+        }
+        if allow_system && crate::model::SYSTEM_FIELDS.contains(&id) {
+            return None;
+        }
+        let Some(form) = scope.form else { return None };
+        let candidates: Vec<&str> = scope.fields.iter().map(|f| f.id.as_str()).collect();
+        let help = suggest::did_you_mean(id, candidates.iter().copied());
+        self.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{id}`", form.id), pointer).help = help;
+        None
+    }
+
+    /// A field reference that must be of one of some types.
+    pub fn typed_field_ref<'s>(
+        &mut self,
+        scope: Scope<'s>,
+        id: &str,
+        pointer: &str,
+        types: &[FieldType],
+        purpose: &str,
+    ) -> Option<&'s Field> {
+        let field = self.field_ref(scope, id, pointer, false)?;
+        if !types.contains(&field.kind) {
+            let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+            self.error(
+                Code::WRONG_FIELD_TYPE,
+                format!("field `{id}` is {}, but {purpose} needs {}", field.kind.as_str(), names.join(" or ")),
+                pointer,
+            );
+        }
+        Some(field)
+    }
+
+    pub fn role_ref(&mut self, id: &str, pointer: &str) {
+        let def = self.def();
+        if !def.roles.iter().any(|r| r.id == id) {
+            self.unknown(Code::UNKNOWN_ROLE, "role", id, pointer, def.roles.iter().map(|r| r.id.as_str()));
+        }
+    }
+
+    pub fn state_ref(&mut self, form: &Form, id: &str, pointer: &str) {
+        if !form.states.iter().any(|s| s.id == id) {
+            let help = if form.states.is_empty() {
+                Some(format!("form `{}` declares no states; add `states:` to it", form.id))
+            } else {
+                suggest::did_you_mean(id, form.states.iter().map(|s| s.id.as_str()))
+            };
+            self.error(Code::UNKNOWN_STATE, format!("form `{}` has no state `{id}`", form.id), pointer).help = help;
+        }
+    }
+
+    /// Parses a duration, reporting it when it does not parse.
+    pub fn duration(&mut self, text: &str, pointer: &str) {
+        if let Err(e) = text.parse::<crate::timespec::Duration>() {
+            self.error(Code::BAD_DURATION, format!("cannot read the duration: {e}"), pointer).help =
+                Some(crate::timespec::DURATION_HELP.to_string());
+        }
+    }
+
+    pub fn time_zone(&mut self, name: &str, pointer: &str) {
+        if let Err(e) = crate::timespec::parse_time_zone(name) {
+            self.error(Code::BAD_TIME_ZONE, e, pointer).help =
+                Some("use an IANA name such as `Asia/Shanghai` or `Europe/London`".into());
+        }
+    }
+
+    /// Compiles a script reference (file or inline); errors point into the file or the YAML.
+    pub fn script(&mut self, script: &str, pointer: &str) {
+        match script_source(script) {
+            ScriptSource::File(path) => {
+                if self.compiled.contains_key(path) || self.script_failed.contains(path) {
+                    return;
+                }
+                let Some(text) = self.input.scripts.get(path) else {
+                    let names: Vec<&str> = self.input.scripts.keys().map(String::as_str).collect();
+                    let help = suggest::did_you_mean(path, names.iter().copied())
+                        .or_else(|| Some(format!("create `{}/{path}`", self.input.app_dir)));
+                    self.error(Code::UNKNOWN_SCRIPT, format!("the script file `{path}` does not exist"), pointer)
+                        .help = help;
+                    self.script_failed.insert(path.to_string());
+                    return;
+                };
+                match script::compile(self.input.engine, text) {
+                    Ok(ast) => {
+                        self.compiled.insert(path.to_string(), ast);
+                    }
+                    Err(e) => {
+                        self.script_failed.insert(path.to_string());
+                        let file = format!("{}/{path}", self.input.app_dir);
+                        let loc = Location { file, line: e.line, column: e.column, pointer: String::new() };
+                        self.diags.push(
+                            Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc)
+                                .with_help(format!("used at {}:{}", self.input.file, self.loc(pointer, false).line)),
+                        );
+                    }
+                }
+            }
+            ScriptSource::Inline(text) => {
+                let compiled = script::compile(self.input.engine, text);
+                self.inline(compiled, pointer);
+            }
+        }
+    }
+
+    /// Compiles an inline expression.
+    pub fn expression(&mut self, text: &str, pointer: &str) {
+        let compiled = script::compile_expression(self.input.engine, text);
+        self.inline(compiled, pointer);
+    }
+
+    fn inline(&mut self, compiled: Result<AST, ScriptError>, pointer: &str) {
+        match compiled {
+            Ok(ast) => {
+                self.compiled.insert(pointer.to_string(), ast);
+            }
+            Err(e) => {
+                let mut loc = self.loc(pointer, false);
+                if let Some(Node { value: Value::Str(_, style), pos }) = self.input.root.at(pointer) {
+                    let p = script::position_in_yaml(self.input.yaml, *pos, *style, e.line, e.column);
+                    loc.line = p.line;
+                    loc.column = p.column;
+                }
+                self.diags.push(Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc));
+            }
+        }
+    }
+
+    /// Reports items of one list that share an id.
+    fn duplicates<'i, I>(&mut self, what: &str, base: &str, ids: I)
+    where
+        I: IntoIterator<Item = &'i str>,
+    {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            if let Some(first) = seen.get(id) {
+                let first_line = self.loc(&format!("{base}/{first}/id"), false).line;
+                self.error(Code::DUPLICATE_ID, format!("two {what} are called `{id}`"), &format!("{base}/{i}/id"))
+                    .help = Some(format!("the first is at line {first_line}; ids must be unique"));
+            } else {
+                seen.insert(id, i);
+            }
+        }
+    }
+
+    fn unique_ids(&mut self) {
+        let def = self.def();
+        self.duplicates("calendars", "/calendars", def.calendars.iter().map(|x| x.id.as_str()));
+        self.duplicates("roles", "/roles", def.roles.iter().map(|x| x.id.as_str()));
+        self.duplicates("forms", "/forms", def.forms.iter().map(|x| x.id.as_str()));
+        self.duplicates("events", "/events", def.events.iter().map(|x| x.id.as_str()));
+        self.duplicates("automations", "/automations", def.automations.iter().map(|x| x.id.as_str()));
+        self.duplicates("assignment rules", "/assignment_rules", def.assignment_rules.iter().map(|x| x.id.as_str()));
+        self.duplicates("approval chains", "/approvals", def.approvals.iter().map(|x| x.id.as_str()));
+        self.duplicates("SOPs", "/sops", def.sops.iter().map(|x| x.id.as_str()));
+        self.duplicates("scores", "/scores", def.scores.iter().map(|x| x.id.as_str()));
+        self.duplicates("grades", "/grades", def.grades.iter().map(|x| x.id.as_str()));
+        self.duplicates("boards", "/boards", def.boards.iter().map(|x| x.id.as_str()));
+        self.duplicates("channels", "/channels", def.channels.iter().map(|x| x.id.as_str()));
+        self.duplicates("messages", "/messages", def.messages.iter().map(|x| x.id.as_str()));
+        self.duplicates("metrics", "/metrics", def.metrics.iter().map(|x| x.id.as_str()));
+        if let Some(m) = &def.members {
+            self.duplicates("member attributes", "/members/fields", m.fields.iter().map(|x| x.id.as_str()));
+        }
+        for (i, form) in def.forms.iter().enumerate() {
+            let base = format!("/forms/{i}");
+            self.duplicates("fields", &format!("{base}/fields"), form.fields.iter().map(|x| x.id.as_str()));
+            self.duplicates("states", &format!("{base}/states"), form.states.iter().map(|x| x.id.as_str()));
+            self.duplicates("actions", &format!("{base}/actions"), form.actions.iter().map(|x| x.id.as_str()));
+        }
+        for (i, e) in def.events.iter().enumerate() {
+            self.duplicates("payload fields", &format!("/events/{i}/fields"), e.fields.iter().map(|x| x.id.as_str()));
+        }
+        for (i, a) in def.approvals.iter().enumerate() {
+            self.duplicates("approval steps", &format!("/approvals/{i}/steps"), a.steps.iter().map(|x| x.id.as_str()));
+        }
+        for (i, s) in def.sops.iter().enumerate() {
+            self.duplicates("tasks", &format!("/sops/{i}/tasks"), s.tasks.iter().map(|x| x.id.as_str()));
+        }
+    }
+}

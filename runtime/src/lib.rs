@@ -1,0 +1,61 @@
+//! # closeloop
+//!
+//! An embeddable low-code form-and-rule runtime. Ops staff describe an app in YAML (forms
+//! and typed fields, states and actions, automations, assignment rules, approval chains, SOP
+//! task templates, scores, boards, channels, message templates and metrics); closeloop
+//! checks it and runs it.
+//!
+//! This crate is the library; the `closeloop` command is a thin layer over it.
+//!
+//! ## Loading an app
+//!
+//! Loading never stops at the first problem: it returns the app (when it has no errors)
+//! together with *every* diagnostic, each with a stable code, a message, a help line, the
+//! file, line and column, and a JSON pointer.
+//!
+//! ```
+//! use closeloop::{AppFiles, Loader};
+//!
+//! let loader = Loader::new()?;
+//! let files = AppFiles {
+//!     app_yaml: "app:\n  id: demo\n  title: {zh: 演示, en: Demo}\nforms:\n  - id: lead\n    fields:\n      - id: customer\n        type: text\n        requried: true\n".into(),
+//!     ..AppFiles::default()
+//! };
+//! let loaded = loader.load(&files);
+//! assert!(loaded.app.is_none());
+//! let d = &loaded.diagnostics[0];
+//! assert_eq!(d.code.as_str(), "UNKNOWN_KEY");
+//! assert_eq!((d.line, d.column), (9, 9));
+//! assert_eq!(d.help.as_deref(), Some("did you mean `required`?"));
+//! # Ok::<(), closeloop::LoaderError>(())
+//! ```
+//!
+//! The bundled templates are embedded; [`templates`] lists them and
+//! [`Template::files`] gives their files ready for [`Loader::load`].
+//!
+//! ## Modules
+//! - `yaml`: a position-keeping, bomb-proof YAML reader.
+//! - `schema`: the JSON Schema check, with errors mapped to the offending key or value.
+//! - `model`: the app language as Rust types.
+//! - `check`: semantic checks (references, ids, durations, cron, cycles, scripts, templates).
+//! - `script`: the hardened rhai engine.
+//! - `timespec`: durations, cron schedules, time zones and dates.
+//! - `templates`: the three bundled apps.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod check;
+pub mod diagnostic;
+mod loader;
+pub mod model;
+pub mod schema;
+pub mod script;
+mod suggest;
+pub mod templates;
+pub mod timespec;
+pub mod yaml;
+
+pub use diagnostic::{Code, Diagnostic, Location, Severity};
+pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
+pub use schema::SCHEMA_JSON;
+pub use templates::{template, templates, Template};

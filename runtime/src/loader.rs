@@ -1,0 +1,247 @@
+//! Loading an app: read the files, parse, check against the schema, build the typed model,
+//! run the semantic checks, compile the scripts. One loader serves `validate`, `install` and
+//! the library, so there is never a second opinion on whether an app is valid.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rhai::{Engine, AST};
+
+use crate::check;
+use crate::diagnostic::{Code, Diagnostic, Location};
+use crate::model::AppDef;
+use crate::schema::{SchemaChecker, SchemaError};
+use crate::script::{self, ScriptLimits};
+use crate::yaml::{self, Limits};
+
+/// The largest script file accepted, in bytes.
+const MAX_SCRIPT_BYTES: u64 = 256 * 1024;
+/// The most script files one app may carry.
+const MAX_SCRIPTS: usize = 256;
+
+/// The files of one app, in memory: `app.yaml`, its scripts and the names of its data files.
+#[derive(Debug, Clone, Default)]
+pub struct AppFiles {
+    /// How the app folder is shown in diagnostics (`app-templates/lead-followup`).
+    pub dir: String,
+    /// The text of `app.yaml`.
+    pub app_yaml: String,
+    /// Scripts by path inside the app folder (`scripts/assign.rhai`).
+    pub scripts: BTreeMap<String, String>,
+    /// Data files present (`data/members.csv`); `None` when unknown.
+    pub data_files: Option<BTreeSet<String>>,
+}
+
+impl AppFiles {
+    /// The path of `app.yaml` as shown in diagnostics.
+    pub fn app_file(&self) -> String {
+        if self.dir.is_empty() {
+            "app.yaml".to_string()
+        } else {
+            format!("{}/app.yaml", self.dir)
+        }
+    }
+}
+
+/// A loaded, checked app: its definition and its compiled scripts.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The definition as written.
+    pub def: AppDef,
+    scripts: BTreeMap<String, AST>,
+}
+
+impl App {
+    /// A compiled script or expression, by file path (`scripts/x.rhai`) or by the JSON
+    /// pointer of an inline one (`/forms/0/fields/3/expression`).
+    pub fn script(&self, key: &str) -> Option<&AST> {
+        self.scripts.get(key)
+    }
+
+    /// How many scripts and expressions were compiled.
+    pub fn script_count(&self) -> usize {
+        self.scripts.len()
+    }
+}
+
+/// The outcome of loading: the app when it has no errors, every diagnostic, and the source
+/// texts by file name so a front end can show the offending lines.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The app, when no diagnostic is an error.
+    pub app: Option<App>,
+    /// Every problem found, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Source texts by the file names used in diagnostics.
+    pub sources: BTreeMap<String, String>,
+}
+
+impl Loaded {
+    /// True when there is no error (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.app.is_some()
+    }
+}
+
+/// Why the loader itself could not be built. Only a broken build causes this.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    /// The embedded schema is broken.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+}
+
+/// Loads apps. Build one and reuse it: it holds the compiled schema and the script engine.
+#[derive(Debug)]
+pub struct Loader {
+    schema: SchemaChecker,
+    engine: Engine,
+    limits: Limits,
+}
+
+impl Loader {
+    /// A loader with the default limits.
+    pub fn new() -> Result<Self, LoaderError> {
+        Ok(Loader {
+            schema: SchemaChecker::new()?,
+            engine: script::engine(ScriptLimits::default()),
+            limits: Limits::default(),
+        })
+    }
+
+    /// Loads an app from its files in memory.
+    pub fn load(&self, files: &AppFiles) -> Loaded {
+        let file = files.app_file();
+        let mut sources = BTreeMap::new();
+        sources.insert(file.clone(), files.app_yaml.clone());
+        for (path, text) in &files.scripts {
+            sources.insert(join(&files.dir, path), text.clone());
+        }
+        let (root, mut diagnostics) = yaml::parse(&file, &files.app_yaml, self.limits);
+        let Some(root) = root else {
+            return finish(None, diagnostics, sources);
+        };
+        let doc = root.to_json();
+        let schema_diags = self.schema.check(&file, &root, &doc);
+        let schema_ok = schema_diags.is_empty();
+        diagnostics.extend(schema_diags);
+        if !schema_ok {
+            return finish(None, diagnostics, sources);
+        }
+        let def: AppDef = match serde_json::from_value(doc) {
+            Ok(def) => def,
+            Err(e) => {
+                // The schema and the model disagree: a closeloop bug, reported rather than hidden.
+                let at = Location { file: file.clone(), line: 1, column: 1, pointer: String::new() };
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::SCHEMA_VIOLATION,
+                        format!("the app passed the schema but not the model: {e}"),
+                        &at,
+                    )
+                    .with_help("this is a closeloop bug; please report it with the app file"),
+                );
+                return finish(None, diagnostics, sources);
+            }
+        };
+        let input = check::Input {
+            file: &file,
+            yaml: &files.app_yaml,
+            root: &root,
+            def: &def,
+            scripts: &files.scripts,
+            app_dir: &files.dir,
+            data_files: files.data_files.as_ref(),
+            engine: &self.engine,
+        };
+        let (compiled, semantic) = check::check(&input);
+        diagnostics.extend(semantic);
+        let app = App { def, scripts: compiled };
+        finish(Some(app), diagnostics, sources)
+    }
+
+    /// Loads an app from disk: an app folder, or an `app.yaml` (whose folder holds `scripts/`
+    /// and `data/`). Unreadable or oversized files are diagnostics, not errors.
+    pub fn load_path(&self, path: &Path) -> Loaded {
+        match read_app(path, self.limits.max_bytes as u64) {
+            Ok(files) => self.load(&files),
+            Err(d) => finish(None, vec![*d], BTreeMap::new()),
+        }
+    }
+}
+
+fn finish(app: Option<App>, mut diagnostics: Vec<Diagnostic>, sources: BTreeMap<String, String>) -> Loaded {
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code)));
+    diagnostics.dedup();
+    let app = app.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+    Loaded { app, diagnostics, sources }
+}
+
+fn join(dir: &str, path: &str) -> String {
+    if dir.is_empty() {
+        path.to_string()
+    } else {
+        format!("{dir}/{path}")
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.to_string_lossy().trim_end_matches('/').to_string()
+}
+
+fn file_error(code: Code, message: String, file: String, help: &str) -> Box<Diagnostic> {
+    let at = Location { file, line: 1, column: 1, pointer: String::new() };
+    Box::new(Diagnostic::error(code, message, &at).with_help(help))
+}
+
+/// Reads a text file with a size cap, as a diagnostic on failure.
+fn read_text(path: &Path, max: u64) -> Result<String, Box<Diagnostic>> {
+    let shown = display(path);
+    let meta = std::fs::metadata(path).map_err(|e| {
+        file_error(Code::FILE_UNREADABLE, format!("cannot read {shown}: {e}"), shown.clone(), "check the path")
+    })?;
+    if meta.len() > max {
+        return Err(file_error(
+            Code::FILE_TOO_LARGE,
+            format!("{shown} is {} bytes; at most {max} are accepted", meta.len()),
+            shown,
+            "an app definition is small; move sample data to CSV files under `data/`",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        file_error(Code::FILE_UNREADABLE, format!("cannot read {shown}: {e}"), shown.clone(), "check the path")
+    })?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
+    String::from_utf8(bytes)
+        .map_err(|_| file_error(Code::NOT_UTF8, format!("{shown} is not UTF-8 text"), shown, "save the file as UTF-8"))
+}
+
+/// Reads an app folder (or the folder of an `app.yaml`) into memory.
+pub fn read_app(path: &Path, max_yaml_bytes: u64) -> Result<AppFiles, Box<Diagnostic>> {
+    let (dir, yaml_path): (PathBuf, PathBuf) = if path.is_dir() {
+        (path.to_path_buf(), path.join("app.yaml"))
+    } else {
+        (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
+    };
+    let app_yaml = read_text(&yaml_path, max_yaml_bytes)?;
+    let mut scripts = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("scripts")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !name.ends_with(".rhai") {
+                continue;
+            }
+            if scripts.len() >= MAX_SCRIPTS {
+                break;
+            }
+            scripts.insert(format!("scripts/{name}"), read_text(&entry.path(), MAX_SCRIPT_BYTES)?);
+        }
+    }
+    let mut data = BTreeSet::new();
+    if let Ok(entries) = std::fs::read_dir(dir.join("data")) {
+        for entry in entries.flatten() {
+            data.insert(format!("data/{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    Ok(AppFiles { dir: display(&dir), app_yaml, scripts, data_files: Some(data) })
+}

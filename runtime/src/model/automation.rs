@@ -1,0 +1,618 @@
+//! Conditions, triggers, steps, approvals, SOPs, scores, grades and metrics.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Label, Recipient};
+
+/// A script: `scripts/NAME.rhai` in the app folder, or inline rhai text.
+pub type Script = String;
+
+/// Where a script comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptSource<'a> {
+    /// A file in the app's `scripts/` folder (the path as written).
+    File(&'a str),
+    /// Text written in the YAML.
+    Inline(&'a str),
+}
+
+/// Tells a script file reference from inline text: a reference is exactly
+/// `scripts/NAME.rhai`, something rhai code never is.
+pub fn script_source(script: &str) -> ScriptSource<'_> {
+    let is_file = script.strip_prefix("scripts/").and_then(|rest| rest.strip_suffix(".rhai")).is_some_and(|name| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    if is_file {
+        ScriptSource::File(script)
+    } else {
+        ScriptSource::Inline(script)
+    }
+}
+
+/// A condition, written as one object. Which keys may go together (a `field` with exactly
+/// one operator; otherwise exactly one of the others) is checked after the schema, so the
+/// author is told precisely which key is out of place; [`Condition::kind`] gives the shape.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Condition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eq: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ne: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gte: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lte: Option<Value>,
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub in_: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_in: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
+}
+
+/// A comparison operator of a field condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    In,
+    NotIn,
+    Empty,
+}
+
+impl CompareOp {
+    /// The key as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+            CompareOp::Gt => "gt",
+            CompareOp::Gte => "gte",
+            CompareOp::Lt => "lt",
+            CompareOp::Lte => "lte",
+            CompareOp::In => "in",
+            CompareOp::NotIn => "not_in",
+            CompareOp::Empty => "empty",
+        }
+    }
+}
+
+/// The shape of a well-formed condition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConditionKind<'a> {
+    /// Every one holds.
+    All(&'a [Condition]),
+    /// At least one holds.
+    Any(&'a [Condition]),
+    /// Does not hold.
+    Not(&'a Condition),
+    /// A field compared with an operator.
+    Compare(&'a str, CompareOp),
+    /// The record is in one of these states.
+    State(&'a [String]),
+    /// The actor holds a role.
+    Role(&'a str),
+    /// A rhai expression.
+    Expr(&'a str),
+}
+
+/// Why a condition object is not well formed: the keys involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionShapeError {
+    /// A comparison operator without `field`.
+    OperatorWithoutField(&'static str),
+    /// `field` without an operator.
+    FieldWithoutOperator,
+    /// Two keys that cannot go together; the second is reported.
+    TooMany(&'static str, &'static str),
+}
+
+impl Condition {
+    fn operators(&self) -> Vec<CompareOp> {
+        let mut ops = Vec::new();
+        let pairs = [
+            (self.eq.is_some(), CompareOp::Eq),
+            (self.ne.is_some(), CompareOp::Ne),
+            (self.gt.is_some(), CompareOp::Gt),
+            (self.gte.is_some(), CompareOp::Gte),
+            (self.lt.is_some(), CompareOp::Lt),
+            (self.lte.is_some(), CompareOp::Lte),
+            (self.in_.is_some(), CompareOp::In),
+            (self.not_in.is_some(), CompareOp::NotIn),
+            (self.empty.is_some(), CompareOp::Empty),
+        ];
+        for (present, op) in pairs {
+            if present {
+                ops.push(op);
+            }
+        }
+        ops
+    }
+
+    /// The condition's shape, or which keys conflict.
+    pub fn kind(&self) -> Result<ConditionKind<'_>, ConditionShapeError> {
+        let ops = self.operators();
+        let mut heads: Vec<(&'static str, ConditionKind<'_>)> = Vec::new();
+        if let Some(c) = &self.all {
+            heads.push(("all", ConditionKind::All(c)));
+        }
+        if let Some(c) = &self.any {
+            heads.push(("any", ConditionKind::Any(c)));
+        }
+        if let Some(c) = &self.not {
+            heads.push(("not", ConditionKind::Not(c)));
+        }
+        if let Some(s) = &self.state {
+            heads.push(("state", ConditionKind::State(s)));
+        }
+        if let Some(r) = &self.role {
+            heads.push(("role", ConditionKind::Role(r)));
+        }
+        if let Some(e) = &self.expr {
+            heads.push(("expr", ConditionKind::Expr(e)));
+        }
+        match &self.field {
+            Some(field) => {
+                if let Some((key, _)) = heads.first() {
+                    return Err(ConditionShapeError::TooMany("field", key));
+                }
+                match ops.as_slice() {
+                    [] => Err(ConditionShapeError::FieldWithoutOperator),
+                    [op] => Ok(ConditionKind::Compare(field, *op)),
+                    [first, second, ..] => Err(ConditionShapeError::TooMany(first.as_str(), second.as_str())),
+                }
+            }
+            None => {
+                if let Some(op) = ops.first() {
+                    return Err(ConditionShapeError::OperatorWithoutField(op.as_str()));
+                }
+                match heads.as_slice() {
+                    [(_, kind)] => Ok(*kind),
+                    [(first, _), (second, _), ..] => Err(ConditionShapeError::TooMany(first, second)),
+                    // The schema's minProperties rules out an empty object.
+                    [] => Err(ConditionShapeError::FieldWithoutOperator),
+                }
+            }
+        }
+    }
+}
+
+/// A moment relative to a date field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offset {
+    /// How long after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// How long before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// The anchor field.
+    pub from: String,
+}
+
+/// What starts an automation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A record of the form is created.
+    Created(String),
+    /// A record of the form is updated.
+    Updated(String),
+    /// A field changes.
+    Changed(ChangedTrigger),
+    /// An action is done.
+    Action(ActionTrigger),
+    /// A state is entered.
+    Entered(EnteredTrigger),
+    /// An external event arrives.
+    Event(String),
+    /// A cron schedule.
+    Cron(CronTrigger),
+    /// A timer relative to a date field.
+    Timer(TimerTrigger),
+}
+
+/// A field change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ChangedTrigger {
+    pub form: String,
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Value>,
+}
+
+/// An action done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ActionTrigger {
+    pub form: String,
+    pub action: String,
+}
+
+/// A state entered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct EnteredTrigger {
+    pub form: String,
+    pub state: String,
+}
+
+/// A cron schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronTrigger {
+    /// 5-field cron.
+    pub schedule: String,
+    /// Time zone; default the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// A timer relative to each record's date field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerTrigger {
+    /// The form.
+    pub form: String,
+    /// How long after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// How long before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// The anchor field.
+    pub from: String,
+    /// What to do when the moment passed during downtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<LatePolicy>,
+}
+
+/// What a timer does when its moment passed while closeloop was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatePolicy {
+    /// Fire once, marked late.
+    Fire,
+    /// Record it as skipped.
+    Skip,
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Set fields.
+    Set(BTreeMap<String, Value>),
+    /// Run an assignment rule.
+    Assign(String),
+    /// Open an SOP's tasks.
+    CreateTasks(String),
+    /// Cancel an SOP's open tasks.
+    CancelTasks(String),
+    /// Start an approval chain.
+    StartApproval(String),
+    /// Send a message.
+    Notify(Notify),
+    /// Flag on a board.
+    Flag(Flag),
+    /// Take off a board.
+    Unflag(String),
+    /// Raise an event.
+    Emit(Emit),
+    /// Run a script.
+    Script(Script),
+    /// Recompute a score.
+    Score(String),
+    /// Run a grade.
+    Grade(String),
+}
+
+/// A notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Notify {
+    pub channel: String,
+    pub message: String,
+    pub to: Recipient,
+}
+
+/// A board flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Flag {
+    pub board: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Label>,
+}
+
+/// An emitted event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Emit {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, Value>,
+}
+
+/// When / if / do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Automation {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    pub when: Trigger,
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    #[serde(rename = "do")]
+    pub steps: Vec<Step>,
+}
+
+/// An approval chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ApprovalChain {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub form: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_on_edit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_self_approval: Option<bool>,
+    pub steps: Vec<ApprovalStep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_approved: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_rejected: Vec<Step>,
+}
+
+/// How many approvers a step needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    /// One suffices.
+    Any,
+    /// Everyone.
+    All,
+    /// `n` of them.
+    NOfM,
+}
+
+/// One approval step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ApprovalStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<Recipient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ApprovalMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_to: Option<Recipient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_delegation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// A customer signature step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Signature {
+    pub contact_field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdf: Option<bool>,
+}
+
+/// An SOP template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Sop {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub form: String,
+    pub tasks: Vec<SopTask>,
+}
+
+/// Evidence a task needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Evidence {
+    Summary,
+    Attachment,
+}
+
+/// One SOP task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SopTask {
+    pub id: String,
+    pub title: Label,
+    pub due: Offset,
+    pub assignee: Recipient,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_track: Option<Label>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_complete: Vec<Step>,
+}
+
+/// A 0-100 score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Score {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub form: String,
+    pub field: String,
+    pub script: Script,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Steps to run below a score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Threshold {
+    pub below: f64,
+    #[serde(rename = "do")]
+    pub steps: Vec<Step>,
+}
+
+/// A risk level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Level {
+    Low,
+    Medium,
+    High,
+}
+
+/// Risk grading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Grade {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub form: String,
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<GradeRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<Script>,
+}
+
+/// One decision-table row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct GradeRule {
+    #[serde(rename = "if")]
+    pub condition: Condition,
+    pub level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Label>,
+}
+
+/// A point in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// Created (always `true`).
+    Created(bool),
+    /// An action done.
+    Action(String),
+    /// A state entered.
+    State(String),
+    /// An event arrived.
+    Event(String),
+    /// A chain approved.
+    Approval(String),
+    /// `chain.step` decided.
+    ApprovalStep(String),
+    /// `sop.task` done.
+    Task(String),
+    /// Every task of an SOP done.
+    Tasks(String),
+}
+
+/// A breakdown dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Dimension {
+    Member,
+    Region,
+    Week,
+    Month,
+}
+
+/// An action penetration metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Metric {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    pub form: String,
+    pub start: Milestone,
+    pub end: Milestone,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<Milestone>,
+    pub target: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakdown: Vec<Dimension>,
+}

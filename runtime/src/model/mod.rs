@@ -1,0 +1,280 @@
+//! The app language as Rust types: what an ops person wrote, after the schema check.
+//!
+//! These types mirror `schemas/app.schema.json` one to one; a value that passes the schema
+//! deserializes here, and any value here serializes back to a document the schema accepts
+//! (the round-trip test holds both directions). Optional settings stay `Option` so that
+//! "not written" and "written as the default" remain distinguishable and round-trips are exact.
+//! Defaults are applied by the code that uses a setting, through the accessor methods.
+
+mod automation;
+mod form;
+mod people;
+
+pub use automation::*;
+pub use form::*;
+pub use people::*;
+
+use serde::{Deserialize, Serialize};
+
+/// A text shown to people: plain, or one text per language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Label {
+    /// The same text in every language.
+    Text(String),
+    /// One text per language.
+    Langs(Langs),
+}
+
+/// Texts by language.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Langs {
+    /// Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zh: Option<String>,
+    /// English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub en: Option<String>,
+}
+
+/// A language closeloop speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// Chinese.
+    Zh,
+    /// English.
+    En,
+}
+
+impl Label {
+    /// The text in a language, falling back to the other language.
+    pub fn get(&self, lang: Lang) -> &str {
+        match self {
+            Label::Text(t) => t,
+            Label::Langs(l) => {
+                let (first, second) = match lang {
+                    Lang::Zh => (&l.zh, &l.en),
+                    Lang::En => (&l.en, &l.zh),
+                };
+                first.as_deref().or(second.as_deref()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// A whole app definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppDef {
+    /// Who the app is.
+    pub app: AppMeta,
+    /// Working calendars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<Calendar>,
+    /// Roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+    /// The member directory's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Members>,
+    /// Forms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<Form>,
+    /// External events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventDef>,
+    /// Automations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub automations: Vec<Automation>,
+    /// Assignment rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignment_rules: Vec<AssignmentRule>,
+    /// Approval chains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalChain>,
+    /// SOP templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sops: Vec<Sop>,
+    /// Scores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<Score>,
+    /// Grades.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grades: Vec<Grade>,
+    /// Boards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boards: Vec<Board>,
+    /// Channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<Channel>,
+    /// Message templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
+    /// Metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+    /// Sample data files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed: Vec<Seed>,
+}
+
+/// The default time zone when an app names none.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+
+/// Who the app is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppMeta {
+    /// The app id (`lead-followup`).
+    pub id: String,
+    /// The app's name.
+    pub title: Label,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Label>,
+    /// The definition's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The app's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// The default language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Lang>,
+    /// The default calendar's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
+}
+
+impl AppMeta {
+    /// The time zone name, defaulting to Asia/Shanghai.
+    pub fn time_zone(&self) -> &str {
+        self.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE)
+    }
+}
+
+/// A working calendar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    /// Id.
+    pub id: String,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// Time zone; default the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Worked weekdays; default Monday to Friday.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_days: Option<Vec<Weekday>>,
+    /// Working hours; default 09:00-18:00.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_hours: Option<WorkingHours>,
+    /// Dates not worked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<String>,
+    /// Weekend dates that are worked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_working_days: Vec<String>,
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Start and end of the working day, `HH:MM`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    /// When work starts.
+    pub start: String,
+    /// When work ends.
+    pub end: String,
+}
+
+/// A channel kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// The run log.
+    Log,
+    /// A signed JSON POST.
+    Webhook,
+    /// SMTP email.
+    Email,
+    /// SMS through a gateway webhook.
+    Sms,
+    /// 企业微信.
+    Wecom,
+    /// 钉钉.
+    Dingtalk,
+}
+
+/// A delivery channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    /// Id.
+    pub id: String,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// Kind.
+    pub kind: ChannelKind,
+}
+
+/// A message template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// Id.
+    pub id: String,
+    /// Subject line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Label>,
+    /// Text with `{{ field }}` placeholders.
+    pub text: Label,
+}
+
+/// A board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Id.
+    pub id: String,
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// Forms whose records appear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<String>,
+    /// Roles that may see it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Also list overdue records; default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub show_overdue: Option<bool>,
+}
+
+/// A sample data file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// The form it fills.
+    pub form: String,
+    /// `data/NAME.csv`.
+    pub file: String,
+}

@@ -1,0 +1,215 @@
+//! The rhai sandbox that runs ops staff's scripts, and the mapping of script errors to places.
+//!
+//! The engine starts from [`rhai::Engine::new_raw`]: no file module resolver (no `import`),
+//! no `LanguageCorePackage` (no blocking `sleep`), `eval` disabled at parse time, `print` and
+//! `debug` swallowed, modules compiled out (the `no_module` feature) (the runner will route them to the run log), and every limit set.
+//! Scripts compile once, when an app loads.
+
+use rhai::packages::{
+    ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage, BasicStringPackage,
+    LogicPackage, MoreStringPackage, Package,
+};
+use rhai::{Engine, ParseError, AST};
+
+use crate::yaml::{Pos, Style};
+
+/// The limits every script runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptLimits {
+    /// Operations per run.
+    pub max_operations: u64,
+    /// Nested function calls.
+    pub max_call_levels: usize,
+    /// Expression nesting at global level.
+    pub max_expr_depth: usize,
+    /// Expression nesting inside functions.
+    pub max_fn_expr_depth: usize,
+    /// Characters in one string.
+    pub max_string_size: usize,
+    /// Items in one array.
+    pub max_array_size: usize,
+    /// Entries in one object map.
+    pub max_map_size: usize,
+    /// Variables alive at once.
+    pub max_variables: usize,
+    /// Functions one script may define.
+    pub max_functions: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 1_000_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_fn_expr_depth: 32,
+            max_string_size: 64 * 1024,
+            max_array_size: 10_000,
+            max_map_size: 10_000,
+            max_variables: 256,
+            max_functions: 64,
+        }
+    }
+}
+
+/// Builds the hardened engine.
+pub fn engine(limits: ScriptLimits) -> Engine {
+    let mut engine = Engine::new_raw();
+    for module in [
+        ArithmeticPackage::new().as_shared_module(),
+        BasicStringPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BasicIteratorPackage::new().as_shared_module(),
+        LogicPackage::new().as_shared_module(),
+        BasicMathPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+        BasicMapPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(module);
+    }
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_expr_depths(limits.max_expr_depth, limits.max_fn_expr_depth)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_variables(limits.max_variables)
+        .set_max_functions(limits.max_functions)
+        .set_strict_variables(false);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine
+}
+
+/// A compile error inside a script: message and 1-based line and column within the script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptError {
+    /// What is wrong.
+    pub message: String,
+    /// 1-based line in the script.
+    pub line: usize,
+    /// 1-based column in the script.
+    pub column: usize,
+}
+
+impl From<ParseError> for ScriptError {
+    fn from(e: ParseError) -> Self {
+        let pos = e.position();
+        ScriptError {
+            message: e.err_type().to_string(),
+            line: pos.line().unwrap_or(1),
+            column: pos.position().unwrap_or(1),
+        }
+    }
+}
+
+/// Compiles a script.
+pub fn compile(engine: &Engine, source: &str) -> Result<AST, ScriptError> {
+    engine.compile(source).map_err(ScriptError::from)
+}
+
+/// Compiles a single expression (a computed field, an `expr` condition).
+pub fn compile_expression(engine: &Engine, source: &str) -> Result<AST, ScriptError> {
+    engine.compile_expression(source).map_err(ScriptError::from)
+}
+
+/// Maps a line and column inside an inline script back to the YAML file, given where the
+/// scalar starts, how it was written and the YAML source.
+pub fn position_in_yaml(yaml: &str, scalar: Pos, style: Style, line: usize, column: usize) -> Pos {
+    match style {
+        Style::Literal | Style::Folded => {
+            // Block content starts on the line after the indicator, at the block's indentation.
+            let first = scalar.line + 1;
+            let indent = yaml
+                .lines()
+                .skip(first - 1)
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.chars().take_while(|c| *c == ' ').count())
+                .unwrap_or(0);
+            Pos { line: first + line - 1, column: indent + column }
+        }
+        Style::Plain | Style::SingleQuoted | Style::DoubleQuoted => {
+            let quote = usize::from(style != Style::Plain);
+            if line <= 1 {
+                Pos { line: scalar.line, column: scalar.column + quote + column - 1 }
+            } else {
+                Pos { line: scalar.line + line - 1, column }
+            }
+        }
+    }
+}
+
+/// The identifiers an expression mentions, outside strings and not after a `.`.
+/// Used to find which fields a computed field depends on.
+pub fn identifiers(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = source.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '`' || c == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let after_dot = chars[..start].iter().rev().find(|c| !c.is_whitespace()) == Some(&'.');
+            if !after_dot {
+                out.push(chars[start..i].iter().collect());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiles(src: &str) -> Result<(), ScriptError> {
+        compile(&engine(ScriptLimits::default()), src).map(|_| ())
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_line_and_column() {
+        let e = compiles("let x = 1;\nlet y = (2 + ;\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.column > 1);
+    }
+
+    #[test]
+    fn refuses_eval_import_and_deep_nesting() {
+        assert!(compiles("eval(\"1\")").is_err());
+        assert!(compiles("import \"/etc/passwd\" as p;").is_err());
+        let deep = "(".repeat(10_000) + "1" + &")".repeat(10_000);
+        assert!(compiles(&deep).is_err());
+        let closures = "|| {".repeat(5_000) + &"}".repeat(5_000);
+        assert!(compiles(&closures).is_err());
+    }
+
+    #[test]
+    fn maps_inline_positions_into_the_yaml() {
+        let yaml = "a:\n  script: |\n    let x = 1;\n    bad(\n";
+        let p = position_in_yaml(yaml, Pos { line: 2, column: 11 }, Style::Literal, 2, 5);
+        assert_eq!(p, Pos { line: 4, column: 9 });
+        let p = position_in_yaml("expr: \"x +\"", Pos { line: 1, column: 7 }, Style::DoubleQuoted, 1, 3);
+        assert_eq!(p, Pos { line: 1, column: 10 });
+    }
+
+    #[test]
+    fn finds_identifiers_outside_strings() {
+        assert_eq!(identifiers("qty * unit_price + \"qty\".len() + x.field"), ["qty", "unit_price", "x"]);
+    }
+}
