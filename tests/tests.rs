@@ -1,1 +1,19 @@
+//! closeloop's end-to-end tests, compiled into one binary (`cargo test` runs them all).
+//!
+//! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
+//! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
+//! - `cli`: the real `closeloop` binary, its output formats and exit codes.
+//! - `roundtrip`: any app definition survives serialize → load unchanged.
+//! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
+//! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 
+// Test helpers fail loudly: a panic with the offending fixture is the report.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod corpus;
+mod hostile;
+mod independent_schema;
+mod roundtrip;
+mod support;
+mod templates;

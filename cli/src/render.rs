@@ -11,13 +11,22 @@ pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
     if let Some(line) = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1))) {
         let number = d.line.to_string();
         let gutter = " ".repeat(number.len());
-        let before: String = line.chars().take(d.column.saturating_sub(1)).collect();
-        let token: String = line.chars().skip(d.column.saturating_sub(1)).collect();
+        // Long lines (minified or hostile input) are shown as a window around the column.
+        let chars: Vec<char> = line.chars().collect();
+        let col = d.column.saturating_sub(1).min(chars.len());
+        let start = col.saturating_sub(40);
+        let end = (col + 60).min(chars.len());
+        let prefix = if start > 0 { "…" } else { "" };
+        let suffix = if end < chars.len() { "…" } else { "" };
+        let line: String = format!("{prefix}{}{suffix}", chars[start..end].iter().collect::<String>());
+        let before: String = format!("{prefix}{}", chars[start..col].iter().collect::<String>());
+        let token: String = chars[col..end].iter().collect();
         let carets = "^".repeat(width(token_at(&token)).max(1));
         out.push_str(&format!("{gutter} |\n{number} | {line}\n{gutter} | {}{carets}\n", " ".repeat(width(&before))));
     }
     if let Some(help) = &d.help {
-        out.push_str(&format!("  = help: {help}\n"));
+        let gutter = " ".repeat(d.line.to_string().len());
+        out.push_str(&format!("{gutter} = help: {help}\n"));
     }
     out.push('\n');
     out

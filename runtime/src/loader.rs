@@ -24,6 +24,8 @@ const MAX_SCRIPTS: usize = 256;
 pub struct AppFiles {
     /// How the app folder is shown in diagnostics (`app-templates/lead-followup`).
     pub dir: String,
+    /// The app file's name inside the folder; empty means `app.yaml`.
+    pub file_name: String,
     /// The text of `app.yaml`.
     pub app_yaml: String,
     /// Scripts by path inside the app folder (`scripts/assign.rhai`).
@@ -35,11 +37,8 @@ pub struct AppFiles {
 impl AppFiles {
     /// The path of `app.yaml` as shown in diagnostics.
     pub fn app_file(&self) -> String {
-        if self.dir.is_empty() {
-            "app.yaml".to_string()
-        } else {
-            format!("{}/app.yaml", self.dir)
-        }
+        let name = if self.file_name.is_empty() { "app.yaml" } else { &self.file_name };
+        join(&self.dir, name)
     }
 }
 
@@ -121,15 +120,20 @@ impl Loader {
         let Some(root) = root else {
             return finish(None, diagnostics, sources);
         };
-        let doc = root.to_json();
+        let mut doc = root.to_json();
         let schema_diags = self.schema.check(&file, &root, &doc);
+        // Semantic checks still run when the schema's complaints can be cut out cleanly, so an
+        // author sees a misspelt key and an unknown reference in one pass.
+        let pruned: Vec<String> = schema_diags.iter().map(|d| d.pointer.clone()).collect();
+        let prunable = pruned.iter().all(|p| prune(&mut doc, p));
         let schema_ok = schema_diags.is_empty();
         diagnostics.extend(schema_diags);
-        if !schema_ok {
+        if !prunable {
             return finish(None, diagnostics, sources);
         }
         let def: AppDef = match serde_json::from_value(doc) {
             Ok(def) => def,
+            Err(_) if !schema_ok => return finish(None, diagnostics, sources),
             Err(e) => {
                 // The schema and the model disagree: a closeloop bug, reported rather than hidden.
                 let at = Location { file: file.clone(), line: 1, column: 1, pointer: String::new() };
@@ -146,7 +150,6 @@ impl Loader {
         };
         let input = check::Input {
             file: &file,
-            yaml: &files.app_yaml,
             root: &root,
             def: &def,
             scripts: &files.scripts,
@@ -155,7 +158,12 @@ impl Loader {
             engine: &self.engine,
         };
         let (compiled, semantic) = check::check(&input);
-        diagnostics.extend(semantic);
+        // A finding inside (or about) a value the schema already rejected would be an echo.
+        diagnostics.extend(semantic.into_iter().filter(|d| {
+            !pruned
+                .iter()
+                .any(|p| d.pointer.starts_with(p.as_str()) || (!d.pointer.is_empty() && p.starts_with(&d.pointer)))
+        }));
         let app = App { def, scripts: compiled };
         finish(Some(app), diagnostics, sources)
     }
@@ -167,6 +175,20 @@ impl Loader {
             Ok(files) => self.load(&files),
             Err(d) => finish(None, vec![*d], BTreeMap::new()),
         }
+    }
+}
+
+/// Removes the object member at a JSON pointer. Refuses (returns false) for list items and the
+/// root, whose removal would shift the positions of everything after them.
+fn prune(doc: &mut serde_json::Value, pointer: &str) -> bool {
+    let Some((parent, key)) = pointer.rsplit_once('/') else { return false };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match doc.pointer_mut(parent) {
+        Some(serde_json::Value::Object(map)) => {
+            map.remove(&key);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -243,5 +265,6 @@ pub fn read_app(path: &Path, max_yaml_bytes: u64) -> Result<AppFiles, Box<Diagno
             data.insert(format!("data/{}", entry.file_name().to_string_lossy()));
         }
     }
-    Ok(AppFiles { dir: display(&dir), app_yaml, scripts, data_files: Some(data) })
+    let file_name = yaml_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(AppFiles { dir: display(&dir), file_name, app_yaml, scripts, data_files: Some(data) })
 }

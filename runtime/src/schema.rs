@@ -83,7 +83,12 @@ impl SchemaChecker {
                 let known = node_schema.map(property_names).unwrap_or_default();
                 for key in unexpected {
                     let p = format!("{pointer}/{}", escape_segment(key));
-                    let help = suggest::did_you_mean(key, known.iter().map(String::as_str));
+                    let help = if key == "on" && known.iter().any(|k| k == "when") {
+                        // YAML 1.1 tools read a bare `on` as `true`, which is why the language says `when`.
+                        Some("did you mean `when`? closeloop writes triggers as `when:`, since some YAML tools read `on` as true".to_string())
+                    } else {
+                        suggest::did_you_mean(key, known.iter().map(String::as_str))
+                    };
                     let place = if pointer.is_empty() {
                         "at the top level".to_string()
                     } else {
@@ -194,9 +199,11 @@ impl SchemaChecker {
                     Some(k) => at(&format!("{pointer}/{}", escape_segment(k)), true),
                     None => at(&pointer, true),
                 };
+                let what =
+                    node_schema.and_then(|s| s.get("title")).and_then(Value::as_str).unwrap_or("entry").to_lowercase();
                 let message = match &second {
-                    Some(k) => format!("{} takes exactly one of its keys; `{k}` is one too many", subject(&name)),
-                    None => format!("{} needs one of its keys", subject(&name)),
+                    Some(k) => format!("a {what} takes exactly one key; `{k}` is one too many"),
+                    None => format!("a {what} needs one key"),
                 };
                 Diagnostic::error(Code::ONE_KEY_EXPECTED, message, &loc)
                     .with_help(format!("use exactly one of: {list}"))
@@ -251,7 +258,7 @@ fn drop_echoes(out: &mut Vec<Diagnostic>) {
         .filter(|d| d.code == Code::UNKNOWN_KEY)
         .filter_map(|d| {
             let help = d.help.as_deref()?;
-            let key = help.strip_prefix("did you mean `")?.strip_suffix("`?")?;
+            let key = help.strip_prefix("did you mean `")?.split('`').next()?;
             Some((parent_pointer(&d.pointer), key.to_string()))
         })
         .collect();

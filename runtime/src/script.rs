@@ -116,20 +116,11 @@ pub fn compile_expression(engine: &Engine, source: &str) -> Result<AST, ScriptEr
 }
 
 /// Maps a line and column inside an inline script back to the YAML file, given where the
-/// scalar starts, how it was written and the YAML source.
-pub fn position_in_yaml(yaml: &str, scalar: Pos, style: Style, line: usize, column: usize) -> Pos {
+/// scalar starts and how it was written. Block scalars (`|`, `>`) start at their first content
+/// character, so their lines map one to one at the block's indentation.
+pub fn position_in_yaml(scalar: Pos, style: Style, line: usize, column: usize) -> Pos {
     match style {
-        Style::Literal | Style::Folded => {
-            // Block content starts on the line after the indicator, at the block's indentation.
-            let first = scalar.line + 1;
-            let indent = yaml
-                .lines()
-                .skip(first - 1)
-                .find(|l| !l.trim().is_empty())
-                .map(|l| l.chars().take_while(|c| *c == ' ').count())
-                .unwrap_or(0);
-            Pos { line: first + line - 1, column: indent + column }
-        }
+        Style::Literal | Style::Folded => Pos { line: scalar.line + line - 1, column: scalar.column + column - 1 },
         Style::Plain | Style::SingleQuoted | Style::DoubleQuoted => {
             let quote = usize::from(style != Style::Plain);
             if line <= 1 {
@@ -193,18 +184,18 @@ mod tests {
     fn refuses_eval_import_and_deep_nesting() {
         assert!(compiles("eval(\"1\")").is_err());
         assert!(compiles("import \"/etc/passwd\" as p;").is_err());
-        let deep = "(".repeat(10_000) + "1" + &")".repeat(10_000);
+        let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
         assert!(compiles(&deep).is_err());
-        let closures = "|| {".repeat(5_000) + &"}".repeat(5_000);
+        let closures = format!("{}{}", "|| {".repeat(5_000), "}".repeat(5_000));
         assert!(compiles(&closures).is_err());
     }
 
     #[test]
     fn maps_inline_positions_into_the_yaml() {
-        let yaml = "a:\n  script: |\n    let x = 1;\n    bad(\n";
-        let p = position_in_yaml(yaml, Pos { line: 2, column: 11 }, Style::Literal, 2, 5);
+        // `a:\n  script: |\n    let x = 1;\n    bad(\n`: the block starts at 3:5.
+        let p = position_in_yaml(Pos { line: 3, column: 5 }, Style::Literal, 2, 5);
         assert_eq!(p, Pos { line: 4, column: 9 });
-        let p = position_in_yaml("expr: \"x +\"", Pos { line: 1, column: 7 }, Style::DoubleQuoted, 1, 3);
+        let p = position_in_yaml(Pos { line: 1, column: 7 }, Style::DoubleQuoted, 1, 3);
         assert_eq!(p, Pos { line: 1, column: 10 });
     }
 

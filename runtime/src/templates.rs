@@ -57,6 +57,12 @@ impl Template {
                 data.insert((*path).to_string());
             }
         }
-        AppFiles { dir: format!("app-templates/{}", self.name), app_yaml, scripts, data_files: Some(data) }
+        AppFiles {
+            dir: format!("app-templates/{}", self.name),
+            file_name: String::new(),
+            app_yaml,
+            scripts,
+            data_files: Some(data),
+        }
     }
 }

@@ -560,7 +560,7 @@ fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
         let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map(|n| n + 1).unwrap_or(0);
         let column = text.get(line_start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
         if let Some(Node { value: Value::Str(_, style), pos }) = ctx.input.root.at(p) {
-            let at = crate::script::position_in_yaml(ctx.input.yaml, *pos, *style, line, column);
+            let at = crate::script::position_in_yaml(*pos, *style, line, column);
             loc.line = at.line;
             loc.column = at.column;
         }

@@ -240,7 +240,7 @@ fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
         if present && !fits {
             ctx.error_at_key(
                 Code::OPTION_NOT_APPLICABLE,
-                format!("`{key}` does not apply to a {} field", t.as_str()),
+                format!("`{key}` does not apply to {} field", article(t.as_str())),
                 &format!("{p}/{key}"),
             )
             .help = Some(format!("remove `{key}`, or change the field's type"));
@@ -249,7 +249,7 @@ fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
     if field.scale.is_some() && !matches!(t, FieldType::Decimal | FieldType::Money | FieldType::Percent) {
         ctx.error_at_key(
             Code::OPTION_NOT_APPLICABLE,
-            format!("`scale` does not apply to a {} field", t.as_str()),
+            format!("`scale` does not apply to {} field", article(t.as_str())),
             &format!("{p}/scale"),
         );
     }
@@ -261,8 +261,12 @@ fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
     ];
     for (key, needed, present) in needs {
         if needed && !present {
-            ctx.error(Code::MISSING_OPTION, format!("a {} field needs `{key}`", t.as_str()), &format!("{p}/type"))
-                .help = Some(format!("add `{key}:` to field `{}`", field.id));
+            ctx.error(
+                Code::MISSING_OPTION,
+                format!("{} field needs `{key}`", capitalised(&article(t.as_str()))),
+                &format!("{p}/type"),
+            )
+            .help = Some(format!("add `{key}:` to field `{}`", field.id));
         }
     }
     if let Some(pattern) = &field.pattern {
@@ -301,7 +305,7 @@ fn default_value(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
         _ => value.is_string(),
     };
     if !fits {
-        ctx.error(Code::WRONG_TYPE, format!("this default does not fit a {} field", field.kind.as_str()), p);
+        ctx.error(Code::WRONG_TYPE, format!("this default does not fit {} field", article(field.kind.as_str())), p);
         return;
     }
     if matches!(field.kind, FieldType::Choice | FieldType::MultiChoice) {
@@ -361,7 +365,10 @@ fn computed_cycles(ctx: &mut Ctx<'_>, list: &[Field], base: &str) {
                 };
                 if reported.insert(key) {
                     let first = cycle.iter().min_by_key(|n| computed.get(*n)).copied().unwrap_or(child);
-                    let shown: Vec<&str> = cycle.iter().copied().chain(std::iter::once(cycle[0])).collect();
+                    // Start the circle at the field it is reported on.
+                    let at = cycle.iter().position(|n| *n == first).unwrap_or(0);
+                    let mut shown: Vec<&str> = cycle[at..].iter().chain(cycle[..at].iter()).copied().collect();
+                    shown.push(first);
                     let idx = computed.get(first).copied().unwrap_or(0);
                     ctx.error(
                         Code::COMPUTED_CYCLE,
@@ -495,4 +502,15 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// `a text`, `an integer`.
+fn article(word: &str) -> String {
+    let vowel = word.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
 }

@@ -19,8 +19,6 @@ use crate::yaml::{Node, Value};
 pub(crate) struct Input<'a> {
     /// The app file as shown in diagnostics.
     pub file: &'a str,
-    /// The app file's text.
-    pub yaml: &'a str,
     /// The parsed tree, for positions.
     pub root: &'a Node,
     /// The typed definition.
@@ -46,6 +44,7 @@ pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
     forms::check_app_meta(&mut ctx);
     forms::check_forms(&mut ctx);
     flows::check_flows(&mut ctx);
+    ctx.translations(input.root, "");
     (ctx.compiled, ctx.diags)
 }
 
@@ -142,7 +141,7 @@ impl<'a> Ctx<'a> {
         if allow_system && crate::model::SYSTEM_FIELDS.contains(&id) {
             return None;
         }
-        let Some(form) = scope.form else { return None };
+        let form = scope.form?;
         let candidates: Vec<&str> = scope.fields.iter().map(|f| f.id.as_str()).collect();
         let help = suggest::did_you_mean(id, candidates.iter().copied());
         self.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{id}`", form.id), pointer).help = help;
@@ -255,12 +254,50 @@ impl<'a> Ctx<'a> {
             Err(e) => {
                 let mut loc = self.loc(pointer, false);
                 if let Some(Node { value: Value::Str(_, style), pos }) = self.input.root.at(pointer) {
-                    let p = script::position_in_yaml(self.input.yaml, *pos, *style, e.line, e.column);
+                    let p = script::position_in_yaml(*pos, *style, e.line, e.column);
                     loc.line = p.line;
                     loc.column = p.column;
                 }
                 self.diags.push(Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc));
             }
+        }
+    }
+
+    /// Warns about `{zh, en}` labels that give only one language: the templates ship in both,
+    /// and a half-translated label shows an ops person's colleague the wrong language.
+    fn translations(&mut self, node: &Node, pointer: &str) {
+        const LABEL_KEYS: &[&str] =
+            &["label", "title", "description", "help", "reason", "talk_track", "text", "subject"];
+        match &node.value {
+            Value::Map(entries) => {
+                for (key, child) in entries {
+                    let p = format!("{pointer}/{}", crate::yaml::escape_segment(&key.text));
+                    if LABEL_KEYS.contains(&key.text.as_str()) {
+                        if let Value::Map(langs) = &child.value {
+                            if let [(only, _)] = langs.as_slice() {
+                                let missing = if only.text == "zh" { "en" } else { "zh" };
+                                self.warning(
+                                    Code::MISSING_TRANSLATION,
+                                    format!("`{}` has no `{missing}` text", key.text),
+                                    &p,
+                                );
+                                if let Some(last) = self.diags.last_mut() {
+                                    last.help =
+                                        Some(format!("add `{missing}: ...`, or write the label as a plain text"));
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                    self.translations(child, &p);
+                }
+            }
+            Value::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.translations(item, &format!("{pointer}/{i}"));
+                }
+            }
+            _ => {}
         }
     }
 

@@ -47,9 +47,9 @@ pub struct Condition {
     pub not: Option<Box<Condition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::present", skip_serializing_if = "Option::is_none")]
     pub eq: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::present", skip_serializing_if = "Option::is_none")]
     pub ne: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<Value>,
@@ -248,9 +248,9 @@ pub enum Trigger {
 pub struct ChangedTrigger {
     pub form: String,
     pub field: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::present", skip_serializing_if = "Option::is_none")]
     pub from: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::present", skip_serializing_if = "Option::is_none")]
     pub to: Option<Value>,
 }
 

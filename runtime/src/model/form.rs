@@ -165,7 +165,7 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visible_if: Option<Condition>,
     /// Value for new records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::present", skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     /// Smallest number or earliest date.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,12 @@ pub use people::*;
 
 use serde::{Deserialize, Serialize};
 
+/// Reads an optional value so that a written `null` stays `Some(Null)`: `eq: null` and
+/// `default: ~` are things an author wrote, distinct from leaving the key out.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
 /// A text shown to people: plain, or one text per language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -1,0 +1,117 @@
+//! The real `closeloop` binary: output formats, exit codes, and the template commands.
+
+use serde_json::Value;
+
+use crate::support::{closeloop, root, stdout, TempDir};
+
+#[test]
+fn validate_accepts_the_templates_with_exit_0() {
+    let out = closeloop(&[
+        "validate",
+        "app-templates/lead-followup",
+        "app-templates/quote-approval/app.yaml",
+        "app-templates/customer-success",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches(": valid (").count(), 3);
+}
+
+#[test]
+fn validate_points_at_the_token_with_a_caret_and_help_and_exits_1() {
+    let out = closeloop(&["validate", "tests/data/invalid/misspelt-field-key.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let expected = "tests/data/invalid/misspelt-field-key.yaml:10:9: error[UNKNOWN_KEY]: unknown key \"requried\" in `forms[0].fields[0]`\n   |\n10 |         requried: true\n   |         ^^^^^^^^\n   = help: did you mean `required`?\n";
+    assert!(text.starts_with(expected), "{text}");
+    assert!(text.contains("invalid, 1 error"), "{text}");
+}
+
+#[test]
+fn carets_line_up_under_chinese_text() {
+    let out = closeloop(&["validate", "tests/data/invalid/bad-message-template.yaml"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let source = lines.iter().position(|l| l.starts_with("7 |")).unwrap_or_else(|| panic!("{text}"));
+    let caret = lines[source + 1];
+    // The offending `}` is character 34; the 33 before it include 新线索, two columns each.
+    assert_eq!(caret.find('^'), Some("  | ".len() + 33 + 3), "{text}");
+}
+
+#[test]
+fn validate_reports_every_path_and_fails_if_any_is_invalid() {
+    let out = closeloop(&["validate", "app-templates/lead-followup", "tests/data/invalid/unknown-channel.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("app-templates/lead-followup: valid"), "{text}");
+    assert!(text.contains("error[UNKNOWN_CHANNEL]"), "{text}");
+}
+
+#[test]
+fn validate_json_is_an_array_of_diagnostics() {
+    let out = closeloop(&["--format", "json", "validate", "tests/data/invalid/schema-and-semantic-together.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    let items = json.as_array().unwrap_or_else(|| panic!("not an array"));
+    assert_eq!(items.len(), 2);
+    for key in ["code", "severity", "message", "help", "file", "line", "column", "pointer"] {
+        assert!(items.iter().all(|d| d.get(key).is_some()), "missing {key}: {json}");
+    }
+    assert_eq!(items[0]["code"], "UNKNOWN_KEY");
+    assert_eq!(items[0]["pointer"], "/forms/0/fields/0/requried");
+    assert_eq!(items[1]["code"], "UNKNOWN_FORM");
+    assert_eq!((items[1]["line"].as_u64(), items[1]["column"].as_u64()), (Some(12), Some(35)));
+    assert_eq!(items[1]["help"], "expected one of: `lead`");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(closeloop(&["validate"]).status.code(), Some(2));
+    assert_eq!(closeloop(&["no-such-command"]).status.code(), Some(2));
+    assert_eq!(closeloop(&["--now", "yesterday", "schema"]).status.code(), Some(2));
+}
+
+#[test]
+fn schema_prints_the_schema_file() {
+    let out = closeloop(&["schema"]);
+    let file = std::fs::read_to_string(root().join("schemas/app.schema.json")).unwrap_or_default();
+    assert_eq!(stdout(&out), file);
+}
+
+#[test]
+fn templates_lists_names_titles_and_descriptions() {
+    let human = stdout(&closeloop(&["templates"]));
+    for needle in ["lead-followup", "线索跟进 / Lead follow-up", "quote-approval", "customer-success"] {
+        assert!(human.contains(needle), "{human}");
+    }
+    let json: Value = serde_json::from_str(&stdout(&closeloop(&["templates", "--format", "json"]))).unwrap_or_default();
+    assert_eq!(json[0]["name"], "lead-followup");
+    assert_eq!(json[2]["title"]["zh"], "客户成功");
+    assert!(json[1]["description"]["en"].as_str().is_some_and(|d| d.contains("signed")));
+}
+
+#[test]
+fn init_copies_a_template_that_then_validates() {
+    let dir = TempDir::new("init");
+    let target = dir.0.to_string_lossy().into_owned();
+    let out = closeloop(&["init", &target, "--template", "quote-approval"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(dir.0.join("scripts/price_lines.rhai").is_file());
+    assert!(dir.0.join("data/products.csv").is_file());
+    assert_eq!(closeloop(&["validate", &target]).status.code(), Some(0));
+    // A second init into the same folder refuses rather than overwriting edits.
+    let again = closeloop(&["init", &target, "--template", "quote-approval"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    let unknown = closeloop(&["init", &format!("{target}-x"), "--template", "leads"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("lead-followup"));
+}
+
+#[test]
+fn demo_summarises_the_templates() {
+    let out = closeloop(&["demo"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("form lead (市场线索登记表 / Lead registration)"), "{text}");
+    assert!(text.contains("metric after_payment_touch"), "{text}");
+}
