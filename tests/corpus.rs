@@ -136,3 +136,11 @@ fn valid_fixtures_load_without_any_diagnostic() {
         assert!(loaded.app.is_some() && loaded.diagnostics.is_empty(), "{}: {:#?}", path.display(), loaded.diagnostics);
     }
 }
+
+#[test]
+fn every_code_is_documented_in_the_catalogue() {
+    let catalogue = std::fs::read_to_string(root().join("docs/diagnostics.md")).unwrap_or_default();
+    for code in closeloop::Code::ALL {
+        assert!(catalogue.contains(&format!("`{code}`")), "docs/diagnostics.md does not describe {code}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The `closeloop` command: turns flags into library calls and results into text or JSON.
 //! No product logic lives here.
 
+mod bench;
 mod render;
 
 use std::io::Write;
@@ -55,6 +56,21 @@ enum Command {
     },
     /// Load every bundled template and summarise what it defines.
     Demo,
+    /// Measure closeloop against a baseline in the same run (build with --release).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Loading the largest template, stage by stage, against a bare YAML parse of it.
+    Load {
+        /// Runs per stage.
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
 }
 
 /// What a command reports when it fails for a reason the user can fix (exit 1).
@@ -74,6 +90,9 @@ fn main() -> ExitCode {
         Command::Templates => templates(args.format),
         Command::Init { dir, template } => init(dir, template),
         Command::Demo => demo(args.format),
+        Command::Bench { what: BenchWhat::Load { runs } } => {
+            bench::load((*runs).max(1), args.format == Format::Json).map_err(UserError).and_then(|t| print(&t))
+        }
     };
     match result {
         Ok(code) => code,

@@ -30,7 +30,7 @@
 //! # Ok::<(), closeloop::LoaderError>(())
 //! ```
 //!
-//! The bundled templates are embedded; [`templates`] lists them and
+//! The bundled templates are embedded; [`templates()`] lists them and
 //! [`Template::files`] gives their files ready for [`Loader::load`].
 //!
 //! ## Modules

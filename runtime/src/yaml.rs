@@ -237,6 +237,17 @@ pub fn parse(file: &str, text: &str, limits: Limits) -> (Option<Node>, Vec<Diagn
     }
 }
 
+/// Runs the bare YAML parser over a text and counts its events, building nothing. This is the
+/// floor that [`parse`] is measured against in `closeloop bench load`.
+pub fn count_events(text: &str) -> Result<usize, String> {
+    let mut n = 0;
+    for event in Parser::new_from_str(text) {
+        event.map_err(|e| e.info().to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 fn scan_error(file: &str, e: &ScanError) -> Diagnostic {
     let m = e.marker();
     let at = Location { file: file.to_string(), line: m.line().max(1), column: m.col() + 1, pointer: String::new() };

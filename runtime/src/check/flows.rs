@@ -1,25 +1,20 @@
 //! Checks of what moves records along: automations and their steps, recipients, assignment
-//! rules, approval chains, SOPs, scores, grades, boards, messages, metrics and sample data.
+//! rules, approval chains and SOPs.
 
-use super::forms::{condition, data_file, option_value};
+use super::forms::{condition, option_value};
 use super::{Ctx, Scope};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::Code;
 use crate::model::{
-    ApprovalMode, FieldType, Form, Milestone, Offset, Pick, Recipient, Step, Trigger, BUILTIN_MEMBER_FIELDS,
-    SYSTEM_DATE_FIELDS,
+    ApprovalMode, FieldType, Form, Offset, Pick, Recipient, Step, Trigger, BUILTIN_MEMBER_FIELDS, SYSTEM_DATE_FIELDS,
 };
 use crate::suggest;
 use crate::timespec;
-use crate::yaml::{Node, Value};
 
 pub(super) fn check_flows(ctx: &mut Ctx<'_>) {
     automations(ctx);
     assignment_rules(ctx);
     approvals(ctx);
     sops(ctx);
-    scores_and_grades(ctx);
-    boards_messages_seeds(ctx);
-    metrics(ctx);
 }
 
 fn automations(ctx: &mut Ctx<'_>) {
@@ -98,7 +93,7 @@ fn trigger<'a>(ctx: &mut Ctx<'a>, when: &'a Trigger, p: &str) -> Option<&'a Form
     }
 }
 
-fn action_ref(ctx: &mut Ctx<'_>, form: &Form, action: &str, p: &str) {
+pub(super) fn action_ref(ctx: &mut Ctx<'_>, form: &Form, action: &str, p: &str) {
     if !form.actions.iter().any(|a| a.id == action) {
         let help = suggest::did_you_mean(action, form.actions.iter().map(|a| a.id.as_str()));
         ctx.error(Code::UNKNOWN_ACTION, format!("form `{}` has no action `{action}`", form.id), p).help = help;
@@ -141,7 +136,7 @@ fn offset_parts(ctx: &mut Ctx<'_>, form: &Form, after: Option<&str>, before: Opt
     ctx.typed_field_ref(scope, from, &format!("{p}/from"), &[FieldType::Date, FieldType::Datetime], "a time anchor");
 }
 
-fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &str) {
+pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &str) {
     let def = ctx.def();
     for (i, step) in list.iter().enumerate() {
         let p = format!("{base}/{i}");
@@ -262,7 +257,7 @@ fn board_ref(ctx: &mut Ctx<'_>, board: &str, p: &str) {
     }
 }
 
-fn recipient(ctx: &mut Ctx<'_>, scope: Scope<'_>, r: &Recipient, p: &str) {
+pub(super) fn recipient(ctx: &mut Ctx<'_>, scope: Scope<'_>, r: &Recipient, p: &str) {
     match r {
         Recipient::Field(f) => {
             ctx.typed_field_ref(scope, f, &format!("{p}/field"), &[FieldType::Member], "a recipient");
@@ -447,234 +442,6 @@ fn sops(ctx: &mut Ctx<'_>) {
             offset(ctx, form, &task.due, &format!("{p}/due"));
             recipient(ctx, scope, &task.assignee, &format!("{p}/assignee"));
             steps(ctx, scope, &task.on_complete, &format!("{p}/on_complete"));
-        }
-    }
-}
-
-fn scores_and_grades(ctx: &mut Ctx<'_>) {
-    let def = ctx.def();
-    for (i, score) in def.scores.iter().enumerate() {
-        let base = format!("/scores/{i}");
-        let Some(form) = ctx.form_ref(&score.form, &format!("{base}/form")) else { continue };
-        let scope = Scope::of(Some(form));
-        ctx.typed_field_ref(
-            scope,
-            &score.field,
-            &format!("{base}/field"),
-            &[FieldType::Integer, FieldType::Decimal, FieldType::Percent],
-            "a score",
-        );
-        ctx.script(&score.script, &format!("{base}/script"));
-        for (j, t) in score.thresholds.iter().enumerate() {
-            steps(ctx, scope, &t.steps, &format!("{base}/thresholds/{j}/do"));
-        }
-    }
-    for (i, grade) in def.grades.iter().enumerate() {
-        let base = format!("/grades/{i}");
-        let Some(form) = ctx.form_ref(&grade.form, &format!("{base}/form")) else { continue };
-        let scope = Scope::of(Some(form));
-        if let Some(field) =
-            ctx.typed_field_ref(scope, &grade.field, &format!("{base}/field"), &[FieldType::Choice], "a grade")
-        {
-            for level in ["low", "medium", "high"] {
-                let has = field.options.iter().flatten().any(|o| o.value == level);
-                if field.kind == FieldType::Choice && !has {
-                    ctx.error(
-                        Code::UNKNOWN_OPTION,
-                        format!("field `{}` has no option `{level}`, which this grade can give", field.id),
-                        &format!("{base}/field"),
-                    );
-                }
-            }
-        }
-        if let Some(f) = &grade.summary_field {
-            ctx.typed_field_ref(
-                scope,
-                f,
-                &format!("{base}/summary_field"),
-                &[FieldType::Text, FieldType::LongText],
-                "a summary",
-            );
-        }
-        match (grade.rules.is_empty(), &grade.script) {
-            (false, Some(_)) => {
-                ctx.error_at_key(
-                    Code::CONFLICT,
-                    "a grade uses `rules` or a `script`, not both",
-                    &format!("{base}/script"),
-                );
-            }
-            (true, None) => {
-                ctx.error_at_key(Code::MISSING_KEY, "a grade needs `rules` or a `script`", &format!("{base}/id"));
-            }
-            _ => {}
-        }
-        for (j, rule) in grade.rules.iter().enumerate() {
-            condition(ctx, scope, &rule.condition, &format!("{base}/rules/{j}/if"));
-        }
-        if let Some(s) = &grade.script {
-            ctx.script(s, &format!("{base}/script"));
-        }
-    }
-}
-
-fn boards_messages_seeds(ctx: &mut Ctx<'_>) {
-    let def = ctx.def();
-    for (i, board) in def.boards.iter().enumerate() {
-        for (j, f) in board.forms.iter().enumerate() {
-            ctx.form_ref(f, &format!("/boards/{i}/forms/{j}"));
-        }
-        for (j, r) in board.roles.iter().enumerate() {
-            ctx.role_ref(r, &format!("/boards/{i}/roles/{j}"));
-        }
-    }
-    for (i, message) in def.messages.iter().enumerate() {
-        for (key, label) in [("text", Some(&message.text)), ("subject", message.subject.as_ref())] {
-            let Some(label) = label else { continue };
-            let texts: Vec<(String, &str)> = match label {
-                crate::model::Label::Text(t) => vec![(format!("/messages/{i}/{key}"), t.as_str())],
-                crate::model::Label::Langs(l) => [("zh", &l.zh), ("en", &l.en)]
-                    .into_iter()
-                    .filter_map(|(lang, t)| t.as_deref().map(|t| (format!("/messages/{i}/{key}/{lang}"), t)))
-                    .collect(),
-            };
-            for (p, text) in texts {
-                template(ctx, text, &p);
-            }
-        }
-    }
-    for (i, seed) in def.seed.iter().enumerate() {
-        ctx.form_ref(&seed.form, &format!("/seed/{i}/form"));
-        data_file(ctx, &seed.file, &format!("/seed/{i}/file"));
-    }
-}
-
-/// Message templates compile at load time, so a typo is a diagnostic and not a failed send.
-fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
-    let mut env = minijinja::Environment::new();
-    env.set_recursion_limit(16);
-    let Err(e) = env.template_from_str(text) else { return };
-    let mut loc = ctx.loc(p, false);
-    if let (Some(line), Some(range)) = (e.line(), e.range()) {
-        let offset = range.start.min(text.len());
-        let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map(|n| n + 1).unwrap_or(0);
-        let column = text.get(line_start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
-        if let Some(Node { value: Value::Str(_, style), pos }) = ctx.input.root.at(p) {
-            let at = crate::script::position_in_yaml(*pos, *style, line, column);
-            loc.line = at.line;
-            loc.column = at.column;
-        }
-    }
-    let message = format!("the message template does not compile: {}", e.detail().unwrap_or("syntax error"));
-    ctx.diags.push(
-        Diagnostic::error(Code::BAD_TEMPLATE, message, &loc)
-            .with_help("placeholders are written `{{ field }}`; blocks as `{% if x %}...{% endif %}`"),
-    );
-}
-
-fn milestone(ctx: &mut Ctx<'_>, form: &Form, m: &Milestone, p: &str) {
-    let def = ctx.def();
-    match m {
-        Milestone::Created(_) => {}
-        Milestone::Action(a) => action_ref(ctx, form, a, &format!("{p}/action")),
-        Milestone::State(s) => ctx.state_ref(form, s, &format!("{p}/state")),
-        Milestone::Event(e) => {
-            if !def.events.iter().any(|d| &d.id == e) {
-                ctx.unknown(
-                    Code::UNKNOWN_EVENT,
-                    "event",
-                    e,
-                    &format!("{p}/event"),
-                    def.events.iter().map(|d| d.id.as_str()),
-                );
-            }
-        }
-        Milestone::Approval(a) => {
-            if !def.approvals.iter().any(|c| &c.id == a) {
-                ctx.unknown(
-                    Code::UNKNOWN_APPROVAL,
-                    "approval chain",
-                    a,
-                    &format!("{p}/approval"),
-                    def.approvals.iter().map(|c| c.id.as_str()),
-                );
-            }
-        }
-        Milestone::ApprovalStep(path) => {
-            let (chain, step) = path.split_once('.').unwrap_or((path, ""));
-            match def.approvals.iter().find(|c| c.id == chain) {
-                None => ctx.unknown(
-                    Code::UNKNOWN_APPROVAL,
-                    "approval chain",
-                    chain,
-                    &format!("{p}/approval_step"),
-                    def.approvals.iter().map(|c| c.id.as_str()),
-                ),
-                Some(c) if !c.steps.iter().any(|s| s.id == step) => {
-                    let help = suggest::did_you_mean(step, c.steps.iter().map(|s| s.id.as_str()));
-                    ctx.error(
-                        Code::UNKNOWN_APPROVAL,
-                        format!("approval chain `{chain}` has no step `{step}`"),
-                        &format!("{p}/approval_step"),
-                    )
-                    .help = help;
-                }
-                Some(_) => {}
-            }
-        }
-        Milestone::Task(path) => {
-            let (sop, task) = path.split_once('.').unwrap_or((path, ""));
-            match def.sops.iter().find(|s| s.id == sop) {
-                None => ctx.unknown(
-                    Code::UNKNOWN_SOP,
-                    "SOP",
-                    sop,
-                    &format!("{p}/task"),
-                    def.sops.iter().map(|s| s.id.as_str()),
-                ),
-                Some(s) if !s.tasks.iter().any(|t| t.id == task) => {
-                    let help = suggest::did_you_mean(task, s.tasks.iter().map(|t| t.id.as_str()));
-                    ctx.error(Code::UNKNOWN_TASK, format!("SOP `{sop}` has no task `{task}`"), &format!("{p}/task"))
-                        .help = help;
-                }
-                Some(_) => {}
-            }
-        }
-        Milestone::Tasks(sop) => {
-            if !def.sops.iter().any(|s| &s.id == sop) {
-                ctx.unknown(
-                    Code::UNKNOWN_SOP,
-                    "SOP",
-                    sop,
-                    &format!("{p}/tasks"),
-                    def.sops.iter().map(|s| s.id.as_str()),
-                );
-            }
-        }
-    }
-}
-
-fn metrics(ctx: &mut Ctx<'_>) {
-    let def = ctx.def();
-    for (i, metric) in def.metrics.iter().enumerate() {
-        let base = format!("/metrics/{i}");
-        let Some(form) = ctx.form_ref(&metric.form, &format!("{base}/form")) else { continue };
-        milestone(ctx, form, &metric.start, &format!("{base}/start"));
-        milestone(ctx, form, &metric.end, &format!("{base}/end"));
-        for (j, m) in metric.path.iter().enumerate() {
-            milestone(ctx, form, m, &format!("{base}/path/{j}"));
-        }
-        match &metric.within {
-            Some(w) => ctx.duration(w, &format!("{base}/within")),
-            None if !matches!(metric.end, Milestone::Task(_) | Milestone::Tasks(_)) => {
-                ctx.error_at_key(
-                    Code::MISSING_KEY,
-                    "say the deadline: add `within: DURATION`",
-                    &format!("{base}/end"),
-                )
-                .help = Some("only task milestones may leave `within` out; they use each task's due date".into());
-            }
-            None => {}
         }
     }
 }

@@ -485,25 +485,6 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
     }
 }
 
-impl Ctx<'_> {
-    /// Like `duplicates`, for items identified by another key (`value` of options).
-    fn duplicates_by<'i, I>(&mut self, what: &str, base: &str, ids: I, key: &str)
-    where
-        I: IntoIterator<Item = &'i str>,
-    {
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, id) in ids.into_iter().enumerate() {
-            if let Some(first) = seen.get(id) {
-                let first_line = self.loc(&format!("{base}/{first}/{key}"), false).line;
-                self.error(Code::DUPLICATE_ID, format!("two {what} are called `{id}`"), &format!("{base}/{i}/{key}"))
-                    .help = Some(format!("the first is at line {first_line}"));
-            } else {
-                seen.insert(id, i);
-            }
-        }
-    }
-}
-
 /// `a text`, `an integer`.
 fn article(word: &str) -> String {
     let vowel = word.starts_with(['a', 'e', 'i', 'o', 'u']);

@@ -4,6 +4,7 @@
 
 mod flows;
 mod forms;
+mod reports;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,7 @@ pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
     forms::check_app_meta(&mut ctx);
     forms::check_forms(&mut ctx);
     flows::check_flows(&mut ctx);
+    reports::check_reports(&mut ctx);
     ctx.translations(input.root, "");
     (ctx.compiled, ctx.diags)
 }
@@ -306,12 +308,20 @@ impl<'a> Ctx<'a> {
     where
         I: IntoIterator<Item = &'i str>,
     {
+        self.duplicates_by(what, base, ids, "id");
+    }
+
+    /// Reports items of one list that share the value of `key` (`id`, or `value` for options).
+    fn duplicates_by<'i, I>(&mut self, what: &str, base: &str, ids: I, key: &str)
+    where
+        I: IntoIterator<Item = &'i str>,
+    {
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, id) in ids.into_iter().enumerate() {
             if let Some(first) = seen.get(id) {
-                let first_line = self.loc(&format!("{base}/{first}/id"), false).line;
-                self.error(Code::DUPLICATE_ID, format!("two {what} are called `{id}`"), &format!("{base}/{i}/id"))
-                    .help = Some(format!("the first is at line {first_line}; ids must be unique"));
+                let first_line = self.loc(&format!("{base}/{first}/{key}"), false).line;
+                self.error(Code::DUPLICATE_ID, format!("two {what} are called `{id}`"), &format!("{base}/{i}/{key}"))
+                    .help = Some(format!("the first is at line {first_line}; keep one"));
             } else {
                 seen.insert(id, i);
             }

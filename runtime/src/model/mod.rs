@@ -9,10 +9,12 @@
 mod automation;
 mod form;
 mod people;
+mod process;
 
 pub use automation::*;
 pub use form::*;
 pub use people::*;
+pub use process::*;
 
 use serde::{Deserialize, Serialize};
 
