@@ -152,3 +152,47 @@ fn customer_success_keeps_its_contract() {
     let metric = def.metrics.iter().find(|m| m.id == "after_payment_touch").unwrap_or_else(|| panic!("no metric"));
     assert_eq!((metric.target, &metric.start), (0.92, &Milestone::Event("payment.received".into())));
 }
+
+/// Walks every schema node, collecting where the schema falls short of its own rules.
+fn schema_gaps(node: &serde_json::Value, path: &str, gaps: &mut Vec<String>) {
+    use serde_json::Value;
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                if map.get("additionalProperties") != Some(&Value::Bool(false)) {
+                    gaps.push(format!("{path}: fixed keys without additionalProperties: false"));
+                }
+                for (key, prop) in props {
+                    if prop.get("title").is_none() || prop.get("description").is_none() {
+                        gaps.push(format!("{path}/properties/{key}: needs a title and a description"));
+                    }
+                }
+            }
+            if let (Some(Value::Array(values)), Some(Value::String(desc))) = (map.get("enum"), map.get("description")) {
+                for v in values.iter().filter_map(Value::as_str) {
+                    if !desc.contains(v) {
+                        gaps.push(format!("{path}: description does not explain `{v}`"));
+                    }
+                }
+            }
+            for (key, child) in map {
+                schema_gaps(child, &format!("{path}/{key}"), gaps);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                schema_gaps(item, &format!("{path}/{i}"), gaps);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_schema_documents_every_property_and_enum_and_closes_every_fixed_object() {
+    let schema: serde_json::Value = serde_json::from_str(closeloop::SCHEMA_JSON).unwrap_or_default();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let mut gaps = Vec::new();
+    schema_gaps(&schema, "", &mut gaps);
+    assert!(gaps.is_empty(), "{}", gaps.join("\n"));
+}
