@@ -45,6 +45,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
+pub mod clock;
 pub mod diagnostic;
 mod loader;
 pub mod model;
@@ -53,6 +54,7 @@ pub mod script;
 mod suggest;
 pub mod templates;
 pub mod timespec;
+pub mod values;
 pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Location, Severity};

@@ -32,6 +32,9 @@ pub struct AppFiles {
     pub scripts: BTreeMap<String, String>,
     /// Data files present (`data/members.csv`); `None` when unknown.
     pub data_files: Option<BTreeSet<String>>,
+    /// Script files present but unusable (too large, not UTF-8), with why. They are reported
+    /// only where an app refers to them.
+    pub unreadable: BTreeMap<String, String>,
 }
 
 impl AppFiles {
@@ -155,15 +158,19 @@ impl Loader {
             scripts: &files.scripts,
             app_dir: &files.dir,
             data_files: files.data_files.as_ref(),
+            unreadable: &files.unreadable,
             engine: &self.engine,
         };
         let (compiled, semantic) = check::check(&input);
         // A finding inside (or about) a value the schema already rejected would be an echo.
-        diagnostics.extend(semantic.into_iter().filter(|d| {
-            !pruned
-                .iter()
-                .any(|p| d.pointer.starts_with(p.as_str()) || (!d.pointer.is_empty() && p.starts_with(&d.pointer)))
-        }));
+        let pruned: BTreeSet<&str> = pruned.iter().map(String::as_str).collect();
+        let echo = |pointer: &str| {
+            // A pruned ancestor of the finding, or a pruned value inside the finding's own value.
+            let mut ancestors = pointer.match_indices('/').map(|(i, _)| &pointer[..i]).chain(std::iter::once(pointer));
+            ancestors.any(|p| !p.is_empty() && pruned.contains(p))
+                || (!pointer.is_empty() && pruned.range(pointer..).next().is_some_and(|p| p.starts_with(pointer)))
+        };
+        diagnostics.extend(semantic.into_iter().filter(|d| !echo(&d.pointer)));
         let app = App { def, scripts: compiled };
         finish(Some(app), diagnostics, sources)
     }
@@ -192,9 +199,22 @@ fn prune(doc: &mut serde_json::Value, pointer: &str) -> bool {
     }
 }
 
+/// The most diagnostics one load reports; past that, the author has a bigger problem to fix first.
+const MAX_DIAGNOSTICS: usize = 500;
+
 fn finish(app: Option<App>, mut diagnostics: Vec<Diagnostic>, sources: BTreeMap<String, String>) -> Loaded {
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column, a.code).cmp(&(&b.file, b.line, b.column, b.code)));
-    diagnostics.dedup();
+    // The same finding twice at one place (a YAML alias repeats its anchor's content) is one.
+    diagnostics.dedup_by(|a, b| {
+        a.code == b.code && a.file == b.file && a.line == b.line && a.column == b.column && a.message == b.message
+    });
+    if diagnostics.len() > MAX_DIAGNOSTICS {
+        let total = diagnostics.len();
+        diagnostics.truncate(MAX_DIAGNOSTICS);
+        if let Some(last) = diagnostics.last_mut() {
+            last.help = Some(format!("{total} problems in all; only the first {MAX_DIAGNOSTICS} are shown"));
+        }
+    }
     let app = app.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Loaded { app, diagnostics, sources }
 }
@@ -247,16 +267,28 @@ pub fn read_app(path: &Path, max_yaml_bytes: u64) -> Result<AppFiles, Box<Diagno
     };
     let app_yaml = read_text(&yaml_path, max_yaml_bytes)?;
     let mut scripts = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir.join("scripts")) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !name.ends_with(".rhai") {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".rhai"))
+            .collect();
+        names.sort();
+        for (i, name) in names.into_iter().enumerate() {
+            let key = format!("scripts/{name}");
+            if i >= MAX_SCRIPTS {
+                unreadable.insert(key, format!("an app may carry at most {MAX_SCRIPTS} script files"));
                 continue;
             }
-            if scripts.len() >= MAX_SCRIPTS {
-                break;
+            match read_text(&dir.join("scripts").join(&name), MAX_SCRIPT_BYTES) {
+                Ok(text) => {
+                    scripts.insert(key, text);
+                }
+                Err(d) => {
+                    unreadable.insert(key, d.message);
+                }
             }
-            scripts.insert(format!("scripts/{name}"), read_text(&entry.path(), MAX_SCRIPT_BYTES)?);
         }
     }
     let mut data = BTreeSet::new();
@@ -266,5 +298,5 @@ pub fn read_app(path: &Path, max_yaml_bytes: u64) -> Result<AppFiles, Box<Diagno
         }
     }
     let file_name = yaml_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    Ok(AppFiles { dir: display(&dir), file_name, app_yaml, scripts, data_files: Some(data) })
+    Ok(AppFiles { dir: display(&dir), file_name, app_yaml, scripts, data_files: Some(data), unreadable })
 }

@@ -83,7 +83,9 @@ impl SchemaChecker {
                 let known = node_schema.map(property_names).unwrap_or_default();
                 for key in unexpected {
                     let p = format!("{pointer}/{}", escape_segment(key));
-                    let help = if key == "on" && known.iter().any(|k| k == "when") {
+                    let help = if key == "<<" {
+                        Some("YAML merge keys (`<<: *anchor`) are not supported; write the keys out".to_string())
+                    } else if key == "on" && known.iter().any(|k| k == "when") {
                         // YAML 1.1 tools read a bare `on` as `true`, which is why the language says `when`.
                         Some("did you mean `when`? closeloop writes triggers as `when:`, since some YAML tools read `on` as true".to_string())
                     } else {
@@ -124,7 +126,7 @@ impl SchemaChecker {
                 let allowed: Vec<&str> =
                     options.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
                 let got = error.instance().as_str().unwrap_or_default().to_string();
-                let help = suggest::did_you_mean(&got, allowed.iter().copied());
+                let help = synonym(&got, &allowed).or_else(|| suggest::did_you_mean(&got, allowed.iter().copied()));
                 Diagnostic::error(
                     Code::BAD_VALUE,
                     format!("{} cannot be {}", subject(&name), value_words(error.instance())),
@@ -184,6 +186,17 @@ impl SchemaChecker {
                 format!("{} lists the same item twice", subject(&name)),
                 &at(&pointer, false),
             ),
+            ValidationErrorKind::MinProperties { .. }
+                if node_schema.and_then(|s| s.get("maxProperties")).and_then(Value::as_u64) != Some(1) =>
+            {
+                // A map of entries (`set: {}`, `fill: {}`) that must not be empty.
+                Diagnostic::error(
+                    Code::BAD_LENGTH,
+                    format!("{} needs at least one entry", subject(&name)),
+                    &at(&pointer, false),
+                )
+                .with_help_opt(described())
+            }
             ValidationErrorKind::MinProperties { .. } | ValidationErrorKind::MaxProperties { .. } => {
                 let keys = node_schema.map(property_names).unwrap_or_default();
                 let list = suggest::quoted_list(&keys.iter().map(String::as_str).collect::<Vec<_>>());
@@ -270,6 +283,39 @@ fn drop_echoes(out: &mut Vec<Diagnostic>) {
             *obj == d.pointer && (d.code == Code::ONE_KEY_EXPECTED || d.message.ends_with(&format!("the key `{key}`")))
         })
     });
+}
+
+/// Words people bring from spreadsheets, databases and other form builders, and the value the
+/// app language uses for them.
+fn synonym(word: &str, allowed: &[&str]) -> Option<String> {
+    const SYNONYMS: &[(&str, &str)] = &[
+        ("number", "`decimal` (or `integer` for whole numbers)"),
+        ("float", "`decimal`"),
+        ("double", "`decimal`"),
+        ("int", "`integer`"),
+        ("string", "`text`"),
+        ("str", "`text`"),
+        ("textarea", "`long_text`"),
+        ("boolean", "`bool`"),
+        ("checkbox", "`bool`"),
+        ("select", "`choice`"),
+        ("enum", "`choice`"),
+        ("radio", "`choice`"),
+        ("multiselect", "`multi_choice`"),
+        ("user", "`member`"),
+        ("person", "`member`"),
+        ("reference", "`link`"),
+        ("relation", "`link`"),
+        ("currency", "`money`"),
+        ("timestamp", "`datetime`"),
+        ("attachment", "`file`"),
+        ("formula", "`computed`"),
+    ];
+    let lower = word.to_lowercase();
+    SYNONYMS
+        .iter()
+        .find(|(w, target)| *w == lower && allowed.iter().any(|a| target.contains(&format!("`{a}`"))))
+        .map(|(_, target)| format!("closeloop calls this {target}"))
 }
 
 fn parent_pointer(pointer: &str) -> String {

@@ -116,18 +116,35 @@ pub fn compile_expression(engine: &Engine, source: &str) -> Result<AST, ScriptEr
 }
 
 /// Maps a line and column inside an inline script back to the YAML file, given where the
-/// scalar starts and how it was written. Block scalars (`|`, `>`) start at their first content
-/// character, so their lines map one to one at the block's indentation.
-pub fn position_in_yaml(scalar: Pos, style: Style, line: usize, column: usize) -> Pos {
+/// scalar starts, how it was written and its text.
+///
+/// Literal blocks (`|`) keep their lines, so they map one to one (blank lines before the first
+/// content line shift the mark, which saphyr puts on the first content character). Where the
+/// text on the page differs from the value (folded `>` blocks and multi-line plain scalars join
+/// lines; quoted strings may hold escapes) the position falls back to the start of the value,
+/// which is right about the place if not the column.
+pub fn position_in_yaml(scalar: Pos, style: Style, text: &str, line: usize, column: usize) -> Pos {
+    let start = Pos { line: scalar.line, column: scalar.column };
     match style {
-        Style::Literal | Style::Folded => Pos { line: scalar.line + line - 1, column: scalar.column + column - 1 },
+        Style::Literal => {
+            let leading_blank = text.chars().take_while(|c| *c == '\n').count();
+            if line <= leading_blank {
+                return start;
+            }
+            Pos { line: scalar.line + line - 1 - leading_blank, column: scalar.column + column - 1 }
+        }
+        Style::Folded => start,
         Style::Plain | Style::SingleQuoted | Style::DoubleQuoted => {
             let quote = usize::from(style != Style::Plain);
-            if line <= 1 {
-                Pos { line: scalar.line, column: scalar.column + quote + column - 1 }
-            } else {
-                Pos { line: scalar.line + line - 1, column }
+            let escaped = match style {
+                Style::DoubleQuoted => text.contains(['"', '\\', '\t', '\n']),
+                Style::SingleQuoted => text.contains(['\'', '\n']),
+                _ => text.contains('\n'),
+            };
+            if line > 1 || escaped {
+                return Pos { line: scalar.line, column: scalar.column + quote };
             }
+            Pos { line: scalar.line, column: scalar.column + quote + column - 1 }
         }
     }
 }
@@ -193,9 +210,15 @@ mod tests {
     #[test]
     fn maps_inline_positions_into_the_yaml() {
         // `a:\n  script: |\n    let x = 1;\n    bad(\n`: the block starts at 3:5.
-        let p = position_in_yaml(Pos { line: 3, column: 5 }, Style::Literal, 2, 5);
+        let p = position_in_yaml(Pos { line: 3, column: 5 }, Style::Literal, "let x = 1;\nbad(\n", 2, 5);
         assert_eq!(p, Pos { line: 4, column: 9 });
-        let p = position_in_yaml(Pos { line: 1, column: 7 }, Style::DoubleQuoted, 1, 3);
+        // A block that starts with a blank line: the mark is on the first content line.
+        let p = position_in_yaml(Pos { line: 4, column: 5 }, Style::Literal, "\nlet x = 1;\nbad(\n", 3, 5);
+        assert_eq!(p, Pos { line: 5, column: 9 });
+        // Escapes make columns unreliable: fall back to the start of the text.
+        let p = position_in_yaml(Pos { line: 1, column: 7 }, Style::DoubleQuoted, "a\tb +", 1, 5);
+        assert_eq!(p, Pos { line: 1, column: 8 });
+        let p = position_in_yaml(Pos { line: 1, column: 7 }, Style::DoubleQuoted, "x +", 1, 3);
         assert_eq!(p, Pos { line: 1, column: 10 });
     }
 

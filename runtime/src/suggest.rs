@@ -8,21 +8,35 @@ pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
+        // Bounded work per call, whatever the app's size: suggestions are a courtesy, and a
+        // crafted app with thousands of misspelt references must not cost minutes.
+        .take(MAX_CANDIDATES)
         .filter(|c| *c != word)
+        // The length difference is a lower bound of the distance: skip hopeless candidates cheaply.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
         .map(|(_, c)| c)
 }
 
+/// The most candidates one suggestion looks at.
+const MAX_CANDIDATES: usize = 200;
+/// Words longer than this get no suggestion (ids are at most 48 characters).
+const MAX_WORD: usize = 64;
+
 /// A help line "did you mean `x`?" when a candidate is close, else a list of what is allowed.
 pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str> + Clone,
 {
+    if word.chars().count() > MAX_WORD {
+        return None;
+    }
     if let Some(best) = closest(word, candidates.clone()) {
         return Some(format!("did you mean `{best}`?"));
     }

@@ -63,6 +63,7 @@ impl Template {
             app_yaml,
             scripts,
             data_files: Some(data),
+            unreadable: BTreeMap::new(),
         }
     }
 }

@@ -62,6 +62,9 @@ impl std::str::FromStr for Duration {
     fn from_str(text: &str) -> Result<Self, String> {
         let s = text.trim();
         let (number, rest) = split_number(s).ok_or_else(|| format!("\"{text}\" does not start with a number"))?;
+        if rest.starts_with(['.', ',']) {
+            return Err(format!("\"{text}\": durations take whole numbers; write `90m` rather than `1.5h`"));
+        }
         let rest = rest.trim_start();
         let rest = rest.strip_prefix('个').unwrap_or(rest).trim();
         let unit = rest.to_lowercase();

@@ -211,6 +211,7 @@ pub fn parse(file: &str, text: &str, limits: Limits) -> (Option<Node>, Vec<Diagn
         nodes: 0,
         root: None,
         docs: 0,
+        aliased: false,
         diags: Vec::new(),
         file,
     };
@@ -226,8 +227,9 @@ pub fn parse(file: &str, text: &str, limits: Limits) -> (Option<Node>, Vec<Diagn
     }
     diags.append(&mut builder.diags);
     match builder.root {
-        Some(root) => (Some(root), diags),
-        None => {
+        // A document of nothing but `---` (or `~`) is as empty as an empty file.
+        Some(root) if root.value != Value::Null => (Some(root), diags),
+        _ => {
             diags.push(
                 Diagnostic::error(Code::EMPTY_FILE, "the file holds no YAML document", &at(Pos { line: 1, column: 1 }))
                     .with_help("start from a template: `closeloop init DIR --template lead-followup`"),
@@ -273,6 +275,8 @@ struct Builder<'f> {
     docs: usize,
     diags: Vec<Diagnostic>,
     file: &'f str,
+    /// Whether an alias was expanded, to word the node-budget error.
+    aliased: bool,
 }
 
 impl Builder<'_> {
@@ -319,6 +323,7 @@ impl Builder<'_> {
                 }
             }
             Event::Alias(id) => {
+                self.aliased = true;
                 let node = match self.anchors.get(&id) {
                     Some(n) => n,
                     None => {
@@ -340,6 +345,14 @@ impl Builder<'_> {
     }
 
     fn alias_limit(&self, pos: Pos) -> Diagnostic {
+        if !self.aliased {
+            return Diagnostic::error(
+                Code::YAML_ALIAS_LIMIT,
+                format!("the document holds more than {} values", self.limits.max_nodes),
+                &self.loc(pos),
+            )
+            .with_help("an app is far smaller; keep sample data in CSV files under `data/`");
+        }
         Diagnostic::error(
             Code::YAML_ALIAS_LIMIT,
             format!(

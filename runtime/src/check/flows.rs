@@ -1,13 +1,12 @@
 //! Checks of what moves records along: automations and their steps, recipients, assignment
 //! rules, approval chains and SOPs.
 
-use super::forms::{condition, option_value};
+use super::forms::{condition, value_fits};
 use super::{Ctx, Scope};
 use crate::diagnostic::Code;
 use crate::model::{
     ApprovalMode, FieldType, Form, Offset, Pick, Recipient, Step, Trigger, BUILTIN_MEMBER_FIELDS, SYSTEM_DATE_FIELDS,
 };
-use crate::suggest;
 use crate::timespec;
 
 pub(super) fn check_flows(ctx: &mut Ctx<'_>) {
@@ -22,7 +21,13 @@ fn automations(ctx: &mut Ctx<'_>) {
     for (i, auto) in def.automations.iter().enumerate() {
         let base = format!("/automations/{i}");
         let form = trigger(ctx, &auto.when, &format!("{base}/when"));
-        let scope = Scope::of(form);
+        let scope = match (form, &auto.when) {
+            (None, Trigger::Cron(_)) => Scope::without_record("a schedule starts this automation"),
+            (None, Trigger::Event(name)) if def.events.iter().any(|e| &e.id == name) => {
+                Scope::without_record("this automation's event names no `target` record")
+            }
+            _ => Scope::of(form),
+        };
         if let Some(c) = &auto.condition {
             condition(ctx, scope, c, &format!("{base}/if"));
         }
@@ -40,7 +45,7 @@ fn trigger<'a>(ctx: &mut Ctx<'a>, when: &'a Trigger, p: &str) -> Option<&'a Form
             if let Some(field) = ctx.field_ref(Scope::of(Some(form)), &c.field, &format!("{p}/changed/field"), false) {
                 for (key, v) in [("from", &c.from), ("to", &c.to)] {
                     if let Some(v) = v {
-                        option_value(ctx, field, v, &format!("{p}/changed/{key}"));
+                        value_fits(ctx, field, v, &format!("{p}/changed/{key}"));
                     }
                 }
             }
@@ -95,7 +100,7 @@ fn trigger<'a>(ctx: &mut Ctx<'a>, when: &'a Trigger, p: &str) -> Option<&'a Form
 
 pub(super) fn action_ref(ctx: &mut Ctx<'_>, form: &Form, action: &str, p: &str) {
     if !form.actions.iter().any(|a| a.id == action) {
-        let help = suggest::did_you_mean(action, form.actions.iter().map(|a| a.id.as_str()));
+        let help = ctx.suggest(action, form.actions.iter().map(|a| a.id.as_str()));
         ctx.error(Code::UNKNOWN_ACTION, format!("form `{}` has no action `{action}`", form.id), p).help = help;
     }
 }
@@ -128,7 +133,7 @@ fn offset_parts(ctx: &mut Ctx<'_>, form: &Form, after: Option<&str>, before: Opt
             .map(|f| f.id.as_str())
             .chain(SYSTEM_DATE_FIELDS.iter().copied())
             .collect();
-        let help = suggest::did_you_mean(from, candidates.iter().copied());
+        let help = ctx.suggest(from, candidates.iter().copied());
         ctx.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{from}`", form.id), &format!("{p}/from"))
             .help = help;
         return;
@@ -140,16 +145,37 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
     let def = ctx.def();
     for (i, step) in list.iter().enumerate() {
         let p = format!("{base}/{i}");
+        if let (None, Some(reason)) = (scope.form, scope.recordless) {
+            let needs_record = match step {
+                Step::Set(_) => Some("set"),
+                Step::Assign(_) => Some("assign"),
+                Step::CreateTasks(_) => Some("create_tasks"),
+                Step::CancelTasks(_) => Some("cancel_tasks"),
+                Step::StartApproval(_) => Some("start_approval"),
+                Step::Flag(_) => Some("flag"),
+                Step::Unflag(_) => Some("unflag"),
+                Step::Notify(_) | Step::Emit(_) | Step::Script(_) | Step::Score(_) | Step::Grade(_) => None,
+            };
+            if let Some(key) = needs_record {
+                ctx.error_at_key(
+                    Code::CONFLICT,
+                    format!("{reason}, so there is no record for `{key}` to act on"),
+                    &format!("{p}/{key}"),
+                )
+                .help = Some("use a `timer` or a record trigger, or give the event a `target`".into());
+                continue;
+            }
+        }
         match step {
             Step::Set(values) => {
                 for (field, value) in values {
                     let fp = format!("{p}/set/{field}");
                     if scope.form.is_some() && scope.field(field).is_none() {
-                        let help = suggest::did_you_mean(field, scope.fields.iter().map(|f| f.id.as_str()));
+                        let help = ctx.suggest(field, scope.fields.iter().map(|f| f.id.as_str()));
                         ctx.error_at_key(Code::UNKNOWN_FIELD, format!("there is no field `{field}` to set"), &fp)
                             .help = help;
                     } else if let Some(f) = scope.field(field) {
-                        option_value(ctx, f, value, &fp);
+                        value_fits(ctx, f, value, &fp);
                     }
                 }
             }
@@ -209,30 +235,49 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
             }
             Step::Flag(f) => board_ref(ctx, &f.board, &format!("{p}/flag/board")),
             Step::Unflag(b) => board_ref(ctx, b, &format!("{p}/unflag")),
-            Step::Emit(_) => {}
+            Step::Emit(e) => match def.events.iter().find(|d| d.id == e.event) {
+                None => ctx.unknown(
+                    Code::UNKNOWN_EVENT,
+                    "event",
+                    &e.event,
+                    &format!("{p}/emit/event"),
+                    def.events.iter().map(|d| d.id.as_str()),
+                ),
+                Some(event) => {
+                    for key in e.data.keys() {
+                        if !event.fields.iter().any(|f| &f.id == key) {
+                            let help = ctx.suggest(key, event.fields.iter().map(|f| f.id.as_str()));
+                            ctx.error_at_key(
+                                Code::UNKNOWN_FIELD,
+                                format!("event `{}` carries no field `{key}`", event.id),
+                                &format!("{p}/emit/data/{key}"),
+                            )
+                            .help = help;
+                        }
+                    }
+                }
+            },
             Step::Script(s) => ctx.script(s, &format!("{p}/script")),
-            Step::Score(id) => {
-                if !def.scores.iter().any(|s| &s.id == id) {
-                    ctx.unknown(
-                        Code::UNKNOWN_SCORE,
-                        "score",
-                        id,
-                        &format!("{p}/score"),
-                        def.scores.iter().map(|s| s.id.as_str()),
-                    );
-                }
-            }
-            Step::Grade(id) => {
-                if !def.grades.iter().any(|g| &g.id == id) {
-                    ctx.unknown(
-                        Code::UNKNOWN_GRADE,
-                        "grade",
-                        id,
-                        &format!("{p}/grade"),
-                        def.grades.iter().map(|g| g.id.as_str()),
-                    );
-                }
-            }
+            Step::Score(id) => match def.scores.iter().find(|x| &x.id == id) {
+                Some(score) => same_form(ctx, scope, &score.form, "score", &format!("{p}/score")),
+                None => ctx.unknown(
+                    Code::UNKNOWN_SCORE,
+                    "score",
+                    id,
+                    &format!("{p}/score"),
+                    def.scores.iter().map(|s| s.id.as_str()),
+                ),
+            },
+            Step::Grade(id) => match def.grades.iter().find(|x| &x.id == id) {
+                Some(grade) => same_form(ctx, scope, &grade.form, "grade", &format!("{p}/grade")),
+                None => ctx.unknown(
+                    Code::UNKNOWN_GRADE,
+                    "grade",
+                    id,
+                    &format!("{p}/grade"),
+                    def.grades.iter().map(|g| g.id.as_str()),
+                ),
+            },
         }
     }
 }
@@ -294,7 +339,18 @@ fn assignment_rules(ctx: &mut Ctx<'_>) {
             Some(f) => {
                 ctx.typed_field_ref(scope, f, &format!("{base}/field"), &[FieldType::Member], "an assignee");
             }
-            None if form.owner_field().is_none() => {
+            None if form.owner_field().is_some() => {
+                if let Some(owner) = form.owner_field() {
+                    ctx.typed_field_ref(
+                        scope,
+                        owner,
+                        &format!("{base}/form"),
+                        &[FieldType::Member],
+                        "the assignee (the owner field)",
+                    );
+                }
+            }
+            None => {
                 ctx.error_at_key(
                     Code::MISSING_KEY,
                     format!("form `{}` has no owner field, so say which field to set", form.id),
@@ -302,14 +358,13 @@ fn assignment_rules(ctx: &mut Ctx<'_>) {
                 )
                 .help = Some("add `field: NAME` (a member field)".into());
             }
-            None => {}
         }
         ctx.role_ref(&rule.candidates.role, &format!("{base}/candidates/role"));
         let attributes = member_attributes(ctx);
         for (attr, field) in &rule.candidates.r#match {
             let mp = format!("{base}/candidates/match/{attr}");
             if !attributes.contains(attr) {
-                let help = suggest::did_you_mean(attr, attributes.iter().map(String::as_str));
+                let help = ctx.suggest(attr, attributes.iter().map(String::as_str));
                 ctx.error_at_key(Code::UNKNOWN_MEMBER_FIELD, format!("members have no attribute `{attr}`"), &mp).help =
                     help;
             }

@@ -83,7 +83,8 @@ pub(super) fn check_app_meta(ctx: &mut Ctx<'_>) {
 pub(super) fn data_file(ctx: &mut Ctx<'_>, file: &str, pointer: &str) {
     if let Some(files) = ctx.input.data_files {
         if !files.contains(file) {
-            let help = suggest::did_you_mean(file, files.iter().map(String::as_str))
+            let help = ctx
+                .suggest(file, files.iter().map(String::as_str))
                 .or_else(|| Some(format!("put the file at `{}/{file}`", ctx.input.app_dir)));
             ctx.error(Code::UNKNOWN_FILE, format!("the data file `{file}` does not exist"), pointer).help = help;
         }
@@ -122,7 +123,7 @@ pub(super) fn check_forms(ctx: &mut Ctx<'_>) {
                     let p = format!("{base}/target/match/{form_field}");
                     ctx.field_ref(Scope::of(Some(form)), form_field, &p, false);
                     if !event.fields.iter().any(|f| &f.id == payload_field) {
-                        let help = suggest::did_you_mean(payload_field, event.fields.iter().map(|f| f.id.as_str()));
+                        let help = ctx.suggest(payload_field, event.fields.iter().map(|f| f.id.as_str()));
                         ctx.error(
                             Code::UNKNOWN_FIELD,
                             format!("event `{}` carries no field `{payload_field}`", event.id),
@@ -165,7 +166,7 @@ pub fn check_id_pattern(pattern: &str) -> Result<(), String> {
 
 /// Checks a list of fields: the form's, a table's columns, or an event's payload.
 fn fields(ctx: &mut Ctx<'_>, form: Option<&Form>, list: &[Field], base: &str, top: bool) {
-    let scope = Scope { form, fields: list };
+    let scope = Scope { form, fields: list, recordless: None };
     for (j, field) in list.iter().enumerate() {
         let p = format!("{base}/{j}");
         if top && SYSTEM_FIELDS.contains(&field.id.as_str()) {
@@ -196,7 +197,7 @@ fn fields(ctx: &mut Ctx<'_>, form: Option<&Form>, list: &[Field], base: &str, to
                     let fp = format!("{p}/lookup/fill/{here}");
                     // A key that is misspelt is reported at the key, a value at the value.
                     if scope.field(here).is_none() {
-                        let help = suggest::did_you_mean(here, list.iter().map(|f| f.id.as_str()));
+                        let help = ctx.suggest(here, list.iter().map(|f| f.id.as_str()));
                         ctx.error_at_key(
                             Code::UNKNOWN_FIELD,
                             format!("there is no field `{here}` here to fill"),
@@ -289,43 +290,99 @@ fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
             ctx.error(Code::CONFLICT, "`min_length` is larger than `max_length`", &format!("{p}/max_length"));
         }
     }
+    bound_values(ctx, field, p);
     if let Some(default) = &field.default {
         default_value(ctx, field, default, &format!("{p}/default"));
     }
 }
 
 fn default_value(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
-    let fits = match field.kind {
-        FieldType::Integer => value.is_i64() || value.is_u64(),
-        FieldType::Decimal | FieldType::Money | FieldType::Percent => value.is_number(),
-        FieldType::Bool => value.is_boolean(),
-        FieldType::Choice => value.is_string(),
-        FieldType::MultiChoice => value.is_array(),
-        FieldType::Table | FieldType::Computed => false,
-        _ => value.is_string(),
-    };
-    if !fits {
-        ctx.error(Code::WRONG_TYPE, format!("this default does not fit {} field", article(field.kind.as_str())), p);
+    if matches!(field.kind, FieldType::Table | FieldType::Computed) {
+        ctx.error(
+            Code::WRONG_TYPE,
+            format!("{} field takes no default", capitalised(&article(field.kind.as_str()))),
+            p,
+        );
         return;
     }
-    if matches!(field.kind, FieldType::Choice | FieldType::MultiChoice) {
-        let values: Vec<&Value> = match value {
-            Value::Array(items) => items.iter().collect(),
-            v => vec![v],
-        };
-        for v in values {
-            option_value(ctx, field, v, p);
-        }
-    }
+    value_fits(ctx, field, value, p);
 }
 
-/// A value compared with or assigned to a choice field must be one of its options.
-pub(super) fn option_value(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
-    let Some(options) = &field.options else { return };
-    let Some(text) = value.as_str() else { return };
-    if !options.iter().any(|o| o.value == text) {
-        let help = suggest::did_you_mean(text, options.iter().map(|o| o.value.as_str()));
-        ctx.error(Code::UNKNOWN_OPTION, format!("`{text}` is not an option of field `{}`", field.id), p).help = help;
+/// A value written for a field (a default, a comparison, a `set`) must be one the field can
+/// hold: the right type, one of its options, within its bounds. `null` means "empty" and fits.
+pub(super) fn value_fits(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &str) {
+    if value.is_null() || field.kind == FieldType::Computed {
+        return;
+    }
+    // A multi-choice field is compared with one option at a time ("contains").
+    let single;
+    let value = match (field.kind, value) {
+        (FieldType::MultiChoice, Value::String(_)) => {
+            single = Value::Array(vec![value.clone()]);
+            &single
+        }
+        _ => value,
+    };
+    let Err(problem) = crate::values::check_value(field, value, &field.id, crate::model::Lang::En) else { return };
+    if problem.code == "NOT_AN_OPTION" {
+        let text = value.as_str().unwrap_or_default();
+        let bad = match value {
+            Value::Array(items) => {
+                items.iter().filter_map(Value::as_str).find(|v| !is_option(field, v)).unwrap_or(text)
+            }
+            _ => text,
+        };
+        let help = ctx.suggest(bad, field.options.iter().flatten().map(|o| o.value.as_str()));
+        ctx.error(Code::UNKNOWN_OPTION, format!("`{bad}` is not an option of field `{}`", field.id), p).help = help;
+        return;
+    }
+    let yaml_word =
+        value.as_str().filter(|w| ["yes", "no", "on", "off", "y", "n"].contains(&w.to_lowercase().as_str()));
+    let help = match (field.kind, yaml_word) {
+        (FieldType::Bool, Some(w)) => {
+            Some(format!("closeloop reads YAML 1.2, where `{w}` is text; write `true` or `false`"))
+        }
+        _ => None,
+    };
+    let message = problem.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(problem.message);
+    ctx.error(Code::WRONG_TYPE, format!("field `{}`: {message}", field.id), p).help = help;
+}
+
+fn is_option(field: &Field, value: &str) -> bool {
+    field.options.iter().flatten().any(|o| o.value == value)
+}
+
+/// `min`/`max` must be numbers for number fields and existing dates for date fields.
+fn bound_values(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
+    for (key, bound) in [("min", &field.min), ("max", &field.max)] {
+        let Some(bound) = bound else { continue };
+        let bp = format!("{p}/{key}");
+        if field.kind.is_numeric() && !bound.is_number() {
+            ctx.error(
+                Code::WRONG_TYPE,
+                format!("`{key}` of {} field must be a number", article(field.kind.as_str())),
+                &bp,
+            );
+        } else if field.kind == FieldType::Date {
+            if let Some(Err(e)) = bound.as_str().map(crate::timespec::parse_date) {
+                ctx.error(Code::BAD_DATE, e, &bp);
+            } else if !bound.is_string() {
+                ctx.error(Code::WRONG_TYPE, format!("`{key}` of a date field must be a date (YYYY-MM-DD)"), &bp);
+            }
+        } else if field.kind == FieldType::Datetime
+            && bound.as_str().is_none_or(|s| s.parse::<jiff::Timestamp>().is_err())
+        {
+            ctx.error(
+                Code::BAD_DATE,
+                format!("`{key}` of a datetime field must be a time with an offset (2026-11-26T09:00:00+08:00)"),
+                &bp,
+            );
+        }
+    }
+    if let (Some(Value::String(lo)), Some(Value::String(hi))) = (&field.min, &field.max) {
+        if field.kind.is_temporal() && lo > hi {
+            ctx.error(Code::CONFLICT, "`min` is later than `max`", &format!("{p}/max"));
+        }
     }
 }
 
@@ -458,6 +515,28 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
                     c.not_in.iter().flatten().enumerate().map(|(i, v)| (v, format!("{p}/not_in/{i}"))).collect()
                 }
                 CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte => {
+                    let bound = [&c.gt, &c.gte, &c.lt, &c.lte].into_iter().flatten().next();
+                    let bp = format!("{p}/{}", op.as_str());
+                    match bound {
+                        Some(b) if f.kind.is_numeric() && !b.is_number() => {
+                            ctx.error(
+                                Code::WRONG_TYPE,
+                                format!("field `{field}` is a number; compare it with a number"),
+                                &bp,
+                            );
+                        }
+                        Some(b)
+                            if f.kind == FieldType::Date
+                                && b.as_str().is_none_or(|s| crate::timespec::parse_date(s).is_err()) =>
+                        {
+                            ctx.error(
+                                Code::BAD_DATE,
+                                format!("field `{field}` is a date; compare it with a date (YYYY-MM-DD)"),
+                                &bp,
+                            );
+                        }
+                        _ => {}
+                    }
                     if !(f.kind.is_numeric() || f.kind.is_temporal() || f.kind == FieldType::Computed) {
                         ctx.error_at_key(
                             Code::WRONG_FIELD_TYPE,
@@ -470,10 +549,17 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
                 CompareOp::Empty => Vec::new(),
             };
             for (v, vp) in values {
-                option_value(ctx, f, v, &vp);
+                value_fits(ctx, f, v, &vp);
             }
         }
         ConditionKind::State(states) => {
+            if let (None, Some(reason)) = (scope.form, scope.recordless) {
+                ctx.error_at_key(
+                    Code::CONFLICT,
+                    format!("{reason}, so there is no record whose state to test"),
+                    &format!("{p}/state"),
+                );
+            }
             if let Some(form) = scope.form {
                 for (i, s) in states.iter().enumerate() {
                     ctx.state_ref(form, s, &format!("{p}/state/{i}"));

@@ -6,7 +6,7 @@ mod flows;
 mod forms;
 mod reports;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rhai::{Engine, AST};
 
@@ -30,6 +30,8 @@ pub(crate) struct Input<'a> {
     pub app_dir: &'a str,
     /// Data files present (`data/x.csv`); `None` when unknown (a lone app.yaml).
     pub data_files: Option<&'a BTreeSet<String>>,
+    /// Script files present but unusable (too large, not UTF-8), with why.
+    pub unreadable: &'a BTreeMap<String, String>,
     /// The script engine.
     pub engine: &'a Engine,
 }
@@ -40,7 +42,13 @@ pub(crate) type Compiled = BTreeMap<String, AST>;
 
 /// Runs every semantic check.
 pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
-    let mut ctx = Ctx { input, diags: Vec::new(), compiled: BTreeMap::new(), script_failed: BTreeSet::new() };
+    let mut ctx = Ctx {
+        input,
+        diags: Vec::new(),
+        compiled: BTreeMap::new(),
+        script_failed: BTreeSet::new(),
+        field_index: HashMap::new(),
+    };
     ctx.unique_ids();
     forms::check_app_meta(&mut ctx);
     forms::check_forms(&mut ctx);
@@ -55,6 +63,9 @@ pub(crate) struct Ctx<'a> {
     diags: Vec<Diagnostic>,
     compiled: Compiled,
     script_failed: BTreeSet<String>,
+    /// Field id → position, per field list (keyed by the list's address), so reference checks
+    /// stay linear in the size of the app.
+    field_index: HashMap<usize, HashMap<String, usize>>,
 }
 
 /// A form together with the extra names a condition or step may use in its context.
@@ -63,11 +74,23 @@ pub(crate) struct Scope<'a> {
     pub form: Option<&'a Form>,
     /// The fields visible (the form's, or a table row's siblings).
     pub fields: &'a [Field],
+    /// Why there is no record here (a schedule started the automation), when that is so.
+    pub recordless: Option<&'static str>,
 }
 
 impl<'a> Scope<'a> {
     pub fn of(form: Option<&'a Form>) -> Self {
-        Scope { form, fields: form.map(|f| f.fields.as_slice()).unwrap_or(&[]) }
+        Scope { form, fields: form.map(|f| f.fields.as_slice()).unwrap_or(&[]), recordless: None }
+    }
+
+    /// A scope with no record, and why.
+    pub fn without_record(reason: &'static str) -> Self {
+        Scope { form: None, fields: &[], recordless: Some(reason) }
+    }
+
+    /// True when the visible fields are a table's columns rather than the form's fields.
+    pub fn is_table_row(&self) -> bool {
+        self.form.is_some_and(|f| !std::ptr::eq(f.fields.as_ptr(), self.fields.as_ptr()))
     }
 
     pub fn field(&self, id: &str) -> Option<&'a Field> {
@@ -75,7 +98,22 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// Past this many findings, no more suggestions are computed: they cost time, and an app with
+/// this many problems needs its first few fixed, not more hints.
+const SUGGESTION_BUDGET: usize = 100;
+
 impl<'a> Ctx<'a> {
+    /// A did-you-mean help line, while the suggestion budget lasts.
+    pub fn suggest<'c, I>(&self, word: &str, candidates: I) -> Option<String>
+    where
+        I: IntoIterator<Item = &'c str> + Clone,
+    {
+        if self.diags.len() >= SUGGESTION_BUDGET {
+            return None;
+        }
+        suggest::did_you_mean(word, candidates)
+    }
+
     pub fn def(&self) -> &'a AppDef {
         self.input.def
     }
@@ -109,7 +147,8 @@ impl<'a> Ctx<'a> {
     where
         I: IntoIterator<Item = &'c str> + Clone,
     {
-        let help = suggest::did_you_mean(name, candidates.clone())
+        let help = self
+            .suggest(name, candidates.clone())
             .or_else(|| candidates.into_iter().next().is_none().then(|| format!("declare the {what} first")));
         self.error(code, format!("unknown {what} `{name}`"), pointer).help = help;
     }
@@ -130,6 +169,16 @@ impl<'a> Ctx<'a> {
 
     /// Resolves a field reference in a scope, reporting it when unknown. System fields such
     /// as `created_at` resolve to `None` without a report when `allow_system` is set.
+    /// A field of a scope by id, through the index.
+    pub fn find_field<'s>(&mut self, scope: Scope<'s>, id: &str) -> Option<&'s Field> {
+        let key = scope.fields.as_ptr() as usize;
+        let index = self
+            .field_index
+            .entry(key)
+            .or_insert_with(|| scope.fields.iter().enumerate().rev().map(|(i, f)| (f.id.clone(), i)).collect());
+        index.get(id).and_then(|i| scope.fields.get(*i))
+    }
+
     pub fn field_ref<'s>(
         &mut self,
         scope: Scope<'s>,
@@ -137,16 +186,30 @@ impl<'a> Ctx<'a> {
         pointer: &str,
         allow_system: bool,
     ) -> Option<&'s Field> {
-        if let Some(f) = scope.field(id) {
+        if let Some(f) = self.find_field(scope, id) {
             return Some(f);
         }
         if allow_system && crate::model::SYSTEM_FIELDS.contains(&id) {
             return None;
         }
-        let form = scope.form?;
+        let Some(form) = scope.form else {
+            if let Some(reason) = scope.recordless {
+                self.error(
+                    Code::CONFLICT,
+                    format!("{reason}, so there is no record: `{id}` cannot name a field"),
+                    pointer,
+                );
+            }
+            return None;
+        };
         let candidates: Vec<&str> = scope.fields.iter().map(|f| f.id.as_str()).collect();
-        let help = suggest::did_you_mean(id, candidates.iter().copied());
-        self.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{id}`", form.id), pointer).help = help;
+        let help = self.suggest(id, candidates.iter().copied());
+        let message = if scope.is_table_row() {
+            format!("this table row of form `{}` has no column `{id}`", form.id)
+        } else {
+            format!("form `{}` has no field `{id}`", form.id)
+        };
+        self.error(Code::UNKNOWN_FIELD, message, pointer).help = help;
         None
     }
 
@@ -183,7 +246,7 @@ impl<'a> Ctx<'a> {
             let help = if form.states.is_empty() {
                 Some(format!("form `{}` declares no states; add `states:` to it", form.id))
             } else {
-                suggest::did_you_mean(id, form.states.iter().map(|s| s.id.as_str()))
+                self.suggest(id, form.states.iter().map(|s| s.id.as_str()))
             };
             self.error(Code::UNKNOWN_STATE, format!("form `{}` has no state `{id}`", form.id), pointer).help = help;
         }
@@ -211,9 +274,23 @@ impl<'a> Ctx<'a> {
                 if self.compiled.contains_key(path) || self.script_failed.contains(path) {
                     return;
                 }
+                if !crate::model::valid_script_path(path) {
+                    self.error(Code::UNKNOWN_SCRIPT, format!("`{path}` is not a script file name"), pointer).help =
+                        Some("script files are `scripts/NAME.rhai`, NAME made of letters, digits, `_` and `-`".into());
+                    return;
+                }
+                if let Some(reason) = self.input.unreadable.get(path) {
+                    self.error(
+                        Code::FILE_UNREADABLE,
+                        format!("the script file `{path}` cannot be used: {reason}"),
+                        pointer,
+                    );
+                    return;
+                }
                 let Some(text) = self.input.scripts.get(path) else {
                     let names: Vec<&str> = self.input.scripts.keys().map(String::as_str).collect();
-                    let help = suggest::did_you_mean(path, names.iter().copied())
+                    let help = self
+                        .suggest(path, names.iter().copied())
                         .or_else(|| Some(format!("create `{}/{path}`", self.input.app_dir)));
                     self.error(Code::UNKNOWN_SCRIPT, format!("the script file `{path}` does not exist"), pointer)
                         .help = help;
@@ -255,8 +332,8 @@ impl<'a> Ctx<'a> {
             }
             Err(e) => {
                 let mut loc = self.loc(pointer, false);
-                if let Some(Node { value: Value::Str(_, style), pos }) = self.input.root.at(pointer) {
-                    let p = script::position_in_yaml(*pos, *style, e.line, e.column);
+                if let Some(Node { value: Value::Str(raw, style), pos }) = self.input.root.at(pointer) {
+                    let p = script::position_in_yaml(*pos, *style, raw, e.line, e.column);
                     loc.line = p.line;
                     loc.column = p.column;
                 }

@@ -6,7 +6,6 @@ use super::forms::{condition, data_file};
 use super::{Ctx, Scope};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{FieldType, Form, Milestone};
-use crate::suggest;
 use crate::yaml::{Node, Value};
 
 pub(super) fn check_reports(ctx: &mut Ctx<'_>) {
@@ -123,8 +122,8 @@ fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
         let offset = range.start.min(text.len());
         let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map(|n| n + 1).unwrap_or(0);
         let column = text.get(line_start..offset).map(|t| t.chars().count()).unwrap_or(0) + 1;
-        if let Some(Node { value: Value::Str(_, style), pos }) = ctx.input.root.at(p) {
-            let at = crate::script::position_in_yaml(*pos, *style, line, column);
+        if let Some(Node { value: Value::Str(raw, style), pos }) = ctx.input.root.at(p) {
+            let at = crate::script::position_in_yaml(*pos, *style, raw, line, column);
             loc.line = at.line;
             loc.column = at.column;
         }
@@ -137,6 +136,43 @@ fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
 }
 
 fn milestone(ctx: &mut Ctx<'_>, form: &Form, m: &Milestone, p: &str) {
+    milestone_refs(ctx, form, m, p);
+    // A milestone defined on another form's records can never happen to this metric's records.
+    let def = ctx.def();
+    let first = |path: &str| path.split('.').next().unwrap_or_default().to_string();
+    let owner: Option<(&str, &str, &str)> = match m {
+        Milestone::Event(e) => def
+            .events
+            .iter()
+            .find(|d| &d.id == e)
+            .and_then(|d| d.target.as_ref())
+            .map(|t| (t.form.as_str(), "event", "event")),
+        Milestone::Approval(a) => {
+            def.approvals.iter().find(|c| &c.id == a).map(|c| (c.form.as_str(), "approval chain", "approval"))
+        }
+        Milestone::ApprovalStep(path) => def
+            .approvals
+            .iter()
+            .find(|c| c.id == first(path))
+            .map(|c| (c.form.as_str(), "approval chain", "approval_step")),
+        Milestone::Task(path) => {
+            def.sops.iter().find(|s| s.id == first(path)).map(|s| (s.form.as_str(), "SOP", "task"))
+        }
+        Milestone::Tasks(sop) => def.sops.iter().find(|s| &s.id == sop).map(|s| (s.form.as_str(), "SOP", "tasks")),
+        _ => None,
+    };
+    if let Some((other, what, key)) = owner {
+        if other != form.id {
+            ctx.error(
+                Code::CONFLICT,
+                format!("this {what} belongs to form `{other}`, but the metric counts `{}` records", form.id),
+                &format!("{p}/{key}"),
+            );
+        }
+    }
+}
+
+fn milestone_refs(ctx: &mut Ctx<'_>, form: &Form, m: &Milestone, p: &str) {
     let def = ctx.def();
     match m {
         Milestone::Created(_) => {}
@@ -207,7 +243,7 @@ fn dotted_ref<'a>(
     match outers.iter().find(|(id, _)| *id == outer) {
         None => ctx.unknown(codes[0], what[0], outer, p, outers.iter().map(|(id, _)| *id)),
         Some((_, inners)) if !inners.contains(&inner) => {
-            let help = suggest::did_you_mean(inner, inners.iter().copied());
+            let help = ctx.suggest(inner, inners.iter().copied());
             ctx.error(codes[1], format!("{} `{outer}` has no {} `{inner}`", what[0], what[1]), p).help = help;
         }
         Some(_) => {}

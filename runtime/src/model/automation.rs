@@ -19,17 +19,26 @@ pub enum ScriptSource<'a> {
     Inline(&'a str),
 }
 
-/// Tells a script file reference from inline text: a reference is exactly
-/// `scripts/NAME.rhai`, something rhai code never is.
+/// Tells a script file reference from inline text. A single line that starts with `scripts/`,
+/// `./` or ends in `.rhai` is meant as a file (rhai code never looks like that); whether it is
+/// a valid name (`scripts/NAME.rhai`, see [`valid_script_path`]) is checked separately, so a
+/// mistyped path is reported as a path and not compiled as a division.
 pub fn script_source(script: &str) -> ScriptSource<'_> {
-    let is_file = script.strip_prefix("scripts/").and_then(|rest| rest.strip_suffix(".rhai")).is_some_and(|name| {
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    });
+    let line = script.trim();
+    let is_file =
+        !line.contains('\n') && (line.starts_with("scripts/") || line.starts_with("./") || line.ends_with(".rhai"));
     if is_file {
         ScriptSource::File(script)
     } else {
         ScriptSource::Inline(script)
     }
+}
+
+/// True for `scripts/NAME.rhai` with NAME of ASCII letters, digits, `_` and `-`.
+pub fn valid_script_path(path: &str) -> bool {
+    path.strip_prefix("scripts/")
+        .and_then(|rest| rest.strip_suffix(".rhai"))
+        .is_some_and(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
 }
 
 /// A condition, written as one object. Which keys may go together (a `field` with exactly

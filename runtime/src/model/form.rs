@@ -174,10 +174,10 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<Value>,
     /// Fewest characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::whole", skip_serializing_if = "Option::is_none")]
     pub min_length: Option<u32>,
     /// Most characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::whole", skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// Regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +207,7 @@ pub struct Field {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// Digits after the point.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::whole", skip_serializing_if = "Option::is_none")]
     pub scale: Option<u8>,
     /// Accepted file extensions.
     #[serde(default, skip_serializing_if = "Option::is_none")]

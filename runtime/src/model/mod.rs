@@ -24,6 +24,31 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<s
     serde_json::Value::deserialize(d).map(Some)
 }
 
+/// Reads a whole number that YAML may have written as `2` or `2.0` (JSON Schema counts both
+/// as integers), refusing what does not fit the target type.
+pub(crate) fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    let n =
+        v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.0e15).map(|f| f as u64));
+    match n.map(T::try_from) {
+        Some(Ok(t)) => Ok(Some(t)),
+        _ => Err(serde::de::Error::custom(format!("{v} is not a whole number in range"))),
+    }
+}
+
+/// [`whole`] for a required number.
+pub(crate) fn whole_required<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    whole(d).and_then(|v| v.ok_or_else(|| serde::de::Error::custom("a whole number is required")))
+}
+
 /// A text shown to people: plain, or one text per language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -143,7 +168,7 @@ pub struct AppMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Label>,
     /// The definition's version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "whole", skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
     /// The app's time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]

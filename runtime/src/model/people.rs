@@ -144,6 +144,7 @@ pub struct Load {
 #[serde(deny_unknown_fields)]
 pub struct Preference {
     /// The bound.
+    #[serde(deserialize_with = "super::whole_required")]
     pub fewer_than: u32,
     /// States counted.
     pub states: Vec<String>,

@@ -49,7 +49,7 @@ pub struct ApprovalStep {
     pub approver: Option<Recipient>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ApprovalMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "super::whole", skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_if: Option<Condition>,
