@@ -5,6 +5,7 @@
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
+//! - `records`: the records engine through the library.
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
@@ -14,6 +15,7 @@ mod cli;
 mod corpus;
 mod hostile;
 mod independent_schema;
+mod records;
 mod roundtrip;
 mod support;
 mod templates;

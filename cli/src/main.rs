@@ -2,6 +2,7 @@
 //! No product logic lives here.
 
 mod bench;
+mod records;
 mod render;
 
 use std::io::Write;
@@ -29,7 +30,7 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Human,
     Json,
 }
@@ -56,11 +57,153 @@ enum Command {
     },
     /// Load every bundled template and summarise what it defines.
     Demo,
+    /// Install an app (a folder, an app.yaml, or a bundled template's name) into the database.
+    Install {
+        /// App folder, app.yaml, or template name.
+        target: String,
+        /// Install even if stored records would be orphaned (audited).
+        #[arg(long)]
+        force: bool,
+        /// Who installs.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// The member directory: list it, or `members import FILE.csv`.
+    Members {
+        #[command(subcommand)]
+        what: Option<MembersWhat>,
+    },
+    /// Create a record.
+    Submit {
+        /// The form.
+        form: String,
+        /// The fields as JSON, or @file.json.
+        #[arg(long)]
+        data: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Change fields of a record (a partial patch; null clears a field).
+    Update {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The changed fields as JSON, or @file.json.
+        #[arg(long)]
+        data: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Perform an action on a record (a state transition such as `contact`).
+    Act {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The action.
+        action: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+        /// Fields the action needs, as JSON or @file.json.
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Show a record.
+    Get {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
+    /// List records (all, unless --limit/--offset).
+    List {
+        /// The form.
+        form: String,
+        /// Only records whose FIELD equals VALUE (repeatable).
+        #[arg(long = "where", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Only records in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only records owned by this member.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Sort by a field, `created_at` (default), `updated_at` or `id`.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Largest first.
+        #[arg(long)]
+        desc: bool,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip this many.
+        #[arg(long)]
+        offset: Option<u64>,
+    },
+    /// Every version of a record with what changed.
+    History {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
+    /// Import a CSV file (UTF-8 or GB18030; headers are field ids or labels).
+    Import {
+        /// The form.
+        form: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Import the good rows; write the bad ones with their errors to a rejects file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Where to write rejected rows (default FILE.rejects.csv).
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// Who imports.
+        #[arg(long = "as", default_value = "import")]
+        actor: String,
+    },
+    /// Export a form's records as CSV (stdout unless --out).
+    Export {
+        /// The form.
+        form: String,
+        /// The file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        what: AuditWhat,
+    },
     /// Measure closeloop against a baseline in the same run (build with --release).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersWhat {
+    /// Load or update members from a CSV (id,name,roles,region,manager,active,capacity).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Who imports.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditWhat {
+    /// Check the hash chain and every record against it; exit 1 naming the first problem.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +217,7 @@ enum BenchWhat {
 }
 
 /// What a command reports when it fails for a reason the user can fix (exit 1).
-struct UserError(String);
+pub(crate) struct UserError(pub(crate) String);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -84,7 +227,46 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let ctx = records::Context {
+        db: args.db.clone(),
+        now: args.now.as_deref().and_then(|n| n.parse().ok()),
+        format: args.format,
+    };
     let result = match &args.command {
+        Command::Install { target, force, actor } => records::install(&ctx, target, *force, actor),
+        Command::Members { what: None } => records::members_list(&ctx),
+        Command::Members { what: Some(MembersWhat::Import { file, actor }) } => {
+            records::members_import(&ctx, file, actor)
+        }
+        Command::Submit { form, data, actor } => {
+            records::data(Some(data)).and_then(|d| records::submit(&ctx, form, d, actor))
+        }
+        Command::Update { form, id, data, actor } => {
+            records::data(Some(data)).and_then(|d| records::update(&ctx, form, id, d, actor))
+        }
+        Command::Act { form, id, action, actor, data } => {
+            records::data(data.as_deref()).and_then(|d| records::act(&ctx, form, id, action, d, actor))
+        }
+        Command::Get { form, id } => records::get(&ctx, form, id),
+        Command::List { form, filters, state, owner, sort, desc, limit, offset } => records::list(
+            &ctx,
+            form,
+            records::ListArgs {
+                filters: filters.clone(),
+                state: state.clone(),
+                owner: owner.clone(),
+                sort: sort.clone(),
+                desc: *desc,
+                limit: *limit,
+                offset: *offset,
+            },
+        ),
+        Command::History { form, id } => records::history(&ctx, form, id),
+        Command::Import { form, file, skip_invalid, rejects, actor } => {
+            records::import(&ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
+        }
+        Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
+        Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
         Command::Validate { paths } => validate(paths, args.format),
         Command::Schema => print(closeloop::SCHEMA_JSON.trim_end()),
         Command::Templates => templates(args.format),
@@ -97,13 +279,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(UserError(message)) => {
-            eprintln!("error: {message}");
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
             ExitCode::from(1)
         }
     }
 }
 
-fn print(text: &str) -> Result<ExitCode, UserError> {
+pub(crate) fn print(text: &str) -> Result<ExitCode, UserError> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`closeloop schema | head`) is not an error worth reporting.
     let _ = writeln!(out, "{text}");

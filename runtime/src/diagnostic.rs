@@ -157,8 +157,13 @@ codes! {
     BAD_STATES,
     /// A combination of settings that contradict each other.
     CONFLICT,
-    /// A label is missing one of the app's languages.
+        /// A label is missing one of the app's languages.
     MISSING_TRANSLATION,
+    // Installing.
+    /// A form id already used by another installed app.
+    FORM_TAKEN,
+    /// A new version would remove a form, field or state that stored records still use.
+    ORPHANED_DATA,
 }
 
 impl std::fmt::Display for Code {

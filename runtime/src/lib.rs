@@ -47,10 +47,12 @@
 mod check;
 pub mod clock;
 pub mod diagnostic;
+pub mod engine;
 mod loader;
 pub mod model;
 pub mod schema;
 pub mod script;
+pub mod store;
 mod suggest;
 pub mod templates;
 pub mod timespec;
@@ -58,6 +60,7 @@ pub mod values;
 pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Location, Severity};
+pub use engine::{EngineError, Record, Runtime};
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
 pub use schema::SCHEMA_JSON;
 pub use templates::{template, templates, Template};

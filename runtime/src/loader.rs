@@ -20,7 +20,7 @@ const MAX_SCRIPT_BYTES: u64 = 256 * 1024;
 const MAX_SCRIPTS: usize = 256;
 
 /// The files of one app, in memory: `app.yaml`, its scripts and the names of its data files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct AppFiles {
     /// How the app folder is shown in diagnostics (`app-templates/lead-followup`).
     pub dir: String,

@@ -114,7 +114,9 @@ pub fn check_value(field: &Field, value: &Value, path: &str, lang: Lang) -> Resu
                         ));
                     }
                 }
-                value.clone()
+                // One representation however the number arrived (`10` in JSON, `10.00` in a CSV),
+                // so comparisons, diffs and re-imports see equal values as equal.
+                float(n)
             }
             _ => return Err(wrong("a number")),
         },
@@ -160,7 +162,7 @@ pub fn check_value(field: &Field, value: &Value, path: &str, lang: Lang) -> Resu
             let hi = o.get("max").and_then(Value::as_f64);
             let extra = o.keys().any(|k| k != "min" && k != "max");
             match (lo, hi) {
-                (Some(lo), Some(hi)) if !extra && lo <= hi => value.clone(),
+                (Some(lo), Some(hi)) if !extra && lo <= hi => serde_json::json!({"min": lo, "max": hi}),
                 (Some(_), Some(_)) if !extra => {
                     return Err(FieldProblem::new(
                         path,
@@ -179,6 +181,10 @@ pub fn check_value(field: &Field, value: &Value, path: &str, lang: Lang) -> Resu
     };
     bounds(field, &v, path, &name)?;
     Ok(v)
+}
+
+fn float(n: &Number) -> Value {
+    n.as_f64().and_then(Number::from_f64).map(Value::Number).unwrap_or(Value::Number(n.clone()))
 }
 
 fn text(v: &Value) -> Option<Value> {

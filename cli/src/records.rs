@@ -1,0 +1,364 @@
+//! The record commands: install, members import, submit, update, act, get, list, history,
+//! import, export and audit verify. Each turns flags into one library call.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use closeloop::clock::{Clock, ManualClock, SystemClock};
+use closeloop::engine::{ImportOptions, ImportReport};
+use closeloop::store::{ListQuery, SortOrder, Store};
+use closeloop::{EngineError, Runtime};
+use serde_json::{json, Map, Value};
+
+use crate::{print, render, Format, UserError};
+
+/// The global settings every record command needs.
+pub struct Context {
+    pub db: PathBuf,
+    pub now: Option<jiff::Timestamp>,
+    pub format: Format,
+}
+
+impl Context {
+    fn runtime(&self) -> Result<Runtime, UserError> {
+        let store = Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
+        let clock: Arc<dyn Clock> = match self.now {
+            Some(at) => Arc::new(ManualClock::new(at)),
+            None => Arc::new(SystemClock),
+        };
+        Runtime::open(store, clock).map_err(|e| self.engine_error(e))
+    }
+
+    fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Shows an engine error (with every field or row problem) and turns it into exit 1.
+    fn engine_error(&self, e: EngineError) -> UserError {
+        let problems: Vec<Value> = match &e {
+            EngineError::Invalid(p) => p.iter().map(|p| json!(p)).collect(),
+            EngineError::Import(r) => r.problems.iter().map(|p| json!(p)).collect(),
+            EngineError::InvalidApp(d) | EngineError::Orphans(d) => d.iter().map(|d| json!(d)).collect(),
+            _ => Vec::new(),
+        };
+        if self.json() {
+            let _ = print(
+                &serde_json::to_string_pretty(&json!({"error": e.to_string(), "problems": problems}))
+                    .unwrap_or_default(),
+            );
+            return UserError(String::new());
+        }
+        let mut text = e.to_string();
+        match &e {
+            EngineError::Invalid(p) => {
+                p.iter().for_each(|p| text.push_str(&format!("\n  {}: {} [{}]", p.field, p.message, p.code)))
+            }
+            EngineError::Import(r) => r.problems.iter().for_each(|p| text.push_str(&format!("\n  {p}"))),
+            EngineError::InvalidApp(d) | EngineError::Orphans(d) => {
+                d.iter().for_each(|d| text.push_str(&format!("\n{}", render::diagnostic(d, None).trim_end())))
+            }
+            _ => {}
+        }
+        UserError(text)
+    }
+}
+
+/// `--data '{"k": v}'` or `--data @file.json`.
+pub fn data(arg: Option<&str>) -> Result<Map<String, Value>, UserError> {
+    let Some(arg) = arg else { return Ok(Map::new()) };
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {path}: {e}")))?,
+        None => arg.to_string(),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(UserError("--data must be a JSON object of fields, like '{\"customer\": \"上海明远\"}'".into())),
+        Err(e) => Err(UserError(format!("--data is not JSON: {e}"))),
+    }
+}
+
+fn show(ctx: &Context, value: &impl serde::Serialize, human: impl FnOnce() -> String) -> Result<ExitCode, UserError> {
+    if ctx.json() {
+        print(&serde_json::to_string_pretty(value).unwrap_or_default())
+    } else {
+        print(&human())
+    }
+}
+
+fn record_line(r: &closeloop::Record) -> String {
+    let state = r.state.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+    let owner = r.owner.as_deref().map(|o| format!(" owner {o}")).unwrap_or_default();
+    format!("{} v{}{state}{owner}", r.id, r.version)
+}
+
+fn record_text(r: &closeloop::Record) -> String {
+    let mut out = format!("{} {}\n", r.form, record_line(r));
+    for (k, v) in &r.data {
+        out.push_str(&format!("  {k}: {}\n", closeloop::values::format_cell(Some(v))));
+    }
+    out.trim_end().to_string()
+}
+
+/// `closeloop install PATH|NAME`.
+pub fn install(ctx: &Context, target: &str, force: bool, actor: &str) -> Result<ExitCode, UserError> {
+    let files = match closeloop::template(target) {
+        Some(t) if !Path::new(target).exists() => t.app_files(),
+        _ => closeloop::read_app(Path::new(target), 2 * 1024 * 1024)
+            .map_err(|d| UserError(render::diagnostic(&d, None)))?,
+    };
+    let mut rt = ctx.runtime()?;
+    let report = rt.install(&files, actor, force).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        let mut s =
+            format!("installed {} revision {} (forms: {})", report.app, report.revision, report.forms.join(", "));
+        for o in &report.orphaned {
+            s.push_str(&format!("\nforced: {o}"));
+        }
+        s
+    })
+}
+
+/// `closeloop members import FILE`.
+pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCode, UserError> {
+    let bytes = std::fs::read(file).map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+    let mut rt = ctx.runtime()?;
+    let report = rt.import_members(&bytes, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        format!(
+            "{} members: {} new, {} changed, {} unchanged",
+            report.rows, report.created, report.updated, report.unchanged
+        )
+    })
+}
+
+/// `closeloop members`.
+pub fn members_list(ctx: &Context) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let members = rt.members().map_err(|e| ctx.engine_error(e))?;
+    let rows: Vec<Value> = members
+        .iter()
+        .map(|m| json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region, "manager": m.manager, "active": m.active, "capacity": m.capacity}))
+        .collect();
+    show(ctx, &rows, || {
+        members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:<10} {:<8} {:<24} {:<8} {}",
+                    m.id,
+                    m.name,
+                    m.roles.join(";"),
+                    m.region.clone().unwrap_or_default(),
+                    if m.active { "active" } else { "inactive" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// `closeloop submit FORM --data JSON --as MEMBER`.
+pub fn submit(ctx: &Context, form: &str, data: Map<String, Value>, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let r = rt.submit(form, data, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &r, || format!("created {}", record_text(&r)))
+}
+
+/// `closeloop update FORM ID --data JSON --as MEMBER`.
+pub fn update(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    data: Map<String, Value>,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let r = rt.update(form, id, data, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &r, || format!("updated {}", record_text(&r)))
+}
+
+/// `closeloop act FORM ID ACTION --as MEMBER [--data JSON]`.
+pub fn act(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    action: &str,
+    data: Map<String, Value>,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let r = rt.act(form, id, action, actor, data).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &r, || format!("{action}: {}", record_text(&r)))
+}
+
+/// `closeloop get FORM ID`.
+pub fn get(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let r = rt.get(form, id).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &r, || record_text(&r))
+}
+
+/// Flags of `closeloop list`.
+pub struct ListArgs {
+    pub filters: Vec<String>,
+    pub state: Option<String>,
+    pub owner: Option<String>,
+    pub sort: Option<String>,
+    pub desc: bool,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// `closeloop list FORM`.
+pub fn list(ctx: &Context, form: &str, args: ListArgs) -> Result<ExitCode, UserError> {
+    let mut filters = Vec::new();
+    for f in &args.filters {
+        let (field, value) =
+            f.split_once('=').ok_or_else(|| UserError(format!("--where takes FIELD=VALUE, got \"{f}\"")))?;
+        // A value that reads as JSON (a number, true) is compared as such; anything else is text.
+        let value = serde_json::from_str::<Value>(value)
+            .ok()
+            .filter(|v| !v.is_object() && !v.is_array())
+            .unwrap_or(Value::String(value.into()));
+        filters.push((field.trim().to_string(), value));
+    }
+    let query = ListQuery {
+        filters,
+        state: args.state,
+        owner: args.owner,
+        sort: args.sort,
+        order: if args.desc { SortOrder::Desc } else { SortOrder::Asc },
+        limit: args.limit,
+        offset: args.offset.unwrap_or(0),
+    };
+    let rt = ctx.runtime()?;
+    let rows = rt.list(form, &query).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &rows, || {
+        let mut s: Vec<String> = rows.iter().map(record_line).collect();
+        s.push(format!("{} record(s)", rows.len()));
+        s.join("\n")
+    })
+}
+
+/// `closeloop history FORM ID`.
+pub fn history(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let versions = rt.history(form, id).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &versions, || {
+        let mut out = String::new();
+        for v in &versions {
+            let action = v.action.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
+            out.push_str(&format!("v{} {} {} {}{action}\n", v.version, v.at, v.actor, v.kind));
+            for c in &v.changes {
+                out.push_str(&format!(
+                    "  {}: {} → {}\n",
+                    c.field,
+                    closeloop::values::format_cell(Some(&c.from)),
+                    closeloop::values::format_cell(Some(&c.to))
+                ));
+            }
+        }
+        out.trim_end().to_string()
+    })
+}
+
+/// `closeloop import FORM FILE`.
+pub fn import(
+    ctx: &Context,
+    form: &str,
+    file: &Path,
+    skip_invalid: bool,
+    rejects: Option<&Path>,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
+    let bytes = std::fs::read(file).map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+    let mut rt = ctx.runtime()?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |done: usize| {
+        if terminal && done % 500 == 0 {
+            eprint!("\rimporting: {done} rows");
+        }
+    };
+    let options = ImportOptions { skip_invalid, actor: actor.to_string() };
+    let result = rt.import_csv(form, &bytes, &options, &mut progress);
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
+    let report = result.map_err(|e| ctx.engine_error(e))?;
+    let mut rejects_file = None;
+    if report.rejected > 0 {
+        let path = rejects.map(Path::to_path_buf).unwrap_or_else(|| file.with_extension("rejects.csv"));
+        write_rejects(&path, &report)?;
+        rejects_file = Some(path);
+    }
+    show(ctx, &json!({"report": report, "rejects": rejects_file}), || {
+        let mut s = format!(
+            "{} rows: {} new, {} updated, {} unchanged, {} rejected",
+            report.rows, report.created, report.updated, report.unchanged, report.rejected
+        );
+        for p in &report.problems {
+            s.push_str(&format!("\n  {p}"));
+        }
+        if let Some(path) = &rejects_file {
+            s.push_str(&format!("\nrejected rows with their errors: {}", path.display()));
+        }
+        s
+    })
+}
+
+fn write_rejects(path: &Path, report: &ImportReport) -> Result<(), UserError> {
+    let file = std::fs::File::create(path).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+    let mut out = std::io::BufWriter::new(file);
+    // A BOM so Excel opens the Chinese text correctly.
+    let _ = out.write_all(b"\xEF\xBB\xBF");
+    let mut w = csv::Writer::from_writer(out);
+    for row in &report.rejects {
+        let row: Vec<String> = row.iter().map(|c| closeloop::engine::guard(c)).collect();
+        w.write_record(&row).map_err(|e| UserError(e.to_string()))?;
+    }
+    w.flush().map_err(|e| UserError(e.to_string()))
+}
+
+/// `closeloop export FORM [--out FILE]`.
+pub fn export(ctx: &Context, form: &str, out: Option<&Path>) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let n = match out {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
+            let mut w = std::io::BufWriter::new(file);
+            let _ = w.write_all(b"\xEF\xBB\xBF");
+            let n = rt.export_csv(form, &mut w).map_err(|e| ctx.engine_error(e))?;
+            w.flush().map_err(|e| UserError(e.to_string()))?;
+            eprintln!("exported {n} record(s) to {}", path.display());
+            n
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            rt.export_csv(form, &mut lock).map_err(|e| ctx.engine_error(e))?
+        }
+    };
+    let _ = n;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `closeloop audit verify`.
+pub fn audit_verify(ctx: &Context) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let v = rt.verify_audit().map_err(|e| ctx.engine_error(e))?;
+    let integrity = rt.store().integrity_check().map_err(|e| UserError(e.to_string()))?;
+    let ok = v.problem.is_none() && integrity == "ok";
+    let value = json!({"ok": ok, "events": v.events, "records": v.records, "head": v.head, "problem": v.problem.as_ref().map(ToString::to_string), "integrity": integrity});
+    if ctx.json() {
+        print(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
+    } else if ok {
+        print(&format!("audit ok: {} events, {} records checked; head {}", v.events, v.records, v.head))?;
+    } else {
+        let problem = v.problem.map(|p| p.to_string()).unwrap_or_else(|| format!("integrity check: {integrity}"));
+        eprintln!("audit FAILED: {problem}\n({} events verified before it)", v.events);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

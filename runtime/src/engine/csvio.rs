@@ -1,0 +1,499 @@
+//! CSV in and out: form imports, the member directory, and exports that spreadsheet formulas
+//! cannot hijack.
+//!
+//! Files may be UTF-8 (with or without a BOM) or GB18030, as Excel in China saves them.
+//! Headers match a field by id or by its label in either language. Every bad cell is reported
+//! as `row 17, column 联系人电话: ...`. By default an import is all-or-nothing, in one transaction;
+//! with `skip_invalid` the good rows go in and the bad ones come back with their errors.
+//! Re-importing a file does not duplicate records: rows are matched by the form's `key`
+//! (or a unique field, or an `id` column) and update the record they match.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::records::{actor_roles, find_form, unknown_form, Writer};
+use super::rules::{Purpose, Rules};
+use super::{EngineError, Runtime};
+use crate::model::{Field, FieldType, Label};
+use crate::store::{audit, members, records, MemberRow, NewEvent, StoreError};
+use crate::values::{format_cell, parse_cell};
+
+/// The largest CSV file accepted.
+pub const MAX_CSV_BYTES: usize = 256 * 1024 * 1024;
+
+/// A problem with one row (and column) of a CSV file. Rows count lines as a spreadsheet shows
+/// them: the header is row 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowProblem {
+    /// The row.
+    pub row: usize,
+    /// The column's header, when the problem is in one cell.
+    pub column: Option<String>,
+    /// A stable code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "row {}, column {c}: {}", self.row, self.message),
+            None => write!(f, "row {}: {}", self.row, self.message),
+        }
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Import the good rows and report the bad ones, instead of all-or-nothing.
+    pub skip_invalid: bool,
+    /// Who imports (a member, or `import`).
+    pub actor: String,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { skip_invalid: false, actor: "import".into() }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Data rows read.
+    pub rows: usize,
+    /// New records.
+    pub created: usize,
+    /// Records changed.
+    pub updated: usize,
+    /// Rows that matched a record and changed nothing.
+    pub unchanged: usize,
+    /// Rows not imported.
+    pub rejected: usize,
+    /// Every problem found.
+    pub problems: Vec<RowProblem>,
+    /// The header and the rejected rows as read, for a rejects file.
+    #[serde(skip)]
+    pub rejects: Vec<Vec<String>>,
+}
+
+/// What a member import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MembersReport {
+    /// Data rows read.
+    pub rows: usize,
+    /// New members.
+    pub created: usize,
+    /// Members changed (including deactivations).
+    pub updated: usize,
+    /// Members unchanged.
+    pub unchanged: usize,
+}
+
+/// CSV bytes as text: UTF-8 (a BOM is dropped) or GB18030.
+pub fn decode(bytes: &[u8]) -> Result<String, EngineError> {
+    if bytes.len() > MAX_CSV_BYTES {
+        return Err(EngineError::Input(format!(
+            "the file is {} bytes; at most {MAX_CSV_BYTES} are accepted",
+            bytes.len()
+        )));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_string());
+    }
+    let (text, had_errors) = encoding_rs::GB18030.decode_without_bom_handling(bytes);
+    if had_errors {
+        return Err(EngineError::Input(
+            "the file is neither UTF-8 nor GB18030 text; save it from Excel as CSV UTF-8".into(),
+        ));
+    }
+    Ok(text.into_owned())
+}
+
+fn reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::None).from_reader(text.as_bytes())
+}
+
+fn label_matches(label: &Option<Label>, header: &str) -> bool {
+    match label {
+        Some(Label::Text(t)) => t.trim() == header,
+        Some(Label::Langs(l)) => {
+            l.zh.as_deref().map(str::trim) == Some(header)
+                || l.en.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(header))
+        }
+        None => false,
+    }
+}
+
+/// Which field (or the record id) each header names.
+enum Target<'a> {
+    Field(&'a Field),
+    Id,
+    Ignored,
+}
+
+impl Runtime {
+    /// Imports a CSV file into a form. See the module documentation for the rules.
+    pub fn import_csv(
+        &mut self,
+        form: &str,
+        bytes: &[u8],
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<ImportReport, EngineError> {
+        let text = decode(bytes)?;
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let Runtime { store, apps, scripts, .. } = self;
+        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
+        let roles = actor_roles(store.reader(), &options.actor)?;
+        let table = f.table();
+        let tz = f.time_zone();
+        let zoned = now.to_zoned(tz.clone());
+        let mut csv = reader(&text);
+        let headers: Vec<String> = csv
+            .headers()
+            .map_err(|e| EngineError::Input(format!("row 1: {e}")))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let mut problems = Vec::new();
+        let targets: Vec<Target<'_>> = headers
+            .iter()
+            .map(|h| {
+                if h == "id" {
+                    return Target::Id;
+                }
+                if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by"]
+                    .contains(&h.as_str())
+                {
+                    return Target::Ignored;
+                }
+                match f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
+                    Some(fd) => Target::Field(fd),
+                    None => {
+                        let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
+                        let hint = crate::suggest::closest(h, known.iter().copied())
+                            .map(|b| format!(" (did you mean `{b}`?)"))
+                            .unwrap_or_default();
+                        problems.push(RowProblem {
+                            row: 1,
+                            column: Some(h.clone()),
+                            code: "UNKNOWN_COLUMN".into(),
+                            message: format!("is not a field of form {form}{hint}"),
+                        });
+                        Target::Ignored
+                    }
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() })));
+        }
+        let rows: Vec<(usize, Vec<String>)> = csv
+            .records()
+            .map(|r| {
+                r.map(|r| {
+                    (r.position().map(|p| p.line() as usize).unwrap_or(0), r.iter().map(str::to_string).collect())
+                })
+                .map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let key: Vec<&str> = if f.form.key.is_empty() {
+            f.form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
+        } else {
+            f.form.key.iter().map(String::as_str).collect()
+        };
+        let report = store.write(|tx| {
+            let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+            report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
+            for (done, (line, cells)) in rows.iter().enumerate() {
+                let mut given = Map::new();
+                let mut row_problems = Vec::new();
+                let mut id = None;
+                for (i, cell) in cells.iter().enumerate() {
+                    match targets.get(i) {
+                        Some(Target::Field(field)) => match parse_cell(field, unguard(cell), &tz) {
+                            Ok(Some(v)) => {
+                                given.insert(field.id.clone(), v);
+                            }
+                            Ok(None) => {}
+                            Err(message) => row_problems.push(RowProblem {
+                                row: *line,
+                                column: Some(headers[i].clone()),
+                                code: "WRONG_TYPE".into(),
+                                message,
+                            }),
+                        },
+                        Some(Target::Id) if !cell.trim().is_empty() => id = Some(cell.trim().to_string()),
+                        _ => {}
+                    }
+                }
+                let existing = match (&id, key.is_empty()) {
+                    (Some(id), _) => records::get(tx, &table, id)?,
+                    (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
+                        let values: Vec<(&str, &Value)> =
+                            key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
+                        records::find_by(tx, &table, &values)?
+                    }
+                    _ => None,
+                };
+                if row_problems.is_empty() {
+                    let state = existing
+                        .as_ref()
+                        .and_then(|e| e.state.clone())
+                        .or_else(|| f.form.initial_state().map(|s| s.id.clone()));
+                    let rules = Rules { f, apps, scripts, state: state.as_deref(), roles: &roles };
+                    let base = existing.as_ref().map(|e| &e.data);
+                    match rules.prepare(tx, &given, base, Purpose::Create, existing.as_ref().map(|e| e.id.as_str())) {
+                        Err(field_problems) => {
+                            for p in field_problems {
+                                let top = p.field.split(['[', '.']).next().unwrap_or_default().to_string();
+                                let column = targets
+                                    .iter()
+                                    .position(|t| matches!(t, Target::Field(fd) if fd.id == top))
+                                    .map(|i| headers[i].clone())
+                                    .or(Some(top));
+                                let message =
+                                    p.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(p.message);
+                                row_problems.push(RowProblem { row: *line, column, code: p.code.to_string(), message });
+                            }
+                        }
+                        Ok(data) => {
+                            let source = json!({"import": "csv", "row": line});
+                            match existing {
+                                None => {
+                                    Writer { tx, f: &f, table: &table, at: &at, actor: &options.actor }.create(
+                                        data,
+                                        &zoned,
+                                        Some(&source),
+                                    )?;
+                                    report.created += 1;
+                                }
+                                Some(before) => {
+                                    let (version, state) = (before.version, before.state.clone());
+                                    let row = Writer { tx, f: &f, table: &table, at: &at, actor: &options.actor }
+                                        .version(before, data, state, "record.updated", Some(("source", source)))??;
+                                    if row.version == version {
+                                        report.unchanged += 1;
+                                    } else {
+                                        report.updated += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                if !row_problems.is_empty() {
+                    report.rejected += 1;
+                    let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
+                    report.problems.extend(row_problems);
+                }
+                progress(done + 1);
+            }
+            if report.rejected > 0 && !options.skip_invalid {
+                return Err(EngineError::Import(Box::new(report)));
+            }
+            Ok(report)
+        })?;
+        Ok(report)
+    }
+
+    /// Writes a form's records as CSV: `id`, `state` (for forms with states), `owner` (when the
+    /// form has one), then every field by id, so the file imports back. Text that a spreadsheet
+    /// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is
+    /// prefixed with `'`; numbers stay numbers.
+    pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
+        let f = self.form(form)?;
+        let rows = records::list(self.store.reader(), &f.table(), &crate::store::ListQuery::default())?;
+        let mut w = csv::Writer::from_writer(out);
+        let has_states = !f.form.states.is_empty();
+        let mut header = vec!["id".to_string()];
+        if has_states {
+            header.push("state".into());
+        }
+        header.extend(f.form.fields.iter().map(|fd| fd.id.clone()));
+        w.write_record(&header).map_err(|e| EngineError::Input(e.to_string()))?;
+        for row in &rows {
+            let mut cells = vec![guard(&row.id)];
+            if has_states {
+                cells.push(row.state.clone().unwrap_or_default());
+            }
+            for field in &f.form.fields {
+                let cell = format_cell(row.data.get(&field.id));
+                let numeric = field.kind.is_numeric() || field.kind == FieldType::Bool;
+                cells.push(if numeric && row.data.get(&field.id).is_some_and(Value::is_number) {
+                    cell
+                } else {
+                    guard(&cell)
+                });
+            }
+            w.write_record(&cells).map_err(|e| EngineError::Input(e.to_string()))?;
+        }
+        w.flush().map_err(|e| EngineError::Input(e.to_string()))?;
+        Ok(rows.len())
+    }
+
+    /// Imports the member directory (`id,name,roles,region,manager,active,capacity`, optional
+    /// `email`, `phone` and the app's extra attributes; roles separated by `;`). Members are
+    /// upserted by id; `active` = false deactivates without losing history. All-or-nothing.
+    pub fn import_members(&mut self, bytes: &[u8], actor: &str) -> Result<MembersReport, EngineError> {
+        let text = decode(bytes)?;
+        let at = self.now();
+        let extra: Vec<String> = self
+            .apps
+            .values()
+            .flat_map(|a| a.app.def.members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone())))
+            .collect();
+        let mut csv = reader(&text);
+        let headers: Vec<String> = csv
+            .headers()
+            .map_err(|e| EngineError::Input(format!("row 1: {e}")))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        let mut problems = Vec::new();
+        for h in &headers {
+            if !crate::model::BUILTIN_MEMBER_FIELDS.contains(&h.as_str()) && !extra.contains(h) {
+                problems.push(RowProblem {
+                    row: 1,
+                    column: Some(h.clone()),
+                    code: "UNKNOWN_COLUMN".into(),
+                    message: "is not a member attribute".into(),
+                });
+            }
+        }
+        for required in ["id", "name"] {
+            if !headers.iter().any(|h| h == required) {
+                problems.push(RowProblem {
+                    row: 1,
+                    column: None,
+                    code: "MISSING_COLUMN".into(),
+                    message: format!("the column `{required}` is missing"),
+                });
+            }
+        }
+        let mut parsed = Vec::new();
+        for record in csv.records() {
+            let record = record.map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))?;
+            let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+            let cell = |name: &str| {
+                headers
+                    .iter()
+                    .position(|h| h == name)
+                    .and_then(|i| record.get(i))
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+            };
+            let mut member = MemberRow {
+                id: cell("id").unwrap_or_default().to_string(),
+                name: cell("name").unwrap_or_default().to_string(),
+                roles: cell("roles")
+                    .map(|r| {
+                        r.split([';', '；']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+                    })
+                    .unwrap_or_default(),
+                region: cell("region").map(str::to_string),
+                manager: cell("manager").map(str::to_string),
+                active: true,
+                capacity: None,
+                email: cell("email").map(str::to_string),
+                phone: cell("phone").map(str::to_string),
+                extra: Map::new(),
+            };
+            let mut bad = |column: &str, message: String| {
+                problems.push(RowProblem { row: line, column: Some(column.into()), code: "WRONG_TYPE".into(), message })
+            };
+            if member.id.is_empty() {
+                bad("id", "every member needs an id".into());
+            }
+            if member.name.is_empty() {
+                bad("name", "every member needs a name".into());
+            }
+            if let Some(a) = cell("active") {
+                match a.to_lowercase().as_str() {
+                    "true" | "yes" | "1" | "是" => member.active = true,
+                    "false" | "no" | "0" | "否" => member.active = false,
+                    _ => bad("active", format!("\"{a}\" is not true or false")),
+                }
+            }
+            if let Some(c) = cell("capacity") {
+                match c.parse::<i64>() {
+                    Ok(n) if n >= 0 => member.capacity = Some(n),
+                    _ => bad("capacity", format!("\"{c}\" is not a whole number")),
+                }
+            }
+            for e in &extra {
+                if let Some(v) = cell(e) {
+                    member.extra.insert(e.clone(), Value::String(v.to_string()));
+                }
+            }
+            parsed.push((line, member));
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Import(Box::new(ImportReport {
+                rows: parsed.len(),
+                rejected: parsed.len(),
+                problems,
+                ..ImportReport::default()
+            })));
+        }
+        let report = self.store.write(|tx| {
+            let mut report = MembersReport { rows: parsed.len(), ..MembersReport::default() };
+            for (_, member) in &parsed {
+                let before = members::get(tx, &member.id)?;
+                if before.as_ref() == Some(member) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                members::upsert(tx, member, &at)?;
+                let kind = if before.is_some() { "member.updated" } else { "member.created" };
+                if before.is_some() {
+                    report.updated += 1;
+                } else {
+                    report.created += 1;
+                }
+                let body = json!({"id": member.id, "name": member.name, "roles": member.roles, "region": member.region,
+                    "manager": member.manager, "active": member.active, "capacity": member.capacity});
+                audit::append(
+                    tx,
+                    &NewEvent {
+                        at: &at,
+                        actor,
+                        kind,
+                        form: None,
+                        record: Some(&member.id),
+                        version: None,
+                        body: &body,
+                        data_hash: None,
+                    },
+                )?;
+            }
+            Ok::<_, StoreError>(report)
+        })?;
+        Ok(report)
+    }
+}
+
+/// Neutralises a cell a spreadsheet would run as a formula (OWASP CSV injection).
+pub fn guard(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
+/// Takes off the quote [`guard`] added, so an export imports back exactly.
+pub fn unguard(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}

@@ -1,0 +1,226 @@
+//! The records engine: installs apps into a store and runs their forms.
+//!
+//! [`Runtime`] is the embedding surface: open a [`Store`], give it a [`Clock`], install apps,
+//! then submit, update, act on, read, list and trace records, keep the member directory, and
+//! move records in and out as CSV. Every write is one transaction: the record, its version and
+//! its audit event are stored together or not at all, and invalid input writes nothing.
+
+mod csvio;
+mod install;
+mod records;
+mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rhai::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
+pub use install::InstallReport;
+pub use records::{Change, Version};
+
+use crate::clock::Clock;
+use crate::diagnostic::Diagnostic;
+use crate::loader::{App, AppFiles, Loader};
+use crate::model::{Form, Lang};
+use crate::store::{FormTable, Retryable, Store, StoreError};
+use crate::values::FieldProblem;
+
+/// Actors that are not people: imports and closeloop itself. They may create records but hold
+/// no roles, so actions that name roles refuse them.
+pub const SYSTEM_ACTORS: &[&str] = &["system", "import"];
+
+/// What can go wrong when using the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No installed app has this form.
+    #[error("there is no form `{form}`{hint}")]
+    UnknownForm {
+        /// The form asked for.
+        form: String,
+        /// " (did you mean ...?)" or the installed forms.
+        hint: String,
+    },
+    /// No record with this id.
+    #[error("{form} {id} does not exist")]
+    NotFound {
+        /// The form.
+        form: String,
+        /// The id asked for.
+        id: String,
+    },
+    /// The actor is not in the member directory.
+    #[error("`{0}` is not a member; load the team with `closeloop members import FILE.csv`")]
+    UnknownMember(String),
+    /// The actor has left.
+    #[error("member `{0}` is not active")]
+    InactiveMember(String),
+    /// The input breaks the form's rules; nothing was written.
+    #[error("{} problem(s) with the input; nothing was written", .0.len())]
+    Invalid(Vec<FieldProblem>),
+    /// An action was refused; nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// Someone else changed the record meanwhile.
+    #[error("{form} {id} was changed by someone else meanwhile; read it again and retry")]
+    Conflict {
+        /// The form.
+        form: String,
+        /// The record.
+        id: String,
+    },
+    /// The app does not load.
+    #[error("the app has {} error(s)", .0.iter().filter(|d| d.is_error()).count())]
+    InvalidApp(Vec<Diagnostic>),
+    /// Installing this version would orphan stored data.
+    #[error("installing this version would orphan stored data; fix the app or install with --force")]
+    Orphans(Vec<Diagnostic>),
+    /// A request that does not make sense (a filter on an unknown field, an unreadable file).
+    #[error("{0}")]
+    Input(String),
+    /// A CSV import found problems and imported nothing.
+    #[error("{} problem(s) in the file; nothing was imported", .0.problems.len())]
+    Import(Box<ImportReport>),
+}
+
+impl Retryable for EngineError {
+    fn is_busy(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.is_busy())
+    }
+}
+
+/// A record as the outside world sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// The readable id (`LEAD-2026-00042`).
+    pub id: String,
+    /// The form.
+    pub form: String,
+    /// 1 on creation, +1 per change.
+    pub version: i64,
+    /// The state, for forms with states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The owner, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The field values.
+    pub data: Map<String, Value>,
+    /// When created.
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// An installed app, loaded and compiled.
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub app: App,
+    pub revision: i64,
+}
+
+/// The running engine over one store.
+pub struct Runtime {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    loader: Loader,
+    scripts: Engine,
+    apps: BTreeMap<String, Installed>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("apps", &self.apps.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// A form of an installed app, with what running it needs.
+#[derive(Clone, Copy)]
+pub(crate) struct FormRef<'a> {
+    pub app: &'a Installed,
+    pub form: &'a Form,
+    pub index: usize,
+}
+
+impl FormRef<'_> {
+    pub fn table(&self) -> FormTable {
+        FormTable::of(self.form)
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.app.app.def.app.language.unwrap_or(Lang::Zh)
+    }
+
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        crate::timespec::parse_time_zone(self.app.app.def.app.time_zone()).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+impl Runtime {
+    /// Opens the engine over a store, loading every installed app.
+    pub fn open(store: Store, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
+        let loader = Loader::new().map_err(|e| EngineError::Input(e.to_string()))?;
+        let mut rt = Runtime {
+            store,
+            clock,
+            loader,
+            scripts: crate::script::engine(crate::script::ScriptLimits::default()),
+            apps: BTreeMap::new(),
+        };
+        for stored in crate::store::apps::list(rt.store.reader())? {
+            let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
+            let loaded = rt.loader.load(&files);
+            match loaded.app {
+                Some(app) => {
+                    rt.apps.insert(stored.id.clone(), Installed { app, revision: stored.revision });
+                }
+                None => return Err(EngineError::InvalidApp(loaded.diagnostics)),
+            }
+        }
+        Ok(rt)
+    }
+
+    /// The store underneath, for checks such as `PRAGMA integrity_check`.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// "Now", from the injected clock, in the stored format.
+    pub(crate) fn now(&self) -> String {
+        crate::clock::stamp(self.clock.now())
+    }
+
+    /// Installed apps: id and revision.
+    pub fn apps(&self) -> Vec<(String, i64)> {
+        self.apps.iter().map(|(id, a)| (id.clone(), a.revision)).collect()
+    }
+
+    /// A form by id, across installed apps.
+    pub(crate) fn form(&self, id: &str) -> Result<FormRef<'_>, EngineError> {
+        records::find_form(&self.apps, id).ok_or_else(|| records::unknown_form(&self.apps, id))
+    }
+
+    /// Every installed form's table, for audits.
+    pub(crate) fn tables(&self) -> Vec<FormTable> {
+        self.apps.values().flat_map(|a| a.app.def.forms.iter().map(FormTable::of)).collect()
+    }
+
+    /// Checks the audit chain and every record against it.
+    pub fn verify_audit(&self) -> Result<crate::store::Verification, EngineError> {
+        Ok(crate::store::audit::verify(self.store.reader(), &self.tables())?)
+    }
+
+    /// The member directory.
+    pub fn members(&self) -> Result<Vec<crate::store::MemberRow>, EngineError> {
+        Ok(crate::store::members::list(self.store.reader())?)
+    }
+}

@@ -1,0 +1,508 @@
+//! Record rules: from what a person typed to the data that is stored.
+//!
+//! In order: unknown and read-only fields, types and options (tables row by row), defaults,
+//! lookups from catalog forms, computed fields, then required / required_if, members and linked
+//! records that must exist, and unique values. Every problem is collected; nothing is written
+//! unless there are none.
+
+use std::collections::BTreeMap;
+
+use rhai::{Dynamic, Engine, Scope, AST};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use super::{FormRef, Installed};
+use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
+use crate::store::{records, FormTable};
+use crate::values::{check_value, field_name, is_empty, FieldProblem};
+
+/// Why data is being prepared: it decides which fields may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A new record from a person or an import.
+    Create,
+    /// A change by a person: read-only fields are refused.
+    Update,
+}
+
+/// What the rules need besides the data.
+pub(crate) struct Rules<'a> {
+    pub f: FormRef<'a>,
+    pub apps: &'a BTreeMap<String, Installed>,
+    pub scripts: &'a Engine,
+    /// The record's state while the rules run (for `required_if: {state: ...}`).
+    pub state: Option<&'a str>,
+    /// The actor's roles (for `required_if: {role: ...}`).
+    pub roles: &'a [String],
+}
+
+impl Rules<'_> {
+    fn lang(&self) -> Lang {
+        self.f.lang()
+    }
+
+    fn field(&self, id: &str) -> Option<&Field> {
+        self.f.form.field(id)
+    }
+
+    /// Applies the rules. `base` is the stored data for an update, `None` for a new record;
+    /// `self_id` is the record's own id, so a unique value does not collide with itself.
+    pub fn prepare(
+        &self,
+        conn: &Connection,
+        given: &Map<String, Value>,
+        base: Option<&Map<String, Value>>,
+        purpose: Purpose,
+        self_id: Option<&str>,
+    ) -> Result<Map<String, Value>, Vec<FieldProblem>> {
+        let lang = self.lang();
+        let mut problems = Vec::new();
+        let mut data = base.cloned().unwrap_or_default();
+        if base.is_none() {
+            for field in &self.f.form.fields {
+                if let (Some(default), false) = (&field.default, given.contains_key(&field.id)) {
+                    data.insert(field.id.clone(), default.clone());
+                }
+            }
+        }
+        for (key, value) in given {
+            let Some(field) = self.field(key) else {
+                let known: Vec<&str> = self.f.form.fields.iter().map(|f| f.id.as_str()).collect();
+                let hint = crate::suggest::closest(key, known.iter().copied())
+                    .map(|b| format!(" (did you mean `{b}`?)"))
+                    .unwrap_or_default();
+                problems.push(FieldProblem::new(
+                    key.clone(),
+                    "UNKNOWN_FIELD",
+                    format!("form {} has no field `{key}`{hint}", self.f.form.id),
+                ));
+                continue;
+            };
+            let name = field_name(field, lang);
+            if field.kind == FieldType::Computed {
+                problems.push(FieldProblem::new(
+                    key.clone(),
+                    "READONLY",
+                    format!("{name} is computed; it cannot be entered"),
+                ));
+                continue;
+            }
+            if purpose == Purpose::Update && field.readonly == Some(true) && data.get(key) != Some(value) {
+                problems.push(FieldProblem::new(key.clone(), "READONLY", format!("{name} is read-only")));
+                continue;
+            }
+            if value.is_null() {
+                data.remove(key);
+                continue;
+            }
+            match check_value(field, value, key, lang) {
+                Ok(v) if field.kind == FieldType::Table => match self.rows(field, &v, &mut problems) {
+                    Some(rows) => {
+                        data.insert(key.clone(), rows);
+                    }
+                    None => continue,
+                },
+                Ok(v) => {
+                    data.insert(key.clone(), v);
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        // Keep going after bad values, so one answer names every problem (a bad phone and a
+        // missing customer together); fields already reported are not reported again.
+        self.lookups(conn, &mut data, &mut problems);
+        self.compute(&mut data);
+        let reported: Vec<String> =
+            problems.iter().map(|p| p.field.split(['[', '.']).next().unwrap_or_default().to_string()).collect();
+        let mut more = Vec::new();
+        self.constraints(conn, &data, self_id, &mut more);
+        problems.extend(
+            more.into_iter().filter(|p| !reported.iter().any(|r| p.field.split(['[', '.']).next() == Some(r.as_str()))),
+        );
+        if problems.is_empty() {
+            Ok(data)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Checks each row of a table field; returns the normalised rows.
+    fn rows(&self, table: &Field, value: &Value, problems: &mut Vec<FieldProblem>) -> Option<Value> {
+        let lang = self.lang();
+        let columns = table.columns.as_deref().unwrap_or_default();
+        let mut out = Vec::new();
+        let before = problems.len();
+        for (i, row) in value.as_array().into_iter().flatten().enumerate() {
+            let path = format!("{}[{i}]", table.id);
+            let Some(row) = row.as_object() else {
+                problems.push(FieldProblem::new(
+                    path,
+                    "WRONG_TYPE",
+                    format!("{}: each row is an object of columns", field_name(table, lang)),
+                ));
+                continue;
+            };
+            let mut clean = Map::new();
+            for column in columns {
+                if let (Some(default), false) = (&column.default, row.contains_key(&column.id)) {
+                    clean.insert(column.id.clone(), default.clone());
+                }
+            }
+            for (key, v) in row {
+                let Some(column) = columns.iter().find(|c| &c.id == key) else {
+                    problems.push(FieldProblem::new(
+                        format!("{path}.{key}"),
+                        "UNKNOWN_FIELD",
+                        format!("{} has no column `{key}`", field_name(table, lang)),
+                    ));
+                    continue;
+                };
+                if v.is_null() || column.kind == FieldType::Computed {
+                    continue;
+                }
+                match check_value(column, v, &format!("{path}.{key}"), lang) {
+                    Ok(v) => {
+                        clean.insert(key.clone(), v);
+                    }
+                    Err(p) => problems.push(p),
+                }
+            }
+            out.push(Value::Object(clean));
+        }
+        (problems.len() == before).then_some(Value::Array(out))
+    }
+
+    fn source_form(&self, id: &str) -> Option<&crate::model::Form> {
+        self.apps.values().flat_map(|a| a.app.def.forms.iter()).find(|f| f.id == id)
+    }
+
+    /// Fills fields from catalog records found by key (a product's list price from its SKU).
+    fn lookups(&self, conn: &Connection, data: &mut Map<String, Value>, problems: &mut Vec<FieldProblem>) {
+        let lang = self.lang();
+        let fields = self.f.form.fields.clone();
+        fill(self, conn, &fields, data, "", lang, problems);
+        for table in fields.iter().filter(|f| f.kind == FieldType::Table) {
+            let columns = table.columns.clone().unwrap_or_default();
+            if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
+                for (i, row) in rows.iter_mut().enumerate() {
+                    if let Value::Object(row) = row {
+                        fill(self, conn, &columns, row, &format!("{}[{i}].", table.id), lang, problems);
+                    }
+                }
+            }
+        }
+
+        fn fill(
+            rules: &Rules<'_>,
+            conn: &Connection,
+            fields: &[Field],
+            data: &mut Map<String, Value>,
+            prefix: &str,
+            lang: Lang,
+            problems: &mut Vec<FieldProblem>,
+        ) {
+            for field in fields {
+                let (Some(lookup), Some(value)) = (&field.lookup, data.get(&field.id).cloned()) else { continue };
+                let Some(source) = rules.source_form(&lookup.form) else { continue };
+                let found =
+                    records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
+                match found {
+                    None => problems.push(FieldProblem::new(
+                        format!("{prefix}{}", field.id),
+                        "NOT_FOUND",
+                        format!(
+                            "{}: no {} has {} {}",
+                            field_name(field, lang),
+                            source.id,
+                            lookup.key,
+                            crate::values::format_cell(Some(&value))
+                        ),
+                    )),
+                    Some(src) => {
+                        for (here, there) in &lookup.fill {
+                            let readonly = fields.iter().any(|f| &f.id == here && f.readonly == Some(true));
+                            if readonly || is_empty(data.get(here)) {
+                                if let Some(v) = src.data.get(there) {
+                                    data.insert(here.clone(), v.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Evaluates computed fields: table columns row by row, then the form's own. The loader
+    /// proved there are no cycles, so as many passes as there are computed fields reach the
+    /// fixed point. An expression that cannot be evaluated (an input still empty) gives no value.
+    fn compute(&self, data: &mut Map<String, Value>) {
+        let index = self.f.index;
+        for (j, table) in self.f.form.fields.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Table) {
+            let columns = table.columns.as_deref().unwrap_or_default();
+            let computed: Vec<(usize, &Field)> =
+                columns.iter().enumerate().filter(|(_, c)| c.kind == FieldType::Computed).collect();
+            if computed.is_empty() {
+                continue;
+            }
+            if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
+                for row in rows.iter_mut() {
+                    if let Value::Object(row) = row {
+                        for _ in 0..computed.len() {
+                            for (k, column) in &computed {
+                                let key = format!("/forms/{index}/fields/{j}/columns/{k}/expression");
+                                set_computed(self.scripts, self.f.app.app.script(&key), row, &column.id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let computed: Vec<(usize, &Field)> =
+            self.f.form.fields.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Computed).collect();
+        for _ in 0..computed.len() {
+            for (j, field) in &computed {
+                let key = format!("/forms/{index}/fields/{j}/expression");
+                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id);
+            }
+        }
+    }
+
+    /// Required fields, conditions, referenced members and records, unique values.
+    fn constraints(
+        &self,
+        conn: &Connection,
+        data: &Map<String, Value>,
+        self_id: Option<&str>,
+        problems: &mut Vec<FieldProblem>,
+    ) {
+        let lang = self.lang();
+        for (j, field) in self.f.form.fields.iter().enumerate() {
+            let name = field_name(field, lang);
+            let value = data.get(&field.id);
+            let required = field.required == Some(true)
+                || field
+                    .required_if
+                    .as_ref()
+                    .is_some_and(|c| self.holds(c, data, &format!("/forms/{}/fields/{j}/required_if", self.f.index)));
+            if required && field.kind != FieldType::Computed && is_empty(value) {
+                problems.push(FieldProblem::new(field.id.clone(), "REQUIRED", format!("{name} is required")));
+                continue;
+            }
+            let Some(value) = value.filter(|v| !is_empty(Some(v))) else { continue };
+            self.exists(conn, field, value, &field.id, problems);
+            if field.unique == Some(true) {
+                let clash = records::find_by(conn, &self.f.table(), &[(field.id.as_str(), value)]).ok().flatten();
+                if let Some(other) = clash.filter(|o| Some(o.id.as_str()) != self_id) {
+                    problems.push(FieldProblem::new(
+                        field.id.clone(),
+                        "NOT_UNIQUE",
+                        format!("{name}: {} is already used by {}", crate::values::format_cell(Some(value)), other.id),
+                    ));
+                }
+            }
+            if field.kind == FieldType::Table {
+                let columns = field.columns.as_deref().unwrap_or_default();
+                for (i, row) in value.as_array().into_iter().flatten().enumerate() {
+                    for column in columns {
+                        let path = format!("{}[{i}].{}", field.id, column.id);
+                        let cell = row.get(&column.id);
+                        if column.required == Some(true) && column.kind != FieldType::Computed && is_empty(cell) {
+                            problems.push(FieldProblem::new(
+                                path,
+                                "REQUIRED",
+                                format!("{} row {}: {} is required", name, i + 1, field_name(column, lang)),
+                            ));
+                        } else if let Some(cell) = cell.filter(|c| !is_empty(Some(c))) {
+                            self.exists(conn, column, cell, &path, problems);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Members and linked records must exist.
+    fn exists(&self, conn: &Connection, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
+        let name = field_name(field, self.lang());
+        let Some(id) = value.as_str() else { return };
+        match field.kind {
+            FieldType::Member => match crate::store::members::get(conn, id).ok().flatten() {
+                None => {
+                    problems.push(FieldProblem::new(path, "NOT_FOUND", format!("{name}: there is no member `{id}`")))
+                }
+                Some(m) if !m.active => {
+                    problems.push(FieldProblem::new(path, "NOT_FOUND", format!("{name}: member `{id}` is not active")))
+                }
+                Some(_) => {}
+            },
+            FieldType::Link => {
+                let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { return };
+                if records::get(conn, &FormTable::of(target), id).ok().flatten().is_none() {
+                    problems.push(FieldProblem::new(
+                        path,
+                        "NOT_FOUND",
+                        format!("{name}: there is no {} {id}", target.id),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Does a condition hold for this data? `pointer` locates it in the app, for `expr`.
+    pub fn holds(&self, c: &Condition, data: &Map<String, Value>, pointer: &str) -> bool {
+        let Ok(kind) = c.kind() else { return false };
+        match kind {
+            ConditionKind::All(list) => {
+                list.iter().enumerate().all(|(i, c)| self.holds(c, data, &format!("{pointer}/all/{i}")))
+            }
+            ConditionKind::Any(list) => {
+                list.iter().enumerate().any(|(i, c)| self.holds(c, data, &format!("{pointer}/any/{i}")))
+            }
+            ConditionKind::Not(inner) => !self.holds(inner, data, &format!("{pointer}/not")),
+            ConditionKind::State(states) => self.state.is_some_and(|s| states.iter().any(|x| x == s)),
+            ConditionKind::Role(role) => self.roles.iter().any(|r| r == role),
+            ConditionKind::Expr(_) => {
+                let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
+                let mut scope = scope_of(data);
+                self.scripts.eval_ast_with_scope::<bool>(&mut scope, ast).unwrap_or(false)
+            }
+            ConditionKind::Compare(field, op) => {
+                let value = data.get(field);
+                let operand = match op {
+                    CompareOp::Eq => c.eq.as_ref(),
+                    CompareOp::Ne => c.ne.as_ref(),
+                    CompareOp::Gt => c.gt.as_ref(),
+                    CompareOp::Gte => c.gte.as_ref(),
+                    CompareOp::Lt => c.lt.as_ref(),
+                    CompareOp::Lte => c.lte.as_ref(),
+                    CompareOp::In | CompareOp::NotIn | CompareOp::Empty => None,
+                };
+                match op {
+                    CompareOp::Eq => operand.is_some_and(|o| equals(value, o)),
+                    CompareOp::Ne => !operand.is_some_and(|o| equals(value, o)),
+                    CompareOp::In => c.in_.iter().flatten().any(|o| equals(value, o)),
+                    CompareOp::NotIn => !c.not_in.iter().flatten().any(|o| equals(value, o)),
+                    CompareOp::Empty => c.empty == Some(is_empty(value)),
+                    CompareOp::Gt | CompareOp::Gte | CompareOp::Lt | CompareOp::Lte => {
+                        let Some(ord) = operand.and_then(|o| order(value?, o)) else { return false };
+                        match op {
+                            CompareOp::Gt => ord.is_gt(),
+                            CompareOp::Gte => ord.is_ge(),
+                            CompareOp::Lt => ord.is_lt(),
+                            _ => ord.is_le(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Equality as people mean it: numbers by value, a list "equals" an item it contains.
+fn equals(value: Option<&Value>, operand: &Value) -> bool {
+    match (value, operand) {
+        (None | Some(Value::Null), Value::Null) => true,
+        (Some(Value::Array(items)), o) if !o.is_array() => items.iter().any(|i| equals(Some(i), o)),
+        (Some(Value::Number(a)), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Some(v), o) => v == o,
+        (None, _) => false,
+    }
+}
+
+fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// A rhai scope holding the fields as variables.
+pub(crate) fn scope_of(data: &Map<String, Value>) -> Scope<'static> {
+    let mut scope = Scope::new();
+    for (k, v) in data {
+        if let Ok(d) = rhai::serde::to_dynamic(v) {
+            scope.push_dynamic(k.clone(), d);
+        }
+    }
+    scope
+}
+
+fn set_computed(scripts: &Engine, ast: Option<&AST>, data: &mut Map<String, Value>, field: &str) {
+    let Some(ast) = ast else { return };
+    let mut scope = scope_of(data);
+    let value = scripts
+        .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+        .ok()
+        .filter(|d| !d.is_unit())
+        .and_then(|d| rhai::serde::from_dynamic::<Value>(&d).ok());
+    match value {
+        Some(v) => {
+            data.insert(field.to_string(), v);
+        }
+        None => {
+            data.remove(field);
+        }
+    }
+}
+
+/// Renders a readable-id pattern. Returns the counter's period (the pattern with its dates
+/// filled and the counter left out, so `LEAD-{yyyy}-{seq:5}` counts per year) and a function of
+/// the counter value.
+pub(crate) fn id_period(pattern: &str, now: &jiff::Zoned) -> String {
+    render(pattern, now, None)
+}
+
+/// The id for counter value `seq`.
+pub(crate) fn render_id(pattern: &str, now: &jiff::Zoned, seq: i64) -> String {
+    render(pattern, now, Some(seq))
+}
+
+fn render(pattern: &str, now: &jiff::Zoned, seq: Option<i64>) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}').map(|c| c + open) else { break };
+        let token = &rest[open + 1..close];
+        match token {
+            "yyyy" => out.push_str(&format!("{:04}", now.year())),
+            "yy" => out.push_str(&format!("{:02}", now.year().rem_euclid(100))),
+            "mm" => out.push_str(&format!("{:02}", now.month())),
+            "dd" => out.push_str(&format!("{:02}", now.day())),
+            _ => {
+                let width = token.strip_prefix("seq:").and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
+                match seq {
+                    Some(n) => out.push_str(&format!("{n:0width$}")),
+                    None => out.push('#'),
+                }
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readable_ids_count_per_period() {
+        let now: jiff::Zoned = "2026-11-26T09:00:00+08:00[Asia/Shanghai]".parse().unwrap();
+        assert_eq!(render_id("LEAD-{yyyy}-{seq:5}", &now, 42), "LEAD-2026-00042");
+        assert_eq!(id_period("LEAD-{yyyy}-{seq:5}", &now), "LEAD-2026-#");
+        assert_eq!(render_id("QT-{yyyy}{mm}-{seq:4}", &now, 7), "QT-202611-0007");
+    }
+
+    #[test]
+    fn equality_is_what_people_mean() {
+        assert!(equals(Some(&Value::from(5)), &Value::from(5.0)));
+        assert!(equals(Some(&serde_json::json!(["a", "b"])), &Value::from("b")));
+        assert!(equals(None, &Value::Null));
+        assert!(!equals(None, &Value::from("x")));
+    }
+}

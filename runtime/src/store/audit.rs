@@ -1,0 +1,280 @@
+//! The append-only audit trail: every change is an event in a SHA-256 hash chain.
+//!
+//! Each event's hash covers its own columns and the previous event's hash, so changing,
+//! deleting or inserting a row breaks the chain at that row. Records carry the hash of their
+//! data, which must equal the hash in their latest event, so editing a record row directly is
+//! caught too. (Someone who rewrites the whole chain can forge it; the head hash printed by
+//! `closeloop audit verify` is what to keep elsewhere to catch that.)
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::{FormTable, StoreError, Tx};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// When, RFC 3339 UTC.
+    pub at: &'a str,
+    /// Who (a member id, or `system`).
+    pub actor: &'a str,
+    /// What happened: `record.created`, `record.updated`, `record.action`, `member.upserted`, `app.installed`, ...
+    pub kind: &'a str,
+    /// The form, for record events.
+    pub form: Option<&'a str>,
+    /// The record id, for record events.
+    pub record: Option<&'a str>,
+    /// The record version this event produced.
+    pub version: Option<i64>,
+    /// Details: the diff, the action, the data after the change.
+    pub body: &'a Value,
+    /// The hash of the record's data after the change.
+    pub data_hash: Option<&'a str>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub kind: String,
+    /// The form.
+    pub form: Option<String>,
+    /// The record.
+    pub record: Option<String>,
+    /// The record version.
+    pub version: Option<i64>,
+    /// Details.
+    pub body: Value,
+}
+
+/// The first problem `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditProblem {
+    /// Event `seq` does not match its hash: it was changed (or forged and inserted).
+    Altered(i64),
+    /// Event `seq` is missing: the chain jumps over it.
+    Missing(i64),
+    /// Event `seq` does not follow the event before it.
+    Unlinked(i64),
+    /// A record's data differs from what its last event recorded.
+    RecordAltered(String, String),
+    /// A record has no event: it was inserted around closeloop.
+    RecordUnrecorded(String, String),
+    /// A record's events exist but the record does not.
+    RecordMissing(String, String),
+}
+
+impl std::fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuditProblem::Altered(seq) => {
+                write!(f, "audit entry {seq} was altered: its contents do not match its hash")
+            }
+            AuditProblem::Missing(seq) => write!(f, "audit entry {seq} is missing: the chain jumps over it"),
+            AuditProblem::Unlinked(seq) => {
+                write!(f, "audit entry {seq} does not follow entry {}: an entry was removed or inserted", seq - 1)
+            }
+            AuditProblem::RecordAltered(form, id) => write!(
+                f,
+                "record {form} {id} was altered outside closeloop: its data does not match its last audit entry"
+            ),
+            AuditProblem::RecordUnrecorded(form, id) => {
+                write!(f, "record {form} {id} has no audit entry: it was inserted outside closeloop")
+            }
+            AuditProblem::RecordMissing(form, id) => {
+                write!(f, "record {form} {id} is missing although its audit entries exist")
+            }
+        }
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chain_hash(
+    seq: i64,
+    at: &str,
+    actor: &str,
+    kind: &str,
+    form: Option<&str>,
+    record: Option<&str>,
+    version: Option<i64>,
+    body: &str,
+    data_hash: Option<&str>,
+    prev: &str,
+) -> String {
+    let text = format!(
+        "{seq}\x1f{at}\x1f{actor}\x1f{kind}\x1f{}\x1f{}\x1f{}\x1f{body}\x1f{}\x1f{prev}",
+        form.unwrap_or(""),
+        record.unwrap_or(""),
+        version.map(|v| v.to_string()).unwrap_or_default(),
+        data_hash.unwrap_or("")
+    );
+    sha256_hex(text.as_bytes())
+}
+
+/// Appends an event; returns its sequence number.
+pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+    let (last, prev): (i64, String) = tx
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, GENESIS.to_string()));
+    let seq = last + 1;
+    let body = e.body.to_string();
+    let hash = chain_hash(seq, e.at, e.actor, e.kind, e.form, e.record, e.version, &body, e.data_hash, &prev);
+    tx.prepare_cached(
+        "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data_hash, prev, hash])?;
+    Ok(seq)
+}
+
+/// A record's events, oldest first.
+pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, actor, kind, form, record, version, body FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![form, record], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<i64>>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, at, actor, kind, form, record, version, body) = row?;
+        out.push(AuditEntry { seq, at, actor, kind, form, record, version, body: serde_json::from_str(&body)? });
+    }
+    Ok(out)
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Events checked.
+    pub events: i64,
+    /// Records checked.
+    pub records: u64,
+    /// The hash of the last event (keep it elsewhere to detect a rewritten chain).
+    pub head: String,
+    /// The first problem, if any.
+    pub problem: Option<AuditProblem>,
+}
+
+/// Checks the chain from the first event, then every record against its last event.
+pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verification, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash FROM events ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut expected = 1i64;
+    let mut prev = GENESIS.to_string();
+    let mut checked = 0;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let (at, actor, kind): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        let (form, record): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+        let version: Option<i64> = r.get(6)?;
+        let body: String = r.get(7)?;
+        let data_hash: Option<String> = r.get(8)?;
+        let (prev_hash, hash): (String, String) = (r.get(9)?, r.get(10)?);
+        let problem = if seq != expected {
+            Some(AuditProblem::Missing(expected))
+        } else if prev_hash != prev {
+            Some(AuditProblem::Unlinked(seq))
+        } else if chain_hash(
+            seq,
+            &at,
+            &actor,
+            &kind,
+            form.as_deref(),
+            record.as_deref(),
+            version,
+            &body,
+            data_hash.as_deref(),
+            &prev_hash,
+        ) != hash
+        {
+            Some(AuditProblem::Altered(seq))
+        } else {
+            None
+        };
+        if problem.is_some() {
+            return Ok(Verification { events: checked, records: 0, head: prev, problem });
+        }
+        checked += 1;
+        expected += 1;
+        prev = hash;
+    }
+    let mut records = 0;
+    for t in tables {
+        let sql = format!(
+            "SELECT r.id, r.data, r.data_hash,
+                    (SELECT e.data_hash FROM events e WHERE e.form = ?1 AND e.record = r.id ORDER BY e.seq DESC LIMIT 1)
+             FROM {} r ORDER BY r.created_at, r.id",
+            t.quoted()
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([&t.form])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let data: String = r.get(1)?;
+            let stored: String = r.get(2)?;
+            let last: Option<String> = r.get(3)?;
+            records += 1;
+            let problem = match last {
+                None => Some(AuditProblem::RecordUnrecorded(t.form.clone(), id)),
+                Some(last) if last != stored || sha256_hex(data.as_bytes()) != stored => {
+                    Some(AuditProblem::RecordAltered(t.form.clone(), id))
+                }
+                Some(_) => None,
+            };
+            if problem.is_some() {
+                return Ok(Verification { events: checked, records, head: prev, problem });
+            }
+        }
+        // Records whose events say they exist, but which are gone.
+        let sql = format!(
+            "SELECT DISTINCT e.record FROM events e WHERE e.form = ?1 AND e.kind LIKE 'record.%'
+             AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.id = e.record) LIMIT 1",
+            t.quoted()
+        );
+        let gone: Option<String> = conn.query_row(&sql, [&t.form], |r| r.get(0)).optional()?;
+        if let Some(id) = gone {
+            return Ok(Verification {
+                events: checked,
+                records,
+                head: prev,
+                problem: Some(AuditProblem::RecordMissing(t.form.clone(), id)),
+            });
+        }
+    }
+    Ok(Verification { events: checked, records, head: prev, problem: None })
+}

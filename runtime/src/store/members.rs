@@ -1,0 +1,102 @@
+//! The member directory.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+
+use super::{StoreError, Tx};
+
+/// A member as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// The manager's member id.
+    pub manager: Option<String>,
+    /// Still with the team.
+    pub active: bool,
+    /// How many open records they can take.
+    pub capacity: Option<i64>,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Attributes the app declared.
+    pub extra: Map<String, Value>,
+}
+
+const COLUMNS: &str = "id, name, roles, region, manager, active, capacity, email, phone, extra";
+
+fn read(r: &Row<'_>) -> rusqlite::Result<(MemberRow, String, String)> {
+    Ok((
+        MemberRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            roles: Vec::new(),
+            region: r.get(3)?,
+            manager: r.get(4)?,
+            active: r.get(5)?,
+            capacity: r.get(6)?,
+            email: r.get(7)?,
+            phone: r.get(8)?,
+            extra: Map::new(),
+        },
+        r.get(2)?,
+        r.get(9)?,
+    ))
+}
+
+fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRow, StoreError> {
+    m.roles = serde_json::from_str(&roles)?;
+    m.extra = serde_json::from_str(&extra)?;
+    Ok(m)
+}
+
+/// A member by id.
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<MemberRow>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
+        .query_row([id], read)
+        .optional()?
+        .map(finish)
+        .transpose()
+}
+
+/// Every member, by id.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<MemberRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
+    let rows = stmt.query_map([], read)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(finish(r?)?);
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces a member.
+pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO members (id, name, roles, region, manager, active, capacity, email, phone, extra, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (id) DO UPDATE SET name = ?2, roles = ?3, region = ?4, manager = ?5, active = ?6,
+            capacity = ?7, email = ?8, phone = ?9, extra = ?10, updated_at = ?11",
+    )?
+    .execute(params![
+        m.id,
+        m.name,
+        serde_json::to_string(&m.roles)?,
+        m.region,
+        m.manager,
+        m.active,
+        m.capacity,
+        m.email,
+        m.phone,
+        serde_json::to_string(&m.extra)?,
+        at
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! The SQLite store. Every SQL statement closeloop runs lives in this module.
+//!
+//! One file, WAL, foreign keys on, `synchronous=NORMAL` (an application crash loses nothing; a
+//! power cut may lose the last commits, never consistency), an explicit busy timeout, and
+//! `BEGIN IMMEDIATE` for every write so a read never has to upgrade to a write lock. A write
+//! that still meets a busy database is retried from `BEGIN`, so two processes writing one file
+//! both succeed.
+//!
+//! Table and column names come only from a loaded app definition (ids match
+//! `^[a-z][a-z0-9_]{0,47}$`) and are always quoted with [`quote`].
+
+pub(crate) mod apps;
+pub(crate) mod audit;
+pub(crate) mod members;
+pub(crate) mod records;
+pub(crate) mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+pub use apps::InstalledApp;
+pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
+pub use members::MemberRow;
+pub use records::{ListQuery, RecordRow, SortOrder};
+pub use schema::FormTable;
+
+/// A write transaction. Only store functions run statements on it.
+pub type Tx<'a> = rusqlite::Transaction<'a>;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON value does not read back.
+    #[error("stored data is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database was written by a newer closeloop.
+    #[error("the database has schema version {found}; this closeloop knows up to {known}. Upgrade closeloop.")]
+    TooNew {
+        /// The file's version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// The database stayed busy through every retry.
+    #[error("the database stayed busy (another closeloop is writing); try again")]
+    Busy,
+}
+
+/// How many times a write is retried from `BEGIN` when the database is busy.
+const WRITE_ATTEMPTS: u32 = 50;
+
+/// An open closeloop database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) a database file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::configure(conn, true)
+    }
+
+    /// A private in-memory database, for tests and trials.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::configure(Connection::open_in_memory()?, false)
+    }
+
+    fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        if file {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.write(schema::migrate)?;
+        Ok(store)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committing when it returns `Ok`. A busy
+    /// database restarts the whole transaction (the closure runs again), so `f` must not have
+    /// effects outside the transaction.
+    pub fn write<T, E>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError> + Retryable,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result: Result<T, E> = (|| {
+                let tx =
+                    self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+                let value = f(&tx)?;
+                tx.commit().map_err(StoreError::from)?;
+                Ok(value)
+            })();
+            match result {
+                Err(e) if attempt < WRITE_ATTEMPTS && e.is_busy() => {
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20)) * 5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The connection, for reads. Reads see the last committed state.
+    pub fn reader(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// `PRAGMA integrity_check`: `ok`, or what is wrong.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    /// How many rows a form's table holds.
+    pub fn count(&self, table: &FormTable) -> Result<u64, StoreError> {
+        records::count(&self.conn, table)
+    }
+}
+
+/// Errors that can say "the database was busy", so [`Store::write`] knows to retry.
+pub trait Retryable {
+    /// True when retrying the whole transaction may succeed.
+    fn is_busy(&self) -> bool;
+}
+
+impl Retryable for StoreError {
+    fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => is_busy(e),
+            StoreError::Busy => true,
+            _ => false,
+        }
+    }
+}
+
+/// Quotes an identifier for SQL: `lead` → `"lead"`.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// True for SQLite's busy and locked errors.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}

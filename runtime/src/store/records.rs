@@ -1,0 +1,253 @@
+//! Record rows: insert, update, read, list, and the counters behind readable ids.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+
+use super::{FormTable, StoreError, Tx};
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    /// The readable id (`LEAD-2026-00042`).
+    pub id: String,
+    /// 1 on creation, +1 on each change.
+    pub version: i64,
+    /// The state, for forms with states.
+    pub state: Option<String>,
+    /// The owner's member id, when the form has an owner field and it is set.
+    pub owner: Option<String>,
+    /// The field values.
+    pub data: Map<String, Value>,
+    /// SHA-256 of the stored data text.
+    pub data_hash: String,
+    /// When created (RFC 3339 UTC).
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Who changed it last.
+    pub updated_by: String,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// A list query. Field names are checked against the form by the caller; here only columns the
+/// form's table has are used, so nothing from the query becomes SQL text.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Field equals value.
+    pub filters: Vec<(String, Value)>,
+    /// In this state.
+    pub state: Option<String>,
+    /// Owned by this member.
+    pub owner: Option<String>,
+    /// Sort by a field or `created_at`/`updated_at`/`id`; default `created_at`.
+    pub sort: Option<String>,
+    /// Sort direction.
+    pub order: SortOrder,
+    /// At most this many.
+    pub limit: Option<u64>,
+    /// Skip this many.
+    pub offset: u64,
+}
+
+const COLUMNS: &str = "id, version, state, owner, data, data_hash, created_at, updated_at, created_by, updated_by";
+
+fn read_row(r: &Row<'_>) -> rusqlite::Result<(RecordRow, String)> {
+    let data: String = r.get(4)?;
+    Ok((
+        RecordRow {
+            id: r.get(0)?,
+            version: r.get(1)?,
+            state: r.get(2)?,
+            owner: r.get(3)?,
+            data: Map::new(),
+            data_hash: r.get(5)?,
+            created_at: r.get(6)?,
+            updated_at: r.get(7)?,
+            created_by: r.get(8)?,
+            updated_by: r.get(9)?,
+        },
+        data,
+    ))
+}
+
+fn finish(pair: (RecordRow, String)) -> Result<RecordRow, StoreError> {
+    let (mut row, data) = pair;
+    row.data = serde_json::from_str(&data)?;
+    Ok(row)
+}
+
+/// Binds a JSON value the way `json_extract` returns it.
+pub(crate) fn sql_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => {
+            n.as_i64().map(SqlValue::Integer).unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0)))
+        }
+        Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+/// Inserts a new record.
+pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
+    let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", t.quoted());
+    tx.prepare_cached(&sql)?.execute(params![
+        r.id,
+        r.version,
+        r.state,
+        r.owner,
+        data_text,
+        r.data_hash,
+        r.created_at,
+        r.updated_at,
+        r.created_by,
+        r.updated_by
+    ])?;
+    Ok(())
+}
+
+/// Writes a new version over the previous one; returns false if the stored version moved on
+/// (someone else changed the record first).
+pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<bool, StoreError> {
+    let sql = format!(
+        "UPDATE {} SET version = ?2, state = ?3, owner = ?4, data = ?5, data_hash = ?6, updated_at = ?7, updated_by = ?8
+         WHERE id = ?1 AND version = ?9",
+        t.quoted()
+    );
+    let n = tx.prepare_cached(&sql)?.execute(params![
+        r.id,
+        r.version,
+        r.state,
+        r.owner,
+        data_text,
+        r.data_hash,
+        r.updated_at,
+        r.updated_by,
+        r.version - 1
+    ])?;
+    Ok(n == 1)
+}
+
+/// A record by id.
+pub(crate) fn get(conn: &Connection, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", t.quoted());
+    conn.prepare_cached(&sql)?.query_row([id], read_row).optional()?.map(finish).transpose()
+}
+
+/// The first record whose fields equal the values (a unique field, an import key, a lookup).
+/// Fields without a column are skipped by the caller's check; here they would match nothing.
+pub(crate) fn find_by(
+    conn: &Connection,
+    t: &FormTable,
+    fields: &[(&str, &Value)],
+) -> Result<Option<RecordRow>, StoreError> {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    for (i, (field, value)) in fields.iter().enumerate() {
+        let Some(col) = t.column(field) else { return Ok(None) };
+        clauses.push(format!("{col} = ?{}", i + 1));
+        values.push(sql_value(value));
+    }
+    if clauses.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} LIMIT 1", t.quoted(), clauses.join(" AND "));
+    conn.prepare_cached(&sql)?.query_row(params_from_iter(values), read_row).optional()?.map(finish).transpose()
+}
+
+/// Records matching a query.
+pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
+    let mut clauses = Vec::new();
+    let mut values: Vec<SqlValue> = Vec::new();
+    for (field, value) in &q.filters {
+        if let Some(col) = t.column(field) {
+            values.push(sql_value(value));
+            clauses.push(format!("{col} = ?{}", values.len()));
+        }
+    }
+    if let Some(state) = &q.state {
+        values.push(SqlValue::Text(state.clone()));
+        clauses.push(format!("state = ?{}", values.len()));
+    }
+    if let Some(owner) = &q.owner {
+        values.push(SqlValue::Text(owner.clone()));
+        clauses.push(format!("owner = ?{}", values.len()));
+    }
+    let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+    let sort = match q.sort.as_deref() {
+        None | Some("created_at") => "created_at".to_string(),
+        Some("updated_at") => "updated_at".to_string(),
+        Some("id") => "id".to_string(),
+        Some(field) => t.column(field).unwrap_or_else(|| "created_at".to_string()),
+    };
+    let dir = if q.order == SortOrder::Desc { "DESC" } else { "ASC" };
+    let limit = q.limit.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(-1);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {}{filter} ORDER BY {sort} {dir}, id {dir} LIMIT {limit} OFFSET {}",
+        t.quoted(),
+        q.offset.min(i64::MAX as u64)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), read_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(finish(row?)?);
+    }
+    Ok(out)
+}
+
+/// How many records a form has.
+pub(crate) fn count(conn: &Connection, t: &FormTable) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// How many records hold a value in a field (for install checks).
+pub(crate) fn count_with_value(conn: &Connection, t: &FormTable, field: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
+        [format!("$.{field}")],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
+/// How many records are in a state (for install checks).
+pub(crate) fn count_in_state(conn: &Connection, t: &FormTable, state: &str) -> Result<u64, StoreError> {
+    let n: i64 =
+        conn.query_row(&format!("SELECT count(*) FROM {} WHERE state = ?1", t.quoted()), [state], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Does the form's table exist yet?
+pub(crate) fn table_exists(conn: &Connection, t: &FormTable) -> Result<bool, StoreError> {
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| {
+            r.get(0)
+        })?;
+    Ok(n > 0)
+}
+
+/// Takes the next number of a readable-id counter.
+pub(crate) fn next_counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
+    let n: i64 = tx
+        .prepare_cached(
+            "INSERT INTO counters (form, period, value) VALUES (?1, ?2, 1)
+             ON CONFLICT (form, period) DO UPDATE SET value = value + 1 RETURNING value",
+        )?
+        .query_row(params![form, period], |r| r.get(0))?;
+    Ok(n)
+}

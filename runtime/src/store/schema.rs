@@ -1,0 +1,199 @@
+//! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
+//! per form, derived from the app definition.
+
+use rusqlite::Connection;
+
+use super::{quote, StoreError, Tx};
+use crate::model::{FieldType, Form};
+
+/// Each entry upgrades the schema by one version; never edit a released entry, add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: apps, members, the audit chain, id counters.
+    "CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        installed_at TEXT NOT NULL,
+        installed_by TEXT NOT NULL
+     );
+     CREATE TABLE app_revisions (
+        app TEXT NOT NULL REFERENCES apps(id),
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        installed_at TEXT NOT NULL,
+        installed_by TEXT NOT NULL,
+        forced INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app, revision)
+     );
+     CREATE TABLE members (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        region TEXT,
+        manager TEXT,
+        active INTEGER NOT NULL,
+        capacity INTEGER,
+        email TEXT,
+        phone TEXT,
+        extra TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+     );
+     CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        form TEXT,
+        record TEXT,
+        version INTEGER,
+        body TEXT NOT NULL,
+        data_hash TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+     );
+     CREATE INDEX events_by_record ON events(form, record, seq);
+     CREATE TABLE counters (
+        form TEXT NOT NULL,
+        period TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (form, period)
+     );",
+];
+
+/// Brings the database to the newest schema version.
+pub(super) fn migrate(tx: &Tx<'_>) -> Result<(), StoreError> {
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew { found: current, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    Ok(())
+}
+
+/// How one form is stored: its table and the columns derived from its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormTable {
+    /// The form id.
+    pub form: String,
+    /// The table name (unquoted): `rec_<form>`.
+    pub table: String,
+    /// Fields with a generated column, and whether it is indexed and unique.
+    pub columns: Vec<Column>,
+    /// The import key fields.
+    pub key: Vec<String>,
+}
+
+/// A generated column for one scalar field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The field id.
+    pub field: String,
+    /// Indexed for filters and lookups.
+    pub indexed: bool,
+    /// No two records share a value.
+    pub unique: bool,
+}
+
+impl FormTable {
+    /// Derives a form's storage from its definition.
+    pub fn of(form: &Form) -> Self {
+        let columns = form
+            .fields
+            .iter()
+            .filter(|f| !matches!(f.kind, FieldType::Table | FieldType::MultiChoice | FieldType::Range))
+            .map(|f| {
+                let unique = f.unique == Some(true);
+                let indexed = unique
+                    || form.key.contains(&f.id)
+                    || form.title_field.as_deref() == Some(f.id.as_str())
+                    || matches!(
+                        f.kind,
+                        FieldType::Choice
+                            | FieldType::Member
+                            | FieldType::Link
+                            | FieldType::Date
+                            | FieldType::Datetime
+                            | FieldType::Phone
+                    );
+                Column { field: f.id.clone(), indexed, unique }
+            })
+            .collect();
+        FormTable { form: form.id.clone(), table: format!("rec_{}", form.id), columns, key: form.key.clone() }
+    }
+
+    /// The quoted table name.
+    pub fn quoted(&self) -> String {
+        quote(&self.table)
+    }
+
+    /// The quoted column of a field, when it has one.
+    pub fn column(&self, field: &str) -> Option<String> {
+        self.columns.iter().find(|c| c.field == field).map(|c| quote(&format!("f_{}", c.field)))
+    }
+}
+
+/// Creates a form's table, or adds the columns and indexes new fields need. Columns of removed
+/// fields stay (they are virtual and cost nothing); the install check refuses removals that
+/// would orphan data.
+pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreError> {
+    let table = t.quoted();
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            state TEXT,
+            owner TEXT,
+            data TEXT NOT NULL,
+            data_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS {} ON {table}(state);
+         CREATE INDEX IF NOT EXISTS {} ON {table}(owner);
+         CREATE INDEX IF NOT EXISTS {} ON {table}(created_at);",
+        quote(&format!("ix_{}_state", t.table)),
+        quote(&format!("ix_{}_owner", t.table)),
+        quote(&format!("ix_{}_created", t.table)),
+    ))?;
+    let existing = existing_columns(tx, &t.table)?;
+    for c in &t.columns {
+        let name = format!("f_{}", c.field);
+        if !existing.contains(&name) {
+            // The field id matches ^[a-z][a-z0-9_]*$, so it is safe inside the JSON path.
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {} GENERATED ALWAYS AS (json_extract(data, '$.{}')) VIRTUAL",
+                quote(&name),
+                c.field
+            ))?;
+        }
+        if c.indexed {
+            let unique = if c.unique { "UNIQUE " } else { "" };
+            tx.execute_batch(&format!(
+                "CREATE {unique}INDEX IF NOT EXISTS {} ON {table}({})",
+                quote(&format!("ix_{}_{}", t.table, c.field)),
+                quote(&name)
+            ))?;
+        }
+    }
+    if !t.key.is_empty() && t.key.iter().all(|k| t.column(k).is_some()) {
+        let cols: Vec<String> = t.key.iter().filter_map(|k| t.column(k)).collect();
+        tx.execute_batch(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table}({})",
+            quote(&format!("ix_{}_key", t.table)),
+            cols.join(", ")
+        ))?;
+    }
+    Ok(())
+}
+
+fn existing_columns(conn: &Connection, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
+    let names = stmt.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}

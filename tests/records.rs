@@ -1,0 +1,360 @@
+//! The records engine through the library: submit, update, act, history, audit, members, CSV,
+//! installs that would orphan data (RELIABILITY C1, C2, D6, P3, Y9).
+
+use std::sync::Arc;
+
+use closeloop::clock::ManualClock;
+use closeloop::engine::{ImportOptions, ImportReport};
+use closeloop::store::{ListQuery, Store};
+use closeloop::{template, EngineError, Runtime};
+use serde_json::{json, Map, Value};
+
+fn at(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+/// A runtime over a fresh in-memory store with the lead template and its team.
+pub fn leads() -> Runtime {
+    let store = Store::open_in_memory().unwrap();
+    let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
+    rt.install(&template("lead-followup").unwrap().app_files(), "system", false).unwrap();
+    let members = template("lead-followup").unwrap().files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
+    rt.import_members(members.as_bytes(), "system").unwrap();
+    rt
+}
+
+pub fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+pub fn lead(phone: &str) -> Map<String, Value> {
+    obj(json!({"source": "expo", "customer": "上海明远科技", "phone": phone, "region": "east", "owner": "m_li"}))
+}
+
+fn codes(e: &EngineError) -> Vec<(String, &'static str)> {
+    match e {
+        EngineError::Invalid(p) => p.iter().map(|p| (p.field.clone(), p.code)).collect(),
+        other => panic!("expected invalid input, got {other}"),
+    }
+}
+
+#[test]
+fn submit_applies_defaults_ids_and_owner() {
+    let mut rt = leads();
+    let r = rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    assert_eq!(
+        (r.id.as_str(), r.version, r.state.as_deref(), r.owner.as_deref()),
+        ("LEAD-2026-00001", 1, Some("new"), Some("m_li"))
+    );
+    assert_eq!(r.data["urgency"], "green");
+    let r2 = rt.submit("lead", lead("13800138002"), "m_li").unwrap();
+    assert_eq!(r2.id, "LEAD-2026-00002");
+}
+
+#[test]
+fn a_bad_submit_names_every_field_and_writes_nothing() {
+    let mut rt = leads();
+    let e = rt
+        .submit("lead", obj(json!({"source": "expo", "phone": "12345", "urgency": "purple", "region": "east"})), "m_li")
+        .unwrap_err();
+    let mut got = codes(&e);
+    got.sort();
+    assert_eq!(
+        got,
+        [("customer".into(), "REQUIRED"), ("phone".into(), "PATTERN_MISMATCH"), ("urgency".into(), "NOT_AN_OPTION")]
+    );
+    if let EngineError::Invalid(p) = &e {
+        assert!(p.iter().any(|p| p.message.contains("联系人电话")), "messages use the field's label: {p:?}");
+    }
+    assert!(rt.list("lead", &ListQuery::default()).unwrap().is_empty());
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+}
+
+#[test]
+fn unknown_fields_members_and_unique_values_are_refused() {
+    let mut rt = leads();
+    let mut data = lead("13800138001");
+    data.insert("custmer".into(), json!("x"));
+    data.insert("owner".into(), json!("nobody"));
+    let got = codes(&rt.submit("lead", data, "m_li").unwrap_err());
+    assert!(got.contains(&("custmer".into(), "UNKNOWN_FIELD")), "{got:?}");
+    assert!(got.contains(&("owner".into(), "NOT_FOUND")), "{got:?}");
+    assert!(matches!(rt.submit("lead", lead("13800138001"), "ghost"), Err(EngineError::UnknownMember(_))));
+    // m_chen is in the directory but inactive.
+    assert!(matches!(rt.submit("lead", lead("13800138001"), "m_chen"), Err(EngineError::InactiveMember(_))));
+}
+
+#[test]
+fn actions_check_state_role_owner_and_required_fields() {
+    let mut rt = leads();
+    let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
+    // Another rep is not the owner; a supervisor lacks the role; the owner must give a summary.
+    assert!(
+        matches!(rt.act("lead", &id, "contact", "m_wang", Map::new()), Err(EngineError::Refused(m)) if m.contains("only the owner"))
+    );
+    assert!(
+        matches!(rt.act("lead", &id, "contact", "m_zhao", Map::new()), Err(EngineError::Refused(m)) if m.contains("sales_rep"))
+    );
+    let got = codes(&rt.act("lead", &id, "contact", "m_li", Map::new()).unwrap_err());
+    assert_eq!(got, [("summary".into(), "REQUIRED_FOR_ACTION"), ("next_step".into(), "REQUIRED_FOR_ACTION")]);
+    assert_eq!(rt.get("lead", &id).unwrap().version, 1, "refusals change nothing");
+    let done = rt.act("lead", &id, "contact", "m_li", obj(json!({"summary": "有意向", "next_step": "演示"}))).unwrap();
+    assert_eq!((done.state.as_deref(), done.version), (Some("contacted"), 2));
+    // Not from `contacted` again.
+    assert!(
+        matches!(rt.act("lead", &id, "contact", "m_li", Map::new()), Err(EngineError::Refused(m)) if m.contains("`contacted`"))
+    );
+}
+
+#[test]
+fn update_versions_and_history_show_field_level_diffs() {
+    let mut rt = leads();
+    let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
+    let v2 = rt.update("lead", &id, obj(json!({"urgency": "red", "summary": "回电"})), "m_li").unwrap();
+    assert_eq!(v2.version, 2);
+    let same = rt.update("lead", &id, obj(json!({"urgency": "red"})), "m_li").unwrap();
+    assert_eq!(same.version, 2, "a change that changes nothing is not a version");
+    let history = rt.history("lead", &id).unwrap();
+    assert_eq!(history.len(), 2);
+    let changes: Vec<(String, Value, Value)> =
+        history[1].changes.iter().map(|c| (c.field.clone(), c.from.clone(), c.to.clone())).collect();
+    assert_eq!(
+        changes,
+        [("summary".into(), Value::Null, json!("回电")), ("urgency".into(), json!("green"), json!("red"))]
+    );
+    assert_eq!((history[1].actor.as_str(), history[1].kind.as_str()), ("m_li", "updated"));
+    // The owner is read-only for people.
+    let got = codes(&rt.update("lead", &id, obj(json!({"owner": "m_wang"})), "m_li").unwrap_err());
+    assert_eq!(got, [("owner".into(), "READONLY")]);
+}
+
+#[test]
+fn list_filters_sorts_pages_and_refuses_unknown_fields() {
+    let mut rt = leads();
+    for (i, region) in ["east", "south", "east"].iter().enumerate() {
+        let mut d = lead(&format!("1380013800{i}"));
+        d.insert("region".into(), json!(region));
+        rt.submit("lead", d, "m_li").unwrap();
+    }
+    let q = |filters: Vec<(&str, Value)>| ListQuery {
+        filters: filters.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        ..ListQuery::default()
+    };
+    assert_eq!(rt.list("lead", &q(vec![("region", json!("east"))])).unwrap().len(), 2);
+    let page = rt.list("lead", &ListQuery { limit: Some(1), offset: 1, ..ListQuery::default() }).unwrap();
+    assert_eq!(page[0].id, "LEAD-2026-00002");
+    // RELIABILITY P3: names that are not fields never reach SQL.
+    for evil in ["amount;DROP TABLE members", "(select 1)", "nosuch"] {
+        assert!(matches!(rt.list("lead", &q(vec![(evil, json!(1))])), Err(EngineError::Input(_))), "{evil}");
+        let sorted = ListQuery { sort: Some(evil.into()), ..ListQuery::default() };
+        assert!(matches!(rt.list("lead", &sorted), Err(EngineError::Input(_))), "{evil}");
+    }
+    assert_eq!(rt.members().unwrap().len(), 12, "the members table is intact");
+}
+
+#[test]
+fn every_change_is_exactly_one_audit_event_and_the_chain_verifies() {
+    // RELIABILITY D6.
+    let mut rt = leads();
+    let before = rt.verify_audit().unwrap().events;
+    let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
+    rt.update("lead", &id, obj(json!({"urgency": "red"})), "m_li").unwrap();
+    rt.act("lead", &id, "contact", "m_li", obj(json!({"summary": "s", "next_step": "n"}))).unwrap();
+    let _ = rt.submit("lead", obj(json!({})), "m_li");
+    let v = rt.verify_audit().unwrap();
+    assert_eq!((v.events - before, v.problem), (3, None));
+}
+
+#[test]
+fn members_upsert_and_deactivate_without_losing_history() {
+    let mut rt = leads();
+    let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
+    let csv = "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,false,30\nm_new,新人,sales_rep;supervisor,south,,true,10\n";
+    let report = rt.import_members(csv.as_bytes(), "system").unwrap();
+    assert_eq!((report.created, report.updated, report.unchanged), (1, 1, 0));
+    let again = rt.import_members(csv.as_bytes(), "system").unwrap();
+    assert_eq!(again.unchanged, 2);
+    let members = rt.members().unwrap();
+    assert!(!members.iter().find(|m| m.id == "m_li").unwrap().active);
+    assert_eq!(members.iter().find(|m| m.id == "m_new").unwrap().roles, ["sales_rep", "supervisor"]);
+    assert_eq!(rt.get("lead", &id).unwrap().owner.as_deref(), Some("m_li"), "history keeps the departed owner");
+    let bad = "id,name,active,capacity\nm_x,X,maybe,many\n";
+    match rt.import_members(bad.as_bytes(), "system").unwrap_err() {
+        EngineError::Import(r) => assert_eq!(
+            r.problems.iter().map(|p| p.column.clone().unwrap_or_default()).collect::<Vec<_>>(),
+            ["active", "capacity"]
+        ),
+        other => panic!("{other}"),
+    }
+}
+
+fn leads_csv(rows: usize, bad: &[usize]) -> String {
+    let mut s = String::from("来源渠道,客户名称,联系人电话,紧急等级,所属区域,owner\n");
+    for i in 0..rows {
+        let phone = if bad.contains(&i) { "12345".to_string() } else { format!("139{i:08}") };
+        s.push_str(&format!("展会,客户{i},{phone},黄,east,m_li\n"));
+    }
+    s
+}
+
+fn import(rt: &mut Runtime, csv: &str, skip: bool) -> Result<ImportReport, EngineError> {
+    rt.import_csv("lead", csv.as_bytes(), &ImportOptions { skip_invalid: skip, actor: "import".into() }, &mut |_| {})
+}
+
+#[test]
+fn csv_import_maps_chinese_headers_and_labels_and_is_idempotent() {
+    let mut rt = leads();
+    let csv = leads_csv(300, &[]);
+    let first = import(&mut rt, &csv, false).unwrap();
+    assert_eq!((first.created, first.rejected), (300, 0));
+    let lead = rt.list("lead", &ListQuery { limit: Some(1), ..ListQuery::default() }).unwrap().remove(0);
+    assert_eq!(
+        (lead.data["source"].as_str(), lead.data["urgency"].as_str()),
+        (Some("expo"), Some("yellow")),
+        "labels map to option values"
+    );
+    let again = import(&mut rt, &csv, false).unwrap();
+    assert_eq!((again.created, again.unchanged), (0, 300));
+    assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 300);
+}
+
+#[test]
+fn a_file_with_bad_rows_imports_nothing_unless_told_to_skip_them() {
+    let mut rt = leads();
+    let csv = leads_csv(50, &[3, 17, 40]);
+    match import(&mut rt, &csv, false).unwrap_err() {
+        EngineError::Import(r) => {
+            let rows: Vec<usize> = r.problems.iter().map(|p| p.row).collect();
+            assert_eq!(rows, [5, 19, 42], "rows count as a spreadsheet shows them (header = 1)");
+            assert_eq!(r.problems[0].column.as_deref(), Some("联系人电话"));
+            assert_eq!(
+                r.problems[0].to_string(),
+                "row 5, column 联系人电话: \"12345\" does not have the required form"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(rt.list("lead", &ListQuery::default()).unwrap().is_empty(), "all-or-nothing");
+    let partial = import(&mut rt, &csv, true).unwrap();
+    assert_eq!((partial.created, partial.rejected, partial.rejects.len()), (47, 3, 4));
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+}
+
+#[test]
+fn gb18030_and_bom_files_read_the_same_and_garbage_is_refused() {
+    // RELIABILITY C2.
+    let mut rt = leads();
+    let csv = leads_csv(2, &[]);
+    let (gbk, _, _) = encoding_rs::GB18030.encode(&csv);
+
+    let r = rt.import_csv("lead", &gbk, &ImportOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(r.created, 2);
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(leads_csv(3, &[]).as_bytes());
+    assert_eq!(rt.import_csv("lead", &bom, &ImportOptions::default(), &mut |_| {}).unwrap().created, 1);
+    assert!(matches!(
+        rt.import_csv("lead", b"\xff\xfe\x00garbage\x81", &ImportOptions::default(), &mut |_| {}),
+        Err(EngineError::Input(_))
+    ));
+    let unknown = "客户名,联系人电话\nx,13900000000\n";
+    match import(&mut rt, unknown, false).unwrap_err() {
+        EngineError::Import(r) => assert_eq!(r.problems[0].column.as_deref(), Some("客户名")),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn exports_escape_formulas_but_keep_numbers_and_stored_text_verbatim() {
+    // RELIABILITY C1.
+    let mut rt = leads();
+    let mut d = lead("13800138001");
+    d.insert("customer".into(), json!("=HYPERLINK(\"http://x\",\"y\")"));
+    d.insert("summary".into(), json!("@SUM(A1)"));
+    d.insert("budget".into(), json!({"min": 10, "max": 50}));
+    let r = rt.submit("lead", d, "m_li").unwrap();
+    assert_eq!(r.data["customer"], "=HYPERLINK(\"http://x\",\"y\")", "stored verbatim");
+    let mut out = Vec::new();
+    rt.export_csv("lead", &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""), "{text}");
+    assert!(text.contains("'@SUM(A1)"), "{text}");
+    assert_eq!(closeloop::engine::guard("-5"), "'-5");
+    // The export imports back exactly: the guard quote is taken off again.
+    let again = rt.import_csv("lead", text.as_bytes(), &ImportOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!((again.unchanged, again.updated, again.created), (1, 0, 0));
+    assert_eq!(rt.get("lead", &r.id).unwrap().version, 1);
+}
+
+#[test]
+fn installing_a_version_that_orphans_data_is_refused_unless_forced() {
+    // RELIABILITY Y9.
+    let mut rt = leads();
+    rt.submit(
+        "lead",
+        {
+            let mut d = lead("13800138001");
+            d.insert("summary".into(), json!("x"));
+            d
+        },
+        "m_li",
+    )
+    .unwrap();
+    let mut files = template("lead-followup").unwrap().app_files();
+    files.app_yaml = files.app_yaml.replace(
+        "      - id: summary\n        type: long_text\n        label: {zh: 沟通纪要, en: Contact summary}\n        max_length: 2000\n",
+        "",
+    ).replace("requires: [summary, next_step]", "requires: [next_step]").replace("        requires: [summary]\n", "");
+    match rt.install(&files, "system", false).unwrap_err() {
+        EngineError::Orphans(d) => {
+            assert!(d[0].message.contains("lead.summary") && d[0].code.as_str() == "ORPHANED_DATA", "{d:?}")
+        }
+        other => panic!("{other}"),
+    }
+    // Additive changes apply without force.
+    let mut additive = template("lead-followup").unwrap().app_files();
+    additive.app_yaml = additive
+        .app_yaml
+        .replace("      - id: next_step\n", "      - {id: wechat, type: text}\n      - id: next_step\n");
+    assert_eq!(rt.install(&additive, "system", false).unwrap().revision, 2);
+    let forced = rt.install(&files, "system", true).unwrap();
+    assert!(forced.forced && forced.revision == 3);
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+}
+
+/// The quote template: catalog lookups, computed columns and totals, unique SKUs.
+#[test]
+fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
+    let store = Store::open_in_memory().unwrap();
+    let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
+    let t = template("quote-approval").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
+        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
+    }
+    let dup = obj(json!({"sku": "CL-CRM-STD", "name": "重复", "list_price": 1}));
+    assert_eq!(codes(&rt.submit("product", dup, "q_li").unwrap_err()), [("sku".to_string(), "NOT_UNIQUE")]);
+    let customer = rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
+    let quote = obj(json!({
+        "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "payment_terms": "cod", "valid_until": "2026-12-31",
+        "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}, {"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 2500.0}]
+    }));
+    let r = rt.submit("quote", quote, "q_li").unwrap();
+    assert_eq!(r.id, "QT-202611-0001");
+    let lines = r.data["lines"].as_array().unwrap();
+    assert_eq!(lines[0]["product_name"], "CRM 标准版（年）");
+    assert_eq!(lines[0]["list_price"], 12000.0);
+    assert_eq!(lines[0]["amount"], 22000.0);
+    assert_eq!(r.data["total"], 29500.0);
+    let bad = obj(
+        json!({"customer": "C-9", "contact_phone": "13800138001", "payment_terms": "prepay", "valid_until": "2026-12-31",
+        "lines": [{"sku": "NOPE", "qty": 0}]}),
+    );
+    let mut got = codes(&rt.submit("quote", bad, "q_li").unwrap_err());
+    got.sort();
+    assert_eq!(
+        got,
+        [("customer".into(), "NOT_FOUND"), ("lines[0].qty".into(), "TOO_SMALL"), ("prepay_percent".into(), "REQUIRED"),]
+    );
+}
