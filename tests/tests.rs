@@ -6,6 +6,7 @@
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `records`: the records engine through the library.
+//! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
@@ -16,6 +17,7 @@ mod corpus;
 mod hostile;
 mod independent_schema;
 mod records;
+mod records_cli;
 mod roundtrip;
 mod support;
 mod templates;

@@ -77,7 +77,7 @@ enum Command {
     Submit {
         /// The form.
         form: String,
-        /// The fields as JSON, or @file.json.
+        /// The fields as JSON, or @file.json (one object, or one object per line: a record each).
         #[arg(long)]
         data: String,
         /// The member doing it.
@@ -214,6 +214,16 @@ enum BenchWhat {
         #[arg(long, default_value_t = 300)]
         runs: usize,
     },
+    /// Importing leads through closeloop against a raw SQLite insert of the same rows, and
+    /// single-submit latency through the library.
+    Import {
+        /// Rows to import.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Single submits to time.
+        #[arg(long, default_value_t = 1_000)]
+        submits: usize,
+    },
 }
 
 /// What a command reports when it fails for a reason the user can fix (exit 1).
@@ -238,9 +248,7 @@ fn main() -> ExitCode {
         Command::Members { what: Some(MembersWhat::Import { file, actor }) } => {
             records::members_import(&ctx, file, actor)
         }
-        Command::Submit { form, data, actor } => {
-            records::data(Some(data)).and_then(|d| records::submit(&ctx, form, d, actor))
-        }
+        Command::Submit { form, data, actor } => records::submit(&ctx, form, data, actor),
         Command::Update { form, id, data, actor } => {
             records::data(Some(data)).and_then(|d| records::update(&ctx, form, id, d, actor))
         }
@@ -272,6 +280,11 @@ fn main() -> ExitCode {
         Command::Templates => templates(args.format),
         Command::Init { dir, template } => init(dir, template),
         Command::Demo => demo(args.format),
+        Command::Bench { what: BenchWhat::Import { rows, submits } } => {
+            bench::import((*rows).max(1), (*submits).max(1), args.format == Format::Json)
+                .map_err(UserError)
+                .and_then(|t| print(&t))
+        }
         Command::Bench { what: BenchWhat::Load { runs } } => {
             bench::load((*runs).max(1), args.format == Format::Json).map_err(UserError).and_then(|t| print(&t))
         }

@@ -159,10 +159,49 @@ pub fn members_list(ctx: &Context) -> Result<ExitCode, UserError> {
     })
 }
 
-/// `closeloop submit FORM --data JSON --as MEMBER`.
-pub fn submit(ctx: &Context, form: &str, data: Map<String, Value>, actor: &str) -> Result<ExitCode, UserError> {
+/// `--data @file.jsonl`: one JSON object per line.
+pub fn data_lines(arg: &str) -> Result<Option<Vec<Map<String, Value>>>, UserError> {
+    let Some(path) = arg.strip_prefix('@') else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {path}: {e}")))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() < 2 || serde_json::from_str::<Value>(&text).is_ok() {
+        return Ok(None);
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match serde_json::from_str(l) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(UserError(format!("{path} line {}: not a JSON object of fields", i + 1))),
+        })
+        .map(|r| r.map(Some))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| Some(v.into_iter().flatten().collect()))
+}
+
+/// `closeloop submit FORM --data JSON --as MEMBER`; with `--data @file.jsonl`, one record per
+/// line, each its own transaction.
+pub fn submit(ctx: &Context, form: &str, data_arg: &str, actor: &str) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
-    let r = rt.submit(form, data, actor).map_err(|e| ctx.engine_error(e))?;
+    if let Some(batch) = data_lines(data_arg)? {
+        let mut created = Vec::new();
+        for (i, data) in batch.into_iter().enumerate() {
+            match rt.submit(form, data, actor) {
+                Ok(r) => created.push(r),
+                Err(e) => {
+                    let e = ctx.engine_error(e);
+                    return Err(UserError(format!(
+                        "line {}: {} ({} record(s) created before it)",
+                        i + 1,
+                        e.0,
+                        created.len()
+                    )));
+                }
+            }
+        }
+        return show(ctx, &created, || format!("created {} record(s)", created.len()));
+    }
+    let r = rt.submit(form, data(Some(data_arg))?, actor).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &r, || format!("created {}", record_text(&r)))
 }
 

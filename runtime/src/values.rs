@@ -40,6 +40,42 @@ fn label_text(label: &Label, lang: Lang) -> String {
     label.get(lang).to_string()
 }
 
+/// A field's label, computed only when a message needs it: checking a valid value costs no
+/// allocation.
+pub struct FieldName<'a>(pub &'a Field, pub Lang);
+
+impl std::fmt::Display for FieldName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.label {
+            Some(label) => f.write_str(label.get(self.1)),
+            None => f.write_str(&self.0.id),
+        }
+    }
+}
+
+thread_local! {
+    /// Compiled field patterns. Patterns come from loaded apps, so there are few; the cache is
+    /// cleared if it ever grows past a bound.
+    static PATTERNS: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Does `text` match the pattern? A pattern that does not compile matches nothing (the loader
+/// refuses such apps, so this does not happen in practice).
+pub fn pattern_matches(pattern: &str, text: &str) -> bool {
+    PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(pattern) {
+            if cache.len() >= 256 {
+                cache.clear();
+            }
+            let re = regex::RegexBuilder::new(pattern).size_limit(1 << 20).dfa_size_limit(1 << 20).build().ok();
+            cache.insert(pattern.to_string(), re);
+        }
+        cache.get(pattern).and_then(Option::as_ref).is_some_and(|re| re.is_match(text))
+    })
+}
+
 /// True when a value counts as "not filled in".
 pub fn is_empty(v: Option<&Value>) -> bool {
     match v {
@@ -54,7 +90,7 @@ pub fn is_empty(v: Option<&Value>) -> bool {
 /// Checks a present value against its field's type and options; returns the normalised value.
 /// Table fields are checked row by row by the caller.
 pub fn check_value(field: &Field, value: &Value, path: &str, lang: Lang) -> Result<Value, FieldProblem> {
-    let name = field_name(field, lang);
+    let name = FieldName(field, lang);
     let wrong =
         |what: &str| FieldProblem::new(path, "WRONG_TYPE", format!("{name}: expected {what}, got {}", show(value)));
     let v = match field.kind {
@@ -199,7 +235,7 @@ fn decimals(n: &Number) -> usize {
     s.split_once('.').map(|(_, f)| f.trim_end_matches('0').len()).unwrap_or(0)
 }
 
-fn option(field: &Field, s: &str, path: &str, name: &str) -> Result<Value, FieldProblem> {
+fn option(field: &Field, s: &str, path: &str, name: &FieldName<'_>) -> Result<Value, FieldProblem> {
     let options = field.options.as_deref().unwrap_or_default();
     if options.iter().any(|o| o.value == s) {
         return Ok(Value::String(s.to_string()));
@@ -209,7 +245,7 @@ fn option(field: &Field, s: &str, path: &str, name: &str) -> Result<Value, Field
 }
 
 /// min/max, lengths and pattern.
-fn bounds(field: &Field, v: &Value, path: &str, name: &str) -> Result<(), FieldProblem> {
+fn bounds(field: &Field, v: &Value, path: &str, name: &FieldName<'_>) -> Result<(), FieldProblem> {
     if let Some(s) = v.as_str() {
         let len = s.chars().count() as u64;
         if let Some(min) = field.min_length {
@@ -231,11 +267,7 @@ fn bounds(field: &Field, v: &Value, path: &str, name: &str) -> Result<(), FieldP
             }
         }
         if let Some(pattern) = &field.pattern {
-            // The loader compiled the pattern with the same limits, so this cannot fail here;
-            // a pattern that did would be reported as not matching rather than crash.
-            let matches =
-                regex::RegexBuilder::new(pattern).size_limit(1 << 20).build().map(|re| re.is_match(s)).unwrap_or(false);
-            if !matches {
+            if !pattern_matches(pattern, s) {
                 return Err(FieldProblem::new(
                     path,
                     "PATTERN_MISMATCH",

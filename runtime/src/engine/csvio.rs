@@ -460,7 +460,8 @@ impl Runtime {
                     report.created += 1;
                 }
                 let body = json!({"id": member.id, "name": member.name, "roles": member.roles, "region": member.region,
-                    "manager": member.manager, "active": member.active, "capacity": member.capacity});
+                    "manager": member.manager, "active": member.active, "capacity": member.capacity})
+                .to_string();
                 audit::append(
                     tx,
                     &NewEvent {
@@ -471,6 +472,7 @@ impl Runtime {
                         record: Some(&member.id),
                         version: None,
                         body: &body,
+                        data: None,
                         data_hash: None,
                     },
                 )?;

@@ -123,7 +123,8 @@ impl Runtime {
                 schema::sync_form_table(tx, table)?;
             }
             let revision = apps::save(tx, &id, &source, &at, actor, force && !orphaned.is_empty())?;
-            let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned});
+            let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned})
+                .to_string();
             audit::append(
                 tx,
                 &NewEvent {
@@ -134,6 +135,7 @@ impl Runtime {
                     record: None,
                     version: None,
                     body: &body,
+                    data: None,
                     data_hash: None,
                 },
             )?;

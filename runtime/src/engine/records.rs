@@ -104,6 +104,26 @@ fn owner_of(f: &FormRef<'_>, data: &Map<String, Value>) -> Option<String> {
     f.form.owner_field().and_then(|o| data.get(o)).and_then(Value::as_str).map(str::to_string)
 }
 
+/// A record event's body: the changes, state, owner, and a detail (the action, the import row).
+/// The data after the change goes beside it, in the event's own `data` column.
+fn event_body(
+    row: &RecordRow,
+    changes: Option<&[Change]>,
+    detail: Option<(&str, Value)>,
+) -> Result<String, StoreError> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        changes: Option<&'a [Change]>,
+        state: &'a Option<String>,
+        owner: &'a Option<String>,
+        #[serde(flatten)]
+        detail: Map<String, Value>,
+    }
+    let detail = detail.map(|(k, v)| Map::from_iter([(k.to_string(), v)])).unwrap_or_default();
+    Ok(serde_json::to_string(&Body { changes, state: &row.state, owner: &row.owner, detail })?)
+}
+
 /// What every write of one form's records shares: the transaction, the form and its table,
 /// the time and the actor.
 pub(crate) struct Writer<'a, 'c> {
@@ -141,10 +161,7 @@ impl Writer<'_, '_> {
             updated_by: actor.to_string(),
         };
         records::insert(tx, table, &row, &text)?;
-        let mut body = json!({"data": row.data, "state": row.state, "owner": row.owner});
-        if let (Some(extra), Value::Object(b)) = (extra, &mut body) {
-            b.insert("source".into(), extra.clone());
-        }
+        let body = event_body(&row, None, extra.map(|e| ("source", e.clone())))?;
         audit::append(
             tx,
             &NewEvent {
@@ -155,6 +172,7 @@ impl Writer<'_, '_> {
                 record: Some(&row.id),
                 version: Some(1),
                 body: &body,
+                data: Some(&text),
                 data_hash: Some(&row.data_hash),
             },
         )?;
@@ -193,10 +211,7 @@ impl Writer<'_, '_> {
         if !records::update(tx, table, &row, &text)? {
             return Ok(Err(EngineError::Conflict { form: f.form.id.clone(), id: row.id }));
         }
-        let mut body = json!({"changes": changes, "data": row.data, "state": row.state, "owner": row.owner});
-        if let (Some((key, value)), Value::Object(b)) = (detail, &mut body) {
-            b.insert(key.to_string(), value);
-        }
+        let body = event_body(&row, Some(&changes), detail)?;
         audit::append(
             tx,
             &NewEvent {
@@ -207,6 +222,7 @@ impl Writer<'_, '_> {
                 record: Some(&row.id),
                 version: Some(row.version),
                 body: &body,
+                data: Some(&text),
                 data_hash: Some(&row.data_hash),
             },
         )?;
@@ -373,8 +389,10 @@ impl Runtime {
             .filter(|e| e.kind.starts_with("record."))
             .map(|e| {
                 let changes = match e.kind.as_str() {
-                    "record.created" => e.body["data"]
-                        .as_object()
+                    "record.created" => e
+                        .data
+                        .as_ref()
+                        .and_then(Value::as_object)
                         .map(|d| {
                             d.iter()
                                 .map(|(k, v)| Change { field: k.clone(), from: Value::Null, to: v.clone() })

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{FormRef, Installed};
 use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
 use crate::store::{records, FormTable};
-use crate::values::{check_value, field_name, is_empty, FieldProblem};
+use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
 
 /// Why data is being prepared: it decides which fields may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Rules<'_> {
                 ));
                 continue;
             };
-            let name = field_name(field, lang);
+            let name = FieldName(field, lang);
             if field.kind == FieldType::Computed {
                 problems.push(FieldProblem::new(
                     key.clone(),
@@ -179,14 +179,14 @@ impl Rules<'_> {
     /// Fills fields from catalog records found by key (a product's list price from its SKU).
     fn lookups(&self, conn: &Connection, data: &mut Map<String, Value>, problems: &mut Vec<FieldProblem>) {
         let lang = self.lang();
-        let fields = self.f.form.fields.clone();
-        fill(self, conn, &fields, data, "", lang, problems);
+        let fields = &self.f.form.fields;
+        fill(self, conn, fields, data, "", lang, problems);
         for table in fields.iter().filter(|f| f.kind == FieldType::Table) {
-            let columns = table.columns.clone().unwrap_or_default();
+            let columns = table.columns.as_deref().unwrap_or_default();
             if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
                 for (i, row) in rows.iter_mut().enumerate() {
                     if let Value::Object(row) = row {
-                        fill(self, conn, &columns, row, &format!("{}[{i}].", table.id), lang, problems);
+                        fill(self, conn, columns, row, &format!("{}[{i}].", table.id), lang, problems);
                     }
                 }
             }
@@ -278,7 +278,7 @@ impl Rules<'_> {
     ) {
         let lang = self.lang();
         for (j, field) in self.f.form.fields.iter().enumerate() {
-            let name = field_name(field, lang);
+            let name = FieldName(field, lang);
             let value = data.get(&field.id);
             let required = field.required == Some(true)
                 || field

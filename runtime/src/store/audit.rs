@@ -30,8 +30,11 @@ pub struct NewEvent<'a> {
     pub record: Option<&'a str>,
     /// The record version this event produced.
     pub version: Option<i64>,
-    /// Details: the diff, the action, the data after the change.
-    pub body: &'a Value,
+    /// Details as JSON text: the diff, the action, the import row.
+    pub body: &'a str,
+    /// The record's data after the change (JSON text). Not part of the chained text: the chain
+    /// covers its hash, and `verify` checks the text against that hash.
+    pub data: Option<&'a str>,
     /// The hash of the record's data after the change.
     pub data_hash: Option<&'a str>,
 }
@@ -55,6 +58,8 @@ pub struct AuditEntry {
     pub version: Option<i64>,
     /// Details.
     pub body: Value,
+    /// The record's data after the change.
+    pub data: Option<Value>,
 }
 
 /// The first problem `verify` found.
@@ -140,20 +145,33 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         .optional()?
         .unwrap_or((0, GENESIS.to_string()));
     let seq = last + 1;
-    let body = e.body.to_string();
-    let hash = chain_hash(seq, e.at, e.actor, e.kind, e.form, e.record, e.version, &body, e.data_hash, &prev);
+    let body = e.body;
+    let hash = chain_hash(seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data_hash, &prev);
     tx.prepare_cached(
-        "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data, data_hash, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data_hash, prev, hash])?;
+    .execute(params![
+        seq,
+        e.at,
+        e.actor,
+        e.kind,
+        e.form,
+        e.record,
+        e.version,
+        body,
+        e.data,
+        e.data_hash,
+        prev,
+        hash
+    ])?;
     Ok(seq)
 }
 
 /// A record's events, oldest first.
 pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, actor, kind, form, record, version, body FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
+        "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![form, record], |r| {
         Ok((
@@ -165,12 +183,14 @@ pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec
             r.get::<_, Option<String>>(5)?,
             r.get::<_, Option<i64>>(6)?,
             r.get::<_, String>(7)?,
+            r.get::<_, Option<String>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, at, actor, kind, form, record, version, body) = row?;
-        out.push(AuditEntry { seq, at, actor, kind, form, record, version, body: serde_json::from_str(&body)? });
+        let (seq, at, actor, kind, form, record, version, body, data) = row?;
+        let data = data.map(|d| serde_json::from_str(&d)).transpose()?;
+        out.push(AuditEntry { seq, at, actor, kind, form, record, version, body: serde_json::from_str(&body)?, data });
     }
     Ok(out)
 }
@@ -205,6 +225,12 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
         let body: String = r.get(7)?;
         let data_hash: Option<String> = r.get(8)?;
         let (prev_hash, hash): (String, String) = (r.get(9)?, r.get(10)?);
+        let data: Option<String> = r.get(11)?;
+        let snapshot_ok = match (&data, &data_hash) {
+            (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
+            (Some(_), None) => false,
+            _ => true,
+        };
         let problem = if seq != expected {
             Some(AuditProblem::Missing(expected))
         } else if prev_hash != prev {
@@ -221,6 +247,7 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
             data_hash.as_deref(),
             &prev_hash,
         ) != hash
+            || !snapshot_ok
         {
             Some(AuditProblem::Altered(seq))
         } else {

@@ -46,7 +46,8 @@ const MIGRATIONS: &[&str] = &[
         form TEXT,
         record TEXT,
         version INTEGER,
-        body TEXT NOT NULL,
+                body TEXT NOT NULL,
+        data TEXT,
         data_hash TEXT,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL

@@ -1,0 +1,272 @@
+//! The records engine through the real binary and real database files: the lead flow, tampering
+//! caught by `audit verify`, large and bad imports, two processes writing one file, and a crash
+//! in the middle of an import (RELIABILITY D1, D6, D7).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{root, TempDir};
+
+struct Db {
+    dir: TempDir,
+}
+
+impl Db {
+    fn new(name: &str) -> Self {
+        let dir = TempDir::new(name);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        Db { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.0.join("closeloop.db")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_closeloop"));
+        c.args(args)
+            .current_dir(root())
+            .env("CLOSELOOP_DB", self.path())
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "closeloop {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--format", "json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&full)).unwrap()
+    }
+
+    fn count(&self) -> usize {
+        self.json(&["list", "lead"]).as_array().unwrap().len()
+    }
+
+    fn with_leads(name: &str) -> Self {
+        let db = Db::new(name);
+        db.ok(&["install", "lead-followup"]);
+        db.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+        db
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+const LEAD: &str =
+    r#"{"source":"expo","customer":"上海明远科技","phone":"13800138001","region":"east","owner":"m_li"}"#;
+
+#[test]
+fn the_lead_flow_works_from_the_cli_with_its_json_shapes() {
+    let db = Db::with_leads("flow");
+    let r = db.json(&["submit", "lead", "--data", LEAD, "--as", "m_li"]);
+    for key in ["id", "form", "version", "state", "owner", "data"] {
+        assert!(r.get(key).is_some(), "record JSON lacks {key}: {r}");
+    }
+    assert_eq!((r["form"].as_str(), r["state"].as_str(), r["version"].as_i64()), (Some("lead"), Some("new"), Some(1)));
+    let id = r["id"].as_str().unwrap().to_string();
+    // A bad submit exits 1, names each field, and stores nothing.
+    let bad = db.run(&[
+        "--format",
+        "json",
+        "submit",
+        "lead",
+        "--data",
+        r#"{"phone":"12345","urgency":"purple","source":"expo","region":"east"}"#,
+        "--as",
+        "m_li",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let mut fields: Vec<&str> =
+        err["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
+    fields.sort();
+    assert_eq!(fields, ["customer", "phone", "urgency"]);
+    assert_eq!(db.count(), 1);
+    let human = db.run(&[
+        "submit",
+        "lead",
+        "--data",
+        r#"{"source":"expo","region":"east","phone":"13800138001"}"#,
+        "--as",
+        "m_li",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&human.stderr).contains("客户名称 is required"),
+        "{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    // contact, update, history.
+    let contacted = db.json(&[
+        "act",
+        "lead",
+        &id,
+        "contact",
+        "--as",
+        "m_li",
+        "--data",
+        r#"{"summary":"电话沟通","next_step":"演示"}"#,
+    ]);
+    assert_eq!(contacted["state"], "contacted");
+    let v3 = db.json(&["update", "lead", &id, "--as", "m_li", "--data", r#"{"urgency":"red"}"#]);
+    assert_eq!(v3["version"], 3);
+    let history = db.json(&["history", "lead", &id]);
+    let last = &history.as_array().unwrap()[2];
+    assert_eq!(last["changes"], serde_json::json!([{"field": "urgency", "from": "green", "to": "red"}]));
+    assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
+
+fn tamper(db: &Db, sql: &str) {
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+fn verify_fails(db: &Db) -> String {
+    let out = db.run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "audit verify should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn audit_verify_names_a_changed_deleted_or_inserted_row() {
+    let db = Db::with_leads("tamper");
+    let id = db.json(&["submit", "lead", "--data", LEAD, "--as", "m_li"])["id"].as_str().unwrap().to_string();
+    db.ok(&["update", "lead", &id, "--as", "m_li", "--data", r#"{"urgency":"red"}"#]);
+    let last: i64 = rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let (a, b) = (last - 1, last);
+    // Changed: an event's body edited in place.
+    std::fs::copy(db.path(), db.dir.0.join("clean.db")).unwrap();
+    tamper(&db, &format!("UPDATE events SET body = replace(body, 'red', 'green') WHERE seq = {b}"));
+    assert!(verify_fails(&db).contains(&format!("audit entry {b} was altered")));
+    // Deleted.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, &format!("DELETE FROM events WHERE seq = {a}"));
+    assert!(verify_fails(&db).contains(&format!("audit entry {a} is missing")));
+    // Inserted: a forged event at the end.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, &format!("INSERT INTO events (seq, at, actor, kind, body, prev_hash, hash) SELECT {}, at, 'm_wang', kind, body, hash, hash FROM events WHERE seq = {b}", b + 1));
+    assert!(verify_fails(&db).contains(&format!("audit entry {} was altered", b + 1)));
+    // A record row edited around closeloop.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, "UPDATE rec_lead SET data = replace(data, '上海明远科技', '别人')");
+    assert!(verify_fails(&db).contains("was altered outside closeloop"));
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
+
+fn leads_csv(rows: usize, bad: &[usize]) -> String {
+    let mut s = String::from("来源渠道,客户名称,联系人电话,紧急等级,所属区域,owner\n");
+    for i in 0..rows {
+        let phone = if bad.contains(&i) { "12345".to_string() } else { format!("139{i:08}") };
+        s.push_str(&format!("展会,客户{i},{phone},黄,east,m_li\n"));
+    }
+    s
+}
+
+#[test]
+fn ten_thousand_leads_imported_twice_stay_ten_thousand() {
+    let db = Db::with_leads("import10k");
+    let file = db.file("leads.csv", &leads_csv(10_000, &[]));
+    let first = db.json(&["import", "lead", &file]);
+    assert_eq!(first["report"]["created"], 10_000);
+    let second = db.json(&["import", "lead", &file]);
+    assert_eq!((second["report"]["created"].as_u64(), second["report"]["unchanged"].as_u64()), (Some(0), Some(10_000)));
+    assert_eq!(db.count(), 10_000);
+}
+
+#[test]
+fn three_bad_rows_import_nothing_by_default_and_the_rest_with_skip_invalid() {
+    let db = Db::with_leads("badrows");
+    let file = db.file("leads.csv", &leads_csv(100, &[9, 50, 98]));
+    let out = db.run(&["import", "lead", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for row in [11, 52, 100] {
+        assert!(err.contains(&format!("row {row}, column 联系人电话")), "{err}");
+    }
+    assert_eq!(db.count(), 0);
+    let rejects = db.dir.0.join("rejects.csv");
+    let ok = db.json(&["import", "lead", &file, "--skip-invalid", "--rejects", &rejects.to_string_lossy()]);
+    assert_eq!((ok["report"]["created"].as_u64(), ok["report"]["rejected"].as_u64()), (Some(97), Some(3)));
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].ends_with(",error") && lines[1].contains("row 11, column 联系人电话"), "{text}");
+}
+
+#[test]
+fn two_processes_submitting_at_once_both_succeed() {
+    // RELIABILITY D7 (two writers): BEGIN IMMEDIATE, a busy timeout, and a retry from BEGIN.
+    let db = Db::with_leads("concurrent");
+    let batch = |tag: u32| {
+        (0..1000).map(|i| format!(r#"{{"source":"expo","customer":"客户{tag}-{i}","phone":"13{tag}{i:08}","region":"east","owner":"m_li"}}"#)).collect::<Vec<_>>().join("\n")
+    };
+    let files = [db.file("a.jsonl", &batch(1)), db.file("b.jsonl", &batch(2))];
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            db.command(&["submit", "lead", "--data", &format!("@{f}"), "--as", "m_li"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "no error shown to the user: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(db.count(), 2000);
+    assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
+
+fn wal_size(db: &Path) -> u64 {
+    std::fs::metadata(db.with_extension("db-wal")).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn a_kill_in_the_middle_of_an_import_leaves_a_sound_database_without_any_of_it() {
+    // RELIABILITY D1, one iteration (the 500-iteration soak is a separate run).
+    let db = Db::with_leads("kill");
+    db.ok(&["submit", "lead", "--data", LEAD, "--as", "m_li"]);
+    let file = db.file("big.csv", &leads_csv(200_000, &[]));
+    let mut child = db.command(&["import", "lead", &file]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    // Kill once the import is visibly writing (its transaction spills into the WAL).
+    while wal_size(&db.path()) < 8 * 1024 * 1024 && started.elapsed() < Duration::from_secs(120) {
+        assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(wal_size(&db.path()) > 0, "the import was writing when it was killed");
+    assert_eq!(db.count(), 1, "none of the import is stored");
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
