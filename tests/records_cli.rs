@@ -169,6 +169,10 @@ fn audit_verify_names_a_changed_deleted_or_inserted_row() {
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
     tamper(&db, &format!("INSERT INTO events (seq, at, actor, kind, body, prev_hash, hash) SELECT {}, at, 'm_wang', kind, body, hash, hash FROM events WHERE seq = {b}", b + 1));
     assert!(verify_fails(&db).contains(&format!("audit entry {} was altered", b + 1)));
+    // The data snapshot an event keeps beside its chained body.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, &format!("UPDATE events SET data = replace(data, '上海明远科技', '别人') WHERE seq = {a}"));
+    assert!(verify_fails(&db).contains(&format!("audit entry {a} was altered")));
     // A record row edited around closeloop.
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
     tamper(&db, "UPDATE rec_lead SET data = replace(data, '上海明远科技', '别人')");

@@ -211,7 +211,7 @@ pub struct Verification {
 /// Checks the chain from the first event, then every record against its last event.
 pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash FROM events ORDER BY seq",
+        "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut expected = 1i64;
