@@ -358,3 +358,82 @@ fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
         [("customer".into(), "NOT_FOUND"), ("lines[0].qty".into(), "TOO_SMALL"), ("prepay_percent".into(), "REQUIRED"),]
     );
 }
+
+fn file_runtime(dir: &std::path::Path) -> Runtime {
+    let store = Store::open(&dir.join("closeloop.db")).unwrap();
+    Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap()
+}
+
+fn file_leads(name: &str) -> (crate::support::TempDir, Runtime) {
+    let dir = crate::support::TempDir::new(name);
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let mut rt = file_runtime(&dir.0);
+    rt.install(&template("lead-followup").unwrap().app_files(), "system", false).unwrap();
+    let members = template("lead-followup").unwrap().files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
+    rt.import_members(members.as_bytes(), "system").unwrap();
+    (dir, rt)
+}
+
+#[test]
+fn d5_a_full_disk_fails_cleanly_writes_nothing_and_recovers() {
+    let (_dir, mut rt) = file_leads("diskfull");
+    rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    let size = std::fs::metadata(_dir.0.join("closeloop.db")).unwrap().len();
+    rt.store().limit_size(size + 64 * 1024).unwrap();
+    let csv = leads_csv(5_000, &[]);
+    let err = import(&mut rt, &csv, false).unwrap_err();
+    assert!(err.to_string().contains("full"), "{err}");
+    assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 1, "no partial rows");
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+    rt.store().limit_size(1 << 40).unwrap();
+    assert_eq!(import(&mut rt, &csv, false).unwrap().created, 5_000, "recovers when space returns");
+}
+
+#[test]
+fn d7_fifty_writers_reading_then_writing_one_file_all_succeed() {
+    let (dir, mut rt) = file_leads("writers");
+    let ids: Vec<String> =
+        (0..50).map(|i| rt.submit("lead", lead(&format!("1380013{i:04}")), "m_li").unwrap().id).collect();
+    drop(rt);
+    let threads: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let path = dir.0.clone();
+            std::thread::spawn(move || {
+                let mut rt = file_runtime(&path);
+                for round in 0..10 {
+                    // Read, then write what was read plus one: a read-then-write transaction.
+                    let current = rt.get("lead", &id).unwrap();
+                    let next = format!("{}{round}", current.data.get("summary").and_then(Value::as_str).unwrap_or(""));
+                    rt.update("lead", &id, obj(json!({"summary": next})), "m_li").unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a writer failed");
+    }
+    let rt = file_runtime(&dir.0);
+    let all = rt.list("lead", &ListQuery::default()).unwrap();
+    assert!(all.iter().all(|r| r.version == 11 && r.data["summary"] == "0123456789"), "every write landed");
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+}
+
+#[test]
+fn d8_a_long_reader_does_not_block_writes_and_the_wal_catches_up_after_it() {
+    let (dir, mut rt) = file_leads("reader");
+    let reader = rusqlite::Connection::open(dir.0.join("closeloop.db")).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let before: i64 = reader.query_row("SELECT count(*) FROM rec_lead", [], |r| r.get(0)).unwrap();
+    for i in 0..300 {
+        rt.submit("lead", lead(&format!("1390000{i:04}")), "m_li").unwrap();
+    }
+    let during: i64 = reader.query_row("SELECT count(*) FROM rec_lead", [], |r| r.get(0)).unwrap();
+    assert_eq!(during, before, "the reader keeps its snapshot");
+    let (log, copied) = rt.store().checkpoint().unwrap();
+    assert!(copied < log, "frames the reader may still need stay in the WAL ({copied} of {log})");
+    reader.execute_batch("COMMIT").unwrap();
+    let (log, copied) = rt.store().checkpoint().unwrap();
+    assert_eq!(copied, log, "after the reader ends the checkpoint catches up");
+    assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 300);
+}

@@ -161,6 +161,21 @@ impl Store {
         &self.conn
     }
 
+    /// Caps the database at about `bytes` (a quota). Writes past it fail cleanly with a
+    /// "database or disk is full" error and leave nothing half-written, as a full disk would.
+    pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (bytes / page.max(1) as u64).max(1);
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Runs a passive WAL checkpoint now; returns (frames in the WAL, frames copied). The
+    /// checkpointer thread does this every half second; readers still open keep frames back.
+    pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
+    }
+
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
