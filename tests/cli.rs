@@ -114,4 +114,6 @@ fn demo_summarises_the_templates() {
     let text = stdout(&out);
     assert!(text.contains("form lead (市场线索登记表 / Lead registration)"), "{text}");
     assert!(text.contains("metric after_payment_touch"), "{text}");
+    assert!(text.contains("m_li pressed 已联系: LEAD-2026-00001 is now contacted (version 2)"), "{text}");
+    assert!(text.contains("audit verify: ok"), "{text}");
 }

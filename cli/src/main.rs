@@ -55,7 +55,7 @@ enum Command {
         #[arg(long)]
         template: String,
     },
-    /// Load every bundled template and summarise what it defines.
+    /// Load every bundled template, summarise it, and walk through the lead loop in memory.
     Demo,
     /// Install an app (a folder, an app.yaml, or a bundled template's name) into the database.
     Install {
@@ -393,7 +393,11 @@ fn demo(format: Format) -> Result<ExitCode, UserError> {
         Format::Json => {
             let rows: Vec<serde_json::Value> =
                 summaries.iter().map(|(name, l)| render::summary_json(name, l)).collect();
-            print(&serde_json::to_string_pretty(&rows).unwrap_or_default())?;
+            let walk = render::walkthrough().map_err(UserError)?;
+            print(
+                &serde_json::to_string_pretty(&serde_json::json!({"templates": rows, "walkthrough": walk}))
+                    .unwrap_or_default(),
+            )?;
         }
         Format::Human => {
             let mut out = String::from("closeloop: the bundled templates\n\n");
@@ -403,6 +407,7 @@ fn demo(format: Format) -> Result<ExitCode, UserError> {
                 }
                 out.push_str(&render::summary(name, loaded));
             }
+            out.push_str(&render::walkthrough().map_err(UserError)?.join("\n"));
             print(out.trim_end())?;
         }
     }

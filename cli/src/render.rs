@@ -204,3 +204,68 @@ pub fn template_list(rows: &[Value]) -> String {
     out.push_str("\ncopy one to edit: closeloop init DIR --template NAME");
     out
 }
+
+/// A short walk through the lead loop in memory, for `closeloop demo`: what the engine does
+/// with a real app, step by step.
+pub fn walkthrough() -> Result<Vec<String>, String> {
+    use std::sync::Arc;
+
+    use closeloop::clock::ManualClock;
+    use closeloop::engine::ImportOptions;
+    use closeloop::store::Store;
+    use closeloop::{template, Runtime};
+
+    let t = template("lead-followup").ok_or("the lead-followup template is missing")?;
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).map(|(_, c)| *c).unwrap_or_default();
+    let now: jiff::Timestamp = "2026-11-26T09:00:00+08:00".parse().map_err(|e: jiff::Error| e.to_string())?;
+    let store = Store::open_in_memory().map_err(|e| e.to_string())?;
+    let mut rt = Runtime::open(store, Arc::new(ManualClock::new(now))).map_err(|e| e.to_string())?;
+    let mut out = vec!["lead-followup, live in memory (clock at 2026-11-26 09:00 +08:00):".to_string()];
+    rt.install(&t.app_files(), "system", false).map_err(|e| e.to_string())?;
+    let members = rt.import_members(file("data/members.csv").as_bytes(), "system").map_err(|e| e.to_string())?;
+    out.push(format!("  installed the app; loaded {} members", members.created));
+    let lead = json!({"source": "expo", "customer": "上海明远科技有限公司", "phone": "13800138001", "region": "east", "owner": "m_li"});
+    let r = rt.submit("lead", lead.as_object().cloned().unwrap_or_default(), "m_li").map_err(|e| e.to_string())?;
+    out.push(format!(
+        "  m_li submitted {} ({}) owned by {}, state {}",
+        r.id,
+        r.data["customer"].as_str().unwrap_or(""),
+        r.owner.as_deref().unwrap_or("-"),
+        r.state.as_deref().unwrap_or("-")
+    ));
+    let bad = json!({"source": "expo", "phone": "12345", "urgency": "purple", "region": "east"});
+    if let Err(closeloop::EngineError::Invalid(problems)) =
+        rt.submit("lead", bad.as_object().cloned().unwrap_or_default(), "m_li")
+    {
+        let fields: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        out.push(format!("  a bad submit was refused, nothing written: {}", fields.join("; ")));
+    }
+    if let Err(e) = rt.act("lead", &r.id, "contact", "m_wang", serde_json::Map::new()) {
+        out.push(format!("  m_wang tried 已联系 and was refused: {e}"));
+    }
+    let note = json!({"summary": "电话沟通，客户有意向", "next_step": "下周一演示"});
+    let r = rt
+        .act("lead", &r.id, "contact", "m_li", note.as_object().cloned().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    out.push(format!(
+        "  m_li pressed 已联系: {} is now {} (version {})",
+        r.id,
+        r.state.as_deref().unwrap_or("-"),
+        r.version
+    ));
+    let report = rt
+        .import_csv("lead", file("data/leads.csv").as_bytes(), &ImportOptions::default(), &mut |_| {})
+        .map_err(|e| e.to_string())?;
+    out.push(format!(
+        "  imported data/leads.csv (Chinese headers): {} new, {} updated by phone",
+        report.created, report.updated
+    ));
+    let v = rt.verify_audit().map_err(|e| e.to_string())?;
+    let status = if v.problem.is_none() { "ok" } else { "FAILED" };
+    out.push(format!(
+        "  audit verify: {status}, {} events in the hash chain, head {}…",
+        v.events,
+        &v.head[..12.min(v.head.len())]
+    ));
+    Ok(out)
+}

@@ -31,7 +31,37 @@
 //! ```
 //!
 //! The bundled templates are embedded; [`templates()`] lists them and
-//! [`Template::files`] gives their files ready for [`Loader::load`].
+//! [`Template::app_files`] gives their files ready for [`Loader::load`].
+//!
+//! ## Running records
+//!
+//! A [`Runtime`] runs installed apps over a [`store::Store`] (one SQLite file, or memory for
+//! tests) with an injected [`clock::Clock`]. Every write is one transaction: the record, its
+//! new version and its hash-chained audit event, or nothing.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use closeloop::{clock::ManualClock, store::Store, template, Runtime};
+//! use serde_json::json;
+//!
+//! let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse()?));
+//! let mut rt = Runtime::open(Store::open_in_memory()?, clock)?;
+//! let app = template("lead-followup").expect("bundled");
+//! rt.install(&app.app_files(), "system", false)?;
+//! rt.import_members(b"id,name,roles,region,manager,active,capacity\nm_li,Li Wei,sales_rep,east,,true,30\n", "system")?;
+//!
+//! let lead = json!({"source": "expo", "customer": "Mingyuan Tech", "phone": "13800138001",
+//!                   "region": "east", "owner": "m_li"});
+//! let r = rt.submit("lead", lead.as_object().cloned().unwrap_or_default(), "m_li")?;
+//! assert_eq!((r.id.as_str(), r.state.as_deref()), ("LEAD-2026-00001", Some("new")));
+//!
+//! let note = json!({"summary": "Called, interested", "next_step": "Demo on Monday"});
+//! let r = rt.act("lead", &r.id, "contact", "m_li", note.as_object().cloned().unwrap_or_default())?;
+//! assert_eq!((r.state.as_deref(), r.version), (Some("contacted"), 2));
+//! assert_eq!(rt.history("lead", &r.id)?.len(), 2);
+//! assert!(rt.verify_audit()?.problem.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ## Modules
 //! - `yaml`: a position-keeping, bomb-proof YAML reader.
@@ -41,6 +71,10 @@
 //! - `script`: the hardened rhai engine.
 //! - `timespec`: durations, cron schedules, time zones and dates.
 //! - `templates`: the three bundled apps.
+//! - `engine`: the [`Runtime`]: install, record rules, submit/update/act, history, CSV, members.
+//! - `store`: every SQL statement: tables, records, the audit chain, members, checkpoints.
+//! - `values`: what a field's value may be; CSV cells in and out.
+//! - `clock`: the injected clock.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
