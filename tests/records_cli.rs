@@ -177,6 +177,22 @@ fn audit_verify_names_a_changed_deleted_or_inserted_row() {
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
     tamper(&db, "UPDATE rec_lead SET data = replace(data, '上海明远科技', '别人')");
     assert!(verify_fails(&db).contains("was altered outside closeloop"));
+    // Its state, owner or version rewritten (the data untouched).
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, "UPDATE rec_lead SET state = 'qualified', owner = 'm_wang', version = 1");
+    assert!(verify_fails(&db).contains("was altered outside closeloop"));
+    // A snapshot removed.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, &format!("UPDATE events SET data = NULL WHERE seq = {b}"));
+    assert!(verify_fails(&db).contains(&format!("audit entry {b} was altered")));
+    // A member granted a role behind closeloop's back.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, "UPDATE members SET roles = '[\"sales_rep\",\"supervisor\"]', active = 1 WHERE id = 'm_chen'");
+    assert!(verify_fails(&db).contains("member m_chen was changed outside closeloop"));
+    // An installed app's rules loosened.
+    std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
+    tamper(&db, "UPDATE apps SET source = replace(source, 'owner_only: true', 'owner_only: false')");
+    assert!(verify_fails(&db).contains("app lead-followup was changed outside closeloop"));
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
     assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"));
 }

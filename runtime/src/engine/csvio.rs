@@ -460,7 +460,8 @@ impl Runtime {
                     report.created += 1;
                 }
                 let body = json!({"id": member.id, "name": member.name, "roles": member.roles, "region": member.region,
-                    "manager": member.manager, "active": member.active, "capacity": member.capacity})
+                    "manager": member.manager, "active": member.active, "capacity": member.capacity, "email": member.email,
+                    "phone": member.phone, "extra": member.extra})
                 .to_string();
                 audit::append(
                     tx,

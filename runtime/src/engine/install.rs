@@ -123,8 +123,9 @@ impl Runtime {
                 schema::sync_form_table(tx, table)?;
             }
             let revision = apps::save(tx, &id, &source, &at, actor, force && !orphaned.is_empty())?;
-            let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned})
-                .to_string();
+            let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
+                "source_hash": crate::store::sha256_hex(source.as_bytes())})
+            .to_string();
             audit::append(
                 tx,
                 &NewEvent {

@@ -77,6 +77,10 @@ pub enum AuditProblem {
     RecordUnrecorded(String, String),
     /// A record's events exist but the record does not.
     RecordMissing(String, String),
+    /// A member row differs from its last audit entry (or has none).
+    MemberAltered(String),
+    /// An installed app's definition differs from what its install recorded.
+    AppAltered(String),
 }
 
 impl std::fmt::Display for AuditProblem {
@@ -89,15 +93,20 @@ impl std::fmt::Display for AuditProblem {
             AuditProblem::Unlinked(seq) => {
                 write!(f, "audit entry {seq} does not follow entry {}: an entry was removed or inserted", seq - 1)
             }
-            AuditProblem::RecordAltered(form, id) => write!(
-                f,
-                "record {form} {id} was altered outside closeloop: its data does not match its last audit entry"
-            ),
+            AuditProblem::RecordAltered(form, id) => {
+                write!(f, "record {form} {id} was altered outside closeloop: it does not match its last audit entry")
+            }
             AuditProblem::RecordUnrecorded(form, id) => {
                 write!(f, "record {form} {id} has no audit entry: it was inserted outside closeloop")
             }
             AuditProblem::RecordMissing(form, id) => {
                 write!(f, "record {form} {id} is missing although its audit entries exist")
+            }
+            AuditProblem::MemberAltered(id) => {
+                write!(f, "member {id} was changed outside closeloop: it differs from its last audit entry")
+            }
+            AuditProblem::AppAltered(id) => {
+                write!(f, "the installed definition of app {id} was changed outside closeloop")
             }
         }
     }
@@ -228,8 +237,8 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
         let data: Option<String> = r.get(11)?;
         let snapshot_ok = match (&data, &data_hash) {
             (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
-            (Some(_), None) => false,
-            _ => true,
+            (Some(_), None) | (None, Some(_)) => false,
+            (None, None) => true,
         };
         let problem = if seq != expected {
             Some(AuditProblem::Missing(expected))
@@ -262,26 +271,39 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
     }
     let mut records = 0;
     for t in tables {
+        // Each record row must be what its events say: the last event gives version, state,
+        // owner, data hash, and who changed it when; the first gives who created it when.
         let sql = format!(
-            "SELECT r.id, r.data, r.data_hash,
-                    (SELECT e.data_hash FROM events e WHERE e.form = ?1 AND e.record = r.id ORDER BY e.seq DESC LIMIT 1)
-             FROM {} r ORDER BY r.created_at, r.id",
+            "SELECT r.id, r.data, r.data_hash, r.version, r.state, r.owner, r.updated_by, r.updated_at, r.created_by, r.created_at,
+                    l.version, l.body, l.data_hash, l.actor, l.at, f.actor, f.at
+             FROM {} r
+             LEFT JOIN events l ON l.seq = (SELECT max(seq) FROM events WHERE form = ?1 AND record = r.id)
+             LEFT JOIN events f ON f.seq = (SELECT min(seq) FROM events WHERE form = ?1 AND record = r.id)
+             ORDER BY r.created_at, r.id",
             t.quoted()
         );
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([&t.form])?;
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
-            let data: String = r.get(1)?;
-            let stored: String = r.get(2)?;
-            let last: Option<String> = r.get(3)?;
             records += 1;
-            let problem = match last {
-                None => Some(AuditProblem::RecordUnrecorded(t.form.clone(), id)),
-                Some(last) if last != stored || sha256_hex(data.as_bytes()) != stored => {
-                    Some(AuditProblem::RecordAltered(t.form.clone(), id))
-                }
-                Some(_) => None,
+            let last_version: Option<i64> = r.get(10)?;
+            let problem = if last_version.is_none() {
+                Some(AuditProblem::RecordUnrecorded(t.form.clone(), id))
+            } else {
+                let data: String = r.get(1)?;
+                let body: Value = serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or(Value::Null);
+                let text = |v: &Value| v.as_str().map(str::to_string);
+                let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2)?
+                    && r.get::<_, Option<String>>(12)?.as_deref() == Some(r.get::<_, String>(2)?.as_str())
+                    && last_version == Some(r.get::<_, i64>(3)?)
+                    && text(&body["state"]) == r.get::<_, Option<String>>(4)?
+                    && text(&body["owner"]) == r.get::<_, Option<String>>(5)?
+                    && r.get::<_, Option<String>>(13)? == Some(r.get::<_, String>(6)?)
+                    && r.get::<_, Option<String>>(14)? == Some(r.get::<_, String>(7)?)
+                    && r.get::<_, Option<String>>(15)? == Some(r.get::<_, String>(8)?)
+                    && r.get::<_, Option<String>>(16)? == Some(r.get::<_, String>(9)?);
+                (!consistent).then(|| AuditProblem::RecordAltered(t.form.clone(), id))
             };
             if problem.is_some() {
                 return Ok(Verification { events: checked, records, head: prev, problem });
@@ -303,5 +325,53 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
             });
         }
     }
+    if let Some(problem) = verify_members(conn)?.or(verify_apps(conn)?) {
+        return Ok(Verification { events: checked, records, head: prev, problem: Some(problem) });
+    }
     Ok(Verification { events: checked, records, head: prev, problem: None })
+}
+
+/// Each member row must equal what its last `member.*` event recorded.
+fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT m.id, m.name, m.roles, m.region, m.manager, m.active, m.capacity, m.email, m.phone, m.extra,
+                (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
+         FROM members m ORDER BY m.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let Some(body) = r.get::<_, Option<String>>(10)? else { return Ok(Some(AuditProblem::MemberAltered(id))) };
+        let recorded: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let row = serde_json::json!({
+            "id": id, "name": r.get::<_, String>(1)?, "roles": serde_json::from_str::<Value>(&r.get::<_, String>(2)?).unwrap_or(Value::Null),
+            "region": r.get::<_, Option<String>>(3)?, "manager": r.get::<_, Option<String>>(4)?, "active": r.get::<_, bool>(5)?,
+            "capacity": r.get::<_, Option<i64>>(6)?, "email": r.get::<_, Option<String>>(7)?, "phone": r.get::<_, Option<String>>(8)?,
+            "extra": serde_json::from_str::<Value>(&r.get::<_, String>(9)?).unwrap_or(Value::Null),
+        });
+        if row != recorded {
+            return Ok(Some(AuditProblem::MemberAltered(id)));
+        }
+    }
+    Ok(None)
+}
+
+/// Each installed app's source must hash to what its last install event recorded.
+fn verify_apps(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.source,
+                (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)
+         FROM apps a ORDER BY a.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let source: String = r.get(1)?;
+        let recorded: Option<Value> = r.get::<_, Option<String>>(2)?.and_then(|b| serde_json::from_str(&b).ok());
+        let hash = recorded.as_ref().and_then(|b| b["source_hash"].as_str().map(str::to_string));
+        if hash.as_deref() != Some(sha256_hex(source.as_bytes()).as_str()) {
+            return Ok(Some(AuditProblem::AppAltered(id)));
+        }
+    }
+    Ok(None)
 }
