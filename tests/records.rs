@@ -437,3 +437,175 @@ fn d8_a_long_reader_does_not_block_writes_and_the_wal_catches_up_after_it() {
     assert_eq!(copied, log, "after the reader ends the checkpoint catches up");
     assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 300);
 }
+
+// Regressions found in review: each named after what broke.
+
+#[test]
+fn records_of_a_deactivated_rep_stay_editable_and_importable() {
+    let mut rt = leads();
+    let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
+    import(&mut rt, &leads_csv(3, &[]), false).unwrap();
+    rt.import_members(b"id,active\nm_li,false\n", "system").unwrap();
+    let r = rt.update("lead", &id, obj(json!({"urgency": "red"})), "m_wang").unwrap();
+    assert_eq!((r.version, r.owner.as_deref()), (2, Some("m_li")));
+    assert_eq!(
+        import(&mut rt, &leads_csv(3, &[]), false).unwrap().unchanged,
+        3,
+        "re-importing their records still works"
+    );
+    let mut fresh = lead("13800138009");
+    fresh.insert("owner".into(), json!("m_li"));
+    assert_eq!(
+        codes(&rt.submit("lead", fresh, "m_wang").unwrap_err()),
+        [("owner".to_string(), "NOT_FOUND")],
+        "but no new record goes to them"
+    );
+}
+
+#[test]
+fn a_partial_members_file_changes_only_its_columns() {
+    let mut rt = leads();
+    rt.import_members(b"id,email\nm_li,li@example.com\nm_chen,chen@example.com\n", "system").unwrap();
+    let members = rt.members().unwrap();
+    let li = members.iter().find(|m| m.id == "m_li").unwrap();
+    let chen = members.iter().find(|m| m.id == "m_chen").unwrap();
+    assert_eq!(
+        (li.roles.as_slice(), li.region.as_deref(), li.email.as_deref()),
+        (&["sales_rep".to_string()][..], Some("east"), Some("li@example.com"))
+    );
+    assert!(!chen.active, "an absent `active` column leaves m_chen inactive");
+    assert!(
+        matches!(rt.import_members(b"id,email\nm_new,x@example.com\n", "system"), Err(EngineError::Import(_))),
+        "a new member needs a name"
+    );
+}
+
+#[test]
+fn imports_honour_the_owner_column_but_not_read_only_changes() {
+    let mut rt = leads();
+    import(&mut rt, &leads_csv(2, &[]), false).unwrap();
+    let all = rt.list("lead", &ListQuery::default()).unwrap();
+    assert!(all.iter().all(|r| r.owner.as_deref() == Some("m_li")), "the form's own `owner` field is imported");
+    let moved = leads_csv(2, &[]).replace(",m_li\n", ",m_wang\n");
+    match import(&mut rt, &moved, false).unwrap_err() {
+        EngineError::Import(r) => assert!(r.problems.iter().all(|p| p.code == "READONLY"), "{:?}", r.problems),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn the_form_key_identifies_one_record() {
+    let mut rt = leads();
+    rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    assert_eq!(
+        codes(&rt.submit("lead", lead("13800138001"), "m_li").unwrap_err()),
+        [("phone".to_string(), "NOT_UNIQUE")]
+    );
+}
+
+#[test]
+fn list_filters_read_values_as_the_fields_type() {
+    let mut rt = leads();
+    rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    let q = ListQuery { filters: vec![("phone".into(), json!(13800138001u64))], ..ListQuery::default() };
+    assert_eq!(rt.list("lead", &q).unwrap().len(), 1);
+}
+
+#[test]
+fn csv_edge_cases_are_named_not_guessed() {
+    let mut rt = leads();
+    let header = "来源渠道,客户名称,联系人电话,所属区域\n";
+    let problems = |csv: &str, rt: &mut Runtime| match import(rt, csv, false) {
+        Err(EngineError::Import(r)) => r.problems.iter().map(|p| (p.row, p.code.clone())).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        problems(&format!("{header}展会,甲,13900000001,east,extra\n"), &mut rt),
+        [(2, "CELL_COUNT".to_string())]
+    );
+    assert_eq!(
+        problems("客户名称,customer,联系人电话\n甲,乙,13900000001\n", &mut rt),
+        [(1, "DUPLICATE_COLUMN".to_string())]
+    );
+    // A quoted cell over three lines is still row 2; the bad phone is on row 3.
+    let multiline = format!("{header}展会,\"甲\n乙\n丙\",13900000001,east\n展会,丁,123,east\n");
+    assert_eq!(problems(&multiline, &mut rt), [(3, "WRONG_TYPE".to_string())]);
+    // Empty trailing rows (as Excel leaves them) are skipped; an empty file is refused.
+    let trailing = format!("{header}展会,甲,13900000001,east\n,,,\n,,,\n");
+    assert_eq!(import(&mut rt, &trailing, false).unwrap().created, 1);
+    assert!(matches!(import(&mut rt, "", false), Err(EngineError::Input(_))));
+    // A rejects file, fixed, imports back (its `error` column is ignored).
+    let fixed = format!("{header},error\n展会,戊,13900000002,east,\"row 3, column 联系人电话: …\"\n")
+        .replace(&format!("{header},error"), &format!("{},error", header.trim_end()));
+    assert_eq!(import(&mut rt, &fixed, false).unwrap().created, 1);
+}
+
+#[test]
+fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
+    let store = Store::open_in_memory().unwrap();
+    let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
+    let t = template("quote-approval").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    for (form, name) in [
+        ("product", "data/products.csv"),
+        ("customer", "data/customers.csv"),
+        ("price_history", "data/price_history.csv"),
+    ] {
+        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
+    }
+    let history = rt.list("price_history", &ListQuery::default()).unwrap();
+    let customer = rt.get("customer", history[0].data["customer"].as_str().unwrap()).unwrap();
+    assert_eq!(customer.data["code"], "C-0001", "the customer code resolved to its record");
+    let quote = obj(
+        json!({"customer": "C-0001", "contact_phone": "13800138001", "payment_terms": "cod", "valid_until": "2026-12-31",
+        "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
+    );
+    let q = rt.submit("quote", quote, "q_li").unwrap();
+    assert_eq!(q.data["customer"], customer.id, "a customer code in a link is stored as the record id");
+    let product = rt
+        .list("product", &ListQuery { filters: vec![("sku".into(), json!("CL-CRM-STD"))], ..ListQuery::default() })
+        .unwrap()
+        .remove(0);
+    rt.update("product", &product.id, obj(json!({"list_price": 15000})), "q_li").unwrap();
+    let q2 = rt.update("quote", &q.id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    assert_eq!(q2.data["lines"][0]["list_price"], 12000.0, "a stored quote keeps the price it was made with");
+    // A range exports (as `10.0~50.5`) and imports back.
+    let mut rt = leads();
+    let mut d = lead("13800138001");
+    d.insert("budget".into(), json!({"min": 10, "max": 50.5}));
+    rt.submit("lead", d, "m_li").unwrap();
+    let mut out = Vec::new();
+    rt.export_csv("lead", &mut out).unwrap();
+    let again = rt.import_csv("lead", &out, &ImportOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(again.unchanged, 1, "{}", String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn uniqueness_follows_the_installed_definition() {
+    let mut rt = leads();
+    rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    let mut second = lead("13800138002");
+    second.insert("customer".into(), json!("上海明远科技"));
+    rt.submit("lead", second, "m_li").unwrap();
+    // Making `customer` unique over two equal customers is refused with a diagnostic, not a
+    // database error.
+    let mut files = template("lead-followup").unwrap().app_files();
+    files.app_yaml = files.app_yaml.replace(
+        "        required: true\n        max_length: 100\n",
+        "        required: true\n        unique: true\n        max_length: 100\n",
+    );
+    match rt.install(&files, "system", false).unwrap_err() {
+        EngineError::InvalidApp(d) => {
+            assert!(d[0].message.contains("customer") && d[0].message.contains("share"), "{d:?}")
+        }
+        other => panic!("{other}"),
+    }
+    // Dropping the key lets the same phone in again (the unique key index goes with it).
+    let mut keyless = template("lead-followup").unwrap().app_files();
+    keyless.app_yaml = keyless.app_yaml.replace("    key: [phone]\n", "");
+    rt.install(&keyless, "system", false).unwrap();
+    rt.submit("lead", lead("13800138001"), "m_li").unwrap();
+    assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 3);
+}

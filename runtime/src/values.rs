@@ -162,10 +162,10 @@ pub fn check_value(field: &Field, value: &Value, path: &str, lang: Lang) -> Resu
         },
         FieldType::Date => {
             let s = value.as_str().ok_or_else(|| wrong("a date (YYYY-MM-DD)"))?;
-            crate::timespec::parse_date(s).map_err(|_| {
+            let date = crate::timespec::parse_date(s).map_err(|_| {
                 FieldProblem::new(path, "WRONG_TYPE", format!("{name}: \"{s}\" is not a date (YYYY-MM-DD)"))
             })?;
-            value.clone()
+            Value::String(date.to_string())
         }
         FieldType::Datetime => {
             let s = value.as_str().ok_or_else(|| wrong("a date and time"))?;
@@ -361,10 +361,30 @@ pub fn parse_cell(field: &Field, cell: &str, tz: &jiff::tz::TimeZone) -> Result<
                 Value::String(crate::clock::stamp(ts))
             }
         }
-        FieldType::Date => Value::String(cell.replace('/', "-")),
+        FieldType::Date => {
+            // Excel writes 2026/1/5 and 2026.1.5; store the ISO date.
+            let parts: Vec<&str> = cell.split(['/', '-', '.']).collect();
+            match parts.as_slice() {
+                [y, m, d] if y.len() == 4 => match (y.parse::<i16>(), m.parse::<i8>(), d.parse::<i8>()) {
+                    (Ok(y), Ok(m), Ok(d)) => jiff::civil::Date::new(y, m, d)
+                        .map(|date| Value::String(date.to_string()))
+                        .map_err(|_| format!("\"{cell}\" is not a date that exists"))?,
+                    _ => return Err(format!("\"{cell}\" is not a date (2026-01-05)")),
+                },
+                _ => Value::String(cell.to_string()),
+            }
+        }
         FieldType::Range => {
-            let (lo, hi) =
-                cell.split_once(['-', '~', '～']).ok_or_else(|| format!("\"{cell}\" is not a range such as 10-50"))?;
+            // `10~50` (as exports write it), or `10-50`; a leading minus belongs to the number.
+            let (lo, hi) = match cell.split_once(['~', '～']) {
+                Some(pair) => pair,
+                None => cell
+                    .char_indices()
+                    .skip(1)
+                    .find(|(_, c)| *c == '-')
+                    .map(|(i, _)| (&cell[..i], &cell[i + 1..]))
+                    .ok_or_else(|| format!("\"{cell}\" is not a range such as 10-50"))?,
+            };
             let lo: f64 = lo.trim().parse().map_err(|_| format!("\"{cell}\" is not a range such as 10-50"))?;
             let hi: f64 = hi.trim().parse().map_err(|_| format!("\"{cell}\" is not a range such as 10-50"))?;
             serde_json::json!({"min": lo, "max": hi})
@@ -410,7 +430,7 @@ pub fn format_cell(value: Option<&Value>) -> String {
             items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";")
         }
         Some(Value::Object(o)) if o.len() == 2 && o.contains_key("min") && o.contains_key("max") => {
-            format!("{}-{}", format_cell(o.get("min")), format_cell(o.get("max")))
+            format!("{}~{}", format_cell(o.get("min")), format_cell(o.get("max")))
         }
         Some(other) => other.to_string(),
     }
@@ -425,5 +445,32 @@ pub fn as_object(v: Value) -> Result<Map<String, Value>, FieldProblem> {
             "WRONG_TYPE",
             format!("the data must be an object of fields, got {}", show(&other)),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FieldType;
+
+    fn field(kind: FieldType) -> Field {
+        serde_json::from_value(serde_json::json!({"id": "f", "type": "text"}))
+            .map(|mut f: Field| {
+                f.kind = kind;
+                f
+            })
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn cells_read_the_way_spreadsheets_write_them() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let date = field(FieldType::Date);
+        assert_eq!(parse_cell(&date, "2026/1/5", &tz), Ok(Some(Value::from("2026-01-05"))));
+        assert!(parse_cell(&date, "2026/2/30", &tz).is_err());
+        let range = field(FieldType::Range);
+        assert_eq!(parse_cell(&range, "-10~5", &tz), Ok(Some(serde_json::json!({"min": -10.0, "max": 5.0}))));
+        assert_eq!(parse_cell(&range, "-10-5", &tz), Ok(Some(serde_json::json!({"min": -10.0, "max": 5.0}))));
+        assert_eq!(format_cell(Some(&serde_json::json!({"min": -10.0, "max": 5.0}))), "-10.0~5.0");
     }
 }

@@ -17,7 +17,7 @@ use super::records::{actor_roles, find_form, unknown_form, Writer};
 use super::rules::{Purpose, Rules};
 use super::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
-use crate::store::{audit, members, records, MemberRow, NewEvent, StoreError};
+use crate::store::{audit, members, records, MemberRow, NewEvent};
 use crate::values::{format_cell, parse_cell};
 
 /// The largest CSV file accepted.
@@ -163,47 +163,65 @@ impl Runtime {
             .map(|h| h.trim().to_string())
             .collect();
         let mut problems = Vec::new();
+        if headers.iter().all(String::is_empty) {
+            return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
+        }
         let targets: Vec<Target<'_>> = headers
             .iter()
             .map(|h| {
+                // A field's own id or label wins over closeloop's columns (a form may have a field
+                // called `owner`); computed fields and the rejects file's `error` column are skipped.
+                if let Some(fd) = f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
+                    return if fd.kind == FieldType::Computed { Target::Ignored } else { Target::Field(fd) };
+                }
                 if h == "id" {
                     return Target::Id;
                 }
-                if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by"]
+                if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by", "error"]
                     .contains(&h.as_str())
                 {
                     return Target::Ignored;
                 }
-                match f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
-                    Some(fd) => Target::Field(fd),
-                    None => {
-                        let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
-                        let hint = crate::suggest::closest(h, known.iter().copied())
-                            .map(|b| format!(" (did you mean `{b}`?)"))
-                            .unwrap_or_default();
-                        problems.push(RowProblem {
-                            row: 1,
-                            column: Some(h.clone()),
-                            code: "UNKNOWN_COLUMN".into(),
-                            message: format!("is not a field of form {form}{hint}"),
-                        });
-                        Target::Ignored
-                    }
-                }
+                let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
+                let hint = crate::suggest::closest(h, known.iter().copied())
+                    .map(|b| format!(" (did you mean `{b}`?)"))
+                    .unwrap_or_default();
+                problems.push(RowProblem {
+                    row: 1,
+                    column: Some(h.clone()),
+                    code: "UNKNOWN_COLUMN".into(),
+                    message: format!("is not a field of form {form}{hint}"),
+                });
+                Target::Ignored
             })
             .collect();
+        for (i, t) in targets.iter().enumerate() {
+            if let Target::Field(fd) = t {
+                if let Some(first) = targets[..i].iter().position(|o| matches!(o, Target::Field(x) if x.id == fd.id)) {
+                    problems.push(RowProblem {
+                        row: 1,
+                        column: Some(headers[i].clone()),
+                        code: "DUPLICATE_COLUMN".into(),
+                        message: format!("names the same field as column {}", headers[first]),
+                    });
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() })));
         }
-        let rows: Vec<(usize, Vec<String>)> = csv
-            .records()
-            .map(|r| {
-                r.map(|r| {
-                    (r.position().map(|p| p.line() as usize).unwrap_or(0), r.iter().map(str::to_string).collect())
-                })
-                .map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
+        // Rows are numbered as a spreadsheet shows them: the header is row 1, whatever line
+        // breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
+        let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+        for (index, record) in csv.records().enumerate() {
+            let record =
+                record.map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
+            let cells: Vec<String> = record.iter().map(str::to_string).collect();
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            rows.push((index + 2, cells));
+        }
         let key: Vec<&str> = if f.form.key.is_empty() {
             f.form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
         } else {
@@ -215,6 +233,14 @@ impl Runtime {
             for (done, (line, cells)) in rows.iter().enumerate() {
                 let mut given = Map::new();
                 let mut row_problems = Vec::new();
+                if cells.len() != headers.len() {
+                    row_problems.push(RowProblem {
+                        row: *line,
+                        column: None,
+                        code: "CELL_COUNT".into(),
+                        message: format!("has {} cells but the header has {} columns", cells.len(), headers.len()),
+                    });
+                }
                 let mut id = None;
                 for (i, cell) in cells.iter().enumerate() {
                     match targets.get(i) {
@@ -250,7 +276,9 @@ impl Runtime {
                         .or_else(|| f.form.initial_state().map(|s| s.id.clone()));
                     let rules = Rules { f, apps, scripts, state: state.as_deref(), roles: &roles };
                     let base = existing.as_ref().map(|e| &e.data);
-                    match rules.prepare(tx, &given, base, Purpose::Create, existing.as_ref().map(|e| e.id.as_str())) {
+                    // A row that matches a record changes it like an update: read-only fields stay.
+                    let purpose = if existing.is_some() { Purpose::Update } else { Purpose::Create };
+                    match rules.prepare(tx, &given, base, purpose, existing.as_ref().map(|e| e.id.as_str())) {
                         Err(field_problems) => {
                             for p in field_problems {
                                 let top = p.field.split(['[', '.']).next().unwrap_or_default().to_string();
@@ -369,7 +397,7 @@ impl Runtime {
                 });
             }
         }
-        for required in ["id", "name"] {
+        for required in ["id"] {
             if !headers.iter().any(|h| h == required) {
                 problems.push(RowProblem {
                     row: 1,
@@ -413,9 +441,7 @@ impl Runtime {
             if member.id.is_empty() {
                 bad("id", "every member needs an id".into());
             }
-            if member.name.is_empty() {
-                bad("name", "every member needs a name".into());
-            }
+
             if let Some(a) = cell("active") {
                 match a.to_lowercase().as_str() {
                     "true" | "yes" | "1" | "是" => member.active = true,
@@ -446,8 +472,32 @@ impl Runtime {
         }
         let report = self.store.write(|tx| {
             let mut report = MembersReport { rows: parsed.len(), ..MembersReport::default() };
-            for (_, member) in &parsed {
-                let before = members::get(tx, &member.id)?;
+            for (line, parsed_member) in &parsed {
+                let before = members::get(tx, &parsed_member.id)?;
+                // Only the columns the file has change: a file of ids and emails updates emails.
+                let has = |c: &str| headers.iter().any(|h| h == c);
+                let member = match &before {
+                    None if parsed_member.name.is_empty() => {
+                        let problem = RowProblem { row: *line, column: Some("name".into()), code: "REQUIRED".into(), message: "a new member needs a name".into() };
+                        return Err(EngineError::Import(Box::new(ImportReport { rows: parsed.len(), rejected: 1, problems: vec![problem], ..ImportReport::default() })));
+                    }
+                    None => parsed_member.clone(),
+                    Some(old) => {
+                        let mut m = old.clone();
+                        let p = parsed_member.clone();
+                        if has("name") && !p.name.is_empty() { m.name = p.name; }
+                        if has("roles") { m.roles = p.roles; }
+                        if has("region") { m.region = p.region; }
+                        if has("manager") { m.manager = p.manager; }
+                        if has("active") { m.active = p.active; }
+                        if has("capacity") { m.capacity = p.capacity; }
+                        if has("email") { m.email = p.email; }
+                        if has("phone") { m.phone = p.phone; }
+                        for (k, v) in p.extra { m.extra.insert(k, v); }
+                        m
+                    }
+                };
+                let member = &member;
                 if before.as_ref() == Some(member) {
                     report.unchanged += 1;
                     continue;
@@ -478,7 +528,7 @@ impl Runtime {
                     },
                 )?;
             }
-            Ok::<_, StoreError>(report)
+            Ok::<_, EngineError>(report)
         })?;
         Ok(report)
     }

@@ -6,7 +6,8 @@ use serde_json::json;
 use super::{EngineError, Installed, Runtime};
 use crate::diagnostic::{Code, Diagnostic, Location};
 use crate::loader::AppFiles;
-use crate::store::{apps, audit, records, schema, FormTable, NewEvent};
+use crate::model::AppDef;
+use crate::store::{apps, audit, records, schema, FormTable, NewEvent, StoreError};
 
 /// What an install did.
 #[derive(Debug, Clone, Serialize)]
@@ -57,72 +58,33 @@ impl Runtime {
                 return Err(EngineError::InvalidApp(vec![d]));
             }
         }
-        let mut orphans = Vec::new();
-        if let Some(previous) = self.apps.get(&id) {
-            let conn = self.store.reader();
-            for old in &previous.app.def.forms {
-                let table = FormTable::of(old);
-                if !records::table_exists(conn, &table)? {
-                    continue;
-                }
-                let Some(new) = app.def.forms.iter().find(|f| f.id == old.id) else {
-                    let n = self.store.count(&table)?;
-                    if n > 0 {
-                        orphans.push(Diagnostic::error(
-                            Code::ORPHANED_DATA,
-                            format!("form `{}` is removed, but it holds {n} record(s)", old.id),
-                            &at_form(&old.id),
-                        ));
-                    }
-                    continue;
-                };
-                for field in &old.fields {
-                    let kept = new.fields.iter().find(|f| f.id == field.id);
-                    if kept.is_some_and(|k| k.kind == field.kind) {
-                        continue;
-                    }
-                    let n = records::count_with_value(conn, &table, &field.id)?;
-                    if n > 0 {
-                        let what = if kept.is_some() { "changes type" } else { "is removed" };
-                        orphans.push(Diagnostic::error(
-                            Code::ORPHANED_DATA,
-                            format!("field `{}.{}` {what}, but {n} record(s) hold a value in it", old.id, field.id),
-                            &at_form(&old.id),
-                        ));
-                    }
-                }
-                for state in &old.states {
-                    if new.states.iter().any(|s| s.id == state.id) {
-                        continue;
-                    }
-                    let n = records::count_in_state(conn, &table, &state.id)?;
-                    if n > 0 {
-                        orphans.push(Diagnostic::error(
-                            Code::ORPHANED_DATA,
-                            format!("state `{}.{}` is removed, but {n} record(s) are in it", old.id, state.id),
-                            &at_form(&old.id),
-                        ));
-                    }
-                }
-            }
-        }
-        if !orphans.is_empty() && !force {
-            for d in &mut orphans {
-                d.help = Some(
-                    "keep it, move the records first, or install with --force to keep their data unreachable".into(),
-                );
-            }
-            return Err(EngineError::Orphans(orphans));
-        }
         let at = self.now();
         let source = serde_json::to_string(files).map_err(crate::store::StoreError::from)?;
         let tables: Vec<FormTable> = app.def.forms.iter().map(FormTable::of).collect();
-        let orphaned: Vec<String> = orphans.iter().map(|d| d.message.clone()).collect();
-        let revision = self.store.write(|tx| {
+        let previous = self.apps.get(&id).map(|p| &p.app.def);
+        let Runtime { store, .. } = self;
+        // The checks run inside the install's own transaction, so no other process can add the
+        // data they look for between the check and the change.
+        let (revision, orphaned) = store.write(|tx| {
+            let mut orphans = orphaned_data(tx, previous, &app.def, &at_form)?;
+            let duplicates = new_duplicates(tx, previous, &app.def, &at_form)?;
+            if !duplicates.is_empty() {
+                return Err(EngineError::InvalidApp(duplicates));
+            }
+            if !orphans.is_empty() && !force {
+                for d in &mut orphans {
+                    d.help = Some(
+                        "keep it, move the records first, or install with --force to keep their data unreachable"
+                            .into(),
+                    );
+                }
+                return Err(EngineError::Orphans(orphans));
+            }
+            let orphaned: Vec<String> = orphans.iter().map(|d| d.message.clone()).collect();
             for table in &tables {
                 schema::sync_form_table(tx, table)?;
             }
-            let revision = apps::save(tx, &id, &source, &at, actor, force && !orphaned.is_empty())?;
+            let revision = apps::save(tx, &id, &source, &at, actor, !orphaned.is_empty())?;
             let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();
@@ -140,7 +102,7 @@ impl Runtime {
                     data_hash: None,
                 },
             )?;
-            Ok::<_, EngineError>(revision)
+            Ok::<_, EngineError>((revision, orphaned))
         })?;
         let report = InstallReport {
             app: id.clone(),
@@ -153,4 +115,100 @@ impl Runtime {
         self.apps.insert(id, Installed { app, revision });
         Ok(report)
     }
+}
+
+/// Forms, fields (removed or retyped) and states of the installed version that stored records
+/// still use but the new version drops.
+fn orphaned_data(
+    conn: &rusqlite::Connection,
+    previous: Option<&AppDef>,
+    new: &AppDef,
+    at_form: &dyn Fn(&str) -> Location,
+) -> Result<Vec<Diagnostic>, StoreError> {
+    let mut out = Vec::new();
+    for old in previous.map(|p| p.forms.as_slice()).unwrap_or_default() {
+        let table = FormTable::of(old);
+        if !records::table_exists(conn, &table)? {
+            continue;
+        }
+        let Some(form) = new.forms.iter().find(|f| f.id == old.id) else {
+            let n = records::count(conn, &table)?;
+            if n > 0 {
+                out.push(Diagnostic::error(
+                    Code::ORPHANED_DATA,
+                    format!("form `{}` is removed, but it holds {n} record(s)", old.id),
+                    &at_form(&old.id),
+                ));
+            }
+            continue;
+        };
+        for field in &old.fields {
+            let kept = form.fields.iter().find(|f| f.id == field.id);
+            if kept.is_some_and(|k| k.kind == field.kind) {
+                continue;
+            }
+            let n = records::count_with_value(conn, &table, &field.id)?;
+            if n > 0 {
+                let what = if kept.is_some() { "changes type" } else { "is removed" };
+                out.push(Diagnostic::error(
+                    Code::ORPHANED_DATA,
+                    format!("field `{}.{}` {what}, but {n} record(s) hold a value in it", old.id, field.id),
+                    &at_form(&old.id),
+                ));
+            }
+        }
+        for state in old.states.iter().filter(|s| !form.states.iter().any(|n| n.id == s.id)) {
+            let n = records::count_in_state(conn, &table, &state.id)?;
+            if n > 0 {
+                out.push(Diagnostic::error(
+                    Code::ORPHANED_DATA,
+                    format!("state `{}.{}` is removed, but {n} record(s) are in it", old.id, state.id),
+                    &at_form(&old.id),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fields that become unique (or keys) while stored records already share values.
+fn new_duplicates(
+    conn: &rusqlite::Connection,
+    previous: Option<&AppDef>,
+    new: &AppDef,
+    at_form: &dyn Fn(&str) -> Location,
+) -> Result<Vec<Diagnostic>, StoreError> {
+    let mut out = Vec::new();
+    for form in &new.forms {
+        let table = FormTable::of(form);
+        if !records::table_exists(conn, &table)? {
+            continue;
+        }
+        let old = previous.and_then(|p| p.forms.iter().find(|f| f.id == form.id));
+        let mut groups: Vec<Vec<String>> =
+            form.fields.iter().filter(|f| f.unique == Some(true)).map(|f| vec![f.id.clone()]).collect();
+        if !form.key.is_empty() {
+            groups.push(form.key.clone());
+        }
+        for group in groups {
+            let was = old.is_some_and(|o| {
+                (group.len() == 1 && o.field(&group[0]).is_some_and(|f| f.unique == Some(true))) || o.key == group
+            });
+            if was {
+                continue;
+            }
+            let fields: Vec<&str> = group.iter().map(String::as_str).collect();
+            if let Some(example) = records::first_duplicate(conn, &table, &fields)? {
+                out.push(
+                    Diagnostic::error(
+                        Code::CONFLICT,
+                        format!("`{}` would have to be unique, but stored records share {example}", fields.join("+")),
+                        &at_form(&form.id),
+                    )
+                    .with_help("make the stored values distinct first"),
+                );
+            }
+        }
+    }
+    Ok(out)
 }

@@ -364,11 +364,30 @@ impl Runtime {
     pub fn list(&self, form: &str, query: &ListQuery) -> Result<Vec<Record>, EngineError> {
         let f = self.form(form)?;
         let table = f.table();
-        for (field, _) in &query.filters {
+        let mut query = query.clone();
+        for (field, value) in &mut query.filters {
             if table.column(field).is_none() {
                 return Err(EngineError::Input(format!("cannot filter {form} on `{field}`: {}", filterable(&table))));
             }
+            // A filter value is read as the field's type: `phone=13800138001` is text.
+            if let Some(fd) = f.form.field(field) {
+                *value = match (fd.kind.is_numeric() || fd.kind == crate::model::FieldType::Integer, fd.kind, &*value) {
+                    (true, _, Value::String(s)) => s
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                        .unwrap_or(value.clone()),
+                    (_, crate::model::FieldType::Bool, Value::String(s)) => {
+                        Value::Bool(matches!(s.as_str(), "true" | "yes" | "1" | "是"))
+                    }
+                    (false, k, Value::Number(n)) if k != crate::model::FieldType::Bool => Value::String(n.to_string()),
+                    (false, k, Value::Bool(b)) if k != crate::model::FieldType::Bool => Value::String(b.to_string()),
+                    _ => value.clone(),
+                };
+            }
         }
+        let query = &query;
         if let Some(sort) = &query.sort {
             if !["created_at", "updated_at", "id"].contains(&sort.as_str()) && table.column(sort).is_none() {
                 return Err(EngineError::Input(format!("cannot sort {form} by `{sort}`: {}", filterable(&table))));

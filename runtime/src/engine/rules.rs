@@ -110,12 +110,14 @@ impl Rules<'_> {
         }
         // Keep going after bad values, so one answer names every problem (a bad phone and a
         // missing customer together); fields already reported are not reported again.
-        self.lookups(conn, &mut data, &mut problems);
+        self.lookups(conn, &mut data, base, &mut problems);
+        self.resolve_links(conn, &mut data);
         self.compute(&mut data);
         let reported: Vec<String> =
             problems.iter().map(|p| p.field.split(['[', '.']).next().unwrap_or_default().to_string()).collect();
         let mut more = Vec::new();
-        self.constraints(conn, &data, self_id, &mut more);
+        self.constraints(conn, &data, base, self_id, &mut more);
+        self.key_unique(conn, &data, self_id, &mut more);
         problems.extend(
             more.into_iter().filter(|p| !reported.iter().any(|r| p.field.split(['[', '.']).next() == Some(r.as_str()))),
         );
@@ -177,32 +179,48 @@ impl Rules<'_> {
     }
 
     /// Fills fields from catalog records found by key (a product's list price from its SKU).
-    fn lookups(&self, conn: &Connection, data: &mut Map<String, Value>, problems: &mut Vec<FieldProblem>) {
+    /// A lookup runs only when its key is new or changed: a stored quote keeps the prices it
+    /// was made with when the catalog changes later.
+    fn lookups(
+        &self,
+        conn: &Connection,
+        data: &mut Map<String, Value>,
+        base: Option<&Map<String, Value>>,
+        problems: &mut Vec<FieldProblem>,
+    ) {
         let lang = self.lang();
         let fields = &self.f.form.fields;
-        fill(self, conn, fields, data, "", lang, problems);
+        fill(self, conn, fields, data, base, "", lang, problems);
         for table in fields.iter().filter(|f| f.kind == FieldType::Table) {
             let columns = table.columns.as_deref().unwrap_or_default();
+            let before: Vec<Value> =
+                base.and_then(|b| b.get(&table.id)).and_then(Value::as_array).cloned().unwrap_or_default();
             if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
                 for (i, row) in rows.iter_mut().enumerate() {
+                    let old = before.get(i).and_then(Value::as_object);
                     if let Value::Object(row) = row {
-                        fill(self, conn, columns, row, &format!("{}[{i}].", table.id), lang, problems);
+                        fill(self, conn, columns, row, old, &format!("{}[{i}].", table.id), lang, problems);
                     }
                 }
             }
         }
 
+        #[allow(clippy::too_many_arguments)]
         fn fill(
             rules: &Rules<'_>,
             conn: &Connection,
             fields: &[Field],
             data: &mut Map<String, Value>,
+            base: Option<&Map<String, Value>>,
             prefix: &str,
             lang: Lang,
             problems: &mut Vec<FieldProblem>,
         ) {
             for field in fields {
                 let (Some(lookup), Some(value)) = (&field.lookup, data.get(&field.id).cloned()) else { continue };
+                if base.and_then(|b| b.get(&field.id)) == Some(&value) {
+                    continue;
+                }
                 let Some(source) = rules.source_form(&lookup.form) else { continue };
                 let found =
                     records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
@@ -273,9 +291,13 @@ impl Rules<'_> {
         &self,
         conn: &Connection,
         data: &Map<String, Value>,
+        base: Option<&Map<String, Value>>,
         self_id: Option<&str>,
         problems: &mut Vec<FieldProblem>,
     ) {
+        // Members and linked records are checked when they are set or changed: a record keeps a
+        // departed rep as its owner, and stays editable.
+        let changed = |field: &str, value: &Value| base.and_then(|b| b.get(field)) != Some(value);
         let lang = self.lang();
         for (j, field) in self.f.form.fields.iter().enumerate() {
             let name = FieldName(field, lang);
@@ -290,7 +312,9 @@ impl Rules<'_> {
                 continue;
             }
             let Some(value) = value.filter(|v| !is_empty(Some(v))) else { continue };
-            self.exists(conn, field, value, &field.id, problems);
+            if changed(&field.id, value) {
+                self.exists(conn, field, value, &field.id, problems);
+            }
             if field.unique == Some(true) {
                 let clash = records::find_by(conn, &self.f.table(), &[(field.id.as_str(), value)]).ok().flatten();
                 if let Some(other) = clash.filter(|o| Some(o.id.as_str()) != self_id) {
@@ -314,10 +338,65 @@ impl Rules<'_> {
                                 format!("{} row {}: {} is required", name, i + 1, field_name(column, lang)),
                             ));
                         } else if let Some(cell) = cell.filter(|c| !is_empty(Some(c))) {
-                            self.exists(conn, column, cell, &path, problems);
+                            let old = base
+                                .and_then(|b| b.get(&field.id))
+                                .and_then(|rows| rows.get(i))
+                                .and_then(|r| r.get(&column.id));
+                            if old != Some(cell) {
+                                self.exists(conn, column, cell, &path, problems);
+                            }
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The form's key identifies a record: no two records share it.
+    fn key_unique(
+        &self,
+        conn: &Connection,
+        data: &Map<String, Value>,
+        self_id: Option<&str>,
+        problems: &mut Vec<FieldProblem>,
+    ) {
+        let key = &self.f.form.key;
+        let values: Vec<(&str, &Value)> =
+            key.iter().filter_map(|k| data.get(k).filter(|v| !is_empty(Some(v))).map(|v| (k.as_str(), v))).collect();
+        let already_unique = matches!(key.as_slice(), [one] if self.field(one).is_some_and(|f| f.unique == Some(true)));
+        if key.is_empty() || values.len() != key.len() || already_unique {
+            return;
+        }
+        if let Some(other) =
+            records::find_by(conn, &self.f.table(), &values).ok().flatten().filter(|o| Some(o.id.as_str()) != self_id)
+        {
+            let shown: Vec<String> = values.iter().map(|(_, v)| crate::values::format_cell(Some(v))).collect();
+            problems.push(FieldProblem::new(
+                key[0].clone(),
+                "NOT_UNIQUE",
+                format!("{} {} already identifies {}", key.join("+"), shown.join("+"), other.id),
+            ));
+        }
+    }
+
+    /// A link may name its record by the target form's key (a customer code) instead of the
+    /// record id; it is stored as the id.
+    fn resolve_links(&self, conn: &Connection, data: &mut Map<String, Value>) {
+        for field in self.f.form.fields.iter().filter(|f| f.kind == FieldType::Link) {
+            let Some(Value::String(given)) = data.get(&field.id).cloned() else { continue };
+            let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { continue };
+            let table = FormTable::of(target);
+            if records::get(conn, &table, &given).ok().flatten().is_some() {
+                continue;
+            }
+            let key = match target.key.as_slice() {
+                [one] => Some(one.as_str()),
+                _ => target.fields.iter().find(|f| f.unique == Some(true)).map(|f| f.id.as_str()),
+            };
+            if let Some(found) =
+                key.and_then(|k| records::find_by(conn, &table, &[(k, &Value::String(given.clone()))]).ok().flatten())
+            {
+                data.insert(field.id.clone(), Value::String(found.id));
             }
         }
     }

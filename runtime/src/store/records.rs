@@ -164,7 +164,8 @@ pub(crate) fn find_by(
     if clauses.is_empty() {
         return Ok(None);
     }
-    let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} LIMIT 1", t.quoted(), clauses.join(" AND "));
+    let sql =
+        format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY created_at, id LIMIT 1", t.quoted(), clauses.join(" AND "));
     conn.prepare_cached(&sql)?.query_row(params_from_iter(values), read_row).optional()?.map(finish).transpose()
 }
 
@@ -213,6 +214,20 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
 pub(crate) fn count(conn: &Connection, t: &FormTable) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
+}
+
+/// A value (shown as text) that two records share in these fields, if any.
+pub(crate) fn first_duplicate(conn: &Connection, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
+    let paths: Vec<String> = fields.iter().map(|f| format!("json_extract(data, '$.{f}')")).collect();
+    // Field ids match ^[a-z][a-z0-9_]*$ (the loader's rule), so they are safe in the JSON path.
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
+        paths.iter().map(|p| format!("CAST({p} AS TEXT)")).collect::<Vec<_>>().join(" || '+' || "),
+        t.quoted(),
+        paths.iter().map(|p| format!("{p} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
+        paths.join(", ")
+    );
+    Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
 }
 
 /// How many records hold a value in a field (for install checks).

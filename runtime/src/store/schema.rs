@@ -1,7 +1,7 @@
 //! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
 //! per form, derived from the app definition.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{quote, StoreError, Tx};
 use crate::model::{FieldType, Form};
@@ -175,17 +175,31 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
         }
         if c.indexed {
             let unique = if c.unique { "UNIQUE " } else { "" };
+            let index = format!("ix_{}_{}", t.table, c.field);
+            // An index whose uniqueness no longer matches the field is rebuilt.
+            let stored: Option<bool> = tx
+                .query_row("SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", [&t.table, &index], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if stored.is_some_and(|u| u != c.unique) {
+                tx.execute_batch(&format!("DROP INDEX {}", quote(&index)))?;
+            }
             tx.execute_batch(&format!(
                 "CREATE {unique}INDEX IF NOT EXISTS {} ON {table}({})",
                 quote(&format!("ix_{}_{}", t.table, c.field)),
                 quote(&name)
             ))?;
+        } else {
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_{}", t.table, c.field))))?;
         }
     }
+    // The key's index follows the key as it is now.
+    tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_key", t.table))))?;
     if !t.key.is_empty() && t.key.iter().all(|k| t.column(k).is_some()) {
         let cols: Vec<String> = t.key.iter().filter_map(|k| t.column(k)).collect();
         tx.execute_batch(&format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {table}({})",
+            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table}({})",
             quote(&format!("ix_{}_key", t.table)),
             cols.join(", ")
         ))?;
