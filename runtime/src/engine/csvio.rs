@@ -260,6 +260,8 @@ impl Runtime {
                         _ => {}
                     }
                 }
+                // Looked up by the form's key: the rules need not query the key again.
+                let by_key = id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
                 let existing = match (&id, key.is_empty()) {
                     (Some(id), _) => records::get(tx, &table, id)?,
                     (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
@@ -274,7 +276,7 @@ impl Runtime {
                         .as_ref()
                         .and_then(|e| e.state.clone())
                         .or_else(|| f.form.initial_state().map(|s| s.id.clone()));
-                    let rules = Rules { f, apps, scripts, state: state.as_deref(), roles: &roles };
+                    let rules = Rules { f, apps, scripts, state: state.as_deref(), roles: &roles, key_checked: by_key };
                     let base = existing.as_ref().map(|e| &e.data);
                     // A row that matches a record changes it like an update: read-only fields stay.
                     let purpose = if existing.is_some() { Purpose::Update } else { Purpose::Create };

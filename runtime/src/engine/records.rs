@@ -241,7 +241,7 @@ impl Runtime {
         let table = f.table();
         let zoned = now.to_zoned(f.time_zone());
         let initial = f.form.initial_state().map(|s| s.id.clone());
-        let rules = Rules { f, apps, scripts, state: initial.as_deref(), roles: &roles };
+        let rules = Rules { f, apps, scripts, state: initial.as_deref(), roles: &roles, key_checked: false };
         let row = store.write(|tx| {
             let data = rules.prepare(tx, &data, None, Purpose::Create, None).map_err(EngineError::Invalid)?;
             Ok::<_, EngineError>(Writer { tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?)
@@ -265,7 +265,7 @@ impl Runtime {
         let table = f.table();
         let row = store.write(|tx| {
             let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles };
+            let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
             let data = rules
                 .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
                 .map_err(EngineError::Invalid)?;
@@ -320,7 +320,7 @@ impl Runtime {
                     "only the owner of {id} (`{owner}`) may {label} (`{action}`)"
                 )));
             }
-            let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles };
+            let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles, key_checked: false };
             let data = rules
                 .prepare(tx, &data, Some(&before.data), Purpose::Update, Some(id))
                 .map_err(EngineError::Invalid)?;

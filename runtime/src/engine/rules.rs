@@ -34,6 +34,9 @@ pub(crate) struct Rules<'a> {
     pub state: Option<&'a str>,
     /// The actor's roles (for `required_if: {role: ...}`).
     pub roles: &'a [String],
+    /// The caller has already looked the record up by the form's key (an import does), so the
+    /// key needs no second query.
+    pub key_checked: bool,
 }
 
 impl Rules<'_> {
@@ -117,7 +120,9 @@ impl Rules<'_> {
             problems.iter().map(|p| p.field.split(['[', '.']).next().unwrap_or_default().to_string()).collect();
         let mut more = Vec::new();
         self.constraints(conn, &data, base, self_id, &mut more);
-        self.key_unique(conn, &data, self_id, &mut more);
+        if !self.key_checked {
+            self.key_unique(conn, &data, self_id, &mut more);
+        }
         problems.extend(
             more.into_iter().filter(|p| !reported.iter().any(|r| p.field.split(['[', '.']).next() == Some(r.as_str()))),
         );
