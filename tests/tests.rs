@@ -4,6 +4,7 @@
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
+//! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
@@ -19,5 +20,6 @@ mod independent_schema;
 mod records;
 mod records_cli;
 mod roundtrip;
+mod sandbox;
 mod support;
 mod templates;

@@ -1,5 +1,9 @@
 //! The rhai sandbox that runs ops staff's scripts, and the mapping of script errors to places.
 //!
+//! A run has an operation budget and a wall-clock deadline (default 50 ms), enforced from the
+//! progress callback; `print` and `debug` go to the run's log; a runtime error carries the line
+//! and column inside the script. [`run`] is the only way closeloop evaluates a compiled script.
+//!
 //! The engine starts from [`rhai::Engine::new_raw`]: no file module resolver (no `import`),
 //! no `LanguageCorePackage` (no blocking `sleep`), `eval` disabled at parse time, `print` and
 //! `debug` swallowed, modules compiled out (the `no_module` feature) (the runner will route them to the run log), and every limit set.
@@ -9,7 +13,10 @@ use rhai::packages::{
     ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage, BasicStringPackage,
     LogicPackage, MoreStringPackage, Package,
 };
-use rhai::{Engine, ParseError, AST};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Scope, AST};
 
 use crate::yaml::{Pos, Style};
 
@@ -78,9 +85,124 @@ pub fn engine(limits: ScriptLimits) -> Engine {
         .set_max_functions(limits.max_functions)
         .set_strict_variables(false);
     engine.disable_symbol("eval");
-    engine.on_print(|_| {});
-    engine.on_debug(|_, _, _| {});
+    engine.on_print(log_line);
+    engine.on_debug(|text, _, pos| {
+        log_line(&format!("{}:{} {text}", pos.line().unwrap_or(0), pos.position().unwrap_or(0)))
+    });
+    // The deadline and the operation count of the run in progress on this thread (scripts run
+    // on the caller's thread, so a thread-local is exactly "the current run").
+    engine.on_progress(|ops| {
+        RUN.with(|run| {
+            let mut run = run.borrow_mut();
+            let state = run.as_mut()?;
+            state.operations = ops;
+            (state.started.elapsed() > state.deadline).then(|| Dynamic::from("deadline"))
+        })
+    });
     engine
+}
+
+/// The most lines a run's log keeps, and the most characters per line.
+const LOG_LINES: usize = 100;
+const LOG_WIDTH: usize = 500;
+
+struct RunState {
+    started: Instant,
+    deadline: Duration,
+    operations: u64,
+    log: Vec<String>,
+}
+
+thread_local! {
+    static RUN: RefCell<Option<RunState>> = const { RefCell::new(None) };
+}
+
+fn log_line(text: &str) {
+    RUN.with(|run| {
+        if let Some(state) = run.borrow_mut().as_mut() {
+            if state.log.len() < LOG_LINES {
+                state.log.push(text.chars().take(LOG_WIDTH).collect());
+            }
+        }
+    });
+}
+
+/// The default wall-clock deadline of one run.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(50);
+
+/// A finished run: its value, what it printed, and what it cost.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The script's value.
+    pub value: Dynamic,
+    /// Lines it printed (`print`, `debug`).
+    pub log: Vec<String>,
+    /// Operations it used.
+    pub operations: u64,
+    /// Wall-clock time it took.
+    pub elapsed: Duration,
+}
+
+/// Why a run stopped without a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptFault {
+    /// It ran past its wall-clock deadline.
+    #[error("the script ran past its {0:?} deadline")]
+    Deadline(Duration),
+    /// It used more operations than allowed (an endless loop).
+    #[error("the script used too many operations (an endless loop?)")]
+    TooManyOperations,
+    /// It nested calls too deep (endless recursion).
+    #[error("the script called itself too deep (endless recursion?)")]
+    TooDeep,
+    /// It built a string, array or map past the limits.
+    #[error("the script built data past the limits: {0}")]
+    TooLarge(String),
+    /// Any other runtime error, at a line and column of the script.
+    #[error("line {line}, column {column}: {message}")]
+    Runtime {
+        /// What went wrong.
+        message: String,
+        /// 1-based line in the script.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+}
+
+/// Runs a compiled script with variables in scope, under the engine's limits and a deadline.
+pub fn run(
+    engine: &Engine,
+    ast: &AST,
+    scope: &mut Scope<'_>,
+    deadline: Duration,
+) -> Result<RunOutcome, (ScriptFault, Vec<String>)> {
+    let started = Instant::now();
+    RUN.with(|run| *run.borrow_mut() = Some(RunState { started, deadline, operations: 0, log: Vec::new() }));
+    let result = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
+    let state = RUN.with(|run| run.borrow_mut().take());
+    let (operations, log) = state.map(|s| (s.operations, s.log)).unwrap_or_default();
+    match result {
+        Ok(value) => Ok(RunOutcome { value, log, operations, elapsed: started.elapsed() }),
+        Err(e) => Err((fault(*e, deadline), log)),
+    }
+}
+
+fn fault(e: EvalAltResult, deadline: Duration) -> ScriptFault {
+    let pos = e.position();
+    match e {
+        EvalAltResult::ErrorTerminated(..) => ScriptFault::Deadline(deadline),
+        EvalAltResult::ErrorTooManyOperations(..) => ScriptFault::TooManyOperations,
+        EvalAltResult::ErrorStackOverflow(..) => ScriptFault::TooDeep,
+        EvalAltResult::ErrorDataTooLarge(what, ..) => ScriptFault::TooLarge(what),
+        EvalAltResult::ErrorTooManyVariables(..) => ScriptFault::TooLarge("too many variables".into()),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => fault(*inner, deadline),
+        other => ScriptFault::Runtime {
+            message: other.to_string().split(" (line ").next().unwrap_or_default().to_string(),
+            line: pos.line().unwrap_or(1),
+            column: pos.position().unwrap_or(1),
+        },
+    }
 }
 
 /// A compile error inside a script: message and 1-based line and column within the script.

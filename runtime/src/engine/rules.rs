@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use rhai::{Dynamic, Engine, Scope, AST};
+use rhai::{Engine, Scope, AST};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
@@ -450,7 +450,10 @@ impl Rules<'_> {
             ConditionKind::Expr(_) => {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
                 let mut scope = scope_of(data);
-                self.scripts.eval_ast_with_scope::<bool>(&mut scope, ast).unwrap_or(false)
+                crate::script::run(self.scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE)
+                    .ok()
+                    .and_then(|o| o.value.as_bool().ok())
+                    .unwrap_or(false)
             }
             ConditionKind::Compare(field, op) => {
                 let value = data.get(field);
@@ -517,9 +520,9 @@ pub(crate) fn scope_of(data: &Map<String, Value>) -> Scope<'static> {
 fn set_computed(scripts: &Engine, ast: Option<&AST>, data: &mut Map<String, Value>, field: &str) {
     let Some(ast) = ast else { return };
     let mut scope = scope_of(data);
-    let value = scripts
-        .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+    let value = crate::script::run(scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE)
         .ok()
+        .map(|o| o.value)
         .filter(|d| !d.is_unit())
         .and_then(|d| rhai::serde::from_dynamic::<Value>(&d).ok());
     match value {
