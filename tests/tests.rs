@@ -1,5 +1,6 @@
 //! closeloop's end-to-end tests, compiled into one binary (`cargo test` runs them all).
 //!
+//! - `assign`: assignment through the lead template, and the pickers' invariants.
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
@@ -13,6 +14,7 @@
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod assign;
 mod cli;
 mod corpus;
 mod hostile;

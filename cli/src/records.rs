@@ -290,6 +290,9 @@ pub fn history(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErro
         for v in &versions {
             let action = v.action.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
             out.push_str(&format!("v{} {} {} {}{action}\n", v.version, v.at, v.actor, v.kind));
+            for note in &v.notes {
+                out.push_str(&format!("  assigned {note}\n"));
+            }
             for c in &v.changes {
                 out.push_str(&format!(
                     "  {}: {} → {}\n",

@@ -228,6 +228,8 @@ impl Runtime {
             f.form.key.iter().map(String::as_str).collect()
         };
         let report = store.write(|tx| {
+            // One assignment cache for the whole import: loads are read once and kept current.
+            let assign_cache = std::cell::RefCell::new(super::assign::Cache::default());
             let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
             report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
             for (done, (line, cells)) in rows.iter().enumerate() {
@@ -298,17 +300,34 @@ impl Runtime {
                             let source = json!({"import": "csv", "row": line});
                             match existing {
                                 None => {
-                                    Writer { tx, f: &f, table: &table, at: &at, actor: &options.actor }.create(
-                                        data,
-                                        &zoned,
-                                        Some(&source),
-                                    )?;
+                                    Writer {
+                                        assign: &assign_cache,
+                                        tx,
+                                        f: &f,
+                                        table: &table,
+                                        at: &at,
+                                        actor: &options.actor,
+                                    }
+                                    .create(data, &zoned, Some(&source))?;
                                     report.created += 1;
                                 }
                                 Some(before) => {
                                     let (version, state) = (before.version, before.state.clone());
-                                    let row = Writer { tx, f: &f, table: &table, at: &at, actor: &options.actor }
-                                        .version(before, data, state, "record.updated", Some(("source", source)))??;
+                                    let row = Writer {
+                                        assign: &assign_cache,
+                                        tx,
+                                        f: &f,
+                                        table: &table,
+                                        at: &at,
+                                        actor: &options.actor,
+                                    }
+                                    .version(
+                                        before,
+                                        data,
+                                        state,
+                                        "record.updated",
+                                        Some(("source", source)),
+                                    )??;
                                     if row.version == version {
                                         report.unchanged += 1;
                                     } else {

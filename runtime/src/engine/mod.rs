@@ -5,6 +5,7 @@
 //! move records in and out as CSV. Every write is one transaction: the record, its version and
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
+pub mod assign;
 mod csvio;
 mod install;
 mod records;

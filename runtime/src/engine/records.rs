@@ -35,6 +35,9 @@ pub struct Version {
     /// The action, for `action` versions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Why it came out this way: the assignment decisions made with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// What changed.
     pub changes: Vec<Change>,
 }
@@ -109,7 +112,7 @@ fn owner_of(f: &FormRef<'_>, data: &Map<String, Value>) -> Option<String> {
 fn event_body(
     row: &RecordRow,
     changes: Option<&[Change]>,
-    detail: Option<(&str, Value)>,
+    detail: impl IntoIterator<Item = (&'static str, Value)>,
 ) -> Result<String, StoreError> {
     #[derive(Serialize)]
     struct Body<'a> {
@@ -120,13 +123,15 @@ fn event_body(
         #[serde(flatten)]
         detail: Map<String, Value>,
     }
-    let detail = detail.map(|(k, v)| Map::from_iter([(k.to_string(), v)])).unwrap_or_default();
+    let detail: Map<String, Value> = detail.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     Ok(serde_json::to_string(&Body { changes, state: &row.state, owner: &row.owner, detail })?)
 }
 
 /// What every write of one form's records shares: the transaction, the form and its table,
 /// the time and the actor.
 pub(crate) struct Writer<'a, 'c> {
+    /// Assignment state shared by the records of one write (an import's rows).
+    pub assign: &'a std::cell::RefCell<super::assign::Cache>,
     pub tx: &'a Tx<'c>,
     pub f: &'a FormRef<'a>,
     pub table: &'a FormTable,
@@ -142,7 +147,9 @@ impl Writer<'_, '_> {
         now: &jiff::Zoned,
         extra: Option<&Value>,
     ) -> Result<RecordRow, StoreError> {
-        let Writer { tx, f, table, at, actor } = *self;
+        let Writer { tx, f, table, at, actor, .. } = *self;
+        let mut data = data;
+        let decisions = super::assign::on_create(tx, f, &mut data, now, &mut self.assign.borrow_mut())?;
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
         let seq = records::next_counter(tx, &f.form.id, &id_period(pattern, now))?;
@@ -161,7 +168,11 @@ impl Writer<'_, '_> {
             updated_by: actor.to_string(),
         };
         records::insert(tx, table, &row, &text)?;
-        let body = event_body(&row, None, extra.map(|e| ("source", e.clone())))?;
+        let mut detail: Vec<(&'static str, Value)> = extra.map(|e| ("source", e.clone())).into_iter().collect();
+        if !decisions.is_empty() {
+            detail.push(("assignment", serde_json::to_value(&decisions)?));
+        }
+        let body = event_body(&row, None, detail)?;
         audit::append(
             tx,
             &NewEvent {
@@ -187,9 +198,9 @@ impl Writer<'_, '_> {
         data: Map<String, Value>,
         state: Option<String>,
         kind: &str,
-        detail: Option<(&str, Value)>,
+        detail: Option<(&'static str, Value)>,
     ) -> Result<Result<RecordRow, EngineError>, StoreError> {
-        let Writer { tx, f, table, at, actor } = *self;
+        let Writer { tx, f, table, at, actor, .. } = *self;
         let owner = owner_of(f, &data);
         let changes = diff(&before, &data, &state, &owner);
         if changes.is_empty() && kind != "record.action" {
@@ -244,7 +255,10 @@ impl Runtime {
         let rules = Rules { f, apps, scripts, state: initial.as_deref(), roles: &roles, key_checked: false };
         let row = store.write(|tx| {
             let data = rules.prepare(tx, &data, None, Purpose::Create, None).map_err(EngineError::Invalid)?;
-            Ok::<_, EngineError>(Writer { tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?)
+            Ok::<_, EngineError>(
+                Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }
+                    .create(data, &zoned, None)?,
+            )
         })?;
         Ok(record(form, row))
     }
@@ -270,7 +284,13 @@ impl Runtime {
                 .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
                 .map_err(EngineError::Invalid)?;
             let state = before.state.clone();
-            Writer { tx, f: &f, table: &table, at: &at, actor }.version(before, data, state, "record.updated", None)?
+            Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
+                before,
+                data,
+                state,
+                "record.updated",
+                None,
+            )?
         })?;
         Ok(record(form, row))
     }
@@ -341,7 +361,7 @@ impl Runtime {
                 return Err(EngineError::Invalid(missing));
             }
             let detail = json!({"id": action, "from": state, "to": def.to});
-            Writer { tx, f: &f, table: &table, at: &at, actor }.version(
+            Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
                 before,
                 data,
                 Some(def.to.clone()),
@@ -426,6 +446,10 @@ impl Runtime {
                     actor: e.actor,
                     kind: e.kind.trim_start_matches("record.").to_string(),
                     action: e.body["action"]["id"].as_str().map(str::to_string),
+                    notes: e.body["assignment"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|d| d["explanation"].as_str().map(str::to_string)).collect())
+                        .unwrap_or_default(),
                     changes,
                 }
             })

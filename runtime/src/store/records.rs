@@ -210,6 +210,48 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
     Ok(out)
 }
 
+/// Records per owner in some states (all, when none are given) created since a time: the
+/// loads assignment rules weigh. One indexed GROUP BY.
+pub(crate) fn count_by_owner(
+    conn: &Connection,
+    t: &FormTable,
+    states: &[String],
+    since: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let mut clauses = vec!["owner IS NOT NULL".to_string()];
+    let mut values: Vec<SqlValue> = Vec::new();
+    if !states.is_empty() {
+        let marks: Vec<String> = states
+            .iter()
+            .map(|s| {
+                values.push(SqlValue::Text(s.clone()));
+                format!("?{}", values.len())
+            })
+            .collect();
+        clauses.push(format!("state IN ({})", marks.join(", ")));
+    }
+    if let Some(since) = since {
+        values.push(SqlValue::Text(since.to_string()));
+        clauses.push(format!("created_at >= ?{}", values.len()));
+    }
+    let sql = format!("SELECT owner, count(*) FROM {} WHERE {} GROUP BY owner", t.quoted(), clauses.join(" AND "));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let (owner, n) = row?;
+        out.insert(owner, n.max(0) as u64);
+    }
+    Ok(out)
+}
+
+/// The owner of the form's most recent record, for round-robin assignment.
+pub(crate) fn last_owner(conn: &Connection, t: &FormTable) -> Result<Option<String>, StoreError> {
+    let sql =
+        format!("SELECT owner FROM {} WHERE owner IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1", t.quoted());
+    Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
+}
+
 /// How many records a form has.
 pub(crate) fn count(conn: &Connection, t: &FormTable) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;

@@ -1,0 +1,286 @@
+//! Assignment: who gets a record, and why.
+//!
+//! [`decide`] is a pure function of the rule, the record, the team and the current loads, so it
+//! can be tested over random teams and explained to a supervisor. The engine feeds it loads
+//! from indexed queries (cached across the rows of one import) and stores each decision, with its
+//! explanation, in the record's creation event.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{AssignmentRule, Fallback, Pick, Since, Step, Trigger};
+use crate::store::{members, records, MemberRow, StoreError, Tx};
+
+use super::FormRef;
+
+/// What assignments within one write share: the team and each rule's loads, read once and
+/// kept current as records are assigned.
+#[derive(Debug, Default)]
+pub struct Cache {
+    team: Option<Vec<MemberRow>>,
+    loads: BTreeMap<String, Loads>,
+}
+
+/// A decision as the creation event records it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Recorded {
+    rule: String,
+    #[serde(flatten)]
+    decision: Decision,
+}
+
+/// The start of a counting window, in the app's time zone, as stored.
+fn since(window: Since, now: &jiff::Zoned) -> Option<String> {
+    let date = now.date();
+    let start = match window {
+        Since::Ever => return None,
+        Since::Today => date,
+        Since::ThisWeek => {
+            date.checked_sub(jiff::Span::new().days(i64::from(date.weekday().to_monday_zero_offset()))).unwrap_or(date)
+        }
+        Since::ThisMonth => date.first_of_month(),
+    };
+    start.to_zoned(now.time_zone().clone()).ok().map(|z| crate::clock::stamp(z.timestamp()))
+}
+
+/// Runs the assignment rules that the form's `created` automations name (`do: [assign: RULE]`),
+/// for each target field still empty. Automations with an `if` wait for the automations engine.
+pub(crate) fn on_create(
+    tx: &Tx<'_>,
+    f: &FormRef<'_>,
+    data: &mut Map<String, Value>,
+    now: &jiff::Zoned,
+    cache: &mut Cache,
+) -> Result<Vec<Recorded>, StoreError> {
+    let def = &f.app.app.def;
+    let rules: Vec<&AssignmentRule> = def
+        .automations
+        .iter()
+        .filter(|a| a.enabled != Some(false) && a.condition.is_none() && a.when == Trigger::Created(f.form.id.clone()))
+        .flat_map(|a| a.steps.iter())
+        .filter_map(|s| match s {
+            Step::Assign(id) => def.assignment_rules.iter().find(|r| &r.id == id),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for rule in rules {
+        let Some(field) = rule.field.as_deref().or(f.form.owner_field()) else { continue };
+        if data.get(field).is_some_and(|v| !v.is_null()) {
+            continue;
+        }
+        if cache.team.is_none() {
+            cache.team = Some(members::list(tx)?);
+        }
+        if !cache.loads.contains_key(&rule.id) {
+            let table = f.table();
+            let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
+            let mut loads =
+                Loads { open: records::count_by_owner(tx, &table, &load_states, None)?, ..Loads::default() };
+            for pref in &rule.prefer {
+                let window = since(pref.since.unwrap_or(Since::Ever), now);
+                loads.preferences.push(records::count_by_owner(tx, &table, &pref.states, window.as_deref())?);
+            }
+            loads.last = records::last_owner(tx, &table)?;
+            cache.loads.insert(rule.id.clone(), loads);
+        }
+        let team = cache.team.as_deref().unwrap_or_default();
+        let Some(loads) = cache.loads.get_mut(&rule.id) else { continue };
+        let decision = decide(rule, data, team, loads);
+        if let Some(member) = &decision.member {
+            data.insert(field.to_string(), Value::String(member.clone()));
+            // The new record counts from now on, in the states it starts in.
+            let initial = f.form.initial_state().map(|s| s.id.as_str());
+            let counts =
+                |states: &[String]| states.is_empty() || initial.is_some_and(|s| states.iter().any(|x| x == s));
+            if counts(rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default()) {
+                *loads.open.entry(member.clone()).or_default() += 1;
+            }
+            for (i, pref) in rule.prefer.iter().enumerate() {
+                if counts(&pref.states) {
+                    if let Some(c) = loads.preferences.get_mut(i) {
+                        *c.entry(member.clone()).or_default() += 1;
+                    }
+                }
+            }
+            loads.last = Some(member.clone());
+        }
+        out.push(Recorded { rule: rule.id.clone(), decision });
+    }
+    Ok(out)
+}
+
+/// Loads of the team for one rule: open records per member, and per preference the count of
+/// records in that preference's states and window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loads {
+    /// Open records per member id (the rule's `load` states).
+    pub open: BTreeMap<String, u64>,
+    /// For each preference, in order: records per member id.
+    pub preferences: Vec<BTreeMap<String, u64>>,
+    /// The member who got the rule's previous record (for `round_robin`).
+    pub last: Option<String>,
+}
+
+/// One candidate as the decision saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// Member id.
+    pub id: String,
+    /// Open records.
+    pub load: u64,
+    /// Why they were left out, if they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
+}
+
+/// An assignment decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Who gets the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The fallback queue, when nobody qualified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Why, in a sentence a supervisor can read.
+    pub explanation: String,
+    /// Everyone considered.
+    pub candidates: Vec<Candidate>,
+}
+
+fn attribute(m: &MemberRow, name: &str) -> Option<String> {
+    match name {
+        "id" => Some(m.id.clone()),
+        "name" => Some(m.name.clone()),
+        "region" => m.region.clone(),
+        "manager" => m.manager.clone(),
+        "email" => m.email.clone(),
+        "phone" => m.phone.clone(),
+        other => m.extra.get(other).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))),
+    }
+}
+
+/// Decides who gets a record. Deterministic: equal loads are broken by member id.
+pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[MemberRow], loads: &Loads) -> Decision {
+    let load = |id: &str| loads.open.get(id).copied().unwrap_or(0);
+    let mut candidates = Vec::new();
+    let mut eligible: Vec<&MemberRow> = Vec::new();
+    let mut sorted: Vec<&MemberRow> = team.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    for m in sorted {
+        if !m.roles.iter().any(|r| r == &rule.candidates.role) {
+            continue;
+        }
+        let excluded = if rule.candidates.active_only != Some(false) && !m.active {
+            Some("inactive".to_string())
+        } else if let Some((attr, field)) = rule.candidates.r#match.iter().find(|(attr, field)| {
+            let want = record.get(*field).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            want.is_none() || attribute(m, attr) != want
+        }) {
+            Some(format!("{attr} differs from the record's {field}"))
+        } else if rule.candidates.under_capacity != Some(false)
+            && m.capacity.is_some_and(|c| load(&m.id) >= c.max(0) as u64)
+        {
+            Some(format!("at capacity ({} of {})", load(&m.id), m.capacity.unwrap_or(0)))
+        } else {
+            None
+        };
+        if excluded.is_none() {
+            eligible.push(m);
+        }
+        candidates.push(Candidate { id: m.id.clone(), load: load(&m.id), excluded });
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let Some((attr, field)) = rule.candidates.r#match.iter().next() {
+        let value = record
+            .get(field)
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_default();
+        why.push(format!("{attr} {value}"));
+    }
+    for (i, pref) in rule.prefer.iter().enumerate() {
+        let counts = loads.preferences.get(i);
+        let count = |id: &str| counts.and_then(|c| c.get(id)).copied().unwrap_or(0);
+        let preferred: Vec<&MemberRow> =
+            eligible.iter().copied().filter(|m| count(&m.id) < u64::from(pref.fewer_than)).collect();
+        if !preferred.is_empty() && preferred.len() < eligible.len() {
+            why.push(format!("fewer than {} in {}", pref.fewer_than, pref.states.join("/")));
+            eligible = preferred;
+        }
+    }
+    let chosen: Option<&MemberRow> = match rule.pick {
+        Pick::LeastLoaded | Pick::Script => {
+            eligible.iter().copied().min_by(|a, b| load(&a.id).cmp(&load(&b.id)).then(a.id.cmp(&b.id)))
+        }
+        Pick::RoundRobin => {
+            let after = loads.last.as_deref().unwrap_or("");
+            eligible.iter().copied().find(|m| m.id.as_str() > after).or_else(|| eligible.first().copied())
+        }
+        Pick::Weighted => {
+            let weight = |m: &MemberRow| -> u64 {
+                let attr = rule.weight.as_deref().unwrap_or("capacity");
+                let w = if attr == "capacity" {
+                    m.capacity.unwrap_or(1)
+                } else {
+                    m.extra.get(attr).and_then(Value::as_i64).unwrap_or(1)
+                };
+                w.max(1) as u64
+            };
+            // The lowest load per unit of weight; compare a/wa < b/wb as a*wb < b*wa.
+            eligible.iter().copied().min_by(|a, b| {
+                (u128::from(load(&a.id)) * u128::from(weight(b)))
+                    .cmp(&(u128::from(load(&b.id)) * u128::from(weight(a))))
+                    .then(a.id.cmp(&b.id))
+            })
+        }
+        Pick::ByField => {
+            let named = rule.by_field.as_deref().and_then(|f| record.get(f)).and_then(Value::as_str);
+            eligible.iter().copied().find(|m| Some(m.id.as_str()) == named)
+        }
+    };
+    match chosen {
+        Some(m) => {
+            let how = match rule.pick {
+                Pick::LeastLoaded | Pick::Script => "least loaded",
+                Pick::RoundRobin => "next in turn",
+                Pick::Weighted => "lowest load for their weight",
+                Pick::ByField => "named on the record",
+            };
+            why.push(format!("{} open", load(&m.id)));
+            why.push(how.to_string());
+            Decision {
+                member: Some(m.id.clone()),
+                queue: None,
+                explanation: format!("to {}: {}", m.name, why.join(", ")),
+                candidates,
+            }
+        }
+        None => {
+            let reason = if candidates.is_empty() {
+                "no member holds the role".to_string()
+            } else {
+                "nobody qualified".to_string()
+            };
+            match &rule.fallback {
+                Some(Fallback::Member(id)) => Decision {
+                    member: Some(id.clone()),
+                    queue: None,
+                    explanation: format!("to {id} (fallback): {reason}"),
+                    candidates,
+                },
+                Some(Fallback::Queue(q)) => Decision {
+                    member: None,
+                    queue: Some(q.clone()),
+                    explanation: format!("to queue {q}: {reason}"),
+                    candidates,
+                },
+                None => {
+                    Decision { member: None, queue: None, explanation: format!("unassigned: {reason}"), candidates }
+                }
+            }
+        }
+    }
+}

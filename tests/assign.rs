@@ -1,0 +1,130 @@
+//! Assignment through the lead template, and the pickers' invariants over random teams.
+
+use std::collections::BTreeMap;
+
+use closeloop::engine::assign::{decide, Loads};
+use closeloop::model::{AssignmentRule, Candidates, Pick, Preference};
+use closeloop::store::{ListQuery, MemberRow};
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::records::{leads, obj};
+
+fn unowned(i: usize, region: &str) -> serde_json::Map<String, serde_json::Value> {
+    obj(json!({"source": "expo", "customer": format!("客户{i}"), "phone": format!("137{i:08}"), "region": region}))
+}
+
+#[test]
+fn fifty_leads_in_one_region_spread_evenly_over_its_active_reps() {
+    let mut rt = leads();
+    for i in 0..50 {
+        let r = rt.submit("lead", unowned(i, "east"), "m_zhao").unwrap();
+        assert!(
+            ["m_li", "m_wang"].contains(&r.owner.as_deref().unwrap_or("")),
+            "east reps only, m_chen is inactive: {r:?}"
+        );
+    }
+    let all = rt.list("lead", &ListQuery::default()).unwrap();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &all {
+        *counts.entry(r.owner.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let (min, max) = (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
+    assert!(max - min <= 1, "{counts:?}");
+    let history = rt.history("lead", &all[0].id).unwrap();
+    assert!(history[0].notes[0].starts_with("to 李伟: region east"), "{:?}", history[0].notes);
+}
+
+#[test]
+fn nobody_at_capacity_is_picked_and_a_region_without_reps_goes_to_the_queue() {
+    let mut rt = leads();
+    rt.import_members(b"id,capacity\nm_he,2\n", "system").unwrap();
+    let owners: Vec<Option<String>> =
+        (0..3).map(|i| rt.submit("lead", unowned(i, "west"), "m_zhao").unwrap().owner).collect();
+    assert_eq!(
+        owners,
+        [Some("m_he".into()), Some("m_he".into()), None],
+        "m_he, the only west rep, takes two and is full"
+    );
+    let queued = rt.list("lead", &ListQuery::default()).unwrap().pop().unwrap();
+    let history = rt.history("lead", &queued.id).unwrap();
+    assert!(history[0].notes[0].starts_with("to queue unassigned_leads"), "{:?}", history[0].notes);
+    assert!(rt.verify_audit().unwrap().problem.is_none());
+}
+
+fn member(id: usize, role: &str, region: &str, capacity: Option<i64>, active: bool) -> MemberRow {
+    MemberRow {
+        id: format!("m{id:02}"),
+        name: format!("M{id}"),
+        roles: vec![role.to_string()],
+        region: Some(region.to_string()),
+        manager: None,
+        active,
+        capacity,
+        email: None,
+        phone: None,
+        extra: serde_json::Map::new(),
+    }
+}
+
+fn rule(pick: Pick, prefer: bool) -> AssignmentRule {
+    AssignmentRule {
+        id: "r".into(),
+        label: None,
+        form: "lead".into(),
+        field: Some("owner".into()),
+        candidates: Candidates {
+            role: "rep".into(),
+            r#match: [("region".to_string(), "region".to_string())].into_iter().collect(),
+            active_only: None,
+            under_capacity: None,
+        },
+        load: None,
+        prefer: if prefer {
+            vec![Preference { fewer_than: 2, states: vec!["new".into()], since: None }]
+        } else {
+            Vec::new()
+        },
+        pick,
+        weight: None,
+        by_field: None,
+        script: None,
+        fallback: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, .. ProptestConfig::default() })]
+
+    #[test]
+    fn pickers_choose_only_eligible_members_and_least_loaded_picks_a_minimum(
+        team in proptest::collection::vec((0usize..3, proptest::option::of(0i64..6), any::<bool>(), 0u64..8), 0..8),
+        pick in proptest::sample::select(vec![Pick::LeastLoaded, Pick::RoundRobin, Pick::Weighted]),
+        prefer in any::<bool>(),
+    ) {
+        let regions = ["east", "west", "south"];
+        let members: Vec<MemberRow> = team.iter().enumerate().map(|(i, (r, cap, active, _))| member(i, "rep", regions[*r], *cap, *active)).collect();
+        let loads = Loads {
+            open: team.iter().enumerate().map(|(i, (_, _, _, load))| (format!("m{i:02}"), *load)).collect(),
+            preferences: vec![team.iter().enumerate().map(|(i, (_, _, _, load))| (format!("m{i:02}"), load / 2)).collect()],
+            last: None,
+        };
+        let record = obj(json!({"region": "east"}));
+        let d = decide(&rule(pick, prefer), &record, &members, &loads);
+        let eligible: Vec<&MemberRow> = members.iter().filter(|m| {
+            m.active && m.region.as_deref() == Some("east") && m.capacity.is_none_or(|c| loads.open[&m.id] < c as u64)
+        }).collect();
+        match &d.member {
+            None => prop_assert!(eligible.is_empty(), "nobody chosen although {:?} qualified", eligible.iter().map(|m| &m.id).collect::<Vec<_>>()),
+            Some(id) => {
+                prop_assert!(eligible.iter().any(|m| &m.id == id), "{id} was not eligible");
+                if pick == Pick::LeastLoaded && !prefer {
+                    let min = eligible.iter().map(|m| loads.open[&m.id]).min().unwrap_or(0);
+                    prop_assert_eq!(loads.open[id], min);
+                }
+            }
+        }
+        // Deterministic: the same inputs give the same answer.
+        prop_assert_eq!(decide(&rule(pick, prefer), &record, &members, &loads), d);
+    }
+}
