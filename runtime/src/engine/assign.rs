@@ -21,14 +21,41 @@ use super::FormRef;
 pub struct Cache {
     team: Option<Vec<MemberRow>>,
     loads: BTreeMap<String, Loads>,
+    /// Readable-id counters taken in this write: (form, period) → last value used. Nobody else
+    /// can write while the transaction is open, so they advance here and are stored once.
+    counters: BTreeMap<(String, String), i64>,
+}
+
+impl Cache {
+    /// The next readable-id number for a form and period.
+    pub(crate) fn next_id(&mut self, tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
+        let key = (form.to_string(), period.to_string());
+        let next = match self.counters.get(&key) {
+            Some(last) => last + 1,
+            None => records::counter(tx, form, period)? + 1,
+        };
+        self.counters.insert(key, next);
+        Ok(next)
+    }
+
+    /// Stores the counters this write advanced. Call before the transaction commits.
+    pub(crate) fn finish(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        for ((form, period), value) in &self.counters {
+            records::set_counter(tx, form, period, *value)?;
+        }
+        Ok(())
+    }
 }
 
 /// A decision as the creation event records it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Recorded {
     rule: String,
-    #[serde(flatten)]
-    decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    explanation: String,
 }
 
 /// The start of a counting window, in the app's time zone, as stored.
@@ -107,7 +134,12 @@ pub(crate) fn on_create(
             }
             loads.last = Some(member.clone());
         }
-        out.push(Recorded { rule: rule.id.clone(), decision });
+        out.push(Recorded {
+            rule: rule.id.clone(),
+            member: decision.member,
+            queue: decision.queue,
+            explanation: decision.explanation,
+        });
     }
     Ok(out)
 }

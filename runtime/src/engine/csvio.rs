@@ -349,6 +349,7 @@ impl Runtime {
             if report.rejected > 0 && !options.skip_invalid {
                 return Err(EngineError::Import(Box::new(report)));
             }
+            assign_cache.borrow().finish(tx)?;
             Ok(report)
         })?;
         Ok(report)

@@ -152,7 +152,7 @@ impl Writer<'_, '_> {
         let decisions = super::assign::on_create(tx, f, &mut data, now, &mut self.assign.borrow_mut())?;
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
-        let seq = records::next_counter(tx, &f.form.id, &id_period(pattern, now))?;
+        let seq = self.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, now))?;
         let state = f.form.initial_state().map(|s| s.id.clone());
         let text = serde_json::to_string(&data)?;
         let row = RecordRow {
@@ -255,10 +255,10 @@ impl Runtime {
         let rules = Rules { f, apps, scripts, state: initial.as_deref(), roles: &roles, key_checked: false };
         let row = store.write(|tx| {
             let data = rules.prepare(tx, &data, None, Purpose::Create, None).map_err(EngineError::Invalid)?;
-            Ok::<_, EngineError>(
-                Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }
-                    .create(data, &zoned, None)?,
-            )
+            let cache = Default::default();
+            let row = Writer { assign: &cache, tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?;
+            cache.borrow().finish(tx)?;
+            Ok::<_, EngineError>(row)
         })?;
         Ok(record(form, row))
     }

@@ -298,13 +298,18 @@ pub(crate) fn table_exists(conn: &Connection, t: &FormTable) -> Result<bool, Sto
     Ok(n > 0)
 }
 
-/// Takes the next number of a readable-id counter.
-pub(crate) fn next_counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
-    let n: i64 = tx
-        .prepare_cached(
-            "INSERT INTO counters (form, period, value) VALUES (?1, ?2, 1)
-             ON CONFLICT (form, period) DO UPDATE SET value = value + 1 RETURNING value",
-        )?
-        .query_row(params![form, period], |r| r.get(0))?;
-    Ok(n)
+/// The last number a readable-id counter gave (0 when it never did).
+pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
+    Ok(tx
+        .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")?
+        .query_row(params![form, period], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Sets a readable-id counter to the last number given.
+pub(crate) fn set_counter(tx: &Tx<'_>, form: &str, period: &str, value: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, ?3) ON CONFLICT (form, period) DO UPDATE SET value = ?3")?
+        .execute(params![form, period, value])?;
+    Ok(())
 }
