@@ -128,3 +128,78 @@ proptest! {
         prop_assert_eq!(decide(&rule(pick, prefer), &record, &members, &loads), d);
     }
 }
+
+#[test]
+fn script_test_dry_runs_the_assignment_and_the_risk_grade() {
+    let dir = crate::support::TempDir::new("scripttest");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = dir.0.join("closeloop.db");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", &db)
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install", "lead-followup"]);
+    run(&["install", "quote-approval"]);
+    run(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let before = run(&["audit", "verify"]);
+    let assign: serde_json::Value = serde_json::from_str(&run(&[
+        "--format",
+        "json",
+        "script",
+        "test",
+        "lead_by_region",
+        "--data",
+        r#"{"region":"south"}"#,
+    ]))
+    .unwrap();
+    assert_eq!(assign["detail"]["member"], "m_wu", "south: 周杰 and 吴婷 tie at 0, broken by id");
+    assert!(assign["host_calls"].as_array().unwrap().len() >= 2 && assign["micros"].as_u64().is_some());
+    let human = run(&["script", "test", "lead_by_region", "--data", r#"{"region":"south"}"#]);
+    for needle in ["result: to 吴婷", "host calls:", "operations: 0", "time: "] {
+        assert!(human.contains(needle), "{human}");
+    }
+    let grade: serde_json::Value = serde_json::from_str(&run(&[
+        "--format",
+        "json",
+        "script",
+        "test",
+        "quote_risk",
+        "--data",
+        r#"{"payment_terms":"prepay","prepay_percent":60}"#,
+    ]))
+    .unwrap();
+    assert_eq!((grade["detail"]["level"].as_str(), grade["detail"]["row"].as_u64()), (Some("high"), Some(2)));
+    assert_eq!(run(&["audit", "verify"]).split(';').next(), before.split(';').next(), "nothing was written");
+}
+
+#[test]
+fn the_quote_risk_table_grades_as_legal_expects() {
+    use closeloop::clock::ManualClock;
+    use closeloop::store::Store;
+    use std::sync::Arc;
+
+    let mut rt = closeloop::Runtime::open(
+        Store::open_in_memory().unwrap(),
+        Arc::new(ManualClock::new("2026-11-26T09:00:00Z".parse().unwrap())),
+    )
+    .unwrap();
+    rt.install(&closeloop::template("quote-approval").unwrap().app_files(), "system", false).unwrap();
+    let level = |data: serde_json::Value| {
+        let t = rt.try_rule("quote_risk", obj(data), None, "system").unwrap();
+        (t.detail["level"].as_str().unwrap_or_default().to_string(), t.result)
+    };
+    assert_eq!(level(json!({"payment_terms": "cod"})).0, "low");
+    assert_eq!(level(json!({"payment_terms": "prepay", "prepay_percent": 60})).0, "high");
+    assert_eq!(level(json!({"payment_terms": "prepay", "prepay_percent": 30, "clauses": ["c_penalty"]})).0, "medium");
+    assert_eq!(level(json!({"payment_terms": "net30", "clauses": ["c_exclusive"]})).0, "high");
+    let (lvl, summary) = level(json!({"payment_terms": "net30"}));
+    assert_eq!(lvl, "low");
+    assert!(summary.contains("标准条款"), "{summary}");
+}

@@ -181,6 +181,11 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Try an app's rules before they go live.
+    Script {
+        #[command(subcommand)]
+        what: ScriptWhat,
+    },
     /// Measure closeloop against a baseline in the same run (build with --release).
     Bench {
         #[command(subcommand)]
@@ -195,6 +200,24 @@ enum MembersWhat {
         /// The CSV file.
         file: PathBuf,
         /// Who imports.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScriptWhat {
+    /// Run an assignment rule or a grade against a record, without writing anything.
+    Test {
+        /// The assignment rule or grade id (`lead_by_region`, `quote_risk`).
+        id: String,
+        /// The record's fields as JSON, or @file.json.
+        #[arg(long)]
+        data: Option<String>,
+        /// A stored record's id (its fields, overridden by --data).
+        #[arg(long)]
+        record: Option<String>,
+        /// Who is acting (for conditions on roles).
         #[arg(long = "as", default_value = "system")]
         actor: String,
     },
@@ -275,6 +298,9 @@ fn main() -> ExitCode {
         }
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
         Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
+        Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {
+            records::data(data.as_deref()).and_then(|d| records::script_test(&ctx, id, d, record.as_deref(), actor))
+        }
         Command::Validate { paths } => validate(paths, args.format),
         Command::Schema => print(closeloop::SCHEMA_JSON.trim_end()),
         Command::Templates => templates(args.format),

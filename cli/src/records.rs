@@ -404,3 +404,34 @@ pub fn audit_verify(ctx: &Context) -> Result<ExitCode, UserError> {
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// `closeloop script test ID`.
+pub fn script_test(
+    ctx: &Context,
+    id: &str,
+    data: Map<String, Value>,
+    record: Option<&str>,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let trial = rt.try_rule(id, data, record, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &trial, || {
+        let mut s = format!(
+            "{} {} on {} (a dry run: nothing is written)\nresult: {}\n",
+            trial.kind, trial.id, trial.form, trial.result
+        );
+        if let Some(candidates) = trial.detail["candidates"].as_array() {
+            s.push_str("candidates:\n");
+            for c in candidates {
+                let excluded = c["excluded"].as_str().map(|e| format!("  excluded: {e}")).unwrap_or_default();
+                s.push_str(&format!("  {:<10} load {}{excluded}\n", c["id"].as_str().unwrap_or(""), c["load"]));
+            }
+        }
+        s.push_str("host calls:\n");
+        for call in &trial.host_calls {
+            s.push_str(&format!("  {call}\n"));
+        }
+        s.push_str(&format!("operations: {}\ntime: {:.3} ms", trial.operations, trial.micros as f64 / 1000.0));
+        s
+    })
+}

@@ -59,7 +59,7 @@ pub(crate) struct Recorded {
 }
 
 /// The start of a counting window, in the app's time zone, as stored.
-fn since(window: Since, now: &jiff::Zoned) -> Option<String> {
+pub(crate) fn window_start(window: Since, now: &jiff::Zoned) -> Option<String> {
     let date = now.date();
     let start = match window {
         Since::Ever => return None,
@@ -107,7 +107,7 @@ pub(crate) fn on_create(
             let mut loads =
                 Loads { open: records::count_by_owner(tx, &table, &load_states, None)?, ..Loads::default() };
             for pref in &rule.prefer {
-                let window = since(pref.since.unwrap_or(Since::Ever), now);
+                let window = window_start(pref.since.unwrap_or(Since::Ever), now);
                 loads.preferences.push(records::count_by_owner(tx, &table, &pref.states, window.as_deref())?);
             }
             loads.last = records::last_owner(tx, &table)?;

@@ -10,6 +10,7 @@ mod csvio;
 mod install;
 mod records;
 mod rules;
+mod trial;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use serde_json::{Map, Value};
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub use install::InstallReport;
 pub use records::{Change, Version};
+pub use trial::{Graded, Trial};
 
 use crate::clock::Clock;
 use crate::diagnostic::Diagnostic;

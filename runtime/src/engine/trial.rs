@@ -1,0 +1,179 @@
+//! Trying a rule before it goes live: `closeloop script test`. Runs an assignment rule or a
+//! grade against data (or a stored record) and reports the result, the queries it made, the
+//! operations it used and the time it took. Nothing is written.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::assign::{decide, Loads};
+use super::records::{actor_roles, find_form};
+use super::rules::Rules;
+use super::{EngineError, Runtime};
+use crate::model::{Level, Since};
+use crate::store::{members, records};
+
+/// What a trial found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    /// `assignment rule` or `grade`.
+    pub kind: &'static str,
+    /// The rule's id.
+    pub id: String,
+    /// The form it runs on.
+    pub form: String,
+    /// The outcome in words.
+    pub result: String,
+    /// The outcome as data.
+    pub detail: Value,
+    /// The queries and host calls it made, in order.
+    pub host_calls: Vec<String>,
+    /// Script operations used (0 for rules closeloop evaluates natively).
+    pub operations: u64,
+    /// Wall-clock microseconds.
+    pub micros: u128,
+}
+
+/// A grade's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Graded {
+    /// low, medium or high.
+    pub level: Level,
+    /// Why: the reason of the row that matched, or that none did.
+    pub reasons: Vec<String>,
+    /// The row that matched (1-based), if one did.
+    pub row: Option<usize>,
+    /// A short text for legal.
+    pub summary: String,
+}
+
+impl Runtime {
+    /// Runs an assignment rule or a grade against `data` (or the stored record `record`)
+    /// without writing anything.
+    pub fn try_rule(
+        &self,
+        id: &str,
+        data: Map<String, Value>,
+        record: Option<&str>,
+        actor: &str,
+    ) -> Result<Trial, EngineError> {
+        let started = Instant::now();
+        let conn = self.store.reader();
+        let def_of = self.apps.values().map(|a| &a.app.def);
+        let rule = def_of.clone().flat_map(|d| d.assignment_rules.iter()).find(|r| r.id == id);
+        let grade = def_of.clone().flat_map(|d| d.grades.iter()).find(|g| g.id == id);
+        let form_id = match (rule, grade) {
+            (Some(r), _) => r.form.clone(),
+            (None, Some(g)) => g.form.clone(),
+            (None, None) => {
+                let known: Vec<String> = def_of
+                    .flat_map(|d| {
+                        d.assignment_rules.iter().map(|r| r.id.clone()).chain(d.grades.iter().map(|g| g.id.clone()))
+                    })
+                    .collect();
+                return Err(EngineError::Input(format!(
+                    "there is no assignment rule or grade `{id}`; there are: {}",
+                    known.join(", ")
+                )));
+            }
+        };
+        let f = find_form(&self.apps, &form_id)
+            .ok_or_else(|| EngineError::Input(format!("form {form_id} is not installed")))?;
+        let table = f.table();
+        let mut data = data;
+        if let Some(rid) = record {
+            let stored = records::get(conn, &table, rid)?
+                .ok_or_else(|| EngineError::NotFound { form: form_id.clone(), id: rid.to_string() })?;
+            for (k, v) in stored.data {
+                data.entry(k).or_insert(v);
+            }
+        }
+        let mut calls = Vec::new();
+        if let Some(rule) = rule {
+            let team = members::list(conn)?;
+            calls.push(format!("members() → {} members", team.len()));
+            let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
+            let open = records::count_by_owner(conn, &table, &load_states, None)?;
+            calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, open.len()));
+            let mut loads = Loads { open, ..Loads::default() };
+            let now = self.clock.now().to_zoned(f.time_zone());
+            for pref in &rule.prefer {
+                let window = pref.since.unwrap_or(Since::Ever);
+                let since = super::assign::window_start(window, &now);
+                let counts = records::count_by_owner(conn, &table, &pref.states, since.as_deref())?;
+                calls.push(format!(
+                    "open_count({form_id}, states {:?}, since {}) → {} owners",
+                    pref.states,
+                    since.as_deref().unwrap_or("ever"),
+                    counts.len()
+                ));
+                loads.preferences.push(counts);
+            }
+            loads.last = records::last_owner(conn, &table)?;
+            let decision = decide(rule, &data, &team, &loads);
+            return Ok(Trial {
+                kind: "assignment rule",
+                id: id.to_string(),
+                form: form_id,
+                result: decision.explanation.clone(),
+                detail: serde_json::to_value(&decision).unwrap_or(Value::Null),
+                host_calls: calls,
+                operations: 0,
+                micros: started.elapsed().as_micros(),
+            });
+        }
+        let Some(grade) = grade else { return Err(EngineError::Input(format!("`{id}` is not a grade"))) };
+        let roles = actor_roles(conn, actor).unwrap_or_default();
+        let rules =
+            Rules { f, apps: &self.apps, scripts: &self.scripts, state: None, roles: &roles, key_checked: true };
+        let index = f.app.app.def.grades.iter().position(|g| g.id == id).unwrap_or(0);
+        let graded = grade_with(&rules, grade, &data, index);
+        calls.push(format!("{} rule(s) checked", graded.row.unwrap_or(grade.rules.len())));
+        Ok(Trial {
+            kind: "grade",
+            id: id.to_string(),
+            form: form_id,
+            result: graded.summary.clone(),
+            detail: serde_json::to_value(&graded).unwrap_or(Value::Null),
+            host_calls: calls,
+            operations: 0,
+            micros: started.elapsed().as_micros(),
+        })
+    }
+}
+
+/// Evaluates a grade's decision table: the first row whose condition holds gives the level.
+pub(crate) fn grade_with(
+    rules: &Rules<'_>,
+    grade: &crate::model::Grade,
+    data: &Map<String, Value>,
+    index: usize,
+) -> Graded {
+    let lang = rules.f.lang();
+    for (i, row) in grade.rules.iter().enumerate() {
+        if rules.holds(&row.condition, data, &format!("/grades/{index}/rules/{i}/if")) {
+            let reason =
+                row.reason.as_ref().map(|r| r.get(lang).to_string()).unwrap_or_else(|| format!("rule {}", i + 1));
+            let summary = format!("{}: {reason}", level_word(row.level, lang));
+            return Graded { level: row.level, reasons: vec![reason], row: Some(i + 1), summary };
+        }
+    }
+    let level = grade.default.unwrap_or(Level::Medium);
+    let reason = match lang {
+        crate::model::Lang::Zh => "无规则命中，按默认等级".to_string(),
+        crate::model::Lang::En => "no rule matched; the default level".to_string(),
+    };
+    Graded { level, summary: format!("{}: {reason}", level_word(level, lang)), reasons: vec![reason], row: None }
+}
+
+fn level_word(level: Level, lang: crate::model::Lang) -> &'static str {
+    match (lang, level) {
+        (crate::model::Lang::Zh, Level::Low) => "低风险",
+        (crate::model::Lang::Zh, Level::Medium) => "中风险",
+        (crate::model::Lang::Zh, Level::High) => "高风险",
+        (crate::model::Lang::En, Level::Low) => "low risk",
+        (crate::model::Lang::En, Level::Medium) => "medium risk",
+        (crate::model::Lang::En, Level::High) => "high risk",
+    }
+}
