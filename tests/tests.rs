@@ -6,6 +6,7 @@
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
+//! - `host`: the host API, health scores, and what scripts cannot do (S8).
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
@@ -17,6 +18,7 @@
 mod assign;
 mod cli;
 mod corpus;
+mod host;
 mod hostile;
 mod independent_schema;
 mod records;

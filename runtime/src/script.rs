@@ -111,6 +111,42 @@ struct RunState {
     deadline: Duration,
     operations: u64,
     log: Vec<String>,
+    calls: Vec<String>,
+    context: RunContext,
+}
+
+/// What host functions need to know about the run in progress: the app's time zone and
+/// working calendar, and the record the script is about.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// IANA time zone of the app.
+    pub time_zone: String,
+    /// Worked weekdays, Monday = 1 … Sunday = 7.
+    pub working_days: Vec<i8>,
+    /// Dates not worked (`YYYY-MM-DD`).
+    pub holidays: Vec<String>,
+    /// Weekend dates that are worked.
+    pub extra_working_days: Vec<String>,
+    /// The form of the record the script is about.
+    pub form: Option<String>,
+    /// The record's id, when it has one yet.
+    pub record: Option<String>,
+}
+
+/// The context of the run in progress on this thread (host functions call this).
+pub fn context() -> RunContext {
+    RUN.with(|run| run.borrow().as_ref().map(|s| s.context.clone()).unwrap_or_default())
+}
+
+/// Notes a host call in the run's record of calls (`script test` shows them).
+pub fn note_call(call: String) {
+    RUN.with(|run| {
+        if let Some(state) = run.borrow_mut().as_mut() {
+            if state.calls.len() < LOG_LINES {
+                state.calls.push(call);
+            }
+        }
+    });
 }
 
 thread_local! {
@@ -141,6 +177,8 @@ pub struct RunOutcome {
     pub operations: u64,
     /// Wall-clock time it took.
     pub elapsed: Duration,
+    /// The host functions it called, with what they returned.
+    pub calls: Vec<String>,
 }
 
 /// Why a run stopped without a value.
@@ -177,13 +215,25 @@ pub fn run(
     scope: &mut Scope<'_>,
     deadline: Duration,
 ) -> Result<RunOutcome, (ScriptFault, Vec<String>)> {
+    run_in(engine, ast, scope, deadline, RunContext::default())
+}
+
+/// [`run`] with a context for the host functions.
+pub fn run_in(
+    engine: &Engine,
+    ast: &AST,
+    scope: &mut Scope<'_>,
+    deadline: Duration,
+    context: RunContext,
+) -> Result<RunOutcome, (ScriptFault, Vec<String>)> {
     let started = Instant::now();
-    RUN.with(|run| *run.borrow_mut() = Some(RunState { started, deadline, operations: 0, log: Vec::new() }));
+    let state = RunState { started, deadline, operations: 0, log: Vec::new(), calls: Vec::new(), context };
+    RUN.with(|run| *run.borrow_mut() = Some(state));
     let result = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
     let state = RUN.with(|run| run.borrow_mut().take());
-    let (operations, log) = state.map(|s| (s.operations, s.log)).unwrap_or_default();
+    let (operations, log, calls) = state.map(|s| (s.operations, s.log, s.calls)).unwrap_or_default();
     match result {
-        Ok(value) => Ok(RunOutcome { value, log, operations, elapsed: started.elapsed() }),
+        Ok(value) => Ok(RunOutcome { value, log, operations, elapsed: started.elapsed(), calls }),
         Err(e) => Err((fault(*e, deadline), log)),
     }
 }

@@ -112,6 +112,7 @@ impl Runtime {
             warnings: loaded.diagnostics,
             orphaned,
         };
+        self.host_forms(&app.def);
         self.apps.insert(id, Installed { app, revision });
         Ok(report)
     }

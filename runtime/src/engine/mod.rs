@@ -7,9 +7,11 @@
 
 pub mod assign;
 mod csvio;
+mod host;
 mod install;
 mod records;
 mod rules;
+mod score;
 mod trial;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,7 @@ use serde_json::{Map, Value};
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub use install::InstallReport;
 pub use records::{Change, Version};
+pub use score::Scored;
 pub use trial::{Graded, Trial};
 
 use crate::clock::Clock;
@@ -138,6 +141,7 @@ pub struct Runtime {
     loader: Loader,
     scripts: Engine,
     apps: BTreeMap<String, Installed>,
+    host: Arc<host::Host>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -172,24 +176,31 @@ impl Runtime {
     /// Opens the engine over a store, loading every installed app.
     pub fn open(store: Store, clock: Arc<dyn Clock>) -> Result<Self, EngineError> {
         let loader = Loader::new().map_err(|e| EngineError::Input(e.to_string()))?;
-        let mut rt = Runtime {
-            store,
-            clock,
-            loader,
-            scripts: crate::script::engine(crate::script::ScriptLimits::default()),
-            apps: BTreeMap::new(),
-        };
+        let host = Arc::new(host::Host::new(store.read_only_connection()?, clock.clone()));
+        let mut scripts = crate::script::engine(crate::script::ScriptLimits::default());
+        host::register(&mut scripts, host.clone());
+        let mut rt = Runtime { store, clock, loader, scripts, apps: BTreeMap::new(), host };
         for stored in crate::store::apps::list(rt.store.reader())? {
             let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
             let loaded = rt.loader.load(&files);
             match loaded.app {
                 Some(app) => {
+                    rt.host_forms(&app.def);
                     rt.apps.insert(stored.id.clone(), Installed { app, revision: stored.revision });
                 }
                 None => return Err(EngineError::InvalidApp(loaded.diagnostics)),
             }
         }
         Ok(rt)
+    }
+
+    /// Lets host functions name an app's forms.
+    pub(crate) fn host_forms(&self, def: &crate::model::AppDef) {
+        if let Ok(mut forms) = self.host.forms.write() {
+            for form in &def.forms {
+                forms.insert(form.id.clone(), FormTable::of(form));
+            }
+        }
     }
 
     /// The store underneath, for checks such as `PRAGMA integrity_check`.

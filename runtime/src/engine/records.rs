@@ -64,6 +64,10 @@ pub(crate) fn actor_roles(conn: &Connection, actor: &str) -> Result<Vec<String>,
     }
 }
 
+pub(crate) fn record_of(form: &str, row: RecordRow) -> Record {
+    record(form, row)
+}
+
 fn record(form: &str, row: RecordRow) -> Record {
     Record {
         id: row.id,

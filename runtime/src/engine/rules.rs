@@ -450,7 +450,8 @@ impl Rules<'_> {
             ConditionKind::Expr(_) => {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
                 let mut scope = scope_of(data);
-                crate::script::run(self.scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE)
+                let context = super::score::run_context(&self.f, None);
+                crate::script::run_in(self.scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE, context)
                     .ok()
                     .and_then(|o| o.value.as_bool().ok())
                     .unwrap_or(false)

@@ -63,17 +63,23 @@ impl Runtime {
         let def_of = self.apps.values().map(|a| &a.app.def);
         let rule = def_of.clone().flat_map(|d| d.assignment_rules.iter()).find(|r| r.id == id);
         let grade = def_of.clone().flat_map(|d| d.grades.iter()).find(|g| g.id == id);
-        let form_id = match (rule, grade) {
-            (Some(r), _) => r.form.clone(),
-            (None, Some(g)) => g.form.clone(),
-            (None, None) => {
+        let score = def_of.clone().flat_map(|d| d.scores.iter()).find(|s| s.id == id);
+        let form_id = match (rule, grade, score) {
+            (Some(r), _, _) => r.form.clone(),
+            (None, Some(g), _) => g.form.clone(),
+            (None, None, Some(s)) => s.form.clone(),
+            (None, None, None) => {
                 let known: Vec<String> = def_of
                     .flat_map(|d| {
-                        d.assignment_rules.iter().map(|r| r.id.clone()).chain(d.grades.iter().map(|g| g.id.clone()))
+                        d.assignment_rules
+                            .iter()
+                            .map(|r| r.id.clone())
+                            .chain(d.grades.iter().map(|g| g.id.clone()))
+                            .chain(d.scores.iter().map(|s| s.id.clone()))
                     })
                     .collect();
                 return Err(EngineError::Input(format!(
-                    "there is no assignment rule or grade `{id}`; there are: {}",
+                    "there is no assignment rule, grade or score `{id}`; there are: {}",
                     known.join(", ")
                 )));
             }
@@ -120,6 +126,21 @@ impl Runtime {
                 detail: serde_json::to_value(&decision).unwrap_or(Value::Null),
                 host_calls: calls,
                 operations: 0,
+                micros: started.elapsed().as_micros(),
+            });
+        }
+        if let Some(score) = score {
+            let scored = super::score::evaluate(self, &f, score, &data, record)?;
+            let reasons =
+                if scored.reasons.is_empty() { String::new() } else { format!(" ({})", scored.reasons.join("; ")) };
+            return Ok(Trial {
+                kind: "score",
+                id: id.to_string(),
+                form: form_id,
+                result: format!("{} = {}{reasons}", score.field, scored.value),
+                host_calls: scored.calls.clone(),
+                operations: scored.operations,
+                detail: serde_json::to_value(&scored).unwrap_or(Value::Null),
                 micros: started.elapsed().as_micros(),
             });
         }

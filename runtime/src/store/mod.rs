@@ -63,6 +63,8 @@ const WRITE_ATTEMPTS: u32 = 50;
 pub struct Store {
     conn: Connection,
     checkpointer: Option<Checkpointer>,
+    /// Where a second connection finds this database (a file path or a shared-memory URI).
+    location: String,
 }
 
 /// Copies the WAL into the database off the request path: the writing connection never
@@ -108,6 +110,7 @@ impl Store {
     /// Opens (creating if needed) a database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut store = Self::configure(Connection::open(path)?, true)?;
+        store.location = path.to_string_lossy().into_owned();
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
@@ -115,7 +118,29 @@ impl Store {
 
     /// A private in-memory database, for tests and trials.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::configure(Connection::open_in_memory()?, false)
+        // A named shared-cache memory database, so host functions can read it from a second
+        // connection like they read a file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uri = format!("file:closeloop-memory-{}-{n}?mode=memory&cache=shared", std::process::id());
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let mut store = Self::configure(Connection::open_with_flags(&uri, flags)?, false)?;
+        store.location = uri;
+        Ok(store)
+    }
+
+    /// A second, read-only connection to this database, for host functions. It sees what is
+    /// committed (for a memory database, also what the writer has not committed yet).
+    pub fn read_only_connection(&self) -> Result<Connection, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.location, flags)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        if self.location.starts_with("file:") {
+            conn.pragma_update(None, "read_uncommitted", true)?;
+        }
+        Ok(conn)
     }
 
     fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
@@ -125,7 +150,7 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn, checkpointer: None };
+        let mut store = Store { conn, checkpointer: None, location: String::new() };
         store.write(schema::migrate)?;
         Ok(store)
     }

@@ -1,0 +1,199 @@
+//! The host API: the only way a script reaches beyond its own variables. Every function is
+//! read-only, checks its arguments, bounds what it returns, and notes the call for
+//! `closeloop script test`. See docs/scripting.md for each with an example.
+//!
+//! The functions read through their own read-only connection, so they can never write and
+//! never hold the writer's lock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::script::{context, note_call};
+use crate::store::{audit, members, records, FormTable};
+
+/// The most members, records or events one call returns.
+const MAX_ROWS: usize = 10_000;
+
+/// What the host functions share: a read-only connection, the clock, and the forms they may
+/// name (the installed ones).
+pub(crate) struct Host {
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    /// Form id → (table, key fields usable for lookups).
+    pub forms: RwLock<BTreeMap<String, FormTable>>,
+}
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn fail<T>(message: String) -> Fallible<T> {
+    Err(Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message), Position::NONE)))
+}
+
+fn to_dynamic(v: &Value) -> Dynamic {
+    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+}
+
+fn date(text: &str, what: &str) -> Fallible<jiff::civil::Date> {
+    let day = text.get(..10).unwrap_or(text);
+    day.parse::<jiff::civil::Date>().or_else(|_| fail(format!("{what}: \"{text}\" is not a date (YYYY-MM-DD)")))
+}
+
+impl Host {
+    pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Self {
+        Host { conn: Mutex::new(conn), clock, forms: RwLock::new(BTreeMap::new()) }
+    }
+
+    fn table(&self, form: &str) -> Fallible<FormTable> {
+        match self.forms.read().ok().and_then(|f| f.get(form).cloned()) {
+            Some(t) => Ok(t),
+            None => fail(format!("there is no form `{form}`")),
+        }
+    }
+
+    fn today(&self) -> jiff::civil::Date {
+        let tz = crate::timespec::parse_time_zone(&context().time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        self.clock.now().to_zoned(tz).date()
+    }
+}
+
+fn is_working(d: jiff::civil::Date) -> bool {
+    let ctx = context();
+    let iso = d.to_string();
+    if ctx.extra_working_days.contains(&iso) {
+        return true;
+    }
+    let weekday = d.weekday().to_monday_one_offset();
+    let days = if ctx.working_days.is_empty() { vec![1, 2, 3, 4, 5] } else { ctx.working_days };
+    days.contains(&weekday) && !ctx.holidays.contains(&iso)
+}
+
+/// Registers the host API on a runtime's script engine.
+pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
+    let h = host.clone();
+    engine.register_fn("now", move || -> String {
+        let now = crate::clock::stamp(h.clock.now());
+        note_call(format!("now() → {now}"));
+        now
+    });
+    let h = host.clone();
+    engine.register_fn("today", move || -> String {
+        let today = h.today().to_string();
+        note_call(format!("today() → {today}"));
+        today
+    });
+    let h = host.clone();
+    engine.register_fn("days_since", move |d: &str| -> Fallible<i64> {
+        let n = h.today().since(date(d, "days_since")?).map(|s| i64::from(s.get_days())).unwrap_or(0);
+        note_call(format!("days_since({d}) → {n}"));
+        Ok(n)
+    });
+    engine.register_fn("days_between", |a: &str, b: &str| -> Fallible<i64> {
+        let n = date(b, "days_between")?.since(date(a, "days_between")?).map(|s| i64::from(s.get_days())).unwrap_or(0);
+        note_call(format!("days_between({a}, {b}) → {n}"));
+        Ok(n)
+    });
+    engine.register_fn("start_of_month", |d: &str| -> Fallible<String> {
+        let s = date(d, "start_of_month")?.first_of_month().to_string();
+        note_call(format!("start_of_month({d}) → {s}"));
+        Ok(s)
+    });
+    engine.register_fn("add_business_days", |d: &str, n: i64| -> Fallible<String> {
+        if n.abs() > 3660 {
+            return fail("add_business_days: at most 3660 days".into());
+        }
+        let mut day = date(d, "add_business_days")?;
+        let step = if n < 0 { -1 } else { 1 };
+        let mut left = n.abs();
+        while left > 0 {
+            day = day
+                .checked_add(jiff::Span::new().days(step))
+                .or_else(|_| fail("add_business_days: out of range".into()))?;
+            if is_working(day) {
+                left -= 1;
+            }
+        }
+        note_call(format!("add_business_days({d}, {n}) → {day}"));
+        Ok(day.to_string())
+    });
+    let h = host.clone();
+    engine.register_fn("members", move |filter: RhaiMap| -> Fallible<Array> {
+        let role = filter.get("role").map(|v| v.to_string());
+        let region = filter.get("region").map(|v| v.to_string());
+        let active = filter.get("active").and_then(|v| v.as_bool().ok());
+        for key in filter.keys() {
+            if !["role", "region", "active"].contains(&key.as_str()) {
+                return fail(format!("members: filter on role, region or active, not `{key}`"));
+            }
+        }
+        let conn = h.conn.lock().map_err(|_| "members: the reader is unavailable".to_string())?;
+        let all = members::list(&conn).map_err(|e| e.to_string())?;
+        let out: Array = all
+            .into_iter()
+            .filter(|m| role.as_ref().is_none_or(|r| m.roles.contains(r)))
+            .filter(|m| region.as_ref().is_none_or(|r| m.region.as_ref() == Some(r)))
+            .filter(|m| active.is_none_or(|a| m.active == a))
+            .take(MAX_ROWS)
+            .map(|m| {
+                to_dynamic(&serde_json::json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region,
+                    "manager": m.manager, "active": m.active, "capacity": m.capacity}))
+            })
+            .collect();
+        note_call(format!("members({filter:?}) → {} members", out.len()));
+        Ok(out)
+    });
+    let h = host.clone();
+    engine.register_fn("open_count", move |member: &str, form: &str, states: Array, since: &str| -> Fallible<i64> {
+        let table = h.table(form)?;
+        let states: Vec<String> = states.into_iter().map(|s| s.to_string()).collect();
+        let since = match since {
+            "" | "ever" => None,
+            s => Some(crate::clock::stamp(
+                date(s, "open_count")?.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp(),
+            )),
+        };
+        let conn = h.conn.lock().map_err(|_| "open_count: the reader is unavailable".to_string())?;
+        let counts = records::count_by_owner(&conn, &table, &states, since.as_deref()).map_err(|e| e.to_string())?;
+        let n = counts.get(member).copied().unwrap_or(0) as i64;
+        note_call(format!("open_count({member}, {form}, {states:?}, {}) → {n}", since.as_deref().unwrap_or("ever")));
+        Ok(n)
+    });
+    let h = host.clone();
+    engine.register_fn("lookup", move |form: &str, key: &str, value: Dynamic| -> Fallible<Dynamic> {
+        let table = h.table(form)?;
+        if table.column(key).is_none() {
+            return fail(format!("lookup: form {form} cannot be searched by `{key}`"));
+        }
+        let value: Value = rhai::serde::from_dynamic(&value).unwrap_or(Value::Null);
+        let conn = h.conn.lock().map_err(|_| "lookup: the reader is unavailable".to_string())?;
+        let found = records::find_by(&conn, &table, &[(key, &value)]).map_err(|e| e.to_string())?;
+        note_call(format!(
+            "lookup({form}, {key}, {value}) → {}",
+            found.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
+        ));
+        Ok(found.map(|r| to_dynamic(&Value::Object(r.data))).unwrap_or(Dynamic::UNIT))
+    });
+    let h = host;
+    engine.register_fn("history", move || -> Fallible<Array> {
+        let ctx = context();
+        let (Some(form), Some(record)) = (ctx.form, ctx.record) else {
+            note_call("history() → [] (a new record)".into());
+            return Ok(Array::new());
+        };
+        let conn = h.conn.lock().map_err(|_| "history: the reader is unavailable".to_string())?;
+        let events = audit::history(&conn, &form, &record).map_err(|e| e.to_string())?;
+        let out: Array = events
+            .iter()
+            .rev()
+            .take(MAX_ROWS)
+            .rev()
+            .map(|e| to_dynamic(&serde_json::json!({"at": e.at, "actor": e.actor, "kind": e.kind, "version": e.version, "changes": e.body["changes"]})))
+            .collect();
+        note_call(format!("history() → {} events", out.len()));
+        Ok(out)
+    });
+}

@@ -1,0 +1,168 @@
+//! Scores: a script computes 0-100 from a record (and its tasks and history, through the host
+//! API); each change is stored with the script's reasons and the host calls it made, so a score
+//! can be explained, and with the thresholds it crossed, for automations to act on.
+
+use rhai::{Array, Dynamic};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::records::{actor_roles, find_form, not_found, unknown_form, Writer};
+use super::{EngineError, FormRef, Record, Runtime};
+use crate::model::{FieldType, Score};
+use crate::script::{RunContext, DEFAULT_DEADLINE};
+use crate::store::records;
+
+/// What a score run found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scored {
+    /// The score's id.
+    pub score: String,
+    /// 0-100.
+    pub value: i64,
+    /// Why, as the script said.
+    pub reasons: Vec<String>,
+    /// Thresholds the value fell below (it was at or above them before).
+    pub crossed_below: Vec<f64>,
+    /// Host calls the script made.
+    pub calls: Vec<String>,
+    /// Operations it used.
+    pub operations: u64,
+}
+
+/// The run context for scripts about a form's record: the app's time zone and calendar.
+pub(crate) fn run_context(f: &FormRef<'_>, record: Option<&str>) -> RunContext {
+    let def = &f.app.app.def;
+    let calendar =
+        def.app.calendar.as_ref().and_then(|c| def.calendars.iter().find(|x| &x.id == c)).or(def.calendars.first());
+    let weekday = |w: &crate::model::Weekday| -> i8 {
+        use crate::model::Weekday::*;
+        match w {
+            Mon => 1,
+            Tue => 2,
+            Wed => 3,
+            Thu => 4,
+            Fri => 5,
+            Sat => 6,
+            Sun => 7,
+        }
+    };
+    RunContext {
+        time_zone: def.app.time_zone().to_string(),
+        working_days: calendar
+            .and_then(|c| c.working_days.as_ref())
+            .map(|d| d.iter().map(weekday).collect())
+            .unwrap_or_default(),
+        holidays: calendar.map(|c| c.holidays.clone()).unwrap_or_default(),
+        extra_working_days: calendar.map(|c| c.extra_working_days.clone()).unwrap_or_default(),
+        form: Some(f.form.id.clone()),
+        record: record.map(str::to_string),
+    }
+}
+
+/// Runs a score's script over a record's data; a value outside 0-100 is clamped.
+pub(crate) fn evaluate(
+    rt: &Runtime,
+    f: &FormRef<'_>,
+    score: &Score,
+    data: &Map<String, Value>,
+    record: Option<&str>,
+) -> Result<Scored, EngineError> {
+    let key = match crate::model::script_source(&score.script) {
+        crate::model::ScriptSource::File(path) => path.to_string(),
+        crate::model::ScriptSource::Inline(_) => {
+            let i = f.app.app.def.scores.iter().position(|s| s.id == score.id).unwrap_or(0);
+            format!("/scores/{i}/script")
+        }
+    };
+    let ast = f
+        .app
+        .app
+        .script(&key)
+        .ok_or_else(|| EngineError::Input(format!("score {} has no compiled script", score.id)))?;
+    let mut scope = super::rules::scope_of(&Map::new());
+    scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
+    // SOP tasks arrive with the automations; until then a record has none.
+    scope.push("tasks", Array::new());
+    let outcome = crate::script::run_in(&rt.scripts, ast, &mut scope, DEFAULT_DEADLINE, run_context(f, record))
+        .map_err(|(fault, _)| EngineError::Input(format!("score {}: {fault}", score.id)))?;
+    let value: Value = rhai::serde::from_dynamic(&outcome.value).unwrap_or(Value::Null);
+    let (number, reasons) = match &value {
+        Value::Object(m) => (
+            m.get("score").and_then(Value::as_f64),
+            m.get("reasons")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect())
+                .unwrap_or_default(),
+        ),
+        other => (other.as_f64(), Vec::new()),
+    };
+    let Some(number) = number else {
+        return Err(EngineError::Input(format!(
+            "score {}: the script must return a number or #{{score: N, reasons: [...]}}, not {value}",
+            score.id
+        )));
+    };
+    let value = number.round().clamp(0.0, 100.0) as i64;
+    let before = data.get(&score.field).and_then(Value::as_f64);
+    let crossed_below = score
+        .thresholds
+        .iter()
+        .map(|t| t.below)
+        .filter(|below| (value as f64) < *below && before.is_none_or(|b| b >= *below))
+        .collect();
+    Ok(Scored {
+        score: score.id.clone(),
+        value,
+        reasons,
+        crossed_below,
+        calls: outcome.calls,
+        operations: outcome.operations,
+    })
+}
+
+impl Runtime {
+    /// Recomputes a score for a record and stores it as a new version whose event holds the
+    /// reasons, the host calls and the thresholds crossed. An unchanged score writes nothing.
+    pub fn score(
+        &mut self,
+        form: &str,
+        id: &str,
+        score_id: &str,
+        actor: &str,
+    ) -> Result<(Record, Scored), EngineError> {
+        let at = self.now();
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let Some(score) = f.app.app.def.scores.iter().find(|s| s.id == score_id && s.form == form) else {
+            return Err(EngineError::Input(format!("form {form} has no score `{score_id}`")));
+        };
+        actor_roles(self.store.reader(), actor)?;
+        let table = f.table();
+        let before = records::get(self.store.reader(), &table, id)?.ok_or_else(|| not_found(form, id))?;
+        let scored = evaluate(self, &f, score, &before.data, Some(id))?;
+        let integer = f.form.field(&score.field).is_some_and(|fd| fd.kind == FieldType::Integer);
+        let value = if integer { json!(scored.value) } else { json!(scored.value as f64) };
+        let mut data = before.data.clone();
+        data.insert(score.field.clone(), value);
+        let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
+        let version = before.version;
+        let row = {
+            let Runtime { store, apps, .. } = self;
+            let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
+            store.write(|tx| {
+                let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+                if current.version != version {
+                    return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
+                }
+                let state = current.state.clone();
+                Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
+                    current,
+                    data.clone(),
+                    state,
+                    "record.updated",
+                    Some(("score", detail.clone())),
+                )?
+            })?
+        };
+        Ok((super::records::record_of(form, row), scored))
+    }
+}

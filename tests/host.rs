@@ -1,0 +1,123 @@
+//! The host API scripts see, health scores built on it, and what scripts cannot do (RELIABILITY S8).
+
+use std::sync::Arc;
+
+use closeloop::clock::ManualClock;
+use closeloop::engine::ImportOptions;
+use closeloop::store::{ListQuery, Store};
+use closeloop::{template, AppFiles, Runtime};
+use serde_json::json;
+
+use crate::records::obj;
+
+fn runtime() -> Runtime {
+    let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
+    Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap()
+}
+
+/// An app whose score script calls every host function and reports what it got.
+const PROBE: &str = r#"app: {id: probe, title: Probe, time_zone: Asia/Shanghai, calendar: cn}
+calendars:
+  - {id: cn, holidays: [2026-12-01], extra_working_days: [2026-11-28]}
+roles:
+  - {id: sales_rep}
+forms:
+  - id: deal
+    key: [code]
+    fields:
+      - {id: code, type: text}
+      - {id: owner, type: member}
+      - {id: points, type: integer}
+scores:
+  - id: probe
+    form: deal
+    field: points
+    script: |
+      let r = [];
+      r.push(today());
+      r.push(days_between("2026-11-01", "2026-11-26"));
+      r.push(add_business_days("2026-11-27", 2));
+      r.push(start_of_month("2026-11-26"));
+      r.push(members(#{role: "sales_rep", active: true}).len());
+      r.push(open_count("m_li", "deal", [], "ever"));
+      r.push(lookup("deal", "code", "D-1").code);
+      r.push(history().len());
+      #{score: 50, reasons: r.map(|x| `${x}`)}
+"#;
+
+#[test]
+fn host_functions_answer_from_the_store_the_clock_and_the_calendar() {
+    let mut rt = runtime();
+    rt.install(&AppFiles { app_yaml: PROBE.into(), ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles,active\nm_li,Li,sales_rep,true\nm_x,X,sales_rep,false\n", "system").unwrap();
+    let deal = rt.submit("deal", obj(json!({"code": "D-1", "owner": "m_li"})), "m_li").unwrap();
+    let (stored, scored) = rt.score("deal", &deal.id, "probe", "system").unwrap();
+    assert_eq!(stored.data["points"], 50);
+    // 2026-11-27 is a Friday; the 28th is a make-up working Saturday; the 30th a Monday.
+    assert_eq!(scored.reasons, ["2026-11-26", "25", "2026-11-30", "2026-11-01", "1", "1", "D-1", "1"]);
+    assert!(scored.calls.iter().any(|c| c.starts_with("lookup(deal, code, \"D-1\") → DEAL-")), "{:?}", scored.calls);
+    // The score's change is a version whose event explains it.
+    let history = rt.history("deal", &deal.id).unwrap();
+    assert_eq!((history.len(), history[1].changes[0].field.as_str()), (2, "points"));
+    assert!(rt.verify_audit().unwrap().problem.is_none());
+}
+
+#[test]
+fn the_customer_health_score_explains_itself_and_notes_the_threshold_it_crosses() {
+    let mut rt = runtime();
+    let t = template("customer-success").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    rt.import_csv("account", file("data/accounts.csv"), &ImportOptions::default(), &mut |_| {}).unwrap();
+    let account = rt.list("account", &ListQuery::default()).unwrap().remove(0);
+    let (first, scored) = rt.score("account", &account.id, "health", "system").unwrap();
+    assert_eq!(
+        (first.data["health"].as_i64(), scored.reasons.as_slice()),
+        (Some(90), &["never contacted".to_string()][..])
+    );
+    // Months of silence and an overdue payment take it below 60.
+    let mut data = obj(json!({"payment_due": "2026-11-01"}));
+    data.insert("contract_end".into(), json!("2027-11-01"));
+    rt.update("account", &account.id, data, "c_lin").unwrap();
+    // The last contact is read-only for people and imports alike; a score run is tried with it.
+    rt.import_csv(
+        "account",
+        format!("customer,last_contact_at\n{},2026-08-01 10:00\n", account.data["customer"].as_str().unwrap())
+            .as_bytes(),
+        &ImportOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    let trial = rt
+        .try_rule("health", obj(json!({"last_contact_at": "2026-08-01T00:00:00Z"})), Some(&account.id), "system")
+        .unwrap();
+    assert_eq!(trial.detail["value"], 55);
+    assert_eq!(trial.detail["crossed_below"], json!([60.0]));
+    assert!(trial.host_calls.iter().any(|c| c.starts_with("days_since(2026-08-01")), "{:?}", trial.host_calls);
+}
+
+#[test]
+fn s8_scripts_cannot_write_approve_or_read_forms_that_are_not_installed() {
+    let mut rt = runtime();
+    for (script, fault) in [
+        ("set_field(\"owner\", \"m_x\"); 1", "set_field"),
+        ("approve(\"QT-1\"); 1", "approve"),
+        ("open_count(\"m_li\", \"payroll\", [], \"ever\")", "no form `payroll`"),
+        ("lookup(\"deal\", \"secret\", 1)", "cannot be searched by `secret`"),
+        ("members(#{salary: 1}).len()", "not `salary`"),
+    ] {
+        let app = PROBE.replace(
+            &PROBE[PROBE.find("    script: |").unwrap()..],
+            &format!("    script: '{}'\n", script.replace('\'', "''")),
+        );
+        let mut rt2 = runtime();
+        rt2.install(&AppFiles { app_yaml: app, ..AppFiles::default() }, "system", false).unwrap();
+        rt2.import_members(b"id,name,roles\nm_li,Li,sales_rep\n", "system").unwrap();
+        let deal = rt2.submit("deal", obj(json!({"code": "D-1"})), "m_li").unwrap();
+        let err = rt2.score("deal", &deal.id, "probe", "system").unwrap_err().to_string();
+        assert!(err.contains(fault), "{script}: {err}");
+        assert_eq!(rt2.get("deal", &deal.id).unwrap().version, 1, "nothing was written");
+    }
+    let _ = &mut rt;
+}
