@@ -121,3 +121,66 @@ fn s8_scripts_cannot_write_approve_or_read_forms_that_are_not_installed() {
     }
     let _ = &mut rt;
 }
+
+/// A lead form whose assignment rule picks by script.
+fn picking(script: &str) -> Runtime {
+    let app = format!(
+        "app: {{id: pick, title: Pick}}\nroles:\n  - {{id: rep}}\nforms:\n  - id: lead\n    fields:\n      - {{id: region, type: text}}\n      - {{id: owner, type: member}}\nassignment_rules:\n  - id: by_script\n    form: lead\n    candidates: {{role: rep, match: {{region: region}}}}\n    pick: script\n    script: '{}'\nautomations:\n  - id: assign\n    when: {{created: lead}}\n    do:\n      - assign: by_script\n",
+        script.replace('\'', "''")
+    );
+    let mut rt = runtime();
+    rt.install(&AppFiles { app_yaml: app, ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles,region\na,Ann,rep,east\nb,Bo,rep,east\nc,Cy,rep,west\n", "system").unwrap();
+    rt
+}
+
+#[test]
+fn a_script_picker_chooses_among_candidates_and_a_failing_one_loses_nothing() {
+    let mut rt = picking("candidates[candidates.len() - 1].id");
+    let r = rt.submit("lead", obj(json!({"region": "east"})), "system").unwrap();
+    assert_eq!(r.owner.as_deref(), Some("b"), "the script saw only east's reps, in id order");
+    assert!(rt.history("lead", &r.id).unwrap()[0].notes[0].contains("chosen by the rule's script"));
+    for (script, why) in [("loop {}", "ran past its|too many operations"), ("\"c\"", "not a candidate")] {
+        let mut rt = picking(script);
+        let r = rt.submit("lead", obj(json!({"region": "east"})), "system").unwrap();
+        assert_eq!(r.owner, None, "{script}: the record is kept, unassigned");
+        let note = &rt.history("lead", &r.id).unwrap()[0].notes[0];
+        assert!(note.starts_with("assignment failed") && why.split('|').any(|w| note.contains(w)), "{script}: {note}");
+    }
+}
+
+#[test]
+fn grading_a_stored_quote_writes_its_level_and_summary() {
+    let mut rt = runtime();
+    let t = template("quote-approval").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
+        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
+    }
+    let quote = obj(
+        json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "payment_terms": "prepay",
+        "prepay_percent": 70, "valid_until": "2026-12-31", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
+    );
+    let q = rt.submit("quote", quote, "q_li").unwrap();
+    let (graded, result) = rt.grade("quote", &q.id, "quote_risk", "q_li").unwrap();
+    assert_eq!((graded.data["risk"].as_str(), result.row), (Some("high"), Some(2)));
+    assert_eq!(graded.data["risk_summary"], "高风险: 预付比例超过 50%");
+    assert_eq!(graded.version, 2);
+    assert!(rt.verify_audit().unwrap().problem.is_none());
+}
+
+#[test]
+fn a_failing_score_script_points_at_its_file_line_and_column() {
+    let mut rt = runtime();
+    let mut files = AppFiles {
+        app_yaml: PROBE.replace(&PROBE[PROBE.find("    script: |").unwrap()..], "    script: scripts/broken.rhai\n"),
+        ..AppFiles::default()
+    };
+    files.scripts.insert("scripts/broken.rhai".into(), "let x = 1;\nlet y = x.no_such_thing();\n42".into());
+    rt.install(&files, "system", false).unwrap();
+    let deal = rt.submit("deal", obj(json!({"code": "D-1"})), "system").unwrap();
+    let err = rt.score("deal", &deal.id, "probe", "system").unwrap_err().to_string();
+    assert!(err.contains("scripts/broken.rhai:2:"), "{err}");
+}

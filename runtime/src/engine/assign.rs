@@ -80,6 +80,7 @@ pub(crate) fn on_create(
     data: &mut Map<String, Value>,
     now: &jiff::Zoned,
     cache: &mut Cache,
+    scripts: Option<&rhai::Engine>,
 ) -> Result<Vec<Recorded>, StoreError> {
     let def = &f.app.app.def;
     let rules: Vec<&AssignmentRule> = def
@@ -115,7 +116,10 @@ pub(crate) fn on_create(
         }
         let team = cache.team.as_deref().unwrap_or_default();
         let Some(loads) = cache.loads.get_mut(&rule.id) else { continue };
-        let decision = decide(rule, data, team, loads);
+        let mut decision = decide(rule, data, team, loads);
+        if rule.pick == Pick::Script {
+            decision = by_script(f, rule, data, team, decision, scripts);
+        }
         if let Some(member) = &decision.member {
             data.insert(field.to_string(), Value::String(member.clone()));
             // The new record counts from now on, in the states it starts in.
@@ -314,5 +318,67 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
                 }
             }
         }
+    }
+}
+
+/// `pick: script`: the rule's script gets the record and the eligible candidates (id, name,
+/// region, load) and returns the chosen member's id. A script that fails or names someone who is
+/// not a candidate leaves the record unassigned, with the failure in the explanation: the record
+/// is never lost.
+fn by_script(
+    f: &FormRef<'_>,
+    rule: &AssignmentRule,
+    data: &Map<String, Value>,
+    team: &[MemberRow],
+    decision: Decision,
+    scripts: Option<&rhai::Engine>,
+) -> Decision {
+    let Some(engine) = scripts else { return decision };
+    let index = f.app.app.def.assignment_rules.iter().position(|r| r.id == rule.id).unwrap_or(0);
+    let key = match rule.script.as_deref().map(crate::model::script_source) {
+        Some(crate::model::ScriptSource::File(path)) => path.to_string(),
+        _ => format!("/assignment_rules/{index}/script"),
+    };
+    let Some(ast) = f.app.app.script(&key) else { return decision };
+    let eligible: Vec<Value> = decision
+        .candidates
+        .iter()
+        .filter(|c| c.excluded.is_none())
+        .filter_map(|c| {
+            team.iter()
+                .find(|m| m.id == c.id)
+                .map(|m| serde_json::json!({"id": m.id, "name": m.name, "region": m.region, "load": c.load}))
+        })
+        .collect();
+    let mut scope = rhai::Scope::new();
+    scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
+    scope.push_dynamic("candidates", rhai::serde::to_dynamic(&eligible).unwrap_or(rhai::Dynamic::UNIT));
+    let context = super::score::run_context(f, None);
+    let chosen = crate::script::run_in(engine, ast, &mut scope, crate::script::DEFAULT_DEADLINE, context)
+        .map_err(|(fault, _)| fault.to_string())
+        .and_then(|o| o.value.into_string().map_err(|t| format!("the script returned a {t}, not a member id")));
+    let candidates = decision.candidates;
+    match chosen {
+        Ok(id) if eligible.iter().any(|c| c["id"] == id.as_str()) => {
+            let name = team.iter().find(|m| m.id == id).map(|m| m.name.clone()).unwrap_or_else(|| id.clone());
+            Decision {
+                member: Some(id),
+                queue: None,
+                explanation: format!("to {name}: chosen by the rule's script"),
+                candidates,
+            }
+        }
+        Ok(id) => Decision {
+            member: None,
+            queue: None,
+            explanation: format!("assignment failed: the script chose `{id}`, who is not a candidate; left unassigned"),
+            candidates,
+        },
+        Err(e) => Decision {
+            member: None,
+            queue: None,
+            explanation: format!("assignment failed: {e}; left unassigned"),
+            candidates,
+        },
     }
 }

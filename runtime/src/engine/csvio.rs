@@ -302,6 +302,7 @@ impl Runtime {
                                 None => {
                                     Writer {
                                         assign: &assign_cache,
+                                        scripts: Some(scripts),
                                         tx,
                                         f: &f,
                                         table: &table,
@@ -315,6 +316,7 @@ impl Runtime {
                                     let (version, state) = (before.version, before.state.clone());
                                     let row = Writer {
                                         assign: &assign_cache,
+                                        scripts: Some(scripts),
                                         tx,
                                         f: &f,
                                         table: &table,

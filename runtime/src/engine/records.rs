@@ -136,6 +136,8 @@ fn event_body(
 pub(crate) struct Writer<'a, 'c> {
     /// Assignment state shared by the records of one write (an import's rows).
     pub assign: &'a std::cell::RefCell<super::assign::Cache>,
+    /// The script engine, for assignment rules that pick by script.
+    pub scripts: Option<&'a rhai::Engine>,
     pub tx: &'a Tx<'c>,
     pub f: &'a FormRef<'a>,
     pub table: &'a FormTable,
@@ -151,9 +153,9 @@ impl Writer<'_, '_> {
         now: &jiff::Zoned,
         extra: Option<&Value>,
     ) -> Result<RecordRow, StoreError> {
-        let Writer { tx, f, table, at, actor, .. } = *self;
+        let Writer { tx, f, table, at, actor, scripts, .. } = *self;
         let mut data = data;
-        let decisions = super::assign::on_create(tx, f, &mut data, now, &mut self.assign.borrow_mut())?;
+        let decisions = super::assign::on_create(tx, f, &mut data, now, &mut self.assign.borrow_mut(), scripts)?;
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
         let seq = self.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, now))?;
@@ -260,7 +262,8 @@ impl Runtime {
         let row = store.write(|tx| {
             let data = rules.prepare(tx, &data, None, Purpose::Create, None).map_err(EngineError::Invalid)?;
             let cache = Default::default();
-            let row = Writer { assign: &cache, tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?;
+            let row = Writer { assign: &cache, scripts: Some(scripts), tx, f: &f, table: &table, at: &at, actor }
+                .create(data, &zoned, None)?;
             cache.borrow().finish(tx)?;
             Ok::<_, EngineError>(row)
         })?;
@@ -281,21 +284,18 @@ impl Runtime {
         let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
         let roles = actor_roles(store.reader(), actor)?;
         let table = f.table();
-        let row = store.write(|tx| {
-            let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
-            let data = rules
-                .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
-                .map_err(EngineError::Invalid)?;
-            let state = before.state.clone();
-            Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
-                before,
-                data,
-                state,
-                "record.updated",
-                None,
-            )?
-        })?;
+        let row =
+            store.write(|tx| {
+                let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+                let rules =
+                    Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
+                let data = rules
+                    .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
+                    .map_err(EngineError::Invalid)?;
+                let state = before.state.clone();
+                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
+                    .version(before, data, state, "record.updated", None)?
+            })?;
         Ok(record(form, row))
     }
 
@@ -323,56 +323,52 @@ impl Runtime {
         let table = f.table();
         let lang = f.lang();
         let label = def.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| def.id.clone());
-        let row = store.write(|tx| {
-            let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            let state = before.state.clone().unwrap_or_default();
-            if !def.from.contains(&state) {
-                return Err(EngineError::Refused(format!(
-                    "{id} is `{state}`; {label} (`{action}`) needs it to be {}",
-                    def.from.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                )));
-            }
-            if !def.roles.is_empty() && !roles.iter().any(|r| def.roles.contains(r)) {
-                return Err(EngineError::Refused(format!(
-                    "`{actor}` may not {label} (`{action}`): it needs the role {}",
-                    def.roles.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                )));
-            }
-            if def.owner_only == Some(true) && before.owner.as_deref() != Some(actor) {
-                let owner = before.owner.as_deref().unwrap_or("nobody");
-                return Err(EngineError::Refused(format!(
-                    "only the owner of {id} (`{owner}`) may {label} (`{action}`)"
-                )));
-            }
-            let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles, key_checked: false };
-            let data = rules
-                .prepare(tx, &data, Some(&before.data), Purpose::Update, Some(id))
-                .map_err(EngineError::Invalid)?;
-            let missing: Vec<FieldProblem> = def
-                .requires
-                .iter()
-                .filter(|r| is_empty(data.get(*r)))
-                .filter_map(|r| f.form.field(r))
-                .map(|field| {
-                    FieldProblem::new(
-                        field.id.clone(),
-                        "REQUIRED_FOR_ACTION",
-                        format!("{} is required to {label}", field_name(field, lang)),
-                    )
-                })
-                .collect();
-            if !missing.is_empty() {
-                return Err(EngineError::Invalid(missing));
-            }
-            let detail = json!({"id": action, "from": state, "to": def.to});
-            Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
-                before,
-                data,
-                Some(def.to.clone()),
-                "record.action",
-                Some(("action", detail)),
-            )?
-        })?;
+        let row =
+            store.write(|tx| {
+                let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+                let state = before.state.clone().unwrap_or_default();
+                if !def.from.contains(&state) {
+                    return Err(EngineError::Refused(format!(
+                        "{id} is `{state}`; {label} (`{action}`) needs it to be {}",
+                        def.from.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+                    )));
+                }
+                if !def.roles.is_empty() && !roles.iter().any(|r| def.roles.contains(r)) {
+                    return Err(EngineError::Refused(format!(
+                        "`{actor}` may not {label} (`{action}`): it needs the role {}",
+                        def.roles.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+                    )));
+                }
+                if def.owner_only == Some(true) && before.owner.as_deref() != Some(actor) {
+                    let owner = before.owner.as_deref().unwrap_or("nobody");
+                    return Err(EngineError::Refused(format!(
+                        "only the owner of {id} (`{owner}`) may {label} (`{action}`)"
+                    )));
+                }
+                let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles, key_checked: false };
+                let data = rules
+                    .prepare(tx, &data, Some(&before.data), Purpose::Update, Some(id))
+                    .map_err(EngineError::Invalid)?;
+                let missing: Vec<FieldProblem> = def
+                    .requires
+                    .iter()
+                    .filter(|r| is_empty(data.get(*r)))
+                    .filter_map(|r| f.form.field(r))
+                    .map(|field| {
+                        FieldProblem::new(
+                            field.id.clone(),
+                            "REQUIRED_FOR_ACTION",
+                            format!("{} is required to {label}", field_name(field, lang)),
+                        )
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(EngineError::Invalid(missing));
+                }
+                let detail = json!({"id": action, "from": state, "to": def.to});
+                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
+                    .version(before, data, Some(def.to.clone()), "record.action", Some(("action", detail)))?
+            })?;
         Ok(record(form, row))
     }
 

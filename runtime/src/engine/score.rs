@@ -84,7 +84,19 @@ pub(crate) fn evaluate(
     // SOP tasks arrive with the automations; until then a record has none.
     scope.push("tasks", Array::new());
     let outcome = crate::script::run_in(&rt.scripts, ast, &mut scope, DEFAULT_DEADLINE, run_context(f, record))
-        .map_err(|(fault, _)| EngineError::Input(format!("score {}: {fault}", score.id)))?;
+        .map_err(|(fault, _)| {
+            // A runtime error points into the script file (or says which inline script).
+            let place = match (&fault, crate::model::script_source(&score.script)) {
+                (
+                    crate::script::ScriptFault::Runtime { message, line, column },
+                    crate::model::ScriptSource::File(path),
+                ) => {
+                    format!("{path}:{line}:{column}: {message}")
+                }
+                _ => fault.to_string(),
+            };
+            EngineError::Input(format!("score {}: {place}", score.id))
+        })?;
     let value: Value = rhai::serde::from_dynamic(&outcome.value).unwrap_or(Value::Null);
     let (number, reasons) = match &value {
         Value::Object(m) => (
@@ -154,15 +166,61 @@ impl Runtime {
                     return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
                 }
                 let state = current.state.clone();
-                Writer { assign: &Default::default(), tx, f: &f, table: &table, at: &at, actor }.version(
-                    current,
-                    data.clone(),
-                    state,
-                    "record.updated",
-                    Some(("score", detail.clone())),
-                )?
+                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
+                    .version(current, data.clone(), state, "record.updated", Some(("score", detail.clone())))?
             })?
         };
         Ok((super::records::record_of(form, row), scored))
+    }
+}
+
+impl Runtime {
+    /// Runs a grade on a record and stores the level in the grade's field (and the summary in
+    /// its `summary_field`), as a version whose event says which row decided and why.
+    pub fn grade(
+        &mut self,
+        form: &str,
+        id: &str,
+        grade_id: &str,
+        actor: &str,
+    ) -> Result<(Record, super::Graded), EngineError> {
+        let at = self.now();
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let Some(index) = f.app.app.def.grades.iter().position(|g| g.id == grade_id && g.form == form) else {
+            return Err(EngineError::Input(format!("form {form} has no grade `{grade_id}`")));
+        };
+        let grade = &f.app.app.def.grades[index];
+        let roles = actor_roles(self.store.reader(), actor)?;
+        let table = f.table();
+        let before = records::get(self.store.reader(), &table, id)?.ok_or_else(|| not_found(form, id))?;
+        let rules = super::rules::Rules {
+            f,
+            apps: &self.apps,
+            scripts: &self.scripts,
+            state: before.state.as_deref(),
+            roles: &roles,
+            key_checked: true,
+        };
+        let graded = super::trial::grade_with(&rules, grade, &before.data, index);
+        let mut data = before.data.clone();
+        data.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
+        if let Some(summary) = &grade.summary_field {
+            data.insert(summary.clone(), Value::String(graded.summary.clone()));
+        }
+        let detail = serde_json::to_value(&graded).unwrap_or(Value::Null);
+        let version = before.version;
+        let Runtime { store, apps, .. } = self;
+        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
+        let row =
+            store.write(|tx| {
+                let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+                if current.version != version {
+                    return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
+                }
+                let state = current.state.clone();
+                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
+                    .version(current, data.clone(), state, "record.updated", Some(("grade", detail.clone())))?
+            })?;
+        Ok((super::records::record_of(form, row), graded))
     }
 }
