@@ -354,7 +354,7 @@ fn by_script(
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
     scope.push_dynamic("candidates", rhai::serde::to_dynamic(&eligible).unwrap_or(rhai::Dynamic::UNIT));
     let context = super::score::run_context(f, None);
-    let chosen = crate::script::run_in(engine, ast, &mut scope, crate::script::DEFAULT_DEADLINE, context)
+    let chosen = crate::script::run_in(engine, ast, &mut scope, f.app.deadline, context)
         .map_err(|(fault, _)| fault.to_string())
         .and_then(|o| o.value.into_string().map_err(|t| format!("the script returned a {t}, not a member id")));
     let candidates = decision.candidates;

@@ -113,7 +113,8 @@ impl Runtime {
             orphaned,
         };
         self.host_forms(&app.def);
-        self.apps.insert(id, Installed { app, revision });
+        let deadline = super::deadline(&app, self.deadline_cap);
+        self.apps.insert(id, Installed { app, revision, deadline });
         Ok(report)
     }
 }

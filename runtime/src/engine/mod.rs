@@ -132,6 +132,19 @@ pub struct Record {
 pub(crate) struct Installed {
     pub app: App,
     pub revision: i64,
+    /// How long one script run may take in this app: its own setting, capped store-wide.
+    pub deadline: std::time::Duration,
+}
+
+/// An app's script deadline: its `script_deadline_ms` (50 ms by default), never above the cap.
+pub(crate) fn deadline(app: &App, cap: std::time::Duration) -> std::time::Duration {
+    let wanted = app
+        .def
+        .app
+        .script_deadline_ms
+        .map(|ms| std::time::Duration::from_millis(u64::from(ms)))
+        .unwrap_or(crate::script::DEFAULT_DEADLINE);
+    wanted.min(cap)
 }
 
 /// The running engine over one store.
@@ -142,6 +155,7 @@ pub struct Runtime {
     scripts: Engine,
     apps: BTreeMap<String, Installed>,
     host: Arc<host::Host>,
+    deadline_cap: std::time::Duration,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -179,14 +193,23 @@ impl Runtime {
         let host = Arc::new(host::Host::new(store.read_only_connection()?, clock.clone()));
         let mut scripts = crate::script::engine(crate::script::ScriptLimits::default());
         host::register(&mut scripts, host.clone());
-        let mut rt = Runtime { store, clock, loader, scripts, apps: BTreeMap::new(), host };
+        let mut rt = Runtime {
+            store,
+            clock,
+            loader,
+            scripts,
+            apps: BTreeMap::new(),
+            host,
+            deadline_cap: crate::script::DEFAULT_DEADLINE,
+        };
         for stored in crate::store::apps::list(rt.store.reader())? {
             let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
             let loaded = rt.loader.load(&files);
             match loaded.app {
                 Some(app) => {
                     rt.host_forms(&app.def);
-                    rt.apps.insert(stored.id.clone(), Installed { app, revision: stored.revision });
+                    let deadline = deadline(&app, rt.deadline_cap);
+                    rt.apps.insert(stored.id.clone(), Installed { app, revision: stored.revision, deadline });
                 }
                 None => return Err(EngineError::InvalidApp(loaded.diagnostics)),
             }
@@ -200,6 +223,15 @@ impl Runtime {
             for form in &def.forms {
                 forms.insert(form.id.clone(), FormTable::of(form));
             }
+        }
+    }
+
+    /// Sets the store-wide maximum time one script run may take (50 ms unless set). Apps may
+    /// ask for less with `app.script_deadline_ms`, never for more.
+    pub fn set_script_deadline_cap(&mut self, cap: std::time::Duration) {
+        self.deadline_cap = cap;
+        for installed in self.apps.values_mut() {
+            installed.deadline = deadline(&installed.app, cap);
         }
     }
 
@@ -236,5 +268,26 @@ impl Runtime {
     /// The member directory.
     pub fn members(&self) -> Result<Vec<crate::store::MemberRow>, EngineError> {
         Ok(crate::store::members::list(self.store.reader())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{AppFiles, Loader};
+
+    fn app(extra: &str) -> crate::App {
+        let yaml = format!("app: {{id: a, title: A{extra}}}\n");
+        Loader::new().unwrap().load(&AppFiles { app_yaml: yaml, ..AppFiles::default() }).app.unwrap()
+    }
+
+    #[test]
+    fn an_app_may_lower_its_script_deadline_but_never_exceed_the_cap() {
+        let cap = Duration::from_millis(50);
+        assert_eq!(super::deadline(&app(""), cap), Duration::from_millis(50));
+        assert_eq!(super::deadline(&app(", script_deadline_ms: 10"), cap), Duration::from_millis(10));
+        assert_eq!(super::deadline(&app(", script_deadline_ms: 5000"), cap), cap);
+        assert_eq!(super::deadline(&app(""), Duration::from_millis(5)), Duration::from_millis(5));
     }
 }

@@ -274,7 +274,13 @@ impl Rules<'_> {
                         for _ in 0..computed.len() {
                             for (k, column) in &computed {
                                 let key = format!("/forms/{index}/fields/{j}/columns/{k}/expression");
-                                set_computed(self.scripts, self.f.app.app.script(&key), row, &column.id);
+                                set_computed(
+                                    self.scripts,
+                                    self.f.app.app.script(&key),
+                                    row,
+                                    &column.id,
+                                    self.f.app.deadline,
+                                );
                             }
                         }
                     }
@@ -286,7 +292,7 @@ impl Rules<'_> {
         for _ in 0..computed.len() {
             for (j, field) in &computed {
                 let key = format!("/forms/{index}/fields/{j}/expression");
-                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id);
+                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id, self.f.app.deadline);
             }
         }
     }
@@ -451,7 +457,7 @@ impl Rules<'_> {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
                 let mut scope = scope_of(data);
                 let context = super::score::run_context(&self.f, None);
-                crate::script::run_in(self.scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE, context)
+                crate::script::run_in(self.scripts, ast, &mut scope, self.f.app.deadline, context)
                     .ok()
                     .and_then(|o| o.value.as_bool().ok())
                     .unwrap_or(false)
@@ -518,10 +524,16 @@ pub(crate) fn scope_of(data: &Map<String, Value>) -> Scope<'static> {
     scope
 }
 
-fn set_computed(scripts: &Engine, ast: Option<&AST>, data: &mut Map<String, Value>, field: &str) {
+fn set_computed(
+    scripts: &Engine,
+    ast: Option<&AST>,
+    data: &mut Map<String, Value>,
+    field: &str,
+    deadline: std::time::Duration,
+) {
     let Some(ast) = ast else { return };
     let mut scope = scope_of(data);
-    let value = crate::script::run(scripts, ast, &mut scope, crate::script::DEFAULT_DEADLINE)
+    let value = crate::script::run(scripts, ast, &mut scope, deadline)
         .ok()
         .map(|o| o.value)
         .filter(|d| !d.is_unit())

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::records::{actor_roles, find_form, not_found, unknown_form, Writer};
 use super::{EngineError, FormRef, Record, Runtime};
 use crate::model::{FieldType, Score};
-use crate::script::{RunContext, DEFAULT_DEADLINE};
+use crate::script::RunContext;
 use crate::store::records;
 
 /// What a score run found.
@@ -83,8 +83,8 @@ pub(crate) fn evaluate(
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
     // SOP tasks arrive with the automations; until then a record has none.
     scope.push("tasks", Array::new());
-    let outcome = crate::script::run_in(&rt.scripts, ast, &mut scope, DEFAULT_DEADLINE, run_context(f, record))
-        .map_err(|(fault, _)| {
+    let outcome = crate::script::run_in(&rt.scripts, ast, &mut scope, f.app.deadline, run_context(f, record)).map_err(
+        |(fault, _)| {
             // A runtime error points into the script file (or says which inline script).
             let place = match (&fault, crate::model::script_source(&score.script)) {
                 (
@@ -96,7 +96,8 @@ pub(crate) fn evaluate(
                 _ => fault.to_string(),
             };
             EngineError::Input(format!("score {}: {place}", score.id))
-        })?;
+        },
+    )?;
     let value: Value = rhai::serde::from_dynamic(&outcome.value).unwrap_or(Value::Null);
     let (number, reasons) = match &value {
         Value::Object(m) => (

@@ -179,6 +179,9 @@ pub struct AppMeta {
     /// The default calendar's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
+    /// Milliseconds a script run may take (capped by the store's maximum).
+    #[serde(default, deserialize_with = "whole", skip_serializing_if = "Option::is_none")]
+    pub script_deadline_ms: Option<u32>,
 }
 
 impl AppMeta {
