@@ -184,3 +184,30 @@ fn a_failing_score_script_points_at_its_file_line_and_column() {
     let err = rt.score("deal", &deal.id, "probe", "system").unwrap_err().to_string();
     assert!(err.contains("scripts/broken.rhai:2:"), "{err}");
 }
+
+#[test]
+fn score_from_the_cli_stores_the_value_and_its_reasons() {
+    let dir = crate::support::TempDir::new("scorecli");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", dir.0.join("closeloop.db"))
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install", "customer-success"]);
+    run(&["members", "import", "app-templates/customer-success/data/members.csv"]);
+    run(&["import", "account", "app-templates/customer-success/data/accounts.csv"]);
+    let out: serde_json::Value =
+        serde_json::from_str(&run(&["--format", "json", "score", "account", "ACC-00001", "health"])).unwrap();
+    assert_eq!(
+        (out["record"]["data"]["health"].as_i64(), out["score"]["reasons"][0].as_str()),
+        (Some(90), Some("never contacted"))
+    );
+    assert!(run(&["history", "account", "ACC-00001"]).contains("health: 80 → 90"));
+}

@@ -115,3 +115,111 @@ fn a_failing_computed_field_leaves_the_record_stored_and_the_process_alive() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!r.data.contains_key("spin"), "the failed value is left empty, the record kept");
 }
+
+/// RELIABILITY S9: random scripts never crash the process. Token soups from rhai's keywords,
+/// operators, literals and the host API are compiled and, when they compile, run; any panic
+/// would fail the test. 300 cases by default; `CLOSELOOP_FUZZ_CASES=1000000 cargo test --release
+/// --test tests s9_` is the soak.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const TOKENS: &[&str] = &[
+        "let",
+        "x",
+        "y",
+        "=",
+        ";",
+        "1",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "1.5e308",
+        "\"s\"",
+        "'c'",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "#{",
+        ",",
+        ".",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "**",
+        "<<",
+        ">>",
+        "&&",
+        "||",
+        "!",
+        "==",
+        "<",
+        "if",
+        "else",
+        "while",
+        "loop",
+        "for",
+        "in",
+        "break",
+        "continue",
+        "return",
+        "fn",
+        "f",
+        "|",
+        "x.len()",
+        "x.push(x)",
+        "x.pad(99999999, \"y\")",
+        "()",
+        "switch",
+        "=>",
+        "_",
+        "throw",
+        "try",
+        "catch",
+        "today()",
+        "days_since(\"2026-01-01\")",
+        "members(#{})",
+        "call",
+        "Fn(\"f\")",
+        "this",
+        "..",
+        "..=",
+        "`${x}`",
+        "?",
+        "?.",
+        "::",
+        "import",
+        "eval",
+        "sleep(1)",
+        "print(x)",
+    ];
+
+    fn soup() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(TOKENS), 0..60).prop_map(|t| t.join(" "))
+    }
+
+    fn cases() -> u32 {
+        std::env::var("CLOSELOOP_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, .. ProptestConfig::default() })]
+
+        #[test]
+        fn s9_random_scripts_never_crash_the_engine(source in soup()) {
+            let engine = script::engine(ScriptLimits::default());
+            if let Ok(ast) = script::compile(&engine, &source) {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    script::run(&engine, &ast, &mut Scope::new(), Duration::from_millis(5)).map(|_| ()).map_err(|(f, _)| f)
+                }));
+                prop_assert!(result.is_ok(), "the engine panicked on: {source}");
+            }
+        }
+    }
+}

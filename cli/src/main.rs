@@ -181,6 +181,30 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// Recompute a score for a record (the customer's health) and store it with its reasons.
+    Score {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The score's id.
+        score: String,
+        /// Who asks.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// Run a grade on a record (the quote's risk) and store the level and summary.
+    Grade {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The grade's id.
+        grade: String,
+        /// Who asks.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
     /// Try an app's rules before they go live.
     Script {
         #[command(subcommand)]
@@ -298,6 +322,8 @@ fn main() -> ExitCode {
         }
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
         Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
+        Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
+        Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {
             records::data(data.as_deref()).and_then(|d| records::script_test(&ctx, id, d, record.as_deref(), actor))
         }

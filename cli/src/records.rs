@@ -435,3 +435,28 @@ pub fn script_test(
         s
     })
 }
+
+/// `closeloop score FORM ID SCORE`.
+pub fn score(ctx: &Context, form: &str, id: &str, score: &str, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let (record, scored) = rt.score(form, id, score, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &json!({"record": record, "score": scored}), || {
+        let mut s = format!("{} {} = {} (version {})", record.id, score, scored.value, record.version);
+        for r in &scored.reasons {
+            s.push_str(&format!("\n  because: {r}"));
+        }
+        for t in &scored.crossed_below {
+            s.push_str(&format!("\n  fell below {t}"));
+        }
+        s
+    })
+}
+
+/// `closeloop grade FORM ID GRADE`.
+pub fn grade(ctx: &Context, form: &str, id: &str, grade: &str, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let (record, graded) = rt.grade(form, id, grade, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &json!({"record": record, "grade": graded}), || {
+        format!("{} {grade}: {} (version {})", record.id, graded.summary, record.version)
+    })
+}
