@@ -49,6 +49,12 @@ fn nobody_at_capacity_is_picked_and_a_region_without_reps_goes_to_the_queue() {
     let queued = rt.list("lead", &ListQuery::default()).unwrap().pop().unwrap();
     let history = rt.history("lead", &queued.id).unwrap();
     assert!(history[0].notes[0].starts_with("to queue unassigned_leads"), "{:?}", history[0].notes);
+    // …and is flagged on the supervisor board, the board that shows leads.
+    let board = rt.board("supervisor").unwrap();
+    assert_eq!(board.len(), 1);
+    assert_eq!((board[0].record.as_str(), board[0].form.as_str()), (queued.id.as_str(), "lead"));
+    assert!(board[0].reason.starts_with("to queue unassigned_leads"), "{}", board[0].reason);
+    assert!(matches!(rt.board("nosuch"), Err(closeloop::EngineError::Input(_))));
     assert!(rt.verify_audit().unwrap().problem.is_none());
 }
 
@@ -202,4 +208,47 @@ fn the_quote_risk_table_grades_as_legal_expects() {
     let (lvl, summary) = level(json!({"payment_terms": "net30"}));
     assert_eq!(lvl, "low");
     assert!(summary.contains("标准条款"), "{summary}");
+}
+
+#[test]
+fn the_board_command_lists_flagged_records_as_json() {
+    let dir = crate::support::TempDir::new("boardcli");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", dir.0.join("closeloop.db"))
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install", "lead-followup"]);
+    run(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    run(&["members", "import", &{
+        let p = dir.0.join("away.csv");
+        std::fs::write(&p, "id,active\nm_he,false\n").unwrap();
+        p.to_string_lossy().into_owned()
+    }]);
+    let lead: serde_json::Value = serde_json::from_str(&run(&[
+        "--format",
+        "json",
+        "submit",
+        "lead",
+        "--as",
+        "m_zheng",
+        "--data",
+        r#"{"source":"expo","customer":"成都某公司","phone":"13500135005","region":"west"}"#,
+    ]))
+    .unwrap();
+    assert!(lead.get("owner").is_none(), "nobody active in the west");
+    let board: serde_json::Value = serde_json::from_str(&run(&["--format", "json", "board", "supervisor"])).unwrap();
+    let item = &board.as_array().unwrap()[0];
+    for key in ["record", "form", "reason", "since"] {
+        assert!(item.get(key).is_some(), "board JSON lacks {key}: {board}");
+    }
+    assert_eq!(item["record"], lead["id"]);
+    assert!(run(&["audit", "verify"]).starts_with("audit ok"));
 }

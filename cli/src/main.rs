@@ -205,6 +205,11 @@ enum Command {
         #[arg(long = "as", default_value = "system")]
         actor: String,
     },
+    /// List a board: the records flagged for attention, why, and since when.
+    Board {
+        /// The board's id (`supervisor`, `director`).
+        name: String,
+    },
     /// Try an app's rules before they go live.
     Script {
         #[command(subcommand)]
@@ -322,6 +327,7 @@ fn main() -> ExitCode {
         }
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
         Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
+        Command::Board { name } => records::board(&ctx, name),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

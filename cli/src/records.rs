@@ -460,3 +460,15 @@ pub fn grade(ctx: &Context, form: &str, id: &str, grade: &str, actor: &str) -> R
         format!("{} {grade}: {} (version {})", record.id, graded.summary, record.version)
     })
 }
+
+/// `closeloop board NAME`.
+pub fn board(ctx: &Context, name: &str) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let items = rt.board(name).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &items, || {
+        let mut s: Vec<String> =
+            items.iter().map(|i| format!("{:<18} {:>5}h  {}", i.record, i.age_hours, i.reason)).collect();
+        s.push(format!("{} record(s) on board {name}", items.len()));
+        s.join("\n")
+    })
+}

@@ -50,12 +50,12 @@ impl Cache {
 /// A decision as the creation event records it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Recorded {
-    rule: String,
+    pub(crate) rule: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    member: Option<String>,
+    pub(crate) member: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    queue: Option<String>,
-    explanation: String,
+    pub(crate) queue: Option<String>,
+    pub(crate) explanation: String,
 }
 
 /// The start of a counting window, in the app's time zone, as stored.

@@ -6,6 +6,7 @@
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
 pub mod assign;
+mod boards;
 mod csvio;
 mod host;
 mod install;
@@ -21,6 +22,7 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use boards::BoardItem;
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub use install::InstallReport;
 pub use records::{Change, Version};

@@ -179,6 +179,8 @@ impl Writer<'_, '_> {
             detail.push(("assignment", serde_json::to_value(&decisions)?));
         }
         let body = event_body(&row, None, detail)?;
+        let unassigned: Vec<String> =
+            decisions.iter().filter(|d| d.member.is_none()).map(|d| d.explanation.clone()).collect();
         audit::append(
             tx,
             &NewEvent {
@@ -193,6 +195,19 @@ impl Writer<'_, '_> {
                 data_hash: Some(&row.data_hash),
             },
         )?;
+        // A record its rule could not assign waits on the boards that show its form.
+        for reason in unassigned {
+            for board in f.app.app.def.boards.iter().filter(|b| b.forms.contains(&f.form.id)) {
+                let flag = crate::store::FlagRow {
+                    board: board.id.clone(),
+                    form: f.form.id.clone(),
+                    record: row.id.clone(),
+                    reason: reason.clone(),
+                    since: at.to_string(),
+                };
+                super::boards::flag_in_tx(tx, &flag, actor)?;
+            }
+        }
         Ok(row)
     }
 

@@ -277,8 +277,8 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
             "SELECT r.id, r.data, r.data_hash, r.version, r.state, r.owner, r.updated_by, r.updated_at, r.created_by, r.created_at,
                     l.version, l.body, l.data_hash, l.actor, l.at, f.actor, f.at
              FROM {} r
-             LEFT JOIN events l ON l.seq = (SELECT max(seq) FROM events WHERE form = ?1 AND record = r.id)
-             LEFT JOIN events f ON f.seq = (SELECT min(seq) FROM events WHERE form = ?1 AND record = r.id)
+             LEFT JOIN events l ON l.seq = (SELECT max(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
+             LEFT JOIN events f ON f.seq = (SELECT min(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
              ORDER BY r.created_at, r.id",
             t.quoted()
         );

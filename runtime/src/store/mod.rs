@@ -12,6 +12,7 @@
 pub(crate) mod apps;
 pub(crate) mod audit;
 mod bench;
+pub(crate) mod boards;
 pub(crate) mod members;
 pub(crate) mod records;
 pub(crate) mod schema;
@@ -23,6 +24,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
+pub use boards::FlagRow;
 pub use members::MemberRow;
 pub use records::{ListQuery, RecordRow, SortOrder};
 pub use schema::FormTable;

@@ -57,7 +57,16 @@ const MIGRATIONS: &[&str] = &[
         form TEXT NOT NULL,
         period TEXT NOT NULL,
         value INTEGER NOT NULL,
-        PRIMARY KEY (form, period)
+                PRIMARY KEY (form, period)
+     );",
+    // 2: boards: records flagged for someone's attention.
+    "CREATE TABLE flags (
+        board TEXT NOT NULL,
+        form TEXT NOT NULL,
+        record TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY (board, form, record)
      );",
 ];
 

@@ -1,0 +1,47 @@
+//! Boards: which records are flagged on which board, why, and since when.
+
+use rusqlite::{params, Connection};
+
+use super::{StoreError, Tx};
+
+/// A flagged record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRow {
+    /// The board.
+    pub board: String,
+    /// The record's form.
+    pub form: String,
+    /// The record's id.
+    pub record: String,
+    /// Why it is on the board.
+    pub reason: String,
+    /// Since when (RFC 3339 UTC).
+    pub since: String,
+}
+
+/// Flags a record on a board; a record already flagged there keeps its first `since` and
+/// takes the new reason. Returns true when the record was not on the board before.
+pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<bool, StoreError> {
+    let existed: i64 = tx.query_row(
+        "SELECT count(*) FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3",
+        params![f.board, f.form, f.record],
+        |r| r.get(0),
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO flags (board, form, record, reason, since) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (board, form, record) DO UPDATE SET reason = ?4",
+    )?
+    .execute(params![f.board, f.form, f.record, f.reason, f.since])?;
+    Ok(existed == 0)
+}
+
+/// A board's flagged records, oldest first.
+pub(crate) fn list(conn: &Connection, board: &str) -> Result<Vec<FlagRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT board, form, record, reason, since FROM flags WHERE board = ?1 ORDER BY since, form, record",
+    )?;
+    let rows = stmt.query_map([board], |r| {
+        Ok(FlagRow { board: r.get(0)?, form: r.get(1)?, record: r.get(2)?, reason: r.get(3)?, since: r.get(4)? })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
