@@ -122,6 +122,42 @@ fn s8_scripts_cannot_write_approve_or_read_forms_that_are_not_installed() {
     let _ = &mut rt;
 }
 
+/// Runs a one-line score script on the probe app and returns its value or its fault.
+fn probe(script: &str) -> Result<f64, String> {
+    let app = PROBE.replace(
+        &PROBE[PROBE.find("    script: |").unwrap()..],
+        &format!("    script: '{}'\n", script.replace('\'', "''")),
+    );
+    let mut rt = runtime();
+    rt.install(&AppFiles { app_yaml: app, ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(
+        b"id,name,roles,active\nm_li,Li,sales_rep,true\nm_x,X,sales_rep,false\nm_wu,Wu,,true\n",
+        "system",
+    )
+    .unwrap();
+    rt.submit("deal", obj(json!({"code": "D-1", "owner": "m_li"})), "m_li").unwrap();
+    rt.submit("deal", obj(json!({"code": "D-2", "owner": "m_wu"})), "m_wu").unwrap();
+    let deal = rt.submit("deal", obj(json!({"code": "D-3", "owner": "m_li"})), "m_li").unwrap();
+    rt.score("deal", &deal.id, "probe", "system")
+        .map(|(r, _)| r.data["points"].as_f64().unwrap())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn host_functions_read_instants_in_the_apps_time_zone_and_refuse_extreme_arguments() {
+    // 17:00 UTC on the 25th is 01:00 on the 26th in Shanghai: the same local day as today.
+    assert_eq!(probe("days_between(\"2026-11-25T17:00:00Z\", today())"), Ok(0.0));
+    assert_eq!(probe("days_between(\"2026-11-25\", today())"), Ok(1.0));
+    // Extreme day counts are an error, never a crash.
+    let err = probe("add_business_days(\"2026-11-26\", -9223372036854775807 - 1); 1").unwrap_err();
+    assert!(err.contains("at most 3660 days"), "{err}");
+    // A member's own count, not the whole directory's; `active` also accepts the text form.
+    assert_eq!(probe("open_count(\"m_li\", \"deal\", [], \"ever\")"), Ok(2.0));
+    assert_eq!(probe("members(#{active: \"false\"}).len()"), Ok(1.0));
+    let err = probe("members(#{active: \"maybe\"}).len()").unwrap_err();
+    assert!(err.contains("true or false"), "{err}");
+}
+
 /// A lead form whose assignment rule picks by script.
 fn picking(script: &str) -> Runtime {
     let app = format!(

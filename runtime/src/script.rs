@@ -228,9 +228,11 @@ pub fn run_in(
 ) -> Result<RunOutcome, (ScriptFault, Vec<String>)> {
     let started = Instant::now();
     let state = RunState { started, deadline, operations: 0, log: Vec::new(), calls: Vec::new(), context };
-    RUN.with(|run| *run.borrow_mut() = Some(state));
+    // A run inside a run (a host function evaluating a script) gets its own state and gives the
+    // outer run's back when it ends, so the outer deadline keeps counting.
+    let outer = RUN.with(|run| run.borrow_mut().replace(state));
     let result = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
-    let state = RUN.with(|run| run.borrow_mut().take());
+    let state = RUN.with(|run| std::mem::replace(&mut *run.borrow_mut(), outer));
     let (operations, log, calls) = state.map(|s| (s.operations, s.log, s.calls)).unwrap_or_default();
     match result {
         Ok(value) => Ok(RunOutcome { value, log, operations, elapsed: started.elapsed(), calls }),

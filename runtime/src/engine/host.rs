@@ -16,8 +16,10 @@ use crate::clock::Clock;
 use crate::script::{context, note_call};
 use crate::store::{audit, members, records, FormTable};
 
-/// The most members, records or events one call returns.
+/// The most records or events one call returns.
 const MAX_ROWS: usize = 10_000;
+/// The most members one call returns (each a map of 7 entries, within the scripts' data limit).
+const MAX_MEMBERS: usize = 1_000;
 
 /// What the host functions share: a read-only connection, the clock, and the forms they may
 /// name (the installed ones).
@@ -38,9 +40,17 @@ fn to_dynamic(v: &Value) -> Dynamic {
     rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
 }
 
+/// A date, or the local date (in the app's time zone) of a stored instant.
 fn date(text: &str, what: &str) -> Fallible<jiff::civil::Date> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.to_zoned(app_zone()).date());
+    }
     let day = text.get(..10).unwrap_or(text);
     day.parse::<jiff::civil::Date>().or_else(|_| fail(format!("{what}: \"{text}\" is not a date (YYYY-MM-DD)")))
+}
+
+fn app_zone() -> jiff::tz::TimeZone {
+    crate::timespec::parse_time_zone(&context().time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 impl Host {
@@ -56,8 +66,7 @@ impl Host {
     }
 
     fn today(&self) -> jiff::civil::Date {
-        let tz = crate::timespec::parse_time_zone(&context().time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-        self.clock.now().to_zoned(tz).date()
+        self.clock.now().to_zoned(app_zone()).date()
     }
 }
 
@@ -103,12 +112,12 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
         Ok(s)
     });
     engine.register_fn("add_business_days", |d: &str, n: i64| -> Fallible<String> {
-        if n.abs() > 3660 {
+        if n.unsigned_abs() > 3660 {
             return fail("add_business_days: at most 3660 days".into());
         }
         let mut day = date(d, "add_business_days")?;
         let step = if n < 0 { -1 } else { 1 };
-        let mut left = n.abs();
+        let mut left = n.unsigned_abs();
         while left > 0 {
             day = day
                 .checked_add(jiff::Span::new().days(step))
@@ -124,7 +133,15 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     engine.register_fn("members", move |filter: RhaiMap| -> Fallible<Array> {
         let role = filter.get("role").map(|v| v.to_string());
         let region = filter.get("region").map(|v| v.to_string());
-        let active = filter.get("active").and_then(|v| v.as_bool().ok());
+        let active = match filter.get("active") {
+            None => None,
+            Some(v) => {
+                match v.as_bool().ok().or_else(|| v.clone().into_string().ok().and_then(|s| s.parse::<bool>().ok())) {
+                    Some(b) => Some(b),
+                    None => return fail(format!("members: `active` is true or false, not {v}")),
+                }
+            }
+        };
         for key in filter.keys() {
             if !["role", "region", "active"].contains(&key.as_str()) {
                 return fail(format!("members: filter on role, region or active, not `{key}`"));
@@ -137,7 +154,7 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
             .filter(|m| role.as_ref().is_none_or(|r| m.roles.contains(r)))
             .filter(|m| region.as_ref().is_none_or(|r| m.region.as_ref() == Some(r)))
             .filter(|m| active.is_none_or(|a| m.active == a))
-            .take(MAX_ROWS)
+            .take(MAX_MEMBERS)
             .map(|m| {
                 to_dynamic(&serde_json::json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region,
                     "manager": m.manager, "active": m.active, "capacity": m.capacity}))
@@ -153,12 +170,12 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
         let since = match since {
             "" | "ever" => None,
             s => Some(crate::clock::stamp(
-                date(s, "open_count")?.to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| e.to_string())?.timestamp(),
+                date(s, "open_count")?.to_zoned(app_zone()).map_err(|e| e.to_string())?.timestamp(),
             )),
         };
         let conn = h.conn.lock().map_err(|_| "open_count: the reader is unavailable".to_string())?;
-        let counts = records::count_by_owner(&conn, &table, &states, since.as_deref()).map_err(|e| e.to_string())?;
-        let n = counts.get(member).copied().unwrap_or(0) as i64;
+        let n =
+            records::count_owned(&conn, &table, member, &states, since.as_deref()).map_err(|e| e.to_string())? as i64;
         note_call(format!("open_count({member}, {form}, {states:?}, {}) → {n}", since.as_deref().unwrap_or("ever")));
         Ok(n)
     });

@@ -218,8 +218,42 @@ pub(crate) fn count_by_owner(
     states: &[String],
     since: Option<&str>,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-    let mut clauses = vec!["owner IS NOT NULL".to_string()];
+    let (filter, values) = owned_filter(None, states, since);
+    let sql = format!("SELECT owner, count(*) FROM {} WHERE {filter} GROUP BY owner", t.quoted());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let (owner, n) = row?;
+        out.insert(owner, n.max(0) as u64);
+    }
+    Ok(out)
+}
+
+/// How many records one member owns in some states (all, when none are given) since a time.
+pub(crate) fn count_owned(
+    conn: &Connection,
+    t: &FormTable,
+    owner: &str,
+    states: &[String],
+    since: Option<&str>,
+) -> Result<u64, StoreError> {
+    let (filter, values) = owned_filter(Some(owner), states, since);
+    let sql = format!("SELECT count(*) FROM {} WHERE {filter}", t.quoted());
+    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// The WHERE clause (and its values) for owned records: one owner or any, in some states, since a time.
+fn owned_filter(owner: Option<&str>, states: &[String], since: Option<&str>) -> (String, Vec<SqlValue>) {
     let mut values: Vec<SqlValue> = Vec::new();
+    let mut clauses = match owner {
+        Some(owner) => {
+            values.push(SqlValue::Text(owner.to_string()));
+            vec!["owner = ?1".to_string()]
+        }
+        None => vec!["owner IS NOT NULL".to_string()],
+    };
     if !states.is_empty() {
         let marks: Vec<String> = states
             .iter()
@@ -234,15 +268,7 @@ pub(crate) fn count_by_owner(
         values.push(SqlValue::Text(since.to_string()));
         clauses.push(format!("created_at >= ?{}", values.len()));
     }
-    let sql = format!("SELECT owner, count(*) FROM {} WHERE {} GROUP BY owner", t.quoted(), clauses.join(" AND "));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    let mut out = std::collections::BTreeMap::new();
-    for row in rows {
-        let (owner, n) = row?;
-        out.insert(owner, n.max(0) as u64);
-    }
-    Ok(out)
+    (clauses.join(" AND "), values)
 }
 
 /// The owner of the form's most recent record, for round-robin assignment.
