@@ -252,3 +252,46 @@ fn the_board_command_lists_flagged_records_as_json() {
     assert_eq!(item["record"], lead["id"]);
     assert!(run(&["audit", "verify"]).starts_with("audit ok"));
 }
+
+#[test]
+fn an_import_that_names_some_owners_still_spreads_the_rest_evenly() {
+    let mut rt = leads();
+    let mut csv = String::from("source,customer,phone,region,owner\nexpo,客户0,13700000000,east,\n");
+    for i in 1..4 {
+        csv.push_str(&format!("expo,客户{i},1370000000{i},east,m_wang\n"));
+    }
+    for i in 4..8 {
+        csv.push_str(&format!("expo,客户{i},1370000000{i},east,\n"));
+    }
+    rt.import_csv("lead", csv.as_bytes(), &closeloop::engine::ImportOptions::default(), &mut |_| {}).unwrap();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rt.list("lead", &ListQuery::default()).unwrap() {
+        *counts.entry(r.owner.unwrap_or_default()).or_default() += 1;
+    }
+    // m_wang's three named leads count against him while the other rows are assigned.
+    assert_eq!(counts, [("m_li".to_string(), 4), ("m_wang".to_string(), 4)].into_iter().collect());
+}
+
+#[test]
+fn weights_read_from_imported_text_and_an_inactive_fallback_is_not_used() {
+    let mut light = member(1, "rep", "east", None, true);
+    light.extra.insert("seats".into(), json!("1"));
+    let mut heavy = member(2, "rep", "east", None, true);
+    heavy.extra.insert("seats".into(), json!("3"));
+    let mut weighted = rule(Pick::Weighted, false);
+    weighted.weight = Some("seats".into());
+    let loads = Loads { open: [("m01".into(), 1), ("m02".into(), 2)].into_iter().collect(), ..Loads::default() };
+    // 2 open for a weight of 3 is lighter than 1 open for a weight of 1.
+    let team = [light, heavy];
+    assert_eq!(decide(&weighted, &obj(json!({"region": "east"})), &team, &loads).member.as_deref(), Some("m02"));
+
+    let mut fallback = rule(Pick::LeastLoaded, false);
+    fallback.fallback = Some(closeloop::model::Fallback::Member("m03".into()));
+    let gone = member(3, "supervisor", "east", None, false);
+    let d = decide(&fallback, &obj(json!({"region": "west"})), std::slice::from_ref(&gone), &Loads::default());
+    assert_eq!(d.member, None);
+    assert!(d.explanation.contains("the fallback m03 is not an active member"), "{}", d.explanation);
+    let d =
+        decide(&fallback, &obj(json!({"region": "west"})), &[MemberRow { active: true, ..gone }], &Loads::default());
+    assert_eq!(d.member.as_deref(), Some("m03"));
+}

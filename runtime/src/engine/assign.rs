@@ -96,7 +96,11 @@ pub(crate) fn on_create(
     let mut out = Vec::new();
     for rule in rules {
         let Some(field) = rule.field.as_deref().or(f.form.owner_field()) else { continue };
-        if data.get(field).is_some_and(|v| !v.is_null()) {
+        if let Some(named) = data.get(field).filter(|v| !v.is_null()) {
+            // A row that names its owner (an import) still adds to that member's load.
+            if let (Some(member), Some(loads)) = (named.as_str(), cache.loads.get_mut(&rule.id)) {
+                loads.count_new(rule, f, member);
+            }
             continue;
         }
         if cache.team.is_none() {
@@ -122,21 +126,7 @@ pub(crate) fn on_create(
         }
         if let Some(member) = &decision.member {
             data.insert(field.to_string(), Value::String(member.clone()));
-            // The new record counts from now on, in the states it starts in.
-            let initial = f.form.initial_state().map(|s| s.id.as_str());
-            let counts =
-                |states: &[String]| states.is_empty() || initial.is_some_and(|s| states.iter().any(|x| x == s));
-            if counts(rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default()) {
-                *loads.open.entry(member.clone()).or_default() += 1;
-            }
-            for (i, pref) in rule.prefer.iter().enumerate() {
-                if counts(&pref.states) {
-                    if let Some(c) = loads.preferences.get_mut(i) {
-                        *c.entry(member.clone()).or_default() += 1;
-                    }
-                }
-            }
-            loads.last = Some(member.clone());
+            loads.count_new(rule, f, member);
         }
         out.push(Recorded {
             rule: rule.id.clone(),
@@ -158,6 +148,25 @@ pub struct Loads {
     pub preferences: Vec<BTreeMap<String, u64>>,
     /// The member who got the rule's previous record (for `round_robin`).
     pub last: Option<String>,
+}
+
+impl Loads {
+    /// Counts a new record for its member from now on, in the states it starts in.
+    fn count_new(&mut self, rule: &AssignmentRule, f: &FormRef<'_>, member: &str) {
+        let initial = f.form.initial_state().map(|s| s.id.as_str());
+        let counts = |states: &[String]| states.is_empty() || initial.is_some_and(|s| states.iter().any(|x| x == s));
+        if counts(rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default()) {
+            *self.open.entry(member.to_string()).or_default() += 1;
+        }
+        for (i, pref) in rule.prefer.iter().enumerate() {
+            if counts(&pref.states) {
+                if let Some(c) = self.preferences.get_mut(i) {
+                    *c.entry(member.to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.last = Some(member.to_string());
+    }
 }
 
 /// One candidate as the decision saw it.
@@ -261,7 +270,11 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
                 let w = if attr == "capacity" {
                     m.capacity.unwrap_or(1)
                 } else {
-                    m.extra.get(attr).and_then(Value::as_i64).unwrap_or(1)
+                    // Imported extras are text: "3" weighs 3.
+                    m.extra
+                        .get(attr)
+                        .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+                        .unwrap_or(1)
                 };
                 w.max(1) as u64
             };
@@ -301,6 +314,12 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
                 "nobody qualified".to_string()
             };
             match &rule.fallback {
+                Some(Fallback::Member(id)) if !team.iter().any(|m| &m.id == id && m.active) => Decision {
+                    member: None,
+                    queue: None,
+                    explanation: format!("unassigned: {reason}, and the fallback {id} is not an active member"),
+                    candidates,
+                },
                 Some(Fallback::Member(id)) => Decision {
                     member: Some(id.clone()),
                     queue: None,
