@@ -247,3 +247,19 @@ fn score_from_the_cli_stores_the_value_and_its_reasons() {
     );
     assert!(run(&["history", "account", "ACC-00001"]).contains("health: 80 → 90"));
 }
+
+#[test]
+fn computed_fields_see_the_apps_time_zone_and_calendar() {
+    // 01:00 on the 26th in Shanghai is still the 25th in UTC.
+    let clock = Arc::new(ManualClock::new("2026-11-26T01:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let app = PROBE.replace(
+        "      - {id: points, type: integer}",
+        "      - {id: points, type: integer}\n      - {id: due, type: computed, expression: 'add_business_days(today(), 2)'}",
+    );
+    rt.install(&AppFiles { app_yaml: app, ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles\nm_li,Li,sales_rep\n", "system").unwrap();
+    let deal = rt.submit("deal", obj(json!({"code": "D-1"})), "m_li").unwrap();
+    // Thursday the 26th, then Friday, then the make-up Saturday.
+    assert_eq!(deal.data["due"], "2026-11-28");
+}

@@ -261,6 +261,13 @@ impl Rules<'_> {
     /// fixed point. An expression that cannot be evaluated (an input still empty) gives no value.
     fn compute(&self, data: &mut Map<String, Value>) {
         let index = self.f.index;
+        let is_computed = |f: &Field| f.kind == FieldType::Computed;
+        let any = self.f.form.fields.iter().any(|f| is_computed(f) || f.columns.iter().flatten().any(is_computed));
+        if !any {
+            return;
+        }
+        // Expressions that call `today()` or `add_business_days` see the app's zone and calendar.
+        let context = super::score::run_context(&self.f, None);
         for (j, table) in self.f.form.fields.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Table) {
             let columns = table.columns.as_deref().unwrap_or_default();
             let computed: Vec<(usize, &Field)> =
@@ -280,6 +287,7 @@ impl Rules<'_> {
                                     row,
                                     &column.id,
                                     self.f.app.deadline,
+                                    &context,
                                 );
                             }
                         }
@@ -292,7 +300,7 @@ impl Rules<'_> {
         for _ in 0..computed.len() {
             for (j, field) in &computed {
                 let key = format!("/forms/{index}/fields/{j}/expression");
-                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id, self.f.app.deadline);
+                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id, self.f.app.deadline, &context);
             }
         }
     }
@@ -530,10 +538,11 @@ fn set_computed(
     data: &mut Map<String, Value>,
     field: &str,
     deadline: std::time::Duration,
+    context: &crate::script::RunContext,
 ) {
     let Some(ast) = ast else { return };
     let mut scope = scope_of(data);
-    let value = crate::script::run(scripts, ast, &mut scope, deadline)
+    let value = crate::script::run_in(scripts, ast, &mut scope, deadline, context.clone())
         .ok()
         .map(|o| o.value)
         .filter(|d| !d.is_unit())
