@@ -183,6 +183,13 @@ fn a_script_picker_chooses_among_candidates_and_a_failing_one_loses_nothing() {
         let note = &rt.history("lead", &r.id).unwrap()[0].notes[0];
         assert!(note.starts_with("assignment failed") && why.split('|').any(|w| note.contains(w)), "{script}: {note}");
     }
+    // `script test` tries the same script and writes nothing.
+    let trial = rt.try_rule("by_script", obj(json!({"region": "east"})), None, "system").unwrap();
+    assert_eq!(
+        (trial.detail["member"].as_str(), trial.result.as_str()),
+        (Some("b"), "to Bo: chosen by the rule's script")
+    );
+    assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 1);
 }
 
 #[test]

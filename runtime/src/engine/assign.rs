@@ -344,7 +344,7 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
 /// region, load) and returns the chosen member's id. A script that fails or names someone who is
 /// not a candidate leaves the record unassigned, with the failure in the explanation: the record
 /// is never lost.
-fn by_script(
+pub(crate) fn by_script(
     f: &FormRef<'_>,
     rule: &AssignmentRule,
     data: &Map<String, Value>,

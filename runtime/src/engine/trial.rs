@@ -117,7 +117,11 @@ impl Runtime {
                 loads.preferences.push(counts);
             }
             loads.last = records::last_owner(conn, &table)?;
-            let decision = decide(rule, &data, &team, &loads);
+            let mut decision = decide(rule, &data, &team, &loads);
+            if rule.pick == crate::model::Pick::Script {
+                decision = super::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));
+                calls.push(format!("the rule's script → {}", decision.member.as_deref().unwrap_or("nobody")));
+            }
             return Ok(Trial {
                 kind: "assignment rule",
                 id: id.to_string(),
