@@ -270,3 +270,32 @@ fn computed_fields_see_the_apps_time_zone_and_calendar() {
     // Thursday the 26th, then Friday, then the make-up Saturday.
     assert_eq!(deal.data["due"], "2026-11-28");
 }
+
+#[test]
+fn s8_lookups_stay_in_the_scripts_app_and_never_show_sensitive_fields() {
+    let mut rt = runtime();
+    let hr = "app: {id: hr, title: HR}\nforms:\n  - id: salary\n    key: [who]\n    fields:\n      - {id: who, type: text}\n";
+    rt.install(&AppFiles { app_yaml: hr.into(), ..AppFiles::default() }, "system", false).unwrap();
+    rt.submit("salary", obj(json!({"who": "m_li"})), "system").unwrap();
+    let app = PROBE
+        .replace(
+            "      - {id: points, type: integer}",
+            "      - {id: points, type: integer}\n      - {id: phone, type: text, sensitive: true}",
+        )
+        .replace(
+            &PROBE[PROBE.find("    script: |").unwrap()..],
+            "    script: 'lookup(\"salary\", \"who\", \"m_li\"); 1'\n",
+        );
+    rt.install(&AppFiles { app_yaml: app.clone(), ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles\nm_li,Li,sales_rep\n", "system").unwrap();
+    let deal = rt.submit("deal", obj(json!({"code": "D-1", "phone": "13800138000"})), "m_li").unwrap();
+    let err = rt.score("deal", &deal.id, "probe", "system").unwrap_err().to_string();
+    assert!(err.contains("no form `salary` in this app"), "{err}");
+    let peek = app.replace(
+        "lookup(\"salary\", \"who\", \"m_li\"); 1",
+        "if lookup(\"deal\", \"code\", \"D-1\").contains(\"phone\") { 1 } else { 2 }",
+    );
+    rt.install(&AppFiles { app_yaml: peek, ..AppFiles::default() }, "system", false).unwrap();
+    let (scored, _) = rt.score("deal", &deal.id, "probe", "system").unwrap();
+    assert_eq!(scored.data["points"], 2, "the phone number was left out of the lookup");
+}

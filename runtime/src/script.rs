@@ -127,6 +127,8 @@ pub struct RunContext {
     pub holidays: Vec<String>,
     /// Weekend dates that are worked.
     pub extra_working_days: Vec<String>,
+    /// The app the script belongs to: host functions read only its forms.
+    pub app: Option<String>,
     /// The form of the record the script is about.
     pub form: Option<String>,
     /// The record's id, when it has one yet.

@@ -26,8 +26,16 @@ const MAX_MEMBERS: usize = 1_000;
 pub(crate) struct Host {
     conn: Mutex<Connection>,
     clock: Arc<dyn Clock>,
-    /// Form id → (table, key fields usable for lookups).
-    pub forms: RwLock<BTreeMap<String, FormTable>>,
+    /// Form id → the form as host functions see it.
+    pub forms: RwLock<BTreeMap<String, HostForm>>,
+}
+
+/// A form host functions may read: its app, its table, and the fields scripts never see.
+#[derive(Debug, Clone)]
+pub(crate) struct HostForm {
+    pub app: String,
+    pub table: FormTable,
+    pub sensitive: Vec<String>,
 }
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -58,10 +66,12 @@ impl Host {
         Host { conn: Mutex::new(conn), clock, forms: RwLock::new(BTreeMap::new()) }
     }
 
-    fn table(&self, form: &str) -> Fallible<FormTable> {
+    /// A form of the running script's app (any installed form for a run without an app).
+    fn form(&self, form: &str) -> Fallible<HostForm> {
+        let app = context().app;
         match self.forms.read().ok().and_then(|f| f.get(form).cloned()) {
-            Some(t) => Ok(t),
-            None => fail(format!("there is no form `{form}`")),
+            Some(f) if app.as_ref().is_none_or(|a| a == &f.app) => Ok(f),
+            _ => fail(format!("there is no form `{form}` in this app")),
         }
     }
 
@@ -165,7 +175,7 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     });
     let h = host.clone();
     engine.register_fn("open_count", move |member: &str, form: &str, states: Array, since: &str| -> Fallible<i64> {
-        let table = h.table(form)?;
+        let HostForm { table, .. } = h.form(form)?;
         let states: Vec<String> = states.into_iter().map(|s| s.to_string()).collect();
         let since = match since {
             "" | "ever" => None,
@@ -181,7 +191,7 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     });
     let h = host.clone();
     engine.register_fn("lookup", move |form: &str, key: &str, value: Dynamic| -> Fallible<Dynamic> {
-        let table = h.table(form)?;
+        let HostForm { table, sensitive, .. } = h.form(form)?;
         if table.column(key).is_none() {
             return fail(format!("lookup: form {form} cannot be searched by `{key}`"));
         }
@@ -192,7 +202,13 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
             "lookup({form}, {key}, {value}) → {}",
             found.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
         ));
-        Ok(found.map(|r| to_dynamic(&Value::Object(r.data))).unwrap_or(Dynamic::UNIT))
+        // Sensitive fields (phone numbers, ID numbers) never reach a script.
+        Ok(found
+            .map(|mut r| {
+                r.data.retain(|k, _| !sensitive.contains(k));
+                to_dynamic(&Value::Object(r.data))
+            })
+            .unwrap_or(Dynamic::UNIT))
     });
     let h = host;
     engine.register_fn("history", move || -> Fallible<Array> {

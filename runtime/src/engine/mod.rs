@@ -223,7 +223,10 @@ impl Runtime {
     pub(crate) fn host_forms(&self, def: &crate::model::AppDef) {
         if let Ok(mut forms) = self.host.forms.write() {
             for form in &def.forms {
-                forms.insert(form.id.clone(), FormTable::of(form));
+                let sensitive =
+                    form.fields.iter().filter(|f| f.sensitive == Some(true)).map(|f| f.id.clone()).collect();
+                let table = FormTable::of(form);
+                forms.insert(form.id.clone(), host::HostForm { app: def.app.id.clone(), table, sensitive });
             }
         }
     }

@@ -54,6 +54,7 @@ pub(crate) fn run_context(f: &FormRef<'_>, record: Option<&str>) -> RunContext {
             .unwrap_or_default(),
         holidays: calendar.map(|c| c.holidays.clone()).unwrap_or_default(),
         extra_working_days: calendar.map(|c| c.extra_working_days.clone()).unwrap_or_default(),
+        app: Some(def.app.id.clone()),
         form: Some(f.form.id.clone()),
         record: record.map(str::to_string),
     }
