@@ -113,7 +113,7 @@ proptest! {
         let loads = Loads {
             open: team.iter().enumerate().map(|(i, (_, _, _, load))| (format!("m{i:02}"), *load)).collect(),
             preferences: vec![team.iter().enumerate().map(|(i, (_, _, _, load))| (format!("m{i:02}"), load / 2)).collect()],
-            last: None,
+            turns: BTreeMap::new(),
         };
         let record = obj(json!({"region": "east"}));
         let d = decide(&rule(pick, prefer), &record, &members, &loads);
@@ -294,4 +294,26 @@ fn weights_read_from_imported_text_and_an_inactive_fallback_is_not_used() {
     let d =
         decide(&fallback, &obj(json!({"region": "west"})), &[MemberRow { active: true, ..gone }], &Loads::default());
     assert_eq!(d.member.as_deref(), Some("m03"));
+}
+
+#[test]
+fn round_robin_takes_turns_within_each_region_however_regions_interleave() {
+    let app = "app: {id: rr, title: RR}\nroles:\n  - {id: rep}\nforms:\n  - id: lead\n    fields:\n      - {id: region, type: text}\n      - {id: owner, type: member}\nassignment_rules:\n  - id: rr\n    form: lead\n    candidates: {role: rep, match: {region: region}}\n    pick: round_robin\nautomations:\n  - id: assign\n    when: {created: lead}\n    do:\n      - assign: rr\n";
+    let clock = std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
+    let mut rt = closeloop::Runtime::open(closeloop::store::Store::open_in_memory().unwrap(), clock).unwrap();
+    rt.install(&closeloop::AppFiles { app_yaml: app.into(), ..Default::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles,region\na,Ann,rep,east\nb,Bo,rep,east\nc,Cy,rep,west\n", "system").unwrap();
+    // One write per record: turns come from the store.
+    let owners: Vec<String> = ["east", "west"]
+        .iter()
+        .cycle()
+        .take(8)
+        .map(|r| rt.submit("lead", obj(json!({"region": r})), "system").unwrap().owner.unwrap())
+        .collect();
+    assert_eq!(owners, ["a", "c", "b", "c", "a", "c", "b", "c"]);
+    // One import: turns are kept current across its rows.
+    rt.import_csv("lead", b"region\neast\nwest\neast\nwest\neast\n", &Default::default(), &mut |_| {}).unwrap();
+    let imported: Vec<String> =
+        rt.list("lead", &ListQuery::default()).unwrap().into_iter().skip(8).map(|r| r.owner.unwrap()).collect();
+    assert_eq!(imported, ["a", "c", "b", "c", "a"]);
 }

@@ -115,7 +115,7 @@ pub(crate) fn on_create(
                 let window = window_start(pref.since.unwrap_or(Since::Ever), now);
                 loads.preferences.push(records::count_by_owner(tx, &table, &pref.states, window.as_deref())?);
             }
-            loads.last = records::last_owner(tx, &table)?;
+            loads.turns = records::turns(tx, &table)?;
             cache.loads.insert(rule.id.clone(), loads);
         }
         let team = cache.team.as_deref().unwrap_or_default();
@@ -146,8 +146,9 @@ pub struct Loads {
     pub open: BTreeMap<String, u64>,
     /// For each preference, in order: records per member id.
     pub preferences: Vec<BTreeMap<String, u64>>,
-    /// The member who got the rule's previous record (for `round_robin`).
-    pub last: Option<String>,
+    /// When each member was last given a record of the form, larger being later (for
+    /// `round_robin`); members never given one are absent.
+    pub turns: BTreeMap<String, u64>,
 }
 
 impl Loads {
@@ -165,7 +166,8 @@ impl Loads {
                 }
             }
         }
-        self.last = Some(member.to_string());
+        let next = self.turns.values().max().copied().unwrap_or(0) + 1;
+        self.turns.insert(member.to_string(), next);
     }
 }
 
@@ -261,8 +263,10 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
             eligible.iter().copied().min_by(|a, b| load(&a.id).cmp(&load(&b.id)).then(a.id.cmp(&b.id)))
         }
         Pick::RoundRobin => {
-            let after = loads.last.as_deref().unwrap_or("");
-            eligible.iter().copied().find(|m| m.id.as_str() > after).or_else(|| eligible.first().copied())
+            // Whoever among the eligible waited longest (never given one first), so members of
+            // one region take turns however other regions' records interleave.
+            let turn = |m: &MemberRow| loads.turns.get(&m.id).copied().unwrap_or(0);
+            eligible.iter().copied().min_by(|a, b| turn(a).cmp(&turn(b)).then(a.id.cmp(&b.id)))
         }
         Pick::Weighted => {
             let weight = |m: &MemberRow| -> u64 {

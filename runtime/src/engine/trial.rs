@@ -116,7 +116,7 @@ impl Runtime {
                 ));
                 loads.preferences.push(counts);
             }
-            loads.last = records::last_owner(conn, &table)?;
+            loads.turns = records::turns(conn, &table)?;
             let mut decision = decide(rule, &data, &team, &loads);
             if rule.pick == crate::model::Pick::Script {
                 decision = super::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));

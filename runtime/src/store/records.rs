@@ -271,11 +271,18 @@ fn owned_filter(owner: Option<&str>, states: &[String], since: Option<&str>) -> 
     (clauses.join(" AND "), values)
 }
 
-/// The owner of the form's most recent record, for round-robin assignment.
-pub(crate) fn last_owner(conn: &Connection, t: &FormTable) -> Result<Option<String>, StoreError> {
-    let sql =
-        format!("SELECT owner FROM {} WHERE owner IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1", t.quoted());
-    Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
+/// When each owner was last given a record of the form (the rowid of their newest record: larger
+/// is later), for round-robin assignment. One scan of the owner index.
+pub(crate) fn turns(conn: &Connection, t: &FormTable) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let sql = format!("SELECT owner, max(rowid) FROM {} WHERE owner IS NOT NULL GROUP BY owner", t.quoted());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let (owner, turn) = row?;
+        out.insert(owner, turn.max(0) as u64);
+    }
+    Ok(out)
 }
 
 /// How many records a form has.
