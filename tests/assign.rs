@@ -296,13 +296,19 @@ fn weights_read_from_imported_text_and_an_inactive_fallback_is_not_used() {
     assert_eq!(d.member.as_deref(), Some("m03"));
 }
 
-#[test]
-fn round_robin_takes_turns_within_each_region_however_regions_interleave() {
-    let app = "app: {id: rr, title: RR}\nroles:\n  - {id: rep}\nforms:\n  - id: lead\n    fields:\n      - {id: region, type: text}\n      - {id: owner, type: member}\nassignment_rules:\n  - id: rr\n    form: lead\n    candidates: {role: rep, match: {region: region}}\n    pick: round_robin\nautomations:\n  - id: assign\n    when: {created: lead}\n    do:\n      - assign: rr\n";
+/// A runtime with one app installed and a team imported.
+fn with_app(app: &str, members: &[u8]) -> closeloop::Runtime {
     let clock = std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
     let mut rt = closeloop::Runtime::open(closeloop::store::Store::open_in_memory().unwrap(), clock).unwrap();
     rt.install(&closeloop::AppFiles { app_yaml: app.into(), ..Default::default() }, "system", false).unwrap();
-    rt.import_members(b"id,name,roles,region\na,Ann,rep,east\nb,Bo,rep,east\nc,Cy,rep,west\n", "system").unwrap();
+    rt.import_members(members, "system").unwrap();
+    rt
+}
+
+#[test]
+fn round_robin_takes_turns_within_each_region_however_regions_interleave() {
+    let app = "app: {id: rr, title: RR}\nroles:\n  - {id: rep}\nforms:\n  - id: lead\n    fields:\n      - {id: region, type: text}\n      - {id: owner, type: member}\nassignment_rules:\n  - id: rr\n    form: lead\n    candidates: {role: rep, match: {region: region}}\n    pick: round_robin\nautomations:\n  - id: assign\n    when: {created: lead}\n    do:\n      - assign: rr\n";
+    let mut rt = with_app(app, b"id,name,roles,region\na,Ann,rep,east\nb,Bo,rep,east\nc,Cy,rep,west\n");
     // One write per record: turns come from the store.
     let owners: Vec<String> = ["east", "west"]
         .iter()
@@ -316,4 +322,20 @@ fn round_robin_takes_turns_within_each_region_however_regions_interleave() {
     let imported: Vec<String> =
         rt.list("lead", &ListQuery::default()).unwrap().into_iter().skip(8).map(|r| r.owner.unwrap()).collect();
     assert_eq!(imported, ["a", "c", "b", "c", "a"]);
+}
+
+#[test]
+fn a_rule_that_fills_another_member_field_weighs_that_fields_load() {
+    let app = "app: {id: rv, title: RV}\nroles:\n  - {id: rep}\nforms:\n  - id: quote\n    fields:\n      - {id: owner, type: member}\n      - {id: reviewer, type: member}\nassignment_rules:\n  - id: review\n    form: quote\n    field: reviewer\n    candidates: {role: rep}\n    pick: least_loaded\nautomations:\n  - id: assign\n    when: {created: quote}\n    do:\n      - assign: review\n";
+    let mut rt = with_app(app, b"id,name,roles\nr1,Ru,rep\nr2,Rui,rep\n");
+    for _ in 0..3 {
+        rt.submit("quote", obj(json!({"owner": "r2", "reviewer": "r1"})), "system").unwrap();
+    }
+    // r1 reviews three quotes; r2 owns them but reviews none.
+    let q = rt.submit("quote", obj(json!({"owner": "r2"})), "system").unwrap();
+    assert_eq!(q.data["reviewer"], "r2");
+    let trial = rt.try_rule("review", obj(json!({"owner": "r2"})), None, "system").unwrap();
+    let loads: Vec<u64> =
+        trial.detail["candidates"].as_array().unwrap().iter().map(|c| c["load"].as_u64().unwrap()).collect();
+    assert_eq!((trial.detail["member"].as_str(), loads), (Some("r2"), vec![3, 1]), "reviews, not owned quotes");
 }

@@ -108,14 +108,15 @@ pub(crate) fn on_create(
         }
         if !cache.loads.contains_key(&rule.id) {
             let table = f.table();
+            let by = table.assignee(field, f.form.owner_field());
             let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
             let mut loads =
-                Loads { open: records::count_by_owner(tx, &table, &load_states, None)?, ..Loads::default() };
+                Loads { open: records::count_by_owner(tx, &table, &by, &load_states, None)?, ..Loads::default() };
             for pref in &rule.prefer {
                 let window = window_start(pref.since.unwrap_or(Since::Ever), now);
-                loads.preferences.push(records::count_by_owner(tx, &table, &pref.states, window.as_deref())?);
+                loads.preferences.push(records::count_by_owner(tx, &table, &by, &pref.states, window.as_deref())?);
             }
-            loads.turns = records::turns(tx, &table)?;
+            loads.turns = records::turns(tx, &table, &by)?;
             cache.loads.insert(rule.id.clone(), loads);
         }
         let team = cache.team.as_deref().unwrap_or_default();

@@ -100,14 +100,16 @@ impl Runtime {
             let team = members::list(conn)?;
             calls.push(format!("members() → {} members", team.len()));
             let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
-            let open = records::count_by_owner(conn, &table, &load_states, None)?;
+            let field = rule.field.as_deref().or(f.form.owner_field()).unwrap_or("owner");
+            let by = table.assignee(field, f.form.owner_field());
+            let open = records::count_by_owner(conn, &table, &by, &load_states, None)?;
             calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, open.len()));
             let mut loads = Loads { open, ..Loads::default() };
             let now = self.clock.now().to_zoned(f.time_zone());
             for pref in &rule.prefer {
                 let window = pref.since.unwrap_or(Since::Ever);
                 let since = super::assign::window_start(window, &now);
-                let counts = records::count_by_owner(conn, &table, &pref.states, since.as_deref())?;
+                let counts = records::count_by_owner(conn, &table, &by, &pref.states, since.as_deref())?;
                 calls.push(format!(
                     "open_count({form_id}, states {:?}, since {}) → {} owners",
                     pref.states,
@@ -116,7 +118,7 @@ impl Runtime {
                 ));
                 loads.preferences.push(counts);
             }
-            loads.turns = records::turns(conn, &table)?;
+            loads.turns = records::turns(conn, &table, &by)?;
             let mut decision = decide(rule, &data, &team, &loads);
             if rule.pick == crate::model::Pick::Script {
                 decision = super::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));

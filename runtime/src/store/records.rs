@@ -210,16 +210,18 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
     Ok(out)
 }
 
-/// Records per owner in some states (all, when none are given) created since a time: the
-/// loads assignment rules weigh. One indexed GROUP BY.
+/// Records per assignee in some states (all, when none are given) created since a time: the
+/// loads assignment rules weigh. `by` is the assignee's column, from [`FormTable::assignee`].
+/// One indexed GROUP BY.
 pub(crate) fn count_by_owner(
     conn: &Connection,
     t: &FormTable,
+    by: &str,
     states: &[String],
     since: Option<&str>,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-    let (filter, values) = owned_filter(None, states, since);
-    let sql = format!("SELECT owner, count(*) FROM {} WHERE {filter} GROUP BY owner", t.quoted());
+    let (filter, values) = owned_filter(by, None, states, since);
+    let sql = format!("SELECT {by}, count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
@@ -238,21 +240,21 @@ pub(crate) fn count_owned(
     states: &[String],
     since: Option<&str>,
 ) -> Result<u64, StoreError> {
-    let (filter, values) = owned_filter(Some(owner), states, since);
+    let (filter, values) = owned_filter("owner", Some(owner), states, since);
     let sql = format!("SELECT count(*) FROM {} WHERE {filter}", t.quoted());
     let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// The WHERE clause (and its values) for owned records: one owner or any, in some states, since a time.
-fn owned_filter(owner: Option<&str>, states: &[String], since: Option<&str>) -> (String, Vec<SqlValue>) {
+fn owned_filter(by: &str, owner: Option<&str>, states: &[String], since: Option<&str>) -> (String, Vec<SqlValue>) {
     let mut values: Vec<SqlValue> = Vec::new();
     let mut clauses = match owner {
         Some(owner) => {
             values.push(SqlValue::Text(owner.to_string()));
-            vec!["owner = ?1".to_string()]
+            vec![format!("{by} = ?1")]
         }
-        None => vec!["owner IS NOT NULL".to_string()],
+        None => vec![format!("{by} IS NOT NULL")],
     };
     if !states.is_empty() {
         let marks: Vec<String> = states
@@ -273,8 +275,12 @@ fn owned_filter(owner: Option<&str>, states: &[String], since: Option<&str>) -> 
 
 /// When each owner was last given a record of the form (the rowid of their newest record: larger
 /// is later), for round-robin assignment. One scan of the owner index.
-pub(crate) fn turns(conn: &Connection, t: &FormTable) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-    let sql = format!("SELECT owner, max(rowid) FROM {} WHERE owner IS NOT NULL GROUP BY owner", t.quoted());
+pub(crate) fn turns(
+    conn: &Connection,
+    t: &FormTable,
+    by: &str,
+) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let sql = format!("SELECT {by}, max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();

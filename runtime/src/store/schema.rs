@@ -140,6 +140,15 @@ impl FormTable {
         quote(&self.table)
     }
 
+    /// The quoted column holding a member field's value, for counting assignees: the record's
+    /// `owner` column for the form's owner field, the field's own column for another.
+    pub fn assignee(&self, field: &str, owner_field: Option<&str>) -> String {
+        match self.column(field) {
+            Some(column) if owner_field != Some(field) => column,
+            _ => "owner".to_string(),
+        }
+    }
+
     /// The quoted column of a field, when it has one.
     pub fn column(&self, field: &str) -> Option<String> {
         self.columns.iter().find(|c| c.field == field).map(|c| quote(&format!("f_{}", c.field)))
