@@ -1,10 +1,9 @@
 //! Boards: named views of the records that need someone's attention, with why and since when.
 
 use serde::Serialize;
-use serde_json::json;
 
 use super::{EngineError, Runtime};
-use crate::store::{audit, boards, FlagRow, NewEvent, Tx};
+use crate::store::boards;
 
 /// A record on a board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,28 +18,6 @@ pub struct BoardItem {
     pub since: String,
     /// How long it has been there, in whole hours.
     pub age_hours: i64,
-}
-
-/// Flags a record on a board, with an audit event (`board.flagged`) when it was not there yet.
-pub(crate) fn flag_in_tx(tx: &Tx<'_>, flag: &FlagRow, actor: &str) -> Result<(), crate::store::StoreError> {
-    if boards::flag(tx, flag)? {
-        let body = json!({"board": flag.board, "reason": flag.reason}).to_string();
-        audit::append(
-            tx,
-            &NewEvent {
-                at: &flag.since,
-                actor,
-                kind: "board.flagged",
-                form: Some(&flag.form),
-                record: Some(&flag.record),
-                version: None,
-                body: &body,
-                data: None,
-                data_hash: None,
-            },
-        )?;
-    }
-    Ok(())
 }
 
 impl Runtime {

@@ -195,7 +195,8 @@ impl Writer<'_, '_> {
                 data_hash: Some(&row.data_hash),
             },
         )?;
-        // A record its rule could not assign waits on the boards that show its form.
+        // A record its rule could not assign waits on the boards that show its form. The flag
+        // needs no event of its own: the creation event above holds the decision and its reason.
         for reason in unassigned {
             for board in f.app.app.def.boards.iter().filter(|b| b.forms.contains(&f.form.id)) {
                 let flag = crate::store::FlagRow {
@@ -205,7 +206,7 @@ impl Writer<'_, '_> {
                     reason: reason.clone(),
                     since: at.to_string(),
                 };
-                super::boards::flag_in_tx(tx, &flag, actor)?;
+                crate::store::boards::flag(tx, &flag)?;
             }
         }
         Ok(row)

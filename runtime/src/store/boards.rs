@@ -20,19 +20,14 @@ pub struct FlagRow {
 }
 
 /// Flags a record on a board; a record already flagged there keeps its first `since` and
-/// takes the new reason. Returns true when the record was not on the board before.
-pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<bool, StoreError> {
-    let existed: i64 = tx.query_row(
-        "SELECT count(*) FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3",
-        params![f.board, f.form, f.record],
-        |r| r.get(0),
-    )?;
+/// takes the new reason.
+pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO flags (board, form, record, reason, since) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (board, form, record) DO UPDATE SET reason = ?4",
     )?
     .execute(params![f.board, f.form, f.record, f.reason, f.since])?;
-    Ok(existed == 0)
+    Ok(())
 }
 
 /// A board's flagged records, oldest first.
