@@ -291,6 +291,11 @@ fn weights_read_from_imported_text_and_an_inactive_fallback_is_not_used() {
     let d = decide(&fallback, &obj(json!({"region": "west"})), std::slice::from_ref(&gone), &Loads::default());
     assert_eq!(d.member, None);
     assert!(d.explanation.contains("the fallback m03 is not an active member"), "{}", d.explanation);
+    // A rule that takes inactive members takes an inactive fallback too.
+    let mut lenient = fallback.clone();
+    lenient.candidates.active_only = Some(false);
+    let d = decide(&lenient, &obj(json!({"region": "west"})), std::slice::from_ref(&gone), &Loads::default());
+    assert_eq!(d.member.as_deref(), Some("m03"));
     let d =
         decide(&fallback, &obj(json!({"region": "west"})), &[MemberRow { active: true, ..gone }], &Loads::default());
     assert_eq!(d.member.as_deref(), Some("m03"));

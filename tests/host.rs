@@ -280,7 +280,7 @@ fn s8_lookups_stay_in_the_scripts_app_and_never_show_sensitive_fields() {
     let app = PROBE
         .replace(
             "      - {id: points, type: integer}",
-            "      - {id: points, type: integer}\n      - {id: phone, type: text, sensitive: true}",
+            "      - {id: points, type: integer}\n      - {id: phone, type: text, sensitive: true}\n      - {id: contacts, type: table, columns: [{id: name, type: text}, {id: mobile, type: text, sensitive: true}]}",
         )
         .replace(
             &PROBE[PROBE.find("    script: |").unwrap()..],
@@ -288,7 +288,13 @@ fn s8_lookups_stay_in_the_scripts_app_and_never_show_sensitive_fields() {
         );
     rt.install(&AppFiles { app_yaml: app.clone(), ..AppFiles::default() }, "system", false).unwrap();
     rt.import_members(b"id,name,roles\nm_li,Li,sales_rep\n", "system").unwrap();
-    let deal = rt.submit("deal", obj(json!({"code": "D-1", "phone": "13800138000"})), "m_li").unwrap();
+    let deal = rt
+        .submit(
+            "deal",
+            obj(json!({"code": "D-1", "phone": "13800138000", "contacts": [{"name": "王", "mobile": "13900139000"}]})),
+            "m_li",
+        )
+        .unwrap();
     let err = rt.score("deal", &deal.id, "probe", "system").unwrap_err().to_string();
     assert!(err.contains("no form `salary` in this app"), "{err}");
     let peek = app.replace(
@@ -298,4 +304,17 @@ fn s8_lookups_stay_in_the_scripts_app_and_never_show_sensitive_fields() {
     rt.install(&AppFiles { app_yaml: peek, ..AppFiles::default() }, "system", false).unwrap();
     let (scored, _) = rt.score("deal", &deal.id, "probe", "system").unwrap();
     assert_eq!(scored.data["points"], 2, "the phone number was left out of the lookup");
+    // Nor do sensitive table columns reach it, and a sensitive field is no search key.
+    for (script, points) in [
+        ("let c = lookup(\"deal\", \"code\", \"D-1\").contacts[0]; if c.contains(\"mobile\") { 1 } else { 3 }", Ok(3)),
+        ("lookup(\"deal\", \"phone\", \"13800138000\"); 1", Err("cannot be searched by `phone`")),
+    ] {
+        let probe = app.replace("lookup(\"salary\", \"who\", \"m_li\"); 1", &script.replace('\'', "''"));
+        rt.install(&AppFiles { app_yaml: probe, ..AppFiles::default() }, "system", false).unwrap();
+        match (rt.score("deal", &deal.id, "probe", "system"), points) {
+            (Ok((r, _)), Ok(p)) => assert_eq!(r.data["points"], p, "{script}"),
+            (Err(e), Err(why)) => assert!(e.to_string().contains(why), "{script}: {e}"),
+            (other, want) => panic!("{script}: {other:?}, wanted {want:?}"),
+        }
+    }
 }

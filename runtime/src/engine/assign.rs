@@ -116,7 +116,9 @@ pub(crate) fn on_create(
                 let window = window_start(pref.since.unwrap_or(Since::Ever), now);
                 loads.preferences.push(records::count_by_owner(tx, &table, &by, &pref.states, window.as_deref())?);
             }
-            loads.turns = records::turns(tx, &table, &by)?;
+            if rule.pick == Pick::RoundRobin {
+                loads.turns = records::turns(tx, &table, &by)?;
+            }
             cache.loads.insert(rule.id.clone(), loads);
         }
         let team = cache.team.as_deref().unwrap_or_default();
@@ -319,12 +321,18 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
                 "nobody qualified".to_string()
             };
             match &rule.fallback {
-                Some(Fallback::Member(id)) if !team.iter().any(|m| &m.id == id && m.active) => Decision {
-                    member: None,
-                    queue: None,
-                    explanation: format!("unassigned: {reason}, and the fallback {id} is not an active member"),
-                    candidates,
-                },
+                Some(Fallback::Member(id))
+                    if !team
+                        .iter()
+                        .any(|m| &m.id == id && (m.active || rule.candidates.active_only == Some(false))) =>
+                {
+                    Decision {
+                        member: None,
+                        queue: None,
+                        explanation: format!("unassigned: {reason}, and the fallback {id} is not an active member"),
+                        candidates,
+                    }
+                }
                 Some(Fallback::Member(id)) => Decision {
                     member: Some(id.clone()),
                     queue: None,

@@ -36,6 +36,8 @@ pub(crate) struct HostForm {
     pub app: String,
     pub table: FormTable,
     pub sensitive: Vec<String>,
+    /// (table field, column) pairs marked sensitive inside table fields.
+    pub sensitive_columns: Vec<(String, String)>,
 }
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -191,8 +193,9 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     });
     let h = host.clone();
     engine.register_fn("lookup", move |form: &str, key: &str, value: Dynamic| -> Fallible<Dynamic> {
-        let HostForm { table, sensitive, .. } = h.form(form)?;
-        if table.column(key).is_none() {
+        let HostForm { table, sensitive, sensitive_columns, .. } = h.form(form)?;
+        // Searching by a sensitive field would tell a script who holds a phone number.
+        if table.column(key).is_none() || sensitive.iter().any(|s| s == key) {
             return fail(format!("lookup: form {form} cannot be searched by `{key}`"));
         }
         let value: Value = rhai::serde::from_dynamic(&value).unwrap_or(Value::Null);
@@ -202,10 +205,18 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
             "lookup({form}, {key}, {value}) → {}",
             found.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
         ));
-        // Sensitive fields (phone numbers, ID numbers) never reach a script.
+        // Sensitive fields (phone numbers, ID numbers) never reach a script, nor do sensitive
+        // columns of a table field's rows.
         Ok(found
             .map(|mut r| {
                 r.data.retain(|k, _| !sensitive.contains(k));
+                for (field, column) in &sensitive_columns {
+                    if let Some(Value::Array(rows)) = r.data.get_mut(field) {
+                        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                            row.remove(column);
+                        }
+                    }
+                }
                 to_dynamic(&Value::Object(r.data))
             })
             .unwrap_or(Dynamic::UNIT))

@@ -223,10 +223,18 @@ impl Runtime {
     pub(crate) fn host_forms(&self, def: &crate::model::AppDef) {
         if let Ok(mut forms) = self.host.forms.write() {
             for form in &def.forms {
-                let sensitive =
-                    form.fields.iter().filter(|f| f.sensitive == Some(true)).map(|f| f.id.clone()).collect();
+                let is_sensitive = |f: &&crate::model::Field| f.sensitive == Some(true);
+                let sensitive = form.fields.iter().filter(is_sensitive).map(|f| f.id.clone()).collect();
+                let sensitive_columns = form
+                    .fields
+                    .iter()
+                    .flat_map(|t| t.columns.iter().flatten().filter(is_sensitive).map(|c| (t.id.clone(), c.id.clone())))
+                    .collect();
                 let table = FormTable::of(form);
-                forms.insert(form.id.clone(), host::HostForm { app: def.app.id.clone(), table, sensitive });
+                forms.insert(
+                    form.id.clone(),
+                    host::HostForm { app: def.app.id.clone(), table, sensitive, sensitive_columns },
+                );
             }
         }
     }

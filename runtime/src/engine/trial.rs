@@ -118,7 +118,9 @@ impl Runtime {
                 ));
                 loads.preferences.push(counts);
             }
-            loads.turns = records::turns(conn, &table, &by)?;
+            if rule.pick == crate::model::Pick::RoundRobin {
+                loads.turns = records::turns(conn, &table, &by)?;
+            }
             let mut decision = decide(rule, &data, &team, &loads);
             if rule.pick == crate::model::Pick::Script {
                 decision = super::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));

@@ -221,7 +221,8 @@ pub(crate) fn count_by_owner(
     since: Option<&str>,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     let (filter, values) = owned_filter(by, None, states, since);
-    let sql = format!("SELECT {by}, count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
+    // A field's generated column has no type affinity: read it as text, whatever old data holds.
+    let sql = format!("SELECT CAST({by} AS TEXT), count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
@@ -280,7 +281,8 @@ pub(crate) fn turns(
     t: &FormTable,
     by: &str,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-    let sql = format!("SELECT {by}, max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
+    // Records are never deleted and closeloop never runs VACUUM, so rowids keep insertion order.
+    let sql = format!("SELECT CAST({by} AS TEXT), max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
