@@ -158,21 +158,8 @@ impl Runtime {
         let mut data = before.data.clone();
         data.insert(score.field.clone(), value);
         let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
-        let version = before.version;
-        let row = {
-            let Runtime { store, apps, .. } = self;
-            let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
-            store.write(|tx| {
-                let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-                if current.version != version {
-                    return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
-                }
-                let state = current.state.clone();
-                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
-                    .version(current, data.clone(), state, "record.updated", Some(("score", detail.clone())))?
-            })?
-        };
-        Ok((super::records::record_of(form, row), scored))
+        let record = self.store_derived(form, id, before.version, data, &at, actor, ("score", detail))?;
+        Ok((record, scored))
     }
 }
 
@@ -210,19 +197,40 @@ impl Runtime {
             data.insert(summary.clone(), Value::String(graded.summary.clone()));
         }
         let detail = serde_json::to_value(&graded).unwrap_or(Value::Null);
-        let version = before.version;
+        let record = self.store_derived(form, id, before.version, data, &at, actor, ("grade", detail))?;
+        Ok((record, graded))
+    }
+
+    /// Stores a value a score or grade derived from version `version` of a record, as a new
+    /// version whose event carries `detail`; a record changed meanwhile is a conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn store_derived(
+        &mut self,
+        form: &str,
+        id: &str,
+        version: i64,
+        data: serde_json::Map<String, Value>,
+        at: &str,
+        actor: &str,
+        detail: (&'static str, Value),
+    ) -> Result<Record, EngineError> {
         let Runtime { store, apps, .. } = self;
         let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
-        let row =
-            store.write(|tx| {
-                let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-                if current.version != version {
-                    return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
-                }
-                let state = current.state.clone();
-                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
-                    .version(current, data.clone(), state, "record.updated", Some(("grade", detail.clone())))?
-            })?;
-        Ok((super::records::record_of(form, row), graded))
+        let table = f.table();
+        let row = store.write(|tx| {
+            let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            if current.version != version {
+                return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
+            }
+            let state = current.state.clone();
+            Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at, actor }.version(
+                current,
+                data.clone(),
+                state,
+                "record.updated",
+                Some((detail.0, detail.1.clone())),
+            )?
+        })?;
+        Ok(super::records::record_of(form, row))
     }
 }
