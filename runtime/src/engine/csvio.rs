@@ -119,6 +119,12 @@ fn reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::None).from_reader(text.as_bytes())
 }
 
+/// The header row, each name trimmed.
+fn headers(csv: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, EngineError> {
+    let row = csv.headers().map_err(|e| EngineError::Input(format!("row 1: {e}")))?;
+    Ok(row.iter().map(|h| h.trim().to_string()).collect())
+}
+
 fn label_matches(label: &Option<Label>, header: &str) -> bool {
     match label {
         Some(Label::Text(t)) => t.trim() == header,
@@ -156,12 +162,7 @@ impl Runtime {
         let tz = f.time_zone();
         let zoned = now.to_zoned(tz.clone());
         let mut csv = reader(&text);
-        let headers: Vec<String> = csv
-            .headers()
-            .map_err(|e| EngineError::Input(format!("row 1: {e}")))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let headers = headers(&mut csv)?;
         let mut problems = Vec::new();
         if headers.iter().all(String::is_empty) {
             return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
@@ -298,32 +299,23 @@ impl Runtime {
                         }
                         Ok(data) => {
                             let source = json!({"import": "csv", "row": line});
+                            let writer = Writer {
+                                assign: &assign_cache,
+                                scripts: Some(scripts),
+                                tx,
+                                f: &f,
+                                table: &table,
+                                at: &at,
+                                actor: &options.actor,
+                            };
                             match existing {
                                 None => {
-                                    Writer {
-                                        assign: &assign_cache,
-                                        scripts: Some(scripts),
-                                        tx,
-                                        f: &f,
-                                        table: &table,
-                                        at: &at,
-                                        actor: &options.actor,
-                                    }
-                                    .create(data, &zoned, Some(&source))?;
+                                    writer.create(data, &zoned, Some(&source))?;
                                     report.created += 1;
                                 }
                                 Some(before) => {
                                     let (version, state) = (before.version, before.state.clone());
-                                    let row = Writer {
-                                        assign: &assign_cache,
-                                        scripts: Some(scripts),
-                                        tx,
-                                        f: &f,
-                                        table: &table,
-                                        at: &at,
-                                        actor: &options.actor,
-                                    }
-                                    .version(
+                                    let row = writer.version(
                                         before,
                                         data,
                                         state,
@@ -404,12 +396,7 @@ impl Runtime {
             .flat_map(|a| a.app.def.members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone())))
             .collect();
         let mut csv = reader(&text);
-        let headers: Vec<String> = csv
-            .headers()
-            .map_err(|e| EngineError::Input(format!("row 1: {e}")))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let headers = headers(&mut csv)?;
         let mut problems = Vec::new();
         for h in &headers {
             if !crate::model::BUILTIN_MEMBER_FIELDS.contains(&h.as_str()) && !extra.contains(h) {
