@@ -107,19 +107,7 @@ pub(crate) fn on_create(
             cache.team = Some(members::list(tx)?);
         }
         if !cache.loads.contains_key(&rule.id) {
-            let table = f.table();
-            let by = table.assignee(field, f.form.owner_field());
-            let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
-            let mut loads =
-                Loads { open: records::count_by_owner(tx, &table, &by, &load_states, None)?, ..Loads::default() };
-            for pref in &rule.prefer {
-                let window = window_start(pref.since.unwrap_or(Since::Ever), now);
-                loads.preferences.push(records::count_by_owner(tx, &table, &by, &pref.states, window.as_deref())?);
-            }
-            if rule.pick == Pick::RoundRobin {
-                loads.turns = records::turns(tx, &table, &by)?;
-            }
-            cache.loads.insert(rule.id.clone(), loads);
+            cache.loads.insert(rule.id.clone(), read_loads(tx, f, rule, field, now)?);
         }
         let team = cache.team.as_deref().unwrap_or_default();
         let Some(loads) = cache.loads.get_mut(&rule.id) else { continue };
@@ -139,6 +127,29 @@ pub(crate) fn on_create(
         });
     }
     Ok(out)
+}
+
+/// A rule's loads as stored: open records per member of the field the rule fills, the counts
+/// each preference weighs, and (for round robin) whose turn it is. One indexed query each.
+pub(crate) fn read_loads(
+    conn: &rusqlite::Connection,
+    f: &FormRef<'_>,
+    rule: &AssignmentRule,
+    field: &str,
+    now: &jiff::Zoned,
+) -> Result<Loads, StoreError> {
+    let table = f.table();
+    let by = table.assignee(field, f.form.owner_field());
+    let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
+    let mut loads = Loads { open: records::count_by_owner(conn, &table, &by, load_states, None)?, ..Loads::default() };
+    for pref in &rule.prefer {
+        let window = window_start(pref.since.unwrap_or(Since::Ever), now);
+        loads.preferences.push(records::count_by_owner(conn, &table, &by, &pref.states, window.as_deref())?);
+    }
+    if rule.pick == Pick::RoundRobin {
+        loads.turns = records::turns(conn, &table, &by)?;
+    }
+    Ok(loads)
 }
 
 /// Loads of the team for one rule: open records per member, and per preference the count of

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::assign::{decide, Loads};
+use super::assign::decide;
 use super::records::{actor_roles, find_form};
 use super::rules::Rules;
 use super::{EngineError, Runtime};
@@ -99,27 +99,19 @@ impl Runtime {
         if let Some(rule) = rule {
             let team = members::list(conn)?;
             calls.push(format!("members() → {} members", team.len()));
-            let load_states = rule.load.as_ref().map(|l| l.states.clone()).unwrap_or_default();
             let field = rule.field.as_deref().or(f.form.owner_field()).unwrap_or("owner");
-            let by = table.assignee(field, f.form.owner_field());
-            let open = records::count_by_owner(conn, &table, &by, &load_states, None)?;
-            calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, open.len()));
-            let mut loads = Loads { open, ..Loads::default() };
             let now = self.clock.now().to_zoned(f.time_zone());
-            for pref in &rule.prefer {
-                let window = pref.since.unwrap_or(Since::Ever);
-                let since = super::assign::window_start(window, &now);
-                let counts = records::count_by_owner(conn, &table, &by, &pref.states, since.as_deref())?;
+            let loads = super::assign::read_loads(conn, &f, rule, field, &now)?;
+            let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
+            calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, loads.open.len()));
+            for (pref, counts) in rule.prefer.iter().zip(&loads.preferences) {
+                let since = super::assign::window_start(pref.since.unwrap_or(Since::Ever), &now);
                 calls.push(format!(
                     "open_count({form_id}, states {:?}, since {}) → {} owners",
                     pref.states,
                     since.as_deref().unwrap_or("ever"),
                     counts.len()
                 ));
-                loads.preferences.push(counts);
-            }
-            if rule.pick == crate::model::Pick::RoundRobin {
-                loads.turns = records::turns(conn, &table, &by)?;
             }
             let mut decision = decide(rule, &data, &team, &loads);
             if rule.pick == crate::model::Pick::Script {
