@@ -162,7 +162,11 @@ fn every_change_is_exactly_one_audit_event_and_the_chain_verifies() {
     rt.act("lead", &id, "contact", "m_li", obj(json!({"summary": "s", "next_step": "n"}))).unwrap();
     let _ = rt.submit("lead", obj(json!({})), "m_li");
     let v = rt.verify_audit().unwrap();
-    assert_eq!((v.events - before, v.problem), (3, None));
+    // Three record changes, and the two automation runs they set off (assign and notify on
+    // creation, unflag on contact): one event each, the refused submit none.
+    assert_eq!((v.events - before, v.problem), (5, None));
+    let history = rt.history("lead", &id).unwrap();
+    assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2, 3]);
 }
 
 #[test]

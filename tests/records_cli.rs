@@ -152,11 +152,14 @@ fn audit_verify_names_a_changed_deleted_or_inserted_row() {
     let db = Db::with_leads("tamper");
     let id = db.json(&["submit", "lead", "--data", LEAD, "--as", "m_li"])["id"].as_str().unwrap().to_string();
     db.ok(&["update", "lead", &id, "--as", "m_li", "--data", r#"{"urgency":"red"}"#]);
-    let last: i64 = rusqlite::Connection::open(db.path())
-        .unwrap()
-        .query_row("SELECT max(seq) FROM events", [], |r| r.get(0))
-        .unwrap();
-    let (a, b) = (last - 1, last);
+    // The record's two events (automation runs sit between them in the chain).
+    let seq = |kind: &str| -> i64 {
+        rusqlite::Connection::open(db.path())
+            .unwrap()
+            .query_row("SELECT max(seq) FROM events WHERE kind = ?1", [kind], |r| r.get(0))
+            .unwrap()
+    };
+    let (a, b) = (seq("record.created"), seq("record.updated"));
     // Changed: an event's body edited in place.
     std::fs::copy(db.path(), db.dir.0.join("clean.db")).unwrap();
     tamper(&db, &format!("UPDATE events SET body = replace(body, 'red', 'green') WHERE seq = {b}"));
@@ -167,8 +170,9 @@ fn audit_verify_names_a_changed_deleted_or_inserted_row() {
     assert!(verify_fails(&db).contains(&format!("audit entry {a} is missing")));
     // Inserted: a forged event at the end.
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
-    tamper(&db, &format!("INSERT INTO events (seq, at, actor, kind, body, prev_hash, hash) SELECT {}, at, 'm_wang', kind, body, hash, hash FROM events WHERE seq = {b}", b + 1));
-    assert!(verify_fails(&db).contains(&format!("audit entry {} was altered", b + 1)));
+    let end = seq("record.updated").max(seq("automation.run"));
+    tamper(&db, &format!("INSERT INTO events (seq, at, actor, kind, body, prev_hash, hash) SELECT {}, at, 'm_wang', kind, body, hash, hash FROM events WHERE seq = {end}", end + 1));
+    assert!(verify_fails(&db).contains(&format!("audit entry {} was altered", end + 1)));
     // The data snapshot an event keeps beside its chained body.
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
     tamper(&db, &format!("UPDATE events SET data = replace(data, '上海明远科技', '别人') WHERE seq = {a}"));

@@ -2,6 +2,7 @@
 //! No product logic lives here.
 
 mod bench;
+mod flows;
 mod records;
 mod render;
 
@@ -210,6 +211,43 @@ enum Command {
         /// The board's id (`supervisor`, `director`).
         name: String,
     },
+    /// Receive an external event (`payment.received`) and run its automations.
+    Event {
+        /// The event's id.
+        name: String,
+        /// Its data as JSON, or @file.json.
+        #[arg(long)]
+        data: String,
+        /// Who sends it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// Fire every timer due at --now (or the system clock) and say what each did. Run it from
+    /// cron every minute, or use `closeloop run`.
+    Tick,
+    /// SOP tasks: open ones by default, soonest due first.
+    Tasks {
+        /// Only this member's.
+        #[arg(long = "as")]
+        member: Option<String>,
+        /// Only those past their due time.
+        #[arg(long)]
+        overdue: bool,
+        /// Done and cancelled ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Work on one SOP task.
+    Task {
+        #[command(subcommand)]
+        what: TaskWhat,
+    },
+    /// Messages written by automations, waiting for delivery.
+    Outbox {
+        /// Only messages with this status (`pending`, `sent`, `dead`).
+        #[arg(long)]
+        status: Option<String>,
+    },
     /// Try an app's rules before they go live.
     Script {
         #[command(subcommand)]
@@ -231,6 +269,21 @@ enum MembersWhat {
         /// Who imports.
         #[arg(long = "as", default_value = "system")]
         actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskWhat {
+    /// Complete a task with its evidence; runs the task's effects (the health score).
+    Done {
+        /// The task's number (see `closeloop tasks`).
+        id: i64,
+        /// The member who did it.
+        #[arg(long = "as")]
+        actor: String,
+        /// `summary=TEXT` or `attachment=PATH` (repeatable); a bare text is the summary.
+        #[arg(long)]
+        evidence: Vec<String>,
     },
 }
 
@@ -328,6 +381,13 @@ fn main() -> ExitCode {
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
         Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
         Command::Board { name } => records::board(&ctx, name),
+        Command::Event { name, data, actor } => {
+            records::data(Some(data)).and_then(|d| flows::event(&ctx, name, d, actor))
+        }
+        Command::Tick => flows::tick(&ctx),
+        Command::Tasks { member, overdue, all } => flows::tasks(&ctx, member.as_deref(), *overdue, *all),
+        Command::Task { what: TaskWhat::Done { id, actor, evidence } } => flows::task_done(&ctx, *id, actor, evidence),
+        Command::Outbox { status } => flows::outbox(&ctx, status.as_deref()),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

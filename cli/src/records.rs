@@ -22,7 +22,7 @@ pub struct Context {
 }
 
 impl Context {
-    fn runtime(&self) -> Result<Runtime, UserError> {
+    pub(crate) fn runtime(&self) -> Result<Runtime, UserError> {
         let store = Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
         let clock: Arc<dyn Clock> = match self.now {
             Some(at) => Arc::new(ManualClock::new(at)),
@@ -36,7 +36,7 @@ impl Context {
     }
 
     /// Shows an engine error (with every field or row problem) and turns it into exit 1.
-    fn engine_error(&self, e: EngineError) -> UserError {
+    pub(crate) fn engine_error(&self, e: EngineError) -> UserError {
         let problems: Vec<Value> = match &e {
             EngineError::Invalid(p) => p.iter().map(|p| json!(p)).collect(),
             EngineError::Import(r) => r.problems.iter().map(|p| json!(p)).collect(),
@@ -79,7 +79,11 @@ pub fn data(arg: Option<&str>) -> Result<Map<String, Value>, UserError> {
     }
 }
 
-fn show(ctx: &Context, value: &impl serde::Serialize, human: impl FnOnce() -> String) -> Result<ExitCode, UserError> {
+pub(crate) fn show(
+    ctx: &Context,
+    value: &impl serde::Serialize,
+    human: impl FnOnce() -> String,
+) -> Result<ExitCode, UserError> {
     if ctx.json() {
         print(&serde_json::to_string_pretty(value).unwrap_or_default())
     } else {

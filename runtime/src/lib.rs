@@ -78,6 +78,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod calendar;
 mod check;
 pub mod clock;
 pub mod diagnostic;

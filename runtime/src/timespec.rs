@@ -1,17 +1,20 @@
 //! Durations, cron schedules, time zones and dates as ops staff write them.
 //!
-//! Parsing only: what these mean on a calendar is the scheduler's business.
+//! Parsing only: what these mean on a working calendar is [`crate::calendar`]'s business.
 
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
 use crate::suggest;
 
-/// A length of time, counted either on the clock or on the app's working calendar.
+/// A length of time, counted on the clock, in calendar days or on the app's working calendar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Duration {
-    /// Clock time, in seconds (`24h` is 86,400).
+    /// Clock time, in seconds (`24h` is 86,400; `1d12h` is 129,600).
     Clock(i64),
+    /// Calendar days, for a duration written only in days and weeks (`7d`, `2w`, `1w2d`): the same
+    /// wall-clock time that many days later, even when daylight saving time starts or ends between.
+    Days(i64),
     /// Working days on the app calendar (`3 business days`).
     BusinessDays(i64),
     /// Working hours on the app calendar (`8 business hours`).
@@ -20,6 +23,8 @@ pub enum Duration {
 
 /// The longest duration accepted: ten years, far beyond any follow-up or contract term.
 const MAX_SECONDS: i64 = 10 * 366 * 86_400;
+
+const SECONDS_PER_DAY: i64 = 86_400;
 
 const UNITS: &[(&str, i64)] = &[
     ("s", 1),
@@ -70,13 +75,15 @@ impl std::str::FromStr for Duration {
         let unit = rest.to_lowercase();
         let unit = unit.split_whitespace().collect::<Vec<_>>().join(" ");
         if BUSINESS_DAY_UNITS.contains(&unit.as_str()) {
-            return bounded(number, 1).map(|_| Duration::BusinessDays(number));
+            // A working day is at least a day long, so the ten-year bound counts it as one.
+            return bounded(number, SECONDS_PER_DAY).map(|_| Duration::BusinessDays(number));
         }
         if BUSINESS_HOUR_UNITS.contains(&unit.as_str()) {
             return bounded(number, 3600).map(|_| Duration::BusinessHours(number));
         }
         // Compact sequences such as `1d12h`.
         let mut total = 0i64;
+        let mut whole_days = true;
         let mut number = number;
         let mut rest = rest;
         loop {
@@ -94,6 +101,7 @@ impl std::str::FromStr for Duration {
                     return Err(format!("\"{unit}\" is not a unit of time{hint}"));
                 }
             };
+            whole_days &= seconds % SECONDS_PER_DAY == 0;
             total = number
                 .checked_mul(seconds)
                 .and_then(|n| n.checked_add(total))
@@ -106,7 +114,10 @@ impl std::str::FromStr for Duration {
             number = n;
             rest = r.trim_start();
         }
-        bounded(total, 1).map(|_| Duration::Clock(total))
+        bounded(total, 1)?;
+        // Only days and weeks (`7d`, `2w`) count calendar days; any hour, minute or second part
+        // (`1d12h`, `24h`) makes the whole duration clock time.
+        Ok(if whole_days { Duration::Days(total / SECONDS_PER_DAY) } else { Duration::Clock(total) })
     }
 }
 
@@ -166,7 +177,6 @@ mod tests {
     #[test]
     fn parses_the_forms_ops_staff_write() {
         assert_eq!(d("24h"), Ok(Duration::Clock(86_400)));
-        assert_eq!(d("7d"), Ok(Duration::Clock(7 * 86_400)));
         assert_eq!(d("1d12h"), Ok(Duration::Clock(86_400 + 12 * 3600)));
         assert_eq!(d("30 minutes"), Ok(Duration::Clock(1800)));
         assert_eq!(d("3 business days"), Ok(Duration::BusinessDays(3)));
@@ -174,6 +184,31 @@ mod tests {
         assert_eq!(d("8 business hours"), Ok(Duration::BusinessHours(8)));
         assert_eq!(d("24小时"), Ok(Duration::Clock(86_400)));
         assert_eq!(d("3个工作日"), Ok(Duration::BusinessDays(3)));
+    }
+
+    #[test]
+    fn days_and_weeks_alone_are_calendar_days() {
+        assert_eq!(d("7d"), Ok(Duration::Days(7)));
+        assert_eq!(d("2w"), Ok(Duration::Days(14)));
+        assert_eq!(d("45 days"), Ok(Duration::Days(45)));
+        assert_eq!(d("1w2d"), Ok(Duration::Days(9)));
+        assert_eq!(d("7天"), Ok(Duration::Days(7)));
+        assert_eq!(d("1周"), Ok(Duration::Days(7)));
+        // Any clock part makes the whole duration clock time.
+        assert_eq!(d("1d12h"), Ok(Duration::Clock(86_400 + 12 * 3600)));
+        assert_eq!(d("1d30m"), Ok(Duration::Clock(86_400 + 1800)));
+        assert_eq!(d("24h"), Ok(Duration::Clock(86_400)));
+        assert_eq!(d("1440m"), Ok(Duration::Clock(86_400)));
+    }
+
+    #[test]
+    fn ten_years_is_the_longest_duration() {
+        assert_eq!(d("3660d"), Ok(Duration::Days(3660)));
+        assert!(d("3661d").is_err());
+        assert!(d("523w").is_err());
+        assert_eq!(d("3660 business days"), Ok(Duration::BusinessDays(3660)));
+        assert!(d("3661 business days").is_err());
+        assert!(d("87841 business hours").is_err());
     }
 
     #[test]

@@ -38,6 +38,14 @@ impl Cache {
         Ok(next)
     }
 
+    /// The member directory, read once per write.
+    pub(crate) fn team(&mut self, tx: &Tx<'_>) -> Result<&[MemberRow], StoreError> {
+        if self.team.is_none() {
+            self.team = Some(members::list(tx)?);
+        }
+        Ok(self.team.as_deref().unwrap_or_default())
+    }
+
     /// Stores the counters this write advanced. Call before the transaction commits.
     pub(crate) fn finish(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
         for ((form, period), value) in &self.counters {
@@ -95,38 +103,52 @@ pub(crate) fn on_create(
         .collect();
     let mut out = Vec::new();
     for rule in rules {
-        let Some(field) = rule.field.as_deref().or(f.form.owner_field()) else { continue };
-        if let Some(named) = data.get(field).filter(|v| !v.is_null()) {
-            // A row that names its owner (an import) still adds to that member's load.
-            if let (Some(member), Some(loads)) = (named.as_str(), cache.loads.get_mut(&rule.id)) {
-                loads.count_new(rule, f, member);
-            }
-            continue;
-        }
-        if cache.team.is_none() {
-            cache.team = Some(members::list(tx)?);
-        }
-        if !cache.loads.contains_key(&rule.id) {
-            cache.loads.insert(rule.id.clone(), read_loads(tx, f, rule, field, now)?);
-        }
-        let team = cache.team.as_deref().unwrap_or_default();
-        let Some(loads) = cache.loads.get_mut(&rule.id) else { continue };
-        let mut decision = decide(rule, data, team, loads);
-        if rule.pick == Pick::Script {
-            decision = by_script(f, rule, data, team, decision, scripts);
-        }
-        if let Some(member) = &decision.member {
-            data.insert(field.to_string(), Value::String(member.clone()));
-            loads.count_new(rule, f, member);
-        }
-        out.push(Recorded {
-            rule: rule.id.clone(),
-            member: decision.member,
-            queue: decision.queue,
-            explanation: decision.explanation,
-        });
+        out.extend(apply(tx, f, rule, data, now, cache, scripts)?);
     }
     Ok(out)
+}
+
+/// Runs one assignment rule on a record's data: fills the rule's field and returns the
+/// decision, or `None` when the field already names someone (who still counts as loaded).
+pub(crate) fn apply(
+    tx: &Tx<'_>,
+    f: &FormRef<'_>,
+    rule: &AssignmentRule,
+    data: &mut Map<String, Value>,
+    now: &jiff::Zoned,
+    cache: &mut Cache,
+    scripts: Option<&rhai::Engine>,
+) -> Result<Option<Recorded>, StoreError> {
+    let Some(field) = rule.field.as_deref().or(f.form.owner_field()) else { return Ok(None) };
+    if let Some(named) = data.get(field).filter(|v| !v.is_null()) {
+        // A row that names its owner (an import) still adds to that member's load.
+        if let (Some(member), Some(loads)) = (named.as_str(), cache.loads.get_mut(&rule.id)) {
+            loads.count_new(rule, f, member);
+        }
+        return Ok(None);
+    }
+    if cache.team.is_none() {
+        cache.team = Some(members::list(tx)?);
+    }
+    if !cache.loads.contains_key(&rule.id) {
+        cache.loads.insert(rule.id.clone(), read_loads(tx, f, rule, field, now)?);
+    }
+    let team = cache.team.as_deref().unwrap_or_default();
+    let Some(loads) = cache.loads.get_mut(&rule.id) else { return Ok(None) };
+    let mut decision = decide(rule, data, team, loads);
+    if rule.pick == Pick::Script {
+        decision = by_script(f, rule, data, team, decision, scripts);
+    }
+    if let Some(member) = &decision.member {
+        data.insert(field.to_string(), Value::String(member.clone()));
+        loads.count_new(rule, f, member);
+    }
+    Ok(Some(Recorded {
+        rule: rule.id.clone(),
+        member: decision.member,
+        queue: decision.queue,
+        explanation: decision.explanation,
+    }))
 }
 
 /// A rule's loads as stored: open records per member of the field the rule fills, the counts

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{EngineError, Runtime};
-use crate::store::boards;
+use crate::store::{boards, tasks};
 
 /// A record on a board.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,13 +32,39 @@ impl Runtime {
             )));
         }
         let now = self.clock.now();
-        Ok(boards::list(self.store.reader(), name)?
+        let age = |since: &str| {
+            let since: jiff::Timestamp = since.parse().unwrap_or(now);
+            now.duration_since(since).as_secs() / 3600
+        };
+        let mut items: Vec<BoardItem> = boards::list(self.store.reader(), name)?
             .into_iter()
-            .map(|f| {
-                let since: jiff::Timestamp = f.since.parse().unwrap_or(now);
-                let age_hours = now.duration_since(since).as_secs() / 3600;
-                BoardItem { record: f.record, form: f.form, reason: f.reason, since: f.since, age_hours }
+            .map(|f| BoardItem {
+                age_hours: age(&f.since),
+                record: f.record,
+                form: f.form,
+                reason: f.reason,
+                since: f.since,
             })
-            .collect())
+            .collect();
+        // Boards that show overdue work also list each record with an open task past its due
+        // time (derived, never stored: done or cancelled, it is gone from the board).
+        let shows_overdue = self.apps.values().flat_map(|a| a.app.def.boards.iter()).find(|b| b.id == name);
+        if let Some(board) = shows_overdue.filter(|b| b.show_overdue == Some(true)) {
+            let stamp = crate::clock::stamp(now);
+            for t in tasks::overdue_on(self.store.reader(), &board.forms, &stamp)? {
+                let since = t.due_at.clone().unwrap_or_default();
+                let due = t.due.as_deref().unwrap_or("-");
+                let reason =
+                    format!("overdue task: {} (due {due}, {})", t.title, t.assignee.as_deref().unwrap_or("unassigned"));
+                items.push(BoardItem { age_hours: age(&since), record: t.record, form: t.form, reason, since });
+            }
+            items.sort_by(|a, b| (&a.since, &a.record).cmp(&(&b.since, &b.record)));
+        }
+        Ok(items)
+    }
+
+    /// The outbox: messages waiting for delivery (or every message), oldest first.
+    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<crate::store::OutboxRow>, EngineError> {
+        Ok(crate::store::outbox::list(self.store.reader(), status)?)
     }
 }

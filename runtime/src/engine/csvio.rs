@@ -230,7 +230,7 @@ impl Runtime {
         };
         let report = store.write(|tx| {
             // One assignment cache for the whole import: loads are read once and kept current.
-            let assign_cache = std::cell::RefCell::new(super::assign::Cache::default());
+            let session = super::automate::Session::new(scripts, apps, now);
             let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
             report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
             for (done, (line, cells)) in rows.iter().enumerate() {
@@ -299,15 +299,8 @@ impl Runtime {
                         }
                         Ok(data) => {
                             let source = json!({"import": "csv", "row": line});
-                            let writer = Writer {
-                                assign: &assign_cache,
-                                scripts: Some(scripts),
-                                tx,
-                                f: &f,
-                                table: &table,
-                                at: &at,
-                                actor: &options.actor,
-                            };
+                            let writer =
+                                Writer { session: &session, tx, f: &f, table: &table, at: &at, actor: &options.actor };
                             match existing {
                                 None => {
                                     writer.create(data, &zoned, Some(&source))?;
@@ -343,7 +336,7 @@ impl Runtime {
             if report.rejected > 0 && !options.skip_invalid {
                 return Err(EngineError::Import(Box::new(report)));
             }
-            assign_cache.borrow().finish(tx)?;
+            session.assign.borrow().finish(tx)?;
             Ok(report)
         })?;
         Ok(report)

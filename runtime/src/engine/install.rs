@@ -58,7 +58,8 @@ impl Runtime {
                 return Err(EngineError::InvalidApp(vec![d]));
             }
         }
-        let at = self.now();
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
         let source = serde_json::to_string(files).map_err(crate::store::StoreError::from)?;
         let tables: Vec<FormTable> = app.def.forms.iter().map(FormTable::of).collect();
         let previous = self.apps.get(&id).map(|p| &p.app.def);
@@ -85,6 +86,7 @@ impl Runtime {
                 schema::sync_form_table(tx, table)?;
             }
             let revision = apps::save(tx, &id, &source, &at, actor, !orphaned.is_empty())?;
+            super::tick::arm_app(tx, &app.def, now, &at)?;
             let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();

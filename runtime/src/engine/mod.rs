@@ -6,6 +6,7 @@
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
 pub mod assign;
+mod automate;
 mod boards;
 mod csvio;
 mod host;
@@ -13,6 +14,8 @@ mod install;
 mod records;
 mod rules;
 mod score;
+mod tasks;
+mod tick;
 mod trial;
 
 use std::collections::BTreeMap;
@@ -22,11 +25,14 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use automate::{Run, RunStatus, StepLog};
 pub use boards::BoardItem;
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub use install::InstallReport;
 pub use records::{Change, Version};
 pub use score::Scored;
+pub use tasks::{Completed, Evidence, Task};
+pub use tick::{EventReport, Fired, TickReport, LATE_AFTER};
 pub use trial::{Graded, Trial};
 
 use crate::clock::Clock;

@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::automate::Session;
 use super::rules::{id_period, render_id, Purpose, Rules};
 use super::{EngineError, FormRef, Installed, Record, Runtime, SYSTEM_ACTORS};
 use crate::store::{audit, members, records, sha256_hex, FormTable, ListQuery, NewEvent, RecordRow, StoreError, Tx};
@@ -134,10 +135,8 @@ fn event_body(
 /// What every write of one form's records shares: the transaction, the form and its table,
 /// the time and the actor.
 pub(crate) struct Writer<'a, 'c> {
-    /// Assignment state shared by the records of one write (an import's rows).
-    pub assign: &'a std::cell::RefCell<super::assign::Cache>,
-    /// The script engine, for assignment rules that pick by script.
-    pub scripts: Option<&'a rhai::Engine>,
+    /// What the records of one write share (an import's rows, an automation's cascade).
+    pub session: &'a super::automate::Session<'a>,
     pub tx: &'a Tx<'c>,
     pub f: &'a FormRef<'a>,
     pub table: &'a FormTable,
@@ -153,12 +152,13 @@ impl Writer<'_, '_> {
         now: &jiff::Zoned,
         extra: Option<&Value>,
     ) -> Result<RecordRow, StoreError> {
-        let Writer { tx, f, table, at, actor, scripts, .. } = *self;
+        let Writer { tx, f, table, at, actor, session } = *self;
         let mut data = data;
-        let decisions = super::assign::on_create(tx, f, &mut data, now, &mut self.assign.borrow_mut(), scripts)?;
+        let decisions =
+            super::assign::on_create(tx, f, &mut data, now, &mut session.assign.borrow_mut(), Some(session.scripts))?;
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
-        let seq = self.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, now))?;
+        let seq = session.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, now))?;
         let state = f.form.initial_state().map(|s| s.id.clone());
         let text = serde_json::to_string(&data)?;
         let row = RecordRow {
@@ -209,6 +209,7 @@ impl Writer<'_, '_> {
                 crate::store::boards::flag(tx, &flag)?;
             }
         }
+        super::automate::after_write(self, None, &row, None)?;
         Ok(row)
     }
 
@@ -244,6 +245,10 @@ impl Writer<'_, '_> {
         if !records::update(tx, table, &row, &text)? {
             return Ok(Err(EngineError::Conflict { form: f.form.id.clone(), id: row.id }));
         }
+        let action = match &detail {
+            Some(("action", d)) => d["id"].as_str().map(str::to_string),
+            _ => None,
+        };
         let body = event_body(&row, Some(&changes), detail)?;
         audit::append(
             tx,
@@ -259,6 +264,7 @@ impl Writer<'_, '_> {
                 data_hash: Some(&row.data_hash),
             },
         )?;
+        super::automate::after_write(self, Some(&before), &row, action.as_deref())?;
         Ok(Ok(row))
     }
 }
@@ -277,10 +283,10 @@ impl Runtime {
         let rules = Rules { f, apps, scripts, state: initial.as_deref(), roles: &roles, key_checked: false };
         let row = store.write(|tx| {
             let data = rules.prepare(tx, &data, None, Purpose::Create, None).map_err(EngineError::Invalid)?;
-            let cache = Default::default();
-            let row = Writer { assign: &cache, scripts: Some(scripts), tx, f: &f, table: &table, at: &at, actor }
-                .create(data, &zoned, None)?;
-            cache.borrow().finish(tx)?;
+            let session = Session::new(scripts, apps, now);
+            let row =
+                Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?;
+            session.assign.borrow().finish(tx)?;
             Ok::<_, EngineError>(row)
         })?;
         Ok(record(form, row))
@@ -295,23 +301,28 @@ impl Runtime {
         patch: Map<String, Value>,
         actor: &str,
     ) -> Result<Record, EngineError> {
-        let at = self.now();
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
         let Runtime { store, apps, scripts, .. } = self;
         let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
         let roles = actor_roles(store.reader(), actor)?;
         let table = f.table();
-        let row =
-            store.write(|tx| {
-                let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-                let rules =
-                    Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
-                let data = rules
-                    .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
-                    .map_err(EngineError::Invalid)?;
-                let state = before.state.clone();
-                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
-                    .version(before, data, state, "record.updated", None)?
-            })?;
+        let row = store.write(|tx| {
+            let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
+            let data = rules
+                .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
+                .map_err(EngineError::Invalid)?;
+            let state = before.state.clone();
+            let session = Session::new(scripts, apps, now);
+            Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
+                before,
+                data,
+                state,
+                "record.updated",
+                None,
+            )?
+        })?;
         Ok(record(form, row))
     }
 
@@ -325,7 +336,8 @@ impl Runtime {
         actor: &str,
         data: Map<String, Value>,
     ) -> Result<Record, EngineError> {
-        let at = self.now();
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
         let Runtime { store, apps, scripts, .. } = self;
         let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
         let Some(def) = f.form.actions.iter().find(|a| a.id == action) else {
@@ -339,52 +351,57 @@ impl Runtime {
         let table = f.table();
         let lang = f.lang();
         let label = def.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| def.id.clone());
-        let row =
-            store.write(|tx| {
-                let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-                let state = before.state.clone().unwrap_or_default();
-                if !def.from.contains(&state) {
-                    return Err(EngineError::Refused(format!(
-                        "{id} is `{state}`; {label} (`{action}`) needs it to be {}",
-                        def.from.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                    )));
-                }
-                if !def.roles.is_empty() && !roles.iter().any(|r| def.roles.contains(r)) {
-                    return Err(EngineError::Refused(format!(
-                        "`{actor}` may not {label} (`{action}`): it needs the role {}",
-                        def.roles.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                    )));
-                }
-                if def.owner_only == Some(true) && before.owner.as_deref() != Some(actor) {
-                    let owner = before.owner.as_deref().unwrap_or("nobody");
-                    return Err(EngineError::Refused(format!(
-                        "only the owner of {id} (`{owner}`) may {label} (`{action}`)"
-                    )));
-                }
-                let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles, key_checked: false };
-                let data = rules
-                    .prepare(tx, &data, Some(&before.data), Purpose::Update, Some(id))
-                    .map_err(EngineError::Invalid)?;
-                let missing: Vec<FieldProblem> = def
-                    .requires
-                    .iter()
-                    .filter(|r| is_empty(data.get(*r)))
-                    .filter_map(|r| f.form.field(r))
-                    .map(|field| {
-                        FieldProblem::new(
-                            field.id.clone(),
-                            "REQUIRED_FOR_ACTION",
-                            format!("{} is required to {label}", field_name(field, lang)),
-                        )
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(EngineError::Invalid(missing));
-                }
-                let detail = json!({"id": action, "from": state, "to": def.to});
-                Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at: &at, actor }
-                    .version(before, data, Some(def.to.clone()), "record.action", Some(("action", detail)))?
-            })?;
+        let row = store.write(|tx| {
+            let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            let state = before.state.clone().unwrap_or_default();
+            if !def.from.contains(&state) {
+                return Err(EngineError::Refused(format!(
+                    "{id} is `{state}`; {label} (`{action}`) needs it to be {}",
+                    def.from.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+                )));
+            }
+            if !def.roles.is_empty() && !roles.iter().any(|r| def.roles.contains(r)) {
+                return Err(EngineError::Refused(format!(
+                    "`{actor}` may not {label} (`{action}`): it needs the role {}",
+                    def.roles.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+                )));
+            }
+            if def.owner_only == Some(true) && before.owner.as_deref() != Some(actor) {
+                let owner = before.owner.as_deref().unwrap_or("nobody");
+                return Err(EngineError::Refused(format!(
+                    "only the owner of {id} (`{owner}`) may {label} (`{action}`)"
+                )));
+            }
+            let rules = Rules { f, apps, scripts, state: Some(def.to.as_str()), roles: &roles, key_checked: false };
+            let data = rules
+                .prepare(tx, &data, Some(&before.data), Purpose::Update, Some(id))
+                .map_err(EngineError::Invalid)?;
+            let missing: Vec<FieldProblem> = def
+                .requires
+                .iter()
+                .filter(|r| is_empty(data.get(*r)))
+                .filter_map(|r| f.form.field(r))
+                .map(|field| {
+                    FieldProblem::new(
+                        field.id.clone(),
+                        "REQUIRED_FOR_ACTION",
+                        format!("{} is required to {label}", field_name(field, lang)),
+                    )
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(EngineError::Invalid(missing));
+            }
+            let detail = json!({"id": action, "from": state, "to": def.to});
+            let session = Session::new(scripts, apps, now);
+            Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
+                before,
+                data,
+                Some(def.to.clone()),
+                "record.action",
+                Some(("action", detail)),
+            )?
+        })?;
         Ok(record(form, row))
     }
 

@@ -23,6 +23,9 @@ pub(crate) enum Purpose {
     Create,
     /// A change by a person: read-only fields are refused.
     Update,
+    /// A change by an automation (a `set` step, a script's result): read-only fields are
+    /// closeloop's to write.
+    Automation,
 }
 
 /// What the rules need besides the data.

@@ -6,6 +6,7 @@ use rhai::{Array, Dynamic};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::automate::{Cause, Session, Steps};
 use super::records::{actor_roles, find_form, not_found, unknown_form, Writer};
 use super::{EngineError, FormRef, Record, Runtime};
 use crate::model::{FieldType, Score};
@@ -62,11 +63,12 @@ pub(crate) fn run_context(f: &FormRef<'_>, record: Option<&str>) -> RunContext {
 
 /// Runs a score's script over a record's data; a value outside 0-100 is clamped.
 pub(crate) fn evaluate(
-    rt: &Runtime,
+    scripts: &rhai::Engine,
     f: &FormRef<'_>,
     score: &Score,
     data: &Map<String, Value>,
     record: Option<&str>,
+    tasks: &[Value],
 ) -> Result<Scored, EngineError> {
     let key = match crate::model::script_source(&score.script) {
         crate::model::ScriptSource::File(path) => path.to_string(),
@@ -82,9 +84,9 @@ pub(crate) fn evaluate(
         .ok_or_else(|| EngineError::Input(format!("score {} has no compiled script", score.id)))?;
     let mut scope = super::rules::scope_of(&Map::new());
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
-    // SOP tasks arrive with the automations; until then a record has none.
-    scope.push("tasks", Array::new());
-    let outcome = crate::script::run_in(&rt.scripts, ast, &mut scope, f.app.deadline, run_context(f, record)).map_err(
+    let tasks: Array = tasks.iter().map(|t| rhai::serde::to_dynamic(t).unwrap_or(Dynamic::UNIT)).collect();
+    scope.push("tasks", tasks);
+    let outcome = crate::script::run_in(scripts, ast, &mut scope, f.app.deadline, run_context(f, record)).map_err(
         |(fault, _)| {
             // A runtime error points into the script file (or says which inline script).
             let place = match (&fault, crate::model::script_source(&score.script)) {
@@ -136,7 +138,8 @@ pub(crate) fn evaluate(
 
 impl Runtime {
     /// Recomputes a score for a record and stores it as a new version whose event holds the
-    /// reasons, the host calls and the thresholds crossed. An unchanged score writes nothing.
+    /// reasons, the host calls and the thresholds crossed; a threshold crossed runs its steps in
+    /// the same transaction. An unchanged score writes no version.
     pub fn score(
         &mut self,
         form: &str,
@@ -144,23 +147,98 @@ impl Runtime {
         score_id: &str,
         actor: &str,
     ) -> Result<(Record, Scored), EngineError> {
-        let at = self.now();
-        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
-        let Some(score) = f.app.app.def.scores.iter().find(|s| s.id == score_id && s.form == form) else {
-            return Err(EngineError::Input(format!("form {form} has no score `{score_id}`")));
-        };
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
         actor_roles(self.store.reader(), actor)?;
+        let Runtime { store, apps, scripts, .. } = self;
+        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
+        if !f.app.app.def.scores.iter().any(|s| s.id == score_id && s.form == form) {
+            return Err(EngineError::Input(format!("form {form} has no score `{score_id}`")));
+        }
         let table = f.table();
-        let before = records::get(self.store.reader(), &table, id)?.ok_or_else(|| not_found(form, id))?;
-        let scored = evaluate(self, &f, score, &before.data, Some(id))?;
-        let integer = f.form.field(&score.field).is_some_and(|fd| fd.kind == FieldType::Integer);
-        let value = if integer { json!(scored.value) } else { json!(scored.value as f64) };
-        let mut data = before.data.clone();
-        data.insert(score.field.clone(), value);
-        let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
-        let record = self.store_derived(form, id, before.version, data, &at, actor, ("score", detail))?;
-        Ok((record, scored))
+        let (row, scored) = store.write(|tx| {
+            let session = Session::new(scripts, apps, now);
+            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+            let scored = score_record(&w, score_id, id)?;
+            let row = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            Ok::<_, EngineError>((row, scored))
+        })?;
+        Ok((super::records::record_of(form, row), scored))
     }
+}
+
+/// Scores one record inside a write: runs the script over the record and its tasks, stores the
+/// value (with the reasons and host calls in the version's event), and runs the steps of every
+/// threshold the value fell below.
+pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Result<Scored, EngineError> {
+    let def = &w.f.app.app.def;
+    let Some((si, score)) = def.scores.iter().enumerate().find(|(_, s)| s.id == score_id) else {
+        return Err(EngineError::Input(format!("there is no score `{score_id}`")));
+    };
+    let before = records::get(w.tx, w.table, id)?.ok_or_else(|| not_found(&w.f.form.id, id))?;
+    let tasks = crate::store::tasks::of_record(w.tx, &w.f.form.id, id)?;
+    let tasks = super::tasks::for_scripts(&tasks, w.at);
+    let scored = evaluate(w.session.scripts, w.f, score, &before.data, Some(id), &tasks)?;
+    let integer = w.f.form.field(&score.field).is_some_and(|fd| fd.kind == FieldType::Integer);
+    let value = if integer { json!(scored.value) } else { json!(scored.value as f64) };
+    let mut data = before.data.clone();
+    data.insert(score.field.clone(), value);
+    let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
+    let state = before.state.clone();
+    let writer = Writer { actor: super::automate::ACTOR, ..*w };
+    writer.version(before, data, state, "record.updated", Some(("score", detail)))??;
+    for (ti, t) in score.thresholds.iter().enumerate() {
+        if !scored.crossed_below.contains(&t.below) {
+            continue;
+        }
+        let steps = Steps {
+            name: format!("{}.below_{}", score.id, t.below),
+            list: &t.steps,
+            pointer: format!("/scores/{si}/thresholds/{ti}/do"),
+            automation: None,
+        };
+        let cause = Cause {
+            key: format!("{id}/score/{}/{}", score.id, w.at),
+            trigger: format!("{} fell to {} (below {})", score.id, scored.value, t.below),
+            ..Cause::default()
+        };
+        super::automate::run_steps(w, &steps, Some(id), &cause, 0)?;
+    }
+    Ok(scored)
+}
+
+/// The `score` step: one record, or (from a schedule) every record of the score's form.
+pub(crate) fn score_step(
+    w: &Writer<'_, '_>,
+    score_id: &str,
+    record: Option<&str>,
+) -> Result<Result<String, String>, crate::store::StoreError> {
+    let def = &w.f.app.app.def;
+    let Some(score) = def.scores.iter().find(|s| s.id == score_id) else {
+        return Ok(Err(format!("there is no score `{score_id}`")));
+    };
+    let Some(f) = super::automate::form_of(w.f.app, &score.form) else {
+        return Ok(Err(format!("there is no form `{}`", score.form)));
+    };
+    let table = f.table();
+    let sw = Writer { f: &f, table: &table, ..*w };
+    let ids: Vec<String> = match record {
+        Some(id) if score.form == w.f.form.id => vec![id.to_string()],
+        _ => records::list(w.tx, &table, &crate::store::ListQuery::default())?.into_iter().map(|r| r.id).collect(),
+    };
+    let mut shown = Vec::new();
+    for id in &ids {
+        match score_record(&sw, score_id, id) {
+            Ok(s) => shown.push(format!("{id}: {} = {}", score.field, s.value)),
+            Err(EngineError::Store(e)) => return Err(e),
+            Err(e) => return Ok(Err(format!("{id}: {e}"))),
+        }
+    }
+    Ok(Ok(match shown.len() {
+        0 => "no records to score".to_string(),
+        1..=5 => shown.join("; "),
+        n => format!("{n} records scored"),
+    }))
 }
 
 impl Runtime {
@@ -214,7 +292,8 @@ impl Runtime {
         actor: &str,
         detail: (&'static str, Value),
     ) -> Result<Record, EngineError> {
-        let Runtime { store, apps, .. } = self;
+        let now = self.clock.now();
+        let Runtime { store, apps, scripts, .. } = self;
         let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
         let table = f.table();
         let row = store.write(|tx| {
@@ -223,7 +302,8 @@ impl Runtime {
                 return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
             }
             let state = current.state.clone();
-            Writer { assign: &Default::default(), scripts: None, tx, f: &f, table: &table, at, actor }.version(
+            let session = Session::new(scripts, apps, now);
+            Writer { session: &session, tx, f: &f, table: &table, at, actor }.version(
                 current,
                 data.clone(),
                 state,

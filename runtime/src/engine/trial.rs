@@ -130,7 +130,12 @@ impl Runtime {
             });
         }
         if let Some(score) = score {
-            let scored = super::score::evaluate(self, &f, score, &data, record)?;
+            let tasks = match record {
+                Some(id) => crate::store::tasks::of_record(conn, &f.form.id, id)?,
+                None => Vec::new(),
+            };
+            let tasks = super::tasks::for_scripts(&tasks, &self.now());
+            let scored = super::score::evaluate(&self.scripts, &f, score, &data, record, &tasks)?;
             let reasons =
                 if scored.reasons.is_empty() { String::new() } else { format!(" ({})", scored.reasons.join("; ")) };
             return Ok(Trial {

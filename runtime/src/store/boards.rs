@@ -40,3 +40,11 @@ pub(crate) fn list(conn: &Connection, board: &str) -> Result<Vec<FlagRow>, Store
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Takes a record off a board; false when it was not on it.
+pub(crate) fn unflag(tx: &Tx<'_>, board: &str, form: &str, record: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached("DELETE FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3")?
+        .execute(params![board, form, record])?;
+    Ok(n == 1)
+}

@@ -14,8 +14,11 @@ pub(crate) mod audit;
 mod bench;
 pub(crate) mod boards;
 pub(crate) mod members;
+pub(crate) mod outbox;
 pub(crate) mod records;
 pub(crate) mod schema;
+pub(crate) mod tasks;
+pub(crate) mod timers;
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,8 +29,11 @@ pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
 pub use boards::FlagRow;
 pub use members::MemberRow;
+pub use outbox::OutboxRow;
 pub use records::{ListQuery, RecordRow, SortOrder};
 pub use schema::FormTable;
+pub use tasks::TaskRow;
+pub use timers::TimerRow;
 
 /// A write transaction. Only store functions run statements on it.
 pub type Tx<'a> = rusqlite::Transaction<'a>;
@@ -226,6 +232,22 @@ impl Retryable for StoreError {
             StoreError::Sqlite(e) => is_busy(e),
             StoreError::Busy => true,
             _ => false,
+        }
+    }
+}
+
+/// Runs `f` inside a savepoint of the transaction: when it fails, what it wrote is undone and
+/// the rest of the transaction stands (an automation step that fails never loses the record).
+pub(crate) fn savepoint<T, E: From<StoreError>>(tx: &Tx<'_>, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    tx.execute_batch("SAVEPOINT step").map_err(StoreError::from)?;
+    match f() {
+        Ok(v) => {
+            tx.execute_batch("RELEASE step").map_err(StoreError::from)?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO step; RELEASE step").map_err(StoreError::from)?;
+            Err(e)
         }
     }
 }

@@ -68,6 +68,62 @@ const MIGRATIONS: &[&str] = &[
         since TEXT NOT NULL,
         PRIMARY KEY (board, form, record)
      );",
+    // 3: durable timers, SOP tasks and the outbox.
+    "CREATE TABLE timers (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        automation TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        form TEXT,
+        record TEXT,
+        due TEXT NOT NULL,
+        anchor TEXT,
+        payload TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        done_at TEXT,
+        outcome TEXT
+     );
+     CREATE INDEX timers_due ON timers(due) WHERE status = 'pending';
+     CREATE INDEX timers_by_record ON timers(form, record, automation);
+     CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        form TEXT NOT NULL,
+        record TEXT NOT NULL,
+        sop TEXT NOT NULL,
+        task TEXT NOT NULL,
+        title TEXT NOT NULL,
+        assignee TEXT,
+        due TEXT,
+        due_at TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        done_at TEXT,
+        done_by TEXT,
+        evidence TEXT
+     );
+     CREATE INDEX tasks_by_record ON tasks(form, record);
+     CREATE INDEX tasks_open ON tasks(due_at) WHERE status = 'open';
+     CREATE UNIQUE INDEX tasks_open_once ON tasks(form, record, sop, task) WHERE status = 'open';
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        address TEXT,
+        message TEXT NOT NULL,
+        subject TEXT,
+        body TEXT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        form TEXT,
+        record TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        next_at TEXT,
+        last_error TEXT
+     );
+     CREATE INDEX outbox_pending ON outbox(next_at) WHERE status = 'pending';",
 ];
 
 /// Brings the database to the newest schema version.

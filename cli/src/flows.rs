@@ -1,0 +1,144 @@
+//! The commands that move work along by themselves: `event`, `tick`, `tasks`, `task done` and
+//! `outbox`. Each turns flags into one library call.
+
+use std::process::ExitCode;
+
+use closeloop::engine::{Evidence, Run, RunStatus};
+use serde_json::{Map, Value};
+
+use crate::records::{show, Context};
+use crate::UserError;
+
+fn run_lines(runs: &[Run]) -> Vec<String> {
+    runs.iter()
+        .map(|r| {
+            let on = r.record.as_deref().map(|id| format!(" on {id}")).unwrap_or_default();
+            let status = match r.status {
+                RunStatus::Done => "done",
+                RunStatus::Skipped => "skipped",
+                RunStatus::Failed => "FAILED",
+            };
+            let mut s = format!("  {status:<7} {}{on} ({})", r.automation, r.trigger);
+            if let Some(why) = &r.why {
+                s.push_str(&format!("\n          why: {why}"));
+            }
+            for step in &r.steps {
+                match (&step.outcome, &step.error) {
+                    (_, Some(e)) => s.push_str(&format!("\n          {}: error: {e}", step.step)),
+                    (Some(o), None) => s.push_str(&format!("\n          {}: {o}", step.step)),
+                    (None, None) => {}
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// `closeloop event NAME --data JSON`.
+pub fn event(ctx: &Context, name: &str, data: Map<String, Value>, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let report = rt.event(name, data, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        let on = report.record.as_deref().map(|r| format!(" for {r}")).unwrap_or_default();
+        let mut lines = vec![format!("event {}{on}: {} automation run(s)", report.event, report.runs.len())];
+        lines.extend(run_lines(&report.runs));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop tick`: fire what is due at `--now`.
+pub fn tick(ctx: &Context) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let report = rt.tick().map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        let mut lines = Vec::new();
+        for t in &report.timers {
+            let on = t.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
+            let late = if t.late { format!(" LATE (was due {})", t.due) } else { format!(" (due {})", t.due) };
+            let missed = if t.missed > 0 { format!(", {} missed run(s) coalesced", t.missed) } else { String::new() };
+            let why = t.why.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
+            lines.push(format!("{:<9} {}{on}{late}{missed}{why}", t.outcome, t.automation));
+        }
+        let fired = report.timers.iter().filter(|t| t.outcome == "fired").count();
+        let late = report.timers.iter().filter(|t| t.late).count();
+        let skipped = report.timers.iter().filter(|t| t.outcome == "skipped").count();
+        lines.push(format!(
+            "tick at {}: {} timer(s) due; {fired} fired ({late} late), {skipped} skipped",
+            report.now,
+            report.timers.len()
+        ));
+        if !report.runs.is_empty() {
+            lines.push("runs:".into());
+            lines.extend(run_lines(&report.runs));
+        }
+        lines.join("\n")
+    })
+}
+
+/// `closeloop tasks [--as MEMBER] [--overdue] [--all]`.
+pub fn tasks(ctx: &Context, member: Option<&str>, overdue: bool, all: bool) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let tasks = rt.tasks(member, overdue, all).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &tasks, || {
+        let mut lines: Vec<String> = tasks
+            .iter()
+            .map(|t| {
+                let flag = if t.overdue { " OVERDUE" } else { "" };
+                format!(
+                    "#{:<5} {:<18} {:<12} due {:<12} {:<10} {}{flag}",
+                    t.id,
+                    t.record,
+                    t.status,
+                    t.due.as_deref().unwrap_or("-"),
+                    t.assignee.as_deref().unwrap_or("-"),
+                    t.title
+                )
+            })
+            .collect();
+        lines.push(format!("{} task(s)", tasks.len()));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop task done ID --as MEMBER --evidence summary=TEXT --evidence attachment=PATH`.
+pub fn task_done(ctx: &Context, id: i64, actor: &str, evidence: &[String]) -> Result<ExitCode, UserError> {
+    let mut given = Evidence::default();
+    for item in evidence {
+        match item.split_once('=') {
+            Some(("summary", text)) => given.summary = Some(text.to_string()),
+            Some(("attachment", path)) => given.attachment = Some(path.to_string()),
+            Some((key, _)) => {
+                return Err(UserError(format!(
+                    "--evidence {key}=… is not known; give `summary=TEXT` or `attachment=PATH`"
+                )))
+            }
+            // A bare text is the summary: `--evidence "客户满意，下月扩容"`.
+            None => given.summary = Some(item.clone()),
+        }
+    }
+    let mut rt = ctx.runtime()?;
+    let done = rt.complete_task(id, actor, given).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &done, || {
+        let mut lines =
+            vec![format!("task #{} {} on {} done by {actor}", done.task.id, done.task.title, done.task.record)];
+        lines.extend(run_lines(&done.runs));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop outbox [--status S]`.
+pub fn outbox(ctx: &Context, status: Option<&str>) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let messages = rt.outbox(status).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &messages, || {
+        let mut lines: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                let to = m.address.as_deref().map(|a| format!("{} ({a})", m.recipient)).unwrap_or(m.recipient.clone());
+                format!("#{:<5} {:<8} {:<7} {to}: {}", m.id, m.channel, m.status, m.body)
+            })
+            .collect();
+        lines.push(format!("{} message(s)", messages.len()));
+        lines.join("\n")
+    })
+}

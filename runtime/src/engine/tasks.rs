@@ -1,0 +1,318 @@
+//! SOP tasks: an SOP template expands into tasks on a record, each due relative to one of the
+//! record's dates on the app's working calendar; done with evidence, or cancelled. Overdue is
+//! derived from the due time, never stored.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::automate::{self, Cause, Session, Steps};
+use super::records::Writer;
+use super::{EngineError, Runtime};
+use crate::calendar::Anchor;
+use crate::model::Evidence as Needed;
+use crate::store::{audit, records, tasks, NewEvent, TaskRow};
+
+/// A task as people see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// Its id.
+    pub id: i64,
+    /// The record's form.
+    pub form: String,
+    /// The record.
+    pub record: String,
+    /// The SOP.
+    pub sop: String,
+    /// The task's id in the SOP.
+    pub task: String,
+    /// The title.
+    pub title: String,
+    /// Who should do it.
+    pub assignee: Option<String>,
+    /// When it is due: a date, or an instant.
+    pub due: Option<String>,
+    /// `open`, `done` or `cancelled`.
+    pub status: String,
+    /// Open past its due time.
+    pub overdue: bool,
+    /// Done after its due time.
+    pub late: bool,
+    /// What to say, from the SOP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk_track: Option<String>,
+    /// The evidence it needs.
+    pub needs: Vec<String>,
+    /// When it was done or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+    /// Who did it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_by: Option<String>,
+    /// The evidence given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Value>,
+}
+
+/// What a member hands in when a task is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// What happened, in a few sentences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// A file that shows it (a signed form, a call recording), as a path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<String>,
+}
+
+/// A completed task and what its effects did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Completed {
+    /// The task, now done.
+    pub task: Task,
+    /// The runs its `on_complete` steps (and what they set off) made.
+    pub runs: Vec<automate::Run>,
+}
+
+fn overdue(t: &TaskRow, now: &str) -> bool {
+    t.status == "open" && t.due_at.as_deref().is_some_and(|d| d < now)
+}
+
+fn late(t: &TaskRow) -> bool {
+    matches!((&t.done_at, &t.due_at), (Some(done), Some(due)) if t.status == "done" && done > due)
+}
+
+impl Runtime {
+    fn task_view(&self, t: TaskRow, now: &str) -> Task {
+        let def = self.apps.get(&t.app).and_then(|a| {
+            let lang = a.app.def.app.language.unwrap_or(crate::model::Lang::Zh);
+            let sop = a.app.def.sops.iter().find(|s| s.id == t.sop)?;
+            let task = sop.tasks.iter().find(|x| x.id == t.task)?;
+            Some((task.talk_track.as_ref().map(|l| l.get(lang).to_string()), task.evidence.clone()))
+        });
+        let (talk_track, needs) = def.unwrap_or_default();
+        Task {
+            overdue: overdue(&t, now),
+            late: late(&t),
+            id: t.id,
+            form: t.form,
+            record: t.record,
+            sop: t.sop,
+            task: t.task,
+            title: t.title,
+            assignee: t.assignee,
+            due: t.due,
+            status: t.status,
+            talk_track,
+            needs: needs.iter().map(|n| format!("{n:?}").to_lowercase()).collect(),
+            done_at: t.done_at,
+            done_by: t.done_by,
+            evidence: t.evidence.and_then(|e| serde_json::from_str(&e).ok()),
+        }
+    }
+
+    /// Open tasks (all tasks with `all`), optionally one member's, optionally only overdue ones;
+    /// soonest due first.
+    pub fn tasks(&self, assignee: Option<&str>, overdue_only: bool, all: bool) -> Result<Vec<Task>, EngineError> {
+        let now = self.now();
+        let rows = tasks::list(self.store.reader(), assignee, !all, overdue_only.then_some(now.as_str()))?;
+        Ok(rows.into_iter().map(|t| self.task_view(t, &now)).collect())
+    }
+
+    /// A record's tasks, oldest first.
+    pub fn tasks_of(&self, form: &str, record: &str) -> Result<Vec<Task>, EngineError> {
+        let now = self.now();
+        let rows = tasks::of_record(self.store.reader(), form, record)?;
+        Ok(rows.into_iter().map(|t| self.task_view(t, &now)).collect())
+    }
+
+    /// Marks a task done with its evidence, then runs its `on_complete` steps, in one
+    /// transaction. Only the assignee (or the assignee's manager) may; the evidence the SOP
+    /// asks for must be there (an attachment must be a file that exists).
+    pub fn complete_task(&mut self, id: i64, actor: &str, evidence: Evidence) -> Result<Completed, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        super::records::actor_roles(self.store.reader(), actor)?;
+        let Runtime { store, apps, scripts, .. } = self;
+        let runs = store.write(|tx| {
+            let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
+            if task.status != "open" {
+                return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
+            }
+            let manager = match &task.assignee {
+                Some(a) => crate::store::members::get(tx, a)?.and_then(|m| m.manager),
+                None => None,
+            };
+            if task.assignee.as_deref() != Some(actor) && manager.as_deref() != Some(actor) {
+                let who = task.assignee.as_deref().unwrap_or("nobody");
+                return Err(EngineError::Refused(format!(
+                    "task {id} is {who}'s; only {who} (or their manager) may complete it"
+                )));
+            }
+            let installed = apps
+                .get(&task.app)
+                .ok_or_else(|| EngineError::Input(format!("the app {} is not installed", task.app)))?;
+            let f = automate::form_of(installed, &task.form)
+                .ok_or_else(|| EngineError::Input(format!("the form {} is gone", task.form)))?;
+            let (si, sop) = installed
+                .app
+                .def
+                .sops
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.id == task.sop)
+                .ok_or_else(|| EngineError::Input(format!("the SOP {} is gone", task.sop)))?;
+            let (ti, def) = sop
+                .tasks
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.id == task.task)
+                .ok_or_else(|| EngineError::Input(format!("the SOP task {}.{} is gone", task.sop, task.task)))?;
+            let mut missing = Vec::new();
+            let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+            for need in &def.evidence {
+                match need {
+                    Needed::Summary if !given(&evidence.summary) => {
+                        missing.push("a summary of what happened (`--evidence summary=TEXT`)".to_string())
+                    }
+                    Needed::Attachment if !given(&evidence.attachment) => {
+                        missing.push("an attachment (`--evidence attachment=PATH`)".to_string())
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(path) = evidence.attachment.as_deref().filter(|p| !p.trim().is_empty()) {
+                if !std::path::Path::new(path).is_file() {
+                    missing.push(format!("the attachment `{path}` is not a file that exists"));
+                }
+            }
+            if !missing.is_empty() {
+                return Err(EngineError::Refused(format!(
+                    "task {id} ({}) needs {}; nothing was written",
+                    task.title,
+                    missing.join(" and ")
+                )));
+            }
+            let text = serde_json::to_string(&evidence).map_err(crate::store::StoreError::from)?;
+            tasks::close(tx, id, "done", &at, actor, Some(&text))?;
+            let done = TaskRow { status: "done".into(), done_at: Some(at.clone()), ..task.clone() };
+            let body = json!({"task": id, "sop": task.sop, "step": task.task, "title": task.title,
+                              "evidence": evidence, "late": late(&done)});
+            audit::append(
+                tx,
+                &NewEvent {
+                    at: &at,
+                    actor,
+                    kind: "task.done",
+                    form: Some(&task.form),
+                    record: Some(&task.record),
+                    version: None,
+                    body: &body.to_string(),
+                    data: None,
+                    data_hash: None,
+                },
+            )?;
+            let session = Session::new(scripts, apps, now);
+            let table = f.table();
+            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+            let steps = Steps {
+                name: format!("{}.{}", task.sop, task.task),
+                list: &def.on_complete,
+                pointer: format!("/sops/{si}/tasks/{ti}/on_complete"),
+                automation: None,
+            };
+            if !steps.list.is_empty() {
+                let cause = Cause { key: format!("task/{id}"), trigger: format!("task {id} done"), ..Cause::default() };
+                automate::run_steps(&w, &steps, Some(&task.record), &cause, 0)?;
+            }
+            Ok(session.runs.take())
+        })?;
+        let row = tasks::get(self.store.reader(), id)?.ok_or_else(|| EngineError::Input(format!("no task {id}")))?;
+        Ok(Completed { task: self.task_view(row, &at), runs })
+    }
+}
+
+/// The values the tasks of a record show a score script: `title`, `sop`, `task`, `status`,
+/// `due`, `done_at`, `late` and `overdue`.
+pub(crate) fn for_scripts(rows: &[TaskRow], now: &str) -> Vec<Value> {
+    rows.iter()
+        .map(|t| {
+            json!({"title": t.title, "sop": t.sop, "task": t.task, "status": t.status, "due": t.due,
+                   "done_at": t.done_at, "late": late(t), "overdue": overdue(t, now)})
+        })
+        .collect()
+}
+
+/// Opens an SOP's tasks on a record: each due relative to a date of the record on the app's
+/// calendar, assigned by its rule. A task already open is not opened twice.
+pub(crate) fn open_sop(
+    w: &Writer<'_, '_>,
+    sop_id: &str,
+    record: &str,
+) -> Result<Result<String, String>, crate::store::StoreError> {
+    let def = &w.f.app.app.def;
+    let Some(sop) = def.sops.iter().find(|s| s.id == sop_id) else {
+        return Ok(Err(format!("there is no SOP `{sop_id}`")));
+    };
+    let Some(row) = records::get(w.tx, w.table, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let cal = automate::calendar_of(w.f.app);
+    let lang = w.f.lang();
+    let mut opened = Vec::new();
+    let mut skipped = Vec::new();
+    for t in &sop.tasks {
+        let anchor = automate::anchor_of(&row, &t.due.from);
+        let point = anchor
+            .as_deref()
+            .and_then(|a| automate::shift_point(&cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
+        let (due, due_at) = match &point {
+            Some(Anchor::Date(d)) => {
+                // A date is due through its whole day: overdue from the next midnight.
+                let end = d.tomorrow().ok().and_then(|n| n.to_zoned(cal.time_zone().clone()).ok());
+                (Some(d.to_string()), end.map(|z| crate::clock::stamp(z.timestamp())))
+            }
+            Some(Anchor::Instant(ts)) => (Some(crate::clock::stamp(*ts)), Some(crate::clock::stamp(*ts))),
+            None => (None, None),
+        };
+        let assignee = {
+            let mut cache = w.session.assign.borrow_mut();
+            let team = cache.team(w.tx)?;
+            automate::recipients(team, &t.assignee, &row.data, crate::model::ChannelKind::Log)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|(id, _)| id)
+        };
+        let task = TaskRow {
+            id: 0,
+            app: def.app.id.clone(),
+            form: w.f.form.id.clone(),
+            record: record.to_string(),
+            sop: sop.id.clone(),
+            task: t.id.clone(),
+            title: t.title.get(lang).to_string(),
+            assignee: assignee.clone(),
+            due: due.clone(),
+            due_at,
+            status: "open".into(),
+            created_at: w.at.to_string(),
+            done_at: None,
+            done_by: None,
+            evidence: None,
+        };
+        match tasks::open(w.tx, &task)? {
+            Some(id) => opened.push(format!(
+                "#{id} {} due {} for {}",
+                t.id,
+                due.as_deref().unwrap_or(&format!("? ({} is empty)", t.due.from)),
+                assignee.as_deref().unwrap_or("nobody")
+            )),
+            None => skipped.push(t.id.clone()),
+        }
+    }
+    let mut text = format!("opened {} task(s)", opened.len());
+    if !opened.is_empty() {
+        text.push_str(&format!(": {}", opened.join("; ")));
+    }
+    if !skipped.is_empty() {
+        text.push_str(&format!("; already open: {}", skipped.join(", ")));
+    }
+    Ok(Ok(text))
+}

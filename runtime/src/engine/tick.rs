@@ -1,0 +1,369 @@
+//! The scheduler's one pass: fire every timer due at "now", and external events.
+//!
+//! A timer is claimed by a conditional update (`pending` → `fired`) inside the same
+//! `BEGIN IMMEDIATE` transaction that runs its steps and writes their outbox rows and audit
+//! events, so a crash leaves it pending and two schedulers on one file never both fire it. Its
+//! condition is checked again at fire time; a timer that fires more than [`LATE_AFTER`] past
+//! its due time is marked late, with the time it was due; missed cron runs coalesce into one.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::automate::{self, Cause, Run, RunStatus, Session};
+use super::records::Writer;
+use super::{EngineError, Installed, Runtime};
+use crate::model::Trigger;
+use crate::store::{records, timers, TimerRow, Tx};
+
+/// A timer firing this much after its due time was missed (closeloop was down, nobody ran
+/// `tick`): it still fires once, marked late.
+pub const LATE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// How many timers one transaction fires, so a backlog never holds the write lock for long.
+const BATCH: usize = 200;
+
+/// What one timer did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fired {
+    /// The timer.
+    pub timer: i64,
+    /// Its automation.
+    pub automation: String,
+    /// `record`, `cron` or `retry`.
+    pub kind: String,
+    /// The record's form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
+    /// The record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// When it was due.
+    pub due: String,
+    /// Fired more than five minutes after it was due.
+    pub late: bool,
+    /// `fired`, `skipped`, `failed` or `cancelled`.
+    pub outcome: String,
+    /// Why it was skipped, failed or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Schedule runs missed and coalesced into this one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub missed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What a `tick` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    /// "Now", as the tick saw it.
+    pub now: String,
+    /// Each timer due, in due order.
+    pub timers: Vec<Fired>,
+    /// The automation runs the timers made.
+    pub runs: Vec<Run>,
+}
+
+/// What `event` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventReport {
+    /// The event.
+    pub event: String,
+    /// The record it is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// The automation runs it made.
+    pub runs: Vec<Run>,
+}
+
+impl Runtime {
+    /// Fires every timer due at the clock's "now", in batches of one transaction each, and
+    /// says what each did.
+    pub fn tick(&mut self) -> Result<TickReport, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let mut report = TickReport { now: at.clone(), ..TickReport::default() };
+        // A timer that fires can arm another one already due; the passes stop when a batch
+        // comes back short, and in any case after this many.
+        for _ in 0..10_000 {
+            let Runtime { store, apps, scripts, .. } = &mut *self;
+            let (fired, runs) = store.write(|tx| {
+                let session = Session::new(scripts, apps, now);
+                let mut fired = Vec::new();
+                for timer in timers::due(tx, &at, BATCH)? {
+                    fired.push(fire(tx, &session, &timer, &at)?);
+                }
+                Ok::<_, EngineError>((fired, session.runs.take()))
+            })?;
+            let done = fired.len() < BATCH;
+            report.timers.extend(fired);
+            report.runs.extend(runs);
+            if done {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The earliest time a pending timer is due, if any: how long a scheduler may sleep.
+    pub fn next_due(&self) -> Result<Option<String>, EngineError> {
+        Ok(timers::next_due(self.store.reader())?)
+    }
+
+    /// How many timers are in each status (`pending`, `fired`, `skipped`, …).
+    pub fn timer_counts(&self) -> Result<Vec<(String, i64)>, EngineError> {
+        Ok(timers::counts(self.store.reader())?)
+    }
+
+    /// Receives an external event (`payment.received`): checks its data against the event's
+    /// fields, finds its target record, and runs its automations, all in one transaction. An
+    /// event whose data is wrong or whose record does not exist writes nothing.
+    pub fn event(&mut self, name: &str, data: Map<String, Value>, actor: &str) -> Result<EventReport, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        super::records::actor_roles(self.store.reader(), actor)?;
+        let Some(installed) = self.apps.values().find(|a| a.app.def.events.iter().any(|e| e.id == name)) else {
+            let known: Vec<&str> =
+                self.apps.values().flat_map(|a| a.app.def.events.iter().map(|e| e.id.as_str())).collect();
+            let hint = crate::suggest::closest(name, known.iter().copied())
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_else(|| format!("; the events are: {}", known.join(", ")));
+            return Err(EngineError::Input(format!("there is no event `{name}`{hint}")));
+        };
+        let def = &installed.app.def;
+        let Some(event) = def.events.iter().find(|e| e.id == name) else { return Err(EngineError::Input(name.into())) };
+        let lang = def.app.language.unwrap_or(crate::model::Lang::Zh);
+        let mut problems = Vec::new();
+        let mut clean = Map::new();
+        for (key, value) in &data {
+            match event.fields.iter().find(|f| &f.id == key) {
+                Some(field) => match crate::values::check_value(field, value, key, lang) {
+                    Ok(v) => {
+                        clean.insert(key.clone(), v);
+                    }
+                    Err(p) => problems.push(p),
+                },
+                None => problems.push(crate::values::FieldProblem::new(
+                    key.clone(),
+                    "UNKNOWN_FIELD",
+                    format!(
+                        "event {name} has no field `{key}`; its fields: {}",
+                        event.fields.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            }
+        }
+        for field in &event.fields {
+            if field.required == Some(true) && crate::values::is_empty(clean.get(&field.id)) {
+                problems.push(crate::values::FieldProblem::new(
+                    field.id.clone(),
+                    "REQUIRED",
+                    format!("{} is required", crate::values::field_name(field, lang)),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let app_id = def.app.id.clone();
+        let Runtime { store, apps, scripts, .. } = self;
+        let installed = apps.get(&app_id).ok_or_else(|| EngineError::Input(format!("no app {app_id}")))?;
+        // Any form of the app carries the writer; the event finds its own target.
+        let first = installed.app.def.forms.first().map(|f| f.id.clone()).unwrap_or_default();
+        let f = automate::form_of(installed, &first)
+            .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
+        let table = f.table();
+        let (record, runs) = store.write(|tx| {
+            let session = Session::new(scripts, apps, now);
+            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+            let cause =
+                Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
+            automate::raise(&w, name, &clean, None, &cause)?.map_err(EngineError::Refused)?;
+            let runs = session.runs.take();
+            let record = runs.iter().find_map(|r| r.record.clone());
+            Ok::<_, EngineError>((record, runs))
+        })?;
+        Ok(EventReport { event: name.to_string(), record, runs })
+    }
+}
+
+/// Fires one due timer inside the batch's transaction.
+fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Result<Fired, EngineError> {
+    let due: jiff::Timestamp = timer.due.parse().unwrap_or(session.now);
+    let late = session.now.duration_since(due) > LATE_AFTER;
+    let mut fired = Fired {
+        timer: timer.id,
+        automation: timer.automation.clone(),
+        kind: timer.kind.clone(),
+        form: timer.form.clone(),
+        record: timer.record.clone(),
+        due: timer.due.clone(),
+        late,
+        outcome: "fired".into(),
+        why: None,
+        missed: 0,
+    };
+    // The claim: only the transaction that moves it out of `pending` fires it.
+    if !timers::finish(tx, timer.id, "fired", at, "{}")? {
+        fired.outcome = "claimed elsewhere".into();
+        return Ok(fired);
+    }
+    let settle = |fired: &mut Fired, status: &str, why: Option<String>| -> Result<(), EngineError> {
+        let outcome = json!({"late": fired.late, "due": fired.due, "why": why, "missed": fired.missed});
+        crate::store::timers::set_outcome(tx, timer.id, status, &outcome.to_string())?;
+        fired.outcome = status.to_string();
+        fired.why = why;
+        Ok(())
+    };
+    let Some((installed, index)) = automation(session, timer) else {
+        settle(&mut fired, "cancelled", Some("the automation no longer exists or is disabled".into()))?;
+        return Ok(fired);
+    };
+    let auto = &installed.app.def.automations[index];
+    let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
+    let Some(f) = form_id.as_deref().and_then(|id| automate::form_of(installed, id)) else {
+        settle(&mut fired, "cancelled", Some("its form no longer exists".into()))?;
+        return Ok(fired);
+    };
+    let table = f.table();
+    let w = Writer { session, tx, f: &f, table: &table, at, actor: automate::ACTOR };
+    if let Some(id) = &timer.record {
+        if records::get(tx, &table, id)?.is_none() {
+            settle(&mut fired, "cancelled", Some(format!("{id} no longer exists")))?;
+            return Ok(fired);
+        }
+    }
+    let timer_info = json!({"id": timer.id, "due": timer.due, "late": late});
+    let late_word = if late { ", late" } else { "" };
+    let status = match timer.kind.as_str() {
+        timers::kind::CRON => {
+            let Trigger::Cron(c) = &auto.when else {
+                settle(&mut fired, "cancelled", Some("the automation is no longer a schedule".into()))?;
+                return Ok(fired);
+            };
+            let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
+            let tz = crate::timespec::parse_time_zone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+            let cron = crate::timespec::parse_cron(&c.schedule).map_err(EngineError::Input)?;
+            // Runs that fell between the due one and now are coalesced into this one.
+            fired.missed = crate::calendar::count_cron(&cron, &tz, due, session.now, 10_000);
+            if let Some(next) = crate::calendar::next_cron(&cron, &tz, session.now) {
+                arm_cron(tx, &installed.app.def, &auto.id, next, at)?;
+            }
+            let missed =
+                if fired.missed > 0 { format!(", {} missed run(s) coalesced", fired.missed) } else { String::new() };
+            let cause = Cause {
+                key: format!("timer/{}", timer.id),
+                trigger: format!("schedule {} due {}{late_word}{missed}", c.schedule, timer.due),
+                timer: Some(json!({"id": timer.id, "due": timer.due, "late": late, "missed": fired.missed})),
+                ..Cause::default()
+            };
+            automate::run_automation(&w, index, None, &cause, 0)?
+        }
+        timers::kind::RETRY => {
+            let payload: Value =
+                timer.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            let step = payload["step"].as_u64().unwrap_or(0) as usize;
+            let mut cause: Cause = serde_json::from_value(payload["cause"].clone()).unwrap_or_default();
+            cause.trigger = format!("retry {} of step {} ({})", cause.attempt, step + 1, cause.trigger);
+            automate::run_automation(&w, index, timer.record.as_deref(), &cause, step)?
+        }
+        _ => {
+            let late_policy = match &auto.when {
+                Trigger::Timer(t) => t.late,
+                _ => None,
+            };
+            if late && late_policy == Some(crate::model::LatePolicy::Skip) {
+                let why = format!(
+                    "missed: due {} while closeloop was not running, and the timer says `late: skip`",
+                    timer.due
+                );
+                settle(&mut fired, "skipped", Some(why))?;
+                return Ok(fired);
+            }
+            let cause = Cause {
+                key: format!("timer/{}", timer.id),
+                trigger: format!("timer due {}{late_word}", timer.due),
+                timer: Some(timer_info),
+                ..Cause::default()
+            };
+            automate::run_automation(&w, index, timer.record.as_deref(), &cause, 0)?
+        }
+    };
+    let why = session.runs.borrow().iter().rev().find(|r| r.automation == auto.id).and_then(|r| r.why.clone());
+    match status {
+        RunStatus::Done => settle(&mut fired, "fired", None)?,
+        RunStatus::Skipped => settle(&mut fired, "skipped", why)?,
+        RunStatus::Failed => settle(&mut fired, "failed", why)?,
+    }
+    Ok(fired)
+}
+
+fn automation<'a>(session: &Session<'a>, timer: &TimerRow) -> Option<(&'a Installed, usize)> {
+    let installed = session.apps.get(&timer.app)?;
+    let index =
+        installed.app.def.automations.iter().position(|a| a.id == timer.automation && a.enabled != Some(false))?;
+    Some((installed, index))
+}
+
+/// Arms a cron automation's next run, unless one is already pending.
+pub(crate) fn arm_cron(
+    tx: &Tx<'_>,
+    def: &crate::model::AppDef,
+    automation: &str,
+    next: jiff::Timestamp,
+    at: &str,
+) -> Result<(), crate::store::StoreError> {
+    let app = &def.app.id;
+    let spec = def.automations.iter().find(|a| a.id == automation).and_then(|a| match &a.when {
+        Trigger::Cron(c) => Some(format!("{} {}", c.schedule, c.time_zone.as_deref().unwrap_or(def.app.time_zone()))),
+        _ => None,
+    });
+    if let Some(pending) = timers::pending_cron(tx, app, automation)? {
+        // The same schedule keeps its pending run (even one missed while down); a changed
+        // schedule starts over.
+        if pending.anchor == spec {
+            return Ok(());
+        }
+        timers::finish(tx, pending.id, "cancelled", at, r#"{"why":"the schedule changed"}"#)?;
+    }
+    let timer = TimerRow {
+        id: 0,
+        app: app.clone(),
+        automation: automation.to_string(),
+        kind: timers::kind::CRON.into(),
+        form: None,
+        record: None,
+        due: crate::clock::stamp(next),
+        anchor: spec,
+        payload: None,
+        status: "pending".into(),
+    };
+    timers::insert(tx, &timer, at)?;
+    Ok(())
+}
+
+/// Arms the schedules of an installed app (and cancels the pending timers of automations it
+/// no longer has): called in the install's transaction.
+pub(crate) fn arm_app(
+    tx: &Tx<'_>,
+    def: &crate::model::AppDef,
+    now: jiff::Timestamp,
+    at: &str,
+) -> Result<(), crate::store::StoreError> {
+    let keep: Vec<&str> = def.automations.iter().filter(|a| a.enabled != Some(false)).map(|a| a.id.as_str()).collect();
+    timers::cancel_except(tx, &def.app.id, &keep, at)?;
+    for auto in def.automations.iter().filter(|a| a.enabled != Some(false)) {
+        let Trigger::Cron(c) = &auto.when else { continue };
+        let tz = c.time_zone.as_deref().unwrap_or(def.app.time_zone());
+        let (Ok(tz), Ok(cron)) = (crate::timespec::parse_time_zone(tz), crate::timespec::parse_cron(&c.schedule))
+        else {
+            continue;
+        };
+        if let Some(next) = crate::calendar::next_cron(&cron, &tz, now) {
+            arm_cron(tx, def, &auto.id, next, at)?;
+        }
+    }
+    Ok(())
+}
