@@ -16,6 +16,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod assign;
+mod automations;
 mod cli;
 mod corpus;
 mod host;
