@@ -115,5 +115,7 @@ fn demo_summarises_the_templates() {
     assert!(text.contains("form lead (市场线索登记表 / Lead registration)"), "{text}");
     assert!(text.contains("metric after_payment_touch"), "{text}");
     assert!(text.contains("m_li pressed 已联系: LEAD-2026-00001 is now contacted (version 2)"), "{text}");
+    assert!(text.contains("4 24h alert(s) fired, 1 skipped"), "{text}");
+    assert!(text.contains("4 lead(s) on the supervisor board; outbox: 5 WeCom, 4 SMS"), "{text}");
     assert!(text.contains("audit verify: ok"), "{text}");
 }

@@ -219,7 +219,8 @@ pub fn walkthrough() -> Result<Vec<String>, String> {
     let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).map(|(_, c)| *c).unwrap_or_default();
     let now: jiff::Timestamp = "2026-11-26T09:00:00+08:00".parse().map_err(|e: jiff::Error| e.to_string())?;
     let store = Store::open_in_memory().map_err(|e| e.to_string())?;
-    let mut rt = Runtime::open(store, Arc::new(ManualClock::new(now))).map_err(|e| e.to_string())?;
+    let clock = Arc::new(ManualClock::new(now));
+    let mut rt = Runtime::open(store, clock.clone()).map_err(|e| e.to_string())?;
     let mut out = vec!["lead-followup, live in memory (clock at 2026-11-26 09:00 +08:00):".to_string()];
     rt.install(&t.app_files(), "system", false).map_err(|e| e.to_string())?;
     let members = rt.import_members(file("data/members.csv").as_bytes(), "system").map_err(|e| e.to_string())?;
@@ -259,6 +260,22 @@ pub fn walkthrough() -> Result<Vec<String>, String> {
     out.push(format!(
         "  imported data/leads.csv (Chinese headers): {} new, {} updated by phone",
         report.created, report.updated
+    ));
+    // A day later, the scheduler's pass: every lead nobody contacted turns red, goes to the
+    // supervisor board, and its rep gets one SMS; the contacted one is skipped.
+    clock.advance(jiff::SignedDuration::from_hours(25));
+    let tick = rt.tick().map_err(|e| e.to_string())?;
+    let fired = tick.timers.iter().filter(|t| t.outcome == "fired").count();
+    let skipped = tick.timers.iter().filter(|t| t.outcome == "skipped").count();
+    let board = rt.board("supervisor").map_err(|e| e.to_string())?;
+    let outbox = rt.outbox(None).map_err(|e| e.to_string())?;
+    let sms = outbox.iter().filter(|m| m.channel == "sms").count();
+    out.push(format!(
+        "  25 hours later, tick: {fired} 24h alert(s) fired, {skipped} skipped ({} was contacted); \
+         {} lead(s) on the supervisor board; outbox: {} WeCom, {sms} SMS",
+        r.id,
+        board.len(),
+        outbox.len() - sms
     ));
     let v = rt.verify_audit().map_err(|e| e.to_string())?;
     let status = if v.problem.is_none() { "ok" } else { "FAILED" };
