@@ -329,6 +329,16 @@ enum BenchWhat {
         #[arg(long, default_value_t = 1_000)]
         submits: usize,
     },
+    /// One `tick` firing the due timers of a large backlog, against a raw select-and-mark of
+    /// the same rows.
+    Timers {
+        /// Pending timers in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
+        /// The share of them due, in percent (at most 50).
+        #[arg(long, default_value_t = 1.0)]
+        due_percent: f64,
+    },
 }
 
 /// What a command reports when it fails for a reason the user can fix (exit 1).
@@ -400,6 +410,11 @@ fn main() -> ExitCode {
         Command::Demo => demo(args.format),
         Command::Bench { what: BenchWhat::Import { rows, submits } } => {
             bench::import((*rows).max(1), (*submits).max(1), args.format == Format::Json)
+                .map_err(UserError)
+                .and_then(|t| print(&t))
+        }
+        Command::Bench { what: BenchWhat::Timers { pending, due_percent } } => {
+            bench::timers(*pending, *due_percent, args.format == Format::Json)
                 .map_err(UserError)
                 .and_then(|t| print(&t))
         }
