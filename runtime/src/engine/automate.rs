@@ -37,12 +37,22 @@ pub(crate) struct Session<'a> {
     pub assign: RefCell<assign::Cache>,
     pub runs: RefCell<Vec<Run>>,
     depth: Cell<u8>,
+    /// The record written last in this transaction: automations read it again and again.
+    last: RefCell<Option<(String, RecordRow)>>,
     pub now: jiff::Timestamp,
 }
 
 impl<'a> Session<'a> {
     pub fn new(scripts: &'a Engine, apps: &'a BTreeMap<String, Installed>, now: jiff::Timestamp) -> Self {
-        Session { scripts, apps, assign: RefCell::default(), runs: RefCell::default(), depth: Cell::new(0), now }
+        Session {
+            scripts,
+            apps,
+            assign: RefCell::default(),
+            runs: RefCell::default(),
+            depth: Cell::new(0),
+            last: RefCell::new(None),
+            now,
+        }
     }
 }
 
@@ -174,6 +184,7 @@ pub(crate) fn after_write(
     after: &RecordRow,
     action: Option<&str>,
 ) -> Result<(), StoreError> {
+    *w.session.last.borrow_mut() = Some((w.f.form.id.clone(), after.clone()));
     let depth = w.session.depth.get();
     if depth >= MAX_DEPTH {
         w.session.runs.borrow_mut().push(Run {
@@ -208,9 +219,15 @@ pub(crate) fn after_write(
     result
 }
 
-/// The app's working calendar.
-pub(crate) fn calendar_of(app: &Installed) -> WorkCalendar {
-    WorkCalendar::of_app(&app.app.def)
+/// A record of the writer's form as it stands in this transaction: the one just written when
+/// it is that one (every record write passes through [`after_write`]), else read.
+pub(crate) fn current(w: &Writer<'_, '_>, id: &str) -> Result<Option<RecordRow>, StoreError> {
+    if let Some((form, row)) = &*w.session.last.borrow() {
+        if form == &w.f.form.id && row.id == id {
+            return Ok(Some(row.clone()));
+        }
+    }
+    records::get(w.tx, w.table, id)
 }
 
 /// When a moment relative to a record's anchor falls: the instant it fires, stored format.
@@ -248,14 +265,13 @@ pub(crate) fn anchor_of(row: &RecordRow, field: &str) -> Option<String> {
 /// moment already fired (or skipped) for the same anchor value is not armed again.
 fn sync_timers(w: &Writer<'_, '_>, created: bool, row: &RecordRow) -> Result<(), StoreError> {
     let def = &w.f.app.app.def;
-    let mut cal: Option<WorkCalendar> = None;
+    let cal = &w.f.app.calendar;
     for auto in &def.automations {
         let Trigger::Timer(t) = &auto.when else { continue };
         if t.form != w.f.form.id || auto.enabled == Some(false) {
             continue;
         }
         let anchor = anchor_of(row, &t.from);
-        let cal = cal.get_or_insert_with(|| calendar_of(w.f.app));
         let due = anchor.as_deref().and_then(|a| moment(cal, a, t.after.as_deref(), t.before.as_deref()));
         // A new record has no timers yet: no need to look.
         let existing = if created { Vec::new() } else { timers::of_record(w.tx, &w.f.form.id, &row.id, &auto.id)? };
@@ -309,7 +325,7 @@ pub(crate) fn run_automation(
         automation: Some(index),
     };
     if let (Some(c), Some(id)) = (&auto.condition, record) {
-        if let Some(row) = records::get(w.tx, w.table, id)? {
+        if let Some(row) = current(w, id)? {
             let roles = super::records::actor_roles(w.tx, w.actor).unwrap_or_default();
             let rules = Rules {
                 f: *w.f,
@@ -518,7 +534,7 @@ fn run_step(
             let Some(rule) = def.assignment_rules.iter().find(|r| &r.id == rule_id) else {
                 return Ok(Err(format!("there is no assignment rule `{rule_id}`")));
             };
-            let Some(current) = records::get(w.tx, w.table, id)? else { return Ok(Err(format!("{id} is gone"))) };
+            let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
             let mut data = current.data.clone();
             let zoned = w.session.now.to_zoned(w.f.time_zone());
             let decided = assign::apply(
@@ -601,7 +617,7 @@ fn run_step(
             };
             let Some(ast) = w.f.app.app.script(&key) else { return Ok(Err(format!("no compiled script at {key}"))) };
             let current = match record {
-                Some(id) => records::get(w.tx, w.table, id)?,
+                Some(id) => current(w, id)?,
                 None => None,
             };
             let mut scope = rhai::Scope::new();
@@ -628,7 +644,7 @@ fn run_step(
                 return Ok(Err(format!("there is no grade `{id}`")));
             };
             let grade = &def.grades[index];
-            let Some(current) = records::get(w.tx, w.table, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
+            let Some(current) = current(w, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
             let rules = Rules {
                 f: *w.f,
                 apps: w.session.apps,
@@ -651,7 +667,7 @@ fn run_step(
 /// Changes fields of a record as an automation: the form's rules still apply (types, bounds,
 /// computed fields), read-only fields included.
 pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Value>, by: &str) -> StepResult {
-    let Some(current) = records::get(w.tx, w.table, id)? else { return Ok(Err(format!("{id} is gone"))) };
+    let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
     let rules = Rules {
         f: *w.f,
         apps: w.session.apps,
@@ -761,7 +777,7 @@ fn notify(
         return Ok(Err(format!("there is no message `{}`", n.message)));
     };
     let row = match record {
-        Some(id) => records::get(w.tx, w.table, id)?,
+        Some(id) => current(w, id)?,
         None => None,
     };
     let data = row.as_ref().map(|r| r.data.clone()).unwrap_or_default();
@@ -775,15 +791,15 @@ fn notify(
         Err(why) => return Ok(Ok(format!("nobody to notify: {why}"))),
     };
     let lang = w.f.lang();
+    let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
     let ctx = minijinja::Value::from(minijinja::value::Serde(message_context(w.f, row.as_ref(), cause.event.as_ref())));
-    let mut env = minijinja::Environment::new();
-    env.set_recursion_limit(16);
-    let body = match env.render_str(message.text.get(lang), &ctx) {
+    let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));
+    let body = match render(format!("{}.{code}", message.id)) {
         Ok(b) => b,
         Err(e) => return Ok(Err(format!("message {} cannot be rendered: {e}", message.id))),
     };
     let subject = match &message.subject {
-        Some(s) => match env.render_str(s.get(lang), &ctx) {
+        Some(_) => match render(format!("{}.{code}.subject", message.id)) {
             Ok(s) => Some(s),
             Err(e) => return Ok(Err(format!("the subject of message {} cannot be rendered: {e}", message.id))),
         },

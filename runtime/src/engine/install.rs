@@ -116,7 +116,7 @@ impl Runtime {
         };
         self.host_forms(&app.def);
         let deadline = super::deadline(&app, self.deadline_cap);
-        self.apps.insert(id, Installed { app, revision, deadline });
+        self.apps.insert(id, Installed::new(app, revision, deadline));
         Ok(report)
     }
 }

@@ -136,12 +136,45 @@ pub struct Record {
 }
 
 /// An installed app, loaded and compiled.
-#[derive(Debug)]
 pub(crate) struct Installed {
     pub app: App,
     pub revision: i64,
     /// How long one script run may take in this app: its own setting, capped store-wide.
     pub deadline: std::time::Duration,
+    /// The app's message templates, compiled once: `MESSAGE.zh`, `MESSAGE.en.subject`, ….
+    pub messages: minijinja::Environment<'static>,
+    /// The app's working calendar, read once.
+    pub calendar: crate::calendar::WorkCalendar,
+    /// The app's time zone.
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installed").field("app", &self.app.def.app.id).field("revision", &self.revision).finish()
+    }
+}
+
+impl Installed {
+    pub fn new(app: App, revision: i64, deadline: std::time::Duration) -> Self {
+        let mut messages = minijinja::Environment::new();
+        messages.set_recursion_limit(16);
+        for m in &app.def.messages {
+            for lang in [Lang::Zh, Lang::En] {
+                let code = if lang == Lang::Zh { "zh" } else { "en" };
+                // The loader refused templates that do not compile; one missing here makes
+                // its `notify` step fail with a clear error instead.
+                let _ = messages.add_template_owned(format!("{}.{code}", m.id), m.text.get(lang).to_string());
+                if let Some(subject) = &m.subject {
+                    let _ =
+                        messages.add_template_owned(format!("{}.{code}.subject", m.id), subject.get(lang).to_string());
+                }
+            }
+        }
+        let calendar = crate::calendar::WorkCalendar::of_app(&app.def);
+        let zone = crate::timespec::parse_time_zone(app.def.app.time_zone()).unwrap_or(jiff::tz::TimeZone::UTC);
+        Installed { app, revision, deadline, messages, calendar, zone }
+    }
 }
 
 /// An app's script deadline: its `script_deadline_ms` (50 ms by default), never above the cap.
@@ -190,7 +223,7 @@ impl FormRef<'_> {
     }
 
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
-        crate::timespec::parse_time_zone(self.app.app.def.app.time_zone()).unwrap_or(jiff::tz::TimeZone::UTC)
+        self.app.zone.clone()
     }
 }
 
@@ -217,7 +250,7 @@ impl Runtime {
                 Some(app) => {
                     rt.host_forms(&app.def);
                     let deadline = deadline(&app, rt.deadline_cap);
-                    rt.apps.insert(stored.id.clone(), Installed { app, revision: stored.revision, deadline });
+                    rt.apps.insert(stored.id.clone(), Installed::new(app, stored.revision, deadline));
                 }
                 None => return Err(EngineError::InvalidApp(loaded.diagnostics)),
             }

@@ -10,7 +10,7 @@ use super::records::Writer;
 use super::{EngineError, Runtime};
 use crate::calendar::Anchor;
 use crate::model::Evidence as Needed;
-use crate::store::{audit, records, tasks, NewEvent, TaskRow};
+use crate::store::{audit, tasks, NewEvent, TaskRow};
 
 /// A task as people see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -253,8 +253,8 @@ pub(crate) fn open_sop(
     let Some(sop) = def.sops.iter().find(|s| s.id == sop_id) else {
         return Ok(Err(format!("there is no SOP `{sop_id}`")));
     };
-    let Some(row) = records::get(w.tx, w.table, record)? else { return Ok(Err(format!("{record} is gone"))) };
-    let cal = automate::calendar_of(w.f.app);
+    let Some(row) = super::automate::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let cal = &w.f.app.calendar;
     let lang = w.f.lang();
     let mut opened = Vec::new();
     let mut skipped = Vec::new();
@@ -262,7 +262,7 @@ pub(crate) fn open_sop(
         let anchor = automate::anchor_of(&row, &t.due.from);
         let point = anchor
             .as_deref()
-            .and_then(|a| automate::shift_point(&cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
+            .and_then(|a| automate::shift_point(cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
         let (due, due_at) = match &point {
             Some(Anchor::Date(d)) => {
                 // A date is due through its whole day: overdue from the next midnight.
