@@ -481,3 +481,24 @@ fn a_scheduler_killed_mid_tick_leaves_every_timer_to_fire_exactly_once() {
     );
     assert!(db.ok(&["audit", "verify"], due).starts_with("audit ok"));
 }
+
+#[test]
+fn installing_a_new_timer_arms_it_for_records_that_already_exist_and_removing_it_cancels() {
+    let without: String = RENEWALS.split("automations:").next().unwrap().to_string();
+    let mut w = World::new("2026-01-05T10:00:00+08:00");
+    let install = |w: &mut World, yaml: &str| {
+        w.rt.install(&AppFiles { app_yaml: yaml.into(), ..AppFiles::default() }, "system", false).unwrap();
+    };
+    install(&mut w, &without);
+    w.rt.import_members(b"id,name,roles,region,manager,active,capacity\nm_a,A,rep,east,,true,10\n", "system").unwrap();
+    let id = w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap().id;
+    assert!(w.rt.next_due().unwrap().is_none());
+    install(&mut w, RENEWALS);
+    // 30 days before 30 June (remind_strict) comes after 45 days before (remind): 16 May first.
+    assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-16T01:00:00.000000Z"));
+    install(&mut w, RENEWALS);
+    assert!(w.rt.timer_counts().unwrap().contains(&("pending".to_string(), 2)), "a re-install arms nothing twice");
+    install(&mut w, &without);
+    assert!(w.rt.next_due().unwrap().is_none(), "removed automations leave no pending timers");
+    assert_eq!(w.field("contract", &id, "reminded"), Value::Null);
+}

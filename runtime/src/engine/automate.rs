@@ -265,46 +265,86 @@ pub(crate) fn anchor_of(row: &RecordRow, field: &str) -> Option<String> {
 /// moment already fired (or skipped) for the same anchor value is not armed again.
 fn sync_timers(w: &Writer<'_, '_>, created: bool, row: &RecordRow) -> Result<(), StoreError> {
     let def = &w.f.app.app.def;
-    let cal = &w.f.app.calendar;
     for auto in &def.automations {
         let Trigger::Timer(t) = &auto.when else { continue };
-        if t.form != w.f.form.id || auto.enabled == Some(false) {
-            continue;
-        }
-        let anchor = anchor_of(row, &t.from);
-        let due = anchor.as_deref().and_then(|a| moment(cal, a, t.after.as_deref(), t.before.as_deref()));
-        // A new record has no timers yet: no need to look.
-        let existing = if created { Vec::new() } else { timers::of_record(w.tx, &w.f.form.id, &row.id, &auto.id)? };
-        let pending = existing.iter().find(|x| x.status == "pending");
-        if let Some(p) = pending {
-            if due.as_deref() == Some(p.due.as_str()) {
-                continue;
-            }
-            let why = match &due {
-                Some(d) => json!({"reason": "its anchor moved", "moved_to": d}),
-                None => json!({"reason": format!("`{}` was cleared", t.from)}),
-            };
-            timers::finish(w.tx, p.id, "cancelled", w.at, &why.to_string())?;
-        } else if existing.iter().any(|x| x.anchor == anchor) {
-            continue;
-        }
-        if let Some(due) = due {
-            let timer = TimerRow {
-                id: 0,
-                app: def.app.id.clone(),
-                automation: auto.id.clone(),
-                kind: timers::kind::RECORD.into(),
-                form: Some(w.f.form.id.clone()),
-                record: Some(row.id.clone()),
-                due,
-                anchor,
-                payload: None,
-                status: "pending".into(),
-            };
-            timers::insert(w.tx, &timer, w.at)?;
+        if t.form == w.f.form.id && auto.enabled != Some(false) {
+            sync_timer(w.tx, def, &w.f.app.calendar, &auto.id, t, row, created, w.at)?;
         }
     }
     Ok(())
+}
+
+/// Brings one record's timer of one automation in step with its anchor. `created`: the record
+/// is new, so it has no timers to look for.
+#[allow(clippy::too_many_arguments)]
+fn sync_timer(
+    tx: &crate::store::Tx<'_>,
+    def: &crate::model::AppDef,
+    cal: &WorkCalendar,
+    automation: &str,
+    t: &crate::model::TimerTrigger,
+    row: &RecordRow,
+    created: bool,
+    at: &str,
+) -> Result<(), StoreError> {
+    let anchor = anchor_of(row, &t.from);
+    let due = anchor.as_deref().and_then(|a| moment(cal, a, t.after.as_deref(), t.before.as_deref()));
+    let existing = if created { Vec::new() } else { timers::of_record(tx, &t.form, &row.id, automation)? };
+    let pending = existing.iter().find(|x| x.status == "pending");
+    if let Some(p) = pending {
+        if due.as_deref() == Some(p.due.as_str()) {
+            return Ok(());
+        }
+        let why = match &due {
+            Some(d) => json!({"reason": "its anchor moved", "moved_to": d}),
+            None => json!({"reason": format!("`{}` was cleared", t.from)}),
+        };
+        timers::finish(tx, p.id, "cancelled", at, &why.to_string())?;
+    } else if existing.iter().any(|x| x.anchor == anchor) {
+        return Ok(());
+    }
+    if let Some(due) = due {
+        let timer = TimerRow {
+            id: 0,
+            app: def.app.id.clone(),
+            automation: automation.to_string(),
+            kind: timers::kind::RECORD.into(),
+            form: Some(t.form.clone()),
+            record: Some(row.id.clone()),
+            due,
+            anchor,
+            payload: None,
+            status: "pending".into(),
+        };
+        timers::insert(tx, &timer, at)?;
+    }
+    Ok(())
+}
+
+/// Arms the timers an installed app's timer automations give records that already exist (a
+/// new `timer` automation, a database from before timers): called in the install's transaction.
+pub(crate) fn arm_existing(
+    tx: &crate::store::Tx<'_>,
+    def: &crate::model::AppDef,
+    at: &str,
+) -> Result<usize, StoreError> {
+    let cal = WorkCalendar::of_app(def);
+    let mut armed = 0;
+    for auto in def.automations.iter().filter(|a| a.enabled != Some(false)) {
+        let Trigger::Timer(t) = &auto.when else { continue };
+        let Some(form) = def.forms.iter().find(|f| f.id == t.form) else { continue };
+        let table = crate::store::FormTable::of(form);
+        if !records::table_exists(tx, &table)? {
+            continue;
+        }
+        for id in timers::records_without(tx, &table, &auto.id)? {
+            if let Some(row) = records::get(tx, &table, &id)? {
+                sync_timer(tx, def, &cal, &auto.id, t, &row, true, at)?;
+                armed += 1;
+            }
+        }
+    }
+    Ok(armed)
 }
 
 /// Runs automation `index` of the writer's app on a record (or none), from step `from`:

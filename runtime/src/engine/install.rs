@@ -87,6 +87,7 @@ impl Runtime {
             }
             let revision = apps::save(tx, &id, &source, &at, actor, !orphaned.is_empty())?;
             super::tick::arm_app(tx, &app.def, now, &at)?;
+            super::automate::arm_existing(tx, &app.def, &at)?;
             let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();

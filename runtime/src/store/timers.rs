@@ -146,3 +146,20 @@ pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> 
         .execute(params![id, status, outcome])?;
     Ok(())
 }
+
+/// Ids of a form's records that have no timer of this automation at all.
+pub(crate) fn records_without(
+    conn: &Connection,
+    t: &super::FormTable,
+    automation: &str,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "SELECT r.id FROM {} r WHERE NOT EXISTS
+           (SELECT 1 FROM timers x WHERE x.form = ?1 AND x.record = r.id AND x.automation = ?2)
+         ORDER BY r.rowid",
+        t.quoted()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![t.form, automation], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
