@@ -502,3 +502,71 @@ fn installing_a_new_timer_arms_it_for_records_that_already_exist_and_removing_it
     assert!(w.rt.next_due().unwrap().is_none(), "removed automations leave no pending timers");
     assert_eq!(w.field("contract", &id, "reminded"), Value::Null);
 }
+
+#[test]
+fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
+    let dir = crate::support::TempDir::new("cs-cli");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = dir.0.join("closeloop.db");
+    let run = |now: &str, args: &[&str]| -> Value {
+        let mut full = vec!["--format", "json"];
+        full.extend_from_slice(args);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(&full)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", &db)
+            .env("CLOSELOOP_NOW", now)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let day0 = "2026-11-20T10:00:00+08:00";
+    run(day0, &["install", "customer-success"]);
+    run(day0, &["members", "import", "app-templates/customer-success/data/members.csv"]);
+    run(day0, &["import", "account", "app-templates/customer-success/data/accounts.csv"]);
+    let event = run(
+        day0,
+        &[
+            "event",
+            "payment.received",
+            "--data",
+            r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#,
+        ],
+    );
+    assert_eq!(event["record"], "ACC-00001");
+    let tasks = run(day0, &["tasks", "--as", "c_lin"]);
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 3);
+    for key in ["id", "record", "sop", "title", "assignee", "due", "status"] {
+        assert!(tasks[0].get(key).is_some(), "tasks JSON has `{key}`: {}", tasks[0]);
+    }
+    assert_eq!((tasks[0]["title"].as_str(), tasks[0]["due"].as_str()), (Some("满意度回访"), Some("2026-11-09")));
+    let overdue = run(day0, &["tasks", "--overdue"]);
+    assert_eq!(overdue.as_array().unwrap().len(), 1, "the satisfaction call was due before the payment");
+    let board = run(day0, &["board", "director"]);
+    for key in ["record", "form", "reason", "since"] {
+        assert!(board[0].get(key).is_some(), "board JSON has `{key}`: {board}");
+    }
+    let id = tasks[0]["id"].to_string();
+    let done = run(
+        "2026-11-21T10:00:00+08:00",
+        &["task", "done", &id, "--as", "c_lin", "--evidence", "summary=客户满意，下月扩容"],
+    );
+    assert_eq!(done["task"]["status"], "done");
+    assert!(done["runs"][0]["steps"][0]["outcome"].as_str().unwrap().contains("health"));
+    let outbox = run(day0, &["outbox", "--status", "pending"]);
+    let m = &outbox.as_array().unwrap()[0];
+    for key in ["id", "channel", "to", "status", "attempts", "key", "body"] {
+        assert!(m.get(key).is_some(), "outbox JSON has `{key}`: {m}");
+    }
+    assert!(m["body"].as_str().unwrap().contains("上海明远科技有限公司 已回款"));
+    let tick = run("2026-11-23T08:30:00+08:00", &["tick"]);
+    assert_eq!(tick["timers"][0]["automation"], "weekly_health");
+    assert_eq!(tick["timers"][0]["outcome"], "fired");
+}

@@ -217,21 +217,42 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         fired.why = why;
         Ok(())
     };
+    // A timer settled without a run (cancelled, or skipped by its late policy) still leaves one
+    // audit event: every change of state is in the trail.
+    let unrun = |fired: &mut Fired, status: &str, why: String| -> Result<(), EngineError> {
+        let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due,
+                          "late": fired.late, "status": status, "why": why});
+        crate::store::audit::append(
+            tx,
+            &crate::store::NewEvent {
+                at,
+                actor: automate::ACTOR,
+                kind: if status == "skipped" { "timer.skipped" } else { "timer.cancelled" },
+                form: timer.form.as_deref(),
+                record: timer.record.as_deref(),
+                version: None,
+                body: &body.to_string(),
+                data: None,
+                data_hash: None,
+            },
+        )?;
+        settle(fired, status, Some(why))
+    };
     let Some((installed, index)) = automation(session, timer) else {
-        settle(&mut fired, "cancelled", Some("the automation no longer exists or is disabled".into()))?;
+        unrun(&mut fired, "cancelled", "the automation no longer exists or is disabled".into())?;
         return Ok(fired);
     };
     let auto = &installed.app.def.automations[index];
     let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
     let Some(f) = form_id.as_deref().and_then(|id| automate::form_of(installed, id)) else {
-        settle(&mut fired, "cancelled", Some("its form no longer exists".into()))?;
+        unrun(&mut fired, "cancelled", "its form no longer exists".into())?;
         return Ok(fired);
     };
     let table = f.table();
     let w = Writer { session, tx, f: &f, table: &table, at, actor: automate::ACTOR };
     if let Some(id) = &timer.record {
         if records::get(tx, &table, id)?.is_none() {
-            settle(&mut fired, "cancelled", Some(format!("{id} no longer exists")))?;
+            unrun(&mut fired, "cancelled", format!("{id} no longer exists"))?;
             return Ok(fired);
         }
     }
@@ -240,7 +261,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
     let status = match timer.kind.as_str() {
         timers::kind::CRON => {
             let Trigger::Cron(c) = &auto.when else {
-                settle(&mut fired, "cancelled", Some("the automation is no longer a schedule".into()))?;
+                unrun(&mut fired, "cancelled", "the automation is no longer a schedule".into())?;
                 return Ok(fired);
             };
             let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
@@ -279,7 +300,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
                     "missed: due {} while closeloop was not running, and the timer says `late: skip`",
                     timer.due
                 );
-                settle(&mut fired, "skipped", Some(why))?;
+                unrun(&mut fired, "skipped", why)?;
                 return Ok(fired);
             }
             let cause = Cause {
