@@ -570,3 +570,112 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
     assert_eq!(tick["timers"][0]["automation"], "weekly_health");
     assert_eq!(tick["timers"][0]["outcome"], "fired");
 }
+
+#[test]
+fn an_anchor_moved_away_and_back_fires_its_moment_once_and_a_cleared_one_rearms() {
+    // T5, both ways round.
+    let mut w = renewals("2026-01-05T10:00:00+08:00");
+    let id = w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap().id;
+    w.set("2026-05-20T12:00:00+08:00");
+    assert_eq!(w.rt.tick().unwrap().timers.iter().filter(|t| t.outcome == "fired").count(), 1, "45 days before");
+    w.rt.update("contract", &id, obj(json!({"ends_on": "2026-12-31"})), "m_a").unwrap();
+    w.rt.update("contract", &id, obj(json!({"ends_on": "2026-06-30"})), "m_a").unwrap();
+    w.set("2026-06-10T12:00:00+08:00");
+    let tick = w.rt.tick().unwrap();
+    assert_eq!(tick.timers.iter().filter(|t| t.automation == "remind").count(), 0, "no second reminder: {tick:?}");
+    // Cleared, then set again before its moment: armed again.
+    let id2 = w.rt.submit("contract", obj(json!({"customer": "云帆", "ends_on": "2027-03-31"})), "m_a").unwrap().id;
+    w.rt.update("contract", &id2, obj(json!({"ends_on": null})), "m_a").unwrap();
+    w.rt.update("contract", &id2, obj(json!({"ends_on": "2027-03-31"})), "m_a").unwrap();
+    w.set("2027-02-20T12:00:00+08:00");
+    let fired: Vec<_> =
+        w.rt.tick().unwrap().timers.into_iter().filter(|t| t.record.as_deref() == Some(id2.as_str())).collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+}
+
+#[test]
+fn a_changed_rule_moves_the_timers_armed_under_the_old_one() {
+    let mut w = renewals("2026-01-05T10:00:00+08:00");
+    w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap();
+    assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-16T01:00:00.000000Z"));
+    let sooner = RENEWALS.replace("before: 45d", "before: 60d");
+    w.rt.install(&AppFiles { app_yaml: sooner, ..AppFiles::default() }, "system", false).unwrap();
+    assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-01T01:00:00.000000Z"));
+    assert!(w.rt.timer_counts().unwrap().contains(&("pending".to_string(), 2)));
+}
+
+#[test]
+fn an_event_that_emits_itself_stops_at_the_depth_limit_and_is_not_retried_forever() {
+    let yaml = r#"
+app: {id: echo, title: Echo, time_zone: Asia/Shanghai}
+forms:
+  - id: note
+    fields:
+      - {id: title, type: text, required: true}
+events:
+  - id: ping
+    fields: [{id: title, type: text}]
+    target: {form: note, match: {title: title}}
+automations:
+  - id: echo
+    when: {event: ping}
+    do:
+      - emit: {event: ping}
+"#;
+    let mut w = World::new("2026-11-26T09:00:00+08:00");
+    w.rt.install(&AppFiles { app_yaml: yaml.into(), ..AppFiles::default() }, "system", false).unwrap();
+    w.rt.import_members(b"id,name,roles,region,manager,active,capacity\nm_a,A,rep,east,,true,10\n", "system").unwrap();
+    w.rt.submit("note", obj(json!({"title": "hi"})), "m_a").unwrap();
+    let report = w.rt.event("ping", obj(json!({"title": "hi"})), "m_a").unwrap();
+    assert!(report.runs.len() <= 10, "{}", report.runs.len());
+    assert!(report.runs.iter().any(|r| r.status == RunStatus::Failed));
+    assert!(w.rt.next_due().unwrap().is_none(), "no retry is scheduled for a cycle");
+}
+
+#[test]
+fn an_import_counts_each_assignment_once_against_capacity() {
+    let mut w = World::new("2026-11-26T09:00:00+08:00");
+    w.rt.install(&template("lead-followup").unwrap().app_files(), "system", false).unwrap();
+    let team = "id,name,roles,region,manager,active,capacity\nm_sup,主管,supervisor,east,,true,0\n\
+                m_a,甲,sales_rep,east,m_sup,true,3\nm_b,乙,sales_rep,east,m_sup,true,3\n";
+    w.rt.import_members(team.as_bytes(), "system").unwrap();
+    let mut csv = String::from("source,customer,phone,region\n");
+    for i in 0..6 {
+        csv.push_str(&format!("expo,客户{i},139{i:08},east\n"));
+    }
+    let opts = closeloop::engine::ImportOptions { skip_invalid: false, actor: "import".into() };
+    w.rt.import_csv("lead", csv.as_bytes(), &opts, &mut |_| {}).unwrap();
+    let leads = w.rt.list("lead", &closeloop::store::ListQuery::default()).unwrap();
+    let owned = |m: &str| leads.iter().filter(|l| l.owner.as_deref() == Some(m)).count();
+    assert_eq!((owned("m_a"), owned("m_b")), (3, 3), "both reps filled to capacity, nobody left unassigned");
+}
+
+#[test]
+fn a_timer_whose_step_the_form_refuses_fails_alone_and_the_batch_goes_on() {
+    let yaml = r#"
+app: {id: dup, title: Dup, time_zone: Asia/Shanghai}
+forms:
+  - id: lead
+    key: [phone]
+    fields:
+      - {id: phone, type: text, required: true}
+automations:
+  - id: clash
+    when: {timer: {form: lead, after: 1h, from: created_at}}
+    do:
+      - set: {phone: "same"}
+"#;
+    let mut w = World::new("2026-11-26T09:00:00+08:00");
+    w.rt.install(&AppFiles { app_yaml: yaml.into(), ..AppFiles::default() }, "system", false).unwrap();
+    w.rt.import_members(b"id,name,roles,region,manager,active,capacity\nm_a,A,rep,east,,true,10\n", "system").unwrap();
+    for phone in ["1", "2", "3"] {
+        w.rt.submit("lead", obj(json!({"phone": phone})), "m_a").unwrap();
+    }
+    w.set("2026-11-26T11:00:00+08:00");
+    let tick = w.rt.tick().unwrap();
+    let outcomes: Vec<&str> = tick.timers.iter().map(|t| t.outcome.as_str()).collect();
+    // The first takes the value; the others' step is refused (the key is taken) and retried later.
+    assert_eq!(outcomes, vec!["fired", "failed", "failed"], "{tick:?}");
+    assert!(tick.runs.iter().filter(|r| r.status == RunStatus::Failed).all(|r| r.steps[0].error.is_some()));
+    assert!(w.rt.verify_audit().unwrap().problem.is_none());
+}

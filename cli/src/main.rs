@@ -223,7 +223,7 @@ enum Command {
         actor: String,
     },
     /// Fire every timer due at --now (or the system clock) and say what each did. Run it from
-    /// cron every minute, or use `closeloop run`.
+    /// cron every minute; several may run against one database.
     Tick,
     /// SOP tasks: open ones by default, soonest due first.
     Tasks {

@@ -23,6 +23,10 @@ use crate::store::{audit, boards, outbox, records, tasks, timers, NewEvent, Reco
 /// How deep automations may cascade (a `set` that triggers an `updated` automation that sets…).
 const MAX_DEPTH: u8 = 8;
 
+/// How many runs automations may set off in one transaction, beyond the ones its own writes
+/// trigger directly: a budget on breadth, where [`MAX_DEPTH`] bounds depth.
+const MAX_CASCADE: u32 = 1000;
+
 /// How many times a failed step is tried again, and how long to wait before each try.
 const RETRY_DELAYS_MINUTES: &[i64] = &[1, 5, 30, 120];
 
@@ -37,9 +41,20 @@ pub(crate) struct Session<'a> {
     pub assign: RefCell<assign::Cache>,
     pub runs: RefCell<Vec<Run>>,
     depth: Cell<u8>,
+    /// Runs set off by other runs so far (see [`MAX_CASCADE`]).
+    cascaded: Cell<u32>,
     /// The record written last in this transaction: automations read it again and again.
     last: RefCell<Option<(String, RecordRow)>>,
     pub now: jiff::Timestamp,
+}
+
+impl Session<'_> {
+    /// Forgets what a rolled-back step left behind: the runs it reported after `runs` and the
+    /// cached row.
+    pub(crate) fn forget(&self, runs: usize) {
+        self.runs.borrow_mut().truncate(runs);
+        *self.last.borrow_mut() = None;
+    }
 }
 
 impl<'a> Session<'a> {
@@ -50,6 +65,7 @@ impl<'a> Session<'a> {
             assign: RefCell::default(),
             runs: RefCell::default(),
             depth: Cell::new(0),
+            cascaded: Cell::new(0),
             last: RefCell::new(None),
             now,
         }
@@ -185,26 +201,38 @@ pub(crate) fn after_write(
     action: Option<&str>,
 ) -> Result<(), StoreError> {
     *w.session.last.borrow_mut() = Some((w.f.form.id.clone(), after.clone()));
+    // The record's timers follow it whatever happens below: no write leaves them behind.
+    sync_timers(w, before.is_none(), after)?;
     let depth = w.session.depth.get();
-    if depth >= MAX_DEPTH {
+    let cascaded = w.session.cascaded.get();
+    let stop = if depth >= MAX_DEPTH {
+        Some(format!("automations triggered each other {MAX_DEPTH} levels deep; stopped here"))
+    } else if depth >= 1 && cascaded >= MAX_CASCADE {
+        Some(format!("one write set off {MAX_CASCADE} automation runs; stopped here"))
+    } else {
+        None
+    };
+    if let Some(why) = stop {
         w.session.runs.borrow_mut().push(Run {
             automation: "-".into(),
             form: Some(w.f.form.id.clone()),
             record: Some(after.id.clone()),
             trigger: "a cascade of automations".into(),
             status: RunStatus::Skipped,
-            why: Some(format!("automations triggered each other {MAX_DEPTH} levels deep; stopped here")),
+            why: Some(why),
             steps: Vec::new(),
         });
         return Ok(());
     }
     w.session.depth.set(depth + 1);
     let result = (|| {
-        sync_timers(w, before.is_none(), after)?;
         let def = &w.f.app.app.def;
         for (i, auto) in def.automations.iter().enumerate() {
             if auto.enabled == Some(false) || !triggered(&auto.when, &w.f.form.id, before, after, action) {
                 continue;
+            }
+            if depth >= 1 {
+                w.session.cascaded.set(w.session.cascaded.get() + 1);
             }
             let cause = Cause {
                 key: format!("{}/v{}", after.id, after.version),
@@ -289,18 +317,21 @@ fn sync_timer(
 ) -> Result<(), StoreError> {
     let anchor = anchor_of(row, &t.from);
     let due = anchor.as_deref().and_then(|a| moment(cal, a, t.after.as_deref(), t.before.as_deref()));
+    let spec = &timer_spec(t);
     let existing = if created { Vec::new() } else { timers::of_record(tx, &t.form, &row.id, automation)? };
-    let pending = existing.iter().find(|x| x.status == "pending");
-    if let Some(p) = pending {
-        if due.as_deref() == Some(p.due.as_str()) {
+    if let Some(p) = existing.iter().find(|x| x.status == "pending") {
+        if due.as_deref() == Some(p.due.as_str()) && p.payload.as_deref() == Some(spec) {
             return Ok(());
         }
         let why = match &due {
-            Some(d) => json!({"reason": "its anchor moved", "moved_to": d}),
+            Some(d) => json!({"reason": "its anchor or its rule changed", "moved_to": d}),
             None => json!({"reason": format!("`{}` was cleared", t.from)}),
         };
         timers::finish(tx, p.id, "cancelled", at, &why.to_string())?;
-    } else if existing.iter().any(|x| x.anchor == anchor) {
+    }
+    // A moment that already happened (fired, skipped, failed) for this anchor value is not
+    // armed again; one that was only cancelled is.
+    if existing.iter().any(|x| x.status != "pending" && x.status != "cancelled" && x.anchor == anchor) {
         return Ok(());
     }
     if let Some(due) = due {
@@ -313,12 +344,22 @@ fn sync_timer(
             record: Some(row.id.clone()),
             due,
             anchor,
-            payload: None,
+            payload: Some(spec.clone()),
             status: "pending".into(),
         };
         timers::insert(tx, &timer, at)?;
     }
     Ok(())
+}
+
+/// A timer's rule as written (`after 24h from created_at`): stored with each pending timer, so
+/// installing a changed rule moves the timers armed under the old one.
+fn timer_spec(t: &crate::model::TimerTrigger) -> String {
+    match (&t.after, &t.before) {
+        (Some(a), _) => format!("after {a} from {}", t.from),
+        (None, Some(b)) => format!("before {b} from {}", t.from),
+        (None, None) => format!("at {}", t.from),
+    }
 }
 
 /// Arms the timers an installed app's timer automations give records that already exist (a
@@ -340,6 +381,12 @@ pub(crate) fn arm_existing(
         for id in timers::records_without(tx, &table, &auto.id)? {
             if let Some(row) = records::get(tx, &table, &id)? {
                 sync_timer(tx, def, &cal, &auto.id, t, &row, true, at)?;
+                armed += 1;
+            }
+        }
+        for id in timers::pending_under_other_rule(tx, &table.form, &auto.id, &timer_spec(t))? {
+            if let Some(row) = records::get(tx, &table, &id)? {
+                sync_timer(tx, def, &cal, &auto.id, t, &row, false, at)?;
                 armed += 1;
             }
         }
@@ -366,7 +413,11 @@ pub(crate) fn run_automation(
     };
     if let (Some(c), Some(id)) = (&auto.condition, record) {
         if let Some(row) = current(w, id)? {
-            let roles = super::records::actor_roles(w.tx, w.actor).unwrap_or_default();
+            let roles = match super::records::actor_roles(w.tx, w.actor) {
+                Ok(roles) => roles,
+                Err(super::EngineError::Store(e)) => return Err(e),
+                Err(_) => Vec::new(),
+            };
             let rules = Rules {
                 f: *w.f,
                 apps: w.session.apps,
@@ -427,10 +478,14 @@ pub(crate) fn run_steps(
     let mut failed = None;
     for (i, step) in steps.list.iter().enumerate().skip(from) {
         let kind = step_kind(step);
+        let runs_before = w.session.runs.borrow().len();
         let result = crate::store::savepoint(w.tx, || run_step(w, steps, i, step, record, cause))?;
         match result {
             Ok(outcome) => log.push(StepLog { step: kind.into(), outcome: Some(outcome), error: None }),
             Err(error) => {
+                // What the step did was rolled back: so are the runs it reported and the row
+                // it left in the cache.
+                w.session.forget(runs_before);
                 log.push(StepLog { step: kind.into(), outcome: None, error: Some(error.clone()) });
                 failed = Some((i, error));
                 break;
@@ -439,6 +494,11 @@ pub(crate) fn run_steps(
     }
     let status = if failed.is_some() { RunStatus::Failed } else { RunStatus::Done };
     let why = match &failed {
+        // A run set off by another run is not retried on its own (an `emit` chain that fails
+        // at the depth limit would otherwise start over every minute): its cause is what runs.
+        Some((i, _)) if w.session.depth.get() > 1 => {
+            Some(format!("step {} failed in a run set off by another automation; not tried again", i + 1))
+        }
         Some((i, _)) => {
             let retry = schedule_retry(w, steps, record, cause, *i)?;
             Some(match retry {
@@ -575,6 +635,11 @@ fn run_step(
                 return Ok(Err(format!("there is no assignment rule `{rule_id}`")));
             };
             let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
+            let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
+            if let Some(who) = current.data.get(field).and_then(Value::as_str) {
+                // Assigned when it was created (and counted in the loads then).
+                return Ok(Ok(format!("already assigned to {who}")));
+            }
             let mut data = current.data.clone();
             let zoned = w.session.now.to_zoned(w.f.time_zone());
             let decided = assign::apply(
@@ -586,11 +651,7 @@ fn run_step(
                 &mut w.session.assign.borrow_mut(),
                 Some(w.session.scripts),
             )?;
-            let Some(decision) = decided else {
-                let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
-                let who = current.data.get(field).and_then(Value::as_str).unwrap_or("someone");
-                return Ok(Ok(format!("already assigned to {who}")));
-            };
+            let Some(decision) = decided else { return Ok(Ok("nothing to assign".into())) };
             let state = current.state.clone();
             let detail = json!([decision]);
             let writer = Writer { actor: ACTOR, ..*w };
@@ -714,7 +775,7 @@ pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Val
         scripts: w.session.scripts,
         state: current.state.as_deref(),
         roles: &[],
-        key_checked: true,
+        key_checked: false,
     };
     let data = match rules.prepare(w.tx, patch, Some(&current.data), Purpose::Automation, Some(id)) {
         Ok(d) => d,

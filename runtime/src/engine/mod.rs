@@ -243,19 +243,47 @@ impl Runtime {
             host,
             deadline_cap: crate::script::DEFAULT_DEADLINE,
         };
-        for stored in crate::store::apps::list(rt.store.reader())? {
-            let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
-            let loaded = rt.loader.load(&files);
-            match loaded.app {
-                Some(app) => {
-                    rt.host_forms(&app.def);
-                    let deadline = deadline(&app, rt.deadline_cap);
-                    rt.apps.insert(stored.id.clone(), Installed::new(app, stored.revision, deadline));
+        rt.refresh()?;
+        // A database from before durable timers: arm the installed apps' schedules and the
+        // timers of the records they already hold, once.
+        if rt.store.opened_at_version() < crate::store::schema::TIMERS_SINCE && !rt.apps.is_empty() {
+            let now = rt.clock.now();
+            let at = crate::clock::stamp(now);
+            let Runtime { store, apps, .. } = &mut rt;
+            store.write(|tx| {
+                for installed in apps.values() {
+                    tick::arm_app(tx, &installed.app.def, now, &at)?;
+                    automate::arm_existing(tx, &installed.app.def, &at)?;
                 }
-                None => return Err(EngineError::InvalidApp(loaded.diagnostics)),
-            }
+                Ok::<_, StoreError>(())
+            })?;
         }
         Ok(rt)
+    }
+
+    /// Loads every app installed (or re-installed) since this runtime last looked, so a
+    /// long-running scheduler acts on the definitions another process installed.
+    pub fn refresh(&mut self) -> Result<(), EngineError> {
+        let stored = crate::store::apps::revisions(self.store.reader())?;
+        let stale: Vec<(String, i64)> = stored
+            .into_iter()
+            .filter(|(id, revision)| self.apps.get(id).map(|a| a.revision) != Some(*revision))
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        for stored in crate::store::apps::list(self.store.reader())? {
+            if !stale.contains(&(stored.id.clone(), stored.revision)) {
+                continue;
+            }
+            let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
+            let loaded = self.loader.load(&files);
+            let Some(app) = loaded.app else { return Err(EngineError::InvalidApp(loaded.diagnostics)) };
+            self.host_forms(&app.def);
+            let deadline = deadline(&app, self.deadline_cap);
+            self.apps.insert(stored.id.clone(), Installed::new(app, stored.revision, deadline));
+        }
+        Ok(())
     }
 
     /// Lets host functions name an app's forms.

@@ -287,6 +287,8 @@ impl Runtime {
             let row =
                 Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?;
             session.assign.borrow().finish(tx)?;
+            // As it stands after its automations ran.
+            let row = records::get(tx, &table, &row.id)?.unwrap_or(row);
             Ok::<_, EngineError>(row)
         })?;
         Ok(record(form, row))
@@ -315,13 +317,15 @@ impl Runtime {
                 .map_err(EngineError::Invalid)?;
             let state = before.state.clone();
             let session = Session::new(scripts, apps, now);
-            Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
+            let row = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
                 before,
                 data,
                 state,
                 "record.updated",
                 None,
-            )?
+            )??;
+            // As it stands after its automations ran.
+            Ok::<_, EngineError>(records::get(tx, &table, &row.id)?.unwrap_or(row))
         })?;
         Ok(record(form, row))
     }
@@ -394,13 +398,14 @@ impl Runtime {
             }
             let detail = json!({"id": action, "from": state, "to": def.to});
             let session = Session::new(scripts, apps, now);
-            Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
+            let row = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.version(
                 before,
                 data,
                 Some(def.to.clone()),
                 "record.action",
                 Some(("action", detail)),
-            )?
+            )??;
+            Ok::<_, EngineError>(records::get(tx, &table, &row.id)?.unwrap_or(row))
         })?;
         Ok(record(form, row))
     }

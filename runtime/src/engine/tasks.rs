@@ -10,7 +10,7 @@ use super::records::Writer;
 use super::{EngineError, Runtime};
 use crate::calendar::Anchor;
 use crate::model::Evidence as Needed;
-use crate::store::{audit, tasks, NewEvent, TaskRow};
+use crate::store::{audit, records, tasks, NewEvent, TaskRow};
 
 /// A task as people see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,12 +138,31 @@ impl Runtime {
             if task.status != "open" {
                 return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
             }
-            let manager = match &task.assignee {
-                Some(a) => crate::store::members::get(tx, a)?.and_then(|m| m.manager),
+            // The assignee does it (or their manager). A task nobody in the team holds (the
+            // rule found nobody, or it names the customer) falls to the record's owner.
+            let member = match &task.assignee {
+                Some(a) => crate::store::members::get(tx, a)?,
                 None => None,
             };
-            if task.assignee.as_deref() != Some(actor) && manager.as_deref() != Some(actor) {
-                let who = task.assignee.as_deref().unwrap_or("nobody");
+            let responsible = match member {
+                Some(m) => Some(m),
+                None => {
+                    let owner = apps
+                        .get(&task.app)
+                        .and_then(|a| automate::form_of(a, &task.form))
+                        .map(|f| records::get(tx, &f.table(), &task.record))
+                        .transpose()?
+                        .flatten()
+                        .and_then(|r| r.owner);
+                    match owner {
+                        Some(o) => crate::store::members::get(tx, &o)?,
+                        None => None,
+                    }
+                }
+            };
+            let allowed = responsible.as_ref().is_some_and(|m| m.id == actor || m.manager.as_deref() == Some(actor));
+            if !allowed {
+                let who = responsible.map(|m| m.id).unwrap_or_else(|| "nobody".into());
                 return Err(EngineError::Refused(format!(
                     "task {id} is {who}'s; only {who} (or their manager) may complete it"
                 )));

@@ -13,7 +13,7 @@ use super::automate::{self, Cause, Run, RunStatus, Session};
 use super::records::Writer;
 use super::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
-use crate::store::{records, timers, TimerRow, Tx};
+use crate::store::{records, timers, Retryable, TimerRow, Tx};
 
 /// A timer firing this much after its due time was missed (closeloop was down, nobody ran
 /// `tick`): it still fires once, marked late.
@@ -82,6 +82,7 @@ impl Runtime {
     /// Fires every timer due at the clock's "now", in batches of one transaction each, and
     /// says what each did.
     pub fn tick(&mut self) -> Result<TickReport, EngineError> {
+        self.refresh()?;
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
         let mut report = TickReport { now: at.clone(), ..TickReport::default() };
@@ -93,7 +94,21 @@ impl Runtime {
                 let session = Session::new(scripts, apps, now);
                 let mut fired = Vec::new();
                 for timer in timers::due(tx, &at, BATCH)? {
-                    fired.push(fire(tx, &session, &timer, &at)?);
+                    // Each timer in its own savepoint: one that cannot be fired (a value the
+                    // database refuses) is marked failed, and the rest of the batch goes on.
+                    let runs_before = session.runs.borrow().len();
+                    let result = crate::store::savepoint(tx, || match fire(tx, &session, &timer, &at) {
+                        Ok(f) => Ok(Ok(f)),
+                        Err(EngineError::Store(e)) if e.is_busy() => Err(e),
+                        Err(e) => Ok(Err(e)),
+                    })?;
+                    match result {
+                        Ok(f) => fired.push(f),
+                        Err(e) => {
+                            session.forget(runs_before);
+                            fired.push(failed(tx, &session, &timer, &at, &e.to_string())?);
+                        }
+                    }
                 }
                 Ok::<_, EngineError>((fired, session.runs.take()))
             })?;
@@ -121,6 +136,7 @@ impl Runtime {
     /// fields, finds its target record, and runs its automations, all in one transaction. An
     /// event whose data is wrong or whose record does not exist writes nothing.
     pub fn event(&mut self, name: &str, data: Map<String, Value>, actor: &str) -> Result<EventReport, EngineError> {
+        self.refresh()?;
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
         super::records::actor_roles(self.store.reader(), actor)?;
@@ -319,6 +335,48 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         RunStatus::Failed => settle(&mut fired, "failed", why)?,
     }
     Ok(fired)
+}
+
+/// Marks a timer that could not be fired as failed, with why, and an audit event.
+fn failed(
+    tx: &Tx<'_>,
+    session: &Session<'_>,
+    timer: &TimerRow,
+    at: &str,
+    why: &str,
+) -> Result<Fired, crate::store::StoreError> {
+    let due: jiff::Timestamp = timer.due.parse().unwrap_or(session.now);
+    let late = session.now.duration_since(due) > LATE_AFTER;
+    let outcome = json!({"late": late, "due": timer.due, "why": why});
+    timers::finish(tx, timer.id, "failed", at, &outcome.to_string())?;
+    let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due, "late": late,
+                      "status": "failed", "why": why});
+    crate::store::audit::append(
+        tx,
+        &crate::store::NewEvent {
+            at,
+            actor: automate::ACTOR,
+            kind: "timer.failed",
+            form: timer.form.as_deref(),
+            record: timer.record.as_deref(),
+            version: None,
+            body: &body.to_string(),
+            data: None,
+            data_hash: None,
+        },
+    )?;
+    Ok(Fired {
+        timer: timer.id,
+        automation: timer.automation.clone(),
+        kind: timer.kind.clone(),
+        form: timer.form.clone(),
+        record: timer.record.clone(),
+        due: timer.due.clone(),
+        late,
+        outcome: "failed".into(),
+        why: Some(why.to_string()),
+        missed: 0,
+    })
 }
 
 fn automation<'a>(session: &Session<'a>, timer: &TimerRow) -> Option<(&'a Installed, usize)> {

@@ -22,6 +22,14 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<InstalledApp>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Every installed app's id and newest revision, without the sources: cheap enough to ask before
+/// each scheduler pass whether another process installed something.
+pub(crate) fn revisions(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id, revision FROM apps ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Records a new revision of an app; returns its number.
 pub(crate) fn save(tx: &Tx<'_>, id: &str, source: &str, at: &str, by: &str, forced: bool) -> Result<i64, StoreError> {
     let revision: i64 = tx

@@ -73,6 +73,8 @@ pub struct Store {
     checkpointer: Option<Checkpointer>,
     /// Where a second connection finds this database (a file path or a shared-memory URI).
     location: String,
+    /// The schema version the file had when it was opened (0 for a new one).
+    opened_at_version: i64,
 }
 
 /// Copies the WAL into the database off the request path: the writing connection never
@@ -160,8 +162,8 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn, checkpointer: None, location: String::new() };
-        store.write(schema::migrate)?;
+        let mut store = Store { conn, checkpointer: None, location: String::new(), opened_at_version: 0 };
+        store.opened_at_version = store.write(schema::migrate)?;
         Ok(store)
     }
 
@@ -189,6 +191,11 @@ impl Store {
                 other => return other,
             }
         }
+    }
+
+    /// The schema version the database had before this process opened (and upgraded) it.
+    pub fn opened_at_version(&self) -> i64 {
+        self.opened_at_version
     }
 
     /// The connection, for reads. Reads see the last committed state.
@@ -263,10 +270,16 @@ pub(crate) fn savepoint<T, F>(
             run("RELEASE step")?;
             Ok(Ok(v))
         }
-        other => {
+        Ok(Err(e)) => {
             run("ROLLBACK TO step")?;
             run("RELEASE step")?;
-            other
+            Ok(Err(e))
+        }
+        Err(e) => {
+            // The transaction is about to be abandoned; if SQLite already rolled it back, the
+            // original error is the one worth reporting.
+            let _ = run("ROLLBACK TO step").and_then(|_| run("RELEASE step"));
+            Err(e)
         }
     }
 }

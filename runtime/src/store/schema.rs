@@ -126,8 +126,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_pending ON outbox(next_at) WHERE status = 'pending';",
 ];
 
-/// Brings the database to the newest schema version.
-pub(super) fn migrate(tx: &Tx<'_>) -> Result<(), StoreError> {
+/// Brings the database to the newest schema version; returns the version it was at.
+pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if current > known {
@@ -137,8 +137,12 @@ pub(super) fn migrate(tx: &Tx<'_>) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
-    Ok(())
+    Ok(current)
 }
+
+/// The schema version that brought durable timers: a database older than this has apps whose
+/// timers were never armed.
+pub const TIMERS_SINCE: i64 = 3;
 
 /// How one form is stored: its table and the columns derived from its fields.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -147,7 +147,7 @@ pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> 
     Ok(())
 }
 
-/// Ids of a form's records that have no timer of this automation at all.
+/// Ids of a form's records that have no timer of this automation (cancelled ones aside).
 pub(crate) fn records_without(
     conn: &Connection,
     t: &super::FormTable,
@@ -155,11 +155,27 @@ pub(crate) fn records_without(
 ) -> Result<Vec<String>, StoreError> {
     let sql = format!(
         "SELECT r.id FROM {} r WHERE NOT EXISTS
-           (SELECT 1 FROM timers x WHERE x.form = ?1 AND x.record = r.id AND x.automation = ?2)
+           (SELECT 1 FROM timers x WHERE x.form = ?1 AND x.record = r.id AND x.automation = ?2
+              AND x.status != 'cancelled')
          ORDER BY r.rowid",
         t.quoted()
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params![t.form, automation], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Records whose pending timer of this automation was armed under another rule than `spec`.
+pub(crate) fn pending_under_other_rule(
+    conn: &Connection,
+    form: &str,
+    automation: &str,
+    spec: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record FROM timers WHERE form = ?1 AND automation = ?2 AND kind = 'record' AND status = 'pending'
+           AND (payload IS NULL OR payload != ?3)",
+    )?;
+    let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
