@@ -18,7 +18,9 @@ use super::rules::{Purpose, Rules};
 use super::{assign, FormRef, Installed};
 use crate::calendar::{self, Anchor, WorkCalendar};
 use crate::model::{ChannelKind, Condition, ConditionKind, Recipient, Step, Trigger};
-use crate::store::{audit, boards, outbox, records, tasks, timers, NewEvent, RecordRow, StoreError, TimerRow};
+use crate::store::{
+    audit, boards, outbox, records, tasks, timers, NewEvent, RecordRow, Retryable, StoreError, TimerRow,
+};
 
 /// How deep automations may cascade (a `set` that triggers an `updated` automation that sets…).
 const MAX_DEPTH: u8 = 8;
@@ -479,7 +481,12 @@ pub(crate) fn run_steps(
     for (i, step) in steps.list.iter().enumerate().skip(from) {
         let kind = step_kind(step);
         let runs_before = w.session.runs.borrow().len();
-        let result = crate::store::savepoint(w.tx, || run_step(w, steps, i, step, record, cause))?;
+        // A database error other than "busy" (a constraint the form's rules did not foresee)
+        // fails the step like any other reason; "busy" aborts the transaction, to be retried.
+        let result = crate::store::savepoint(w.tx, || match run_step(w, steps, i, step, record, cause) {
+            Err(e) if !e.is_busy() => Ok(Err(format!("the database refused it: {e}"))),
+            other => other,
+        })?;
         match result {
             Ok(outcome) => log.push(StepLog { step: kind.into(), outcome: Some(outcome), error: None }),
             Err(error) => {

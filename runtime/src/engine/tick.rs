@@ -13,7 +13,7 @@ use super::automate::{self, Cause, Run, RunStatus, Session};
 use super::records::Writer;
 use super::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
-use crate::store::{records, timers, Retryable, TimerRow, Tx};
+use crate::store::{records, timers, TimerRow, Tx};
 
 /// A timer firing this much after its due time was missed (closeloop was down, nobody ran
 /// `tick`): it still fires once, marked late.
@@ -94,21 +94,10 @@ impl Runtime {
                 let session = Session::new(scripts, apps, now);
                 let mut fired = Vec::new();
                 for timer in timers::due(tx, &at, BATCH)? {
-                    // Each timer in its own savepoint: one that cannot be fired (a value the
-                    // database refuses) is marked failed, and the rest of the batch goes on.
-                    let runs_before = session.runs.borrow().len();
-                    let result = crate::store::savepoint(tx, || match fire(tx, &session, &timer, &at) {
-                        Ok(f) => Ok(Ok(f)),
-                        Err(EngineError::Store(e)) if e.is_busy() => Err(e),
-                        Err(e) => Ok(Err(e)),
-                    })?;
-                    match result {
-                        Ok(f) => fired.push(f),
-                        Err(e) => {
-                            session.forget(runs_before);
-                            fired.push(failed(tx, &session, &timer, &at, &e.to_string())?);
-                        }
-                    }
+                    // What a timer's steps do cannot stop the batch: each step fails on its own
+                    // (its savepoint), whatever the reason; only the database itself failing
+                    // (full, busy) abandons the transaction, leaving every timer pending.
+                    fired.push(fire(tx, &session, &timer, &at)?);
                 }
                 Ok::<_, EngineError>((fired, session.runs.take()))
             })?;
@@ -282,7 +271,13 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
             };
             let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
             let tz = crate::timespec::parse_time_zone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-            let cron = crate::timespec::parse_cron(&c.schedule).map_err(EngineError::Input)?;
+            let cron = match crate::timespec::parse_cron(&c.schedule) {
+                Ok(cron) => cron,
+                Err(e) => {
+                    unrun(&mut fired, "cancelled", format!("the schedule cannot be read: {e}"))?;
+                    return Ok(fired);
+                }
+            };
             // Runs that fell between the due one and now are coalesced into this one.
             fired.missed = crate::calendar::count_cron(&cron, &tz, due, session.now, 10_000);
             if let Some(next) = crate::calendar::next_cron(&cron, &tz, session.now) {
@@ -335,48 +330,6 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         RunStatus::Failed => settle(&mut fired, "failed", why)?,
     }
     Ok(fired)
-}
-
-/// Marks a timer that could not be fired as failed, with why, and an audit event.
-fn failed(
-    tx: &Tx<'_>,
-    session: &Session<'_>,
-    timer: &TimerRow,
-    at: &str,
-    why: &str,
-) -> Result<Fired, crate::store::StoreError> {
-    let due: jiff::Timestamp = timer.due.parse().unwrap_or(session.now);
-    let late = session.now.duration_since(due) > LATE_AFTER;
-    let outcome = json!({"late": late, "due": timer.due, "why": why});
-    timers::finish(tx, timer.id, "failed", at, &outcome.to_string())?;
-    let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due, "late": late,
-                      "status": "failed", "why": why});
-    crate::store::audit::append(
-        tx,
-        &crate::store::NewEvent {
-            at,
-            actor: automate::ACTOR,
-            kind: "timer.failed",
-            form: timer.form.as_deref(),
-            record: timer.record.as_deref(),
-            version: None,
-            body: &body.to_string(),
-            data: None,
-            data_hash: None,
-        },
-    )?;
-    Ok(Fired {
-        timer: timer.id,
-        automation: timer.automation.clone(),
-        kind: timer.kind.clone(),
-        form: timer.form.clone(),
-        record: timer.record.clone(),
-        due: timer.due.clone(),
-        late,
-        outcome: "failed".into(),
-        why: Some(why.to_string()),
-        missed: 0,
-    })
 }
 
 fn automation<'a>(session: &Session<'a>, timer: &TimerRow) -> Option<(&'a Installed, usize)> {

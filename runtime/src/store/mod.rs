@@ -162,6 +162,9 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Savepoints (one per timer, one per automation step) journal the pages they touch;
+        // in memory that costs a copy, on disk a write.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let mut store = Store { conn, checkpointer: None, location: String::new(), opened_at_version: 0 };
         store.opened_at_version = store.write(schema::migrate)?;
         Ok(store)
