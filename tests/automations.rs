@@ -566,6 +566,9 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
         assert!(m.get(key).is_some(), "outbox JSON has `{key}`: {m}");
     }
     assert!(m["body"].as_str().unwrap().contains("上海明远科技有限公司 已回款"));
+    let activity = run(day0, &["activity", "account", "ACC-00001"]);
+    let kinds: Vec<&str> = activity.as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["event.received", "automation.run", "task.done", "automation.run"], "{activity}");
     let tick = run("2026-11-23T08:30:00+08:00", &["tick"]);
     assert_eq!(tick["timers"][0]["automation"], "weekly_health");
     assert_eq!(tick["timers"][0]["outcome"], "fired");

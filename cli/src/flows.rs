@@ -142,3 +142,33 @@ pub fn outbox(ctx: &Context, status: Option<&str>) -> Result<ExitCode, UserError
         lines.join("\n")
     })
 }
+
+/// `closeloop activity FORM ID`: what automations, timers, events and tasks did to a record.
+pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let entries = rt.activity(form, id).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &entries, || {
+        let mut lines = Vec::new();
+        for e in &entries {
+            let d = &e.detail;
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            let head = match e.kind.as_str() {
+                "automation.run" => format!("{} {} ({})", text("status"), text("automation"), text("trigger")),
+                "event.received" => format!("event {} {}", text("event"), d["data"]),
+                "task.done" => format!("task #{} {} done", d["task"], text("title")),
+                _ => format!("{} {}: {}", e.kind, text("automation"), text("why")),
+            };
+            lines.push(format!("{}  {:<8} {head}", e.at, e.actor));
+            if !d["why"].is_null() && e.kind == "automation.run" {
+                lines.push(format!("      why: {}", text("why")));
+            }
+            for step in d["steps"].as_array().into_iter().flatten() {
+                let said = step["outcome"].as_str().or(step["error"].as_str()).unwrap_or_default();
+                let mark = if step["error"].is_null() { "" } else { "error: " };
+                lines.push(format!("      {}: {mark}{said}", step["step"].as_str().unwrap_or_default()));
+            }
+        }
+        lines.push(format!("{} entr(ies)", entries.len()));
+        lines.join("\n")
+    })
+}

@@ -153,6 +153,13 @@ enum Command {
         /// The record id.
         id: String,
     },
+    /// What automations, timers, events and tasks did to a record, step by step.
+    Activity {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
     /// Import a CSV file (UTF-8 or GB18030; headers are field ids or labels).
     Import {
         /// The form.
@@ -385,6 +392,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::History { form, id } => records::history(&ctx, form, id),
+        Command::Activity { form, id } => flows::activity(&ctx, form, id),
         Command::Import { form, file, skip_invalid, rejects, actor } => {
             records::import(&ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
         }

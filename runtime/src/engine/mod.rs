@@ -32,7 +32,7 @@ pub use install::InstallReport;
 pub use records::{Change, Version};
 pub use score::Scored;
 pub use tasks::{Completed, Evidence, Task};
-pub use tick::{EventReport, Fired, TickReport, LATE_AFTER};
+pub use tick::{Activity, EventReport, Fired, TickReport, LATE_AFTER};
 pub use trial::{Graded, Trial};
 
 use crate::clock::Clock;

@@ -78,7 +78,38 @@ pub struct EventReport {
     pub runs: Vec<Run>,
 }
 
+/// One entry of a record's activity log: an automation run, a timer settled without a run, an
+/// event received, a task done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    /// The audit sequence number.
+    pub seq: i64,
+    /// When.
+    pub at: String,
+    /// Who (`system` for automations).
+    pub actor: String,
+    /// `automation.run`, `timer.skipped`, `timer.cancelled`, `event.received`, `task.done`.
+    pub kind: String,
+    /// What the audit event says: the run's steps, the timer's reason, the event's data.
+    pub detail: Value,
+}
+
 impl Runtime {
+    /// What automations, timers, events and tasks did to a record, oldest first (its versions
+    /// are in [`Runtime::history`]).
+    pub fn activity(&self, form: &str, id: &str) -> Result<Vec<Activity>, EngineError> {
+        let f = self.form(form)?;
+        let events = crate::store::audit::history(self.store.reader(), &f.form.id, id)?;
+        if events.is_empty() {
+            return Err(super::records::not_found(form, id));
+        }
+        Ok(events
+            .into_iter()
+            .filter(|e| !e.kind.starts_with("record."))
+            .map(|e| Activity { seq: e.seq, at: e.at, actor: e.actor, kind: e.kind, detail: e.body })
+            .collect())
+    }
+
     /// Fires every timer due at the clock's "now", in batches of one transaction each, and
     /// says what each did.
     pub fn tick(&mut self) -> Result<TickReport, EngineError> {
