@@ -22,6 +22,7 @@ mod corpus;
 mod host;
 mod hostile;
 mod independent_schema;
+mod notifications;
 mod records;
 mod records_cli;
 mod roundtrip;

@@ -172,3 +172,172 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
         lines.join("\n")
     })
 }
+
+fn delivery_lines(report: &closeloop::engine::DeliveryReport) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .deliveries
+        .iter()
+        .map(|d| {
+            let detail = match d.outcome.as_str() {
+                "sent" => d.status.clone().unwrap_or_default(),
+                "retry" => format!(
+                    "{}; again at {}",
+                    d.error.as_deref().unwrap_or("failed"),
+                    d.next_at.as_deref().unwrap_or("-")
+                ),
+                _ => d.error.clone().unwrap_or_default(),
+            };
+            format!("{:<6} #{:<5} {:<8} {} (attempt {}): {detail}", d.outcome, d.id, d.channel, d.to, d.attempts)
+        })
+        .collect();
+    for u in &report.unconfigured {
+        lines.push(format!("waiting {u}"));
+    }
+    lines
+}
+
+/// `closeloop outbox deliver`: one delivery pass.
+pub fn deliver(ctx: &Context) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let report = rt.deliver().map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        let mut lines = delivery_lines(&report);
+        let sent = report.deliveries.iter().filter(|d| d.outcome == "sent").count();
+        lines.push(format!("delivery at {}: {} message(s), {sent} sent", report.now, report.deliveries.len()));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop outbox retry ID`.
+pub fn retry(ctx: &Context, id: i64, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let m = rt.retry_message(id, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &m, || format!("message #{} is {} again; the next delivery pass sends it", m.id, m.status))
+}
+
+/// `closeloop outbox attempts ID`.
+pub fn attempts(ctx: &Context, id: i64) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let attempts = rt.attempts(id).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &attempts, || {
+        let mut lines: Vec<String> = attempts
+            .iter()
+            .map(|a| {
+                let what =
+                    if a.ok { a.status.clone().unwrap_or_default() } else { a.error.clone().unwrap_or_default() };
+                format!("{} {:<4} {:>6} ms  {what}", a.at, if a.ok { "ok" } else { "fail" }, a.millis)
+            })
+            .collect();
+        lines.push(format!("{} attempt(s)", attempts.len()));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop channels`.
+pub fn channels(ctx: &Context) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let list = rt.channels().map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &list, || {
+        let mut lines = Vec::new();
+        for c in &list {
+            let missing =
+                if c.missing.is_empty() { String::new() } else { format!("  (needs {})", c.missing.join(", ")) };
+            lines.push(format!("{} [{}]{missing}", c.channel, c.kind));
+            for (k, v) in &c.settings {
+                lines.push(format!("  {k} = {v}"));
+            }
+        }
+        lines.join("\n")
+    })
+}
+
+/// `closeloop channels set NAME key=value…`.
+pub fn channels_set(ctx: &Context, name: &str, pairs: &[String], actor: &str) -> Result<ExitCode, UserError> {
+    let mut parsed = Vec::new();
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            return Err(UserError(format!("`{p}` is not KEY=VALUE (for example url=https://example.com/hook)")));
+        };
+        parsed.push((k.trim().to_string(), v.to_string()));
+    }
+    let mut rt = ctx.runtime()?;
+    let view = rt.set_channel(name, &parsed, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &view, || {
+        let mut lines = vec![format!("channel {} [{}] set", view.channel, view.kind)];
+        for (k, v) in &view.settings {
+            lines.push(format!("  {k} = {v}"));
+        }
+        lines.join("\n")
+    })
+}
+
+/// `closeloop run`: the scheduler, until SIGINT or SIGTERM.
+pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
+    use closeloop::engine::Progress;
+    if ctx.now.is_some() {
+        return Err(UserError(
+            "`run` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands such as `tick`".into(),
+        ));
+    }
+    let mut rt = ctx.runtime()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the scheduler: {e}")))?;
+    let json = ctx.json();
+    let say = |line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    runtime
+        .block_on(async {
+            // The handlers are in place before the first pass: a SIGTERM during it waits for it
+            // to finish instead of killing the process mid-transaction.
+            #[cfg(unix)]
+            let stop = {
+                use tokio::signal::unix::{signal, SignalKind};
+                let term = signal(SignalKind::terminate());
+                let int = signal(SignalKind::interrupt());
+                async move {
+                    match (term, int) {
+                        (Ok(mut term), Ok(mut int)) => {
+                            tokio::select! {
+                                _ = term.recv() => {}
+                                _ = int.recv() => {}
+                            }
+                        }
+                        _ => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            #[cfg(not(unix))]
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            say(if json { r#"{"started":true}"#.to_string() } else { "closeloop run: scheduler started".to_string() });
+            rt.run_scheduler(stop, |p| match p {
+                Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),
+                Progress::Delivered(d) if json => say(serde_json::to_string(d).unwrap_or_default()),
+                Progress::Fired(t) => {
+                    for f in &t.timers {
+                        let on = f.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
+                        let late = if f.late { " (late)" } else { "" };
+                        say(format!("{} {} {}{on}{late}", t.now, f.outcome, f.automation));
+                    }
+                }
+                Progress::Delivered(d) => {
+                    for line in delivery_lines(d) {
+                        say(format!("{} {line}", d.now));
+                    }
+                }
+                Progress::Sleeping(_) => {}
+                Progress::Stopped if json => say(r#"{"stopped":true}"#.to_string()),
+                Progress::Stopped => say("closeloop run: stopped cleanly".to_string()),
+            })
+            .await
+        })
+        .map_err(|e| ctx.engine_error(e))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -230,7 +230,7 @@ enum Command {
         actor: String,
     },
     /// Fire every timer due at --now (or the system clock) and say what each did. Run it from
-    /// cron every minute; several may run against one database.
+    /// cron every minute, or use `closeloop run`; several may run against one database.
     Tick,
     /// SOP tasks: open ones by default, soonest due first.
     Tasks {
@@ -249,12 +249,21 @@ enum Command {
         #[command(subcommand)]
         what: TaskWhat,
     },
-    /// Messages written by automations, waiting for delivery.
+    /// Messages written by automations: list them, deliver them once, or replay a dead letter.
     Outbox {
-        /// Only messages with this status (`pending`, `sent`, `dead`).
+        #[command(subcommand)]
+        what: Option<OutboxWhat>,
+        /// Only messages with this status (`pending`, `sending`, `sent`, `dead`).
         #[arg(long)]
         status: Option<String>,
     },
+    /// Where each channel sends: list (secrets masked), or `channels set NAME key=value…`.
+    Channels {
+        #[command(subcommand)]
+        what: Option<ChannelsWhat>,
+    },
+    /// The scheduler: fire timers and deliver the outbox until SIGINT/SIGTERM.
+    Run,
     /// Try an app's rules before they go live.
     Script {
         #[command(subcommand)]
@@ -274,6 +283,41 @@ enum MembersWhat {
         /// The CSV file.
         file: PathBuf,
         /// Who imports.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxWhat {
+    /// One delivery pass: send everything due now (for cron-style deployments).
+    Deliver,
+    /// Put a dead letter back in line; the next pass sends it.
+    Retry {
+        /// The message's id.
+        id: i64,
+        /// Who replays it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// A message's delivery attempts.
+    Attempts {
+        /// The message's id.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelsWhat {
+    /// Set a channel's settings: `url=…`, `secret=…`, `timeout_ms=…`; for email `host=…`,
+    /// `port=…`, `tls=none|starttls|tls`, `username=…`, `password=…`, `from=…`. `key=` removes one.
+    Set {
+        /// The channel's id (from the app).
+        name: String,
+        /// key=value pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        /// Who changes it.
         #[arg(long = "as", default_value = "system")]
         actor: String,
     },
@@ -405,7 +449,15 @@ fn main() -> ExitCode {
         Command::Tick => flows::tick(&ctx),
         Command::Tasks { member, overdue, all } => flows::tasks(&ctx, member.as_deref(), *overdue, *all),
         Command::Task { what: TaskWhat::Done { id, actor, evidence } } => flows::task_done(&ctx, *id, actor, evidence),
-        Command::Outbox { status } => flows::outbox(&ctx, status.as_deref()),
+        Command::Outbox { what: None, status } => flows::outbox(&ctx, status.as_deref()),
+        Command::Outbox { what: Some(OutboxWhat::Deliver), .. } => flows::deliver(&ctx),
+        Command::Outbox { what: Some(OutboxWhat::Retry { id, actor }), .. } => flows::retry(&ctx, *id, actor),
+        Command::Outbox { what: Some(OutboxWhat::Attempts { id }), .. } => flows::attempts(&ctx, *id),
+        Command::Channels { what: None } => flows::channels(&ctx),
+        Command::Channels { what: Some(ChannelsWhat::Set { name, pairs, actor }) } => {
+            flows::channels_set(&ctx, name, pairs, actor)
+        }
+        Command::Run => flows::run(&ctx),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

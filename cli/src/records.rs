@@ -31,7 +31,7 @@ impl Context {
         Runtime::open(store, clock).map_err(|e| self.engine_error(e))
     }
 
-    fn json(&self) -> bool {
+    pub(crate) fn json(&self) -> bool {
         self.format == Format::Json
     }
 

@@ -91,6 +91,7 @@ pub mod store;
 mod suggest;
 pub mod templates;
 pub mod timespec;
+pub mod transport;
 pub mod values;
 pub mod yaml;
 

@@ -594,20 +594,8 @@ fn log_run(
     if let (true, Value::Object(m)) = (cause.attempt > 0, &mut body) {
         m.insert("attempt".into(), json!(cause.attempt + 1));
     }
-    audit::append(
-        w.tx,
-        &NewEvent {
-            at: w.at,
-            actor: ACTOR,
-            kind: "automation.run",
-            form: run.form.as_deref(),
-            record,
-            version: None,
-            body: &body.to_string(),
-            data: None,
-            data_hash: None,
-        },
-    )?;
+    let about = run.form.as_deref().zip(record);
+    audit::append(w.tx, &NewEvent::note(w.at, ACTOR, "automation.run", about, &body.to_string()))?;
     w.session.runs.borrow_mut().push(run);
     Ok(())
 }
@@ -988,20 +976,9 @@ pub(crate) fn raise(
     let f = form.unwrap_or(*w.f);
     let table = f.table();
     let writer = Writer { f: &f, table: &table, ..*w };
-    let seq = audit::append(
-        w.tx,
-        &NewEvent {
-            at: w.at,
-            actor: w.actor,
-            kind: "event.received",
-            form: target.as_ref().map(|_| f.form.id.as_str()),
-            record: target.as_deref(),
-            version: None,
-            body: &json!({"event": name, "data": data, "cause": cause.key}).to_string(),
-            data: None,
-            data_hash: None,
-        },
-    )?;
+    let body = json!({"event": name, "data": data, "cause": cause.key}).to_string();
+    let about = target.as_deref().map(|id| (f.form.id.as_str(), id));
+    let seq = audit::append(w.tx, &NewEvent::note(w.at, w.actor, "event.received", about, &body))?;
     let event_cause = Cause {
         key: format!("event/{seq}"),
         trigger: format!("event {name}"),

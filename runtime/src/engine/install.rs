@@ -91,20 +91,7 @@ impl Runtime {
             let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();
-            audit::append(
-                tx,
-                &NewEvent {
-                    at: &at,
-                    actor,
-                    kind: "app.installed",
-                    form: None,
-                    record: None,
-                    version: None,
-                    body: &body,
-                    data: None,
-                    data_hash: None,
-                },
-            )?;
+            audit::append(tx, &NewEvent::note(&at, actor, "app.installed", None, &body))?;
             Ok::<_, EngineError>((revision, orphaned))
         })?;
         let report = InstallReport {

@@ -218,17 +218,13 @@ impl Runtime {
                               "evidence": evidence, "late": late(&done)});
             audit::append(
                 tx,
-                &NewEvent {
-                    at: &at,
+                &NewEvent::note(
+                    &at,
                     actor,
-                    kind: "task.done",
-                    form: Some(&task.form),
-                    record: Some(&task.record),
-                    version: None,
-                    body: &body.to_string(),
-                    data: None,
-                    data_hash: None,
-                },
+                    "task.done",
+                    Some((task.form.as_str(), task.record.as_str())),
+                    &body.to_string(),
+                ),
             )?;
             let session = Session::new(scripts, apps, now);
             let table = f.table();

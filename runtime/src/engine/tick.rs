@@ -258,19 +258,11 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
     let unrun = |fired: &mut Fired, status: &str, why: String| -> Result<(), EngineError> {
         let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due,
                           "late": fired.late, "status": status, "why": why});
+        let kind = if status == "skipped" { "timer.skipped" } else { "timer.cancelled" };
+        let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
             tx,
-            &crate::store::NewEvent {
-                at,
-                actor: automate::ACTOR,
-                kind: if status == "skipped" { "timer.skipped" } else { "timer.cancelled" },
-                form: timer.form.as_deref(),
-                record: timer.record.as_deref(),
-                version: None,
-                body: &body.to_string(),
-                data: None,
-                data_hash: None,
-            },
+            &crate::store::NewEvent::note(at, automate::ACTOR, kind, about, &body.to_string()),
         )?;
         settle(fired, status, Some(why))
     };

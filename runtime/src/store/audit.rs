@@ -39,6 +39,24 @@ pub struct NewEvent<'a> {
     pub data_hash: Option<&'a str>,
 }
 
+impl<'a> NewEvent<'a> {
+    /// An event that is not a record version (a run, a task done, a setting changed): no
+    /// version, no data snapshot. `form` and `record` say what it is about, when anything.
+    pub fn note(at: &'a str, actor: &'a str, kind: &'a str, about: Option<(&'a str, &'a str)>, body: &'a str) -> Self {
+        NewEvent {
+            at,
+            actor,
+            kind,
+            form: about.map(|a| a.0),
+            record: about.map(|a| a.1),
+            version: None,
+            body,
+            data: None,
+            data_hash: None,
+        }
+    }
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {

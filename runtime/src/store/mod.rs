@@ -13,6 +13,7 @@ pub(crate) mod apps;
 pub(crate) mod audit;
 mod bench;
 pub(crate) mod boards;
+pub(crate) mod channels;
 pub(crate) mod members;
 pub(crate) mod outbox;
 pub(crate) mod records;
@@ -29,7 +30,7 @@ pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
 pub use boards::FlagRow;
 pub use members::MemberRow;
-pub use outbox::OutboxRow;
+pub use outbox::{AttemptRow, OutboxRow};
 pub use records::{ListQuery, RecordRow, SortOrder};
 pub use schema::FormTable;
 pub use tasks::TaskRow;
@@ -199,6 +200,12 @@ impl Store {
     /// The schema version the database had before this process opened (and upgraded) it.
     pub fn opened_at_version(&self) -> i64 {
         self.opened_at_version
+    }
+
+    /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
+    /// long-running process notices work written by others without re-reading tables.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// The connection, for reads. Reads see the last committed state.

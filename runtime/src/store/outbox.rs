@@ -89,3 +89,125 @@ pub(crate) fn list(conn: &Connection, status: Option<&str>) -> Result<Vec<Outbox
     let rows = stmt.query_map(params![status], row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Takes up to `limit` messages due at `now` (pending and due, or left `sending` by a deliverer
+/// whose lease ran out) and leases them until `lease_until`: nobody else sends them meanwhile.
+pub(crate) fn claim_due(tx: &Tx<'_>, now: &str, lease_until: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    let rows: Vec<OutboxRow> = {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox
+             WHERE (status = 'pending' AND next_at <= ?1) OR (status = 'sending' AND lease_until <= ?1)
+             ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![now, limit as i64], row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut lease = tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2 WHERE id = ?1")?;
+    for m in &rows {
+        lease.execute(params![m.id, lease_until])?;
+    }
+    Ok(rows)
+}
+
+/// Records that an attempt starts, before anything is sent: a deliverer that dies while it
+/// waits for the answer leaves this row as the trace of what it may have sent.
+pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
+         VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
+    )?
+    .execute(params![message, at])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Records how an attempt ended.
+pub(crate) fn attempt_finished(
+    tx: &Tx<'_>,
+    attempt: i64,
+    ok: bool,
+    status: Option<&str>,
+    error: Option<&str>,
+    millis: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE outbox_attempts SET ok = ?2, status = ?3, error = ?4, millis = ?5 WHERE id = ?1")?
+        .execute(params![attempt, ok, status, error, millis])?;
+    Ok(())
+}
+
+/// Settles a leased message: `sent`, `dead`, or back to `pending` until `next_at`.
+pub(crate) fn settle(
+    tx: &Tx<'_>,
+    id: i64,
+    status: &str,
+    next_at: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_at = COALESCE(?3, next_at), last_error = ?4,
+                lease_until = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![id, status, next_at, error])?;
+    Ok(())
+}
+
+/// Gives a leased message back without an attempt (its channel is not configured yet), due
+/// again at `next_at`.
+pub(crate) fn release(tx: &Tx<'_>, id: i64, next_at: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE outbox SET status = 'pending', lease_until = NULL, next_at = ?2 WHERE id = ?1")?
+        .execute(params![id, next_at])?;
+    Ok(())
+}
+
+/// Puts a dead letter back in line, due at `now`, with a fresh count of attempts (the old
+/// attempts stay recorded). False when it is not dead.
+pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL
+             WHERE id = ?1 AND status = 'dead'",
+        )?
+        .execute(params![id, now])?;
+    Ok(n == 1)
+}
+
+/// A message by id.
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?.query_row([id], row).optional()?)
+}
+
+/// When the next message is due (or a lease runs out): how long a deliverer may sleep.
+pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
+                                 UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// A message's attempts, oldest first: (at, ok, status, error, millis).
+pub(crate) fn attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptRow {
+    /// When it started.
+    pub at: String,
+    /// Delivered.
+    pub ok: bool,
+    /// What the other side answered (`200`, `250 OK`).
+    pub status: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// How long it took.
+    pub millis: i64,
+}

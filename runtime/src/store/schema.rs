@@ -124,6 +124,27 @@ const MIGRATIONS: &[&str] = &[
         last_error TEXT
      );
      CREATE INDEX outbox_pending ON outbox(next_at) WHERE status = 'pending';",
+    // 4: delivery: channel settings (install configuration, never app YAML), every attempt,
+    // and the lease a deliverer holds on a message while it sends it.
+    "CREATE TABLE channel_settings (
+        channel TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (channel, key)
+     );
+     CREATE TABLE outbox_attempts (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES outbox(id),
+        at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        status TEXT,
+        error TEXT,
+        millis INTEGER NOT NULL
+     );
+     CREATE INDEX outbox_attempts_by_message ON outbox_attempts(message, id);
+     ALTER TABLE outbox ADD COLUMN lease_until TEXT;
+     CREATE INDEX outbox_sending ON outbox(lease_until) WHERE status = 'sending';",
 ];
 
 /// Brings the database to the newest schema version; returns the version it was at.

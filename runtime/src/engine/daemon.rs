@@ -1,0 +1,85 @@
+//! `closeloop run`: the long-running scheduler. It fires due timers and delivers the outbox,
+//! then sleeps until the next due item, waking early when another process writes to the
+//! database (SQLite's `data_version`, read twice a second: no busy polling), and stops cleanly
+//! when asked: the pass in hand finishes (each of its writes is a whole transaction), nothing
+//! is left half-written, and a restart carries on where it stopped.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::{DeliveryReport, EngineError, Runtime, TickReport};
+
+/// The longest the scheduler sleeps without looking again.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// How often it looks whether another process wrote.
+const WATCH: Duration = Duration::from_millis(500);
+
+/// What the scheduler reports as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A pass fired timers.
+    Fired(&'a TickReport),
+    /// A pass delivered messages.
+    Delivered(&'a DeliveryReport),
+    /// It sleeps this long (unless woken).
+    Sleeping(Duration),
+    /// It was asked to stop and has.
+    Stopped,
+}
+
+impl Runtime {
+    /// Runs the scheduler until `stop` completes: each pass fires what is due and delivers
+    /// what is waiting; between passes it sleeps until the next due item or new work.
+    pub async fn run_scheduler(
+        &mut self,
+        stop: impl Future<Output = ()>,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<(), EngineError> {
+        tokio::pin!(stop);
+        loop {
+            let fired = self.tick()?;
+            if !fired.timers.is_empty() {
+                progress(Progress::Fired(&fired));
+            }
+            let delivered = self.deliver()?;
+            if !delivered.deliveries.is_empty() || !delivered.unconfigured.is_empty() {
+                progress(Progress::Delivered(&delivered));
+            }
+            let wait = match self.next_work()? {
+                Some(due) => {
+                    let due: jiff::Timestamp = due.parse().unwrap_or_else(|_| self.clock.now());
+                    let left = due.duration_since(self.clock.now());
+                    Duration::try_from(left).unwrap_or(Duration::ZERO).min(MAX_SLEEP)
+                }
+                None => MAX_SLEEP,
+            };
+            if wait.is_zero() {
+                // More is due already (a full batch): go on, but let a stop request in first.
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    _ = tokio::task::yield_now() => continue,
+                }
+            }
+            progress(Progress::Sleeping(wait));
+            let seen = self.data_version()?;
+            let this = &*self;
+            let woken = async move {
+                loop {
+                    tokio::time::sleep(WATCH).await;
+                    if this.data_version().map_or(true, |v| v != seen) {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(wait) => {}
+                _ = woken => {}
+            }
+        }
+        progress(Progress::Stopped);
+        Ok(())
+    }
+}

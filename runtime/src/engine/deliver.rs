@@ -1,0 +1,385 @@
+//! Delivering the outbox: at least once, with the message's idempotency key on every attempt,
+//! retried with exponential backoff and jitter up to a cap, then parked as a dead letter that
+//! an operator can replay.
+//!
+//! A pass leases the due messages in one short transaction, sends them with no transaction
+//! open (one thread per channel, so a slow endpoint holds up only its own channel and never a
+//! record write), and records each attempt as it ends in a transaction of its own. A deliverer
+//! that dies mid-send leaves its lease to run out; the message is then sent again, with the
+//! same key.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{EngineError, Runtime};
+use crate::model::ChannelKind;
+use crate::store::{channels, outbox, AttemptRow, OutboxRow};
+use crate::transport::{self, Failure, Outgoing, Settings};
+
+/// How many times a message is tried before it becomes a dead letter.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// The first retry waits this long; each next one twice as long, up to [`BACKOFF_CAP`].
+pub const BACKOFF_BASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
+/// The longest wait between two attempts.
+pub const BACKOFF_CAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+/// How long a deliverer holds a message it is sending.
+const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// How many messages one pass takes.
+const PASS: usize = 500;
+
+/// What happened to one message in a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    /// The outbox id.
+    pub id: i64,
+    /// The channel.
+    pub channel: String,
+    /// Who it was for.
+    pub to: String,
+    /// Its idempotency key.
+    pub key: String,
+    /// `sent`, `retry` (and when) or `dead`.
+    pub outcome: String,
+    /// What the other side answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it is tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+/// What a delivery pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryReport {
+    /// "Now", as the pass saw it.
+    pub now: String,
+    /// Each message it took.
+    pub deliveries: Vec<Delivery>,
+    /// Channels with messages waiting that are not configured yet, and what they lack.
+    pub unconfigured: Vec<String>,
+}
+
+/// A channel as `closeloop channels` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelView {
+    /// The channel's id.
+    pub channel: String,
+    /// Its kind (`webhook`, `email`, …), from the app.
+    pub kind: String,
+    /// Its settings, secrets masked; where each came from (`database` or `env`).
+    pub settings: BTreeMap<String, String>,
+    /// Settings it still needs before it can send.
+    pub missing: Vec<String>,
+}
+
+/// `CLOSELOOP_CHANNEL_<ID>_<KEY>`: settings from the environment override the database's.
+fn env_name(channel: &str, key: &str) -> String {
+    format!("CLOSELOOP_CHANNEL_{}_{}", channel.to_uppercase().replace(['-', '.'], "_"), key.to_uppercase())
+}
+
+fn mask(key: &str, value: &str) -> String {
+    if transport::SECRET_KEYS.contains(&key) {
+        let shown: String = value.chars().take(2).collect();
+        format!("{shown}…({} chars)", value.chars().count())
+    } else {
+        value.to_string()
+    }
+}
+
+/// The wait before attempt `n + 1` after `n` failed ones: doubling from 30 s, capped at an
+/// hour, times a jitter in [0.5, 1) drawn from the message's key, so retries of many messages
+/// spread out but each message's schedule is reproducible.
+pub fn backoff(key: &str, failed: i64) -> jiff::SignedDuration {
+    let exp = u32::try_from(failed.clamp(1, 30) - 1).unwrap_or(0);
+    let base = BACKOFF_BASE.as_secs().saturating_mul(1i64 << exp.min(20)).min(BACKOFF_CAP.as_secs());
+    let seed = crate::store::sha256_hex(format!("{key}/{failed}").as_bytes());
+    let n = u64::from_str_radix(seed.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    let jitter = 0.5 + (n as f64 / f64::from(u32::MAX)) / 2.0;
+    jiff::SignedDuration::from_secs((base as f64 * jitter).round() as i64)
+}
+
+impl Runtime {
+    /// The kind of each channel the installed apps declare.
+    fn channel_kinds(&self) -> BTreeMap<String, ChannelKind> {
+        self.apps.values().flat_map(|a| a.app.def.channels.iter().map(|c| (c.id.clone(), c.kind))).collect()
+    }
+
+    /// Every channel's settings: the database's, overridden by the environment.
+    fn settings(&self) -> Result<BTreeMap<String, Settings>, EngineError> {
+        let mut out: BTreeMap<String, Settings> = BTreeMap::new();
+        for (channel, key, value) in channels::all(self.store.reader())? {
+            out.entry(channel).or_default().insert(key, value);
+        }
+        for (channel, kind) in self.channel_kinds() {
+            for key in transport::known(kind) {
+                if let Ok(value) = std::env::var(env_name(&channel, key)) {
+                    out.entry(channel.clone()).or_default().insert((*key).to_string(), value);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The channels the installed apps declare, with their settings (secrets masked) and what
+    /// each still lacks.
+    pub fn channels(&self) -> Result<Vec<ChannelView>, EngineError> {
+        let settings = self.settings()?;
+        Ok(self
+            .channel_kinds()
+            .into_iter()
+            .map(|(channel, kind)| {
+                let own = settings.get(&channel).cloned().unwrap_or_default();
+                let missing = transport::required(kind)
+                    .iter()
+                    .filter(|k| !own.contains_key(**k))
+                    .map(|k| k.to_string())
+                    .collect();
+                let shown = own
+                    .iter()
+                    .map(|(k, v)| {
+                        let from = if std::env::var(env_name(&channel, k)).is_ok() { "env" } else { "database" };
+                        (k.clone(), format!("{} ({from})", mask(k, v)))
+                    })
+                    .collect();
+                ChannelView { kind: format!("{kind:?}").to_lowercase(), channel, settings: shown, missing }
+            })
+            .collect())
+    }
+
+    /// Sets a channel's settings (`url=…`, `secret=…`); an empty value removes one. The change
+    /// is audited, secrets by name only.
+    pub fn set_channel(
+        &mut self,
+        channel: &str,
+        pairs: &[(String, String)],
+        actor: &str,
+    ) -> Result<ChannelView, EngineError> {
+        let kinds = self.channel_kinds();
+        let Some(kind) = kinds.get(channel).copied() else {
+            let known: Vec<&str> = kinds.keys().map(String::as_str).collect();
+            return Err(EngineError::Input(format!(
+                "no installed app has a channel `{channel}`; the channels are: {}",
+                known.join(", ")
+            )));
+        };
+        let allowed = transport::known(kind);
+        if let Some((bad, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+            return Err(EngineError::Input(format!(
+                "a {} channel has no setting `{bad}`; it takes: {}",
+                format!("{kind:?}").to_lowercase(),
+                allowed.join(", ")
+            )));
+        }
+        let at = self.now();
+        self.store.write(|tx| {
+            for (key, value) in pairs {
+                if value.is_empty() {
+                    channels::unset(tx, channel, key)?;
+                } else {
+                    channels::set(tx, channel, key, value, &at)?;
+                }
+            }
+            let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            let body = serde_json::json!({"channel": channel, "set": keys}).to_string();
+            crate::store::audit::append(tx, &crate::store::NewEvent::note(&at, actor, "channel.set", None, &body))?;
+            Ok::<_, EngineError>(())
+        })?;
+        self.channels()?
+            .into_iter()
+            .find(|c| c.channel == channel)
+            .ok_or_else(|| EngineError::Input(format!("channel {channel} vanished")))
+    }
+
+    /// One delivery pass: sends every message due now, each channel on its own thread, and
+    /// records each attempt. Messages of channels not configured yet stay pending.
+    pub fn deliver(&mut self) -> Result<DeliveryReport, EngineError> {
+        self.refresh()?;
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let lease = crate::clock::stamp(now.checked_add(LEASE).unwrap_or(now));
+        let kinds = self.channel_kinds();
+        let settings = self.settings()?;
+        let claimed = self.store.write(|tx| outbox::claim_due(tx, &at, &lease, PASS))?;
+        let mut report = DeliveryReport { now: at.clone(), ..DeliveryReport::default() };
+        // Group by channel; a channel without its settings gives its messages back.
+        let mut groups: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+        let mut waiting = Vec::new();
+        for m in claimed {
+            let kind = kinds.get(&m.channel).copied();
+            let own = settings.get(&m.channel).cloned().unwrap_or_default();
+            let missing: Vec<&str> = kind
+                .map(|k| transport::required(k).iter().copied().filter(|r| !own.contains_key(*r)).collect())
+                .unwrap_or_default();
+            if kind.is_none() || !missing.is_empty() {
+                let why = match kind {
+                    None => format!("{}: no installed app declares this channel", m.channel),
+                    Some(_) => format!(
+                        "{}: set {} with `closeloop channels set {} KEY=VALUE`",
+                        m.channel,
+                        missing.join(", "),
+                        m.channel
+                    ),
+                };
+                if !report.unconfigured.contains(&why) {
+                    report.unconfigured.push(why);
+                }
+                waiting.push(m.id);
+                continue;
+            }
+            groups.entry(m.channel.clone()).or_default().push(m);
+        }
+        // Each attempt is on record before anything leaves, so a crash mid-send is visible.
+        let started: BTreeMap<i64, i64> = self.store.write(|tx| {
+            let mut ids = BTreeMap::new();
+            for m in groups.values().flatten() {
+                ids.insert(m.id, outbox::attempt_started(tx, m.id, &at)?);
+            }
+            Ok::<_, EngineError>(ids)
+        })?;
+        if !waiting.is_empty() {
+            // They wait for their settings; a deliverer looks again in a minute.
+            let later = crate::clock::stamp(now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(now));
+            self.store.write(|tx| {
+                for id in &waiting {
+                    outbox::release(tx, *id, &later)?;
+                }
+                Ok::<_, EngineError>(())
+            })?;
+        }
+        let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, String, i64, Result<String, Failure>)>();
+        let store = &mut self.store;
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            for (channel, messages) in &groups {
+                let (Some(kind), own) =
+                    (kinds.get(channel).copied(), settings.get(channel).cloned().unwrap_or_default())
+                else {
+                    continue;
+                };
+                let sender = sender.clone();
+                scope.spawn(move || {
+                    for m in messages {
+                        let started = std::time::Instant::now();
+                        let outgoing = Outgoing {
+                            id: m.id,
+                            key: &m.key,
+                            channel: &m.channel,
+                            to: &m.recipient,
+                            address: m.address.as_deref(),
+                            subject: m.subject.as_deref(),
+                            body: &m.body,
+                            form: m.form.as_deref(),
+                            record: m.record.as_deref(),
+                        };
+                        let sent_at = now;
+                        let result = transport::send(kind, &own, &outgoing, sent_at);
+                        let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                        if sender.send((m.clone(), crate::clock::stamp(sent_at), millis, result)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            // Each attempt is recorded as it ends, whatever the other channels are doing.
+            for (m, attempt_at, millis, result) in results {
+                let failed = m.attempts + 1;
+                let delivery = store.write(|tx| {
+                    let (ok, status, error) = match &result {
+                        Ok(status) => (true, Some(status.clone()), None),
+                        Err(f) => (false, f.status.clone(), Some(f.error.clone())),
+                    };
+                    match started.get(&m.id) {
+                        Some(attempt) => {
+                            outbox::attempt_finished(tx, *attempt, ok, status.as_deref(), error.as_deref(), millis)?
+                        }
+                        None => {
+                            let attempt = outbox::attempt_started(tx, m.id, &attempt_at)?;
+                            outbox::attempt_finished(tx, attempt, ok, status.as_deref(), error.as_deref(), millis)?
+                        }
+                    }
+                    let (outcome, next_at) = match &result {
+                        Ok(_) => ("sent", None),
+                        Err(f) if f.permanent || failed >= MAX_ATTEMPTS => ("dead", None),
+                        Err(_) => {
+                            let next = now.checked_add(backoff(&m.key, failed)).unwrap_or(now);
+                            ("retry", Some(crate::clock::stamp(next)))
+                        }
+                    };
+                    let status_after = if outcome == "retry" { "pending" } else { outcome };
+                    outbox::settle(tx, m.id, status_after, next_at.as_deref(), error.as_deref())?;
+                    Ok::<_, EngineError>(Delivery {
+                        id: m.id,
+                        channel: m.channel.clone(),
+                        to: m.recipient.clone(),
+                        key: m.key.clone(),
+                        outcome: outcome.into(),
+                        status,
+                        error,
+                        next_at,
+                        attempts: failed,
+                    })
+                })?;
+                report.deliveries.push(delivery);
+            }
+            Ok(())
+        })?;
+        report.deliveries.sort_by_key(|d| d.id);
+        Ok(report)
+    }
+
+    /// Puts a dead letter back in line, to be sent at the next pass.
+    pub fn retry_message(&mut self, id: i64, actor: &str) -> Result<OutboxRow, EngineError> {
+        let at = self.now();
+        self.store.write(|tx| {
+            let Some(m) = outbox::get(tx, id)? else {
+                return Err(EngineError::Input(format!("there is no message {id}")));
+            };
+            if !outbox::replay(tx, id, &at)? {
+                return Err(EngineError::Refused(format!(
+                    "message {id} is {}; only dead letters are replayed",
+                    m.status
+                )));
+            }
+            let body = serde_json::json!({"message": id, "key": m.key}).to_string();
+            crate::store::audit::append(
+                tx,
+                &crate::store::NewEvent::note(
+                    &at,
+                    actor,
+                    "outbox.replayed",
+                    m.form.as_deref().zip(m.record.as_deref()),
+                    &body,
+                ),
+            )?;
+            Ok(())
+        })?;
+        outbox::get(self.store.reader(), id)?.ok_or_else(|| EngineError::Input(format!("there is no message {id}")))
+    }
+
+    /// A message's delivery attempts, oldest first.
+    pub fn attempts(&self, id: i64) -> Result<Vec<AttemptRow>, EngineError> {
+        Ok(outbox::attempts(self.store.reader(), id)?)
+    }
+
+    /// When the scheduler next has work: the earliest due timer or message.
+    pub fn next_work(&self) -> Result<Option<String>, EngineError> {
+        let timer = crate::store::timers::next_due(self.store.reader())?;
+        let message = outbox::next_due(self.store.reader())?;
+        Ok([timer, message].into_iter().flatten().min())
+    }
+
+    /// SQLite's count of commits by other connections: changes when another process wrote.
+    pub fn data_version(&self) -> Result<i64, EngineError> {
+        Ok(self.store.data_version()?)
+    }
+}
