@@ -23,6 +23,7 @@ struct Hook {
     requests: Arc<Mutex<Vec<Request>>>,
     status: Arc<AtomicU16>,
     delay_ms: Arc<AtomicU64>,
+    reply: Arc<Mutex<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ impl Hook {
             requests: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             delay_ms: Arc::new(AtomicU64::new(0)),
+            reply: Arc::new(Mutex::new("ok".into())),
         };
         let h = hook.clone();
         std::thread::spawn(move || {
@@ -72,7 +74,12 @@ impl Hook {
                     std::thread::sleep(Duration::from_millis(h.delay_ms.load(Ordering::SeqCst)));
                     let status = h.status.load(Ordering::SeqCst);
                     let mut stream = reader.into_inner();
-                    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                    let reply = h.reply.lock().unwrap().clone();
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
                 });
             }
         });
@@ -289,6 +296,10 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
     let message = w.rt.outbox(None).unwrap().into_iter().find(|m| m.id == id).unwrap();
     assert_eq!((message.status.as_str(), message.attempts), ("dead", closeloop::engine::MAX_ATTEMPTS));
     assert_eq!(down.requests().len() as i64, closeloop::engine::MAX_ATTEMPTS);
+    // The dead letter is an alert in the record's trail.
+    let record = message.record.clone().unwrap();
+    let activity = w.rt.activity("ticket", &record).unwrap();
+    assert_eq!(activity.iter().filter(|a| a.kind == "outbox.dead").count(), 1);
     // The backoff grows and is capped.
     let b = |n| closeloop::engine::backoff("k", n).as_secs();
     assert!(b(1) >= 15 && b(1) <= 30 && b(3) > b(1) && b(20) <= 3600, "{} {} {}", b(1), b(3), b(20));
@@ -484,4 +495,65 @@ fn a_deliverer_killed_mid_send_leaves_the_message_to_be_resent_with_the_same_key
     assert_eq!(keys[0], keys[1], "the same Idempotency-Key, so the receiver can drop the second");
     let attempts = db.ok(&["outbox", "attempts", "1"]);
     assert!(attempts.contains("interrupted") && attempts.contains("2 attempt(s)"), "{attempts}");
+}
+
+#[test]
+fn a_failing_channel_spends_one_attempt_per_pass_and_holds_the_rest_untried() {
+    let hook = Hook::start();
+    hook.status.store(503, Ordering::SeqCst);
+    let mut w = world();
+    set(&mut w.rt, "hook", &[("url", &hook.url)]);
+    for title in ["一", "二", "三"] {
+        w.rt.submit("ticket", obj(json!({"title": title, "owner": "m_li", "channel": "hook"})), "m_li").unwrap();
+    }
+    let pass = w.rt.deliver().unwrap();
+    let hooks: Vec<_> = pass.deliveries.iter().filter(|d| d.channel == "hook").collect();
+    assert_eq!(hooks.len(), 1, "one attempt, the others held: {pass:?}");
+    assert_eq!(hook.requests().len(), 1);
+    let attempts: Vec<i64> =
+        w.rt.outbox(None).unwrap().iter().filter(|m| m.channel == "hook").map(|m| m.attempts).collect();
+    assert_eq!(attempts, vec![1, 0, 0], "held messages spend no attempt");
+    // The next pass waits with the channel, then tries again.
+    assert!(w.rt.deliver().unwrap().deliveries.is_empty());
+    hook.status.store(200, Ordering::SeqCst);
+    w.clock.advance(jiff::SignedDuration::from_mins(2));
+    let pass = w.rt.deliver().unwrap();
+    assert_eq!(pass.deliveries.iter().filter(|d| d.outcome == "sent").count(), 3, "{pass:?}");
+}
+
+#[test]
+fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent() {
+    let yaml = APP.replace("{id: hook2, kind: webhook}", "{id: hook2, kind: wecom}");
+    let (robot, moved) = (Hook::start(), Hook::start());
+    let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    rt.install(&AppFiles { app_yaml: yaml, ..AppFiles::default() }, "system", false).unwrap();
+    rt.import_members(TEAM, "system").unwrap();
+    set(&mut rt, "hook2", &[("url", &format!("{}?key=robot-secret-key", robot.url))]);
+    set(&mut rt, "hook", &[("url", &moved.url)]);
+    robot.status.store(200, Ordering::SeqCst);
+    moved.status.store(301, Ordering::SeqCst);
+    rt.submit("ticket", obj(json!({"title": "t", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
+    let pass = rt.deliver().unwrap();
+    let outcome = |c: &str| pass.deliveries.iter().find(|d| d.channel == c).map(|d| d.outcome.clone());
+    assert_eq!(outcome("hook").as_deref(), Some("dead"), "a redirect is not followed: {pass:?}");
+    // The robot answered 200 with an error code: a wrong key is dead at once.
+    *robot.reply.lock().unwrap() = r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#.into();
+    assert_eq!(outcome("hook2").as_deref(), Some("sent"), "the first answer was a plain ok");
+    rt.submit("ticket", obj(json!({"title": "t2", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
+    let pass = rt.deliver().unwrap();
+    let robot_pass = pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap();
+    assert_eq!((robot_pass.outcome.as_str(), robot_pass.status.as_deref()), ("dead", Some("93000")), "{pass:?}");
+    // Too many messages a minute (45009) is worth another try.
+    *robot.reply.lock().unwrap() = r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#.into();
+    rt.submit("ticket", obj(json!({"title": "t3", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
+    let pass = rt.deliver().unwrap();
+    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap().outcome, "retry");
+    let body: Value = serde_json::from_str(&robot.requests()[0].body).unwrap();
+    assert_eq!(body["msgtype"], "text");
+    assert_eq!(body["text"]["mentioned_list"][0], "m_li");
+    // The robot's key is a credential: `channels` shows only its start.
+    let shown = rt.channels().unwrap().into_iter().find(|c| c.channel == "hook2").unwrap().settings["url"].clone();
+    assert!(!shown.contains("robot-secret-key"), "{shown}");
+    assert!(rt.set_channel("hook", &[("url".into(), "example.com/hook".into())], "system").is_err());
 }

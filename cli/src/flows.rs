@@ -331,8 +331,18 @@ pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
                     for line in delivery_lines(d) {
                         say(format!("{} {line}", d.now));
                     }
+                    for dead in d.deliveries.iter().filter(|x| x.outcome == "dead") {
+                        eprintln!(
+                            "ALERT: message #{} on {} is a dead letter: {}; replay it with `closeloop outbox retry {}`",
+                            dead.id,
+                            dead.channel,
+                            dead.error.as_deref().unwrap_or("failed"),
+                            dead.id
+                        );
+                    }
                 }
                 Progress::Sleeping(_) => {}
+                Progress::Trouble(e) => eprintln!("closeloop run: a pass failed, trying again in 5 s: {e}"),
                 Progress::Stopped if json => say(r#"{"stopped":true}"#.to_string()),
                 Progress::Stopped => say("closeloop run: stopped cleanly".to_string()),
             })

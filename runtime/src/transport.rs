@@ -88,6 +88,40 @@ pub fn known(kind: ChannelKind) -> &'static [&'static str] {
     }
 }
 
+/// Checks one setting's value before it is stored; says what is wrong.
+pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "url"
+            if !(value.starts_with("https://") || value.starts_with("http://"))
+                || value.contains(char::is_whitespace) =>
+        {
+            Err("`url` must be an http:// or https:// address with no spaces".into())
+        }
+        "tls" if !["none", "starttls", "tls"].contains(&value) => {
+            Err("`tls` is `none`, `starttls` (the default) or `tls`".into())
+        }
+        "port" if value.parse::<u16>().map_or(true, |p| p == 0) => Err("`port` is a number from 1 to 65535".into()),
+        "timeout_ms" if value.parse::<u64>().map_or(true, |t| !(100..=120_000).contains(&t)) => {
+            Err("`timeout_ms` is a number of milliseconds from 100 to 120000".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A URL as it may be shown: the values in its query (WeCom's `key`, DingTalk's
+/// `access_token`) are credentials, so only their first characters are kept.
+pub fn masked_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else { return url.to_string() };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() => format!("{k}={}…", v.chars().take(2).collect::<String>()),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", parts.join("&"))
+}
+
 fn timeout(settings: &Settings) -> Duration {
     let ms = settings.get("timeout_ms").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10_000);
     Duration::from_millis(ms.clamp(100, 120_000))
@@ -187,9 +221,15 @@ fn webhook(kind: ChannelKind, settings: &Settings, m: &Outgoing<'_>, now: jiff::
         let join = if url.contains('?') { '&' } else { '?' };
         url = format!("{url}{join}timestamp={ms}&sign={}", percent_encode(&sign));
     }
-    let config =
-        ureq::Agent::config_builder().timeout_global(Some(timeout(settings))).http_status_as_error(false).build();
+    // No redirects: following one would turn the POST into a GET and lose the message.
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout(settings)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build();
     let agent = ureq::Agent::new_with_config(config);
+    // Errors never echo the URL: its query may hold the channel's credential.
+    let scrub = |text: String| text.replace(url.as_str(), &masked_url(&url));
     let mut request = agent
         .post(&url)
         .header("Content-Type", "application/json; charset=utf-8")
@@ -198,10 +238,38 @@ fn webhook(kind: ChannelKind, settings: &Settings, m: &Outgoing<'_>, now: jiff::
     if let Some(secret) = settings.get("secret") {
         request = request.header("X-Closeloop-Signature", signature(secret, unix, &body));
     }
-    let response = request.send(body.as_str()).map_err(|e| Failure::retry(e.to_string()))?;
+    let mut response = request.send(body.as_str()).map_err(|e| match e {
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+            Failure::permanent(format!("the channel's url is not a valid address ({})", masked_url(&url)))
+        }
+        e => Failure::retry(scrub(e.to_string())),
+    })?;
     let status = response.status().as_u16();
     match status {
+        200..=299 if matches!(kind, ChannelKind::Wecom | ChannelKind::Dingtalk) => {
+            // The robots answer 200 with an error code in the body for real failures.
+            let text = response.body_mut().with_config().limit(65_536).read_to_string().unwrap_or_default();
+            let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            match answer["errcode"].as_i64() {
+                Some(0) | None => Ok(status.to_string()),
+                Some(code) => {
+                    let message = answer["errmsg"].as_str().unwrap_or("").to_string();
+                    // 45009 (WeCom) and 130101 (DingTalk): too many messages a minute; -1: busy.
+                    let permanent = !matches!(code, 45009 | 130101 | -1);
+                    Err(Failure {
+                        status: Some(code.to_string()),
+                        error: format!("errcode {code}: {message}"),
+                        permanent,
+                    })
+                }
+            }
+        }
         200..=299 => Ok(status.to_string()),
+        300..=399 => Err(Failure {
+            status: Some(status.to_string()),
+            error: format!("HTTP {status}: the url redirects; set the address it redirects to"),
+            permanent: true,
+        }),
         // Asked to slow down, or timed out at the other end: worth another try.
         408 | 425 | 429 => {
             Err(Failure { status: Some(status.to_string()), error: format!("HTTP {status}"), permanent: false })
@@ -274,13 +342,26 @@ fn tls(host: &str, tcp: TcpStream) -> Result<Tls, Failure> {
     Ok(rustls::StreamOwned::new(conn, tcp))
 }
 
-/// An RFC 2047 encoded word, so a Chinese subject survives every mail server.
+/// RFC 2047 encoded words, so a Chinese subject survives every mail server: each word at most
+/// 75 characters (whole characters, never a split one), folded onto continuation lines.
 fn encoded_word(text: &str) -> String {
-    if text.is_ascii() && !text.contains(['\r', '\n']) {
-        text.to_string()
-    } else {
-        format!("=?UTF-8?B?{}?=", base64(text.as_bytes()))
+    if text.is_ascii() && !text.contains(['\r', '\n']) && text.len() <= 900 {
+        return text.to_string();
     }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars().filter(|c| !matches!(c, '\r' | '\n')) {
+        // 45 bytes of UTF-8 become 60 characters of base64, 72 with the markers.
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(format!("=?UTF-8?B?{}?=", base64(chunk.as_bytes())));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() || words.is_empty() {
+        words.push(format!("=?UTF-8?B?{}?=", base64(chunk.as_bytes())));
+    }
+    words.join("\r\n ")
 }
 
 fn smtp(settings: &Settings, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<String, Failure> {
@@ -297,6 +378,9 @@ fn smtp(settings: &Settings, m: &Outgoing<'_>, now: jiff::Timestamp) -> Result<S
         return Err(Failure::permanent("an email address may not contain line breaks or angle brackets"));
     }
     let mode = settings.get("tls").map(String::as_str).unwrap_or("starttls");
+    if !["none", "starttls", "tls"].contains(&mode) {
+        return Err(Failure::permanent("`tls` is `none`, `starttls` or `tls`"));
+    }
     let port: u16 = settings.get("port").and_then(|p| p.parse().ok()).unwrap_or(if mode == "tls" { 465 } else { 25 });
     let limit = timeout(settings);
     let addr = (host.as_str(), port)
@@ -394,5 +478,21 @@ mod tests {
     fn chinese_subjects_are_encoded_words() {
         assert_eq!(encoded_word("Hello"), "Hello");
         assert_eq!(encoded_word("新线索"), "=?UTF-8?B?5paw57q/57Si?=");
+        let long = encoded_word(&"客户成功".repeat(10));
+        assert!(long.split("\r\n ").all(|w| w.len() <= 75 && w.starts_with("=?UTF-8?B?")), "{long}");
+        assert_eq!(long.split("\r\n ").count(), 3);
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(
+            masked_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693axxx6-7aoc"),
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=69…"
+        );
+        assert_eq!(masked_url("http://127.0.0.1:8080/hook"), "http://127.0.0.1:8080/hook");
+        assert!(check_setting("url", "qyapi.weixin.qq.com/send").is_err());
+        assert!(check_setting("tls", "STARTTLS").is_err());
+        assert!(check_setting("port", "0").is_err());
+        assert!(check_setting("port", "587").is_ok());
     }
 }

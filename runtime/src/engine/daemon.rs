@@ -15,6 +15,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How often it looks whether another process wrote.
 const WATCH: Duration = Duration::from_millis(500);
 
+/// How long it waits after a pass failed before it tries again.
+const TROUBLE_PAUSE: Duration = Duration::from_secs(5);
+
 /// What the scheduler reports as it goes.
 #[derive(Debug)]
 pub enum Progress<'a> {
@@ -24,6 +27,8 @@ pub enum Progress<'a> {
     Delivered(&'a DeliveryReport),
     /// It sleeps this long (unless woken).
     Sleeping(Duration),
+    /// A pass failed (the database full, or busy past every retry); it tries again shortly.
+    Trouble(String),
     /// It was asked to stop and has.
     Stopped,
 }
@@ -38,21 +43,16 @@ impl Runtime {
     ) -> Result<(), EngineError> {
         tokio::pin!(stop);
         loop {
-            let fired = self.tick()?;
-            if !fired.timers.is_empty() {
-                progress(Progress::Fired(&fired));
-            }
-            let delivered = self.deliver()?;
-            if !delivered.deliveries.is_empty() || !delivered.unconfigured.is_empty() {
-                progress(Progress::Delivered(&delivered));
-            }
-            let wait = match self.next_work()? {
-                Some(due) => {
-                    let due: jiff::Timestamp = due.parse().unwrap_or_else(|_| self.clock.now());
-                    let left = due.duration_since(self.clock.now());
-                    Duration::try_from(left).unwrap_or(Duration::ZERO).min(MAX_SLEEP)
+            // Read before the pass, so a write another process makes during it still wakes us.
+            let seen = self.data_version().unwrap_or(-1);
+            let wait = match self.pass(&mut progress) {
+                Ok(wait) => wait,
+                Err(e) => {
+                    // A full disk or a database busy past every retry: say so and try again
+                    // shortly; the scheduler does not give up on its own.
+                    progress(Progress::Trouble(e.to_string()));
+                    TROUBLE_PAUSE
                 }
-                None => MAX_SLEEP,
             };
             if wait.is_zero() {
                 // More is due already (a full batch): go on, but let a stop request in first.
@@ -63,7 +63,6 @@ impl Runtime {
                 }
             }
             progress(Progress::Sleeping(wait));
-            let seen = self.data_version()?;
             let this = &*self;
             let woken = async move {
                 loop {
@@ -81,5 +80,25 @@ impl Runtime {
         }
         progress(Progress::Stopped);
         Ok(())
+    }
+
+    /// One pass: fire, deliver, and say how long to sleep.
+    fn pass(&mut self, progress: &mut impl FnMut(Progress<'_>)) -> Result<Duration, EngineError> {
+        let fired = self.tick()?;
+        if !fired.timers.is_empty() {
+            progress(Progress::Fired(&fired));
+        }
+        let delivered = self.deliver()?;
+        if !delivered.deliveries.is_empty() || !delivered.unconfigured.is_empty() {
+            progress(Progress::Delivered(&delivered));
+        }
+        Ok(match self.next_work()? {
+            Some(due) => {
+                let due: jiff::Timestamp = due.parse().unwrap_or_else(|_| self.clock.now());
+                let left = due.duration_since(self.clock.now());
+                Duration::try_from(left).unwrap_or(Duration::ZERO).min(MAX_SLEEP)
+            }
+            None => MAX_SLEEP,
+        })
     }
 }

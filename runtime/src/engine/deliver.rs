@@ -32,6 +32,10 @@ const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 /// How many messages one pass takes.
 const PASS: usize = 500;
 
+/// The most of a pass one channel may use; what it has not sent by then waits for the next
+/// pass. With the longest send timeout (120 s) a pass stays well inside its lease.
+pub const CHANNEL_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What happened to one message in a pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
@@ -88,7 +92,9 @@ fn env_name(channel: &str, key: &str) -> String {
 }
 
 fn mask(key: &str, value: &str) -> String {
-    if transport::SECRET_KEYS.contains(&key) {
+    if key == "url" {
+        transport::masked_url(value)
+    } else if transport::SECRET_KEYS.contains(&key) {
         let shown: String = value.chars().take(2).collect();
         format!("{shown}…({} chars)", value.chars().count())
     } else {
@@ -180,9 +186,14 @@ impl Runtime {
                 allowed.join(", ")
             )));
         }
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+        for (key, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+            transport::check_setting(key, value).map_err(|e| EngineError::Input(format!("{channel}: {e}")))?;
+        }
         let at = self.now();
         self.store.write(|tx| {
-            for (key, value) in pairs {
+            for (key, value) in &pairs {
                 if value.is_empty() {
                     channels::unset(tx, channel, key)?;
                 } else {
@@ -202,61 +213,97 @@ impl Runtime {
 
     /// One delivery pass: sends every message due now, each channel on its own thread, and
     /// records each attempt. Messages of channels not configured yet stay pending.
+    ///
+    /// A channel gets at most [`CHANNEL_BUDGET`] of a pass, and stops at its first failure that
+    /// may be temporary: its other messages are given back untried, so a dead or slow endpoint
+    /// costs one attempt per pass, never holds up the scheduler, and never outlives the lease.
     pub fn deliver(&mut self) -> Result<DeliveryReport, EngineError> {
+        static PASSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.refresh()?;
         let now = self.clock.now();
+        let pass_started = std::time::Instant::now();
         let at = crate::clock::stamp(now);
         let lease = crate::clock::stamp(now.checked_add(LEASE).unwrap_or(now));
+        let pass = PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{pass}-{at}", std::process::id());
         let kinds = self.channel_kinds();
         let settings = self.settings()?;
-        let claimed = self.store.write(|tx| outbox::claim_due(tx, &at, &lease, PASS))?;
+        let claimed = self.store.write(|tx| outbox::claim_due(tx, &at, &lease, &token, PASS))?;
         let mut report = DeliveryReport { now: at.clone(), ..DeliveryReport::default() };
-        // Group by channel; a channel without its settings gives its messages back.
         let mut groups: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
         let mut waiting = Vec::new();
+        let mut doomed: Vec<(OutboxRow, String)> = Vec::new();
         for m in claimed {
-            let kind = kinds.get(&m.channel).copied();
+            let Some(kind) = kinds.get(&m.channel).copied() else {
+                doomed.push((m, "no installed app declares this channel any more".into()));
+                continue;
+            };
             let own = settings.get(&m.channel).cloned().unwrap_or_default();
-            let missing: Vec<&str> = kind
-                .map(|k| transport::required(k).iter().copied().filter(|r| !own.contains_key(*r)).collect())
-                .unwrap_or_default();
-            if kind.is_none() || !missing.is_empty() {
-                let why = match kind {
-                    None => format!("{}: no installed app declares this channel", m.channel),
-                    Some(_) => format!(
-                        "{}: set {} with `closeloop channels set {} KEY=VALUE`",
-                        m.channel,
-                        missing.join(", "),
-                        m.channel
-                    ),
-                };
+            let missing: Vec<&str> =
+                transport::required(kind).iter().copied().filter(|r| !own.contains_key(*r)).collect();
+            if !missing.is_empty() {
+                let why = format!(
+                    "{}: set {} with `closeloop channels set {} KEY=VALUE`",
+                    m.channel,
+                    missing.join(", "),
+                    m.channel
+                );
                 if !report.unconfigured.contains(&why) {
                     report.unconfigured.push(why);
                 }
                 waiting.push(m.id);
                 continue;
             }
+            if m.attempts >= MAX_ATTEMPTS {
+                // Its earlier attempts were interrupted (a deliverer died each time).
+                let why = format!("{} attempts were interrupted before an answer was recorded", m.attempts);
+                doomed.push((m, why));
+                continue;
+            }
             groups.entry(m.channel.clone()).or_default().push(m);
         }
-        // Each attempt is on record before anything leaves, so a crash mid-send is visible.
+        // One transaction: the waiting go back, the doomed become dead letters, and each
+        // attempt about to be made is on record (and counted) before anything leaves.
+        let later = crate::clock::stamp(now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(now));
         let started: BTreeMap<i64, i64> = self.store.write(|tx| {
+            for id in &waiting {
+                outbox::release(tx, *id, &token, &later)?;
+            }
+            for (m, why) in &doomed {
+                if outbox::settle(tx, m.id, &token, "dead", None, Some(why))? {
+                    dead_letter(tx, m, &at, why)?;
+                }
+            }
             let mut ids = BTreeMap::new();
             for m in groups.values().flatten() {
                 ids.insert(m.id, outbox::attempt_started(tx, m.id, &at)?);
             }
             Ok::<_, EngineError>(ids)
         })?;
-        if !waiting.is_empty() {
-            // They wait for their settings; a deliverer looks again in a minute.
-            let later = crate::clock::stamp(now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(now));
-            self.store.write(|tx| {
-                for id in &waiting {
-                    outbox::release(tx, *id, &later)?;
-                }
-                Ok::<_, EngineError>(())
-            })?;
+        for (m, why) in &doomed {
+            report.deliveries.push(Delivery {
+                id: m.id,
+                channel: m.channel.clone(),
+                to: m.recipient.clone(),
+                key: m.key.clone(),
+                outcome: "dead".into(),
+                status: None,
+                error: Some(why.clone()),
+                next_at: None,
+                attempts: m.attempts,
+            });
         }
-        let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, String, i64, Result<String, Failure>)>();
+        /// What a channel thread did with one message.
+        enum Done {
+            Tried {
+                at: String,
+                millis: i64,
+                result: Result<String, Failure>,
+            },
+            /// Not tried in this pass; due again at the time given.
+            Held(String),
+        }
+        let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, Done)>();
         let store = &mut self.store;
         std::thread::scope(|scope| -> Result<(), EngineError> {
             for (channel, messages) in &groups {
@@ -267,7 +314,17 @@ impl Runtime {
                 };
                 let sender = sender.clone();
                 scope.spawn(move || {
+                    let mut hold: Option<String> = None;
                     for m in messages {
+                        if hold.is_none() && pass_started.elapsed() > CHANNEL_BUDGET {
+                            hold = Some(crate::clock::stamp(now));
+                        }
+                        if let Some(until) = &hold {
+                            if sender.send((m.clone(), Done::Held(until.clone()))).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let started = std::time::Instant::now();
                         let outgoing = Outgoing {
                             id: m.id,
@@ -280,10 +337,18 @@ impl Runtime {
                             form: m.form.as_deref(),
                             record: m.record.as_deref(),
                         };
-                        let sent_at = now;
+                        // The time of this send, for signatures and mail dates.
+                        let elapsed = jiff::SignedDuration::try_from(pass_started.elapsed()).unwrap_or_default();
+                        let sent_at = now.checked_add(elapsed).unwrap_or(now);
                         let result = transport::send(kind, &own, &outgoing, sent_at);
+                        if matches!(&result, Err(f) if !f.permanent) {
+                            // The endpoint is down or slow: the rest of this channel waits.
+                            let retry = now.checked_add(BACKOFF_BASE).unwrap_or(now);
+                            hold = Some(crate::clock::stamp(retry));
+                        }
                         let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-                        if sender.send((m.clone(), crate::clock::stamp(sent_at), millis, result)).is_err() {
+                        let done = Done::Tried { at: crate::clock::stamp(sent_at), millis, result };
+                        if sender.send((m.clone(), done)).is_err() {
                             return;
                         }
                     }
@@ -291,33 +356,54 @@ impl Runtime {
             }
             drop(sender);
             // Each attempt is recorded as it ends, whatever the other channels are doing.
-            for (m, attempt_at, millis, result) in results {
-                let failed = m.attempts + 1;
+            for (m, done) in results {
+                let attempt = started.get(&m.id).copied();
                 let delivery = store.write(|tx| {
-                    let (ok, status, error) = match &result {
+                    let (attempt_at, millis, result) = match &done {
+                        Done::Held(until) => {
+                            if let Some(a) = attempt {
+                                outbox::attempt_unstarted(tx, a, m.id)?;
+                            }
+                            outbox::release(tx, m.id, &token, until)?;
+                            return Ok::<_, EngineError>(None);
+                        }
+                        Done::Tried { at, millis, result } => (at, *millis, result),
+                    };
+                    let (ok, status, error) = match result {
                         Ok(status) => (true, Some(status.clone()), None),
                         Err(f) => (false, f.status.clone(), Some(f.error.clone())),
                     };
-                    match started.get(&m.id) {
-                        Some(attempt) => {
-                            outbox::attempt_finished(tx, *attempt, ok, status.as_deref(), error.as_deref(), millis)?
-                        }
-                        None => {
-                            let attempt = outbox::attempt_started(tx, m.id, &attempt_at)?;
-                            outbox::attempt_finished(tx, attempt, ok, status.as_deref(), error.as_deref(), millis)?
-                        }
-                    }
-                    let (outcome, next_at) = match &result {
+                    let tries = m.attempts + 1;
+                    let (outcome, next_at) = match result {
                         Ok(_) => ("sent", None),
-                        Err(f) if f.permanent || failed >= MAX_ATTEMPTS => ("dead", None),
+                        Err(f) if f.permanent || tries >= MAX_ATTEMPTS => ("dead", None),
                         Err(_) => {
-                            let next = now.checked_add(backoff(&m.key, failed)).unwrap_or(now);
+                            let next = now.checked_add(backoff(&m.key, tries)).unwrap_or(now);
                             ("retry", Some(crate::clock::stamp(next)))
                         }
                     };
                     let status_after = if outcome == "retry" { "pending" } else { outcome };
-                    outbox::settle(tx, m.id, status_after, next_at.as_deref(), error.as_deref())?;
-                    Ok::<_, EngineError>(Delivery {
+                    let held = outbox::settle(tx, m.id, &token, status_after, next_at.as_deref(), error.as_deref())?;
+                    let (outcome, error) = if held {
+                        (outcome, error)
+                    } else {
+                        // The lease ran out and another deliverer took the message over: its
+                        // verdict stands; this answer is only kept in the attempt.
+                        (
+                            "lost",
+                            Some(format!(
+                                "{}; lease lost, the answer was not applied",
+                                error.as_deref().unwrap_or("sent")
+                            )),
+                        )
+                    };
+                    if let Some(a) = attempt {
+                        outbox::attempt_finished(tx, a, ok, status.as_deref(), error.as_deref(), millis)?;
+                    }
+                    if held && outcome == "dead" {
+                        dead_letter(tx, &m, attempt_at, error.as_deref().unwrap_or("failed"))?;
+                    }
+                    Ok(Some(Delivery {
                         id: m.id,
                         channel: m.channel.clone(),
                         to: m.recipient.clone(),
@@ -326,10 +412,10 @@ impl Runtime {
                         status,
                         error,
                         next_at,
-                        attempts: failed,
-                    })
+                        attempts: tries,
+                    }))
                 })?;
-                report.deliveries.push(delivery);
+                report.deliveries.extend(delivery);
             }
             Ok(())
         })?;
@@ -382,4 +468,12 @@ impl Runtime {
     pub fn data_version(&self) -> Result<i64, EngineError> {
         Ok(self.store.data_version()?)
     }
+}
+
+/// Stores the alert a dead letter raises: an `outbox.dead` event on its record.
+fn dead_letter(tx: &crate::store::Tx<'_>, m: &OutboxRow, at: &str, why: &str) -> Result<(), crate::store::StoreError> {
+    let body = serde_json::json!({"message": m.id, "key": m.key, "channel": m.channel, "error": why}).to_string();
+    let about = m.form.as_deref().zip(m.record.as_deref());
+    crate::store::audit::append(tx, &crate::store::NewEvent::note(at, "system", "outbox.dead", about, &body))?;
+    Ok(())
 }

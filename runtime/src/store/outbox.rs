@@ -92,7 +92,13 @@ pub(crate) fn list(conn: &Connection, status: Option<&str>) -> Result<Vec<Outbox
 
 /// Takes up to `limit` messages due at `now` (pending and due, or left `sending` by a deliverer
 /// whose lease ran out) and leases them until `lease_until`: nobody else sends them meanwhile.
-pub(crate) fn claim_due(tx: &Tx<'_>, now: &str, lease_until: &str, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+pub(crate) fn claim_due(
+    tx: &Tx<'_>,
+    now: &str,
+    lease_until: &str,
+    token: &str,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
     let rows: Vec<OutboxRow> = {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM outbox
@@ -102,22 +108,34 @@ pub(crate) fn claim_due(tx: &Tx<'_>, now: &str, lease_until: &str, limit: usize)
         let rows = stmt.query_map(params![now, limit as i64], row)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
-    let mut lease = tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2 WHERE id = ?1")?;
+    let mut lease =
+        tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2, lease_token = ?3 WHERE id = ?1")?;
     for m in &rows {
-        lease.execute(params![m.id, lease_until])?;
+        lease.execute(params![m.id, lease_until, token])?;
     }
     Ok(rows)
 }
 
-/// Records that an attempt starts, before anything is sent: a deliverer that dies while it
-/// waits for the answer leaves this row as the trace of what it may have sent.
+/// Records that an attempt starts, before anything is sent, and counts it: a deliverer that
+/// dies while it waits for the answer leaves this row as the trace of what it may have sent, and
+/// a message that keeps killing its deliverer still runs out of attempts.
 pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
          VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
     )?
     .execute(params![message, at])?;
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?.execute([message])?;
+    Ok(id)
+}
+
+/// Takes back an attempt that never started (its channel stopped for this pass).
+pub(crate) fn attempt_unstarted(tx: &Tx<'_>, attempt: i64, message: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")?.execute([attempt])?;
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0")?
+        .execute([message])?;
+    Ok(())
 }
 
 /// Records how an attempt ended.
@@ -134,28 +152,35 @@ pub(crate) fn attempt_finished(
     Ok(())
 }
 
-/// Settles a leased message: `sent`, `dead`, or back to `pending` until `next_at`.
+/// Settles a message this deliverer still holds (`token`): `sent`, `dead`, or back to
+/// `pending` until `next_at`. False when the lease was lost (it ran out and another deliverer
+/// took the message over): then nothing changes.
 pub(crate) fn settle(
     tx: &Tx<'_>,
     id: i64,
+    token: &str,
     status: &str,
     next_at: Option<&str>,
     error: Option<&str>,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE outbox SET status = ?2, attempts = attempts + 1, next_at = COALESCE(?3, next_at), last_error = ?4,
-                lease_until = NULL
-         WHERE id = ?1",
-    )?
-    .execute(params![id, status, next_at, error])?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE outbox SET status = ?3, next_at = COALESCE(?4, next_at), last_error = ?5,
+                    lease_until = NULL, lease_token = NULL
+             WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
+        )?
+        .execute(params![id, token, status, next_at, error])?;
+    Ok(n == 1)
 }
 
-/// Gives a leased message back without an attempt (its channel is not configured yet), due
-/// again at `next_at`.
-pub(crate) fn release(tx: &Tx<'_>, id: i64, next_at: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE outbox SET status = 'pending', lease_until = NULL, next_at = ?2 WHERE id = ?1")?
-        .execute(params![id, next_at])?;
+/// Gives a held message back without a verdict, due again at `next_at` (its channel is not
+/// configured, or stopped for this pass).
+pub(crate) fn release(tx: &Tx<'_>, id: i64, token: &str, next_at: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, lease_token = NULL, next_at = ?3
+         WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
+    )?
+    .execute(params![id, token, next_at])?;
     Ok(())
 }
 
@@ -164,7 +189,7 @@ pub(crate) fn release(tx: &Tx<'_>, id: i64, next_at: &str) -> Result<(), StoreEr
 pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'dead'",
         )?
         .execute(params![id, now])?;
@@ -210,4 +235,54 @@ pub struct AttemptRow {
     pub error: Option<String>,
     /// How long it took.
     pub millis: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError};
+
+    fn message(key: &str) -> OutboxRow {
+        OutboxRow {
+            id: 0,
+            channel: "hook".into(),
+            recipient: "m_li".into(),
+            address: None,
+            message: "m".into(),
+            subject: None,
+            body: "b".into(),
+            key: key.into(),
+            form: None,
+            record: None,
+            status: "pending".into(),
+            attempts: 0,
+            created_at: "2026-11-26T00:00:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_deliverer_whose_lease_ran_out_cannot_settle_what_another_took_over() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .write(|tx| {
+                push(tx, &message("k1"))?;
+                let first = claim_due(tx, "2026-11-26T00:00:00.000000Z", "2026-11-26T00:05:00.000000Z", "A", 10)?;
+                assert_eq!(first.len(), 1);
+                // Within the lease nobody else takes it.
+                assert!(
+                    claim_due(tx, "2026-11-26T00:04:00.000000Z", "2026-11-26T00:09:00.000000Z", "B", 10)?.is_empty()
+                );
+                // After it, B does; A's late verdict changes nothing, B's stands.
+                assert_eq!(
+                    claim_due(tx, "2026-11-26T00:06:00.000000Z", "2026-11-26T00:11:00.000000Z", "B", 10)?.len(),
+                    1
+                );
+                assert!(!settle(tx, first[0].id, "A", "pending", Some("2026-11-26T01:00:00.000000Z"), Some("late"))?);
+                assert!(settle(tx, first[0].id, "B", "sent", None, None)?);
+                assert!(!settle(tx, first[0].id, "A", "dead", None, None)?);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(list(store.reader(), Some("sent")).unwrap().len(), 1);
+    }
 }

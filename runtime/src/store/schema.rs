@@ -145,6 +145,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX outbox_attempts_by_message ON outbox_attempts(message, id);
      ALTER TABLE outbox ADD COLUMN lease_until TEXT;
      CREATE INDEX outbox_sending ON outbox(lease_until) WHERE status = 'sending';",
+    // 5: a lease names its holder, so a deliverer whose lease ran out cannot settle a message
+    // another one has taken over.
+    "ALTER TABLE outbox ADD COLUMN lease_token TEXT;",
 ];
 
 /// Brings the database to the newest schema version; returns the version it was at.
