@@ -31,7 +31,9 @@ pub use automate::{Run, RunStatus, StepLog};
 pub use boards::BoardItem;
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub use daemon::Progress;
-pub use deliver::{backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, MAX_ATTEMPTS};
+pub use deliver::{
+    backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
+};
 pub use install::InstallReport;
 pub use records::{Change, Version};
 pub use score::Scored;
