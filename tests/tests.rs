@@ -15,6 +15,7 @@
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod approvals;
 mod assign;
 mod automations;
 mod cli;

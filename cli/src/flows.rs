@@ -351,3 +351,58 @@ pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
         .map_err(|e| ctx.engine_error(e))?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `closeloop approvals [--as MEMBER]`.
+pub fn approvals(ctx: &Context, member: Option<&str>) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let waiting = rt.approvals(member).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &waiting, || {
+        let mut lines: Vec<String> = waiting
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:<18} {} / {}: {} of {} approvals; approvers {}{}",
+                    w.record,
+                    w.chain,
+                    w.step,
+                    w.approved_by.len(),
+                    w.needed,
+                    w.approvers.join(", "),
+                    w.due_at.as_deref().map(|d| format!("; due {d}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        lines.push(format!("{} step(s) waiting", waiting.len()));
+        lines.join("\n")
+    })
+}
+
+/// `closeloop approve|reject|recall FORM ID --as MEMBER`.
+pub fn decide(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    actor: &str,
+    decision: &str,
+    comment: Option<&str>,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let view = match decision {
+        "approve" => rt.approve(form, id, actor, comment),
+        "reject" => rt.reject(form, id, actor, comment.unwrap_or_default()),
+        _ => rt.recall(form, id, actor),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &view, || {
+        let mut lines = vec![format!("{id}: {} {} (version {})", view.chain, view.status, view.version)];
+        for s in &view.steps {
+            let note = s["note"].as_str().map(|n| format!(" — {n}")).unwrap_or_default();
+            lines.push(format!(
+                "  {:<14} {:<9}{note}",
+                s["step"].as_str().unwrap_or(""),
+                s["status"].as_str().unwrap_or("")
+            ));
+        }
+        lines.join("\n")
+    })
+}

@@ -264,6 +264,48 @@ enum Command {
     },
     /// The scheduler: fire timers and deliver the outbox until SIGINT/SIGTERM.
     Run,
+    /// Approval steps waiting for someone (for one member with --as).
+    Approvals {
+        /// Only what waits for this member.
+        #[arg(long = "as")]
+        member: Option<String>,
+    },
+    /// Approve the step in hand of a record in approval.
+    Approve {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The approver.
+        #[arg(long = "as")]
+        actor: String,
+        /// A comment for the trail.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a record in approval, with a comment saying why.
+    Reject {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The approver.
+        #[arg(long = "as")]
+        actor: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Withdraw a record from approval (its submitter or owner).
+    Recall {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// Who recalls it.
+        #[arg(long = "as")]
+        actor: String,
+    },
     /// Try an app's rules before they go live.
     Script {
         #[command(subcommand)]
@@ -458,6 +500,12 @@ fn main() -> ExitCode {
             flows::channels_set(&ctx, name, pairs, actor)
         }
         Command::Run => flows::run(&ctx),
+        Command::Approvals { member } => flows::approvals(&ctx, member.as_deref()),
+        Command::Approve { form, id, actor, comment } => {
+            flows::decide(&ctx, form, id, actor, "approve", comment.as_deref())
+        }
+        Command::Reject { form, id, actor, comment } => flows::decide(&ctx, form, id, actor, "reject", Some(comment)),
+        Command::Recall { form, id, actor } => flows::decide(&ctx, form, id, actor, "recall", None),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

@@ -203,6 +203,10 @@ pub(crate) fn after_write(
     action: Option<&str>,
 ) -> Result<(), StoreError> {
     *w.session.last.borrow_mut() = Some((w.f.form.id.clone(), after.clone()));
+    // An edit of a record in approval resets the run: decisions bind to the version submitted.
+    if let Some(before) = before {
+        super::approvals::on_edit(w, before, after)?;
+    }
     // The record's timers follow it whatever happens below: no write leaves them behind.
     sync_timers(w, before.is_none(), after)?;
     let depth = w.session.depth.get();
@@ -669,9 +673,10 @@ fn run_step(
             }
             Ok(Ok(format!("cancelled {n} open task(s) of {sop}")))
         }
-        Step::StartApproval(chain) => {
-            Ok(Ok(format!("approval chain {chain} not started: this closeloop version does not run approvals yet")))
-        }
+        Step::StartApproval(chain) => match record {
+            Some(id) => super::approvals::start(w, chain, id),
+            None => Ok(Err("there is no record to submit for approval".into())),
+        },
         Step::Notify(n) => notify(w, steps, i, n, record, cause),
         Step::Flag(flag) => {
             let Some(id) = record else { return Ok(Err("there is no record to flag".into())) };

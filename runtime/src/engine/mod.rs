@@ -5,6 +5,7 @@
 //! move records in and out as CSV. Every write is one transaction: the record, its version and
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
+mod approvals;
 pub mod assign;
 mod automate;
 mod boards;
@@ -27,6 +28,7 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use approvals::{ApprovalView, Waiting};
 pub use automate::{Run, RunStatus, StepLog};
 pub use boards::BoardItem;
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};

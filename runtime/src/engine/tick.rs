@@ -266,6 +266,30 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         )?;
         settle(fired, status, Some(why))
     };
+    if timer.kind == timers::kind::APPROVAL {
+        // An approval step's timeout: escalate, unless it was decided in time.
+        let form = timer.form.as_deref().unwrap_or_default();
+        let Some((installed, f)) =
+            session.apps.get(&timer.app).and_then(|a| automate::form_of(a, form).map(|f| (a, f)))
+        else {
+            unrun(&mut fired, "cancelled", "its app or form no longer exists".into())?;
+            return Ok(fired);
+        };
+        let _ = installed;
+        let table = f.table();
+        let w = Writer { session, tx, f: &f, table: &table, at, actor: automate::ACTOR };
+        let said = match super::approvals::fire_timeout(&w, timer)? {
+            Ok(text) | Err(text) => text,
+        };
+        let body = json!({"timer": timer.id, "chain": timer.automation, "due": timer.due, "outcome": said}).to_string();
+        let about = timer.form.as_deref().zip(timer.record.as_deref());
+        crate::store::audit::append(
+            tx,
+            &crate::store::NewEvent::note(at, automate::ACTOR, "approval.timeout", about, &body),
+        )?;
+        settle(&mut fired, "fired", Some(said))?;
+        return Ok(fired);
+    }
     let Some((installed, index)) = automation(session, timer) else {
         unrun(&mut fired, "cancelled", "the automation no longer exists or is disabled".into())?;
         return Ok(fired);

@@ -9,6 +9,7 @@
 //! Table and column names come only from a loaded app definition (ids match
 //! `^[a-z][a-z0-9_]{0,47}$`) and are always quoted with [`quote`].
 
+pub(crate) mod approvals;
 pub(crate) mod apps;
 pub(crate) mod audit;
 mod bench;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+pub use approvals::{ApprovalRow, StepRow};
 pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
 pub use boards::FlagRow;

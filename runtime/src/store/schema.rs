@@ -148,6 +148,44 @@ const MIGRATIONS: &[&str] = &[
     // 5: a lease names its holder, so a deliverer whose lease ran out cannot settle a message
     // another one has taken over.
     "ALTER TABLE outbox ADD COLUMN lease_token TEXT;",
+    // 6: approval chains: one run per submission, its steps, and each approver's decision.
+    "CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        app TEXT NOT NULL,
+        chain TEXT NOT NULL,
+        form TEXT NOT NULL,
+        record TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        submitter TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+     );
+     CREATE UNIQUE INDEX approvals_active ON approvals(form, record) WHERE status = 'pending';
+     CREATE TABLE approval_steps (
+        approval INTEGER NOT NULL REFERENCES approvals(id),
+        step INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        approvers TEXT NOT NULL,
+        needed INTEGER NOT NULL,
+        opened_at TEXT,
+        due_at TEXT,
+        decided_at TEXT,
+        note TEXT,
+        PRIMARY KEY (approval, step)
+     );
+     CREATE TABLE approval_decisions (
+        approval INTEGER NOT NULL REFERENCES approvals(id),
+        step INTEGER NOT NULL,
+        member TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        comment TEXT,
+        at TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (approval, step, member)
+     );",
 ];
 
 /// Brings the database to the newest schema version; returns the version it was at.

@@ -13,6 +13,8 @@ pub mod kind {
     pub const CRON: &str = "cron";
     /// Another try of an automation step that failed.
     pub const RETRY: &str = "retry";
+    /// An approval step's timeout.
+    pub const APPROVAL: &str = "approval";
 }
 
 /// A stored timer.

@@ -1,0 +1,225 @@
+//! Approval runs: one per submission of a record to a chain, its steps, and each decision.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{StoreError, Tx};
+
+/// One run of a chain on one version of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    /// Its id.
+    pub id: i64,
+    /// The app.
+    pub app: String,
+    /// The chain.
+    pub chain: String,
+    /// The record's form.
+    pub form: String,
+    /// The record.
+    pub record: String,
+    /// The version the decisions bind to.
+    pub version: i64,
+    /// `pending`, `approved`, `signed`, `rejected`, `recalled` or `reset`.
+    pub status: String,
+    /// The step in hand (0-based).
+    pub step: i64,
+    /// Who submitted it.
+    pub submitter: String,
+    /// When it started.
+    pub started_at: String,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    /// The run.
+    pub approval: i64,
+    /// Its position.
+    pub step: i64,
+    /// Its id in the chain.
+    pub step_id: String,
+    /// `waiting`, `open`, `approved`, `skipped`, `rejected` or `cancelled`.
+    pub status: String,
+    /// Who may decide (JSON array of member ids).
+    pub approvers: Vec<String>,
+    /// How many approvals it needs.
+    pub needed: i64,
+    /// When it opened.
+    pub opened_at: Option<String>,
+    /// When it times out.
+    pub due_at: Option<String>,
+    /// Why it was skipped, escalated, …
+    pub note: Option<String>,
+}
+
+const RUN: &str = "id, app, chain, form, record, version, status, step, submitter, started_at";
+
+fn run(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    Ok(ApprovalRow {
+        id: r.get(0)?,
+        app: r.get(1)?,
+        chain: r.get(2)?,
+        form: r.get(3)?,
+        record: r.get(4)?,
+        version: r.get(5)?,
+        status: r.get(6)?,
+        step: r.get(7)?,
+        submitter: r.get(8)?,
+        started_at: r.get(9)?,
+    })
+}
+
+fn step(r: &Row<'_>) -> rusqlite::Result<StepRow> {
+    let approvers: String = r.get(4)?;
+    Ok(StepRow {
+        approval: r.get(0)?,
+        step: r.get(1)?,
+        step_id: r.get(2)?,
+        status: r.get(3)?,
+        approvers: serde_json::from_str(&approvers).unwrap_or_default(),
+        needed: r.get(5)?,
+        opened_at: r.get(6)?,
+        due_at: r.get(7)?,
+        note: r.get(8)?,
+    })
+}
+
+/// Starts a run; `None` when the record already has one pending.
+pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO approvals (app, chain, form, record, version, status, step, submitter, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
+             ON CONFLICT (form, record) WHERE status = 'pending' DO NOTHING",
+        )?
+        .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])?;
+    Ok((n == 1).then(|| tx.last_insert_rowid()))
+}
+
+/// Adds a step to a run, `waiting`.
+pub(crate) fn add_step(tx: &Tx<'_>, approval: i64, index: i64, step_id: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO approval_steps (approval, step, step_id, status, approvers, needed) VALUES (?1, ?2, ?3, 'waiting', '[]', 0)",
+    )?
+    .execute(params![approval, index, step_id])?;
+    Ok(())
+}
+
+/// Sets a step's state.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn set_step(
+    tx: &Tx<'_>,
+    approval: i64,
+    index: i64,
+    status: &str,
+    approvers: &[String],
+    needed: i64,
+    at: &str,
+    due_at: Option<&str>,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    let approvers = serde_json::to_string(approvers)?;
+    tx.prepare_cached(
+        "UPDATE approval_steps SET status = ?3, approvers = ?4, needed = ?5,
+                opened_at = COALESCE(opened_at, ?6), due_at = ?7, note = COALESCE(?8, note),
+                decided_at = CASE WHEN ?3 IN ('approved', 'skipped', 'rejected', 'cancelled') THEN ?6 END
+         WHERE approval = ?1 AND step = ?2",
+    )?
+    .execute(params![approval, index, status, approvers, needed, at, due_at, note])?;
+    Ok(())
+}
+
+/// Moves a run to another step or status.
+pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<&str>) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")?
+        .execute(params![id, status, step, at])?;
+    Ok(())
+}
+
+/// A record's pending run.
+pub(crate) fn pending(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
+        .query_row(params![form, record], run)
+        .optional()?)
+}
+
+/// A run by id.
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
+    Ok(conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?.query_row([id], run).optional()?)
+}
+
+/// A run's steps, in order.
+pub(crate) fn steps(conn: &Connection, approval: i64) -> Result<Vec<StepRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
+         FROM approval_steps WHERE approval = ?1 ORDER BY step",
+    )?;
+    let rows = stmt.query_map([approval], step)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Every open step of a pending run, with its run: what waits for someone.
+pub(crate) fn open_steps(conn: &Connection) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))?;
+    let runs = stmt.query_map([], run)?.collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for r in runs {
+        for s in steps(conn, r.id)? {
+            if s.status == "open" && s.step == r.step {
+                out.push((r.clone(), s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records a decision; false when this member already decided this step (counted once).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decide(
+    tx: &Tx<'_>,
+    approval: i64,
+    step: i64,
+    member: &str,
+    decision: &str,
+    comment: Option<&str>,
+    at: &str,
+    version: i64,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO approval_decisions (approval, step, member, decision, comment, at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![approval, step, member, decision, comment, at, version])?;
+    Ok(n == 1)
+}
+
+/// The members who approved a step so far.
+pub(crate) fn approvals_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
+    )?;
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Everyone who approved any step of a run.
+pub(crate) fn approvers_so_far(conn: &Connection, approval: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'",
+    )?;
+    let rows = stmt.query_map([approval], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A record's most recent run, whatever its status.
+pub(crate) fn latest(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"
+        ))?
+        .query_row(params![form, record], run)
+        .optional()?)
+}

@@ -1,0 +1,231 @@
+//! Approval chains on the quote template: the chain runs itself, legal only sees risky quotes,
+//! nobody approves their own quote, an N-of-M step counts each approver once, an edit resets
+//! the chain, and a step past its timeout escalates (RELIABILITY A-rows, in part).
+
+use std::sync::Arc;
+
+use closeloop::clock::ManualClock;
+use closeloop::engine::ImportOptions;
+use closeloop::store::{ListQuery, Store};
+use closeloop::{template, EngineError, Runtime};
+use serde_json::{json, Map, Value};
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+struct World {
+    rt: Runtime,
+    clock: Arc<ManualClock>,
+}
+
+fn quotes() -> World {
+    let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let t = template("quote-approval").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
+        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
+    }
+    World { rt, clock }
+}
+
+fn quote(w: &mut World, terms: Value) -> String {
+    let customer = w.rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
+    let mut data = obj(json!({
+        "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+        "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]
+    }));
+    data.extend(obj(terms));
+    let id = w.rt.submit("quote", data, "q_li").unwrap().id;
+    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    id
+}
+
+fn steps(w: &World, id: &str) -> Vec<(String, String)> {
+    let view = w.rt.approval("quote", id).unwrap().unwrap();
+    view.steps
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn status(steps: &[(String, String)], step: &str) -> String {
+    steps.iter().find(|(s, _)| s == step).map(|(_, st)| st.clone()).unwrap_or_default()
+}
+
+#[test]
+fn cash_on_delivery_skips_legal_and_prepayment_needs_it() {
+    let mut w = quotes();
+    let cod = quote(&mut w, json!({"payment_terms": "cod"}));
+    assert_eq!(status(&steps(&w, &cod), "supervisor"), "open");
+    // The owner's manager approves, then finance.
+    w.rt.approve("quote", &cod, "q_sup_e", Some("价格合理")).unwrap();
+    assert_eq!(status(&steps(&w, &cod), "finance"), "open");
+    let view = w.rt.approve("quote", &cod, "q_fin", None).unwrap();
+    let legal = view.steps.iter().find(|s| s["step"] == "legal").unwrap();
+    assert_eq!(legal["status"], "skipped");
+    assert!(legal["note"].as_str().unwrap().contains("`risk` is \"low\""), "the skip is explained: {legal}");
+    assert_eq!(status(&steps(&w, &cod), "customer_sign"), "open");
+    assert_eq!(w.rt.get("quote", &cod).unwrap().state.as_deref(), Some("approved"));
+
+    let prepay = quote(&mut w, json!({"payment_terms": "prepay", "prepay_percent": 60}));
+    w.rt.approve("quote", &prepay, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &prepay, "q_fin2", None).unwrap();
+    assert_eq!(status(&steps(&w, &prepay), "legal"), "open");
+    let waiting = w.rt.approvals(Some("q_legal")).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(w.rt.get("quote", &prepay).unwrap().data["risk"], "high", "legal sees the graded risk");
+    assert!(w.rt.get("quote", &prepay).unwrap().data["risk_summary"].as_str().is_some_and(|s| !s.is_empty()));
+    w.rt.approve("quote", &prepay, "q_legal", None).unwrap();
+    assert_eq!(status(&steps(&w, &prepay), "customer_sign"), "open");
+}
+
+#[test]
+fn creators_owners_and_earlier_approvers_are_refused_and_the_refusals_are_audited() {
+    let mut w = quotes();
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    let refused = |r: Result<_, EngineError>| matches!(r, Err(EngineError::Refused(_)));
+    assert!(refused(w.rt.approve("quote", &id, "q_li", None)), "the creator, owner and submitter");
+    assert!(refused(w.rt.approve("quote", &id, "q_fin", None)), "not this step's approver");
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    // Finance is the next step; the supervisor who approved before may not approve again.
+    assert!(refused(w.rt.approve("quote", &id, "q_sup_e", None)));
+    let trail = w.rt.activity("quote", &id).unwrap();
+    assert_eq!(trail.iter().filter(|a| a.kind == "approval.refused").count(), 3);
+    assert!(trail
+        .iter()
+        .any(|a| a.kind == "approval.refused" && a.detail["why"].as_str().unwrap().contains("separation of duties")));
+}
+
+#[test]
+fn an_edit_resets_the_chain_and_a_rejection_needs_a_comment() {
+    let mut w = quotes();
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    let before = w.rt.get("quote", &id).unwrap().version;
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    let view = w.rt.approval("quote", &id).unwrap().unwrap();
+    assert_eq!(view.status, "reset");
+    assert!(w.rt.get("quote", &id).unwrap().version > before);
+    assert!(w.rt.approve("quote", &id, "q_fin", None).is_err(), "nothing to approve until it is submitted again");
+    // Submitted again: a new run on the new version.
+    w.rt.act("quote", &id, "revise", "q_li", Map::new()).unwrap();
+    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    let view = w.rt.approval("quote", &id).unwrap().unwrap();
+    assert_eq!((view.status.as_str(), view.version), ("pending", w.rt.get("quote", &id).unwrap().version));
+    assert!(w.rt.reject("quote", &id, "q_sup_e", " ").is_err());
+    let view = w.rt.reject("quote", &id, "q_sup_e", "折扣过大").unwrap();
+    assert_eq!(view.status, "rejected");
+    assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("rejected"));
+}
+
+#[test]
+fn a_step_left_past_its_timeout_escalates() {
+    let mut w = quotes();
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    // Submitted Monday 10:00; one business day later is Tuesday 10:00.
+    w.clock.set("2026-11-24T09:00:00+08:00".parse().unwrap());
+    assert!(w.rt.tick().unwrap().timers.is_empty());
+    w.clock.set("2026-11-24T10:30:00+08:00".parse().unwrap());
+    let tick = w.rt.tick().unwrap();
+    assert_eq!(tick.timers.len(), 1, "{tick:?}");
+    let waiting = w.rt.approvals(Some("q_dir")).unwrap();
+    assert_eq!(waiting.len(), 1, "the director now sees it");
+    w.rt.approve("quote", &id, "q_dir", Some("已代审")).unwrap();
+    assert_eq!(status(&steps(&w, &id), "supervisor"), "approved");
+}
+
+const EXPENSES: &str = r#"
+app: {id: expenses, title: Expenses, time_zone: Asia/Shanghai}
+roles: [{id: staff}, {id: finance}]
+forms:
+  - id: claim
+    owner_field: owner
+    fields:
+      - {id: purpose, type: text, required: true}
+      - {id: owner, type: member}
+    states:
+      - {id: draft, initial: true}
+      - {id: approved}
+    actions:
+      - {id: submit, from: [draft], to: draft, roles: [staff]}
+approvals:
+  - id: two_of_three
+    form: claim
+    steps:
+      - {id: finance, approver: {role: finance}, mode: n_of_m, n: 2}
+automations:
+  - id: route
+    when: {action: {form: claim, action: submit}}
+    do:
+      - start_approval: two_of_three
+"#;
+
+#[test]
+fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
+    let dir = crate::support::TempDir::new("n-of-m");
+    std::fs::create_dir_all(dir.0.join("app")).unwrap();
+    std::fs::write(dir.0.join("app/app.yaml"), EXPENSES).unwrap();
+    std::fs::write(
+        dir.0.join("team.csv"),
+        "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\nf1,F1,finance,,,true,0\nf2,F2,finance,,,true,0\nf3,F3,finance,,,true,0\n",
+    )
+    .unwrap();
+    let db = dir.0.join("closeloop.db");
+    let command = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
+        c.args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", &db)
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00");
+        c
+    };
+    let ok = |args: &[&str]| {
+        let out = command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["install", &dir.0.join("app").display().to_string()]);
+    ok(&["members", "import", &dir.0.join("team.csv").display().to_string()]);
+    for round in 0..10 {
+        let created: Value = serde_json::from_str(&ok(&[
+            "--format",
+            "json",
+            "submit",
+            "claim",
+            "--as",
+            "s1",
+            "--data",
+            r#"{"purpose":"差旅","owner":"s1"}"#,
+        ]))
+        .unwrap();
+        let id = created["id"].as_str().unwrap().to_string();
+        ok(&["act", "claim", &id, "submit", "--as", "s1"]);
+        let spawn = |who: &str| command(&["approve", "claim", &id, "--as", who]).output();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| spawn("f1").unwrap());
+            let b = s.spawn(|| spawn("f2").unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(a.status.success() && b.status.success(), "round {round}");
+        // The step closed with f1 and f2; f3 comes too late to count.
+        let late = command(&["approve", "claim", &id, "--as", "f3"]).output().unwrap();
+        assert_eq!(late.status.code(), Some(1), "round {round}");
+        assert!(String::from_utf8_lossy(&late.stderr).contains("not in approval"));
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let counted: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(counted, 2, "round {round}: each approver counted once");
+        let state: String =
+            conn.query_row("SELECT status FROM approvals WHERE record = ?1", [&id], |r| r.get(0)).unwrap();
+        assert_eq!(state, "approved");
+    }
+}
