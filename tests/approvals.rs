@@ -229,3 +229,60 @@ fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
         assert_eq!(state, "approved");
     }
 }
+
+/// A cash-on-delivery quote through supervisor and finance, waiting for the signature.
+fn approved(w: &mut World) -> String {
+    let id = quote(w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    id
+}
+
+#[test]
+fn a_sign_link_signs_once_the_version_it_was_made_for() {
+    let mut w = quotes();
+    let id = approved(&mut w);
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
+    assert!(link.url.starts_with("https://sign.example.com/sign/") && link.url.ends_with(&link.token));
+    // Forged: a changed byte in the MAC, or a made-up token.
+    let mut forged = link.token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert!(matches!(w.rt.sign(&forged, "王总"), Err(EngineError::Refused(_))));
+    assert!(w.rt.sign("deadbeef.00", "王总").is_err());
+    // The valid one signs, once, and binds the version's hash.
+    let signed = w.rt.sign(&link.url, "王总").unwrap();
+    assert_eq!((signed.version, signed.version_hash.as_str()), (link.version, link.version_hash.as_str()));
+    let quote = w.rt.get("quote", &id).unwrap();
+    assert_eq!(quote.state.as_deref(), Some("signed"));
+    assert!(quote.data["signed_at"].is_string());
+    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, "signed");
+    let reused = w.rt.sign(&link.token, "王总").unwrap_err().to_string();
+    assert!(reused.contains("already used"), "{reused}");
+    // After signing the quote is immutable.
+    let change = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "q_li");
+    assert!(change.unwrap_err().to_string().contains("can no longer change"));
+}
+
+#[test]
+fn a_link_for_an_older_version_or_past_its_expiry_is_refused() {
+    let mut w = quotes();
+    let id = approved(&mut w);
+    let old = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    // Editing the approved quote makes version N+1 and resets the chain.
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    let refused = w.rt.sign(&old.token, "王总").unwrap_err().to_string();
+    assert!(refused.contains(&format!("made for version {}", old.version)), "{refused}");
+    // Approved again on the new version: a fresh link works until it expires (7 days).
+    w.rt.act("quote", &id, "revise", "q_li", Map::new()).unwrap();
+    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    let fresh = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    w.clock.advance(jiff::SignedDuration::from_hours(24 * 8));
+    let expired = w.rt.sign(&fresh.token, "王总").unwrap_err().to_string();
+    assert!(expired.contains("expired"), "{expired}");
+    // Links are only made at the signature step.
+    let draft = quote(&mut w, json!({"payment_terms": "cod"}));
+    assert!(w.rt.sign_link("quote", &draft, "http://localhost:8080", "q_li").is_err());
+}

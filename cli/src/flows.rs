@@ -406,3 +406,31 @@ pub fn decide(
         lines.join("\n")
     })
 }
+
+/// `closeloop sign-link FORM ID`.
+pub fn sign_link(ctx: &Context, form: &str, id: &str, base: &str, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let link = rt.sign_link(form, id, base, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &link, || {
+        format!(
+            "{}\n  signs {} version {} (hash {}…), once, until {}",
+            link.url,
+            link.record,
+            link.version,
+            link.version_hash.get(..12).unwrap_or(&link.version_hash),
+            link.expires_at
+        )
+    })
+}
+
+/// `closeloop sign TOKEN --name NAME`.
+pub fn sign(ctx: &Context, token: &str, name: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let signed = rt.sign(token, name).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &signed, || {
+        format!(
+            "{} version {} signed by {} at {} (hash {})",
+            signed.record, signed.version, signed.signer, signed.at, signed.version_hash
+        )
+    })
+}

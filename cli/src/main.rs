@@ -296,6 +296,27 @@ enum Command {
         #[arg(long)]
         comment: String,
     },
+    /// Make a single-use link for the customer to sign an approved record (prints the URL).
+    SignLink {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// Where the signing page is served.
+        #[arg(long, env = "CLOSELOOP_PUBLIC_URL", default_value = "http://localhost:8080")]
+        base: String,
+        /// Who makes it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// Sign with a link's token (or its URL), as the customer.
+    Sign {
+        /// The token, or the whole URL.
+        token: String,
+        /// The signer's name.
+        #[arg(long)]
+        name: String,
+    },
     /// Withdraw a record from approval (its submitter or owner).
     Recall {
         /// The form.
@@ -506,6 +527,8 @@ fn main() -> ExitCode {
         }
         Command::Reject { form, id, actor, comment } => flows::decide(&ctx, form, id, actor, "reject", Some(comment)),
         Command::Recall { form, id, actor } => flows::decide(&ctx, form, id, actor, "recall", None),
+        Command::SignLink { form, id, base, actor } => flows::sign_link(&ctx, form, id, base, actor),
+        Command::Sign { token, name } => flows::sign(&ctx, token, name),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

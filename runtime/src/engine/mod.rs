@@ -17,6 +17,7 @@ mod install;
 mod records;
 mod rules;
 mod score;
+mod signing;
 mod tasks;
 mod tick;
 mod trial;
@@ -39,6 +40,7 @@ pub use deliver::{
 pub use install::InstallReport;
 pub use records::{Change, Version};
 pub use score::Scored;
+pub use signing::{SignLink, Signature};
 pub use tasks::{Completed, Evidence, Task};
 pub use tick::{Activity, EventReport, Fired, TickReport, LATE_AFTER};
 pub use trial::{Graded, Trial};

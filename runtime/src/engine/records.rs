@@ -311,6 +311,7 @@ impl Runtime {
         let table = f.table();
         let row = store.write(|tx| {
             let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            super::signing::guard_signed(tx, form, id)?;
             let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
             let data = rules
                 .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
@@ -357,6 +358,7 @@ impl Runtime {
         let label = def.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| def.id.clone());
         let row = store.write(|tx| {
             let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+            super::signing::guard_signed(tx, form, id)?;
             let state = before.state.clone().unwrap_or_default();
             if !def.from.contains(&state) {
                 return Err(EngineError::Refused(format!(

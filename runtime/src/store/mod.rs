@@ -19,6 +19,7 @@ pub(crate) mod members;
 pub(crate) mod outbox;
 pub(crate) mod records;
 pub(crate) mod schema;
+pub(crate) mod signing;
 pub(crate) mod tasks;
 pub(crate) mod timers;
 

@@ -186,6 +186,24 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         PRIMARY KEY (approval, step, member)
      );",
+    // 7: customer signing links (single use) and the install's own secrets.
+    "CREATE TABLE install_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at TEXT NOT NULL
+     );
+     CREATE TABLE sign_links (
+        nonce TEXT PRIMARY KEY,
+        form TEXT NOT NULL,
+        record TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        version_hash TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        used_at TEXT,
+        signer TEXT
+     );",
 ];
 
 /// Brings the database to the newest schema version; returns the version it was at.

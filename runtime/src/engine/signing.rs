@@ -1,0 +1,247 @@
+//! Customer signatures: a link the customer opens to sign exactly the version that was
+//! approved. The token is a random nonce and an HMAC-SHA256, with the install's own secret,
+//! over the record, its version and that version's data hash, the expiry and the purpose. It
+//! is checked in constant time and works once; a link made for another version, an expired,
+//! reused or forged one is refused. After signing the record cannot change.
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use serde_json::json;
+
+use super::automate::{self, Cause, Session, Steps, ACTOR};
+use super::records::Writer;
+use super::{EngineError, Runtime};
+use crate::store::{approvals, audit, records, signing, NewEvent};
+
+/// A link made for a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignLink {
+    /// The URL, the token as its last path segment.
+    pub url: String,
+    /// The token alone.
+    pub token: String,
+    /// The record.
+    pub record: String,
+    /// The version it signs.
+    pub version: i64,
+    /// That version's data hash: what the signature binds to.
+    pub version_hash: String,
+    /// When it stops working.
+    pub expires_at: String,
+}
+
+/// A signature, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signature {
+    /// The record's form.
+    pub form: String,
+    /// The record.
+    pub record: String,
+    /// The version signed.
+    pub version: i64,
+    /// Its data hash.
+    pub version_hash: String,
+    /// Who signed, as they typed their name.
+    pub signer: String,
+    /// When.
+    pub at: String,
+}
+
+const PURPOSE: &str = "sign";
+
+fn random_hex(bytes: usize) -> Result<String, EngineError> {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| EngineError::Input("the system's random source failed".into()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn message(link: &signing::LinkRow) -> String {
+    format!(
+        "{PURPOSE}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        link.form, link.record, link.version, link.version_hash, link.expires_at, link.nonce
+    )
+}
+
+fn mac(secret: &str, link: &signing::LinkRow) -> Option<Hmac<sha2::Sha256>> {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(message(link).as_bytes());
+    Some(mac)
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+impl Runtime {
+    /// Makes a single-use signing link for a record waiting at its chain's signature step.
+    /// `base` is where the signing page is served (`https://sign.example.com`).
+    pub fn sign_link(&mut self, form: &str, id: &str, base: &str, actor: &str) -> Result<SignLink, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        super::records::actor_roles(self.store.reader(), actor)?;
+        let f = self.form(form)?;
+        let table = f.table();
+        let run = approvals::pending(self.store.reader(), form, id)?
+            .ok_or_else(|| EngineError::Refused(format!("{form} {id} is not waiting for a signature")))?;
+        let chain = f.app.app.def.approvals.iter().find(|c| c.id == run.chain);
+        let signature = chain.and_then(|c| c.steps.get(run.step as usize)).and_then(|s| s.signature.clone());
+        let Some(signature) = signature else {
+            return Err(EngineError::Refused(format!(
+                "{form} {id} is still in approval; it is signed after the last approval"
+            )));
+        };
+        let expires = signature.expires.as_deref().unwrap_or("7d");
+        let expires_at = automate::moment(&f.app.calendar, &at, Some(expires), None)
+            .ok_or_else(|| EngineError::Input(format!("cannot read the signature's expiry `{expires}`")))?;
+        let nonce = random_hex(16)?;
+        let fresh = random_hex(32)?;
+        let link = self.store.write(|tx| {
+            let row = records::get(tx, &table, id)?.ok_or_else(|| super::records::not_found(form, id))?;
+            let link = signing::LinkRow {
+                nonce: nonce.clone(),
+                form: form.to_string(),
+                record: id.to_string(),
+                version: row.version,
+                version_hash: row.data_hash.clone(),
+                expires_at: expires_at.clone(),
+                used_at: None,
+            };
+            let secret = signing::secret(tx, "sign", &fresh, &at)?;
+            let code = mac(&secret, &link)
+                .map(|m| m.finalize().into_bytes())
+                .ok_or_else(|| EngineError::Input("no key".into()))?;
+            signing::add(tx, &link, &at, actor)?;
+            let body =
+                json!({"version": link.version, "version_hash": link.version_hash, "expires_at": link.expires_at})
+                    .to_string();
+            audit::append(tx, &NewEvent::note(&at, actor, "sign.link", Some((form, id)), &body))?;
+            let token = format!("{nonce}.{}", code.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            Ok::<_, EngineError>((link, token))
+        })?;
+        let (link, token) = link;
+        Ok(SignLink {
+            url: format!("{}/sign/{token}", base.trim_end_matches('/')),
+            token,
+            record: link.record,
+            version: link.version,
+            version_hash: link.version_hash,
+            expires_at: link.expires_at,
+        })
+    }
+
+    /// Signs with a link's token (the last path segment of its URL, or the URL itself): checks
+    /// it in constant time, once, for the version it was made for, before it expires; records
+    /// the signature as the chain's last step; and makes the record final.
+    pub fn sign(&mut self, token: &str, signer: &str) -> Result<Signature, EngineError> {
+        let signer = signer.trim();
+        if signer.is_empty() || signer.chars().count() > 100 {
+            return Err(EngineError::Input("the signer's name is required (at most 100 characters)".into()));
+        }
+        let token = token.trim().rsplit('/').next().unwrap_or_default();
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let forged = || EngineError::Refused("this signing link is not valid".into());
+        let (nonce, code) = token.split_once('.').ok_or_else(forged)?;
+        let code = unhex(code).ok_or_else(forged)?;
+        let Runtime { store, apps, scripts, .. } = self;
+        let link = signing::get(store.reader(), nonce)?.ok_or_else(forged)?;
+        let f = super::records::find_form(apps, &link.form).ok_or_else(forged)?;
+        let table = f.table();
+        let signature = store.write(|tx| {
+            let secret = signing::existing_secret(tx, "sign")?.ok_or_else(forged)?;
+            // Constant time: `verify_slice` compares every byte whatever it finds.
+            let ok = mac(&secret, &link).is_some_and(|m| m.verify_slice(&code).is_ok());
+            if !ok {
+                return Err(forged());
+            }
+            if link.used_at.is_some() {
+                return Err(EngineError::Refused("this signing link was already used".into()));
+            }
+            if at > link.expires_at {
+                return Err(EngineError::Refused(format!("this signing link expired at {}", link.expires_at)));
+            }
+            let row = records::get(tx, &table, &link.record)?.ok_or_else(forged)?;
+            if row.version != link.version || row.data_hash != link.version_hash {
+                return Err(EngineError::Refused(format!(
+                    "this link was made for version {} of {}; it is now version {}: ask for a new link",
+                    link.version, link.record, row.version
+                )));
+            }
+            let run = approvals::pending(tx, &link.form, &link.record)?
+                .ok_or_else(|| EngineError::Refused(format!("{} is not waiting for a signature", link.record)))?;
+            let chain = f.app.app.def.approvals.iter().enumerate().find(|(_, c)| c.id == run.chain);
+            let Some((ci, chain)) =
+                chain.filter(|(_, c)| c.steps.get(run.step as usize).is_some_and(|s| s.signature.is_some()))
+            else {
+                return Err(EngineError::Refused(format!("{} is not waiting for a signature", link.record)));
+            };
+            if !signing::use_once(tx, nonce, &at, signer)? {
+                return Err(EngineError::Refused("this signing link was already used".into()));
+            }
+            let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
+            approvals::set_step(tx, run.id, run.step, "approved", &[], 0, &at, None, Some(&note))?;
+            approvals::set_run(tx, run.id, "signed", run.step + 1, Some(&at))?;
+            let body =
+                json!({"signer": signer, "version": link.version, "version_hash": link.version_hash}).to_string();
+            audit::append(
+                tx,
+                &NewEvent::note(&at, "customer", "sign.signed", Some((&link.form, &link.record)), &body),
+            )?;
+            // The record: its `signed_at` (when the form has one) and its `signed` state.
+            let session = Session::new(scripts, apps, now);
+            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor: ACTOR };
+            let mut data = row.data.clone();
+            if f.form.field("signed_at").is_some() {
+                data.insert("signed_at".into(), serde_json::Value::String(at.clone()));
+            }
+            let state = if f.form.states.iter().any(|s| s.id == "signed") {
+                Some("signed".to_string())
+            } else {
+                row.state.clone()
+            };
+            w.version(row, data, state, "record.updated", Some(("signature", json!({"signer": signer}))))??;
+            let steps = Steps {
+                name: format!("{}.on_approved", chain.id),
+                list: &chain.on_approved,
+                pointer: format!("/approvals/{ci}/on_approved"),
+                automation: None,
+            };
+            if !steps.list.is_empty() {
+                let cause = Cause {
+                    key: format!("approval/{}/signed", run.id),
+                    trigger: "signed by the customer".into(),
+                    ..Cause::default()
+                };
+                automate::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;
+            }
+            Ok::<_, EngineError>(Signature {
+                form: link.form.clone(),
+                record: link.record.clone(),
+                version: link.version,
+                version_hash: link.version_hash.clone(),
+                signer: signer.to_string(),
+                at: at.clone(),
+            })
+        })?;
+        Ok(signature)
+    }
+}
+
+/// Refuses a change to a record its customer signed.
+pub(crate) fn guard_signed(tx: &crate::store::Tx<'_>, form: &str, id: &str) -> Result<(), EngineError> {
+    if let Some(run) = approvals::latest(tx, form, id)? {
+        if run.status == "signed" {
+            return Err(EngineError::Refused(format!(
+                "{id} was signed by the customer (version {}); it can no longer change",
+                run.version
+            )));
+        }
+    }
+    Ok(())
+}
