@@ -286,3 +286,89 @@ fn a_link_for_an_older_version_or_past_its_expiry_is_refused() {
     let draft = quote(&mut w, json!({"payment_terms": "cod"}));
     assert!(w.rt.sign_link("quote", &draft, "http://localhost:8080", "q_li").is_err());
 }
+
+#[test]
+fn sign_link_writes_a_qr_code_as_svg_and_a_png_an_independent_decoder_reads() {
+    let dir = crate::support::TempDir::new("sign-qr");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = dir.0.join("closeloop.db");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", &db)
+            .env("CLOSELOOP_NOW", "2026-11-23T10:00:00+08:00")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install", "quote-approval"]);
+    run(&["members", "import", "app-templates/quote-approval/data/members.csv"]);
+    run(&["import", "product", "app-templates/quote-approval/data/products.csv"]);
+    run(&["import", "customer", "app-templates/quote-approval/data/customers.csv"]);
+    let customers: Value = serde_json::from_str(&run(&["--format", "json", "list", "customer"])).unwrap();
+    let customer = customers[0]["id"].as_str().unwrap().to_string();
+    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+        "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000.0}]});
+    let created: Value = serde_json::from_str(&run(&[
+        "--format",
+        "json",
+        "submit",
+        "quote",
+        "--as",
+        "q_li",
+        "--data",
+        &data.to_string(),
+    ]))
+    .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    run(&["act", "quote", &id, "submit", "--as", "q_li"]);
+    run(&["approve", "quote", &id, "--as", "q_sup_e"]);
+    run(&["approve", "quote", &id, "--as", "q_fin"]);
+    let qr = dir.0.join("qr");
+    let out = run(&[
+        "sign-link",
+        "quote",
+        &id,
+        "--as",
+        "q_li",
+        "--base",
+        "https://sign.example.com",
+        "--qr-dir",
+        &qr.display().to_string(),
+        "--terminal",
+    ]);
+    let url = out.lines().next().unwrap().to_string();
+    assert!(url.starts_with("https://sign.example.com/sign/"), "{out}");
+    assert!(out.contains('█') || out.contains('▀') || out.contains('▄'), "the terminal QR code: {out}");
+    let svg = std::fs::read_to_string(qr.join(format!("{id}-sign.svg"))).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+    // Python's zlib and struct read the PNG: chunk CRCs, the zlib stream, one byte per pixel.
+    let png = qr.join(format!("{id}-sign.png"));
+    let check = r#"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+assert data[:8] == b'\x89PNG\r\n\x1a\n'
+pos, idat, size = 8, b'', None
+while pos < len(data):
+    n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    assert zlib.crc32(kind + body) == struct.unpack('>I', data[pos + 8 + n:pos + 12 + n])[0], kind
+    if kind == b'IHDR': size = struct.unpack('>II', body[:8])
+    if kind == b'IDAT': idat += body
+    pos += 12 + n
+raw = zlib.decompress(idat)
+assert len(raw) == size[1] * (size[0] + 1), (len(raw), size)
+print(size[0], raw.count(0))
+"#;
+    let out = std::process::Command::new("python3").args(["-c", check, &png.display().to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let mut parts = said.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+    let (side, dark) = (parts.next().unwrap(), parts.next().unwrap());
+    assert!(side >= 200 && dark > side * 8, "a {side}px code with {dark} dark pixels");
+    // The link from the command signs, once.
+    let signed = run(&["sign", &url, "--name", "王总"]);
+    assert!(signed.contains("signed by 王总"), "{signed}");
+}

@@ -407,19 +407,46 @@ pub fn decide(
     })
 }
 
-/// `closeloop sign-link FORM ID`.
-pub fn sign_link(ctx: &Context, form: &str, id: &str, base: &str, actor: &str) -> Result<ExitCode, UserError> {
+/// `closeloop sign-link FORM ID`: the URL, and its QR code as SVG and PNG (and in the terminal).
+pub fn sign_link(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    base: &str,
+    qr_dir: &std::path::Path,
+    terminal: bool,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
     let link = rt.sign_link(form, id, base, actor).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &link, || {
-        format!(
-            "{}\n  signs {} version {} (hash {}…), once, until {}",
+    let svg = closeloop::qr::svg(&link.url).map_err(|e| UserError(e.to_string()))?;
+    let png = closeloop::qr::png(&link.url, 8).map_err(|e| UserError(e.to_string()))?;
+    std::fs::create_dir_all(qr_dir).map_err(|e| UserError(format!("cannot create {}: {e}", qr_dir.display())))?;
+    let (svg_path, png_path) = (qr_dir.join(format!("{id}-sign.svg")), qr_dir.join(format!("{id}-sign.png")));
+    std::fs::write(&svg_path, svg).map_err(|e| UserError(format!("cannot write {}: {e}", svg_path.display())))?;
+    std::fs::write(&png_path, png).map_err(|e| UserError(format!("cannot write {}: {e}", png_path.display())))?;
+    let art = if terminal {
+        closeloop::qr::terminal(&link.url).map_err(|e| UserError(e.to_string()))?
+    } else {
+        String::new()
+    };
+    let value = serde_json::json!({"link": link, "qr": {"svg": svg_path, "png": png_path}});
+    show(ctx, &value, || {
+        let mut text = format!(
+            "{}\n  signs {} version {} (hash {}…), once, until {}\n  QR code: {} and {}",
             link.url,
             link.record,
             link.version,
             link.version_hash.get(..12).unwrap_or(&link.version_hash),
-            link.expires_at
-        )
+            link.expires_at,
+            svg_path.display(),
+            png_path.display()
+        );
+        if terminal {
+            text.push('\n');
+            text.push_str(&art);
+        }
+        text
     })
 }
 

@@ -305,6 +305,12 @@ enum Command {
         /// Where the signing page is served.
         #[arg(long, env = "CLOSELOOP_PUBLIC_URL", default_value = "http://localhost:8080")]
         base: String,
+        /// The folder for the QR code of the link (ID-sign.svg and ID-sign.png).
+        #[arg(long, default_value = ".")]
+        qr_dir: PathBuf,
+        /// Also print the QR code in the terminal.
+        #[arg(long)]
+        terminal: bool,
         /// Who makes it.
         #[arg(long = "as", default_value = "system")]
         actor: String,
@@ -527,7 +533,9 @@ fn main() -> ExitCode {
         }
         Command::Reject { form, id, actor, comment } => flows::decide(&ctx, form, id, actor, "reject", Some(comment)),
         Command::Recall { form, id, actor } => flows::decide(&ctx, form, id, actor, "recall", None),
-        Command::SignLink { form, id, base, actor } => flows::sign_link(&ctx, form, id, base, actor),
+        Command::SignLink { form, id, base, qr_dir, terminal, actor } => {
+            flows::sign_link(&ctx, form, id, base, qr_dir, *terminal, actor)
+        }
         Command::Sign { token, name } => flows::sign(&ctx, token, name),
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
