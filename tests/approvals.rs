@@ -372,3 +372,95 @@ print(size[0], raw.count(0))
     let signed = run(&["sign", &url, "--name", "王总"]);
     assert!(signed.contains("signed by 王总"), "{signed}");
 }
+
+#[test]
+fn an_approver_whose_role_was_revoked_is_refused_at_decision_time() {
+    // A5.
+    let mut w = quotes();
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    // q_fin leaves finance before deciding.
+    w.rt.import_members(
+        b"id,name,roles,region,manager,active,capacity\nq_fin,\xe9\x92\xb1\xe7\x90\xb3,sales_rep,,q_dir,true,0\n",
+        "system",
+    )
+    .unwrap();
+    let refused = w.rt.approve("quote", &id, "q_fin", None).unwrap_err().to_string();
+    assert!(refused.contains("no longer qualifies"), "{refused}");
+    w.rt.approve("quote", &id, "q_fin2", None).unwrap();
+}
+
+#[test]
+fn racing_approvers_and_an_approve_against_a_reject_have_one_winner_each_audited() {
+    // A1, A2: three finance approvers on an `any` step at once; then approve against reject.
+    let dir = crate::support::TempDir::new("race-any");
+    std::fs::create_dir_all(dir.0.join("app")).unwrap();
+    std::fs::write(dir.0.join("app/app.yaml"), EXPENSES.replace("mode: n_of_m, n: 2", "mode: any")).unwrap();
+    std::fs::write(
+        dir.0.join("team.csv"),
+        "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\nf1,F1,finance,,,true,0\nf2,F2,finance,,,true,0\nf3,F3,finance,,,true,0\n",
+    )
+    .unwrap();
+    let db = dir.0.join("closeloop.db");
+    let command = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
+        c.args(args)
+            .current_dir(crate::support::root())
+            .env("CLOSELOOP_DB", &db)
+            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00");
+        c
+    };
+    let ok = |args: &[&str]| {
+        let out = command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["install", &dir.0.join("app").display().to_string()]);
+    ok(&["members", "import", &dir.0.join("team.csv").display().to_string()]);
+    let count = |sql: &str, id: &str| -> i64 {
+        rusqlite::Connection::open(&db).unwrap().query_row(sql, [id], |r| r.get(0)).unwrap()
+    };
+    for round in 0..5 {
+        let created: Value = serde_json::from_str(&ok(&[
+            "--format",
+            "json",
+            "submit",
+            "claim",
+            "--as",
+            "s1",
+            "--data",
+            r#"{"purpose":"差旅","owner":"s1"}"#,
+        ]))
+        .unwrap();
+        let id = created["id"].as_str().unwrap().to_string();
+        ok(&["act", "claim", &id, "submit", "--as", "s1"]);
+        let decide = |who: &'static str, verb: &'static str| {
+            let mut args = vec![verb, "claim", id.as_str(), "--as", who];
+            if verb == "reject" {
+                args.extend(["--comment", "不合规"]);
+            }
+            command(&args).output().unwrap()
+        };
+        let outcomes: Vec<std::process::Output> = if round % 2 == 0 {
+            std::thread::scope(|s| {
+                let hs: Vec<_> =
+                    ["f1", "f2", "f3"].into_iter().map(|who| s.spawn(move || decide(who, "approve"))).collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        } else {
+            std::thread::scope(|s| {
+                let a = s.spawn(|| decide("f1", "approve"));
+                let b = s.spawn(|| decide("f2", "reject"));
+                vec![a.join().unwrap(), b.join().unwrap()]
+            })
+        };
+        let winners = outcomes.iter().filter(|o| o.status.success()).count();
+        assert_eq!(winners, 1, "round {round}: exactly one decision wins");
+        assert!(outcomes.iter().filter(|o| !o.status.success()).all(|o| o.status.code() == Some(1)));
+        let sql_decisions =
+            "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1";
+        assert_eq!(count(sql_decisions, &id), 1, "round {round}: one transition");
+        let refused = count("SELECT COUNT(*) FROM events WHERE kind = 'approval.refused' AND record = ?1", &id);
+        assert_eq!(refused as usize, outcomes.len() - 1, "round {round}: every loser is audited");
+    }
+}

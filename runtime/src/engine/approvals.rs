@@ -420,8 +420,13 @@ impl Runtime {
         let verdict = store.write(|tx| {
             let session = automate::Session::new(scripts, apps, now);
             let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
-            let Some(run) = approvals::pending(tx, form, id)? else {
-                return Err(EngineError::Refused(format!("{form} {id} is not in approval")));
+                        let Some(run) = approvals::pending(tx, form, id)? else {
+                // Also audited: the loser of a race finds the run already decided.
+                records::get(tx, &table, id)?.ok_or_else(|| super::records::not_found(form, id))?;
+                let why = format!("{form} {id} is not in approval");
+                let body = json!({"decision": decision, "why": why}).to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
+                return Ok(Verdict::Refused(why));
             };
             let Some((ci, chain)) = chain_of(&f.app.app.def, &run.chain) else {
                 return Err(EngineError::Input(format!("the chain {} is gone", run.chain)));
@@ -465,12 +470,31 @@ impl Runtime {
                     return refuse(format!("`{actor}` may not approve {id}: they {why} (separation of duties)"));
                 }
             }
-            if !step.approvers.iter().any(|a| a == actor) {
+                        if !step.approvers.iter().any(|a| a == actor) {
                 return refuse(format!(
                     "`{actor}` is not an approver of step `{}`; its approvers: {}",
                     step.step_id,
                     step.approvers.join(", ")
                 ));
+            }
+            // Still entitled now, not only when the step opened (a role revoked meanwhile).
+            if let Some(def) = def {
+                let mut now_entitled = match &def.approver {
+                    Some(r) => members_for(&w, r, &row)?,
+                    None => Vec::new(),
+                };
+                if let Some(r) = &def.escalate_to {
+                    now_entitled.extend(members_for(&w, r, &row)?);
+                }
+                let team = w.session.assign.borrow_mut().team(tx)?.to_vec();
+                let manages = |m: &String| team.iter().any(|t| t.manager.as_deref() == Some(actor) && &t.id == m);
+                let is_manager_of_approver = step.approvers.iter().any(manages);
+                if !now_entitled.iter().any(|m| m == actor) && !is_manager_of_approver {
+                    return refuse(format!(
+                        "`{actor}` no longer qualifies as an approver of step `{}` (their role or position changed)",
+                        step.step_id
+                    ));
+                }
             }
             if !approvals::decide(tx, run.id, run.step, actor, decision, comment, &at, run.version)? {
                 return refuse(format!("`{actor}` has already decided step `{}`", step.step_id));
