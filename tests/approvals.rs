@@ -464,3 +464,19 @@ fn racing_approvers_and_an_approve_against_a_reject_have_one_winner_each_audited
         assert_eq!(refused as usize, outcomes.len() - 1, "round {round}: every loser is audited");
     }
 }
+
+#[test]
+fn a_link_from_another_installation_is_refused() {
+    // L5: each installation signs with its own secret; a nonce it never issued is not valid.
+    let (mut a, mut b) = (quotes(), quotes());
+    let id_a = approved(&mut a);
+    let id_b = approved(&mut b);
+    assert_eq!(id_a, id_b, "the same quote number in both");
+    let from_a = a.rt.sign_link("quote", &id_a, "http://localhost:8080", "q_li").unwrap();
+    let from_b = b.rt.sign_link("quote", &id_b, "http://localhost:8080", "q_li").unwrap();
+    let nonce_b = from_b.token.split('.').next().unwrap();
+    let mac_a = from_a.token.split('.').nth(1).unwrap();
+    assert!(b.rt.sign(&from_a.token, "王总").unwrap_err().to_string().contains("not valid"));
+    assert!(b.rt.sign(&format!("{nonce_b}.{mac_a}"), "王总").unwrap_err().to_string().contains("not valid"));
+    b.rt.sign(&from_b.token, "王总").unwrap();
+}
