@@ -480,3 +480,44 @@ fn a_link_from_another_installation_is_refused() {
     assert!(b.rt.sign(&format!("{nonce_b}.{mac_a}"), "王总").unwrap_err().to_string().contains("not valid"));
     b.rt.sign(&from_b.token, "王总").unwrap();
 }
+
+/// A CJK font and pdftotext, which `.ci/run` installs (fonts-wqy-microhei, poppler-utils).
+fn pdf_tools() -> Option<Vec<u8>> {
+    let font = std::fs::read("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").ok();
+    let pdftotext = std::process::Command::new("pdftotext").arg("-v").output().is_ok();
+    if font.is_none() || !pdftotext {
+        eprintln!("SKIPPED: the PDF test needs fonts-wqy-microhei and poppler-utils (`.ci/run` installs them)");
+        return None;
+    }
+    font
+}
+
+fn pdf_text(pdf: &[u8], name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("closeloop-{name}-{}.pdf", std::process::id()));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext").args([path.to_str().unwrap(), "-"]).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_signature() {
+    let Some(font) = pdf_tools() else { return };
+    let mut w = quotes();
+    let id = approved(&mut w);
+    let text = pdf_text(&w.rt.record_pdf("quote", &id, font.clone(), 0).unwrap(), "quote");
+    for expected in
+        [id.as_str(), "上海明远科技有限公司", "CL-CRM-STD", "CRM 标准版（年）", "22000.0", "货到付款", "2026-12-31"]
+    {
+        assert!(text.contains(expected), "`{expected}` is not in the PDF:\n{text}");
+    }
+    assert!(!text.contains("13800138001"), "the signer's phone is sensitive and stays out");
+    let link = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    w.rt.sign(&link.token, "王总").unwrap();
+    let signed = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "signed");
+    assert!(signed.contains("王总"), "{signed}");
+    // pdftotext may break the 64-character hash across lines; compare without whitespace.
+    let compact: String = signed.split_whitespace().collect();
+    assert!(compact.contains(&link.version_hash), "the version hash is in the signature block:\n{signed}");
+}

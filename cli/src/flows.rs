@@ -461,3 +461,36 @@ pub fn sign(ctx: &Context, token: &str, name: &str) -> Result<ExitCode, UserErro
         )
     })
 }
+
+/// Where CJK fonts usually are (Debian's fonts-wqy-microhei, fonts-noto-cjk, fonts-droid-fallback).
+const CJK_FONTS: &[&str] = &[
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+];
+
+/// `closeloop pdf FORM ID --out FILE`.
+pub fn pdf(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    out: &std::path::Path,
+    font: Option<&std::path::Path>,
+    index: u32,
+) -> Result<ExitCode, UserError> {
+    let path = match font {
+        Some(p) => p.to_path_buf(),
+        None => CJK_FONTS.iter().map(std::path::PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
+            UserError(
+                "no font that covers Chinese was found: install one (`apt-get install fonts-wqy-microhei`) or pass --font PATH".into(),
+            )
+        })?,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| UserError(format!("cannot read the font {}: {e}", path.display())))?;
+    let rt = ctx.runtime()?;
+    let pdf = rt.record_pdf(form, id, bytes, index).map_err(|e| ctx.engine_error(e))?;
+    std::fs::write(out, &pdf).map_err(|e| UserError(format!("cannot write {}: {e}", out.display())))?;
+    let report = serde_json::json!({"record": id, "out": out, "bytes": pdf.len(), "font": path});
+    show(ctx, &report, || format!("wrote {} ({} bytes, font {})", out.display(), pdf.len(), path.display()))
+}

@@ -323,6 +323,23 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Write a record (a quote) as a PDF: fields, lines, totals, the serial number as a
+    /// watermark, and the signature block once signed.
+    Pdf {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A font that covers Chinese (TrueType/OpenType, or a .ttc collection).
+        #[arg(long, env = "CLOSELOOP_CJK_FONT")]
+        font: Option<PathBuf>,
+        /// Which face of a font collection.
+        #[arg(long, default_value_t = 0)]
+        font_index: u32,
+    },
     /// Withdraw a record from approval (its submitter or owner).
     Recall {
         /// The form.
@@ -537,6 +554,9 @@ fn main() -> ExitCode {
             flows::sign_link(&ctx, form, id, base, qr_dir, *terminal, actor)
         }
         Command::Sign { token, name } => flows::sign(&ctx, token, name),
+        Command::Pdf { form, id, out, font, font_index } => {
+            flows::pdf(&ctx, form, id, out, font.as_deref(), *font_index)
+        }
         Command::Score { form, id, score, actor } => records::score(&ctx, form, id, score, actor),
         Command::Grade { form, id, grade, actor } => records::grade(&ctx, form, id, grade, actor),
         Command::Script { what: ScriptWhat::Test { id, data, record, actor } } => {

@@ -85,6 +85,7 @@ pub mod diagnostic;
 pub mod engine;
 mod loader;
 pub mod model;
+pub mod pdf;
 pub mod qr;
 pub mod schema;
 pub mod script;

@@ -77,3 +77,18 @@ pub(crate) fn use_once(tx: &Tx<'_>, nonce: &str, at: &str, signer: &str) -> Resu
         .execute(params![nonce, at, signer])?
         == 1)
 }
+
+/// The signature a record received, if any: (signer, when, version, version hash).
+pub(crate) fn signed(
+    conn: &Connection,
+    form: &str,
+    record: &str,
+) -> Result<Option<(String, String, i64, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT signer, used_at, version, version_hash FROM sign_links
+             WHERE form = ?1 AND record = ?2 AND used_at IS NOT NULL ORDER BY used_at DESC LIMIT 1",
+        )?
+        .query_row(params![form, record], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?)
+}
