@@ -236,12 +236,7 @@ fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], te
     let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
     for m in members {
         let member = team.iter().find(|t| &t.id == m);
-        let address = match channel.kind {
-            ChannelKind::Sms => member.and_then(|t| t.phone.clone()),
-            ChannelKind::Email => member.and_then(|t| t.email.clone()),
-            ChannelKind::Wecom | ChannelKind::Dingtalk => Some(m.clone()),
-            _ => None,
-        };
+        let address = member.and_then(|t| automate::address_for(t, channel.kind));
         let row = crate::store::OutboxRow {
             id: 0,
             channel: channel.id.clone(),
@@ -286,7 +281,9 @@ fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChai
 /// After an edit of a record in approval: a change of its data resets the run (decisions bind
 /// to the version submitted) and tells its approvers.
 pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow) -> Result<(), StoreError> {
-    if before.data == after.data {
+    // Most forms have no chain: no query on their writes.
+    let chained = w.f.app.app.def.approvals.iter().any(|c| c.form == w.f.form.id);
+    if !chained || before.data == after.data {
         return Ok(());
     }
     let Some(run) = approvals::pending(w.tx, &w.f.form.id, &after.id)? else { return Ok(()) };

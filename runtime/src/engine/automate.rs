@@ -51,6 +51,12 @@ pub(crate) struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// The newest version of a record written in this transaction, when it was the last one
+    /// written (every record write passes through [`after_write`]).
+    pub(crate) fn latest(&self, form: &str, id: &str) -> Option<RecordRow> {
+        self.last.borrow().as_ref().filter(|(f, row)| f == form && row.id == id).map(|(_, row)| row.clone())
+    }
+
     /// Forgets what a rolled-back step left behind: the runs it reported after `runs` and the
     /// cached row.
     pub(crate) fn forget(&self, runs: usize) {
@@ -256,12 +262,10 @@ pub(crate) fn after_write(
 /// A record of the writer's form as it stands in this transaction: the one just written when
 /// it is that one (every record write passes through [`after_write`]), else read.
 pub(crate) fn current(w: &Writer<'_, '_>, id: &str) -> Result<Option<RecordRow>, StoreError> {
-    if let Some((form, row)) = &*w.session.last.borrow() {
-        if form == &w.f.form.id && row.id == id {
-            return Ok(Some(row.clone()));
-        }
+    match w.session.latest(&w.f.form.id, id) {
+        Some(row) => Ok(Some(row)),
+        None => records::get(w.tx, w.table, id),
     }
-    records::get(w.tx, w.table, id)
 }
 
 /// When a moment relative to a record's anchor falls: the instant it fires, stored format.
@@ -795,6 +799,17 @@ pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Val
     }
 }
 
+/// Where a channel of this kind reaches a member: their phone for SMS, their email, their id
+/// for WeCom and DingTalk; nothing for the log and webhooks.
+pub(crate) fn address_for(m: &crate::store::MemberRow, kind: ChannelKind) -> Option<String> {
+    match kind {
+        ChannelKind::Sms => m.phone.clone(),
+        ChannelKind::Email => m.email.clone(),
+        ChannelKind::Wecom | ChannelKind::Dingtalk => Some(m.id.clone()),
+        ChannelKind::Log | ChannelKind::Webhook => None,
+    }
+}
+
 /// Who a recipient names, with the address the channel sends to. `Err` says why nobody.
 pub(crate) fn recipients(
     team: &[crate::store::MemberRow],
@@ -802,12 +817,7 @@ pub(crate) fn recipients(
     data: &Map<String, Value>,
     kind: ChannelKind,
 ) -> Result<Vec<(String, Option<String>)>, String> {
-    let address = |m: &crate::store::MemberRow| match kind {
-        ChannelKind::Sms => m.phone.clone(),
-        ChannelKind::Email => m.email.clone(),
-        ChannelKind::Wecom | ChannelKind::Dingtalk => Some(m.id.clone()),
-        ChannelKind::Log | ChannelKind::Webhook => None,
-    };
+    let address = |m: &crate::store::MemberRow| address_for(m, kind);
     let member = |id: &str| team.iter().find(|m| m.id == id);
     let named = |field: &str| data.get(field).and_then(Value::as_str).ok_or_else(|| format!("`{field}` is empty"));
     let one = |id: &str| match member(id) {

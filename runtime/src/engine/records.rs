@@ -65,6 +65,21 @@ pub(crate) fn actor_roles(conn: &Connection, actor: &str) -> Result<Vec<String>,
     }
 }
 
+/// A record as it stands after the automations its write set off: the session's copy when it
+/// was the last record written, else read back.
+fn latest(
+    session: &Session<'_>,
+    tx: &Tx<'_>,
+    f: &FormRef<'_>,
+    table: &FormTable,
+    row: RecordRow,
+) -> Result<RecordRow, StoreError> {
+    match session.latest(&f.form.id, &row.id) {
+        Some(newest) => Ok(newest),
+        None => Ok(records::get(tx, table, &row.id)?.unwrap_or(row)),
+    }
+}
+
 pub(crate) fn record_of(form: &str, row: RecordRow) -> Record {
     record(form, row)
 }
@@ -288,7 +303,7 @@ impl Runtime {
                 Writer { session: &session, tx, f: &f, table: &table, at: &at, actor }.create(data, &zoned, None)?;
             session.assign.borrow().finish(tx)?;
             // As it stands after its automations ran.
-            let row = records::get(tx, &table, &row.id)?.unwrap_or(row);
+            let row = latest(&session, tx, &f, &table, row)?;
             Ok::<_, EngineError>(row)
         })?;
         Ok(record(form, row))
@@ -311,7 +326,7 @@ impl Runtime {
         let table = f.table();
         let row = store.write(|tx| {
             let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            super::signing::guard_signed(tx, form, id)?;
+            super::signing::guard_signed(tx, &f, id)?;
             let rules = Rules { f, apps, scripts, state: before.state.as_deref(), roles: &roles, key_checked: false };
             let data = rules
                 .prepare(tx, &patch, Some(&before.data), Purpose::Update, Some(id))
@@ -326,7 +341,7 @@ impl Runtime {
                 None,
             )??;
             // As it stands after its automations ran.
-            Ok::<_, EngineError>(records::get(tx, &table, &row.id)?.unwrap_or(row))
+            Ok::<_, EngineError>(latest(&session, tx, &f, &table, row)?)
         })?;
         Ok(record(form, row))
     }
@@ -358,7 +373,7 @@ impl Runtime {
         let label = def.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| def.id.clone());
         let row = store.write(|tx| {
             let before = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            super::signing::guard_signed(tx, form, id)?;
+            super::signing::guard_signed(tx, &f, id)?;
             let state = before.state.clone().unwrap_or_default();
             if !def.from.contains(&state) {
                 return Err(EngineError::Refused(format!(
@@ -407,7 +422,7 @@ impl Runtime {
                 "record.action",
                 Some(("action", detail)),
             )??;
-            Ok::<_, EngineError>(records::get(tx, &table, &row.id)?.unwrap_or(row))
+            Ok::<_, EngineError>(latest(&session, tx, &f, &table, row)?)
         })?;
         Ok(record(form, row))
     }

@@ -234,8 +234,14 @@ impl Runtime {
 }
 
 /// Refuses a change to a record its customer signed.
-pub(crate) fn guard_signed(tx: &crate::store::Tx<'_>, form: &str, id: &str) -> Result<(), EngineError> {
-    if let Some(run) = approvals::latest(tx, form, id)? {
+pub(crate) fn guard_signed(tx: &crate::store::Tx<'_>, f: &super::FormRef<'_>, id: &str) -> Result<(), EngineError> {
+    // Only a form some chain ends in a customer's signature can have signed records.
+    let signs =
+        f.app.app.def.approvals.iter().any(|c| c.form == f.form.id && c.steps.iter().any(|s| s.signature.is_some()));
+    if !signs {
+        return Ok(());
+    }
+    if let Some(run) = approvals::latest(tx, &f.form.id, id)? {
         if run.status == "signed" {
             return Err(EngineError::Refused(format!(
                 "{id} was signed by the customer (version {}); it can no longer change",
