@@ -62,9 +62,4 @@ impl Runtime {
         }
         Ok(items)
     }
-
-    /// The outbox: messages waiting for delivery (or every message), oldest first.
-    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<crate::store::OutboxRow>, EngineError> {
-        Ok(crate::store::outbox::list(self.store.reader(), status)?)
-    }
 }

@@ -452,6 +452,11 @@ impl Runtime {
         outbox::get(self.store.reader(), id)?.ok_or_else(|| EngineError::Input(format!("there is no message {id}")))
     }
 
+    /// The outbox: messages of one status (or every message), oldest first.
+    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, EngineError> {
+        Ok(outbox::list(self.store.reader(), status)?)
+    }
+
     /// A message's delivery attempts, oldest first.
     pub fn attempts(&self, id: i64) -> Result<Vec<AttemptRow>, EngineError> {
         Ok(outbox::attempts(self.store.reader(), id)?)

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{EngineError, Installed, Runtime};
+use super::{EngineError, Runtime};
 use crate::diagnostic::{Code, Diagnostic, Location};
 use crate::loader::AppFiles;
 use crate::model::AppDef;
@@ -102,9 +102,7 @@ impl Runtime {
             warnings: loaded.diagnostics,
             orphaned,
         };
-        self.host_forms(&app.def);
-        let deadline = super::deadline(&app, self.deadline_cap);
-        self.apps.insert(id, Installed::new(app, revision, deadline));
+        self.admit(id, app, revision);
         Ok(report)
     }
 }

@@ -289,11 +289,17 @@ impl Runtime {
             let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
             let loaded = self.loader.load(&files);
             let Some(app) = loaded.app else { return Err(EngineError::InvalidApp(loaded.diagnostics)) };
-            self.host_forms(&app.def);
-            let deadline = deadline(&app, self.deadline_cap);
-            self.apps.insert(stored.id.clone(), Installed::new(app, stored.revision, deadline));
+            self.admit(stored.id, app, stored.revision);
         }
         Ok(())
+    }
+
+    /// Takes a loaded app into the running set: its forms for host functions, its deadline, its
+    /// compiled templates and calendar.
+    pub(crate) fn admit(&mut self, id: String, app: App, revision: i64) {
+        self.host_forms(&app.def);
+        let deadline = deadline(&app, self.deadline_cap);
+        self.apps.insert(id, Installed::new(app, revision, deadline));
     }
 
     /// Lets host functions name an app's forms.
