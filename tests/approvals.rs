@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::engine::ImportOptions;
 use closeloop::store::{ListQuery, Store};
-use closeloop::{template, EngineError, Runtime};
+use closeloop::{EngineError, Runtime};
 use serde_json::{json, Map, Value};
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -22,13 +21,7 @@ struct World {
 fn quotes() -> World {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
     let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
-    let t = template("quote-approval").unwrap();
-    rt.install(&t.app_files(), "system", false).unwrap();
-    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
-    rt.import_members(file("data/members.csv"), "system").unwrap();
-    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
-        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
-    }
+    crate::support::quote_catalog(&mut rt, false);
     World { rt, clock }
 }
 
@@ -164,32 +157,25 @@ automations:
       - start_approval: two_of_three
 "#;
 
-#[test]
-fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
-    let dir = crate::support::TempDir::new("n-of-m");
-    std::fs::create_dir_all(dir.0.join("app")).unwrap();
-    std::fs::write(dir.0.join("app/app.yaml"), EXPENSES).unwrap();
+/// The expenses app installed with its finance team, in a database of its own.
+fn expenses(name: &str, yaml: &str) -> crate::support::Cli {
+    let cli = crate::support::Cli::new(name, "2026-11-26T09:00:00+08:00");
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), yaml).unwrap();
     std::fs::write(
-        dir.0.join("team.csv"),
+        cli.path("team.csv"),
         "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\nf1,F1,finance,,,true,0\nf2,F2,finance,,,true,0\nf3,F3,finance,,,true,0\n",
     )
     .unwrap();
-    let db = dir.0.join("closeloop.db");
-    let command = |args: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
-        c.args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", &db)
-            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00");
-        c
-    };
-    let ok = |args: &[&str]| {
-        let out = command(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    ok(&["install", &dir.0.join("app").display().to_string()]);
-    ok(&["members", "import", &dir.0.join("team.csv").display().to_string()]);
+    cli.ok(&["install", &cli.path("app").display().to_string()]);
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    cli
+}
+
+#[test]
+fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
+    let cli = expenses("n-of-m", EXPENSES);
+    let (command, ok) = (|args: &[&str]| cli.command(args), |args: &[&str]| cli.ok(args));
     for round in 0..10 {
         let created: Value = serde_json::from_str(&ok(&[
             "--format",
@@ -215,15 +201,12 @@ fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
         let late = command(&["approve", "claim", &id, "--as", "f3"]).output().unwrap();
         assert_eq!(late.status.code(), Some(1), "round {round}");
         assert!(String::from_utf8_lossy(&late.stderr).contains("not in approval"));
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let counted: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1",
-                [&id],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let counted = cli.query(
+            "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1",
+            &[&id],
+        );
         assert_eq!(counted, 2, "round {round}: each approver counted once");
+        let conn = rusqlite::Connection::open(cli.db()).unwrap();
         let state: String =
             conn.query_row("SELECT status FROM approvals WHERE record = ?1", [&id], |r| r.get(0)).unwrap();
         assert_eq!(state, "approved");
@@ -289,20 +272,8 @@ fn a_link_for_an_older_version_or_past_its_expiry_is_refused() {
 
 #[test]
 fn sign_link_writes_a_qr_code_as_svg_and_a_png_an_independent_decoder_reads() {
-    let dir = crate::support::TempDir::new("sign-qr");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let db = dir.0.join("closeloop.db");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
-            .args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", &db)
-            .env("CLOSELOOP_NOW", "2026-11-23T10:00:00+08:00")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = crate::support::Cli::new("sign-qr", "2026-11-23T10:00:00+08:00");
+    let run = |args: &[&str]| cli.ok(args);
     run(&["install", "quote-approval"]);
     run(&["members", "import", "app-templates/quote-approval/data/members.csv"]);
     run(&["import", "product", "app-templates/quote-approval/data/products.csv"]);
@@ -326,7 +297,7 @@ fn sign_link_writes_a_qr_code_as_svg_and_a_png_an_independent_decoder_reads() {
     run(&["act", "quote", &id, "submit", "--as", "q_li"]);
     run(&["approve", "quote", &id, "--as", "q_sup_e"]);
     run(&["approve", "quote", &id, "--as", "q_fin"]);
-    let qr = dir.0.join("qr");
+    let qr = cli.path("qr");
     let out = run(&[
         "sign-link",
         "quote",
@@ -393,33 +364,9 @@ fn an_approver_whose_role_was_revoked_is_refused_at_decision_time() {
 #[test]
 fn racing_approvers_and_an_approve_against_a_reject_have_one_winner_each_audited() {
     // A1, A2: three finance approvers on an `any` step at once; then approve against reject.
-    let dir = crate::support::TempDir::new("race-any");
-    std::fs::create_dir_all(dir.0.join("app")).unwrap();
-    std::fs::write(dir.0.join("app/app.yaml"), EXPENSES.replace("mode: n_of_m, n: 2", "mode: any")).unwrap();
-    std::fs::write(
-        dir.0.join("team.csv"),
-        "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\nf1,F1,finance,,,true,0\nf2,F2,finance,,,true,0\nf3,F3,finance,,,true,0\n",
-    )
-    .unwrap();
-    let db = dir.0.join("closeloop.db");
-    let command = |args: &[&str]| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
-        c.args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", &db)
-            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00");
-        c
-    };
-    let ok = |args: &[&str]| {
-        let out = command(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    ok(&["install", &dir.0.join("app").display().to_string()]);
-    ok(&["members", "import", &dir.0.join("team.csv").display().to_string()]);
-    let count = |sql: &str, id: &str| -> i64 {
-        rusqlite::Connection::open(&db).unwrap().query_row(sql, [id], |r| r.get(0)).unwrap()
-    };
+    let cli = expenses("race-any", &EXPENSES.replace("mode: n_of_m, n: 2", "mode: any"));
+    let (command, ok) = (|args: &[&str]| cli.command(args), |args: &[&str]| cli.ok(args));
+    let count = |sql: &str, id: &str| cli.query(sql, &[id]);
     for round in 0..5 {
         let created: Value = serde_json::from_str(&ok(&[
             "--format",

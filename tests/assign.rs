@@ -137,20 +137,8 @@ proptest! {
 
 #[test]
 fn script_test_dry_runs_the_assignment_and_the_risk_grade() {
-    let dir = crate::support::TempDir::new("scripttest");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let db = dir.0.join("closeloop.db");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
-            .args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", &db)
-            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = crate::support::Cli::new("scripttest", "2026-11-26T09:00:00+08:00");
+    let run = |args: &[&str]| cli.ok(args);
     run(&["install", "lead-followup"]);
     run(&["install", "quote-approval"]);
     run(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
@@ -212,19 +200,9 @@ fn the_quote_risk_table_grades_as_legal_expects() {
 
 #[test]
 fn the_board_command_lists_flagged_records_as_json() {
-    let dir = crate::support::TempDir::new("boardcli");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
-            .args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", dir.0.join("closeloop.db"))
-            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = crate::support::Cli::new("boardcli", "2026-11-26T09:00:00+08:00");
+    let dir = &cli.dir;
+    let run = |args: &[&str]| cli.ok(args);
     run(&["install", "lead-followup"]);
     run(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
     run(&["members", "import", &{

@@ -370,36 +370,27 @@ automations:
 }
 
 /// A database file driven through the real binary.
-struct Db(crate::support::TempDir);
+struct Db(crate::support::Cli);
 
 impl Db {
     fn new(name: &str) -> Self {
-        let dir = crate::support::TempDir::new(name);
-        std::fs::create_dir_all(&dir.0).unwrap();
-        let db = Db(dir);
+        let db = Db(crate::support::Cli::new(name, T));
         db.ok(&["install", "lead-followup"], T);
         db.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"], T);
         db
     }
 
     fn command(&self, args: &[&str], now: &str) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
-        c.args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", self.0 .0.join("closeloop.db"))
-            .env("CLOSELOOP_NOW", now);
-        c
+        self.0.command_at(Some(now), args)
     }
 
     fn ok(&self, args: &[&str], now: &str) -> String {
-        let out = self.command(args, now).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.0.ok_at(Some(now), args)
     }
 
     /// Submits `n` east leads for m_li at `now` through one `submit --data @file` (one object per line).
     fn leads(&self, n: usize, first_phone: usize, now: &str) {
-        let file = self.0 .0.join(format!("leads-{first_phone}.jsonl"));
+        let file = self.0.path(&format!("leads-{first_phone}.jsonl"));
         let lines: Vec<String> = (0..n)
             .map(|i| {
                 json!({"source": "expo", "customer": format!("客户{i}"), "phone": format!("139{:08}", first_phone + i),
@@ -412,7 +403,7 @@ impl Db {
     }
 
     fn query(&self, sql: &str) -> i64 {
-        rusqlite::Connection::open(self.0 .0.join("closeloop.db")).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.0.query(sql, &[])
     }
 }
 
@@ -505,27 +496,8 @@ fn installing_a_new_timer_arms_it_for_records_that_already_exist_and_removing_it
 
 #[test]
 fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
-    let dir = crate::support::TempDir::new("cs-cli");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let db = dir.0.join("closeloop.db");
-    let run = |now: &str, args: &[&str]| -> Value {
-        let mut full = vec!["--format", "json"];
-        full.extend_from_slice(args);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
-            .args(&full)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", &db)
-            .env("CLOSELOOP_NOW", now)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let cli = crate::support::Cli::system_clock("cs-cli");
+    let run = |now: &str, args: &[&str]| -> Value { cli.json_at(Some(now), args) };
     let day0 = "2026-11-20T10:00:00+08:00";
     run(day0, &["install", "customer-success"]);
     run(day0, &["members", "import", "app-templates/customer-success/data/members.csv"]);

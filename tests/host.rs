@@ -195,13 +195,7 @@ fn a_script_picker_chooses_among_candidates_and_a_failing_one_loses_nothing() {
 #[test]
 fn grading_a_stored_quote_writes_its_level_and_summary() {
     let mut rt = runtime();
-    let t = template("quote-approval").unwrap();
-    rt.install(&t.app_files(), "system", false).unwrap();
-    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
-    rt.import_members(file("data/members.csv"), "system").unwrap();
-    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
-        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
-    }
+    crate::support::quote_catalog(&mut rt, false);
     let quote = obj(
         json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "payment_terms": "prepay",
         "prepay_percent": 70, "valid_until": "2026-12-31", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
@@ -230,19 +224,8 @@ fn a_failing_score_script_points_at_its_file_line_and_column() {
 
 #[test]
 fn score_from_the_cli_stores_the_value_and_its_reasons() {
-    let dir = crate::support::TempDir::new("scorecli");
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
-            .args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", dir.0.join("closeloop.db"))
-            .env("CLOSELOOP_NOW", "2026-11-26T09:00:00+08:00")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = crate::support::Cli::new("scorecli", "2026-11-26T09:00:00+08:00");
+    let run = |args: &[&str]| cli.ok(args);
     run(&["install", "customer-success"]);
     run(&["members", "import", "app-templates/customer-success/data/members.csv"]);
     run(&["import", "account", "app-templates/customer-success/data/accounts.csv"]);

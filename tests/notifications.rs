@@ -335,17 +335,14 @@ fn email_reaches_a_real_smtp_server_with_its_chinese_subject_intact() {
 }
 
 /// A database and an app folder for `closeloop` processes.
-struct Db {
-    dir: crate::support::TempDir,
-}
+struct Db(crate::support::Cli);
 
 impl Db {
     fn new(name: &str, hook: &Hook) -> Db {
-        let dir = crate::support::TempDir::new(name);
-        std::fs::create_dir_all(dir.0.join("app")).unwrap();
-        std::fs::write(dir.0.join("app/app.yaml"), APP).unwrap();
-        std::fs::write(dir.0.join("team.csv"), TEAM).unwrap();
-        let db = Db { dir };
+        let db = Db(crate::support::Cli::system_clock(name));
+        std::fs::create_dir_all(db.0.path("app")).unwrap();
+        std::fs::write(db.0.path("app/app.yaml"), APP).unwrap();
+        std::fs::write(db.0.path("team.csv"), TEAM).unwrap();
         db.ok(&["install", &db.path("app")]);
         db.ok(&["members", "import", &db.path("team.csv")]);
         db.ok(&["channels", "set", "hook", &format!("url={}", hook.url), "secret=s"]);
@@ -353,22 +350,15 @@ impl Db {
     }
 
     fn path(&self, name: &str) -> String {
-        self.dir.0.join(name).display().to_string()
+        self.0.path(name).display().to_string()
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"));
-        c.args(args)
-            .current_dir(crate::support::root())
-            .env("CLOSELOOP_DB", self.path("closeloop.db"))
-            .env_remove("CLOSELOOP_NOW");
-        c
+        self.0.command(args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.0.ok(args)
     }
 
     fn run(&self) -> std::process::Child {
@@ -380,7 +370,7 @@ impl Db {
     }
 
     fn query(&self, sql: &str) -> i64 {
-        rusqlite::Connection::open(self.path("closeloop.db")).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.0.query(sql, &[])
     }
 }
 

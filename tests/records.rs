@@ -330,13 +330,7 @@ fn installing_a_version_that_orphans_data_is_refused_unless_forced() {
 fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
     let store = Store::open_in_memory().unwrap();
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
-    let t = template("quote-approval").unwrap();
-    rt.install(&t.app_files(), "system", false).unwrap();
-    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
-    rt.import_members(file("data/members.csv"), "system").unwrap();
-    for (form, name) in [("product", "data/products.csv"), ("customer", "data/customers.csv")] {
-        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
-    }
+    crate::support::quote_catalog(&mut rt, false);
     let dup = obj(json!({"sku": "CL-CRM-STD", "name": "重复", "list_price": 1}));
     assert_eq!(codes(&rt.submit("product", dup, "q_li").unwrap_err()), [("sku".to_string(), "NOT_UNIQUE")]);
     let customer = rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
@@ -548,17 +542,7 @@ fn csv_edge_cases_are_named_not_guessed() {
 fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
     let store = Store::open_in_memory().unwrap();
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
-    let t = template("quote-approval").unwrap();
-    rt.install(&t.app_files(), "system", false).unwrap();
-    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
-    rt.import_members(file("data/members.csv"), "system").unwrap();
-    for (form, name) in [
-        ("product", "data/products.csv"),
-        ("customer", "data/customers.csv"),
-        ("price_history", "data/price_history.csv"),
-    ] {
-        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
-    }
+    crate::support::quote_catalog(&mut rt, true);
     let history = rt.list("price_history", &ListQuery::default()).unwrap();
     let customer = rt.get("customer", history[0].data["customer"].as_str().unwrap()).unwrap();
     assert_eq!(customer.data["code"], "C-0001", "the customer code resolved to its record");

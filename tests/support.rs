@@ -47,3 +47,97 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `closeloop` against its own database file in a temporary folder, at a fixed time (or the
+/// system clock).
+pub struct Cli {
+    /// The folder (removed when dropped).
+    pub dir: TempDir,
+    now: Option<String>,
+}
+
+impl Cli {
+    /// A fresh folder for one test; commands run at `now`.
+    pub fn new(name: &str, now: &str) -> Cli {
+        Cli::at(name, Some(now))
+    }
+
+    /// A fresh folder for one test; commands run on the system clock.
+    pub fn system_clock(name: &str) -> Cli {
+        Cli::at(name, None)
+    }
+
+    fn at(name: &str, now: Option<&str>) -> Cli {
+        let dir = TempDir::new(name);
+        std::fs::create_dir_all(&dir.0).unwrap();
+        Cli { dir, now: now.map(str::to_string) }
+    }
+
+    /// A file in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// The database file.
+    pub fn db(&self) -> PathBuf {
+        self.path("closeloop.db")
+    }
+
+    /// The command at `now` (`None`: the system clock).
+    pub fn command_at(&self, now: Option<&str>, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_closeloop"));
+        c.args(args).current_dir(root()).env("CLOSELOOP_DB", self.db());
+        match now {
+            Some(now) => c.env("CLOSELOOP_NOW", now),
+            None => c.env_remove("CLOSELOOP_NOW"),
+        };
+        c
+    }
+
+    /// The command at this folder's time.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_at(self.now.as_deref(), args)
+    }
+
+    /// Runs at `now`; fails the test unless it succeeds; its standard output.
+    pub fn ok_at(&self, now: Option<&str>, args: &[&str]) -> String {
+        let out = self.command_at(now, args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        stdout(&out)
+    }
+
+    /// Runs at this folder's time; fails the test unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_at(self.now.as_deref(), args)
+    }
+
+    /// Runs at `now` with `--format json` and parses what it printed.
+    pub fn json_at(&self, now: Option<&str>, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["--format", "json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok_at(now, &full)).unwrap()
+    }
+
+    /// One number from the database, with `?1`, `?2`… bound to `params`.
+    pub fn query(&self, sql: &str, params: &[&str]) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.query_row(sql, rusqlite::params_from_iter(params), |r| r.get(0)).unwrap()
+    }
+}
+
+/// Installs the quote template with its team, products and customers (and, with
+/// `price_history`, past prices).
+pub fn quote_catalog(rt: &mut closeloop::Runtime, price_history: bool) {
+    use closeloop::engine::ImportOptions;
+    let t = closeloop::template("quote-approval").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    let mut files = vec![("product", "data/products.csv"), ("customer", "data/customers.csv")];
+    if price_history {
+        files.push(("price_history", "data/price_history.csv"));
+    }
+    for (form, name) in files {
+        rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
+    }
+}
