@@ -13,19 +13,21 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-struct World {
-    rt: Runtime,
-    clock: Arc<ManualClock>,
+pub(crate) struct World {
+    pub rt: Runtime,
+    pub clock: Arc<ManualClock>,
 }
 
-fn quotes() -> World {
+/// The quote template with its catalog and team, on Monday 2026-11-23 10:00 in Shanghai.
+pub(crate) fn quotes() -> World {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
     let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     World { rt, clock }
 }
 
-fn quote(w: &mut World, terms: Value) -> String {
+/// A quote by q_li for the first customer, one line, submitted to the chain.
+pub(crate) fn quote(w: &mut World, terms: Value) -> String {
     let customer = w.rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
     let mut data = obj(json!({
         "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
@@ -37,7 +39,8 @@ fn quote(w: &mut World, terms: Value) -> String {
     id
 }
 
-fn steps(w: &World, id: &str) -> Vec<(String, String)> {
+/// Each step of the quote's run, with its status.
+pub(crate) fn steps(w: &World, id: &str) -> Vec<(String, String)> {
     let view = w.rt.approval("quote", id).unwrap().unwrap();
     view.steps
         .iter()
@@ -45,7 +48,8 @@ fn steps(w: &World, id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn status(steps: &[(String, String)], step: &str) -> String {
+/// One step's status.
+pub(crate) fn status(steps: &[(String, String)], step: &str) -> String {
     steps.iter().find(|(s, _)| s == step).map(|(_, st)| st.clone()).unwrap_or_default()
 }
 
@@ -460,6 +464,7 @@ fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_s
         assert!(text.contains(expected), "`{expected}` is not in the PDF:\n{text}");
     }
     assert!(!text.contains("13800138001"), "the signer's phone is sensitive and stays out");
+    assert!(!text.contains("Floor price") && !text.contains("10000.0"), "the floor price is internal:\n{text}");
     let link = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
     w.rt.sign(&link.token, "王总").unwrap();
     let signed = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "signed");

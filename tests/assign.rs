@@ -70,6 +70,7 @@ fn member(id: usize, role: &str, region: &str, capacity: Option<i64>, active: bo
         email: None,
         phone: None,
         extra: serde_json::Map::new(),
+        ..MemberRow::default()
     }
 }
 

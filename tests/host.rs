@@ -301,3 +301,57 @@ fn s8_lookups_stay_in_the_scripts_app_and_never_show_sensitive_fields() {
         }
     }
 }
+
+/// A price history: several rows per customer and product, a sensitive note.
+const PRICES: &str = r#"app: {id: prices, title: Prices, time_zone: Asia/Shanghai}
+forms:
+  - id: paid
+    key: [customer, sku, date]
+    fields:
+      - {id: customer, type: text}
+      - {id: sku, type: text}
+      - {id: price, type: money}
+      - {id: date, type: date}
+      - {id: note, type: text, sensitive: true}
+      - {id: got, type: decimal}
+scores:
+  - id: probe
+    form: paid
+    field: got
+    script: 'SCRIPT'
+"#;
+
+#[test]
+fn lookup_latest_finds_the_newest_match_on_several_fields_and_keeps_sensitive_fields_out() {
+    let cases = [
+        // The newest of C-1's two CRM rows, not C-2's newer one nor C-1's other product.
+        (r#"lookup_latest("paid", #{customer: "C-1", sku: "CRM"}, "date").price"#, Ok(11.0)),
+        (
+            r#"if lookup_latest("paid", #{customer: "C-1", sku: "CRM"}, "date").contains("note") { 1 } else { 2 }"#,
+            Ok(2.0),
+        ),
+        (r#"if lookup_latest("paid", #{customer: "C-9", sku: "CRM"}, "date") == () { 3 } else { 4 }"#, Ok(3.0)),
+        (r#"lookup_latest("paid", #{note: "vip"}, "date"); 1"#, Err("cannot be searched by `note`")),
+        (r#"lookup_latest("paid", #{customer: "C-1"}, "colour"); 1"#, Err("cannot be searched by `colour`")),
+        (r#"lookup_latest("paid", #{}, "date"); 1"#, Err("name 1 to 8 fields")),
+        (r#"lookup_latest("payroll", #{customer: "C-1"}, "date"); 1"#, Err("no form `payroll`")),
+    ];
+    for (script, want) in cases {
+        let mut rt = runtime();
+        let app = PRICES.replace("SCRIPT", &script.replace('\'', "''"));
+        rt.install(&AppFiles { app_yaml: app, ..AppFiles::default() }, "system", false).unwrap();
+        // Prices in tens of thousands: a score is 0-100.
+        let rows = "customer,sku,price,date,note\nC-1,CRM,10,2025-03-01,vip\nC-1,CRM,11,2025-11-20,vip\n\
+                    C-1,IMPL,23,2026-01-05,\nC-2,CRM,9,2026-06-01,\n";
+        rt.import_csv("paid", rows.as_bytes(), &ImportOptions::default(), &mut |_| {}).unwrap();
+        let first = rt.list("paid", &ListQuery::default()).unwrap().remove(0);
+        match (rt.score("paid", &first.id, "probe", "system"), want) {
+            (Ok((r, scored)), Ok(v)) => {
+                assert_eq!(r.data["got"].as_f64(), Some(v), "{script}");
+                assert!(scored.calls.iter().any(|c| c.starts_with("lookup_latest(paid, #{")), "{:?}", scored.calls);
+            }
+            (Err(e), Err(why)) => assert!(e.to_string().contains(why), "{script}: {e}"),
+            (other, want) => panic!("{script}: {other:?}, wanted {want:?}"),
+        }
+    }
+}

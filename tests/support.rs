@@ -118,6 +118,19 @@ impl Cli {
         serde_json::from_str(&self.ok_at(now, &full)).unwrap()
     }
 
+    /// Runs at this folder's time with `--format json` and parses what it printed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        self.json_at(self.now.as_deref(), args)
+    }
+
+    /// Runs at this folder's time; fails the test if it succeeds; its exit code and all it said.
+    pub fn fails(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.command(args).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stderr), stdout(&out));
+        assert!(!out.status.success(), "{args:?} should fail: {said}");
+        (out.status.code(), said)
+    }
+
     /// One number from the database, with `?1`, `?2`… bound to `params`.
     pub fn query(&self, sql: &str, params: &[&str]) -> i64 {
         let conn = rusqlite::Connection::open(self.db()).unwrap();

@@ -8,6 +8,9 @@
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
 //! - `host`: the host API, health scores, and what scripts cannot do (S8).
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
+//! - `approvals`: approval chains, signing links and the quote PDF.
+//! - `delegation`: delegates of away approvers, and the audited override (A4).
+//! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
@@ -20,10 +23,12 @@ mod assign;
 mod automations;
 mod cli;
 mod corpus;
+mod delegation;
 mod host;
 mod hostile;
 mod independent_schema;
 mod notifications;
+mod quote_logic;
 mod records;
 mod records_cli;
 mod roundtrip;

@@ -360,16 +360,21 @@ pub fn approvals(ctx: &Context, member: Option<&str>) -> Result<ExitCode, UserEr
         let mut lines: Vec<String> = waiting
             .iter()
             .map(|w| {
-                format!(
-                    "{:<18} {} / {}: {} of {} approvals; approvers {}{}",
+                let mut line = format!(
+                    "{:<18} {} / {}: {} of {} approvals; approvers {}{}{}",
                     w.record,
                     w.chain,
                     w.step,
                     w.approved_by.len(),
                     w.needed,
                     w.approvers.join(", "),
-                    w.due_at.as_deref().map(|d| format!("; due {d}")).unwrap_or_default()
-                )
+                    w.due_at.as_deref().map(|d| format!("; due {d}")).unwrap_or_default(),
+                    w.on_behalf_of.as_deref().map(|a| format!("; you decide for {a}, who is away")).unwrap_or_default()
+                );
+                for s in &w.show {
+                    line.push_str(&format!("\n    {}: {}", s.label, if s.text.is_empty() { "—" } else { &s.text }));
+                }
+                line
             })
             .collect();
         lines.push(format!("{} step(s) waiting", waiting.len()));
@@ -393,7 +398,25 @@ pub fn decide(
         _ => rt.recall(form, id, actor),
     }
     .map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &view, || {
+    show_run(ctx, id, &view)
+}
+
+/// `closeloop approve FORM ID --as MEMBER --override REASON`: break-glass.
+pub fn approve_override(
+    ctx: &Context,
+    form: &str,
+    id: &str,
+    actor: &str,
+    reason: &str,
+    comment: Option<&str>,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let view = rt.approve_override(form, id, actor, reason, comment).map_err(|e| ctx.engine_error(e))?;
+    show_run(ctx, id, &view)
+}
+
+fn show_run(ctx: &Context, id: &str, view: &closeloop::engine::ApprovalView) -> Result<ExitCode, UserError> {
+    show(ctx, view, || {
         let mut lines = vec![format!("{id}: {} {} (version {})", view.chain, view.status, view.version)];
         for s in &view.steps {
             let note = s["note"].as_str().map(|n| format!(" — {n}")).unwrap_or_default();

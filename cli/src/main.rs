@@ -282,6 +282,10 @@ enum Command {
         /// A comment for the trail.
         #[arg(long)]
         comment: Option<String>,
+        /// Break-glass, for a member of the chain's override_roles: push the step through,
+        /// setting aside the separation of duties, with this reason (audited).
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
     },
     /// Reject a record in approval, with a comment saying why.
     Reject {
@@ -369,6 +373,31 @@ enum MembersWhat {
         /// The CSV file.
         file: PathBuf,
         /// Who imports.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// Mark a member away; their delegate decides their approvals meanwhile.
+    Away {
+        /// The member.
+        member: String,
+        /// The last day away (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+        /// The first day away; default: now.
+        #[arg(long)]
+        from: Option<String>,
+        /// Who decides in their place (sharing one of their roles).
+        #[arg(long)]
+        delegate: Option<String>,
+        /// Who says so: the member, their manager, or system.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// End a member's absence.
+    Back {
+        /// The member.
+        member: String,
+        /// Who says so: the member, their manager, or system.
         #[arg(long = "as", default_value = "system")]
         actor: String,
     },
@@ -497,6 +526,14 @@ fn main() -> ExitCode {
     let result = match &args.command {
         Command::Install { target, force, actor } => records::install(&ctx, target, *force, actor),
         Command::Members { what: None } => records::members_list(&ctx),
+        Command::Members { what: Some(MembersWhat::Away { member, until, from, delegate, actor }) } => {
+            let absence =
+                closeloop::engine::Absence { from: from.clone(), until: until.clone(), delegate: delegate.clone() };
+            records::members_away(&ctx, member, Some(&absence), actor)
+        }
+        Command::Members { what: Some(MembersWhat::Back { member, actor }) } => {
+            records::members_away(&ctx, member, None, actor)
+        }
         Command::Members { what: Some(MembersWhat::Import { file, actor }) } => {
             records::members_import(&ctx, file, actor)
         }
@@ -545,7 +582,10 @@ fn main() -> ExitCode {
         }
         Command::Run => flows::run(&ctx),
         Command::Approvals { member } => flows::approvals(&ctx, member.as_deref()),
-        Command::Approve { form, id, actor, comment } => {
+        Command::Approve { form, id, actor, comment, override_reason: Some(reason) } => {
+            flows::approve_override(&ctx, form, id, actor, reason, comment.as_deref())
+        }
+        Command::Approve { form, id, actor, comment, override_reason: None } => {
             flows::decide(&ctx, form, id, actor, "approve", comment.as_deref())
         }
         Command::Reject { form, id, actor, comment } => flows::decide(&ctx, form, id, actor, "reject", Some(comment)),

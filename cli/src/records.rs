@@ -137,20 +137,51 @@ pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCod
     })
 }
 
+/// `closeloop members away MEMBER --until DAY [--delegate M]`, and `members back MEMBER`.
+pub fn members_away(
+    ctx: &Context,
+    member: &str,
+    absence: Option<&closeloop::engine::Absence>,
+    actor: &str,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let m = match absence {
+        Some(a) => rt.set_away(member, a, actor),
+        None => rt.set_back(member, actor),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &member_json(&m), || match &m.away_until {
+        Some(until) => format!(
+            "{} is away {}until {until}{}",
+            m.id,
+            m.away_from.as_deref().map(|f| format!("from {f} ")).unwrap_or_default(),
+            m.delegate_to.as_deref().map(|d| format!("; {d} decides their approvals")).unwrap_or_default()
+        ),
+        None => format!("{} is back", m.id),
+    })
+}
+
+fn member_json(m: &closeloop::store::MemberRow) -> Value {
+    json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region, "manager": m.manager, "active": m.active,
+           "capacity": m.capacity, "away_from": m.away_from, "away_until": m.away_until, "delegate_to": m.delegate_to})
+}
+
 /// `closeloop members`.
 pub fn members_list(ctx: &Context) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
     let members = rt.members().map_err(|e| ctx.engine_error(e))?;
-    let rows: Vec<Value> = members
-        .iter()
-        .map(|m| json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region, "manager": m.manager, "active": m.active, "capacity": m.capacity}))
-        .collect();
+    let rows: Vec<Value> = members.iter().map(member_json).collect();
     show(ctx, &rows, || {
         members
             .iter()
             .map(|m| {
+                let away = match (&m.away_until, &m.delegate_to) {
+                    (Some(u), Some(d)) => format!("  away until {u}, {d} stands in"),
+                    (Some(u), None) => format!("  away until {u}"),
+                    _ => String::new(),
+                };
                 format!(
-                    "{:<10} {:<8} {:<24} {:<8} {}",
+                    "{:<10} {:<8} {:<24} {:<8} {}{away}",
                     m.id,
                     m.name,
                     m.roles.join(";"),

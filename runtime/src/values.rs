@@ -309,6 +309,32 @@ fn bounds(field: &Field, v: &Value, path: &str, name: &FieldName<'_>) -> Result<
     Ok(())
 }
 
+/// A value as a person reads it: choices as their labels, lists joined, nothing as "".
+pub fn display(field: &Field, value: &Value, lang: Lang) -> String {
+    let option = |s: &str| {
+        field
+            .options
+            .iter()
+            .flatten()
+            .find(|o| o.value == s)
+            .and_then(|o| o.label.as_ref().map(|l| l.get(lang).to_string()))
+            .unwrap_or_else(|| s.to_string())
+    };
+    match value {
+        Value::Null => String::new(),
+        Value::Number(n) if field.kind == FieldType::Money => {
+            let places = field.scale.map(|s| s as usize).unwrap_or(2);
+            n.as_f64().map(|x| format!("{x:.places$}")).unwrap_or_else(|| n.to_string())
+        }
+        Value::Number(n) if field.kind == FieldType::Percent => format!("{n}%"),
+        Value::String(s) => option(s),
+        Value::Array(items) => {
+            items.iter().map(|i| i.as_str().map(option).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(", ")
+        }
+        other => other.to_string(),
+    }
+}
+
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => format!("\"{s}\""),

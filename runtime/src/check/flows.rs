@@ -480,6 +480,12 @@ fn approvals(ctx: &mut Ctx<'_>) {
             if let Some(r) = &step.escalate_to {
                 recipient(ctx, scope, r, &format!("{p}/escalate_to"));
             }
+            for (k, field) in step.show.iter().enumerate() {
+                ctx.field_ref(scope, field, &format!("{p}/show/{k}"), false);
+            }
+        }
+        for (k, role) in chain.override_roles.iter().enumerate() {
+            ctx.role_ref(role, &format!("{base}/override_roles/{k}"));
         }
         steps(ctx, scope, &chain.on_approved, &format!("{base}/on_approved"));
         steps(ctx, scope, &chain.on_rejected, &format!("{base}/on_rejected"));

@@ -3,7 +3,9 @@
 //! skips a step and says why; a step needs one, all, or N of its approvers; a timeout
 //! escalates. Nobody approves a record they created, own, submitted, or already approved at an
 //! earlier step, unless the chain allows it; every refusal is in the audit trail. Decisions
-//! bind to the version submitted: an edit resets the run.
+//! bind to the version submitted: an edit resets the run. While an approver is away their
+//! delegate decides in their place (when the step allows it), and a member of an override role
+//! may push a step through with a reason: both are recorded as such.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -11,9 +13,13 @@ use serde_json::{json, Value};
 use super::automate::{self, Cause, Steps, ACTOR};
 use super::records::Writer;
 use super::rules::Rules;
+use super::FormRef;
 use super::{EngineError, Runtime};
-use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
-use crate::store::{approvals, audit, outbox, records, timers, ApprovalRow, NewEvent, RecordRow, StoreError, TimerRow};
+use crate::model::{ApprovalChain, ApprovalMode, ApprovalStep, ChannelKind};
+use crate::store::{
+    approvals, audit, members, outbox, records, timers, ApprovalRow, MemberRow, NewEvent, RecordRow, StoreError,
+    TimerRow,
+};
 
 /// A step waiting for someone, as `closeloop approvals` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +43,23 @@ pub struct Waiting {
     pub due_at: Option<String>,
     /// The version the decisions bind to.
     pub version: i64,
+    /// The absent approver the member asked about would decide for (delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+    /// The fields the step shows its approvers (`show`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub show: Vec<Shown>,
+}
+
+/// A field of the record shown to a step's approvers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    /// The field.
+    pub field: String,
+    /// Its label, in the app's language.
+    pub label: String,
+    /// Its value as a person reads it.
+    pub text: String,
 }
 
 /// A run's state, step by step.
@@ -59,7 +82,7 @@ fn chain_of<'a>(def: &'a crate::model::AppDef, id: &str) -> Option<(usize, &'a A
 /// Who may not approve this record at this run: its creator, owner, submitter and earlier
 /// approvers (separation of duties).
 fn excluded(
-    tx: &crate::store::Tx<'_>,
+    conn: &rusqlite::Connection,
     row: &RecordRow,
     run: &ApprovalRow,
 ) -> Result<Vec<(String, &'static str)>, StoreError> {
@@ -67,10 +90,54 @@ fn excluded(
     if let Some(owner) = &row.owner {
         out.push((owner.clone(), "owns it"));
     }
-    for m in approvals::approvers_so_far(tx, run.id)? {
+    for m in approvals::approvers_so_far(conn, run.id)? {
         out.push((m, "approved an earlier step"));
     }
     Ok(out)
+}
+
+/// Who stands in for whom on a step today: each approver who is away and named a delegate who
+/// is active, not away too, shares one of their roles, is not barred from the record and is
+/// not an approver of the step already (nobody fills two seats). One hop: a delegate's own
+/// delegate is not asked.
+fn stand_ins(
+    team: &[MemberRow],
+    approvers: &[String],
+    today: &str,
+    barred: &[(String, &'static str)],
+) -> Vec<(String, String)> {
+    approvers
+        .iter()
+        .filter_map(|a| {
+            let absent = team.iter().find(|t| &t.id == a).filter(|t| t.away_on(today))?;
+            let delegate = team.iter().find(|t| Some(t.id.as_str()) == absent.delegate_to.as_deref())?;
+            let fit = delegate.active
+                && !delegate.away_on(today)
+                && delegate.roles.iter().any(|r| absent.roles.contains(r))
+                && !barred.iter().any(|(b, _)| b == &delegate.id)
+                && !approvers.contains(&delegate.id);
+            fit.then(|| (a.clone(), delegate.id.clone()))
+        })
+        .collect()
+}
+
+/// Today in the app's zone, as `YYYY-MM-DD`: absences are whole days.
+fn today(f: &FormRef<'_>, now: jiff::Timestamp) -> String {
+    now.to_zoned(f.time_zone()).date().to_string()
+}
+
+/// The fields a step shows its approvers, as they read them.
+fn shown(f: &FormRef<'_>, step: &ApprovalStep, data: &serde_json::Map<String, Value>) -> Vec<(Shown, bool)> {
+    let lang = f.lang();
+    step.show
+        .iter()
+        .filter_map(|id| {
+            let field = f.form.field(id)?;
+            let text = data.get(id).map(|v| crate::values::display(field, v, lang)).unwrap_or_default();
+            let label = crate::values::field_name(field, lang);
+            Some((Shown { field: id.clone(), label, text }, field.sensitive == Some(true)))
+        })
+        .collect()
 }
 
 /// Starts a chain on a record (the `start_approval` step).
@@ -182,6 +249,28 @@ fn advance(
             _ => 1,
         };
         let due = step.timeout.as_deref().and_then(|t| automate::moment(&w.f.app.calendar, w.at, Some(t), None));
+        let stand = if step.allow_delegation == Some(true) {
+            let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+            stand_ins(&team, &approvers, &today(w.f, w.session.now), &barred)
+        } else {
+            Vec::new()
+        };
+        for (absent, delegate) in &stand {
+            let until = w
+                .session
+                .assign
+                .borrow_mut()
+                .team(w.tx)?
+                .iter()
+                .find(|t| &t.id == absent)
+                .and_then(|t| t.away_until.clone());
+            let said =
+                format!("{absent} is away until {}: {delegate} decides in their place", until.unwrap_or_default());
+            note = Some(match note {
+                Some(n) => format!("{n}; {said}"),
+                None => said,
+            });
+        }
         approvals::set_step(w.tx, run.id, index, "open", &approvers, needed, w.at, due.as_deref(), note.as_deref())?;
         approvals::set_run(w.tx, run.id, "pending", index, None)?;
         if let Some(due) = &due {
@@ -199,7 +288,23 @@ fn advance(
             };
             timers::insert(w.tx, &timer, w.at)?;
         }
-        tell(w, run, index, &approvers, &format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record))?;
+        let mut text = format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record);
+        for (field, sensitive) in shown(w.f, step, &row.data) {
+            // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
+            if !sensitive && !field.text.is_empty() {
+                text.push_str(&format!("\n{}: {}", field.label, field.text));
+            }
+        }
+        tell(w, run, index, &approvers, &text)?;
+        for (absent, delegate) in &stand {
+            tell(
+                w,
+                run,
+                index,
+                std::slice::from_ref(delegate),
+                &format!("{text}\n代 {absent} 审批 / on behalf of {absent}"),
+            )?;
+        }
         said.push(format!("{label}: open for {} (needs {needed})", approvers.join(", ")));
         return Ok(Ok(said.join("; ")));
     }
@@ -384,7 +489,25 @@ impl Runtime {
         actor: &str,
         comment: Option<&str>,
     ) -> Result<ApprovalView, EngineError> {
-        self.decide(form, id, actor, "approve", comment)
+        self.decide(form, id, actor, "approve", comment, None)
+    }
+
+    /// Pushes the step in hand through as `actor`, a member of one of the chain's
+    /// `override_roles`, setting aside the separation of duties and the step's approver list
+    /// (break-glass). The reason is required; an `approval.override` event records it and the
+    /// rules set aside, and the step is approved whatever its mode.
+    pub fn approve_override(
+        &mut self,
+        form: &str,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        comment: Option<&str>,
+    ) -> Result<ApprovalView, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::Input("an override needs a reason saying why (--override REASON)".into()));
+        }
+        self.decide(form, id, actor, "approve", comment, Some(reason.trim()))
     }
 
     /// Rejects the record (back to its `rejected` state, or the first one); a comment is required.
@@ -392,12 +515,12 @@ impl Runtime {
         if comment.trim().is_empty() {
             return Err(EngineError::Input("a rejection needs a comment saying why (--comment)".into()));
         }
-        self.decide(form, id, actor, "reject", Some(comment))
+        self.decide(form, id, actor, "reject", Some(comment), None)
     }
 
     /// Withdraws a record from approval: only its submitter (or owner) may.
     pub fn recall(&mut self, form: &str, id: &str, actor: &str) -> Result<ApprovalView, EngineError> {
-        self.decide(form, id, actor, "recall", None)
+        self.decide(form, id, actor, "recall", None, None)
     }
 
     fn decide(
@@ -407,6 +530,7 @@ impl Runtime {
         actor: &str,
         decision: &str,
         comment: Option<&str>,
+        override_reason: Option<&str>,
     ) -> Result<ApprovalView, EngineError> {
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
@@ -462,43 +586,92 @@ impl Runtime {
             if row.version != run.version {
                 return refuse(format!("{id} changed since version {} was submitted; its approvals were reset", run.version));
             }
-            if chain.allow_self_approval != Some(true) {
-                if let Some((_, why)) = excluded(tx, &row, &run)?.into_iter().find(|(m, _)| m == actor) {
-                    return refuse(format!("`{actor}` may not approve {id}: they {why} (separation of duties)"));
+            let barred = excluded(tx, &row, &run)?;
+            let bar = barred.iter().find(|(m, _)| m == actor).map(|(_, why)| *why);
+            let team = w.session.assign.borrow_mut().team(tx)?.to_vec();
+            let mut on_behalf_of = None;
+            let mut set_aside = Vec::new();
+            if let Some(reason) = override_reason {
+                let roles = team.iter().find(|t| t.id == actor).map(|t| t.roles.clone()).unwrap_or_default();
+                if !chain.override_roles.iter().any(|r| roles.contains(r)) {
+                    let who = if chain.override_roles.is_empty() {
+                        "this chain allows no override".to_string()
+                    } else {
+                        format!("only {} may", chain.override_roles.join(", "))
+                    };
+                    return refuse(format!("`{actor}` may not override the approval of {id}: {who}"));
+                }
+                if let Some(why) = bar {
+                    set_aside.push(format!("they {why}"));
+                }
+                if !step.approvers.iter().any(|a| a == actor) {
+                    set_aside.push(format!("they are not an approver of step `{}`", step.step_id));
+                }
+                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version,
+                                  "reason": reason, "set_aside": set_aside})
+                .to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.override", Some((form, id)), &body))?;
+            } else {
+                if chain.allow_self_approval != Some(true) {
+                    if let Some(why) = bar {
+                        return refuse(format!("`{actor}` may not approve {id}: they {why} (separation of duties)"));
+                    }
+                }
+                if !step.approvers.iter().any(|a| a == actor) {
+                    let stand = match def {
+                        Some(d) if d.allow_delegation == Some(true) => {
+                            stand_ins(&team, &step.approvers, &today(&f, now), &barred)
+                        }
+                        _ => Vec::new(),
+                    };
+                    let Some((absent, _)) = stand.into_iter().find(|(_, d)| d == actor) else {
+                        return refuse(format!(
+                            "`{actor}` is not an approver of step `{}`; its approvers: {}",
+                            step.step_id,
+                            step.approvers.join(", ")
+                        ));
+                    };
+                    on_behalf_of = Some(absent);
+                }
+                // The seat must still be entitled now, not only when the step opened (a role
+                // revoked meanwhile).
+                let seat = on_behalf_of.as_deref().unwrap_or(actor);
+                if let Some(def) = def {
+                    let mut now_entitled = match &def.approver {
+                        Some(r) => members_for(&w, r, &row)?,
+                        None => Vec::new(),
+                    };
+                    if let Some(r) = &def.escalate_to {
+                        now_entitled.extend(members_for(&w, r, &row)?);
+                    }
+                    let manages = |m: &String| team.iter().any(|t| t.manager.as_deref() == Some(seat) && &t.id == m);
+                    let is_manager_of_approver = step.approvers.iter().any(manages);
+                    if !now_entitled.iter().any(|m| m == seat) && !is_manager_of_approver {
+                        return refuse(format!(
+                            "`{seat}` no longer qualifies as an approver of step `{}` (their role or position changed)",
+                            step.step_id
+                        ));
+                    }
                 }
             }
-                        if !step.approvers.iter().any(|a| a == actor) {
-                return refuse(format!(
-                    "`{actor}` is not an approver of step `{}`; its approvers: {}",
-                    step.step_id,
-                    step.approvers.join(", ")
-                ));
+            let fresh = approvals::decide(tx, run.id, run.step, actor, on_behalf_of.as_deref(), decision, comment, &at, run.version)?;
+            if !fresh {
+                let seat = on_behalf_of.as_deref().map(|a| format!(" (or for `{a}`)")).unwrap_or_default();
+                return refuse(format!("step `{}` already has a decision by `{actor}`{seat}", step.step_id));
             }
-            // Still entitled now, not only when the step opened (a role revoked meanwhile).
-            if let Some(def) = def {
-                let mut now_entitled = match &def.approver {
-                    Some(r) => members_for(&w, r, &row)?,
-                    None => Vec::new(),
-                };
-                if let Some(r) = &def.escalate_to {
-                    now_entitled.extend(members_for(&w, r, &row)?);
-                }
-                let team = w.session.assign.borrow_mut().team(tx)?.to_vec();
-                let manages = |m: &String| team.iter().any(|t| t.manager.as_deref() == Some(actor) && &t.id == m);
-                let is_manager_of_approver = step.approvers.iter().any(manages);
-                if !now_entitled.iter().any(|m| m == actor) && !is_manager_of_approver {
-                    return refuse(format!(
-                        "`{actor}` no longer qualifies as an approver of step `{}` (their role or position changed)",
-                        step.step_id
-                    ));
-                }
+            let mut body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version, "comment": comment});
+            if let Some(a) = &on_behalf_of {
+                body["on_behalf_of"] = json!(a);
             }
-            if !approvals::decide(tx, run.id, run.step, actor, decision, comment, &at, run.version)? {
-                return refuse(format!("`{actor}` has already decided step `{}`", step.step_id));
+            if let (Some(why), None) = (bar, override_reason) {
+                // Allowed by the chain (`allow_self_approval`), and on record as such.
+                body["self_approval"] = json!(format!("they {why}"));
             }
-            let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version, "comment": comment}).to_string();
+            if override_reason.is_some() {
+                body["override"] = json!(true);
+            }
             let kind = if decision == "approve" { "approval.approved" } else { "approval.rejected" };
-            audit::append(tx, &NewEvent::note(&at, actor, kind, Some((form, id)), &body))?;
+            audit::append(tx, &NewEvent::note(&at, actor, kind, Some((form, id)), &body.to_string()))?;
             if decision == "reject" {
                 approvals::set_step(tx, run.id, run.step, "rejected", &step.approvers, step.needed, &at, None, comment)?;
                 approvals::set_run(tx, run.id, "rejected", run.step, Some(&at))?;
@@ -516,7 +689,8 @@ impl Runtime {
                 return Ok(Verdict::Done);
             }
             let given = approvals::approvals_of(tx, run.id, run.step)?;
-            if (given.len() as i64) < step.needed {
+            // An override decides the step whatever its mode.
+            if (given.len() as i64) < step.needed && override_reason.is_none() {
                 return Ok(Verdict::Done);
             }
             approvals::set_step(tx, run.id, run.step, "approved", &step.approvers, step.needed, &at, None, None)?;
@@ -550,15 +724,47 @@ impl Runtime {
         Ok(Some(ApprovalView { chain: run.chain, status: run.status, version: run.version, steps }))
     }
 
-    /// Steps waiting for a member (or everyone's), oldest first.
+    /// Steps waiting for a member (or everyone's), oldest first: theirs to decide, and those
+    /// they decide for an approver who is away.
     pub fn approvals(&self, member: Option<&str>) -> Result<Vec<Waiting>, EngineError> {
         let conn = self.store.reader();
+        let now = self.clock.now();
+        let team = members::list(conn)?;
         let mut out = Vec::new();
         for (run, s) in approvals::open_steps(conn)? {
             let approved_by = approvals::approvals_of(conn, run.id, s.step)?;
-            if member.is_some_and(|m| !s.approvers.iter().any(|a| a == m) || approved_by.iter().any(|a| a == m)) {
-                continue;
+            let f = super::records::find_form(&self.apps, &run.form);
+            let def = f.as_ref().and_then(|f| {
+                let (_, chain) = chain_of(&f.app.app.def, &run.chain)?;
+                chain.steps.get(s.step as usize)
+            });
+            let mut on_behalf_of = None;
+            if let Some(m) = member {
+                let decided = approvals::deciders_of(conn, run.id, s.step)?;
+                if decided.iter().any(|d| d == m) {
+                    continue;
+                }
+                if !s.approvers.iter().any(|a| a == m) {
+                    let (Some(f), Some(def)) = (&f, def) else { continue };
+                    if def.allow_delegation != Some(true) {
+                        continue;
+                    }
+                    let Some(row) = records::get(conn, &f.table(), &run.record)? else { continue };
+                    let barred = excluded(conn, &row, &run)?;
+                    let stand = stand_ins(&team, &s.approvers, &today(f, now), &barred);
+                    let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == m && !decided.contains(a)) else {
+                        continue;
+                    };
+                    on_behalf_of = Some(absent);
+                }
             }
+            let show = match (&f, def) {
+                (Some(f), Some(def)) if !def.show.is_empty() => {
+                    let data = records::get(conn, &f.table(), &run.record)?.map(|r| r.data).unwrap_or_default();
+                    shown(f, def, &data).into_iter().map(|(field, _)| field).collect()
+                }
+                _ => Vec::new(),
+            };
             out.push(Waiting {
                 form: run.form,
                 record: run.record,
@@ -569,6 +775,8 @@ impl Runtime {
                 approved_by,
                 due_at: s.due_at,
                 version: run.version,
+                on_behalf_of,
+                show,
             });
         }
         Ok(out)

@@ -242,6 +242,9 @@ fn attribute(m: &MemberRow, name: &str) -> Option<String> {
         "manager" => m.manager.clone(),
         "email" => m.email.clone(),
         "phone" => m.phone.clone(),
+        "away_from" => m.away_from.clone(),
+        "away_until" => m.away_until.clone(),
+        "delegate_to" => m.delegate_to.clone(),
         other => m.extra.get(other).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))),
     }
 }

@@ -17,7 +17,7 @@ use super::records::{actor_roles, find_form, unknown_form, Writer};
 use super::rules::{Purpose, Rules};
 use super::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
-use crate::store::{audit, members, records, MemberRow, NewEvent};
+use crate::store::{members, records, MemberRow};
 use crate::values::{format_cell, parse_cell};
 
 /// The largest CSV file accepted.
@@ -438,6 +438,9 @@ impl Runtime {
                 email: cell("email").map(str::to_string),
                 phone: cell("phone").map(str::to_string),
                 extra: Map::new(),
+                away_from: None,
+                away_until: None,
+                delegate_to: cell("delegate_to").map(str::to_string),
             };
             let mut bad = |column: &str, message: String| {
                 problems.push(RowProblem { row: line, column: Some(column.into()), code: "WRONG_TYPE".into(), message })
@@ -457,6 +460,14 @@ impl Runtime {
                 match c.parse::<i64>() {
                     Ok(n) if n >= 0 => member.capacity = Some(n),
                     _ => bad("capacity", format!("\"{c}\" is not a whole number")),
+                }
+            }
+            for (column, slot) in [("away_from", &mut member.away_from), ("away_until", &mut member.away_until)] {
+                if let Some(d) = cell(column) {
+                    match super::members::day(d) {
+                        Ok(day) => *slot = Some(day),
+                        Err(why) => bad(column, why),
+                    }
                 }
             }
             for e in &extra {
@@ -482,55 +493,52 @@ impl Runtime {
                 let has = |c: &str| headers.iter().any(|h| h == c);
                 let member = match &before {
                     None if parsed_member.name.is_empty() => {
-                        let problem = RowProblem { row: *line, column: Some("name".into()), code: "REQUIRED".into(), message: "a new member needs a name".into() };
-                        return Err(EngineError::Import(Box::new(ImportReport { rows: parsed.len(), rejected: 1, problems: vec![problem], ..ImportReport::default() })));
+                        let problem = RowProblem {
+                            row: *line,
+                            column: Some("name".into()),
+                            code: "REQUIRED".into(),
+                            message: "a new member needs a name".into(),
+                        };
+                        return Err(EngineError::Import(Box::new(ImportReport {
+                            rows: parsed.len(),
+                            rejected: 1,
+                            problems: vec![problem],
+                            ..ImportReport::default()
+                        })));
                     }
                     None => parsed_member.clone(),
                     Some(old) => {
                         let mut m = old.clone();
                         let p = parsed_member.clone();
-                        if has("name") && !p.name.is_empty() { m.name = p.name; }
-                        if has("roles") { m.roles = p.roles; }
-                        if has("region") { m.region = p.region; }
-                        if has("manager") { m.manager = p.manager; }
-                        if has("active") { m.active = p.active; }
-                        if has("capacity") { m.capacity = p.capacity; }
-                        if has("email") { m.email = p.email; }
-                        if has("phone") { m.phone = p.phone; }
-                        for (k, v) in p.extra { m.extra.insert(k, v); }
+                        if has("name") && !p.name.is_empty() {
+                            m.name = p.name;
+                        }
+                        macro_rules! from_file {
+                            ($($column:ident),*) => { $( if has(stringify!($column)) { m.$column = p.$column; } )* };
+                        }
+                        from_file!(
+                            roles,
+                            region,
+                            manager,
+                            active,
+                            capacity,
+                            email,
+                            phone,
+                            away_from,
+                            away_until,
+                            delegate_to
+                        );
+                        for (k, v) in p.extra {
+                            m.extra.insert(k, v);
+                        }
                         m
                     }
                 };
-                let member = &member;
-                if before.as_ref() == Some(member) {
-                    report.unchanged += 1;
-                    continue;
+                match super::members::store(tx, before.as_ref(), &member, &at, actor)? {
+                    None => report.unchanged += 1,
+                    Some(_) if before.is_some() => report.updated += 1,
+                    Some(_) => report.created += 1,
                 }
-                members::upsert(tx, member, &at)?;
-                let kind = if before.is_some() { "member.updated" } else { "member.created" };
-                if before.is_some() {
-                    report.updated += 1;
-                } else {
-                    report.created += 1;
-                }
-                let body = json!({"id": member.id, "name": member.name, "roles": member.roles, "region": member.region,
-                    "manager": member.manager, "active": member.active, "capacity": member.capacity, "email": member.email,
-                    "phone": member.phone, "extra": member.extra})
-                .to_string();
-                audit::append(
-                    tx,
-                    &NewEvent {
-                        at: &at,
-                        actor,
-                        kind,
-                        form: None,
-                        record: Some(&member.id),
-                        version: None,
-                        body: &body,
-                        data: None,
-                        data_hash: None,
-                    },
-                )?;
             }
             Ok::<_, EngineError>(report)
         })?;

@@ -20,6 +20,8 @@ use crate::store::{audit, members, records, FormTable};
 const MAX_ROWS: usize = 10_000;
 /// The most members one call returns (each a map of 7 entries, within the scripts' data limit).
 const MAX_MEMBERS: usize = 1_000;
+/// How many fields `lookup_latest` may match on.
+const MAX_LOOKUP_KEYS: usize = 8;
 
 /// What the host functions share: a read-only connection, the clock, and the forms they may
 /// name (the installed ones).
@@ -61,6 +63,31 @@ fn date(text: &str, what: &str) -> Fallible<jiff::civil::Date> {
 
 fn app_zone() -> jiff::tz::TimeZone {
     crate::timespec::parse_time_zone(&context().time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+impl HostForm {
+    /// A field a script may search or sort by: one with a column, and not sensitive (searching
+    /// by a sensitive field would tell a script who holds a phone number).
+    fn searchable(&self, field: &str, function: &str) -> Fallible<()> {
+        if self.table.column(field).is_none() || self.sensitive.iter().any(|s| s == field) {
+            return fail(format!("{function}: this form cannot be searched by `{field}`"));
+        }
+        Ok(())
+    }
+
+    /// A record as a script may see it: sensitive fields (phone numbers, ID numbers) never
+    /// reach a script, nor do sensitive columns of a table field's rows.
+    fn visible(&self, mut r: records::RecordRow) -> Dynamic {
+        r.data.retain(|k, _| !self.sensitive.contains(k));
+        for (field, column) in &self.sensitive_columns {
+            if let Some(Value::Array(rows)) = r.data.get_mut(field) {
+                for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                    row.remove(column);
+                }
+            }
+        }
+        to_dynamic(&Value::Object(r.data))
+    }
 }
 
 impl Host {
@@ -193,33 +220,39 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     });
     let h = host.clone();
     engine.register_fn("lookup", move |form: &str, key: &str, value: Dynamic| -> Fallible<Dynamic> {
-        let HostForm { table, sensitive, sensitive_columns, .. } = h.form(form)?;
-        // Searching by a sensitive field would tell a script who holds a phone number.
-        if table.column(key).is_none() || sensitive.iter().any(|s| s == key) {
-            return fail(format!("lookup: form {form} cannot be searched by `{key}`"));
-        }
+        let found = h.form(form)?;
+        found.searchable(key, "lookup")?;
         let value: Value = rhai::serde::from_dynamic(&value).unwrap_or(Value::Null);
         let conn = h.conn.lock().map_err(|_| "lookup: the reader is unavailable".to_string())?;
-        let found = records::find_by(&conn, &table, &[(key, &value)]).map_err(|e| e.to_string())?;
+        let row = records::find_by(&conn, &found.table, &[(key, &value)]).map_err(|e| e.to_string())?;
         note_call(format!(
             "lookup({form}, {key}, {value}) → {}",
-            found.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
+            row.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
         ));
-        // Sensitive fields (phone numbers, ID numbers) never reach a script, nor do sensitive
-        // columns of a table field's rows.
-        Ok(found
-            .map(|mut r| {
-                r.data.retain(|k, _| !sensitive.contains(k));
-                for (field, column) in &sensitive_columns {
-                    if let Some(Value::Array(rows)) = r.data.get_mut(field) {
-                        for row in rows.iter_mut().filter_map(Value::as_object_mut) {
-                            row.remove(column);
-                        }
-                    }
-                }
-                to_dynamic(&Value::Object(r.data))
-            })
-            .unwrap_or(Dynamic::UNIT))
+        Ok(row.map(|r| found.visible(r)).unwrap_or(Dynamic::UNIT))
+    });
+    let h = host.clone();
+    engine.register_fn("lookup_latest", move |form: &str, filter: RhaiMap, by: &str| -> Fallible<Dynamic> {
+        let found = h.form(form)?;
+        if filter.is_empty() || filter.len() > MAX_LOOKUP_KEYS {
+            return fail(format!("lookup_latest: name 1 to {MAX_LOOKUP_KEYS} fields to match, as #{{field: value}}"));
+        }
+        let mut pairs = Vec::new();
+        for (key, value) in &filter {
+            found.searchable(key, "lookup_latest")?;
+            pairs.push((key.to_string(), rhai::serde::from_dynamic::<Value>(value).unwrap_or(Value::Null)));
+        }
+        found.searchable(by, "lookup_latest")?;
+        let pairs: Vec<(&str, &Value)> = pairs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let conn = h.conn.lock().map_err(|_| "lookup_latest: the reader is unavailable".to_string())?;
+        let row = records::latest_by(&conn, &found.table, &pairs, by).map_err(|e| e.to_string())?;
+        let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        note_call(format!(
+            "lookup_latest({form}, #{{{}}}, {by}) → {}",
+            shown.join(", "),
+            row.as_ref().map(|r| r.id.as_str()).unwrap_or("nothing")
+        ));
+        Ok(row.map(|r| found.visible(r)).unwrap_or(Dynamic::UNIT))
     });
     let h = host;
     engine.register_fn("history", move || -> Fallible<Array> {

@@ -14,6 +14,7 @@ mod daemon;
 mod deliver;
 mod host;
 mod install;
+mod members;
 mod records;
 mod rules;
 mod score;
@@ -29,7 +30,7 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use approvals::{ApprovalView, Waiting};
+pub use approvals::{ApprovalView, Shown, Waiting};
 pub use automate::{Run, RunStatus, StepLog};
 pub use boards::BoardItem;
 pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
@@ -38,6 +39,7 @@ pub use deliver::{
     backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
 };
 pub use install::InstallReport;
+pub use members::Absence;
 pub use records::{Change, Version};
 pub use score::Scored;
 pub use signing::{SignLink, Signature};

@@ -273,14 +273,6 @@ impl Runtime {
         };
         let show = |field: &crate::model::Field, v: &serde_json::Value| -> String {
             match (field.kind, v) {
-                (_, serde_json::Value::Null) => String::new(),
-                (FieldType::Choice, serde_json::Value::String(s)) => field
-                    .options
-                    .iter()
-                    .flatten()
-                    .find(|o| &o.value == s)
-                    .and_then(|o| o.label.as_ref().map(|l| l.get(lang).to_string()))
-                    .unwrap_or_else(|| s.clone()),
                 (FieldType::Link, serde_json::Value::String(s)) => field
                     .form
                     .as_deref()
@@ -292,13 +284,7 @@ impl Runtime {
                     })
                     .unwrap_or_else(|| s.clone()),
                 (FieldType::Bool, serde_json::Value::Bool(b)) => (if *b { "是 / yes" } else { "否 / no" }).to_string(),
-                (_, serde_json::Value::String(s)) => s.clone(),
-                (_, serde_json::Value::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                (_, v) => v.to_string(),
+                _ => crate::values::display(field, v, lang),
             }
         };
         let mut sheet = crate::pdf::Sheet {
@@ -313,7 +299,9 @@ impl Runtime {
             }
             let value = row.data.get(&field.id).cloned().unwrap_or(serde_json::Value::Null);
             if field.kind == FieldType::Table {
-                let columns: Vec<&crate::model::Field> = field.columns.iter().flatten().collect();
+                // Internal columns (a floor price) stay off what the customer receives.
+                let columns: Vec<&crate::model::Field> =
+                    field.columns.iter().flatten().filter(|c| c.sensitive != Some(true)).collect();
                 let heads = columns.iter().map(|c| both(c.label.as_ref(), &c.id)).collect();
                 let rows = value
                     .as_array()

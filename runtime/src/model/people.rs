@@ -21,8 +21,20 @@ pub struct Role {
 }
 
 /// The member attributes every directory has.
-pub const BUILTIN_MEMBER_FIELDS: &[&str] =
-    &["id", "name", "roles", "region", "manager", "active", "capacity", "email", "phone"];
+pub const BUILTIN_MEMBER_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "roles",
+    "region",
+    "manager",
+    "active",
+    "capacity",
+    "email",
+    "phone",
+    "away_from",
+    "away_until",
+    "delegate_to",
+];
 
 /// The member directory's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub struct ApprovalChain {
     pub reset_on_edit: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_self_approval: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub override_roles: Vec<String>,
     pub steps: Vec<ApprovalStep>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_approved: Vec<Step>,
@@ -59,6 +61,8 @@ pub struct ApprovalStep {
     pub escalate_to: Option<Recipient>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_delegation: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub show: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<Signature>,
 }

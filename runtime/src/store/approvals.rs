@@ -175,13 +175,16 @@ pub(crate) fn open_steps(conn: &Connection) -> Result<Vec<(ApprovalRow, StepRow)
     Ok(out)
 }
 
-/// Records a decision; false when this member already decided this step (counted once).
+/// Records a decision, `on_behalf_of` an absent approver when a delegate makes it; false when
+/// this member already decided this step, or this approver's seat is already filled (each
+/// counts once).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
     tx: &Tx<'_>,
     approval: i64,
     step: i64,
     member: &str,
+    on_behalf_of: Option<&str>,
     decision: &str,
     comment: Option<&str>,
     at: &str,
@@ -189,26 +192,40 @@ pub(crate) fn decide(
 ) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
-            "INSERT INTO approval_decisions (approval, step, member, decision, comment, at, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            "INSERT INTO approval_decisions (approval, step, member, on_behalf_of, decision, comment, at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![approval, step, member, decision, comment, at, version])?;
+        .execute(params![approval, step, member, on_behalf_of, decision, comment, at, version])?;
     Ok(n == 1)
 }
 
-/// The members who approved a step so far.
+/// The approvers whose seats approved a step so far (a delegate's approval fills the absent
+/// approver's seat).
 pub(crate) fn approvals_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
+        "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
+         WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
     )?;
     let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Everyone who approved any step of a run.
+/// Everyone who decided a step, and everyone on whose behalf someone did.
+pub(crate) fn deciders_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2
+         UNION SELECT on_behalf_of FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND on_behalf_of IS NOT NULL",
+    )?;
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Everyone who approved any step of a run, in person or through a delegate.
 pub(crate) fn approvers_so_far(conn: &Connection, approval: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'",
+        "SELECT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'
+         UNION SELECT on_behalf_of FROM approval_decisions
+         WHERE approval = ?1 AND decision = 'approve' AND on_behalf_of IS NOT NULL",
     )?;
     let rows = stmt.query_map([approval], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

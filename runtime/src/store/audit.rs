@@ -351,24 +351,23 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
 
 /// Each member row must equal what its last `member.*` event recorded.
 fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT m.id, m.name, m.roles, m.region, m.manager, m.active, m.capacity, m.email, m.phone, m.extra,
-                (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {}, (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
          FROM members m ORDER BY m.id",
-    )?;
+        super::members::COLUMNS
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let id: String = r.get(0)?;
-        let Some(body) = r.get::<_, Option<String>>(10)? else { return Ok(Some(AuditProblem::MemberAltered(id))) };
+        let (mut row, roles, extra) = super::members::read(r)?;
+        let Some(body) = r.get::<_, Option<String>>(13)? else { return Ok(Some(AuditProblem::MemberAltered(row.id))) };
         let recorded: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let row = serde_json::json!({
-            "id": id, "name": r.get::<_, String>(1)?, "roles": serde_json::from_str::<Value>(&r.get::<_, String>(2)?).unwrap_or(Value::Null),
-            "region": r.get::<_, Option<String>>(3)?, "manager": r.get::<_, Option<String>>(4)?, "active": r.get::<_, bool>(5)?,
-            "capacity": r.get::<_, Option<i64>>(6)?, "email": r.get::<_, Option<String>>(7)?, "phone": r.get::<_, Option<String>>(8)?,
-            "extra": serde_json::from_str::<Value>(&r.get::<_, String>(9)?).unwrap_or(Value::Null),
-        });
-        if row != recorded {
-            return Ok(Some(AuditProblem::MemberAltered(id)));
+        // Unreadable JSON in a row is itself a change made outside closeloop.
+        match (serde_json::from_str(&roles), serde_json::from_str(&extra)) {
+            (Ok(roles), Ok(extra)) => (row.roles, row.extra) = (roles, extra),
+            _ => return Ok(Some(AuditProblem::MemberAltered(row.id))),
+        }
+        if row.audit_body() != recorded {
+            return Ok(Some(AuditProblem::MemberAltered(row.id)));
         }
     }
     Ok(None)

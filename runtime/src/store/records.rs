@@ -154,6 +154,27 @@ pub(crate) fn find_by(
     t: &FormTable,
     fields: &[(&str, &Value)],
 ) -> Result<Option<RecordRow>, StoreError> {
+    first_by(conn, t, fields, "created_at, id".into())
+}
+
+/// Of the records whose fields equal the values, the one with the greatest `by` (the last
+/// price a customer paid for a product): `None` when `by` has no column.
+pub(crate) fn latest_by(
+    conn: &Connection,
+    t: &FormTable,
+    fields: &[(&str, &Value)],
+    by: &str,
+) -> Result<Option<RecordRow>, StoreError> {
+    let Some(col) = t.column(by) else { return Ok(None) };
+    first_by(conn, t, fields, format!("{col} DESC, created_at DESC, id DESC"))
+}
+
+fn first_by(
+    conn: &Connection,
+    t: &FormTable,
+    fields: &[(&str, &Value)],
+    order: String,
+) -> Result<Option<RecordRow>, StoreError> {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     for (i, (field, value)) in fields.iter().enumerate() {
@@ -164,8 +185,7 @@ pub(crate) fn find_by(
     if clauses.is_empty() {
         return Ok(None);
     }
-    let sql =
-        format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY created_at, id LIMIT 1", t.quoted(), clauses.join(" AND "));
+    let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY {order} LIMIT 1", t.quoted(), clauses.join(" AND "));
     conn.prepare_cached(&sql)?.query_row(params_from_iter(values), read_row).optional()?.map(finish).transpose()
 }
 
