@@ -96,6 +96,19 @@ fn a_delegate_decides_only_while_the_approver_is_away_and_where_the_step_allows_
 }
 
 #[test]
+fn a_delegate_must_qualify_for_the_step_not_merely_share_some_role() {
+    let mut w = quotes();
+    // q_fin also sits in legal; a legal colleague shares a role with her, but not finance.
+    w.rt.import_members(b"id,roles\nq_fin,finance;legal\n", "system").unwrap();
+    w.rt.set_away("q_fin", &away("2026-11-27", "q_legal"), "system").unwrap();
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    assert!(!step_note(&w, &id, "finance").contains("decides in their place"));
+    assert!(refused(w.rt.approve("quote", &id, "q_legal", None)).contains("not an approver"));
+    assert!(w.rt.approvals(Some("q_legal")).unwrap().is_empty());
+}
+
+#[test]
 fn marking_someone_away_checks_the_delegate_and_who_asks_and_is_audited() {
     let mut w = quotes();
     let input = |r: Result<_, EngineError>| match r {
@@ -141,8 +154,13 @@ fn a4_a_director_pushes_a_step_through_only_with_a_reason_and_the_override_is_au
     let approved = trail(&w, &id, "approval.approved");
     assert_eq!(approved[0].1["override"], json!(true));
     assert_eq!(trail(&w, &id, "approval.refused").len(), 2, "both refusals are on record");
-    // The override does not carry over: the next step is finance's as usual.
+    assert_eq!(trail(&w, &id, "approval.override").len(), 1, "the refused attempt left no override event");
+    // The override does not carry over: the next step is finance's as usual, and one
+    // break-glass per run is all there is.
     assert!(refused(w.rt.approve("quote", &id, "q_dir", None)).contains("separation of duties"));
+    assert!(refused(w.rt.approve_override("quote", &id, "q_dir", "还是急", None)).contains("already overridden"));
+    let last = trail(&w, &id, "approval.refused").pop().unwrap();
+    assert_eq!(last.1["override"], json!("还是急"), "a refused override is on record as one");
     w.rt.approve("quote", &id, "q_fin", None).unwrap();
     assert_eq!(status(&steps(&w, &id), "customer_sign"), "open");
 }
@@ -197,6 +215,10 @@ fn absences_import_with_the_directory_and_an_edit_outside_closeloop_is_caught() 
     std::fs::write(cli.path("bad.csv"), "id,away_until\nq_fin2,2026-02-30\n").unwrap();
     let (_, said) = cli.fails(&["members", "import", &cli.path("bad.csv").display().to_string()]);
     assert!(said.contains("away_until"), "{said}");
+    // A file may not hand approvals to someone the directory would refuse either.
+    std::fs::write(cli.path("rep.csv"), "id,delegate_to\nq_fin2,q_li\n").unwrap();
+    let (_, said) = cli.fails(&["members", "import", &cli.path("rep.csv").display().to_string()]);
+    assert!(said.contains("delegate_to") && said.contains("shares no role"), "{said}");
     assert!(cli.ok(&["audit", "verify"]).contains("ok"));
     // Someone hands themselves q_fin's approvals in the database file: verify names the member.
     let conn = rusqlite::Connection::open(cli.db()).unwrap();

@@ -328,6 +328,22 @@ pub fn display(field: &Field, value: &Value, lang: Lang) -> String {
         }
         Value::Number(n) if field.kind == FieldType::Percent => format!("{n}%"),
         Value::String(s) => option(s),
+        // A table's rows, each as `column: value` of its columns that are not sensitive.
+        Value::Array(rows) if field.kind == FieldType::Table => rows
+            .iter()
+            .map(|row| {
+                field
+                    .columns
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.sensitive != Some(true))
+                    .filter_map(|c| row.get(&c.id).filter(|v| !v.is_null()).map(|v| (c, v)))
+                    .map(|(c, v)| format!("{}: {}", c.id, display(c, v, lang)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
         Value::Array(items) => {
             items.iter().map(|i| i.as_str().map(option).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(", ")
         }
@@ -498,5 +514,16 @@ mod tests {
         assert_eq!(parse_cell(&range, "-10~5", &tz), Ok(Some(serde_json::json!({"min": -10.0, "max": 5.0}))));
         assert_eq!(parse_cell(&range, "-10-5", &tz), Ok(Some(serde_json::json!({"min": -10.0, "max": 5.0}))));
         assert_eq!(format_cell(Some(&serde_json::json!({"min": -10.0, "max": 5.0}))), "-10.0~5.0");
+    }
+
+    #[test]
+    fn a_table_reads_row_by_row_without_its_sensitive_columns() {
+        let lines: Field = serde_json::from_value(serde_json::json!({"id": "lines", "type": "table", "columns": [
+            {"id": "sku", "type": "text"},
+            {"id": "unit_price", "type": "money"},
+            {"id": "floor_price", "type": "money", "sensitive": true}]}))
+        .unwrap_or_else(|_| unreachable!());
+        let rows = serde_json::json!([{"sku": "A", "unit_price": 1800.0, "floor_price": 2000.0}, {"sku": "B"}]);
+        assert_eq!(display(&lines, &rows, Lang::Zh), "sku: A, unit_price: 1800.00; sku: B");
     }
 }

@@ -97,23 +97,42 @@ fn excluded(
 }
 
 /// Who stands in for whom on a step today: each approver who is away and named a delegate who
-/// is active, not away too, shares one of their roles, is not barred from the record and is
-/// not an approver of the step already (nobody fills two seats). One hop: a delegate's own
-/// delegate is not asked.
+/// is active, not away too, qualifies as the approver does, is not barred from the record and
+/// is not an approver of the step already (nobody fills two seats); none where the step does
+/// not allow delegation. One hop: a delegate's own delegate is not asked.
+///
+/// Qualifying: where the approver holds one of the step's roles (`approver` or `escalate_to`
+/// by role), the delegate must hold one of those too; an approver named by position (the
+/// owner's manager, a member) is stood in for by someone sharing one of their roles.
 fn stand_ins(
     team: &[MemberRow],
+    step: Option<&ApprovalStep>,
     approvers: &[String],
     today: &str,
     barred: &[(String, &'static str)],
 ) -> Vec<(String, String)> {
+    let Some(step) = step.filter(|s| s.allow_delegation == Some(true)) else { return Vec::new() };
+    let step_roles: Vec<&str> = [&step.approver, &step.escalate_to]
+        .into_iter()
+        .filter_map(|r| match r {
+            Some(crate::model::Recipient::Role(role)) => Some(role.as_str()),
+            _ => None,
+        })
+        .collect();
     approvers
         .iter()
         .filter_map(|a| {
             let absent = team.iter().find(|t| &t.id == a).filter(|t| t.away_on(today))?;
             let delegate = team.iter().find(|t| Some(t.id.as_str()) == absent.delegate_to.as_deref())?;
+            let by_step: Vec<&String> = absent.roles.iter().filter(|r| step_roles.contains(&r.as_str())).collect();
+            let qualifies = if by_step.is_empty() {
+                delegate.roles.iter().any(|r| absent.roles.contains(r))
+            } else {
+                delegate.roles.iter().any(|r| by_step.contains(&r))
+            };
             let fit = delegate.active
                 && !delegate.away_on(today)
-                && delegate.roles.iter().any(|r| absent.roles.contains(r))
+                && qualifies
                 && !barred.iter().any(|(b, _)| b == &delegate.id)
                 && !approvers.contains(&delegate.id);
             fit.then(|| (a.clone(), delegate.id.clone()))
@@ -249,21 +268,10 @@ fn advance(
             _ => 1,
         };
         let due = step.timeout.as_deref().and_then(|t| automate::moment(&w.f.app.calendar, w.at, Some(t), None));
-        let stand = if step.allow_delegation == Some(true) {
-            let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
-            stand_ins(&team, &approvers, &today(w.f, w.session.now), &barred)
-        } else {
-            Vec::new()
-        };
+        let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+        let stand = stand_ins(&team, Some(step), &approvers, &today(w.f, w.session.now), &barred);
         for (absent, delegate) in &stand {
-            let until = w
-                .session
-                .assign
-                .borrow_mut()
-                .team(w.tx)?
-                .iter()
-                .find(|t| &t.id == absent)
-                .and_then(|t| t.away_until.clone());
+            let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
             let said =
                 format!("{absent} is away until {}: {delegate} decides in their place", until.unwrap_or_default());
             note = Some(match note {
@@ -554,7 +562,8 @@ impl Runtime {
             };
             let row = records::get(tx, &table, id)?.ok_or_else(|| super::records::not_found(form, id))?;
             let refuse = |why: String| -> Result<Verdict, EngineError> {
-                let body = json!({"approval": run.id, "chain": run.chain, "step": run.step, "decision": decision, "why": why}).to_string();
+                let body = json!({"approval": run.id, "chain": run.chain, "step": run.step, "decision": decision,
+                                  "override": override_reason, "why": why}).to_string();
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
                 Ok(Verdict::Refused(why))
             };
@@ -588,10 +597,12 @@ impl Runtime {
             }
             let barred = excluded(tx, &row, &run)?;
             let bar = barred.iter().find(|(m, _)| m == actor).map(|(_, why)| *why);
+            // Under `allow_self_approval` nobody is barred (a step opened the same way).
+            let barring: &[(String, &str)] = if chain.allow_self_approval == Some(true) { &[] } else { &barred };
             let team = w.session.assign.borrow_mut().team(tx)?.to_vec();
             let mut on_behalf_of = None;
             let mut set_aside = Vec::new();
-            if let Some(reason) = override_reason {
+            if override_reason.is_some() {
                 let roles = team.iter().find(|t| t.id == actor).map(|t| t.roles.clone()).unwrap_or_default();
                 if !chain.override_roles.iter().any(|r| roles.contains(r)) {
                     let who = if chain.override_roles.is_empty() {
@@ -601,16 +612,20 @@ impl Runtime {
                     };
                     return refuse(format!("`{actor}` may not override the approval of {id}: {who}"));
                 }
+                // One break-glass per run: an override never carries a record through its
+                // whole chain.
+                if let Some((at_step, by)) = approvals::overridden(tx, run.id)? {
+                    let earlier = chain.steps.get(at_step as usize).map(|s| s.id.as_str()).unwrap_or("?");
+                    return refuse(format!(
+                        "this run was already overridden (step `{earlier}`, by `{by}`); the rest of the chain needs its approvers"
+                    ));
+                }
                 if let Some(why) = bar {
                     set_aside.push(format!("they {why}"));
                 }
                 if !step.approvers.iter().any(|a| a == actor) {
                     set_aside.push(format!("they are not an approver of step `{}`", step.step_id));
                 }
-                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version,
-                                  "reason": reason, "set_aside": set_aside})
-                .to_string();
-                audit::append(tx, &NewEvent::note(&at, actor, "approval.override", Some((form, id)), &body))?;
             } else {
                 if chain.allow_self_approval != Some(true) {
                     if let Some(why) = bar {
@@ -618,13 +633,9 @@ impl Runtime {
                     }
                 }
                 if !step.approvers.iter().any(|a| a == actor) {
-                    let stand = match def {
-                        Some(d) if d.allow_delegation == Some(true) => {
-                            stand_ins(&team, &step.approvers, &today(&f, now), &barred)
-                        }
-                        _ => Vec::new(),
-                    };
-                    let Some((absent, _)) = stand.into_iter().find(|(_, d)| d == actor) else {
+                    let decided = approvals::deciders_of(tx, run.id, run.step)?;
+                    let stand = stand_ins(&team, def, &step.approvers, &today(&f, now), barring);
+                    let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == actor && !decided.contains(a)) else {
                         return refuse(format!(
                             "`{actor}` is not an approver of step `{}`; its approvers: {}",
                             step.step_id,
@@ -654,10 +665,26 @@ impl Runtime {
                     }
                 }
             }
-            let fresh = approvals::decide(tx, run.id, run.step, actor, on_behalf_of.as_deref(), decision, comment, &at, run.version)?;
-            if !fresh {
+            let record = approvals::Decision {
+                approval: run.id,
+                step: run.step,
+                member: actor,
+                on_behalf_of: on_behalf_of.as_deref(),
+                decision,
+                comment,
+                override_reason,
+                at: &at,
+                version: run.version,
+            };
+            if !approvals::decide(tx, &record)? {
                 let seat = on_behalf_of.as_deref().map(|a| format!(" (or for `{a}`)")).unwrap_or_default();
                 return refuse(format!("step `{}` already has a decision by `{actor}`{seat}", step.step_id));
+            }
+            if let Some(reason) = override_reason {
+                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version,
+                                  "reason": reason, "set_aside": set_aside})
+                .to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.override", Some((form, id)), &body))?;
             }
             let mut body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version, "comment": comment});
             if let Some(a) = &on_behalf_of {
@@ -746,12 +773,11 @@ impl Runtime {
                 }
                 if !s.approvers.iter().any(|a| a == m) {
                     let (Some(f), Some(def)) = (&f, def) else { continue };
-                    if def.allow_delegation != Some(true) {
-                        continue;
-                    }
                     let Some(row) = records::get(conn, &f.table(), &run.record)? else { continue };
-                    let barred = excluded(conn, &row, &run)?;
-                    let stand = stand_ins(&team, &s.approvers, &today(f, now), &barred);
+                    let self_allowed =
+                        chain_of(&f.app.app.def, &run.chain).is_some_and(|(_, c)| c.allow_self_approval == Some(true));
+                    let barred = if self_allowed { Vec::new() } else { excluded(conn, &row, &run)? };
+                    let stand = stand_ins(&team, Some(def), &s.approvers, &today(f, now), &barred);
                     let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == m && !decided.contains(a)) else {
                         continue;
                     };

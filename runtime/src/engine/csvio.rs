@@ -540,6 +540,35 @@ impl Runtime {
                     Some(_) => report.created += 1,
                 }
             }
+            // Absences the file sets are checked against the directory as the file leaves it (a
+            // delegate may be a member the same file adds); one that does not hold rolls the
+            // import back.
+            let sets_absences =
+                ["away_from", "away_until", "delegate_to"].iter().any(|c| headers.iter().any(|h| h == c));
+            let team = if sets_absences { members::list(tx)? } else { Vec::new() };
+            let problems: Vec<RowProblem> = parsed
+                .iter()
+                .filter_map(|(line, p)| {
+                    let m = team.iter().find(|t| t.id == p.id)?;
+                    let why = super::members::check_absence(m, &team).err()?;
+                    let column = if why.contains("before it starts") { "away_until" } else { "delegate_to" };
+                    Some(RowProblem {
+                        row: *line,
+                        column: Some(column.into()),
+                        code: "WRONG_VALUE".into(),
+                        message: why,
+                    })
+                })
+                .collect();
+            if !problems.is_empty() {
+                let rejected = problems.len();
+                return Err(EngineError::Import(Box::new(ImportReport {
+                    rows: parsed.len(),
+                    rejected,
+                    problems,
+                    ..ImportReport::default()
+                })));
+            }
             Ok::<_, EngineError>(report)
         })?;
         Ok(report)

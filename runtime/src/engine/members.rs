@@ -50,6 +50,35 @@ pub(crate) fn store(
     Ok(Some(kind))
 }
 
+/// An absence as the directory may hold it: it ends no earlier than it starts, and the
+/// delegate is someone else, still on the team, sharing one of the member's roles (each step
+/// then asks more: see `approvals::stand_ins`).
+pub(crate) fn check_absence(m: &MemberRow, team: &[MemberRow]) -> Result<(), String> {
+    if let (Some(from), Some(until)) = (&m.away_from, &m.away_until) {
+        if from > until {
+            return Err(format!("the absence ends ({until}) before it starts ({from})"));
+        }
+    }
+    let Some(d) = &m.delegate_to else { return Ok(()) };
+    let Some(delegate) = team.iter().find(|t| &t.id == d) else {
+        return Err(format!("there is no member `{d}` to stand in"));
+    };
+    if delegate.id == m.id {
+        return Err("a member cannot stand in for themselves".into());
+    }
+    if !delegate.active {
+        return Err(format!("`{d}` has left the team and cannot stand in"));
+    }
+    if !delegate.roles.iter().any(|r| m.roles.contains(r)) {
+        return Err(format!(
+            "`{d}` shares no role with `{}` ({}), so cannot decide in their place",
+            m.id,
+            m.roles.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 impl Runtime {
     /// Marks `member` away (through `absence.until`) with who stands in for them. The member
     /// themselves, their manager or `system` may; the delegate must be active, someone else,
@@ -58,32 +87,11 @@ impl Runtime {
         let until = day(&absence.until).map_err(|why| EngineError::Input(format!("--until: {why}")))?;
         let from =
             absence.from.as_deref().map(day).transpose().map_err(|why| EngineError::Input(format!("--from: {why}")))?;
-        if from.as_ref().is_some_and(|f| f > &until) {
-            return Err(EngineError::Input(format!("the absence ends ({until}) before it starts")));
-        }
         self.change_member(member, actor, |m, team| {
-            if let Some(d) = &absence.delegate {
-                let Some(delegate) = team.iter().find(|t| &t.id == d) else {
-                    return Err(format!("there is no member `{d}` to stand in"));
-                };
-                if delegate.id == m.id {
-                    return Err("a member cannot stand in for themselves".into());
-                }
-                if !delegate.active {
-                    return Err(format!("`{d}` has left the team and cannot stand in"));
-                }
-                if !delegate.roles.iter().any(|r| m.roles.contains(r)) {
-                    return Err(format!(
-                        "`{d}` shares no role with `{}` ({}), so cannot decide in their place",
-                        m.id,
-                        m.roles.join(", ")
-                    ));
-                }
-            }
             m.away_from = from.clone();
             m.away_until = Some(until.clone());
             m.delegate_to = absence.delegate.clone();
-            Ok(())
+            check_absence(m, team)
         })
     }
 

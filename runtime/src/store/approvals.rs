@@ -175,28 +175,59 @@ pub(crate) fn open_steps(conn: &Connection) -> Result<Vec<(ApprovalRow, StepRow)
     Ok(out)
 }
 
-/// Records a decision, `on_behalf_of` an absent approver when a delegate makes it; false when
-/// this member already decided this step, or this approver's seat is already filled (each
-/// counts once).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn decide(
-    tx: &Tx<'_>,
-    approval: i64,
-    step: i64,
-    member: &str,
-    on_behalf_of: Option<&str>,
-    decision: &str,
-    comment: Option<&str>,
-    at: &str,
-    version: i64,
-) -> Result<bool, StoreError> {
+/// One decision to record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision<'a> {
+    /// The run.
+    pub approval: i64,
+    /// The step.
+    pub step: i64,
+    /// Who decides.
+    pub member: &'a str,
+    /// The absent approver a delegate decides for.
+    pub on_behalf_of: Option<&'a str>,
+    /// `approve` or `reject`.
+    pub decision: &'a str,
+    /// Their comment.
+    pub comment: Option<&'a str>,
+    /// The reason of an override (break-glass).
+    pub override_reason: Option<&'a str>,
+    /// When.
+    pub at: &'a str,
+    /// The version it binds to.
+    pub version: i64,
+}
+
+/// Records a decision; false when this member already decided this step, or this approver's
+/// seat is already filled (each counts once).
+pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
-            "INSERT INTO approval_decisions (approval, step, member, on_behalf_of, decision, comment, at, version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            "INSERT INTO approval_decisions (approval, step, member, on_behalf_of, decision, comment, at, version, override_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![approval, step, member, on_behalf_of, decision, comment, at, version])?;
+        .execute(params![
+            d.approval,
+            d.step,
+            d.member,
+            d.on_behalf_of,
+            d.decision,
+            d.comment,
+            d.at,
+            d.version,
+            d.override_reason
+        ])?;
     Ok(n == 1)
+}
+
+/// The step and member of a run's override, if it had one.
+pub(crate) fn overridden(conn: &Connection, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
+        )?
+        .query_row([approval], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// The approvers whose seats approved a step so far (a delegate's approval fills the absent

@@ -205,11 +205,13 @@ const MIGRATIONS: &[&str] = &[
         signer TEXT
      );",
     // 8: delegation while away: the directory says who is away and who stands in; a decision
-    // records on whose behalf it was made, and each approver's seat is filled once.
+    // records on whose behalf it was made (each approver's seat is filled once), or the
+    // reason of an override.
     "ALTER TABLE members ADD COLUMN away_from TEXT;
      ALTER TABLE members ADD COLUMN away_until TEXT;
      ALTER TABLE members ADD COLUMN delegate_to TEXT;
      ALTER TABLE approval_decisions ADD COLUMN on_behalf_of TEXT;
+     ALTER TABLE approval_decisions ADD COLUMN override_reason TEXT;
      CREATE UNIQUE INDEX approval_decision_seats
         ON approval_decisions(approval, step, COALESCE(on_behalf_of, member));",
 ];
