@@ -1,11 +1,93 @@
 //! The baselines and fixtures of `closeloop bench`: the raw SQLite work closeloop's own paths
 //! are compared against, and bulk rows that would take too long to make through the library.
 
-use rusqlite::params;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter};
 
 use super::{schema, timers, FormTable, Store, StoreError, TimerRow};
 
+/// Rows of one table, as stored: what `bench import` replays raw.
+pub type TableRows = (String, Vec<String>, Vec<Vec<Value>>);
+
+/// Names of the tables in a database, from its own schema (never from input).
+fn table_names(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(names)
+}
+
+/// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
+fn stored_columns(conn: &rusqlite::Connection, table: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
+    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(names.iter().map(|n| super::quote(n)).collect())
+}
+
 impl Store {
+    /// Each table's largest rowid now: the mark `bench_rows_since` counts from.
+    pub fn bench_marks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut marks = Vec::new();
+        for name in table_names(&self.conn)? {
+            let max = self.conn.query_row(
+                &format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)),
+                [],
+                |r| r.get(0),
+            )?;
+            marks.push((name, max));
+        }
+        Ok(marks)
+    }
+
+    /// The rows added to each table since `marks` (tables new since then: all their rows):
+    /// every row a piece of work wrote, for replaying raw.
+    pub fn bench_rows_since(&self, marks: &[(String, i64)]) -> Result<Vec<TableRows>, StoreError> {
+        let mut out = Vec::new();
+        for name in table_names(&self.conn)? {
+            let since = marks.iter().find(|(t, _)| t == &name).map(|(_, m)| *m).unwrap_or(0);
+            let columns = stored_columns(&self.conn, &name)?;
+            let sql =
+                format!("SELECT {} FROM {} WHERE rowid > ?1 ORDER BY rowid", columns.join(", "), super::quote(&name));
+            let mut stmt = self.conn.prepare(&sql)?;
+            let width = columns.len();
+            let rows = stmt
+                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())?
+                .collect::<Result<Vec<_>, _>>()?;
+            if !rows.is_empty() {
+                out.push((name, columns, rows));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The baseline of `bench import`'s second comparison: inserts `rows` raw into this
+    /// store's tables of the same shape and indexes (`tables` are the forms' tables to
+    /// create), one prepared statement per table, in one transaction. Returns the rows written.
+    pub fn bench_raw_replay(&mut self, tables: &[FormTable], rows: &[TableRows]) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            for t in tables {
+                schema::sync_form_table(tx, t)?;
+            }
+            let mut written = 0;
+            for (name, columns, table_rows) in rows {
+                let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    super::quote(name),
+                    columns.join(", "),
+                    marks.join(", ")
+                );
+                let mut stmt = tx.prepare_cached(&sql)?;
+                for row in table_rows {
+                    stmt.execute(params_from_iter(row.iter()))?;
+                    written += 1;
+                }
+            }
+            Ok::<_, StoreError>(written)
+        })
+    }
+
     /// Inserts `(id, data)` rows raw into the form's table: the baseline of `bench import`,
     /// the same JSON rows in a table of the same shape and indexes, in one transaction, with
     /// one prepared statement and nothing else.
