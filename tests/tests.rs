@@ -7,6 +7,7 @@
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
 //! - `host`: the host API, health scores, and what scripts cannot do (S8).
+//! - `http`: `closeloop serve` on loopback: tokens, limits, a burst of heavy events (S10).
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `approvals`: approval chains, signing links and the quote PDF.
 //! - `delegation`: delegates of away approvers, and the audited override (A4).
@@ -26,6 +27,7 @@ mod corpus;
 mod delegation;
 mod host;
 mod hostile;
+mod http;
 mod independent_schema;
 mod notifications;
 mod quote_logic;

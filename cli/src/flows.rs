@@ -272,6 +272,75 @@ pub fn channels_set(ctx: &Context, name: &str, pairs: &[String], actor: &str) ->
 }
 
 /// `closeloop run`: the scheduler, until SIGINT or SIGTERM.
+/// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `closeloop serve`: the HTTP API over a pool of engine workers, until SIGTERM/SIGINT.
+pub fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &str) -> Result<ExitCode, UserError> {
+    if ctx.now.is_some() {
+        return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
+    }
+    let db = ctx.db.clone();
+    let open = move || {
+        let store = closeloop::store::Store::open(&db)?;
+        closeloop::Runtime::open(store, std::sync::Arc::new(closeloop::clock::SystemClock))
+    };
+    let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
+    let api = closeloop::http::Api::new(pool, token).map_err(|e| ctx.engine_error(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the server: {e}")))?;
+    runtime.block_on(async {
+        let stop = stop_signal();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| UserError(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| UserError(e.to_string()))?;
+        let said = if ctx.json() {
+            serde_json::json!({"listening": format!("http://{addr}"), "workers": workers.max(1), "queue": queue}).to_string()
+        } else {
+            format!(
+                "closeloop serve: listening on http://{addr} ({} worker(s), queue {queue}): POST /api/events/NAME, GET /healthz",
+                workers.max(1)
+            )
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{said}");
+            let _ = out.flush();
+        }
+        closeloop::http::serve(listener, closeloop::http::router(api), stop)
+            .await
+            .map_err(|e| UserError(format!("the server stopped: {e}")))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `closeloop run`: the scheduler, until SIGTERM/SIGINT.
 pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
     use closeloop::engine::Progress;
     if ctx.now.is_some() {
@@ -295,27 +364,7 @@ pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
         .block_on(async {
             // The handlers are in place before the first pass: a SIGTERM during it waits for it
             // to finish instead of killing the process mid-transaction.
-            #[cfg(unix)]
-            let stop = {
-                use tokio::signal::unix::{signal, SignalKind};
-                let term = signal(SignalKind::terminate());
-                let int = signal(SignalKind::interrupt());
-                async move {
-                    match (term, int) {
-                        (Ok(mut term), Ok(mut int)) => {
-                            tokio::select! {
-                                _ = term.recv() => {}
-                                _ = int.recv() => {}
-                            }
-                        }
-                        _ => std::future::pending::<()>().await,
-                    }
-                }
-            };
-            #[cfg(not(unix))]
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
+            let stop = stop_signal();
             say(if json { r#"{"started":true}"#.to_string() } else { "closeloop run: scheduler started".to_string() });
             rt.run_scheduler(stop, |p| match p {
                 Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),

@@ -264,6 +264,21 @@ enum Command {
     },
     /// The scheduler: fire timers and deliver the outbox until SIGINT/SIGTERM.
     Run,
+    /// The HTTP API (POST /api/events/NAME, GET /healthz) until SIGINT/SIGTERM.
+    Serve {
+        /// Where to listen (port 0: any free port, printed when ready).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Engine workers (each with its own database connection).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Requests that may wait for a worker; past that they get 503 and Retry-After.
+        #[arg(long, default_value_t = 64)]
+        queue: usize,
+        /// The bearer token clients must send.
+        #[arg(long, env = "CLOSELOOP_API_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Approval steps waiting for someone (for one member with --as).
     Approvals {
         /// Only what waits for this member.
@@ -581,6 +596,7 @@ fn main() -> ExitCode {
             flows::channels_set(&ctx, name, pairs, actor)
         }
         Command::Run => flows::run(&ctx),
+        Command::Serve { listen, workers, queue, token } => flows::serve(&ctx, listen, *workers, *queue, token),
         Command::Approvals { member } => flows::approvals(&ctx, member.as_deref()),
         Command::Approve { form, id, actor, comment, override_reason: Some(reason) } => {
             flows::approve_override(&ctx, form, id, actor, reason, comment.as_deref())

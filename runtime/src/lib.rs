@@ -75,6 +75,11 @@
 //! - `store`: every SQL statement: tables, records, the audit chain, members, checkpoints.
 //! - `values`: what a field's value may be; CSV cells in and out.
 //! - `clock`: the injected clock.
+//! - `http`: the HTTP API (events from other systems) over a bounded pool of engine workers.
+//!
+//! ## Cargo features
+//! - `http` (default): the `http` module, on axum. Without it the library has no HTTP server
+//!   code; the CLI's `closeloop serve` needs it.
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,6 +88,8 @@ mod check;
 pub mod clock;
 pub mod diagnostic;
 pub mod engine;
+#[cfg(feature = "http")]
+pub mod http;
 mod loader;
 pub mod model;
 pub mod pdf;

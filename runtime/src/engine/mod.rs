@@ -54,9 +54,9 @@ use crate::model::{Form, Lang};
 use crate::store::{FormTable, Retryable, Store, StoreError};
 use crate::values::FieldProblem;
 
-/// Actors that are not people: imports and closeloop itself. They may create records but hold
-/// no roles, so actions that name roles refuse them.
-pub const SYSTEM_ACTORS: &[&str] = &["system", "import"];
+/// Actors that are not people: imports, other systems over the HTTP API (`api`), and closeloop
+/// itself. They may create records but hold no roles, so actions that name roles refuse them.
+pub const SYSTEM_ACTORS: &[&str] = &["system", "import", "api"];
 
 /// What can go wrong when using the engine.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,206 @@
+//! The HTTP API through a real `closeloop serve` on 127.0.0.1: tokens, body limits, and
+//! RELIABILITY S10, a burst of events each running a script to the end of its budget while the
+//! server keeps answering.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::Cli;
+
+const TOKEN: &str = "s10-test-token-4f1c";
+
+/// An event whose automation runs a script that never finishes by itself: each one spends the
+/// app's whole script budget (25 ms) before the engine stops it.
+const BURNER: &str = r#"
+app: {id: burner, title: Burner, time_zone: Asia/Shanghai, script_deadline_ms: 25}
+forms:
+  - id: ticket
+    key: [code]
+    fields:
+      - {id: code, type: text, required: true}
+events:
+  - id: ping
+    fields:
+      - {id: code, type: text, required: true}
+    target: {form: ticket, match: {code: code}}
+automations:
+  - id: burn
+    when: {event: ping}
+    do:
+      - script: "let n = 0; loop { n += 1; }"
+"#;
+
+/// `closeloop serve` on a free port of 127.0.0.1, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(cli: &Cli, workers: &str, queue: &str) -> Server {
+        let mut child = cli
+            .command_at(None, &["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--queue", queue])
+            .env("CLOSELOOP_API_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+        Server { child, addr }
+    }
+}
+
+impl Server {
+    /// SIGTERM, then its exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One HTTP/1.1 request; the status, the headers and the body.
+fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn burner(name: &str) -> Cli {
+    let cli = Cli::new(name, "2026-11-30T09:00:00+08:00");
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), BURNER).unwrap();
+    cli.ok(&["install", &cli.path("app").display().to_string()]);
+    cli.ok_at(None, &["submit", "ticket", "--as", "system", "--data", r#"{"code":"T-1"}"#]);
+    cli
+}
+
+#[test]
+fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
+    let cli = burner("http-basics");
+    let server = Server::start(&cli, "1", "8");
+    let addr = server.addr.as_str();
+    assert_eq!(request(addr, "GET", "/healthz", None, "").0, 200);
+    let ping = r#"{"code":"T-1"}"#;
+    let (status, head, _) = request(addr, "POST", "/api/events/ping", None, ping);
+    assert_eq!(status, 401);
+    assert!(head.to_lowercase().contains("www-authenticate: bearer"), "{head}");
+    assert_eq!(request(addr, "POST", "/api/events/ping", Some("wrong"), ping).0, 401);
+    let (status, _, body) = request(addr, "POST", "/api/events/pnig", Some(TOKEN), ping);
+    assert!(status == 400 && body.contains("did you mean `ping`"), "{status} {body}");
+    assert_eq!(request(addr, "POST", "/api/events/ping", Some(TOKEN), "[1, 2]").0, 400);
+    let (status, _, body) = request(addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-404"}"#);
+    assert!(status == 403 && body.contains("no ticket record has code"), "an event for no record: {status} {body}");
+    // Y3/U1: a 50 MB upload is refused from its declared length, before a byte of it is sent.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /api/events/ping HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 52428800\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 413");
+    // A good one runs the automation; its script is stopped at its budget, the run recorded.
+    let (status, _, body) = request(addr, "POST", "/api/events/ping", Some(TOKEN), ping);
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["runs"][0]["status"], "failed", "{report}");
+    assert_eq!(cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received' AND actor = 'api'", &[]), 1);
+    let mut server = server;
+    assert_eq!(server.stop(), Some(0), "SIGTERM stops it cleanly");
+}
+
+#[test]
+fn s10_two_hundred_concurrent_budget_burning_events_leave_the_server_responsive() {
+    let cli = burner("http-s10");
+    let server = Server::start(&cli, "2", "256");
+    let addr = server.addr.clone();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let (statuses, health) = std::thread::scope(|s| {
+        let probe = s.spawn(|| {
+            let mut times = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                assert_eq!(request(&addr, "GET", "/healthz", None, "").0, 200);
+                times.push(t.elapsed());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            times
+        });
+        let senders: Vec<_> = (0..200)
+            .map(|_| s.spawn(|| request(&addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-1"}"#).0))
+            .collect();
+        let statuses: Vec<u16> = senders.into_iter().map(|h| h.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (statuses, probe.join().unwrap())
+    });
+    let elapsed = started.elapsed();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Every event is on record, each run stopped at its budget and kept for a retry.
+    assert_eq!(cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received'", &[]), 200);
+    assert_eq!(
+        cli.query(
+            "SELECT COUNT(*) FROM events WHERE kind = 'automation.run' AND json_extract(body, '$.status') = 'failed'",
+            &[]
+        ),
+        200
+    );
+    let mut health = health;
+    health.sort();
+    let p99 = health[(health.len() - 1) * 99 / 100];
+    println!("S10: 200 events in {elapsed:?}; /healthz p99 {p99:?} over {} probes", health.len());
+    assert!(health.len() >= 3, "the burst was probed");
+    assert!(p99 < Duration::from_millis(500), "the server stayed responsive: p99 {p99:?}");
+    assert!(cli.ok_at(None, &["audit", "verify"]).contains("ok"));
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_it_accepted() {
+    let cli = burner("http-queue");
+    let server = Server::start(&cli, "1", "2");
+    let addr = server.addr.clone();
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let senders: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    let (status, head, _) =
+                        request(&addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-1"}"#);
+                    (status, head)
+                })
+            })
+            .collect();
+        senders.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted = answers.iter().filter(|(s, _)| *s == 200).count();
+    let busy: Vec<&String> = answers.iter().filter(|(s, _)| *s == 503).map(|(_, h)| h).collect();
+    assert_eq!(accepted + busy.len(), 20, "{answers:?}");
+    assert!(!busy.is_empty(), "one worker and two places cannot take twenty at once");
+    assert!(busy.iter().all(|h| h.to_lowercase().contains("retry-after: 1")), "{busy:?}");
+    assert_eq!(
+        cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received'", &[]) as usize,
+        accepted,
+        "each accepted event was stored, each refused one was not"
+    );
+    assert_eq!(request(&addr, "GET", "/healthz", None, "").0, 200);
+}
