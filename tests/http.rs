@@ -12,9 +12,9 @@ use crate::support::Cli;
 const TOKEN: &str = "s10-test-token-4f1c";
 
 /// An event whose automation runs a script that never finishes by itself: each one spends the
-/// app's whole script budget (25 ms) before the engine stops it.
+/// app's whole script budget (15 ms) before the engine stops it.
 const BURNER: &str = r#"
-app: {id: burner, title: Burner, time_zone: Asia/Shanghai, script_deadline_ms: 25}
+app: {id: burner, title: Burner, time_zone: Asia/Shanghai, script_deadline_ms: 15}
 forms:
   - id: ticket
     key: [code]
@@ -36,13 +36,15 @@ automations:
 struct Server {
     child: Child,
     addr: String,
+    stopped: Option<Option<i32>>,
 }
 
 impl Server {
     fn start(cli: &Cli, workers: &str, queue: &str) -> Server {
         let mut child = cli
             .command_at(None, &["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--queue", queue])
-            .env("CLOSELOOP_API_TOKEN", TOKEN)
+            // A token read from a file keeps its newline; it is not part of the token.
+            .env("CLOSELOOP_API_TOKEN", format!("{TOKEN}\n"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -50,15 +52,31 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-        Server { child, addr }
+        Server { child, addr, stopped: None }
     }
 }
 
 impl Server {
-    /// SIGTERM, then its exit code.
+    /// SIGTERM, then its exit code; killed if it has not stopped within 20 s.
     fn stop(&mut self) -> Option<i32> {
+        if let Some(code) = self.stopped {
+            return code;
+        }
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        self.child.wait().ok().and_then(|s| s.code())
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status.code(),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        self.stopped = Some(code);
+        code
     }
 }
 
@@ -106,6 +124,7 @@ fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
     assert_eq!(status, 401);
     assert!(head.to_lowercase().contains("www-authenticate: bearer"), "{head}");
     assert_eq!(request(addr, "POST", "/api/events/ping", Some("wrong"), ping).0, 401);
+    assert_eq!(request(addr, "POST", "/api/events/ping", Some(&format!("{TOKEN}x")), ping).0, 401);
     let (status, _, body) = request(addr, "POST", "/api/events/pnig", Some(TOKEN), ping);
     assert!(status == 400 && body.contains("did you mean `ping`"), "{status} {body}");
     assert_eq!(request(addr, "POST", "/api/events/ping", Some(TOKEN), "[1, 2]").0, 400);
@@ -113,6 +132,7 @@ fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
     assert!(status == 403 && body.contains("no ticket record has code"), "an event for no record: {status} {body}");
     // Y3/U1: a 50 MB upload is refused from its declared length, before a byte of it is sent.
     let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /api/events/ping HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 52428800\r\n\r\n"
     );

@@ -271,7 +271,6 @@ pub fn channels_set(ctx: &Context, name: &str, pairs: &[String], actor: &str) ->
     })
 }
 
-/// `closeloop run`: the scheduler, until SIGINT or SIGTERM.
 /// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
 fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
@@ -308,7 +307,8 @@ pub fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &
         closeloop::Runtime::open(store, std::sync::Arc::new(closeloop::clock::SystemClock))
     };
     let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
-    let api = closeloop::http::Api::new(pool, token).map_err(|e| ctx.engine_error(e))?;
+    let pool = std::sync::Arc::new(pool);
+    let api = closeloop::http::Api::new(pool.clone(), token).map_err(|e| ctx.engine_error(e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -337,6 +337,10 @@ pub fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &
             .await
             .map_err(|e| UserError(format!("the server stopped: {e}")))
     })?;
+    // The workers finish what they hold, so their databases close cleanly.
+    if !pool.close(closeloop::http::SHUTDOWN_GRACE) {
+        return Err(UserError("the engine workers did not stop in time; their transactions roll back".into()));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,21 +4,24 @@
 //!
 //! - `GET /healthz`: `ok`, answered on the server's own thread, never queued behind work.
 //! - `POST /api/events/{name}` with a JSON object: the event's report as JSON (200), or
-//!   `{"error", "problems"}` with 400 (bad data, an unknown event), 401 (no or wrong token),
-//!   403 (refused: no record matches the event, or a rule says no), 404, 409,
-//!   413 (body over 1 MiB, refused before it is read), 408 (body slower than 10 s), 503 with
-//!   `Retry-After` (every worker busy and the queue full) or 504 (no answer within 30 s).
+//!   `{"error", "problems"}` with the statuses docs/http.md lists (400 bad data, 401 no or
+//!   wrong token, 403 refused, 413 body over 1 MiB, 503 busy with `Retry-After`, …).
 //!
 //! Requests are authenticated with a bearer token (compared as SHA-256 digests, so the
-//! comparison time tells nothing about the token). The engine runs on a [`Pool`] of workers,
-//! so scripts never run on the async threads. Embedders mount [`router`] in their own server,
-//! or call [`serve`].
+//! comparison time tells nothing about the token) before a byte of the body is read. The
+//! engine runs on a [`Pool`] of workers, so scripts never run on the async threads; at most
+//! as many requests as the pool has workers and places are admitted at once, the rest get 503.
+//! [`serve`] adds what a server facing a network needs: a deadline for request headers, a cap
+//! on connections and a bounded graceful shutdown. Embedders mount [`router`] in their own
+//! server, or call [`serve`].
 
 mod pool;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -32,6 +35,7 @@ use sha2::{Digest, Sha256};
 pub use pool::{Busy, JobError, Pool};
 
 use crate::engine::EngineError;
+use crate::store::Retryable;
 
 /// The largest request body read; larger ones are refused with 413.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -41,31 +45,44 @@ pub const BODY_TIME: Duration = Duration::from_secs(10);
 pub const ANSWER_TIME: Duration = Duration::from_secs(30);
 /// The actor events posted over HTTP are recorded as.
 pub const API_ACTOR: &str = "api";
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIME: Duration = Duration::from_secs(10);
+/// How many connections [`serve`] holds open at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long [`serve`] lets requests in flight finish once asked to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// What the handlers share: the engine workers and the token's digest.
+/// What the handlers share: the engine workers, the token's digest, and the admission permits.
 #[derive(Debug, Clone)]
 pub struct Api {
     pool: Arc<Pool>,
     token: [u8; 32],
+    admitted: Arc<Semaphore>,
 }
 
 impl Api {
-    /// The API over `pool`, accepting `token` (which must not be empty).
-    pub fn new(pool: Pool, token: &str) -> Result<Api, EngineError> {
-        if token.trim().is_empty() {
+    /// The API over `pool`, accepting `token` (which must not be empty; surrounding
+    /// whitespace, such as a file's last newline, is not part of it).
+    pub fn new(pool: Arc<Pool>, token: &str) -> Result<Api, EngineError> {
+        let token = token.trim();
+        if token.is_empty() {
             return Err(EngineError::Input(
                 "the HTTP API needs a token: set CLOSELOOP_API_TOKEN to a long random value".into(),
             ));
         }
-        Ok(Api { pool: Arc::new(pool), token: Sha256::digest(token.as_bytes()).into() })
+        let (workers, queue) = pool.size();
+        Ok(Api {
+            pool,
+            token: Sha256::digest(token.as_bytes()).into(),
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+        })
     }
 
     fn allows(&self, headers: &HeaderMap) -> bool {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
         given.is_some_and(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())) == self.token)
     }
 }
@@ -75,13 +92,48 @@ pub fn router(api: Api) -> Router {
     Router::new().route("/healthz", get(|| async { "ok" })).route("/api/events/{name}", post(event)).with_state(api)
 }
 
-/// Serves `router` on `listener` until `stop` completes; requests in flight finish first.
+/// Serves `router` on `listener` until `stop` completes. Each connection must send its request
+/// headers within [`HEADER_TIME`]; at most [`MAX_CONNECTIONS`] are open at once. Once asked to
+/// stop it accepts nothing more and gives requests in flight [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(stop).await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stop => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, a connection reset before accept: wait a moment.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIME).max_buf_size(64 * 1024);
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
 }
 
 fn problem(status: StatusCode, message: impl Into<String>, problems: Vec<Value>) -> Response {
@@ -93,8 +145,9 @@ fn answer_error(e: EngineError) -> Response {
     let (status, problems) = match &e {
         EngineError::Invalid(p) => (StatusCode::BAD_REQUEST, p.iter().map(|p| json!(p)).collect()),
         EngineError::Import(r) => (StatusCode::BAD_REQUEST, r.problems.iter().map(|p| json!(p)).collect()),
+        // An installed app that no longer loads is the server's problem, not the request's.
         EngineError::InvalidApp(d) | EngineError::Orphans(d) => {
-            (StatusCode::BAD_REQUEST, d.iter().map(|d| json!(d)).collect())
+            (StatusCode::INTERNAL_SERVER_ERROR, d.iter().map(|d| json!(d)).collect())
         }
         EngineError::Input(_) | EngineError::UnknownForm { .. } => (StatusCode::BAD_REQUEST, Vec::new()),
         EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, Vec::new()),
@@ -102,7 +155,8 @@ fn answer_error(e: EngineError) -> Response {
             (StatusCode::FORBIDDEN, Vec::new())
         }
         EngineError::Conflict { .. } => (StatusCode::CONFLICT, Vec::new()),
-        EngineError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
+        EngineError::Store(_) if e.is_busy() => return busy(),
+        EngineError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
     };
     problem(status, e.to_string(), problems)
 }
@@ -120,6 +174,9 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
+    // Admitted only while a worker or a queue place is free, so bodies held in memory are
+    // bounded too; the permit is held until the answer arrives.
+    let Ok(_admitted) = api.admitted.clone().try_acquire_owned() else { return busy() };
     // Refused before reading when the client says how large it is.
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if declared.is_some_and(|n: usize| n > MAX_BODY) {
@@ -127,8 +184,13 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
     }
     let bytes = match tokio::time::timeout(BODY_TIME, axum::body::to_bytes(body, MAX_BODY)).await {
         Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive", Vec::new()),
-        Ok(Err(_)) => {
-            return problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {MAX_BODY} bytes"), Vec::new())
+        Ok(Err(e)) => {
+            return match e.into_inner().downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) => {
+                    problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {MAX_BODY} bytes"), Vec::new())
+                }
+                None => problem(StatusCode::BAD_REQUEST, "the body could not be read", Vec::new()),
+            };
         }
         Ok(Ok(bytes)) => bytes,
     };
@@ -141,7 +203,12 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         Err(Busy) => return busy(),
     };
     match tokio::time::timeout(ANSWER_TIME, answer).await {
-        Err(_) => problem(StatusCode::GATEWAY_TIMEOUT, "the engine did not answer in time", Vec::new()),
+        // Still queued, it will be skipped; already running, it may still be recorded.
+        Err(_) => problem(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the engine did not answer in time; the event may still be recorded: check before sending it again",
+            Vec::new(),
+        ),
         Ok(Err(_)) => problem(StatusCode::INTERNAL_SERVER_ERROR, JobError::Lost.to_string(), Vec::new()),
         Ok(Ok(Err(e))) => answer_error(e),
         Ok(Ok(Ok(report))) => (StatusCode::OK, Json(json!(report))).into_response(),

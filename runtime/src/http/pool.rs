@@ -2,29 +2,42 @@
 //! scripts are CPU-bound, so HTTP handlers never run it on the async threads: they hand a job
 //! to a worker and await the answer. A full queue is refused at once (the caller answers 503),
 //! so a burst of heavy requests costs a bounded amount of memory and never starves the server.
+//!
+//! Writes are one transaction each and SQLite serialises them, so more workers help reads and
+//! the work around a transaction, not the number of events committed per second.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use crate::engine::{EngineError, Runtime};
 
 type Job = Box<dyn FnOnce(&mut Runtime) + Send>;
+type Opener = dyn Fn() -> Result<Runtime, EngineError> + Send + Sync;
 
 /// Each worker's stack: deep enough for rhai's nesting limits with room to spare.
 const WORKER_STACK: usize = 8 * 1024 * 1024;
 
-/// The engine workers; dropping the pool lets them finish their jobs and stop.
-#[derive(Debug)]
+/// The engine workers.
 pub struct Pool {
-    jobs: SyncSender<Job>,
+    /// `None` once closed.
+    jobs: Mutex<Option<SyncSender<Job>>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
     queue: usize,
 }
 
-/// The queue is full: try again shortly.
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("workers", &self.workers).field("queue", &self.queue).finish_non_exhaustive()
+    }
+}
+
+/// The queue is full (or the pool closed): try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("every engine worker is busy and the queue is full; try again shortly")]
 pub struct Busy;
@@ -35,7 +48,7 @@ pub enum JobError {
     /// The queue was full.
     #[error(transparent)]
     Busy(#[from] Busy),
-    /// The job panicked (a bug; the worker carries on) or the pool stopped.
+    /// The job panicked (a bug; the worker starts afresh) or the pool stopped.
     #[error("the engine worker failed while handling the request")]
     Lost,
 }
@@ -52,23 +65,25 @@ impl Pool {
         let workers = workers.max(1);
         let (jobs, inbox) = sync_channel::<Job>(queue);
         let inbox = Arc::new(Mutex::new(inbox));
-        let open = Arc::new(open);
+        let open: Arc<Opener> = Arc::new(open);
         let (ready_tx, ready) = std::sync::mpsc::channel::<Result<(), EngineError>>();
+        let mut handles = Vec::new();
         for i in 0..workers {
             let (inbox, open, ready_tx) = (inbox.clone(), open.clone(), ready_tx.clone());
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("closeloop-engine-{i}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || match open() {
-                    Ok(mut rt) => {
+                    Ok(rt) => {
                         let _ = ready_tx.send(Ok(()));
-                        work(&inbox, &mut rt);
+                        work(&inbox, rt, &*open);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                     }
                 })
                 .map_err(|e| EngineError::Input(format!("cannot start an engine worker: {e}")))?;
+            handles.push(handle);
         }
         drop(ready_tx);
         for _ in 0..workers {
@@ -78,7 +93,7 @@ impl Pool {
                 Err(_) => return Err(EngineError::Input("an engine worker stopped while starting".into())),
             }
         }
-        Ok(Pool { jobs, workers, queue })
+        Ok(Pool { jobs: Mutex::new(Some(jobs)), handles: Mutex::new(handles), workers, queue })
     }
 
     /// How many workers, and how many jobs may wait.
@@ -87,16 +102,21 @@ impl Pool {
     }
 
     /// Queues `f` for a worker; its answer arrives on the returned receiver. Refused at once
-    /// when the queue is full.
+    /// when the queue is full. A job whose receiver is gone by the time a worker takes it (its
+    /// caller gave up) is skipped, not run.
     pub fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Runtime) -> T + Send + 'static,
     ) -> Result<oneshot::Receiver<T>, Busy> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |rt| {
-            let _ = tx.send(f(rt));
+            if !tx.is_closed() {
+                let _ = tx.send(f(rt));
+            }
         });
-        match self.jobs.try_send(job) {
+        let jobs = self.jobs.lock().map_err(|_| Busy)?;
+        let Some(jobs) = jobs.as_ref() else { return Err(Busy) };
+        match jobs.try_send(job) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
         }
@@ -109,17 +129,44 @@ impl Pool {
     ) -> Result<T, JobError> {
         self.submit(f)?.await.map_err(|_| JobError::Lost)
     }
+
+    /// Takes no more jobs, lets the workers finish what is queued, and waits up to `grace`
+    /// for them to stop (so their stores close cleanly). True when all stopped in time.
+    pub fn close(&self, grace: Duration) -> bool {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        let handles: Vec<JoinHandle<()>> = self.handles.lock().map(|mut h| h.drain(..).collect()).unwrap_or_default();
+        let (done, all) = std::sync::mpsc::channel();
+        let joiner = std::thread::spawn(move || {
+            for h in handles {
+                let _ = h.join();
+            }
+            let _ = done.send(());
+        });
+        let stopped = all.recv_timeout(grace).is_ok();
+        if stopped {
+            let _ = joiner.join();
+        }
+        stopped
+    }
 }
 
-/// A worker: takes jobs until the pool is dropped. A job that panics loses its answer (its
-/// caller hears `Lost`), not the worker; its transaction was rolled back as it unwound.
-fn work(inbox: &Mutex<Receiver<Job>>, rt: &mut Runtime) {
+/// A worker: takes jobs until the pool closes. A job that panics loses its answer (its caller
+/// hears `Lost`); the worker then opens a fresh runtime rather than trust one a panic left
+/// half-changed (its transaction rolled back as it unwound).
+fn work(inbox: &Mutex<Receiver<Job>>, mut rt: Runtime, open: &Opener) {
     loop {
         let job = match inbox.lock() {
             Ok(inbox) => inbox.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(rt)));
+        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut rt))).is_err() {
+            match open() {
+                Ok(fresh) => rt = fresh,
+                Err(_) => return,
+            }
+        }
     }
 }
