@@ -1,0 +1,339 @@
+//! Deciding a step through the library (approve, reject, recall, the override) and the
+//! listings of runs and of what waits for whom.
+
+use serde_json::json;
+
+use super::who::{excluded, members_for, shown, stand_ins, today};
+use super::{advance, chain_of, set_state, ApprovalView, Waiting};
+use crate::engine::automate::{self, Cause, Steps};
+use crate::engine::records::Writer;
+use crate::engine::{EngineError, Runtime};
+use crate::store::{approvals, audit, members, records, NewEvent};
+
+/// Why a decision was refused, to record and return.
+enum Verdict {
+    Done,
+    Refused(String),
+}
+
+impl Runtime {
+    /// Approves the step in hand for `actor`.
+    pub fn approve(
+        &mut self,
+        form: &str,
+        id: &str,
+        actor: &str,
+        comment: Option<&str>,
+    ) -> Result<ApprovalView, EngineError> {
+        self.decide(form, id, actor, "approve", comment, None)
+    }
+
+    /// Pushes the step in hand through as `actor`, a member of one of the chain's
+    /// `override_roles`, setting aside the separation of duties and the step's approver list
+    /// (break-glass). The reason is required; an `approval.override` event records it and the
+    /// rules set aside, and the step is approved whatever its mode.
+    pub fn approve_override(
+        &mut self,
+        form: &str,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        comment: Option<&str>,
+    ) -> Result<ApprovalView, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::Input("an override needs a reason saying why (--override REASON)".into()));
+        }
+        self.decide(form, id, actor, "approve", comment, Some(reason.trim()))
+    }
+
+    /// Rejects the record (back to its `rejected` state, or the first one); a comment is required.
+    pub fn reject(&mut self, form: &str, id: &str, actor: &str, comment: &str) -> Result<ApprovalView, EngineError> {
+        if comment.trim().is_empty() {
+            return Err(EngineError::Input("a rejection needs a comment saying why (--comment)".into()));
+        }
+        self.decide(form, id, actor, "reject", Some(comment), None)
+    }
+
+    /// Withdraws a record from approval: only its submitter (or owner) may.
+    pub fn recall(&mut self, form: &str, id: &str, actor: &str) -> Result<ApprovalView, EngineError> {
+        self.decide(form, id, actor, "recall", None, None)
+    }
+
+    fn decide(
+        &mut self,
+        form: &str,
+        id: &str,
+        actor: &str,
+        decision: &str,
+        comment: Option<&str>,
+        override_reason: Option<&str>,
+    ) -> Result<ApprovalView, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        crate::engine::records::actor_roles(self.store.reader(), actor)?;
+        let Runtime { store, apps, scripts, .. } = self;
+        let f = crate::engine::records::find_form(apps, form)
+            .ok_or_else(|| crate::engine::records::unknown_form(apps, form))?;
+        let table = f.table();
+        let verdict = store.write(|tx| {
+            let session = automate::Session::new(scripts, apps, now);
+            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+                        let Some(run) = approvals::pending(tx, form, id)? else {
+                // Also audited: the loser of a race finds the run already decided.
+                records::get(tx, &table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
+                let why = format!("{form} {id} is not in approval");
+                let body = json!({"decision": decision, "why": why}).to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
+                return Ok(Verdict::Refused(why));
+            };
+            let Some((ci, chain)) = chain_of(&f.app.app.def, &run.chain) else {
+                return Err(EngineError::Input(format!("the chain {} is gone", run.chain)));
+            };
+            let row = records::get(tx, &table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
+            let refuse = |why: String| -> Result<Verdict, EngineError> {
+                let body = json!({"approval": run.id, "chain": run.chain, "step": run.step, "decision": decision,
+                                  "override": override_reason, "why": why}).to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
+                Ok(Verdict::Refused(why))
+            };
+            if decision == "recall" {
+                if actor != run.submitter && row.owner.as_deref() != Some(actor) {
+                    return refuse(format!("only the submitter ({}) or the owner may recall {id}", run.submitter));
+                }
+                for s in approvals::steps(tx, run.id)? {
+                    if s.status == "open" || s.status == "waiting" {
+                        approvals::set_step(tx, run.id, s.step, "cancelled", &s.approvers, s.needed, &at, None, Some("recalled"))?;
+                    }
+                }
+                approvals::set_run(tx, run.id, "recalled", run.step, Some(&at))?;
+                if let Some(initial) = f.form.initial_state() {
+                    set_state(&w, id, &initial.id, chain)?;
+                }
+                let body = json!({"approval": run.id, "chain": run.chain}).to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.recalled", Some((form, id)), &body))?;
+                return Ok(Verdict::Done);
+            }
+            let steps = approvals::steps(tx, run.id)?;
+            let Some(step) = steps.iter().find(|s| s.step == run.step) else {
+                return Err(EngineError::Input("the run has no current step".into()));
+            };
+            let def = chain.steps.get(run.step as usize);
+            if def.is_some_and(|d| d.signature.is_some()) {
+                return refuse("this step is the customer's signature, through a sign link".into());
+            }
+            if row.version != run.version {
+                return refuse(format!("{id} changed since version {} was submitted; its approvals were reset", run.version));
+            }
+            let barred = excluded(tx, &row, &run)?;
+            let bar = barred.iter().find(|(m, _)| m == actor).map(|(_, why)| *why);
+            // Under `allow_self_approval` nobody is barred (a step opened the same way).
+            let barring: &[(String, &str)] = if chain.allow_self_approval == Some(true) { &[] } else { &barred };
+            let team = w.session.assign.borrow_mut().team(tx)?.to_vec();
+            let mut on_behalf_of = None;
+            let mut set_aside = Vec::new();
+            if override_reason.is_some() {
+                let roles = team.iter().find(|t| t.id == actor).map(|t| t.roles.clone()).unwrap_or_default();
+                if !chain.override_roles.iter().any(|r| roles.contains(r)) {
+                    let who = if chain.override_roles.is_empty() {
+                        "this chain allows no override".to_string()
+                    } else {
+                        format!("only {} may", chain.override_roles.join(", "))
+                    };
+                    return refuse(format!("`{actor}` may not override the approval of {id}: {who}"));
+                }
+                // One break-glass per run: an override never carries a record through its
+                // whole chain.
+                if let Some((at_step, by)) = approvals::overridden(tx, run.id)? {
+                    let earlier = chain.steps.get(at_step as usize).map(|s| s.id.as_str()).unwrap_or("?");
+                    return refuse(format!(
+                        "this run was already overridden (step `{earlier}`, by `{by}`); the rest of the chain needs its approvers"
+                    ));
+                }
+                if let Some(why) = bar {
+                    set_aside.push(format!("they {why}"));
+                }
+                if !step.approvers.iter().any(|a| a == actor) {
+                    set_aside.push(format!("they are not an approver of step `{}`", step.step_id));
+                }
+            } else {
+                if chain.allow_self_approval != Some(true) {
+                    if let Some(why) = bar {
+                        return refuse(format!("`{actor}` may not approve {id}: they {why} (separation of duties)"));
+                    }
+                }
+                if !step.approvers.iter().any(|a| a == actor) {
+                    let decided = approvals::deciders_of(tx, run.id, run.step)?;
+                    let stand = stand_ins(&team, def, &step.approvers, &today(&f, now), barring);
+                    let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == actor && !decided.contains(a)) else {
+                        return refuse(format!(
+                            "`{actor}` is not an approver of step `{}`; its approvers: {}",
+                            step.step_id,
+                            step.approvers.join(", ")
+                        ));
+                    };
+                    on_behalf_of = Some(absent);
+                }
+                // The seat must still be entitled now, not only when the step opened (a role
+                // revoked meanwhile).
+                let seat = on_behalf_of.as_deref().unwrap_or(actor);
+                if let Some(def) = def {
+                    let mut now_entitled = match &def.approver {
+                        Some(r) => members_for(&w, r, &row)?,
+                        None => Vec::new(),
+                    };
+                    if let Some(r) = &def.escalate_to {
+                        now_entitled.extend(members_for(&w, r, &row)?);
+                    }
+                    let manages = |m: &String| team.iter().any(|t| t.manager.as_deref() == Some(seat) && &t.id == m);
+                    let is_manager_of_approver = step.approvers.iter().any(manages);
+                    if !now_entitled.iter().any(|m| m == seat) && !is_manager_of_approver {
+                        return refuse(format!(
+                            "`{seat}` no longer qualifies as an approver of step `{}` (their role or position changed)",
+                            step.step_id
+                        ));
+                    }
+                }
+            }
+            let record = approvals::Decision {
+                approval: run.id,
+                step: run.step,
+                member: actor,
+                on_behalf_of: on_behalf_of.as_deref(),
+                decision,
+                comment,
+                override_reason,
+                at: &at,
+                version: run.version,
+            };
+            if !approvals::decide(tx, &record)? {
+                let seat = on_behalf_of.as_deref().map(|a| format!(" (or for `{a}`)")).unwrap_or_default();
+                return refuse(format!("step `{}` already has a decision by `{actor}`{seat}", step.step_id));
+            }
+            if let Some(reason) = override_reason {
+                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version,
+                                  "reason": reason, "set_aside": set_aside})
+                .to_string();
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.override", Some((form, id)), &body))?;
+            }
+            let mut body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version, "comment": comment});
+            if let Some(a) = &on_behalf_of {
+                body["on_behalf_of"] = json!(a);
+            }
+            if let (Some(why), None) = (bar, override_reason) {
+                // Allowed by the chain (`allow_self_approval`), and on record as such.
+                body["self_approval"] = json!(format!("they {why}"));
+            }
+            if override_reason.is_some() {
+                body["override"] = json!(true);
+            }
+            let kind = if decision == "approve" { "approval.approved" } else { "approval.rejected" };
+            audit::append(tx, &NewEvent::note(&at, actor, kind, Some((form, id)), &body.to_string()))?;
+            if decision == "reject" {
+                approvals::set_step(tx, run.id, run.step, "rejected", &step.approvers, step.needed, &at, None, comment)?;
+                approvals::set_run(tx, run.id, "rejected", run.step, Some(&at))?;
+                let state = if f.form.states.iter().any(|s| s.id == "rejected") {
+                    "rejected".to_string()
+                } else {
+                    f.form.initial_state().map(|s| s.id.clone()).unwrap_or_default()
+                };
+                set_state(&w, id, &state, chain)?;
+                let steps = Steps { name: format!("{}.on_rejected", chain.id), list: &chain.on_rejected, pointer: format!("/approvals/{ci}/on_rejected"), automation: None };
+                if !steps.list.is_empty() {
+                    let cause = Cause { key: format!("approval/{}/rejected", run.id), trigger: "approval rejected".into(), ..Cause::default() };
+                    automate::run_steps(&w, &steps, Some(id), &cause, 0)?;
+                }
+                return Ok(Verdict::Done);
+            }
+            let given = approvals::approvals_of(tx, run.id, run.step)?;
+            // An override decides the step whatever its mode.
+            if (given.len() as i64) < step.needed && override_reason.is_none() {
+                return Ok(Verdict::Done);
+            }
+            approvals::set_step(tx, run.id, run.step, "approved", &step.approvers, step.needed, &at, None, None)?;
+            advance(&w, chain, &run, run.step as usize + 1)?.map_err(EngineError::Input)?;
+            Ok(Verdict::Done)
+        })?;
+        match verdict {
+            Verdict::Refused(why) => Err(EngineError::Refused(why)),
+            Verdict::Done => {
+                self.approval(form, id)?.ok_or_else(|| EngineError::Input(format!("{form} {id} has no approval")))
+            }
+        }
+    }
+
+    /// The latest approval run of a record, step by step.
+    pub fn approval(&self, form: &str, id: &str) -> Result<Option<ApprovalView>, EngineError> {
+        let conn = self.store.reader();
+        let run = match approvals::pending(conn, form, id)? {
+            Some(r) => Some(r),
+            None => approvals::latest(conn, form, id)?,
+        };
+        let Some(run) = run else { return Ok(None) };
+        let steps = approvals::steps(conn, run.id)?
+            .into_iter()
+            .map(|s| {
+                let approved_by = approvals::approvals_of(conn, run.id, s.step).unwrap_or_default();
+                json!({"step": s.step_id, "status": s.status, "approvers": s.approvers, "needed": s.needed,
+                       "approved_by": approved_by, "due_at": s.due_at, "note": s.note})
+            })
+            .collect();
+        Ok(Some(ApprovalView { chain: run.chain, status: run.status, version: run.version, steps }))
+    }
+
+    /// Steps waiting for a member (or everyone's), oldest first: theirs to decide, and those
+    /// they decide for an approver who is away.
+    pub fn approvals(&self, member: Option<&str>) -> Result<Vec<Waiting>, EngineError> {
+        let conn = self.store.reader();
+        let now = self.clock.now();
+        let team = members::list(conn)?;
+        let mut out = Vec::new();
+        for (run, s) in approvals::open_steps(conn)? {
+            let approved_by = approvals::approvals_of(conn, run.id, s.step)?;
+            let f = crate::engine::records::find_form(&self.apps, &run.form);
+            let def = f.as_ref().and_then(|f| {
+                let (_, chain) = chain_of(&f.app.app.def, &run.chain)?;
+                chain.steps.get(s.step as usize)
+            });
+            let mut on_behalf_of = None;
+            if let Some(m) = member {
+                let decided = approvals::deciders_of(conn, run.id, s.step)?;
+                if decided.iter().any(|d| d == m) {
+                    continue;
+                }
+                if !s.approvers.iter().any(|a| a == m) {
+                    let (Some(f), Some(def)) = (&f, def) else { continue };
+                    let Some(row) = records::get(conn, &f.table(), &run.record)? else { continue };
+                    let self_allowed =
+                        chain_of(&f.app.app.def, &run.chain).is_some_and(|(_, c)| c.allow_self_approval == Some(true));
+                    let barred = if self_allowed { Vec::new() } else { excluded(conn, &row, &run)? };
+                    let stand = stand_ins(&team, Some(def), &s.approvers, &today(f, now), &barred);
+                    let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == m && !decided.contains(a)) else {
+                        continue;
+                    };
+                    on_behalf_of = Some(absent);
+                }
+            }
+            let show = match (&f, def) {
+                (Some(f), Some(def)) if !def.show.is_empty() => {
+                    let data = records::get(conn, &f.table(), &run.record)?.map(|r| r.data).unwrap_or_default();
+                    shown(f, def, &data).into_iter().map(|(field, _)| field).collect()
+                }
+                _ => Vec::new(),
+            };
+            out.push(Waiting {
+                form: run.form,
+                record: run.record,
+                chain: run.chain,
+                step: s.step_id,
+                approvers: s.approvers,
+                needed: s.needed,
+                approved_by,
+                due_at: s.due_at,
+                version: run.version,
+                on_behalf_of,
+                show,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,406 @@
+//! Approval chains: a record submitted to a chain walks its steps in order. Each step's
+//! approvers come from a role, a named member or the data (the owner's manager); `skip_if`
+//! skips a step and says why; a step needs one, all, or N of its approvers; a timeout
+//! escalates. Nobody approves a record they created, own, submitted, or already approved at an
+//! earlier step, unless the chain allows it; every refusal is in the audit trail. Decisions
+//! bind to the version submitted: an edit resets the run. While an approver is away their
+//! delegate decides in their place (when the step allows it), and a member of an override role
+//! may push a step through with a reason: both are recorded as such.
+//!
+//! `who.rs` says who may decide a step (the separation of duties, delegates of away
+//! approvers) and what they see; `decide.rs` is the library's approve, reject, recall and
+//! override, and the listings.
+
+mod decide;
+mod who;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::automate::{self, ACTOR};
+use super::records::Writer;
+use super::rules::Rules;
+use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
+use crate::store::{approvals, audit, outbox, timers, ApprovalRow, NewEvent, RecordRow, StoreError, TimerRow};
+use who::{excluded, members_for, shown, stand_ins, today};
+
+/// A step waiting for someone, as `closeloop approvals` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// The record's form.
+    pub form: String,
+    /// The record.
+    pub record: String,
+    /// The chain.
+    pub chain: String,
+    /// The step.
+    pub step: String,
+    /// Who may decide.
+    pub approvers: Vec<String>,
+    /// Approvals it needs, and has.
+    pub needed: i64,
+    /// Approvals given so far.
+    pub approved_by: Vec<String>,
+    /// When it times out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    /// The version the decisions bind to.
+    pub version: i64,
+    /// The absent approver the member asked about would decide for (delegation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+    /// The fields the step shows its approvers (`show`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub show: Vec<Shown>,
+}
+
+/// A field of the record shown to a step's approvers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    /// The field.
+    pub field: String,
+    /// Its label, in the app's language.
+    pub label: String,
+    /// Its value as a person reads it.
+    pub text: String,
+}
+
+/// A run's state, step by step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalView {
+    /// The chain.
+    pub chain: String,
+    /// `pending`, `approved`, `rejected`, `recalled` or `reset`.
+    pub status: String,
+    /// The version it binds to.
+    pub version: i64,
+    /// Each step: id, status, approvers, note.
+    pub steps: Vec<Value>,
+}
+
+fn chain_of<'a>(def: &'a crate::model::AppDef, id: &str) -> Option<(usize, &'a ApprovalChain)> {
+    def.approvals.iter().enumerate().find(|(_, c)| c.id == id)
+}
+
+/// Starts a chain on a record (the `start_approval` step).
+pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<Result<String, String>, StoreError> {
+    let def = &w.f.app.app.def;
+    let Some((_, chain)) = chain_of(def, chain_id) else {
+        return Ok(Err(format!("there is no approval chain `{chain_id}`")));
+    };
+    let Some(row) = automate::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let run = ApprovalRow {
+        id: 0,
+        app: def.app.id.clone(),
+        chain: chain.id.clone(),
+        form: w.f.form.id.clone(),
+        record: record.to_string(),
+        version: row.version,
+        status: "pending".into(),
+        step: 0,
+        submitter: w.actor.to_string(),
+        started_at: w.at.to_string(),
+    };
+    let Some(id) = approvals::start(w.tx, &run)? else {
+        return Ok(Ok(format!("{record} is already in approval")));
+    };
+    for (i, step) in chain.steps.iter().enumerate() {
+        approvals::add_step(w.tx, id, i as i64, &step.id)?;
+    }
+    let run = ApprovalRow { id, ..run };
+    advance(w, chain, &run, 0)
+}
+
+/// Opens the first step from `from` that is not skipped; finishes the run when none is left.
+fn advance(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    from: usize,
+) -> Result<Result<String, String>, StoreError> {
+    let lang = w.f.lang();
+    let Some(row) = automate::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let mut said = Vec::new();
+    for (i, step) in chain.steps.iter().enumerate().skip(from) {
+        let index = i as i64;
+        let label = step.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| step.id.clone());
+        if step.signature.is_some() {
+            approvals::set_step(
+                w.tx,
+                run.id,
+                index,
+                "open",
+                &[],
+                0,
+                w.at,
+                None,
+                Some("waiting for the customer's signature"),
+            )?;
+            approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            set_state(w, &run.record, "approved", chain)?;
+            said.push(format!("{label}: waiting for the customer's signature"));
+            return Ok(Ok(said.join("; ")));
+        }
+        if let Some(condition) = &step.skip_if {
+            let rules = Rules {
+                f: *w.f,
+                apps: w.session.apps,
+                scripts: w.session.scripts,
+                state: row.state.as_deref(),
+                roles: &[],
+                key_checked: true,
+            };
+            let pointer = format!(
+                "/approvals/{}/steps/{i}/skip_if",
+                w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0)
+            );
+            if rules.holds(condition, &row.data, &pointer) {
+                let why = skip_reason(condition, &row);
+                approvals::set_step(w.tx, run.id, index, "skipped", &[], 0, w.at, None, Some(&why))?;
+                said.push(format!("{label}: skipped ({why})"));
+                continue;
+            }
+        }
+        let no_sod = chain.allow_self_approval == Some(true);
+        let barred = if no_sod { Vec::new() } else { excluded(w.tx, &row, run)? };
+        let allowed = |list: Vec<String>| -> Vec<String> {
+            list.into_iter().filter(|m| !barred.iter().any(|(b, _)| b == m)).collect()
+        };
+        let mut note = None;
+        let mut approvers = match &step.approver {
+            Some(r) => allowed(members_for(w, r, &row)?),
+            None => Vec::new(),
+        };
+        if approvers.is_empty() {
+            if let Some(r) = &step.escalate_to {
+                approvers = allowed(members_for(w, r, &row)?);
+                note = Some("nobody else could approve: escalated at once".to_string());
+            }
+        }
+        if approvers.is_empty() {
+            let why =
+                "nobody may approve this step (the approvers are the submitter, creator, owner or earlier approvers)";
+            approvals::set_step(w.tx, run.id, index, "open", &[], 0, w.at, None, Some(why))?;
+            approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            said.push(format!("{label}: {why}"));
+            return Ok(Ok(said.join("; ")));
+        }
+        let needed = match step.mode {
+            Some(ApprovalMode::All) => approvers.len() as i64,
+            Some(ApprovalMode::NOfM) => i64::from(step.n.unwrap_or(1)).clamp(1, approvers.len() as i64),
+            _ => 1,
+        };
+        let due = step.timeout.as_deref().and_then(|t| automate::moment(&w.f.app.calendar, w.at, Some(t), None));
+        let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+        let stand = stand_ins(&team, Some(step), &approvers, &today(w.f, w.session.now), &barred);
+        for (absent, delegate) in &stand {
+            let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
+            let said =
+                format!("{absent} is away until {}: {delegate} decides in their place", until.unwrap_or_default());
+            note = Some(match note {
+                Some(n) => format!("{n}; {said}"),
+                None => said,
+            });
+        }
+        approvals::set_step(w.tx, run.id, index, "open", &approvers, needed, w.at, due.as_deref(), note.as_deref())?;
+        approvals::set_run(w.tx, run.id, "pending", index, None)?;
+        if let Some(due) = &due {
+            let timer = TimerRow {
+                id: 0,
+                app: run.app.clone(),
+                automation: chain.id.clone(),
+                kind: timers::kind::APPROVAL.into(),
+                form: Some(run.form.clone()),
+                record: Some(run.record.clone()),
+                due: due.clone(),
+                anchor: None,
+                payload: Some(json!({"approval": run.id, "step": index}).to_string()),
+                status: "pending".into(),
+            };
+            timers::insert(w.tx, &timer, w.at)?;
+        }
+        let mut text = format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record);
+        for (field, sensitive) in shown(w.f, step, &row.data) {
+            // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
+            if !sensitive && !field.text.is_empty() {
+                text.push_str(&format!("\n{}: {}", field.label, field.text));
+            }
+        }
+        tell(w, run, index, &approvers, &text)?;
+        for (absent, delegate) in &stand {
+            tell(
+                w,
+                run,
+                index,
+                std::slice::from_ref(delegate),
+                &format!("{text}\n代 {absent} 审批 / on behalf of {absent}"),
+            )?;
+        }
+        said.push(format!("{label}: open for {} (needs {needed})", approvers.join(", ")));
+        return Ok(Ok(said.join("; ")));
+    }
+    approvals::set_run(w.tx, run.id, "approved", chain.steps.len() as i64, Some(w.at))?;
+    set_state(w, &run.record, "approved", chain)?;
+    said.push("approved".into());
+    Ok(Ok(said.join("; ")))
+}
+
+fn skip_reason(c: &crate::model::Condition, row: &RecordRow) -> String {
+    match c.kind() {
+        Ok(crate::model::ConditionKind::Compare(field, op)) => {
+            let shown = row.data.get(field).map(|v| v.to_string()).unwrap_or_else(|| "empty".into());
+            format!("`{field}` is {shown} (skip_if {})", op.as_str())
+        }
+        _ => "its skip_if holds".into(),
+    }
+}
+
+/// Tells members through the app's first messaging channel, keyed so it is sent once.
+fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], text: &str) -> Result<(), StoreError> {
+    let def = &w.f.app.app.def;
+    let channel = def.channels.iter().find(|c| c.kind != ChannelKind::Log).or(def.channels.first());
+    let Some(channel) = channel else { return Ok(()) };
+    let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+    for m in members {
+        let member = team.iter().find(|t| &t.id == m);
+        let address = member.and_then(|t| automate::address_for(t, channel.kind));
+        let row = crate::store::OutboxRow {
+            id: 0,
+            channel: channel.id.clone(),
+            recipient: m.clone(),
+            address,
+            message: "approval".into(),
+            subject: Some(text.to_string()),
+            body: text.to_string(),
+            key: format!("approval/{}/step/{step}/{}/{m}", run.id, w.at),
+            form: Some(run.form.clone()),
+            record: Some(run.record.clone()),
+            status: "pending".into(),
+            attempts: 0,
+            created_at: w.at.to_string(),
+        };
+        outbox::push(w.tx, &row)?;
+    }
+    Ok(())
+}
+
+/// Moves the record to a state of its form, if the form has it.
+fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChain) -> Result<(), StoreError> {
+    if !w.f.form.states.iter().any(|s| s.id == state) {
+        return Ok(());
+    }
+    let Some(current) = automate::current(w, record)? else { return Ok(()) };
+    if current.state.as_deref() == Some(state) {
+        return Ok(());
+    }
+    let data = current.data.clone();
+    let writer = Writer { actor: ACTOR, ..*w };
+    let _ = writer.version(
+        current,
+        data,
+        Some(state.to_string()),
+        "record.updated",
+        Some(("approval", json!(chain.id))),
+    )?;
+    Ok(())
+}
+
+/// After an edit of a record in approval: a change of its data resets the run (decisions bind
+/// to the version submitted) and tells its approvers.
+pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow) -> Result<(), StoreError> {
+    // Most forms have no chain: no query on their writes.
+    let chained = w.f.app.app.def.approvals.iter().any(|c| c.form == w.f.form.id);
+    if !chained || before.data == after.data {
+        return Ok(());
+    }
+    let Some(run) = approvals::pending(w.tx, &w.f.form.id, &after.id)? else { return Ok(()) };
+    let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else { return Ok(()) };
+    if chain.reset_on_edit == Some(false) {
+        return Ok(());
+    }
+    let steps = approvals::steps(w.tx, run.id)?;
+    let mut told = Vec::new();
+    for s in &steps {
+        if s.status == "open" || s.status == "approved" {
+            told.extend(s.approvers.iter().cloned());
+        }
+        if s.status == "open" || s.status == "waiting" {
+            approvals::set_step(
+                w.tx,
+                run.id,
+                s.step,
+                "cancelled",
+                &s.approvers,
+                s.needed,
+                w.at,
+                None,
+                Some("the record changed"),
+            )?;
+        }
+    }
+    approvals::set_run(w.tx, run.id, "reset", run.step, Some(w.at))?;
+    told.sort();
+    told.dedup();
+    let text = format!(
+        "{} {} 已修改为第 {} 版，审批已重置 / changed to version {}; its approvals were reset",
+        run.form, run.record, after.version, after.version
+    );
+    tell(w, &run, -1, &told, &text)?;
+    let body =
+        json!({"approval": run.id, "chain": run.chain, "from_version": run.version, "to_version": after.version})
+            .to_string();
+    audit::append(w.tx, &NewEvent::note(w.at, ACTOR, "approval.reset", Some((&run.form, &run.record)), &body))?;
+    Ok(())
+}
+
+/// A step's timeout: escalate to `escalate_to` (or the approvers' managers), once.
+pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<Result<String, String>, StoreError> {
+    let Some(run) = approvals::get(w.tx, approval)? else { return Ok(Err(format!("no approval {approval}"))) };
+    let Some(s) = approvals::steps(w.tx, approval)?.into_iter().find(|s| s.step == step) else {
+        return Ok(Err(format!("no step {step}")));
+    };
+    if run.status != "pending" || run.step != step || s.status != "open" {
+        return Ok(Ok("decided in time; nothing to escalate".into()));
+    }
+    let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else { return Ok(Err("the chain is gone".into())) };
+    let Some(def) = chain.steps.get(step as usize) else { return Ok(Err("the step is gone".into())) };
+    let Some(row) = automate::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let mut added = match &def.escalate_to {
+        Some(r) => members_for(w, r, &row)?,
+        None => {
+            let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+            s.approvers
+                .iter()
+                .filter_map(|a| team.iter().find(|t| &t.id == a).and_then(|t| t.manager.clone()))
+                .collect()
+        }
+    };
+    let barred = if chain.allow_self_approval == Some(true) { Vec::new() } else { excluded(w.tx, &row, &run)? };
+    added.retain(|m| !s.approvers.contains(m) && !barred.iter().any(|(b, _)| b == m));
+    added.sort();
+    added.dedup();
+    if added.is_empty() {
+        return Ok(Ok("timed out; nobody to escalate to".into()));
+    }
+    let mut approvers = s.approvers.clone();
+    approvers.extend(added.iter().cloned());
+    let note = format!("timed out; escalated to {}", added.join(", "));
+    approvals::set_step(w.tx, approval, step, "open", &approvers, s.needed, w.at, None, Some(&note))?;
+    tell(
+        w,
+        &run,
+        step,
+        &added,
+        &format!("审批超时，请处理 / Overdue approval escalated to you: {} {}", run.form, run.record),
+    )?;
+    Ok(Ok(note))
+}
+
+/// Fires an approval timeout timer.
+pub(crate) fn fire_timeout(w: &Writer<'_, '_>, timer: &TimerRow) -> Result<Result<String, String>, StoreError> {
+    let payload: Value = timer.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let (Some(approval), Some(step)) = (payload["approval"].as_i64(), payload["step"].as_i64()) else {
+        return Ok(Err("the timer's payload is unreadable".into()));
+    };
+    escalate(w, approval, step)
+}
