@@ -269,7 +269,7 @@ fn a_payment_opens_three_tasks_due_on_the_working_calendar() {
         obj(json!({"customer": "不存在", "amount": 1, "paid_at": "2026-09-30"})),
         "c_fin",
     );
-    assert!(err.unwrap_err().to_string().contains("no account record has customer = \"不存在\""));
+    assert!(err.unwrap_err().to_string().contains("account with customer = \"不存在\" does not exist"));
     assert!(w.rt.event("payment.received", obj(json!({"customer": "x", "amount": "lots"})), "c_fin").is_err());
     assert_eq!(w.rt.verify_audit().unwrap().events, before);
 }

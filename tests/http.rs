@@ -129,7 +129,7 @@ fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
     assert!(status == 400 && body.contains("did you mean `ping`"), "{status} {body}");
     assert_eq!(request(addr, "POST", "/api/events/ping", Some(TOKEN), "[1, 2]").0, 400);
     let (status, _, body) = request(addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-404"}"#);
-    assert!(status == 403 && body.contains("no ticket record has code"), "an event for no record: {status} {body}");
+    assert!(status == 404 && body.contains("ticket with code = \\\"T-404\\\" does not exist"), "{status} {body}");
     // Y3/U1: a 50 MB upload is refused from its declared length, before a byte of it is sent.
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

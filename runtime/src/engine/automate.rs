@@ -712,7 +712,7 @@ fn run_step(
             let data: Map<String, Value> = e.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             match raise(w, &e.event, &data, record, cause)? {
                 Ok(n) => Ok(Ok(format!("event {} raised; {n} automation(s) ran", e.event))),
-                Err(e) => Ok(Err(e)),
+                Err(e) => Ok(Err(e.to_string())),
             }
         }
         Step::Script(script) => {
@@ -946,25 +946,38 @@ fn notify(
 
 /// Raises an event inside the current write: finds its target record and runs the event's
 /// automations. Returns how many ran, or why it could not be raised.
+/// Why an event was not raised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Unraised {
+    /// No record of the target form matches the event's data (`what`: the match, spelt out).
+    #[error("no {form} record has {what}")]
+    NoTarget { form: String, what: String },
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
 pub(crate) fn raise(
     w: &Writer<'_, '_>,
     name: &str,
     data: &Map<String, Value>,
     record: Option<&str>,
     cause: &Cause,
-) -> Result<Result<usize, String>, StoreError> {
+) -> Result<Result<usize, Unraised>, StoreError> {
     let def = &w.f.app.app.def;
     let Some(event) = def.events.iter().find(|e| e.id == name) else {
-        return Ok(Err(format!("there is no event `{name}`")));
+        return Ok(Err(Unraised::Other(format!("there is no event `{name}`"))));
     };
     let depth = w.session.depth.get();
     if depth >= MAX_DEPTH {
-        return Ok(Err(format!("events raised each other {MAX_DEPTH} levels deep; stopped")));
+        return Ok(Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped"))));
     }
     // The target: matched by the event's data, else the record that raised it (same form).
     let (form, target) = match &event.target {
         Some(t) => {
-            let Some(f) = form_of(w.f.app, &t.form) else { return Ok(Err(format!("no form `{}`", t.form))) };
+            let Some(f) = form_of(w.f.app, &t.form) else {
+                return Ok(Err(Unraised::Other(format!("no form `{}`", t.form))));
+            };
             let pairs: Vec<(&str, &Value)> =
                 t.r#match.iter().filter_map(|(ff, ef)| data.get(ef).map(|v| (ff.as_str(), v))).collect();
             let found = if pairs.len() == t.r#match.len() {
@@ -982,7 +995,7 @@ pub(crate) fn raise(
                         .iter()
                         .map(|(ff, ef)| format!("{ff} = {}", data.get(ef).map(|v| v.to_string()).unwrap_or("?".into())))
                         .collect();
-                    return Ok(Err(format!("no {} record has {}", t.form, wanted.join(" and "))));
+                    return Ok(Err(Unraised::NoTarget { form: t.form.clone(), what: wanted.join(" and ") }));
                 }
             }
         }

@@ -216,7 +216,14 @@ impl Runtime {
             let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
             let cause =
                 Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
-            automate::raise(&w, name, &clean, None, &cause)?.map_err(EngineError::Refused)?;
+            automate::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
+                // The record the event is for does not exist: nothing is written, and an HTTP
+                // caller hears 404.
+                automate::Unraised::NoTarget { form, what } => {
+                    EngineError::NotFound { form, id: format!("with {what}") }
+                }
+                automate::Unraised::Other(why) => EngineError::Refused(why),
+            })?;
             let runs = session.runs.take();
             let record = runs.iter().find_map(|r| r.record.clone());
             Ok::<_, EngineError>((record, runs))
