@@ -88,11 +88,23 @@ impl Drop for Server {
 
 /// One HTTP/1.1 request; the status, the headers and the body.
 fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String, String) {
+    request_with(addr, method, path, token, "", body)
+}
+
+/// [`request`] with more header lines (each ending in `\r\n`).
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -146,6 +158,15 @@ fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["runs"][0]["status"], "failed", "{report}");
     assert_eq!(cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received' AND actor = 'api'", &[]), 1);
+    // The sender's retry with its Idempotency-Key is answered from the first, and runs nothing.
+    let keyed =
+        |body: &str| request_with(addr, "POST", "/api/events/ping", Some(TOKEN), "Idempotency-Key: k-1\r\n", body);
+    let (first, _, body) = keyed(ping);
+    assert!(first == 200 && !body.contains("replayed"), "{body}");
+    let (again, _, body) = keyed(ping);
+    assert!(again == 200 && body.contains("\"replayed\":true"), "{body}");
+    assert_eq!(keyed(r#"{"code":"T-2"}"#).0, 422, "the key with other data");
+    assert_eq!(cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received' AND actor = 'api'", &[]), 2);
     let mut server = server;
     assert_eq!(server.stop(), Some(0), "SIGTERM stops it cleanly");
 }
@@ -223,4 +244,39 @@ fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_it_accepted() {
         "each accepted event was stored, each refused one was not"
     );
     assert_eq!(request(&addr, "GET", "/healthz", None, "").0, 200);
+}
+
+#[test]
+fn an_event_sent_again_with_its_idempotency_key_is_received_once() {
+    use closeloop::{clock::ManualClock, store::Store, EngineError, Runtime};
+    let clock = std::sync::Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let t = closeloop::template("customer-success").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();
+    rt.import_members(file("data/members.csv"), "system").unwrap();
+    rt.import_csv("account", file("data/accounts.csv"), &Default::default(), &mut |_| {}).unwrap();
+    let paid = |amount: i64| {
+        serde_json::json!({"customer": "上海明远科技有限公司", "amount": amount, "paid_at": "2026-11-20"})
+            .as_object()
+            .cloned()
+            .unwrap()
+    };
+    let first = rt.event_once("payment.received", paid(48000), "api", Some("erp-0042")).unwrap();
+    assert!(!first.replayed && !first.runs.is_empty());
+    let again = rt.event_once("payment.received", paid(48000), "api", Some("erp-0042")).unwrap();
+    assert!(again.replayed, "the retry is answered from the first");
+    assert_eq!((again.record, again.runs), (first.record, first.runs));
+    assert_eq!(rt.tasks(None, false, true).unwrap().len(), 3, "its tasks were opened once");
+    let received = rt.activity("account", "ACC-00001").unwrap().iter().filter(|a| a.kind == "event.received").count();
+    assert_eq!(received, 1);
+    assert!(matches!(
+        rt.event_once("payment.received", paid(1), "api", Some("erp-0042")),
+        Err(EngineError::KeyReused(_))
+    ));
+    assert!(matches!(rt.event_once("payment.received", paid(1), "api", Some("a key")), Err(EngineError::Input(_))));
+    // Without a key, each sending is an event of its own.
+    rt.event("payment.received", paid(48000), "api").unwrap();
+    let received = rt.activity("account", "ACC-00001").unwrap().iter().filter(|a| a.kind == "event.received").count();
+    assert_eq!(received, 2);
 }

@@ -35,12 +35,19 @@ fn run_lines(runs: &[Run]) -> Vec<String> {
 }
 
 /// `closeloop event NAME --data JSON`.
-pub fn event(ctx: &Context, name: &str, data: Map<String, Value>, actor: &str) -> Result<ExitCode, UserError> {
+pub fn event(
+    ctx: &Context,
+    name: &str,
+    data: Map<String, Value>,
+    actor: &str,
+    key: Option<&str>,
+) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
-    let report = rt.event(name, data, actor).map_err(|e| ctx.engine_error(e))?;
+    let report = rt.event_once(name, data, actor, key).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &report, || {
         let on = report.record.as_deref().map(|r| format!(" for {r}")).unwrap_or_default();
-        let mut lines = vec![format!("event {}{on}: {} automation run(s)", report.event, report.runs.len())];
+        let again = if report.replayed { " (received before with this key; nothing ran now)" } else { "" };
+        let mut lines = vec![format!("event {}{on}: {} automation run(s){again}", report.event, report.runs.len())];
         lines.extend(run_lines(&report.runs));
         lines.join("\n")
     })

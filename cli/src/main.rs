@@ -228,6 +228,9 @@ enum Command {
         /// Who sends it.
         #[arg(long = "as", default_value = "system")]
         actor: String,
+        /// The sender's idempotency key: the same event sent again with it is received once.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Fire every timer due at --now (or the system clock) and say what each did. Run it from
     /// cron every minute, or use `closeloop run`; several may run against one database.
@@ -581,8 +584,8 @@ fn main() -> ExitCode {
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
         Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
         Command::Board { name } => records::board(&ctx, name),
-        Command::Event { name, data, actor } => {
-            records::data(Some(data)).and_then(|d| flows::event(&ctx, name, d, actor))
+        Command::Event { name, data, actor, key } => {
+            records::data(Some(data)).and_then(|d| flows::event(&ctx, name, d, actor, key.as_deref()))
         }
         Command::Tick => flows::tick(&ctx),
         Command::Tasks { member, overdue, all } => flows::tasks(&ctx, member.as_deref(), *overdue, *all),

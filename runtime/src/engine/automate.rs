@@ -81,7 +81,7 @@ impl<'a> Session<'a> {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Every step ran.
@@ -93,7 +93,7 @@ pub enum RunStatus {
 }
 
 /// One step's outcome in a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StepLog {
     /// The step's kind (`set`, `notify`, …).
     pub step: String,
@@ -106,7 +106,7 @@ pub struct StepLog {
 }
 
 /// One automation run: what started it, on which record, and what each step did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Run {
     /// The automation (or `sop.task` for a task's effects, `score.below_N` for a threshold).
     pub automation: String,

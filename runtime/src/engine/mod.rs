@@ -12,6 +12,7 @@ mod boards;
 mod csvio;
 mod daemon;
 mod deliver;
+mod events;
 mod host;
 mod install;
 mod members;
@@ -38,13 +39,14 @@ pub use daemon::Progress;
 pub use deliver::{
     backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
 };
+pub use events::EventReport;
 pub use install::InstallReport;
 pub use members::Absence;
 pub use records::{Change, Version};
 pub use score::Scored;
 pub use signing::{SignLink, Signature};
 pub use tasks::{Completed, Evidence, Task};
-pub use tick::{Activity, EventReport, Fired, TickReport, LATE_AFTER};
+pub use tick::{Activity, Fired, TickReport, LATE_AFTER};
 pub use trial::{Graded, Trial};
 
 use crate::clock::Clock;
@@ -109,6 +111,11 @@ pub enum EngineError {
     /// A request that does not make sense (a filter on an unknown field, an unreadable file).
     #[error("{0}")]
     Input(String),
+    /// An idempotency key came again with other data.
+    #[error(
+        "the idempotency key `{0}` was used before for another event or other data; use a new key for a new event"
+    )]
+    KeyReused(String),
     /// A CSV import found problems and imported nothing.
     #[error("{} problem(s) in the file; nothing was imported", .0.problems.len())]
     Import(Box<ImportReport>),

@@ -1,4 +1,4 @@
-//! The scheduler's one pass: fire every timer due at "now", and external events.
+//! The scheduler's one pass: fire every timer due at "now".
 //!
 //! A timer is claimed by a conditional update (`pending` → `fired`) inside the same
 //! `BEGIN IMMEDIATE` transaction that runs its steps and writes their outbox rows and audit
@@ -7,7 +7,7 @@
 //! its due time is marked late, with the time it was due; missed cron runs coalesce into one.
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::automate::{self, Cause, Run, RunStatus, Session};
 use super::records::Writer;
@@ -63,18 +63,6 @@ pub struct TickReport {
     /// Each timer due, in due order.
     pub timers: Vec<Fired>,
     /// The automation runs the timers made.
-    pub runs: Vec<Run>,
-}
-
-/// What `event` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventReport {
-    /// The event.
-    pub event: String,
-    /// The record it is about.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<String>,
-    /// The automation runs it made.
     pub runs: Vec<Run>,
 }
 
@@ -150,85 +138,6 @@ impl Runtime {
     /// How many timers are in each status (`pending`, `fired`, `skipped`, …).
     pub fn timer_counts(&self) -> Result<Vec<(String, i64)>, EngineError> {
         Ok(timers::counts(self.store.reader())?)
-    }
-
-    /// Receives an external event (`payment.received`): checks its data against the event's
-    /// fields, finds its target record, and runs its automations, all in one transaction. An
-    /// event whose data is wrong or whose record does not exist writes nothing.
-    pub fn event(&mut self, name: &str, data: Map<String, Value>, actor: &str) -> Result<EventReport, EngineError> {
-        self.refresh()?;
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
-        super::records::actor_roles(self.store.reader(), actor)?;
-        let Some(installed) = self.apps.values().find(|a| a.app.def.events.iter().any(|e| e.id == name)) else {
-            let known: Vec<&str> =
-                self.apps.values().flat_map(|a| a.app.def.events.iter().map(|e| e.id.as_str())).collect();
-            let hint = crate::suggest::closest(name, known.iter().copied())
-                .map(|k| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_else(|| format!("; the events are: {}", known.join(", ")));
-            return Err(EngineError::Input(format!("there is no event `{name}`{hint}")));
-        };
-        let def = &installed.app.def;
-        let Some(event) = def.events.iter().find(|e| e.id == name) else { return Err(EngineError::Input(name.into())) };
-        let lang = def.app.language.unwrap_or(crate::model::Lang::Zh);
-        let mut problems = Vec::new();
-        let mut clean = Map::new();
-        for (key, value) in &data {
-            match event.fields.iter().find(|f| &f.id == key) {
-                Some(field) => match crate::values::check_value(field, value, key, lang) {
-                    Ok(v) => {
-                        clean.insert(key.clone(), v);
-                    }
-                    Err(p) => problems.push(p),
-                },
-                None => problems.push(crate::values::FieldProblem::new(
-                    key.clone(),
-                    "UNKNOWN_FIELD",
-                    format!(
-                        "event {name} has no field `{key}`; its fields: {}",
-                        event.fields.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                )),
-            }
-        }
-        for field in &event.fields {
-            if field.required == Some(true) && crate::values::is_empty(clean.get(&field.id)) {
-                problems.push(crate::values::FieldProblem::new(
-                    field.id.clone(),
-                    "REQUIRED",
-                    format!("{} is required", crate::values::field_name(field, lang)),
-                ));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Invalid(problems));
-        }
-        let app_id = def.app.id.clone();
-        let Runtime { store, apps, scripts, .. } = self;
-        let installed = apps.get(&app_id).ok_or_else(|| EngineError::Input(format!("no app {app_id}")))?;
-        // Any form of the app carries the writer; the event finds its own target.
-        let first = installed.app.def.forms.first().map(|f| f.id.clone()).unwrap_or_default();
-        let f = automate::form_of(installed, &first)
-            .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
-        let table = f.table();
-        let (record, runs) = store.write(|tx| {
-            let session = Session::new(scripts, apps, now);
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
-            let cause =
-                Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
-            automate::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
-                // The record the event is for does not exist: nothing is written, and an HTTP
-                // caller hears 404.
-                automate::Unraised::NoTarget { form, what } => {
-                    EngineError::NotFound { form, id: format!("with {what}") }
-                }
-                automate::Unraised::Other(why) => EngineError::Refused(why),
-            })?;
-            let runs = session.runs.take();
-            let record = runs.iter().find_map(|r| r.record.clone());
-            Ok::<_, EngineError>((record, runs))
-        })?;
-        Ok(EventReport { event: name.to_string(), record, runs })
     }
 }
 

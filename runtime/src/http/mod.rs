@@ -3,7 +3,8 @@
 //! [`Runtime::event`](crate::Runtime::event) the CLI's `closeloop event` calls.
 //!
 //! - `GET /healthz`: `ok`, answered on the server's own thread, never queued behind work.
-//! - `POST /api/events/{name}` with a JSON object: the event's report as JSON (200), or
+//! - `POST /api/events/{name}` with a JSON object (and, best, an `Idempotency-Key` header:
+//!   a retry with the same key is received once): the event's report as JSON (200), or
 //!   `{"error", "problems"}` with the statuses docs/http.md lists (400 bad data, 401 no or
 //!   wrong token, 403 refused, 413 body over 1 MiB, 503 busy with `Retry-After`, …).
 //!
@@ -155,6 +156,7 @@ fn answer_error(e: EngineError) -> Response {
             (StatusCode::FORBIDDEN, Vec::new())
         }
         EngineError::Conflict { .. } => (StatusCode::CONFLICT, Vec::new()),
+        EngineError::KeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, Vec::new()),
         EngineError::Store(_) if e.is_busy() => return busy(),
         EngineError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
     };
@@ -194,11 +196,18 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         }
         Ok(Ok(bytes)) => bytes,
     };
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) => Some(key.to_string()),
+        Some(Err(_)) => {
+            return problem(StatusCode::BAD_REQUEST, "the Idempotency-Key is not visible ASCII", Vec::new())
+        }
+    };
     let data: Map<String, Value> = match serde_json::from_slice(&bytes) {
         Ok(data) => data,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("the body must be a JSON object: {e}"), Vec::new()),
     };
-    let answer = match api.pool.submit(move |rt| rt.event(&name, data, API_ACTOR)) {
+    let answer = match api.pool.submit(move |rt| rt.event_once(&name, data, API_ACTOR, key.as_deref())) {
         Ok(answer) => answer,
         Err(Busy) => return busy(),
     };
@@ -206,7 +215,7 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         // Still queued, it will be skipped; already running, it may still be recorded.
         Err(_) => problem(
             StatusCode::GATEWAY_TIMEOUT,
-            "the engine did not answer in time; the event may still be recorded: check before sending it again",
+            "the engine did not answer in time; the event may still be recorded: send it again with the same Idempotency-Key",
             Vec::new(),
         ),
         Ok(Err(_)) => problem(StatusCode::INTERNAL_SERVER_ERROR, JobError::Lost.to_string(), Vec::new()),

@@ -15,6 +15,7 @@ pub(crate) mod audit;
 mod bench;
 pub(crate) mod boards;
 pub(crate) mod channels;
+pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod outbox;
 pub(crate) mod records;

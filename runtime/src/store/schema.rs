@@ -214,6 +214,14 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE approval_decisions ADD COLUMN override_reason TEXT;
      CREATE UNIQUE INDEX approval_decision_seats
         ON approval_decisions(approval, step, COALESCE(on_behalf_of, member));",
+    // 9: idempotency keys of received events, with the report each got.
+    "CREATE TABLE inbound_keys (
+        key TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        request TEXT NOT NULL,
+        report TEXT NOT NULL,
+        at TEXT NOT NULL
+     );",
 ];
 
 /// Brings the database to the newest schema version; returns the version it was at.

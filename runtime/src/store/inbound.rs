@@ -1,0 +1,34 @@
+//! Idempotency keys of received events: the key, what was sent with it, and the report
+//! given back, so a sender's retry gets the same answer and changes nothing.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{StoreError, Tx};
+
+/// An event kept under its sender's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kept {
+    /// The sender's key.
+    pub key: String,
+    /// The event's name.
+    pub event: String,
+    /// SHA-256 of the event's name and checked data.
+    pub request: String,
+    /// The report, as JSON.
+    pub report: String,
+}
+
+/// The event kept under `key`, if any.
+pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Kept>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT key, event, request, report FROM inbound_keys WHERE key = ?1")?
+        .query_row([key], |r| Ok(Kept { key: r.get(0)?, event: r.get(1)?, request: r.get(2)?, report: r.get(3)? }))
+        .optional()?)
+}
+
+/// Keeps an event under its key (in the transaction that received it).
+pub(crate) fn put(tx: &Tx<'_>, kept: &Kept, at: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO inbound_keys (key, event, request, report, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![kept.key, kept.event, kept.request, kept.report, at])?;
+    Ok(())
+}
