@@ -166,6 +166,8 @@ fn events_need_the_token_a_json_object_and_a_body_under_the_limit() {
     let (again, _, body) = keyed(ping);
     assert!(again == 200 && body.contains("\"replayed\":true"), "{body}");
     assert_eq!(keyed(r#"{"code":"T-2"}"#).0, 422, "the key with other data");
+    let twice = "Idempotency-Key: k-1\r\nIdempotency-Key: k-2\r\n";
+    assert_eq!(request_with(addr, "POST", "/api/events/ping", Some(TOKEN), twice, ping).0, 400);
     assert_eq!(cli.query("SELECT COUNT(*) FROM events WHERE kind = 'event.received' AND actor = 'api'", &[]), 2);
     let mut server = server;
     assert_eq!(server.stop(), Some(0), "SIGTERM stops it cleanly");
@@ -275,8 +277,23 @@ fn an_event_sent_again_with_its_idempotency_key_is_received_once() {
         Err(EngineError::KeyReused(_))
     ));
     assert!(matches!(rt.event_once("payment.received", paid(1), "api", Some("a key")), Err(EngineError::Input(_))));
+    // The app changes (the event now needs a field the retry lacks): the retry still replays.
+    let mut files = t.app_files();
+    files.app_yaml = files.app_yaml.replacen(
+        "      - {id: paid_at, type: date, label: {zh: 回款日期, en: Paid on}, required: true}\n",
+        "      - {id: paid_at, type: date, label: {zh: 回款日期, en: Paid on}, required: true}\n      - {id: invoice, type: text, required: true}\n",
+        1,
+    );
+    rt.install(&files, "system", false).unwrap();
+    assert!(rt.event_once("payment.received", paid(48000), "api", Some("erp-0042")).unwrap().replayed);
+    assert!(matches!(
+        rt.event_once("payment.received", paid(48000), "api", Some("erp-0043")),
+        Err(EngineError::Invalid(_))
+    ));
     // Without a key, each sending is an event of its own.
-    rt.event("payment.received", paid(48000), "api").unwrap();
+    let mut paid_now = paid(48000);
+    paid_now.insert("invoice".into(), serde_json::json!("INV-7"));
+    rt.event("payment.received", paid_now, "api").unwrap();
     let received = rt.activity("account", "ACC-00001").unwrap().iter().filter(|a| a.kind == "event.received").count();
     assert_eq!(received, 2);
 }

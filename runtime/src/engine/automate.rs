@@ -81,10 +81,11 @@ impl<'a> Session<'a> {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Every step ran.
+    #[default]
     Done,
     /// The condition did not hold (or the moment was missed and the policy says skip).
     Skipped,
@@ -92,8 +93,9 @@ pub enum RunStatus {
     Failed,
 }
 
-/// One step's outcome in a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// One step's outcome in a run (kept with event idempotency keys: every field has a default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StepLog {
     /// The step's kind (`set`, `notify`, …).
     pub step: String,
@@ -105,8 +107,10 @@ pub struct StepLog {
     pub error: Option<String>,
 }
 
-/// One automation run: what started it, on which record, and what each step did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// One automation run: what started it, on which record, and what each step did (kept with
+/// event idempotency keys: every field has a default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Run {
     /// The automation (or `sop.task` for a task's effects, `score.below_N` for a threshold).
     pub automation: String,

@@ -13,19 +13,35 @@ use crate::store::{inbound, StoreError};
 /// The longest idempotency key accepted.
 pub const MAX_KEY: usize = 200;
 
-/// What `event` did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What `event` did. Kept as JSON with an idempotency key, so every field has a default: a
+/// report kept by an older version still reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EventReport {
     /// The event.
     pub event: String,
     /// The record it is about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
     /// The automation runs it made.
     pub runs: Vec<Run>,
     /// This is the report of an earlier event with the same key; nothing ran now.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+}
+
+/// SHA-256 of an event's name and data, whatever the order of the data's keys.
+fn fingerprint(name: &str, data: &Map<String, Value>) -> Result<String, EngineError> {
+    let sorted: std::collections::BTreeMap<&String, &Value> = data.iter().collect();
+    let sent = serde_json::to_string(&sorted).map_err(StoreError::from)?;
+    Ok(crate::store::sha256_hex(format!("{name}\n{sent}").as_bytes()))
+}
+
+/// The report kept with a key, as the answer to its retry.
+fn replay(kept: &inbound::Kept) -> Result<EventReport, EngineError> {
+    let mut report: EventReport = serde_json::from_str(&kept.report).map_err(StoreError::from)?;
+    report.replayed = true;
+    Ok(report)
 }
 
 /// A key is 1 to [`MAX_KEY`] visible ASCII characters (a UUID, `erp-payment-20261120-0042`).
@@ -46,7 +62,8 @@ impl Runtime {
         self.event_once(name, data, actor, None)
     }
 
-    /// [`Runtime::event`] with the sender's idempotency key: the first event with a key is
+    /// [`Runtime::event`] with the sender's idempotency key (install-wide: the sender chooses
+    /// it, whoever sends): the first event with a key is
     /// received and its report kept with the key, in the same transaction; the same event with
     /// the same key and data again (a retry after a lost answer) receives nothing and gets that
     /// report back, marked `replayed`. The key with other data is refused ([`EngineError::KeyReused`]).
@@ -58,8 +75,16 @@ impl Runtime {
         actor: &str,
         key: Option<&str>,
     ) -> Result<EventReport, EngineError> {
+        // The bytes a retry repeats: a replay is recognised from them before anything else is
+        // checked, so an app changed since (a field now required) still answers the retry.
+        let raw = fingerprint(name, &data)?;
         if let Some(key) = key {
             check_key(key)?;
+            if let Some(kept) = inbound::get(self.store.reader(), key)? {
+                if kept.event == name && kept.raw == raw {
+                    return replay(&kept);
+                }
+            }
         }
         self.refresh()?;
         let now = self.clock.now();
@@ -116,19 +141,15 @@ impl Runtime {
         let f = automate::form_of(installed, &first)
             .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
         let table = f.table();
-        // What was sent, independent of the order of its keys.
-        let sorted: std::collections::BTreeMap<&String, &Value> = clean.iter().collect();
-        let sent = serde_json::to_string(&sorted).map_err(StoreError::from)?;
-        let request = crate::store::sha256_hex(format!("{name}\n{sent}").as_bytes());
+        // The data as checked: `48000` and `48000.0` are the same payment.
+        let request = fingerprint(name, &clean)?;
         store.write(|tx| {
             if let Some(key) = key {
                 if let Some(kept) = inbound::get(tx, key)? {
-                    if kept.event != name || kept.request != request {
+                    if kept.event != name || (kept.request != request && kept.raw != raw) {
                         return Err(EngineError::KeyReused(key.to_string()));
                     }
-                    let mut report: EventReport = serde_json::from_str(&kept.report).map_err(StoreError::from)?;
-                    report.replayed = true;
-                    return Ok(report);
+                    return replay(&kept);
                 }
             }
             let session = Session::new(scripts, apps, now);
@@ -147,18 +168,32 @@ impl Runtime {
             let record = runs.iter().find_map(|r| r.record.clone());
             let report = EventReport { event: name.to_string(), record, runs, replayed: false };
             if let Some(key) = key {
-                inbound::put(
-                    tx,
-                    &inbound::Kept {
-                        key: key.to_string(),
-                        event: name.to_string(),
-                        request: request.clone(),
-                        report: serde_json::to_string(&report).map_err(StoreError::from)?,
-                    },
-                    &at,
-                )?;
+                let report = serde_json::to_string(&report).map_err(StoreError::from)?;
+                let kept = inbound::Kept {
+                    key: key.to_string(),
+                    event: name.to_string(),
+                    request: request.clone(),
+                    raw: raw.clone(),
+                    report,
+                };
+                inbound::put(tx, &kept, &at)?;
             }
             Ok::<_, EngineError>(report)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventReport;
+
+    #[test]
+    fn a_report_kept_by_an_older_version_still_reads() {
+        // Fields added later are missing from reports kept earlier; an unknown one is ignored.
+        let kept =
+            r#"{"event": "payment.received", "runs": [{"automation": "a", "steps": [{"step": "set"}]}], "old": 1}"#;
+        let report: EventReport = serde_json::from_str(kept).unwrap_or_default();
+        assert_eq!((report.event.as_str(), report.runs.len()), ("payment.received", 1));
+        assert_eq!(report.runs[0].steps[0].step, "set");
     }
 }

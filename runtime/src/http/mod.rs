@@ -196,11 +196,15 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         }
         Ok(Ok(bytes)) => bytes,
     };
-    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(key)) => Some(key.to_string()),
-        Some(Err(_)) => {
+    let mut keys = headers.get_all("idempotency-key").iter();
+    let key = match (keys.next().map(|v| v.to_str()), keys.next()) {
+        (None, _) => None,
+        (Some(Ok(key)), None) => Some(key.to_string()),
+        (Some(Err(_)), None) => {
             return problem(StatusCode::BAD_REQUEST, "the Idempotency-Key is not visible ASCII", Vec::new())
+        }
+        (Some(_), Some(_)) => {
+            return problem(StatusCode::BAD_REQUEST, "send one Idempotency-Key, not several", Vec::new())
         }
     };
     let data: Map<String, Value> = match serde_json::from_slice(&bytes) {

@@ -14,6 +14,8 @@ pub(crate) struct Kept {
     pub event: String,
     /// SHA-256 of the event's name and checked data.
     pub request: String,
+    /// SHA-256 of the event's name and data as sent.
+    pub raw: String,
     /// The report, as JSON.
     pub report: String,
 }
@@ -21,14 +23,18 @@ pub(crate) struct Kept {
 /// The event kept under `key`, if any.
 pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Kept>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT key, event, request, report FROM inbound_keys WHERE key = ?1")?
-        .query_row([key], |r| Ok(Kept { key: r.get(0)?, event: r.get(1)?, request: r.get(2)?, report: r.get(3)? }))
+        .prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")?
+        .query_row([key], |r| {
+            Ok(Kept { key: r.get(0)?, event: r.get(1)?, request: r.get(2)?, raw: r.get(3)?, report: r.get(4)? })
+        })
         .optional()?)
 }
 
 /// Keeps an event under its key (in the transaction that received it).
 pub(crate) fn put(tx: &Tx<'_>, kept: &Kept, at: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO inbound_keys (key, event, request, report, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![kept.key, kept.event, kept.request, kept.report, at])?;
+    tx.prepare_cached(
+        "INSERT INTO inbound_keys (key, event, request, raw, report, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![kept.key, kept.event, kept.request, kept.raw, kept.report, at])?;
     Ok(())
 }

@@ -219,6 +219,7 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         event TEXT NOT NULL,
         request TEXT NOT NULL,
+        raw TEXT NOT NULL,
         report TEXT NOT NULL,
         at TEXT NOT NULL
      );",
