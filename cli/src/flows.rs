@@ -442,7 +442,8 @@ pub fn approvals(ctx: &Context, member: Option<&str>) -> Result<ExitCode, UserEr
     })
 }
 
-/// `closeloop approve|reject|recall FORM ID --as MEMBER`.
+/// `closeloop approve|reject|recall FORM ID --as MEMBER`, and `approve --override REASON`
+/// (break-glass).
 pub fn decide(
     ctx: &Context,
     form: &str,
@@ -450,33 +451,17 @@ pub fn decide(
     actor: &str,
     decision: &str,
     comment: Option<&str>,
+    override_reason: Option<&str>,
 ) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
-    let view = match decision {
-        "approve" => rt.approve(form, id, actor, comment),
-        "reject" => rt.reject(form, id, actor, comment.unwrap_or_default()),
+    let view = match (decision, override_reason) {
+        ("approve", Some(reason)) => rt.approve_override(form, id, actor, reason, comment),
+        ("approve", None) => rt.approve(form, id, actor, comment),
+        ("reject", _) => rt.reject(form, id, actor, comment.unwrap_or_default()),
         _ => rt.recall(form, id, actor),
     }
     .map_err(|e| ctx.engine_error(e))?;
-    show_run(ctx, id, &view)
-}
-
-/// `closeloop approve FORM ID --as MEMBER --override REASON`: break-glass.
-pub fn approve_override(
-    ctx: &Context,
-    form: &str,
-    id: &str,
-    actor: &str,
-    reason: &str,
-    comment: Option<&str>,
-) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let view = rt.approve_override(form, id, actor, reason, comment).map_err(|e| ctx.engine_error(e))?;
-    show_run(ctx, id, &view)
-}
-
-fn show_run(ctx: &Context, id: &str, view: &closeloop::engine::ApprovalView) -> Result<ExitCode, UserError> {
-    show(ctx, view, || {
+    show(ctx, &view, || {
         let mut lines = vec![format!("{id}: {} {} (version {})", view.chain, view.status, view.version)];
         for s in &view.steps {
             let note = s["note"].as_str().map(|n| format!(" — {n}")).unwrap_or_default();

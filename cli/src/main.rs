@@ -601,14 +601,13 @@ fn main() -> ExitCode {
         Command::Run => flows::run(&ctx),
         Command::Serve { listen, workers, queue, token } => flows::serve(&ctx, listen, *workers, *queue, token),
         Command::Approvals { member } => flows::approvals(&ctx, member.as_deref()),
-        Command::Approve { form, id, actor, comment, override_reason: Some(reason) } => {
-            flows::approve_override(&ctx, form, id, actor, reason, comment.as_deref())
+        Command::Approve { form, id, actor, comment, override_reason } => {
+            flows::decide(&ctx, form, id, actor, "approve", comment.as_deref(), override_reason.as_deref())
         }
-        Command::Approve { form, id, actor, comment, override_reason: None } => {
-            flows::decide(&ctx, form, id, actor, "approve", comment.as_deref())
+        Command::Reject { form, id, actor, comment } => {
+            flows::decide(&ctx, form, id, actor, "reject", Some(comment), None)
         }
-        Command::Reject { form, id, actor, comment } => flows::decide(&ctx, form, id, actor, "reject", Some(comment)),
-        Command::Recall { form, id, actor } => flows::decide(&ctx, form, id, actor, "recall", None),
+        Command::Recall { form, id, actor } => flows::decide(&ctx, form, id, actor, "recall", None, None),
         Command::SignLink { form, id, base, qr_dir, terminal, actor } => {
             flows::sign_link(&ctx, form, id, base, qr_dir, *terminal, actor)
         }

@@ -75,17 +75,22 @@ impl Runtime {
         actor: &str,
         key: Option<&str>,
     ) -> Result<EventReport, EngineError> {
-        // The bytes a retry repeats: a replay is recognised from them before anything else is
-        // checked, so an app changed since (a field now required) still answers the retry.
-        let raw = fingerprint(name, &data)?;
-        if let Some(key) = key {
-            check_key(key)?;
-            if let Some(kept) = inbound::get(self.store.reader(), key)? {
-                if kept.event == name && kept.raw == raw {
-                    return replay(&kept);
+        // Without a key nothing is fingerprinted. With one, the bytes a retry repeats are
+        // recognised before anything else is checked, so an app changed since (a field now
+        // required) still answers the retry.
+        let raw = match key {
+            Some(key) => {
+                check_key(key)?;
+                let raw = fingerprint(name, &data)?;
+                if let Some(kept) = inbound::get(self.store.reader(), key)? {
+                    if kept.event == name && kept.raw == raw {
+                        return replay(&kept);
+                    }
                 }
+                Some((key, raw))
             }
-        }
+            None => None,
+        };
         self.refresh()?;
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
@@ -142,11 +147,14 @@ impl Runtime {
             .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
         let table = f.table();
         // The data as checked: `48000` and `48000.0` are the same payment.
-        let request = fingerprint(name, &clean)?;
+        let keyed = match raw {
+            Some((key, raw)) => Some((key, raw, fingerprint(name, &clean)?)),
+            None => None,
+        };
         store.write(|tx| {
-            if let Some(key) = key {
+            if let Some((key, raw, request)) = &keyed {
                 if let Some(kept) = inbound::get(tx, key)? {
-                    if kept.event != name || (kept.request != request && kept.raw != raw) {
+                    if kept.event != name || (&kept.request != request && &kept.raw != raw) {
                         return Err(EngineError::KeyReused(key.to_string()));
                     }
                     return replay(&kept);
@@ -167,7 +175,7 @@ impl Runtime {
             let runs = session.runs.take();
             let record = runs.iter().find_map(|r| r.record.clone());
             let report = EventReport { event: name.to_string(), record, runs, replayed: false };
-            if let Some(key) = key {
+            if let Some((key, raw, request)) = &keyed {
                 let report = serde_json::to_string(&report).map_err(StoreError::from)?;
                 let kept = inbound::Kept {
                     key: key.to_string(),

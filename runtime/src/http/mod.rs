@@ -33,7 +33,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-pub use pool::{Busy, JobError, Pool};
+pub use pool::{Busy, Pool};
 
 use crate::engine::EngineError;
 use crate::store::Retryable;
@@ -222,7 +222,10 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
             "the engine did not answer in time; the event may still be recorded: send it again with the same Idempotency-Key",
             Vec::new(),
         ),
-        Ok(Err(_)) => problem(StatusCode::INTERNAL_SERVER_ERROR, JobError::Lost.to_string(), Vec::new()),
+        // The job panicked (a bug; its worker starts afresh) or the pool stopped.
+        Ok(Err(_)) => {
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "the engine worker failed while handling the request", Vec::new())
+        }
         Ok(Ok(Err(e))) => answer_error(e),
         Ok(Ok(Ok(report))) => (StatusCode::OK, Json(json!(report))).into_response(),
     }

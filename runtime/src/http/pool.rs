@@ -42,17 +42,6 @@ impl std::fmt::Debug for Pool {
 #[error("every engine worker is busy and the queue is full; try again shortly")]
 pub struct Busy;
 
-/// Why a job gave no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The queue was full.
-    #[error(transparent)]
-    Busy(#[from] Busy),
-    /// The job panicked (a bug; the worker starts afresh) or the pool stopped.
-    #[error("the engine worker failed while handling the request")]
-    Lost,
-}
-
 impl Pool {
     /// Starts `workers` threads, each with a `Runtime` of its own from `open` (its own
     /// database connection), and a queue of at most `queue` waiting jobs. Fails if any worker
@@ -122,14 +111,6 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a worker and waits for its answer.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Runtime) -> T + Send + 'static,
-    ) -> Result<T, JobError> {
-        self.submit(f)?.await.map_err(|_| JobError::Lost)
-    }
-
     /// Takes no more jobs, lets the workers finish what is queued, and waits up to `grace`
     /// for them to stop (so their stores close cleanly). True when all stopped in time.
     pub fn close(&self, grace: Duration) -> bool {
@@ -153,7 +134,7 @@ impl Pool {
 }
 
 /// A worker: takes jobs until the pool closes. A job that panics loses its answer (its caller
-/// hears `Lost`); the worker then opens a fresh runtime rather than trust one a panic left
+/// hears its sender dropped); the worker then opens a fresh runtime rather than trust one a panic left
 /// half-changed (its transaction rolled back as it unwound).
 fn work(inbox: &Mutex<Receiver<Job>>, mut rt: Runtime, open: &Opener) {
     loop {

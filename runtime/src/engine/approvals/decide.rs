@@ -285,15 +285,16 @@ impl Runtime {
     pub fn approvals(&self, member: Option<&str>) -> Result<Vec<Waiting>, EngineError> {
         let conn = self.store.reader();
         let now = self.clock.now();
-        let team = members::list(conn)?;
+        // The directory is read only when someone may be standing in, and once.
+        let mut team = None;
         let mut out = Vec::new();
         for (run, s) in approvals::open_steps(conn)? {
             let approved_by = approvals::approvals_of(conn, run.id, s.step)?;
             let f = crate::engine::records::find_form(&self.apps, &run.form);
-            let def = f.as_ref().and_then(|f| {
-                let (_, chain) = chain_of(&f.app.app.def, &run.chain)?;
-                chain.steps.get(s.step as usize)
-            });
+            let chain = f.as_ref().and_then(|f| chain_of(&f.app.app.def, &run.chain)).map(|(_, c)| c);
+            let def = chain.and_then(|c| c.steps.get(s.step as usize));
+            // The record, read once, only when delegation or `show` needs it.
+            let mut row = None;
             let mut on_behalf_of = None;
             if let Some(m) = member {
                 let decided = approvals::deciders_of(conn, run.id, s.step)?;
@@ -301,21 +302,35 @@ impl Runtime {
                     continue;
                 }
                 if !s.approvers.iter().any(|a| a == m) {
-                    let (Some(f), Some(def)) = (&f, def) else { continue };
-                    let Some(row) = records::get(conn, &f.table(), &run.record)? else { continue };
-                    let self_allowed =
-                        chain_of(&f.app.app.def, &run.chain).is_some_and(|(_, c)| c.allow_self_approval == Some(true));
-                    let barred = if self_allowed { Vec::new() } else { excluded(conn, &row, &run)? };
-                    let stand = stand_ins(&team, Some(def), &s.approvers, &today(f, now), &barred);
+                    let (Some(f), Some(chain), Some(def)) = (&f, chain, def) else { continue };
+                    if def.allow_delegation != Some(true) {
+                        continue;
+                    }
+                    let Some(record) = records::get(conn, &f.table(), &run.record)? else { continue };
+                    let barred = if chain.allow_self_approval == Some(true) {
+                        Vec::new()
+                    } else {
+                        excluded(conn, &record, &run)?
+                    };
+                    let team = match &mut team {
+                        Some(team) => team,
+                        None => team.insert(members::list(conn)?),
+                    };
+                    let stand = stand_ins(team, Some(def), &s.approvers, &today(f, now), &barred);
                     let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == m && !decided.contains(a)) else {
                         continue;
                     };
                     on_behalf_of = Some(absent);
+                    row = Some(record);
                 }
             }
             let show = match (&f, def) {
                 (Some(f), Some(def)) if !def.show.is_empty() => {
-                    let data = records::get(conn, &f.table(), &run.record)?.map(|r| r.data).unwrap_or_default();
+                    let record = match row {
+                        Some(record) => Some(record),
+                        None => records::get(conn, &f.table(), &run.record)?,
+                    };
+                    let data = record.map(|r| r.data).unwrap_or_default();
                     shown(f, def, &data).into_iter().map(|(field, _)| field).collect()
                 }
                 _ => Vec::new(),

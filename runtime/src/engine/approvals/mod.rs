@@ -191,7 +191,12 @@ fn advance(
             _ => 1,
         };
         let due = step.timeout.as_deref().and_then(|t| automate::moment(&w.f.app.calendar, w.at, Some(t), None));
-        let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
+        // The directory is copied only for a step that may have stand-ins.
+        let team = if step.allow_delegation == Some(true) {
+            w.session.assign.borrow_mut().team(w.tx)?.to_vec()
+        } else {
+            Vec::new()
+        };
         let stand = stand_ins(&team, Some(step), &approvers, &today(w.f, w.session.now), &barred);
         for (absent, delegate) in &stand {
             let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
