@@ -213,6 +213,7 @@ fn form() -> impl Strategy<Value = Form> {
             fields,
             states: states.into_iter().map(|s| State { id: s, label: None, initial: None, is_final: None }).collect(),
             actions: Vec::new(),
+            edit: Vec::new(),
         })
 }
 
@@ -339,6 +340,7 @@ fn a_consistent_generated_app_round_trips_through_the_whole_loader() {
             }],
             states: Vec::new(),
             actions: Vec::new(),
+            edit: Vec::new(),
         }],
         events: Vec::new(),
         automations: vec![Automation {

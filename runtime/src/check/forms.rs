@@ -469,6 +469,25 @@ fn states_and_actions(ctx: &mut Ctx<'_>, form: &Form, base: &str) {
             ctx.field_ref(Scope::of(Some(form)), f, &format!("{ap}/requires/{m}"), false);
         }
     }
+    for (k, rule) in form.edit.iter().enumerate() {
+        let ep = format!("{base}/edit/{k}");
+        for (m, r) in rule.roles.iter().enumerate() {
+            ctx.role_ref(r, &format!("{ep}/roles/{m}"));
+        }
+        for (m, s) in rule.states.iter().enumerate() {
+            ctx.state_ref(form, s, &format!("{ep}/states/{m}"));
+        }
+        for (m, f) in rule.fields.iter().enumerate() {
+            ctx.field_ref(Scope::of(Some(form)), f, &format!("{ep}/fields/{m}"), false);
+        }
+        if rule.owner_only == Some(true) && form.owner_field().is_none() {
+            ctx.error(
+                Code::CONFLICT,
+                format!("form `{}` has no owner field, so no record has an owner to edit it", form.id),
+                &format!("{ep}/owner_only"),
+            );
+        }
+    }
 }
 
 /// Checks a condition's shape and references in a scope.

@@ -163,13 +163,13 @@ pub(crate) fn read_loads(
     let table = f.table();
     let by = table.assignee(field, f.form.owner_field());
     let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
-    let mut loads = Loads { open: records::count_by_owner(conn, &table, &by, load_states, None)?, ..Loads::default() };
+    let mut loads = Loads { open: records::count_by_owner(conn, table, &by, load_states, None)?, ..Loads::default() };
     for pref in &rule.prefer {
         let window = window_start(pref.since.unwrap_or(Since::Ever), now);
-        loads.preferences.push(records::count_by_owner(conn, &table, &by, &pref.states, window.as_deref())?);
+        loads.preferences.push(records::count_by_owner(conn, table, &by, &pref.states, window.as_deref())?);
     }
     if rule.pick == Pick::RoundRobin {
-        loads.turns = records::turns(conn, &table, &by)?;
+        loads.turns = records::turns(conn, table, &by)?;
     }
     Ok(loads)
 }

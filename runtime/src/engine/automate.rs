@@ -6,15 +6,12 @@
 //! is rolled back on its own (a savepoint), the record and the steps before it stand, and a
 //! retry timer takes the run up again from that step.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-
-use rhai::{Dynamic, Engine};
+use rhai::Dynamic;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::records::Writer;
-use super::rules::{Purpose, Rules};
+use super::write::rules::Rules;
+use super::write::{Edit, Writer};
 use super::{assign, FormRef, Installed};
 use crate::calendar::{self, Anchor, WorkCalendar};
 use crate::model::{ChannelKind, Condition, ConditionKind, Recipient, Step, Trigger};
@@ -23,62 +20,17 @@ use crate::store::{
 };
 
 /// How deep automations may cascade (a `set` that triggers an `updated` automation that sets…).
-const MAX_DEPTH: u8 = 8;
+pub(crate) const MAX_DEPTH: u8 = 8;
 
 /// How many runs automations may set off in one transaction, beyond the ones its own writes
 /// trigger directly: a budget on breadth, where [`MAX_DEPTH`] bounds depth.
-const MAX_CASCADE: u32 = 1000;
+pub(crate) const MAX_CASCADE: u32 = 1000;
 
 /// How many times a failed step is tried again, and how long to wait before each try.
 const RETRY_DELAYS_MINUTES: &[i64] = &[1, 5, 30, 120];
 
 /// The actor automations write as.
 pub(crate) const ACTOR: &str = "system";
-
-/// What the writes of one transaction share: the script engine, assignment state, the runs
-/// made so far (for reports), how deep the cascade is, and "now".
-pub(crate) struct Session<'a> {
-    pub scripts: &'a Engine,
-    pub apps: &'a BTreeMap<String, Installed>,
-    pub assign: RefCell<assign::Cache>,
-    pub runs: RefCell<Vec<Run>>,
-    depth: Cell<u8>,
-    /// Runs set off by other runs so far (see [`MAX_CASCADE`]).
-    cascaded: Cell<u32>,
-    /// The record written last in this transaction: automations read it again and again.
-    last: RefCell<Option<(String, RecordRow)>>,
-    pub now: jiff::Timestamp,
-}
-
-impl Session<'_> {
-    /// The newest version of a record written in this transaction, when it was the last one
-    /// written (every record write passes through [`after_write`]).
-    pub(crate) fn latest(&self, form: &str, id: &str) -> Option<RecordRow> {
-        self.last.borrow().as_ref().filter(|(f, row)| f == form && row.id == id).map(|(_, row)| row.clone())
-    }
-
-    /// Forgets what a rolled-back step left behind: the runs it reported after `runs` and the
-    /// cached row.
-    pub(crate) fn forget(&self, runs: usize) {
-        self.runs.borrow_mut().truncate(runs);
-        *self.last.borrow_mut() = None;
-    }
-}
-
-impl<'a> Session<'a> {
-    pub fn new(scripts: &'a Engine, apps: &'a BTreeMap<String, Installed>, now: jiff::Timestamp) -> Self {
-        Session {
-            scripts,
-            apps,
-            assign: RefCell::default(),
-            runs: RefCell::default(),
-            depth: Cell::new(0),
-            cascaded: Cell::new(0),
-            last: RefCell::new(None),
-            now,
-        }
-    }
-}
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -212,7 +164,6 @@ pub(crate) fn after_write(
     after: &RecordRow,
     action: Option<&str>,
 ) -> Result<(), StoreError> {
-    *w.session.last.borrow_mut() = Some((w.f.form.id.clone(), after.clone()));
     // An edit of a record in approval resets the run: decisions bind to the version submitted.
     if let Some(before) = before {
         super::approvals::on_edit(w, before, after)?;
@@ -263,13 +214,9 @@ pub(crate) fn after_write(
     result
 }
 
-/// A record of the writer's form as it stands in this transaction: the one just written when
-/// it is that one (every record write passes through [`after_write`]), else read.
+/// A record of the writer's form as it stands in this transaction.
 pub(crate) fn current(w: &Writer<'_, '_>, id: &str) -> Result<Option<RecordRow>, StoreError> {
-    match w.session.latest(&w.f.form.id, id) {
-        Some(row) => Ok(Some(row)),
-        None => records::get(w.tx, w.table, id),
-    }
+    w.current(id)
 }
 
 /// When a moment relative to a record's anchor falls: the instant it fires, stored format.
@@ -427,19 +374,12 @@ pub(crate) fn run_automation(
     };
     if let (Some(c), Some(id)) = (&auto.condition, record) {
         if let Some(row) = current(w, id)? {
-            let roles = match super::records::actor_roles(w.tx, w.actor) {
+            let roles = match w.session.roles(w.tx, w.actor) {
                 Ok(roles) => roles,
                 Err(super::EngineError::Store(e)) => return Err(e),
                 Err(_) => Vec::new(),
             };
-            let rules = Rules {
-                f: *w.f,
-                apps: w.session.apps,
-                scripts: w.session.scripts,
-                state: row.state.as_deref(),
-                roles: &roles,
-                key_checked: true,
-            };
+            let rules = w.rules(row.state.as_deref(), &roles);
             let pointer = format!("/automations/{index}/if");
             if !rules.holds(c, &row.data, &pointer) {
                 let why = explain(c, &row, &rules, &pointer);
@@ -659,13 +599,9 @@ fn run_step(
                 Some(w.session.scripts),
             )?;
             let Some(decision) = decided else { return Ok(Ok("nothing to assign".into())) };
-            let state = current.state.clone();
-            let detail = json!([decision]);
-            let writer = Writer { actor: ACTOR, ..*w };
-            match writer.version(current, data, state, "record.updated", Some(("assignment", detail)))? {
-                Ok(_) => Ok(Ok(decision.explanation)),
-                Err(e) => Ok(Err(e.to_string())),
-            }
+            let patch = super::write::patch_of(&current.data, &data);
+            let edit = Edit::by_closeloop(&patch, ("assignment", json!([decision])));
+            Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| decision.explanation))
         }
         Step::CreateTasks(sop) => match record {
             Some(id) => super::tasks::open_sop(w, sop, id),
@@ -754,14 +690,7 @@ fn run_step(
             };
             let grade = &def.grades[index];
             let Some(current) = current(w, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
-            let rules = Rules {
-                f: *w.f,
-                apps: w.session.apps,
-                scripts: w.session.scripts,
-                state: current.state.as_deref(),
-                roles: &[],
-                key_checked: true,
-            };
+            let rules = w.rules(current.state.as_deref(), &[]);
             let graded = super::trial::grade_with(&rules, grade, &current.data, index);
             let mut patch = Map::new();
             patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
@@ -777,28 +706,24 @@ fn run_step(
 /// computed fields), read-only fields included.
 pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Value>, by: &str) -> StepResult {
     let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
-    let rules = Rules {
-        f: *w.f,
-        apps: w.session.apps,
-        scripts: w.session.scripts,
-        state: current.state.as_deref(),
-        roles: &[],
-        key_checked: false,
-    };
-    let data = match rules.prepare(w.tx, patch, Some(&current.data), Purpose::Automation, Some(id)) {
-        Ok(d) => d,
-        Err(problems) => {
-            let text: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-            return Ok(Err(text.join("; ")));
-        }
-    };
     let changed: Vec<String> =
         patch.iter().filter(|(k, v)| current.data.get(*k) != Some(v)).map(|(k, v)| format!("{k} = {v}")).collect();
-    let state = current.state.clone();
-    let writer = Writer { actor: ACTOR, ..*w };
-    match writer.version(current, data, state, "record.updated", Some(("automation", json!(by))))? {
-        Ok(_) if changed.is_empty() => Ok(Ok("nothing to change".into())),
-        Ok(_) => Ok(Ok(changed.join(", "))),
+    let edit = Edit::by_closeloop(patch, ("automation", json!(by)));
+    Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| match changed.is_empty() {
+        true => "nothing to change".to_string(),
+        false => changed.join(", "),
+    }))
+}
+
+/// A step's view of a write through the gate: a refusal or invalid data fails the step, the
+/// database failing fails the whole transaction.
+pub(crate) fn step_error<T>(result: Result<T, super::EngineError>) -> Result<Result<T, String>, StoreError> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(super::EngineError::Store(e)) => Err(e),
+        Err(super::EngineError::Invalid(problems)) => {
+            Ok(Err(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; ")))
+        }
         Err(e) => Ok(Err(e.to_string())),
     }
 }
@@ -985,7 +910,7 @@ pub(crate) fn raise(
             let pairs: Vec<(&str, &Value)> =
                 t.r#match.iter().filter_map(|(ff, ef)| data.get(ef).map(|v| (ff.as_str(), v))).collect();
             let found = if pairs.len() == t.r#match.len() {
-                records::find_by(w.tx, &f.table(), &pairs)?.map(|r| r.id)
+                records::find_by(w.tx, f.table(), &pairs)?.map(|r| r.id)
             } else if t.form == w.f.form.id {
                 record.map(str::to_string)
             } else {
@@ -1006,8 +931,7 @@ pub(crate) fn raise(
         None => (None, None),
     };
     let f = form.unwrap_or(*w.f);
-    let table = f.table();
-    let writer = Writer { f: &f, table: &table, ..*w };
+    let writer = w.on(&f);
     let body = json!({"event": name, "data": data, "cause": cause.key}).to_string();
     let about = target.as_deref().map(|id| (f.form.id.as_str(), id));
     let seq = audit::append(w.tx, &NewEvent::note(w.at, w.actor, "event.received", about, &body))?;

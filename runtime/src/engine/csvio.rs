@@ -13,8 +13,8 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::records::{actor_roles, find_form, unknown_form, Writer};
-use super::rules::{Purpose, Rules};
+use super::write::rules::Purpose;
+use super::write::{Edit, Writer};
 use super::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
 use crate::store::{members, records, MemberRow};
@@ -153,193 +153,196 @@ impl Runtime {
         progress: &mut dyn FnMut(usize),
     ) -> Result<ImportReport, EngineError> {
         let text = decode(bytes)?;
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
-        let Runtime { store, apps, scripts, .. } = self;
-        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
-        let roles = actor_roles(store.reader(), &options.actor)?;
-        let table = f.table();
-        let tz = f.time_zone();
-        let zoned = now.to_zoned(tz.clone());
-        let mut csv = reader(&text);
-        let headers = headers(&mut csv)?;
-        let mut problems = Vec::new();
-        if headers.iter().all(String::is_empty) {
-            return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
-        }
-        let targets: Vec<Target<'_>> = headers
-            .iter()
-            .map(|h| {
-                // A field's own id or label wins over closeloop's columns (a form may have a field
-                // called `owner`); computed fields and the rejects file's `error` column are skipped.
-                if let Some(fd) = f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
-                    return if fd.kind == FieldType::Computed { Target::Ignored } else { Target::Field(fd) };
-                }
-                if h == "id" {
-                    return Target::Id;
-                }
-                if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by", "error"]
-                    .contains(&h.as_str())
-                {
-                    return Target::Ignored;
-                }
-                let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
-                let hint = crate::suggest::closest(h, known.iter().copied())
-                    .map(|b| format!(" (did you mean `{b}`?)"))
-                    .unwrap_or_default();
-                problems.push(RowProblem {
-                    row: 1,
-                    column: Some(h.clone()),
-                    code: "UNKNOWN_COLUMN".into(),
-                    message: format!("is not a field of form {form}{hint}"),
-                });
-                Target::Ignored
-            })
-            .collect();
-        for (i, t) in targets.iter().enumerate() {
-            if let Target::Field(fd) = t {
-                if let Some(first) = targets[..i].iter().position(|o| matches!(o, Target::Field(x) if x.id == fd.id)) {
+        let actor = options.actor.as_str();
+        self.write(|session, tx| {
+            // The actor is checked before any row: an unknown member imports nothing.
+            session.roles(tx, actor)?;
+            let f = session.form(form)?;
+            let table = f.table();
+            let tz = f.time_zone();
+            let mut csv = reader(&text);
+            let headers = headers(&mut csv)?;
+            let mut problems = Vec::new();
+            if headers.iter().all(String::is_empty) {
+                return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
+            }
+            let targets: Vec<Target<'_>> = headers
+                .iter()
+                .map(|h| {
+                    // A field's own id or label wins over closeloop's columns (a form may have a field
+                    // called `owner`); computed fields and the rejects file's `error` column are skipped.
+                    if let Some(fd) = f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
+                        return if fd.kind == FieldType::Computed { Target::Ignored } else { Target::Field(fd) };
+                    }
+                    if h == "id" {
+                        return Target::Id;
+                    }
+                    if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by", "error"]
+                        .contains(&h.as_str())
+                    {
+                        return Target::Ignored;
+                    }
+                    let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
+                    let hint = crate::suggest::closest(h, known.iter().copied())
+                        .map(|b| format!(" (did you mean `{b}`?)"))
+                        .unwrap_or_default();
                     problems.push(RowProblem {
                         row: 1,
-                        column: Some(headers[i].clone()),
-                        code: "DUPLICATE_COLUMN".into(),
-                        message: format!("names the same field as column {}", headers[first]),
+                        column: Some(h.clone()),
+                        code: "UNKNOWN_COLUMN".into(),
+                        message: format!("is not a field of form {form}{hint}"),
                     });
-                }
-            }
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() })));
-        }
-        // Rows are numbered as a spreadsheet shows them: the header is row 1, whatever line
-        // breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
-        let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-        for (index, record) in csv.records().enumerate() {
-            let record =
-                record.map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
-            let cells: Vec<String> = record.iter().map(str::to_string).collect();
-            if cells.iter().all(|c| c.trim().is_empty()) {
-                continue;
-            }
-            rows.push((index + 2, cells));
-        }
-        let key: Vec<&str> = if f.form.key.is_empty() {
-            f.form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
-        } else {
-            f.form.key.iter().map(String::as_str).collect()
-        };
-        let report = store.write(|tx| {
-            // One assignment cache for the whole import: loads are read once and kept current.
-            let session = super::automate::Session::new(scripts, apps, now);
-            let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
-            report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
-            for (done, (line, cells)) in rows.iter().enumerate() {
-                let mut given = Map::new();
-                let mut row_problems = Vec::new();
-                if cells.len() != headers.len() {
-                    row_problems.push(RowProblem {
-                        row: *line,
-                        column: None,
-                        code: "CELL_COUNT".into(),
-                        message: format!("has {} cells but the header has {} columns", cells.len(), headers.len()),
-                    });
-                }
-                let mut id = None;
-                for (i, cell) in cells.iter().enumerate() {
-                    match targets.get(i) {
-                        Some(Target::Field(field)) => match parse_cell(field, unguard(cell), &tz) {
-                            Ok(Some(v)) => {
-                                given.insert(field.id.clone(), v);
-                            }
-                            Ok(None) => {}
-                            Err(message) => row_problems.push(RowProblem {
-                                row: *line,
-                                column: Some(headers[i].clone()),
-                                code: "WRONG_TYPE".into(),
-                                message,
-                            }),
-                        },
-                        Some(Target::Id) if !cell.trim().is_empty() => id = Some(cell.trim().to_string()),
-                        _ => {}
+                    Target::Ignored
+                })
+                .collect();
+            for (i, t) in targets.iter().enumerate() {
+                if let Target::Field(fd) = t {
+                    if let Some(first) =
+                        targets[..i].iter().position(|o| matches!(o, Target::Field(x) if x.id == fd.id))
+                    {
+                        problems.push(RowProblem {
+                            row: 1,
+                            column: Some(headers[i].clone()),
+                            code: "DUPLICATE_COLUMN".into(),
+                            message: format!("names the same field as column {}", headers[first]),
+                        });
                     }
                 }
-                // Looked up by the form's key: the rules need not query the key again.
-                let by_key = id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
-                let existing = match (&id, key.is_empty()) {
-                    (Some(id), _) => records::get(tx, &table, id)?,
-                    (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
-                        let values: Vec<(&str, &Value)> =
-                            key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
-                        records::find_by(tx, &table, &values)?
+            }
+            if !problems.is_empty() {
+                return Err(EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() })));
+            }
+            // Rows are numbered as a spreadsheet shows them: the header is row 1, whatever line
+            // breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
+            let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+            for (index, record) in csv.records().enumerate() {
+                let record = record
+                    .map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
+                let cells: Vec<String> = record.iter().map(str::to_string).collect();
+                if cells.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                rows.push((index + 2, cells));
+            }
+            let key: Vec<&str> = if f.form.key.is_empty() {
+                f.form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
+            } else {
+                f.form.key.iter().map(String::as_str).collect()
+            };
+            {
+                // One session for the whole import: loads are read once and kept current.
+                let w = Writer::new(session, tx, &f, actor);
+                let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+                report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
+                for (done, (line, cells)) in rows.iter().enumerate() {
+                    let mut given = Map::new();
+                    let mut row_problems = Vec::new();
+                    if cells.len() != headers.len() {
+                        row_problems.push(RowProblem {
+                            row: *line,
+                            column: None,
+                            code: "CELL_COUNT".into(),
+                            message: format!("has {} cells but the header has {} columns", cells.len(), headers.len()),
+                        });
                     }
-                    _ => None,
-                };
-                if row_problems.is_empty() {
-                    let state = existing
-                        .as_ref()
-                        .and_then(|e| e.state.clone())
-                        .or_else(|| f.form.initial_state().map(|s| s.id.clone()));
-                    let rules = Rules { f, apps, scripts, state: state.as_deref(), roles: &roles, key_checked: by_key };
-                    let base = existing.as_ref().map(|e| &e.data);
-                    // A row that matches a record changes it like an update: read-only fields stay.
-                    let purpose = if existing.is_some() { Purpose::Update } else { Purpose::Create };
-                    match rules.prepare(tx, &given, base, purpose, existing.as_ref().map(|e| e.id.as_str())) {
-                        Err(field_problems) => {
-                            for p in field_problems {
-                                let top = p.field.split(['[', '.']).next().unwrap_or_default().to_string();
-                                let column = targets
-                                    .iter()
-                                    .position(|t| matches!(t, Target::Field(fd) if fd.id == top))
-                                    .map(|i| headers[i].clone())
-                                    .or(Some(top));
-                                let message =
-                                    p.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(p.message);
-                                row_problems.push(RowProblem { row: *line, column, code: p.code.to_string(), message });
-                            }
-                        }
-                        Ok(data) => {
-                            let source = json!({"import": "csv", "row": line});
-                            let writer =
-                                Writer { session: &session, tx, f: &f, table: &table, at: &at, actor: &options.actor };
-                            match existing {
-                                None => {
-                                    writer.create(data, &zoned, Some(&source))?;
-                                    report.created += 1;
+                    let mut id = None;
+                    for (i, cell) in cells.iter().enumerate() {
+                        match targets.get(i) {
+                            Some(Target::Field(field)) => match parse_cell(field, unguard(cell), &tz) {
+                                Ok(Some(v)) => {
+                                    given.insert(field.id.clone(), v);
                                 }
-                                Some(before) => {
-                                    let (version, state) = (before.version, before.state.clone());
-                                    let row = writer.version(
-                                        before,
-                                        data,
-                                        state,
-                                        "record.updated",
-                                        Some(("source", source)),
-                                    )??;
-                                    if row.version == version {
-                                        report.unchanged += 1;
-                                    } else {
-                                        report.updated += 1;
-                                    }
-                                }
-                            }
+                                Ok(None) => {}
+                                Err(message) => row_problems.push(RowProblem {
+                                    row: *line,
+                                    column: Some(headers[i].clone()),
+                                    code: "WRONG_TYPE".into(),
+                                    message,
+                                }),
+                            },
+                            Some(Target::Id) if !cell.trim().is_empty() => id = Some(cell.trim().to_string()),
+                            _ => {}
                         }
                     }
+                    // Looked up by the form's key: the rules need not query the key again.
+                    let by_key =
+                        id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
+                    let existing = match (&id, key.is_empty()) {
+                        (Some(id), _) => records::get(tx, table, id)?,
+                        (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
+                            let values: Vec<(&str, &Value)> =
+                                key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
+                            records::find_by(tx, table, &values)?
+                        }
+                        _ => None,
+                    };
+                    if row_problems.is_empty() {
+                        // A row that matches a record changes it like an update: the same gate, so a
+                        // final record, a read-only field or a field the importer may not edit is
+                        // refused here exactly as it is by `update`.
+                        let source = json!({"import": "csv", "row": line});
+                        let written = match existing {
+                            None => {
+                                w.create(&given, Purpose::Create, Some(&source), by_key).map(|_| &mut report.created)
+                            }
+                            Some(before) => {
+                                let version = before.version;
+                                let edit = Edit {
+                                    detail: Some(("source", source)),
+                                    key_checked: by_key,
+                                    ..Edit::by_person(&given)
+                                };
+                                w.change(before, edit).map(|row| match row.version == version {
+                                    true => &mut report.unchanged,
+                                    false => &mut report.updated,
+                                })
+                            }
+                        };
+                        match written {
+                            Ok(count) => *count += 1,
+                            Err(EngineError::Invalid(field_problems)) => {
+                                for p in field_problems {
+                                    let top = p.field.split(['[', '.']).next().unwrap_or_default().to_string();
+                                    let column = targets
+                                        .iter()
+                                        .position(|t| matches!(t, Target::Field(fd) if fd.id == top))
+                                        .map(|i| headers[i].clone())
+                                        .or(Some(top));
+                                    let message =
+                                        p.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(p.message);
+                                    row_problems.push(RowProblem {
+                                        row: *line,
+                                        column,
+                                        code: p.code.to_string(),
+                                        message,
+                                    });
+                                }
+                            }
+                            Err(EngineError::Refused(message)) => {
+                                row_problems.push(RowProblem {
+                                    row: *line,
+                                    column: None,
+                                    code: "REFUSED".into(),
+                                    message,
+                                });
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if !row_problems.is_empty() {
+                        report.rejected += 1;
+                        let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                        report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
+                        report.problems.extend(row_problems);
+                    }
+                    progress(done + 1);
                 }
-                if !row_problems.is_empty() {
-                    report.rejected += 1;
-                    let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
-                    report.problems.extend(row_problems);
+                if report.rejected > 0 && !options.skip_invalid {
+                    return Err(EngineError::Import(Box::new(report)));
                 }
-                progress(done + 1);
+                Ok(report)
             }
-            if report.rejected > 0 && !options.skip_invalid {
-                return Err(EngineError::Import(Box::new(report)));
-            }
-            session.assign.borrow().finish(tx)?;
-            Ok(report)
-        })?;
-        Ok(report)
+        })
     }
 
     /// Writes a form's records as CSV: `id`, `state` (for forms with states), `owner` (when the
@@ -348,7 +351,7 @@ impl Runtime {
     /// prefixed with `'`; numbers stay numbers.
     pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
         let f = self.form(form)?;
-        let rows = records::list(self.store.reader(), &f.table(), &crate::store::ListQuery::default())?;
+        let rows = records::list(self.store.reader(), f.table(), &crate::store::ListQuery::default())?;
         let mut w = csv::Writer::from_writer(out);
         let has_states = !f.form.states.is_empty();
         let mut header = vec!["id".to_string()];

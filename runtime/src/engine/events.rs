@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::automate::{self, Cause, Run, Session};
-use super::records::Writer;
+use super::automate::{self, Cause, Run};
+use super::write::Writer;
 use super::{EngineError, Runtime};
 use crate::store::{inbound, StoreError};
 
@@ -92,8 +92,6 @@ impl Runtime {
             None => None,
         };
         self.refresh()?;
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
         super::records::actor_roles(self.store.reader(), actor)?;
         let Some(installed) = self.apps.values().find(|a| a.app.def.events.iter().any(|e| e.id == name)) else {
             let known: Vec<&str> =
@@ -139,19 +137,12 @@ impl Runtime {
             return Err(EngineError::Invalid(problems));
         }
         let app_id = def.app.id.clone();
-        let Runtime { store, apps, scripts, .. } = self;
-        let installed = apps.get(&app_id).ok_or_else(|| EngineError::Input(format!("no app {app_id}")))?;
-        // Any form of the app carries the writer; the event finds its own target.
-        let first = installed.app.def.forms.first().map(|f| f.id.clone()).unwrap_or_default();
-        let f = automate::form_of(installed, &first)
-            .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
-        let table = f.table();
         // The data as checked: `48000` and `48000.0` are the same payment.
         let keyed = match raw {
             Some((key, raw)) => Some((key, raw, fingerprint(name, &clean)?)),
             None => None,
         };
-        store.write(|tx| {
+        self.write(|session, tx| {
             if let Some((key, raw, request)) = &keyed {
                 if let Some(kept) = inbound::get(tx, key)? {
                     if kept.event != name || (&kept.request != request && &kept.raw != raw) {
@@ -160,8 +151,13 @@ impl Runtime {
                     return replay(&kept);
                 }
             }
-            let session = Session::new(scripts, apps, now);
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+            let installed = session.apps.get(&app_id).ok_or_else(|| EngineError::Input(format!("no app {app_id}")))?;
+            // Any form of the app carries the writer; the event finds its own target.
+            let first = installed.app.def.forms.first().map(|f| f.id.clone()).unwrap_or_default();
+            let f = automate::form_of(installed, &first)
+                .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
+            let at = &session.at;
+            let w = Writer::new(session, tx, &f, actor);
             let cause =
                 Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
             automate::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
@@ -184,7 +180,7 @@ impl Runtime {
                     raw: raw.clone(),
                     report,
                 };
-                inbound::put(tx, &kept, &at)?;
+                inbound::put(tx, &kept, at)?;
             }
             Ok::<_, EngineError>(report)
         })

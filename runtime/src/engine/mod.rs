@@ -17,12 +17,12 @@ mod host;
 mod install;
 mod members;
 mod records;
-mod rules;
 mod score;
 mod signing;
 mod tasks;
 mod tick;
 mod trial;
+mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,12 +42,13 @@ pub use deliver::{
 pub use events::EventReport;
 pub use install::InstallReport;
 pub use members::Absence;
-pub use records::{Change, Version};
+pub use records::Version;
 pub use score::Scored;
 pub use signing::{SignLink, Signature};
 pub use tasks::{Completed, Evidence, Task};
 pub use tick::{Activity, Fired, TickReport, LATE_AFTER};
 pub use trial::{Graded, Trial};
+pub use write::Change;
 
 use crate::clock::Clock;
 use crate::diagnostic::Diagnostic;
@@ -166,6 +167,8 @@ pub(crate) struct Installed {
     pub calendar: crate::calendar::WorkCalendar,
     /// The app's time zone.
     pub zone: jiff::tz::TimeZone,
+    /// Each form's table, in form order, worked out once.
+    pub tables: Vec<FormTable>,
 }
 
 impl std::fmt::Debug for Installed {
@@ -192,7 +195,8 @@ impl Installed {
         }
         let calendar = crate::calendar::WorkCalendar::of_app(&app.def);
         let zone = crate::timespec::parse_time_zone(app.def.app.time_zone()).unwrap_or(jiff::tz::TimeZone::UTC);
-        Installed { app, revision, deadline, messages, calendar, zone }
+        let tables = app.def.forms.iter().map(FormTable::of).collect();
+        Installed { app, revision, deadline, messages, calendar, zone, tables }
     }
 }
 
@@ -232,9 +236,10 @@ pub(crate) struct FormRef<'a> {
     pub index: usize,
 }
 
-impl FormRef<'_> {
-    pub fn table(&self) -> FormTable {
-        FormTable::of(self.form)
+impl<'a> FormRef<'a> {
+    /// The form's table (worked out when the app was admitted).
+    pub fn table(&self) -> &'a FormTable {
+        &self.app.tables[self.index]
     }
 
     pub fn lang(&self) -> Lang {

@@ -6,8 +6,9 @@ use rhai::{Array, Dynamic};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::automate::{Cause, Session, Steps};
-use super::records::{actor_roles, find_form, not_found, unknown_form, Writer};
+use super::automate::{Cause, Steps};
+use super::records::{actor_roles, find_form, not_found, unknown_form};
+use super::write::{Edit, Writer};
 use super::{EngineError, FormRef, Record, Runtime};
 use crate::model::{FieldType, Score};
 use crate::script::RunContext;
@@ -82,7 +83,7 @@ pub(crate) fn evaluate(
         .app
         .script(&key)
         .ok_or_else(|| EngineError::Input(format!("score {} has no compiled script", score.id)))?;
-    let mut scope = super::rules::scope_of(&Map::new());
+    let mut scope = super::write::rules::scope_of(&Map::new());
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
     let tasks: Array = tasks.iter().map(|t| rhai::serde::to_dynamic(t).unwrap_or(Dynamic::UNIT)).collect();
     scope.push("tasks", tasks);
@@ -147,21 +148,16 @@ impl Runtime {
         score_id: &str,
         actor: &str,
     ) -> Result<(Record, Scored), EngineError> {
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
-        actor_roles(self.store.reader(), actor)?;
-        let Runtime { store, apps, scripts, .. } = self;
-        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
-        if !f.app.app.def.scores.iter().any(|s| s.id == score_id && s.form == form) {
-            return Err(EngineError::Input(format!("form {form} has no score `{score_id}`")));
-        }
-        let table = f.table();
-        let (row, scored) = store.write(|tx| {
-            let session = Session::new(scripts, apps, now);
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+        let (row, scored) = self.write(|session, tx| {
+            let f = session.form(form)?;
+            if !f.app.app.def.scores.iter().any(|s| s.id == score_id && s.form == form) {
+                return Err(EngineError::Input(format!("form {form} has no score `{score_id}`")));
+            }
+            session.roles(tx, actor)?;
+            let w = Writer::new(session, tx, &f, actor);
             let scored = score_record(&w, score_id, id)?;
-            let row = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
-            Ok::<_, EngineError>((row, scored))
+            let row = w.current(id)?.ok_or_else(|| not_found(form, id))?;
+            Ok((row, scored))
         })?;
         Ok((super::records::record_of(form, row), scored))
     }
@@ -181,12 +177,10 @@ pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Resu
     let scored = evaluate(w.session.scripts, w.f, score, &before.data, Some(id), &tasks)?;
     let integer = w.f.form.field(&score.field).is_some_and(|fd| fd.kind == FieldType::Integer);
     let value = if integer { json!(scored.value) } else { json!(scored.value as f64) };
-    let mut data = before.data.clone();
-    data.insert(score.field.clone(), value);
+    let mut patch = Map::new();
+    patch.insert(score.field.clone(), value);
     let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
-    let state = before.state.clone();
-    let writer = Writer { actor: super::automate::ACTOR, ..*w };
-    writer.version(before, data, state, "record.updated", Some(("score", detail)))??;
+    w.as_actor(super::automate::ACTOR).change(before, Edit::by_closeloop(&patch, ("score", detail)))?;
     for (ti, t) in score.thresholds.iter().enumerate() {
         if !scored.crossed_below.contains(&t.below) {
             continue;
@@ -221,10 +215,10 @@ pub(crate) fn score_step(
         return Ok(Err(format!("there is no form `{}`", score.form)));
     };
     let table = f.table();
-    let sw = Writer { f: &f, table: &table, ..*w };
+    let sw = w.on(&f);
     let ids: Vec<String> = match record {
         Some(id) if score.form == w.f.form.id => vec![id.to_string()],
-        _ => records::list(w.tx, &table, &crate::store::ListQuery::default())?.into_iter().map(|r| r.id).collect(),
+        _ => records::list(w.tx, table, &crate::store::ListQuery::default())?.into_iter().map(|r| r.id).collect(),
     };
     let mut shown = Vec::new();
     for id in &ids {
@@ -251,7 +245,6 @@ impl Runtime {
         grade_id: &str,
         actor: &str,
     ) -> Result<(Record, super::Graded), EngineError> {
-        let at = self.now();
         let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
         let Some(index) = f.app.app.def.grades.iter().position(|g| g.id == grade_id && g.form == form) else {
             return Err(EngineError::Input(format!("form {form} has no grade `{grade_id}`")));
@@ -259,57 +252,38 @@ impl Runtime {
         let grade = &f.app.app.def.grades[index];
         let roles = actor_roles(self.store.reader(), actor)?;
         let table = f.table();
-        let before = records::get(self.store.reader(), &table, id)?.ok_or_else(|| not_found(form, id))?;
-        let rules = super::rules::Rules {
-            f,
-            apps: &self.apps,
-            scripts: &self.scripts,
-            state: before.state.as_deref(),
-            roles: &roles,
-            key_checked: true,
-        };
+        let before = records::get(self.store.reader(), table, id)?.ok_or_else(|| not_found(form, id))?;
+        let rules = super::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles);
         let graded = super::trial::grade_with(&rules, grade, &before.data, index);
-        let mut data = before.data.clone();
-        data.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
+        let mut patch = Map::new();
+        patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
         if let Some(summary) = &grade.summary_field {
-            data.insert(summary.clone(), Value::String(graded.summary.clone()));
+            patch.insert(summary.clone(), Value::String(graded.summary.clone()));
         }
         let detail = serde_json::to_value(&graded).unwrap_or(Value::Null);
-        let record = self.store_derived(form, id, before.version, data, &at, actor, ("grade", detail))?;
+        let record = self.store_derived(form, id, before.version, &patch, actor, ("grade", detail))?;
         Ok((record, graded))
     }
 
-    /// Stores a value a score or grade derived from version `version` of a record, as a new
-    /// version whose event carries `detail`; a record changed meanwhile is a conflict.
-    #[allow(clippy::too_many_arguments)]
+    /// Stores what a grade derived from version `version` of a record, as a new version whose
+    /// event carries `detail`; a record changed meanwhile is a conflict.
     fn store_derived(
         &mut self,
         form: &str,
         id: &str,
         version: i64,
-        data: serde_json::Map<String, Value>,
-        at: &str,
+        patch: &Map<String, Value>,
         actor: &str,
         detail: (&'static str, Value),
     ) -> Result<Record, EngineError> {
-        let now = self.clock.now();
-        let Runtime { store, apps, scripts, .. } = self;
-        let f = find_form(apps, form).ok_or_else(|| unknown_form(apps, form))?;
-        let table = f.table();
-        let row = store.write(|tx| {
-            let current = records::get(tx, &table, id)?.ok_or_else(|| not_found(form, id))?;
+        let row = self.write(|session, tx| {
+            let f = session.form(form)?;
+            let w = Writer::new(session, tx, &f, actor);
+            let current = w.current(id)?.ok_or_else(|| not_found(form, id))?;
             if current.version != version {
                 return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
             }
-            let state = current.state.clone();
-            let session = Session::new(scripts, apps, now);
-            Writer { session: &session, tx, f: &f, table: &table, at, actor }.version(
-                current,
-                data.clone(),
-                state,
-                "record.updated",
-                Some((detail.0, detail.1.clone())),
-            )?
+            w.change(current, Edit::by_closeloop(patch, (detail.0, detail.1.clone())))
         })?;
         Ok(super::records::record_of(form, row))
     }

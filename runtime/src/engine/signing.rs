@@ -8,8 +8,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::json;
 
-use super::automate::{self, Cause, Session, Steps, ACTOR};
-use super::records::Writer;
+use super::automate::{self, Cause, Steps, ACTOR};
+use super::write::{Edit, Writer};
 use super::{EngineError, Runtime};
 use crate::store::{approvals, audit, records, signing, NewEvent};
 
@@ -86,7 +86,6 @@ impl Runtime {
         let at = crate::clock::stamp(now);
         super::records::actor_roles(self.store.reader(), actor)?;
         let f = self.form(form)?;
-        let table = f.table();
         let run = approvals::pending(self.store.reader(), form, id)?
             .ok_or_else(|| EngineError::Refused(format!("{form} {id} is not waiting for a signature")))?;
         let chain = f.app.app.def.approvals.iter().find(|c| c.id == run.chain);
@@ -101,8 +100,9 @@ impl Runtime {
             .ok_or_else(|| EngineError::Input(format!("cannot read the signature's expiry `{expires}`")))?;
         let nonce = random_hex(16)?;
         let fresh = random_hex(32)?;
-        let link = self.store.write(|tx| {
-            let row = records::get(tx, &table, id)?.ok_or_else(|| super::records::not_found(form, id))?;
+        let link = self.write(|session, tx| {
+            let row = records::get(tx, session.form(form)?.table(), id)?
+                .ok_or_else(|| super::records::not_found(form, id))?;
             let link = signing::LinkRow {
                 nonce: nonce.clone(),
                 form: form.to_string(),
@@ -144,16 +144,14 @@ impl Runtime {
             return Err(EngineError::Input("the signer's name is required (at most 100 characters)".into()));
         }
         let token = token.trim().rsplit('/').next().unwrap_or_default();
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
         let forged = || EngineError::Refused("this signing link is not valid".into());
         let (nonce, code) = token.split_once('.').ok_or_else(forged)?;
         let code = unhex(code).ok_or_else(forged)?;
-        let Runtime { store, apps, scripts, .. } = self;
-        let link = signing::get(store.reader(), nonce)?.ok_or_else(forged)?;
-        let f = super::records::find_form(apps, &link.form).ok_or_else(forged)?;
-        let table = f.table();
-        let signature = store.write(|tx| {
+        let link = signing::get(self.store.reader(), nonce)?.ok_or_else(forged)?;
+        let signature = self.write(|session, tx| {
+            let f = session.form(&link.form).map_err(|_| forged())?;
+            let table = f.table();
+            let at = &session.at;
             let secret = signing::existing_secret(tx, "sign")?.ok_or_else(forged)?;
             // Constant time: `verify_slice` compares every byte whatever it finds.
             let ok = mac(&secret, &link).is_some_and(|m| m.verify_slice(&code).is_ok());
@@ -163,10 +161,10 @@ impl Runtime {
             if link.used_at.is_some() {
                 return Err(EngineError::Refused("this signing link was already used".into()));
             }
-            if at > link.expires_at {
+            if *at > link.expires_at {
                 return Err(EngineError::Refused(format!("this signing link expired at {}", link.expires_at)));
             }
-            let row = records::get(tx, &table, &link.record)?.ok_or_else(forged)?;
+            let row = records::get(tx, table, &link.record)?.ok_or_else(forged)?;
             if row.version != link.version || row.data_hash != link.version_hash {
                 return Err(EngineError::Refused(format!(
                     "this link was made for version {} of {}; it is now version {}: ask for a new link",
@@ -181,31 +179,25 @@ impl Runtime {
             else {
                 return Err(EngineError::Refused(format!("{} is not waiting for a signature", link.record)));
             };
-            if !signing::use_once(tx, nonce, &at, signer)? {
+            if !signing::use_once(tx, nonce, at, signer)? {
                 return Err(EngineError::Refused("this signing link was already used".into()));
             }
+            // The record first, through the gate (which refuses a signed record, so before the
+            // run says so): its `signed_at` (when the form has one) and its `signed` state.
+            let w = Writer::new(session, tx, &f, ACTOR);
+            let mut patch = serde_json::Map::new();
+            if f.form.field("signed_at").is_some() {
+                patch.insert("signed_at".into(), serde_json::Value::String(at.clone()));
+            }
+            let signed = f.form.states.iter().any(|s| s.id == "signed").then_some("signed");
+            let edit = Edit { state: signed, ..Edit::by_closeloop(&patch, ("signature", json!({"signer": signer}))) };
+            w.change(row, edit)?;
             let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
-            approvals::set_step(tx, run.id, run.step, "approved", &[], 0, &at, None, Some(&note))?;
-            approvals::set_run(tx, run.id, "signed", run.step + 1, Some(&at))?;
+            approvals::set_step(tx, run.id, run.step, "approved", &[], 0, at, None, Some(&note))?;
+            approvals::set_run(tx, run.id, "signed", run.step + 1, Some(at))?;
             let body =
                 json!({"signer": signer, "version": link.version, "version_hash": link.version_hash}).to_string();
-            audit::append(
-                tx,
-                &NewEvent::note(&at, "customer", "sign.signed", Some((&link.form, &link.record)), &body),
-            )?;
-            // The record: its `signed_at` (when the form has one) and its `signed` state.
-            let session = Session::new(scripts, apps, now);
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor: ACTOR };
-            let mut data = row.data.clone();
-            if f.form.field("signed_at").is_some() {
-                data.insert("signed_at".into(), serde_json::Value::String(at.clone()));
-            }
-            let state = if f.form.states.iter().any(|s| s.id == "signed") {
-                Some("signed".to_string())
-            } else {
-                row.state.clone()
-            };
-            w.version(row, data, state, "record.updated", Some(("signature", json!({"signer": signer}))))??;
+            audit::append(tx, &NewEvent::note(at, "customer", "sign.signed", Some((&link.form, &link.record)), &body))?;
             let steps = Steps {
                 name: format!("{}.on_approved", chain.id),
                 list: &chain.on_approved,
@@ -233,25 +225,6 @@ impl Runtime {
     }
 }
 
-/// Refuses a change to a record its customer signed.
-pub(crate) fn guard_signed(tx: &crate::store::Tx<'_>, f: &super::FormRef<'_>, id: &str) -> Result<(), EngineError> {
-    // Only a form some chain ends in a customer's signature can have signed records.
-    let signs =
-        f.app.app.def.approvals.iter().any(|c| c.form == f.form.id && c.steps.iter().any(|s| s.signature.is_some()));
-    if !signs {
-        return Ok(());
-    }
-    if let Some(run) = approvals::latest(tx, &f.form.id, id)? {
-        if run.status == "signed" {
-            return Err(EngineError::Refused(format!(
-                "{id} was signed by the customer (version {}); it can no longer change",
-                run.version
-            )));
-        }
-    }
-    Ok(())
-}
-
 impl Runtime {
     /// A record as a PDF: its fields and tables (choices and links shown as their labels and
     /// titles; sensitive fields left out), the serial number as a watermark on every page, and
@@ -262,7 +235,7 @@ impl Runtime {
         let f = self.form(form)?;
         let lang = f.lang();
         let row =
-            records::get(self.store.reader(), &f.table(), id)?.ok_or_else(|| super::records::not_found(form, id))?;
+            records::get(self.store.reader(), f.table(), id)?.ok_or_else(|| super::records::not_found(form, id))?;
         let both = |l: Option<&Label>, fallback: &str| match l {
             Some(Label::Langs(x)) => match (&x.zh, &x.en) {
                 (Some(zh), Some(en)) => format!("{zh} / {en}"),
@@ -278,7 +251,7 @@ impl Runtime {
                     .as_deref()
                     .and_then(|target| self.form(target).ok())
                     .and_then(|t| {
-                        let linked = records::get(self.store.reader(), &t.table(), s).ok()??;
+                        let linked = records::get(self.store.reader(), t.table(), s).ok()??;
                         let title = t.form.title_field.as_deref()?;
                         linked.data.get(title).and_then(|v| v.as_str()).map(|n| format!("{n} ({s})"))
                     })

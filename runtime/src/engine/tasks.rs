@@ -5,8 +5,8 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::automate::{self, Cause, Session, Steps};
-use super::records::Writer;
+use super::automate::{self, Cause, Steps};
+use super::write::Writer;
 use super::{EngineError, Runtime};
 use crate::calendar::Anchor;
 use crate::model::Evidence as Needed;
@@ -129,11 +129,9 @@ impl Runtime {
     /// transaction. Only the assignee (or the assignee's manager) may; the evidence the SOP
     /// asks for must be there (an attachment must be a file that exists).
     pub fn complete_task(&mut self, id: i64, actor: &str, evidence: Evidence) -> Result<Completed, EngineError> {
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
         super::records::actor_roles(self.store.reader(), actor)?;
-        let Runtime { store, apps, scripts, .. } = self;
-        let runs = store.write(|tx| {
+        let (runs, at) = self.write(|session, tx| {
+            let (apps, at) = (session.apps, session.at.clone());
             let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
             if task.status != "open" {
                 return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
@@ -150,7 +148,7 @@ impl Runtime {
                     let owner = apps
                         .get(&task.app)
                         .and_then(|a| automate::form_of(a, &task.form))
-                        .map(|f| records::get(tx, &f.table(), &task.record))
+                        .map(|f| records::get(tx, f.table(), &task.record))
                         .transpose()?
                         .flatten()
                         .and_then(|r| r.owner);
@@ -226,9 +224,7 @@ impl Runtime {
                     &body.to_string(),
                 ),
             )?;
-            let session = Session::new(scripts, apps, now);
-            let table = f.table();
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+            let w = Writer::new(session, tx, &f, actor);
             let steps = Steps {
                 name: format!("{}.{}", task.sop, task.task),
                 list: &def.on_complete,
@@ -239,7 +235,7 @@ impl Runtime {
                 let cause = Cause { key: format!("task/{id}"), trigger: format!("task {id} done"), ..Cause::default() };
                 automate::run_steps(&w, &steps, Some(&task.record), &cause, 0)?;
             }
-            Ok(session.runs.take())
+            Ok((session.runs.take(), at))
         })?;
         let row = tasks::get(self.store.reader(), id)?.ok_or_else(|| EngineError::Input(format!("no task {id}")))?;
         Ok(Completed { task: self.task_view(row, &at), runs })

@@ -9,11 +9,11 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::automate::{self, Cause, Run, RunStatus, Session};
-use super::records::Writer;
+use super::automate::{self, Cause, Run, RunStatus};
+use super::write::{Session, Writer};
 use super::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
-use crate::store::{records, timers, TimerRow, Tx};
+use crate::store::{timers, TimerRow, Tx};
 
 /// A timer firing this much after its due time was missed (closeloop was down, nobody ran
 /// `tick`): it still fires once, marked late.
@@ -108,15 +108,13 @@ impl Runtime {
         // A timer that fires can arm another one already due; the passes stop when a batch
         // comes back short, and in any case after this many.
         for _ in 0..10_000 {
-            let Runtime { store, apps, scripts, .. } = &mut *self;
-            let (fired, runs) = store.write(|tx| {
-                let session = Session::new(scripts, apps, now);
+            let (fired, runs) = self.write(|session, tx| {
                 let mut fired = Vec::new();
                 for timer in timers::due(tx, &at, BATCH)? {
                     // What a timer's steps do cannot stop the batch: each step fails on its own
                     // (its savepoint), whatever the reason; only the database itself failing
                     // (full, busy) abandons the transaction, leaving every timer pending.
-                    fired.push(fire(tx, &session, &timer, &at)?);
+                    fired.push(fire(tx, session, &timer, &at)?);
                 }
                 Ok::<_, EngineError>((fired, session.runs.take()))
             })?;
@@ -192,8 +190,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
             return Ok(fired);
         };
         let _ = installed;
-        let table = f.table();
-        let w = Writer { session, tx, f: &f, table: &table, at, actor: automate::ACTOR };
+        let w = Writer::new(session, tx, &f, automate::ACTOR);
         let said = match super::approvals::fire_timeout(&w, timer)? {
             Ok(text) | Err(text) => text,
         };
@@ -216,10 +213,9 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         unrun(&mut fired, "cancelled", "its form no longer exists".into())?;
         return Ok(fired);
     };
-    let table = f.table();
-    let w = Writer { session, tx, f: &f, table: &table, at, actor: automate::ACTOR };
+    let w = Writer::new(session, tx, &f, automate::ACTOR);
     if let Some(id) = &timer.record {
-        if records::get(tx, &table, id)?.is_none() {
+        if w.current(id)?.is_none() {
             unrun(&mut fired, "cancelled", format!("{id} no longer exists"))?;
             return Ok(fired);
         }

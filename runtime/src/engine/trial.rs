@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::assign::decide;
 use super::records::{actor_roles, find_form};
-use super::rules::Rules;
+use super::write::rules::Rules;
 use super::{EngineError, Runtime};
 use crate::model::{Level, Since};
 use crate::store::{members, records};
@@ -89,7 +89,7 @@ impl Runtime {
         let table = f.table();
         let mut data = data;
         if let Some(rid) = record {
-            let stored = records::get(conn, &table, rid)?
+            let stored = records::get(conn, table, rid)?
                 .ok_or_else(|| EngineError::NotFound { form: form_id.clone(), id: rid.to_string() })?;
             for (k, v) in stored.data {
                 data.entry(k).or_insert(v);

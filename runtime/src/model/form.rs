@@ -39,6 +39,28 @@ pub struct Form {
     /// Actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<Action>,
+    /// Who may change a record's fields with an update (actions say their own who). Empty:
+    /// any active member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edit: Vec<EditRule>,
+}
+
+/// One way a person may change a record: by role, as its owner, in some states, some fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRule {
+    /// Roles allowed; empty means any member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Only the record's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_only: Option<bool>,
+    /// The states in which; empty means every state that is not final.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<String>,
+    /// The fields it lets change; empty means every field a person may enter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 /// Fields every record has without declaring them.

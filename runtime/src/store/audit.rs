@@ -196,6 +196,17 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
 }
 
 /// A record's events, oldest first.
+/// Everyone who wrote a version of a record (created it, changed its fields, performed an
+/// action on it), in the order they first did.
+pub(crate) fn authors(conn: &Connection, form: &str, record: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT actor FROM events WHERE form = ?1 AND record = ?2 \
+         AND kind IN ('record.created', 'record.updated', 'record.action') GROUP BY actor ORDER BY MIN(seq)",
+    )?;
+    let rows = stmt.query_map(params![form, record], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",

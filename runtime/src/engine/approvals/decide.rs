@@ -6,7 +6,7 @@ use serde_json::json;
 use super::who::{excluded, members_for, shown, stand_ins, today};
 use super::{advance, chain_of, set_state, ApprovalView, Waiting};
 use crate::engine::automate::{self, Cause, Steps};
-use crate::engine::records::Writer;
+use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
 use crate::store::{approvals, audit, members, records, NewEvent};
 
@@ -68,19 +68,15 @@ impl Runtime {
         comment: Option<&str>,
         override_reason: Option<&str>,
     ) -> Result<ApprovalView, EngineError> {
-        let now = self.clock.now();
-        let at = crate::clock::stamp(now);
         crate::engine::records::actor_roles(self.store.reader(), actor)?;
-        let Runtime { store, apps, scripts, .. } = self;
-        let f = crate::engine::records::find_form(apps, form)
-            .ok_or_else(|| crate::engine::records::unknown_form(apps, form))?;
-        let table = f.table();
-        let verdict = store.write(|tx| {
-            let session = automate::Session::new(scripts, apps, now);
-            let w = Writer { session: &session, tx, f: &f, table: &table, at: &at, actor };
+        let verdict = self.write(|session, tx| {
+            let f = session.form(form)?;
+            let table = f.table();
+            let at = session.at.clone();
+            let w = Writer::new(session, tx, &f, actor);
                         let Some(run) = approvals::pending(tx, form, id)? else {
                 // Also audited: the loser of a race finds the run already decided.
-                records::get(tx, &table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
+                records::get(tx, table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
                 let why = format!("{form} {id} is not in approval");
                 let body = json!({"decision": decision, "why": why}).to_string();
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
@@ -89,7 +85,7 @@ impl Runtime {
             let Some((ci, chain)) = chain_of(&f.app.app.def, &run.chain) else {
                 return Err(EngineError::Input(format!("the chain {} is gone", run.chain)));
             };
-            let row = records::get(tx, &table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
+            let row = records::get(tx, table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
             let refuse = |why: String| -> Result<Verdict, EngineError> {
                 let body = json!({"approval": run.id, "chain": run.chain, "step": run.step, "decision": decision,
                                   "override": override_reason, "why": why}).to_string();
@@ -163,7 +159,7 @@ impl Runtime {
                 }
                 if !step.approvers.iter().any(|a| a == actor) {
                     let decided = approvals::deciders_of(tx, run.id, run.step)?;
-                    let stand = stand_ins(&team, def, &step.approvers, &today(&f, now), barring);
+                    let stand = stand_ins(&team, def, &step.approvers, &today(&f, session.now), barring);
                     let Some((absent, _)) = stand.into_iter().find(|(a, d)| d == actor && !decided.contains(a)) else {
                         return refuse(format!(
                             "`{actor}` is not an approver of step `{}`; its approvers: {}",
@@ -306,7 +302,7 @@ impl Runtime {
                     if def.allow_delegation != Some(true) {
                         continue;
                     }
-                    let Some(record) = records::get(conn, &f.table(), &run.record)? else { continue };
+                    let Some(record) = records::get(conn, f.table(), &run.record)? else { continue };
                     let barred = if chain.allow_self_approval == Some(true) {
                         Vec::new()
                     } else {
@@ -328,7 +324,7 @@ impl Runtime {
                 (Some(f), Some(def)) if !def.show.is_empty() => {
                     let record = match row {
                         Some(record) => Some(record),
-                        None => records::get(conn, &f.table(), &run.record)?,
+                        None => records::get(conn, f.table(), &run.record)?,
                     };
                     let data = record.map(|r| r.data).unwrap_or_default();
                     shown(f, def, &data).into_iter().map(|(field, _)| field).collect()

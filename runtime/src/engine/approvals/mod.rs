@@ -18,8 +18,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::automate::{self, ACTOR};
-use super::records::Writer;
-use super::rules::Rules;
+use super::write::{Edit, Writer};
 use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
 use crate::store::{approvals, audit, outbox, timers, ApprovalRow, NewEvent, RecordRow, StoreError, TimerRow};
 use who::{excluded, members_for, shown, stand_ins, today};
@@ -142,14 +141,7 @@ fn advance(
             return Ok(Ok(said.join("; ")));
         }
         if let Some(condition) = &step.skip_if {
-            let rules = Rules {
-                f: *w.f,
-                apps: w.session.apps,
-                scripts: w.session.scripts,
-                state: row.state.as_deref(),
-                roles: &[],
-                key_checked: true,
-            };
+            let rules = w.rules(row.state.as_deref(), &[]);
             let pointer = format!(
                 "/approvals/{}/steps/{i}/skip_if",
                 w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0)
@@ -298,16 +290,15 @@ fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChai
     if current.state.as_deref() == Some(state) {
         return Ok(());
     }
-    let data = current.data.clone();
-    let writer = Writer { actor: ACTOR, ..*w };
-    let _ = writer.version(
-        current,
-        data,
-        Some(state.to_string()),
-        "record.updated",
-        Some(("approval", json!(chain.id))),
-    )?;
-    Ok(())
+    let patch = serde_json::Map::new();
+    let edit = Edit { state: Some(state), ..Edit::by_closeloop(&patch, ("approval", json!(chain.id))) };
+    match w.as_actor(ACTOR).change(current, edit) {
+        Ok(_) => Ok(()),
+        Err(crate::engine::EngineError::Store(e)) => Err(e),
+        // The gate refused: the record became final meanwhile (a quote expired while in
+        // approval). Its state stays; the run's own rows still hold the decision.
+        Err(_) => Ok(()),
+    }
 }
 
 /// After an edit of a record in approval: a change of its data resets the run (decisions bind

@@ -4,13 +4,13 @@
 use serde_json::Value;
 
 use super::Shown;
-use crate::engine::records::Writer;
+use crate::engine::write::Writer;
 use crate::engine::{automate, FormRef};
 use crate::model::{ApprovalStep, ChannelKind};
 use crate::store::{approvals, ApprovalRow, MemberRow, RecordRow, StoreError};
 
-/// Who may not approve this record at this run: its creator, owner, submitter and earlier
-/// approvers (separation of duties).
+/// Who may not approve this record at this run: its creator, owner, submitter, whoever wrote a
+/// version of it (nobody approves their own edit) and earlier approvers (separation of duties).
 pub(super) fn excluded(
     conn: &rusqlite::Connection,
     row: &RecordRow,
@@ -20,6 +20,7 @@ pub(super) fn excluded(
     if let Some(owner) = &row.owner {
         out.push((owner.clone(), "owns it"));
     }
+    out.extend(crate::engine::write::authors_barred(conn, &run.form, &row.id)?);
     for m in approvals::approvers_so_far(conn, run.id)? {
         out.push((m, "approved an earlier step"));
     }

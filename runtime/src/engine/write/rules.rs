@@ -11,7 +11,7 @@ use rhai::{Engine, Scope, AST};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-use super::{FormRef, Installed};
+use crate::engine::{FormRef, Installed};
 use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
 use crate::store::{records, FormTable};
 use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
@@ -42,7 +42,18 @@ pub(crate) struct Rules<'a> {
     pub key_checked: bool,
 }
 
-impl Rules<'_> {
+impl<'a> Rules<'a> {
+    /// The rules of form `f` for a record in `state`, handled by someone with `roles`.
+    pub fn new(
+        f: FormRef<'a>,
+        apps: &'a BTreeMap<String, Installed>,
+        scripts: &'a Engine,
+        state: Option<&'a str>,
+        roles: &'a [String],
+    ) -> Self {
+        Rules { f, apps, scripts, state, roles, key_checked: false }
+    }
+
     fn lang(&self) -> Lang {
         self.f.lang()
     }
@@ -63,6 +74,9 @@ impl Rules<'_> {
     ) -> Result<Map<String, Value>, Vec<FieldProblem>> {
         let lang = self.lang();
         let mut problems = Vec::new();
+        // Read-only cells of table rows a person sent: never taken, only compared with what
+        // closeloop derives for them.
+        let mut given_readonly = Vec::new();
         let mut data = base.cloned().unwrap_or_default();
         if base.is_none() {
             for field in &self.f.form.fields {
@@ -102,12 +116,14 @@ impl Rules<'_> {
                 continue;
             }
             match check_value(field, value, key, lang) {
-                Ok(v) if field.kind == FieldType::Table => match self.rows(field, &v, &mut problems) {
-                    Some(rows) => {
-                        data.insert(key.clone(), rows);
+                Ok(v) if field.kind == FieldType::Table => {
+                    match self.rows(field, &v, purpose, &mut given_readonly, &mut problems) {
+                        Some(rows) => {
+                            data.insert(key.clone(), rows);
+                        }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
                 Ok(v) => {
                     data.insert(key.clone(), v);
                 }
@@ -117,6 +133,22 @@ impl Rules<'_> {
         // Keep going after bad values, so one answer names every problem (a bad phone and a
         // missing customer together); fields already reported are not reported again.
         self.lookups(conn, &mut data, base, &mut problems);
+        for (path, table, i, column, value) in given_readonly {
+            let derived = data.get(&table).and_then(|rows| rows.get(i)).and_then(|r| r.get(&column));
+            if derived != Some(&value) {
+                let name = self.field(&table).map(|t| field_name(t, lang)).unwrap_or_default();
+                let col = self
+                    .field(&table)
+                    .and_then(|t| t.columns.iter().flatten().find(|c| c.id == column))
+                    .map(|c| field_name(c, lang))
+                    .unwrap_or_default();
+                problems.push(FieldProblem::new(
+                    path,
+                    "READONLY",
+                    format!("{name} row {}: {col} is read-only; closeloop fills it", i + 1),
+                ));
+            }
+        }
         self.resolve_links(conn, &mut data);
         self.compute(&mut data);
         let reported: Vec<String> =
@@ -136,8 +168,16 @@ impl Rules<'_> {
         }
     }
 
-    /// Checks each row of a table field; returns the normalised rows.
-    fn rows(&self, table: &Field, value: &Value, problems: &mut Vec<FieldProblem>) -> Option<Value> {
+    /// Checks each row of a table field; returns the normalised rows. A person's values for
+    /// read-only columns are set aside in `given_readonly` (path, table, row, column, value).
+    fn rows(
+        &self,
+        table: &Field,
+        value: &Value,
+        purpose: Purpose,
+        given_readonly: &mut Vec<(String, String, usize, String, Value)>,
+        problems: &mut Vec<FieldProblem>,
+    ) -> Option<Value> {
         let lang = self.lang();
         let columns = table.columns.as_deref().unwrap_or_default();
         let mut out = Vec::new();
@@ -168,6 +208,10 @@ impl Rules<'_> {
                     continue;
                 };
                 if v.is_null() || column.kind == FieldType::Computed {
+                    continue;
+                }
+                if column.readonly == Some(true) && purpose != Purpose::Automation {
+                    given_readonly.push((format!("{path}.{key}"), table.id.clone(), i, key.clone(), v.clone()));
                     continue;
                 }
                 match check_value(column, v, &format!("{path}.{key}"), lang) {
@@ -203,14 +247,44 @@ impl Rules<'_> {
             let columns = table.columns.as_deref().unwrap_or_default();
             let before: Vec<Value> =
                 base.and_then(|b| b.get(&table.id)).and_then(Value::as_array).cloned().unwrap_or_default();
+            let keys: Vec<&str> = columns.iter().filter(|c| c.lookup.is_some()).map(|c| c.id.as_str()).collect();
+            let mut used = vec![false; before.len()];
             if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
                 for (i, row) in rows.iter_mut().enumerate() {
-                    let old = before.get(i).and_then(Value::as_object);
-                    if let Value::Object(row) = row {
-                        fill(self, conn, columns, row, old, &format!("{}[{i}].", table.id), lang, problems);
+                    let Value::Object(row) = row else { continue };
+                    let old = continued(&before, &mut used, i, row, &keys);
+                    // A row that goes on from a stored one keeps what closeloop derived for
+                    // it (a product's name and floor price): edits never drop it.
+                    if let Some(old) = old {
+                        for column in
+                            columns.iter().filter(|c| c.readonly == Some(true) && c.kind != FieldType::Computed)
+                        {
+                            if let (None, Some(v)) = (row.get(&column.id), old.get(&column.id)) {
+                                row.insert(column.id.clone(), v.clone());
+                            }
+                        }
                     }
+                    fill(self, conn, columns, row, old, &format!("{}[{i}].", table.id), lang, problems);
                 }
             }
+        }
+
+        /// The stored row a new row goes on from: the one at the same place with the same
+        /// lookup keys, else the first unclaimed one with the same keys; none for a new row.
+        fn continued<'b>(
+            before: &'b [Value],
+            used: &mut [bool],
+            i: usize,
+            row: &Map<String, Value>,
+            keys: &[&str],
+        ) -> Option<&'b Map<String, Value>> {
+            let same = |old: &Map<String, Value>| keys.iter().all(|k| old.get(*k) == row.get(*k));
+            let at = before.get(i).and_then(Value::as_object).filter(|o| !used[i] && same(o)).map(|_| i);
+            let found = at.or_else(|| {
+                before.iter().enumerate().find(|(j, o)| !used[*j] && o.as_object().is_some_and(same)).map(|(j, _)| j)
+            })?;
+            used[found] = true;
+            before.get(found).and_then(Value::as_object)
         }
 
         #[allow(clippy::too_many_arguments)]
@@ -270,7 +344,7 @@ impl Rules<'_> {
             return;
         }
         // Expressions that call `today()` or `add_business_days` see the app's zone and calendar.
-        let context = super::score::run_context(&self.f, None);
+        let context = crate::engine::score::run_context(&self.f, None);
         for (j, table) in self.f.form.fields.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Table) {
             let columns = table.columns.as_deref().unwrap_or_default();
             let computed: Vec<(usize, &Field)> =
@@ -338,7 +412,7 @@ impl Rules<'_> {
                 self.exists(conn, field, value, &field.id, problems);
             }
             if field.unique == Some(true) {
-                let clash = records::find_by(conn, &self.f.table(), &[(field.id.as_str(), value)]).ok().flatten();
+                let clash = records::find_by(conn, self.f.table(), &[(field.id.as_str(), value)]).ok().flatten();
                 if let Some(other) = clash.filter(|o| Some(o.id.as_str()) != self_id) {
                     problems.push(FieldProblem::new(
                         field.id.clone(),
@@ -390,7 +464,7 @@ impl Rules<'_> {
             return;
         }
         if let Some(other) =
-            records::find_by(conn, &self.f.table(), &values).ok().flatten().filter(|o| Some(o.id.as_str()) != self_id)
+            records::find_by(conn, self.f.table(), &values).ok().flatten().filter(|o| Some(o.id.as_str()) != self_id)
         {
             let shown: Vec<String> = values.iter().map(|(_, v)| crate::values::format_cell(Some(v))).collect();
             problems.push(FieldProblem::new(
@@ -467,7 +541,7 @@ impl Rules<'_> {
             ConditionKind::Expr(_) => {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
                 let mut scope = scope_of(data);
-                let context = super::score::run_context(&self.f, None);
+                let context = crate::engine::score::run_context(&self.f, None);
                 crate::script::run_in(self.scripts, ast, &mut scope, self.f.app.deadline, context)
                     .ok()
                     .and_then(|o| o.value.as_bool().ok())
