@@ -444,8 +444,11 @@ fn records_of_a_deactivated_rep_stay_editable_and_importable() {
     let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
     import(&mut rt, &leads_csv(3, &[]), false).unwrap();
     rt.import_members(b"id,active\nm_li,false\n", "system").unwrap();
-    let r = rt.update("lead", &id, obj(json!({"urgency": "red"})), "m_wang").unwrap();
+    // Their supervisor edits them (another rep may not: the template's `edit` rules).
+    let r = rt.update("lead", &id, obj(json!({"urgency": "red"})), "m_zhao").unwrap();
     assert_eq!((r.version, r.owner.as_deref()), (2, Some("m_li")));
+    let other_rep = rt.update("lead", &id, obj(json!({"urgency": "green"})), "m_wang").unwrap_err();
+    assert!(matches!(other_rep, EngineError::Refused(_)), "{other_rep}");
     assert_eq!(
         import(&mut rt, &leads_csv(3, &[]), false).unwrap().unchanged,
         3,
@@ -547,7 +550,7 @@ fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
     let customer = rt.get("customer", history[0].data["customer"].as_str().unwrap()).unwrap();
     assert_eq!(customer.data["code"], "C-0001", "the customer code resolved to its record");
     let quote = obj(
-        json!({"customer": "C-0001", "contact_phone": "13800138001", "payment_terms": "cod", "valid_until": "2026-12-31",
+        json!({"customer": "C-0001", "owner": "q_li", "contact_phone": "13800138001", "payment_terms": "cod", "valid_until": "2026-12-31",
         "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
     );
     let q = rt.submit("quote", quote, "q_li").unwrap();
@@ -556,7 +559,7 @@ fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
         .list("product", &ListQuery { filters: vec![("sku".into(), json!("CL-CRM-STD"))], ..ListQuery::default() })
         .unwrap()
         .remove(0);
-    rt.update("product", &product.id, obj(json!({"list_price": 15000})), "q_li").unwrap();
+    rt.update("product", &product.id, obj(json!({"list_price": 15000})), "q_fin").unwrap();
     let q2 = rt.update("quote", &q.id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
     assert_eq!(q2.data["lines"][0]["list_price"], 12000.0, "a stored quote keeps the price it was made with");
     // A range exports (as `10.0~50.5`) and imports back.

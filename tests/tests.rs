@@ -15,6 +15,7 @@
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
+//! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -37,3 +38,4 @@ mod roundtrip;
 mod sandbox;
 mod support;
 mod templates;
+mod write_gate;
