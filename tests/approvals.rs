@@ -433,17 +433,19 @@ fn a_link_from_another_installation_is_refused() {
 }
 
 /// A CJK font and pdftotext, which `.ci/run` installs (fonts-wqy-microhei, poppler-utils).
-fn pdf_tools() -> Option<Vec<u8>> {
+/// The Chinese font the PDF tests set text in; they also read PDFs with `pdftotext`. A missing
+/// tool fails the test (never a skip): `.ci/run` installs both.
+pub(crate) fn pdf_tools() -> Option<Vec<u8>> {
     let font = std::fs::read("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").ok();
     let pdftotext = std::process::Command::new("pdftotext").arg("-v").output().is_ok();
-    if font.is_none() || !pdftotext {
-        eprintln!("SKIPPED: the PDF test needs fonts-wqy-microhei and poppler-utils (`.ci/run` installs them)");
-        return None;
-    }
+    assert!(
+        font.is_some() && pdftotext,
+        "the PDF tests need fonts-wqy-microhei and poppler-utils: apt-get install fonts-wqy-microhei poppler-utils"
+    );
     font
 }
 
-fn pdf_text(pdf: &[u8], name: &str) -> String {
+pub(crate) fn pdf_text(pdf: &[u8], name: &str) -> String {
     let path = std::env::temp_dir().join(format!("closeloop-{name}-{}.pdf", std::process::id()));
     std::fs::write(&path, pdf).unwrap();
     let out = std::process::Command::new("pdftotext").args([path.to_str().unwrap(), "-"]).output().unwrap();
@@ -454,7 +456,7 @@ fn pdf_text(pdf: &[u8], name: &str) -> String {
 
 #[test]
 fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_signature() {
-    let Some(font) = pdf_tools() else { return };
+    let font = pdf_tools().unwrap();
     let mut w = quotes();
     let id = approved(&mut w);
     let text = pdf_text(&w.rt.record_pdf("quote", &id, font.clone(), 0).unwrap(), "quote");

@@ -137,7 +137,8 @@ fn a_signed_quote_is_refused_by_the_cli_import_with_its_row_named() {
     let customer = cli.json(&["list", "customer"])[0]["id"].as_str().unwrap().to_string();
     let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]});
-    let id = cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    let id =
+        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
     cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
     cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
@@ -223,7 +224,10 @@ fn editing_lines_keeps_the_floor_price_finance_checks() {
     let report = rt.import_csv("quote", &file, &ImportOptions::default(), &mut |_| {}).unwrap();
     assert_eq!(report.updated, 1);
     let q = rt.get("quote", &id).unwrap();
-    assert_eq!((q.data["lines"][0]["qty"].as_i64(), q.data["lines"][0]["floor_price"].as_f64()), (Some(3), Some(10000.0)));
+    assert_eq!(
+        (q.data["lines"][0]["qty"].as_i64(), q.data["lines"][0]["floor_price"].as_f64()),
+        (Some(3), Some(10000.0))
+    );
 }
 
 #[test]
@@ -283,7 +287,8 @@ fn an_approver_who_edited_is_refused_by_the_cli_too() {
     let customer = cli.json(&["list", "customer"])[0]["id"].as_str().unwrap().to_string();
     let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]});
-    let id = cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    let id =
+        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
     let cut = json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 9000}]}).to_string();
     cli.ok(&["update", "quote", &id, "--as", "q_fin2", "--data", &cut]);
@@ -295,4 +300,34 @@ fn an_approver_who_edited_is_refused_by_the_cli_too() {
     let (code, said) = cli.fails(&["approve", "quote", &id, "--as", "q_fin2"]);
     assert_eq!(code, Some(1));
     assert!(said.contains("edited it"), "{said}");
+}
+
+#[test]
+fn an_edited_reapproved_signed_quote_shows_one_version_everywhere() {
+    let (mut rt, _) = quotes_with("", None);
+    let id = new_quote(&mut rt, json!({}));
+    rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    rt.approve("quote", &id, "q_fin", None).unwrap();
+    // Edited after approval: a new version, the chain starts again.
+    rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    resubmit(&mut rt, &id);
+    rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    rt.approve("quote", &id, "q_fin", None).unwrap();
+    let link = rt.sign_link("quote", &id, "http://localhost", "q_li").unwrap();
+    let signature = rt.sign(&link.token, "王总").unwrap();
+    let v = link.version;
+    assert_eq!(signature.version, v);
+    let why = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "q_li"));
+    assert!(why.contains(&format!("(version {v})")), "{why}");
+    let font = crate::approvals::pdf_tools().unwrap();
+    let text = crate::approvals::pdf_text(&rt.record_pdf("quote", &id, font, 0).unwrap(), "one-version");
+    let shown: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once("Version").map(|(_, rest)| rest))
+        .filter(|rest| !rest.contains("hash"))
+        .map(|rest| rest.chars().filter(char::is_ascii_digit).collect())
+        .collect();
+    assert!(shown.len() >= 2, "the PDF shows the version twice (fields and signature):\n{text}");
+    assert!(shown.iter().all(|n| *n == v.to_string()), "every version the PDF shows is {v}: {shown:?}\n{text}");
 }

@@ -179,9 +179,6 @@ impl Runtime {
             else {
                 return Err(EngineError::Refused(format!("{} is not waiting for a signature", link.record)));
             };
-            if !signing::use_once(tx, nonce, at, signer)? {
-                return Err(EngineError::Refused("this signing link was already used".into()));
-            }
             // The record first, through the gate (which refuses a signed record, so before the
             // run says so): its `signed_at` (when the form has one) and its `signed` state.
             let w = Writer::new(session, tx, &f, ACTOR);
@@ -192,6 +189,9 @@ impl Runtime {
             let signed = f.form.states.iter().any(|s| s.id == "signed").then_some("signed");
             let edit = Edit { state: signed, ..Edit::by_closeloop(&patch, ("signature", json!({"signer": signer}))) };
             w.change(row, edit)?;
+            if !signing::use_once(tx, nonce, at, signer)? {
+                return Err(EngineError::Refused("this signing link was already used".into()));
+            }
             let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
             approvals::set_step(tx, run.id, run.step, "approved", &[], 0, at, None, Some(&note))?;
             approvals::set_run(tx, run.id, "signed", run.step + 1, Some(at))?;
@@ -265,7 +265,11 @@ impl Runtime {
             serial: row.id.clone(),
             ..Default::default()
         };
-        sheet.fields.push(("版本 / Version".into(), row.version.to_string()));
+        // A signed quote shows the version its customer signed (the signature's own write,
+        // which only records the signature, is not a version anyone reads as the quote's).
+        let signed = signing::signed(self.store.reader(), form, id)?;
+        let shown_version = signed.as_ref().map(|s| s.2).unwrap_or(row.version);
+        sheet.fields.push(("版本 / Version".into(), shown_version.to_string()));
         for field in &f.form.fields {
             if field.sensitive == Some(true) {
                 continue;
@@ -292,7 +296,7 @@ impl Runtime {
                 sheet.fields.push((both(field.label.as_ref(), &field.id), shown));
             }
         }
-        if let Some((signer, at, version, hash)) = signing::signed(self.store.reader(), form, id)? {
+        if let Some((signer, at, version, hash)) = signed {
             sheet.signature = vec![
                 ("签署人 / Signer".into(), signer),
                 ("时间 / Signed at".into(), at),

@@ -9,13 +9,24 @@ use serde_json::{Map, Value};
 use super::Writer;
 use crate::engine::{EngineError, SYSTEM_ACTORS};
 use crate::model::{Action, EditRule, Lang};
-use crate::store::{approvals, audit, RecordRow, StoreError};
+use crate::store::{audit, signing, RecordRow, StoreError};
 use crate::values::{field_name, is_empty, FieldProblem};
 
 /// Refuses any change to a record in a final state or signed by its customer.
 pub(super) fn not_final(w: &Writer<'_, '_>, before: &RecordRow) -> Result<(), EngineError> {
     let f = w.f;
     let id = &before.id;
+    // Only a form some chain ends in a customer's signature can have signed records. The
+    // signature names the version the customer signed: the one number every message uses.
+    let signs =
+        f.app.app.def.approvals.iter().any(|c| c.form == f.form.id && c.steps.iter().any(|s| s.signature.is_some()));
+    if signs {
+        if let Some((_, _, version, _)) = signing::signed(w.tx, &f.form.id, id)? {
+            return Err(EngineError::Refused(format!(
+                "{id} was signed by the customer (version {version}); it can no longer change"
+            )));
+        }
+    }
     if let Some(state) = f.form.states.iter().find(|s| Some(&s.id) == before.state.as_ref()) {
         if state.is_final == Some(true) {
             let label = state.label.as_ref().map(|l| l.get(f.lang()).to_string()).unwrap_or_else(|| state.id.clone());
@@ -23,19 +34,6 @@ pub(super) fn not_final(w: &Writer<'_, '_>, before: &RecordRow) -> Result<(), En
                 "{id} is {label} (`{}`), a final state; it can no longer change",
                 state.id
             )));
-        }
-    }
-    // Only a form some chain ends in a customer's signature can have signed records.
-    let signs =
-        f.app.app.def.approvals.iter().any(|c| c.form == f.form.id && c.steps.iter().any(|s| s.signature.is_some()));
-    if signs {
-        if let Some(run) = approvals::latest(w.tx, &f.form.id, id)? {
-            if run.status == "signed" {
-                return Err(EngineError::Refused(format!(
-                    "{id} was signed by the customer (version {}); it can no longer change",
-                    run.version
-                )));
-            }
         }
     }
     Ok(())
