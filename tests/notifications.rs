@@ -243,7 +243,11 @@ fn a_webhook_is_signed_and_keeps_its_key_on_every_retry() {
     let first = w.rt.deliver().unwrap();
     let d = first.deliveries.iter().find(|d| d.channel == "hook").unwrap();
     assert_eq!(d.outcome, "retry");
-    assert!(first.unconfigured.iter().any(|u| u.starts_with("mail: set host, from")), "{:?}", first.unconfigured);
+    assert!(
+        first.unconfigured.iter().any(|u| u.starts_with("mail: its settings need host, from")),
+        "{:?}",
+        first.unconfigured
+    );
     // Not due again until the backoff has passed.
     assert!(w.rt.deliver().unwrap().deliveries.is_empty());
     w.clock.advance(jiff::SignedDuration::from_mins(1));

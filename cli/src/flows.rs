@@ -198,7 +198,7 @@ fn delivery_lines(report: &closeloop::engine::DeliveryReport) -> Vec<String> {
         })
         .collect();
     for u in &report.unconfigured {
-        lines.push(format!("waiting {u}"));
+        lines.push(format!("waiting {u} (`closeloop channels set CHANNEL KEY=VALUE`)"));
     }
     lines
 }

@@ -59,6 +59,11 @@ impl Context {
             EngineError::InvalidApp(d) | EngineError::Orphans(d) => {
                 d.iter().for_each(|d| text.push_str(&format!("\n{}", render::diagnostic(d, None).trim_end())))
             }
+            // What to type next, which only the command line knows.
+            EngineError::UnknownMember(_) => text.push_str("; load the team with `closeloop members import FILE.csv`"),
+            EngineError::UnknownForm { hint, .. } if hint.contains("no app is installed") => {
+                text.push_str(": install one with `closeloop install lead-followup` (see `closeloop templates`)")
+            }
             _ => {}
         }
         UserError(text)

@@ -105,7 +105,7 @@ pub mod values;
 pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Location, Severity};
-pub use engine::{EngineError, Record, Runtime};
+pub use engine::{EngineError, ErrorKind, Record, Runtime};
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
 pub use schema::SCHEMA_JSON;
 pub use templates::{template, templates, Template};

@@ -232,7 +232,7 @@ pub fn parse(file: &str, text: &str, limits: Limits) -> (Option<Node>, Vec<Diagn
         _ => {
             diags.push(
                 Diagnostic::error(Code::EMPTY_FILE, "the file holds no YAML document", &at(Pos { line: 1, column: 1 }))
-                    .with_help("start from a template: `closeloop init DIR --template lead-followup`"),
+                    .with_help("start from a bundled template: lead-followup, quote-approval or customer-success"),
             );
             (None, diags)
         }

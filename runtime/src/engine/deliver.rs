@@ -242,12 +242,7 @@ impl Runtime {
             let missing: Vec<&str> =
                 transport::required(kind).iter().copied().filter(|r| !own.contains_key(*r)).collect();
             if !missing.is_empty() {
-                let why = format!(
-                    "{}: set {} with `closeloop channels set {} KEY=VALUE`",
-                    m.channel,
-                    missing.join(", "),
-                    m.channel
-                );
+                let why = format!("{}: its settings need {}", m.channel, missing.join(", "));
                 if !report.unconfigured.contains(&why) {
                     report.unconfigured.push(why);
                 }

@@ -84,7 +84,7 @@ pub enum EngineError {
         id: String,
     },
     /// The actor is not in the member directory.
-    #[error("`{0}` is not a member; load the team with `closeloop members import FILE.csv`")]
+    #[error("`{0}` is not a member of the team")]
     UnknownMember(String),
     /// The actor has left.
     #[error("member `{0}` is not active")]
@@ -120,6 +120,44 @@ pub enum EngineError {
     /// A CSV import found problems and imported nothing.
     #[error("{} problem(s) in the file; nothing was imported", .0.problems.len())]
     Import(Box<ImportReport>),
+}
+
+/// What kind of failure an [`EngineError`] is, for callers that answer it (the HTTP layer maps
+/// them to 404, 403, 422, 400, 409, 503 and 500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such form, record or match.
+    NotFound,
+    /// A rule or a permission says no (a final record, an action from the wrong state, an
+    /// unknown or inactive actor, separation of duties).
+    Refused,
+    /// The data breaks the form's rules; each problem is named.
+    Invalid,
+    /// The request itself makes no sense (an unknown filter, an unreadable file).
+    BadRequest,
+    /// Someone else changed it meanwhile, or a key was used for something else.
+    Conflict,
+    /// The database stayed busy; try again.
+    Busy,
+    /// closeloop or its database failed.
+    Internal,
+}
+
+impl EngineError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Store(e) if e.is_busy() => ErrorKind::Busy,
+            EngineError::Store(_) => ErrorKind::Internal,
+            EngineError::UnknownForm { .. } | EngineError::NotFound { .. } => ErrorKind::NotFound,
+            EngineError::UnknownMember(_) | EngineError::InactiveMember(_) | EngineError::Refused(_) => {
+                ErrorKind::Refused
+            }
+            EngineError::Invalid(_) | EngineError::Import(_) | EngineError::InvalidApp(_) => ErrorKind::Invalid,
+            EngineError::Input(_) => ErrorKind::BadRequest,
+            EngineError::Conflict { .. } | EngineError::Orphans(_) | EngineError::KeyReused(_) => ErrorKind::Conflict,
+        }
+    }
 }
 
 impl Retryable for EngineError {

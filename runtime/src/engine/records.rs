@@ -229,7 +229,7 @@ pub(crate) fn unknown_form(apps: &std::collections::BTreeMap<String, Installed>,
     let known: Vec<&str> = apps.values().flat_map(|a| a.app.def.forms.iter().map(|f| f.id.as_str())).collect();
     let hint = match crate::suggest::closest(form, known.iter().copied()) {
         Some(best) => format!(" (did you mean `{best}`?)"),
-        None if known.is_empty() => "; install an app first: `closeloop install lead-followup`".to_string(),
+        None if known.is_empty() => "; no app is installed yet".to_string(),
         None => format!("; installed forms: {}", known.join(", ")),
     };
     EngineError::UnknownForm { form: form.to_string(), hint }

@@ -189,10 +189,10 @@ impl Runtime {
             for need in &def.evidence {
                 match need {
                     Needed::Summary if !given(&evidence.summary) => {
-                        missing.push("a summary of what happened (`--evidence summary=TEXT`)".to_string())
+                        missing.push("a summary of what happened (evidence `summary`)".to_string())
                     }
                     Needed::Attachment if !given(&evidence.attachment) => {
-                        missing.push("an attachment (`--evidence attachment=PATH`)".to_string())
+                        missing.push("an attachment (evidence `attachment`)".to_string())
                     }
                     _ => {}
                 }

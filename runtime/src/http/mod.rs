@@ -35,8 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub use pool::{Busy, Pool};
 
-use crate::engine::EngineError;
-use crate::store::Retryable;
+use crate::engine::{EngineError, ErrorKind};
 
 /// The largest request body read; larger ones are refused with 413.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -143,22 +142,24 @@ fn problem(status: StatusCode, message: impl Into<String>, problems: Vec<Value>)
 
 /// The status an engine error answers with, and the problems it lists.
 fn answer_error(e: EngineError) -> Response {
-    let (status, problems) = match &e {
-        EngineError::Invalid(p) => (StatusCode::BAD_REQUEST, p.iter().map(|p| json!(p)).collect()),
-        EngineError::Import(r) => (StatusCode::BAD_REQUEST, r.problems.iter().map(|p| json!(p)).collect()),
+    let problems: Vec<Value> = match &e {
+        EngineError::Invalid(p) => p.iter().map(|p| json!(p)).collect(),
+        EngineError::Import(r) => r.problems.iter().map(|p| json!(p)).collect(),
+        EngineError::InvalidApp(d) | EngineError::Orphans(d) => d.iter().map(|d| json!(d)).collect(),
+        _ => Vec::new(),
+    };
+    let status = match (e.kind(), &e) {
         // An installed app that no longer loads is the server's problem, not the request's.
-        EngineError::InvalidApp(d) | EngineError::Orphans(d) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, d.iter().map(|d| json!(d)).collect())
-        }
-        EngineError::Input(_) | EngineError::UnknownForm { .. } => (StatusCode::BAD_REQUEST, Vec::new()),
-        EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, Vec::new()),
-        EngineError::Refused(_) | EngineError::UnknownMember(_) | EngineError::InactiveMember(_) => {
-            (StatusCode::FORBIDDEN, Vec::new())
-        }
-        EngineError::Conflict { .. } => (StatusCode::CONFLICT, Vec::new()),
-        EngineError::KeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, Vec::new()),
-        EngineError::Store(_) if e.is_busy() => return busy(),
-        EngineError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()),
+        (_, EngineError::InvalidApp(_) | EngineError::Orphans(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        // An idempotency key reused for other data: the request cannot be processed as sent.
+        (_, EngineError::KeyReused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        (ErrorKind::NotFound, _) => StatusCode::NOT_FOUND,
+        (ErrorKind::Refused, _) => StatusCode::FORBIDDEN,
+        (ErrorKind::Invalid, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        (ErrorKind::BadRequest, _) => StatusCode::BAD_REQUEST,
+        (ErrorKind::Conflict, _) => StatusCode::CONFLICT,
+        (ErrorKind::Busy, _) => return busy(),
+        (ErrorKind::Internal, _) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     problem(status, e.to_string(), problems)
 }
