@@ -1,14 +1,15 @@
 //! Submit, update, act, get, list and history: each write is one transaction holding the
 //! record, its new version and its audit event.
 
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::automate::Session;
 use super::rules::{id_period, render_id, Purpose, Rules};
 use super::{EngineError, FormRef, Installed, Record, Runtime, SYSTEM_ACTORS};
-use crate::store::{audit, members, records, sha256_hex, FormTable, ListQuery, NewEvent, RecordRow, StoreError, Tx};
+use crate::store::{
+    audit, members, records, sha256_hex, FormTable, ListQuery, NewEvent, Reader, RecordRow, StoreError, Tx,
+};
 use crate::values::{field_name, is_empty, FieldProblem};
 
 /// One field's change in a version.
@@ -54,7 +55,7 @@ pub(crate) fn find_form<'a>(apps: &'a std::collections::BTreeMap<String, Install
 }
 
 /// The roles of an actor who must be an active member (or a system actor, with none).
-pub(crate) fn actor_roles(conn: &Connection, actor: &str) -> Result<Vec<String>, EngineError> {
+pub(crate) fn actor_roles(conn: &Reader, actor: &str) -> Result<Vec<String>, EngineError> {
     if SYSTEM_ACTORS.contains(&actor) {
         return Ok(Vec::new());
     }

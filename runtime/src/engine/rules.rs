@@ -8,12 +8,11 @@
 use std::collections::BTreeMap;
 
 use rhai::{Engine, Scope, AST};
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::{FormRef, Installed};
 use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
-use crate::store::{records, FormTable};
+use crate::store::{records, FormTable, Reader};
 use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
 
 /// Why data is being prepared: it decides which fields may be written.
@@ -55,7 +54,7 @@ impl Rules<'_> {
     /// `self_id` is the record's own id, so a unique value does not collide with itself.
     pub fn prepare(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         given: &Map<String, Value>,
         base: Option<&Map<String, Value>>,
         purpose: Purpose,
@@ -191,7 +190,7 @@ impl Rules<'_> {
     /// was made with when the catalog changes later.
     fn lookups(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &mut Map<String, Value>,
         base: Option<&Map<String, Value>>,
         problems: &mut Vec<FieldProblem>,
@@ -216,7 +215,7 @@ impl Rules<'_> {
         #[allow(clippy::too_many_arguments)]
         fn fill(
             rules: &Rules<'_>,
-            conn: &Connection,
+            conn: &Reader,
             fields: &[Field],
             data: &mut Map<String, Value>,
             base: Option<&Map<String, Value>>,
@@ -311,7 +310,7 @@ impl Rules<'_> {
     /// Required fields, conditions, referenced members and records, unique values.
     fn constraints(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &Map<String, Value>,
         base: Option<&Map<String, Value>>,
         self_id: Option<&str>,
@@ -377,7 +376,7 @@ impl Rules<'_> {
     /// The form's key identifies a record: no two records share it.
     fn key_unique(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &Map<String, Value>,
         self_id: Option<&str>,
         problems: &mut Vec<FieldProblem>,
@@ -403,7 +402,7 @@ impl Rules<'_> {
 
     /// A link may name its record by the target form's key (a customer code) instead of the
     /// record id; it is stored as the id.
-    fn resolve_links(&self, conn: &Connection, data: &mut Map<String, Value>) {
+    fn resolve_links(&self, conn: &Reader, data: &mut Map<String, Value>) {
         for field in self.f.form.fields.iter().filter(|f| f.kind == FieldType::Link) {
             let Some(Value::String(given)) = data.get(&field.id).cloned() else { continue };
             let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { continue };
@@ -424,7 +423,7 @@ impl Rules<'_> {
     }
 
     /// Members and linked records must exist.
-    fn exists(&self, conn: &Connection, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
+    fn exists(&self, conn: &Reader, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
         let name = field_name(field, self.lang());
         let Some(id) = value.as_str() else { return };
         match field.kind {

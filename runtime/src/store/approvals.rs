@@ -1,8 +1,8 @@
 //! Approval runs: one per submission of a record to a chain, its steps, and each decision.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// One run of a chain on one version of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<
 }
 
 /// A record's pending run.
-pub(crate) fn pending(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+pub(crate) fn pending(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
         .query_row(params![form, record], run)
@@ -145,12 +145,12 @@ pub(crate) fn pending(conn: &Connection, form: &str, record: &str) -> Result<Opt
 }
 
 /// A run by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
     Ok(conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?.query_row([id], run).optional()?)
 }
 
 /// A run's steps, in order.
-pub(crate) fn steps(conn: &Connection, approval: i64) -> Result<Vec<StepRow>, StoreError> {
+pub(crate) fn steps(conn: &Reader, approval: i64) -> Result<Vec<StepRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
          FROM approval_steps WHERE approval = ?1 ORDER BY step",
@@ -160,7 +160,7 @@ pub(crate) fn steps(conn: &Connection, approval: i64) -> Result<Vec<StepRow>, St
 }
 
 /// Every open step of a pending run, with its run: what waits for someone.
-pub(crate) fn open_steps(conn: &Connection) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
+pub(crate) fn open_steps(conn: &Reader) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))?;
     let runs = stmt.query_map([], run)?.collect::<Result<Vec<_>, _>>()?;
@@ -221,7 +221,7 @@ pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> 
 }
 
 /// The step and member of a run's override, if it had one.
-pub(crate) fn overridden(conn: &Connection, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
+pub(crate) fn overridden(conn: &Reader, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
@@ -232,7 +232,7 @@ pub(crate) fn overridden(conn: &Connection, approval: i64) -> Result<Option<(i64
 
 /// The approvers whose seats approved a step so far (a delegate's approval fills the absent
 /// approver's seat).
-pub(crate) fn approvals_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn approvals_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
          WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
@@ -242,7 +242,7 @@ pub(crate) fn approvals_of(conn: &Connection, approval: i64, step: i64) -> Resul
 }
 
 /// Everyone who decided a step, and everyone on whose behalf someone did.
-pub(crate) fn deciders_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn deciders_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2
          UNION SELECT on_behalf_of FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND on_behalf_of IS NOT NULL",
@@ -252,7 +252,7 @@ pub(crate) fn deciders_of(conn: &Connection, approval: i64, step: i64) -> Result
 }
 
 /// Everyone who approved any step of a run, in person or through a delegate.
-pub(crate) fn approvers_so_far(conn: &Connection, approval: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn approvers_so_far(conn: &Reader, approval: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'
          UNION SELECT on_behalf_of FROM approval_decisions
@@ -263,7 +263,7 @@ pub(crate) fn approvers_so_far(conn: &Connection, approval: i64) -> Result<Vec<S
 }
 
 /// A record's most recent run, whatever its status.
-pub(crate) fn latest(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+pub(crate) fn latest(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"

@@ -1,8 +1,8 @@
 //! Installed apps and every revision of their definitions.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// An installed app's stored source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct InstalledApp {
 }
 
 /// Every installed app, newest revision.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<InstalledApp>, StoreError> {
+pub(crate) fn list(conn: &Reader) -> Result<Vec<InstalledApp>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id, revision, source FROM apps ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok(InstalledApp { id: r.get(0)?, revision: r.get(1)?, source: r.get(2)? }))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -24,7 +24,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<InstalledApp>, StoreError> {
 
 /// Every installed app's id and newest revision, without the sources: cheap enough to ask before
 /// each scheduler pass whether another process installed something.
-pub(crate) fn revisions(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+pub(crate) fn revisions(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id, revision FROM apps ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

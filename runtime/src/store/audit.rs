@@ -6,11 +6,11 @@
 //! caught too. (Someone who rewrites the whole chain can forge it; the head hash printed by
 //! `closeloop audit verify` is what to keep elsewhere to catch that.)
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{FormTable, StoreError, Tx};
+use super::{FormTable, Reader, StoreError, Tx};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -196,7 +196,7 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
 }
 
 /// A record's events, oldest first.
-pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
+pub(crate) fn history(conn: &Reader, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
     )?;
@@ -236,7 +236,7 @@ pub struct Verification {
 }
 
 /// Checks the chain from the first event, then every record against its last event.
-pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verification, StoreError> {
+pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
@@ -350,7 +350,7 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
 }
 
 /// Each member row must equal what its last `member.*` event recorded.
-fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+fn verify_members(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {}, (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
          FROM members m ORDER BY m.id",
@@ -374,7 +374,7 @@ fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError>
 }
 
 /// Each installed app's source must hash to what its last install event recorded.
-fn verify_apps(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT a.id, a.source,
                 (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)

@@ -4,13 +4,20 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
-use super::{schema, timers, FormTable, Store, StoreError, TimerRow};
+use super::{schema, timers, FormTable, Reader, Store, StoreError, TimerRow};
 
-/// Rows of one table, as stored: what `bench import` replays raw.
-pub type TableRows = (String, Vec<String>, Vec<Vec<Value>>);
+/// Rows of one table, as stored: what `bench import` replays raw. Opaque: only
+/// [`Store::bench_raw_replay`] reads it.
+#[derive(Debug, Clone)]
+pub struct TableRows {
+    name: String,
+    /// The stored columns, quoted.
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
 
 /// Names of the tables in a database, from its own schema (never from input).
-fn table_names(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
+fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
     let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -18,7 +25,7 @@ fn table_names(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
 }
 
 /// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
-fn stored_columns(conn: &rusqlite::Connection, table: &str) -> Result<Vec<String>, StoreError> {
+fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
     let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -55,7 +62,7 @@ impl Store {
                 .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())?
                 .collect::<Result<Vec<_>, _>>()?;
             if !rows.is_empty() {
-                out.push((name, columns, rows));
+                out.push(TableRows { name, columns, rows });
             }
         }
         Ok(out)
@@ -70,7 +77,7 @@ impl Store {
                 schema::sync_form_table(tx, t)?;
             }
             let mut written = 0;
-            for (name, columns, table_rows) in rows {
+            for TableRows { name, columns, rows: table_rows } in rows {
                 let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
                 let sql = format!(
                     "INSERT INTO {} ({}) VALUES ({})",

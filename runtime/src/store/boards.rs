@@ -1,8 +1,8 @@
 //! Boards: which records are flagged on which board, why, and since when.
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// A flagged record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<(), StoreError> {
 }
 
 /// A board's flagged records, oldest first.
-pub(crate) fn list(conn: &Connection, board: &str) -> Result<Vec<FlagRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, board: &str) -> Result<Vec<FlagRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT board, form, record, reason, since FROM flags WHERE board = ?1 ORDER BY since, form, record",
     )?;

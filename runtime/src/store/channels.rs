@@ -1,9 +1,9 @@
 //! Channel settings: where each channel sends and with which secrets. Install configuration,
 //! kept in the database and never in an app's YAML.
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// Sets one setting of a channel.
 pub(crate) fn set(tx: &Tx<'_>, channel: &str, key: &str, value: &str, at: &str) -> Result<(), StoreError> {
@@ -24,7 +24,7 @@ pub(crate) fn unset(tx: &Tx<'_>, channel: &str, key: &str) -> Result<bool, Store
 }
 
 /// Every setting: (channel, key, value), by channel and key.
-pub(crate) fn all(conn: &Connection) -> Result<Vec<(String, String, String)>, StoreError> {
+pub(crate) fn all(conn: &Reader) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT channel, key, value FROM channel_settings ORDER BY channel, key")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

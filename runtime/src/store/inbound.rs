@@ -1,9 +1,9 @@
 //! Idempotency keys of received events: the key, what was sent with it, and the report
 //! given back, so a sender's retry gets the same answer and changes nothing.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// An event kept under its sender's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub(crate) struct Kept {
 }
 
 /// The event kept under `key`, if any.
-pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Kept>, StoreError> {
+pub(crate) fn get(conn: &Reader, key: &str) -> Result<Option<Kept>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")?
         .query_row([key], |r| {

@@ -1,9 +1,9 @@
 //! The member directory.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// A member as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +92,7 @@ fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRo
 }
 
 /// A member by id.
-pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<MemberRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
         .query_row([id], read)
         .optional()?
@@ -101,7 +101,7 @@ pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<MemberRow>, Stor
 }
 
 /// Every member, by id.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<MemberRow>, StoreError> {
+pub(crate) fn list(conn: &Reader) -> Result<Vec<MemberRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
     let rows = stmt.query_map([], read)?;
     let mut out = Vec::new();

@@ -24,14 +24,16 @@ pub(crate) mod signing;
 pub(crate) mod tasks;
 pub(crate) mod timers;
 
+use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, ErrorCode, Params, Row, Statement, ToSql};
 
 pub use approvals::{ApprovalRow, StepRow};
 pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
+pub use bench::TableRows;
 pub use boards::FlagRow;
 pub use members::MemberRow;
 pub use outbox::{AttemptRow, OutboxRow};
@@ -40,15 +42,117 @@ pub use schema::FormTable;
 pub use tasks::TaskRow;
 pub use timers::TimerRow;
 
-/// A write transaction. Only store functions run statements on it.
-pub type Tx<'a> = rusqlite::Transaction<'a>;
+/// A connection to read through: what every store read function takes. Reads see the last
+/// committed state (inside a write, also what the write did so far: a [`Tx`] is a `Reader`).
+///
+/// Only store functions run statements on it; the engine passes it along. The database behind
+/// it is the store's business (today SQLite), so no database library's type leaves `store/`.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub(crate) fn prepare_cached(&self, sql: &str) -> rusqlite::Result<CachedStatement<'_>> {
+        self.conn.prepare_cached(sql)
+    }
+
+    pub(crate) fn prepare(&self, sql: &str) -> rusqlite::Result<Statement<'_>> {
+        self.conn.prepare(sql)
+    }
+
+    pub(crate) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f)
+    }
+
+    pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.conn.execute(sql, params)
+    }
+
+    pub(crate) fn execute_batch(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.execute_batch(sql)
+    }
+
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
+    pub(crate) fn pragma_update<V: ToSql>(&self, schema: Option<&str>, name: &str, value: V) -> rusqlite::Result<()> {
+        self.conn.pragma_update(schema, name, value)
+    }
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`), run by [`Store::write`]. It is a [`Reader`] too, so
+/// a read inside a write sees what the write did so far. Only store functions run statements
+/// on it. Dropped without committing (an error, a panic), it rolls back.
+#[derive(Debug)]
+pub struct Tx<'a> {
+    db: &'a Reader,
+}
+
+impl<'a> Tx<'a> {
+    /// Opens the transaction. `IMMEDIATE` takes the write lock now, so a read inside it never
+    /// has to upgrade to a write lock (and fail busy halfway).
+    fn begin(db: &'a Reader) -> Result<Self, StoreError> {
+        db.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Tx { db })
+    }
+
+    /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
+    fn commit(self) -> Result<(), StoreError> {
+        self.db.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        // Neither committed nor already rolled back by SQLite (an error that ends the
+        // transaction leaves the connection in autocommit mode): roll back. A failure here
+        // leaves nothing to do; the next `BEGIN` would report it.
+        if !self.db.conn.is_autocommit() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// What kind of refusal a [`StoreError::Database`] is, as the store classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// The database is busy or locked by another connection; retrying may succeed.
+    Busy,
+    /// A constraint (unique, foreign key, not null, check) refused the statement.
+    Constraint,
+    /// The database or the disk is full (or the size limit of [`Store::limit_size`] is met).
+    Full,
+    /// Anything else.
+    Other,
+}
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The database refused a statement.
+    #[error("database error: {message}")]
+    Database {
+        /// What kind of refusal it is.
+        kind: DbErrorKind,
+        /// The database's own words.
+        message: String,
+    },
     /// A stored JSON value does not read back.
     #[error("stored data is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -74,7 +178,7 @@ const WRITE_ATTEMPTS: u32 = 50;
 /// An open closeloop database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    conn: Reader,
     checkpointer: Option<Checkpointer>,
     /// Where a second connection finds this database (a file path or a shared-memory URI).
     location: String,
@@ -121,6 +225,28 @@ impl Drop for Checkpointer {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let kind = match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
+            Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
+            Some(ErrorCode::DiskFull) => DbErrorKind::Full,
+            _ => DbErrorKind::Other,
+        };
+        StoreError::Database { kind, message: e.to_string() }
+    }
+}
+
+impl StoreError {
+    /// The kind of database refusal this is, if it is one.
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            StoreError::Database { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -148,7 +274,7 @@ impl Store {
 
     /// A second, read-only connection to this database, for host functions. It sees what is
     /// committed (for a memory database, also what the writer has not committed yet).
-    pub fn read_only_connection(&self) -> Result<Connection, StoreError> {
+    pub fn read_only_connection(&self) -> Result<Reader, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.location, flags)?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -156,7 +282,7 @@ impl Store {
         if self.location.starts_with("file:") {
             conn.pragma_update(None, "read_uncommitted", true)?;
         }
-        Ok(conn)
+        Ok(Reader { conn })
     }
 
     fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
@@ -170,7 +296,8 @@ impl Store {
         // Savepoints (one per timer, one per automation step) journal the pages they touch;
         // in memory that costs a copy, on disk a write.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        let mut store = Store { conn, checkpointer: None, location: String::new(), opened_at_version: 0 };
+        let mut store =
+            Store { conn: Reader { conn }, checkpointer: None, location: String::new(), opened_at_version: 0 };
         store.opened_at_version = store.write(schema::migrate)?;
         Ok(store)
     }
@@ -186,10 +313,9 @@ impl Store {
         loop {
             attempt += 1;
             let result: Result<T, E> = (|| {
-                let tx =
-                    self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+                let tx = Tx::begin(&self.conn)?;
                 let value = f(&tx)?;
-                tx.commit().map_err(StoreError::from)?;
+                tx.commit()?;
                 Ok(value)
             })();
             match result {
@@ -213,7 +339,7 @@ impl Store {
     }
 
     /// The connection, for reads. Reads see the last committed state.
-    pub fn reader(&self) -> &Connection {
+    pub fn reader(&self) -> &Reader {
         &self.conn
     }
 
@@ -251,11 +377,7 @@ pub trait Retryable {
 
 impl Retryable for StoreError {
     fn is_busy(&self) -> bool {
-        match self {
-            StoreError::Sqlite(e) => is_busy(e),
-            StoreError::Busy => true,
-            _ => false,
-        }
+        matches!(self, StoreError::Database { kind: DbErrorKind::Busy, .. } | StoreError::Busy)
     }
 }
 
@@ -301,9 +423,4 @@ pub(crate) fn savepoint<T, F>(
 /// Quotes an identifier for SQL: `lead` → `"lead"`.
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// True for SQLite's busy and locked errors.
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }

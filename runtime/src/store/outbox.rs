@@ -1,9 +1,9 @@
 //! The outbox: messages written in the same transaction as their cause, each with an
 //! idempotency key, waiting for delivery.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Row};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// A message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,7 +83,7 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
 }
 
 /// Messages, optionally of one status, oldest first.
-pub(crate) fn list(conn: &Connection, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))?;
     let rows = stmt.query_map(params![status], row)?;
@@ -197,13 +197,13 @@ pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError
 }
 
 /// A message by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<OutboxRow>, StoreError> {
     use rusqlite::OptionalExtension;
     Ok(conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?.query_row([id], row).optional()?)
 }
 
 /// When the next message is due (or a lease runs out): how long a deliverer may sleep.
-pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
@@ -213,7 +213,7 @@ pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> 
 }
 
 /// A message's attempts, oldest first: (at, ok, status, error, millis).
-pub(crate) fn attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+pub(crate) fn attempts(conn: &Reader, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")?;
     let rows = stmt.query_map([id], |r| {

@@ -1,10 +1,10 @@
 //! Record rows: insert, update, read, list, and the counters behind readable ids.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{FormTable, StoreError, Tx};
+use super::{FormTable, Reader, StoreError, Tx};
 
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +142,7 @@ pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
 }
 
 /// A record by id.
-pub(crate) fn get(conn: &Connection, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", t.quoted());
     conn.prepare_cached(&sql)?.query_row([id], read_row).optional()?.map(finish).transpose()
 }
@@ -150,7 +150,7 @@ pub(crate) fn get(conn: &Connection, t: &FormTable, id: &str) -> Result<Option<R
 /// The first record whose fields equal the values (a unique field, an import key, a lookup).
 /// Fields without a column are skipped by the caller's check; here they would match nothing.
 pub(crate) fn find_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
 ) -> Result<Option<RecordRow>, StoreError> {
@@ -160,7 +160,7 @@ pub(crate) fn find_by(
 /// Of the records whose fields equal the values, the one with the greatest `by` (the last
 /// price a customer paid for a product): `None` when `by` has no column.
 pub(crate) fn latest_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
     by: &str,
@@ -170,7 +170,7 @@ pub(crate) fn latest_by(
 }
 
 fn first_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
     order: String,
@@ -190,7 +190,7 @@ fn first_by(
 }
 
 /// Records matching a query.
-pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
     let mut clauses = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
     for (field, value) in &q.filters {
@@ -234,7 +234,7 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
 /// loads assignment rules weigh. `by` is the assignee's column, from [`FormTable::assignee`].
 /// One indexed GROUP BY.
 pub(crate) fn count_by_owner(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     by: &str,
     states: &[String],
@@ -255,7 +255,7 @@ pub(crate) fn count_by_owner(
 
 /// How many records one member owns in some states (all, when none are given) since a time.
 pub(crate) fn count_owned(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     owner: &str,
     states: &[String],
@@ -297,7 +297,7 @@ fn owned_filter(by: &str, owner: Option<&str>, states: &[String], since: Option<
 /// When each owner was last given a record of the form (the rowid of their newest record: larger
 /// is later), for round-robin assignment. One scan of the owner index.
 pub(crate) fn turns(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     by: &str,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
@@ -314,13 +314,13 @@ pub(crate) fn turns(
 }
 
 /// How many records a form has.
-pub(crate) fn count(conn: &Connection, t: &FormTable) -> Result<u64, StoreError> {
+pub(crate) fn count(conn: &Reader, t: &FormTable) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// A value (shown as text) that two records share in these fields, if any.
-pub(crate) fn first_duplicate(conn: &Connection, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
+pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
     let paths: Vec<String> = fields.iter().map(|f| format!("json_extract(data, '$.{f}')")).collect();
     // Field ids match ^[a-z][a-z0-9_]*$ (the loader's rule), so they are safe in the JSON path.
     let sql = format!(
@@ -334,7 +334,7 @@ pub(crate) fn first_duplicate(conn: &Connection, t: &FormTable, fields: &[&str])
 }
 
 /// How many records hold a value in a field (for install checks).
-pub(crate) fn count_with_value(conn: &Connection, t: &FormTable, field: &str) -> Result<u64, StoreError> {
+pub(crate) fn count_with_value(conn: &Reader, t: &FormTable, field: &str) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(
         &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
         [format!("$.{field}")],
@@ -344,14 +344,14 @@ pub(crate) fn count_with_value(conn: &Connection, t: &FormTable, field: &str) ->
 }
 
 /// How many records are in a state (for install checks).
-pub(crate) fn count_in_state(conn: &Connection, t: &FormTable, state: &str) -> Result<u64, StoreError> {
+pub(crate) fn count_in_state(conn: &Reader, t: &FormTable, state: &str) -> Result<u64, StoreError> {
     let n: i64 =
         conn.query_row(&format!("SELECT count(*) FROM {} WHERE state = ?1", t.quoted()), [state], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// Does the form's table exist yet?
-pub(crate) fn table_exists(conn: &Connection, t: &FormTable) -> Result<bool, StoreError> {
+pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreError> {
     let n: i64 =
         conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| {
             r.get(0)

@@ -1,9 +1,9 @@
 //! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
 //! per form, derived from the app definition.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 
-use super::{quote, StoreError, Tx};
+use super::{quote, Reader, StoreError, Tx};
 use crate::model::{FieldType, Form};
 
 /// Each entry upgrades the schema by one version; never edit a released entry, add one.
@@ -384,7 +384,7 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
     Ok(())
 }
 
-fn existing_columns(conn: &Connection, table: &str) -> Result<Vec<String>, StoreError> {
+fn existing_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
     let names = stmt.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     Ok(names)

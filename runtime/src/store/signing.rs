@@ -1,8 +1,8 @@
 //! Customer signing: the install's secret and the single-use links made from it.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// The install's secret by name, created from `fresh` on first use.
 pub(crate) fn secret(tx: &Tx<'_>, name: &str, fresh: &str, at: &str) -> Result<String, StoreError> {
@@ -14,7 +14,7 @@ pub(crate) fn secret(tx: &Tx<'_>, name: &str, fresh: &str, at: &str) -> Result<S
 }
 
 /// The install's secret by name, if it was ever made.
-pub(crate) fn existing_secret(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn existing_secret(conn: &Reader, name: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
@@ -51,7 +51,7 @@ pub(crate) fn add(tx: &Tx<'_>, l: &LinkRow, at: &str, by: &str) -> Result<(), St
 }
 
 /// A link by nonce.
-pub(crate) fn get(conn: &Connection, nonce: &str) -> Result<Option<LinkRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT nonce, form, record, version, version_hash, expires_at, used_at FROM sign_links WHERE nonce = ?1",
@@ -80,7 +80,7 @@ pub(crate) fn use_once(tx: &Tx<'_>, nonce: &str, at: &str, signer: &str) -> Resu
 
 /// The signature a record received, if any: (signer, when, version, version hash).
 pub(crate) fn signed(
-    conn: &Connection,
+    conn: &Reader,
     form: &str,
     record: &str,
 ) -> Result<Option<(String, String, i64, String)>, StoreError> {

@@ -1,8 +1,8 @@
 //! SOP tasks: opened from a template for one record, done with evidence or cancelled.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// A stored task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +75,12 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
 }
 
 /// A task by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<TaskRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError> {
     Ok(conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?.query_row([id], row).optional()?)
 }
 
 /// A record's tasks, oldest first.
-pub(crate) fn of_record(conn: &Connection, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
+pub(crate) fn of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 AND record = ?2 ORDER BY id"))?;
     let rows = stmt.query_map(params![form, record], row)?;
@@ -89,7 +89,7 @@ pub(crate) fn of_record(conn: &Connection, form: &str, record: &str) -> Result<V
 
 /// Tasks, optionally only one member's, only open ones, or only those overdue at `now`.
 pub(crate) fn list(
-    conn: &Connection,
+    conn: &Reader,
     assignee: Option<&str>,
     open_only: bool,
     overdue_at: Option<&str>,
@@ -106,7 +106,7 @@ pub(crate) fn list(
 }
 
 /// Open tasks overdue at `now` on records of these forms (for boards).
-pub(crate) fn overdue_on(conn: &Connection, forms: &[String], now: &str) -> Result<Vec<TaskRow>, StoreError> {
+pub(crate) fn overdue_on(conn: &Reader, forms: &[String], now: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut out = Vec::new();
     for form in forms {
         let mut stmt = conn.prepare_cached(&format!(

@@ -1,9 +1,9 @@
 //! Durable timers: one row per moment something should happen (a record's SLA, a schedule's
 //! next run, a retry), claimed by a conditional update so each fires at most once.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{Reader, StoreError, Tx};
 
 /// What a timer is for.
 pub mod kind {
@@ -71,7 +71,7 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &TimerRow, at: &str) -> Result<i64, StoreEr
 
 /// The timers of one record for one automation, newest first.
 pub(crate) fn of_record(
-    conn: &Connection,
+    conn: &Reader,
     form: &str,
     record: &str,
     automation: &str,
@@ -85,7 +85,7 @@ pub(crate) fn of_record(
 }
 
 /// The pending timer of a cron automation, if any.
-pub(crate) fn pending_cron(conn: &Connection, app: &str, automation: &str) -> Result<Option<TimerRow>, StoreError> {
+pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result<Option<TimerRow>, StoreError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM timers WHERE app = ?1 AND automation = ?2 AND kind = 'cron' AND status = 'pending'"
@@ -95,7 +95,7 @@ pub(crate) fn pending_cron(conn: &Connection, app: &str, automation: &str) -> Re
 }
 
 /// Pending timers due at or before `now`, oldest first, at most `limit`.
-pub(crate) fn due(conn: &Connection, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+pub(crate) fn due(conn: &Reader, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
     ))?;
@@ -104,7 +104,7 @@ pub(crate) fn due(conn: &Connection, now: &str, limit: usize) -> Result<Vec<Time
 }
 
 /// The earliest pending due time, for a scheduler deciding how long to sleep.
-pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
     Ok(conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?.query_row([], |r| r.get(0))?)
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
 }
 
 /// How many timers are in each status.
-pub(crate) fn counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+pub(crate) fn counts(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -151,7 +151,7 @@ pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> 
 
 /// Ids of a form's records that have no timer of this automation (cancelled ones aside).
 pub(crate) fn records_without(
-    conn: &Connection,
+    conn: &Reader,
     t: &super::FormTable,
     automation: &str,
 ) -> Result<Vec<String>, StoreError> {
@@ -169,7 +169,7 @@ pub(crate) fn records_without(
 
 /// Records whose pending timer of this automation was armed under another rule than `spec`.
 pub(crate) fn pending_under_other_rule(
-    conn: &Connection,
+    conn: &Reader,
     form: &str,
     automation: &str,
     spec: &str,
