@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
-use super::{schema, timers, FormTable, Reader, Store, StoreError, TimerRow};
+use super::{from_sqlite, schema, timers, FormTable, Reader, Store, StoreError, TimerRow};
 
 /// Rows of one table, as stored: what `bench import` replays raw. Opaque: only
 /// [`Store::bench_raw_replay`] reads it.
@@ -18,17 +18,21 @@ pub struct TableRows {
 
 /// Names of the tables in a database, from its own schema (never from input).
 fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
-    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .map_err(from_sqlite)?;
+    let names =
+        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names)
 }
 
 /// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
 fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
-    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))
+        .map_err(from_sqlite)?;
+    let names: Vec<String> =
+        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names.iter().map(|n| super::quote(n)).collect())
 }
 
@@ -37,11 +41,10 @@ impl Store {
     pub fn bench_marks(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut marks = Vec::new();
         for name in table_names(&self.conn)? {
-            let max = self.conn.query_row(
-                &format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)),
-                [],
-                |r| r.get(0),
-            )?;
+            let max = self
+                .conn
+                .query_row(&format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)), [], |r| r.get(0))
+                .map_err(from_sqlite)?;
             marks.push((name, max));
         }
         Ok(marks)
@@ -56,11 +59,13 @@ impl Store {
             let columns = stored_columns(&self.conn, &name)?;
             let sql =
                 format!("SELECT {} FROM {} WHERE rowid > ?1 ORDER BY rowid", columns.join(", "), super::quote(&name));
-            let mut stmt = self.conn.prepare(&sql)?;
+            let mut stmt = self.conn.prepare(&sql).map_err(from_sqlite)?;
             let width = columns.len();
             let rows = stmt
-                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())?
-                .collect::<Result<Vec<_>, _>>()?;
+                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
+                .map_err(from_sqlite)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(from_sqlite)?;
             if !rows.is_empty() {
                 out.push(TableRows { name, columns, rows });
             }
@@ -85,9 +90,9 @@ impl Store {
                     columns.join(", "),
                     marks.join(", ")
                 );
-                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut stmt = tx.prepare_cached(&sql).map_err(from_sqlite)?;
                 for row in table_rows {
-                    stmt.execute(params_from_iter(row.iter()))?;
+                    stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
                     written += 1;
                 }
             }
@@ -106,9 +111,9 @@ impl Store {
                  VALUES (?1, 1, ?2, '', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'bench', 'bench')",
                 table.quoted()
             );
-            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut stmt = tx.prepare_cached(&sql).map_err(from_sqlite)?;
             for (id, data) in rows {
-                stmt.execute(params![id, data])?;
+                stmt.execute(params![id, data]).map_err(from_sqlite)?;
             }
             Ok::<_, StoreError>(())
         })
@@ -154,12 +159,17 @@ impl Store {
     pub fn bench_raw_fire(&mut self, now: &str) -> Result<usize, StoreError> {
         self.write(|tx| {
             let ids: Vec<i64> = tx
-                .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
-                .query_map([now], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
+                .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")
+                .map_err(from_sqlite)?
+                .query_map([now], |r| r.get(0))
+                .map_err(from_sqlite)?
+                .collect::<Result<_, _>>()
+                .map_err(from_sqlite)?;
+            let mut mark = tx
+                .prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")
+                .map_err(from_sqlite)?;
             for id in &ids {
-                mark.execute(params![now, id])?;
+                mark.execute(params![now, id]).map_err(from_sqlite)?;
             }
             Ok::<_, StoreError>(ids.len())
         })

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Reader, StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// An event kept under its sender's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,19 +22,22 @@ pub(crate) struct Kept {
 
 /// The event kept under `key`, if any.
 pub(crate) fn get(conn: &Reader, key: &str) -> Result<Option<Kept>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")?
+    conn.prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")
+        .map_err(from_sqlite)?
         .query_row([key], |r| {
             Ok(Kept { key: r.get(0)?, event: r.get(1)?, request: r.get(2)?, raw: r.get(3)?, report: r.get(4)? })
         })
-        .optional()?)
+        .optional()
+        .map_err(from_sqlite)
 }
 
 /// Keeps an event under its key (in the transaction that received it).
 pub(crate) fn put(tx: &Tx<'_>, kept: &Kept, at: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO inbound_keys (key, event, request, raw, report, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![kept.key, kept.event, kept.request, kept.raw, kept.report, at])?;
+    )
+    .map_err(from_sqlite)?
+    .execute(params![kept.key, kept.event, kept.request, kept.raw, kept.report, at])
+    .map_err(from_sqlite)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{Reader, StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// A member as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,20 +93,22 @@ fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRo
 
 /// A member by id.
 pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))
+        .map_err(from_sqlite)?
         .query_row([id], read)
-        .optional()?
+        .optional()
+        .map_err(from_sqlite)?
         .map(finish)
         .transpose()
 }
 
 /// Every member, by id.
 pub(crate) fn list(conn: &Reader) -> Result<Vec<MemberRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
-    let rows = stmt.query_map([], read)?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id")).map_err(from_sqlite)?;
+    let rows = stmt.query_map([], read).map_err(from_sqlite)?;
     let mut out = Vec::new();
     for r in rows {
-        out.push(finish(r?)?);
+        out.push(finish(r.map_err(from_sqlite)?)?);
     }
     Ok(out)
 }
@@ -120,7 +122,8 @@ pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreEr
          ON CONFLICT (id) DO UPDATE SET name = ?2, roles = ?3, region = ?4, manager = ?5, active = ?6,
             capacity = ?7, email = ?8, phone = ?9, extra = ?10, updated_at = ?11,
             away_from = ?12, away_until = ?13, delegate_to = ?14",
-    )?
+    )
+    .map_err(from_sqlite)?
     .execute(params![
         m.id,
         m.name,
@@ -136,6 +139,7 @@ pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreEr
         m.away_from,
         m.away_until,
         m.delegate_to
-    ])?;
+    ])
+    .map_err(from_sqlite)?;
     Ok(())
 }

@@ -98,13 +98,13 @@ impl<'a> Tx<'a> {
     /// Opens the transaction. `IMMEDIATE` takes the write lock now, so a read inside it never
     /// has to upgrade to a write lock (and fail busy halfway).
     fn begin(db: &'a Reader) -> Result<Self, StoreError> {
-        db.execute_batch("BEGIN IMMEDIATE")?;
+        db.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
         Ok(Tx { db })
     }
 
     /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
     fn commit(self) -> Result<(), StoreError> {
-        self.db.execute_batch("COMMIT")?;
+        self.db.execute_batch("COMMIT").map_err(from_sqlite)?;
         Ok(())
     }
 }
@@ -198,8 +198,8 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_millis(100))?;
+        let conn = Connection::open(path).map_err(from_sqlite)?;
+        conn.busy_timeout(Duration::from_millis(100)).map_err(from_sqlite)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("closeloop-checkpoint".into())
@@ -225,16 +225,17 @@ impl Drop for Checkpointer {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        let kind = match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
-            Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
-            Some(ErrorCode::DiskFull) => DbErrorKind::Full,
-            _ => DbErrorKind::Other,
-        };
-        StoreError::Database { kind, message: e.to_string() }
-    }
+/// A SQLite error as the store reports it: classified, in SQLite's own words. Deliberately
+/// not a `From` impl, which would put rusqlite in the public API; store code writes
+/// `.map_err(from_sqlite)?`.
+pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
+    let kind = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
+        Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
+        Some(ErrorCode::DiskFull) => DbErrorKind::Full,
+        _ => DbErrorKind::Other,
+    };
+    StoreError::Database { kind, message: e.to_string() }
 }
 
 impl StoreError {
@@ -250,9 +251,9 @@ impl StoreError {
 impl Store {
     /// Opens (creating if needed) a database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut store = Self::configure(Connection::open(path)?, true)?;
+        let mut store = Self::configure(Connection::open(path).map_err(from_sqlite)?, true)?;
         store.location = path.to_string_lossy().into_owned();
-        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(from_sqlite)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
@@ -267,7 +268,7 @@ impl Store {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
             | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
             | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let mut store = Self::configure(Connection::open_with_flags(&uri, flags)?, false)?;
+        let mut store = Self::configure(Connection::open_with_flags(&uri, flags).map_err(from_sqlite)?, false)?;
         store.location = uri;
         Ok(store)
     }
@@ -276,26 +277,26 @@ impl Store {
     /// committed (for a memory database, also what the writer has not committed yet).
     pub fn read_only_connection(&self) -> Result<Reader, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(&self.location, flags)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        let conn = Connection::open_with_flags(&self.location, flags).map_err(from_sqlite)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(from_sqlite)?;
         stable_plans(&conn)?;
         if self.location.starts_with("file:") {
-            conn.pragma_update(None, "read_uncommitted", true)?;
+            conn.pragma_update(None, "read_uncommitted", true).map_err(from_sqlite)?;
         }
         Ok(Reader { conn })
     }
 
     fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(from_sqlite)?;
         stable_plans(&conn)?;
         if file {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(from_sqlite)?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(from_sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(from_sqlite)?;
         // Savepoints (one per timer, one per automation step) journal the pages they touch;
         // in memory that costs a copy, on disk a write.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(from_sqlite)?;
         let mut store =
             Store { conn: Reader { conn }, checkpointer: None, location: String::new(), opened_at_version: 0 };
         store.opened_at_version = store.write(schema::migrate)?;
@@ -335,7 +336,7 @@ impl Store {
     /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
     /// long-running process notices work written by others without re-reading tables.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(from_sqlite)
     }
 
     /// The connection, for reads. Reads see the last committed state.
@@ -346,21 +347,21 @@ impl Store {
     /// Caps the database at about `bytes` (a quota). Writes past it fail cleanly with a
     /// "database or disk is full" error and leave nothing half-written, as a full disk would.
     pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
-        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(from_sqlite)?;
         let pages = (bytes / page.max(1) as u64).max(1);
-        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(from_sqlite)?;
         Ok(())
     }
 
     /// Runs a passive WAL checkpoint now; returns (frames in the WAL, frames copied). The
     /// checkpointer thread does this every half second; readers still open keep frames back.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        Ok(self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?))).map_err(from_sqlite)
     }
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(from_sqlite)
     }
 
     /// How many rows a form's table holds.
@@ -385,7 +386,7 @@ impl Retryable for StoreError {
 /// built with STAT4, which otherwise re-plans a cached statement with an `ORDER BY` every time
 /// its parameters change: measured, that was a third of the cost of firing a timer.
 fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -397,7 +398,7 @@ pub(crate) fn savepoint<T, F>(
     f: impl FnOnce() -> Result<Result<T, F>, StoreError>,
 ) -> Result<Result<T, F>, StoreError> {
     let run = |sql: &str| -> Result<(), StoreError> {
-        tx.prepare_cached(sql)?.execute([])?;
+        tx.prepare_cached(sql).map_err(from_sqlite)?.execute([]).map_err(from_sqlite)?;
         Ok(())
     };
     run("SAVEPOINT step")?;
