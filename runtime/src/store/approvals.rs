@@ -91,8 +91,7 @@ pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreEr
             "INSERT INTO approvals (app, chain, form, record, version, status, step, submitter, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
              ON CONFLICT (form, record) WHERE status = 'pending' DO NOTHING",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])
         .map_err(from_sqlite)?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
@@ -102,7 +101,7 @@ pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreEr
 pub(crate) fn add_step(tx: &Tx<'_>, approval: i64, index: i64, step_id: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO approval_steps (approval, step, step_id, status, approvers, needed) VALUES (?1, ?2, ?3, 'waiting', '[]', 0)",
-    ).map_err(from_sqlite)?
+    )?
     .execute(params![approval, index, step_id]).map_err(from_sqlite)?;
     Ok(())
 }
@@ -126,8 +125,7 @@ pub(crate) fn set_step(
                 opened_at = COALESCE(opened_at, ?6), due_at = ?7, note = COALESCE(?8, note),
                 decided_at = CASE WHEN ?3 IN ('approved', 'skipped', 'rejected', 'cancelled') THEN ?6 END
          WHERE approval = ?1 AND step = ?2",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![approval, index, status, approvers, needed, at, due_at, note])
     .map_err(from_sqlite)?;
     Ok(())
@@ -135,8 +133,7 @@ pub(crate) fn set_step(
 
 /// Moves a run to another step or status.
 pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<&str>) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")?
         .execute(params![id, status, step, at])
         .map_err(from_sqlite)?;
     Ok(())
@@ -144,8 +141,7 @@ pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<
 
 /// A record's pending run.
 pub(crate) fn pending(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
         .query_row(params![form, record], run)
         .optional()
         .map_err(from_sqlite)
@@ -153,8 +149,7 @@ pub(crate) fn pending(conn: &Reader, form: &str, record: &str) -> Result<Option<
 
 /// A run by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?
         .query_row([id], run)
         .optional()
         .map_err(from_sqlite)
@@ -162,21 +157,18 @@ pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<ApprovalRow>, StoreEr
 
 /// A run's steps, in order.
 pub(crate) fn steps(conn: &Reader, approval: i64) -> Result<Vec<StepRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
+    let mut stmt = conn.prepare_cached(
+        "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
          FROM approval_steps WHERE approval = ?1 ORDER BY step",
-        )
-        .map_err(from_sqlite)?;
+    )?;
     let rows = stmt.query_map([approval], step).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Every open step of a pending run, with its run: what waits for someone.
 pub(crate) fn open_steps(conn: &Reader) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))
-        .map_err(from_sqlite)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))?;
     let runs = stmt.query_map([], run).map_err(from_sqlite)?.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?;
     let mut out = Vec::new();
     for r in runs {
@@ -219,7 +211,7 @@ pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> 
         .prepare_cached(
             "INSERT INTO approval_decisions (approval, step, member, on_behalf_of, decision, comment, at, version, override_reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-        ).map_err(from_sqlite)?
+        )?
         .execute(params![
             d.approval,
             d.step,
@@ -238,8 +230,7 @@ pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> 
 pub(crate) fn overridden(conn: &Reader, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
     conn.prepare_cached(
         "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
-    )
-    .map_err(from_sqlite)?
+    )?
     .query_row([approval], |r| Ok((r.get(0)?, r.get(1)?)))
     .optional()
     .map_err(from_sqlite)
@@ -248,12 +239,10 @@ pub(crate) fn overridden(conn: &Reader, approval: i64) -> Result<Option<(i64, St
 /// The approvers whose seats approved a step so far (a delegate's approval fills the absent
 /// approver's seat).
 pub(crate) fn approvals_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
+    let mut stmt = conn.prepare_cached(
+        "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
          WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
-        )
-        .map_err(from_sqlite)?;
+    )?;
     let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -263,20 +252,18 @@ pub(crate) fn deciders_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec
     let mut stmt = conn.prepare_cached(
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2
          UNION SELECT on_behalf_of FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND on_behalf_of IS NOT NULL",
-    ).map_err(from_sqlite)?;
+    )?;
     let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Everyone who approved any step of a run, in person or through a delegate.
 pub(crate) fn approvers_so_far(conn: &Reader, approval: i64) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'
+    let mut stmt = conn.prepare_cached(
+        "SELECT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'
          UNION SELECT on_behalf_of FROM approval_decisions
          WHERE approval = ?1 AND decision = 'approve' AND on_behalf_of IS NOT NULL",
-        )
-        .map_err(from_sqlite)?;
+    )?;
     let rows = stmt.query_map([approval], |r| r.get(0)).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -285,8 +272,7 @@ pub(crate) fn approvers_so_far(conn: &Reader, approval: i64) -> Result<Vec<Strin
 pub(crate) fn latest(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"
-    ))
-    .map_err(from_sqlite)?
+    ))?
     .query_row(params![form, record], run)
     .optional()
     .map_err(from_sqlite)

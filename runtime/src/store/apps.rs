@@ -1,6 +1,6 @@
 //! Installed apps and every revision of their definitions.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::{from_sqlite, Reader, StoreError, Tx};
 
@@ -17,7 +17,7 @@ pub struct InstalledApp {
 
 /// Every installed app, newest revision.
 pub(crate) fn list(conn: &Reader) -> Result<Vec<InstalledApp>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id, revision, source FROM apps ORDER BY id").map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached("SELECT id, revision, source FROM apps ORDER BY id")?;
     let rows = stmt
         .query_map([], |r| Ok(InstalledApp { id: r.get(0)?, revision: r.get(1)?, source: r.get(2)? }))
         .map_err(from_sqlite)?;
@@ -27,7 +27,7 @@ pub(crate) fn list(conn: &Reader) -> Result<Vec<InstalledApp>, StoreError> {
 /// Every installed app's id and newest revision, without the sources: cheap enough to ask before
 /// each scheduler pass whether another process installed something.
 pub(crate) fn revisions(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id, revision FROM apps ORDER BY id").map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached("SELECT id, revision FROM apps ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -35,20 +35,17 @@ pub(crate) fn revisions(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError>
 /// Records a new revision of an app; returns its number.
 pub(crate) fn save(tx: &Tx<'_>, id: &str, source: &str, at: &str, by: &str, forced: bool) -> Result<i64, StoreError> {
     let revision: i64 = tx
-        .query_row("SELECT revision FROM apps WHERE id = ?1", [id], |r| r.get::<_, i64>(0))
-        .optional()
-        .map_err(from_sqlite)?
+        .query_optional("SELECT revision FROM apps WHERE id = ?1", [id], |r| r.get::<_, i64>(0))?
         .map(|r| r + 1)
         .unwrap_or(1);
     tx.execute(
         "INSERT INTO apps (id, revision, source, installed_at, installed_by) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET revision = ?2, source = ?3, installed_at = ?4, installed_by = ?5",
         params![id, revision, source, at, by],
-    )
-    .map_err(from_sqlite)?;
+    )?;
     tx.execute(
         "INSERT INTO app_revisions (app, revision, source, installed_at, installed_by, forced) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, revision, source, at, by, forced],
-    ).map_err(from_sqlite)?;
+    )?;
     Ok(revision)
 }

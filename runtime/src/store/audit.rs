@@ -167,8 +167,7 @@ fn chain_hash(
 /// Appends an event; returns its sequence number.
 pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
     let (last, prev): (i64, String) = tx
-        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
-        .map_err(from_sqlite)?
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(from_sqlite)?
@@ -179,8 +178,7 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data, data_hash, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data, e.data_hash, prev, hash])
     .map_err(from_sqlite)?;
     Ok(seq)
@@ -190,7 +188,7 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
 pub(crate) fn history(conn: &Reader, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
-    ).map_err(from_sqlite)?;
+    )?;
     let rows = stmt
         .query_map(params![form, record], |r| {
             Ok((
@@ -232,7 +230,7 @@ pub struct Verification {
 pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
-    ).map_err(from_sqlite)?;
+    )?;
     let mut rows = stmt.query([]).map_err(from_sqlite)?;
     let mut expected = 1i64;
     let mut prev = GENESIS.to_string();
@@ -295,7 +293,7 @@ pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification
              ORDER BY r.created_at, r.id",
             t.quoted()
         );
-        let mut stmt = conn.prepare(&sql).map_err(from_sqlite)?;
+        let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([&t.form]).map_err(from_sqlite)?;
         while let Some(r) = rows.next().map_err(from_sqlite)? {
             let id: String = r.get(0).map_err(from_sqlite)?;
@@ -334,7 +332,7 @@ pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification
              AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.id = e.record) LIMIT 1",
             t.quoted()
         );
-        let gone: Option<String> = conn.query_row(&sql, [&t.form], |r| r.get(0)).optional().map_err(from_sqlite)?;
+        let gone: Option<String> = conn.query_optional(&sql, [&t.form], |r| r.get(0))?;
         if let Some(id) = gone {
             return Ok(Verification {
                 events: checked,
@@ -356,7 +354,7 @@ fn verify_members(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
         "SELECT {}, (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
          FROM members m ORDER BY m.id",
         super::members::COLUMNS
-    )).map_err(from_sqlite)?;
+    ))?;
     let mut rows = stmt.query([]).map_err(from_sqlite)?;
     while let Some(r) = rows.next().map_err(from_sqlite)? {
         let (mut row, roles, extra) = super::members::read(r).map_err(from_sqlite)?;
@@ -382,7 +380,7 @@ fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
         "SELECT a.id, a.source,
                 (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)
          FROM apps a ORDER BY a.id",
-    ).map_err(from_sqlite)?;
+    )?;
     let mut rows = stmt.query([]).map_err(from_sqlite)?;
     while let Some(r) = rows.next().map_err(from_sqlite)? {
         let id: String = r.get(0).map_err(from_sqlite)?;

@@ -18,9 +18,8 @@ pub struct TableRows {
 
 /// Names of the tables in a database, from its own schema (never from input).
 fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .map_err(from_sqlite)?;
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
     let names =
         stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names)
@@ -28,9 +27,8 @@ fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
 
 /// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
 fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))
-        .map_err(from_sqlite)?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
     let names: Vec<String> =
         stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names.iter().map(|n| super::quote(n)).collect())
@@ -41,10 +39,11 @@ impl Store {
     pub fn bench_marks(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut marks = Vec::new();
         for name in table_names(&self.conn)? {
-            let max = self
-                .conn
-                .query_row(&format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)), [], |r| r.get(0))
-                .map_err(from_sqlite)?;
+            let max = self.conn.query_row(
+                &format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)),
+                [],
+                |r| r.get(0),
+            )?;
             marks.push((name, max));
         }
         Ok(marks)
@@ -59,7 +58,7 @@ impl Store {
             let columns = stored_columns(&self.conn, &name)?;
             let sql =
                 format!("SELECT {} FROM {} WHERE rowid > ?1 ORDER BY rowid", columns.join(", "), super::quote(&name));
-            let mut stmt = self.conn.prepare(&sql).map_err(from_sqlite)?;
+            let mut stmt = self.conn.prepare(&sql)?;
             let width = columns.len();
             let rows = stmt
                 .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
@@ -90,7 +89,7 @@ impl Store {
                     columns.join(", "),
                     marks.join(", ")
                 );
-                let mut stmt = tx.prepare_cached(&sql).map_err(from_sqlite)?;
+                let mut stmt = tx.prepare_cached(&sql)?;
                 for row in table_rows {
                     stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
                     written += 1;
@@ -111,7 +110,7 @@ impl Store {
                  VALUES (?1, 1, ?2, '', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'bench', 'bench')",
                 table.quoted()
             );
-            let mut stmt = tx.prepare_cached(&sql).map_err(from_sqlite)?;
+            let mut stmt = tx.prepare_cached(&sql)?;
             for (id, data) in rows {
                 stmt.execute(params![id, data]).map_err(from_sqlite)?;
             }
@@ -159,15 +158,12 @@ impl Store {
     pub fn bench_raw_fire(&mut self, now: &str) -> Result<usize, StoreError> {
         self.write(|tx| {
             let ids: Vec<i64> = tx
-                .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")
-                .map_err(from_sqlite)?
+                .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
                 .query_map([now], |r| r.get(0))
                 .map_err(from_sqlite)?
                 .collect::<Result<_, _>>()
                 .map_err(from_sqlite)?;
-            let mut mark = tx
-                .prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")
-                .map_err(from_sqlite)?;
+            let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
             for id in &ids {
                 mark.execute(params![now, id]).map_err(from_sqlite)?;
             }

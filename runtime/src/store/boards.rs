@@ -25,8 +25,7 @@ pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO flags (board, form, record, reason, since) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (board, form, record) DO UPDATE SET reason = ?4",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![f.board, f.form, f.record, f.reason, f.since])
     .map_err(from_sqlite)?;
     Ok(())
@@ -34,11 +33,9 @@ pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<(), StoreError> {
 
 /// A board's flagged records, oldest first.
 pub(crate) fn list(conn: &Reader, board: &str) -> Result<Vec<FlagRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT board, form, record, reason, since FROM flags WHERE board = ?1 ORDER BY since, form, record",
-        )
-        .map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT board, form, record, reason, since FROM flags WHERE board = ?1 ORDER BY since, form, record",
+    )?;
     let rows = stmt
         .query_map([board], |r| {
             Ok(FlagRow { board: r.get(0)?, form: r.get(1)?, record: r.get(2)?, reason: r.get(3)?, since: r.get(4)? })
@@ -50,8 +47,7 @@ pub(crate) fn list(conn: &Reader, board: &str) -> Result<Vec<FlagRow>, StoreErro
 /// Takes a record off a board; false when it was not on it.
 pub(crate) fn unflag(tx: &Tx<'_>, board: &str, form: &str, record: &str) -> Result<bool, StoreError> {
     let n = tx
-        .prepare_cached("DELETE FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3")
-        .map_err(from_sqlite)?
+        .prepare_cached("DELETE FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3")?
         .execute(params![board, form, record])
         .map_err(from_sqlite)?;
     Ok(n == 1)

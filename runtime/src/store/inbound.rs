@@ -22,8 +22,7 @@ pub(crate) struct Kept {
 
 /// The event kept under `key`, if any.
 pub(crate) fn get(conn: &Reader, key: &str) -> Result<Option<Kept>, StoreError> {
-    conn.prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")
-        .map_err(from_sqlite)?
+    conn.prepare_cached("SELECT key, event, request, raw, report FROM inbound_keys WHERE key = ?1")?
         .query_row([key], |r| {
             Ok(Kept { key: r.get(0)?, event: r.get(1)?, request: r.get(2)?, raw: r.get(3)?, report: r.get(4)? })
         })
@@ -35,8 +34,7 @@ pub(crate) fn get(conn: &Reader, key: &str) -> Result<Option<Kept>, StoreError> 
 pub(crate) fn put(tx: &Tx<'_>, kept: &Kept, at: &str) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO inbound_keys (key, event, request, raw, report, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![kept.key, kept.event, kept.request, kept.raw, kept.report, at])
     .map_err(from_sqlite)?;
     Ok(())

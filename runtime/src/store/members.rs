@@ -93,8 +93,7 @@ fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRo
 
 /// A member by id.
 pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
         .query_row([id], read)
         .optional()
         .map_err(from_sqlite)?
@@ -104,7 +103,7 @@ pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreErr
 
 /// Every member, by id.
 pub(crate) fn list(conn: &Reader) -> Result<Vec<MemberRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id")).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
     let rows = stmt.query_map([], read).map_err(from_sqlite)?;
     let mut out = Vec::new();
     for r in rows {
@@ -122,8 +121,7 @@ pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreEr
          ON CONFLICT (id) DO UPDATE SET name = ?2, roles = ?3, region = ?4, manager = ?5, active = ?6,
             capacity = ?7, email = ?8, phone = ?9, extra = ?10, updated_at = ?11,
             away_from = ?12, away_until = ?13, delegate_to = ?14",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![
         m.id,
         m.name,

@@ -28,7 +28,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{CachedStatement, Connection, ErrorCode, Params, Row, Statement, ToSql};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
 
 pub use approvals::{ApprovalRow, StepRow};
 pub use apps::InstalledApp;
@@ -52,37 +52,48 @@ pub struct Reader {
     conn: Connection,
 }
 
+// The statements store functions run, with SQLite's errors already the store's own. What a
+// prepared statement returns (rows, `execute`) is still rusqlite's; `.map_err(from_sqlite)`.
 impl Reader {
-    pub(crate) fn prepare_cached(&self, sql: &str) -> rusqlite::Result<CachedStatement<'_>> {
-        self.conn.prepare_cached(sql)
+    pub(crate) fn prepare_cached(&self, sql: &str) -> Result<CachedStatement<'_>, StoreError> {
+        self.conn.prepare_cached(sql).map_err(from_sqlite)
     }
 
-    pub(crate) fn prepare(&self, sql: &str) -> rusqlite::Result<Statement<'_>> {
-        self.conn.prepare(sql)
+    pub(crate) fn prepare(&self, sql: &str) -> Result<Statement<'_>, StoreError> {
+        self.conn.prepare(sql).map_err(from_sqlite)
     }
 
-    pub(crate) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    pub(crate) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T, StoreError>
     where
         P: Params,
         F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
-        self.conn.query_row(sql, params, f)
+        self.conn.query_row(sql, params, f).map_err(from_sqlite)
     }
 
-    pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.conn.execute(sql, params)
+    /// `query_row` for at most one row: `None` when there is none.
+    pub(crate) fn query_optional<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<Option<T>, StoreError>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f).optional().map_err(from_sqlite)
     }
 
-    pub(crate) fn execute_batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.conn.execute_batch(sql)
+    pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize, StoreError> {
+        self.conn.execute(sql, params).map_err(from_sqlite)
+    }
+
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.execute_batch(sql).map_err(from_sqlite)
     }
 
     pub(crate) fn last_insert_rowid(&self) -> i64 {
         self.conn.last_insert_rowid()
     }
 
-    pub(crate) fn pragma_update<V: ToSql>(&self, schema: Option<&str>, name: &str, value: V) -> rusqlite::Result<()> {
-        self.conn.pragma_update(schema, name, value)
+    pub(crate) fn pragma_update<V: ToSql>(&self, schema: Option<&str>, name: &str, value: V) -> Result<(), StoreError> {
+        self.conn.pragma_update(schema, name, value).map_err(from_sqlite)
     }
 }
 
@@ -98,13 +109,13 @@ impl<'a> Tx<'a> {
     /// Opens the transaction. `IMMEDIATE` takes the write lock now, so a read inside it never
     /// has to upgrade to a write lock (and fail busy halfway).
     fn begin(db: &'a Reader) -> Result<Self, StoreError> {
-        db.execute_batch("BEGIN IMMEDIATE").map_err(from_sqlite)?;
+        db.execute_batch("BEGIN IMMEDIATE")?;
         Ok(Tx { db })
     }
 
     /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
     fn commit(self) -> Result<(), StoreError> {
-        self.db.execute_batch("COMMIT").map_err(from_sqlite)?;
+        self.db.execute_batch("COMMIT")?;
         Ok(())
     }
 }
@@ -253,7 +264,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut store = Self::configure(Connection::open(path).map_err(from_sqlite)?, true)?;
         store.location = path.to_string_lossy().into_owned();
-        store.conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(from_sqlite)?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
@@ -336,7 +347,7 @@ impl Store {
     /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
     /// long-running process notices work written by others without re-reading tables.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(from_sqlite)
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))
     }
 
     /// The connection, for reads. Reads see the last committed state.
@@ -347,21 +358,21 @@ impl Store {
     /// Caps the database at about `bytes` (a quota). Writes past it fail cleanly with a
     /// "database or disk is full" error and leave nothing half-written, as a full disk would.
     pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
-        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(from_sqlite)?;
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let pages = (bytes / page.max(1) as u64).max(1);
-        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(())).map_err(from_sqlite)?;
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         Ok(())
     }
 
     /// Runs a passive WAL checkpoint now; returns (frames in the WAL, frames copied). The
     /// checkpointer thread does this every half second; readers still open keep frames back.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?))).map_err(from_sqlite)
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
     }
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(from_sqlite)
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
     }
 
     /// How many rows a form's table holds.
@@ -398,7 +409,7 @@ pub(crate) fn savepoint<T, F>(
     f: impl FnOnce() -> Result<Result<T, F>, StoreError>,
 ) -> Result<Result<T, F>, StoreError> {
     let run = |sql: &str| -> Result<(), StoreError> {
-        tx.prepare_cached(sql).map_err(from_sqlite)?.execute([]).map_err(from_sqlite)?;
+        tx.prepare_cached(sql)?.execute([]).map_err(from_sqlite)?;
         Ok(())
     };
     run("SAVEPOINT step")?;

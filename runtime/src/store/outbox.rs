@@ -66,8 +66,7 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
                                  attempts, created_at, next_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', 0, ?10, ?10)
              ON CONFLICT (key) DO NOTHING",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![
             m.channel,
             m.recipient,
@@ -86,9 +85,8 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
 
 /// Messages, optionally of one status, oldest first.
 pub(crate) fn list(conn: &Reader, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))
-        .map_err(from_sqlite)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))?;
     let rows = stmt.query_map(params![status], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -103,19 +101,16 @@ pub(crate) fn claim_due(
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let rows: Vec<OutboxRow> = {
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM outbox
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox
              WHERE (status = 'pending' AND next_at <= ?1) OR (status = 'sending' AND lease_until <= ?1)
              ORDER BY id LIMIT ?2"
-            ))
-            .map_err(from_sqlite)?;
+        ))?;
         let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?
     };
-    let mut lease = tx
-        .prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2, lease_token = ?3 WHERE id = ?1")
-        .map_err(from_sqlite)?;
+    let mut lease =
+        tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2, lease_token = ?3 WHERE id = ?1")?;
     for m in &rows {
         lease.execute(params![m.id, lease_until, token]).map_err(from_sqlite)?;
     }
@@ -129,13 +124,11 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
     tx.prepare_cached(
         "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
          VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![message, at])
     .map_err(from_sqlite)?;
     let id = tx.last_insert_rowid();
-    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
         .execute([message])
         .map_err(from_sqlite)?;
     Ok(id)
@@ -143,12 +136,8 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
 
 /// Takes back an attempt that never started (its channel stopped for this pass).
 pub(crate) fn attempt_unstarted(tx: &Tx<'_>, attempt: i64, message: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")
-        .map_err(from_sqlite)?
-        .execute([attempt])
-        .map_err(from_sqlite)?;
-    tx.prepare_cached("UPDATE outbox SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")?.execute([attempt]).map_err(from_sqlite)?;
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0")?
         .execute([message])
         .map_err(from_sqlite)?;
     Ok(())
@@ -163,8 +152,7 @@ pub(crate) fn attempt_finished(
     error: Option<&str>,
     millis: i64,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE outbox_attempts SET ok = ?2, status = ?3, error = ?4, millis = ?5 WHERE id = ?1")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("UPDATE outbox_attempts SET ok = ?2, status = ?3, error = ?4, millis = ?5 WHERE id = ?1")?
         .execute(params![attempt, ok, status, error, millis])
         .map_err(from_sqlite)?;
     Ok(())
@@ -186,8 +174,7 @@ pub(crate) fn settle(
             "UPDATE outbox SET status = ?3, next_at = COALESCE(?4, next_at), last_error = ?5,
                     lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![id, token, status, next_at, error])
         .map_err(from_sqlite)?;
     Ok(n == 1)
@@ -199,8 +186,7 @@ pub(crate) fn release(tx: &Tx<'_>, id: i64, token: &str, next_at: &str) -> Resul
     tx.prepare_cached(
         "UPDATE outbox SET status = 'pending', lease_until = NULL, lease_token = NULL, next_at = ?3
          WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![id, token, next_at])
     .map_err(from_sqlite)?;
     Ok(())
@@ -213,8 +199,7 @@ pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError
         .prepare_cached(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'dead'",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![id, now])
         .map_err(from_sqlite)?;
     Ok(n == 1)
@@ -223,8 +208,7 @@ pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError
 /// A message by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<OutboxRow>, StoreError> {
     use rusqlite::OptionalExtension;
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?
         .query_row([id], row)
         .optional()
         .map_err(from_sqlite)
@@ -235,8 +219,7 @@ pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
     conn.prepare_cached(
         "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
                                  UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
-    )
-    .map_err(from_sqlite)?
+    )?
     .query_row([], |r| r.get(0))
     .map_err(from_sqlite)
 }
@@ -244,8 +227,7 @@ pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
 /// A message's attempts, oldest first: (at, ok, status, error, millis).
 pub(crate) fn attempts(conn: &Reader, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")
-        .map_err(from_sqlite)?;
+        .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")?;
     let rows = stmt
         .query_map([id], |r| {
             Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })

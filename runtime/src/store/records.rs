@@ -104,8 +104,7 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
     let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", t.quoted());
-    tx.prepare_cached(&sql)
-        .map_err(from_sqlite)?
+    tx.prepare_cached(&sql)?
         .execute(params![
             r.id,
             r.version,
@@ -131,8 +130,7 @@ pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
         t.quoted()
     );
     let n = tx
-        .prepare_cached(&sql)
-        .map_err(from_sqlite)?
+        .prepare_cached(&sql)?
         .execute(params![
             r.id,
             r.version,
@@ -151,13 +149,7 @@ pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
 /// A record by id.
 pub(crate) fn get(conn: &Reader, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", t.quoted());
-    conn.prepare_cached(&sql)
-        .map_err(from_sqlite)?
-        .query_row([id], read_row)
-        .optional()
-        .map_err(from_sqlite)?
-        .map(finish)
-        .transpose()
+    conn.prepare_cached(&sql)?.query_row([id], read_row).optional().map_err(from_sqlite)?.map(finish).transpose()
 }
 
 /// The first record whose fields equal the values (a unique field, an import key, a lookup).
@@ -199,8 +191,7 @@ fn first_by(
         return Ok(None);
     }
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY {order} LIMIT 1", t.quoted(), clauses.join(" AND "));
-    conn.prepare_cached(&sql)
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&sql)?
         .query_row(params_from_iter(values), read_row)
         .optional()
         .map_err(from_sqlite)?
@@ -240,7 +231,7 @@ pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<Re
         t.quoted(),
         q.offset.min(i64::MAX as u64)
     );
-    let mut stmt = conn.prepare(&sql).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(values), read_row).map_err(from_sqlite)?;
     let mut out = Vec::new();
     for row in rows {
@@ -262,7 +253,7 @@ pub(crate) fn count_by_owner(
     let (filter, values) = owned_filter(by, None, states, since);
     // A field's generated column has no type affinity: read it as text, whatever old data holds.
     let sql = format!("SELECT CAST({by} AS TEXT), count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
-    let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .map_err(from_sqlite)?;
@@ -284,11 +275,7 @@ pub(crate) fn count_owned(
 ) -> Result<u64, StoreError> {
     let (filter, values) = owned_filter("owner", Some(owner), states, since);
     let sql = format!("SELECT count(*) FROM {} WHERE {filter}", t.quoted());
-    let n: i64 = conn
-        .prepare_cached(&sql)
-        .map_err(from_sqlite)?
-        .query_row(params_from_iter(values), |r| r.get(0))
-        .map_err(from_sqlite)?;
+    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0)).map_err(from_sqlite)?;
     Ok(n.max(0) as u64)
 }
 
@@ -328,7 +315,7 @@ pub(crate) fn turns(
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     // Records are never deleted and closeloop never runs VACUUM, so rowids keep insertion order.
     let sql = format!("SELECT CAST({by} AS TEXT), max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
-    let mut stmt = conn.prepare_cached(&sql).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(from_sqlite)?;
     let mut out = std::collections::BTreeMap::new();
     for row in rows {
@@ -340,8 +327,7 @@ pub(crate) fn turns(
 
 /// How many records a form has.
 pub(crate) fn count(conn: &Reader, t: &FormTable) -> Result<u64, StoreError> {
-    let n: i64 =
-        conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0)).map_err(from_sqlite)?;
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
@@ -356,42 +342,39 @@ pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> 
         paths.iter().map(|p| format!("{p} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
         paths.join(", ")
     );
-    conn.query_row(&sql, [], |r| r.get(0)).optional().map_err(from_sqlite)
+    conn.query_optional(&sql, [], |r| r.get(0))
 }
 
 /// How many records hold a value in a field (for install checks).
 pub(crate) fn count_with_value(conn: &Reader, t: &FormTable, field: &str) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .query_row(
-            &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
-            [format!("$.{field}")],
-            |r| r.get(0),
-        )
-        .map_err(from_sqlite)?;
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
+        [format!("$.{field}")],
+        |r| r.get(0),
+    )?;
     Ok(n.max(0) as u64)
 }
 
 /// How many records are in a state (for install checks).
 pub(crate) fn count_in_state(conn: &Reader, t: &FormTable, state: &str) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .query_row(&format!("SELECT count(*) FROM {} WHERE state = ?1", t.quoted()), [state], |r| r.get(0))
-        .map_err(from_sqlite)?;
+    let n: i64 =
+        conn.query_row(&format!("SELECT count(*) FROM {} WHERE state = ?1", t.quoted()), [state], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// Does the form's table exist yet?
 pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreError> {
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| r.get(0))
-        .map_err(from_sqlite)?;
+    let n: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| {
+            r.get(0)
+        })?;
     Ok(n > 0)
 }
 
 /// The last number a readable-id counter gave (0 when it never did).
 pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
     Ok(tx
-        .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")
-        .map_err(from_sqlite)?
+        .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")?
         .query_row(params![form, period], |r| r.get(0))
         .optional()
         .map_err(from_sqlite)?
@@ -400,7 +383,7 @@ pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, Stor
 
 /// Sets a readable-id counter to the last number given.
 pub(crate) fn set_counter(tx: &Tx<'_>, form: &str, period: &str, value: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, ?3) ON CONFLICT (form, period) DO UPDATE SET value = ?3").map_err(from_sqlite)?
+    tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, ?3) ON CONFLICT (form, period) DO UPDATE SET value = ?3")?
         .execute(params![form, period, value]).map_err(from_sqlite)?;
     Ok(())
 }

@@ -1,8 +1,6 @@
 //! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
 //! per form, derived from the app definition.
 
-use rusqlite::OptionalExtension;
-
 use super::{from_sqlite, quote, Reader, StoreError, Tx};
 use crate::model::{FieldType, Form};
 
@@ -227,14 +225,14 @@ const MIGRATIONS: &[&str] = &[
 
 /// Brings the database to the newest schema version; returns the version it was at.
 pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(from_sqlite)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if current > known {
         return Err(StoreError::TooNew { found: current, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql).map_err(from_sqlite)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(from_sqlite)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
     Ok(current)
 }
@@ -338,8 +336,7 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
         quote(&format!("ix_{}_state", t.table)),
         quote(&format!("ix_{}_owner", t.table)),
         quote(&format!("ix_{}_created", t.table)),
-    ))
-    .map_err(from_sqlite)?;
+    ))?;
     let existing = existing_columns(tx, &t.table)?;
     for c in &t.columns {
         let name = format!("f_{}", c.field);
@@ -349,50 +346,44 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
                 "ALTER TABLE {table} ADD COLUMN {} GENERATED ALWAYS AS (json_extract(data, '$.{}')) VIRTUAL",
                 quote(&name),
                 c.field
-            ))
-            .map_err(from_sqlite)?;
+            ))?;
         }
         if c.indexed {
             let unique = if c.unique { "UNIQUE " } else { "" };
             let index = format!("ix_{}_{}", t.table, c.field);
             // An index whose uniqueness no longer matches the field is rebuilt.
-            let stored: Option<bool> = tx
-                .query_row("SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", [&t.table, &index], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(from_sqlite)?;
+            let stored: Option<bool> = tx.query_optional(
+                "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2",
+                [&t.table, &index],
+                |r| r.get(0),
+            )?;
             if stored.is_some_and(|u| u != c.unique) {
-                tx.execute_batch(&format!("DROP INDEX {}", quote(&index))).map_err(from_sqlite)?;
+                tx.execute_batch(&format!("DROP INDEX {}", quote(&index)))?;
             }
             tx.execute_batch(&format!(
                 "CREATE {unique}INDEX IF NOT EXISTS {} ON {table}({})",
                 quote(&format!("ix_{}_{}", t.table, c.field)),
                 quote(&name)
-            ))
-            .map_err(from_sqlite)?;
+            ))?;
         } else {
-            tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_{}", t.table, c.field))))
-                .map_err(from_sqlite)?;
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_{}", t.table, c.field))))?;
         }
     }
     // The key's index follows the key as it is now.
-    tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_key", t.table))))
-        .map_err(from_sqlite)?;
+    tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_key", t.table))))?;
     if !t.key.is_empty() && t.key.iter().all(|k| t.column(k).is_some()) {
         let cols: Vec<String> = t.key.iter().filter_map(|k| t.column(k)).collect();
         tx.execute_batch(&format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table}({})",
             quote(&format!("ix_{}_key", t.table)),
             cols.join(", ")
-        ))
-        .map_err(from_sqlite)?;
+        ))?;
     }
     Ok(())
 }
 
 fn existing_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)").map_err(from_sqlite)?;
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
     let names = stmt
         .query_map([table], |r| r.get::<_, String>(0))
         .map_err(from_sqlite)?

@@ -8,20 +8,17 @@ use super::{from_sqlite, Reader, StoreError, Tx};
 pub(crate) fn secret(tx: &Tx<'_>, name: &str, fresh: &str, at: &str) -> Result<String, StoreError> {
     tx.prepare_cached(
         "INSERT INTO install_secrets (name, value, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![name, fresh, at])
     .map_err(from_sqlite)?;
-    tx.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
         .map_err(from_sqlite)
 }
 
 /// The install's secret by name, if it was ever made.
 pub(crate) fn existing_secret(conn: &Reader, name: &str) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")
-        .map_err(from_sqlite)?
+    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")?
         .query_row([name], |r| r.get(0))
         .optional()
         .map_err(from_sqlite)
@@ -51,8 +48,7 @@ pub(crate) fn add(tx: &Tx<'_>, l: &LinkRow, at: &str, by: &str) -> Result<(), St
     tx.prepare_cached(
         "INSERT INTO sign_links (nonce, form, record, version, version_hash, expires_at, created_at, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![l.nonce, l.form, l.record, l.version, l.version_hash, l.expires_at, at, by])
     .map_err(from_sqlite)?;
     Ok(())
@@ -62,8 +58,7 @@ pub(crate) fn add(tx: &Tx<'_>, l: &LinkRow, at: &str, by: &str) -> Result<(), St
 pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreError> {
     conn.prepare_cached(
         "SELECT nonce, form, record, version, version_hash, expires_at, used_at FROM sign_links WHERE nonce = ?1",
-    )
-    .map_err(from_sqlite)?
+    )?
     .query_row([nonce], |r| {
         Ok(LinkRow {
             nonce: r.get(0)?,
@@ -82,8 +77,7 @@ pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreEr
 /// Marks a link used; false when it already was (single use, even under a race).
 pub(crate) fn use_once(tx: &Tx<'_>, nonce: &str, at: &str, signer: &str) -> Result<bool, StoreError> {
     Ok(tx
-        .prepare_cached("UPDATE sign_links SET used_at = ?2, signer = ?3 WHERE nonce = ?1 AND used_at IS NULL")
-        .map_err(from_sqlite)?
+        .prepare_cached("UPDATE sign_links SET used_at = ?2, signer = ?3 WHERE nonce = ?1 AND used_at IS NULL")?
         .execute(params![nonce, at, signer])
         .map_err(from_sqlite)?
         == 1)
@@ -98,8 +92,7 @@ pub(crate) fn signed(
     conn.prepare_cached(
         "SELECT signer, used_at, version, version_hash FROM sign_links
              WHERE form = ?1 AND record = ?2 AND used_at IS NOT NULL ORDER BY used_at DESC LIMIT 1",
-    )
-    .map_err(from_sqlite)?
+    )?
     .query_row(params![form, record], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
     .optional()
     .map_err(from_sqlite)

@@ -69,8 +69,7 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
             "INSERT INTO tasks (app, form, record, sop, task, title, assignee, due, due_at, status, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10)
              ON CONFLICT (form, record, sop, task) WHERE status = 'open' DO NOTHING",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])
         .map_err(from_sqlite)?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
@@ -78,8 +77,7 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
 
 /// A task by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))
-        .map_err(from_sqlite)?
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?
         .query_row([id], row)
         .optional()
         .map_err(from_sqlite)
@@ -87,9 +85,8 @@ pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError>
 
 /// A record's tasks, oldest first.
 pub(crate) fn of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 AND record = ?2 ORDER BY id"))
-        .map_err(from_sqlite)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 AND record = ?2 ORDER BY id"))?;
     let rows = stmt.query_map(params![form, record], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -101,15 +98,13 @@ pub(crate) fn list(
     open_only: bool,
     overdue_at: Option<&str>,
 ) -> Result<Vec<TaskRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM tasks
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tasks
          WHERE (?1 IS NULL OR assignee = ?1)
            AND (?2 = 0 OR status = 'open')
            AND (?3 IS NULL OR (status = 'open' AND due_at IS NOT NULL AND due_at < ?3))
          ORDER BY due_at IS NULL, due_at, id"
-        ))
-        .map_err(from_sqlite)?;
+    ))?;
     let rows = stmt.query_map(params![assignee, open_only, overdue_at], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -118,11 +113,9 @@ pub(crate) fn list(
 pub(crate) fn overdue_on(conn: &Reader, forms: &[String], now: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut out = Vec::new();
     for form in forms {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM tasks WHERE status = 'open' AND due_at < ?1 AND form = ?2 ORDER BY due_at, id"
-            ))
-            .map_err(from_sqlite)?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE status = 'open' AND due_at < ?1 AND form = ?2 ORDER BY due_at, id"
+        ))?;
         let rows = stmt.query_map(params![now, form], row).map_err(from_sqlite)?;
         out.extend(rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?);
     }
@@ -141,8 +134,7 @@ pub(crate) fn close(
     let n = tx
         .prepare_cached(
             "UPDATE tasks SET status = ?2, done_at = ?3, done_by = ?4, evidence = ?5 WHERE id = ?1 AND status = 'open'",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![id, status, at, by, evidence])
         .map_err(from_sqlite)?;
     Ok(n == 1)

@@ -64,8 +64,7 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &TimerRow, at: &str) -> Result<i64, StoreEr
     tx.prepare_cached(
         "INSERT INTO timers (app, automation, kind, form, record, due, anchor, payload, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
-    )
-    .map_err(from_sqlite)?
+    )?
     .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])
     .map_err(from_sqlite)?;
     Ok(tx.last_insert_rowid())
@@ -78,12 +77,10 @@ pub(crate) fn of_record(
     record: &str,
     automation: &str,
 ) -> Result<Vec<TimerRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND automation = ?3 AND kind = 'record'
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND automation = ?3 AND kind = 'record'
          ORDER BY id DESC"
-        ))
-        .map_err(from_sqlite)?;
+    ))?;
     let rows = stmt.query_map(params![form, record, automation], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -92,8 +89,7 @@ pub(crate) fn of_record(
 pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result<Option<TimerRow>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM timers WHERE app = ?1 AND automation = ?2 AND kind = 'cron' AND status = 'pending'"
-    ))
-    .map_err(from_sqlite)?
+    ))?
     .query_row(params![app, automation], row)
     .optional()
     .map_err(from_sqlite)
@@ -101,19 +97,16 @@ pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result
 
 /// Pending timers due at or before `now`, oldest first, at most `limit`.
 pub(crate) fn due(conn: &Reader, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
-        ))
-        .map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
+    ))?;
     let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// The earliest pending due time, for a scheduler deciding how long to sleep.
 pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")
-        .map_err(from_sqlite)?
+    conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?
         .query_row([], |r| r.get(0))
         .map_err(from_sqlite)
 }
@@ -124,8 +117,7 @@ pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: &str, at: &str, outcome: &str
     let n = tx
         .prepare_cached(
             "UPDATE timers SET status = ?2, done_at = ?3, outcome = ?4 WHERE id = ?1 AND status = 'pending'",
-        )
-        .map_err(from_sqlite)?
+        )?
         .execute(params![id, status, at, outcome])
         .map_err(from_sqlite)?;
     Ok(n == 1)
@@ -133,9 +125,7 @@ pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: &str, at: &str, outcome: &str
 
 /// Cancels the pending timers of automations an app no longer has (or no longer enables).
 pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> Result<usize, StoreError> {
-    let mut stmt = tx
-        .prepare_cached("SELECT id, automation FROM timers WHERE app = ?1 AND status = 'pending'")
-        .map_err(from_sqlite)?;
+    let mut stmt = tx.prepare_cached("SELECT id, automation FROM timers WHERE app = ?1 AND status = 'pending'")?;
     let pending: Vec<(i64, String)> = stmt
         .query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(from_sqlite)?
@@ -154,17 +144,14 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
 
 /// How many timers are in each status.
 pub(crate) fn counts(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")
-        .map_err(from_sqlite)?;
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Records how a claimed timer ended (`fired`, `skipped`, `failed`, `cancelled`) and why.
 pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")
-        .map_err(from_sqlite)?
+    tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")?
         .execute(params![id, status, outcome])
         .map_err(from_sqlite)?;
     Ok(())
@@ -183,7 +170,7 @@ pub(crate) fn records_without(
          ORDER BY r.rowid",
         t.quoted()
     );
-    let mut stmt = conn.prepare(&sql).map_err(from_sqlite)?;
+    let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params![t.form, automation], |r| r.get(0)).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
@@ -195,12 +182,10 @@ pub(crate) fn pending_under_other_rule(
     automation: &str,
     spec: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT record FROM timers WHERE form = ?1 AND automation = ?2 AND kind = 'record' AND status = 'pending'
+    let mut stmt = conn.prepare_cached(
+        "SELECT record FROM timers WHERE form = ?1 AND automation = ?2 AND kind = 'record' AND status = 'pending'
            AND (payload IS NULL OR payload != ?3)",
-        )
-        .map_err(from_sqlite)?;
+    )?;
     let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0)).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
