@@ -436,3 +436,46 @@ pub(crate) fn savepoint<T, F>(
 pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(store: &Store) -> usize {
+        channels::all(store.reader()).unwrap().len()
+    }
+
+    #[test]
+    fn a_write_that_fails_or_panics_leaves_nothing_and_the_next_one_commits() {
+        let mut store = Store::open_in_memory().unwrap();
+        let failed = store.write(|tx| {
+            channels::set(tx, "hook", "url", "https://a", "2026-01-01T00:00:00.000000Z")?;
+            Err::<(), _>(StoreError::Io("no".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(settings(&store), 0);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.write(|tx| {
+                channels::set(tx, "hook", "url", "https://b", "2026-01-01T00:00:00.000000Z")?;
+                panic!("a bug inside a write");
+                #[allow(unreachable_code)]
+                Ok::<_, StoreError>(())
+            });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(settings(&store), 0);
+        store.write(|tx| channels::set(tx, "hook", "url", "https://c", "2026-01-01T00:00:00.000000Z")).unwrap();
+        assert_eq!(settings(&store), 1);
+    }
+
+    #[test]
+    fn sqlite_errors_are_classified_by_the_store() {
+        let mut store = Store::open_in_memory().unwrap();
+        let err = store.write(|tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)")).unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Other));
+        assert!(!err.is_busy());
+        let err = store.write(|tx| tx.execute_batch("INSERT INTO apps (id) VALUES ('x')")).unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
+        assert!(err.to_string().starts_with("database error: "), "{err}");
+    }
+}
