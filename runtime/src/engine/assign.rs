@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{AssignmentRule, Fallback, Pick, Since, Step, Trigger};
-use crate::store::{members, records, MemberRow, StoreError, Tx};
+use crate::store::{members, records, MemberRow, Reader, StoreError, Tx};
 
 use super::FormRef;
 
@@ -154,7 +154,7 @@ pub(crate) fn apply(
 /// A rule's loads as stored: open records per member of the field the rule fills, the counts
 /// each preference weighs, and (for round robin) whose turn it is. One indexed query each.
 pub(crate) fn read_loads(
-    conn: &rusqlite::Connection,
+    conn: &Reader,
     f: &FormRef<'_>,
     rule: &AssignmentRule,
     field: &str,

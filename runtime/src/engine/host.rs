@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map as RhaiMap, Position};
-use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::script::{context, note_call};
-use crate::store::{audit, members, records, FormTable};
+use crate::store::{audit, members, records, FormTable, Reader};
 
 /// The most records or events one call returns.
 const MAX_ROWS: usize = 10_000;
@@ -26,7 +25,7 @@ const MAX_LOOKUP_KEYS: usize = 8;
 /// What the host functions share: a read-only connection, the clock, and the forms they may
 /// name (the installed ones).
 pub(crate) struct Host {
-    conn: Mutex<Connection>,
+    conn: Mutex<Reader>,
     clock: Arc<dyn Clock>,
     /// Form id → the form as host functions see it.
     pub forms: RwLock<BTreeMap<String, HostForm>>,
@@ -91,7 +90,7 @@ impl HostForm {
 }
 
 impl Host {
-    pub fn new(conn: Connection, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(conn: Reader, clock: Arc<dyn Clock>) -> Self {
         Host { conn: Mutex::new(conn), clock, forms: RwLock::new(BTreeMap::new()) }
     }
 

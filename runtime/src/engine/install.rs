@@ -7,7 +7,7 @@ use super::{EngineError, Runtime};
 use crate::diagnostic::{Code, Diagnostic, Location};
 use crate::loader::AppFiles;
 use crate::model::AppDef;
-use crate::store::{apps, audit, records, schema, FormTable, NewEvent, StoreError};
+use crate::store::{apps, audit, records, schema, FormTable, NewEvent, Reader, StoreError};
 
 /// What an install did.
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +110,7 @@ impl Runtime {
 /// Forms, fields (removed or retyped) and states of the installed version that stored records
 /// still use but the new version drops.
 fn orphaned_data(
-    conn: &rusqlite::Connection,
+    conn: &Reader,
     previous: Option<&AppDef>,
     new: &AppDef,
     at_form: &dyn Fn(&str) -> Location,
@@ -163,7 +163,7 @@ fn orphaned_data(
 
 /// Fields that become unique (or keys) while stored records already share values.
 fn new_duplicates(
-    conn: &rusqlite::Connection,
+    conn: &Reader,
     previous: Option<&AppDef>,
     new: &AppDef,
     at_form: &dyn Fn(&str) -> Location,

@@ -1,14 +1,13 @@
 //! Submit, update, act, get, list and history: each write is one transaction holding the
 //! record, its new version and its audit event.
 
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::write::rules::Purpose;
 use super::write::{Change, Edit, Writer};
 use super::{EngineError, FormRef, Installed, Record, Runtime, SYSTEM_ACTORS};
-use crate::store::{audit, members, records, FormTable, ListQuery, RecordRow};
+use crate::store::{audit, members, records, FormTable, ListQuery, Reader, RecordRow};
 
 /// One version of a record, as `history` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,7 +41,7 @@ pub(crate) fn find_form<'a>(apps: &'a std::collections::BTreeMap<String, Install
 }
 
 /// The roles of an actor who must be an active member (or a system actor, with none).
-pub(crate) fn actor_roles(conn: &Connection, actor: &str) -> Result<Vec<String>, EngineError> {
+pub(crate) fn actor_roles(conn: &Reader, actor: &str) -> Result<Vec<String>, EngineError> {
     if SYSTEM_ACTORS.contains(&actor) {
         return Ok(Vec::new());
     }

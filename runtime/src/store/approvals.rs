@@ -1,8 +1,8 @@
 //! Approval runs: one per submission of a record to a chain, its steps, and each decision.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// One run of a chain on one version of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,8 @@ pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreEr
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
              ON CONFLICT (form, record) WHERE status = 'pending' DO NOTHING",
         )?
-        .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])?;
+        .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])
+        .map_err(from_sqlite)?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
@@ -101,7 +102,7 @@ pub(crate) fn add_step(tx: &Tx<'_>, approval: i64, index: i64, step_id: &str) ->
     tx.prepare_cached(
         "INSERT INTO approval_steps (approval, step, step_id, status, approvers, needed) VALUES (?1, ?2, ?3, 'waiting', '[]', 0)",
     )?
-    .execute(params![approval, index, step_id])?;
+    .execute(params![approval, index, step_id]).map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -125,45 +126,50 @@ pub(crate) fn set_step(
                 decided_at = CASE WHEN ?3 IN ('approved', 'skipped', 'rejected', 'cancelled') THEN ?6 END
          WHERE approval = ?1 AND step = ?2",
     )?
-    .execute(params![approval, index, status, approvers, needed, at, due_at, note])?;
+    .execute(params![approval, index, status, approvers, needed, at, due_at, note])
+    .map_err(from_sqlite)?;
     Ok(())
 }
 
 /// Moves a run to another step or status.
 pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<&str>) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")?
-        .execute(params![id, status, step, at])?;
+        .execute(params![id, status, step, at])
+        .map_err(from_sqlite)?;
     Ok(())
 }
 
 /// A record's pending run.
-pub(crate) fn pending(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
+pub(crate) fn pending(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
         .query_row(params![form, record], run)
-        .optional()?)
+        .optional()
+        .map_err(from_sqlite)
 }
 
 /// A run by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
-    Ok(conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?.query_row([id], run).optional()?)
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?
+        .query_row([id], run)
+        .optional()
+        .map_err(from_sqlite)
 }
 
 /// A run's steps, in order.
-pub(crate) fn steps(conn: &Connection, approval: i64) -> Result<Vec<StepRow>, StoreError> {
+pub(crate) fn steps(conn: &Reader, approval: i64) -> Result<Vec<StepRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
          FROM approval_steps WHERE approval = ?1 ORDER BY step",
     )?;
-    let rows = stmt.query_map([approval], step)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map([approval], step).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Every open step of a pending run, with its run: what waits for someone.
-pub(crate) fn open_steps(conn: &Connection) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
+pub(crate) fn open_steps(conn: &Reader) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))?;
-    let runs = stmt.query_map([], run)?.collect::<Result<Vec<_>, _>>()?;
+    let runs = stmt.query_map([], run).map_err(from_sqlite)?.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?;
     let mut out = Vec::new();
     for r in runs {
         for s in steps(conn, r.id)? {
@@ -216,58 +222,58 @@ pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> 
             d.at,
             d.version,
             d.override_reason
-        ])?;
+        ]).map_err(from_sqlite)?;
     Ok(n == 1)
 }
 
 /// The step and member of a run's override, if it had one.
-pub(crate) fn overridden(conn: &Connection, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
-        )?
-        .query_row([approval], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+pub(crate) fn overridden(conn: &Reader, approval: i64) -> Result<Option<(i64, String)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
+    )?
+    .query_row([approval], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
+    .map_err(from_sqlite)
 }
 
 /// The approvers whose seats approved a step so far (a delegate's approval fills the absent
 /// approver's seat).
-pub(crate) fn approvals_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn approvals_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
          WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
     )?;
-    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Everyone who decided a step, and everyone on whose behalf someone did.
-pub(crate) fn deciders_of(conn: &Connection, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn deciders_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2
          UNION SELECT on_behalf_of FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND on_behalf_of IS NOT NULL",
     )?;
-    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Everyone who approved any step of a run, in person or through a delegate.
-pub(crate) fn approvers_so_far(conn: &Connection, approval: i64) -> Result<Vec<String>, StoreError> {
+pub(crate) fn approvers_so_far(conn: &Reader, approval: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND decision = 'approve'
          UNION SELECT on_behalf_of FROM approval_decisions
          WHERE approval = ?1 AND decision = 'approve' AND on_behalf_of IS NOT NULL",
     )?;
-    let rows = stmt.query_map([approval], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map([approval], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// A record's most recent run, whatever its status.
-pub(crate) fn latest(conn: &Connection, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"
-        ))?
-        .query_row(params![form, record], run)
-        .optional()?)
+pub(crate) fn latest(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"
+    ))?
+    .query_row(params![form, record], run)
+    .optional()
+    .map_err(from_sqlite)
 }

@@ -6,11 +6,11 @@
 //! caught too. (Someone who rewrites the whole chain can forge it; the head hash printed by
 //! `closeloop audit verify` is what to keep elsewhere to catch that.)
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{FormTable, StoreError, Tx};
+use super::{from_sqlite, FormTable, Reader, StoreError, Tx};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -169,7 +169,8 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
     let (last, prev): (i64, String) = tx
         .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
+        .optional()
+        .map_err(from_sqlite)?
         .unwrap_or((0, GENESIS.to_string()));
     let seq = last + 1;
     let body = e.body;
@@ -178,55 +179,45 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data, data_hash, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![
-        seq,
-        e.at,
-        e.actor,
-        e.kind,
-        e.form,
-        e.record,
-        e.version,
-        body,
-        e.data,
-        e.data_hash,
-        prev,
-        hash
-    ])?;
+    .execute(params![seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data, e.data_hash, prev, hash])
+    .map_err(from_sqlite)?;
     Ok(seq)
 }
 
-/// A record's events, oldest first.
 /// Everyone who wrote a version of a record (created it, changed its fields, performed an
 /// action on it), in the order they first did.
-pub(crate) fn authors(conn: &Connection, form: &str, record: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) fn authors(conn: &Reader, form: &str, record: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT actor FROM events WHERE form = ?1 AND record = ?2 \
          AND kind IN ('record.created', 'record.updated', 'record.action') GROUP BY actor ORDER BY MIN(seq)",
     )?;
-    let rows = stmt.query_map(params![form, record], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = stmt.query_map(params![form, record], |r| r.get::<_, String>(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<_, _>>().map_err(from_sqlite)
 }
 
-pub(crate) fn history(conn: &Connection, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
+/// A record's events, oldest first.
+pub(crate) fn history(conn: &Reader, form: &str, record: &str) -> Result<Vec<AuditEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
     )?;
-    let rows = stmt.query_map(params![form, record], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<i64>>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, Option<String>>(8)?,
-        ))
-    })?;
+    let rows = stmt
+        .query_map(params![form, record], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })
+        .map_err(from_sqlite)?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, at, actor, kind, form, record, version, body, data) = row?;
+        let (seq, at, actor, kind, form, record, version, body, data) = row.map_err(from_sqlite)?;
         let data = data.map(|d| serde_json::from_str(&d)).transpose()?;
         out.push(AuditEntry { seq, at, actor, kind, form, record, version, body: serde_json::from_str(&body)?, data });
     }
@@ -247,23 +238,25 @@ pub struct Verification {
 }
 
 /// Checks the chain from the first event, then every record against its last event.
-pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verification, StoreError> {
+pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query([]).map_err(from_sqlite)?;
     let mut expected = 1i64;
     let mut prev = GENESIS.to_string();
     let mut checked = 0;
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let (at, actor, kind): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
-        let (form, record): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
-        let version: Option<i64> = r.get(6)?;
-        let body: String = r.get(7)?;
-        let data_hash: Option<String> = r.get(8)?;
-        let (prev_hash, hash): (String, String) = (r.get(9)?, r.get(10)?);
-        let data: Option<String> = r.get(11)?;
+    while let Some(r) = rows.next().map_err(from_sqlite)? {
+        let seq: i64 = r.get(0).map_err(from_sqlite)?;
+        let (at, actor, kind): (String, String, String) =
+            (r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?, r.get(3).map_err(from_sqlite)?);
+        let (form, record): (Option<String>, Option<String>) =
+            (r.get(4).map_err(from_sqlite)?, r.get(5).map_err(from_sqlite)?);
+        let version: Option<i64> = r.get(6).map_err(from_sqlite)?;
+        let body: String = r.get(7).map_err(from_sqlite)?;
+        let data_hash: Option<String> = r.get(8).map_err(from_sqlite)?;
+        let (prev_hash, hash): (String, String) = (r.get(9).map_err(from_sqlite)?, r.get(10).map_err(from_sqlite)?);
+        let data: Option<String> = r.get(11).map_err(from_sqlite)?;
         let snapshot_ok = match (&data, &data_hash) {
             (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
             (Some(_), None) | (None, Some(_)) => false,
@@ -312,26 +305,32 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
             t.quoted()
         );
         let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([&t.form])?;
-        while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
+        let mut rows = stmt.query([&t.form]).map_err(from_sqlite)?;
+        while let Some(r) = rows.next().map_err(from_sqlite)? {
+            let id: String = r.get(0).map_err(from_sqlite)?;
             records += 1;
-            let last_version: Option<i64> = r.get(10)?;
+            let last_version: Option<i64> = r.get(10).map_err(from_sqlite)?;
             let problem = if last_version.is_none() {
                 Some(AuditProblem::RecordUnrecorded(t.form.clone(), id))
             } else {
-                let data: String = r.get(1)?;
-                let body: Value = serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or(Value::Null);
+                let data: String = r.get(1).map_err(from_sqlite)?;
+                let body: Value =
+                    serde_json::from_str(&r.get::<_, String>(11).map_err(from_sqlite)?).unwrap_or(Value::Null);
                 let text = |v: &Value| v.as_str().map(str::to_string);
-                let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2)?
-                    && r.get::<_, Option<String>>(12)?.as_deref() == Some(r.get::<_, String>(2)?.as_str())
-                    && last_version == Some(r.get::<_, i64>(3)?)
-                    && text(&body["state"]) == r.get::<_, Option<String>>(4)?
-                    && text(&body["owner"]) == r.get::<_, Option<String>>(5)?
-                    && r.get::<_, Option<String>>(13)? == Some(r.get::<_, String>(6)?)
-                    && r.get::<_, Option<String>>(14)? == Some(r.get::<_, String>(7)?)
-                    && r.get::<_, Option<String>>(15)? == Some(r.get::<_, String>(8)?)
-                    && r.get::<_, Option<String>>(16)? == Some(r.get::<_, String>(9)?);
+                let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2).map_err(from_sqlite)?
+                    && r.get::<_, Option<String>>(12).map_err(from_sqlite)?.as_deref()
+                        == Some(r.get::<_, String>(2).map_err(from_sqlite)?.as_str())
+                    && last_version == Some(r.get::<_, i64>(3).map_err(from_sqlite)?)
+                    && text(&body["state"]) == r.get::<_, Option<String>>(4).map_err(from_sqlite)?
+                    && text(&body["owner"]) == r.get::<_, Option<String>>(5).map_err(from_sqlite)?
+                    && r.get::<_, Option<String>>(13).map_err(from_sqlite)?
+                        == Some(r.get::<_, String>(6).map_err(from_sqlite)?)
+                    && r.get::<_, Option<String>>(14).map_err(from_sqlite)?
+                        == Some(r.get::<_, String>(7).map_err(from_sqlite)?)
+                    && r.get::<_, Option<String>>(15).map_err(from_sqlite)?
+                        == Some(r.get::<_, String>(8).map_err(from_sqlite)?)
+                    && r.get::<_, Option<String>>(16).map_err(from_sqlite)?
+                        == Some(r.get::<_, String>(9).map_err(from_sqlite)?);
                 (!consistent).then(|| AuditProblem::RecordAltered(t.form.clone(), id))
             };
             if problem.is_some() {
@@ -344,7 +343,7 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
              AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.id = e.record) LIMIT 1",
             t.quoted()
         );
-        let gone: Option<String> = conn.query_row(&sql, [&t.form], |r| r.get(0)).optional()?;
+        let gone: Option<String> = conn.query_optional(&sql, [&t.form], |r| r.get(0))?;
         if let Some(id) = gone {
             return Ok(Verification {
                 events: checked,
@@ -361,16 +360,18 @@ pub(crate) fn verify(conn: &Connection, tables: &[FormTable]) -> Result<Verifica
 }
 
 /// Each member row must equal what its last `member.*` event recorded.
-fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+fn verify_members(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {}, (SELECT e.body FROM events e WHERE e.record = m.id AND e.kind LIKE 'member.%' ORDER BY e.seq DESC LIMIT 1)
          FROM members m ORDER BY m.id",
         super::members::COLUMNS
     ))?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let (mut row, roles, extra) = super::members::read(r)?;
-        let Some(body) = r.get::<_, Option<String>>(13)? else { return Ok(Some(AuditProblem::MemberAltered(row.id))) };
+    let mut rows = stmt.query([]).map_err(from_sqlite)?;
+    while let Some(r) = rows.next().map_err(from_sqlite)? {
+        let (mut row, roles, extra) = super::members::read(r).map_err(from_sqlite)?;
+        let Some(body) = r.get::<_, Option<String>>(13).map_err(from_sqlite)? else {
+            return Ok(Some(AuditProblem::MemberAltered(row.id)));
+        };
         let recorded: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         // Unreadable JSON in a row is itself a change made outside closeloop.
         match (serde_json::from_str(&roles), serde_json::from_str(&extra)) {
@@ -385,17 +386,18 @@ fn verify_members(conn: &Connection) -> Result<Option<AuditProblem>, StoreError>
 }
 
 /// Each installed app's source must hash to what its last install event recorded.
-fn verify_apps(conn: &Connection) -> Result<Option<AuditProblem>, StoreError> {
+fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT a.id, a.source,
                 (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)
          FROM apps a ORDER BY a.id",
     )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let id: String = r.get(0)?;
-        let source: String = r.get(1)?;
-        let recorded: Option<Value> = r.get::<_, Option<String>>(2)?.and_then(|b| serde_json::from_str(&b).ok());
+    let mut rows = stmt.query([]).map_err(from_sqlite)?;
+    while let Some(r) = rows.next().map_err(from_sqlite)? {
+        let id: String = r.get(0).map_err(from_sqlite)?;
+        let source: String = r.get(1).map_err(from_sqlite)?;
+        let recorded: Option<Value> =
+            r.get::<_, Option<String>>(2).map_err(from_sqlite)?.and_then(|b| serde_json::from_str(&b).ok());
         let hash = recorded.as_ref().and_then(|b| b["source_hash"].as_str().map(str::to_string));
         if hash.as_deref() != Some(sha256_hex(source.as_bytes()).as_str()) {
             return Ok(Some(AuditProblem::AppAltered(id)));

@@ -4,24 +4,33 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
-use super::{schema, timers, FormTable, Store, StoreError, TimerRow};
+use super::{from_sqlite, schema, timers, FormTable, Reader, Store, StoreError, TimerRow};
 
-/// Rows of one table, as stored: what `bench import` replays raw.
-pub type TableRows = (String, Vec<String>, Vec<Vec<Value>>);
+/// Rows of one table, as stored: what `bench import` replays raw. Opaque: only
+/// [`Store::bench_raw_replay`] reads it.
+#[derive(Debug, Clone)]
+pub struct TableRows {
+    name: String,
+    /// The stored columns, quoted.
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
 
 /// Names of the tables in a database, from its own schema (never from input).
-fn table_names(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
+fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
-    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let names =
+        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names)
 }
 
 /// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
-fn stored_columns(conn: &rusqlite::Connection, table: &str) -> Result<Vec<String>, StoreError> {
+fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
-    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let names: Vec<String> =
+        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
     Ok(names.iter().map(|n| super::quote(n)).collect())
 }
 
@@ -52,10 +61,12 @@ impl Store {
             let mut stmt = self.conn.prepare(&sql)?;
             let width = columns.len();
             let rows = stmt
-                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())?
-                .collect::<Result<Vec<_>, _>>()?;
+                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
+                .map_err(from_sqlite)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(from_sqlite)?;
             if !rows.is_empty() {
-                out.push((name, columns, rows));
+                out.push(TableRows { name, columns, rows });
             }
         }
         Ok(out)
@@ -70,7 +81,7 @@ impl Store {
                 schema::sync_form_table(tx, t)?;
             }
             let mut written = 0;
-            for (name, columns, table_rows) in rows {
+            for TableRows { name, columns, rows: table_rows } in rows {
                 let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
                 let sql = format!(
                     "INSERT INTO {} ({}) VALUES ({})",
@@ -80,7 +91,7 @@ impl Store {
                 );
                 let mut stmt = tx.prepare_cached(&sql)?;
                 for row in table_rows {
-                    stmt.execute(params_from_iter(row.iter()))?;
+                    stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
                     written += 1;
                 }
             }
@@ -101,7 +112,7 @@ impl Store {
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             for (id, data) in rows {
-                stmt.execute(params![id, data])?;
+                stmt.execute(params![id, data]).map_err(from_sqlite)?;
             }
             Ok::<_, StoreError>(())
         })
@@ -148,11 +159,13 @@ impl Store {
         self.write(|tx| {
             let ids: Vec<i64> = tx
                 .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
-                .query_map([now], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+                .query_map([now], |r| r.get(0))
+                .map_err(from_sqlite)?
+                .collect::<Result<_, _>>()
+                .map_err(from_sqlite)?;
             let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
             for id in &ids {
-                mark.execute(params![now, id])?;
+                mark.execute(params![now, id]).map_err(from_sqlite)?;
             }
             Ok::<_, StoreError>(ids.len())
         })

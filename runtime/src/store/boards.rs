@@ -1,8 +1,8 @@
 //! Boards: which records are flagged on which board, why, and since when.
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// A flagged record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,25 +26,29 @@ pub(crate) fn flag(tx: &Tx<'_>, f: &FlagRow) -> Result<(), StoreError> {
         "INSERT INTO flags (board, form, record, reason, since) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (board, form, record) DO UPDATE SET reason = ?4",
     )?
-    .execute(params![f.board, f.form, f.record, f.reason, f.since])?;
+    .execute(params![f.board, f.form, f.record, f.reason, f.since])
+    .map_err(from_sqlite)?;
     Ok(())
 }
 
 /// A board's flagged records, oldest first.
-pub(crate) fn list(conn: &Connection, board: &str) -> Result<Vec<FlagRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, board: &str) -> Result<Vec<FlagRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT board, form, record, reason, since FROM flags WHERE board = ?1 ORDER BY since, form, record",
     )?;
-    let rows = stmt.query_map([board], |r| {
-        Ok(FlagRow { board: r.get(0)?, form: r.get(1)?, record: r.get(2)?, reason: r.get(3)?, since: r.get(4)? })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt
+        .query_map([board], |r| {
+            Ok(FlagRow { board: r.get(0)?, form: r.get(1)?, record: r.get(2)?, reason: r.get(3)?, since: r.get(4)? })
+        })
+        .map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Takes a record off a board; false when it was not on it.
 pub(crate) fn unflag(tx: &Tx<'_>, board: &str, form: &str, record: &str) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached("DELETE FROM flags WHERE board = ?1 AND form = ?2 AND record = ?3")?
-        .execute(params![board, form, record])?;
+        .execute(params![board, form, record])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }

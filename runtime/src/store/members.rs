@@ -1,9 +1,9 @@
 //! The member directory.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// A member as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,21 +92,22 @@ fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRo
 }
 
 /// A member by id.
-pub(crate) fn get(conn: &Connection, id: &str) -> Result<Option<MemberRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
         .query_row([id], read)
-        .optional()?
+        .optional()
+        .map_err(from_sqlite)?
         .map(finish)
         .transpose()
 }
 
 /// Every member, by id.
-pub(crate) fn list(conn: &Connection) -> Result<Vec<MemberRow>, StoreError> {
+pub(crate) fn list(conn: &Reader) -> Result<Vec<MemberRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
-    let rows = stmt.query_map([], read)?;
+    let rows = stmt.query_map([], read).map_err(from_sqlite)?;
     let mut out = Vec::new();
     for r in rows {
-        out.push(finish(r?)?);
+        out.push(finish(r.map_err(from_sqlite)?)?);
     }
     Ok(out)
 }
@@ -136,6 +137,7 @@ pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreEr
         m.away_from,
         m.away_until,
         m.delegate_to
-    ])?;
+    ])
+    .map_err(from_sqlite)?;
     Ok(())
 }

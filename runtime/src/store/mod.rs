@@ -24,14 +24,16 @@ pub(crate) mod signing;
 pub(crate) mod tasks;
 pub(crate) mod timers;
 
+use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
 
 pub use approvals::{ApprovalRow, StepRow};
 pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
+pub use bench::TableRows;
 pub use boards::FlagRow;
 pub use members::MemberRow;
 pub use outbox::{AttemptRow, OutboxRow};
@@ -40,15 +42,128 @@ pub use schema::FormTable;
 pub use tasks::TaskRow;
 pub use timers::TimerRow;
 
-/// A write transaction. Only store functions run statements on it.
-pub type Tx<'a> = rusqlite::Transaction<'a>;
+/// A connection to read through: what every store read function takes. Reads see the last
+/// committed state (inside a write, also what the write did so far: a [`Tx`] is a `Reader`).
+///
+/// Only store functions run statements on it; the engine passes it along. The database behind
+/// it is the store's business (today SQLite), so no database library's type leaves `store/`.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+// The statements store functions run, with SQLite's errors already the store's own. What a
+// prepared statement returns (rows, `execute`) is still rusqlite's; `.map_err(from_sqlite)`.
+impl Reader {
+    pub(crate) fn prepare_cached(&self, sql: &str) -> Result<CachedStatement<'_>, StoreError> {
+        self.conn.prepare_cached(sql).map_err(from_sqlite)
+    }
+
+    pub(crate) fn prepare(&self, sql: &str) -> Result<Statement<'_>, StoreError> {
+        self.conn.prepare(sql).map_err(from_sqlite)
+    }
+
+    pub(crate) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T, StoreError>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f).map_err(from_sqlite)
+    }
+
+    /// `query_row` for at most one row: `None` when there is none.
+    pub(crate) fn query_optional<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<Option<T>, StoreError>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.conn.query_row(sql, params, f).optional().map_err(from_sqlite)
+    }
+
+    pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize, StoreError> {
+        self.conn.execute(sql, params).map_err(from_sqlite)
+    }
+
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.execute_batch(sql).map_err(from_sqlite)
+    }
+
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
+    pub(crate) fn pragma_update<V: ToSql>(&self, schema: Option<&str>, name: &str, value: V) -> Result<(), StoreError> {
+        self.conn.pragma_update(schema, name, value).map_err(from_sqlite)
+    }
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`), run by [`Store::write`]. It is a [`Reader`] too, so
+/// a read inside a write sees what the write did so far. Only store functions run statements
+/// on it. Dropped without committing (an error, a panic), it rolls back.
+#[derive(Debug)]
+pub struct Tx<'a> {
+    db: &'a Reader,
+}
+
+impl<'a> Tx<'a> {
+    /// Opens the transaction. `IMMEDIATE` takes the write lock now, so a read inside it never
+    /// has to upgrade to a write lock (and fail busy halfway).
+    fn begin(db: &'a Reader) -> Result<Self, StoreError> {
+        db.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(Tx { db })
+    }
+
+    /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
+    fn commit(self) -> Result<(), StoreError> {
+        self.db.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Reader;
+
+    fn deref(&self) -> &Reader {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        // Neither committed nor already rolled back by SQLite (an error that ends the
+        // transaction leaves the connection in autocommit mode): roll back. A failure here
+        // leaves nothing to do; the next `BEGIN` would report it.
+        if !self.db.conn.is_autocommit() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// What kind of refusal a [`StoreError::Database`] is, as the store classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// The database is busy or locked by another connection; retrying may succeed.
+    Busy,
+    /// A constraint (unique, foreign key, not null, check) refused the statement.
+    Constraint,
+    /// The database or the disk is full (or the size limit of [`Store::limit_size`] is met).
+    Full,
+    /// Anything else.
+    Other,
+}
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The database refused a statement.
+    #[error("database error: {message}")]
+    Database {
+        /// What kind of refusal it is.
+        kind: DbErrorKind,
+        /// The database's own words.
+        message: String,
+    },
     /// A stored JSON value does not read back.
     #[error("stored data is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -74,7 +189,7 @@ const WRITE_ATTEMPTS: u32 = 50;
 /// An open closeloop database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    conn: Reader,
     checkpointer: Option<Checkpointer>,
     /// Where a second connection finds this database (a file path or a shared-memory URI).
     location: String,
@@ -94,8 +209,8 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_millis(100))?;
+        let conn = Connection::open(path).map_err(from_sqlite)?;
+        conn.busy_timeout(Duration::from_millis(100)).map_err(from_sqlite)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("closeloop-checkpoint".into())
@@ -121,10 +236,33 @@ impl Drop for Checkpointer {
     }
 }
 
+/// A SQLite error as the store reports it: classified, in SQLite's own words. Deliberately
+/// not a `From` impl, which would put rusqlite in the public API; store code writes
+/// `.map_err(from_sqlite)?`.
+pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
+    let kind = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
+        Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
+        Some(ErrorCode::DiskFull) => DbErrorKind::Full,
+        _ => DbErrorKind::Other,
+    };
+    StoreError::Database { kind, message: e.to_string() }
+}
+
+impl StoreError {
+    /// The kind of database refusal this is, if it is one.
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            StoreError::Database { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut store = Self::configure(Connection::open(path)?, true)?;
+        let mut store = Self::configure(Connection::open(path).map_err(from_sqlite)?, true)?;
         store.location = path.to_string_lossy().into_owned();
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
@@ -141,36 +279,37 @@ impl Store {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
             | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
             | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let mut store = Self::configure(Connection::open_with_flags(&uri, flags)?, false)?;
+        let mut store = Self::configure(Connection::open_with_flags(&uri, flags).map_err(from_sqlite)?, false)?;
         store.location = uri;
         Ok(store)
     }
 
     /// A second, read-only connection to this database, for host functions. It sees what is
     /// committed (for a memory database, also what the writer has not committed yet).
-    pub fn read_only_connection(&self) -> Result<Connection, StoreError> {
+    pub fn read_only_connection(&self) -> Result<Reader, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(&self.location, flags)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        let conn = Connection::open_with_flags(&self.location, flags).map_err(from_sqlite)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(from_sqlite)?;
         stable_plans(&conn)?;
         if self.location.starts_with("file:") {
-            conn.pragma_update(None, "read_uncommitted", true)?;
+            conn.pragma_update(None, "read_uncommitted", true).map_err(from_sqlite)?;
         }
-        Ok(conn)
+        Ok(Reader { conn })
     }
 
     fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(from_sqlite)?;
         stable_plans(&conn)?;
         if file {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(from_sqlite)?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(from_sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(from_sqlite)?;
         // Savepoints (one per timer, one per automation step) journal the pages they touch;
         // in memory that costs a copy, on disk a write.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        let mut store = Store { conn, checkpointer: None, location: String::new(), opened_at_version: 0 };
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(from_sqlite)?;
+        let mut store =
+            Store { conn: Reader { conn }, checkpointer: None, location: String::new(), opened_at_version: 0 };
         store.opened_at_version = store.write(schema::migrate)?;
         Ok(store)
     }
@@ -186,10 +325,9 @@ impl Store {
         loop {
             attempt += 1;
             let result: Result<T, E> = (|| {
-                let tx =
-                    self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+                let tx = Tx::begin(&self.conn)?;
                 let value = f(&tx)?;
-                tx.commit().map_err(StoreError::from)?;
+                tx.commit()?;
                 Ok(value)
             })();
             match result {
@@ -209,11 +347,11 @@ impl Store {
     /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
     /// long-running process notices work written by others without re-reading tables.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))
     }
 
     /// The connection, for reads. Reads see the last committed state.
-    pub fn reader(&self) -> &Connection {
+    pub fn reader(&self) -> &Reader {
         &self.conn
     }
 
@@ -229,12 +367,12 @@ impl Store {
     /// Runs a passive WAL checkpoint now; returns (frames in the WAL, frames copied). The
     /// checkpointer thread does this every half second; readers still open keep frames back.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
-        Ok(self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
     }
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        Ok(self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
     }
 
     /// How many rows a form's table holds.
@@ -251,11 +389,7 @@ pub trait Retryable {
 
 impl Retryable for StoreError {
     fn is_busy(&self) -> bool {
-        match self {
-            StoreError::Sqlite(e) => is_busy(e),
-            StoreError::Busy => true,
-            _ => false,
-        }
+        matches!(self, StoreError::Database { kind: DbErrorKind::Busy, .. } | StoreError::Busy)
     }
 }
 
@@ -263,7 +397,7 @@ impl Retryable for StoreError {
 /// built with STAT4, which otherwise re-plans a cached statement with an `ORDER BY` every time
 /// its parameters change: measured, that was a third of the cost of firing a timer.
 fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -275,7 +409,7 @@ pub(crate) fn savepoint<T, F>(
     f: impl FnOnce() -> Result<Result<T, F>, StoreError>,
 ) -> Result<Result<T, F>, StoreError> {
     let run = |sql: &str| -> Result<(), StoreError> {
-        tx.prepare_cached(sql)?.execute([])?;
+        tx.prepare_cached(sql)?.execute([]).map_err(from_sqlite)?;
         Ok(())
     };
     run("SAVEPOINT step")?;
@@ -303,7 +437,45 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// True for SQLite's busy and locked errors.
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(store: &Store) -> usize {
+        channels::all(store.reader()).unwrap().len()
+    }
+
+    #[test]
+    fn a_write_that_fails_or_panics_leaves_nothing_and_the_next_one_commits() {
+        let mut store = Store::open_in_memory().unwrap();
+        let failed = store.write(|tx| {
+            channels::set(tx, "hook", "url", "https://a", "2026-01-01T00:00:00.000000Z")?;
+            Err::<(), _>(StoreError::Io("no".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(settings(&store), 0);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = store.write(|tx| {
+                channels::set(tx, "hook", "url", "https://b", "2026-01-01T00:00:00.000000Z")?;
+                panic!("a bug inside a write");
+                #[allow(unreachable_code)]
+                Ok::<_, StoreError>(())
+            });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(settings(&store), 0);
+        store.write(|tx| channels::set(tx, "hook", "url", "https://c", "2026-01-01T00:00:00.000000Z")).unwrap();
+        assert_eq!(settings(&store), 1);
+    }
+
+    #[test]
+    fn sqlite_errors_are_classified_by_the_store() {
+        let mut store = Store::open_in_memory().unwrap();
+        let err = store.write(|tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)")).unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Other));
+        assert!(!err.is_busy());
+        let err = store.write(|tx| tx.execute_batch("INSERT INTO apps (id) VALUES ('x')")).unwrap_err();
+        assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
+        assert!(err.to_string().starts_with("database error: "), "{err}");
+    }
 }

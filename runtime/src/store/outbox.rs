@@ -1,9 +1,9 @@
 //! The outbox: messages written in the same transaction as their cause, each with an
 //! idempotency key, waiting for delivery.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Row};
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// A message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -78,16 +78,17 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
             m.form,
             m.record,
             m.created_at
-        ])?;
+        ])
+        .map_err(from_sqlite)?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
 /// Messages, optionally of one status, oldest first.
-pub(crate) fn list(conn: &Connection, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))?;
-    let rows = stmt.query_map(params![status], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![status], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Takes up to `limit` messages due at `now` (pending and due, or left `sending` by a deliverer
@@ -105,13 +106,13 @@ pub(crate) fn claim_due(
              WHERE (status = 'pending' AND next_at <= ?1) OR (status = 'sending' AND lease_until <= ?1)
              ORDER BY id LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![now, limit as i64], row)?;
-        rows.collect::<Result<Vec<_>, _>>()?
+        let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?
     };
     let mut lease =
         tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2, lease_token = ?3 WHERE id = ?1")?;
     for m in &rows {
-        lease.execute(params![m.id, lease_until, token])?;
+        lease.execute(params![m.id, lease_until, token]).map_err(from_sqlite)?;
     }
     Ok(rows)
 }
@@ -124,17 +125,21 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
         "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
          VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
     )?
-    .execute(params![message, at])?;
+    .execute(params![message, at])
+    .map_err(from_sqlite)?;
     let id = tx.last_insert_rowid();
-    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?.execute([message])?;
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
+        .execute([message])
+        .map_err(from_sqlite)?;
     Ok(id)
 }
 
 /// Takes back an attempt that never started (its channel stopped for this pass).
 pub(crate) fn attempt_unstarted(tx: &Tx<'_>, attempt: i64, message: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")?.execute([attempt])?;
+    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")?.execute([attempt]).map_err(from_sqlite)?;
     tx.prepare_cached("UPDATE outbox SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0")?
-        .execute([message])?;
+        .execute([message])
+        .map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -148,7 +153,8 @@ pub(crate) fn attempt_finished(
     millis: i64,
 ) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE outbox_attempts SET ok = ?2, status = ?3, error = ?4, millis = ?5 WHERE id = ?1")?
-        .execute(params![attempt, ok, status, error, millis])?;
+        .execute(params![attempt, ok, status, error, millis])
+        .map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -169,7 +175,8 @@ pub(crate) fn settle(
                     lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
         )?
-        .execute(params![id, token, status, next_at, error])?;
+        .execute(params![id, token, status, next_at, error])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }
 
@@ -180,7 +187,8 @@ pub(crate) fn release(tx: &Tx<'_>, id: i64, token: &str, next_at: &str) -> Resul
         "UPDATE outbox SET status = 'pending', lease_until = NULL, lease_token = NULL, next_at = ?3
          WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
     )?
-    .execute(params![id, token, next_at])?;
+    .execute(params![id, token, next_at])
+    .map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -192,34 +200,40 @@ pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError
             "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'dead'",
         )?
-        .execute(params![id, now])?;
+        .execute(params![id, now])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }
 
 /// A message by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<OutboxRow>, StoreError> {
     use rusqlite::OptionalExtension;
-    Ok(conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?.query_row([id], row).optional()?)
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()
+        .map_err(from_sqlite)
 }
 
 /// When the next message is due (or a lease runs out): how long a deliverer may sleep.
-pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
+pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached(
+        "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
                                  UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
-        )?
-        .query_row([], |r| r.get(0))?)
+    )?
+    .query_row([], |r| r.get(0))
+    .map_err(from_sqlite)
 }
 
 /// A message's attempts, oldest first: (at, ok, status, error, millis).
-pub(crate) fn attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
+pub(crate) fn attempts(conn: &Reader, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })
+        })
+        .map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// One delivery attempt.

@@ -1,10 +1,10 @@
 //! Record rows: insert, update, read, list, and the counters behind readable ids.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{FormTable, StoreError, Tx};
+use super::{from_sqlite, FormTable, Reader, StoreError, Tx};
 
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,18 +104,20 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
     let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", t.quoted());
-    tx.prepare_cached(&sql)?.execute(params![
-        r.id,
-        r.version,
-        r.state,
-        r.owner,
-        data_text,
-        r.data_hash,
-        r.created_at,
-        r.updated_at,
-        r.created_by,
-        r.updated_by
-    ])?;
+    tx.prepare_cached(&sql)?
+        .execute(params![
+            r.id,
+            r.version,
+            r.state,
+            r.owner,
+            data_text,
+            r.data_hash,
+            r.created_at,
+            r.updated_at,
+            r.created_by,
+            r.updated_by
+        ])
+        .map_err(from_sqlite)?;
     Ok(())
 }
 
@@ -127,30 +129,33 @@ pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
          WHERE id = ?1 AND version = ?9",
         t.quoted()
     );
-    let n = tx.prepare_cached(&sql)?.execute(params![
-        r.id,
-        r.version,
-        r.state,
-        r.owner,
-        data_text,
-        r.data_hash,
-        r.updated_at,
-        r.updated_by,
-        r.version - 1
-    ])?;
+    let n = tx
+        .prepare_cached(&sql)?
+        .execute(params![
+            r.id,
+            r.version,
+            r.state,
+            r.owner,
+            data_text,
+            r.data_hash,
+            r.updated_at,
+            r.updated_by,
+            r.version - 1
+        ])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }
 
 /// A record by id.
-pub(crate) fn get(conn: &Connection, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
+pub(crate) fn get(conn: &Reader, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", t.quoted());
-    conn.prepare_cached(&sql)?.query_row([id], read_row).optional()?.map(finish).transpose()
+    conn.prepare_cached(&sql)?.query_row([id], read_row).optional().map_err(from_sqlite)?.map(finish).transpose()
 }
 
 /// The first record whose fields equal the values (a unique field, an import key, a lookup).
 /// Fields without a column are skipped by the caller's check; here they would match nothing.
 pub(crate) fn find_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
 ) -> Result<Option<RecordRow>, StoreError> {
@@ -160,7 +165,7 @@ pub(crate) fn find_by(
 /// Of the records whose fields equal the values, the one with the greatest `by` (the last
 /// price a customer paid for a product): `None` when `by` has no column.
 pub(crate) fn latest_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
     by: &str,
@@ -170,7 +175,7 @@ pub(crate) fn latest_by(
 }
 
 fn first_by(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     fields: &[(&str, &Value)],
     order: String,
@@ -186,11 +191,16 @@ fn first_by(
         return Ok(None);
     }
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY {order} LIMIT 1", t.quoted(), clauses.join(" AND "));
-    conn.prepare_cached(&sql)?.query_row(params_from_iter(values), read_row).optional()?.map(finish).transpose()
+    conn.prepare_cached(&sql)?
+        .query_row(params_from_iter(values), read_row)
+        .optional()
+        .map_err(from_sqlite)?
+        .map(finish)
+        .transpose()
 }
 
 /// Records matching a query.
-pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
     let mut clauses = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
     for (field, value) in &q.filters {
@@ -222,10 +232,10 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
         q.offset.min(i64::MAX as u64)
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), read_row)?;
+    let rows = stmt.query_map(params_from_iter(values), read_row).map_err(from_sqlite)?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(finish(row?)?);
+        out.push(finish(row.map_err(from_sqlite)?)?);
     }
     Ok(out)
 }
@@ -234,7 +244,7 @@ pub(crate) fn list(conn: &Connection, t: &FormTable, q: &ListQuery) -> Result<Ve
 /// loads assignment rules weigh. `by` is the assignee's column, from [`FormTable::assignee`].
 /// One indexed GROUP BY.
 pub(crate) fn count_by_owner(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     by: &str,
     states: &[String],
@@ -244,10 +254,12 @@ pub(crate) fn count_by_owner(
     // A field's generated column has no type affinity: read it as text, whatever old data holds.
     let sql = format!("SELECT CAST({by} AS TEXT), count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt
+        .query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(from_sqlite)?;
     let mut out = std::collections::BTreeMap::new();
     for row in rows {
-        let (owner, n) = row?;
+        let (owner, n) = row.map_err(from_sqlite)?;
         out.insert(owner, n.max(0) as u64);
     }
     Ok(out)
@@ -255,7 +267,7 @@ pub(crate) fn count_by_owner(
 
 /// How many records one member owns in some states (all, when none are given) since a time.
 pub(crate) fn count_owned(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     owner: &str,
     states: &[String],
@@ -263,7 +275,7 @@ pub(crate) fn count_owned(
 ) -> Result<u64, StoreError> {
     let (filter, values) = owned_filter("owner", Some(owner), states, since);
     let sql = format!("SELECT count(*) FROM {} WHERE {filter}", t.quoted());
-    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0))?;
+    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0)).map_err(from_sqlite)?;
     Ok(n.max(0) as u64)
 }
 
@@ -297,30 +309,30 @@ fn owned_filter(by: &str, owner: Option<&str>, states: &[String], since: Option<
 /// When each owner was last given a record of the form (the rowid of their newest record: larger
 /// is later), for round-robin assignment. One scan of the owner index.
 pub(crate) fn turns(
-    conn: &Connection,
+    conn: &Reader,
     t: &FormTable,
     by: &str,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     // Records are never deleted and closeloop never runs VACUUM, so rowids keep insertion order.
     let sql = format!("SELECT CAST({by} AS TEXT), max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(from_sqlite)?;
     let mut out = std::collections::BTreeMap::new();
     for row in rows {
-        let (owner, turn) = row?;
+        let (owner, turn) = row.map_err(from_sqlite)?;
         out.insert(owner, turn.max(0) as u64);
     }
     Ok(out)
 }
 
 /// How many records a form has.
-pub(crate) fn count(conn: &Connection, t: &FormTable) -> Result<u64, StoreError> {
+pub(crate) fn count(conn: &Reader, t: &FormTable) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", t.quoted()), [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// A value (shown as text) that two records share in these fields, if any.
-pub(crate) fn first_duplicate(conn: &Connection, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
+pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
     let paths: Vec<String> = fields.iter().map(|f| format!("json_extract(data, '$.{f}')")).collect();
     // Field ids match ^[a-z][a-z0-9_]*$ (the loader's rule), so they are safe in the JSON path.
     let sql = format!(
@@ -330,11 +342,11 @@ pub(crate) fn first_duplicate(conn: &Connection, t: &FormTable, fields: &[&str])
         paths.iter().map(|p| format!("{p} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
         paths.join(", ")
     );
-    Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
+    conn.query_optional(&sql, [], |r| r.get(0))
 }
 
 /// How many records hold a value in a field (for install checks).
-pub(crate) fn count_with_value(conn: &Connection, t: &FormTable, field: &str) -> Result<u64, StoreError> {
+pub(crate) fn count_with_value(conn: &Reader, t: &FormTable, field: &str) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row(
         &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
         [format!("$.{field}")],
@@ -344,14 +356,14 @@ pub(crate) fn count_with_value(conn: &Connection, t: &FormTable, field: &str) ->
 }
 
 /// How many records are in a state (for install checks).
-pub(crate) fn count_in_state(conn: &Connection, t: &FormTable, state: &str) -> Result<u64, StoreError> {
+pub(crate) fn count_in_state(conn: &Reader, t: &FormTable, state: &str) -> Result<u64, StoreError> {
     let n: i64 =
         conn.query_row(&format!("SELECT count(*) FROM {} WHERE state = ?1", t.quoted()), [state], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
 /// Does the form's table exist yet?
-pub(crate) fn table_exists(conn: &Connection, t: &FormTable) -> Result<bool, StoreError> {
+pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreError> {
     let n: i64 =
         conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| {
             r.get(0)
@@ -364,13 +376,14 @@ pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, Stor
     Ok(tx
         .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")?
         .query_row(params![form, period], |r| r.get(0))
-        .optional()?
+        .optional()
+        .map_err(from_sqlite)?
         .unwrap_or(0))
 }
 
 /// Sets a readable-id counter to the last number given.
 pub(crate) fn set_counter(tx: &Tx<'_>, form: &str, period: &str, value: i64) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, ?3) ON CONFLICT (form, period) DO UPDATE SET value = ?3")?
-        .execute(params![form, period, value])?;
+        .execute(params![form, period, value]).map_err(from_sqlite)?;
     Ok(())
 }

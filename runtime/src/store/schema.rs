@@ -1,9 +1,7 @@
 //! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
 //! per form, derived from the app definition.
 
-use rusqlite::{Connection, OptionalExtension};
-
-use super::{quote, StoreError, Tx};
+use super::{from_sqlite, quote, Reader, StoreError, Tx};
 use crate::model::{FieldType, Form};
 
 /// Each entry upgrades the schema by one version; never edit a released entry, add one.
@@ -354,11 +352,11 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
             let unique = if c.unique { "UNIQUE " } else { "" };
             let index = format!("ix_{}_{}", t.table, c.field);
             // An index whose uniqueness no longer matches the field is rebuilt.
-            let stored: Option<bool> = tx
-                .query_row("SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2", [&t.table, &index], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let stored: Option<bool> = tx.query_optional(
+                "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2",
+                [&t.table, &index],
+                |r| r.get(0),
+            )?;
             if stored.is_some_and(|u| u != c.unique) {
                 tx.execute_batch(&format!("DROP INDEX {}", quote(&index)))?;
             }
@@ -384,8 +382,12 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
     Ok(())
 }
 
-fn existing_columns(conn: &Connection, table: &str) -> Result<Vec<String>, StoreError> {
+fn existing_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
-    let names = stmt.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))
+        .map_err(from_sqlite)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(from_sqlite)?;
     Ok(names)
 }

@@ -1,8 +1,8 @@
 //! SOP tasks: opened from a template for one record, done with evidence or cancelled.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// A stored task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,26 +70,30 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10)
              ON CONFLICT (form, record, sop, task) WHERE status = 'open' DO NOTHING",
         )?
-        .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])?;
+        .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])
+        .map_err(from_sqlite)?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
 /// A task by id.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<TaskRow>, StoreError> {
-    Ok(conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?.query_row([id], row).optional()?)
+pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()
+        .map_err(from_sqlite)
 }
 
 /// A record's tasks, oldest first.
-pub(crate) fn of_record(conn: &Connection, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
+pub(crate) fn of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 AND record = ?2 ORDER BY id"))?;
-    let rows = stmt.query_map(params![form, record], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![form, record], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Tasks, optionally only one member's, only open ones, or only those overdue at `now`.
 pub(crate) fn list(
-    conn: &Connection,
+    conn: &Reader,
     assignee: Option<&str>,
     open_only: bool,
     overdue_at: Option<&str>,
@@ -101,19 +105,19 @@ pub(crate) fn list(
            AND (?3 IS NULL OR (status = 'open' AND due_at IS NOT NULL AND due_at < ?3))
          ORDER BY due_at IS NULL, due_at, id"
     ))?;
-    let rows = stmt.query_map(params![assignee, open_only, overdue_at], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![assignee, open_only, overdue_at], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Open tasks overdue at `now` on records of these forms (for boards).
-pub(crate) fn overdue_on(conn: &Connection, forms: &[String], now: &str) -> Result<Vec<TaskRow>, StoreError> {
+pub(crate) fn overdue_on(conn: &Reader, forms: &[String], now: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut out = Vec::new();
     for form in forms {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM tasks WHERE status = 'open' AND due_at < ?1 AND form = ?2 ORDER BY due_at, id"
         ))?;
-        let rows = stmt.query_map(params![now, form], row)?;
-        out.extend(rows.collect::<Result<Vec<_>, _>>()?);
+        let rows = stmt.query_map(params![now, form], row).map_err(from_sqlite)?;
+        out.extend(rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?);
     }
     Ok(out)
 }
@@ -131,6 +135,7 @@ pub(crate) fn close(
         .prepare_cached(
             "UPDATE tasks SET status = ?2, done_at = ?3, done_by = ?4, evidence = ?5 WHERE id = ?1 AND status = 'open'",
         )?
-        .execute(params![id, status, at, by, evidence])?;
+        .execute(params![id, status, at, by, evidence])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }

@@ -1,9 +1,9 @@
 //! Durable timers: one row per moment something should happen (a record's SLA, a schedule's
 //! next run, a retry), claimed by a conditional update so each fires at most once.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
-use super::{StoreError, Tx};
+use super::{from_sqlite, Reader, StoreError, Tx};
 
 /// What a timer is for.
 pub mod kind {
@@ -65,13 +65,14 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &TimerRow, at: &str) -> Result<i64, StoreEr
         "INSERT INTO timers (app, automation, kind, form, record, due, anchor, payload, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
     )?
-    .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])?;
+    .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])
+    .map_err(from_sqlite)?;
     Ok(tx.last_insert_rowid())
 }
 
 /// The timers of one record for one automation, newest first.
 pub(crate) fn of_record(
-    conn: &Connection,
+    conn: &Reader,
     form: &str,
     record: &str,
     automation: &str,
@@ -80,32 +81,34 @@ pub(crate) fn of_record(
         "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND automation = ?3 AND kind = 'record'
          ORDER BY id DESC"
     ))?;
-    let rows = stmt.query_map(params![form, record, automation], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![form, record, automation], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// The pending timer of a cron automation, if any.
-pub(crate) fn pending_cron(conn: &Connection, app: &str, automation: &str) -> Result<Option<TimerRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM timers WHERE app = ?1 AND automation = ?2 AND kind = 'cron' AND status = 'pending'"
-        ))?
-        .query_row(params![app, automation], row)
-        .optional()?)
+pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result<Option<TimerRow>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM timers WHERE app = ?1 AND automation = ?2 AND kind = 'cron' AND status = 'pending'"
+    ))?
+    .query_row(params![app, automation], row)
+    .optional()
+    .map_err(from_sqlite)
 }
 
 /// Pending timers due at or before `now`, oldest first, at most `limit`.
-pub(crate) fn due(conn: &Connection, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
+pub(crate) fn due(conn: &Reader, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![now, limit as i64], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// The earliest pending due time, for a scheduler deciding how long to sleep.
-pub(crate) fn next_due(conn: &Connection) -> Result<Option<String>, StoreError> {
-    Ok(conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?.query_row([], |r| r.get(0))?)
+pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))
+        .map_err(from_sqlite)
 }
 
 /// Moves a pending timer from `pending` to `status`, with what happened. False when it was not
@@ -115,15 +118,19 @@ pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: &str, at: &str, outcome: &str
         .prepare_cached(
             "UPDATE timers SET status = ?2, done_at = ?3, outcome = ?4 WHERE id = ?1 AND status = 'pending'",
         )?
-        .execute(params![id, status, at, outcome])?;
+        .execute(params![id, status, at, outcome])
+        .map_err(from_sqlite)?;
     Ok(n == 1)
 }
 
 /// Cancels the pending timers of automations an app no longer has (or no longer enables).
 pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> Result<usize, StoreError> {
     let mut stmt = tx.prepare_cached("SELECT id, automation FROM timers WHERE app = ?1 AND status = 'pending'")?;
-    let pending: Vec<(i64, String)> =
-        stmt.query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let pending: Vec<(i64, String)> = stmt
+        .query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(from_sqlite)?
+        .collect::<Result<_, _>>()
+        .map_err(from_sqlite)?;
     let mut n = 0;
     for (id, automation) in pending {
         if !keep.contains(&automation.as_str())
@@ -136,22 +143,23 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
 }
 
 /// How many timers are in each status.
-pub(crate) fn counts(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+pub(crate) fn counts(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Records how a claimed timer ended (`fired`, `skipped`, `failed`, `cancelled`) and why.
 pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")?
-        .execute(params![id, status, outcome])?;
+        .execute(params![id, status, outcome])
+        .map_err(from_sqlite)?;
     Ok(())
 }
 
 /// Ids of a form's records that have no timer of this automation (cancelled ones aside).
 pub(crate) fn records_without(
-    conn: &Connection,
+    conn: &Reader,
     t: &super::FormTable,
     automation: &str,
 ) -> Result<Vec<String>, StoreError> {
@@ -163,13 +171,13 @@ pub(crate) fn records_without(
         t.quoted()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![t.form, automation], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![t.form, automation], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Records whose pending timer of this automation was armed under another rule than `spec`.
 pub(crate) fn pending_under_other_rule(
-    conn: &Connection,
+    conn: &Reader,
     form: &str,
     automation: &str,
     spec: &str,
@@ -178,6 +186,6 @@ pub(crate) fn pending_under_other_rule(
         "SELECT record FROM timers WHERE form = ?1 AND automation = ?2 AND kind = 'record' AND status = 'pending'
            AND (payload IS NULL OR payload != ?3)",
     )?;
-    let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }

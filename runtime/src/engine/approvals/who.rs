@@ -7,12 +7,12 @@ use super::Shown;
 use crate::engine::write::Writer;
 use crate::engine::{automate, FormRef};
 use crate::model::{ApprovalStep, ChannelKind};
-use crate::store::{approvals, ApprovalRow, MemberRow, RecordRow, StoreError};
+use crate::store::{approvals, ApprovalRow, MemberRow, Reader, RecordRow, StoreError};
 
 /// Who may not approve this record at this run: its creator, owner, submitter, whoever wrote a
 /// version of it (nobody approves their own edit) and earlier approvers (separation of duties).
 pub(super) fn excluded(
-    conn: &rusqlite::Connection,
+    conn: &Reader,
     row: &RecordRow,
     run: &ApprovalRow,
 ) -> Result<Vec<(String, &'static str)>, StoreError> {

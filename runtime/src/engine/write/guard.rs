@@ -178,7 +178,7 @@ fn who_may(rules: &[EditRule]) -> String {
 /// Who may not decide an approval of this record because they wrote a version of it: nobody
 /// approves their own edit.
 pub(crate) fn authors_barred(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Reader,
     form: &str,
     record: &str,
 ) -> Result<Vec<(String, &'static str)>, StoreError> {

@@ -8,12 +8,11 @@
 use std::collections::BTreeMap;
 
 use rhai::{Engine, Scope, AST};
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use crate::engine::{FormRef, Installed};
 use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
-use crate::store::{records, FormTable};
+use crate::store::{records, FormTable, Reader};
 use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
 
 /// Why data is being prepared: it decides which fields may be written.
@@ -66,7 +65,7 @@ impl<'a> Rules<'a> {
     /// `self_id` is the record's own id, so a unique value does not collide with itself.
     pub fn prepare(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         given: &Map<String, Value>,
         base: Option<&Map<String, Value>>,
         purpose: Purpose,
@@ -235,7 +234,7 @@ impl<'a> Rules<'a> {
     /// was made with when the catalog changes later.
     fn lookups(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &mut Map<String, Value>,
         base: Option<&Map<String, Value>>,
         problems: &mut Vec<FieldProblem>,
@@ -290,7 +289,7 @@ impl<'a> Rules<'a> {
         #[allow(clippy::too_many_arguments)]
         fn fill(
             rules: &Rules<'_>,
-            conn: &Connection,
+            conn: &Reader,
             fields: &[Field],
             data: &mut Map<String, Value>,
             base: Option<&Map<String, Value>>,
@@ -385,7 +384,7 @@ impl<'a> Rules<'a> {
     /// Required fields, conditions, referenced members and records, unique values.
     fn constraints(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &Map<String, Value>,
         base: Option<&Map<String, Value>>,
         self_id: Option<&str>,
@@ -451,7 +450,7 @@ impl<'a> Rules<'a> {
     /// The form's key identifies a record: no two records share it.
     fn key_unique(
         &self,
-        conn: &Connection,
+        conn: &Reader,
         data: &Map<String, Value>,
         self_id: Option<&str>,
         problems: &mut Vec<FieldProblem>,
@@ -477,7 +476,7 @@ impl<'a> Rules<'a> {
 
     /// A link may name its record by the target form's key (a customer code) instead of the
     /// record id; it is stored as the id.
-    fn resolve_links(&self, conn: &Connection, data: &mut Map<String, Value>) {
+    fn resolve_links(&self, conn: &Reader, data: &mut Map<String, Value>) {
         for field in self.f.form.fields.iter().filter(|f| f.kind == FieldType::Link) {
             let Some(Value::String(given)) = data.get(&field.id).cloned() else { continue };
             let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { continue };
@@ -498,7 +497,7 @@ impl<'a> Rules<'a> {
     }
 
     /// Members and linked records must exist.
-    fn exists(&self, conn: &Connection, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
+    fn exists(&self, conn: &Reader, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
         let name = field_name(field, self.lang());
         let Some(id) = value.as_str() else { return };
         match field.kind {
