@@ -551,3 +551,47 @@ fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent
     assert!(!shown.contains("robot-secret-key"), "{shown}");
     assert!(rt.set_channel("hook", &[("url".into(), "example.com/hook".into())], "system").is_err());
 }
+
+/// An embedder's own transport: records what it was handed, answers as told.
+struct Recorder {
+    sent: Mutex<Vec<(String, String, String)>>,
+    fail: bool,
+}
+
+impl closeloop::transport::Transport for Recorder {
+    fn send(
+        &self,
+        kind: closeloop::model::ChannelKind,
+        _settings: &closeloop::transport::Settings,
+        m: &closeloop::transport::Outgoing<'_>,
+        _now: jiff::Timestamp,
+    ) -> Result<String, closeloop::transport::Failure> {
+        self.sent.lock().unwrap().push((format!("{kind:?}"), m.key.to_string(), m.body.to_string()));
+        if self.fail {
+            return Err(closeloop::transport::Failure::permanent("the relay said no"));
+        }
+        Ok("relayed".into())
+    }
+}
+
+#[test]
+fn an_injected_transport_carries_every_message_and_its_answer_is_recorded() {
+    let mut w = world();
+    let recorder = Arc::new(Recorder { sent: Mutex::new(Vec::new()), fail: false });
+    w.rt.set_transport(recorder.clone());
+    set(&mut w.rt, "hook", &[("url", "https://hooks.example.com/x")]);
+    set(&mut w.rt, "mail", &[("host", "smtp.example.com"), ("from", "closeloop@example.com")]);
+    w.rt.submit("ticket", obj(json!({"title": "打印机坏了", "owner": "m_li", "channel": "hook"})), "m_li").unwrap();
+    let report = w.rt.deliver().unwrap();
+    assert_eq!(report.deliveries.iter().filter(|d| d.outcome == "sent").count(), 2, "{report:?}");
+    let sent = recorder.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, _, body)| body == "新工单：打印机坏了"), "{sent:?}");
+    // A refusal it reports is a dead letter, as a network one would be.
+    let mut w = world();
+    w.rt.set_transport(Arc::new(Recorder { sent: Mutex::new(Vec::new()), fail: true }));
+    set(&mut w.rt, "hook", &[("url", "https://hooks.example.com/x")]);
+    w.rt.submit("ticket", obj(json!({"title": "x", "owner": "m_li", "channel": "hook"})), "m_li").unwrap();
+    let report = w.rt.deliver().unwrap();
+    assert!(report.deliveries.iter().any(|d| d.channel == "hook" && d.outcome == "dead"), "{report:?}");
+}

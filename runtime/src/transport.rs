@@ -52,11 +52,13 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn retry(error: impl Into<String>) -> Self {
+    /// A failure worth trying again (the endpoint is down, slow, or said 5xx).
+    pub fn retry(error: impl Into<String>) -> Self {
         Failure { status: None, error: error.into(), permanent: false }
     }
 
-    fn permanent(error: impl Into<String>) -> Self {
+    /// A failure no retry can mend (a 4xx answer, no address).
+    pub fn permanent(error: impl Into<String>) -> Self {
         Failure { status: None, error: error.into(), permanent: true }
     }
 }
@@ -125,6 +127,40 @@ pub fn masked_url(url: &str) -> String {
 fn timeout(settings: &Settings) -> Duration {
     let ms = settings.get("timeout_ms").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10_000);
     Duration::from_millis(ms.clamp(100, 120_000))
+}
+
+/// How messages leave: one message over one channel, answering what the other side said.
+/// closeloop's own is [`Network`] (webhook POSTs, the WeCom/DingTalk/SMS presets, SMTP); an
+/// embedder may inject another with `Runtime::set_transport`, as the clock is injected (a
+/// company mail relay library, a recorder in tests). It runs on delivery threads, never inside
+/// a transaction.
+pub trait Transport: Send + Sync {
+    /// Sends `message` over a channel of `kind` with its `settings`, at `now` (for signatures
+    /// and mail dates).
+    fn send(
+        &self,
+        kind: ChannelKind,
+        settings: &Settings,
+        message: &Outgoing<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<String, Failure>;
+}
+
+/// The transports closeloop ships: HTTP(S) for webhooks and the chat and SMS presets, SMTP for
+/// email, nothing for the log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Network;
+
+impl Transport for Network {
+    fn send(
+        &self,
+        kind: ChannelKind,
+        settings: &Settings,
+        message: &Outgoing<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<String, Failure> {
+        send(kind, settings, message, now)
+    }
 }
 
 /// Sends one message; returns what the other side answered.

@@ -300,6 +300,7 @@ impl Runtime {
         }
         let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, Done)>();
         let store = &mut self.store;
+        let sends = self.transport.as_ref();
         std::thread::scope(|scope| -> Result<(), EngineError> {
             for (channel, messages) in &groups {
                 let (Some(kind), own) =
@@ -335,7 +336,7 @@ impl Runtime {
                         // The time of this send, for signatures and mail dates.
                         let elapsed = jiff::SignedDuration::try_from(pass_started.elapsed()).unwrap_or_default();
                         let sent_at = now.checked_add(elapsed).unwrap_or(now);
-                        let result = transport::send(kind, &own, &outgoing, sent_at);
+                        let result = sends.send(kind, &own, &outgoing, sent_at);
                         if matches!(&result, Err(f) if !f.permanent) {
                             // The endpoint is down or slow: the rest of this channel waits.
                             let retry = now.checked_add(BACKOFF_BASE).unwrap_or(now);

@@ -258,6 +258,7 @@ pub struct Runtime {
     apps: BTreeMap<String, Installed>,
     host: Arc<host::Host>,
     deadline_cap: std::time::Duration,
+    transport: Arc<dyn crate::transport::Transport>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -304,6 +305,7 @@ impl Runtime {
             apps: BTreeMap::new(),
             host,
             deadline_cap: crate::script::DEFAULT_DEADLINE,
+            transport: Arc::new(crate::transport::Network),
         };
         rt.refresh()?;
         // A database from before durable timers: arm the installed apps' schedules and the
@@ -381,6 +383,12 @@ impl Runtime {
         for installed in self.apps.values_mut() {
             installed.deadline = deadline(&installed.app, cap);
         }
+    }
+
+    /// Replaces how messages leave (closeloop's own network transports unless set): delivery
+    /// hands every message to `transport`, on its delivery threads.
+    pub fn set_transport(&mut self, transport: Arc<dyn crate::transport::Transport>) {
+        self.transport = transport;
     }
 
     /// The store underneath, for checks such as `PRAGMA integrity_check`.
