@@ -14,6 +14,8 @@
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
+//! - `write_gate`: the write-gate findings, each named after what broke (owners, resets, hooks,
+//!   grade scripts).
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
@@ -37,3 +39,4 @@ mod roundtrip;
 mod sandbox;
 mod support;
 mod templates;
+mod write_gate;

