@@ -99,3 +99,47 @@ fn an_assignment_rule_on_creation_decides_the_owner_not_the_creator() {
     assert_ne!(lead.owner.as_deref(), Some("m_li"), "{lead:?}");
     assert!(lead.owner.is_some(), "{lead:?}");
 }
+
+// Finding 4: an edit reset the chain of an approved quote but left it `approved`.
+
+/// A quote by q_li (cash on delivery) approved by the supervisor and finance: waiting for the
+/// customer's signature.
+fn approved_quote(w: &mut World) -> String {
+    let id = crate::approvals::quote(w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("approved"));
+    id
+}
+
+#[test]
+fn editing_an_approved_quote_resets_its_chain_and_it_is_no_longer_approved() {
+    let mut w = quotes();
+    let id = approved_quote(&mut w);
+    let edited = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, "reset");
+    assert_eq!(edited.state.as_deref(), Some("draft"), "the chain's on_reset state, not awaiting signature");
+    assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
+    assert!(w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").is_err(), "nothing to sign");
+    // From draft it is submitted again, and a new run binds to the new version.
+    let again = w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    let view = w.rt.approval("quote", &id).unwrap().unwrap();
+    assert_eq!((again.state.as_deref(), view.status.as_str()), (Some("in_approval"), "pending"));
+    // Mid-chain too: an edit while in approval sends it back to draft.
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-02-28"})), "q_li").unwrap();
+    assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
+}
+
+#[test]
+fn editing_an_approved_quote_through_the_cli_takes_it_out_of_approved() {
+    let (cli, customer) = quotes_cli("reset-state");
+    let id = submit_cli(&cli, &customer, "q_li", json!({}))["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
+    cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
+    assert_eq!(cli.json(&["get", "quote", &id])["state"], "approved");
+    let edited = cli.json(&["update", "quote", &id, "--as", "q_li", "--data", r#"{"valid_until":"2027-01-31"}"#]);
+    assert_eq!(edited["state"], "draft", "{edited}");
+    assert_eq!(cli.json(&["get", "quote", &id])["state"], "draft");
+    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+}

@@ -355,6 +355,14 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
         json!({"approval": run.id, "chain": run.chain, "from_version": run.version, "to_version": after.version})
             .to_string();
     audit::append(w.tx, &NewEvent::note(w.at, ACTOR, "approval.reset", Some((&run.form, &run.record)), &body))?;
+    // The record follows its run back, to be submitted again: to the chain's `on_reset` state,
+    // else the form's initial state. A write that moved it itself (an action) decides instead.
+    if before.state == after.state {
+        let back = chain.on_reset.as_ref().and_then(|r| r.state.as_deref());
+        if let Some(state) = back.or_else(|| w.f.form.initial_state().map(|s| s.id.as_str())) {
+            set_state(w, &after.id, state, chain)?;
+        }
+    }
     Ok(())
 }
 
