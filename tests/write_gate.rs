@@ -143,3 +143,126 @@ fn editing_an_approved_quote_through_the_cli_takes_it_out_of_approved() {
     assert_eq!(cli.json(&["get", "quote", &id])["state"], "draft");
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
 }
+
+// Finding 6: `on_approved` never ran when a chain ended on an approver step, and `on_rejected`
+// messages lost the rejection's comment.
+
+const PURCHASES: &str = r#"
+app: {id: purchases, title: Purchases, time_zone: Asia/Shanghai}
+roles: [{id: staff}, {id: boss}]
+forms:
+  - id: order
+    owner_field: owner
+    fields:
+      - {id: item, type: text, required: true}
+      - {id: owner, type: member, readonly: true}
+      - {id: cleared, type: bool}
+    states:
+      - {id: draft, initial: true}
+      - {id: pending}
+      - {id: approved}
+      - {id: rejected}
+    actions:
+      - {id: submit, from: [draft, rejected], to: pending, roles: [staff], owner_only: true}
+approvals:
+  - id: sign_off
+    form: order
+    steps:
+      - {id: boss, approver: {role: boss}}
+    on_approved:
+      - set: {cleared: true}
+      - notify: {channel: chat, message: order_approved, to: {field: owner}}
+    on_rejected:
+      - notify: {channel: chat, message: order_rejected, to: {field: owner}}
+automations:
+  - id: route
+    when: {action: {form: order, action: submit}}
+    do: [{start_approval: sign_off}]
+channels:
+  - {id: chat, kind: wecom}
+messages:
+  - id: order_approved
+    text: "{{ id }} approved by {{ decided_by }}{% if comment %}: {{ comment }}{% endif %}"
+  - id: order_rejected
+    text: "{{ id }} rejected by {{ decided_by }}{% if comment %}: {{ comment }}{% endif %}"
+"#;
+
+const PURCHASERS: &str = "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\nb1,B,boss,,,true,0\n";
+
+/// The purchases app with its two members, in memory.
+fn purchases() -> closeloop::Runtime {
+    let mut rt = closeloop::Runtime::open(
+        closeloop::store::Store::open_in_memory().unwrap(),
+        std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
+    )
+    .unwrap();
+    let files = closeloop::AppFiles { app_yaml: PURCHASES.into(), ..Default::default() };
+    rt.install(&files, "system", false).unwrap();
+    rt.import_members(PURCHASERS.as_bytes(), "system").unwrap();
+    rt
+}
+
+/// The bodies of the outbox's messages of one template.
+fn bodies(rt: &closeloop::Runtime, message: &str) -> Vec<String> {
+    rt.outbox(None).unwrap().into_iter().filter(|m| m.message == message).map(|m| m.body).collect()
+}
+
+#[test]
+fn on_approved_runs_when_a_chain_ends_on_an_approver_step_with_the_deciders_comment() {
+    let mut rt = purchases();
+    let id = rt.submit("order", obj(json!({"item": "laptop"})), "s1").unwrap().id;
+    rt.act("order", &id, "submit", "s1", Map::new()).unwrap();
+    let view = rt.approve("order", &id, "b1", Some("within budget")).unwrap();
+    assert_eq!(view.status, "approved");
+    let order = rt.get("order", &id).unwrap();
+    assert_eq!((order.state.as_deref(), &order.data["cleared"]), (Some("approved"), &json!(true)), "{order:?}");
+    assert_eq!(bodies(&rt, "order_approved"), vec![format!("{id} approved by b1: within budget")]);
+}
+
+#[test]
+fn on_rejected_messages_carry_the_rejection_comment_and_who_rejected() {
+    let mut rt = purchases();
+    let id = rt.submit("order", obj(json!({"item": "yacht"})), "s1").unwrap().id;
+    rt.act("order", &id, "submit", "s1", Map::new()).unwrap();
+    rt.reject("order", &id, "b1", "over budget").unwrap();
+    assert_eq!(bodies(&rt, "order_rejected"), vec![format!("{id} rejected by b1: over budget")]);
+    assert!(bodies(&rt, "order_approved").is_empty());
+}
+
+#[test]
+fn the_quote_templates_rejection_message_carries_the_comment() {
+    let mut w = quotes();
+    let id = crate::approvals::quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.reject("quote", &id, "q_sup_e", "折扣过大").unwrap();
+    let sent: Vec<_> = w.rt.outbox(None).unwrap().into_iter().filter(|m| m.message == "quote_rejected").collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].recipient.as_str(), sent[0].body.as_str()),
+        ("q_li", format!("报价 {id} 被驳回：折扣过大").as_str())
+    );
+}
+
+#[test]
+fn chain_end_hooks_run_with_the_decision_through_the_cli() {
+    let cli = Cli::new("chain-hooks", "2026-11-26T09:00:00+08:00");
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), PURCHASES).unwrap();
+    std::fs::write(cli.path("team.csv"), PURCHASERS).unwrap();
+    cli.ok(&["install", &cli.path("app").display().to_string()]);
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    let order = |item: &str| {
+        let data = json!({ "item": item }).to_string();
+        let id = cli.json(&["submit", "order", "--as", "s1", "--data", &data])["id"].as_str().unwrap().to_string();
+        cli.ok(&["act", "order", &id, "submit", "--as", "s1"]);
+        id
+    };
+    let yes = order("laptop");
+    cli.ok(&["approve", "order", &yes, "--as", "b1", "--comment", "ok"]);
+    assert_eq!(cli.json(&["get", "order", &yes])["data"]["cleared"], true);
+    let no = order("yacht");
+    cli.ok(&["reject", "order", &no, "--as", "b1", "--comment", "over budget"]);
+    let outbox = cli.json(&["outbox"]);
+    let said: Vec<&str> = outbox.as_array().unwrap().iter().filter_map(|m| m["body"].as_str()).collect();
+    assert!(said.contains(&format!("{yes} approved by b1: ok").as_str()), "{said:?}");
+    assert!(said.contains(&format!("{no} rejected by b1: over budget").as_str()), "{said:?}");
+}
