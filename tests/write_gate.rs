@@ -266,3 +266,84 @@ fn chain_end_hooks_run_with_the_decision_through_the_cli() {
     assert!(said.contains(&format!("{yes} approved by b1: ok").as_str()), "{said:?}");
     assert!(said.contains(&format!("{no} rejected by b1: over budget").as_str()), "{said:?}");
 }
+
+// Finding 7: a grade written with `script:` was compiled, then never run: `grade`, `script test`
+// and the automation step walked the (empty) rules and gave the default level.
+
+const DEALS: &str = r#"
+app: {id: deals, title: Deals, time_zone: Asia/Shanghai, language: en}
+roles: [{id: staff}]
+forms:
+  - id: deal
+    fields:
+      - {id: amount, type: money}
+      - id: risk
+        type: choice
+        options: [{value: low}, {value: medium}, {value: high}]
+      - {id: risk_summary, type: long_text}
+grades:
+  - id: deal_risk
+    form: deal
+    field: risk
+    summary_field: risk_summary
+    default: medium
+    script: |
+      if record.amount != () && record.amount > 100000.0 {
+        #{level: "high", reasons: ["above 100,000"]}
+      } else {
+        "low"
+      }
+automations:
+  - id: grade_new
+    when: {created: deal}
+    do: [{grade: deal_risk}]
+"#;
+
+#[test]
+fn a_grade_written_as_a_script_runs_its_script_on_every_path() {
+    let mut rt = closeloop::Runtime::open(
+        closeloop::store::Store::open_in_memory().unwrap(),
+        std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
+    )
+    .unwrap();
+    rt.install(&closeloop::AppFiles { app_yaml: DEALS.into(), ..Default::default() }, "system", false).unwrap();
+    rt.import_members(b"id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\n", "system").unwrap();
+    // The automation step, on creation.
+    let big = rt.submit("deal", obj(json!({"amount": 250000.0})), "s1").unwrap();
+    assert_eq!(big.data["risk"], "high", "{big:?}");
+    assert_eq!(big.data["risk_summary"], "high risk: above 100,000");
+    let small = rt.submit("deal", obj(json!({"amount": 500.0})), "s1").unwrap();
+    assert_eq!(small.data["risk"], "low", "not the default (medium): {small:?}");
+    // `Runtime::grade` on a stored record.
+    let updated = rt.update("deal", &small.id, obj(json!({"amount": 900000.0})), "s1").unwrap();
+    let (graded, grade) = rt.grade("deal", &updated.id, "deal_risk", "s1").unwrap();
+    assert_eq!(
+        (graded.data["risk"].as_str(), grade.reasons.clone()),
+        (Some("high"), vec!["above 100,000".to_string()])
+    );
+    assert!(serde_json::to_value(&grade).unwrap()["operations"].as_u64() > Some(0), "the script ran: {grade:?}");
+    // The dry run.
+    let trial = rt.try_rule("deal_risk", obj(json!({"amount": 10.0})), None, "s1").unwrap();
+    assert_eq!(trial.detail["level"], "low", "{trial:?}");
+    assert!(trial.operations > 0 && trial.host_calls.iter().any(|c| c.contains("script")), "{trial:?}");
+}
+
+#[test]
+fn a_grade_script_runs_through_the_cli_grade_and_script_test() {
+    let cli = Cli::new("grade-script", "2026-11-26T09:00:00+08:00");
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), DEALS).unwrap();
+    std::fs::write(cli.path("team.csv"), "id,name,roles,region,manager,active,capacity\ns1,S,staff,,,true,0\n")
+        .unwrap();
+    cli.ok(&["install", &cli.path("app").display().to_string()]);
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    let created = cli.json(&["submit", "deal", "--as", "s1", "--data", r#"{"amount":500}"#]);
+    assert_eq!(created["data"]["risk"], "low", "{created}");
+    let id = created["id"].as_str().unwrap();
+    cli.ok(&["update", "deal", id, "--as", "s1", "--data", r#"{"amount":300000}"#]);
+    let graded = cli.json(&["grade", "deal", id, "deal_risk", "--as", "s1"]);
+    assert_eq!(graded["grade"]["level"], "high", "{graded}");
+    assert_eq!(graded["record"]["data"]["risk_summary"], "high risk: above 100,000", "{graded}");
+    let trial = cli.json(&["script", "test", "deal_risk", "--data", r#"{"amount":200000}"#]);
+    assert_eq!(trial["detail"]["level"], "high", "{trial}");
+}

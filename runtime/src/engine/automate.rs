@@ -766,7 +766,11 @@ fn run_step(
                 roles: &[],
                 key_checked: true,
             };
-            let graded = super::trial::grade_with(&rules, grade, &current.data, index);
+            let graded = match super::trial::grade_with(&rules, grade, &current.data, index, Some(rid)) {
+                Ok(g) => g,
+                Err(super::EngineError::Store(e)) => return Err(e),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
             let mut patch = Map::new();
             patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
             if let Some(summary) = &grade.summary_field {

@@ -268,7 +268,7 @@ impl Runtime {
             roles: &roles,
             key_checked: true,
         };
-        let graded = super::trial::grade_with(&rules, grade, &before.data, index);
+        let graded = super::trial::grade_with(&rules, grade, &before.data, index, Some(id))?;
         let mut data = before.data.clone();
         data.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
         if let Some(summary) = &grade.summary_field {
