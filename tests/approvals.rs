@@ -108,8 +108,8 @@ fn an_edit_resets_the_chain_and_a_rejection_needs_a_comment() {
     assert_eq!(view.status, "reset");
     assert!(w.rt.get("quote", &id).unwrap().version > before);
     assert!(w.rt.approve("quote", &id, "q_fin", None).is_err(), "nothing to approve until it is submitted again");
-    // Submitted again: a new run on the new version.
-    w.rt.act("quote", &id, "revise", "q_li", Map::new()).unwrap();
+    // The reset sent it back to draft: submitted again, a new run on the new version.
+    assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
     w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
     assert_eq!((view.status.as_str(), view.version), ("pending", w.rt.get("quote", &id).unwrap().version));
@@ -260,8 +260,8 @@ fn a_link_for_an_older_version_or_past_its_expiry_is_refused() {
     w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
     let refused = w.rt.sign(&old.token, "王总").unwrap_err().to_string();
     assert!(refused.contains(&format!("made for version {}", old.version)), "{refused}");
-    // Approved again on the new version: a fresh link works until it expires (7 days).
-    w.rt.act("quote", &id, "revise", "q_li", Map::new()).unwrap();
+    // Back in draft after the reset; approved again on the new version: a fresh link works
+    // until it expires (7 days).
     w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
     w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
     w.rt.approve("quote", &id, "q_fin", None).unwrap();

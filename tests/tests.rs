@@ -14,6 +14,8 @@
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
+//! - `outcomes`: what writes lead to, each named after what broke (owners, resets, hooks,
+//!   grade scripts).
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 //! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 
@@ -31,6 +33,7 @@ mod hostile;
 mod http;
 mod independent_schema;
 mod notifications;
+mod outcomes;
 mod quote_logic;
 mod records;
 mod records_cli;

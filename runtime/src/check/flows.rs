@@ -489,6 +489,9 @@ fn approvals(ctx: &mut Ctx<'_>) {
         }
         steps(ctx, scope, &chain.on_approved, &format!("{base}/on_approved"));
         steps(ctx, scope, &chain.on_rejected, &format!("{base}/on_rejected"));
+        if let Some(state) = chain.on_reset.as_ref().and_then(|r| r.state.as_deref()) {
+            ctx.state_ref(form, state, &format!("{base}/on_reset/state"));
+        }
     }
 }
 

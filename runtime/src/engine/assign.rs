@@ -108,6 +108,44 @@ pub(crate) fn on_create(
     Ok(out)
 }
 
+/// Makes a new record's creator its owner when nothing else said who owns it: the form has an
+/// owner field, the data leaves it empty, no assignment rule that fills it runs when the form's
+/// records are created (whatever that rule decides, a queue included, stands), and the creator
+/// is an active member (the system actors `system`, `import` and `api` are not). Returns the
+/// decision as the creation event records it.
+pub(crate) fn creator_owns(
+    tx: &Tx<'_>,
+    f: &FormRef<'_>,
+    data: &mut Map<String, Value>,
+    actor: &str,
+    cache: &mut Cache,
+) -> Result<Option<Recorded>, StoreError> {
+    let Some(field) = f.form.owner_field() else { return Ok(None) };
+    if data.get(field).is_some_and(|v| !v.is_null()) || super::SYSTEM_ACTORS.contains(&actor) {
+        return Ok(None);
+    }
+    let def = &f.app.app.def;
+    let ruled = def
+        .automations
+        .iter()
+        .filter(|a| a.enabled != Some(false) && a.when == Trigger::Created(f.form.id.clone()))
+        .flat_map(|a| a.steps.iter())
+        .filter_map(|s| match s {
+            Step::Assign(id) => def.assignment_rules.iter().find(|r| &r.id == id),
+            _ => None,
+        })
+        .any(|r| r.field.as_deref().unwrap_or(field) == field);
+    if ruled || !cache.team(tx)?.iter().any(|m| m.id == actor && m.active) {
+        return Ok(None);
+    }
+    data.insert(field.to_string(), Value::String(actor.to_string()));
+    let explanation = match f.lang() {
+        crate::model::Lang::Zh => format!("创建人 {actor} 为负责人"),
+        crate::model::Lang::En => format!("owned by its creator, {actor}"),
+    };
+    Ok(Some(Recorded { rule: "creator".into(), member: Some(actor.to_string()), queue: None, explanation }))
+}
+
 /// Runs one assignment rule on a record's data: fills the rule's field and returns the
 /// decision, or `None` when the field already names someone (who still counts as loaded).
 pub(crate) fn apply(

@@ -96,6 +96,10 @@ pub(crate) struct Cause {
     /// The timer that fired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timer: Option<Value>,
+    /// The approval decision that ended a chain, for its `on_approved` / `on_rejected` hooks:
+    /// messages see its `comment` and `decided_by` (see [`super::approvals::decision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Map<String, Value>>,
     /// Which try this is (0 the first).
     #[serde(default)]
     pub attempt: u32,
@@ -691,7 +695,11 @@ fn run_step(
             let grade = &def.grades[index];
             let Some(current) = current(w, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
             let rules = w.rules(current.state.as_deref(), &[]);
-            let graded = super::trial::grade_with(&rules, grade, &current.data, index);
+            let graded = match super::trial::grade_with(&rules, grade, &current.data, index, Some(rid)) {
+                Ok(g) => g,
+                Err(super::EngineError::Store(e)) => return Err(e),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
             let mut patch = Map::new();
             patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
             if let Some(summary) = &grade.summary_field {
@@ -778,8 +786,14 @@ pub(crate) fn recipients(
 }
 
 /// The values a message template sees: the record's fields (choices as their labels), its id,
-/// and the event's data under `event`.
-fn message_context(f: &FormRef<'_>, record: Option<&RecordRow>, event: Option<&Map<String, Value>>) -> Value {
+/// the event's data under `event`, and for an approval chain's hooks the decision that ended it
+/// (`comment`, `decided_by`, … and all of it under `approval`).
+fn message_context(
+    f: &FormRef<'_>,
+    record: Option<&RecordRow>,
+    event: Option<&Map<String, Value>>,
+    decision: Option<&Map<String, Value>>,
+) -> Value {
     let lang = f.lang();
     let mut ctx = Map::new();
     if let Some(row) = record {
@@ -795,6 +809,10 @@ fn message_context(f: &FormRef<'_>, record: Option<&RecordRow>, event: Option<&M
     }
     if let Some(e) = event {
         ctx.insert("event".into(), Value::Object(e.clone()));
+    }
+    if let Some(d) = decision {
+        ctx.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ctx.insert("approval".into(), Value::Object(d.clone()));
     }
     Value::Object(ctx)
 }
@@ -832,7 +850,12 @@ fn notify(
     };
     let lang = w.f.lang();
     let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
-    let ctx = minijinja::Value::from(minijinja::value::Serde(message_context(w.f, row.as_ref(), cause.event.as_ref())));
+    let ctx = minijinja::Value::from(minijinja::value::Serde(message_context(
+        w.f,
+        row.as_ref(),
+        cause.event.as_ref(),
+        cause.decision.as_ref(),
+    )));
     let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));
     let body = match render(format!("{}.{code}", message.id)) {
         Ok(b) => b,

@@ -254,7 +254,7 @@ impl Runtime {
         let table = f.table();
         let before = records::get(self.store.reader(), table, id)?.ok_or_else(|| not_found(form, id))?;
         let rules = super::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles);
-        let graded = super::trial::grade_with(&rules, grade, &before.data, index);
+        let graded = super::trial::grade_with(&rules, grade, &before.data, index, Some(id))?;
         let mut patch = Map::new();
         patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
         if let Some(summary) = &grade.summary_field {

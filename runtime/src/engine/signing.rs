@@ -205,9 +205,11 @@ impl Runtime {
                 automation: None,
             };
             if !steps.list.is_empty() {
+                let step = chain.steps.get(run.step as usize).map(|s| s.id.as_str()).unwrap_or_default();
                 let cause = Cause {
                     key: format!("approval/{}/signed", run.id),
                     trigger: "signed by the customer".into(),
+                    decision: Some(super::approvals::decision("signed", step, signer, None, None)),
                     ..Cause::default()
                 };
                 automate::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;

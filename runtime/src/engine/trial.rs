@@ -46,6 +46,16 @@ pub struct Graded {
     pub row: Option<usize>,
     /// A short text for legal.
     pub summary: String,
+    /// The host calls a grade script made (none for a decision table).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<String>,
+    /// The operations a grade script used (0 for a decision table).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub operations: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Runtime {
@@ -154,8 +164,13 @@ impl Runtime {
         let rules =
             Rules { f, apps: &self.apps, scripts: &self.scripts, state: None, roles: &roles, key_checked: true };
         let index = f.app.app.def.grades.iter().position(|g| g.id == id).unwrap_or(0);
-        let graded = grade_with(&rules, grade, &data, index);
-        calls.push(format!("{} rule(s) checked", graded.row.unwrap_or(grade.rules.len())));
+        let graded = grade_with(&rules, grade, &data, index, record)?;
+        if grade.script.is_some() {
+            calls.extend(graded.calls.iter().cloned());
+            calls.push(format!("the grade's script → {}", level_name(graded.level)));
+        } else {
+            calls.push(format!("{} rule(s) checked", graded.row.unwrap_or(grade.rules.len())));
+        }
         Ok(Trial {
             kind: "grade",
             id: id.to_string(),
@@ -163,26 +178,38 @@ impl Runtime {
             result: graded.summary.clone(),
             detail: serde_json::to_value(&graded).unwrap_or(Value::Null),
             host_calls: calls,
-            operations: 0,
+            operations: graded.operations,
             micros: started.elapsed().as_micros(),
         })
     }
 }
 
-/// Evaluates a grade's decision table: the first row whose condition holds gives the level.
+/// Grades a record's data (`record`: its id, for the host API): runs the grade's script when it
+/// has one, else its decision table, where the first row whose condition holds gives the level.
 pub(crate) fn grade_with(
     rules: &Rules<'_>,
     grade: &crate::model::Grade,
     data: &Map<String, Value>,
     index: usize,
-) -> Graded {
+    record: Option<&str>,
+) -> Result<Graded, EngineError> {
     let lang = rules.f.lang();
+    if let Some(script) = &grade.script {
+        return grade_script(rules, grade, script, data, index, record);
+    }
     for (i, row) in grade.rules.iter().enumerate() {
         if rules.holds(&row.condition, data, &format!("/grades/{index}/rules/{i}/if")) {
             let reason =
                 row.reason.as_ref().map(|r| r.get(lang).to_string()).unwrap_or_else(|| format!("rule {}", i + 1));
             let summary = format!("{}: {reason}", level_word(row.level, lang));
-            return Graded { level: row.level, reasons: vec![reason], row: Some(i + 1), summary };
+            return Ok(Graded {
+                level: row.level,
+                reasons: vec![reason],
+                row: Some(i + 1),
+                summary,
+                calls: Vec::new(),
+                operations: 0,
+            });
         }
     }
     let level = grade.default.unwrap_or(Level::Medium);
@@ -190,7 +217,97 @@ pub(crate) fn grade_with(
         crate::model::Lang::Zh => "无规则命中，按默认等级".to_string(),
         crate::model::Lang::En => "no rule matched; the default level".to_string(),
     };
-    Graded { level, summary: format!("{}: {reason}", level_word(level, lang)), reasons: vec![reason], row: None }
+    Ok(Graded {
+        level,
+        summary: format!("{}: {reason}", level_word(level, lang)),
+        reasons: vec![reason],
+        row: None,
+        calls: Vec::new(),
+        operations: 0,
+    })
+}
+
+/// Runs a grade's script over `record` (the fields). It returns a level (`"high"`), or
+/// `#{level: "high", reasons: [...], summary: "..."}`; `()` gives the grade's `default`. Without
+/// a summary the summary is the level's word and the reasons (`高风险: 预付比例超过 50%`).
+fn grade_script(
+    rules: &Rules<'_>,
+    grade: &crate::model::Grade,
+    script: &crate::model::Script,
+    data: &Map<String, Value>,
+    index: usize,
+    record: Option<&str>,
+) -> Result<Graded, EngineError> {
+    let f = &rules.f;
+    let lang = f.lang();
+    let source = crate::model::script_source(script);
+    let key = match source {
+        crate::model::ScriptSource::File(path) => path.to_string(),
+        crate::model::ScriptSource::Inline(_) => format!("/grades/{index}/script"),
+    };
+    let ast = f
+        .app
+        .app
+        .script(&key)
+        .ok_or_else(|| EngineError::Input(format!("grade {} has no compiled script", grade.id)))?;
+    let mut scope = rhai::Scope::new();
+    scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
+    let context = super::score::run_context(f, record);
+    let outcome =
+        crate::script::run_in(rules.scripts, ast, &mut scope, f.app.deadline, context).map_err(|(fault, _)| {
+            let place = match (&fault, source) {
+                (
+                    crate::script::ScriptFault::Runtime { message, line, column },
+                    crate::model::ScriptSource::File(path),
+                ) => format!("{path}:{line}:{column}: {message}"),
+                _ => fault.to_string(),
+            };
+            EngineError::Input(format!("grade {}: {place}", grade.id))
+        })?;
+    let value: Value = rhai::serde::from_dynamic(&outcome.value).unwrap_or(Value::Null);
+    let bad = || {
+        EngineError::Input(format!(
+            "grade {}: the script must return \"low\", \"medium\" or \"high\", or #{{level: ..., reasons: [...], summary: \"...\"}}, not {value}",
+            grade.id
+        ))
+    };
+    let level_of = |v: &Value| v.as_str().and_then(|t| serde_json::from_value::<Level>(Value::String(t.into())).ok());
+    let (level, reasons, summary) = match &value {
+        Value::Null => {
+            let reason = match lang {
+                crate::model::Lang::Zh => "脚本未给出等级，按默认等级".to_string(),
+                crate::model::Lang::En => "the script gave no level; the default level".to_string(),
+            };
+            (grade.default.unwrap_or(Level::Medium), vec![reason], None)
+        }
+        Value::String(_) => (level_of(&value).ok_or_else(bad)?, Vec::new(), None),
+        Value::Object(m) => {
+            let level = m.get("level").and_then(level_of).ok_or_else(bad)?;
+            let reasons: Vec<String> = match m.get("reasons") {
+                Some(Value::Array(r)) => {
+                    r.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect()
+                }
+                Some(Value::String(r)) => vec![r.clone()],
+                _ => Vec::new(),
+            };
+            let summary = m.get("summary").and_then(Value::as_str).map(str::to_string).filter(|s| !s.is_empty());
+            (level, reasons, summary)
+        }
+        _ => return Err(bad()),
+    };
+    let summary = summary.unwrap_or_else(|| match reasons.is_empty() {
+        true => level_word(level, lang).to_string(),
+        false => format!("{}: {}", level_word(level, lang), reasons.join("; ")),
+    });
+    Ok(Graded { level, reasons, row: None, summary, calls: outcome.calls, operations: outcome.operations })
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Low => "low",
+        Level::Medium => "medium",
+        Level::High => "high",
+    }
 }
 
 fn level_word(level: Level, lang: crate::model::Lang) -> &'static str {

@@ -25,6 +25,17 @@ pub struct ApprovalChain {
     pub on_approved: Vec<Step>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_rejected: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_reset: Option<OnReset>,
+}
+
+/// What a reset (an edit of a record in approval) does to the record besides cancelling the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnReset {
+    /// The state the record returns to; without it, the form's initial state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// How many approvers a step needs.

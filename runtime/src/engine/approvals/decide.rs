@@ -4,8 +4,7 @@
 use serde_json::json;
 
 use super::who::{excluded, members_for, shown, stand_ins, today};
-use super::{advance, chain_of, set_state, ApprovalView, Waiting};
-use crate::engine::automate::{self, Cause, Steps};
+use super::{advance, chain_of, decision as decided, ended, set_state, ApprovalView, Waiting};
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
 use crate::store::{approvals, audit, members, records, NewEvent};
@@ -82,7 +81,7 @@ impl Runtime {
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.refused", Some((form, id)), &body))?;
                 return Ok(Verdict::Refused(why));
             };
-            let Some((ci, chain)) = chain_of(&f.app.app.def, &run.chain) else {
+            let Some((_, chain)) = chain_of(&f.app.app.def, &run.chain) else {
                 return Err(EngineError::Input(format!("the chain {} is gone", run.chain)));
             };
             let row = records::get(tx, table, id)?.ok_or_else(|| crate::engine::records::not_found(form, id))?;
@@ -233,11 +232,8 @@ impl Runtime {
                     f.form.initial_state().map(|s| s.id.clone()).unwrap_or_default()
                 };
                 set_state(&w, id, &state, chain)?;
-                let steps = Steps { name: format!("{}.on_rejected", chain.id), list: &chain.on_rejected, pointer: format!("/approvals/{ci}/on_rejected"), automation: None };
-                if !steps.list.is_empty() {
-                    let cause = Cause { key: format!("approval/{}/rejected", run.id), trigger: "approval rejected".into(), ..Cause::default() };
-                    automate::run_steps(&w, &steps, Some(id), &cause, 0)?;
-                }
+                let d = decided("rejected", &step.step_id, actor, on_behalf_of.as_deref(), comment);
+                ended(&w, chain, &run, "rejected", Some(d))?;
                 return Ok(Verdict::Done);
             }
             let given = approvals::approvals_of(tx, run.id, run.step)?;
@@ -247,6 +243,9 @@ impl Runtime {
             }
             approvals::set_step(tx, run.id, run.step, "approved", &step.approvers, step.needed, &at, None, None)?;
             advance(&w, chain, &run, run.step as usize + 1)?.map_err(EngineError::Input)?;
+            // When that was the last step to decide, the chain's end hooks run with this decision.
+            let d = decided("approved", &step.step_id, actor, on_behalf_of.as_deref(), comment);
+            ended(&w, chain, &run, "approved", Some(d))?;
             Ok(Verdict::Done)
         })?;
         match verdict {

@@ -107,7 +107,10 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
         approvals::add_step(w.tx, id, i as i64, &step.id)?;
     }
     let run = ApprovalRow { id, ..run };
-    advance(w, chain, &run, 0)
+    let said = advance(w, chain, &run, 0)?;
+    // Every step skipped: the chain ended approved as it started.
+    ended(w, chain, &run, "approved", None)?;
+    Ok(said)
 }
 
 /// Opens the first step from `from` that is not skipped; finishes the run when none is left.
@@ -242,6 +245,64 @@ fn advance(
     Ok(Ok(said.join("; ")))
 }
 
+/// The decision that ended a run, as its chain's `on_approved` / `on_rejected` messages see it:
+/// `decision` (`approved`, `rejected` or `signed`), `step`, `decided_by` (the member, or the
+/// customer's name as signed), `on_behalf_of` (a delegate's absent approver, or null) and
+/// `comment` (or null).
+pub(crate) fn decision(
+    kind: &str,
+    step: &str,
+    by: &str,
+    on_behalf_of: Option<&str>,
+    comment: Option<&str>,
+) -> serde_json::Map<String, Value> {
+    let mut d = serde_json::Map::new();
+    d.insert("decision".into(), json!(kind));
+    d.insert("step".into(), json!(step));
+    d.insert("decided_by".into(), json!(by));
+    d.insert("on_behalf_of".into(), json!(on_behalf_of));
+    d.insert("comment".into(), json!(comment.map(str::trim).filter(|c| !c.is_empty())));
+    d
+}
+
+/// Runs a chain's `on_approved` (`approved`) or `on_rejected` hooks for its run, with the
+/// decision that ended it for their messages. `on_approved` runs only once the run is approved:
+/// its last approver step decided (or every step skipped); a chain ending in a customer's
+/// signature runs it when signed (signing.rs).
+pub(crate) fn ended(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    outcome: &str,
+    decision: Option<serde_json::Map<String, Value>>,
+) -> Result<(), StoreError> {
+    let ci = w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0);
+    let (list, hook) = match outcome {
+        "approved" => (&chain.on_approved, "on_approved"),
+        _ => (&chain.on_rejected, "on_rejected"),
+    };
+    if list.is_empty() {
+        return Ok(());
+    }
+    if outcome == "approved" && approvals::get(w.tx, run.id)?.is_none_or(|r| r.status != "approved") {
+        return Ok(());
+    }
+    let steps = automate::Steps {
+        name: format!("{}.{hook}", chain.id),
+        list,
+        pointer: format!("/approvals/{ci}/{hook}"),
+        automation: None,
+    };
+    let cause = automate::Cause {
+        key: format!("approval/{}/{outcome}", run.id),
+        trigger: format!("approval {outcome}"),
+        decision,
+        ..automate::Cause::default()
+    };
+    automate::run_steps(w, &steps, Some(&run.record), &cause, 0)?;
+    Ok(())
+}
+
 fn skip_reason(c: &crate::model::Condition, row: &RecordRow) -> String {
     match c.kind() {
         Ok(crate::model::ConditionKind::Compare(field, op)) => {
@@ -346,6 +407,14 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
         json!({"approval": run.id, "chain": run.chain, "from_version": run.version, "to_version": after.version})
             .to_string();
     audit::append(w.tx, &NewEvent::note(w.at, ACTOR, "approval.reset", Some((&run.form, &run.record)), &body))?;
+    // The record follows its run back, to be submitted again: to the chain's `on_reset` state,
+    // else the form's initial state. A write that moved it itself (an action) decides instead.
+    if before.state == after.state {
+        let back = chain.on_reset.as_ref().and_then(|r| r.state.as_deref());
+        if let Some(state) = back.or_else(|| w.f.form.initial_state().map(|s| s.id.as_str())) {
+            set_state(w, &after.id, state, chain)?;
+        }
+    }
     Ok(())
 }
 

@@ -229,8 +229,12 @@ impl<'a, 'c> Writer<'a, 'c> {
     ) -> Result<RecordRow, StoreError> {
         let Writer { tx, f, table, at, actor, session } = *self;
         let now = session.now.to_zoned(f.time_zone());
-        let decisions =
+        let mut decisions =
             assign::on_create(tx, f, &mut data, &now, &mut session.assign.borrow_mut(), Some(session.scripts))?;
+        // Nobody assigned it and the data names no owner: its creator owns it.
+        if let Some(d) = assign::creator_owns(tx, f, &mut data, actor, &mut session.assign.borrow_mut())? {
+            decisions.push(d);
+        }
         let default_pattern = format!("{}-{{seq:6}}", f.form.id.to_uppercase());
         let pattern = f.form.id_pattern.as_deref().unwrap_or(&default_pattern);
         let seq = session.assign.borrow_mut().next_id(tx, &f.form.id, &id_period(pattern, &now))?;
