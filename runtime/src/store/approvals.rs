@@ -271,3 +271,43 @@ pub(crate) fn latest(conn: &Connection, form: &str, record: &str) -> Result<Opti
         .query_row(params![form, record], run)
         .optional()?)
 }
+
+/// Every run, oldest first (for `audit verify`).
+pub(crate) fn all(conn: &Connection) -> Result<Vec<ApprovalRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {RUN} FROM approvals ORDER BY id"))?;
+    let rows = stmt.query_map([], run)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A stored decision, as the audit cross-check reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecisionRow {
+    /// The step.
+    pub step: i64,
+    /// Who decided.
+    pub member: String,
+    /// The absent approver they decided for.
+    pub on_behalf_of: Option<String>,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// The version it binds to.
+    pub version: i64,
+}
+
+/// A run's decisions, in the order they were made.
+pub(crate) fn decisions(conn: &Connection, approval: i64) -> Result<Vec<DecisionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT step, member, on_behalf_of, decision, version FROM approval_decisions WHERE approval = ?1
+         ORDER BY at, step, member",
+    )?;
+    let rows = stmt.query_map([approval], |r| {
+        Ok(DecisionRow {
+            step: r.get(0)?,
+            member: r.get(1)?,
+            on_behalf_of: r.get(2)?,
+            decision: r.get(3)?,
+            version: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
