@@ -10,6 +10,7 @@
 //! - `http`: `closeloop serve` on loopback: tokens, limits, a burst of heavy events (S10).
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `approvals`: approval chains, signing links and the quote PDF.
+//! - `audit_chain`: the chain covers what confers a right: approval events, faked rows, checkpoints.
 //! - `delegation`: delegates of away approvers, and the audited override (A4).
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
@@ -24,6 +25,7 @@
 
 mod approvals;
 mod assign;
+mod audit_chain;
 mod automations;
 mod cli;
 mod corpus;

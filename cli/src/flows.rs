@@ -163,6 +163,15 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
                 "automation.run" => format!("{} {} ({})", text("status"), text("automation"), text("trigger")),
                 "event.received" => format!("event {} {}", text("event"), d["data"]),
                 "task.done" => format!("task #{} {} done", d["task"], text("title")),
+                k if k.starts_with("approval.") => {
+                    let mut said = k.to_string();
+                    for key in ["step", "status", "on_behalf_of", "delegate", "reason", "comment", "why"] {
+                        if let Some(v) = d[key].as_str() {
+                            said.push_str(&format!(" {key}={v}"));
+                        }
+                    }
+                    said
+                }
                 _ => format!("{} {}: {}", e.kind, text("automation"), text("why")),
             };
             lines.push(format!("{}  {:<8} {head}", e.at, e.actor));

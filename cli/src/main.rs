@@ -491,8 +491,29 @@ enum ScriptWhat {
 
 #[derive(Debug, Subcommand)]
 enum AuditWhat {
-    /// Check the hash chain and every record against it; exit 1 naming the first problem.
-    Verify,
+    /// Check the hash chain and every record, member, app, approval, signing link, task and
+    /// channel setting against it; exit 1 naming the first problem.
+    Verify {
+        /// A checkpoint printed earlier by `audit head` (SEQ:HASH): fail unless the chain still
+        /// holds that event with that hash (catches deleted newest events and a re-hashed chain).
+        #[arg(long)]
+        expect: Option<String>,
+    },
+    /// Print the chain's head as a checkpoint (SEQ:HASH) to keep outside the database.
+    Head,
+    /// Write the head's checkpoint as a message to a channel's outbox (then `outbox deliver`);
+    /// run it from cron. Nothing is queued when the head has not moved since the last anchor.
+    Anchor {
+        /// The channel (an installed app's channel id).
+        #[arg(long)]
+        channel: String,
+        /// Whom to send it to (an email address, a phone number; a webhook needs none).
+        #[arg(long)]
+        to: Option<String>,
+        /// Who is anchoring.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -582,7 +603,11 @@ fn main() -> ExitCode {
             records::import(&ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
         }
         Command::Export { form, out } => records::export(&ctx, form, out.as_deref()),
-        Command::Audit { what: AuditWhat::Verify } => records::audit_verify(&ctx),
+        Command::Audit { what: AuditWhat::Verify { expect } } => records::audit_verify(&ctx, expect.as_deref()),
+        Command::Audit { what: AuditWhat::Head } => records::audit_head(&ctx),
+        Command::Audit { what: AuditWhat::Anchor { channel, to, actor } } => {
+            records::audit_anchor(&ctx, channel, to.as_deref(), actor)
+        }
         Command::Board { name } => records::board(&ctx, name),
         Command::Event { name, data, actor, key } => {
             records::data(Some(data)).and_then(|d| flows::event(&ctx, name, d, actor, key.as_deref()))

@@ -427,22 +427,62 @@ pub fn export(ctx: &Context, form: &str, out: Option<&Path>) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
-/// `closeloop audit verify`.
-pub fn audit_verify(ctx: &Context) -> Result<ExitCode, UserError> {
+/// `closeloop audit verify [--expect CHECKPOINT]`.
+pub fn audit_verify(ctx: &Context, expect: Option<&str>) -> Result<ExitCode, UserError> {
+    let expect = match expect {
+        Some(text) => Some(closeloop::store::Checkpoint::parse(text).ok_or_else(|| {
+            UserError(format!("`{text}` is not a checkpoint (SEQ:HASH, as `closeloop audit head` prints it)"))
+        })?),
+        None => None,
+    };
     let rt = ctx.runtime()?;
-    let v = rt.verify_audit().map_err(|e| ctx.engine_error(e))?;
+    let v = match &expect {
+        Some(c) => rt.verify_audit_against(c),
+        None => rt.verify_audit(),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     let integrity = rt.store().integrity_check().map_err(|e| UserError(e.to_string()))?;
     let ok = v.problem.is_none() && integrity == "ok";
     let value = json!({"ok": ok, "events": v.events, "records": v.records, "head": v.head, "problem": v.problem.as_ref().map(ToString::to_string), "integrity": integrity});
     if ctx.json() {
         print(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
     } else if ok {
-        print(&format!("audit ok: {} events, {} records checked; head {}", v.events, v.records, v.head))?;
+        let against = expect.map(|c| format!("; holds checkpoint {}", c.seq)).unwrap_or_default();
+        print(&format!("audit ok: {} events, {} records checked; head {}{against}", v.events, v.records, v.head))?;
     } else {
         let problem = v.problem.map(|p| p.to_string()).unwrap_or_else(|| format!("integrity check: {integrity}"));
         eprintln!("audit FAILED: {problem}\n({} events verified before it)", v.events);
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `closeloop audit head`: the checkpoint alone on a line (or as JSON), for scripts.
+pub fn audit_head(ctx: &Context) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let head = rt.audit_head().map_err(|e| ctx.engine_error(e))?;
+    if ctx.json() {
+        let value = json!({"checkpoint": head.to_string(), "seq": head.seq, "hash": head.hash});
+        print(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
+    } else {
+        print(&head.to_string())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `closeloop audit anchor --channel NAME [--to ADDRESS]`.
+pub fn audit_anchor(ctx: &Context, channel: &str, to: Option<&str>, actor: &str) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    let anchor = rt.anchor_audit(channel, to, actor).map_err(|e| ctx.engine_error(e))?;
+    if ctx.json() {
+        print(&serde_json::to_string_pretty(&anchor).unwrap_or_default())?;
+    } else {
+        let said = match anchor.message {
+            Some(id) => format!("queued as outbox message {id}; `closeloop outbox deliver` sends it"),
+            None => "already queued (no new events since the last anchor)".to_string(),
+        };
+        print(&format!("checkpoint {} to {}: {said}", anchor.checkpoint, anchor.channel))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `closeloop script test ID`.

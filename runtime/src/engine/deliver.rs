@@ -201,7 +201,14 @@ impl Runtime {
                 }
             }
             let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-            let body = serde_json::json!({"channel": channel, "set": keys}).to_string();
+            // Each value as a hash (never the value: it may be a secret), so `audit verify`
+            // catches a setting changed in the database.
+            let hashes: serde_json::Map<String, serde_json::Value> = pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), crate::store::proof::setting_hash(channel, k, v).into()))
+                .collect();
+            let body = serde_json::json!({"channel": channel, "set": keys, "hashes": hashes}).to_string();
             crate::store::audit::append(tx, &crate::store::NewEvent::note(&at, actor, "channel.set", None, &body))?;
             Ok::<_, EngineError>(())
         })?;

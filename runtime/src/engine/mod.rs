@@ -5,6 +5,7 @@
 //! move records in and out as CSV. Every write is one transaction: the record, its version and
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
+mod anchor;
 mod approvals;
 pub mod assign;
 mod automate;
@@ -31,6 +32,7 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use anchor::Anchor;
 pub use approvals::{ApprovalView, Shown, Waiting};
 pub use automate::{Run, RunStatus, StepLog};
 pub use boards::BoardItem;
@@ -416,9 +418,25 @@ impl Runtime {
         self.apps.values().flat_map(|a| a.app.def.forms.iter().map(FormTable::of)).collect()
     }
 
-    /// Checks the audit chain and every record against it.
+    /// Checks the audit chain, and every record, member, app, approval run, signing link, task
+    /// done and channel setting against it.
     pub fn verify_audit(&self) -> Result<crate::store::Verification, EngineError> {
-        Ok(crate::store::audit::verify(self.store.reader(), &self.tables())?)
+        Ok(crate::store::audit::verify(self.store.reader(), &self.tables(), None)?)
+    }
+
+    /// [`Runtime::verify_audit`], and that the chain still holds the checkpoint's event with its
+    /// hash: fails when events after it were deleted below it, or the chain was rewritten.
+    pub fn verify_audit_against(
+        &self,
+        checkpoint: &crate::store::Checkpoint,
+    ) -> Result<crate::store::Verification, EngineError> {
+        Ok(crate::store::audit::verify(self.store.reader(), &self.tables(), Some(checkpoint))?)
+    }
+
+    /// The chain's last event as a checkpoint to keep outside the database (`closeloop audit
+    /// head`); [`Runtime::verify_audit_against`] checks the chain against it later.
+    pub fn audit_head(&self) -> Result<crate::store::Checkpoint, EngineError> {
+        Ok(crate::store::audit::head(self.store.reader())?)
     }
 
     /// The member directory.

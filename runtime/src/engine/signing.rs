@@ -88,6 +88,7 @@ impl Runtime {
         let f = self.form(form)?;
         let run = approvals::pending(self.store.reader(), form, id)?
             .ok_or_else(|| EngineError::Refused(format!("{form} {id} is not waiting for a signature")))?;
+        backed(self.store.reader(), &run)?;
         let chain = f.app.app.def.approvals.iter().find(|c| c.id == run.chain);
         let signature = chain.and_then(|c| c.steps.get(run.step as usize)).and_then(|s| s.signature.clone());
         let Some(signature) = signature else {
@@ -117,9 +118,9 @@ impl Runtime {
                 .map(|m| m.finalize().into_bytes())
                 .ok_or_else(|| EngineError::Input("no key".into()))?;
             signing::add(tx, &link, &at, actor)?;
-            let body =
-                json!({"version": link.version, "version_hash": link.version_hash, "expires_at": link.expires_at})
-                    .to_string();
+            let body = json!({"approval": run.id, "version": link.version, "version_hash": link.version_hash,
+                              "expires_at": link.expires_at})
+            .to_string();
             audit::append(tx, &NewEvent::note(&at, actor, "sign.link", Some((form, id)), &body))?;
             let token = format!("{nonce}.{}", code.iter().map(|b| format!("{b:02x}")).collect::<String>());
             Ok::<_, EngineError>((link, token))
@@ -179,6 +180,7 @@ impl Runtime {
             else {
                 return Err(EngineError::Refused(format!("{} is not waiting for a signature", link.record)));
             };
+            backed(tx, &run)?;
             // The record first, through the gate (which refuses a signed record, so before the
             // run says so): its `signed_at` (when the form has one) and its `signed` state.
             let w = Writer::new(session, tx, &f, ACTOR);
@@ -195,9 +197,13 @@ impl Runtime {
             let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
             approvals::set_step(tx, run.id, run.step, "approved", &[], 0, at, None, Some(&note))?;
             approvals::set_run(tx, run.id, "signed", run.step + 1, Some(at))?;
-            let body =
-                json!({"signer": signer, "version": link.version, "version_hash": link.version_hash}).to_string();
-            audit::append(tx, &NewEvent::note(at, "customer", "sign.signed", Some((&link.form, &link.record)), &body))?;
+            let body = json!({"approval": run.id, "signer": signer, "version": link.version,
+                              "version_hash": link.version_hash})
+            .to_string();
+            let about = Some((link.form.as_str(), link.record.as_str()));
+            audit::append(tx, &NewEvent::note(at, "customer", "sign.signed", about, &body))?;
+            let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "signed"});
+            audit::append(tx, &NewEvent::note(at, "customer", "approval.finished", about, &body.to_string()))?;
             let steps = Steps {
                 name: format!("{}.on_approved", chain.id),
                 list: &chain.on_approved,
@@ -224,6 +230,19 @@ impl Runtime {
             })
         })?;
         Ok(signature)
+    }
+}
+
+/// Refuses to trust a run whose rows its audit events do not back: a decision, a skipped or
+/// approved step written into the database around closeloop never yields a sign link or a
+/// signature.
+fn backed(conn: &crate::store::Reader, run: &approvals::ApprovalRow) -> Result<(), EngineError> {
+    match crate::store::proof::unbacked_run(conn, run)? {
+        None => Ok(()),
+        Some(why) => Err(EngineError::Refused(format!(
+            "{why}; the approvals of {} {} are not backed by the audit trail, so no link is issued or used",
+            run.form, run.record
+        ))),
     }
 }
 

@@ -277,3 +277,45 @@ pub(crate) fn latest(conn: &Reader, form: &str, record: &str) -> Result<Option<A
     .optional()
     .map_err(from_sqlite)
 }
+
+/// Every run, oldest first (for `audit verify`).
+pub(crate) fn all(conn: &Reader) -> Result<Vec<ApprovalRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {RUN} FROM approvals ORDER BY id"))?;
+    let rows = stmt.query_map([], run).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+}
+
+/// A stored decision, as the audit cross-check reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecisionRow {
+    /// The step.
+    pub step: i64,
+    /// Who decided.
+    pub member: String,
+    /// The absent approver they decided for.
+    pub on_behalf_of: Option<String>,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// The version it binds to.
+    pub version: i64,
+}
+
+/// A run's decisions, in the order they were made.
+pub(crate) fn decisions(conn: &Reader, approval: i64) -> Result<Vec<DecisionRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT step, member, on_behalf_of, decision, version FROM approval_decisions WHERE approval = ?1
+         ORDER BY at, step, member",
+    )?;
+    let rows = stmt
+        .query_map([approval], |r| {
+            Ok(DecisionRow {
+                step: r.get(0)?,
+                member: r.get(1)?,
+                on_behalf_of: r.get(2)?,
+                decision: r.get(3)?,
+                version: r.get(4)?,
+            })
+        })
+        .map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+}

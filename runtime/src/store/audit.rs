@@ -3,8 +3,11 @@
 //! Each event's hash covers its own columns and the previous event's hash, so changing,
 //! deleting or inserting a row breaks the chain at that row. Records carry the hash of their
 //! data, which must equal the hash in their latest event, so editing a record row directly is
-//! caught too. (Someone who rewrites the whole chain can forge it; the head hash printed by
-//! `closeloop audit verify` is what to keep elsewhere to catch that.)
+//! caught too. Approval runs, their steps and decisions, signing links, tasks done and channel
+//! settings are checked against their events as well (`proof.rs`). Someone who can write the
+//! file can still delete the newest events or rewrite the whole chain consistently: a
+//! [`Checkpoint`] (`closeloop audit head`) kept outside the database catches both, since
+//! `verify` against it fails unless the chain still holds that event with that hash.
 
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
@@ -99,6 +102,19 @@ pub enum AuditProblem {
     MemberAltered(String),
     /// An installed app's definition differs from what its install recorded.
     AppAltered(String),
+    /// The chain ends before the checkpoint's event: newer events were deleted.
+    Truncated {
+        /// The checkpoint's sequence number.
+        checkpoint: i64,
+        /// The last event the chain still has.
+        head: i64,
+    },
+    /// The chain's event at the checkpoint's sequence number has another hash: the chain was
+    /// rewritten (and re-hashed) up to there.
+    Rewritten(i64),
+    /// A row that confers a right (an approval decision or step, a signing link, a task done,
+    /// a channel setting) that no event backs; the text names it.
+    Unbacked(String),
 }
 
 impl std::fmt::Display for AuditProblem {
@@ -126,6 +142,14 @@ impl std::fmt::Display for AuditProblem {
             AuditProblem::AppAltered(id) => {
                 write!(f, "the installed definition of app {id} was changed outside closeloop")
             }
+            AuditProblem::Truncated { checkpoint, head } => write!(
+                f,
+                "the chain ends at entry {head} but the checkpoint is entry {checkpoint}: newer entries were deleted"
+            ),
+            AuditProblem::Rewritten(seq) => {
+                write!(f, "audit entry {seq} does not have the checkpoint's hash: the chain was rewritten up to there")
+            }
+            AuditProblem::Unbacked(what) => write!(f, "{what}: it was changed outside closeloop"),
         }
     }
 }
@@ -141,8 +165,46 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A point of the chain to keep outside the database: an event's sequence number and hash,
+/// written `SEQ:HASH`. The hash covers every event up to it, so a chain that still holds
+/// event `seq` with this hash has not been truncated below it or rewritten up to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Checkpoint {
+    /// The event's sequence number (0 for an empty chain).
+    pub seq: i64,
+    /// Its hash (lowercase hex SHA-256; [`GENESIS`] for an empty chain).
+    pub hash: String,
+}
+
+impl Checkpoint {
+    /// Reads `SEQ:HASH` (surrounding spaces allowed); `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Checkpoint> {
+        let (seq, hash) = text.trim().split_once(':')?;
+        let seq: i64 = seq.trim().parse().ok().filter(|s| *s >= 0)?;
+        let hash = hash.trim().to_ascii_lowercase();
+        (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(Checkpoint { seq, hash })
+    }
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// The chain's last event as a checkpoint (as stored: `verify` says whether it is sound).
+pub(crate) fn head(conn: &Reader) -> Result<Checkpoint, StoreError> {
+    let (seq, hash) = conn
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(from_sqlite)?
+        .unwrap_or((0, GENESIS.to_string()));
+    Ok(Checkpoint { seq, hash })
+}
+
 #[allow(clippy::too_many_arguments)]
-fn chain_hash(
+pub(super) fn chain_hash(
     seq: i64,
     at: &str,
     actor: &str,
@@ -237,8 +299,14 @@ pub struct Verification {
     pub problem: Option<AuditProblem>,
 }
 
-/// Checks the chain from the first event, then every record against its last event.
-pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification, StoreError> {
+/// Checks the chain from the first event (and, given a checkpoint, that it still holds that
+/// event with that hash), then every record, member, app, approval run, signing link, task
+/// done and channel setting against its events.
+pub(crate) fn verify(
+    conn: &Reader,
+    tables: &[FormTable],
+    expect: Option<&Checkpoint>,
+) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
@@ -287,9 +355,30 @@ pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification
         if problem.is_some() {
             return Ok(Verification { events: checked, records: 0, head: prev, problem });
         }
+        if let Some(c) = expect.filter(|c| c.seq == seq && c.hash != hash) {
+            return Ok(Verification {
+                events: checked,
+                records: 0,
+                head: prev,
+                problem: Some(AuditProblem::Rewritten(c.seq)),
+            });
+        }
         checked += 1;
         expected += 1;
         prev = hash;
+    }
+    if let Some(c) = expect {
+        // An empty chain's checkpoint is the genesis hash at 0.
+        let problem = if c.seq > checked {
+            Some(AuditProblem::Truncated { checkpoint: c.seq, head: checked })
+        } else if c.seq == 0 && c.hash != GENESIS {
+            Some(AuditProblem::Rewritten(0))
+        } else {
+            None
+        };
+        if problem.is_some() {
+            return Ok(Verification { events: checked, records: 0, head: prev, problem });
+        }
     }
     let mut records = 0;
     for t in tables {
@@ -353,7 +442,14 @@ pub(crate) fn verify(conn: &Reader, tables: &[FormTable]) -> Result<Verification
             });
         }
     }
-    if let Some(problem) = verify_members(conn)?.or(verify_apps(conn)?) {
+    let problem = match verify_members(conn)? {
+        Some(p) => Some(p),
+        None => match verify_apps(conn)? {
+            Some(p) => Some(p),
+            None => super::proof::verify(conn)?.map(AuditProblem::Unbacked),
+        },
+    };
+    if let Some(problem) = problem {
         return Ok(Verification { events: checked, records, head: prev, problem: Some(problem) });
     }
     Ok(Verification { events: checked, records, head: prev, problem: None })

@@ -18,6 +18,7 @@ pub(crate) mod channels;
 pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod outbox;
+pub(crate) mod proof;
 pub(crate) mod records;
 pub(crate) mod schema;
 pub(crate) mod signing;
@@ -32,7 +33,7 @@ use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params
 
 pub use approvals::{ApprovalRow, StepRow};
 pub use apps::InstalledApp;
-pub use audit::{sha256_hex, AuditEntry, AuditProblem, NewEvent, Verification, GENESIS};
+pub use audit::{sha256_hex, AuditEntry, AuditProblem, Checkpoint, NewEvent, Verification, GENESIS};
 pub use bench::TableRows;
 pub use boards::FlagRow;
 pub use members::MemberRow;

@@ -221,7 +221,14 @@ const MIGRATIONS: &[&str] = &[
         report TEXT NOT NULL,
         at TEXT NOT NULL
      );",
+    // 10 (audit covers rights): events by kind, for the cross-checks of channel settings, app
+    // installs and the coverage mark. Upgrading a database with approval runs also appends an
+    // `audit.coverage` event (see `migrate`).
+    "CREATE INDEX events_by_kind ON events(kind, seq);",
 ];
+
+/// The schema version from which approval runs have step events (`store/proof.rs`).
+const AUDIT_COVERS_RIGHTS: i64 = 10;
 
 /// Brings the database to the newest schema version; returns the version it was at.
 pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
@@ -233,6 +240,9 @@ pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    if current > 0 && current < AUDIT_COVERS_RIGHTS && known >= AUDIT_COVERS_RIGHTS {
+        super::proof::mark_coverage(tx)?;
     }
     Ok(current)
 }

@@ -104,8 +104,10 @@ impl Runtime {
                 if let Some(initial) = f.form.initial_state() {
                     set_state(&w, id, &initial.id, chain)?;
                 }
-                let body = json!({"approval": run.id, "chain": run.chain}).to_string();
+                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version}).to_string();
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.recalled", Some((form, id)), &body))?;
+                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "recalled"});
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.finished", Some((form, id)), &body.to_string()))?;
                 return Ok(Verdict::Done);
             }
             let steps = approvals::steps(tx, run.id)?;
@@ -205,12 +207,13 @@ impl Runtime {
                 return refuse(format!("step `{}` already has a decision by `{actor}`{seat}", step.step_id));
             }
             if let Some(reason) = override_reason {
-                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version,
-                                  "reason": reason, "set_aside": set_aside})
+                let body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "index": run.step,
+                                  "version": run.version, "reason": reason, "set_aside": set_aside})
                 .to_string();
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.override", Some((form, id)), &body))?;
             }
-            let mut body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "version": run.version, "comment": comment});
+            let mut body = json!({"approval": run.id, "chain": run.chain, "step": step.step_id, "index": run.step,
+                                  "version": run.version, "member": actor, "comment": comment});
             if let Some(a) = &on_behalf_of {
                 body["on_behalf_of"] = json!(a);
             }
@@ -226,6 +229,8 @@ impl Runtime {
             if decision == "reject" {
                 approvals::set_step(tx, run.id, run.step, "rejected", &step.approvers, step.needed, &at, None, comment)?;
                 approvals::set_run(tx, run.id, "rejected", run.step, Some(&at))?;
+                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "rejected"});
+                audit::append(tx, &NewEvent::note(&at, actor, "approval.finished", Some((form, id)), &body.to_string()))?;
                 let state = if f.form.states.iter().any(|s| s.id == "rejected") {
                     "rejected".to_string()
                 } else {

@@ -12,6 +12,7 @@
 //! override, and the listings.
 
 mod decide;
+mod trail;
 mod who;
 
 use serde::Serialize;
@@ -20,7 +21,7 @@ use serde_json::{json, Value};
 use super::automate::{self, ACTOR};
 use super::write::{Edit, Writer};
 use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
-use crate::store::{approvals, audit, outbox, timers, ApprovalRow, NewEvent, RecordRow, StoreError, TimerRow};
+use crate::store::{approvals, outbox, timers, ApprovalRow, RecordRow, StoreError, TimerRow};
 use who::{excluded, members_for, shown, stand_ins, today};
 
 /// A step waiting for someone, as `closeloop approvals` shows it.
@@ -107,6 +108,8 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
         approvals::add_step(w.tx, id, i as i64, &step.id)?;
     }
     let run = ApprovalRow { id, ..run };
+    let body = json!({"submitter": w.actor, "steps": chain.steps.len()});
+    trail::note(w, &run, w.actor, "approval.started", body)?;
     let said = advance(w, chain, &run, 0)?;
     // Every step skipped: the chain ended approved as it started.
     ended(w, chain, &run, "approved", None)?;
@@ -139,6 +142,8 @@ fn advance(
                 Some("waiting for the customer's signature"),
             )?;
             approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            let why = Some("waiting for the customer's signature");
+            trail::opened(w, run, &step.id, index, &[], 0, None, why, true)?;
             set_state(w, &run.record, "approved", chain)?;
             said.push(format!("{label}: waiting for the customer's signature"));
             return Ok(Ok(said.join("; ")));
@@ -152,6 +157,8 @@ fn advance(
             if rules.holds(condition, &row.data, &pointer) {
                 let why = skip_reason(condition, &row);
                 approvals::set_step(w.tx, run.id, index, "skipped", &[], 0, w.at, None, Some(&why))?;
+                let body = json!({"step": step.id, "index": index, "reason": why});
+                trail::note(w, run, ACTOR, "approval.step_skipped", body)?;
                 said.push(format!("{label}: skipped ({why})"));
                 continue;
             }
@@ -177,6 +184,7 @@ fn advance(
                 "nobody may approve this step (the approvers are the submitter, creator, owner or earlier approvers)";
             approvals::set_step(w.tx, run.id, index, "open", &[], 0, w.at, None, Some(why))?;
             approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), false)?;
             said.push(format!("{label}: {why}"));
             return Ok(Ok(said.join("; ")));
         }
@@ -204,6 +212,13 @@ fn advance(
         }
         approvals::set_step(w.tx, run.id, index, "open", &approvers, needed, w.at, due.as_deref(), note.as_deref())?;
         approvals::set_run(w.tx, run.id, "pending", index, None)?;
+        trail::opened(w, run, &step.id, index, &approvers, needed, due.as_deref(), note.as_deref(), false)?;
+        for (absent, delegate) in &stand {
+            let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
+            let body =
+                json!({"step": step.id, "index": index, "on_behalf_of": absent, "delegate": delegate, "until": until});
+            trail::note(w, run, ACTOR, "approval.delegated", body)?;
+        }
         if let Some(due) = &due {
             let timer = TimerRow {
                 id: 0,
@@ -240,6 +255,7 @@ fn advance(
         return Ok(Ok(said.join("; ")));
     }
     approvals::set_run(w.tx, run.id, "approved", chain.steps.len() as i64, Some(w.at))?;
+    trail::note(w, run, ACTOR, "approval.finished", json!({"status": "approved"}))?;
     set_state(w, &run.record, "approved", chain)?;
     said.push("approved".into());
     Ok(Ok(said.join("; ")))
@@ -377,11 +393,13 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
     }
     let steps = approvals::steps(w.tx, run.id)?;
     let mut told = Vec::new();
+    let mut cancelled = Vec::new();
     for s in &steps {
         if s.status == "open" || s.status == "approved" {
             told.extend(s.approvers.iter().cloned());
         }
         if s.status == "open" || s.status == "waiting" {
+            cancelled.push(s.step_id.clone());
             approvals::set_step(
                 w.tx,
                 run.id,
@@ -403,10 +421,8 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
         run.form, run.record, after.version, after.version
     );
     tell(w, &run, -1, &told, &text)?;
-    let body =
-        json!({"approval": run.id, "chain": run.chain, "from_version": run.version, "to_version": after.version})
-            .to_string();
-    audit::append(w.tx, &NewEvent::note(w.at, ACTOR, "approval.reset", Some((&run.form, &run.record)), &body))?;
+    let body = json!({"from_version": run.version, "to_version": after.version, "cancelled": cancelled});
+    trail::note(w, &run, ACTOR, "approval.reset", body)?;
     // The record follows its run back, to be submitted again: to the chain's `on_reset` state,
     // else the form's initial state. A write that moved it itself (an action) decides instead.
     if before.state == after.state {
@@ -451,6 +467,8 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<R
     approvers.extend(added.iter().cloned());
     let note = format!("timed out; escalated to {}", added.join(", "));
     approvals::set_step(w.tx, approval, step, "open", &approvers, s.needed, w.at, None, Some(&note))?;
+    let body = json!({"step": s.step_id, "index": step, "added": added, "approvers": approvers, "needed": s.needed});
+    trail::note(w, &run, ACTOR, "approval.escalated", body)?;
     tell(
         w,
         &run,

@@ -1,0 +1,264 @@
+//! The audit chain covers what confers a right (write-gate findings 5 and 9): every approval
+//! step is an event; approval, signing-link and channel-setting rows faked in the SQLite file
+//! are caught by `audit verify` and never yield a sign link; a checkpoint kept outside the
+//! database catches deleted newest events and a re-hashed chain.
+
+use std::sync::Arc;
+
+use closeloop::clock::ManualClock;
+use closeloop::store::{sha256_hex, Store};
+use closeloop::{EngineError, Runtime};
+use serde_json::json;
+
+use crate::approvals::{quote, World};
+use crate::support::Cli;
+
+/// The quote world on a database file (so the test can tamper with it), and the CLI on it.
+fn quotes_on_file(name: &str) -> (World, Cli) {
+    let cli = Cli::new(name, "2026-11-23T10:00:00+08:00");
+    let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open(&cli.db()).unwrap(), clock.clone()).unwrap();
+    crate::support::quote_catalog(&mut rt, false);
+    (World { rt, clock }, cli)
+}
+
+/// Reopens the runtime on the file, after a tamper.
+fn reopen(w: &mut World, cli: &Cli) {
+    w.rt = Runtime::open(Store::open(&cli.db()).unwrap(), w.clock.clone()).unwrap();
+}
+
+/// Closes the runtime's file (its place taken by an empty memory database).
+fn close(w: &mut World) {
+    w.rt = Runtime::open(Store::open_in_memory().unwrap(), w.clock.clone()).unwrap();
+}
+
+/// A consistent copy of the database, whatever its WAL holds.
+fn snapshot(cli: &Cli, name: &str) {
+    let _ = std::fs::remove_file(cli.path(name));
+    let conn = rusqlite::Connection::open(cli.db()).unwrap();
+    conn.execute("VACUUM INTO ?1", [cli.path(name).display().to_string()]).unwrap();
+}
+
+/// Puts a snapshot back (the runtime closed first) and reopens the runtime on it.
+fn restore(w: &mut World, cli: &Cli, name: &str) {
+    close(w);
+    for ext in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", cli.db().display()));
+    }
+    std::fs::copy(cli.path(name), cli.db()).unwrap();
+    reopen(w, cli);
+}
+
+fn tamper(cli: &Cli, sql: &str) {
+    rusqlite::Connection::open(cli.db()).unwrap().execute_batch(sql).unwrap();
+}
+
+fn run_of(cli: &Cli, id: &str) -> i64 {
+    cli.query("SELECT id FROM approvals WHERE record = ?1 ORDER BY id DESC LIMIT 1", &[id])
+}
+
+fn verify_fails(cli: &Cli, args: &[&str]) -> String {
+    let mut full = vec!["audit", "verify"];
+    full.extend_from_slice(args);
+    let (code, said) = cli.fails(&full);
+    assert_eq!(code, Some(1), "{said}");
+    said
+}
+
+#[test]
+fn a_skipped_legal_step_is_an_event() {
+    let (mut w, cli) = quotes_on_file("skip-event");
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", Some("价格合理")).unwrap();
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    let trail = w.rt.activity("quote", &id).unwrap();
+    let kinds: Vec<&str> = trail.iter().map(|a| a.kind.as_str()).collect();
+    let skipped = trail.iter().find(|a| a.kind == "approval.step_skipped").expect("the skip is an event");
+    assert_eq!(skipped.detail["step"], "legal");
+    assert!(skipped.detail["reason"].as_str().unwrap().contains("`risk` is \"low\""), "{}", skipped.detail);
+    assert_eq!(skipped.detail["version"], w.rt.approval("quote", &id).unwrap().unwrap().version);
+    assert!(kinds.contains(&"approval.started"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "approval.step_opened").count(), 3, "supervisor, finance, signature");
+    let approved = trail.iter().find(|a| a.kind == "approval.approved").unwrap();
+    assert_eq!(
+        (approved.detail["member"].as_str(), approved.detail["comment"].as_str()),
+        (Some("q_sup_e"), Some("价格合理"))
+    );
+    // The command line shows it too.
+    let shown = cli.ok(&["activity", "quote", &id]);
+    assert!(shown.contains("approval.step_skipped step=legal"), "{shown}");
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
+
+#[test]
+fn a_faked_approval_row_does_not_yield_a_sign_link() {
+    let (mut w, cli) = quotes_on_file("fake-approval");
+    // Prepayment: legal must review. The supervisor approves for real; finance and legal are
+    // then faked in the file, and the run moved to the customer's signature.
+    let id = quote(&mut w, json!({"payment_terms": "prepay", "prepay_percent": 60}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    let run = run_of(&cli, &id);
+    let version = cli.query("SELECT version FROM approvals WHERE id = ?1", &[&run.to_string()]);
+    snapshot(&cli, "clean.db");
+    let fake_steps = format!(
+        "UPDATE approval_steps SET status = 'approved' WHERE approval = {run} AND step IN (1, 2);
+         UPDATE approval_steps SET status = 'open' WHERE approval = {run} AND step = 3;
+         UPDATE approvals SET step = 3 WHERE id = {run};"
+    );
+    let fake_decisions = format!(
+        "INSERT INTO approval_decisions (approval, step, member, decision, at, version)
+         VALUES ({run}, 1, 'q_fin', 'approve', '2026-11-23T03:00:00Z', {version}),
+                ({run}, 2, 'q_legal', 'approve', '2026-11-23T03:00:00Z', {version});"
+    );
+    tamper(&cli, &format!("{fake_steps}{fake_decisions}"));
+    reopen(&mut w, &cli);
+    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap_err();
+    assert!(matches!(refused, EngineError::Refused(_)), "{refused}");
+    assert!(refused.to_string().contains("decision of `q_fin` on step `finance`"), "{refused}");
+    assert_eq!(cli.query("SELECT COUNT(*) FROM sign_links", &[]), 0, "no link was issued");
+    assert!(verify_fails(&cli, &[]).contains("`q_fin` on step `finance`"));
+    // The steps alone, without decisions: still no link, and verify names the step.
+    restore(&mut w, &cli, "clean.db");
+    tamper(&cli, &fake_steps);
+    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap_err().to_string();
+    assert!(refused.contains("step `finance`"), "{refused}");
+    assert!(verify_fails(&cli, &[]).contains("step `finance`"));
+    // Someone added as an approver of the open step: caught too.
+    restore(&mut w, &cli, "clean.db");
+    tamper(
+        &cli,
+        &format!("UPDATE approval_steps SET approvers = '[\"q_fin\",\"q_li\"]' WHERE approval = {run} AND step = 1"),
+    );
+    assert!(verify_fails(&cli, &[]).contains("step `finance`"));
+    // The clean file verifies, and the real chain still yields a link.
+    restore(&mut w, &cli, "clean.db");
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    w.rt.approve("quote", &id, "q_legal", None).unwrap();
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap();
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+    // A link row inserted or marked used around closeloop.
+    snapshot(&cli, "linked.db");
+    tamper(&cli, "UPDATE sign_links SET used_at = '2026-11-23T04:00:00Z', signer = '王总'");
+    assert!(verify_fails(&cli, &[]).contains("marked used"));
+    restore(&mut w, &cli, "linked.db");
+    tamper(&cli, "UPDATE sign_links SET expires_at = '2099-01-01T00:00:00Z'");
+    assert!(verify_fails(&cli, &[]).contains("no `sign.link` event"));
+    restore(&mut w, &cli, "linked.db");
+    w.rt.sign(&link.token, "王总").unwrap();
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+}
+
+/// Two refused approvals: events that confer nothing, so removing them breaks no row's
+/// backing, only the chain's length.
+fn refusals(w: &mut World, id: &str) {
+    for _ in 0..2 {
+        assert!(w.rt.approve("quote", id, "q_li", None).is_err());
+    }
+}
+
+#[test]
+fn deleting_the_newest_events_fails_verify_against_a_checkpoint() {
+    let (mut w, cli) = quotes_on_file("truncate");
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    refusals(&mut w, &id);
+    let checkpoint = cli.ok(&["audit", "head"]).trim().to_string();
+    assert_eq!(checkpoint, w.rt.audit_head().unwrap().to_string());
+    let seq: i64 = checkpoint.split(':').next().unwrap().parse().unwrap();
+    assert!(cli.ok(&["audit", "verify", "--expect", &checkpoint]).starts_with("audit ok"));
+    drop(w.rt);
+    tamper(&cli, &format!("DELETE FROM events WHERE seq > {}", seq - 2));
+    // Without the checkpoint the shorter chain looks whole: that is what the anchor is for.
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+    let said = verify_fails(&cli, &["--expect", &checkpoint]);
+    assert!(said.contains(&format!("the chain ends at entry {} but the checkpoint is entry {seq}", seq - 2)), "{said}");
+    let (code, said) = cli.fails(&["audit", "verify", "--expect", "12:nothex"]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("is not a checkpoint"), "{said}");
+}
+
+#[test]
+fn rehashing_the_whole_chain_fails_verify_against_a_checkpoint() {
+    let (mut w, cli) = quotes_on_file("rehash");
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    refusals(&mut w, &id);
+    let checkpoint = w.rt.audit_head().unwrap();
+    drop(w.rt);
+    // The attacker edits a refusal's reason and re-hashes every event after it.
+    let conn = rusqlite::Connection::open(cli.db()).unwrap();
+    conn.execute(
+        "UPDATE events SET body = json_set(body, '$.why', 'nothing happened') WHERE seq = ?1",
+        [checkpoint.seq - 1],
+    )
+    .unwrap();
+    rehash(&conn, checkpoint.seq - 1);
+    drop(conn);
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"), "a consistent rewrite passes on its own");
+    let said = verify_fails(&cli, &["--expect", &checkpoint.to_string()]);
+    assert!(said.contains(&format!("audit entry {} does not have the checkpoint's hash", checkpoint.seq)), "{said}");
+}
+
+/// Recomputes the chain from `from` on, as someone who knows the format would.
+fn rehash(conn: &rusqlite::Connection, from: i64) {
+    let mut prev: String = conn.query_row("SELECT hash FROM events WHERE seq = ?1", [from - 1], |r| r.get(0)).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, at, actor, kind, COALESCE(form, ''), COALESCE(record, ''), COALESCE(CAST(version AS TEXT), ''),
+                    body, COALESCE(data_hash, '') FROM events WHERE seq >= ?1 ORDER BY seq",
+        )
+        .unwrap();
+    let rows: Vec<[String; 9]> = stmt
+        .query_map([from], |r| {
+            Ok([
+                r.get::<_, i64>(0)?.to_string(),
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ])
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for row in rows {
+        let hash = sha256_hex(format!("{}\x1f{prev}", row.join("\x1f")).as_bytes());
+        conn.execute(
+            "UPDATE events SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+            rusqlite::params![row[0], prev, hash],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+#[test]
+fn a_channel_setting_changed_in_the_database_fails_verify() {
+    let (w, cli) = quotes_on_file("channel-setting");
+    drop(w.rt);
+    cli.ok(&["channels", "set", "wecom", "url=https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"]);
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+    tamper(&cli, "UPDATE channel_settings SET value = 'https://attacker.example.com/hook' WHERE key = 'url'");
+    assert!(verify_fails(&cli, &[]).contains("channel setting wecom.url"));
+}
+
+#[test]
+fn a_checkpoint_is_anchored_through_a_channel_once_per_head() {
+    let (mut w, cli) = quotes_on_file("anchor");
+    let id = quote(&mut w, json!({"payment_terms": "cod"}));
+    let head = w.rt.audit_head().unwrap();
+    drop(w.rt);
+    let said = cli.ok(&["audit", "anchor", "--channel", "wecom"]);
+    assert!(said.contains(&format!("checkpoint {head} to wecom: queued")), "{said}");
+    let again = cli.ok(&["audit", "anchor", "--channel", "wecom"]);
+    assert!(again.contains("already queued"), "{again}");
+    let body: String = rusqlite::Connection::open(cli.db())
+        .unwrap()
+        .query_row("SELECT body FROM outbox WHERE message = 'audit.checkpoint'", [], |r| r.get(0))
+        .unwrap();
+    assert!(body.contains(&format!("closeloop audit verify --expect {head}")), "{body}");
+    assert!(cli.fails(&["audit", "anchor", "--channel", "nowhere"]).1.contains("no installed app has a channel"));
+    let _ = id;
+}
