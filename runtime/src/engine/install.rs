@@ -3,8 +3,8 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{EngineError, Runtime};
 use crate::diagnostic::{Code, Diagnostic, Location};
+use crate::engine::{EngineError, Runtime};
 use crate::loader::AppFiles;
 use crate::model::AppDef;
 use crate::store::{apps, audit, records, schema, FormTable, NewEvent, Reader, StoreError};
@@ -86,8 +86,8 @@ impl Runtime {
                 schema::sync_form_table(tx, table)?;
             }
             let revision = apps::save(tx, &id, &source, &at, actor, !orphaned.is_empty())?;
-            super::tick::arm_app(tx, &app.def, now, &at)?;
-            super::automate::arm_existing(tx, &app.def, &at)?;
+            crate::engine::automations::tick::arm_app(tx, &app.def, now, &at)?;
+            crate::engine::automations::arm_existing(tx, &app.def, &at)?;
             let body = json!({"app": id, "revision": revision, "forced": !orphaned.is_empty(), "orphaned": orphaned,
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();

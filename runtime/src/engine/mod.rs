@@ -5,25 +5,34 @@
 //! move records in and out as CSV. Every write is one transaction: the record, its version and
 //! its audit event are stored together or not at all, and invalid input writes nothing.
 
-mod anchor;
+// The engine by domain. The one loop among them is documented in ARCHITECTURE.md: an
+// automation step calls a domain (approvals, sop, scoring, delivery), which writes records
+// through `write`, which runs the automations that write set off.
 mod approvals;
-pub mod assign;
-mod automate;
-mod boards;
-mod csvio;
-mod daemon;
-mod deliver;
-mod events;
+mod automations;
+mod delivery;
 mod host;
 mod install;
-mod members;
+mod people;
 mod records;
-mod score;
-mod signing;
-mod tasks;
-mod tick;
-mod trial;
+mod scoring;
+mod sop;
 mod write;
+
+pub use approvals::{ApprovalView, Shown, SignLink, Signature, Waiting};
+pub use automations::{Activity, EventReport, Fired, Run, RunStatus, StepLog, TickReport, LATE_AFTER};
+pub use delivery::{
+    backoff, Anchor, ChannelView, Delivery, DeliveryReport, Progress, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET,
+    MAX_ATTEMPTS,
+};
+pub use install::InstallReport;
+pub use people::{assign, Absence};
+pub use records::{
+    decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
+};
+pub use scoring::{Graded, Scored, Trial};
+pub use sop::{Completed, Evidence, Task};
+pub use write::Change;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,26 +40,6 @@ use std::sync::Arc;
 use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
-
-pub use anchor::Anchor;
-pub use approvals::{ApprovalView, Shown, Waiting};
-pub use automate::{Run, RunStatus, StepLog};
-pub use boards::BoardItem;
-pub use csvio::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
-pub use daemon::Progress;
-pub use deliver::{
-    backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
-};
-pub use events::EventReport;
-pub use install::InstallReport;
-pub use members::Absence;
-pub use records::Version;
-pub use score::Scored;
-pub use signing::{SignLink, Signature};
-pub use tasks::{Completed, Evidence, Task};
-pub use tick::{Activity, Fired, TickReport, LATE_AFTER};
-pub use trial::{Graded, Trial};
-pub use write::Change;
 
 use crate::clock::Clock;
 use crate::diagnostic::Diagnostic;
@@ -318,8 +307,8 @@ impl Runtime {
             let Runtime { store, apps, .. } = &mut rt;
             store.write(|tx| {
                 for installed in apps.values() {
-                    tick::arm_app(tx, &installed.app.def, now, &at)?;
-                    automate::arm_existing(tx, &installed.app.def, &at)?;
+                    automations::arm_app(tx, &installed.app.def, now, &at)?;
+                    automations::arm_existing(tx, &installed.app.def, &at)?;
                 }
                 Ok::<_, StoreError>(())
             })?;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::who::{excluded, members_for, shown, stand_ins, today};
+use super::duties::{excluded, members_for, shown, stand_ins, today};
 use super::{advance, chain_of, decision as decided, ended, set_state, ApprovalView, Waiting};
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};

@@ -11,18 +11,21 @@
 //! approvers) and what they see; `decide.rs` is the library's approve, reject, recall and
 //! override, and the listings.
 
-mod decide;
-mod trail;
-mod who;
+pub(crate) mod decide;
+pub(crate) mod duties;
+pub(crate) mod signing;
+pub(crate) mod trail;
+
+pub use signing::{SignLink, Signature};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::automate::{self, ACTOR};
-use super::write::{Edit, Writer};
+use crate::engine::automations::{self, ACTOR};
+use crate::engine::write::{Edit, Writer};
 use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
 use crate::store::{approvals, outbox, timers, ApprovalRow, RecordRow, StoreError, TimerRow};
-use who::{excluded, members_for, shown, stand_ins, today};
+use duties::{excluded, members_for, shown, stand_ins, today};
 
 /// A step waiting for someone, as `closeloop approvals` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,7 +91,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
     let Some((_, chain)) = chain_of(def, chain_id) else {
         return Ok(Err(format!("there is no approval chain `{chain_id}`")));
     };
-    let Some(row) = automate::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let Some(row) = automations::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
     let run = ApprovalRow {
         id: 0,
         app: def.app.id.clone(),
@@ -124,7 +127,7 @@ fn advance(
     from: usize,
 ) -> Result<Result<String, String>, StoreError> {
     let lang = w.f.lang();
-    let Some(row) = automate::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let Some(row) = automations::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
     let mut said = Vec::new();
     for (i, step) in chain.steps.iter().enumerate().skip(from) {
         let index = i as i64;
@@ -193,7 +196,7 @@ fn advance(
             Some(ApprovalMode::NOfM) => i64::from(step.n.unwrap_or(1)).clamp(1, approvers.len() as i64),
             _ => 1,
         };
-        let due = step.timeout.as_deref().and_then(|t| automate::moment(&w.f.app.calendar, w.at, Some(t), None));
+        let due = step.timeout.as_deref().and_then(|t| automations::moment(&w.f.app.calendar, w.at, Some(t), None));
         // The directory is copied only for a step that may have stand-ins.
         let team = if step.allow_delegation == Some(true) {
             w.session.assign.borrow_mut().team(w.tx)?.to_vec()
@@ -303,19 +306,19 @@ pub(crate) fn ended(
     if outcome == "approved" && approvals::get(w.tx, run.id)?.is_none_or(|r| r.status != "approved") {
         return Ok(());
     }
-    let steps = automate::Steps {
+    let steps = automations::Steps {
         name: format!("{}.{hook}", chain.id),
         list,
         pointer: format!("/approvals/{ci}/{hook}"),
         automation: None,
     };
-    let cause = automate::Cause {
+    let cause = automations::Cause {
         key: format!("approval/{}/{outcome}", run.id),
         trigger: format!("approval {outcome}"),
         decision,
-        ..automate::Cause::default()
+        ..automations::Cause::default()
     };
-    automate::run_steps(w, &steps, Some(&run.record), &cause, 0)?;
+    automations::run_steps(w, &steps, Some(&run.record), &cause, 0)?;
     Ok(())
 }
 
@@ -337,7 +340,7 @@ fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], te
     let team = w.session.assign.borrow_mut().team(w.tx)?.to_vec();
     for m in members {
         let member = team.iter().find(|t| &t.id == m);
-        let address = member.and_then(|t| automate::address_for(t, channel.kind));
+        let address = member.and_then(|t| crate::engine::delivery::notify::address_for(t, channel.kind));
         let row = crate::store::OutboxRow {
             id: 0,
             channel: channel.id.clone(),
@@ -363,7 +366,7 @@ fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChai
     if !w.f.form.states.iter().any(|s| s.id == state) {
         return Ok(());
     }
-    let Some(current) = automate::current(w, record)? else { return Ok(()) };
+    let Some(current) = automations::current(w, record)? else { return Ok(()) };
     if current.state.as_deref() == Some(state) {
         return Ok(());
     }
@@ -445,7 +448,7 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<R
     }
     let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else { return Ok(Err("the chain is gone".into())) };
     let Some(def) = chain.steps.get(step as usize) else { return Ok(Err("the step is gone".into())) };
-    let Some(row) = automate::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let Some(row) = automations::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
     let mut added = match &def.escalate_to {
         Some(r) => members_for(w, r, &row)?,
         None => {

@@ -47,5 +47,5 @@ pub(super) fn opened(
     if signature {
         extra["signature"] = json!(true);
     }
-    note(w, run, crate::engine::automate::ACTOR, "approval.step_opened", extra)
+    note(w, run, crate::engine::automations::ACTOR, "approval.step_opened", extra)
 }

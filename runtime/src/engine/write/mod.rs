@@ -21,8 +21,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use self::rules::{id_period, render_id, Purpose, Rules};
-use super::automate::{self, Run};
-use super::{assign, EngineError, FormRef, Installed, Runtime, SYSTEM_ACTORS};
+use crate::engine::automations::{self, Run};
+use crate::engine::{assign, EngineError, FormRef, Installed, Runtime, SYSTEM_ACTORS};
 use crate::model::Action;
 use crate::store::{audit, records, sha256_hex, FormTable, NewEvent, RecordRow, StoreError, Tx};
 
@@ -36,9 +36,9 @@ pub(crate) struct Session<'a> {
     pub apps: &'a BTreeMap<String, Installed>,
     pub assign: RefCell<assign::Cache>,
     pub runs: RefCell<Vec<Run>>,
-    /// How deep automations have cascaded (see `automate::MAX_DEPTH`).
+    /// How deep automations have cascaded (see `automations::MAX_DEPTH`).
     pub depth: Cell<u8>,
-    /// Runs set off by other runs so far (see `automate::MAX_CASCADE`).
+    /// Runs set off by other runs so far (see `automations::MAX_CASCADE`).
     pub cascaded: Cell<u32>,
     /// The record written last in this transaction: automations read it again and again.
     last: RefCell<Option<(String, RecordRow)>>,
@@ -64,7 +64,8 @@ impl<'a> Session<'a> {
 
     /// A form by id, across installed apps.
     pub(crate) fn form(&self, id: &str) -> Result<FormRef<'a>, EngineError> {
-        super::records::find_form(self.apps, id).ok_or_else(|| super::records::unknown_form(self.apps, id))
+        crate::engine::records::find_form(self.apps, id)
+            .ok_or_else(|| crate::engine::records::unknown_form(self.apps, id))
     }
 
     /// The newest version of a record written in this transaction, when it was the last one
@@ -382,7 +383,7 @@ impl<'a, 'c> Writer<'a, 'c> {
     /// After a row is stored: remember it, then run what the write triggers.
     fn stored(&self, before: Option<&RecordRow>, after: &RecordRow, action: Option<&str>) -> Result<(), StoreError> {
         *self.session.last.borrow_mut() = Some((self.f.form.id.clone(), after.clone()));
-        automate::after_write(self, before, after, action)
+        automations::after_write(self, before, after, action)
     }
 
     /// A record as it stands after the automations its write set off: the session's copy when

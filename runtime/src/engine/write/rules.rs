@@ -343,7 +343,7 @@ impl<'a> Rules<'a> {
             return;
         }
         // Expressions that call `today()` or `add_business_days` see the app's zone and calendar.
-        let context = crate::engine::score::run_context(&self.f, None);
+        let context = crate::engine::scoring::score::run_context(&self.f, None);
         for (j, table) in self.f.form.fields.iter().enumerate().filter(|(_, f)| f.kind == FieldType::Table) {
             let columns = table.columns.as_deref().unwrap_or_default();
             let computed: Vec<(usize, &Field)> =
@@ -540,7 +540,7 @@ impl<'a> Rules<'a> {
             ConditionKind::Expr(_) => {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
                 let mut scope = scope_of(data);
-                let context = crate::engine::score::run_context(&self.f, None);
+                let context = crate::engine::scoring::score::run_context(&self.f, None);
                 crate::script::run_in(self.scripts, ast, &mut scope, self.f.app.deadline, context)
                     .ok()
                     .and_then(|o| o.value.as_bool().ok())

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{EngineError, Runtime};
+use crate::engine::{EngineError, Runtime};
 use crate::model::ChannelKind;
 use crate::store::{channels, outbox, AttemptRow, OutboxRow};
 use crate::transport::{self, Failure, Outgoing, Settings};

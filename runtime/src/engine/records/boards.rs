@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{EngineError, Runtime};
+use crate::engine::{EngineError, Runtime};
 use crate::store::{boards, tasks};
 
 /// A record on a board.

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{DeliveryReport, EngineError, Runtime, TickReport};
+use crate::engine::{DeliveryReport, EngineError, Runtime, TickReport};
 
 /// The longest the scheduler sleeps without looking again.
 const MAX_SLEEP: Duration = Duration::from_secs(60);

@@ -6,10 +6,10 @@ use rhai::{Array, Dynamic};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::automate::{Cause, Steps};
-use super::records::{actor_roles, find_form, not_found, unknown_form};
-use super::write::{Edit, Writer};
-use super::{EngineError, FormRef, Record, Runtime};
+use crate::engine::automations::{Cause, Steps};
+use crate::engine::records::{actor_roles, find_form, not_found, unknown_form};
+use crate::engine::write::{Edit, Writer};
+use crate::engine::{EngineError, FormRef, Record, Runtime};
 use crate::model::{FieldType, Score};
 use crate::script::RunContext;
 use crate::store::records;
@@ -83,7 +83,7 @@ pub(crate) fn evaluate(
         .app
         .script(&key)
         .ok_or_else(|| EngineError::Input(format!("score {} has no compiled script", score.id)))?;
-    let mut scope = super::write::rules::scope_of(&Map::new());
+    let mut scope = crate::engine::write::rules::scope_of(&Map::new());
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
     let tasks: Array = tasks.iter().map(|t| rhai::serde::to_dynamic(t).unwrap_or(Dynamic::UNIT)).collect();
     scope.push("tasks", tasks);
@@ -159,7 +159,7 @@ impl Runtime {
             let row = w.current(id)?.ok_or_else(|| not_found(form, id))?;
             Ok((row, scored))
         })?;
-        Ok((super::records::record_of(form, row), scored))
+        Ok((crate::engine::records::record_of(form, row), scored))
     }
 }
 
@@ -171,16 +171,16 @@ pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Resu
     let Some((si, score)) = def.scores.iter().enumerate().find(|(_, s)| s.id == score_id) else {
         return Err(EngineError::Input(format!("there is no score `{score_id}`")));
     };
-    let before = super::automate::current(w, id)?.ok_or_else(|| not_found(&w.f.form.id, id))?;
+    let before = crate::engine::automations::current(w, id)?.ok_or_else(|| not_found(&w.f.form.id, id))?;
     let tasks = crate::store::tasks::of_record(w.tx, &w.f.form.id, id)?;
-    let tasks = super::tasks::for_scripts(&tasks, w.at);
+    let tasks = crate::engine::sop::for_scripts(&tasks, w.at);
     let scored = evaluate(w.session.scripts, w.f, score, &before.data, Some(id), &tasks)?;
     let integer = w.f.form.field(&score.field).is_some_and(|fd| fd.kind == FieldType::Integer);
     let value = if integer { json!(scored.value) } else { json!(scored.value as f64) };
     let mut patch = Map::new();
     patch.insert(score.field.clone(), value);
     let detail = serde_json::to_value(&scored).unwrap_or(Value::Null);
-    w.as_actor(super::automate::ACTOR).change(before, Edit::by_closeloop(&patch, ("score", detail)))?;
+    w.as_actor(crate::engine::automations::ACTOR).change(before, Edit::by_closeloop(&patch, ("score", detail)))?;
     for (ti, t) in score.thresholds.iter().enumerate() {
         if !scored.crossed_below.contains(&t.below) {
             continue;
@@ -196,7 +196,7 @@ pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Resu
             trigger: format!("{} fell to {} (below {})", score.id, scored.value, t.below),
             ..Cause::default()
         };
-        super::automate::run_steps(w, &steps, Some(id), &cause, 0)?;
+        crate::engine::automations::run_steps(w, &steps, Some(id), &cause, 0)?;
     }
     Ok(scored)
 }
@@ -211,7 +211,7 @@ pub(crate) fn score_step(
     let Some(score) = def.scores.iter().find(|s| s.id == score_id) else {
         return Ok(Err(format!("there is no score `{score_id}`")));
     };
-    let Some(f) = super::automate::form_of(w.f.app, &score.form) else {
+    let Some(f) = crate::engine::automations::form_of(w.f.app, &score.form) else {
         return Ok(Err(format!("there is no form `{}`", score.form)));
     };
     let table = f.table();
@@ -244,7 +244,7 @@ impl Runtime {
         id: &str,
         grade_id: &str,
         actor: &str,
-    ) -> Result<(Record, super::Graded), EngineError> {
+    ) -> Result<(Record, crate::engine::Graded), EngineError> {
         let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
         let Some(index) = f.app.app.def.grades.iter().position(|g| g.id == grade_id && g.form == form) else {
             return Err(EngineError::Input(format!("form {form} has no grade `{grade_id}`")));
@@ -253,8 +253,9 @@ impl Runtime {
         let roles = actor_roles(self.store.reader(), actor)?;
         let table = f.table();
         let before = records::get(self.store.reader(), table, id)?.ok_or_else(|| not_found(form, id))?;
-        let rules = super::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles);
-        let graded = super::trial::grade_with(&rules, grade, &before.data, index, Some(id))?;
+        let rules =
+            crate::engine::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles);
+        let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &before.data, index, Some(id))?;
         let mut patch = Map::new();
         patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
         if let Some(summary) = &grade.summary_field {
@@ -285,6 +286,6 @@ impl Runtime {
             }
             w.change(current, Edit::by_closeloop(patch, (detail.0, detail.1.clone())))
         })?;
-        Ok(super::records::record_of(form, row))
+        Ok(crate::engine::records::record_of(form, row))
     }
 }

@@ -13,9 +13,9 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::write::rules::Purpose;
-use super::write::{Edit, Writer};
-use super::{EngineError, Runtime};
+use crate::engine::write::rules::Purpose;
+use crate::engine::write::{Edit, Writer};
+use crate::engine::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
 use crate::store::{members, records, MemberRow};
 use crate::values::{format_cell, parse_cell};
@@ -467,7 +467,7 @@ impl Runtime {
             }
             for (column, slot) in [("away_from", &mut member.away_from), ("away_until", &mut member.away_until)] {
                 if let Some(d) = cell(column) {
-                    match super::members::day(d) {
+                    match crate::engine::people::members::day(d) {
                         Ok(day) => *slot = Some(day),
                         Err(why) => bad(column, why),
                     }
@@ -537,7 +537,7 @@ impl Runtime {
                         m
                     }
                 };
-                match super::members::store(tx, before.as_ref(), &member, &at, actor)? {
+                match crate::engine::people::members::store(tx, before.as_ref(), &member, &at, actor)? {
                     None => report.unchanged += 1,
                     Some(_) if before.is_some() => report.updated += 1,
                     Some(_) => report.created += 1,
@@ -553,7 +553,7 @@ impl Runtime {
                 .iter()
                 .filter_map(|(line, p)| {
                     let m = team.iter().find(|t| t.id == p.id)?;
-                    let why = super::members::check_absence(m, &team).err()?;
+                    let why = crate::engine::people::members::check_absence(m, &team).err()?;
                     let column = if why.contains("before it starts") { "away_until" } else { "delegate_to" };
                     Some(RowProblem {
                         row: *line,

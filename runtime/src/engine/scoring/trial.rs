@@ -7,10 +7,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::assign::decide;
-use super::records::{actor_roles, find_form};
-use super::write::rules::Rules;
-use super::{EngineError, Runtime};
+use crate::engine::people::assign::decide;
+use crate::engine::records::{actor_roles, find_form};
+use crate::engine::write::rules::Rules;
+use crate::engine::{EngineError, Runtime};
 use crate::model::{Level, Since};
 use crate::store::{members, records};
 
@@ -111,11 +111,11 @@ impl Runtime {
             calls.push(format!("members() → {} members", team.len()));
             let field = rule.field.as_deref().or(f.form.owner_field()).unwrap_or("owner");
             let now = self.clock.now().to_zoned(f.time_zone());
-            let loads = super::assign::read_loads(conn, &f, rule, field, &now)?;
+            let loads = crate::engine::people::assign::read_loads(conn, &f, rule, field, &now)?;
             let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
             calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, loads.open.len()));
             for (pref, counts) in rule.prefer.iter().zip(&loads.preferences) {
-                let since = super::assign::window_start(pref.since.unwrap_or(Since::Ever), &now);
+                let since = crate::engine::people::assign::window_start(pref.since.unwrap_or(Since::Ever), &now);
                 calls.push(format!(
                     "open_count({form_id}, states {:?}, since {}) → {} owners",
                     pref.states,
@@ -125,7 +125,8 @@ impl Runtime {
             }
             let mut decision = decide(rule, &data, &team, &loads);
             if rule.pick == crate::model::Pick::Script {
-                decision = super::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));
+                decision =
+                    crate::engine::people::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));
                 calls.push(format!("the rule's script → {}", decision.member.as_deref().unwrap_or("nobody")));
             }
             return Ok(Trial {
@@ -144,8 +145,8 @@ impl Runtime {
                 Some(id) => crate::store::tasks::of_record(conn, &f.form.id, id)?,
                 None => Vec::new(),
             };
-            let tasks = super::tasks::for_scripts(&tasks, &self.now());
-            let scored = super::score::evaluate(&self.scripts, &f, score, &data, record, &tasks)?;
+            let tasks = crate::engine::sop::for_scripts(&tasks, &self.now());
+            let scored = crate::engine::scoring::score::evaluate(&self.scripts, &f, score, &data, record, &tasks)?;
             let reasons =
                 if scored.reasons.is_empty() { String::new() } else { format!(" ({})", scored.reasons.join("; ")) };
             return Ok(Trial {
@@ -252,7 +253,7 @@ fn grade_script(
         .ok_or_else(|| EngineError::Input(format!("grade {} has no compiled script", grade.id)))?;
     let mut scope = rhai::Scope::new();
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
-    let context = super::score::run_context(f, record);
+    let context = crate::engine::scoring::score::run_context(f, record);
     let outcome =
         crate::script::run_in(rules.scripts, ast, &mut scope, f.app.deadline, context).map_err(|(fault, _)| {
             let place = match (&fault, source) {

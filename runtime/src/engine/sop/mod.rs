@@ -5,10 +5,10 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::automate::{self, Cause, Steps};
-use super::write::Writer;
-use super::{EngineError, Runtime};
 use crate::calendar::Anchor;
+use crate::engine::automations::{self, Cause, Steps};
+use crate::engine::write::Writer;
+use crate::engine::{EngineError, Runtime};
 use crate::model::Evidence as Needed;
 use crate::store::{audit, records, tasks, NewEvent, TaskRow};
 
@@ -70,7 +70,7 @@ pub struct Completed {
     /// The task, now done.
     pub task: Task,
     /// The runs its `on_complete` steps (and what they set off) made.
-    pub runs: Vec<automate::Run>,
+    pub runs: Vec<automations::Run>,
 }
 
 fn overdue(t: &TaskRow, now: &str) -> bool {
@@ -129,7 +129,7 @@ impl Runtime {
     /// transaction. Only the assignee (or the assignee's manager) may; the evidence the SOP
     /// asks for must be there (an attachment must be a file that exists).
     pub fn complete_task(&mut self, id: i64, actor: &str, evidence: Evidence) -> Result<Completed, EngineError> {
-        super::records::actor_roles(self.store.reader(), actor)?;
+        crate::engine::records::actor_roles(self.store.reader(), actor)?;
         let (runs, at) = self.write(|session, tx| {
             let (apps, at) = (session.apps, session.at.clone());
             let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
@@ -147,7 +147,7 @@ impl Runtime {
                 None => {
                     let owner = apps
                         .get(&task.app)
-                        .and_then(|a| automate::form_of(a, &task.form))
+                        .and_then(|a| automations::form_of(a, &task.form))
                         .map(|f| records::get(tx, f.table(), &task.record))
                         .transpose()?
                         .flatten()
@@ -168,7 +168,7 @@ impl Runtime {
             let installed = apps
                 .get(&task.app)
                 .ok_or_else(|| EngineError::Input(format!("the app {} is not installed", task.app)))?;
-            let f = automate::form_of(installed, &task.form)
+            let f = automations::form_of(installed, &task.form)
                 .ok_or_else(|| EngineError::Input(format!("the form {} is gone", task.form)))?;
             let (si, sop) = installed
                 .app
@@ -233,7 +233,7 @@ impl Runtime {
             };
             if !steps.list.is_empty() {
                 let cause = Cause { key: format!("task/{id}"), trigger: format!("task {id} done"), ..Cause::default() };
-                automate::run_steps(&w, &steps, Some(&task.record), &cause, 0)?;
+                automations::run_steps(&w, &steps, Some(&task.record), &cause, 0)?;
             }
             Ok((session.runs.take(), at))
         })?;
@@ -264,16 +264,18 @@ pub(crate) fn open_sop(
     let Some(sop) = def.sops.iter().find(|s| s.id == sop_id) else {
         return Ok(Err(format!("there is no SOP `{sop_id}`")));
     };
-    let Some(row) = super::automate::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let Some(row) = crate::engine::automations::current(w, record)? else {
+        return Ok(Err(format!("{record} is gone")));
+    };
     let cal = &w.f.app.calendar;
     let lang = w.f.lang();
     let mut opened = Vec::new();
     let mut skipped = Vec::new();
     for t in &sop.tasks {
-        let anchor = automate::anchor_of(&row, &t.due.from);
+        let anchor = automations::anchor_of(&row, &t.due.from);
         let point = anchor
             .as_deref()
-            .and_then(|a| automate::shift_point(cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
+            .and_then(|a| automations::shift_point(cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
         let (due, due_at) = match &point {
             Some(Anchor::Date(d)) => {
                 // A date is due through its whole day: overdue from the next midnight.
@@ -286,7 +288,7 @@ pub(crate) fn open_sop(
         let assignee = {
             let mut cache = w.session.assign.borrow_mut();
             let team = cache.team(w.tx)?;
-            automate::recipients(team, &t.assignee, &row.data, crate::model::ChannelKind::Log)
+            crate::engine::delivery::notify::recipients(team, &t.assignee, &row.data, crate::model::ChannelKind::Log)
                 .ok()
                 .and_then(|v| v.into_iter().next())
                 .map(|(id, _)| id)

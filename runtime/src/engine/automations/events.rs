@@ -5,10 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::automate::{self, Cause, Run};
-use super::write::Writer;
-use super::{EngineError, Runtime};
-use crate::store::{inbound, StoreError};
+use super::run::run_automation;
+use crate::engine::automations::{self, form_of, Cause, Run, MAX_DEPTH};
+use crate::engine::write::Writer;
+use crate::engine::{EngineError, Runtime};
+use crate::model::Trigger;
+use crate::store::{audit, inbound, records, NewEvent, StoreError};
+use serde_json::json;
 
 /// The longest idempotency key accepted.
 pub const MAX_KEY: usize = 200;
@@ -92,7 +95,7 @@ impl Runtime {
             None => None,
         };
         self.refresh()?;
-        super::records::actor_roles(self.store.reader(), actor)?;
+        crate::engine::records::actor_roles(self.store.reader(), actor)?;
         let Some(installed) = self.apps.values().find(|a| a.app.def.events.iter().any(|e| e.id == name)) else {
             let known: Vec<&str> =
                 self.apps.values().flat_map(|a| a.app.def.events.iter().map(|e| e.id.as_str())).collect();
@@ -154,19 +157,19 @@ impl Runtime {
             let installed = session.apps.get(&app_id).ok_or_else(|| EngineError::Input(format!("no app {app_id}")))?;
             // Any form of the app carries the writer; the event finds its own target.
             let first = installed.app.def.forms.first().map(|f| f.id.clone()).unwrap_or_default();
-            let f = automate::form_of(installed, &first)
+            let f = automations::form_of(installed, &first)
                 .ok_or_else(|| EngineError::Input(format!("app {app_id} has no forms to receive events")))?;
             let at = &session.at;
             let w = Writer::new(session, tx, &f, actor);
             let cause =
                 Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
-            automate::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
+            automations::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
                 // The record the event is for does not exist: nothing is written, and an HTTP
                 // caller hears 404.
-                automate::Unraised::NoTarget { form, what } => {
+                automations::Unraised::NoTarget { form, what } => {
                     EngineError::NotFound { form, id: format!("with {what}") }
                 }
-                automate::Unraised::Other(why) => EngineError::Refused(why),
+                automations::Unraised::Other(why) => EngineError::Refused(why),
             })?;
             let runs = session.runs.take();
             let record = runs.iter().find_map(|r| r.record.clone());
@@ -185,6 +188,90 @@ impl Runtime {
             Ok::<_, EngineError>(report)
         })
     }
+}
+
+/// Raises an event inside the current write: finds its target record and runs the event's
+/// automations. Returns how many ran, or why it could not be raised.
+/// Why an event was not raised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Unraised {
+    /// No record of the target form matches the event's data (`what`: the match, spelt out).
+    #[error("no {form} record has {what}")]
+    NoTarget { form: String, what: String },
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) fn raise(
+    w: &Writer<'_, '_>,
+    name: &str,
+    data: &Map<String, Value>,
+    record: Option<&str>,
+    cause: &Cause,
+) -> Result<Result<usize, Unraised>, StoreError> {
+    let def = &w.f.app.app.def;
+    let Some(event) = def.events.iter().find(|e| e.id == name) else {
+        return Ok(Err(Unraised::Other(format!("there is no event `{name}`"))));
+    };
+    let depth = w.session.depth.get();
+    if depth >= MAX_DEPTH {
+        return Ok(Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped"))));
+    }
+    // The target: matched by the event's data, else the record that raised it (same form).
+    let (form, target) = match &event.target {
+        Some(t) => {
+            let Some(f) = form_of(w.f.app, &t.form) else {
+                return Ok(Err(Unraised::Other(format!("no form `{}`", t.form))));
+            };
+            let pairs: Vec<(&str, &Value)> =
+                t.r#match.iter().filter_map(|(ff, ef)| data.get(ef).map(|v| (ff.as_str(), v))).collect();
+            let found = if pairs.len() == t.r#match.len() {
+                records::find_by(w.tx, f.table(), &pairs)?.map(|r| r.id)
+            } else if t.form == w.f.form.id {
+                record.map(str::to_string)
+            } else {
+                None
+            };
+            match found {
+                Some(id) => (Some(f), Some(id)),
+                None => {
+                    let wanted: Vec<String> = t
+                        .r#match
+                        .iter()
+                        .map(|(ff, ef)| format!("{ff} = {}", data.get(ef).map(|v| v.to_string()).unwrap_or("?".into())))
+                        .collect();
+                    return Ok(Err(Unraised::NoTarget { form: t.form.clone(), what: wanted.join(" and ") }));
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let f = form.unwrap_or(*w.f);
+    let writer = w.on(&f);
+    let body = json!({"event": name, "data": data, "cause": cause.key}).to_string();
+    let about = target.as_deref().map(|id| (f.form.id.as_str(), id));
+    let seq = audit::append(w.tx, &NewEvent::note(w.at, w.actor, "event.received", about, &body))?;
+    let event_cause = Cause {
+        key: format!("event/{seq}"),
+        trigger: format!("event {name}"),
+        event: Some(data.clone()),
+        ..Cause::default()
+    };
+    w.session.depth.set(depth + 1);
+    let mut n = 0;
+    let result = (|| {
+        for (i, auto) in def.automations.iter().enumerate() {
+            if auto.enabled != Some(false) && matches!(&auto.when, Trigger::Event(e) if e == name) {
+                run_automation(&writer, i, target.as_deref(), &event_cause, 0)?;
+                n += 1;
+            }
+        }
+        Ok::<_, StoreError>(())
+    })();
+    w.session.depth.set(depth);
+    result?;
+    Ok(Ok(n))
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::json;
 
-use super::automate::{self, Cause, Steps, ACTOR};
-use super::write::{Edit, Writer};
-use super::{EngineError, Runtime};
+use crate::engine::automations::{self, Cause, Steps, ACTOR};
+use crate::engine::write::{Edit, Writer};
+use crate::engine::{EngineError, Runtime};
 use crate::store::{approvals, audit, records, signing, NewEvent};
 
 /// A link made for a customer.
@@ -84,7 +84,7 @@ impl Runtime {
     pub fn sign_link(&mut self, form: &str, id: &str, base: &str, actor: &str) -> Result<SignLink, EngineError> {
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
-        super::records::actor_roles(self.store.reader(), actor)?;
+        crate::engine::records::actor_roles(self.store.reader(), actor)?;
         let f = self.form(form)?;
         let run = approvals::pending(self.store.reader(), form, id)?
             .ok_or_else(|| EngineError::Refused(format!("{form} {id} is not waiting for a signature")))?;
@@ -97,13 +97,13 @@ impl Runtime {
             )));
         };
         let expires = signature.expires.as_deref().unwrap_or("7d");
-        let expires_at = automate::moment(&f.app.calendar, &at, Some(expires), None)
+        let expires_at = automations::moment(&f.app.calendar, &at, Some(expires), None)
             .ok_or_else(|| EngineError::Input(format!("cannot read the signature's expiry `{expires}`")))?;
         let nonce = random_hex(16)?;
         let fresh = random_hex(32)?;
         let link = self.write(|session, tx| {
             let row = records::get(tx, session.form(form)?.table(), id)?
-                .ok_or_else(|| super::records::not_found(form, id))?;
+                .ok_or_else(|| crate::engine::records::not_found(form, id))?;
             let link = signing::LinkRow {
                 nonce: nonce.clone(),
                 form: form.to_string(),
@@ -215,10 +215,10 @@ impl Runtime {
                 let cause = Cause {
                     key: format!("approval/{}/signed", run.id),
                     trigger: "signed by the customer".into(),
-                    decision: Some(super::approvals::decision("signed", step, signer, None, None)),
+                    decision: Some(crate::engine::approvals::decision("signed", step, signer, None, None)),
                     ..Cause::default()
                 };
-                automate::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;
+                automations::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;
             }
             Ok::<_, EngineError>(Signature {
                 form: link.form.clone(),
@@ -243,88 +243,5 @@ fn backed(conn: &crate::store::Reader, run: &approvals::ApprovalRow) -> Result<(
             "{why}; the approvals of {} {} are not backed by the audit trail, so no link is issued or used",
             run.form, run.record
         ))),
-    }
-}
-
-impl Runtime {
-    /// A record as a PDF: its fields and tables (choices and links shown as their labels and
-    /// titles; sensitive fields left out), the serial number as a watermark on every page, and
-    /// the signature block once signed. `font` must cover Chinese; `index` picks a face in a
-    /// font collection.
-    pub fn record_pdf(&self, form: &str, id: &str, font: Vec<u8>, index: u32) -> Result<Vec<u8>, EngineError> {
-        use crate::model::{FieldType, Label};
-        let f = self.form(form)?;
-        let lang = f.lang();
-        let row =
-            records::get(self.store.reader(), f.table(), id)?.ok_or_else(|| super::records::not_found(form, id))?;
-        let both = |l: Option<&Label>, fallback: &str| match l {
-            Some(Label::Langs(x)) => match (&x.zh, &x.en) {
-                (Some(zh), Some(en)) => format!("{zh} / {en}"),
-                _ => l.map(|l| l.get(lang).to_string()).unwrap_or_default(),
-            },
-            Some(l) => l.get(lang).to_string(),
-            None => fallback.to_string(),
-        };
-        let show = |field: &crate::model::Field, v: &serde_json::Value| -> String {
-            match (field.kind, v) {
-                (FieldType::Link, serde_json::Value::String(s)) => field
-                    .form
-                    .as_deref()
-                    .and_then(|target| self.form(target).ok())
-                    .and_then(|t| {
-                        let linked = records::get(self.store.reader(), t.table(), s).ok()??;
-                        let title = t.form.title_field.as_deref()?;
-                        linked.data.get(title).and_then(|v| v.as_str()).map(|n| format!("{n} ({s})"))
-                    })
-                    .unwrap_or_else(|| s.clone()),
-                (FieldType::Bool, serde_json::Value::Bool(b)) => (if *b { "是 / yes" } else { "否 / no" }).to_string(),
-                _ => crate::values::display(field, v, lang),
-            }
-        };
-        let mut sheet = crate::pdf::Sheet {
-            title: both(f.form.label.as_ref(), form),
-            serial: row.id.clone(),
-            ..Default::default()
-        };
-        // A signed quote shows the version its customer signed (the signature's own write,
-        // which only records the signature, is not a version anyone reads as the quote's).
-        let signed = signing::signed(self.store.reader(), form, id)?;
-        let shown_version = signed.as_ref().map(|s| s.2).unwrap_or(row.version);
-        sheet.fields.push(("版本 / Version".into(), shown_version.to_string()));
-        for field in &f.form.fields {
-            if field.sensitive == Some(true) {
-                continue;
-            }
-            let value = row.data.get(&field.id).cloned().unwrap_or(serde_json::Value::Null);
-            if field.kind == FieldType::Table {
-                // Internal columns (a floor price) stay off what the customer receives.
-                let columns: Vec<&crate::model::Field> =
-                    field.columns.iter().flatten().filter(|c| c.sensitive != Some(true)).collect();
-                let heads = columns.iter().map(|c| both(c.label.as_ref(), &c.id)).collect();
-                let rows = value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        columns.iter().map(|c| show(c, r.get(&c.id).unwrap_or(&serde_json::Value::Null))).collect()
-                    })
-                    .collect();
-                sheet.tables.push((both(field.label.as_ref(), &field.id), heads, rows));
-                continue;
-            }
-            let shown = show(field, &value);
-            if !shown.is_empty() {
-                sheet.fields.push((both(field.label.as_ref(), &field.id), shown));
-            }
-        }
-        if let Some((signer, at, version, hash)) = signed {
-            sheet.signature = vec![
-                ("签署人 / Signer".into(), signer),
-                ("时间 / Signed at".into(), at),
-                ("版本 / Version".into(), version.to_string()),
-                ("版本哈希 / Version hash".into(), hash),
-            ];
-        }
-        crate::pdf::render(&sheet, font, index).map_err(|e| EngineError::Input(e.to_string()))
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{EngineError, Runtime};
+use crate::engine::{EngineError, Runtime};
 use crate::store::{audit, members, MemberRow, NewEvent, StoreError, Tx};
 
 /// A member's absence, as `closeloop members away` sets it.

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::model::{AssignmentRule, Fallback, Pick, Since, Step, Trigger};
 use crate::store::{members, records, MemberRow, Reader, StoreError, Tx};
 
-use super::FormRef;
+use crate::engine::FormRef;
 
 /// What assignments within one write share: the team and each rule's loads, read once and
 /// kept current as records are assigned.
@@ -121,7 +121,7 @@ pub(crate) fn creator_owns(
     cache: &mut Cache,
 ) -> Result<Option<Recorded>, StoreError> {
     let Some(field) = f.form.owner_field() else { return Ok(None) };
-    if data.get(field).is_some_and(|v| !v.is_null()) || super::SYSTEM_ACTORS.contains(&actor) {
+    if data.get(field).is_some_and(|v| !v.is_null()) || crate::engine::SYSTEM_ACTORS.contains(&actor) {
         return Ok(None);
     }
     let def = &f.app.app.def;
@@ -459,7 +459,7 @@ pub(crate) fn by_script(
     let mut scope = rhai::Scope::new();
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
     scope.push_dynamic("candidates", rhai::serde::to_dynamic(&eligible).unwrap_or(rhai::Dynamic::UNIT));
-    let context = super::score::run_context(f, None);
+    let context = crate::engine::scoring::score::run_context(f, None);
     let chosen = crate::script::run_in(engine, ast, &mut scope, f.app.deadline, context)
         .map_err(|(fault, _)| fault.to_string())
         .and_then(|o| o.value.into_string().map_err(|t| format!("the script returned a {t}, not a member id")));

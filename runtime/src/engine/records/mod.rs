@@ -1,12 +1,20 @@
-//! Submit, update, act, get, list and history: each write is one transaction holding the
-//! record, its new version and its audit event.
+//! Records as people use them: submit, update, act, get, list and history (each write one
+//! transaction through the write gate), CSV in and out (`csv.rs`), boards of flagged records
+//! (`boards.rs`) and a record as a PDF (`pdf.rs`).
+
+pub(crate) mod boards;
+pub(crate) mod csv;
+pub(crate) mod pdf;
+
+pub use boards::BoardItem;
+pub use csv::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::write::rules::Purpose;
-use super::write::{Change, Edit, Writer};
-use super::{EngineError, FormRef, Installed, Record, Runtime, SYSTEM_ACTORS};
+use crate::engine::write::rules::Purpose;
+use crate::engine::write::{Change, Edit, Writer};
+use crate::engine::{EngineError, FormRef, Installed, Record, Runtime, SYSTEM_ACTORS};
 use crate::store::{audit, members, records, FormTable, ListQuery, Reader, RecordRow};
 
 /// One version of a record, as `history` shows it.

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{EngineError, Runtime};
+use crate::engine::{EngineError, Runtime};
 use crate::store::{audit, outbox, Checkpoint, OutboxRow};
 
 /// What an anchor did.

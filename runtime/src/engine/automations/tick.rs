@@ -9,9 +9,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::automate::{self, Cause, Run, RunStatus};
-use super::write::{Session, Writer};
-use super::{EngineError, Installed, Runtime};
+use crate::engine::automations::{self, Cause, Run, RunStatus};
+use crate::engine::write::{Session, Writer};
+use crate::engine::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
 use crate::store::{timers, TimerRow, Tx};
 
@@ -89,7 +89,7 @@ impl Runtime {
         let f = self.form(form)?;
         let events = crate::store::audit::history(self.store.reader(), &f.form.id, id)?;
         if events.is_empty() {
-            return Err(super::records::not_found(form, id));
+            return Err(crate::engine::records::not_found(form, id));
         }
         Ok(events
             .into_iter()
@@ -176,7 +176,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
             tx,
-            &crate::store::NewEvent::note(at, automate::ACTOR, kind, about, &body.to_string()),
+            &crate::store::NewEvent::note(at, automations::ACTOR, kind, about, &body.to_string()),
         )?;
         settle(fired, status, Some(why))
     };
@@ -184,21 +184,21 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         // An approval step's timeout: escalate, unless it was decided in time.
         let form = timer.form.as_deref().unwrap_or_default();
         let Some((installed, f)) =
-            session.apps.get(&timer.app).and_then(|a| automate::form_of(a, form).map(|f| (a, f)))
+            session.apps.get(&timer.app).and_then(|a| automations::form_of(a, form).map(|f| (a, f)))
         else {
             unrun(&mut fired, "cancelled", "its app or form no longer exists".into())?;
             return Ok(fired);
         };
         let _ = installed;
-        let w = Writer::new(session, tx, &f, automate::ACTOR);
-        let said = match super::approvals::fire_timeout(&w, timer)? {
+        let w = Writer::new(session, tx, &f, automations::ACTOR);
+        let said = match crate::engine::approvals::fire_timeout(&w, timer)? {
             Ok(text) | Err(text) => text,
         };
         let body = json!({"timer": timer.id, "chain": timer.automation, "due": timer.due, "outcome": said}).to_string();
         let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
             tx,
-            &crate::store::NewEvent::note(at, automate::ACTOR, "approval.timeout", about, &body),
+            &crate::store::NewEvent::note(at, automations::ACTOR, "approval.timeout", about, &body),
         )?;
         settle(&mut fired, "fired", Some(said))?;
         return Ok(fired);
@@ -209,11 +209,11 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
     };
     let auto = &installed.app.def.automations[index];
     let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
-    let Some(f) = form_id.as_deref().and_then(|id| automate::form_of(installed, id)) else {
+    let Some(f) = form_id.as_deref().and_then(|id| automations::form_of(installed, id)) else {
         unrun(&mut fired, "cancelled", "its form no longer exists".into())?;
         return Ok(fired);
     };
-    let w = Writer::new(session, tx, &f, automate::ACTOR);
+    let w = Writer::new(session, tx, &f, automations::ACTOR);
     if let Some(id) = &timer.record {
         if w.current(id)?.is_none() {
             unrun(&mut fired, "cancelled", format!("{id} no longer exists"))?;
@@ -250,7 +250,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
                 timer: Some(json!({"id": timer.id, "due": timer.due, "late": late, "missed": fired.missed})),
                 ..Cause::default()
             };
-            automate::run_automation(&w, index, None, &cause, 0)?
+            automations::run_automation(&w, index, None, &cause, 0)?
         }
         timers::kind::RETRY => {
             let payload: Value =
@@ -258,7 +258,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
             let step = payload["step"].as_u64().unwrap_or(0) as usize;
             let mut cause: Cause = serde_json::from_value(payload["cause"].clone()).unwrap_or_default();
             cause.trigger = format!("retry {} of step {} ({})", cause.attempt, step + 1, cause.trigger);
-            automate::run_automation(&w, index, timer.record.as_deref(), &cause, step)?
+            automations::run_automation(&w, index, timer.record.as_deref(), &cause, step)?
         }
         _ => {
             let late_policy = match &auto.when {
@@ -279,7 +279,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
                 timer: Some(timer_info),
                 ..Cause::default()
             };
-            automate::run_automation(&w, index, timer.record.as_deref(), &cause, 0)?
+            automations::run_automation(&w, index, timer.record.as_deref(), &cause, 0)?
         }
     };
     let why = session.runs.borrow().iter().rev().find(|r| r.automation == auto.id).and_then(|r| r.why.clone());

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::Shown;
 use crate::engine::write::Writer;
-use crate::engine::{automate, FormRef};
+use crate::engine::FormRef;
 use crate::model::{ApprovalStep, ChannelKind};
 use crate::store::{approvals, ApprovalRow, MemberRow, Reader, RecordRow, StoreError};
 
@@ -98,7 +98,7 @@ pub(super) fn members_for(
 ) -> Result<Vec<String>, StoreError> {
     let mut cache = w.session.assign.borrow_mut();
     let team = cache.team(w.tx)?;
-    Ok(automate::recipients(team, r, &row.data, ChannelKind::Log)
+    Ok(crate::engine::delivery::notify::recipients(team, r, &row.data, ChannelKind::Log)
         .map(|v| v.into_iter().map(|(m, _)| m).filter(|m| m != "customer").collect())
         .unwrap_or_default())
 }

@@ -1,0 +1,189 @@
+//! What each step of an automation does (`set`, `assign`, tasks, approvals, `notify`, `flag`,
+//! `emit`, `script`, `score`, `grade`). A step that fails says why in a `StepError`-free way:
+//! its outcome is the text for the run's log; only the database failing aborts the write.
+
+use serde_json::{json, Map, Value};
+
+use super::events::raise;
+use super::{current, Cause, Steps, ACTOR};
+use crate::engine::assign;
+use crate::engine::delivery::notify::notify;
+use crate::engine::write::{Edit, Writer};
+use crate::model::Step;
+use crate::store::{boards, tasks, StoreError};
+use rhai::Dynamic;
+
+/// The outcome of a step: what it did, or why it failed. Store errors abort the transaction.
+pub(crate) type StepResult = Result<Result<String, String>, StoreError>;
+
+pub(crate) fn run_step(
+    w: &Writer<'_, '_>,
+    steps: &Steps<'_>,
+    i: usize,
+    step: &Step,
+    record: Option<&str>,
+    cause: &Cause,
+) -> StepResult {
+    let def = &w.f.app.app.def;
+    match step {
+        Step::Set(values) => {
+            let Some(id) = record else { return Ok(Err("there is no record to set fields on".into())) };
+            let patch: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            patch_record(w, id, &patch, &steps.name)
+        }
+        Step::Assign(rule_id) => {
+            let Some(id) = record else { return Ok(Err("there is no record to assign".into())) };
+            let Some(rule) = def.assignment_rules.iter().find(|r| &r.id == rule_id) else {
+                return Ok(Err(format!("there is no assignment rule `{rule_id}`")));
+            };
+            let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
+            let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
+            if let Some(who) = current.data.get(field).and_then(Value::as_str) {
+                // Assigned when it was created (and counted in the loads then).
+                return Ok(Ok(format!("already assigned to {who}")));
+            }
+            let mut data = current.data.clone();
+            let zoned = w.session.now.to_zoned(w.f.time_zone());
+            let decided = assign::apply(
+                w.tx,
+                w.f,
+                rule,
+                &mut data,
+                &zoned,
+                &mut w.session.assign.borrow_mut(),
+                Some(w.session.scripts),
+            )?;
+            let Some(decision) = decided else { return Ok(Ok("nothing to assign".into())) };
+            let patch = crate::engine::write::patch_of(&current.data, &data);
+            let edit = Edit::by_closeloop(&patch, ("assignment", json!([decision])));
+            Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| decision.explanation))
+        }
+        Step::CreateTasks(sop) => match record {
+            Some(id) => crate::engine::sop::open_sop(w, sop, id),
+            None => Ok(Err("there is no record to open tasks for".into())),
+        },
+        Step::CancelTasks(sop) => {
+            let Some(id) = record else { return Ok(Err("there is no record".into())) };
+            let mut n = 0;
+            for t in tasks::of_record(w.tx, &w.f.form.id, id)? {
+                if &t.sop == sop && t.status == "open" && tasks::close(w.tx, t.id, "cancelled", w.at, ACTOR, None)? {
+                    n += 1;
+                }
+            }
+            Ok(Ok(format!("cancelled {n} open task(s) of {sop}")))
+        }
+        Step::StartApproval(chain) => match record {
+            Some(id) => crate::engine::approvals::start(w, chain, id),
+            None => Ok(Err("there is no record to submit for approval".into())),
+        },
+        Step::Notify(n) => notify(w, steps, i, n, record, cause),
+        Step::Flag(flag) => {
+            let Some(id) = record else { return Ok(Err("there is no record to flag".into())) };
+            let lang = w.f.lang();
+            let reason = flag
+                .reason
+                .as_ref()
+                .map(|r| r.get(lang).to_string())
+                .unwrap_or_else(|| format!("flagged by {}", steps.name));
+            let row = crate::store::FlagRow {
+                board: flag.board.clone(),
+                form: w.f.form.id.clone(),
+                record: id.to_string(),
+                reason: reason.clone(),
+                since: w.at.to_string(),
+            };
+            boards::flag(w.tx, &row)?;
+            Ok(Ok(format!("on board {}: {reason}", flag.board)))
+        }
+        Step::Unflag(board) => {
+            let Some(id) = record else { return Ok(Err("there is no record".into())) };
+            Ok(Ok(if boards::unflag(w.tx, board, &w.f.form.id, id)? {
+                format!("taken off board {board}")
+            } else {
+                format!("was not on board {board}")
+            }))
+        }
+        Step::Emit(e) => {
+            let data: Map<String, Value> = e.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            match raise(w, &e.event, &data, record, cause)? {
+                Ok(n) => Ok(Ok(format!("event {} raised; {n} automation(s) ran", e.event))),
+                Err(e) => Ok(Err(e.to_string())),
+            }
+        }
+        Step::Script(script) => {
+            let key = match crate::model::script_source(script) {
+                crate::model::ScriptSource::File(path) => path.to_string(),
+                crate::model::ScriptSource::Inline(_) => format!("{}/{i}/script", steps.pointer),
+            };
+            let Some(ast) = w.f.app.app.script(&key) else { return Ok(Err(format!("no compiled script at {key}"))) };
+            let current = match record {
+                Some(id) => current(w, id)?,
+                None => None,
+            };
+            let mut scope = rhai::Scope::new();
+            let data = current.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+            scope.push_dynamic("record", rhai::serde::to_dynamic(&data).unwrap_or(Dynamic::UNIT));
+            let event = cause.event.clone().unwrap_or_default();
+            scope.push_dynamic("event", rhai::serde::to_dynamic(&event).unwrap_or(Dynamic::UNIT));
+            let context = crate::engine::scoring::score::run_context(w.f, record);
+            let outcome = match crate::script::run_in(w.session.scripts, ast, &mut scope, w.f.app.deadline, context) {
+                Ok(o) => o,
+                Err((fault, _)) => return Ok(Err(format!("{key}: {fault}"))),
+            };
+            match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
+                (Ok(Value::Object(patch)), Some(id)) if !patch.is_empty() => patch_record(w, id, &patch, &steps.name),
+                (Ok(Value::Null), _) | (Ok(_), None) => Ok(Ok(format!("ran in {} operations", outcome.operations))),
+                (Ok(other), Some(_)) => Ok(Ok(format!("returned {other}; only a map of fields changes the record"))),
+                (Err(e), _) => Ok(Err(format!("{key}: the result cannot be read: {e}"))),
+            }
+        }
+        Step::Score(id) => crate::engine::scoring::score::score_step(w, id, record),
+        Step::Grade(id) => {
+            let Some(rid) = record else { return Ok(Err("there is no record to grade".into())) };
+            let Some(index) = def.grades.iter().position(|g| &g.id == id) else {
+                return Ok(Err(format!("there is no grade `{id}`")));
+            };
+            let grade = &def.grades[index];
+            let Some(current) = current(w, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
+            let rules = w.rules(current.state.as_deref(), &[]);
+            let graded = match crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))
+            {
+                Ok(g) => g,
+                Err(crate::engine::EngineError::Store(e)) => return Err(e),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let mut patch = Map::new();
+            patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
+            if let Some(summary) = &grade.summary_field {
+                patch.insert(summary.clone(), Value::String(graded.summary.clone()));
+            }
+            patch_record(w, rid, &patch, &steps.name)
+        }
+    }
+}
+
+/// Changes fields of a record as an automation: the form's rules still apply (types, bounds,
+/// computed fields), read-only fields included.
+pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Value>, by: &str) -> StepResult {
+    let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
+    let changed: Vec<String> =
+        patch.iter().filter(|(k, v)| current.data.get(*k) != Some(v)).map(|(k, v)| format!("{k} = {v}")).collect();
+    let edit = Edit::by_closeloop(patch, ("automation", json!(by)));
+    Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| match changed.is_empty() {
+        true => "nothing to change".to_string(),
+        false => changed.join(", "),
+    }))
+}
+
+/// A step's view of a write through the gate: a refusal or invalid data fails the step, the
+/// database failing fails the whole transaction.
+pub(crate) fn step_error<T>(result: Result<T, crate::engine::EngineError>) -> Result<Result<T, String>, StoreError> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(crate::engine::EngineError::Store(e)) => Err(e),
+        Err(crate::engine::EngineError::Invalid(problems)) => {
+            Ok(Err(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; ")))
+        }
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}

@@ -1,0 +1,14 @@
+//! How messages leave: the outbox listing and delivery passes (`deliver.rs`), the scheduler
+//! loop behind `closeloop run` (`daemon.rs`), and the audit checkpoint sent through a channel
+//! (`anchor.rs`).
+
+pub(crate) mod anchor;
+pub(crate) mod daemon;
+pub(crate) mod deliver;
+pub(crate) mod notify;
+
+pub use anchor::Anchor;
+pub use daemon::Progress;
+pub use deliver::{
+    backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
+};

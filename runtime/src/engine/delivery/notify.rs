@@ -1,0 +1,171 @@
+//! Who a message is for and what it says: recipients resolved to members and addresses, the
+//! message rendered from its template into the outbox, keyed so a cause never queues it twice.
+
+use serde_json::{Map, Value};
+
+use crate::engine::automations::steps::StepResult;
+use crate::engine::automations::{current, Cause, Steps};
+use crate::engine::write::Writer;
+use crate::engine::FormRef;
+use crate::model::{ChannelKind, Recipient};
+use crate::store::{outbox, RecordRow};
+
+/// Where a channel of this kind reaches a member: their phone for SMS, their email, their id
+/// for WeCom and DingTalk; nothing for the log and webhooks.
+pub(crate) fn address_for(m: &crate::store::MemberRow, kind: ChannelKind) -> Option<String> {
+    match kind {
+        ChannelKind::Sms => m.phone.clone(),
+        ChannelKind::Email => m.email.clone(),
+        ChannelKind::Wecom | ChannelKind::Dingtalk => Some(m.id.clone()),
+        ChannelKind::Log | ChannelKind::Webhook => None,
+    }
+}
+
+/// Who a recipient names, with the address the channel sends to. `Err` says why nobody.
+pub(crate) fn recipients(
+    team: &[crate::store::MemberRow],
+    to: &Recipient,
+    data: &Map<String, Value>,
+    kind: ChannelKind,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let address = |m: &crate::store::MemberRow| address_for(m, kind);
+    let member = |id: &str| team.iter().find(|m| m.id == id);
+    let named = |field: &str| data.get(field).and_then(Value::as_str).ok_or_else(|| format!("`{field}` is empty"));
+    let one = |id: &str| match member(id) {
+        Some(m) if m.active => Ok(vec![(m.id.clone(), address(m))]),
+        Some(_) => Err(format!("`{id}` is not active")),
+        None => Err(format!("`{id}` is not a member")),
+    };
+    match to {
+        Recipient::Field(f) => one(named(f)?),
+        Recipient::Member(m) => one(m),
+        Recipient::ManagerOf(f) => {
+            let id = named(f)?;
+            match member(id).and_then(|m| m.manager.clone()) {
+                Some(manager) => one(&manager),
+                None => Err(format!("`{id}` has no manager")),
+            }
+        }
+        Recipient::Role(r) => {
+            let all: Vec<_> =
+                team.iter().filter(|m| m.active && m.roles.contains(r)).map(|m| (m.id.clone(), address(m))).collect();
+            if all.is_empty() {
+                Err(format!("nobody active has the role `{r}`"))
+            } else {
+                Ok(all)
+            }
+        }
+        Recipient::ContactField(f) => Ok(vec![("customer".into(), Some(named(f)?.to_string()))]),
+    }
+}
+
+/// The values a message template sees: the record's fields (choices as their labels), its id,
+/// the event's data under `event`, and for an approval chain's hooks the decision that ended it
+/// (`comment`, `decided_by`, … and all of it under `approval`).
+pub(crate) fn message_context(
+    f: &FormRef<'_>,
+    record: Option<&RecordRow>,
+    event: Option<&Map<String, Value>>,
+    decision: Option<&Map<String, Value>>,
+) -> Value {
+    let lang = f.lang();
+    let mut ctx = Map::new();
+    if let Some(row) = record {
+        for (k, v) in &row.data {
+            let label = f.form.field(k).and_then(|field| {
+                let value = v.as_str()?;
+                let option = field.options.iter().flatten().find(|o| o.value == value)?;
+                option.label.as_ref().map(|l| Value::String(l.get(lang).to_string()))
+            });
+            ctx.insert(k.clone(), label.unwrap_or_else(|| v.clone()));
+        }
+        ctx.insert("id".into(), Value::String(row.id.clone()));
+    }
+    if let Some(e) = event {
+        ctx.insert("event".into(), Value::Object(e.clone()));
+    }
+    if let Some(d) = decision {
+        ctx.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ctx.insert("approval".into(), Value::Object(d.clone()));
+    }
+    Value::Object(ctx)
+}
+
+/// Renders a message for each recipient into the outbox, keyed by cause, step and recipient,
+/// so the same cause never queues the same message twice.
+pub(crate) fn notify(
+    w: &Writer<'_, '_>,
+    steps: &Steps<'_>,
+    i: usize,
+    n: &crate::model::Notify,
+    record: Option<&str>,
+    cause: &Cause,
+) -> StepResult {
+    let def = &w.f.app.app.def;
+    let Some(channel) = def.channels.iter().find(|c| c.id == n.channel) else {
+        return Ok(Err(format!("there is no channel `{}`", n.channel)));
+    };
+    let Some(message) = def.messages.iter().find(|m| m.id == n.message) else {
+        return Ok(Err(format!("there is no message `{}`", n.message)));
+    };
+    let row = match record {
+        Some(id) => current(w, id)?,
+        None => None,
+    };
+    let data = row.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+    let to = {
+        let mut cache = w.session.assign.borrow_mut();
+        let team = cache.team(w.tx)?;
+        recipients(team, &n.to, &data, channel.kind)
+    };
+    let to = match to {
+        Ok(to) => to,
+        Err(why) => return Ok(Ok(format!("nobody to notify: {why}"))),
+    };
+    let lang = w.f.lang();
+    let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
+    let ctx = minijinja::Value::from(minijinja::value::Serde(message_context(
+        w.f,
+        row.as_ref(),
+        cause.event.as_ref(),
+        cause.decision.as_ref(),
+    )));
+    let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));
+    let body = match render(format!("{}.{code}", message.id)) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(format!("message {} cannot be rendered: {e}", message.id))),
+    };
+    let subject = match &message.subject {
+        Some(_) => match render(format!("{}.{code}.subject", message.id)) {
+            Ok(s) => Some(s),
+            Err(e) => return Ok(Err(format!("the subject of message {} cannot be rendered: {e}", message.id))),
+        },
+        None => None,
+    };
+    let mut queued = 0;
+    for (recipient, address) in &to {
+        let m = crate::store::OutboxRow {
+            id: 0,
+            channel: channel.id.clone(),
+            recipient: recipient.clone(),
+            address: address.clone(),
+            message: message.id.clone(),
+            subject: subject.clone(),
+            body: body.clone(),
+            key: format!("{}/{}/{i}/{recipient}", cause.key, steps.name),
+            form: record.map(|_| w.f.form.id.clone()),
+            record: record.map(str::to_string),
+            status: "pending".into(),
+            attempts: 0,
+            created_at: w.at.to_string(),
+        };
+        if outbox::push(w.tx, &m)?.is_some() {
+            queued += 1;
+        }
+    }
+    let names: Vec<&str> = to.iter().map(|(r, _)| r.as_str()).collect();
+    Ok(Ok(match queued {
+        0 => format!("already queued for {} on {}", names.join(", "), channel.id),
+        _ => format!("{} message(s) to {} on {}", queued, names.join(", "), channel.id),
+    }))
+}

@@ -1,0 +1,89 @@
+//! A record as a PDF: the quote a customer receives, with its lines, total and, once signed,
+//! the signature. The engine fills a [`crate::pdf::Sheet`] with what may be shown;
+//! `crate::pdf` draws it.
+
+use crate::engine::{EngineError, Runtime};
+use crate::store::{records, signing};
+
+impl Runtime {
+    /// A record as a PDF: its fields and tables (choices and links shown as their labels and
+    /// titles; sensitive fields left out), the serial number as a watermark on every page, and
+    /// the signature block once signed. `font` must cover Chinese; `index` picks a face in a
+    /// font collection.
+    pub fn record_pdf(&self, form: &str, id: &str, font: Vec<u8>, index: u32) -> Result<Vec<u8>, EngineError> {
+        use crate::model::{FieldType, Label};
+        let f = self.form(form)?;
+        let lang = f.lang();
+        let row = records::get(self.store.reader(), f.table(), id)?
+            .ok_or_else(|| crate::engine::records::not_found(form, id))?;
+        let both = |l: Option<&Label>, fallback: &str| match l {
+            Some(Label::Langs(x)) => match (&x.zh, &x.en) {
+                (Some(zh), Some(en)) => format!("{zh} / {en}"),
+                _ => l.map(|l| l.get(lang).to_string()).unwrap_or_default(),
+            },
+            Some(l) => l.get(lang).to_string(),
+            None => fallback.to_string(),
+        };
+        let show = |field: &crate::model::Field, v: &serde_json::Value| -> String {
+            match (field.kind, v) {
+                (FieldType::Link, serde_json::Value::String(s)) => field
+                    .form
+                    .as_deref()
+                    .and_then(|target| self.form(target).ok())
+                    .and_then(|t| {
+                        let linked = records::get(self.store.reader(), t.table(), s).ok()??;
+                        let title = t.form.title_field.as_deref()?;
+                        linked.data.get(title).and_then(|v| v.as_str()).map(|n| format!("{n} ({s})"))
+                    })
+                    .unwrap_or_else(|| s.clone()),
+                (FieldType::Bool, serde_json::Value::Bool(b)) => (if *b { "是 / yes" } else { "否 / no" }).to_string(),
+                _ => crate::values::display(field, v, lang),
+            }
+        };
+        let mut sheet = crate::pdf::Sheet {
+            title: both(f.form.label.as_ref(), form),
+            serial: row.id.clone(),
+            ..Default::default()
+        };
+        // A signed quote shows the version its customer signed (the signature's own write,
+        // which only records the signature, is not a version anyone reads as the quote's).
+        let signed = signing::signed(self.store.reader(), form, id)?;
+        let shown_version = signed.as_ref().map(|s| s.2).unwrap_or(row.version);
+        sheet.fields.push(("版本 / Version".into(), shown_version.to_string()));
+        for field in &f.form.fields {
+            if field.sensitive == Some(true) {
+                continue;
+            }
+            let value = row.data.get(&field.id).cloned().unwrap_or(serde_json::Value::Null);
+            if field.kind == FieldType::Table {
+                // Internal columns (a floor price) stay off what the customer receives.
+                let columns: Vec<&crate::model::Field> =
+                    field.columns.iter().flatten().filter(|c| c.sensitive != Some(true)).collect();
+                let heads = columns.iter().map(|c| both(c.label.as_ref(), &c.id)).collect();
+                let rows = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        columns.iter().map(|c| show(c, r.get(&c.id).unwrap_or(&serde_json::Value::Null))).collect()
+                    })
+                    .collect();
+                sheet.tables.push((both(field.label.as_ref(), &field.id), heads, rows));
+                continue;
+            }
+            let shown = show(field, &value);
+            if !shown.is_empty() {
+                sheet.fields.push((both(field.label.as_ref(), &field.id), shown));
+            }
+        }
+        if let Some((signer, at, version, hash)) = signed {
+            sheet.signature = vec![
+                ("签署人 / Signer".into(), signer),
+                ("时间 / Signed at".into(), at),
+                ("版本 / Version".into(), version.to_string()),
+                ("版本哈希 / Version hash".into(), hash),
+            ];
+        }
+        crate::pdf::render(&sheet, font, index).map_err(|e| EngineError::Input(e.to_string()))
+    }
+}
