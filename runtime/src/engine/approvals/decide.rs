@@ -247,7 +247,10 @@ impl Runtime {
                 return Ok(Verdict::Done);
             }
             approvals::set_step(tx, run.id, run.step, "approved", &step.approvers, step.needed, &at, None, None)?;
-            advance(&w, chain, &run, run.step as usize + 1)?.map_err(EngineError::Input)?;
+            advance(&w, chain, &run, run.step as usize + 1).map_err(|e| match e {
+                crate::engine::automations::StepError::Store(e) => EngineError::Store(e),
+                crate::engine::automations::StepError::Failed(why) => EngineError::Input(why),
+            })?;
             // When that was the last step to decide, the chain's end hooks run with this decision.
             let d = decided("approved", &step.step_id, actor, on_behalf_of.as_deref(), comment);
             ended(&w, chain, &run, "approved", Some(d))?;

@@ -18,6 +18,7 @@ pub(crate) mod trail;
 
 pub use signing::{SignLink, Signature};
 
+use crate::engine::automations::StepError;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -86,12 +87,14 @@ fn chain_of<'a>(def: &'a crate::model::AppDef, id: &str) -> Option<(usize, &'a A
 }
 
 /// Starts a chain on a record (the `start_approval` step).
-pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<Result<String, String>, StoreError> {
+pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<String, StepError> {
     let def = &w.f.app.app.def;
     let Some((_, chain)) = chain_of(def, chain_id) else {
-        return Ok(Err(format!("there is no approval chain `{chain_id}`")));
+        return Err(StepError::Failed(format!("there is no approval chain `{chain_id}`")));
     };
-    let Some(row) = automations::current(w, record)? else { return Ok(Err(format!("{record} is gone"))) };
+    let Some(row) = automations::current(w, record)? else {
+        return Err(StepError::Failed(format!("{record} is gone")));
+    };
     let run = ApprovalRow {
         id: 0,
         app: def.app.id.clone(),
@@ -105,7 +108,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
         started_at: w.at.to_string(),
     };
     let Some(id) = approvals::start(w.tx, &run)? else {
-        return Ok(Ok(format!("{record} is already in approval")));
+        return Ok(format!("{record} is already in approval"));
     };
     for (i, step) in chain.steps.iter().enumerate() {
         approvals::add_step(w.tx, id, i as i64, &step.id)?;
@@ -120,14 +123,11 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
 }
 
 /// Opens the first step from `from` that is not skipped; finishes the run when none is left.
-fn advance(
-    w: &Writer<'_, '_>,
-    chain: &ApprovalChain,
-    run: &ApprovalRow,
-    from: usize,
-) -> Result<Result<String, String>, StoreError> {
+fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: usize) -> Result<String, StepError> {
     let lang = w.f.lang();
-    let Some(row) = automations::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let Some(row) = automations::current(w, &run.record)? else {
+        return Err(StepError::Failed(format!("{} is gone", run.record)));
+    };
     let mut said = Vec::new();
     for (i, step) in chain.steps.iter().enumerate().skip(from) {
         let index = i as i64;
@@ -149,7 +149,7 @@ fn advance(
             trail::opened(w, run, &step.id, index, &[], 0, None, why, true)?;
             set_state(w, &run.record, "approved", chain)?;
             said.push(format!("{label}: waiting for the customer's signature"));
-            return Ok(Ok(said.join("; ")));
+            return Ok(said.join("; "));
         }
         if let Some(condition) = &step.skip_if {
             let rules = w.rules(row.state.as_deref(), &[]);
@@ -189,7 +189,7 @@ fn advance(
             approvals::set_run(w.tx, run.id, "pending", index, None)?;
             trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), false)?;
             said.push(format!("{label}: {why}"));
-            return Ok(Ok(said.join("; ")));
+            return Ok(said.join("; "));
         }
         let needed = match step.mode {
             Some(ApprovalMode::All) => approvers.len() as i64,
@@ -255,13 +255,13 @@ fn advance(
             )?;
         }
         said.push(format!("{label}: open for {} (needs {needed})", approvers.join(", ")));
-        return Ok(Ok(said.join("; ")));
+        return Ok(said.join("; "));
     }
     approvals::set_run(w.tx, run.id, "approved", chain.steps.len() as i64, Some(w.at))?;
     trail::note(w, run, ACTOR, "approval.finished", json!({"status": "approved"}))?;
     set_state(w, &run.record, "approved", chain)?;
     said.push("approved".into());
-    Ok(Ok(said.join("; ")))
+    Ok(said.join("; "))
 }
 
 /// The decision that ended a run, as its chain's `on_approved` / `on_rejected` messages see it:
@@ -438,17 +438,23 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
 }
 
 /// A step's timeout: escalate to `escalate_to` (or the approvers' managers), once.
-pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<Result<String, String>, StoreError> {
-    let Some(run) = approvals::get(w.tx, approval)? else { return Ok(Err(format!("no approval {approval}"))) };
+pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<String, StepError> {
+    let Some(run) = approvals::get(w.tx, approval)? else {
+        return Err(StepError::Failed(format!("no approval {approval}")));
+    };
     let Some(s) = approvals::steps(w.tx, approval)?.into_iter().find(|s| s.step == step) else {
-        return Ok(Err(format!("no step {step}")));
+        return Err(StepError::Failed(format!("no step {step}")));
     };
     if run.status != "pending" || run.step != step || s.status != "open" {
-        return Ok(Ok("decided in time; nothing to escalate".into()));
+        return Ok("decided in time; nothing to escalate".into());
     }
-    let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else { return Ok(Err("the chain is gone".into())) };
-    let Some(def) = chain.steps.get(step as usize) else { return Ok(Err("the step is gone".into())) };
-    let Some(row) = automations::current(w, &run.record)? else { return Ok(Err(format!("{} is gone", run.record))) };
+    let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else {
+        return Err(StepError::Failed("the chain is gone".into()));
+    };
+    let Some(def) = chain.steps.get(step as usize) else { return Err(StepError::Failed("the step is gone".into())) };
+    let Some(row) = automations::current(w, &run.record)? else {
+        return Err(StepError::Failed(format!("{} is gone", run.record)));
+    };
     let mut added = match &def.escalate_to {
         Some(r) => members_for(w, r, &row)?,
         None => {
@@ -464,7 +470,7 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<R
     added.sort();
     added.dedup();
     if added.is_empty() {
-        return Ok(Ok("timed out; nobody to escalate to".into()));
+        return Ok("timed out; nobody to escalate to".into());
     }
     let mut approvers = s.approvers.clone();
     approvers.extend(added.iter().cloned());
@@ -479,14 +485,14 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<R
         &added,
         &format!("审批超时，请处理 / Overdue approval escalated to you: {} {}", run.form, run.record),
     )?;
-    Ok(Ok(note))
+    Ok(note)
 }
 
 /// Fires an approval timeout timer.
-pub(crate) fn fire_timeout(w: &Writer<'_, '_>, timer: &TimerRow) -> Result<Result<String, String>, StoreError> {
+pub(crate) fn fire_timeout(w: &Writer<'_, '_>, timer: &TimerRow) -> Result<String, StepError> {
     let payload: Value = timer.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
     let (Some(approval), Some(step)) = (payload["approval"].as_i64(), payload["step"].as_i64()) else {
-        return Ok(Err("the timer's payload is unreadable".into()));
+        return Err(StepError::Failed("the timer's payload is unreadable".into()));
     };
     escalate(w, approval, step)
 }

@@ -163,13 +163,14 @@ impl Runtime {
             let w = Writer::new(session, tx, &f, actor);
             let cause =
                 Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
-            automations::raise(&w, name, &clean, None, &cause)?.map_err(|e| match e {
+            automations::raise(&w, name, &clean, None, &cause).map_err(|e| match e {
                 // The record the event is for does not exist: nothing is written, and an HTTP
                 // caller hears 404.
                 automations::Unraised::NoTarget { form, what } => {
                     EngineError::NotFound { form, id: format!("with {what}") }
                 }
                 automations::Unraised::Other(why) => EngineError::Refused(why),
+                automations::Unraised::Store(e) => EngineError::Store(e),
             })?;
             let runs = session.runs.take();
             let record = runs.iter().find_map(|r| r.record.clone());
@@ -193,7 +194,7 @@ impl Runtime {
 /// Raises an event inside the current write: finds its target record and runs the event's
 /// automations. Returns how many ran, or why it could not be raised.
 /// Why an event was not raised.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum Unraised {
     /// No record of the target form matches the event's data (`what`: the match, spelt out).
     #[error("no {form} record has {what}")]
@@ -201,6 +202,9 @@ pub(crate) enum Unraised {
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
+    /// The database failed: the whole write is abandoned.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 pub(crate) fn raise(
@@ -209,20 +213,20 @@ pub(crate) fn raise(
     data: &Map<String, Value>,
     record: Option<&str>,
     cause: &Cause,
-) -> Result<Result<usize, Unraised>, StoreError> {
+) -> Result<usize, Unraised> {
     let def = &w.f.app.app.def;
     let Some(event) = def.events.iter().find(|e| e.id == name) else {
-        return Ok(Err(Unraised::Other(format!("there is no event `{name}`"))));
+        return Err(Unraised::Other(format!("there is no event `{name}`")));
     };
     let depth = w.session.depth.get();
     if depth >= MAX_DEPTH {
-        return Ok(Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped"))));
+        return Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped")));
     }
     // The target: matched by the event's data, else the record that raised it (same form).
     let (form, target) = match &event.target {
         Some(t) => {
             let Some(f) = form_of(w.f.app, &t.form) else {
-                return Ok(Err(Unraised::Other(format!("no form `{}`", t.form))));
+                return Err(Unraised::Other(format!("no form `{}`", t.form)));
             };
             let pairs: Vec<(&str, &Value)> =
                 t.r#match.iter().filter_map(|(ff, ef)| data.get(ef).map(|v| (ff.as_str(), v))).collect();
@@ -241,7 +245,7 @@ pub(crate) fn raise(
                         .iter()
                         .map(|(ff, ef)| format!("{ff} = {}", data.get(ef).map(|v| v.to_string()).unwrap_or("?".into())))
                         .collect();
-                    return Ok(Err(Unraised::NoTarget { form: t.form.clone(), what: wanted.join(" and ") }));
+                    return Err(Unraised::NoTarget { form: t.form.clone(), what: wanted.join(" and ") });
                 }
             }
         }
@@ -271,7 +275,7 @@ pub(crate) fn raise(
     })();
     w.session.depth.set(depth);
     result?;
-    Ok(Ok(n))
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub(crate) mod timers;
 pub use events::EventReport;
 pub(crate) use events::{raise, Unraised};
 pub(crate) use run::{run_automation, run_steps};
+pub(crate) use steps::StepError;
 pub(crate) use tick::arm_app;
 pub use tick::{Activity, Fired, TickReport, LATE_AFTER};
 use timers::sync_timers;

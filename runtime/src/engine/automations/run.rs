@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::steps::run_step;
+use super::steps::{run_step, StepError};
 use super::RETRY_DELAYS_MINUTES;
 use super::{current, Cause, Run, RunStatus, StepLog, Steps, ACTOR};
 use crate::engine::write::rules::Rules;
@@ -92,8 +92,10 @@ pub(crate) fn run_steps(
         // A database error other than "busy" (a constraint the form's rules did not foresee)
         // fails the step like any other reason; "busy" aborts the transaction, to be retried.
         let result = crate::store::savepoint(w.tx, || match run_step(w, steps, i, step, record, cause) {
-            Err(e) if !e.is_busy() => Ok(Err(format!("the database refused it: {e}"))),
-            other => other,
+            Ok(done) => Ok(Ok(done)),
+            Err(StepError::Failed(why)) => Ok(Err(why)),
+            Err(StepError::Store(e)) if !e.is_busy() => Ok(Err(format!("the database refused it: {e}"))),
+            Err(StepError::Store(e)) => Err(e),
         })?;
         match result {
             Ok(outcome) => log.push(StepLog { step: kind.into(), outcome: Some(outcome), error: None }),

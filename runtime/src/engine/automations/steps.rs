@@ -1,10 +1,10 @@
 //! What each step of an automation does (`set`, `assign`, tasks, approvals, `notify`, `flag`,
-//! `emit`, `script`, `score`, `grade`). A step that fails says why in a `StepError`-free way:
-//! its outcome is the text for the run's log; only the database failing aborts the write.
+//! `emit`, `script`, `score`, `grade`). A step that fails says why (`StepError::Failed`, the
+//! text for the run's log); only the database failing (`StepError::Store`) aborts the write.
 
 use serde_json::{json, Map, Value};
 
-use super::events::raise;
+use super::events::{raise, Unraised};
 use super::{current, Cause, Steps, ACTOR};
 use crate::engine::assign;
 use crate::engine::delivery::notify::notify;
@@ -14,7 +14,33 @@ use crate::store::{boards, tasks, StoreError};
 use rhai::Dynamic;
 
 /// The outcome of a step: what it did, or why it failed. Store errors abort the transaction.
-pub(crate) type StepResult = Result<Result<String, String>, StoreError>;
+pub(crate) type StepResult = Result<String, StepError>;
+
+/// Why a step did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    /// The step failed for a reason of its own (a refusal, invalid data, nothing to act on): it
+    /// is rolled back alone, logged, and tried again later.
+    #[error("{0}")]
+    Failed(String),
+    /// The database failed: the whole write is abandoned (and retried from `BEGIN` when busy).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<crate::engine::EngineError> for StepError {
+    /// A write the gate refused, or data it found invalid, fails the step; the database
+    /// failing fails the whole transaction.
+    fn from(e: crate::engine::EngineError) -> Self {
+        match e {
+            crate::engine::EngineError::Store(e) => StepError::Store(e),
+            crate::engine::EngineError::Invalid(problems) => {
+                StepError::Failed(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; "))
+            }
+            e => StepError::Failed(e.to_string()),
+        }
+    }
+}
 
 pub(crate) fn run_step(
     w: &Writer<'_, '_>,
@@ -27,20 +53,20 @@ pub(crate) fn run_step(
     let def = &w.f.app.app.def;
     match step {
         Step::Set(values) => {
-            let Some(id) = record else { return Ok(Err("there is no record to set fields on".into())) };
+            let Some(id) = record else { return Err(StepError::Failed("there is no record to set fields on".into())) };
             let patch: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             patch_record(w, id, &patch, &steps.name)
         }
         Step::Assign(rule_id) => {
-            let Some(id) = record else { return Ok(Err("there is no record to assign".into())) };
+            let Some(id) = record else { return Err(StepError::Failed("there is no record to assign".into())) };
             let Some(rule) = def.assignment_rules.iter().find(|r| &r.id == rule_id) else {
-                return Ok(Err(format!("there is no assignment rule `{rule_id}`")));
+                return Err(StepError::Failed(format!("there is no assignment rule `{rule_id}`")));
             };
-            let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
+            let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
             let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
             if let Some(who) = current.data.get(field).and_then(Value::as_str) {
                 // Assigned when it was created (and counted in the loads then).
-                return Ok(Ok(format!("already assigned to {who}")));
+                return Ok(format!("already assigned to {who}"));
             }
             let mut data = current.data.clone();
             let zoned = w.session.now.to_zoned(w.f.time_zone());
@@ -53,32 +79,33 @@ pub(crate) fn run_step(
                 &mut w.session.assign.borrow_mut(),
                 Some(w.session.scripts),
             )?;
-            let Some(decision) = decided else { return Ok(Ok("nothing to assign".into())) };
+            let Some(decision) = decided else { return Ok("nothing to assign".into()) };
             let patch = crate::engine::write::patch_of(&current.data, &data);
             let edit = Edit::by_closeloop(&patch, ("assignment", json!([decision])));
-            Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| decision.explanation))
+            w.as_actor(ACTOR).change(current, edit)?;
+            Ok(decision.explanation)
         }
         Step::CreateTasks(sop) => match record {
             Some(id) => crate::engine::sop::open_sop(w, sop, id),
-            None => Ok(Err("there is no record to open tasks for".into())),
+            None => Err(StepError::Failed("there is no record to open tasks for".into())),
         },
         Step::CancelTasks(sop) => {
-            let Some(id) = record else { return Ok(Err("there is no record".into())) };
+            let Some(id) = record else { return Err(StepError::Failed("there is no record".into())) };
             let mut n = 0;
             for t in tasks::of_record(w.tx, &w.f.form.id, id)? {
                 if &t.sop == sop && t.status == "open" && tasks::close(w.tx, t.id, "cancelled", w.at, ACTOR, None)? {
                     n += 1;
                 }
             }
-            Ok(Ok(format!("cancelled {n} open task(s) of {sop}")))
+            Ok(format!("cancelled {n} open task(s) of {sop}"))
         }
         Step::StartApproval(chain) => match record {
             Some(id) => crate::engine::approvals::start(w, chain, id),
-            None => Ok(Err("there is no record to submit for approval".into())),
+            None => Err(StepError::Failed("there is no record to submit for approval".into())),
         },
         Step::Notify(n) => notify(w, steps, i, n, record, cause),
         Step::Flag(flag) => {
-            let Some(id) = record else { return Ok(Err("there is no record to flag".into())) };
+            let Some(id) = record else { return Err(StepError::Failed("there is no record to flag".into())) };
             let lang = w.f.lang();
             let reason = flag
                 .reason
@@ -93,21 +120,22 @@ pub(crate) fn run_step(
                 since: w.at.to_string(),
             };
             boards::flag(w.tx, &row)?;
-            Ok(Ok(format!("on board {}: {reason}", flag.board)))
+            Ok(format!("on board {}: {reason}", flag.board))
         }
         Step::Unflag(board) => {
-            let Some(id) = record else { return Ok(Err("there is no record".into())) };
-            Ok(Ok(if boards::unflag(w.tx, board, &w.f.form.id, id)? {
+            let Some(id) = record else { return Err(StepError::Failed("there is no record".into())) };
+            Ok(if boards::unflag(w.tx, board, &w.f.form.id, id)? {
                 format!("taken off board {board}")
             } else {
                 format!("was not on board {board}")
-            }))
+            })
         }
         Step::Emit(e) => {
             let data: Map<String, Value> = e.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            match raise(w, &e.event, &data, record, cause)? {
-                Ok(n) => Ok(Ok(format!("event {} raised; {n} automation(s) ran", e.event))),
-                Err(e) => Ok(Err(e.to_string())),
+            match raise(w, &e.event, &data, record, cause) {
+                Ok(n) => Ok(format!("event {} raised; {n} automation(s) ran", e.event)),
+                Err(Unraised::Store(e)) => Err(e.into()),
+                Err(e) => Err(StepError::Failed(e.to_string())),
             }
         }
         Step::Script(script) => {
@@ -115,7 +143,9 @@ pub(crate) fn run_step(
                 crate::model::ScriptSource::File(path) => path.to_string(),
                 crate::model::ScriptSource::Inline(_) => format!("{}/{i}/script", steps.pointer),
             };
-            let Some(ast) = w.f.app.app.script(&key) else { return Ok(Err(format!("no compiled script at {key}"))) };
+            let Some(ast) = w.f.app.app.script(&key) else {
+                return Err(StepError::Failed(format!("no compiled script at {key}")));
+            };
             let current = match record {
                 Some(id) => current(w, id)?,
                 None => None,
@@ -128,30 +158,25 @@ pub(crate) fn run_step(
             let context = crate::engine::scoring::score::run_context(w.f, record);
             let outcome = match crate::script::run_in(w.session.scripts, ast, &mut scope, w.f.app.deadline, context) {
                 Ok(o) => o,
-                Err((fault, _)) => return Ok(Err(format!("{key}: {fault}"))),
+                Err((fault, _)) => return Err(StepError::Failed(format!("{key}: {fault}"))),
             };
             match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
                 (Ok(Value::Object(patch)), Some(id)) if !patch.is_empty() => patch_record(w, id, &patch, &steps.name),
-                (Ok(Value::Null), _) | (Ok(_), None) => Ok(Ok(format!("ran in {} operations", outcome.operations))),
-                (Ok(other), Some(_)) => Ok(Ok(format!("returned {other}; only a map of fields changes the record"))),
-                (Err(e), _) => Ok(Err(format!("{key}: the result cannot be read: {e}"))),
+                (Ok(Value::Null), _) | (Ok(_), None) => Ok(format!("ran in {} operations", outcome.operations)),
+                (Ok(other), Some(_)) => Ok(format!("returned {other}; only a map of fields changes the record")),
+                (Err(e), _) => Err(StepError::Failed(format!("{key}: the result cannot be read: {e}"))),
             }
         }
         Step::Score(id) => crate::engine::scoring::score::score_step(w, id, record),
         Step::Grade(id) => {
-            let Some(rid) = record else { return Ok(Err("there is no record to grade".into())) };
+            let Some(rid) = record else { return Err(StepError::Failed("there is no record to grade".into())) };
             let Some(index) = def.grades.iter().position(|g| &g.id == id) else {
-                return Ok(Err(format!("there is no grade `{id}`")));
+                return Err(StepError::Failed(format!("there is no grade `{id}`")));
             };
             let grade = &def.grades[index];
-            let Some(current) = current(w, rid)? else { return Ok(Err(format!("{rid} is gone"))) };
+            let Some(current) = current(w, rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
             let rules = w.rules(current.state.as_deref(), &[]);
-            let graded = match crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))
-            {
-                Ok(g) => g,
-                Err(crate::engine::EngineError::Store(e)) => return Err(e),
-                Err(e) => return Ok(Err(e.to_string())),
-            };
+            let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))?;
             let mut patch = Map::new();
             patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
             if let Some(summary) = &grade.summary_field {
@@ -165,25 +190,13 @@ pub(crate) fn run_step(
 /// Changes fields of a record as an automation: the form's rules still apply (types, bounds,
 /// computed fields), read-only fields included.
 pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Value>, by: &str) -> StepResult {
-    let Some(current) = current(w, id)? else { return Ok(Err(format!("{id} is gone"))) };
+    let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
     let changed: Vec<String> =
         patch.iter().filter(|(k, v)| current.data.get(*k) != Some(v)).map(|(k, v)| format!("{k} = {v}")).collect();
     let edit = Edit::by_closeloop(patch, ("automation", json!(by)));
-    Ok(step_error(w.as_actor(ACTOR).change(current, edit))?.map(|_| match changed.is_empty() {
+    w.as_actor(ACTOR).change(current, edit)?;
+    Ok(match changed.is_empty() {
         true => "nothing to change".to_string(),
         false => changed.join(", "),
-    }))
-}
-
-/// A step's view of a write through the gate: a refusal or invalid data fails the step, the
-/// database failing fails the whole transaction.
-pub(crate) fn step_error<T>(result: Result<T, crate::engine::EngineError>) -> Result<Result<T, String>, StoreError> {
-    match result {
-        Ok(v) => Ok(Ok(v)),
-        Err(crate::engine::EngineError::Store(e)) => Err(e),
-        Err(crate::engine::EngineError::Invalid(problems)) => {
-            Ok(Err(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; ")))
-        }
-        Err(e) => Ok(Err(e.to_string())),
-    }
+    })
 }

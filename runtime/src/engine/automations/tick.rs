@@ -191,8 +191,9 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         };
         let _ = installed;
         let w = Writer::new(session, tx, &f, automations::ACTOR);
-        let said = match crate::engine::approvals::fire_timeout(&w, timer)? {
-            Ok(text) | Err(text) => text,
+        let said = match crate::engine::approvals::fire_timeout(&w, timer) {
+            Ok(text) | Err(automations::StepError::Failed(text)) => text,
+            Err(automations::StepError::Store(e)) => return Err(e.into()),
         };
         let body = json!({"timer": timer.id, "chain": timer.automation, "due": timer.due, "outcome": said}).to_string();
         let about = timer.form.as_deref().zip(timer.record.as_deref());

@@ -1,6 +1,7 @@
 //! Who a message is for and what it says: recipients resolved to members and addresses, the
 //! message rendered from its template into the outbox, keyed so a cause never queues it twice.
 
+use crate::engine::automations::StepError;
 use serde_json::{Map, Value};
 
 use crate::engine::automations::steps::StepResult;
@@ -103,10 +104,10 @@ pub(crate) fn notify(
 ) -> StepResult {
     let def = &w.f.app.app.def;
     let Some(channel) = def.channels.iter().find(|c| c.id == n.channel) else {
-        return Ok(Err(format!("there is no channel `{}`", n.channel)));
+        return Err(StepError::Failed(format!("there is no channel `{}`", n.channel)));
     };
     let Some(message) = def.messages.iter().find(|m| m.id == n.message) else {
-        return Ok(Err(format!("there is no message `{}`", n.message)));
+        return Err(StepError::Failed(format!("there is no message `{}`", n.message)));
     };
     let row = match record {
         Some(id) => current(w, id)?,
@@ -120,7 +121,7 @@ pub(crate) fn notify(
     };
     let to = match to {
         Ok(to) => to,
-        Err(why) => return Ok(Ok(format!("nobody to notify: {why}"))),
+        Err(why) => return Ok(format!("nobody to notify: {why}")),
     };
     let lang = w.f.lang();
     let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
@@ -133,12 +134,14 @@ pub(crate) fn notify(
     let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));
     let body = match render(format!("{}.{code}", message.id)) {
         Ok(b) => b,
-        Err(e) => return Ok(Err(format!("message {} cannot be rendered: {e}", message.id))),
+        Err(e) => return Err(StepError::Failed(format!("message {} cannot be rendered: {e}", message.id))),
     };
     let subject = match &message.subject {
         Some(_) => match render(format!("{}.{code}.subject", message.id)) {
             Ok(s) => Some(s),
-            Err(e) => return Ok(Err(format!("the subject of message {} cannot be rendered: {e}", message.id))),
+            Err(e) => {
+                return Err(StepError::Failed(format!("the subject of message {} cannot be rendered: {e}", message.id)))
+            }
         },
         None => None,
     };
@@ -164,8 +167,8 @@ pub(crate) fn notify(
         }
     }
     let names: Vec<&str> = to.iter().map(|(r, _)| r.as_str()).collect();
-    Ok(Ok(match queued {
+    Ok(match queued {
         0 => format!("already queued for {} on {}", names.join(", "), channel.id),
         _ => format!("{} message(s) to {} on {}", queued, names.join(", "), channel.id),
-    }))
+    })
 }

@@ -2,6 +2,7 @@
 //! API); each change is stored with the script's reasons and the host calls it made, so a score
 //! can be explained, and with the thresholds it crossed, for automations to act on.
 
+use crate::engine::automations::StepError;
 use rhai::{Array, Dynamic};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -202,17 +203,13 @@ pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Resu
 }
 
 /// The `score` step: one record, or (from a schedule) every record of the score's form.
-pub(crate) fn score_step(
-    w: &Writer<'_, '_>,
-    score_id: &str,
-    record: Option<&str>,
-) -> Result<Result<String, String>, crate::store::StoreError> {
+pub(crate) fn score_step(w: &Writer<'_, '_>, score_id: &str, record: Option<&str>) -> Result<String, StepError> {
     let def = &w.f.app.app.def;
     let Some(score) = def.scores.iter().find(|s| s.id == score_id) else {
-        return Ok(Err(format!("there is no score `{score_id}`")));
+        return Err(StepError::Failed(format!("there is no score `{score_id}`")));
     };
     let Some(f) = crate::engine::automations::form_of(w.f.app, &score.form) else {
-        return Ok(Err(format!("there is no form `{}`", score.form)));
+        return Err(StepError::Failed(format!("there is no form `{}`", score.form)));
     };
     let table = f.table();
     let sw = w.on(&f);
@@ -224,15 +221,15 @@ pub(crate) fn score_step(
     for id in &ids {
         match score_record(&sw, score_id, id) {
             Ok(s) => shown.push(format!("{id}: {} = {}", score.field, s.value)),
-            Err(EngineError::Store(e)) => return Err(e),
-            Err(e) => return Ok(Err(format!("{id}: {e}"))),
+            Err(EngineError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(StepError::Failed(format!("{id}: {e}"))),
         }
     }
-    Ok(Ok(match shown.len() {
+    Ok(match shown.len() {
         0 => "no records to score".to_string(),
         1..=5 => shown.join("; "),
         n => format!("{n} records scored"),
-    }))
+    })
 }
 
 impl Runtime {

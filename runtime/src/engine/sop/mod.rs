@@ -2,6 +2,7 @@
 //! record's dates on the app's working calendar; done with evidence, or cancelled. Overdue is
 //! derived from the due time, never stored.
 
+use crate::engine::automations::StepError;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -255,17 +256,13 @@ pub(crate) fn for_scripts(rows: &[TaskRow], now: &str) -> Vec<Value> {
 
 /// Opens an SOP's tasks on a record: each due relative to a date of the record on the app's
 /// calendar, assigned by its rule. A task already open is not opened twice.
-pub(crate) fn open_sop(
-    w: &Writer<'_, '_>,
-    sop_id: &str,
-    record: &str,
-) -> Result<Result<String, String>, crate::store::StoreError> {
+pub(crate) fn open_sop(w: &Writer<'_, '_>, sop_id: &str, record: &str) -> Result<String, StepError> {
     let def = &w.f.app.app.def;
     let Some(sop) = def.sops.iter().find(|s| s.id == sop_id) else {
-        return Ok(Err(format!("there is no SOP `{sop_id}`")));
+        return Err(StepError::Failed(format!("there is no SOP `{sop_id}`")));
     };
     let Some(row) = crate::engine::automations::current(w, record)? else {
-        return Ok(Err(format!("{record} is gone")));
+        return Err(StepError::Failed(format!("{record} is gone")));
     };
     let cal = &w.f.app.calendar;
     let lang = w.f.lang();
@@ -327,5 +324,5 @@ pub(crate) fn open_sop(
     if !skipped.is_empty() {
         text.push_str(&format!("; already open: {}", skipped.join(", ")));
     }
-    Ok(Ok(text))
+    Ok(text)
 }
