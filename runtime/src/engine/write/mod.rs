@@ -11,6 +11,8 @@
 //! reports it and goes on (an import's `--skip-invalid`) leaves nothing half-done.
 
 mod guard;
+pub(crate) mod ids;
+mod lookups;
 pub(crate) mod rules;
 
 use std::cell::{Cell, RefCell};
@@ -20,7 +22,8 @@ use rhai::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use self::rules::{id_period, render_id, Purpose, Rules};
+use self::ids::{id_period, render_id};
+use self::rules::{Purpose, Rules};
 use crate::engine::automations::{self, Run};
 use crate::engine::{assign, EngineError, FormRef, Installed, Runtime, SYSTEM_ACTORS};
 use crate::model::Action;

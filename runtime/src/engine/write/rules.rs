@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::{FormRef, Installed};
 use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
-use crate::store::{records, FormTable, Reader};
+use crate::store::{records, Reader};
 use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
 
 /// Why data is being prepared: it decides which fields may be written.
@@ -53,11 +53,11 @@ impl<'a> Rules<'a> {
         Rules { f, apps, scripts, state, roles, key_checked: false }
     }
 
-    fn lang(&self) -> Lang {
+    pub(super) fn lang(&self) -> Lang {
         self.f.lang()
     }
 
-    fn field(&self, id: &str) -> Option<&Field> {
+    pub(super) fn field(&self, id: &str) -> Option<&Field> {
         self.f.form.field(id)
     }
 
@@ -164,171 +164,6 @@ impl<'a> Rules<'a> {
             Ok(data)
         } else {
             Err(problems)
-        }
-    }
-
-    /// Checks each row of a table field; returns the normalised rows. A person's values for
-    /// read-only columns are set aside in `given_readonly` (path, table, row, column, value).
-    fn rows(
-        &self,
-        table: &Field,
-        value: &Value,
-        purpose: Purpose,
-        given_readonly: &mut Vec<(String, String, usize, String, Value)>,
-        problems: &mut Vec<FieldProblem>,
-    ) -> Option<Value> {
-        let lang = self.lang();
-        let columns = table.columns.as_deref().unwrap_or_default();
-        let mut out = Vec::new();
-        let before = problems.len();
-        for (i, row) in value.as_array().into_iter().flatten().enumerate() {
-            let path = format!("{}[{i}]", table.id);
-            let Some(row) = row.as_object() else {
-                problems.push(FieldProblem::new(
-                    path,
-                    "WRONG_TYPE",
-                    format!("{}: each row is an object of columns", field_name(table, lang)),
-                ));
-                continue;
-            };
-            let mut clean = Map::new();
-            for column in columns {
-                if let (Some(default), false) = (&column.default, row.contains_key(&column.id)) {
-                    clean.insert(column.id.clone(), default.clone());
-                }
-            }
-            for (key, v) in row {
-                let Some(column) = columns.iter().find(|c| &c.id == key) else {
-                    problems.push(FieldProblem::new(
-                        format!("{path}.{key}"),
-                        "UNKNOWN_FIELD",
-                        format!("{} has no column `{key}`", field_name(table, lang)),
-                    ));
-                    continue;
-                };
-                if v.is_null() || column.kind == FieldType::Computed {
-                    continue;
-                }
-                if column.readonly == Some(true) && purpose != Purpose::Automation {
-                    given_readonly.push((format!("{path}.{key}"), table.id.clone(), i, key.clone(), v.clone()));
-                    continue;
-                }
-                match check_value(column, v, &format!("{path}.{key}"), lang) {
-                    Ok(v) => {
-                        clean.insert(key.clone(), v);
-                    }
-                    Err(p) => problems.push(p),
-                }
-            }
-            out.push(Value::Object(clean));
-        }
-        (problems.len() == before).then_some(Value::Array(out))
-    }
-
-    fn source_form(&self, id: &str) -> Option<&crate::model::Form> {
-        self.apps.values().flat_map(|a| a.app.def.forms.iter()).find(|f| f.id == id)
-    }
-
-    /// Fills fields from catalog records found by key (a product's list price from its SKU).
-    /// A lookup runs only when its key is new or changed: a stored quote keeps the prices it
-    /// was made with when the catalog changes later.
-    fn lookups(
-        &self,
-        conn: &Reader,
-        data: &mut Map<String, Value>,
-        base: Option<&Map<String, Value>>,
-        problems: &mut Vec<FieldProblem>,
-    ) {
-        let lang = self.lang();
-        let fields = &self.f.form.fields;
-        fill(self, conn, fields, data, base, "", lang, problems);
-        for table in fields.iter().filter(|f| f.kind == FieldType::Table) {
-            let columns = table.columns.as_deref().unwrap_or_default();
-            let before: Vec<Value> =
-                base.and_then(|b| b.get(&table.id)).and_then(Value::as_array).cloned().unwrap_or_default();
-            let keys: Vec<&str> = columns.iter().filter(|c| c.lookup.is_some()).map(|c| c.id.as_str()).collect();
-            let mut used = vec![false; before.len()];
-            if let Some(Value::Array(rows)) = data.get_mut(&table.id) {
-                for (i, row) in rows.iter_mut().enumerate() {
-                    let Value::Object(row) = row else { continue };
-                    let old = continued(&before, &mut used, i, row, &keys);
-                    // A row that goes on from a stored one keeps what closeloop derived for
-                    // it (a product's name and floor price): edits never drop it.
-                    if let Some(old) = old {
-                        for column in
-                            columns.iter().filter(|c| c.readonly == Some(true) && c.kind != FieldType::Computed)
-                        {
-                            if let (None, Some(v)) = (row.get(&column.id), old.get(&column.id)) {
-                                row.insert(column.id.clone(), v.clone());
-                            }
-                        }
-                    }
-                    fill(self, conn, columns, row, old, &format!("{}[{i}].", table.id), lang, problems);
-                }
-            }
-        }
-
-        /// The stored row a new row goes on from: the one at the same place with the same
-        /// lookup keys, else the first unclaimed one with the same keys; none for a new row.
-        fn continued<'b>(
-            before: &'b [Value],
-            used: &mut [bool],
-            i: usize,
-            row: &Map<String, Value>,
-            keys: &[&str],
-        ) -> Option<&'b Map<String, Value>> {
-            let same = |old: &Map<String, Value>| keys.iter().all(|k| old.get(*k) == row.get(*k));
-            let at = before.get(i).and_then(Value::as_object).filter(|o| !used[i] && same(o)).map(|_| i);
-            let found = at.or_else(|| {
-                before.iter().enumerate().find(|(j, o)| !used[*j] && o.as_object().is_some_and(same)).map(|(j, _)| j)
-            })?;
-            used[found] = true;
-            before.get(found).and_then(Value::as_object)
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        fn fill(
-            rules: &Rules<'_>,
-            conn: &Reader,
-            fields: &[Field],
-            data: &mut Map<String, Value>,
-            base: Option<&Map<String, Value>>,
-            prefix: &str,
-            lang: Lang,
-            problems: &mut Vec<FieldProblem>,
-        ) {
-            for field in fields {
-                let (Some(lookup), Some(value)) = (&field.lookup, data.get(&field.id).cloned()) else { continue };
-                if base.and_then(|b| b.get(&field.id)) == Some(&value) {
-                    continue;
-                }
-                let Some(source) = rules.source_form(&lookup.form) else { continue };
-                let found =
-                    records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
-                match found {
-                    None => problems.push(FieldProblem::new(
-                        format!("{prefix}{}", field.id),
-                        "NOT_FOUND",
-                        format!(
-                            "{}: no {} has {} {}",
-                            field_name(field, lang),
-                            source.id,
-                            lookup.key,
-                            crate::values::format_cell(Some(&value))
-                        ),
-                    )),
-                    Some(src) => {
-                        for (here, there) in &lookup.fill {
-                            let readonly = fields.iter().any(|f| &f.id == here && f.readonly == Some(true));
-                            if readonly || is_empty(data.get(here)) {
-                                if let Some(v) = src.data.get(there) {
-                                    data.insert(here.clone(), v.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 
@@ -474,56 +309,6 @@ impl<'a> Rules<'a> {
         }
     }
 
-    /// A link may name its record by the target form's key (a customer code) instead of the
-    /// record id; it is stored as the id.
-    fn resolve_links(&self, conn: &Reader, data: &mut Map<String, Value>) {
-        for field in self.f.form.fields.iter().filter(|f| f.kind == FieldType::Link) {
-            let Some(Value::String(given)) = data.get(&field.id).cloned() else { continue };
-            let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { continue };
-            let table = FormTable::of(target);
-            if records::get(conn, &table, &given).ok().flatten().is_some() {
-                continue;
-            }
-            let key = match target.key.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => target.fields.iter().find(|f| f.unique == Some(true)).map(|f| f.id.as_str()),
-            };
-            if let Some(found) =
-                key.and_then(|k| records::find_by(conn, &table, &[(k, &Value::String(given.clone()))]).ok().flatten())
-            {
-                data.insert(field.id.clone(), Value::String(found.id));
-            }
-        }
-    }
-
-    /// Members and linked records must exist.
-    fn exists(&self, conn: &Reader, field: &Field, value: &Value, path: &str, problems: &mut Vec<FieldProblem>) {
-        let name = field_name(field, self.lang());
-        let Some(id) = value.as_str() else { return };
-        match field.kind {
-            FieldType::Member => match crate::store::members::get(conn, id).ok().flatten() {
-                None => {
-                    problems.push(FieldProblem::new(path, "NOT_FOUND", format!("{name}: there is no member `{id}`")))
-                }
-                Some(m) if !m.active => {
-                    problems.push(FieldProblem::new(path, "NOT_FOUND", format!("{name}: member `{id}` is not active")))
-                }
-                Some(_) => {}
-            },
-            FieldType::Link => {
-                let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { return };
-                if records::get(conn, &FormTable::of(target), id).ok().flatten().is_none() {
-                    problems.push(FieldProblem::new(
-                        path,
-                        "NOT_FOUND",
-                        format!("{name}: there is no {} {id}", target.id),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-
     /// Does a condition hold for this data? `pointer` locates it in the app, for `expr`.
     pub fn holds(&self, c: &Condition, data: &Map<String, Value>, pointer: &str) -> bool {
         let Ok(kind) = c.kind() else { return false };
@@ -633,55 +418,9 @@ fn set_computed(
     }
 }
 
-/// Renders a readable-id pattern. Returns the counter's period (the pattern with its dates
-/// filled and the counter left out, so `LEAD-{yyyy}-{seq:5}` counts per year) and a function of
-/// the counter value.
-pub(crate) fn id_period(pattern: &str, now: &jiff::Zoned) -> String {
-    render(pattern, now, None)
-}
-
-/// The id for counter value `seq`.
-pub(crate) fn render_id(pattern: &str, now: &jiff::Zoned, seq: i64) -> String {
-    render(pattern, now, Some(seq))
-}
-
-fn render(pattern: &str, now: &jiff::Zoned, seq: Option<i64>) -> String {
-    let mut out = String::new();
-    let mut rest = pattern;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}').map(|c| c + open) else { break };
-        let token = &rest[open + 1..close];
-        match token {
-            "yyyy" => out.push_str(&format!("{:04}", now.year())),
-            "yy" => out.push_str(&format!("{:02}", now.year().rem_euclid(100))),
-            "mm" => out.push_str(&format!("{:02}", now.month())),
-            "dd" => out.push_str(&format!("{:02}", now.day())),
-            _ => {
-                let width = token.strip_prefix("seq:").and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
-                match seq {
-                    Some(n) => out.push_str(&format!("{n:0width$}")),
-                    None => out.push('#'),
-                }
-            }
-        }
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn readable_ids_count_per_period() {
-        let now: jiff::Zoned = "2026-11-26T09:00:00+08:00[Asia/Shanghai]".parse().unwrap();
-        assert_eq!(render_id("LEAD-{yyyy}-{seq:5}", &now, 42), "LEAD-2026-00042");
-        assert_eq!(id_period("LEAD-{yyyy}-{seq:5}", &now), "LEAD-2026-#");
-        assert_eq!(render_id("QT-{yyyy}{mm}-{seq:4}", &now, 7), "QT-202611-0007");
-    }
 
     #[test]
     fn equality_is_what_people_mean() {
