@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use closeloop::engine::assign::{decide, Loads};
+use closeloop::assign::{decide, Loads};
 use closeloop::model::{AssignmentRule, Candidates, Pick, Preference};
 use closeloop::store::{ListQuery, MemberRow};
 use proptest::prelude::*;
@@ -242,7 +242,7 @@ fn an_import_that_names_some_owners_still_spreads_the_rest_evenly() {
     for i in 4..8 {
         csv.push_str(&format!("expo,客户{i},1370000000{i},east,\n"));
     }
-    rt.import_csv("lead", csv.as_bytes(), &closeloop::engine::ImportOptions::default(), &mut |_| {}).unwrap();
+    rt.import_csv("lead", csv.as_bytes(), &closeloop::ImportOptions::default(), &mut |_| {}).unwrap();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in rt.list("lead", &ListQuery::default()).unwrap() {
         *counts.entry(r.owner.unwrap_or_default()).or_default() += 1;

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::engine::{Evidence, RunStatus};
 use closeloop::store::Store;
 use closeloop::{template, AppFiles, Runtime};
+use closeloop::{Evidence, RunStatus};
 use serde_json::{json, Map, Value};
 
 fn at(s: &str) -> jiff::Timestamp {
@@ -205,7 +205,7 @@ fn missed_schedule_runs_coalesce_into_one() {
     let mut w = World::template("2026-11-20T10:00:00+08:00", "customer-success");
     let accounts =
         template("customer-success").unwrap().files.iter().find(|(p, _)| *p == "data/accounts.csv").unwrap().1;
-    let opts = closeloop::engine::ImportOptions { skip_invalid: false, actor: "import".into() };
+    let opts = closeloop::ImportOptions { skip_invalid: false, actor: "import".into() };
     w.rt.import_csv("account", accounts.as_bytes(), &opts, &mut |_| {}).unwrap();
     w.set("2026-12-24T10:00:00+08:00");
     let tick = w.rt.tick().unwrap();
@@ -618,7 +618,7 @@ fn an_import_counts_each_assignment_once_against_capacity() {
     for i in 0..6 {
         csv.push_str(&format!("expo,客户{i},139{i:08},east\n"));
     }
-    let opts = closeloop::engine::ImportOptions { skip_invalid: false, actor: "import".into() };
+    let opts = closeloop::ImportOptions { skip_invalid: false, actor: "import".into() };
     w.rt.import_csv("lead", csv.as_bytes(), &opts, &mut |_| {}).unwrap();
     let leads = w.rt.list("lead", &closeloop::store::ListQuery::default()).unwrap();
     let owned = |m: &str| leads.iter().filter(|l| l.owner.as_deref() == Some(m)).count();

@@ -2,7 +2,7 @@
 //! and a director pushing a stuck step through with a reason (RELIABILITY A4). Both are on
 //! the record as what they are.
 
-use closeloop::engine::Absence;
+use closeloop::Absence;
 use closeloop::EngineError;
 use serde_json::{json, Value};
 

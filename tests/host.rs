@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::engine::ImportOptions;
 use closeloop::store::{ListQuery, Store};
+use closeloop::ImportOptions;
 use closeloop::{template, AppFiles, Runtime};
 use serde_json::json;
 

@@ -298,14 +298,14 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
         }
     }
     let message = w.rt.outbox(None).unwrap().into_iter().find(|m| m.id == id).unwrap();
-    assert_eq!((message.status.as_str(), message.attempts), ("dead", closeloop::engine::MAX_ATTEMPTS));
-    assert_eq!(down.requests().len() as i64, closeloop::engine::MAX_ATTEMPTS);
+    assert_eq!((message.status.as_str(), message.attempts), ("dead", closeloop::MAX_ATTEMPTS));
+    assert_eq!(down.requests().len() as i64, closeloop::MAX_ATTEMPTS);
     // The dead letter is an alert in the record's trail.
     let record = message.record.clone().unwrap();
     let activity = w.rt.activity("ticket", &record).unwrap();
     assert_eq!(activity.iter().filter(|a| a.kind == "outbox.dead").count(), 1);
     // The backoff grows and is capped.
-    let b = |n| closeloop::engine::backoff("k", n).as_secs();
+    let b = |n| closeloop::backoff("k", n).as_secs();
     assert!(b(1) >= 15 && b(1) <= 30 && b(3) > b(1) && b(20) <= 3600, "{} {} {}", b(1), b(3), b(20));
     // Replayed once the server recovers: delivered once, with the same key.
     down.status.store(200, Ordering::SeqCst);

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::engine::{ImportOptions, ImportReport};
 use closeloop::store::{ListQuery, Store};
 use closeloop::{template, EngineError, Runtime};
+use closeloop::{ImportOptions, ImportReport};
 use serde_json::{json, Map, Value};
 
 fn at(s: &str) -> jiff::Timestamp {
@@ -282,7 +282,7 @@ fn exports_escape_formulas_but_keep_numbers_and_stored_text_verbatim() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""), "{text}");
     assert!(text.contains("'@SUM(A1)"), "{text}");
-    assert_eq!(closeloop::engine::guard("-5"), "'-5");
+    assert_eq!(closeloop::guard("-5"), "'-5");
     // The export imports back exactly: the guard quote is taken off again.
     let again = rt.import_csv("lead", text.as_bytes(), &ImportOptions::default(), &mut |_| {}).unwrap();
     assert_eq!((again.unchanged, again.updated, again.created), (1, 0, 0));

@@ -265,7 +265,7 @@ fn reload_model(def: &AppDef) -> Result<AppDef, String> {
     let text = serde_json::to_string_pretty(def).map_err(|e| e.to_string())?;
     let (root, diags) = closeloop::yaml::parse("gen.json", &text, closeloop::yaml::Limits::default());
     let root = root.ok_or_else(|| format!("{diags:#?}"))?;
-    let checker = closeloop::schema::SchemaChecker::new().map_err(|e| e.to_string())?;
+    let checker = closeloop::SchemaChecker::new().map_err(|e| e.to_string())?;
     let json = root.to_json();
     let errors = checker.check("gen.json", &root, &json);
     if !errors.is_empty() {

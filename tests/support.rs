@@ -141,7 +141,7 @@ impl Cli {
 /// Installs the quote template with its team, products and customers (and, with
 /// `price_history`, past prices).
 pub fn quote_catalog(rt: &mut closeloop::Runtime, price_history: bool) {
-    use closeloop::engine::ImportOptions;
+    use closeloop::ImportOptions;
     let t = closeloop::template("quote-approval").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();

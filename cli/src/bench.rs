@@ -109,8 +109,8 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
     use std::sync::Arc;
 
     use closeloop::clock::SystemClock;
-    use closeloop::engine::ImportOptions;
     use closeloop::store::{FormTable, Store};
+    use closeloop::ImportOptions;
     use closeloop::Runtime;
 
     let dir = std::env::temp_dir().join(format!("closeloop-bench-{}", std::process::id()));

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use closeloop::engine::{Evidence, Run, RunStatus};
+use closeloop::{Evidence, Run, RunStatus};
 use serde_json::{Map, Value};
 
 use crate::records::{show, Context};
@@ -189,7 +189,7 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
     })
 }
 
-fn delivery_lines(report: &closeloop::engine::DeliveryReport) -> Vec<String> {
+fn delivery_lines(report: &closeloop::DeliveryReport) -> Vec<String> {
     let mut lines: Vec<String> = report
         .deliveries
         .iter()
@@ -362,7 +362,7 @@ pub fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &
 
 /// `closeloop run`: the scheduler, until SIGTERM/SIGINT.
 pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
-    use closeloop::engine::Progress;
+    use closeloop::Progress;
     if ctx.now.is_some() {
         return Err(UserError(
             "`run` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands such as `tick`".into(),

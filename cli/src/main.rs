@@ -566,8 +566,7 @@ fn main() -> ExitCode {
         Command::Install { target, force, actor } => records::install(&ctx, target, *force, actor),
         Command::Members { what: None } => records::members_list(&ctx),
         Command::Members { what: Some(MembersWhat::Away { member, until, from, delegate, actor }) } => {
-            let absence =
-                closeloop::engine::Absence { from: from.clone(), until: until.clone(), delegate: delegate.clone() };
+            let absence = closeloop::Absence { from: from.clone(), until: until.clone(), delegate: delegate.clone() };
             records::members_away(&ctx, member, Some(&absence), actor)
         }
         Command::Members { what: Some(MembersWhat::Back { member, actor }) } => {

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use closeloop::clock::{Clock, ManualClock, SystemClock};
-use closeloop::engine::{ImportOptions, ImportReport};
 use closeloop::store::{ListQuery, SortOrder, Store};
 use closeloop::{EngineError, Runtime};
+use closeloop::{ImportOptions, ImportReport};
 use serde_json::{json, Map, Value};
 
 use crate::{print, render, Format, UserError};
@@ -105,7 +105,7 @@ fn record_line(r: &closeloop::Record) -> String {
 fn record_text(r: &closeloop::Record) -> String {
     let mut out = format!("{} {}\n", r.form, record_line(r));
     for (k, v) in &r.data {
-        out.push_str(&format!("  {k}: {}\n", closeloop::values::format_cell(Some(v))));
+        out.push_str(&format!("  {k}: {}\n", closeloop::format_cell(Some(v))));
     }
     out.trim_end().to_string()
 }
@@ -146,7 +146,7 @@ pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCod
 pub fn members_away(
     ctx: &Context,
     member: &str,
-    absence: Option<&closeloop::engine::Absence>,
+    absence: Option<&closeloop::Absence>,
     actor: &str,
 ) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
@@ -337,8 +337,8 @@ pub fn history(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErro
                 out.push_str(&format!(
                     "  {}: {} → {}\n",
                     c.field,
-                    closeloop::values::format_cell(Some(&c.from)),
-                    closeloop::values::format_cell(Some(&c.to))
+                    closeloop::format_cell(Some(&c.from)),
+                    closeloop::format_cell(Some(&c.to))
                 ));
             }
         }
@@ -397,7 +397,7 @@ fn write_rejects(path: &Path, report: &ImportReport) -> Result<(), UserError> {
     let _ = out.write_all(b"\xEF\xBB\xBF");
     let mut w = csv::Writer::from_writer(out);
     for row in &report.rejects {
-        let row: Vec<String> = row.iter().map(|c| closeloop::engine::guard(c)).collect();
+        let row: Vec<String> = row.iter().map(|c| closeloop::guard(c)).collect();
         w.write_record(&row).map_err(|e| UserError(e.to_string()))?;
     }
     w.flush().map_err(|e| UserError(e.to_string()))

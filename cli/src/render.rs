@@ -211,8 +211,8 @@ pub fn walkthrough() -> Result<Vec<String>, String> {
     use std::sync::Arc;
 
     use closeloop::clock::ManualClock;
-    use closeloop::engine::ImportOptions;
     use closeloop::store::Store;
+    use closeloop::ImportOptions;
     use closeloop::{template, Runtime};
 
     let t = template("lead-followup").ok_or("the lead-followup template is missing")?;

@@ -63,19 +63,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! ## Modules
-//! - `yaml`: a position-keeping, bomb-proof YAML reader.
-//! - `schema`: the JSON Schema check, with errors mapped to the offending key or value.
-//! - `model`: the app language as Rust types.
-//! - `check`: semantic checks (references, ids, durations, cron, cycles, scripts, templates).
-//! - `script`: the hardened rhai engine.
-//! - `timespec`: durations, cron schedules, time zones and dates.
-//! - `templates`: the three bundled apps.
-//! - `engine`: the [`Runtime`]: install, record rules, submit/update/act, history, CSV, members.
-//! - `store`: every SQL statement: tables, records, the audit chain, members, checkpoints.
-//! - `values`: what a field's value may be; CSV cells in and out.
-//! - `clock`: the injected clock.
-//! - `http`: the HTTP API (events from other systems) over a bounded pool of engine workers.
+//! ## What you name
+//! The crate root is the façade: [`Loader`] and its [`Diagnostic`]s, [`Runtime`] with its
+//! errors ([`EngineError`], [`ErrorKind`]) and the reports its methods return, the bundled
+//! [`templates()`]. Public modules:
+//! - `model`: the app language as Rust types, one to one with the JSON Schema.
+//! - `store`: the [`store::Store`] handle (one SQLite file, or memory), queries
+//!   ([`store::ListQuery`]) and the audit trail's [`store::Checkpoint`]; no SQLite type leaves it.
+//! - `clock`: the injected clock ([`clock::SystemClock`], [`clock::ManualClock`]).
+//! - `transport`: how messages leave; inject your own [`transport::Transport`] with
+//!   [`Runtime::set_transport`].
+//! - `http` (feature `http`): the HTTP API over a bounded pool of engine workers.
+//! - `qr`: signing links as QR codes. `yaml`: the position-keeping, bomb-proof YAML reader.
+//!   `script`: the hardened rhai sandbox rules run in.
+//!
+//! Everything else (the write gate, the domains, record rules, calendars) is private; the
+//! surface is pinned by `tests/public_api.rs`, and ARCHITECTURE.md maps the inside.
 //!
 //! ## Cargo features
 //! - `http` (default): the `http` module, on axum. Without it the library has no HTTP server
@@ -83,29 +86,40 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod calendar;
+// The façade: the modules an embedder names are public (the app language, the clock, the
+// store's handle and queries, transports, the HTTP API, QR codes, the position-keeping YAML
+// reader and the script sandbox); everything else is private and its types used in the
+// public API are re-exported here. `tests/public_api.rs` pins this surface.
+mod calendar;
 mod check;
 pub mod clock;
-pub mod diagnostic;
-pub mod engine;
+mod diagnostic;
+mod engine;
 #[cfg(feature = "http")]
 pub mod http;
 mod loader;
 pub mod model;
-pub mod pdf;
+mod pdf;
 pub mod qr;
-pub mod schema;
+mod schema;
 pub mod script;
 pub mod store;
 mod suggest;
-pub mod templates;
-pub mod timespec;
+mod templates;
+mod timespec;
 pub mod transport;
-pub mod values;
+mod values;
 pub mod yaml;
 
 pub use diagnostic::{Code, Diagnostic, Location, Severity};
-pub use engine::{EngineError, ErrorKind, Record, Runtime};
+pub use engine::{
+    assign, backoff, decode, guard, Absence, Activity, Anchor, ApprovalView, BoardItem, Change, ChannelView, Completed,
+    Delivery, DeliveryReport, EngineError, ErrorKind, EventReport, Evidence, Fired, Graded, ImportOptions,
+    ImportReport, InstallReport, MembersReport, Progress, Record, RowProblem, Run, RunStatus, Runtime, Scored, Shown,
+    SignLink, Signature, StepLog, Task, TickReport, Trial, Version, Waiting, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET,
+    LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
+};
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
-pub use schema::SCHEMA_JSON;
+pub use schema::{SchemaChecker, SCHEMA_JSON};
 pub use templates::{template, templates, Template};
+pub use values::{format_cell, FieldProblem};

@@ -4,7 +4,7 @@
 //! that uses the field's label, so an ops person recognises the field from the form.
 
 use serde::Serialize;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use crate::model::{Field, FieldType, Label, Lang};
 
@@ -461,7 +461,7 @@ fn not_option(field: &Field, cell: &str) -> String {
     format!("\"{cell}\" is not one of {}", values.join(", "))
 }
 
-/// A field's value as a CSV cell (the inverse of [`parse_cell`]).
+/// A field's value as a CSV cell (what the CSV import reads back).
 pub fn format_cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
@@ -475,18 +475,6 @@ pub fn format_cell(value: Option<&Value>) -> String {
             format!("{}~{}", format_cell(o.get("min")), format_cell(o.get("max")))
         }
         Some(other) => other.to_string(),
-    }
-}
-
-/// A record's data as a map from a JSON object, or a problem.
-pub fn as_object(v: Value) -> Result<Map<String, Value>, FieldProblem> {
-    match v {
-        Value::Object(m) => Ok(m),
-        other => Err(FieldProblem::new(
-            "",
-            "WRONG_TYPE",
-            format!("the data must be an object of fields, got {}", show(&other)),
-        )),
     }
 }
 

@@ -31,17 +31,21 @@ use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
 
-pub use approvals::{ApprovalRow, StepRow};
-pub use apps::InstalledApp;
-pub use audit::{sha256_hex, AuditEntry, AuditProblem, Checkpoint, NewEvent, Verification, GENESIS};
+// What embedders name: the handle and its errors (defined above), queries, the audit trail's
+// checks, and the rows of the member directory and the outbox, which the runtime lists as they
+// are. The other rows stay inside.
+pub(crate) use approvals::ApprovalRow;
+pub(crate) use audit::NewEvent;
+pub use audit::{sha256_hex, AuditProblem, Checkpoint, Verification, GENESIS};
 pub use bench::TableRows;
-pub use boards::FlagRow;
+pub(crate) use boards::FlagRow;
 pub use members::MemberRow;
 pub use outbox::{AttemptRow, OutboxRow};
-pub use records::{ListQuery, RecordRow, SortOrder};
+pub(crate) use records::RecordRow;
+pub use records::{ListQuery, SortOrder};
 pub use schema::FormTable;
-pub use tasks::TaskRow;
-pub use timers::TimerRow;
+pub(crate) use tasks::TaskRow;
+pub(crate) use timers::TimerRow;
 
 /// A connection to read through: what every store read function takes. Reads see the last
 /// committed state (inside a write, also what the write did so far: a [`Tx`] is a `Reader`).
