@@ -136,11 +136,161 @@ fn label_matches(label: &Option<Label>, header: &str) -> bool {
     }
 }
 
-/// Which field (or the record id) each header names.
 enum Target<'a> {
     Field(&'a Field),
     Id,
     Ignored,
+}
+
+/// A file's header row read against a form: what each column fills.
+struct Columns<'a> {
+    headers: Vec<String>,
+    targets: Vec<Target<'a>>,
+}
+
+impl<'a> Columns<'a> {
+    /// Maps each header to a field (by id or label), the record id, or nothing; an unknown or
+    /// twice-named column is a problem of row 1.
+    fn of(form: &'a crate::model::Form, headers: Vec<String>) -> Result<Self, Vec<RowProblem>> {
+        let mut problems = Vec::new();
+        let targets: Vec<Target<'a>> = headers
+            .iter()
+            .map(|h| {
+                // A field's own id or label wins over closeloop's columns (a form may have a field
+                // called `owner`); computed fields and the rejects file's `error` column are skipped.
+                if let Some(fd) = form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
+                    return if fd.kind == FieldType::Computed { Target::Ignored } else { Target::Field(fd) };
+                }
+                if h == "id" {
+                    return Target::Id;
+                }
+                if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by", "error"]
+                    .contains(&h.as_str())
+                {
+                    return Target::Ignored;
+                }
+                let known: Vec<&str> = form.fields.iter().map(|fd| fd.id.as_str()).collect();
+                let hint = crate::suggest::closest(h, known.iter().copied())
+                    .map(|b| format!(" (did you mean `{b}`?)"))
+                    .unwrap_or_default();
+                problems.push(RowProblem {
+                    row: 1,
+                    column: Some(h.clone()),
+                    code: "UNKNOWN_COLUMN".into(),
+                    message: format!("is not a field of form {}{hint}", form.id),
+                });
+                Target::Ignored
+            })
+            .collect();
+        for (i, t) in targets.iter().enumerate() {
+            let Target::Field(fd) = t else { continue };
+            if let Some(first) = targets[..i].iter().position(|o| matches!(o, Target::Field(x) if x.id == fd.id)) {
+                problems.push(RowProblem {
+                    row: 1,
+                    column: Some(headers[i].clone()),
+                    code: "DUPLICATE_COLUMN".into(),
+                    message: format!("names the same field as column {}", headers[first]),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(Columns { headers, targets })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The header of the column that fills `field` (or the field's id when no column does).
+    fn column_of(&self, field: &str) -> String {
+        self.targets
+            .iter()
+            .position(|t| matches!(t, Target::Field(fd) if fd.id == field))
+            .map(|i| self.headers[i].clone())
+            .unwrap_or_else(|| field.to_string())
+    }
+
+    /// One row's cells as field values, the record id it names, and its cell problems.
+    fn read(
+        &self,
+        line: usize,
+        cells: &[String],
+        tz: &jiff::tz::TimeZone,
+    ) -> (Map<String, Value>, Option<String>, Vec<RowProblem>) {
+        let mut given = Map::new();
+        let mut problems = Vec::new();
+        if cells.len() != self.headers.len() {
+            problems.push(RowProblem {
+                row: line,
+                column: None,
+                code: "CELL_COUNT".into(),
+                message: format!("has {} cells but the header has {} columns", cells.len(), self.headers.len()),
+            });
+        }
+        let mut id = None;
+        for (i, cell) in cells.iter().enumerate() {
+            match self.targets.get(i) {
+                Some(Target::Field(field)) => match parse_cell(field, unguard(cell), tz) {
+                    Ok(Some(v)) => {
+                        given.insert(field.id.clone(), v);
+                    }
+                    Ok(None) => {}
+                    Err(message) => problems.push(RowProblem {
+                        row: line,
+                        column: Some(self.headers[i].clone()),
+                        code: "WRONG_TYPE".into(),
+                        message,
+                    }),
+                },
+                Some(Target::Id) if !cell.trim().is_empty() => id = Some(cell.trim().to_string()),
+                _ => {}
+            }
+        }
+        (given, id, problems)
+    }
+
+    /// What the gate said about a row, as row problems: each field problem under its column, a
+    /// refusal for the row. Anything else (the database failing) ends the import.
+    fn problems(&self, line: usize, e: EngineError) -> Result<Vec<RowProblem>, EngineError> {
+        match e {
+            EngineError::Invalid(field_problems) => Ok(field_problems
+                .into_iter()
+                .map(|p| {
+                    let top = p.field.split(['[', '.']).next().unwrap_or_default();
+                    let column = Some(self.column_of(top));
+                    let message = p.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(p.message);
+                    RowProblem { row: line, column, code: p.code.to_string(), message }
+                })
+                .collect()),
+            EngineError::Refused(message) => {
+                Ok(vec![RowProblem { row: line, column: None, code: "REFUSED".into(), message }])
+            }
+            e => Err(e),
+        }
+    }
+}
+
+/// The data rows of a file, numbered as a spreadsheet shows them: the header is row 1, whatever
+/// line breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
+fn data_rows(csv: &mut ::csv::Reader<&[u8]>) -> Result<Vec<(usize, Vec<String>)>, EngineError> {
+    let mut rows = Vec::new();
+    for (index, record) in csv.records().enumerate() {
+        let record =
+            record.map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
+        let cells: Vec<String> = record.iter().map(str::to_string).collect();
+        if !cells.iter().all(|c| c.trim().is_empty()) {
+            rows.push((index + 2, cells));
+        }
+    }
+    Ok(rows)
+}
+
+/// The fields that find a row's record: the form's key, else its first unique field.
+fn import_key(form: &crate::model::Form) -> Vec<&str> {
+    if form.key.is_empty() {
+        form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
+    } else {
+        form.key.iter().map(String::as_str).collect()
+    }
 }
 
 impl Runtime {
@@ -158,190 +308,71 @@ impl Runtime {
             // The actor is checked before any row: an unknown member imports nothing.
             session.roles(tx, actor)?;
             let f = session.form(form)?;
-            let table = f.table();
-            let tz = f.time_zone();
+            let (table, tz) = (f.table(), f.time_zone());
             let mut csv = reader(&text);
             let headers = headers(&mut csv)?;
-            let mut problems = Vec::new();
             if headers.iter().all(String::is_empty) {
                 return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
             }
-            let targets: Vec<Target<'_>> = headers
-                .iter()
-                .map(|h| {
-                    // A field's own id or label wins over closeloop's columns (a form may have a field
-                    // called `owner`); computed fields and the rejects file's `error` column are skipped.
-                    if let Some(fd) = f.form.fields.iter().find(|fd| &fd.id == h || label_matches(&fd.label, h)) {
-                        return if fd.kind == FieldType::Computed { Target::Ignored } else { Target::Field(fd) };
+            let columns = Columns::of(f.form, headers).map_err(|problems| {
+                EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() }))
+            })?;
+            let rows = data_rows(&mut csv)?;
+            let key = import_key(f.form);
+            // One session for the whole import: loads are read once and kept current.
+            let w = Writer::new(session, tx, &f, actor);
+            let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+            report.rejects.push(columns.headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
+            for (done, (line, cells)) in rows.iter().enumerate() {
+                let (given, id, mut row_problems) = columns.read(*line, cells, &tz);
+                // Looked up by the form's key: the rules need not query the key again.
+                let by_key = id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
+                let existing = match (&id, key.is_empty()) {
+                    (Some(id), _) => records::get(tx, table, id)?,
+                    (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
+                        let values: Vec<(&str, &Value)> =
+                            key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
+                        records::find_by(tx, table, &values)?
                     }
-                    if h == "id" {
-                        return Target::Id;
-                    }
-                    if ["version", "state", "owner", "created_at", "updated_at", "created_by", "updated_by", "error"]
-                        .contains(&h.as_str())
-                    {
-                        return Target::Ignored;
-                    }
-                    let known: Vec<&str> = f.form.fields.iter().map(|fd| fd.id.as_str()).collect();
-                    let hint = crate::suggest::closest(h, known.iter().copied())
-                        .map(|b| format!(" (did you mean `{b}`?)"))
-                        .unwrap_or_default();
-                    problems.push(RowProblem {
-                        row: 1,
-                        column: Some(h.clone()),
-                        code: "UNKNOWN_COLUMN".into(),
-                        message: format!("is not a field of form {form}{hint}"),
-                    });
-                    Target::Ignored
-                })
-                .collect();
-            for (i, t) in targets.iter().enumerate() {
-                if let Target::Field(fd) = t {
-                    if let Some(first) =
-                        targets[..i].iter().position(|o| matches!(o, Target::Field(x) if x.id == fd.id))
-                    {
-                        problems.push(RowProblem {
-                            row: 1,
-                            column: Some(headers[i].clone()),
-                            code: "DUPLICATE_COLUMN".into(),
-                            message: format!("names the same field as column {}", headers[first]),
-                        });
-                    }
-                }
-            }
-            if !problems.is_empty() {
-                return Err(EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() })));
-            }
-            // Rows are numbered as a spreadsheet shows them: the header is row 1, whatever line
-            // breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
-            let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-            for (index, record) in csv.records().enumerate() {
-                let record = record
-                    .map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
-                let cells: Vec<String> = record.iter().map(str::to_string).collect();
-                if cells.iter().all(|c| c.trim().is_empty()) {
-                    continue;
-                }
-                rows.push((index + 2, cells));
-            }
-            let key: Vec<&str> = if f.form.key.is_empty() {
-                f.form.fields.iter().filter(|fd| fd.unique == Some(true)).map(|fd| fd.id.as_str()).take(1).collect()
-            } else {
-                f.form.key.iter().map(String::as_str).collect()
-            };
-            {
-                // One session for the whole import: loads are read once and kept current.
-                let w = Writer::new(session, tx, &f, actor);
-                let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
-                report.rejects.push(headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
-                for (done, (line, cells)) in rows.iter().enumerate() {
-                    let mut given = Map::new();
-                    let mut row_problems = Vec::new();
-                    if cells.len() != headers.len() {
-                        row_problems.push(RowProblem {
-                            row: *line,
-                            column: None,
-                            code: "CELL_COUNT".into(),
-                            message: format!("has {} cells but the header has {} columns", cells.len(), headers.len()),
-                        });
-                    }
-                    let mut id = None;
-                    for (i, cell) in cells.iter().enumerate() {
-                        match targets.get(i) {
-                            Some(Target::Field(field)) => match parse_cell(field, unguard(cell), &tz) {
-                                Ok(Some(v)) => {
-                                    given.insert(field.id.clone(), v);
-                                }
-                                Ok(None) => {}
-                                Err(message) => row_problems.push(RowProblem {
-                                    row: *line,
-                                    column: Some(headers[i].clone()),
-                                    code: "WRONG_TYPE".into(),
-                                    message,
-                                }),
-                            },
-                            Some(Target::Id) if !cell.trim().is_empty() => id = Some(cell.trim().to_string()),
-                            _ => {}
+                    _ => None,
+                };
+                if row_problems.is_empty() {
+                    // A row that matches a record changes it like an update: the same gate, so a
+                    // final record, a read-only field or a field the importer may not edit is
+                    // refused here exactly as it is by `update`.
+                    let source = json!({"import": "csv", "row": line});
+                    let written = match existing {
+                        None => w.create(&given, Purpose::Create, Some(&source), by_key).map(|_| &mut report.created),
+                        Some(before) => {
+                            let version = before.version;
+                            let edit = Edit {
+                                detail: Some(("source", source)),
+                                key_checked: by_key,
+                                ..Edit::by_person(&given)
+                            };
+                            w.change(before, edit).map(|row| match row.version == version {
+                                true => &mut report.unchanged,
+                                false => &mut report.updated,
+                            })
                         }
-                    }
-                    // Looked up by the form's key: the rules need not query the key again.
-                    let by_key =
-                        id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
-                    let existing = match (&id, key.is_empty()) {
-                        (Some(id), _) => records::get(tx, table, id)?,
-                        (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
-                            let values: Vec<(&str, &Value)> =
-                                key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
-                            records::find_by(tx, table, &values)?
-                        }
-                        _ => None,
                     };
-                    if row_problems.is_empty() {
-                        // A row that matches a record changes it like an update: the same gate, so a
-                        // final record, a read-only field or a field the importer may not edit is
-                        // refused here exactly as it is by `update`.
-                        let source = json!({"import": "csv", "row": line});
-                        let written = match existing {
-                            None => {
-                                w.create(&given, Purpose::Create, Some(&source), by_key).map(|_| &mut report.created)
-                            }
-                            Some(before) => {
-                                let version = before.version;
-                                let edit = Edit {
-                                    detail: Some(("source", source)),
-                                    key_checked: by_key,
-                                    ..Edit::by_person(&given)
-                                };
-                                w.change(before, edit).map(|row| match row.version == version {
-                                    true => &mut report.unchanged,
-                                    false => &mut report.updated,
-                                })
-                            }
-                        };
-                        match written {
-                            Ok(count) => *count += 1,
-                            Err(EngineError::Invalid(field_problems)) => {
-                                for p in field_problems {
-                                    let top = p.field.split(['[', '.']).next().unwrap_or_default().to_string();
-                                    let column = targets
-                                        .iter()
-                                        .position(|t| matches!(t, Target::Field(fd) if fd.id == top))
-                                        .map(|i| headers[i].clone())
-                                        .or(Some(top));
-                                    let message =
-                                        p.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(p.message);
-                                    row_problems.push(RowProblem {
-                                        row: *line,
-                                        column,
-                                        code: p.code.to_string(),
-                                        message,
-                                    });
-                                }
-                            }
-                            Err(EngineError::Refused(message)) => {
-                                row_problems.push(RowProblem {
-                                    row: *line,
-                                    column: None,
-                                    code: "REFUSED".into(),
-                                    message,
-                                });
-                            }
-                            Err(e) => return Err(e),
-                        }
+                    match written {
+                        Ok(count) => *count += 1,
+                        Err(e) => row_problems = columns.problems(*line, e)?,
                     }
-                    if !row_problems.is_empty() {
-                        report.rejected += 1;
-                        let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                        report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
-                        report.problems.extend(row_problems);
-                    }
-                    progress(done + 1);
                 }
-                if report.rejected > 0 && !options.skip_invalid {
-                    return Err(EngineError::Import(Box::new(report)));
+                if !row_problems.is_empty() {
+                    report.rejected += 1;
+                    let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
+                    report.problems.extend(row_problems);
                 }
-                Ok(report)
+                progress(done + 1);
             }
+            if report.rejected > 0 && !options.skip_invalid {
+                return Err(EngineError::Import(Box::new(report)));
+            }
+            Ok(report)
         })
     }
 
