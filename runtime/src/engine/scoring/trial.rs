@@ -162,8 +162,7 @@ impl Runtime {
         }
         let Some(grade) = grade else { return Err(EngineError::Input(format!("`{id}` is not a grade"))) };
         let roles = actor_roles(conn, actor).unwrap_or_default();
-        let rules =
-            Rules { f, apps: &self.apps, scripts: &self.scripts, state: None, roles: &roles, key_checked: true };
+        let rules = Rules::new(f, &self.apps, &self.scripts, None, &roles);
         let index = f.app.app.def.grades.iter().position(|g| g.id == id).unwrap_or(0);
         let graded = grade_with(&rules, grade, &data, index, record)?;
         if grade.script.is_some() {
