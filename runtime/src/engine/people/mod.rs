@@ -2,6 +2,7 @@
 //! (`members.rs`), and who gets a record: assignment rules and their decisions (`assign.rs`).
 
 pub mod assign;
+mod import;
 pub(crate) mod members;
 
 pub use members::Absence;

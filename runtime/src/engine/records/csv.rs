@@ -17,7 +17,7 @@ use crate::engine::write::rules::Purpose;
 use crate::engine::write::{Edit, Writer};
 use crate::engine::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
-use crate::store::{members, records, MemberRow};
+use crate::store::records;
 use crate::values::{format_cell, parse_cell};
 
 /// The largest CSV file accepted.
@@ -115,12 +115,12 @@ pub fn decode(bytes: &[u8]) -> Result<String, EngineError> {
     Ok(text.into_owned())
 }
 
-fn reader(text: &str) -> csv::Reader<&[u8]> {
+pub(crate) fn reader(text: &str) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::None).from_reader(text.as_bytes())
 }
 
 /// The header row, each name trimmed.
-fn headers(csv: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, EngineError> {
+pub(crate) fn headers(csv: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, EngineError> {
     let row = csv.headers().map_err(|e| EngineError::Input(format!("row 1: {e}")))?;
     Ok(row.iter().map(|h| h.trim().to_string()).collect())
 }
@@ -409,203 +409,6 @@ impl Runtime {
         }
         w.flush().map_err(|e| EngineError::Input(e.to_string()))?;
         Ok(rows.len())
-    }
-
-    /// Imports the member directory (`id,name,roles,region,manager,active,capacity`, optional
-    /// `email`, `phone` and the app's extra attributes; roles separated by `;`). Members are
-    /// upserted by id; `active` = false deactivates without losing history. All-or-nothing.
-    pub fn import_members(&mut self, bytes: &[u8], actor: &str) -> Result<MembersReport, EngineError> {
-        let text = decode(bytes)?;
-        let at = self.now();
-        let extra: Vec<String> = self
-            .apps
-            .values()
-            .flat_map(|a| a.app.def.members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone())))
-            .collect();
-        let mut csv = reader(&text);
-        let headers = headers(&mut csv)?;
-        let mut problems = Vec::new();
-        for h in &headers {
-            if !crate::model::BUILTIN_MEMBER_FIELDS.contains(&h.as_str()) && !extra.contains(h) {
-                problems.push(RowProblem {
-                    row: 1,
-                    column: Some(h.clone()),
-                    code: "UNKNOWN_COLUMN".into(),
-                    message: "is not a member attribute".into(),
-                });
-            }
-        }
-        for required in ["id"] {
-            if !headers.iter().any(|h| h == required) {
-                problems.push(RowProblem {
-                    row: 1,
-                    column: None,
-                    code: "MISSING_COLUMN".into(),
-                    message: format!("the column `{required}` is missing"),
-                });
-            }
-        }
-        let mut parsed = Vec::new();
-        for record in csv.records() {
-            let record = record.map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))?;
-            let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
-            let cell = |name: &str| {
-                headers
-                    .iter()
-                    .position(|h| h == name)
-                    .and_then(|i| record.get(i))
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-            };
-            let mut member = MemberRow {
-                id: cell("id").unwrap_or_default().to_string(),
-                name: cell("name").unwrap_or_default().to_string(),
-                roles: cell("roles")
-                    .map(|r| {
-                        r.split([';', '；']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
-                    })
-                    .unwrap_or_default(),
-                region: cell("region").map(str::to_string),
-                manager: cell("manager").map(str::to_string),
-                active: true,
-                capacity: None,
-                email: cell("email").map(str::to_string),
-                phone: cell("phone").map(str::to_string),
-                extra: Map::new(),
-                away_from: None,
-                away_until: None,
-                delegate_to: cell("delegate_to").map(str::to_string),
-            };
-            let mut bad = |column: &str, message: String| {
-                problems.push(RowProblem { row: line, column: Some(column.into()), code: "WRONG_TYPE".into(), message })
-            };
-            if member.id.is_empty() {
-                bad("id", "every member needs an id".into());
-            }
-
-            if let Some(a) = cell("active") {
-                match a.to_lowercase().as_str() {
-                    "true" | "yes" | "1" | "是" => member.active = true,
-                    "false" | "no" | "0" | "否" => member.active = false,
-                    _ => bad("active", format!("\"{a}\" is not true or false")),
-                }
-            }
-            if let Some(c) = cell("capacity") {
-                match c.parse::<i64>() {
-                    Ok(n) if n >= 0 => member.capacity = Some(n),
-                    _ => bad("capacity", format!("\"{c}\" is not a whole number")),
-                }
-            }
-            for (column, slot) in [("away_from", &mut member.away_from), ("away_until", &mut member.away_until)] {
-                if let Some(d) = cell(column) {
-                    match crate::engine::people::members::day(d) {
-                        Ok(day) => *slot = Some(day),
-                        Err(why) => bad(column, why),
-                    }
-                }
-            }
-            for e in &extra {
-                if let Some(v) = cell(e) {
-                    member.extra.insert(e.clone(), Value::String(v.to_string()));
-                }
-            }
-            parsed.push((line, member));
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Import(Box::new(ImportReport {
-                rows: parsed.len(),
-                rejected: parsed.len(),
-                problems,
-                ..ImportReport::default()
-            })));
-        }
-        let report = self.store.write(|tx| {
-            let mut report = MembersReport { rows: parsed.len(), ..MembersReport::default() };
-            for (line, parsed_member) in &parsed {
-                let before = members::get(tx, &parsed_member.id)?;
-                // Only the columns the file has change: a file of ids and emails updates emails.
-                let has = |c: &str| headers.iter().any(|h| h == c);
-                let member = match &before {
-                    None if parsed_member.name.is_empty() => {
-                        let problem = RowProblem {
-                            row: *line,
-                            column: Some("name".into()),
-                            code: "REQUIRED".into(),
-                            message: "a new member needs a name".into(),
-                        };
-                        return Err(EngineError::Import(Box::new(ImportReport {
-                            rows: parsed.len(),
-                            rejected: 1,
-                            problems: vec![problem],
-                            ..ImportReport::default()
-                        })));
-                    }
-                    None => parsed_member.clone(),
-                    Some(old) => {
-                        let mut m = old.clone();
-                        let p = parsed_member.clone();
-                        if has("name") && !p.name.is_empty() {
-                            m.name = p.name;
-                        }
-                        macro_rules! from_file {
-                            ($($column:ident),*) => { $( if has(stringify!($column)) { m.$column = p.$column; } )* };
-                        }
-                        from_file!(
-                            roles,
-                            region,
-                            manager,
-                            active,
-                            capacity,
-                            email,
-                            phone,
-                            away_from,
-                            away_until,
-                            delegate_to
-                        );
-                        for (k, v) in p.extra {
-                            m.extra.insert(k, v);
-                        }
-                        m
-                    }
-                };
-                match crate::engine::people::members::store(tx, before.as_ref(), &member, &at, actor)? {
-                    None => report.unchanged += 1,
-                    Some(_) if before.is_some() => report.updated += 1,
-                    Some(_) => report.created += 1,
-                }
-            }
-            // Absences the file sets are checked against the directory as the file leaves it (a
-            // delegate may be a member the same file adds); one that does not hold rolls the
-            // import back.
-            let sets_absences =
-                ["away_from", "away_until", "delegate_to"].iter().any(|c| headers.iter().any(|h| h == c));
-            let team = if sets_absences { members::list(tx)? } else { Vec::new() };
-            let problems: Vec<RowProblem> = parsed
-                .iter()
-                .filter_map(|(line, p)| {
-                    let m = team.iter().find(|t| t.id == p.id)?;
-                    let why = crate::engine::people::members::check_absence(m, &team).err()?;
-                    let column = if why.contains("before it starts") { "away_until" } else { "delegate_to" };
-                    Some(RowProblem {
-                        row: *line,
-                        column: Some(column.into()),
-                        code: "WRONG_VALUE".into(),
-                        message: why,
-                    })
-                })
-                .collect();
-            if !problems.is_empty() {
-                let rejected = problems.len();
-                return Err(EngineError::Import(Box::new(ImportReport {
-                    rows: parsed.len(),
-                    rejected,
-                    problems,
-                    ..ImportReport::default()
-                })));
-            }
-            Ok::<_, EngineError>(report)
-        })?;
-        Ok(report)
     }
 }
 

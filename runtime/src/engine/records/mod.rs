@@ -8,6 +8,7 @@ pub(crate) mod pdf;
 
 pub use boards::BoardItem;
 pub use csv::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
+pub(crate) use csv::{headers, reader};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
