@@ -119,8 +119,15 @@ fn is_working(d: jiff::civil::Date) -> bool {
     days.contains(&weekday) && !ctx.holidays.contains(&iso)
 }
 
-/// Registers the host API on a runtime's script engine.
+/// Registers the host API on a runtime's script engine: time, people, records.
 pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
+    register_time(engine, &host);
+    register_people(engine, &host);
+    register_records(engine, &host);
+}
+
+/// `now`, `today`, day arithmetic and working days, in the app's calendar.
+fn register_time(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("now", move || -> String {
         let now = crate::clock::stamp(h.clock.now());
@@ -167,6 +174,10 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
         note_call(format!("add_business_days({d}, {n}) → {day}"));
         Ok(day.to_string())
     });
+}
+
+/// `members` and `open_count`: the team and its load.
+fn register_people(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("members", move |filter: RhaiMap| -> Fallible<Array> {
         let role = filter.get("role").map(|v| v.to_string());
@@ -217,6 +228,10 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
         note_call(format!("open_count({member}, {form}, {states:?}, {}) → {n}", since.as_deref().unwrap_or("ever")));
         Ok(n)
     });
+}
+
+/// `lookup`, `lookup_latest` and `history`: records, without their sensitive fields.
+fn register_records(engine: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     engine.register_fn("lookup", move |form: &str, key: &str, value: Dynamic| -> Fallible<Dynamic> {
         let found = h.form(form)?;
@@ -253,7 +268,7 @@ pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
         ));
         Ok(row.map(|r| found.visible(r)).unwrap_or(Dynamic::UNIT))
     });
-    let h = host;
+    let h = host.clone();
     engine.register_fn("history", move || -> Fallible<Array> {
         let ctx = context();
         let (Some(form), Some(record)) = (ctx.form, ctx.record) else {
