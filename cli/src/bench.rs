@@ -1,10 +1,66 @@
 //! `closeloop bench`: speed measured against a baseline in the same run, never as a timed test.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Subcommand;
 use closeloop::yaml::{self, Limits};
 use closeloop::{template, Loader};
 use serde_json::json;
+
+use crate::{print, Context, Format, UserError};
+
+/// The bench command.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Measure closeloop against a baseline in the same run (build with --release).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchWhat {
+    /// Loading the largest template, stage by stage, against a bare YAML parse of it.
+    Load {
+        /// Runs per stage.
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
+    /// Importing leads through closeloop against a raw SQLite insert of the same rows, and
+    /// single-submit latency through the library.
+    Import {
+        /// Rows to import.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Single submits to time.
+        #[arg(long, default_value_t = 1_000)]
+        submits: usize,
+    },
+    /// One `tick` firing the due timers of a large backlog, against a raw select-and-mark of
+    /// the same rows.
+    Timers {
+        /// Pending timers in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
+        /// The share of them due, in percent (at most 50).
+        #[arg(long, default_value_t = 1.0)]
+        due_percent: f64,
+    },
+}
+
+/// Runs one benchmark and prints what it measured.
+pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
+    let Command::Bench { what } = cmd;
+    let json_output = ctx.format == Format::Json;
+    let measured = match what {
+        BenchWhat::Load { runs } => load((*runs).max(1), json_output),
+        BenchWhat::Import { rows, submits } => import((*rows).max(1), (*submits).max(1), json_output),
+        BenchWhat::Timers { pending, due_percent } => timers(*pending, *due_percent, json_output),
+    };
+    measured.map_err(UserError).and_then(|text| print(&text))
+}
 
 /// Times `f` over `runs` runs after a warm-up; returns the sorted durations.
 fn sample(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
