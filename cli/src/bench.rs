@@ -234,7 +234,7 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
             return Err(format!("the assigned import created {} of {rows} rows", report.created));
         }
         // (d) every row (c) wrote, inserted raw into tables of the same shape and indexes.
-        let written = probe.bench_rows_since(&marks).map_err(|e| e.to_string())?;
+        let written = probe.bench_rows_since(&marks, None).map_err(|e| e.to_string())?;
         let mut replay = Store::open(&dir.join(format!("replay{round}.db"))).map_err(|e| e.to_string())?;
         let started = Instant::now();
         rows_written = replay.bench_raw_replay(&[FormTable::of(lead)], &written).map_err(|e| e.to_string())?;
