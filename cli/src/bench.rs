@@ -1,10 +1,66 @@
 //! `closeloop bench`: speed measured against a baseline in the same run, never as a timed test.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Subcommand;
 use closeloop::yaml::{self, Limits};
 use closeloop::{template, Loader};
 use serde_json::json;
+
+use crate::{print, Context, Format, UserError};
+
+/// The bench command.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Measure closeloop against a baseline in the same run (build with --release).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchWhat {
+    /// Loading the largest template, stage by stage, against a bare YAML parse of it.
+    Load {
+        /// Runs per stage.
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
+    /// Importing leads through closeloop against a raw SQLite insert of the same rows, and
+    /// single-submit latency through the library.
+    Import {
+        /// Rows to import.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Single submits to time.
+        #[arg(long, default_value_t = 1_000)]
+        submits: usize,
+    },
+    /// One `tick` firing the due timers of a large backlog, against a raw select-and-mark of
+    /// the same rows.
+    Timers {
+        /// Pending timers in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        pending: usize,
+        /// The share of them due, in percent (at most 50).
+        #[arg(long, default_value_t = 1.0)]
+        due_percent: f64,
+    },
+}
+
+/// Runs one benchmark and prints what it measured.
+pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
+    let Command::Bench { what } = cmd;
+    let json_output = ctx.format == Format::Json;
+    let measured = match what {
+        BenchWhat::Load { runs } => load((*runs).max(1), json_output),
+        BenchWhat::Import { rows, submits } => import((*rows).max(1), (*submits).max(1), json_output),
+        BenchWhat::Timers { pending, due_percent } => timers(*pending, *due_percent, json_output),
+    };
+    measured.map_err(UserError).and_then(|text| print(&text))
+}
 
 /// Times `f` over `runs` runs after a warm-up; returns the sorted durations.
 fn sample(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -178,7 +234,7 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
             return Err(format!("the assigned import created {} of {rows} rows", report.created));
         }
         // (d) every row (c) wrote, inserted raw into tables of the same shape and indexes.
-        let written = probe.bench_rows_since(&marks).map_err(|e| e.to_string())?;
+        let written = probe.bench_rows_since(&marks, None).map_err(|e| e.to_string())?;
         let mut replay = Store::open(&dir.join(format!("replay{round}.db"))).map_err(|e| e.to_string())?;
         let started = Instant::now();
         rows_written = replay.bench_raw_replay(&[FormTable::of(lead)], &written).map_err(|e| e.to_string())?;
@@ -238,10 +294,11 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
 /// later are working hours too.
 const TIMERS_START: &str = "2026-03-03T02:00:00Z";
 
-/// Fires the due timers of a large backlog with one `tick` and compares with a raw select and
-/// mark of the same rows. `due_percent` of `pending` are lead-followup leads submitted through
-/// the library (each arms a 24h timer, due, and a 72h one, not due); the rest are raw rows due
-/// weeks later.
+/// Fires the due timers of a large backlog with one `tick` and compares with two raw baselines
+/// on copies of the same file: a select and mark of the due rows, and that marking together
+/// with every row the tick wrote, inserted raw. `due_percent` of `pending` are lead-followup
+/// leads submitted through the library (each arms a 24h timer, due, and a 72h one, not due);
+/// the rest are raw rows due weeks later.
 pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<String, String> {
     let due = (pending as f64 * due_percent / 100.0).round() as usize;
     // Each due lead also arms a timer that is not due: at most half the backlog can be due.
@@ -256,15 +313,21 @@ pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<Str
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let measured = fire_backlog(&dir, pending, due, future);
     let _ = std::fs::remove_dir_all(&dir);
-    let TimerTimes { submit, tick, raw, fired } = measured?;
-    let ratio = raw.as_secs_f64() / tick.as_secs_f64().max(f64::EPSILON);
-    let tick_us = tick.as_secs_f64() * 1e6 / due as f64;
-    let raw_us = raw.as_secs_f64() * 1e6 / due as f64;
+    let TimerTimes { submit, tick, raw, same_rows, fired, rows_written } = measured?;
+    let tick_s = tick.as_secs_f64().max(f64::EPSILON);
+    let ratio = raw.as_secs_f64() / tick_s;
+    // 1.0 would mean the tick costs no more than writing the rows it wrote.
+    let same_rows_ratio = same_rows.as_secs_f64() / tick_s;
+    let per_timer = |d: Duration| d.as_secs_f64() * 1e6 / due as f64;
+    let (tick_us, raw_us, same_rows_us) = (per_timer(tick), per_timer(raw), per_timer(same_rows));
+    let rows_per_timer = rows_written as f64 / fired.max(1) as f64;
     if json_output {
         return Ok(serde_json::to_string_pretty(&json!({
             "pending": pending, "due": due, "due_percent": due_percent, "future": future, "fired": fired,
             "setup_submit_s": submit.as_secs_f64(), "tick_ms": ms(tick), "raw_ms": ms(raw), "ratio": ratio,
             "tick_us_per_timer": tick_us, "raw_us_per_timer": raw_us,
+            "same_rows_ms": ms(same_rows), "same_rows_us_per_timer": same_rows_us, "same_rows_ratio": same_rows_ratio,
+            "rows_written": rows_written, "rows_written_per_timer": rows_per_timer,
         }))
         .unwrap_or_default());
     }
@@ -273,10 +336,13 @@ pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<Str
          setup (not timed): {due} lead-followup leads submitted through the library at T = {TIMERS_START} in {:.1} s (a 24h and a 72h timer each), {future} timers due weeks later inserted raw\n\
          (a) raw: select the due rows and mark each fired, one transaction: {:>10.1} ms, {raw_us:>8.2} µs per timer\n\
          (b) closeloop tick at T+25h, {fired} fired (claim, re-check the condition, set, flag, notify, audit; 200 per transaction): {:>10.1} ms, {tick_us:>8.2} µs per timer\n\
-         ratio: {ratio:.3}",
+         ratio: {ratio:.3}\n\
+         (c) raw: (a) and every row (b) wrote ({rows_per_timer:.1} rows per fired timer: the timer, the lead, its events, flag, message…) inserted raw, one transaction: {:>10.1} ms, {same_rows_us:>8.2} µs per timer\n\
+         ratio of (c) to (b), the same rows written raw: {same_rows_ratio:.3}",
         submit.as_secs_f64(),
         ms(raw),
         ms(tick),
+        ms(same_rows),
     ))
 }
 
@@ -285,26 +351,64 @@ struct TimerTimes {
     submit: Duration,
     tick: Duration,
     raw: Duration,
+    /// The raw marking with every row the tick wrote, replayed raw.
+    same_rows: Duration,
     fired: usize,
+    /// Rows the tick wrote: the timers it marked, and its new and changed rows.
+    rows_written: usize,
 }
 
-/// Builds the backlog in `dir`, copies it, then times a tick on one copy and the raw baseline
-/// on the other.
+/// Builds the backlog in `dir`, copies it twice, then times a tick on one copy and the raw
+/// baselines on the others.
 fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize) -> Result<TimerTimes, String> {
-    use std::sync::Arc;
-
     use closeloop::clock::{stamp, ManualClock};
     use closeloop::store::Store;
-    use closeloop::Runtime;
 
     let start: jiff::Timestamp = TIMERS_START.parse().map_err(|e: jiff::Error| e.to_string())?;
     let fire_at = start + jiff::SignedDuration::from_hours(25);
-    let clock = Arc::new(ManualClock::new(start));
-    let (tick_db, raw_db) = (dir.join("tick.db"), dir.join("raw.db"));
+    let now = stamp(fire_at);
+    let clock = std::sync::Arc::new(ManualClock::new(start));
+    let (tick_db, raw_db, replay_db) = (dir.join("tick.db"), dir.join("raw.db"), dir.join("replay.db"));
+    let submit = fill_backlog(&tick_db, &clock, start, due, future)?;
+    copy_db(&tick_db, &raw_db)?;
+    copy_db(&tick_db, &replay_db)?;
+
+    let (tick, fired, written) = time_tick(&tick_db, &clock, fire_at, pending, due)?;
+
+    let mut store = Store::open(&raw_db).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let marked = store.bench_raw_fire(&now).map_err(|e| e.to_string())?;
+    let raw = started.elapsed();
+    if marked != due {
+        return Err(format!("the raw baseline marked {marked} timers; {due} were expected"));
+    }
+
+    let mut store = Store::open(&replay_db).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (marked, replayed) = store.bench_raw_fire_replay(&now, &written).map_err(|e| e.to_string())?;
+    let same_rows = started.elapsed();
+    if marked != due {
+        return Err(format!("the same-rows baseline marked {marked} timers; {due} were expected"));
+    }
+    Ok(TimerTimes { submit, tick, raw, same_rows, fired, rows_written: marked + replayed })
+}
+
+/// Makes the backlog in `db` (closed on return): `due` leads submitted through the library at
+/// `start`, and `future` raw timers due weeks later. Returns how long the submits took.
+fn fill_backlog(
+    db: &std::path::Path,
+    clock: &std::sync::Arc<closeloop::clock::ManualClock>,
+    start: jiff::Timestamp,
+    due: usize,
+    future: usize,
+) -> Result<Duration, String> {
+    use closeloop::store::Store;
+    use closeloop::Runtime;
+
     let t = template("lead-followup").ok_or("the lead-followup template is missing")?;
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").map(|(_, c)| *c).unwrap_or_default();
     let err = |e: closeloop::EngineError| e.to_string();
-    let mut rt = Runtime::open(Store::open(&tick_db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
+    let mut rt = Runtime::open(Store::open(db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
     rt.install(&t.app_files(), "system", false).map_err(err)?;
     rt.import_members(members.as_bytes(), "system").map_err(err)?;
     let regions = ["east", "south", "north", "west", "central"];
@@ -315,25 +419,46 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
     }
     let submit = started.elapsed();
     drop(rt);
-    let mut store = Store::open(&tick_db).map_err(|e| e.to_string())?;
+    let mut store = Store::open(db).map_err(|e| e.to_string())?;
     let weeks_later = start + jiff::SignedDuration::from_hours(24 * 14);
     store
         .bench_pending_timers("lead-followup", "escalate_uncontacted", "lead", future, weeks_later)
         .map_err(|e| e.to_string())?;
-    drop(store);
-    // Closed, so the file (with its WAL, if one is left) is the whole database.
-    std::fs::copy(&tick_db, &raw_db).map_err(|e| e.to_string())?;
-    let wal = |db: &std::path::Path| db.with_extension("db-wal");
-    if wal(&tick_db).exists() {
-        std::fs::copy(wal(&tick_db), wal(&raw_db)).map_err(|e| e.to_string())?;
-    }
+    Ok(submit)
+}
 
-    let mut rt = Runtime::open(Store::open(&tick_db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
+/// Copies a closed database: the file, and its WAL if one is left.
+fn copy_db(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    std::fs::copy(from, to).map_err(|e| e.to_string())?;
+    let wal = |db: &std::path::Path| db.with_extension("db-wal");
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Times one tick at `fire_at` on `db`; returns its duration, the timers fired, and every row
+/// it added or changed (records whose `updated_at` is the tick's time), read back through a
+/// second connection for the same-rows baseline.
+fn time_tick(
+    db: &std::path::Path,
+    clock: &std::sync::Arc<closeloop::clock::ManualClock>,
+    fire_at: jiff::Timestamp,
+    pending: usize,
+    due: usize,
+) -> Result<(Duration, usize, Vec<closeloop::store::TableRows>), String> {
+    use closeloop::store::Store;
+    use closeloop::Runtime;
+
+    let err = |e: closeloop::EngineError| e.to_string();
+    let mut rt = Runtime::open(Store::open(db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
     let counts = rt.timer_counts().map_err(err)?;
     let in_table = counts.iter().find(|(s, _)| s == "pending").map_or(0, |(_, n)| *n as usize);
     if in_table != pending {
         return Err(format!("the setup left {in_table} pending timers, not {pending}"));
     }
+    let probe = Store::open(db).map_err(|e| e.to_string())?;
+    let marks = probe.bench_marks().map_err(|e| e.to_string())?;
     clock.set(fire_at);
     let started = Instant::now();
     let report = rt.tick().map_err(err)?;
@@ -343,15 +468,15 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
         return Err(format!("the tick fired {fired} of {} due timers; {due} were expected", report.timers.len()));
     }
     drop(rt);
-
-    let mut store = Store::open(&raw_db).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let marked = store.bench_raw_fire(&stamp(fire_at)).map_err(|e| e.to_string())?;
-    let raw = started.elapsed();
-    if marked != due {
-        return Err(format!("the raw baseline marked {marked} timers; {due} were expected"));
+    let now = closeloop::clock::stamp(fire_at);
+    let written = probe.bench_rows_since(&marks, Some(&now)).map_err(|e| e.to_string())?;
+    // Each fired timer sets a field on its lead: fewer changed records means the replay would
+    // miss rows (the records' `updated_at` is not the tick's time).
+    let records: usize = written.iter().filter(|t| t.table().starts_with("rec_")).map(|t| t.len()).sum();
+    if records < fired {
+        return Err(format!("the tick changed {records} records at {now} but fired {fired} timers"));
     }
-    Ok(TimerTimes { submit, tick, raw, fired })
+    Ok((tick, fired, written))
 }
 
 #[cfg(test)]
@@ -361,5 +486,13 @@ mod tests {
         let out = super::timers(20_000, 1.0, true).unwrap();
         let out: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(out["fired"], 200);
+        // (c): every fired timer wrote its timer, its lead and more; the replay took some time.
+        let per_timer = out["rows_written_per_timer"].as_f64().unwrap();
+        assert!((3.0..50.0).contains(&per_timer), "{out}");
+        assert!(out["rows_written"].as_u64().unwrap() >= 600, "{out}");
+        let same_rows_ratio = out["same_rows_ratio"].as_f64().unwrap();
+        assert!(same_rows_ratio.is_finite() && same_rows_ratio > 0.0, "{out}");
+        assert!(out["same_rows_ms"].as_f64().unwrap() > 0.0, "{out}");
+        assert!(out["ratio"].as_f64().unwrap() > 0.0, "{out}");
     }
 }

@@ -1,13 +1,153 @@
-//! The commands that move work along by themselves: `event`, `tick`, `tasks`, `task done` and
-//! `outbox`. Each turns flags into one library call.
+//! The commands that move work along by themselves: `tick`, `run`, `event`, `tasks`, `task done`,
+//! `board`, `activity`, `outbox` and `channels`. Each turns flags into one library call.
 
 use std::process::ExitCode;
 
+use clap::Subcommand;
 use closeloop::{Evidence, Run, RunStatus};
 use serde_json::{Map, Value};
 
-use crate::records::{show, Context};
-use crate::UserError;
+use crate::context::{data, show};
+use crate::{Context, UserError};
+
+/// The automation commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// What automations, timers, events and tasks did to a record, step by step.
+    Activity {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
+    /// List a board: the records flagged for attention, why, and since when.
+    Board {
+        /// The board's id (`supervisor`, `director`).
+        name: String,
+    },
+    /// Receive an external event (`payment.received`) and run its automations.
+    Event {
+        /// The event's id.
+        name: String,
+        /// Its data as JSON, or @file.json.
+        #[arg(long)]
+        data: String,
+        /// Who sends it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+        /// The sender's idempotency key: the same event sent again with it is received once.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Fire every timer due at --now (or the system clock) and say what each did. Run it from
+    /// cron every minute, or use `closeloop run`; several may run against one database.
+    Tick,
+    /// SOP tasks: open ones by default, soonest due first.
+    Tasks {
+        /// Only this member's.
+        #[arg(long = "as")]
+        member: Option<String>,
+        /// Only those past their due time.
+        #[arg(long)]
+        overdue: bool,
+        /// Done and cancelled ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Work on one SOP task.
+    Task {
+        #[command(subcommand)]
+        what: TaskWhat,
+    },
+    /// Messages written by automations: list them, deliver them once, or replay a dead letter.
+    Outbox {
+        #[command(subcommand)]
+        what: Option<OutboxWhat>,
+        /// Only messages with this status (`pending`, `sending`, `sent`, `dead`).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Where each channel sends: list (secrets masked), or `channels set NAME key=value…`.
+    Channels {
+        #[command(subcommand)]
+        what: Option<ChannelsWhat>,
+    },
+    /// The scheduler: fire timers and deliver the outbox until SIGINT/SIGTERM.
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OutboxWhat {
+    /// One delivery pass: send everything due now (for cron-style deployments).
+    Deliver,
+    /// Put a dead letter back in line; the next pass sends it.
+    Retry {
+        /// The message's id.
+        id: i64,
+        /// Who replays it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// A message's delivery attempts.
+    Attempts {
+        /// The message's id.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChannelsWhat {
+    /// Set a channel's settings: `url=…`, `secret=…`, `timeout_ms=…`; for email `host=…`,
+    /// `port=…`, `tls=none|starttls|tls`, `username=…`, `password=…`, `from=…`. `key=` removes one.
+    Set {
+        /// The channel's id (from the app).
+        name: String,
+        /// key=value pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+        /// Who changes it.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskWhat {
+    /// Complete a task with its evidence; runs the task's effects (the health score).
+    Done {
+        /// The task's number (see `closeloop tasks`).
+        id: i64,
+        /// The member who did it.
+        #[arg(long = "as")]
+        actor: String,
+        /// `summary=TEXT` or `attachment=PATH` (repeatable); a bare text is the summary.
+        #[arg(long)]
+        evidence: Vec<String>,
+    },
+}
+
+/// Runs one automation command.
+pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
+    match cmd {
+        Command::Activity { form, id } => activity(ctx, form, id),
+        Command::Board { name } => board(ctx, name),
+        Command::Event { name, data: given, actor, key } => {
+            data(Some(given)).and_then(|d| event(ctx, name, d, actor, key.as_deref()))
+        }
+        Command::Tick => tick(ctx),
+        Command::Tasks { member, overdue, all } => tasks(ctx, member.as_deref(), *overdue, *all),
+        Command::Task { what: TaskWhat::Done { id, actor, evidence } } => task_done(ctx, *id, actor, evidence),
+        Command::Outbox { what: None, status } => outbox(ctx, status.as_deref()),
+        Command::Outbox { what: Some(OutboxWhat::Deliver), .. } => deliver(ctx),
+        Command::Outbox { what: Some(OutboxWhat::Retry { id, actor }), .. } => retry(ctx, *id, actor),
+        Command::Outbox { what: Some(OutboxWhat::Attempts { id }), .. } => attempts(ctx, *id),
+        Command::Channels { what: None } => channels(ctx),
+        Command::Channels { what: Some(ChannelsWhat::Set { name, pairs, actor }) } => {
+            channels_set(ctx, name, pairs, actor)
+        }
+        Command::Run => scheduler(ctx),
+    }
+}
 
 fn run_lines(runs: &[Run]) -> Vec<String> {
     runs.iter()
@@ -287,81 +427,20 @@ pub fn channels_set(ctx: &Context, name: &str, pairs: &[String], actor: &str) ->
     })
 }
 
-/// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
-fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                _ => std::future::pending::<()>().await,
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// `closeloop serve`: the HTTP API over a pool of engine workers, until SIGTERM/SIGINT.
-pub fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &str) -> Result<ExitCode, UserError> {
-    if ctx.now.is_some() {
-        return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
-    }
-    let db = ctx.db.clone();
-    let open = move || {
-        let store = closeloop::store::Store::open(&db)?;
-        closeloop::Runtime::open(store, std::sync::Arc::new(closeloop::clock::SystemClock))
-    };
-    let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
-    let pool = std::sync::Arc::new(pool);
-    let api = closeloop::http::Api::new(pool.clone(), token).map_err(|e| ctx.engine_error(e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| UserError(format!("cannot start the server: {e}")))?;
-    runtime.block_on(async {
-        let stop = stop_signal();
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| UserError(format!("cannot listen on {listen}: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| UserError(e.to_string()))?;
-        let said = if ctx.json() {
-            serde_json::json!({"listening": format!("http://{addr}"), "workers": workers.max(1), "queue": queue}).to_string()
-        } else {
-            format!(
-                "closeloop serve: listening on http://{addr} ({} worker(s), queue {queue}): POST /api/events/NAME, GET /healthz",
-                workers.max(1)
-            )
-        };
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{said}");
-            let _ = out.flush();
-        }
-        closeloop::http::serve(listener, closeloop::http::router(api), stop)
-            .await
-            .map_err(|e| UserError(format!("the server stopped: {e}")))
-    })?;
-    // The workers finish what they hold, so their databases close cleanly.
-    if !pool.close(closeloop::http::SHUTDOWN_GRACE) {
-        return Err(UserError("the engine workers did not stop in time; their transactions roll back".into()));
-    }
-    Ok(ExitCode::SUCCESS)
+/// `closeloop board NAME`.
+pub fn board(ctx: &Context, name: &str) -> Result<ExitCode, UserError> {
+    let rt = ctx.runtime()?;
+    let items = rt.board(name).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &items, || {
+        let mut s: Vec<String> =
+            items.iter().map(|i| format!("{:<18} {:>5}h  {}", i.record, i.age_hours, i.reason)).collect();
+        s.push(format!("{} record(s) on board {name}", items.len()));
+        s.join("\n")
+    })
 }
 
 /// `closeloop run`: the scheduler, until SIGTERM/SIGINT.
-pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
+fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
     use closeloop::Progress;
     if ctx.now.is_some() {
         return Err(UserError(
@@ -384,7 +463,7 @@ pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
         .block_on(async {
             // The handlers are in place before the first pass: a SIGTERM during it waits for it
             // to finish instead of killing the process mid-transaction.
-            let stop = stop_signal();
+            let stop = crate::serve::stop_signal();
             say(if json { r#"{"started":true}"#.to_string() } else { "closeloop run: scheduler started".to_string() });
             rt.run_scheduler(stop, |p| match p {
                 Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),
@@ -419,155 +498,4 @@ pub fn run(ctx: &Context) -> Result<ExitCode, UserError> {
         })
         .map_err(|e| ctx.engine_error(e))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `closeloop approvals [--as MEMBER]`.
-pub fn approvals(ctx: &Context, member: Option<&str>) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
-    let waiting = rt.approvals(member).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &waiting, || {
-        let mut lines: Vec<String> = waiting
-            .iter()
-            .map(|w| {
-                let mut line = format!(
-                    "{:<18} {} / {}: {} of {} approvals; approvers {}{}{}",
-                    w.record,
-                    w.chain,
-                    w.step,
-                    w.approved_by.len(),
-                    w.needed,
-                    w.approvers.join(", "),
-                    w.due_at.as_deref().map(|d| format!("; due {d}")).unwrap_or_default(),
-                    w.on_behalf_of.as_deref().map(|a| format!("; you decide for {a}, who is away")).unwrap_or_default()
-                );
-                for s in &w.show {
-                    line.push_str(&format!("\n    {}: {}", s.label, if s.text.is_empty() { "—" } else { &s.text }));
-                }
-                line
-            })
-            .collect();
-        lines.push(format!("{} step(s) waiting", waiting.len()));
-        lines.join("\n")
-    })
-}
-
-/// `closeloop approve|reject|recall FORM ID --as MEMBER`, and `approve --override REASON`
-/// (break-glass).
-pub fn decide(
-    ctx: &Context,
-    form: &str,
-    id: &str,
-    actor: &str,
-    decision: &str,
-    comment: Option<&str>,
-    override_reason: Option<&str>,
-) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let view = match (decision, override_reason) {
-        ("approve", Some(reason)) => rt.approve_override(form, id, actor, reason, comment),
-        ("approve", None) => rt.approve(form, id, actor, comment),
-        ("reject", _) => rt.reject(form, id, actor, comment.unwrap_or_default()),
-        _ => rt.recall(form, id, actor),
-    }
-    .map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &view, || {
-        let mut lines = vec![format!("{id}: {} {} (version {})", view.chain, view.status, view.version)];
-        for s in &view.steps {
-            let note = s["note"].as_str().map(|n| format!(" — {n}")).unwrap_or_default();
-            lines.push(format!(
-                "  {:<14} {:<9}{note}",
-                s["step"].as_str().unwrap_or(""),
-                s["status"].as_str().unwrap_or("")
-            ));
-        }
-        lines.join("\n")
-    })
-}
-
-/// `closeloop sign-link FORM ID`: the URL, and its QR code as SVG and PNG (and in the terminal).
-pub fn sign_link(
-    ctx: &Context,
-    form: &str,
-    id: &str,
-    base: &str,
-    qr_dir: &std::path::Path,
-    terminal: bool,
-    actor: &str,
-) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let link = rt.sign_link(form, id, base, actor).map_err(|e| ctx.engine_error(e))?;
-    let svg = closeloop::qr::svg(&link.url).map_err(|e| UserError(e.to_string()))?;
-    let png = closeloop::qr::png(&link.url, 8).map_err(|e| UserError(e.to_string()))?;
-    std::fs::create_dir_all(qr_dir).map_err(|e| UserError(format!("cannot create {}: {e}", qr_dir.display())))?;
-    let (svg_path, png_path) = (qr_dir.join(format!("{id}-sign.svg")), qr_dir.join(format!("{id}-sign.png")));
-    std::fs::write(&svg_path, svg).map_err(|e| UserError(format!("cannot write {}: {e}", svg_path.display())))?;
-    std::fs::write(&png_path, png).map_err(|e| UserError(format!("cannot write {}: {e}", png_path.display())))?;
-    let art = if terminal {
-        closeloop::qr::terminal(&link.url).map_err(|e| UserError(e.to_string()))?
-    } else {
-        String::new()
-    };
-    let value = serde_json::json!({"link": link, "qr": {"svg": svg_path, "png": png_path}});
-    show(ctx, &value, || {
-        let mut text = format!(
-            "{}\n  signs {} version {} (hash {}…), once, until {}\n  QR code: {} and {}",
-            link.url,
-            link.record,
-            link.version,
-            link.version_hash.get(..12).unwrap_or(&link.version_hash),
-            link.expires_at,
-            svg_path.display(),
-            png_path.display()
-        );
-        if terminal {
-            text.push('\n');
-            text.push_str(&art);
-        }
-        text
-    })
-}
-
-/// `closeloop sign TOKEN --name NAME`.
-pub fn sign(ctx: &Context, token: &str, name: &str) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let signed = rt.sign(token, name).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &signed, || {
-        format!(
-            "{} version {} signed by {} at {} (hash {})",
-            signed.record, signed.version, signed.signer, signed.at, signed.version_hash
-        )
-    })
-}
-
-/// Where CJK fonts usually are (Debian's fonts-wqy-microhei, fonts-noto-cjk, fonts-droid-fallback).
-const CJK_FONTS: &[&str] = &[
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-];
-
-/// `closeloop pdf FORM ID --out FILE`.
-pub fn pdf(
-    ctx: &Context,
-    form: &str,
-    id: &str,
-    out: &std::path::Path,
-    font: Option<&std::path::Path>,
-    index: u32,
-) -> Result<ExitCode, UserError> {
-    let path = match font {
-        Some(p) => p.to_path_buf(),
-        None => CJK_FONTS.iter().map(std::path::PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
-            UserError(
-                "no font that covers Chinese was found: install one (`apt-get install fonts-wqy-microhei`) or pass --font PATH".into(),
-            )
-        })?,
-    };
-    let bytes = std::fs::read(&path).map_err(|e| UserError(format!("cannot read the font {}: {e}", path.display())))?;
-    let rt = ctx.runtime()?;
-    let pdf = rt.record_pdf(form, id, bytes, index).map_err(|e| ctx.engine_error(e))?;
-    std::fs::write(out, &pdf).map_err(|e| UserError(format!("cannot write {}: {e}", out.display())))?;
-    let report = serde_json::json!({"record": id, "out": out, "bytes": pdf.len(), "font": path});
-    show(ctx, &report, || format!("wrote {} ({} bytes, font {})", out.display(), pdf.len(), path.display()))
 }

@@ -1,98 +1,181 @@
-//! The record commands: install, members import, submit, update, act, get, list, history,
-//! import, export and audit verify. Each turns flags into one library call.
+//! The record commands: `submit`, `update`, `act`, `get`, `list`, `history`, `import`,
+//! `export`, `score` and `grade`. Each turns flags into one library call.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use closeloop::clock::{Clock, ManualClock, SystemClock};
-use closeloop::store::{ListQuery, SortOrder, Store};
-use closeloop::{EngineError, Runtime};
+use clap::Subcommand;
+use closeloop::store::{ListQuery, SortOrder};
 use closeloop::{ImportOptions, ImportReport};
 use serde_json::{json, Map, Value};
 
-use crate::{print, render, Format, UserError};
+use crate::context::{data, show};
+use crate::{Context, UserError};
 
-/// The global settings every record command needs.
-pub struct Context {
-    pub db: PathBuf,
-    pub now: Option<jiff::Timestamp>,
-    pub format: Format,
+/// The record commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a record.
+    Submit {
+        /// The form.
+        form: String,
+        /// The fields as JSON, or @file.json (one object, or one object per line: a record each).
+        #[arg(long)]
+        data: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Change fields of a record (a partial patch; null clears a field).
+    Update {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The changed fields as JSON, or @file.json.
+        #[arg(long)]
+        data: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+    },
+    /// Perform an action on a record (a state transition such as `contact`).
+    Act {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The action.
+        action: String,
+        /// The member doing it.
+        #[arg(long = "as")]
+        actor: String,
+        /// Fields the action needs, as JSON or @file.json.
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Show a record.
+    Get {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
+    /// List records (all, unless --limit/--offset).
+    List {
+        /// The form.
+        form: String,
+        /// Only records whose FIELD equals VALUE (repeatable).
+        #[arg(long = "where", value_name = "FIELD=VALUE")]
+        filters: Vec<String>,
+        /// Only records in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only records owned by this member.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Sort by a field, `created_at` (default), `updated_at` or `id`.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Largest first.
+        #[arg(long)]
+        desc: bool,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip this many.
+        #[arg(long)]
+        offset: Option<u64>,
+    },
+    /// Every version of a record with what changed.
+    History {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+    },
+    /// Import a CSV file (UTF-8 or GB18030; headers are field ids or labels).
+    Import {
+        /// The form.
+        form: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Import the good rows; write the bad ones with their errors to a rejects file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Where to write rejected rows (default FILE.rejects.csv).
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// Who imports.
+        #[arg(long = "as", default_value = "import")]
+        actor: String,
+    },
+    /// Export a form's records as CSV (stdout unless --out).
+    Export {
+        /// The form.
+        form: String,
+        /// The file to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute a score for a record (the customer's health) and store it with its reasons.
+    Score {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The score's id.
+        score: String,
+        /// Who asks.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
+    /// Run a grade on a record (the quote's risk) and store the level and summary.
+    Grade {
+        /// The form.
+        form: String,
+        /// The record id.
+        id: String,
+        /// The grade's id.
+        grade: String,
+        /// Who asks.
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
 }
 
-impl Context {
-    pub(crate) fn runtime(&self) -> Result<Runtime, UserError> {
-        let store = Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
-        let clock: Arc<dyn Clock> = match self.now {
-            Some(at) => Arc::new(ManualClock::new(at)),
-            None => Arc::new(SystemClock),
-        };
-        Runtime::open(store, clock).map_err(|e| self.engine_error(e))
-    }
-
-    pub(crate) fn json(&self) -> bool {
-        self.format == Format::Json
-    }
-
-    /// Shows an engine error (with every field or row problem) and turns it into exit 1.
-    pub(crate) fn engine_error(&self, e: EngineError) -> UserError {
-        let problems: Vec<Value> = match &e {
-            EngineError::Invalid(p) => p.iter().map(|p| json!(p)).collect(),
-            EngineError::Import(r) => r.problems.iter().map(|p| json!(p)).collect(),
-            EngineError::InvalidApp(d) | EngineError::Orphans(d) => d.iter().map(|d| json!(d)).collect(),
-            _ => Vec::new(),
-        };
-        if self.json() {
-            let _ = print(
-                &serde_json::to_string_pretty(&json!({"error": e.to_string(), "problems": problems}))
-                    .unwrap_or_default(),
-            );
-            return UserError(String::new());
+/// Runs one record command.
+pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
+    match cmd {
+        Command::Submit { form, data: given, actor } => submit(ctx, form, given, actor),
+        Command::Update { form, id, data: given, actor } => {
+            data(Some(given)).and_then(|d| update(ctx, form, id, d, actor))
         }
-        let mut text = e.to_string();
-        match &e {
-            EngineError::Invalid(p) => {
-                p.iter().for_each(|p| text.push_str(&format!("\n  {}: {} [{}]", p.field, p.message, p.code)))
-            }
-            EngineError::Import(r) => r.problems.iter().for_each(|p| text.push_str(&format!("\n  {p}"))),
-            EngineError::InvalidApp(d) | EngineError::Orphans(d) => {
-                d.iter().for_each(|d| text.push_str(&format!("\n{}", render::diagnostic(d, None).trim_end())))
-            }
-            // What to type next, which only the command line knows.
-            EngineError::UnknownMember(_) => text.push_str("; load the team with `closeloop members import FILE.csv`"),
-            EngineError::UnknownForm { hint, .. } if hint.contains("no app is installed") => {
-                text.push_str(": install one with `closeloop install lead-followup` (see `closeloop templates`)")
-            }
-            _ => {}
+        Command::Act { form, id, action, actor, data: given } => {
+            data(given.as_deref()).and_then(|d| act(ctx, form, id, action, d, actor))
         }
-        UserError(text)
-    }
-}
-
-/// `--data '{"k": v}'` or `--data @file.json`.
-pub fn data(arg: Option<&str>) -> Result<Map<String, Value>, UserError> {
-    let Some(arg) = arg else { return Ok(Map::new()) };
-    let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| UserError(format!("cannot read {path}: {e}")))?,
-        None => arg.to_string(),
-    };
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(UserError("--data must be a JSON object of fields, like '{\"customer\": \"上海明远\"}'".into())),
-        Err(e) => Err(UserError(format!("--data is not JSON: {e}"))),
-    }
-}
-
-pub(crate) fn show(
-    ctx: &Context,
-    value: &impl serde::Serialize,
-    human: impl FnOnce() -> String,
-) -> Result<ExitCode, UserError> {
-    if ctx.json() {
-        print(&serde_json::to_string_pretty(value).unwrap_or_default())
-    } else {
-        print(&human())
+        Command::Get { form, id } => get(ctx, form, id),
+        Command::List { form, filters, state, owner, sort, desc, limit, offset } => list(
+            ctx,
+            form,
+            ListArgs {
+                filters: filters.clone(),
+                state: state.clone(),
+                owner: owner.clone(),
+                sort: sort.clone(),
+                desc: *desc,
+                limit: *limit,
+                offset: *offset,
+            },
+        ),
+        Command::History { form, id } => history(ctx, form, id),
+        Command::Import { form, file, skip_invalid, rejects, actor } => {
+            import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
+        }
+        Command::Export { form, out } => export(ctx, form, out.as_deref()),
+        Command::Score { form, id, score: which, actor } => score(ctx, form, id, which, actor),
+        Command::Grade { form, id, grade: which, actor } => grade(ctx, form, id, which, actor),
     }
 }
 
@@ -108,95 +191,6 @@ fn record_text(r: &closeloop::Record) -> String {
         out.push_str(&format!("  {k}: {}\n", closeloop::format_cell(Some(v))));
     }
     out.trim_end().to_string()
-}
-
-/// `closeloop install PATH|NAME`.
-pub fn install(ctx: &Context, target: &str, force: bool, actor: &str) -> Result<ExitCode, UserError> {
-    let files = match closeloop::template(target) {
-        Some(t) if !Path::new(target).exists() => t.app_files(),
-        _ => closeloop::read_app(Path::new(target), 2 * 1024 * 1024)
-            .map_err(|d| UserError(render::diagnostic(&d, None)))?,
-    };
-    let mut rt = ctx.runtime()?;
-    let report = rt.install(&files, actor, force).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &report, || {
-        let mut s =
-            format!("installed {} revision {} (forms: {})", report.app, report.revision, report.forms.join(", "));
-        for o in &report.orphaned {
-            s.push_str(&format!("\nforced: {o}"));
-        }
-        s
-    })
-}
-
-/// `closeloop members import FILE`.
-pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCode, UserError> {
-    let bytes = std::fs::read(file).map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
-    let mut rt = ctx.runtime()?;
-    let report = rt.import_members(&bytes, actor).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &report, || {
-        format!(
-            "{} members: {} new, {} changed, {} unchanged",
-            report.rows, report.created, report.updated, report.unchanged
-        )
-    })
-}
-
-/// `closeloop members away MEMBER --until DAY [--delegate M]`, and `members back MEMBER`.
-pub fn members_away(
-    ctx: &Context,
-    member: &str,
-    absence: Option<&closeloop::Absence>,
-    actor: &str,
-) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let m = match absence {
-        Some(a) => rt.set_away(member, a, actor),
-        None => rt.set_back(member, actor),
-    }
-    .map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &member_json(&m), || match &m.away_until {
-        Some(until) => format!(
-            "{} is away {}until {until}{}",
-            m.id,
-            m.away_from.as_deref().map(|f| format!("from {f} ")).unwrap_or_default(),
-            m.delegate_to.as_deref().map(|d| format!("; {d} decides their approvals")).unwrap_or_default()
-        ),
-        None => format!("{} is back", m.id),
-    })
-}
-
-fn member_json(m: &closeloop::store::MemberRow) -> Value {
-    json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region, "manager": m.manager, "active": m.active,
-           "capacity": m.capacity, "away_from": m.away_from, "away_until": m.away_until, "delegate_to": m.delegate_to})
-}
-
-/// `closeloop members`.
-pub fn members_list(ctx: &Context) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
-    let members = rt.members().map_err(|e| ctx.engine_error(e))?;
-    let rows: Vec<Value> = members.iter().map(member_json).collect();
-    show(ctx, &rows, || {
-        members
-            .iter()
-            .map(|m| {
-                let away = match (&m.away_until, &m.delegate_to) {
-                    (Some(u), Some(d)) => format!("  away until {u}, {d} stands in"),
-                    (Some(u), None) => format!("  away until {u}"),
-                    _ => String::new(),
-                };
-                format!(
-                    "{:<10} {:<8} {:<24} {:<8} {}{away}",
-                    m.id,
-                    m.name,
-                    m.roles.join(";"),
-                    m.region.clone().unwrap_or_default(),
-                    if m.active { "active" } else { "inactive" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
 }
 
 /// `--data @file.jsonl`: one JSON object per line.
@@ -427,95 +421,6 @@ pub fn export(ctx: &Context, form: &str, out: Option<&Path>) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
-/// `closeloop audit verify [--expect CHECKPOINT]`.
-pub fn audit_verify(ctx: &Context, expect: Option<&str>) -> Result<ExitCode, UserError> {
-    let expect = match expect {
-        Some(text) => Some(closeloop::store::Checkpoint::parse(text).ok_or_else(|| {
-            UserError(format!("`{text}` is not a checkpoint (SEQ:HASH, as `closeloop audit head` prints it)"))
-        })?),
-        None => None,
-    };
-    let rt = ctx.runtime()?;
-    let v = match &expect {
-        Some(c) => rt.verify_audit_against(c),
-        None => rt.verify_audit(),
-    }
-    .map_err(|e| ctx.engine_error(e))?;
-    let integrity = rt.store().integrity_check().map_err(|e| UserError(e.to_string()))?;
-    let ok = v.problem.is_none() && integrity == "ok";
-    let value = json!({"ok": ok, "events": v.events, "records": v.records, "head": v.head, "problem": v.problem.as_ref().map(ToString::to_string), "integrity": integrity});
-    if ctx.json() {
-        print(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
-    } else if ok {
-        let against = expect.map(|c| format!("; holds checkpoint {}", c.seq)).unwrap_or_default();
-        print(&format!("audit ok: {} events, {} records checked; head {}{against}", v.events, v.records, v.head))?;
-    } else {
-        let problem = v.problem.map(|p| p.to_string()).unwrap_or_else(|| format!("integrity check: {integrity}"));
-        eprintln!("audit FAILED: {problem}\n({} events verified before it)", v.events);
-    }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// `closeloop audit head`: the checkpoint alone on a line (or as JSON), for scripts.
-pub fn audit_head(ctx: &Context) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
-    let head = rt.audit_head().map_err(|e| ctx.engine_error(e))?;
-    if ctx.json() {
-        let value = json!({"checkpoint": head.to_string(), "seq": head.seq, "hash": head.hash});
-        print(&serde_json::to_string_pretty(&value).unwrap_or_default())?;
-    } else {
-        print(&head.to_string())?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `closeloop audit anchor --channel NAME [--to ADDRESS]`.
-pub fn audit_anchor(ctx: &Context, channel: &str, to: Option<&str>, actor: &str) -> Result<ExitCode, UserError> {
-    let mut rt = ctx.runtime()?;
-    let anchor = rt.anchor_audit(channel, to, actor).map_err(|e| ctx.engine_error(e))?;
-    if ctx.json() {
-        print(&serde_json::to_string_pretty(&anchor).unwrap_or_default())?;
-    } else {
-        let said = match anchor.message {
-            Some(id) => format!("queued as outbox message {id}; `closeloop outbox deliver` sends it"),
-            None => "already queued (no new events since the last anchor)".to_string(),
-        };
-        print(&format!("checkpoint {} to {}: {said}", anchor.checkpoint, anchor.channel))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `closeloop script test ID`.
-pub fn script_test(
-    ctx: &Context,
-    id: &str,
-    data: Map<String, Value>,
-    record: Option<&str>,
-    actor: &str,
-) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
-    let trial = rt.try_rule(id, data, record, actor).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &trial, || {
-        let mut s = format!(
-            "{} {} on {} (a dry run: nothing is written)\nresult: {}\n",
-            trial.kind, trial.id, trial.form, trial.result
-        );
-        if let Some(candidates) = trial.detail["candidates"].as_array() {
-            s.push_str("candidates:\n");
-            for c in candidates {
-                let excluded = c["excluded"].as_str().map(|e| format!("  excluded: {e}")).unwrap_or_default();
-                s.push_str(&format!("  {:<10} load {}{excluded}\n", c["id"].as_str().unwrap_or(""), c["load"]));
-            }
-        }
-        s.push_str("host calls:\n");
-        for call in &trial.host_calls {
-            s.push_str(&format!("  {call}\n"));
-        }
-        s.push_str(&format!("operations: {}\ntime: {:.3} ms", trial.operations, trial.micros as f64 / 1000.0));
-        s
-    })
-}
-
 /// `closeloop score FORM ID SCORE`.
 pub fn score(ctx: &Context, form: &str, id: &str, score: &str, actor: &str) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
@@ -538,17 +443,5 @@ pub fn grade(ctx: &Context, form: &str, id: &str, grade: &str, actor: &str) -> R
     let (record, graded) = rt.grade(form, id, grade, actor).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &json!({"record": record, "grade": graded}), || {
         format!("{} {grade}: {} (version {})", record.id, graded.summary, record.version)
-    })
-}
-
-/// `closeloop board NAME`.
-pub fn board(ctx: &Context, name: &str) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
-    let items = rt.board(name).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &items, || {
-        let mut s: Vec<String> =
-            items.iter().map(|i| format!("{:<18} {:>5}h  {}", i.record, i.age_hours, i.reason)).collect();
-        s.push(format!("{} record(s) on board {name}", items.len()));
-        s.join("\n")
     })
 }

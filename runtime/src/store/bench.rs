@@ -4,16 +4,36 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
-use super::{from_sqlite, schema, timers, FormTable, Reader, Store, StoreError, TimerRow};
+use super::{from_sqlite, schema, timers, FormTable, Reader, Store, StoreError, TimerRow, Tx};
 
-/// Rows of one table, as stored: what `bench import` replays raw. Opaque: only
-/// [`Store::bench_raw_replay`] reads it.
+/// Rows of one table, as stored: what `bench import` and `bench timers` replay raw. Opaque:
+/// only [`Store::bench_raw_replay`] and [`Store::bench_raw_fire_replay`] read it.
 #[derive(Debug, Clone)]
 pub struct TableRows {
     name: String,
     /// The stored columns, quoted.
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
+    /// Some rows were changed in place (they already exist where they are replayed), so the
+    /// replay writes them with `INSERT OR REPLACE`.
+    replace: bool,
+}
+
+impl TableRows {
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.name
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 /// Names of the tables in a database, from its own schema (never from input).
@@ -50,23 +70,38 @@ impl Store {
     }
 
     /// The rows added to each table since `marks` (tables new since then: all their rows):
-    /// every row a piece of work wrote, for replaying raw.
-    pub fn bench_rows_since(&self, marks: &[(String, i64)]) -> Result<Vec<TableRows>, StoreError> {
+    /// every row a piece of work wrote, for replaying raw. With `changed_at`, also the older
+    /// rows of tables with an `updated_at` column (the forms' records) whose `updated_at` is
+    /// that time: rows changed in place keep their rowid, so the marks alone miss them.
+    pub fn bench_rows_since(
+        &self,
+        marks: &[(String, i64)],
+        changed_at: Option<&str>,
+    ) -> Result<Vec<TableRows>, StoreError> {
         let mut out = Vec::new();
         for name in table_names(&self.conn)? {
             let since = marks.iter().find(|(t, _)| t == &name).map(|(_, m)| *m).unwrap_or(0);
             let columns = stored_columns(&self.conn, &name)?;
+            let changed = changed_at.filter(|_| columns.contains(&super::quote("updated_at")));
+            let mut args = vec![Value::Integer(since)];
+            let mut filter = "rowid > ?1".to_string();
+            if let Some(at) = changed {
+                args.push(Value::Text(at.to_string()));
+                filter.push_str(" OR updated_at = ?2");
+            }
             let sql =
-                format!("SELECT {} FROM {} WHERE rowid > ?1 ORDER BY rowid", columns.join(", "), super::quote(&name));
+                format!("SELECT {} FROM {} WHERE {filter} ORDER BY rowid", columns.join(", "), super::quote(&name));
             let mut stmt = self.conn.prepare(&sql)?;
             let width = columns.len();
             let rows = stmt
-                .query_map([since], |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>())
+                .query_map(params_from_iter(args.iter()), |r| {
+                    (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
+                })
                 .map_err(from_sqlite)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(from_sqlite)?;
             if !rows.is_empty() {
-                out.push(TableRows { name, columns, rows });
+                out.push(TableRows { name, columns, rows, replace: changed.is_some() });
             }
         }
         Ok(out)
@@ -80,22 +115,7 @@ impl Store {
             for t in tables {
                 schema::sync_form_table(tx, t)?;
             }
-            let mut written = 0;
-            for TableRows { name, columns, rows: table_rows } in rows {
-                let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
-                    super::quote(name),
-                    columns.join(", "),
-                    marks.join(", ")
-                );
-                let mut stmt = tx.prepare_cached(&sql)?;
-                for row in table_rows {
-                    stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
-                    written += 1;
-                }
-            }
-            Ok::<_, StoreError>(written)
+            replay(tx, rows)
         })
     }
 
@@ -156,18 +176,45 @@ impl Store {
     /// The baseline of `bench timers`: selects the pending timers due at `now` and marks each
     /// fired, in one transaction, and nothing else. Returns how many it marked.
     pub fn bench_raw_fire(&mut self, now: &str) -> Result<usize, StoreError> {
-        self.write(|tx| {
-            let ids: Vec<i64> = tx
-                .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
-                .query_map([now], |r| r.get(0))
-                .map_err(from_sqlite)?
-                .collect::<Result<_, _>>()
-                .map_err(from_sqlite)?;
-            let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
-            for id in &ids {
-                mark.execute(params![now, id]).map_err(from_sqlite)?;
-            }
-            Ok::<_, StoreError>(ids.len())
-        })
+        self.write(|tx| fire(tx, now))
     }
+
+    /// The second baseline of `bench timers`: the raw marking of [`Store::bench_raw_fire`] and
+    /// every row a tick wrote (`rows`, from [`Store::bench_rows_since`] with the tick's time),
+    /// in one transaction. Returns the timers marked and the rows written.
+    pub fn bench_raw_fire_replay(&mut self, now: &str, rows: &[TableRows]) -> Result<(usize, usize), StoreError> {
+        // Marking first: a timer the tick armed is replayed as the tick left it, never marked.
+        self.write(|tx| Ok::<_, StoreError>((fire(tx, now)?, replay(tx, rows)?)))
+    }
+}
+
+/// Inserts `rows` with one prepared statement per table; returns how many it wrote.
+fn replay(tx: &Tx<'_>, rows: &[TableRows]) -> Result<usize, StoreError> {
+    let mut written = 0;
+    for TableRows { name, columns, rows: table_rows, replace } in rows {
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let verb = if *replace { "INSERT OR REPLACE" } else { "INSERT" };
+        let sql = format!("{verb} INTO {} ({}) VALUES ({})", super::quote(name), columns.join(", "), marks.join(", "));
+        let mut stmt = tx.prepare_cached(&sql)?;
+        for row in table_rows {
+            stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// Selects the pending timers due at `now` and marks each fired; returns how many it marked.
+fn fire(tx: &Tx<'_>, now: &str) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
+        .query_map([now], |r| r.get(0))
+        .map_err(from_sqlite)?
+        .collect::<Result<_, _>>()
+        .map_err(from_sqlite)?;
+    let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
+    for id in &ids {
+        mark.execute(params![now, id]).map_err(from_sqlite)?;
+    }
+    Ok(ids.len())
 }

@@ -1,0 +1,106 @@
+//! `closeloop serve`: the HTTP API over a pool of engine workers, until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::{Context, UserError};
+
+/// The server command.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The HTTP API (POST /api/events/NAME, GET /healthz) until SIGINT/SIGTERM.
+    Serve {
+        /// Where to listen (port 0: any free port, printed when ready).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Engine workers (each with its own database connection).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Requests that may wait for a worker; past that they get 503 and Retry-After.
+        #[arg(long, default_value_t = 64)]
+        queue: usize,
+        /// The bearer token clients must send.
+        #[arg(long, env = "CLOSELOOP_API_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+/// Runs the server.
+pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
+    let Command::Serve { listen, workers, queue, token } = cmd;
+    serve(ctx, listen, *workers, *queue, token)
+}
+
+/// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `closeloop serve`: the HTTP API over a pool of engine workers, until SIGTERM/SIGINT.
+fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &str) -> Result<ExitCode, UserError> {
+    if ctx.now.is_some() {
+        return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
+    }
+    let db = ctx.db.clone();
+    let open = move || {
+        let store = closeloop::store::Store::open(&db)?;
+        closeloop::Runtime::open(store, std::sync::Arc::new(closeloop::clock::SystemClock))
+    };
+    let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
+    let pool = std::sync::Arc::new(pool);
+    let api = closeloop::http::Api::new(pool.clone(), token).map_err(|e| ctx.engine_error(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UserError(format!("cannot start the server: {e}")))?;
+    runtime.block_on(async {
+        let stop = stop_signal();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| UserError(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| UserError(e.to_string()))?;
+        let said = if ctx.json() {
+            serde_json::json!({"listening": format!("http://{addr}"), "workers": workers.max(1), "queue": queue}).to_string()
+        } else {
+            format!(
+                "closeloop serve: listening on http://{addr} ({} worker(s), queue {queue}): POST /api/events/NAME, GET /healthz",
+                workers.max(1)
+            )
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{said}");
+            let _ = out.flush();
+        }
+        closeloop::http::serve(listener, closeloop::http::router(api), stop)
+            .await
+            .map_err(|e| UserError(format!("the server stopped: {e}")))
+    })?;
+    // The workers finish what they hold, so their databases close cleanly.
+    if !pool.close(closeloop::http::SHUTDOWN_GRACE) {
+        return Err(UserError("the engine workers did not stop in time; their transactions roll back".into()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
