@@ -96,49 +96,8 @@ impl Runtime {
         };
         self.refresh()?;
         crate::engine::records::actor_roles(self.store.reader(), actor)?;
-        let Some(installed) = self.apps.values().find(|a| a.app.def.events.iter().any(|e| e.id == name)) else {
-            let known: Vec<&str> =
-                self.apps.values().flat_map(|a| a.app.def.events.iter().map(|e| e.id.as_str())).collect();
-            let hint = crate::suggest::closest(name, known.iter().copied())
-                .map(|k| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_else(|| format!("; the events are: {}", known.join(", ")));
-            return Err(EngineError::Input(format!("there is no event `{name}`{hint}")));
-        };
-        let def = &installed.app.def;
-        let Some(event) = def.events.iter().find(|e| e.id == name) else { return Err(EngineError::Input(name.into())) };
-        let lang = def.app.language.unwrap_or(crate::model::Lang::Zh);
-        let mut problems = Vec::new();
-        let mut clean = Map::new();
-        for (key, value) in &data {
-            match event.fields.iter().find(|f| &f.id == key) {
-                Some(field) => match crate::values::check_value(field, value, key, lang) {
-                    Ok(v) => {
-                        clean.insert(key.clone(), v);
-                    }
-                    Err(p) => problems.push(p),
-                },
-                None => problems.push(crate::values::FieldProblem::new(
-                    key.clone(),
-                    "UNKNOWN_FIELD",
-                    format!(
-                        "event {name} has no field `{key}`; its fields: {}",
-                        event.fields.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                )),
-            }
-        }
-        for field in &event.fields {
-            if field.required == Some(true) && crate::values::is_empty(clean.get(&field.id)) {
-                problems.push(crate::values::FieldProblem::new(
-                    field.id.clone(),
-                    "REQUIRED",
-                    format!("{} is required", crate::values::field_name(field, lang)),
-                ));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Invalid(problems));
-        }
+        let (def, event) = event_def(&self.apps, name)?;
+        let clean = checked(def, event, &data)?;
         let app_id = def.app.id.clone();
         // The data as checked: `48000` and `48000.0` are the same payment.
         let keyed = match raw {
@@ -188,6 +147,65 @@ impl Runtime {
             }
             Ok::<_, EngineError>(report)
         })
+    }
+}
+
+/// The app that declares an event, and the event; an unknown name gets a did-you-mean.
+fn event_def<'a>(
+    apps: &'a std::collections::BTreeMap<String, crate::engine::Installed>,
+    name: &str,
+) -> Result<(&'a crate::model::AppDef, &'a crate::model::EventDef), EngineError> {
+    let found = apps.values().find_map(|a| a.app.def.events.iter().find(|e| e.id == name).map(|e| (&a.app.def, e)));
+    found.ok_or_else(|| {
+        let known: Vec<&str> = apps.values().flat_map(|a| a.app.def.events.iter().map(|e| e.id.as_str())).collect();
+        let hint = crate::suggest::closest(name, known.iter().copied())
+            .map(|k| format!(" (did you mean `{k}`?)"))
+            .unwrap_or_else(|| format!("; the events are: {}", known.join(", ")));
+        EngineError::Input(format!("there is no event `{name}`{hint}"))
+    })
+}
+
+/// An event's data checked against its declared fields: each value typed, unknown and
+/// missing required fields named; every problem at once.
+fn checked(
+    def: &crate::model::AppDef,
+    event: &crate::model::EventDef,
+    data: &Map<String, Value>,
+) -> Result<Map<String, Value>, EngineError> {
+    use crate::values::{check_value, field_name, is_empty, FieldProblem};
+    let lang = def.app.language.unwrap_or(crate::model::Lang::Zh);
+    let name = &event.id;
+    let mut problems = Vec::new();
+    let mut clean = Map::new();
+    for (key, value) in data {
+        match event.fields.iter().find(|f| &f.id == key) {
+            Some(field) => match check_value(field, value, key, lang) {
+                Ok(v) => {
+                    clean.insert(key.clone(), v);
+                }
+                Err(p) => problems.push(p),
+            },
+            None => problems.push(FieldProblem::new(
+                key.clone(),
+                "UNKNOWN_FIELD",
+                format!(
+                    "event {name} has no field `{key}`; its fields: {}",
+                    event.fields.iter().map(|f| f.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+    for field in event.fields.iter().filter(|f| f.required == Some(true) && is_empty(clean.get(&f.id))) {
+        problems.push(FieldProblem::new(
+            field.id.clone(),
+            "REQUIRED",
+            format!("{} is required", field_name(field, lang)),
+        ));
+    }
+    if problems.is_empty() {
+        Ok(clean)
+    } else {
+        Err(EngineError::Invalid(problems))
     }
 }
 
