@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::rules::{Purpose, Rules};
+use super::rules::{GivenCell, Purpose, Rules};
 use crate::model::{Field, FieldType, Lang};
 use crate::store::{records, FormTable, Reader};
 use crate::values::{check_value, field_name, is_empty, FieldProblem};
@@ -17,7 +17,7 @@ impl Rules<'_> {
         table: &Field,
         value: &Value,
         purpose: Purpose,
-        given_readonly: &mut Vec<(String, String, usize, String, Value)>,
+        given_readonly: &mut Vec<GivenCell>,
         problems: &mut Vec<FieldProblem>,
     ) -> Option<Value> {
         let lang = self.lang();

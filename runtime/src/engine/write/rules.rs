@@ -15,6 +15,9 @@ use crate::model::{CompareOp, Condition, ConditionKind, Field, FieldType, Lang};
 use crate::store::{records, Reader};
 use crate::values::{check_value, field_name, is_empty, FieldName, FieldProblem};
 
+/// A read-only table cell a person sent: its path, the table, the row, the column, the value.
+pub(super) type GivenCell = (String, String, usize, String, Value);
+
 /// Why data is being prepared: it decides which fields may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
@@ -71,11 +74,7 @@ impl<'a> Rules<'a> {
         purpose: Purpose,
         self_id: Option<&str>,
     ) -> Result<Map<String, Value>, Vec<FieldProblem>> {
-        let lang = self.lang();
         let mut problems = Vec::new();
-        // Read-only cells of table rows a person sent: never taken, only compared with what
-        // closeloop derives for them.
-        let mut given_readonly = Vec::new();
         let mut data = base.cloned().unwrap_or_default();
         if base.is_none() {
             for field in &self.f.form.fields {
@@ -84,70 +83,16 @@ impl<'a> Rules<'a> {
                 }
             }
         }
+        // Read-only cells of table rows a person sent: never taken, only compared with what
+        // closeloop derives for them.
+        let mut given_readonly = Vec::new();
         for (key, value) in given {
-            let Some(field) = self.field(key) else {
-                let known: Vec<&str> = self.f.form.fields.iter().map(|f| f.id.as_str()).collect();
-                let hint = crate::suggest::closest(key, known.iter().copied())
-                    .map(|b| format!(" (did you mean `{b}`?)"))
-                    .unwrap_or_default();
-                problems.push(FieldProblem::new(
-                    key.clone(),
-                    "UNKNOWN_FIELD",
-                    format!("form {} has no field `{key}`{hint}", self.f.form.id),
-                ));
-                continue;
-            };
-            let name = FieldName(field, lang);
-            if field.kind == FieldType::Computed {
-                problems.push(FieldProblem::new(
-                    key.clone(),
-                    "READONLY",
-                    format!("{name} is computed; it cannot be entered"),
-                ));
-                continue;
-            }
-            if purpose == Purpose::Update && field.readonly == Some(true) && data.get(key) != Some(value) {
-                problems.push(FieldProblem::new(key.clone(), "READONLY", format!("{name} is read-only")));
-                continue;
-            }
-            if value.is_null() {
-                data.remove(key);
-                continue;
-            }
-            match check_value(field, value, key, lang) {
-                Ok(v) if field.kind == FieldType::Table => {
-                    match self.rows(field, &v, purpose, &mut given_readonly, &mut problems) {
-                        Some(rows) => {
-                            data.insert(key.clone(), rows);
-                        }
-                        None => continue,
-                    }
-                }
-                Ok(v) => {
-                    data.insert(key.clone(), v);
-                }
-                Err(p) => problems.push(p),
-            }
+            self.take(key, value, purpose, &mut data, &mut given_readonly, &mut problems);
         }
         // Keep going after bad values, so one answer names every problem (a bad phone and a
         // missing customer together); fields already reported are not reported again.
         self.lookups(conn, &mut data, base, &mut problems);
-        for (path, table, i, column, value) in given_readonly {
-            let derived = data.get(&table).and_then(|rows| rows.get(i)).and_then(|r| r.get(&column));
-            if derived != Some(&value) {
-                let name = self.field(&table).map(|t| field_name(t, lang)).unwrap_or_default();
-                let col = self
-                    .field(&table)
-                    .and_then(|t| t.columns.iter().flatten().find(|c| c.id == column))
-                    .map(|c| field_name(c, lang))
-                    .unwrap_or_default();
-                problems.push(FieldProblem::new(
-                    path,
-                    "READONLY",
-                    format!("{name} row {}: {col} is read-only; closeloop fills it", i + 1),
-                ));
-            }
-        }
+        self.compare_readonly(given_readonly, &data, &mut problems);
         self.resolve_links(conn, &mut data);
         self.compute(&mut data);
         let reported: Vec<String> =
@@ -164,6 +109,72 @@ impl<'a> Rules<'a> {
             Ok(data)
         } else {
             Err(problems)
+        }
+    }
+
+    /// Takes one given field into `data`: unknown, computed and (for a person) read-only fields
+    /// are problems, `null` clears, a value is checked against its type, a table row by row.
+    fn take(
+        &self,
+        key: &str,
+        value: &Value,
+        purpose: Purpose,
+        data: &mut Map<String, Value>,
+        given_readonly: &mut Vec<GivenCell>,
+        problems: &mut Vec<FieldProblem>,
+    ) {
+        let lang = self.lang();
+        let Some(field) = self.field(key) else {
+            let known: Vec<&str> = self.f.form.fields.iter().map(|f| f.id.as_str()).collect();
+            let hint = crate::suggest::closest(key, known.iter().copied())
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            let message = format!("form {} has no field `{key}`{hint}", self.f.form.id);
+            problems.push(FieldProblem::new(key, "UNKNOWN_FIELD", message));
+            return;
+        };
+        let name = FieldName(field, lang);
+        if field.kind == FieldType::Computed {
+            problems.push(FieldProblem::new(key, "READONLY", format!("{name} is computed; it cannot be entered")));
+            return;
+        }
+        if purpose == Purpose::Update && field.readonly == Some(true) && data.get(key) != Some(value) {
+            problems.push(FieldProblem::new(key, "READONLY", format!("{name} is read-only")));
+            return;
+        }
+        if value.is_null() {
+            data.remove(key);
+            return;
+        }
+        match check_value(field, value, key, lang) {
+            Ok(v) if field.kind == FieldType::Table => {
+                if let Some(rows) = self.rows(field, &v, purpose, given_readonly, problems) {
+                    data.insert(key.to_string(), rows);
+                }
+            }
+            Ok(v) => {
+                data.insert(key.to_string(), v);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+
+    /// A read-only cell a person sent passes only when it is what closeloop derived for it.
+    fn compare_readonly(&self, given: Vec<GivenCell>, data: &Map<String, Value>, problems: &mut Vec<FieldProblem>) {
+        let lang = self.lang();
+        for (path, table, i, column, value) in given {
+            let derived = data.get(&table).and_then(|rows| rows.get(i)).and_then(|r| r.get(&column));
+            if derived == Some(&value) {
+                continue;
+            }
+            let name = self.field(&table).map(|t| field_name(t, lang)).unwrap_or_default();
+            let col = self
+                .field(&table)
+                .and_then(|t| t.columns.iter().flatten().find(|c| c.id == column))
+                .map(|c| field_name(c, lang))
+                .unwrap_or_default();
+            let message = format!("{name} row {}: {col} is read-only; closeloop fills it", i + 1);
+            problems.push(FieldProblem::new(path, "READONLY", message));
         }
     }
 
