@@ -110,69 +110,6 @@ impl Rules<'_> {
                 }
             }
         }
-
-        /// The stored row a new row goes on from: the one at the same place with the same
-        /// lookup keys, else the first unclaimed one with the same keys; none for a new row.
-        fn continued<'b>(
-            before: &'b [Value],
-            used: &mut [bool],
-            i: usize,
-            row: &Map<String, Value>,
-            keys: &[&str],
-        ) -> Option<&'b Map<String, Value>> {
-            let same = |old: &Map<String, Value>| keys.iter().all(|k| old.get(*k) == row.get(*k));
-            let at = before.get(i).and_then(Value::as_object).filter(|o| !used[i] && same(o)).map(|_| i);
-            let found = at.or_else(|| {
-                before.iter().enumerate().find(|(j, o)| !used[*j] && o.as_object().is_some_and(same)).map(|(j, _)| j)
-            })?;
-            used[found] = true;
-            before.get(found).and_then(Value::as_object)
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        fn fill(
-            rules: &Rules<'_>,
-            conn: &Reader,
-            fields: &[Field],
-            data: &mut Map<String, Value>,
-            base: Option<&Map<String, Value>>,
-            prefix: &str,
-            lang: Lang,
-            problems: &mut Vec<FieldProblem>,
-        ) {
-            for field in fields {
-                let (Some(lookup), Some(value)) = (&field.lookup, data.get(&field.id).cloned()) else { continue };
-                if base.and_then(|b| b.get(&field.id)) == Some(&value) {
-                    continue;
-                }
-                let Some(source) = rules.source_form(&lookup.form) else { continue };
-                let found =
-                    records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
-                match found {
-                    None => problems.push(FieldProblem::new(
-                        format!("{prefix}{}", field.id),
-                        "NOT_FOUND",
-                        format!(
-                            "{}: no {} has {} {}",
-                            field_name(field, lang),
-                            source.id,
-                            lookup.key,
-                            crate::values::format_cell(Some(&value))
-                        ),
-                    )),
-                    Some(src) => {
-                        for (here, there) in &lookup.fill {
-                            let readonly = fields.iter().any(|f| &f.id == here && f.readonly == Some(true));
-                            if readonly || is_empty(data.get(here)) {
-                                if let Some(v) = src.data.get(there) {
-                                    data.insert(here.clone(), v.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// A link may name its record by the target form's key (a customer code) instead of the
@@ -229,6 +166,70 @@ impl Rules<'_> {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// The stored row a new row goes on from: the one at the same place with the same
+/// lookup keys, else the first unclaimed one with the same keys; none for a new row.
+fn continued<'b>(
+    before: &'b [Value],
+    used: &mut [bool],
+    i: usize,
+    row: &Map<String, Value>,
+    keys: &[&str],
+) -> Option<&'b Map<String, Value>> {
+    let same = |old: &Map<String, Value>| keys.iter().all(|k| old.get(*k) == row.get(*k));
+    let at = before.get(i).and_then(Value::as_object).filter(|o| !used[i] && same(o)).map(|_| i);
+    let found = at.or_else(|| {
+        before.iter().enumerate().find(|(j, o)| !used[*j] && o.as_object().is_some_and(same)).map(|(j, _)| j)
+    })?;
+    used[found] = true;
+    before.get(found).and_then(Value::as_object)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Fills fields from the catalog record each lookup key names; a key no record has is a
+/// `NOT_FOUND` problem at `prefix` + the field.
+fn fill(
+    rules: &Rules<'_>,
+    conn: &Reader,
+    fields: &[Field],
+    data: &mut Map<String, Value>,
+    base: Option<&Map<String, Value>>,
+    prefix: &str,
+    lang: Lang,
+    problems: &mut Vec<FieldProblem>,
+) {
+    for field in fields {
+        let (Some(lookup), Some(value)) = (&field.lookup, data.get(&field.id).cloned()) else { continue };
+        if base.and_then(|b| b.get(&field.id)) == Some(&value) {
+            continue;
+        }
+        let Some(source) = rules.source_form(&lookup.form) else { continue };
+        let found = records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
+        match found {
+            None => problems.push(FieldProblem::new(
+                format!("{prefix}{}", field.id),
+                "NOT_FOUND",
+                format!(
+                    "{}: no {} has {} {}",
+                    field_name(field, lang),
+                    source.id,
+                    lookup.key,
+                    crate::values::format_cell(Some(&value))
+                ),
+            )),
+            Some(src) => {
+                for (here, there) in &lookup.fill {
+                    let readonly = fields.iter().any(|f| &f.id == here && f.readonly == Some(true));
+                    if readonly || is_empty(data.get(here)) {
+                        if let Some(v) = src.data.get(there) {
+                            data.insert(here.clone(), v.clone());
+                        }
+                    }
+                }
+            }
         }
     }
 }
