@@ -290,14 +290,59 @@ fn attribute(m: &MemberRow, name: &str) -> Option<String> {
 /// Decides who gets a record. Deterministic: equal loads are broken by member id.
 pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[MemberRow], loads: &Loads) -> Decision {
     let load = |id: &str| loads.open.get(id).copied().unwrap_or(0);
+    let (candidates, mut eligible) = screen(rule, record, team, &load);
+    let mut why: Vec<String> = Vec::new();
+    if let Some((attr, field)) = rule.candidates.r#match.iter().next() {
+        let value = record
+            .get(field)
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_default();
+        why.push(format!("{attr} {value}"));
+    }
+    for (i, pref) in rule.prefer.iter().enumerate() {
+        let counts = loads.preferences.get(i);
+        let count = |id: &str| counts.and_then(|c| c.get(id)).copied().unwrap_or(0);
+        let preferred: Vec<&MemberRow> =
+            eligible.iter().copied().filter(|m| count(&m.id) < u64::from(pref.fewer_than)).collect();
+        if !preferred.is_empty() && preferred.len() < eligible.len() {
+            why.push(format!("fewer than {} in {}", pref.fewer_than, pref.states.join("/")));
+            eligible = preferred;
+        }
+    }
+    match pick(rule, record, &eligible, loads, &load) {
+        Some(m) => {
+            let how = match rule.pick {
+                Pick::LeastLoaded | Pick::Script => "least loaded",
+                Pick::RoundRobin => "next in turn",
+                Pick::Weighted => "lowest load for their weight",
+                Pick::ByField => "named on the record",
+            };
+            why.push(format!("{} open", load(&m.id)));
+            why.push(how.to_string());
+            Decision {
+                member: Some(m.id.clone()),
+                queue: None,
+                explanation: format!("to {}: {}", m.name, why.join(", ")),
+                candidates,
+            }
+        }
+        None => fallback(rule, team, candidates),
+    }
+}
+
+/// Every member holding the rule's role, in id order, each with why they are left out (if
+/// they are); and the ones who are not.
+fn screen<'m>(
+    rule: &AssignmentRule,
+    record: &Map<String, Value>,
+    team: &'m [MemberRow],
+    load: &dyn Fn(&str) -> u64,
+) -> (Vec<Candidate>, Vec<&'m MemberRow>) {
     let mut candidates = Vec::new();
     let mut eligible: Vec<&MemberRow> = Vec::new();
     let mut sorted: Vec<&MemberRow> = team.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    for m in sorted {
-        if !m.roles.iter().any(|r| r == &rule.candidates.role) {
-            continue;
-        }
+    for m in sorted.into_iter().filter(|m| m.roles.iter().any(|r| r == &rule.candidates.role)) {
         let excluded = if rule.candidates.active_only != Some(false) && !m.active {
             Some("inactive".to_string())
         } else if let Some((attr, field)) = rule.candidates.r#match.iter().find(|(attr, field)| {
@@ -317,25 +362,18 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
         }
         candidates.push(Candidate { id: m.id.clone(), load: load(&m.id), excluded });
     }
-    let mut why: Vec<String> = Vec::new();
-    if let Some((attr, field)) = rule.candidates.r#match.iter().next() {
-        let value = record
-            .get(field)
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-            .unwrap_or_default();
-        why.push(format!("{attr} {value}"));
-    }
-    for (i, pref) in rule.prefer.iter().enumerate() {
-        let counts = loads.preferences.get(i);
-        let count = |id: &str| counts.and_then(|c| c.get(id)).copied().unwrap_or(0);
-        let preferred: Vec<&MemberRow> =
-            eligible.iter().copied().filter(|m| count(&m.id) < u64::from(pref.fewer_than)).collect();
-        if !preferred.is_empty() && preferred.len() < eligible.len() {
-            why.push(format!("fewer than {} in {}", pref.fewer_than, pref.states.join("/")));
-            eligible = preferred;
-        }
-    }
-    let chosen: Option<&MemberRow> = match rule.pick {
+    (candidates, eligible)
+}
+
+/// The one the rule's `pick` chooses among the eligible; ties go to the lowest id.
+fn pick<'m>(
+    rule: &AssignmentRule,
+    record: &Map<String, Value>,
+    eligible: &[&'m MemberRow],
+    loads: &Loads,
+    load: &dyn Fn(&str) -> u64,
+) -> Option<&'m MemberRow> {
+    match rule.pick {
         Pick::LeastLoaded | Pick::Script => {
             eligible.iter().copied().min_by(|a, b| load(&a.id).cmp(&load(&b.id)).then(a.id.cmp(&b.id)))
         }
@@ -370,61 +408,23 @@ pub fn decide(rule: &AssignmentRule, record: &Map<String, Value>, team: &[Member
             let named = rule.by_field.as_deref().and_then(|f| record.get(f)).and_then(Value::as_str);
             eligible.iter().copied().find(|m| Some(m.id.as_str()) == named)
         }
-    };
-    match chosen {
-        Some(m) => {
-            let how = match rule.pick {
-                Pick::LeastLoaded | Pick::Script => "least loaded",
-                Pick::RoundRobin => "next in turn",
-                Pick::Weighted => "lowest load for their weight",
-                Pick::ByField => "named on the record",
-            };
-            why.push(format!("{} open", load(&m.id)));
-            why.push(how.to_string());
-            Decision {
-                member: Some(m.id.clone()),
-                queue: None,
-                explanation: format!("to {}: {}", m.name, why.join(", ")),
-                candidates,
-            }
-        }
-        None => {
-            let reason = if candidates.is_empty() {
-                "no member holds the role".to_string()
-            } else {
-                "nobody qualified".to_string()
-            };
-            match &rule.fallback {
-                Some(Fallback::Member(id))
-                    if !team
-                        .iter()
-                        .any(|m| &m.id == id && (m.active || rule.candidates.active_only == Some(false))) =>
-                {
-                    Decision {
-                        member: None,
-                        queue: None,
-                        explanation: format!("unassigned: {reason}, and the fallback {id} is not an active member"),
-                        candidates,
-                    }
-                }
-                Some(Fallback::Member(id)) => Decision {
-                    member: Some(id.clone()),
-                    queue: None,
-                    explanation: format!("to {id} (fallback): {reason}"),
-                    candidates,
-                },
-                Some(Fallback::Queue(q)) => Decision {
-                    member: None,
-                    queue: Some(q.clone()),
-                    explanation: format!("to queue {q}: {reason}"),
-                    candidates,
-                },
-                None => {
-                    Decision { member: None, queue: None, explanation: format!("unassigned: {reason}"), candidates }
-                }
-            }
-        }
     }
+}
+
+/// Nobody qualified: the rule's fallback member or queue, or unassigned, and why.
+fn fallback(rule: &AssignmentRule, team: &[MemberRow], candidates: Vec<Candidate>) -> Decision {
+    let reason = if candidates.is_empty() { "no member holds the role" } else { "nobody qualified" };
+    let (member, queue, explanation) = match &rule.fallback {
+        Some(Fallback::Member(id))
+            if !team.iter().any(|m| &m.id == id && (m.active || rule.candidates.active_only == Some(false))) =>
+        {
+            (None, None, format!("unassigned: {reason}, and the fallback {id} is not an active member"))
+        }
+        Some(Fallback::Member(id)) => (Some(id.clone()), None, format!("to {id} (fallback): {reason}")),
+        Some(Fallback::Queue(q)) => (None, Some(q.clone()), format!("to queue {q}: {reason}")),
+        None => (None, None, format!("unassigned: {reason}")),
+    };
+    Decision { member, queue, explanation, candidates }
 }
 
 /// `pick: script`: the rule's script gets the record and the eligible candidates (id, name,
