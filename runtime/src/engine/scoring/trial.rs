@@ -10,14 +10,14 @@ use serde_json::{Map, Value};
 use crate::engine::people::assign::decide;
 use crate::engine::records::{actor_roles, find_form};
 use crate::engine::write::rules::Rules;
-use crate::engine::{EngineError, Runtime};
+use crate::engine::{EngineError, FormRef, Runtime};
 use crate::model::{Level, Since};
 use crate::store::{members, records};
 
 /// What a trial found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Trial {
-    /// `assignment rule` or `grade`.
+    /// `assignment rule`, `score` or `grade`.
     pub kind: &'static str,
     /// The rule's id.
     pub id: String,
@@ -105,66 +105,95 @@ impl Runtime {
                 data.entry(k).or_insert(v);
             }
         }
+        let trial = match (rule, score, grade) {
+            (Some(rule), _, _) => self.try_assignment(rule, f, &data)?,
+            (None, Some(score), _) => self.try_score(score, f, &data, record)?,
+            (None, None, Some(grade)) => self.try_grade(grade, f, &data, record, actor)?,
+            (None, None, None) => return Err(EngineError::Input(format!("`{id}` is not a grade"))),
+        };
+        Ok(Trial { id: id.to_string(), form: form_id, micros: started.elapsed().as_micros(), ..trial })
+    }
+
+    /// An assignment rule's decision on `data`, with the host queries it made.
+    fn try_assignment(
+        &self,
+        rule: &crate::model::AssignmentRule,
+        f: FormRef<'_>,
+        data: &Map<String, Value>,
+    ) -> Result<Trial, EngineError> {
+        let conn = self.store.reader();
+        let form_id = &f.form.id;
         let mut calls = Vec::new();
-        if let Some(rule) = rule {
-            let team = members::list(conn)?;
-            calls.push(format!("members() → {} members", team.len()));
-            let field = rule.field.as_deref().or(f.form.owner_field()).unwrap_or("owner");
-            let now = self.clock.now().to_zoned(f.time_zone());
-            let loads = crate::engine::people::assign::read_loads(conn, &f, rule, field, &now)?;
-            let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
-            calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, loads.open.len()));
-            for (pref, counts) in rule.prefer.iter().zip(&loads.preferences) {
-                let since = crate::engine::people::assign::window_start(pref.since.unwrap_or(Since::Ever), &now);
-                calls.push(format!(
-                    "open_count({form_id}, states {:?}, since {}) → {} owners",
-                    pref.states,
-                    since.as_deref().unwrap_or("ever"),
-                    counts.len()
-                ));
-            }
-            let mut decision = decide(rule, &data, &team, &loads);
-            if rule.pick == crate::model::Pick::Script {
-                decision =
-                    crate::engine::people::assign::by_script(&f, rule, &data, &team, decision, Some(&self.scripts));
-                calls.push(format!("the rule's script → {}", decision.member.as_deref().unwrap_or("nobody")));
-            }
-            return Ok(Trial {
-                kind: "assignment rule",
-                id: id.to_string(),
-                form: form_id,
-                result: decision.explanation.clone(),
-                detail: serde_json::to_value(&decision).unwrap_or(Value::Null),
-                host_calls: calls,
-                operations: 0,
-                micros: started.elapsed().as_micros(),
-            });
+        let team = members::list(conn)?;
+        calls.push(format!("members() → {} members", team.len()));
+        let field = rule.field.as_deref().or(f.form.owner_field()).unwrap_or("owner");
+        let now = self.clock.now().to_zoned(f.time_zone());
+        let loads = crate::engine::people::assign::read_loads(conn, &f, rule, field, &now)?;
+        let load_states = rule.load.as_ref().map(|l| l.states.as_slice()).unwrap_or_default();
+        calls.push(format!("open_count({}, states {:?}) → {} owners", form_id, load_states, loads.open.len()));
+        for (pref, counts) in rule.prefer.iter().zip(&loads.preferences) {
+            let since = crate::engine::people::assign::window_start(pref.since.unwrap_or(Since::Ever), &now);
+            calls.push(format!(
+                "open_count({form_id}, states {:?}, since {}) → {} owners",
+                pref.states,
+                since.as_deref().unwrap_or("ever"),
+                counts.len()
+            ));
         }
-        if let Some(score) = score {
-            let tasks = match record {
-                Some(id) => crate::store::tasks::of_record(conn, &f.form.id, id)?,
-                None => Vec::new(),
-            };
-            let tasks = crate::engine::sop::for_scripts(&tasks, &self.now());
-            let scored = crate::engine::scoring::score::evaluate(&self.scripts, &f, score, &data, record, &tasks)?;
-            let reasons =
-                if scored.reasons.is_empty() { String::new() } else { format!(" ({})", scored.reasons.join("; ")) };
-            return Ok(Trial {
-                kind: "score",
-                id: id.to_string(),
-                form: form_id,
-                result: format!("{} = {}{reasons}", score.field, scored.value),
-                host_calls: scored.calls.clone(),
-                operations: scored.operations,
-                detail: serde_json::to_value(&scored).unwrap_or(Value::Null),
-                micros: started.elapsed().as_micros(),
-            });
+        let mut decision = decide(rule, data, &team, &loads);
+        if rule.pick == crate::model::Pick::Script {
+            decision = crate::engine::people::assign::by_script(&f, rule, data, &team, decision, Some(&self.scripts));
+            calls.push(format!("the rule's script → {}", decision.member.as_deref().unwrap_or("nobody")));
         }
-        let Some(grade) = grade else { return Err(EngineError::Input(format!("`{id}` is not a grade"))) };
-        let roles = actor_roles(conn, actor).unwrap_or_default();
+        Ok(Trial {
+            kind: "assignment rule",
+            result: decision.explanation.clone(),
+            detail: serde_json::to_value(&decision).unwrap_or(Value::Null),
+            host_calls: calls,
+            ..Trial::default()
+        })
+    }
+
+    /// A score's value on `data` (and the record's tasks), with its reasons.
+    fn try_score(
+        &self,
+        score: &crate::model::Score,
+        f: FormRef<'_>,
+        data: &Map<String, Value>,
+        record: Option<&str>,
+    ) -> Result<Trial, EngineError> {
+        let tasks = match record {
+            Some(id) => crate::store::tasks::of_record(self.store.reader(), &f.form.id, id)?,
+            None => Vec::new(),
+        };
+        let tasks = crate::engine::sop::for_scripts(&tasks, &self.now());
+        let scored = crate::engine::scoring::score::evaluate(&self.scripts, &f, score, data, record, &tasks)?;
+        let reasons =
+            if scored.reasons.is_empty() { String::new() } else { format!(" ({})", scored.reasons.join("; ")) };
+        Ok(Trial {
+            kind: "score",
+            result: format!("{} = {}{reasons}", score.field, scored.value),
+            host_calls: scored.calls.clone(),
+            operations: scored.operations,
+            detail: serde_json::to_value(&scored).unwrap_or(Value::Null),
+            ..Trial::default()
+        })
+    }
+
+    /// A grade's level on `data`: its rules, or its script.
+    fn try_grade(
+        &self,
+        grade: &crate::model::Grade,
+        f: FormRef<'_>,
+        data: &Map<String, Value>,
+        record: Option<&str>,
+        actor: &str,
+    ) -> Result<Trial, EngineError> {
+        let roles = actor_roles(self.store.reader(), actor).unwrap_or_default();
         let rules = Rules::new(f, &self.apps, &self.scripts, None, &roles);
-        let index = f.app.app.def.grades.iter().position(|g| g.id == id).unwrap_or(0);
-        let graded = grade_with(&rules, grade, &data, index, record)?;
+        let index = f.app.app.def.grades.iter().position(|g| g.id == grade.id).unwrap_or(0);
+        let graded = grade_with(&rules, grade, data, index, record)?;
+        let mut calls = Vec::new();
         if grade.script.is_some() {
             calls.extend(graded.calls.iter().cloned());
             calls.push(format!("the grade's script → {}", level_name(graded.level)));
@@ -173,13 +202,11 @@ impl Runtime {
         }
         Ok(Trial {
             kind: "grade",
-            id: id.to_string(),
-            form: form_id,
             result: graded.summary.clone(),
             detail: serde_json::to_value(&graded).unwrap_or(Value::Null),
             host_calls: calls,
             operations: graded.operations,
-            micros: started.elapsed().as_micros(),
+            ..Trial::default()
         })
     }
 }
