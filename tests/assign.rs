@@ -188,7 +188,7 @@ fn the_quote_risk_table_grades_as_legal_expects() {
     rt.install(&closeloop::template("quote-approval").unwrap().app_files(), "system", false).unwrap();
     let level = |data: serde_json::Value| {
         let t = rt.try_rule("quote_risk", obj(data), None, "system").unwrap();
-        (t.detail["level"].as_str().unwrap_or_default().to_string(), t.result)
+        (serde_json::to_value(&t.detail).unwrap()["level"].as_str().unwrap_or_default().to_string(), t.result)
     };
     assert_eq!(level(json!({"payment_terms": "cod"})).0, "low");
     assert_eq!(level(json!({"payment_terms": "prepay", "prepay_percent": 60})).0, "high");
@@ -319,7 +319,15 @@ fn a_rule_that_fills_another_member_field_weighs_that_fields_load() {
     let q = rt.submit("quote", obj(json!({"owner": "r2"})), "system").unwrap();
     assert_eq!(q.data["reviewer"], "r2");
     let trial = rt.try_rule("review", obj(json!({"owner": "r2"})), None, "system").unwrap();
-    let loads: Vec<u64> =
-        trial.detail["candidates"].as_array().unwrap().iter().map(|c| c["load"].as_u64().unwrap()).collect();
-    assert_eq!((trial.detail["member"].as_str(), loads), (Some("r2"), vec![3, 1]), "reviews, not owned quotes");
+    let loads: Vec<u64> = serde_json::to_value(&trial.detail).unwrap()["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["load"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        (serde_json::to_value(&trial.detail).unwrap()["member"].as_str(), loads),
+        (Some("r2"), vec![3, 1]),
+        "reviews, not owned quotes"
+    );
 }

@@ -92,8 +92,8 @@ fn the_customer_health_score_explains_itself_and_notes_the_threshold_it_crosses(
     let trial = rt
         .try_rule("health", obj(json!({"last_contact_at": "2026-08-01T00:00:00Z"})), Some(&account.id), "system")
         .unwrap();
-    assert_eq!(trial.detail["value"], 55);
-    assert_eq!(trial.detail["crossed_below"], json!([60.0]));
+    assert_eq!(serde_json::to_value(&trial.detail).unwrap()["value"], 55);
+    assert_eq!(serde_json::to_value(&trial.detail).unwrap()["crossed_below"], json!([60.0]));
     assert!(trial.host_calls.iter().any(|c| c.starts_with("days_since(2026-08-01")), "{:?}", trial.host_calls);
 }
 
@@ -186,7 +186,7 @@ fn a_script_picker_chooses_among_candidates_and_a_failing_one_loses_nothing() {
     // `script test` tries the same script and writes nothing.
     let trial = rt.try_rule("by_script", obj(json!({"region": "east"})), None, "system").unwrap();
     assert_eq!(
-        (trial.detail["member"].as_str(), trial.result.as_str()),
+        (serde_json::to_value(&trial.detail).unwrap()["member"].as_str(), trial.result.as_str()),
         (Some("b"), "to Bo: chosen by the rule's script")
     );
     assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 1);

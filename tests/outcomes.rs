@@ -324,7 +324,7 @@ fn a_grade_written_as_a_script_runs_its_script_on_every_path() {
     assert!(serde_json::to_value(&grade).unwrap()["operations"].as_u64() > Some(0), "the script ran: {grade:?}");
     // The dry run.
     let trial = rt.try_rule("deal_risk", obj(json!({"amount": 10.0})), None, "s1").unwrap();
-    assert_eq!(trial.detail["level"], "low", "{trial:?}");
+    assert_eq!(serde_json::to_value(&trial.detail).unwrap()["level"], "low", "{trial:?}");
     assert!(trial.operations > 0 && trial.host_calls.iter().any(|c| c.contains("script")), "{trial:?}");
 }
 

@@ -228,11 +228,11 @@ pub fn script_test(
             "{} {} on {} (a dry run: nothing is written)\nresult: {}\n",
             trial.kind, trial.id, trial.form, trial.result
         );
-        if let Some(candidates) = trial.detail["candidates"].as_array() {
+        if let closeloop::TrialDetail::Assignment(decision) = &trial.detail {
             s.push_str("candidates:\n");
-            for c in candidates {
-                let excluded = c["excluded"].as_str().map(|e| format!("  excluded: {e}")).unwrap_or_default();
-                s.push_str(&format!("  {:<10} load {}{excluded}\n", c["id"].as_str().unwrap_or(""), c["load"]));
+            for c in &decision.candidates {
+                let excluded = c.excluded.as_deref().map(|e| format!("  excluded: {e}")).unwrap_or_default();
+                s.push_str(&format!("  {:<10} load {}{excluded}\n", c.id, c.load));
             }
         }
         s.push_str("host calls:\n");

@@ -30,7 +30,7 @@ pub use people::{assign, Absence};
 pub use records::{
     decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
 };
-pub use scoring::{Graded, Scored, Trial};
+pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};
 pub use write::Change;
 

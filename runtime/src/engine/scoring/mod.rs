@@ -5,4 +5,4 @@ pub(crate) mod score;
 pub(crate) mod trial;
 
 pub use score::Scored;
-pub use trial::{Graded, Trial};
+pub use trial::{Graded, Trial, TrialDetail};

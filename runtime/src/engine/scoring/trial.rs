@@ -25,14 +25,29 @@ pub struct Trial {
     pub form: String,
     /// The outcome in words.
     pub result: String,
-    /// The outcome as data.
-    pub detail: Value,
+    /// The outcome as data: the decision, the score or the grade.
+    pub detail: TrialDetail,
     /// The queries and host calls it made, in order.
     pub host_calls: Vec<String>,
     /// Script operations used (0 for rules closeloop evaluates natively).
     pub operations: u64,
     /// Wall-clock microseconds.
     pub micros: u128,
+}
+
+/// What a trial decided, by kind of rule (serialised as the decision, score or grade itself).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(untagged)]
+pub enum TrialDetail {
+    /// An assignment rule's decision, with every candidate and why they were left out.
+    Assignment(crate::engine::people::assign::Decision),
+    /// A score's value and reasons.
+    Score(super::score::Scored),
+    /// A grade's level and the rule (or script) that decided it.
+    Grade(Graded),
+    /// Nothing yet.
+    #[default]
+    None,
 }
 
 /// A grade's outcome.
@@ -148,7 +163,7 @@ impl Runtime {
         Ok(Trial {
             kind: "assignment rule",
             result: decision.explanation.clone(),
-            detail: serde_json::to_value(&decision).unwrap_or(Value::Null),
+            detail: TrialDetail::Assignment(decision),
             host_calls: calls,
             ..Trial::default()
         })
@@ -175,7 +190,7 @@ impl Runtime {
             result: format!("{} = {}{reasons}", score.field, scored.value),
             host_calls: scored.calls.clone(),
             operations: scored.operations,
-            detail: serde_json::to_value(&scored).unwrap_or(Value::Null),
+            detail: TrialDetail::Score(scored),
             ..Trial::default()
         })
     }
@@ -203,9 +218,9 @@ impl Runtime {
         Ok(Trial {
             kind: "grade",
             result: graded.summary.clone(),
-            detail: serde_json::to_value(&graded).unwrap_or(Value::Null),
-            host_calls: calls,
             operations: graded.operations,
+            detail: TrialDetail::Grade(graded),
+            host_calls: calls,
             ..Trial::default()
         })
     }
