@@ -1,15 +1,16 @@
 //! Approval chains: a record submitted to a chain walks its steps in order. Each step's
 //! approvers come from a role, a named member or the data (the owner's manager); `skip_if`
 //! skips a step and says why; a step needs one, all, or N of its approvers; a timeout
-//! escalates. Nobody approves a record they created, own, submitted, or already approved at an
-//! earlier step, unless the chain allows it; every refusal is in the audit trail. Decisions
+//! escalates. Nobody approves a record they created, own, submitted, edited, or already approved
+//! at an earlier step, unless the chain allows it; every refusal is in the audit trail. Decisions
 //! bind to the version submitted: an edit resets the run. While an approver is away their
 //! delegate decides in their place (when the step allows it), and a member of an override role
 //! may push a step through with a reason: both are recorded as such.
 //!
-//! `who.rs` says who may decide a step (the separation of duties, delegates of away
+//! `duties.rs` says who may decide a step (the separation of duties, delegates of away
 //! approvers) and what they see; `decide.rs` is the library's approve, reject, recall and
-//! override, and the listings.
+//! override, and the listings; `trail.rs` writes the run's events; `signing.rs` is the
+//! customer's signature through a single-use link.
 
 pub(crate) mod decide;
 pub(crate) mod duties;
