@@ -39,6 +39,15 @@ impl Cache {
     }
 
     /// The member directory, read once per write.
+    /// One member, from the directory when this write has read it already, else by id (a
+    /// single submit need not read the whole team to know its actor).
+    pub(crate) fn member(&mut self, tx: &Tx<'_>, id: &str) -> Result<Option<MemberRow>, StoreError> {
+        match &self.team {
+            Some(team) => Ok(team.iter().find(|m| m.id == id).cloned()),
+            None => members::get(tx, id),
+        }
+    }
+
     pub(crate) fn team(&mut self, tx: &Tx<'_>) -> Result<&[MemberRow], StoreError> {
         if self.team.is_none() {
             self.team = Some(members::list(tx)?);

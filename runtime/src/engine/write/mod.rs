@@ -89,11 +89,10 @@ impl<'a> Session<'a> {
         if SYSTEM_ACTORS.contains(&actor) {
             return Ok(Vec::new());
         }
-        let mut cache = self.assign.borrow_mut();
-        match cache.team(tx)?.iter().find(|m| m.id == actor) {
+        match self.assign.borrow_mut().member(tx, actor)? {
             None => Err(EngineError::UnknownMember(actor.to_string())),
             Some(m) if !m.active => Err(EngineError::InactiveMember(actor.to_string())),
-            Some(m) => Ok(m.roles.clone()),
+            Some(m) => Ok(m.roles),
         }
     }
 }
