@@ -9,6 +9,56 @@
 //! Table and column names come only from a loaded app definition (ids match
 //! `^[a-z][a-z0-9_]{0,47}$`) and are always quoted with [`quote`].
 
+/// Declares a status enum: the closed set of texts one status column holds. The text stays
+/// the column's (and JSON's, and people's) spelling; the enum is what Rust code compares, so a
+/// typo no longer compiles. [`as_str`](Self::as_str) and [`str::parse`] convert at the SQL
+/// boundary only; an unknown stored text parses to [`StoreError::UnknownStatus`].
+macro_rules! status_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every status, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The stored (and shown) text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::store::StoreError;
+
+            /// Reads the stored text; an unknown one is [`StoreError::UnknownStatus`].
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $( $text => Ok(Self::$variant), )+
+                    _ => Err(crate::store::StoreError::UnknownStatus { what: $what, value: text.to_string() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad`, so width and alignment (`{:<7}`) apply as they did to the text.
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
 pub(crate) mod approvals;
 pub(crate) mod apps;
 pub(crate) mod audit;
@@ -31,17 +81,17 @@ use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
 
-pub use approvals::{ApprovalRow, StepRow};
+pub use approvals::{ApprovalRow, ApprovalStatus, StepRow, StepStatus};
 pub use apps::InstalledApp;
 pub use audit::{sha256_hex, AuditEntry, AuditProblem, Checkpoint, NewEvent, Verification, GENESIS};
 pub use bench::TableRows;
 pub use boards::FlagRow;
 pub use members::MemberRow;
-pub use outbox::{AttemptRow, OutboxRow};
+pub use outbox::{AttemptRow, OutboxRow, OutboxStatus};
 pub use records::{ListQuery, RecordRow, SortOrder};
 pub use schema::FormTable;
-pub use tasks::TaskRow;
-pub use timers::TimerRow;
+pub use tasks::{TaskRow, TaskStatus};
+pub use timers::{TimerRow, TimerStatus};
 
 /// A connection to read through: what every store read function takes. Reads see the last
 /// committed state (inside a write, also what the write did so far: a [`Tx`] is a `Reader`).
@@ -182,6 +232,15 @@ pub enum StoreError {
     /// The database stayed busy through every retry.
     #[error("the database stayed busy (another closeloop is writing); try again")]
     Busy,
+    /// A status column holds a text this closeloop does not know (written by a newer one, or
+    /// by hand).
+    #[error("a stored {what} status is `{value}`, which this closeloop does not know")]
+    UnknownStatus {
+        /// Whose status: `timer`, `task`, `outbox`, `approval` or `approval step`.
+        what: &'static str,
+        /// The stored text.
+        value: String,
+    },
 }
 
 /// How many times a write is retried from `BEGIN` when the database is busy.
@@ -241,6 +300,14 @@ impl Drop for Checkpointer {
 /// not a `From` impl, which would put rusqlite in the public API; store code writes
 /// `.map_err(from_sqlite)?`.
 pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
+    // A status that did not parse in a row function ([`status`]) is the store's own error.
+    let e = match e {
+        rusqlite::Error::FromSqlConversionFailure(i, ty, cause) => match cause.downcast::<StoreError>() {
+            Ok(own) => return *own,
+            Err(cause) => rusqlite::Error::FromSqlConversionFailure(i, ty, cause),
+        },
+        e => e,
+    };
     let kind = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
         Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
@@ -248,6 +315,13 @@ pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
         _ => DbErrorKind::Other,
     };
     StoreError::Database { kind, message: e.to_string() }
+}
+
+/// Reads column `i` of a row as a status enum, inside a row function. An unknown text fails
+/// the row; [`from_sqlite`] turns that back into [`StoreError::UnknownStatus`].
+pub(crate) fn status<T: std::str::FromStr<Err = StoreError>>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 impl StoreError {
