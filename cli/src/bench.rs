@@ -330,7 +330,8 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
 
     let mut rt = Runtime::open(Store::open(&tick_db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
     let counts = rt.timer_counts().map_err(err)?;
-    let in_table = counts.iter().find(|(s, _)| s == "pending").map_or(0, |(_, n)| *n as usize);
+    let in_table =
+        counts.iter().find(|(s, _)| *s == closeloop::engine::TimerStatus::Pending).map_or(0, |(_, n)| *n as usize);
     if in_table != pending {
         return Err(format!("the setup left {in_table} pending timers, not {pending}"));
     }
@@ -338,7 +339,11 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
     let started = Instant::now();
     let report = rt.tick().map_err(err)?;
     let tick = started.elapsed();
-    let fired = report.timers.iter().filter(|f| f.outcome == "fired").count();
+    let fired = report
+        .timers
+        .iter()
+        .filter(|f| f.outcome == closeloop::engine::FireOutcome::Settled(closeloop::engine::TimerStatus::Fired))
+        .count();
     if fired != due || report.timers.len() != due {
         return Err(format!("the tick fired {fired} of {} due timers; {due} were expected", report.timers.len()));
     }

@@ -33,6 +33,8 @@ pub use records::{
 pub use scoring::{Graded, Scored, Trial};
 pub use sop::{Completed, Evidence, Task};
 pub use write::Change;
+// The statuses the views above carry, where their users find them.
+pub use crate::store::{ApprovalStatus, OutboxStatus, StepStatus, TaskStatus, TimerStatus};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
