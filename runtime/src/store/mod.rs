@@ -553,4 +553,57 @@ mod tests {
         assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
         assert!(err.to_string().starts_with("database error: "), "{err}");
     }
+
+    #[test]
+    fn a_status_reads_writes_shows_and_serialises_as_the_same_text() {
+        fn check<T>(all: &[T], as_str: fn(T) -> &'static str)
+        where
+            T: Copy + std::fmt::Display + std::fmt::Debug + PartialEq + serde::Serialize,
+            T: std::str::FromStr<Err = StoreError> + serde::de::DeserializeOwned,
+        {
+            for &s in all {
+                let text = as_str(s);
+                assert_eq!(s.to_string(), text);
+                assert_eq!(format!("{s:<10}|"), format!("{text:<10}|"), "width applies to Display");
+                assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(text.into()));
+                assert_eq!(serde_json::from_value::<T>(text.into()).unwrap(), s);
+                assert_eq!(text.parse::<T>().unwrap(), s);
+            }
+        }
+        check(TimerStatus::ALL, TimerStatus::as_str);
+        check(TaskStatus::ALL, TaskStatus::as_str);
+        check(OutboxStatus::ALL, OutboxStatus::as_str);
+        check(ApprovalStatus::ALL, ApprovalStatus::as_str);
+        check(StepStatus::ALL, StepStatus::as_str);
+        let texts = |all: &[StepStatus]| all.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+        assert_eq!(texts(StepStatus::ALL), ["waiting", "open", "approved", "skipped", "rejected", "cancelled"]);
+        assert!(matches!(
+            "Open".parse::<TaskStatus>(),
+            Err(StoreError::UnknownStatus { what: "task", value }) if value == "Open"
+        ));
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_a_store_error_naming_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        let timer = TimerRow {
+            id: 0,
+            app: "a".into(),
+            automation: "remind".into(),
+            kind: timers::kind::RECORD.into(),
+            form: Some("f".into()),
+            record: Some("R-1".into()),
+            due: "2026-01-01T00:00:00.000000Z".into(),
+            anchor: None,
+            payload: None,
+            status: TimerStatus::Pending,
+        };
+        store.write(|tx| timers::insert(tx, &timer, "2026-01-01T00:00:00.000000Z")).unwrap();
+        let read = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap();
+        assert_eq!(read[0].status, TimerStatus::Pending);
+        store.write(|tx| tx.execute_batch("UPDATE timers SET status = 'snoozed'")).unwrap();
+        let err = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap_err();
+        assert!(matches!(&err, StoreError::UnknownStatus { what: "timer", value } if value == "snoozed"), "{err:?}");
+        assert_eq!(err.to_string(), "a stored timer status is `snoozed`, which this closeloop does not know");
+    }
 }
