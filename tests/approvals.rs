@@ -99,23 +99,24 @@ fn creators_owners_and_earlier_approvers_are_refused_and_the_refusals_are_audite
 
 #[test]
 fn an_edit_resets_the_chain_and_a_rejection_needs_a_comment() {
+    use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
     w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
     let before = w.rt.get("quote", &id).unwrap().version;
     w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
-    assert_eq!(view.status, "reset");
+    assert_eq!(view.status, ApprovalStatus::Reset);
     assert!(w.rt.get("quote", &id).unwrap().version > before);
     assert!(w.rt.approve("quote", &id, "q_fin", None).is_err(), "nothing to approve until it is submitted again");
     // The reset sent it back to draft: submitted again, a new run on the new version.
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
     w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
-    assert_eq!((view.status.as_str(), view.version), ("pending", w.rt.get("quote", &id).unwrap().version));
+    assert_eq!((view.status, view.version), (ApprovalStatus::Pending, w.rt.get("quote", &id).unwrap().version));
     assert!(w.rt.reject("quote", &id, "q_sup_e", " ").is_err());
     let view = w.rt.reject("quote", &id, "q_sup_e", "折扣过大").unwrap();
-    assert_eq!(view.status, "rejected");
+    assert_eq!(view.status, ApprovalStatus::Rejected);
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("rejected"));
 }
 
@@ -227,6 +228,7 @@ fn approved(w: &mut World) -> String {
 
 #[test]
 fn a_sign_link_signs_once_the_version_it_was_made_for() {
+    use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = approved(&mut w);
     let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
@@ -243,7 +245,7 @@ fn a_sign_link_signs_once_the_version_it_was_made_for() {
     let quote = w.rt.get("quote", &id).unwrap();
     assert_eq!(quote.state.as_deref(), Some("signed"));
     assert!(quote.data["signed_at"].is_string());
-    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, "signed");
+    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, ApprovalStatus::Signed);
     let reused = w.rt.sign(&link.token, "王总").unwrap_err().to_string();
     assert!(reused.contains("already used"), "{reused}");
     // After signing the quote is immutable.

@@ -66,6 +66,7 @@ fn submit_lead(w: &mut World, phone: &str) -> String {
 
 #[test]
 fn an_uncontacted_lead_turns_red_at_24h_once_and_a_contacted_one_never() {
+    use closeloop::{FireOutcome, TimerStatus};
     let mut w = World::template(T, "lead-followup");
     let late = submit_lead(&mut w, "13800138001");
     let contacted = submit_lead(&mut w, "13800138002");
@@ -85,7 +86,7 @@ fn an_uncontacted_lead_turns_red_at_24h_once_and_a_contacted_one_never() {
 
     w.set("2026-11-24T11:00:00+08:00"); // T+25h
     let tick = w.rt.tick().unwrap();
-    let fired: Vec<_> = tick.timers.iter().filter(|t| t.outcome == "fired").collect();
+    let fired: Vec<_> = tick.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)).collect();
     assert_eq!(fired.len(), 1, "{tick:?}");
     assert_eq!(fired[0].record.as_deref(), Some(late.as_str()));
     assert_eq!(w.field("lead", &late, "urgency"), json!("red"));
@@ -93,7 +94,7 @@ fn an_uncontacted_lead_turns_red_at_24h_once_and_a_contacted_one_never() {
     assert_eq!(w.outbox("sms"), 1);
     // The contacted lead's timer was re-checked and skipped, with why (T4).
     let skipped = tick.timers.iter().find(|t| t.record.as_deref() == Some(contacted.as_str())).unwrap();
-    assert_eq!(skipped.outcome, "skipped");
+    assert_eq!(skipped.outcome, FireOutcome::Settled(TimerStatus::Skipped));
     assert!(skipped.why.as_deref().unwrap().contains("`contacted`"), "{skipped:?}");
 
     w.set("2026-11-24T12:00:00+08:00"); // T+26h
@@ -106,13 +107,18 @@ fn an_uncontacted_lead_turns_red_at_24h_once_and_a_contacted_one_never() {
 
 #[test]
 fn after_downtime_each_missed_timer_fires_once_marked_late_and_never_again() {
+    use closeloop::{FireOutcome, TimerStatus};
     // T1, T7.
     let mut w = World::template(T, "lead-followup");
     let ids: Vec<String> = (0..3).map(|i| submit_lead(&mut w, &format!("1380013800{i}"))).collect();
     w.set("2026-11-26T10:00:00+08:00"); // T+72h, the first tick since the leads came in
     let tick = w.rt.tick().unwrap();
     assert_eq!(tick.timers.len(), 6, "the 24h and the 72h timer of each lead: {tick:?}");
-    assert!(tick.timers.iter().all(|t| t.outcome == "fired" && t.late == (t.automation == "escalate_uncontacted")));
+    assert!(tick
+        .timers
+        .iter()
+        .all(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)
+            && t.late == (t.automation == "escalate_uncontacted")));
     let first = tick.timers.iter().find(|t| t.automation == "escalate_uncontacted").unwrap();
     assert_eq!(first.due, "2026-11-24T02:00:00.000000Z", "the original due time is kept");
     assert_eq!(w.outbox("sms"), 3);
@@ -128,6 +134,7 @@ fn after_downtime_each_missed_timer_fires_once_marked_late_and_never_again() {
 
 #[test]
 fn a_guard_that_stopped_holding_during_downtime_is_skipped_and_audited() {
+    use closeloop::{FireOutcome, TimerStatus};
     // T4: the lead was contacted while nobody ran tick; the SLA alert is suppressed.
     let mut w = World::template(T, "lead-followup");
     let id = submit_lead(&mut w, "13800138009");
@@ -135,7 +142,7 @@ fn a_guard_that_stopped_holding_during_downtime_is_skipped_and_audited() {
     w.rt.act("lead", &id, "contact", "m_li", obj(json!({"summary": "s", "next_step": "n"}))).unwrap();
     w.set("2026-11-26T11:00:00+08:00");
     let tick = w.rt.tick().unwrap();
-    assert!(tick.timers.iter().all(|t| t.outcome == "skipped"), "{tick:?}");
+    assert!(tick.timers.iter().all(|t| t.outcome == FireOutcome::Settled(TimerStatus::Skipped)), "{tick:?}");
     let run = tick.runs.iter().find(|r| r.automation == "escalate_uncontacted").unwrap();
     assert_eq!(run.status, RunStatus::Skipped);
     assert!(run.why.as_deref().unwrap().contains("not `new`"));
@@ -174,6 +181,7 @@ fn renewals(start: &str) -> World {
 
 #[test]
 fn moving_an_anchor_moves_its_timer_and_a_past_anchor_follows_the_late_policy() {
+    use closeloop::{FireOutcome, TimerStatus};
     // T5.
     let mut w = renewals("2026-01-05T10:00:00+08:00");
     let id = w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap().id;
@@ -185,13 +193,13 @@ fn moving_an_anchor_moves_its_timer_and_a_past_anchor_follows_the_late_policy() 
     w.set("2026-05-17T12:00:00+08:00");
     assert!(w.rt.tick().unwrap().timers.is_empty(), "the old due time no longer fires");
     let counts = w.rt.timer_counts().unwrap();
-    assert!(counts.contains(&("cancelled".to_string(), 2)), "{counts:?}");
+    assert!(counts.contains(&(TimerStatus::Cancelled, 2)), "{counts:?}");
     // Moved into the past: `remind` fires once, late; `remind_strict` (late: skip) is skipped.
     w.rt.update("contract", &id, obj(json!({"ends_on": "2026-06-01"})), "m_a").unwrap();
     let tick = w.rt.tick().unwrap();
-    let outcome = |a: &str| tick.timers.iter().find(|t| t.automation == a).map(|t| t.outcome.clone());
-    assert_eq!(outcome("remind").as_deref(), Some("fired"));
-    assert_eq!(outcome("remind_strict").as_deref(), Some("skipped"));
+    let outcome = |a: &str| tick.timers.iter().find(|t| t.automation == a).map(|t| t.outcome);
+    assert_eq!(outcome("remind"), Some(FireOutcome::Settled(TimerStatus::Fired)));
+    assert_eq!(outcome("remind_strict"), Some(FireOutcome::Settled(TimerStatus::Skipped)));
     assert_eq!(w.field("contract", &id, "reminded"), json!(1));
     assert!(w.rt.tick().unwrap().timers.is_empty());
     // Setting the same anchor again does not re-arm what already fired.
@@ -231,6 +239,7 @@ fn business_day_sop() -> AppFiles {
 
 #[test]
 fn a_payment_opens_three_tasks_due_on_the_working_calendar() {
+    use closeloop::TaskStatus;
     let mut w = World::new("2026-09-30T10:00:00+08:00");
     w.rt.install(&business_day_sop(), "system", false).unwrap();
     let t = template("customer-success").unwrap();
@@ -260,7 +269,7 @@ fn a_payment_opens_three_tasks_due_on_the_working_calendar() {
             ("renewal_talk", Some("2027-09-17")),
         ]
     );
-    assert!(tasks.iter().all(|t| t.assignee.as_deref() == Some("c_lin") && t.status == "open"));
+    assert!(tasks.iter().all(|t| t.assignee.as_deref() == Some("c_lin") && t.status == TaskStatus::Open));
     assert_eq!(w.outbox("wecom"), 1);
     // An event for nobody is refused and writes nothing.
     let before = w.rt.verify_audit().unwrap().events;
@@ -339,6 +348,7 @@ fn thirty_days_of_after_payment_work_run_in_well_under_a_second() {
 
 #[test]
 fn a_failing_step_keeps_the_record_and_is_retried() {
+    use closeloop::{FireOutcome, TimerStatus};
     let yaml = r#"
 app: {id: fragile, title: Fragile, time_zone: Asia/Shanghai}
 forms:
@@ -364,7 +374,7 @@ automations:
     w.set("2026-11-26T09:02:00+08:00");
     let tick = w.rt.tick().unwrap();
     assert_eq!(tick.timers[0].kind, "retry");
-    assert_eq!(tick.timers[0].outcome, "fired");
+    assert_eq!(tick.timers[0].outcome, FireOutcome::Settled(TimerStatus::Fired));
     assert_eq!(w.field("ticket", &id, "n"), json!(2), "the retry ran from the failed step");
     assert!(w.rt.verify_audit().unwrap().problem.is_none());
 }
@@ -475,6 +485,7 @@ fn a_scheduler_killed_mid_tick_leaves_every_timer_to_fire_exactly_once() {
 
 #[test]
 fn installing_a_new_timer_arms_it_for_records_that_already_exist_and_removing_it_cancels() {
+    use closeloop::TimerStatus;
     let without: String = RENEWALS.split("automations:").next().unwrap().to_string();
     let mut w = World::new("2026-01-05T10:00:00+08:00");
     let install = |w: &mut World, yaml: &str| {
@@ -488,7 +499,7 @@ fn installing_a_new_timer_arms_it_for_records_that_already_exist_and_removing_it
     // 30 days before 30 June (remind_strict) comes after 45 days before (remind): 16 May first.
     assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-16T01:00:00.000000Z"));
     install(&mut w, RENEWALS);
-    assert!(w.rt.timer_counts().unwrap().contains(&("pending".to_string(), 2)), "a re-install arms nothing twice");
+    assert!(w.rt.timer_counts().unwrap().contains(&(TimerStatus::Pending, 2)), "a re-install arms nothing twice");
     install(&mut w, &without);
     assert!(w.rt.next_due().unwrap().is_none(), "removed automations leave no pending timers");
     assert_eq!(w.field("contract", &id, "reminded"), Value::Null);
@@ -548,11 +559,16 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
 
 #[test]
 fn an_anchor_moved_away_and_back_fires_its_moment_once_and_a_cleared_one_rearms() {
+    use closeloop::{FireOutcome, TimerStatus};
     // T5, both ways round.
     let mut w = renewals("2026-01-05T10:00:00+08:00");
     let id = w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap().id;
     w.set("2026-05-20T12:00:00+08:00");
-    assert_eq!(w.rt.tick().unwrap().timers.iter().filter(|t| t.outcome == "fired").count(), 1, "45 days before");
+    assert_eq!(
+        w.rt.tick().unwrap().timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)).count(),
+        1,
+        "45 days before"
+    );
     w.rt.update("contract", &id, obj(json!({"ends_on": "2026-12-31"})), "m_a").unwrap();
     w.rt.update("contract", &id, obj(json!({"ends_on": "2026-06-30"})), "m_a").unwrap();
     w.set("2026-06-10T12:00:00+08:00");
@@ -570,13 +586,14 @@ fn an_anchor_moved_away_and_back_fires_its_moment_once_and_a_cleared_one_rearms(
 
 #[test]
 fn a_changed_rule_moves_the_timers_armed_under_the_old_one() {
+    use closeloop::TimerStatus;
     let mut w = renewals("2026-01-05T10:00:00+08:00");
     w.rt.submit("contract", obj(json!({"customer": "明远", "ends_on": "2026-06-30"})), "m_a").unwrap();
     assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-16T01:00:00.000000Z"));
     let sooner = RENEWALS.replace("before: 45d", "before: 60d");
     w.rt.install(&AppFiles { app_yaml: sooner, ..AppFiles::default() }, "system", false).unwrap();
     assert_eq!(w.rt.next_due().unwrap().as_deref(), Some("2026-05-01T01:00:00.000000Z"));
-    assert!(w.rt.timer_counts().unwrap().contains(&("pending".to_string(), 2)));
+    assert!(w.rt.timer_counts().unwrap().contains(&(TimerStatus::Pending, 2)));
 }
 
 #[test]

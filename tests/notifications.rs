@@ -234,6 +234,7 @@ fn set(rt: &mut Runtime, channel: &str, pairs: &[(&str, &str)]) {
 
 #[test]
 fn a_webhook_is_signed_and_keeps_its_key_on_every_retry() {
+    use closeloop::DeliveryOutcome;
     // O2.
     let hook = Hook::start();
     let mut w = world();
@@ -242,7 +243,7 @@ fn a_webhook_is_signed_and_keeps_its_key_on_every_retry() {
     hook.status.store(500, Ordering::SeqCst);
     let first = w.rt.deliver().unwrap();
     let d = first.deliveries.iter().find(|d| d.channel == "hook").unwrap();
-    assert_eq!(d.outcome, "retry");
+    assert_eq!(d.outcome, DeliveryOutcome::Retry);
     assert!(
         first.unconfigured.iter().any(|u| u.starts_with("mail: its settings need host, from")),
         "{:?}",
@@ -251,11 +252,11 @@ fn a_webhook_is_signed_and_keeps_its_key_on_every_retry() {
     // Not due again until the backoff has passed.
     assert!(w.rt.deliver().unwrap().deliveries.is_empty());
     w.clock.advance(jiff::SignedDuration::from_mins(1));
-    assert_eq!(w.rt.deliver().unwrap().deliveries[0].outcome, "retry");
+    assert_eq!(w.rt.deliver().unwrap().deliveries[0].outcome, DeliveryOutcome::Retry);
     hook.status.store(200, Ordering::SeqCst);
     w.clock.advance(jiff::SignedDuration::from_mins(2));
     let third = w.rt.deliver().unwrap();
-    assert_eq!(third.deliveries[0].outcome, "sent");
+    assert_eq!(third.deliveries[0].outcome, DeliveryOutcome::Sent);
     let requests = hook.requests();
     assert_eq!(requests.len(), 3);
     let key = requests[0].headers["idempotency-key"].clone();
@@ -273,6 +274,7 @@ fn a_webhook_is_signed_and_keeps_its_key_on_every_retry() {
 
 #[test]
 fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another_channel() {
+    use closeloop::DeliveryOutcome;
     // O1.
     let (down, healthy) = (Hook::start(), Hook::start());
     down.status.store(500, Ordering::SeqCst);
@@ -283,7 +285,7 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
     w.rt.submit("ticket", obj(json!({"title": "t", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
     let started = Instant::now();
     let pass = w.rt.deliver().unwrap();
-    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap().outcome, "sent");
+    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap().outcome, DeliveryOutcome::Sent);
     let reached = healthy.requests()[0].at.duration_since(started);
     assert!(reached < Duration::from_millis(1000), "the healthy channel waited {reached:?} for the slow one");
     down.delay_ms.store(0, Ordering::SeqCst);
@@ -298,7 +300,7 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
         }
     }
     let message = w.rt.outbox(None).unwrap().into_iter().find(|m| m.id == id).unwrap();
-    assert_eq!((message.status.as_str(), message.attempts), ("dead", closeloop::MAX_ATTEMPTS));
+    assert_eq!((message.status, message.attempts), (closeloop::OutboxStatus::Dead, closeloop::MAX_ATTEMPTS));
     assert_eq!(down.requests().len() as i64, closeloop::MAX_ATTEMPTS);
     // The dead letter is an alert in the record's trail.
     let record = message.record.clone().unwrap();
@@ -310,7 +312,7 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
     // Replayed once the server recovers: delivered once, with the same key.
     down.status.store(200, Ordering::SeqCst);
     w.rt.retry_message(id, "system").unwrap();
-    assert_eq!(w.rt.deliver().unwrap().deliveries[0].outcome, "sent");
+    assert_eq!(w.rt.deliver().unwrap().deliveries[0].outcome, DeliveryOutcome::Sent);
     let keys: Vec<String> = down.requests().iter().map(|r| r.headers["idempotency-key"].clone()).collect();
     assert!(keys.iter().all(|k| *k == keys[0]));
     assert!(w.rt.retry_message(id, "system").is_err(), "only dead letters are replayed");
@@ -318,6 +320,7 @@ fn a_dead_endpoint_ends_in_a_dead_letter_that_replays_and_never_holds_up_another
 
 #[test]
 fn email_reaches_a_real_smtp_server_with_its_chinese_subject_intact() {
+    use closeloop::DeliveryOutcome;
     let (port, mail) = smtp_server();
     let mut w = world();
     let port = port.to_string();
@@ -328,7 +331,11 @@ fn email_reaches_a_real_smtp_server_with_its_chinese_subject_intact() {
     );
     w.rt.submit("ticket", obj(json!({"title": "续约合同", "owner": "m_li", "channel": "mail"})), "m_li").unwrap();
     let pass = w.rt.deliver().unwrap();
-    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "mail").unwrap().outcome, "sent", "{pass:?}");
+    assert_eq!(
+        pass.deliveries.iter().find(|d| d.channel == "mail").unwrap().outcome,
+        DeliveryOutcome::Sent,
+        "{pass:?}"
+    );
     let text = mail.lock().unwrap()[0].clone();
     let subject = text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap();
     let encoded = subject.strip_prefix("=?UTF-8?B?").and_then(|s| s.strip_suffix("?=")).unwrap();
@@ -493,6 +500,7 @@ fn a_deliverer_killed_mid_send_leaves_the_message_to_be_resent_with_the_same_key
 
 #[test]
 fn a_failing_channel_spends_one_attempt_per_pass_and_holds_the_rest_untried() {
+    use closeloop::DeliveryOutcome;
     let hook = Hook::start();
     hook.status.store(503, Ordering::SeqCst);
     let mut w = world();
@@ -512,11 +520,12 @@ fn a_failing_channel_spends_one_attempt_per_pass_and_holds_the_rest_untried() {
     hook.status.store(200, Ordering::SeqCst);
     w.clock.advance(jiff::SignedDuration::from_mins(2));
     let pass = w.rt.deliver().unwrap();
-    assert_eq!(pass.deliveries.iter().filter(|d| d.outcome == "sent").count(), 3, "{pass:?}");
+    assert_eq!(pass.deliveries.iter().filter(|d| d.outcome == DeliveryOutcome::Sent).count(), 3, "{pass:?}");
 }
 
 #[test]
 fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent() {
+    use closeloop::DeliveryOutcome;
     let yaml = APP.replace("{id: hook2, kind: webhook}", "{id: hook2, kind: wecom}");
     let (robot, moved) = (Hook::start(), Hook::start());
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
@@ -529,11 +538,11 @@ fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent
     moved.status.store(301, Ordering::SeqCst);
     rt.submit("ticket", obj(json!({"title": "t", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
     let pass = rt.deliver().unwrap();
-    let outcome = |c: &str| pass.deliveries.iter().find(|d| d.channel == c).map(|d| d.outcome.clone());
-    assert_eq!(outcome("hook").as_deref(), Some("dead"), "a redirect is not followed: {pass:?}");
+    let outcome = |c: &str| pass.deliveries.iter().find(|d| d.channel == c).map(|d| d.outcome);
+    assert_eq!(outcome("hook"), Some(DeliveryOutcome::Dead), "a redirect is not followed: {pass:?}");
     // The robot answered 200 with an error code: a wrong key is dead at once.
     *robot.reply.lock().unwrap() = r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#.into();
-    assert_eq!(outcome("hook2").as_deref(), Some("sent"), "the first answer was a plain ok");
+    assert_eq!(outcome("hook2"), Some(DeliveryOutcome::Sent), "the first answer was a plain ok");
     rt.submit("ticket", obj(json!({"title": "t2", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
     let pass = rt.deliver().unwrap();
     let robot_pass = pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap();
@@ -542,7 +551,7 @@ fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent
     *robot.reply.lock().unwrap() = r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#.into();
     rt.submit("ticket", obj(json!({"title": "t3", "owner": "m_li", "channel": "both"})), "m_li").unwrap();
     let pass = rt.deliver().unwrap();
-    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap().outcome, "retry");
+    assert_eq!(pass.deliveries.iter().find(|d| d.channel == "hook2").unwrap().outcome, DeliveryOutcome::Retry);
     let body: Value = serde_json::from_str(&robot.requests()[0].body).unwrap();
     assert_eq!(body["msgtype"], "text");
     assert_eq!(body["text"]["mentioned_list"][0], "m_li");
@@ -576,6 +585,7 @@ impl closeloop::transport::Transport for Recorder {
 
 #[test]
 fn an_injected_transport_carries_every_message_and_its_answer_is_recorded() {
+    use closeloop::DeliveryOutcome;
     let mut w = world();
     let recorder = Arc::new(Recorder { sent: Mutex::new(Vec::new()), fail: false });
     w.rt.set_transport(recorder.clone());
@@ -583,7 +593,7 @@ fn an_injected_transport_carries_every_message_and_its_answer_is_recorded() {
     set(&mut w.rt, "mail", &[("host", "smtp.example.com"), ("from", "closeloop@example.com")]);
     w.rt.submit("ticket", obj(json!({"title": "打印机坏了", "owner": "m_li", "channel": "hook"})), "m_li").unwrap();
     let report = w.rt.deliver().unwrap();
-    assert_eq!(report.deliveries.iter().filter(|d| d.outcome == "sent").count(), 2, "{report:?}");
+    assert_eq!(report.deliveries.iter().filter(|d| d.outcome == DeliveryOutcome::Sent).count(), 2, "{report:?}");
     let sent = recorder.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|(_, _, body)| body == "新工单：打印机坏了"), "{sent:?}");
@@ -593,5 +603,5 @@ fn an_injected_transport_carries_every_message_and_its_answer_is_recorded() {
     set(&mut w.rt, "hook", &[("url", "https://hooks.example.com/x")]);
     w.rt.submit("ticket", obj(json!({"title": "x", "owner": "m_li", "channel": "hook"})), "m_li").unwrap();
     let report = w.rt.deliver().unwrap();
-    assert!(report.deliveries.iter().any(|d| d.channel == "hook" && d.outcome == "dead"), "{report:?}");
+    assert!(report.deliveries.iter().any(|d| d.channel == "hook" && d.outcome == DeliveryOutcome::Dead), "{report:?}");
 }

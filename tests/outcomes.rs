@@ -114,17 +114,18 @@ fn approved_quote(w: &mut World) -> String {
 
 #[test]
 fn editing_an_approved_quote_resets_its_chain_and_it_is_no_longer_approved() {
+    use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = approved_quote(&mut w);
     let edited = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
-    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, "reset");
+    assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, ApprovalStatus::Reset);
     assert_eq!(edited.state.as_deref(), Some("draft"), "the chain's on_reset state, not awaiting signature");
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
     assert!(w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").is_err(), "nothing to sign");
     // From draft it is submitted again, and a new run binds to the new version.
     let again = w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
-    assert_eq!((again.state.as_deref(), view.status.as_str()), (Some("in_approval"), "pending"));
+    assert_eq!((again.state.as_deref(), view.status), (Some("in_approval"), ApprovalStatus::Pending));
     // Mid-chain too: an edit while in approval sends it back to draft.
     w.rt.update("quote", &id, obj(json!({"valid_until": "2027-02-28"})), "q_li").unwrap();
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
@@ -209,11 +210,12 @@ fn bodies(rt: &closeloop::Runtime, message: &str) -> Vec<String> {
 
 #[test]
 fn on_approved_runs_when_a_chain_ends_on_an_approver_step_with_the_deciders_comment() {
+    use closeloop::ApprovalStatus;
     let mut rt = purchases();
     let id = rt.submit("order", obj(json!({"item": "laptop"})), "s1").unwrap().id;
     rt.act("order", &id, "submit", "s1", Map::new()).unwrap();
     let view = rt.approve("order", &id, "b1", Some("within budget")).unwrap();
-    assert_eq!(view.status, "approved");
+    assert_eq!(view.status, ApprovalStatus::Approved);
     let order = rt.get("order", &id).unwrap();
     assert_eq!((order.state.as_deref(), &order.data["cleared"]), (Some("approved"), &json!(true)), "{order:?}");
     assert_eq!(bodies(&rt, "order_approved"), vec![format!("{id} approved by b1: within budget")]);

@@ -453,7 +453,7 @@ fn time_tick(
     let err = |e: closeloop::EngineError| e.to_string();
     let mut rt = Runtime::open(Store::open(db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
     let counts = rt.timer_counts().map_err(err)?;
-    let in_table = counts.iter().find(|(s, _)| s == "pending").map_or(0, |(_, n)| *n as usize);
+    let in_table = counts.iter().find(|(s, _)| *s == closeloop::TimerStatus::Pending).map_or(0, |(_, n)| *n as usize);
     if in_table != pending {
         return Err(format!("the setup left {in_table} pending timers, not {pending}"));
     }
@@ -463,7 +463,11 @@ fn time_tick(
     let started = Instant::now();
     let report = rt.tick().map_err(err)?;
     let tick = started.elapsed();
-    let fired = report.timers.iter().filter(|f| f.outcome == "fired").count();
+    let fired = report
+        .timers
+        .iter()
+        .filter(|f| f.outcome == closeloop::FireOutcome::Settled(closeloop::TimerStatus::Fired))
+        .count();
     if fired != due || report.timers.len() != due {
         return Err(format!("the tick fired {fired} of {} due timers; {due} were expected", report.timers.len()));
     }

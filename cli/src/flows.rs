@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use closeloop::{Evidence, Run, RunStatus};
+use closeloop::{DeliveryOutcome, Evidence, FireOutcome, OutboxStatus, Run, RunStatus, TimerStatus};
 use serde_json::{Map, Value};
 
 use crate::context::{data, show};
@@ -206,9 +206,9 @@ pub fn tick(ctx: &Context) -> Result<ExitCode, UserError> {
             let why = t.why.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
             lines.push(format!("{:<9} {}{on}{late}{missed}{why}", t.outcome, t.automation));
         }
-        let fired = report.timers.iter().filter(|t| t.outcome == "fired").count();
+        let fired = report.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)).count();
         let late = report.timers.iter().filter(|t| t.late).count();
-        let skipped = report.timers.iter().filter(|t| t.outcome == "skipped").count();
+        let skipped = report.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Skipped)).count();
         lines.push(format!(
             "tick at {}: {} timer(s) due; {fired} fired ({late} late), {skipped} skipped",
             report.now,
@@ -276,7 +276,12 @@ pub fn task_done(ctx: &Context, id: i64, actor: &str, evidence: &[String]) -> Re
 /// `closeloop outbox [--status S]`.
 pub fn outbox(ctx: &Context, status: Option<&str>) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
-    let messages = rt.outbox(status).map_err(|e| ctx.engine_error(e))?;
+    // A status closeloop does not know matches no message (as when the filter was text).
+    let messages = match status.map(str::parse::<OutboxStatus>) {
+        Some(Err(_)) => Vec::new(),
+        Some(Ok(status)) => rt.outbox(Some(status)).map_err(|e| ctx.engine_error(e))?,
+        None => rt.outbox(None).map_err(|e| ctx.engine_error(e))?,
+    };
     show(ctx, &messages, || {
         let mut lines: Vec<String> = messages
             .iter()
@@ -334,9 +339,9 @@ fn delivery_lines(report: &closeloop::DeliveryReport) -> Vec<String> {
         .deliveries
         .iter()
         .map(|d| {
-            let detail = match d.outcome.as_str() {
-                "sent" => d.status.clone().unwrap_or_default(),
-                "retry" => format!(
+            let detail = match d.outcome {
+                DeliveryOutcome::Sent => d.status.clone().unwrap_or_default(),
+                DeliveryOutcome::Retry => format!(
                     "{}; again at {}",
                     d.error.as_deref().unwrap_or("failed"),
                     d.next_at.as_deref().unwrap_or("-")
@@ -358,7 +363,7 @@ pub fn deliver(ctx: &Context) -> Result<ExitCode, UserError> {
     let report = rt.deliver().map_err(|e| ctx.engine_error(e))?;
     show(ctx, &report, || {
         let mut lines = delivery_lines(&report);
-        let sent = report.deliveries.iter().filter(|d| d.outcome == "sent").count();
+        let sent = report.deliveries.iter().filter(|d| d.outcome == DeliveryOutcome::Sent).count();
         lines.push(format!("delivery at {}: {} message(s), {sent} sent", report.now, report.deliveries.len()));
         lines.join("\n")
     })
@@ -479,7 +484,7 @@ fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
                     for line in delivery_lines(d) {
                         say(format!("{} {line}", d.now));
                     }
-                    for dead in d.deliveries.iter().filter(|x| x.outcome == "dead") {
+                    for dead in d.deliveries.iter().filter(|x| x.outcome == DeliveryOutcome::Dead) {
                         eprintln!(
                             "ALERT: message #{} on {} is a dead letter: {}; replay it with `closeloop outbox retry {}`",
                             dead.id,

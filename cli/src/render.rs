@@ -265,8 +265,9 @@ pub fn walkthrough() -> Result<Vec<String>, String> {
     // supervisor board, and its rep gets one SMS; the contacted one is skipped.
     clock.advance(jiff::SignedDuration::from_hours(25));
     let tick = rt.tick().map_err(|e| e.to_string())?;
-    let fired = tick.timers.iter().filter(|t| t.outcome == "fired").count();
-    let skipped = tick.timers.iter().filter(|t| t.outcome == "skipped").count();
+    use closeloop::{FireOutcome, TimerStatus};
+    let fired = tick.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)).count();
+    let skipped = tick.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Skipped)).count();
     let board = rt.board("supervisor").map_err(|e| e.to_string())?;
     let outbox = rt.outbox(None).map_err(|e| e.to_string())?;
     let sms = outbox.iter().filter(|m| m.channel == "sms").count();

@@ -114,12 +114,13 @@ pub mod yaml;
 pub use diagnostic::{Code, Diagnostic, Location, Severity};
 pub use engine::{
     assign, backoff, decode, guard, Absence, Activity, Anchor, ApprovalView, BoardItem, Change, ChannelView, Completed,
-    Delivery, DeliveryReport, EngineError, ErrorKind, EventReport, Evidence, Fired, Graded, ImportOptions,
-    ImportReport, InstallReport, MembersReport, Progress, Record, RowProblem, Run, RunStatus, Runtime, Scored, Shown,
-    SignLink, Signature, StepLog, Task, TickReport, Trial, TrialDetail, Version, Waiting, BACKOFF_BASE, BACKOFF_CAP,
-    CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
+    Delivery, DeliveryOutcome, DeliveryReport, EngineError, ErrorKind, EventReport, Evidence, FireOutcome, Fired,
+    Graded, ImportOptions, ImportReport, InstallReport, MembersReport, Progress, Record, RowProblem, Run, RunStatus,
+    Runtime, Scored, Shown, SignLink, Signature, StepLog, Task, TickReport, Trial, TrialDetail, Version, Waiting,
+    BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
 };
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
 pub use schema::{SchemaChecker, SCHEMA_JSON};
+pub use store::{ApprovalStatus, OutboxStatus, StepStatus, TaskStatus, TimerStatus};
 pub use templates::{template, templates, Template};
 pub use values::{format_cell, FieldProblem};

@@ -20,10 +20,10 @@ mod sop;
 mod write;
 
 pub use approvals::{ApprovalView, Shown, SignLink, Signature, Waiting};
-pub use automations::{Activity, EventReport, Fired, Run, RunStatus, StepLog, TickReport, LATE_AFTER};
+pub use automations::{Activity, EventReport, FireOutcome, Fired, Run, RunStatus, StepLog, TickReport, LATE_AFTER};
 pub use delivery::{
-    backoff, Anchor, ChannelView, Delivery, DeliveryReport, Progress, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET,
-    MAX_ATTEMPTS,
+    backoff, Anchor, ChannelView, Delivery, DeliveryOutcome, DeliveryReport, Progress, BACKOFF_BASE, BACKOFF_CAP,
+    CHANNEL_BUDGET, MAX_ATTEMPTS,
 };
 pub use install::InstallReport;
 pub use people::{assign, Absence};
@@ -33,6 +33,7 @@ pub use records::{
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};
 pub use write::Change;
+// The statuses the views above carry, where their users find them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

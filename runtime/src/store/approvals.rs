@@ -2,7 +2,43 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::{from_sqlite, status, Reader, StoreError, Tx};
+
+status_enum! {
+    /// Where an approval run is.
+    ApprovalStatus("approval") {
+        /// Under way: a step is open.
+        Pending = "pending",
+        /// Every step approved (or skipped).
+        Approved = "approved",
+        /// Approved, and its signature step signed.
+        Signed = "signed",
+        /// A step rejected it.
+        Rejected = "rejected",
+        /// Its submitter took it back.
+        Recalled = "recalled",
+        /// The record changed under it: the record went back to draft.
+        Reset = "reset",
+    }
+}
+
+status_enum! {
+    /// Where one step of an approval run is.
+    StepStatus("approval step") {
+        /// Not reached yet.
+        Waiting = "waiting",
+        /// Waiting for its approvers.
+        Open = "open",
+        /// Approved (or signed).
+        Approved = "approved",
+        /// Passed over: its condition did not hold, or nobody could approve it.
+        Skipped = "skipped",
+        /// Rejected.
+        Rejected = "rejected",
+        /// Ended unreached or undecided: the run was recalled or reset.
+        Cancelled = "cancelled",
+    }
+}
 
 /// One run of a chain on one version of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +55,8 @@ pub struct ApprovalRow {
     pub record: String,
     /// The version the decisions bind to.
     pub version: i64,
-    /// `pending`, `approved`, `signed`, `rejected`, `recalled` or `reset`.
-    pub status: String,
+    /// Where it is.
+    pub status: ApprovalStatus,
     /// The step in hand (0-based).
     pub step: i64,
     /// Who submitted it.
@@ -38,8 +74,8 @@ pub struct StepRow {
     pub step: i64,
     /// Its id in the chain.
     pub step_id: String,
-    /// `waiting`, `open`, `approved`, `skipped`, `rejected` or `cancelled`.
-    pub status: String,
+    /// Where it is.
+    pub status: StepStatus,
     /// Who may decide (JSON array of member ids).
     pub approvers: Vec<String>,
     /// How many approvals it needs.
@@ -62,7 +98,7 @@ fn run(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
         form: r.get(3)?,
         record: r.get(4)?,
         version: r.get(5)?,
-        status: r.get(6)?,
+        status: status(r, 6)?,
         step: r.get(7)?,
         submitter: r.get(8)?,
         started_at: r.get(9)?,
@@ -75,7 +111,7 @@ fn step(r: &Row<'_>) -> rusqlite::Result<StepRow> {
         approval: r.get(0)?,
         step: r.get(1)?,
         step_id: r.get(2)?,
-        status: r.get(3)?,
+        status: status(r, 3)?,
         approvers: serde_json::from_str(&approvers).unwrap_or_default(),
         needed: r.get(5)?,
         opened_at: r.get(6)?,
@@ -112,7 +148,7 @@ pub(crate) fn set_step(
     tx: &Tx<'_>,
     approval: i64,
     index: i64,
-    status: &str,
+    status: StepStatus,
     approvers: &[String],
     needed: i64,
     at: &str,
@@ -126,15 +162,21 @@ pub(crate) fn set_step(
                 decided_at = CASE WHEN ?3 IN ('approved', 'skipped', 'rejected', 'cancelled') THEN ?6 END
          WHERE approval = ?1 AND step = ?2",
     )?
-    .execute(params![approval, index, status, approvers, needed, at, due_at, note])
+    .execute(params![approval, index, status.as_str(), approvers, needed, at, due_at, note])
     .map_err(from_sqlite)?;
     Ok(())
 }
 
 /// Moves a run to another step or status.
-pub(crate) fn set_run(tx: &Tx<'_>, id: i64, status: &str, step: i64, at: Option<&str>) -> Result<(), StoreError> {
+pub(crate) fn set_run(
+    tx: &Tx<'_>,
+    id: i64,
+    status: ApprovalStatus,
+    step: i64,
+    at: Option<&str>,
+) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")?
-        .execute(params![id, status, step, at])
+        .execute(params![id, status.as_str(), step, at])
         .map_err(from_sqlite)?;
     Ok(())
 }
@@ -173,7 +215,7 @@ pub(crate) fn open_steps(conn: &Reader) -> Result<Vec<(ApprovalRow, StepRow)>, S
     let mut out = Vec::new();
     for r in runs {
         for s in steps(conn, r.id)? {
-            if s.status == "open" && s.step == r.step {
+            if s.status == StepStatus::Open && s.step == r.step {
                 out.push((r.clone(), s));
             }
         }

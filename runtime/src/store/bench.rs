@@ -161,7 +161,7 @@ impl Store {
                 due: String::new(),
                 anchor: None,
                 payload: None,
-                status: "pending".into(),
+                status: timers::TimerStatus::Pending,
             };
             for i in 0..n {
                 let due = first_due.checked_add(jiff::SignedDuration::from_secs(i as i64)).unwrap_or(first_due);

@@ -9,6 +9,56 @@
 //! Table and column names come only from a loaded app definition (ids match
 //! `^[a-z][a-z0-9_]{0,47}$`) and are always quoted with [`quote`].
 
+/// Declares a status enum: the closed set of texts one status column holds. The text stays
+/// the column's (and JSON's, and people's) spelling; the enum is what Rust code compares, so a
+/// typo no longer compiles. [`as_str`](Self::as_str) and [`str::parse`] convert at the SQL
+/// boundary only; an unknown stored text parses to [`StoreError::UnknownStatus`].
+macro_rules! status_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every status, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The stored (and shown) text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::store::StoreError;
+
+            /// Reads the stored text; an unknown one is [`StoreError::UnknownStatus`].
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $( $text => Ok(Self::$variant), )+
+                    _ => Err(crate::store::StoreError::UnknownStatus { what: $what, value: text.to_string() }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad`, so width and alignment (`{:<7}`) apply as they did to the text.
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+
 pub(crate) mod approvals;
 pub(crate) mod apps;
 pub(crate) mod audit;
@@ -31,21 +81,24 @@ use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
 
-// What embedders name: the handle and its errors (defined above), queries, the audit trail's
-// checks, and the rows of the member directory and the outbox, which the runtime lists as they
-// are. The other rows stay inside.
+// What embedders name: the handle and its errors (defined below), queries, the audit trail's
+// checks, the rows of the member directory and the outbox, which the runtime lists as they are,
+// and the statuses its views carry. The other rows stay inside.
 pub(crate) use approvals::ApprovalRow;
+pub use approvals::{ApprovalStatus, StepStatus};
 pub(crate) use audit::NewEvent;
 pub use audit::{sha256_hex, AuditProblem, Checkpoint, Verification, GENESIS};
 pub use bench::TableRows;
 pub(crate) use boards::FlagRow;
 pub use members::MemberRow;
-pub use outbox::{AttemptRow, OutboxRow};
+pub use outbox::{AttemptRow, OutboxRow, OutboxStatus};
 pub(crate) use records::RecordRow;
 pub use records::{ListQuery, SortOrder};
 pub use schema::FormTable;
 pub(crate) use tasks::TaskRow;
+pub use tasks::TaskStatus;
 pub(crate) use timers::TimerRow;
+pub use timers::TimerStatus;
 
 /// A connection to read through: what every store read function takes. Reads see the last
 /// committed state (inside a write, also what the write did so far: a [`Tx`] is a `Reader`).
@@ -186,6 +239,15 @@ pub enum StoreError {
     /// The database stayed busy through every retry.
     #[error("the database stayed busy (another closeloop is writing); try again")]
     Busy,
+    /// A status column holds a text this closeloop does not know (written by a newer one, or
+    /// by hand).
+    #[error("a stored {what} status is `{value}`, which this closeloop does not know")]
+    UnknownStatus {
+        /// Whose status: `timer`, `task`, `outbox`, `approval` or `approval step`.
+        what: &'static str,
+        /// The stored text.
+        value: String,
+    },
 }
 
 /// How many times a write is retried from `BEGIN` when the database is busy.
@@ -245,6 +307,14 @@ impl Drop for Checkpointer {
 /// not a `From` impl, which would put rusqlite in the public API; store code writes
 /// `.map_err(from_sqlite)?`.
 pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
+    // A status that did not parse in a row function ([`status`]) is the store's own error.
+    let e = match e {
+        rusqlite::Error::FromSqlConversionFailure(i, ty, cause) => match cause.downcast::<StoreError>() {
+            Ok(own) => return *own,
+            Err(cause) => rusqlite::Error::FromSqlConversionFailure(i, ty, cause),
+        },
+        e => e,
+    };
     let kind = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
         Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
@@ -252,6 +322,13 @@ pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
         _ => DbErrorKind::Other,
     };
     StoreError::Database { kind, message: e.to_string() }
+}
+
+/// Reads column `i` of a row as a status enum, inside a row function. An unknown text fails
+/// the row; [`from_sqlite`] turns that back into [`StoreError::UnknownStatus`].
+pub(crate) fn status<T: std::str::FromStr<Err = StoreError>>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 impl StoreError {
@@ -482,5 +559,58 @@ mod tests {
         let err = store.write(|tx| tx.execute_batch("INSERT INTO apps (id) VALUES ('x')")).unwrap_err();
         assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
         assert!(err.to_string().starts_with("database error: "), "{err}");
+    }
+
+    #[test]
+    fn a_status_reads_writes_shows_and_serialises_as_the_same_text() {
+        fn check<T>(all: &[T], as_str: fn(T) -> &'static str)
+        where
+            T: Copy + std::fmt::Display + std::fmt::Debug + PartialEq + serde::Serialize,
+            T: std::str::FromStr<Err = StoreError> + serde::de::DeserializeOwned,
+        {
+            for &s in all {
+                let text = as_str(s);
+                assert_eq!(s.to_string(), text);
+                assert_eq!(format!("{s:<10}|"), format!("{text:<10}|"), "width applies to Display");
+                assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(text.into()));
+                assert_eq!(serde_json::from_value::<T>(text.into()).unwrap(), s);
+                assert_eq!(text.parse::<T>().unwrap(), s);
+            }
+        }
+        check(TimerStatus::ALL, TimerStatus::as_str);
+        check(TaskStatus::ALL, TaskStatus::as_str);
+        check(OutboxStatus::ALL, OutboxStatus::as_str);
+        check(ApprovalStatus::ALL, ApprovalStatus::as_str);
+        check(StepStatus::ALL, StepStatus::as_str);
+        let texts = |all: &[StepStatus]| all.iter().map(|s| s.as_str()).collect::<Vec<_>>();
+        assert_eq!(texts(StepStatus::ALL), ["waiting", "open", "approved", "skipped", "rejected", "cancelled"]);
+        assert!(matches!(
+            "Open".parse::<TaskStatus>(),
+            Err(StoreError::UnknownStatus { what: "task", value }) if value == "Open"
+        ));
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_a_store_error_naming_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        let timer = TimerRow {
+            id: 0,
+            app: "a".into(),
+            automation: "remind".into(),
+            kind: timers::kind::RECORD.into(),
+            form: Some("f".into()),
+            record: Some("R-1".into()),
+            due: "2026-01-01T00:00:00.000000Z".into(),
+            anchor: None,
+            payload: None,
+            status: TimerStatus::Pending,
+        };
+        store.write(|tx| timers::insert(tx, &timer, "2026-01-01T00:00:00.000000Z")).unwrap();
+        let read = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap();
+        assert_eq!(read[0].status, TimerStatus::Pending);
+        store.write(|tx| tx.execute_batch("UPDATE timers SET status = 'snoozed'")).unwrap();
+        let err = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap_err();
+        assert!(matches!(&err, StoreError::UnknownStatus { what: "timer", value } if value == "snoozed"), "{err:?}");
+        assert_eq!(err.to_string(), "a stored timer status is `snoozed`, which this closeloop does not know");
     }
 }

@@ -3,7 +3,21 @@
 
 use rusqlite::{params, Row};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::{from_sqlite, status, Reader, StoreError, Tx};
+
+status_enum! {
+    /// Where a message is on its way out.
+    OutboxStatus("outbox") {
+        /// Waiting for its next attempt (`next_at`).
+        Pending = "pending",
+        /// Leased by a deliverer that is sending it (until `lease_until`).
+        Sending = "sending",
+        /// Delivered.
+        Sent = "sent",
+        /// A dead letter: out of attempts or refused for good; an operator may replay it.
+        Dead = "dead",
+    }
+}
 
 /// A message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -29,8 +43,8 @@ pub struct OutboxRow {
     pub form: Option<String>,
     /// The record's id.
     pub record: Option<String>,
-    /// `pending`, `sent` or `dead`.
-    pub status: String,
+    /// Where it is.
+    pub status: OutboxStatus,
     /// Delivery attempts so far.
     pub attempts: i64,
     /// When it was written.
@@ -52,7 +66,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         key: r.get(7)?,
         form: r.get(8)?,
         record: r.get(9)?,
-        status: r.get(10)?,
+        status: status(r, 10)?,
         attempts: r.get(11)?,
         created_at: r.get(12)?,
     })
@@ -84,10 +98,10 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
 }
 
 /// Messages, optionally of one status, oldest first.
-pub(crate) fn list(conn: &Reader, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+pub(crate) fn list(conn: &Reader, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))?;
-    let rows = stmt.query_map(params![status], row).map_err(from_sqlite)?;
+    let rows = stmt.query_map(params![status.map(OutboxStatus::as_str)], row).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
@@ -165,7 +179,7 @@ pub(crate) fn settle(
     tx: &Tx<'_>,
     id: i64,
     token: &str,
-    status: &str,
+    status: OutboxStatus,
     next_at: Option<&str>,
     error: Option<&str>,
 ) -> Result<bool, StoreError> {
@@ -175,7 +189,7 @@ pub(crate) fn settle(
                     lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
         )?
-        .execute(params![id, token, status, next_at, error])
+        .execute(params![id, token, status.as_str(), next_at, error])
         .map_err(from_sqlite)?;
     Ok(n == 1)
 }
@@ -268,7 +282,7 @@ mod tests {
             key: key.into(),
             form: None,
             record: None,
-            status: "pending".into(),
+            status: OutboxStatus::Pending,
             attempts: 0,
             created_at: "2026-11-26T00:00:00.000000Z".into(),
         }
@@ -291,12 +305,19 @@ mod tests {
                     claim_due(tx, "2026-11-26T00:06:00.000000Z", "2026-11-26T00:11:00.000000Z", "B", 10)?.len(),
                     1
                 );
-                assert!(!settle(tx, first[0].id, "A", "pending", Some("2026-11-26T01:00:00.000000Z"), Some("late"))?);
-                assert!(settle(tx, first[0].id, "B", "sent", None, None)?);
-                assert!(!settle(tx, first[0].id, "A", "dead", None, None)?);
+                assert!(!settle(
+                    tx,
+                    first[0].id,
+                    "A",
+                    OutboxStatus::Pending,
+                    Some("2026-11-26T01:00:00.000000Z"),
+                    Some("late")
+                )?);
+                assert!(settle(tx, first[0].id, "B", OutboxStatus::Sent, None, None)?);
+                assert!(!settle(tx, first[0].id, "A", OutboxStatus::Dead, None, None)?);
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        assert_eq!(list(store.reader(), Some("sent")).unwrap().len(), 1);
+        assert_eq!(list(store.reader(), Some(OutboxStatus::Sent)).unwrap().len(), 1);
     }
 }

@@ -12,7 +12,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
-use super::approvals::{self, ApprovalRow, StepRow};
+use super::approvals::{self, ApprovalRow, ApprovalStatus, StepRow, StepStatus};
 use super::audit::{self, chain_hash, sha256_hex, GENESIS};
 use super::{from_sqlite, Reader, StoreError, Tx};
 
@@ -156,12 +156,12 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
         let approvers: Option<Vec<String>> =
             opened.and_then(|e| serde_json::from_value(e.body["approvers"].clone()).ok());
         let needed = opened.and_then(|e| e.body["needed"].as_i64());
-        let backed = match s.status.as_str() {
-            "waiting" | "cancelled" => true,
-            "open" => approvers.as_ref() == Some(&s.approvers) && needed == Some(s.needed),
-            "skipped" => of(s, "approval.step_skipped") > 0,
-            "rejected" => of(s, "approval.rejected") > 0,
-            "approved" => {
+        let backed = match s.status {
+            StepStatus::Waiting | StepStatus::Cancelled => true,
+            StepStatus::Open => approvers.as_ref() == Some(&s.approvers) && needed == Some(s.needed),
+            StepStatus::Skipped => of(s, "approval.step_skipped") > 0,
+            StepStatus::Rejected => of(s, "approval.rejected") > 0,
+            StepStatus::Approved => {
                 let signature = opened.is_some_and(|e| e.body["signature"] == Value::Bool(true));
                 let mut seats: Vec<&str> = evs
                     .iter()
@@ -174,23 +174,24 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
                     || of(s, "approval.override") > 0
                     || needed.is_some_and(|n| seats.len() as i64 >= n.max(1))
             }
-            _ => false,
         };
         if !backed {
             return Ok(Some(format!("step `{}` of {who} is {} but its events do not say so", s.step_id, s.status)));
         }
     }
-    let done = |s: &&StepRow| s.status == "approved" || s.status == "skipped";
-    let consistent = match run.status.as_str() {
-        "pending" => {
+    let done = |s: &&StepRow| matches!(s.status, StepStatus::Approved | StepStatus::Skipped);
+    let consistent = match run.status {
+        ApprovalStatus::Pending => {
             steps.iter().filter(|s| s.step < run.step).all(|s| done(&s))
-                && steps.iter().any(|s| s.step == run.step && s.status == "open")
+                && steps.iter().any(|s| s.step == run.step && s.status == StepStatus::Open)
         }
-        "approved" | "signed" => {
+        ApprovalStatus::Approved | ApprovalStatus::Signed => {
             steps.iter().all(|s| done(&s))
-                && evs.iter().any(|e| e.kind == "approval.finished" && e.body["status"].as_str() == Some(&run.status))
+                && evs
+                    .iter()
+                    .any(|e| e.kind == "approval.finished" && e.body["status"].as_str() == Some(run.status.as_str()))
         }
-        _ => true,
+        ApprovalStatus::Rejected | ApprovalStatus::Recalled | ApprovalStatus::Reset => true,
     };
     if !consistent {
         return Ok(Some(format!("{who} is {} at step `{}` but its events do not say so", run.status, name(run.step))));

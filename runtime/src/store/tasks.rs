@@ -2,7 +2,19 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::{from_sqlite, status, Reader, StoreError, Tx};
+
+status_enum! {
+    /// Where a task is.
+    TaskStatus("task") {
+        /// Waiting to be done.
+        Open = "open",
+        /// Done, with its evidence.
+        Done = "done",
+        /// Closed without being done (its SOP was cancelled).
+        Cancelled = "cancelled",
+    }
+}
 
 /// A stored task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +39,8 @@ pub struct TaskRow {
     pub due: Option<String>,
     /// The instant after which it is overdue (stored time format).
     pub due_at: Option<String>,
-    /// `open`, `done` or `cancelled`.
-    pub status: String,
+    /// Where it is.
+    pub status: TaskStatus,
     /// When it was opened.
     pub created_at: String,
     /// When it was done or cancelled.
@@ -54,7 +66,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         assignee: r.get(7)?,
         due: r.get(8)?,
         due_at: r.get(9)?,
-        status: r.get(10)?,
+        status: status(r, 10)?,
         created_at: r.get(11)?,
         done_at: r.get(12)?,
         done_by: r.get(13)?,
@@ -126,7 +138,7 @@ pub(crate) fn overdue_on(conn: &Reader, forms: &[String], now: &str) -> Result<V
 pub(crate) fn close(
     tx: &Tx<'_>,
     id: i64,
-    status: &str,
+    status: TaskStatus,
     at: &str,
     by: &str,
     evidence: Option<&str>,
@@ -135,7 +147,7 @@ pub(crate) fn close(
         .prepare_cached(
             "UPDATE tasks SET status = ?2, done_at = ?3, done_by = ?4, evidence = ?5 WHERE id = ?1 AND status = 'open'",
         )?
-        .execute(params![id, status, at, by, evidence])
+        .execute(params![id, status.as_str(), at, by, evidence])
         .map_err(from_sqlite)?;
     Ok(n == 1)
 }

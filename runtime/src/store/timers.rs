@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::{from_sqlite, status, Reader, StoreError, Tx};
 
 /// What a timer is for.
 pub mod kind {
@@ -15,6 +15,23 @@ pub mod kind {
     pub const RETRY: &str = "retry";
     /// An approval step's timeout.
     pub const APPROVAL: &str = "approval";
+}
+
+status_enum! {
+    /// Where a timer is: waiting, or how it ended. Claiming moves it out of `pending` (to
+    /// `fired`) before its steps run; how they ended then settles it.
+    TimerStatus("timer") {
+        /// Waiting for its due time.
+        Pending = "pending",
+        /// Claimed, and its steps ran (or are running in the claiming transaction).
+        Fired = "fired",
+        /// Not run: its late policy said skip, or its automation skipped.
+        Skipped = "skipped",
+        /// Its automation failed.
+        Failed = "failed",
+        /// Not run: its automation, form or record went away, or its schedule changed.
+        Cancelled = "cancelled",
+    }
 }
 
 /// A stored timer.
@@ -38,8 +55,8 @@ pub struct TimerRow {
     pub anchor: Option<String>,
     /// What a retry needs (JSON).
     pub payload: Option<String>,
-    /// `pending`, `fired`, `skipped`, `failed` or `cancelled`.
-    pub status: String,
+    /// Where it is.
+    pub status: TimerStatus,
 }
 
 const COLUMNS: &str = "id, app, automation, kind, form, record, due, anchor, payload, status";
@@ -55,7 +72,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<TimerRow> {
         due: r.get(6)?,
         anchor: r.get(7)?,
         payload: r.get(8)?,
-        status: r.get(9)?,
+        status: status(r, 9)?,
     })
 }
 
@@ -113,12 +130,12 @@ pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
 
 /// Moves a pending timer from `pending` to `status`, with what happened. False when it was not
 /// pending any more: someone else claimed it, and the caller must do nothing.
-pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: &str, at: &str, outcome: &str) -> Result<bool, StoreError> {
+pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: TimerStatus, at: &str, outcome: &str) -> Result<bool, StoreError> {
     let n = tx
         .prepare_cached(
             "UPDATE timers SET status = ?2, done_at = ?3, outcome = ?4 WHERE id = ?1 AND status = 'pending'",
         )?
-        .execute(params![id, status, at, outcome])
+        .execute(params![id, status.as_str(), at, outcome])
         .map_err(from_sqlite)?;
     Ok(n == 1)
 }
@@ -134,7 +151,7 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
     let mut n = 0;
     for (id, automation) in pending {
         if !keep.contains(&automation.as_str())
-            && finish(tx, id, "cancelled", at, r#"{"reason":"the automation was removed or disabled"}"#)?
+            && finish(tx, id, TimerStatus::Cancelled, at, r#"{"reason":"the automation was removed or disabled"}"#)?
         {
             n += 1;
         }
@@ -143,16 +160,16 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
 }
 
 /// How many timers are in each status.
-pub(crate) fn counts(conn: &Reader) -> Result<Vec<(String, i64)>, StoreError> {
+pub(crate) fn counts(conn: &Reader) -> Result<Vec<(TimerStatus, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(from_sqlite)?;
+    let rows = stmt.query_map([], |r| Ok((status(r, 0)?, r.get(1)?))).map_err(from_sqlite)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
 /// Records how a claimed timer ended (`fired`, `skipped`, `failed`, `cancelled`) and why.
-pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: &str, outcome: &str) -> Result<(), StoreError> {
+pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: TimerStatus, outcome: &str) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")?
-        .execute(params![id, status, outcome])
+        .execute(params![id, status.as_str(), outcome])
         .map_err(from_sqlite)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::duties::{excluded, members_for, shown, stand_ins, today};
 use super::{advance, chain_of, decision as decided, ended, set_state, ApprovalView, Waiting};
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
-use crate::store::{approvals, audit, members, records, NewEvent};
+use crate::store::{approvals, audit, members, records, ApprovalStatus, NewEvent, StepStatus};
 
 /// Why a decision was refused, to record and return.
 enum Verdict {
@@ -96,17 +96,17 @@ impl Runtime {
                     return refuse(format!("only the submitter ({}) or the owner may recall {id}", run.submitter));
                 }
                 for s in approvals::steps(tx, run.id)? {
-                    if s.status == "open" || s.status == "waiting" {
-                        approvals::set_step(tx, run.id, s.step, "cancelled", &s.approvers, s.needed, &at, None, Some("recalled"))?;
+                    if matches!(s.status, StepStatus::Open | StepStatus::Waiting) {
+                        approvals::set_step(tx, run.id, s.step, StepStatus::Cancelled, &s.approvers, s.needed, &at, None, Some("recalled"))?;
                     }
                 }
-                approvals::set_run(tx, run.id, "recalled", run.step, Some(&at))?;
+                approvals::set_run(tx, run.id, ApprovalStatus::Recalled, run.step, Some(&at))?;
                 if let Some(initial) = f.form.initial_state() {
                     set_state(&w, id, &initial.id, chain)?;
                 }
                 let body = json!({"approval": run.id, "chain": run.chain, "version": run.version}).to_string();
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.recalled", Some((form, id)), &body))?;
-                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "recalled"});
+                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": ApprovalStatus::Recalled});
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.finished", Some((form, id)), &body.to_string()))?;
                 return Ok(Verdict::Done);
             }
@@ -227,9 +227,9 @@ impl Runtime {
             let kind = if decision == "approve" { "approval.approved" } else { "approval.rejected" };
             audit::append(tx, &NewEvent::note(&at, actor, kind, Some((form, id)), &body.to_string()))?;
             if decision == "reject" {
-                approvals::set_step(tx, run.id, run.step, "rejected", &step.approvers, step.needed, &at, None, comment)?;
-                approvals::set_run(tx, run.id, "rejected", run.step, Some(&at))?;
-                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "rejected"});
+                approvals::set_step(tx, run.id, run.step, StepStatus::Rejected, &step.approvers, step.needed, &at, None, comment)?;
+                approvals::set_run(tx, run.id, ApprovalStatus::Rejected, run.step, Some(&at))?;
+                let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": ApprovalStatus::Rejected});
                 audit::append(tx, &NewEvent::note(&at, actor, "approval.finished", Some((form, id)), &body.to_string()))?;
                 let state = if f.form.states.iter().any(|s| s.id == "rejected") {
                     "rejected".to_string()
@@ -237,8 +237,8 @@ impl Runtime {
                     f.form.initial_state().map(|s| s.id.clone()).unwrap_or_default()
                 };
                 set_state(&w, id, &state, chain)?;
-                let d = decided("rejected", &step.step_id, actor, on_behalf_of.as_deref(), comment);
-                ended(&w, chain, &run, "rejected", Some(d))?;
+                let d = decided(ApprovalStatus::Rejected, &step.step_id, actor, on_behalf_of.as_deref(), comment);
+                ended(&w, chain, &run, ApprovalStatus::Rejected, Some(d))?;
                 return Ok(Verdict::Done);
             }
             let given = approvals::approvals_of(tx, run.id, run.step)?;
@@ -246,14 +246,14 @@ impl Runtime {
             if (given.len() as i64) < step.needed && override_reason.is_none() {
                 return Ok(Verdict::Done);
             }
-            approvals::set_step(tx, run.id, run.step, "approved", &step.approvers, step.needed, &at, None, None)?;
+            approvals::set_step(tx, run.id, run.step, StepStatus::Approved, &step.approvers, step.needed, &at, None, None)?;
             advance(&w, chain, &run, run.step as usize + 1).map_err(|e| match e {
                 crate::engine::automations::StepError::Store(e) => EngineError::Store(e),
                 crate::engine::automations::StepError::Failed(why) => EngineError::Input(why),
             })?;
             // When that was the last step to decide, the chain's end hooks run with this decision.
-            let d = decided("approved", &step.step_id, actor, on_behalf_of.as_deref(), comment);
-            ended(&w, chain, &run, "approved", Some(d))?;
+            let d = decided(ApprovalStatus::Approved, &step.step_id, actor, on_behalf_of.as_deref(), comment);
+            ended(&w, chain, &run, ApprovalStatus::Approved, Some(d))?;
             Ok(Verdict::Done)
         })?;
         match verdict {

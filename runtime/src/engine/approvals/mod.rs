@@ -26,7 +26,10 @@ use serde_json::{json, Value};
 use crate::engine::automations::{self, ACTOR};
 use crate::engine::write::{Edit, Writer};
 use crate::model::{ApprovalChain, ApprovalMode, ChannelKind};
-use crate::store::{approvals, outbox, timers, ApprovalRow, RecordRow, StoreError, TimerRow};
+use crate::store::{
+    approvals, outbox, timers, ApprovalRow, ApprovalStatus, OutboxStatus, RecordRow, StepStatus, StoreError, TimerRow,
+    TimerStatus,
+};
 use duties::{excluded, members_for, shown, stand_ins, today};
 
 /// A step waiting for someone, as `closeloop approvals` shows it.
@@ -75,8 +78,8 @@ pub struct Shown {
 pub struct ApprovalView {
     /// The chain.
     pub chain: String,
-    /// `pending`, `approved`, `rejected`, `recalled` or `reset`.
-    pub status: String,
+    /// Where the run is.
+    pub status: ApprovalStatus,
     /// The version it binds to.
     pub version: i64,
     /// Each step: id, status, approvers, note.
@@ -103,7 +106,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
         form: w.f.form.id.clone(),
         record: record.to_string(),
         version: row.version,
-        status: "pending".into(),
+        status: ApprovalStatus::Pending,
         step: 0,
         submitter: w.actor.to_string(),
         started_at: w.at.to_string(),
@@ -119,7 +122,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
     trail::note(w, &run, w.actor, "approval.started", body)?;
     let said = advance(w, chain, &run, 0)?;
     // Every step skipped: the chain ended approved as it started.
-    ended(w, chain, &run, "approved", None)?;
+    ended(w, chain, &run, ApprovalStatus::Approved, None)?;
     Ok(said)
 }
 
@@ -138,14 +141,14 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
                 w.tx,
                 run.id,
                 index,
-                "open",
+                StepStatus::Open,
                 &[],
                 0,
                 w.at,
                 None,
                 Some("waiting for the customer's signature"),
             )?;
-            approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
             let why = Some("waiting for the customer's signature");
             trail::opened(w, run, &step.id, index, &[], 0, None, why, true)?;
             set_state(w, &run.record, "approved", chain)?;
@@ -160,7 +163,7 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
             );
             if rules.holds(condition, &row.data, &pointer) {
                 let why = skip_reason(condition, &row);
-                approvals::set_step(w.tx, run.id, index, "skipped", &[], 0, w.at, None, Some(&why))?;
+                approvals::set_step(w.tx, run.id, index, StepStatus::Skipped, &[], 0, w.at, None, Some(&why))?;
                 let body = json!({"step": step.id, "index": index, "reason": why});
                 trail::note(w, run, ACTOR, "approval.step_skipped", body)?;
                 said.push(format!("{label}: skipped ({why})"));
@@ -186,8 +189,8 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
         if approvers.is_empty() {
             let why =
                 "nobody may approve this step (the approvers are the submitter, creator, owner or earlier approvers)";
-            approvals::set_step(w.tx, run.id, index, "open", &[], 0, w.at, None, Some(why))?;
-            approvals::set_run(w.tx, run.id, "pending", index, None)?;
+            approvals::set_step(w.tx, run.id, index, StepStatus::Open, &[], 0, w.at, None, Some(why))?;
+            approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
             trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), false)?;
             said.push(format!("{label}: {why}"));
             return Ok(said.join("; "));
@@ -214,8 +217,18 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
                 None => said,
             });
         }
-        approvals::set_step(w.tx, run.id, index, "open", &approvers, needed, w.at, due.as_deref(), note.as_deref())?;
-        approvals::set_run(w.tx, run.id, "pending", index, None)?;
+        approvals::set_step(
+            w.tx,
+            run.id,
+            index,
+            StepStatus::Open,
+            &approvers,
+            needed,
+            w.at,
+            due.as_deref(),
+            note.as_deref(),
+        )?;
+        approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
         trail::opened(w, run, &step.id, index, &approvers, needed, due.as_deref(), note.as_deref(), false)?;
         for (absent, delegate) in &stand {
             let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
@@ -234,7 +247,7 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
                 due: due.clone(),
                 anchor: None,
                 payload: Some(json!({"approval": run.id, "step": index}).to_string()),
-                status: "pending".into(),
+                status: TimerStatus::Pending,
             };
             timers::insert(w.tx, &timer, w.at)?;
         }
@@ -258,8 +271,8 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
         said.push(format!("{label}: open for {} (needs {needed})", approvers.join(", ")));
         return Ok(said.join("; "));
     }
-    approvals::set_run(w.tx, run.id, "approved", chain.steps.len() as i64, Some(w.at))?;
-    trail::note(w, run, ACTOR, "approval.finished", json!({"status": "approved"}))?;
+    approvals::set_run(w.tx, run.id, ApprovalStatus::Approved, chain.steps.len() as i64, Some(w.at))?;
+    trail::note(w, run, ACTOR, "approval.finished", json!({"status": ApprovalStatus::Approved}))?;
     set_state(w, &run.record, "approved", chain)?;
     said.push("approved".into());
     Ok(said.join("; "))
@@ -270,7 +283,7 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
 /// customer's name as signed), `on_behalf_of` (a delegate's absent approver, or null) and
 /// `comment` (or null).
 pub(crate) fn decision(
-    kind: &str,
+    kind: ApprovalStatus,
     step: &str,
     by: &str,
     on_behalf_of: Option<&str>,
@@ -293,18 +306,20 @@ pub(crate) fn ended(
     w: &Writer<'_, '_>,
     chain: &ApprovalChain,
     run: &ApprovalRow,
-    outcome: &str,
+    outcome: ApprovalStatus,
     decision: Option<serde_json::Map<String, Value>>,
 ) -> Result<(), StoreError> {
     let ci = w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0);
     let (list, hook) = match outcome {
-        "approved" => (&chain.on_approved, "on_approved"),
+        ApprovalStatus::Approved => (&chain.on_approved, "on_approved"),
         _ => (&chain.on_rejected, "on_rejected"),
     };
     if list.is_empty() {
         return Ok(());
     }
-    if outcome == "approved" && approvals::get(w.tx, run.id)?.is_none_or(|r| r.status != "approved") {
+    if outcome == ApprovalStatus::Approved
+        && approvals::get(w.tx, run.id)?.is_none_or(|r| r.status != ApprovalStatus::Approved)
+    {
         return Ok(());
     }
     let steps = automations::Steps {
@@ -353,7 +368,7 @@ fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], te
             key: format!("approval/{}/step/{step}/{}/{m}", run.id, w.at),
             form: Some(run.form.clone()),
             record: Some(run.record.clone()),
-            status: "pending".into(),
+            status: OutboxStatus::Pending,
             attempts: 0,
             created_at: w.at.to_string(),
         };
@@ -399,16 +414,16 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
     let mut told = Vec::new();
     let mut cancelled = Vec::new();
     for s in &steps {
-        if s.status == "open" || s.status == "approved" {
+        if matches!(s.status, StepStatus::Open | StepStatus::Approved) {
             told.extend(s.approvers.iter().cloned());
         }
-        if s.status == "open" || s.status == "waiting" {
+        if matches!(s.status, StepStatus::Open | StepStatus::Waiting) {
             cancelled.push(s.step_id.clone());
             approvals::set_step(
                 w.tx,
                 run.id,
                 s.step,
-                "cancelled",
+                StepStatus::Cancelled,
                 &s.approvers,
                 s.needed,
                 w.at,
@@ -417,7 +432,7 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
             )?;
         }
     }
-    approvals::set_run(w.tx, run.id, "reset", run.step, Some(w.at))?;
+    approvals::set_run(w.tx, run.id, ApprovalStatus::Reset, run.step, Some(w.at))?;
     told.sort();
     told.dedup();
     let text = format!(
@@ -446,7 +461,7 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<S
     let Some(s) = approvals::steps(w.tx, approval)?.into_iter().find(|s| s.step == step) else {
         return Err(StepError::Failed(format!("no step {step}")));
     };
-    if run.status != "pending" || run.step != step || s.status != "open" {
+    if run.status != ApprovalStatus::Pending || run.step != step || s.status != StepStatus::Open {
         return Ok("decided in time; nothing to escalate".into());
     }
     let Some((_, chain)) = chain_of(&w.f.app.app.def, &run.chain) else {
@@ -476,7 +491,7 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<S
     let mut approvers = s.approvers.clone();
     approvers.extend(added.iter().cloned());
     let note = format!("timed out; escalated to {}", added.join(", "));
-    approvals::set_step(w.tx, approval, step, "open", &approvers, s.needed, w.at, None, Some(&note))?;
+    approvals::set_step(w.tx, approval, step, StepStatus::Open, &approvers, s.needed, w.at, None, Some(&note))?;
     let body = json!({"step": s.step_id, "index": step, "added": added, "approvers": approvers, "needed": s.needed});
     trail::note(w, &run, ACTOR, "approval.escalated", body)?;
     tell(

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::engine::automations::{self, Cause, Steps, ACTOR};
 use crate::engine::write::{Edit, Writer};
 use crate::engine::{EngineError, Runtime};
-use crate::store::{approvals, audit, records, signing, NewEvent};
+use crate::store::{approvals, audit, records, signing, ApprovalStatus, NewEvent, StepStatus};
 
 /// A link made for a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -195,14 +195,14 @@ impl Runtime {
                 return Err(EngineError::Refused("this signing link was already used".into()));
             }
             let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
-            approvals::set_step(tx, run.id, run.step, "approved", &[], 0, at, None, Some(&note))?;
-            approvals::set_run(tx, run.id, "signed", run.step + 1, Some(at))?;
+            approvals::set_step(tx, run.id, run.step, StepStatus::Approved, &[], 0, at, None, Some(&note))?;
+            approvals::set_run(tx, run.id, ApprovalStatus::Signed, run.step + 1, Some(at))?;
             let body = json!({"approval": run.id, "signer": signer, "version": link.version,
                               "version_hash": link.version_hash})
             .to_string();
             let about = Some((link.form.as_str(), link.record.as_str()));
             audit::append(tx, &NewEvent::note(at, "customer", "sign.signed", about, &body))?;
-            let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": "signed"});
+            let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": ApprovalStatus::Signed});
             audit::append(tx, &NewEvent::note(at, "customer", "approval.finished", about, &body.to_string()))?;
             let steps = Steps {
                 name: format!("{}.on_approved", chain.id),
@@ -215,7 +215,7 @@ impl Runtime {
                 let cause = Cause {
                     key: format!("approval/{}/signed", run.id),
                     trigger: "signed by the customer".into(),
-                    decision: Some(crate::engine::approvals::decision("signed", step, signer, None, None)),
+                    decision: Some(crate::engine::approvals::decision(ApprovalStatus::Signed, step, signer, None, None)),
                     ..Cause::default()
                 };
                 automations::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;

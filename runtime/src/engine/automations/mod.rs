@@ -17,7 +17,7 @@ pub(crate) use events::{raise, Unraised};
 pub(crate) use run::{run_automation, run_steps};
 pub(crate) use steps::StepError;
 pub(crate) use tick::arm_app;
-pub use tick::{Activity, Fired, TickReport, LATE_AFTER};
+pub use tick::{Activity, FireOutcome, Fired, TickReport, LATE_AFTER};
 use timers::sync_timers;
 pub(crate) use timers::{anchor_of, arm_existing, moment, shift_point};
 

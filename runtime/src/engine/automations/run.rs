@@ -9,7 +9,7 @@ use super::{current, Cause, Run, RunStatus, StepLog, Steps, ACTOR};
 use crate::engine::write::rules::Rules;
 use crate::engine::write::Writer;
 use crate::model::{Condition, ConditionKind, Step};
-use crate::store::{audit, timers, NewEvent, RecordRow, Retryable, StoreError, TimerRow};
+use crate::store::{audit, timers, NewEvent, RecordRow, Retryable, StoreError, TimerRow, TimerStatus};
 
 /// Runs automation `index` of the writer's app on a record (or none), from step `from`:
 /// checks its `if`, runs its steps, logs the run, and schedules a retry when a step fails.
@@ -172,7 +172,7 @@ pub(crate) fn schedule_retry(
         due: due.clone(),
         anchor: None,
         payload: Some(payload.to_string()),
-        status: "pending".into(),
+        status: TimerStatus::Pending,
     };
     timers::insert(w.tx, &timer, w.at)?;
     Ok(Some(due))

@@ -10,7 +10,7 @@ use crate::engine::assign;
 use crate::engine::delivery::notify::notify;
 use crate::engine::write::{Edit, Writer};
 use crate::model::Step;
-use crate::store::{boards, tasks, StoreError};
+use crate::store::{boards, tasks, StoreError, TaskStatus};
 use rhai::Dynamic;
 
 /// The outcome of a step: what it did, or why it failed. Store errors abort the transaction.
@@ -93,7 +93,10 @@ pub(crate) fn run_step(
             let Some(id) = record else { return Err(StepError::Failed("there is no record".into())) };
             let mut n = 0;
             for t in tasks::of_record(w.tx, &w.f.form.id, id)? {
-                if &t.sop == sop && t.status == "open" && tasks::close(w.tx, t.id, "cancelled", w.at, ACTOR, None)? {
+                if &t.sop == sop
+                    && t.status == TaskStatus::Open
+                    && tasks::close(w.tx, t.id, TaskStatus::Cancelled, w.at, ACTOR, None)?
+                {
                     n += 1;
                 }
             }

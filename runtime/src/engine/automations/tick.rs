@@ -13,7 +13,7 @@ use crate::engine::automations::{self, Cause, Run, RunStatus};
 use crate::engine::write::{Session, Writer};
 use crate::engine::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
-use crate::store::{timers, TimerRow, Tx};
+use crate::store::{timers, TimerRow, TimerStatus, Tx};
 
 /// A timer firing this much after its due time was missed (closeloop was down, nobody ran
 /// `tick`): it still fires once, marked late.
@@ -41,14 +41,47 @@ pub struct Fired {
     pub due: String,
     /// Fired more than five minutes after it was due.
     pub late: bool,
-    /// `fired`, `skipped`, `failed` or `cancelled`.
-    pub outcome: String,
+    /// How it ended: `fired`, `skipped`, `failed`, `cancelled`, or `claimed elsewhere`.
+    pub outcome: FireOutcome,
     /// Why it was skipped, failed or cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
     /// Schedule runs missed and coalesced into this one.
     #[serde(skip_serializing_if = "is_zero")]
     pub missed: usize,
+}
+
+/// How one timer of a tick ended: settled to a status, or claimed by another scheduler first
+/// (then this one did nothing). Serialised and shown as the status's text, or
+/// `claimed elsewhere`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FireOutcome {
+    /// This tick claimed it and settled it to this status (never `pending`).
+    Settled(TimerStatus),
+    /// Another scheduler claimed it first.
+    ClaimedElsewhere,
+}
+
+impl FireOutcome {
+    /// The text shown for it (and in JSON).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FireOutcome::Settled(status) => status.as_str(),
+            FireOutcome::ClaimedElsewhere => "claimed elsewhere",
+        }
+    }
+}
+
+impl std::fmt::Display for FireOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for FireOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -134,7 +167,7 @@ impl Runtime {
     }
 
     /// How many timers are in each status (`pending`, `fired`, `skipped`, …).
-    pub fn timer_counts(&self) -> Result<Vec<(String, i64)>, EngineError> {
+    pub fn timer_counts(&self) -> Result<Vec<(TimerStatus, i64)>, EngineError> {
         Ok(timers::counts(self.store.reader())?)
     }
 }
@@ -151,28 +184,28 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         record: timer.record.clone(),
         due: timer.due.clone(),
         late,
-        outcome: "fired".into(),
+        outcome: FireOutcome::Settled(TimerStatus::Fired),
         why: None,
         missed: 0,
     };
     // The claim: only the transaction that moves it out of `pending` fires it.
-    if !timers::finish(tx, timer.id, "fired", at, "{}")? {
-        fired.outcome = "claimed elsewhere".into();
+    if !timers::finish(tx, timer.id, TimerStatus::Fired, at, "{}")? {
+        fired.outcome = FireOutcome::ClaimedElsewhere;
         return Ok(fired);
     }
-    let settle = |fired: &mut Fired, status: &str, why: Option<String>| -> Result<(), EngineError> {
+    let settle = |fired: &mut Fired, status: TimerStatus, why: Option<String>| -> Result<(), EngineError> {
         let outcome = json!({"late": fired.late, "due": fired.due, "why": why, "missed": fired.missed});
         crate::store::timers::set_outcome(tx, timer.id, status, &outcome.to_string())?;
-        fired.outcome = status.to_string();
+        fired.outcome = FireOutcome::Settled(status);
         fired.why = why;
         Ok(())
     };
     // A timer settled without a run (cancelled, or skipped by its late policy) still leaves one
     // audit event: every change of state is in the trail.
-    let unrun = |fired: &mut Fired, status: &str, why: String| -> Result<(), EngineError> {
+    let unrun = |fired: &mut Fired, status: TimerStatus, why: String| -> Result<(), EngineError> {
         let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due,
                           "late": fired.late, "status": status, "why": why});
-        let kind = if status == "skipped" { "timer.skipped" } else { "timer.cancelled" };
+        let kind = if status == TimerStatus::Skipped { "timer.skipped" } else { "timer.cancelled" };
         let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
             tx,
@@ -186,7 +219,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         let Some((installed, f)) =
             session.apps.get(&timer.app).and_then(|a| automations::form_of(a, form).map(|f| (a, f)))
         else {
-            unrun(&mut fired, "cancelled", "its app or form no longer exists".into())?;
+            unrun(&mut fired, TimerStatus::Cancelled, "its app or form no longer exists".into())?;
             return Ok(fired);
         };
         let _ = installed;
@@ -201,23 +234,23 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
             tx,
             &crate::store::NewEvent::note(at, automations::ACTOR, "approval.timeout", about, &body),
         )?;
-        settle(&mut fired, "fired", Some(said))?;
+        settle(&mut fired, TimerStatus::Fired, Some(said))?;
         return Ok(fired);
     }
     let Some((installed, index)) = automation(session, timer) else {
-        unrun(&mut fired, "cancelled", "the automation no longer exists or is disabled".into())?;
+        unrun(&mut fired, TimerStatus::Cancelled, "the automation no longer exists or is disabled".into())?;
         return Ok(fired);
     };
     let auto = &installed.app.def.automations[index];
     let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
     let Some(f) = form_id.as_deref().and_then(|id| automations::form_of(installed, id)) else {
-        unrun(&mut fired, "cancelled", "its form no longer exists".into())?;
+        unrun(&mut fired, TimerStatus::Cancelled, "its form no longer exists".into())?;
         return Ok(fired);
     };
     let w = Writer::new(session, tx, &f, automations::ACTOR);
     if let Some(id) = &timer.record {
         if w.current(id)?.is_none() {
-            unrun(&mut fired, "cancelled", format!("{id} no longer exists"))?;
+            unrun(&mut fired, TimerStatus::Cancelled, format!("{id} no longer exists"))?;
             return Ok(fired);
         }
     }
@@ -226,7 +259,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
     let status = match timer.kind.as_str() {
         timers::kind::CRON => {
             let Trigger::Cron(c) = &auto.when else {
-                unrun(&mut fired, "cancelled", "the automation is no longer a schedule".into())?;
+                unrun(&mut fired, TimerStatus::Cancelled, "the automation is no longer a schedule".into())?;
                 return Ok(fired);
             };
             let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
@@ -234,7 +267,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
             let cron = match crate::timespec::parse_cron(&c.schedule) {
                 Ok(cron) => cron,
                 Err(e) => {
-                    unrun(&mut fired, "cancelled", format!("the schedule cannot be read: {e}"))?;
+                    unrun(&mut fired, TimerStatus::Cancelled, format!("the schedule cannot be read: {e}"))?;
                     return Ok(fired);
                 }
             };
@@ -271,7 +304,7 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
                     "missed: due {} while closeloop was not running, and the timer says `late: skip`",
                     timer.due
                 );
-                unrun(&mut fired, "skipped", why)?;
+                unrun(&mut fired, TimerStatus::Skipped, why)?;
                 return Ok(fired);
             }
             let cause = Cause {
@@ -285,9 +318,9 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
     };
     let why = session.runs.borrow().iter().rev().find(|r| r.automation == auto.id).and_then(|r| r.why.clone());
     match status {
-        RunStatus::Done => settle(&mut fired, "fired", None)?,
-        RunStatus::Skipped => settle(&mut fired, "skipped", why)?,
-        RunStatus::Failed => settle(&mut fired, "failed", why)?,
+        RunStatus::Done => settle(&mut fired, TimerStatus::Fired, None)?,
+        RunStatus::Skipped => settle(&mut fired, TimerStatus::Skipped, why)?,
+        RunStatus::Failed => settle(&mut fired, TimerStatus::Failed, why)?,
     }
     Ok(fired)
 }
@@ -318,7 +351,7 @@ pub(crate) fn arm_cron(
         if pending.anchor == spec {
             return Ok(());
         }
-        timers::finish(tx, pending.id, "cancelled", at, r#"{"why":"the schedule changed"}"#)?;
+        timers::finish(tx, pending.id, TimerStatus::Cancelled, at, r#"{"why":"the schedule changed"}"#)?;
     }
     let timer = TimerRow {
         id: 0,
@@ -330,7 +363,7 @@ pub(crate) fn arm_cron(
         due: crate::clock::stamp(next),
         anchor: spec,
         payload: None,
-        status: "pending".into(),
+        status: TimerStatus::Pending,
     };
     timers::insert(tx, &timer, at)?;
     Ok(())

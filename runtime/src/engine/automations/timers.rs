@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::calendar::{self, Anchor, WorkCalendar};
 use crate::engine::write::Writer;
 use crate::model::Trigger;
-use crate::store::{records, timers, RecordRow, StoreError, TimerRow};
+use crate::store::{records, timers, RecordRow, StoreError, TimerRow, TimerStatus};
 
 /// When a moment relative to a record's anchor falls: the instant it fires, stored format.
 pub(crate) fn moment(cal: &WorkCalendar, anchor: &str, after: Option<&str>, before: Option<&str>) -> Option<String> {
@@ -69,7 +69,7 @@ pub(crate) fn sync_timer(
     let due = anchor.as_deref().and_then(|a| moment(cal, a, t.after.as_deref(), t.before.as_deref()));
     let spec = &timer_spec(t);
     let existing = if created { Vec::new() } else { timers::of_record(tx, &t.form, &row.id, automation)? };
-    if let Some(p) = existing.iter().find(|x| x.status == "pending") {
+    if let Some(p) = existing.iter().find(|x| x.status == TimerStatus::Pending) {
         if due.as_deref() == Some(p.due.as_str()) && p.payload.as_deref() == Some(spec) {
             return Ok(());
         }
@@ -77,11 +77,12 @@ pub(crate) fn sync_timer(
             Some(d) => json!({"reason": "its anchor or its rule changed", "moved_to": d}),
             None => json!({"reason": format!("`{}` was cleared", t.from)}),
         };
-        timers::finish(tx, p.id, "cancelled", at, &why.to_string())?;
+        timers::finish(tx, p.id, TimerStatus::Cancelled, at, &why.to_string())?;
     }
     // A moment that already happened (fired, skipped, failed) for this anchor value is not
     // armed again; one that was only cancelled is.
-    if existing.iter().any(|x| x.status != "pending" && x.status != "cancelled" && x.anchor == anchor) {
+    if existing.iter().any(|x| !matches!(x.status, TimerStatus::Pending | TimerStatus::Cancelled) && x.anchor == anchor)
+    {
         return Ok(());
     }
     if let Some(due) = due {
@@ -95,7 +96,7 @@ pub(crate) fn sync_timer(
             due,
             anchor,
             payload: Some(spec.clone()),
-            status: "pending".into(),
+            status: TimerStatus::Pending,
         };
         timers::insert(tx, &timer, at)?;
     }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::engine::{EngineError, Runtime};
-use crate::store::{audit, outbox, Checkpoint, OutboxRow};
+use crate::store::{audit, outbox, Checkpoint, OutboxRow, OutboxStatus};
 
 /// What an anchor did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +47,7 @@ impl Runtime {
                 key: format!("audit/anchor/{channel}/{head}"),
                 form: None,
                 record: None,
-                status: "pending".into(),
+                status: OutboxStatus::Pending,
                 attempts: 0,
                 created_at: at.clone(),
             };

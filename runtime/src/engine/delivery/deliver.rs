@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::engine::{EngineError, Runtime};
 use crate::model::ChannelKind;
-use crate::store::{channels, outbox, AttemptRow, OutboxRow};
+use crate::store::{channels, outbox, AttemptRow, OutboxRow, OutboxStatus};
 use crate::transport::{self, Failure, Outgoing, Settings};
 
 /// How many times a message is tried before it becomes a dead letter.
@@ -36,6 +36,38 @@ const PASS: usize = 500;
 /// pass. With the longest send timeout (120 s) a pass stays well inside its lease.
 pub const CHANNEL_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What one attempt of a pass did to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryOutcome {
+    /// Delivered.
+    Sent,
+    /// Failed for now; tried again at `next_at`.
+    Retry,
+    /// Became a dead letter.
+    Dead,
+    /// Its lease ran out and another deliverer took it over; this answer was not applied.
+    Lost,
+}
+
+impl DeliveryOutcome {
+    /// The text shown for it (and in JSON).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Retry => "retry",
+            DeliveryOutcome::Dead => "dead",
+            DeliveryOutcome::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// What happened to one message in a pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
@@ -47,8 +79,8 @@ pub struct Delivery {
     pub to: String,
     /// Its idempotency key.
     pub key: String,
-    /// `sent`, `retry` (and when) or `dead`.
-    pub outcome: String,
+    /// `sent`, `retry` (and when), `dead`, or `lost` (another deliverer took it over).
+    pub outcome: DeliveryOutcome,
     /// What the other side answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -272,7 +304,7 @@ impl Runtime {
                 outbox::release(tx, *id, &token, &later)?;
             }
             for (m, why) in &doomed {
-                if outbox::settle(tx, m.id, &token, "dead", None, Some(why))? {
+                if outbox::settle(tx, m.id, &token, OutboxStatus::Dead, None, Some(why))? {
                     dead_letter(tx, m, &at, why)?;
                 }
             }
@@ -288,7 +320,7 @@ impl Runtime {
                 channel: m.channel.clone(),
                 to: m.recipient.clone(),
                 key: m.key.clone(),
-                outcome: "dead".into(),
+                outcome: DeliveryOutcome::Dead,
                 status: None,
                 error: Some(why.clone()),
                 next_at: None,
@@ -377,15 +409,17 @@ impl Runtime {
                         Err(f) => (false, f.status.clone(), Some(f.error.clone())),
                     };
                     let tries = m.attempts + 1;
-                    let (outcome, next_at) = match result {
-                        Ok(_) => ("sent", None),
-                        Err(f) if f.permanent || tries >= MAX_ATTEMPTS => ("dead", None),
+                    // A retry waits as `pending` until `next_at`.
+                    let (outcome, status_after, next_at) = match result {
+                        Ok(_) => (DeliveryOutcome::Sent, OutboxStatus::Sent, None),
+                        Err(f) if f.permanent || tries >= MAX_ATTEMPTS => {
+                            (DeliveryOutcome::Dead, OutboxStatus::Dead, None)
+                        }
                         Err(_) => {
                             let next = now.checked_add(backoff(&m.key, tries)).unwrap_or(now);
-                            ("retry", Some(crate::clock::stamp(next)))
+                            (DeliveryOutcome::Retry, OutboxStatus::Pending, Some(crate::clock::stamp(next)))
                         }
                     };
-                    let status_after = if outcome == "retry" { "pending" } else { outcome };
                     let held = outbox::settle(tx, m.id, &token, status_after, next_at.as_deref(), error.as_deref())?;
                     let (outcome, error) = if held {
                         (outcome, error)
@@ -393,7 +427,7 @@ impl Runtime {
                         // The lease ran out and another deliverer took the message over: its
                         // verdict stands; this answer is only kept in the attempt.
                         (
-                            "lost",
+                            DeliveryOutcome::Lost,
                             Some(format!(
                                 "{}; lease lost, the answer was not applied",
                                 error.as_deref().unwrap_or("sent")
@@ -403,7 +437,7 @@ impl Runtime {
                     if let Some(a) = attempt {
                         outbox::attempt_finished(tx, a, ok, status.as_deref(), error.as_deref(), millis)?;
                     }
-                    if held && outcome == "dead" {
+                    if held && outcome == DeliveryOutcome::Dead {
                         dead_letter(tx, &m, attempt_at, error.as_deref().unwrap_or("failed"))?;
                     }
                     Ok(Some(Delivery {
@@ -411,7 +445,7 @@ impl Runtime {
                         channel: m.channel.clone(),
                         to: m.recipient.clone(),
                         key: m.key.clone(),
-                        outcome: outcome.into(),
+                        outcome,
                         status,
                         error,
                         next_at,
@@ -456,7 +490,7 @@ impl Runtime {
     }
 
     /// The outbox: messages of one status (or every message), oldest first.
-    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, EngineError> {
+    pub fn outbox(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>, EngineError> {
         Ok(outbox::list(self.store.reader(), status)?)
     }
 

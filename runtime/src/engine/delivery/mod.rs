@@ -10,5 +10,6 @@ pub(crate) mod notify;
 pub use anchor::Anchor;
 pub use daemon::Progress;
 pub use deliver::{
-    backoff, ChannelView, Delivery, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, MAX_ATTEMPTS,
+    backoff, ChannelView, Delivery, DeliveryOutcome, DeliveryReport, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET,
+    MAX_ATTEMPTS,
 };

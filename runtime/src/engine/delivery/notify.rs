@@ -158,7 +158,7 @@ pub(crate) fn notify(
             key: format!("{}/{}/{i}/{recipient}", cause.key, steps.name),
             form: record.map(|_| w.f.form.id.clone()),
             record: record.map(str::to_string),
-            status: "pending".into(),
+            status: crate::store::OutboxStatus::Pending,
             attempts: 0,
             created_at: w.at.to_string(),
         };

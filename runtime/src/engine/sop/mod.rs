@@ -11,7 +11,7 @@ use crate::engine::automations::{self, Cause, Steps};
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
 use crate::model::Evidence as Needed;
-use crate::store::{audit, records, tasks, NewEvent, TaskRow};
+use crate::store::{audit, records, tasks, NewEvent, TaskRow, TaskStatus};
 
 /// A task as people see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,8 +32,8 @@ pub struct Task {
     pub assignee: Option<String>,
     /// When it is due: a date, or an instant.
     pub due: Option<String>,
-    /// `open`, `done` or `cancelled`.
-    pub status: String,
+    /// Where it is.
+    pub status: TaskStatus,
     /// Open past its due time.
     pub overdue: bool,
     /// Done after its due time.
@@ -75,11 +75,11 @@ pub struct Completed {
 }
 
 fn overdue(t: &TaskRow, now: &str) -> bool {
-    t.status == "open" && t.due_at.as_deref().is_some_and(|d| d < now)
+    t.status == TaskStatus::Open && t.due_at.as_deref().is_some_and(|d| d < now)
 }
 
 fn late(t: &TaskRow) -> bool {
-    matches!((&t.done_at, &t.due_at), (Some(done), Some(due)) if t.status == "done" && done > due)
+    matches!((&t.done_at, &t.due_at), (Some(done), Some(due)) if t.status == TaskStatus::Done && done > due)
 }
 
 impl Runtime {
@@ -134,7 +134,7 @@ impl Runtime {
         let (runs, at) = self.write(|session, tx| {
             let (apps, at) = (session.apps, session.at.clone());
             let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
-            if task.status != "open" {
+            if task.status != TaskStatus::Open {
                 return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
             }
             // The assignee does it (or their manager). A task nobody in the team holds (the
@@ -211,8 +211,8 @@ impl Runtime {
                 )));
             }
             let text = serde_json::to_string(&evidence).map_err(crate::store::StoreError::from)?;
-            tasks::close(tx, id, "done", &at, actor, Some(&text))?;
-            let done = TaskRow { status: "done".into(), done_at: Some(at.clone()), ..task.clone() };
+            tasks::close(tx, id, TaskStatus::Done, &at, actor, Some(&text))?;
+            let done = TaskRow { status: TaskStatus::Done, done_at: Some(at.clone()), ..task.clone() };
             let body = json!({"task": id, "sop": task.sop, "step": task.task, "title": task.title,
                               "evidence": evidence, "late": late(&done)});
             audit::append(
@@ -301,7 +301,7 @@ pub(crate) fn open_sop(w: &Writer<'_, '_>, sop_id: &str, record: &str) -> Result
             assignee: assignee.clone(),
             due: due.clone(),
             due_at,
-            status: "open".into(),
+            status: TaskStatus::Open,
             created_at: w.at.to_string(),
             done_at: None,
             done_by: None,
