@@ -84,7 +84,7 @@ use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params
 // What embedders name: the handle and its errors (defined below), queries, the audit trail's
 // checks, the rows of the member directory and the outbox, which the runtime lists as they are,
 // and the statuses its views carry. The other rows stay inside.
-pub(crate) use approvals::ApprovalRow;
+pub(crate) use approvals::{ApprovalRow, StepRow};
 pub use approvals::{ApprovalStatus, StepStatus};
 pub(crate) use audit::NewEvent;
 pub use audit::{sha256_hex, AuditProblem, Checkpoint, Verification, GENESIS};
