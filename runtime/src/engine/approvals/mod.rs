@@ -134,148 +134,198 @@ fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: u
     };
     let mut said = Vec::new();
     for (i, step) in chain.steps.iter().enumerate().skip(from) {
-        let index = i as i64;
         let label = step.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| step.id.clone());
-        if step.signature.is_some() {
-            approvals::set_step(
-                w.tx,
-                run.id,
-                index,
-                StepStatus::Open,
-                &[],
-                0,
-                w.at,
-                None,
-                Some("waiting for the customer's signature"),
-            )?;
-            approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
-            let why = Some("waiting for the customer's signature");
-            trail::opened(w, run, &step.id, index, &[], 0, None, why, true)?;
-            set_state(w, &run.record, "approved", chain)?;
-            said.push(format!("{label}: waiting for the customer's signature"));
-            return Ok(said.join("; "));
-        }
-        if let Some(condition) = &step.skip_if {
-            let rules = w.rules(row.state.as_deref(), &[]);
-            let pointer = format!(
-                "/approvals/{}/steps/{i}/skip_if",
-                w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0)
-            );
-            if rules.holds(condition, &row.data, &pointer) {
-                let why = skip_reason(condition, &row);
-                approvals::set_step(w.tx, run.id, index, StepStatus::Skipped, &[], 0, w.at, None, Some(&why))?;
-                let body = json!({"step": step.id, "index": index, "reason": why});
-                trail::note(w, run, ACTOR, "approval.step_skipped", body)?;
-                said.push(format!("{label}: skipped ({why})"));
-                continue;
-            }
-        }
-        let no_sod = chain.allow_self_approval == Some(true);
-        let barred = if no_sod { Vec::new() } else { excluded(w.tx, &row, run)? };
-        let allowed = |list: Vec<String>| -> Vec<String> {
-            list.into_iter().filter(|m| !barred.iter().any(|(b, _)| b == m)).collect()
-        };
-        let mut note = None;
-        let mut approvers = match &step.approver {
-            Some(r) => allowed(members_for(w, r, &row)?),
-            None => Vec::new(),
-        };
-        if approvers.is_empty() {
-            if let Some(r) = &step.escalate_to {
-                approvers = allowed(members_for(w, r, &row)?);
-                note = Some("nobody else could approve: escalated at once".to_string());
-            }
-        }
-        if approvers.is_empty() {
-            let why =
-                "nobody may approve this step (the approvers are the submitter, creator, owner or earlier approvers)";
-            approvals::set_step(w.tx, run.id, index, StepStatus::Open, &[], 0, w.at, None, Some(why))?;
-            approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
-            trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), false)?;
-            said.push(format!("{label}: {why}"));
-            return Ok(said.join("; "));
-        }
-        let needed = match step.mode {
-            Some(ApprovalMode::All) => approvers.len() as i64,
-            Some(ApprovalMode::NOfM) => i64::from(step.n.unwrap_or(1)).clamp(1, approvers.len() as i64),
-            _ => 1,
-        };
-        let due = step.timeout.as_deref().and_then(|t| automations::moment(&w.f.app.calendar, w.at, Some(t), None));
-        // The directory is copied only for a step that may have stand-ins.
-        let team = if step.allow_delegation == Some(true) {
-            w.session.assign.borrow_mut().team(w.tx)?.to_vec()
+        let opened = if step.signature.is_some() {
+            open_signature(w, chain, run, step, i as i64)?
+        } else if let Some(why) = skipped(w, chain, run, &row, step, i)? {
+            said.push(format!("{label}: skipped ({why})"));
+            continue;
         } else {
-            Vec::new()
+            open_step(w, chain, run, &row, step, i as i64, &label)?
         };
-        let stand = stand_ins(&team, Some(step), &approvers, &today(w.f, w.session.now), &barred);
-        for (absent, delegate) in &stand {
-            let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
-            let said =
-                format!("{absent} is away until {}: {delegate} decides in their place", until.unwrap_or_default());
-            note = Some(match note {
-                Some(n) => format!("{n}; {said}"),
-                None => said,
-            });
-        }
-        approvals::set_step(
-            w.tx,
-            run.id,
-            index,
-            StepStatus::Open,
-            &approvers,
-            needed,
-            w.at,
-            due.as_deref(),
-            note.as_deref(),
-        )?;
-        approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
-        trail::opened(w, run, &step.id, index, &approvers, needed, due.as_deref(), note.as_deref(), false)?;
-        for (absent, delegate) in &stand {
-            let until = team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
-            let body =
-                json!({"step": step.id, "index": index, "on_behalf_of": absent, "delegate": delegate, "until": until});
-            trail::note(w, run, ACTOR, "approval.delegated", body)?;
-        }
-        if let Some(due) = &due {
-            let timer = TimerRow {
-                id: 0,
-                app: run.app.clone(),
-                automation: chain.id.clone(),
-                kind: timers::kind::APPROVAL.into(),
-                form: Some(run.form.clone()),
-                record: Some(run.record.clone()),
-                due: due.clone(),
-                anchor: None,
-                payload: Some(json!({"approval": run.id, "step": index}).to_string()),
-                status: TimerStatus::Pending,
-            };
-            timers::insert(w.tx, &timer, w.at)?;
-        }
-        let mut text = format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record);
-        for (field, sensitive) in shown(w.f, step, &row.data) {
-            // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
-            if !sensitive && !field.text.is_empty() {
-                text.push_str(&format!("\n{}: {}", field.label, field.text));
-            }
-        }
-        tell(w, run, index, &approvers, &text)?;
-        for (absent, delegate) in &stand {
-            tell(
-                w,
-                run,
-                index,
-                std::slice::from_ref(delegate),
-                &format!("{text}\n代 {absent} 审批 / on behalf of {absent}"),
-            )?;
-        }
-        said.push(format!("{label}: open for {} (needs {needed})", approvers.join(", ")));
+        said.push(format!("{label}: {opened}"));
         return Ok(said.join("; "));
     }
+    // Every step left was skipped: the run is approved.
     approvals::set_run(w.tx, run.id, ApprovalStatus::Approved, chain.steps.len() as i64, Some(w.at))?;
     trail::note(w, run, ACTOR, "approval.finished", json!({"status": ApprovalStatus::Approved}))?;
     set_state(w, &run.record, "approved", chain)?;
     said.push("approved".into());
     Ok(said.join("; "))
+}
+
+/// The customer's signature step opens: the run waits there and the record is `approved`.
+fn open_signature(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    step: &crate::model::ApprovalStep,
+    index: i64,
+) -> Result<String, StepError> {
+    let why = "waiting for the customer's signature";
+    approvals::set_step(w.tx, run.id, index, StepStatus::Open, &[], 0, w.at, None, Some(why))?;
+    approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
+    trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), true)?;
+    set_state(w, &run.record, "approved", chain)?;
+    Ok(why.to_string())
+}
+
+/// Skips step `i` when its `skip_if` holds for the record, and says why.
+fn skipped(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    row: &RecordRow,
+    step: &crate::model::ApprovalStep,
+    i: usize,
+) -> Result<Option<String>, StepError> {
+    let Some(condition) = &step.skip_if else { return Ok(None) };
+    let rules = w.rules(row.state.as_deref(), &[]);
+    let chain_index = w.f.app.app.def.approvals.iter().position(|c| c.id == chain.id).unwrap_or(0);
+    if !rules.holds(condition, &row.data, &format!("/approvals/{chain_index}/steps/{i}/skip_if")) {
+        return Ok(None);
+    }
+    let why = skip_reason(condition, row);
+    approvals::set_step(w.tx, run.id, i as i64, StepStatus::Skipped, &[], 0, w.at, None, Some(&why))?;
+    let body = json!({"step": step.id, "index": i, "reason": why});
+    trail::note(w, run, ACTOR, "approval.step_skipped", body)?;
+    Ok(Some(why))
+}
+
+/// Opens an approver step: who may decide (the separation of duties applied, escalated at
+/// once when nobody else may), how many must, its timeout, stand-ins for the away, and the
+/// messages that tell them. Says what it did.
+#[allow(clippy::too_many_arguments)]
+fn open_step(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    row: &RecordRow,
+    step: &crate::model::ApprovalStep,
+    index: i64,
+    label: &str,
+) -> Result<String, StepError> {
+    let barred = if chain.allow_self_approval == Some(true) { Vec::new() } else { excluded(w.tx, row, run)? };
+    let allowed = |list: Vec<String>| -> Vec<String> {
+        list.into_iter().filter(|m| !barred.iter().any(|(b, _)| b == m)).collect()
+    };
+    let mut note = None;
+    let mut approvers = match &step.approver {
+        Some(r) => allowed(members_for(w, r, row)?),
+        None => Vec::new(),
+    };
+    if approvers.is_empty() {
+        if let Some(r) = &step.escalate_to {
+            approvers = allowed(members_for(w, r, row)?);
+            note = Some("nobody else could approve: escalated at once".to_string());
+        }
+    }
+    if approvers.is_empty() {
+        let why = "nobody may approve this step (the approvers are the submitter, creator, owner or earlier approvers)";
+        approvals::set_step(w.tx, run.id, index, StepStatus::Open, &[], 0, w.at, None, Some(why))?;
+        approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
+        trail::opened(w, run, &step.id, index, &[], 0, None, Some(why), false)?;
+        return Ok(why.to_string());
+    }
+    let needed = match step.mode {
+        Some(ApprovalMode::All) => approvers.len() as i64,
+        Some(ApprovalMode::NOfM) => i64::from(step.n.unwrap_or(1)).clamp(1, approvers.len() as i64),
+        _ => 1,
+    };
+    let due = step.timeout.as_deref().and_then(|t| automations::moment(&w.f.app.calendar, w.at, Some(t), None));
+    // The directory is copied only for a step that may have stand-ins.
+    let team = if step.allow_delegation == Some(true) {
+        w.session.assign.borrow_mut().team(w.tx)?.to_vec()
+    } else {
+        Vec::new()
+    };
+    let stand = stand_ins(&team, Some(step), &approvers, &today(w.f, w.session.now), &barred);
+    let away_until = |absent: &String| team.iter().find(|t| &t.id == absent).and_then(|t| t.away_until.clone());
+    for (absent, delegate) in &stand {
+        let said = format!(
+            "{absent} is away until {}: {delegate} decides in their place",
+            away_until(absent).unwrap_or_default()
+        );
+        note = Some(match note {
+            Some(n) => format!("{n}; {said}"),
+            None => said,
+        });
+    }
+    approvals::set_step(
+        w.tx,
+        run.id,
+        index,
+        StepStatus::Open,
+        &approvers,
+        needed,
+        w.at,
+        due.as_deref(),
+        note.as_deref(),
+    )?;
+    approvals::set_run(w.tx, run.id, ApprovalStatus::Pending, index, None)?;
+    trail::opened(w, run, &step.id, index, &approvers, needed, due.as_deref(), note.as_deref(), false)?;
+    for (absent, delegate) in &stand {
+        let body = json!({"step": step.id, "index": index, "on_behalf_of": absent, "delegate": delegate,
+                          "until": away_until(absent)});
+        trail::note(w, run, ACTOR, "approval.delegated", body)?;
+    }
+    if let Some(due) = &due {
+        arm_timeout(w, chain, run, index, due)?;
+    }
+    tell_opened(w, run, row, step, index, label, &approvers, &stand)?;
+    Ok(format!("open for {} (needs {needed})", approvers.join(", ")))
+}
+
+/// The timer that escalates a step left past its timeout.
+fn arm_timeout(
+    w: &Writer<'_, '_>,
+    chain: &ApprovalChain,
+    run: &ApprovalRow,
+    index: i64,
+    due: &str,
+) -> Result<(), StoreError> {
+    let timer = TimerRow {
+        id: 0,
+        app: run.app.clone(),
+        automation: chain.id.clone(),
+        kind: timers::kind::APPROVAL.into(),
+        form: Some(run.form.clone()),
+        record: Some(run.record.clone()),
+        due: due.to_string(),
+        anchor: None,
+        payload: Some(json!({"approval": run.id, "step": index}).to_string()),
+        status: TimerStatus::Pending,
+    };
+    timers::insert(w.tx, &timer, w.at)?;
+    Ok(())
+}
+
+/// Tells a step's approvers (and the delegates of the away) that it waits for them, with the
+/// fields the step shows, except sensitive ones.
+#[allow(clippy::too_many_arguments)]
+fn tell_opened(
+    w: &Writer<'_, '_>,
+    run: &ApprovalRow,
+    row: &RecordRow,
+    step: &crate::model::ApprovalStep,
+    index: i64,
+    label: &str,
+    approvers: &[String],
+    stand: &[(String, String)],
+) -> Result<(), StoreError> {
+    let mut text = format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record);
+    for (field, sensitive) in shown(w.f, step, &row.data) {
+        // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
+        if !sensitive && !field.text.is_empty() {
+            text.push_str(&format!("\n{}: {}", field.label, field.text));
+        }
+    }
+    tell(w, run, index, approvers, &text)?;
+    for (absent, delegate) in stand {
+        let text = format!("{text}\n代 {absent} 审批 / on behalf of {absent}");
+        tell(w, run, index, std::slice::from_ref(delegate), &text)?;
+    }
+    Ok(())
 }
 
 /// The decision that ended a run, as its chain's `on_approved` / `on_rejected` messages see it:
