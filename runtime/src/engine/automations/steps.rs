@@ -50,83 +50,20 @@ pub(crate) fn run_step(
     record: Option<&str>,
     cause: &Cause,
 ) -> StepResult {
-    let def = &w.f.app.app.def;
+    let needs = |what: &str| record.ok_or_else(|| StepError::Failed(format!("there is no record {what}")));
     match step {
         Step::Set(values) => {
-            let Some(id) = record else { return Err(StepError::Failed("there is no record to set fields on".into())) };
             let patch: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            patch_record(w, id, &patch, &steps.name)
+            patch_record(w, needs("to set fields on")?, &patch, &steps.name)
         }
-        Step::Assign(rule_id) => {
-            let Some(id) = record else { return Err(StepError::Failed("there is no record to assign".into())) };
-            let Some(rule) = def.assignment_rules.iter().find(|r| &r.id == rule_id) else {
-                return Err(StepError::Failed(format!("there is no assignment rule `{rule_id}`")));
-            };
-            let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
-            let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
-            if let Some(who) = current.data.get(field).and_then(Value::as_str) {
-                // Assigned when it was created (and counted in the loads then).
-                return Ok(format!("already assigned to {who}"));
-            }
-            let mut data = current.data.clone();
-            let zoned = w.session.now.to_zoned(w.f.time_zone());
-            let decided = assign::apply(
-                w.tx,
-                w.f,
-                rule,
-                &mut data,
-                &zoned,
-                &mut w.session.assign.borrow_mut(),
-                Some(w.session.scripts),
-            )?;
-            let Some(decision) = decided else { return Ok("nothing to assign".into()) };
-            let patch = crate::engine::write::patch_of(&current.data, &data);
-            let edit = Edit::by_closeloop(&patch, ("assignment", json!([decision])));
-            w.as_actor(ACTOR).change(current, edit)?;
-            Ok(decision.explanation)
-        }
-        Step::CreateTasks(sop) => match record {
-            Some(id) => crate::engine::sop::open_sop(w, sop, id),
-            None => Err(StepError::Failed("there is no record to open tasks for".into())),
-        },
-        Step::CancelTasks(sop) => {
-            let Some(id) = record else { return Err(StepError::Failed("there is no record".into())) };
-            let mut n = 0;
-            for t in tasks::of_record(w.tx, &w.f.form.id, id)? {
-                if &t.sop == sop
-                    && t.status == TaskStatus::Open
-                    && tasks::close(w.tx, t.id, TaskStatus::Cancelled, w.at, ACTOR, None)?
-                {
-                    n += 1;
-                }
-            }
-            Ok(format!("cancelled {n} open task(s) of {sop}"))
-        }
-        Step::StartApproval(chain) => match record {
-            Some(id) => crate::engine::approvals::start(w, chain, id),
-            None => Err(StepError::Failed("there is no record to submit for approval".into())),
-        },
+        Step::Assign(rule_id) => assign_step(w, rule_id, needs("to assign")?),
+        Step::CreateTasks(sop) => crate::engine::sop::open_sop(w, sop, needs("to open tasks for")?),
+        Step::CancelTasks(sop) => cancel_tasks(w, sop, needs("to cancel tasks of")?),
+        Step::StartApproval(chain) => crate::engine::approvals::start(w, chain, needs("to submit for approval")?),
         Step::Notify(n) => notify(w, steps, i, n, record, cause),
-        Step::Flag(flag) => {
-            let Some(id) = record else { return Err(StepError::Failed("there is no record to flag".into())) };
-            let lang = w.f.lang();
-            let reason = flag
-                .reason
-                .as_ref()
-                .map(|r| r.get(lang).to_string())
-                .unwrap_or_else(|| format!("flagged by {}", steps.name));
-            let row = crate::store::FlagRow {
-                board: flag.board.clone(),
-                form: w.f.form.id.clone(),
-                record: id.to_string(),
-                reason: reason.clone(),
-                since: w.at.to_string(),
-            };
-            boards::flag(w.tx, &row)?;
-            Ok(format!("on board {}: {reason}", flag.board))
-        }
+        Step::Flag(flag) => flag_step(w, steps, flag, needs("to flag")?),
         Step::Unflag(board) => {
-            let Some(id) = record else { return Err(StepError::Failed("there is no record".into())) };
+            let id = needs("to take off a board")?;
             Ok(if boards::unflag(w.tx, board, &w.f.form.id, id)? {
                 format!("taken off board {board}")
             } else {
@@ -141,53 +78,121 @@ pub(crate) fn run_step(
                 Err(e) => Err(StepError::Failed(e.to_string())),
             }
         }
-        Step::Script(script) => {
-            let key = match crate::model::script_source(script) {
-                crate::model::ScriptSource::File(path) => path.to_string(),
-                crate::model::ScriptSource::Inline(_) => format!("{}/{i}/script", steps.pointer),
-            };
-            let Some(ast) = w.f.app.app.script(&key) else {
-                return Err(StepError::Failed(format!("no compiled script at {key}")));
-            };
-            let current = match record {
-                Some(id) => current(w, id)?,
-                None => None,
-            };
-            let mut scope = rhai::Scope::new();
-            let data = current.as_ref().map(|r| r.data.clone()).unwrap_or_default();
-            scope.push_dynamic("record", rhai::serde::to_dynamic(&data).unwrap_or(Dynamic::UNIT));
-            let event = cause.event.clone().unwrap_or_default();
-            scope.push_dynamic("event", rhai::serde::to_dynamic(&event).unwrap_or(Dynamic::UNIT));
-            let context = crate::engine::scoring::score::run_context(w.f, record);
-            let outcome = match crate::script::run_in(w.session.scripts, ast, &mut scope, w.f.app.deadline, context) {
-                Ok(o) => o,
-                Err((fault, _)) => return Err(StepError::Failed(format!("{key}: {fault}"))),
-            };
-            match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
-                (Ok(Value::Object(patch)), Some(id)) if !patch.is_empty() => patch_record(w, id, &patch, &steps.name),
-                (Ok(Value::Null), _) | (Ok(_), None) => Ok(format!("ran in {} operations", outcome.operations)),
-                (Ok(other), Some(_)) => Ok(format!("returned {other}; only a map of fields changes the record")),
-                (Err(e), _) => Err(StepError::Failed(format!("{key}: the result cannot be read: {e}"))),
-            }
-        }
+        Step::Script(script) => script_step(w, steps, i, script, record, cause),
         Step::Score(id) => crate::engine::scoring::score::score_step(w, id, record),
-        Step::Grade(id) => {
-            let Some(rid) = record else { return Err(StepError::Failed("there is no record to grade".into())) };
-            let Some(index) = def.grades.iter().position(|g| &g.id == id) else {
-                return Err(StepError::Failed(format!("there is no grade `{id}`")));
-            };
-            let grade = &def.grades[index];
-            let Some(current) = current(w, rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
-            let rules = w.rules(current.state.as_deref(), &[]);
-            let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))?;
-            let mut patch = Map::new();
-            patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
-            if let Some(summary) = &grade.summary_field {
-                patch.insert(summary.clone(), Value::String(graded.summary.clone()));
-            }
-            patch_record(w, rid, &patch, &steps.name)
+        Step::Grade(id) => grade_step(w, steps, id, needs("to grade")?),
+    }
+}
+
+/// `assign`: a record nobody owns yet gets the rule's decision, explained.
+fn assign_step(w: &Writer<'_, '_>, rule_id: &str, id: &str) -> StepResult {
+    let def = &w.f.app.app.def;
+    let Some(rule) = def.assignment_rules.iter().find(|r| r.id == rule_id) else {
+        return Err(StepError::Failed(format!("there is no assignment rule `{rule_id}`")));
+    };
+    let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
+    let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
+    if let Some(who) = current.data.get(field).and_then(Value::as_str) {
+        // Assigned when it was created (and counted in the loads then).
+        return Ok(format!("already assigned to {who}"));
+    }
+    let mut data = current.data.clone();
+    let zoned = w.session.now.to_zoned(w.f.time_zone());
+    let mut cache = w.session.assign.borrow_mut();
+    let decided = assign::apply(w.tx, w.f, rule, &mut data, &zoned, &mut cache, Some(w.session.scripts))?;
+    drop(cache);
+    let Some(decision) = decided else { return Ok("nothing to assign".into()) };
+    let patch = crate::engine::write::patch_of(&current.data, &data);
+    let edit = Edit::by_closeloop(&patch, ("assignment", json!([decision])));
+    w.as_actor(ACTOR).change(current, edit)?;
+    Ok(decision.explanation)
+}
+
+/// `cancel_tasks`: the record's open tasks of an SOP are cancelled.
+fn cancel_tasks(w: &Writer<'_, '_>, sop: &str, id: &str) -> StepResult {
+    let mut n = 0;
+    for t in tasks::of_record(w.tx, &w.f.form.id, id)? {
+        if t.sop == sop
+            && t.status == TaskStatus::Open
+            && tasks::close(w.tx, t.id, TaskStatus::Cancelled, w.at, ACTOR, None)?
+        {
+            n += 1;
         }
     }
+    Ok(format!("cancelled {n} open task(s) of {sop}"))
+}
+
+/// `flag`: the record waits on a board, with the reason.
+fn flag_step(w: &Writer<'_, '_>, steps: &Steps<'_>, flag: &crate::model::Flag, id: &str) -> StepResult {
+    let lang = w.f.lang();
+    let reason =
+        flag.reason.as_ref().map(|r| r.get(lang).to_string()).unwrap_or_else(|| format!("flagged by {}", steps.name));
+    let row = crate::store::FlagRow {
+        board: flag.board.clone(),
+        form: w.f.form.id.clone(),
+        record: id.to_string(),
+        reason: reason.clone(),
+        since: w.at.to_string(),
+    };
+    boards::flag(w.tx, &row)?;
+    Ok(format!("on board {}: {reason}", flag.board))
+}
+
+/// `script`: the compiled script runs over the record and the event; a map it returns changes
+/// the record through the gate.
+fn script_step(
+    w: &Writer<'_, '_>,
+    steps: &Steps<'_>,
+    i: usize,
+    script: &str,
+    record: Option<&str>,
+    cause: &Cause,
+) -> StepResult {
+    let key = match crate::model::script_source(script) {
+        crate::model::ScriptSource::File(path) => path.to_string(),
+        crate::model::ScriptSource::Inline(_) => format!("{}/{i}/script", steps.pointer),
+    };
+    let Some(ast) = w.f.app.app.script(&key) else {
+        return Err(StepError::Failed(format!("no compiled script at {key}")));
+    };
+    let current = match record {
+        Some(id) => current(w, id)?,
+        None => None,
+    };
+    let mut scope = rhai::Scope::new();
+    let data = current.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+    scope.push_dynamic("record", rhai::serde::to_dynamic(&data).unwrap_or(Dynamic::UNIT));
+    let event = cause.event.clone().unwrap_or_default();
+    scope.push_dynamic("event", rhai::serde::to_dynamic(&event).unwrap_or(Dynamic::UNIT));
+    let context = crate::engine::scoring::score::run_context(w.f, record);
+    let outcome = match crate::script::run_in(w.session.scripts, ast, &mut scope, w.f.app.deadline, context) {
+        Ok(o) => o,
+        Err((fault, _)) => return Err(StepError::Failed(format!("{key}: {fault}"))),
+    };
+    match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
+        (Ok(Value::Object(patch)), Some(id)) if !patch.is_empty() => patch_record(w, id, &patch, &steps.name),
+        (Ok(Value::Null), _) | (Ok(_), None) => Ok(format!("ran in {} operations", outcome.operations)),
+        (Ok(other), Some(_)) => Ok(format!("returned {other}; only a map of fields changes the record")),
+        (Err(e), _) => Err(StepError::Failed(format!("{key}: the result cannot be read: {e}"))),
+    }
+}
+
+/// `grade`: the grade's level (and summary) stored on the record.
+fn grade_step(w: &Writer<'_, '_>, steps: &Steps<'_>, grade_id: &str, rid: &str) -> StepResult {
+    let def = &w.f.app.app.def;
+    let Some(index) = def.grades.iter().position(|g| g.id == grade_id) else {
+        return Err(StepError::Failed(format!("there is no grade `{grade_id}`")));
+    };
+    let grade = &def.grades[index];
+    let Some(current) = current(w, rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
+    let rules = w.rules(current.state.as_deref(), &[]);
+    let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))?;
+    let mut patch = Map::new();
+    patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));
+    if let Some(summary) = &grade.summary_field {
+        patch.insert(summary.clone(), Value::String(graded.summary.clone()));
+    }
+    patch_record(w, rid, &patch, &steps.name)
 }
 
 /// Changes fields of a record as an automation: the form's rules still apply (types, bounds,
