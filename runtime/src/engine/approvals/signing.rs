@@ -153,25 +153,7 @@ impl Runtime {
             let f = session.form(&link.form).map_err(|_| forged())?;
             let table = f.table();
             let at = &session.at;
-            let secret = signing::existing_secret(tx, "sign")?.ok_or_else(forged)?;
-            // Constant time: `verify_slice` compares every byte whatever it finds.
-            let ok = mac(&secret, &link).is_some_and(|m| m.verify_slice(&code).is_ok());
-            if !ok {
-                return Err(forged());
-            }
-            if link.used_at.is_some() {
-                return Err(EngineError::Refused("this signing link was already used".into()));
-            }
-            if *at > link.expires_at {
-                return Err(EngineError::Refused(format!("this signing link expired at {}", link.expires_at)));
-            }
-            let row = records::get(tx, table, &link.record)?.ok_or_else(forged)?;
-            if row.version != link.version || row.data_hash != link.version_hash {
-                return Err(EngineError::Refused(format!(
-                    "this link was made for version {} of {}; it is now version {}: ask for a new link",
-                    link.version, link.record, row.version
-                )));
-            }
+            let row = check_link(tx, &link, &code, at, table)?;
             let run = approvals::pending(tx, &link.form, &link.record)?
                 .ok_or_else(|| EngineError::Refused(format!("{} is not waiting for a signature", link.record)))?;
             let chain = f.app.app.def.approvals.iter().enumerate().find(|(_, c)| c.id == run.chain);
@@ -204,22 +186,7 @@ impl Runtime {
             audit::append(tx, &NewEvent::note(at, "customer", "sign.signed", about, &body))?;
             let body = json!({"approval": run.id, "chain": run.chain, "version": run.version, "status": ApprovalStatus::Signed});
             audit::append(tx, &NewEvent::note(at, "customer", "approval.finished", about, &body.to_string()))?;
-            let steps = Steps {
-                name: format!("{}.on_approved", chain.id),
-                list: &chain.on_approved,
-                pointer: format!("/approvals/{ci}/on_approved"),
-                automation: None,
-            };
-            if !steps.list.is_empty() {
-                let step = chain.steps.get(run.step as usize).map(|s| s.id.as_str()).unwrap_or_default();
-                let cause = Cause {
-                    key: format!("approval/{}/signed", run.id),
-                    trigger: "signed by the customer".into(),
-                    decision: Some(crate::engine::approvals::decision(ApprovalStatus::Signed, step, signer, None, None)),
-                    ..Cause::default()
-                };
-                automations::run_steps(&w, &steps, Some(&link.record), &cause, 0)?;
-            }
+            signed_hooks(&w, chain, ci, &run, signer)?;
             Ok::<_, EngineError>(Signature {
                 form: link.form.clone(),
                 record: link.record.clone(),
@@ -231,6 +198,67 @@ impl Runtime {
         })?;
         Ok(signature)
     }
+}
+
+/// A link's token checked, in constant time, against the install's secret; then that it is
+/// unused, unexpired, and made for the version the record has now. Returns the record.
+fn check_link(
+    tx: &crate::store::Tx<'_>,
+    link: &signing::LinkRow,
+    code: &[u8],
+    at: &str,
+    table: &crate::store::FormTable,
+) -> Result<crate::store::RecordRow, EngineError> {
+    let forged = || EngineError::Refused("this signing link is not valid".into());
+    let secret = signing::existing_secret(tx, "sign")?.ok_or_else(forged)?;
+    // Constant time: `verify_slice` compares every byte whatever it finds.
+    let valid = mac(&secret, link).is_some_and(|m| m.verify_slice(code).is_ok());
+    if !valid {
+        return Err(forged());
+    }
+    if link.used_at.is_some() {
+        return Err(EngineError::Refused("this signing link was already used".into()));
+    }
+    if at > link.expires_at.as_str() {
+        return Err(EngineError::Refused(format!("this signing link expired at {}", link.expires_at)));
+    }
+    let row = records::get(tx, table, &link.record)?.ok_or_else(forged)?;
+    if row.version != link.version || row.data_hash != link.version_hash {
+        return Err(EngineError::Refused(format!(
+            "this link was made for version {} of {}; it is now version {}: ask for a new link",
+            link.version, link.record, row.version
+        )));
+    }
+    Ok(row)
+}
+
+/// The chain's `on_approved` steps, once the customer signed, with the signature as the
+/// decision their messages see.
+fn signed_hooks(
+    w: &Writer<'_, '_>,
+    chain: &crate::model::ApprovalChain,
+    ci: usize,
+    run: &approvals::ApprovalRow,
+    signer: &str,
+) -> Result<(), EngineError> {
+    if chain.on_approved.is_empty() {
+        return Ok(());
+    }
+    let steps = Steps {
+        name: format!("{}.on_approved", chain.id),
+        list: &chain.on_approved,
+        pointer: format!("/approvals/{ci}/on_approved"),
+        automation: None,
+    };
+    let step = chain.steps.get(run.step as usize).map(|s| s.id.as_str()).unwrap_or_default();
+    let cause = Cause {
+        key: format!("approval/{}/signed", run.id),
+        trigger: "signed by the customer".into(),
+        decision: Some(crate::engine::approvals::decision(ApprovalStatus::Signed, step, signer, None, None)),
+        ..Cause::default()
+    };
+    automations::run_steps(w, &steps, Some(&run.record), &cause, 0)?;
+    Ok(())
 }
 
 /// Refuses to trust a run whose rows its audit events do not back: a decision, a skipped or
