@@ -42,10 +42,7 @@ pub(crate) fn quote(w: &mut World, terms: Value) -> String {
 /// Each step of the quote's run, with its status.
 pub(crate) fn steps(w: &World, id: &str) -> Vec<(String, String)> {
     let view = w.rt.approval("quote", id).unwrap().unwrap();
-    view.steps
-        .iter()
-        .map(|s| (s["step"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
-        .collect()
+    view.steps.iter().map(|s| (s.step.clone(), s.status.as_str().to_string())).collect()
 }
 
 /// One step's status.
@@ -62,9 +59,9 @@ fn cash_on_delivery_skips_legal_and_prepayment_needs_it() {
     w.rt.approve("quote", &cod, "q_sup_e", Some("价格合理")).unwrap();
     assert_eq!(status(&steps(&w, &cod), "finance"), "open");
     let view = w.rt.approve("quote", &cod, "q_fin", None).unwrap();
-    let legal = view.steps.iter().find(|s| s["step"] == "legal").unwrap();
-    assert_eq!(legal["status"], "skipped");
-    assert!(legal["note"].as_str().unwrap().contains("`risk` is \"low\""), "the skip is explained: {legal}");
+    let legal = view.steps.iter().find(|s| s.step == "legal").unwrap();
+    assert_eq!(legal.status, closeloop::StepStatus::Skipped);
+    assert!(legal.note.as_deref().unwrap().contains("`risk` is \"low\""), "the skip is explained: {legal:?}");
     assert_eq!(status(&steps(&w, &cod), "customer_sign"), "open");
     assert_eq!(w.rt.get("quote", &cod).unwrap().state.as_deref(), Some("approved"));
 

@@ -21,8 +21,8 @@ fn refused<T: std::fmt::Debug>(r: Result<T, EngineError>) -> String {
 
 fn step_note(w: &World, id: &str, step: &str) -> String {
     let view = w.rt.approval("quote", id).unwrap().unwrap();
-    let s = view.steps.iter().find(|s| s["step"] == step).unwrap();
-    s["note"].as_str().unwrap_or_default().to_string()
+    let s = view.steps.iter().find(|s| s.step == step).unwrap();
+    s.note.clone().unwrap_or_default()
 }
 
 fn trail(w: &World, id: &str, kind: &str) -> Vec<(String, Value)> {
@@ -49,8 +49,8 @@ fn an_away_supervisor_s_delegate_decides_in_their_place_and_the_trail_says_so() 
     assert_eq!(waiting[0].on_behalf_of.as_deref(), Some("q_sup_e"));
 
     let view = w.rt.approve("quote", &id, "q_sup_s", Some("代审，价格合理")).unwrap();
-    let supervisor = view.steps.iter().find(|s| s["step"] == "supervisor").unwrap();
-    assert_eq!((supervisor["status"].as_str(), &supervisor["approved_by"]), (Some("approved"), &json!(["q_sup_e"])));
+    let supervisor = view.steps.iter().find(|s| s.step == "supervisor").unwrap();
+    assert_eq!((supervisor.status.as_str(), supervisor.approved_by.clone()), ("approved", vec!["q_sup_e".to_string()]));
     let approved = trail(&w, &id, "approval.approved");
     assert_eq!(approved.len(), 1);
     assert_eq!((approved[0].0.as_str(), &approved[0].1["on_behalf_of"]), ("q_sup_s", &json!("q_sup_e")));

@@ -173,12 +173,8 @@ pub fn decide(
     show(ctx, &view, || {
         let mut lines = vec![format!("{id}: {} {} (version {})", view.chain, view.status, view.version)];
         for s in &view.steps {
-            let note = s["note"].as_str().map(|n| format!(" — {n}")).unwrap_or_default();
-            lines.push(format!(
-                "  {:<14} {:<9}{note}",
-                s["step"].as_str().unwrap_or(""),
-                s["status"].as_str().unwrap_or("")
-            ));
+            let note = s.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+            lines.push(format!("  {:<14} {:<9}{note}", s.step, s.status));
         }
         lines.join("\n")
     })

@@ -116,8 +116,8 @@ pub use engine::{
     assign, backoff, decode, guard, Absence, Activity, Anchor, ApprovalView, BoardItem, Change, ChannelView, Completed,
     Delivery, DeliveryOutcome, DeliveryReport, EngineError, ErrorKind, EventReport, Evidence, FireOutcome, Fired,
     Graded, ImportOptions, ImportReport, InstallReport, MembersReport, Progress, Record, RowProblem, Run, RunStatus,
-    Runtime, Scored, Shown, SignLink, Signature, StepLog, Task, TickReport, Trial, TrialDetail, Version, Waiting,
-    BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
+    Runtime, Scored, Shown, SignLink, Signature, StepLog, StepView, Task, TickReport, Trial, TrialDetail, Version,
+    Waiting, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
 };
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
 pub use schema::{SchemaChecker, SCHEMA_JSON};

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::duties::{excluded, members_for, shown, stand_ins, today};
-use super::{advance, chain_of, decision as decided, ended, set_state, ApprovalView, Waiting};
+use super::{advance, chain_of, decision as decided, ended, set_state, ApprovalView, StepView, Waiting};
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
 use crate::model::{ApprovalChain, ApprovalStep};
@@ -108,14 +108,18 @@ impl Runtime {
             None => approvals::latest(conn, form, id)?,
         };
         let Some(run) = run else { return Ok(None) };
-        let steps = approvals::steps(conn, run.id)?
-            .into_iter()
-            .map(|s| {
-                let approved_by = approvals::approvals_of(conn, run.id, s.step).unwrap_or_default();
-                json!({"step": s.step_id, "status": s.status, "approvers": s.approvers, "needed": s.needed,
-                       "approved_by": approved_by, "due_at": s.due_at, "note": s.note})
-            })
-            .collect();
+        let mut steps = Vec::new();
+        for s in approvals::steps(conn, run.id)? {
+            steps.push(StepView {
+                approved_by: approvals::approvals_of(conn, run.id, s.step)?,
+                approvers: s.approvers,
+                due_at: s.due_at,
+                needed: s.needed,
+                note: s.note,
+                status: s.status,
+                step: s.step_id,
+            });
+        }
         Ok(Some(ApprovalView { chain: run.chain, status: run.status, version: run.version, steps }))
     }
 

@@ -82,8 +82,28 @@ pub struct ApprovalView {
     pub status: ApprovalStatus,
     /// The version it binds to.
     pub version: i64,
-    /// Each step: id, status, approvers, note.
-    pub steps: Vec<Value>,
+    /// Each step, in order.
+    pub steps: Vec<StepView>,
+}
+
+/// One step of a run as people read it. (Fields in alphabetical order: the JSON is the same
+/// as it always was.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepView {
+    /// Whose approvals count so far (the absent approver's seat, for a delegate's decision).
+    pub approved_by: Vec<String>,
+    /// Who may decide it.
+    pub approvers: Vec<String>,
+    /// When it times out, if it does.
+    pub due_at: Option<String>,
+    /// How many approvals it needs.
+    pub needed: i64,
+    /// Why it is as it is (skipped because…, escalated, a delegate stands in).
+    pub note: Option<String>,
+    /// Where it is.
+    pub status: StepStatus,
+    /// The step's id in the chain.
+    pub step: String,
 }
 
 fn chain_of<'a>(def: &'a crate::model::AppDef, id: &str) -> Option<(usize, &'a ApprovalChain)> {
