@@ -307,6 +307,31 @@ pub(crate) fn verify(
     tables: &[FormTable],
     expect: Option<&Checkpoint>,
 ) -> Result<Verification, StoreError> {
+    let chain = verify_chain(conn, expect)?;
+    if chain.problem.is_some() {
+        return Ok(chain);
+    }
+    let (checked, prev) = (chain.events, chain.head);
+    let mut records = 0;
+    for t in tables {
+        if let Some(problem) = verify_records(conn, t, &mut records)? {
+            return Ok(Verification { events: checked, records, head: prev, problem: Some(problem) });
+        }
+    }
+    let problem = match verify_members(conn)? {
+        Some(p) => Some(p),
+        None => match verify_apps(conn)? {
+            Some(p) => Some(p),
+            None => super::proof::verify(conn)?.map(AuditProblem::Unbacked),
+        },
+    };
+    Ok(Verification { events: checked, records, head: prev, problem })
+}
+
+/// Walks the chain from the first event: each in sequence, linked to the one before, hashing
+/// to its stored hash, its snapshot matching its data hash; and, given a checkpoint, still
+/// holding that event with that hash. Stops at the first problem; `records` is always 0.
+fn verify_chain(conn: &Reader, expect: Option<&Checkpoint>) -> Result<Verification, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
@@ -315,43 +340,7 @@ pub(crate) fn verify(
     let mut prev = GENESIS.to_string();
     let mut checked = 0;
     while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let seq: i64 = r.get(0).map_err(from_sqlite)?;
-        let (at, actor, kind): (String, String, String) =
-            (r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?, r.get(3).map_err(from_sqlite)?);
-        let (form, record): (Option<String>, Option<String>) =
-            (r.get(4).map_err(from_sqlite)?, r.get(5).map_err(from_sqlite)?);
-        let version: Option<i64> = r.get(6).map_err(from_sqlite)?;
-        let body: String = r.get(7).map_err(from_sqlite)?;
-        let data_hash: Option<String> = r.get(8).map_err(from_sqlite)?;
-        let (prev_hash, hash): (String, String) = (r.get(9).map_err(from_sqlite)?, r.get(10).map_err(from_sqlite)?);
-        let data: Option<String> = r.get(11).map_err(from_sqlite)?;
-        let snapshot_ok = match (&data, &data_hash) {
-            (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
-            (Some(_), None) | (None, Some(_)) => false,
-            (None, None) => true,
-        };
-        let problem = if seq != expected {
-            Some(AuditProblem::Missing(expected))
-        } else if prev_hash != prev {
-            Some(AuditProblem::Unlinked(seq))
-        } else if chain_hash(
-            seq,
-            &at,
-            &actor,
-            &kind,
-            form.as_deref(),
-            record.as_deref(),
-            version,
-            &body,
-            data_hash.as_deref(),
-            &prev_hash,
-        ) != hash
-            || !snapshot_ok
-        {
-            Some(AuditProblem::Altered(seq))
-        } else {
-            None
-        };
+        let (seq, hash, problem) = check_event(r, expected, &prev)?;
         if problem.is_some() {
             return Ok(Verification { events: checked, records: 0, head: prev, problem });
         }
@@ -367,92 +356,123 @@ pub(crate) fn verify(
         expected += 1;
         prev = hash;
     }
-    if let Some(c) = expect {
-        // An empty chain's checkpoint is the genesis hash at 0.
-        let problem = if c.seq > checked {
-            Some(AuditProblem::Truncated { checkpoint: c.seq, head: checked })
-        } else if c.seq == 0 && c.hash != GENESIS {
-            Some(AuditProblem::Rewritten(0))
-        } else {
-            None
-        };
-        if problem.is_some() {
-            return Ok(Verification { events: checked, records: 0, head: prev, problem });
-        }
-    }
-    let mut records = 0;
-    for t in tables {
-        // Each record row must be what its events say: the last event gives version, state,
-        // owner, data hash, and who changed it when; the first gives who created it when.
-        let sql = format!(
-            "SELECT r.id, r.data, r.data_hash, r.version, r.state, r.owner, r.updated_by, r.updated_at, r.created_by, r.created_at,
-                    l.version, l.body, l.data_hash, l.actor, l.at, f.actor, f.at
-             FROM {} r
-             LEFT JOIN events l ON l.seq = (SELECT max(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
-             LEFT JOIN events f ON f.seq = (SELECT min(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
-             ORDER BY r.created_at, r.id",
-            t.quoted()
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([&t.form]).map_err(from_sqlite)?;
-        while let Some(r) = rows.next().map_err(from_sqlite)? {
-            let id: String = r.get(0).map_err(from_sqlite)?;
-            records += 1;
-            let last_version: Option<i64> = r.get(10).map_err(from_sqlite)?;
-            let problem = if last_version.is_none() {
-                Some(AuditProblem::RecordUnrecorded(t.form.clone(), id))
-            } else {
-                let data: String = r.get(1).map_err(from_sqlite)?;
-                let body: Value =
-                    serde_json::from_str(&r.get::<_, String>(11).map_err(from_sqlite)?).unwrap_or(Value::Null);
-                let text = |v: &Value| v.as_str().map(str::to_string);
-                let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2).map_err(from_sqlite)?
-                    && r.get::<_, Option<String>>(12).map_err(from_sqlite)?.as_deref()
-                        == Some(r.get::<_, String>(2).map_err(from_sqlite)?.as_str())
-                    && last_version == Some(r.get::<_, i64>(3).map_err(from_sqlite)?)
-                    && text(&body["state"]) == r.get::<_, Option<String>>(4).map_err(from_sqlite)?
-                    && text(&body["owner"]) == r.get::<_, Option<String>>(5).map_err(from_sqlite)?
-                    && r.get::<_, Option<String>>(13).map_err(from_sqlite)?
-                        == Some(r.get::<_, String>(6).map_err(from_sqlite)?)
-                    && r.get::<_, Option<String>>(14).map_err(from_sqlite)?
-                        == Some(r.get::<_, String>(7).map_err(from_sqlite)?)
-                    && r.get::<_, Option<String>>(15).map_err(from_sqlite)?
-                        == Some(r.get::<_, String>(8).map_err(from_sqlite)?)
-                    && r.get::<_, Option<String>>(16).map_err(from_sqlite)?
-                        == Some(r.get::<_, String>(9).map_err(from_sqlite)?);
-                (!consistent).then(|| AuditProblem::RecordAltered(t.form.clone(), id))
-            };
-            if problem.is_some() {
-                return Ok(Verification { events: checked, records, head: prev, problem });
-            }
-        }
-        // Records whose events say they exist, but which are gone.
-        let sql = format!(
-            "SELECT DISTINCT e.record FROM events e WHERE e.form = ?1 AND e.kind LIKE 'record.%'
-             AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.id = e.record) LIMIT 1",
-            t.quoted()
-        );
-        let gone: Option<String> = conn.query_optional(&sql, [&t.form], |r| r.get(0))?;
-        if let Some(id) = gone {
-            return Ok(Verification {
-                events: checked,
-                records,
-                head: prev,
-                problem: Some(AuditProblem::RecordMissing(t.form.clone(), id)),
-            });
-        }
-    }
-    let problem = match verify_members(conn)? {
-        Some(p) => Some(p),
-        None => match verify_apps(conn)? {
-            Some(p) => Some(p),
-            None => super::proof::verify(conn)?.map(AuditProblem::Unbacked),
-        },
+    let problem = expect.and_then(|c| checkpoint_problem(c, checked));
+    Ok(Verification { events: checked, records: 0, head: prev, problem })
+}
+
+/// Checks one event row (of `verify_chain`'s query) that should be number `expected`, after
+/// an event hashed `prev`. Returns its seq, its stored hash, and what is wrong with it.
+fn check_event(
+    r: &rusqlite::Row<'_>,
+    expected: i64,
+    prev: &str,
+) -> Result<(i64, String, Option<AuditProblem>), StoreError> {
+    let seq: i64 = r.get(0).map_err(from_sqlite)?;
+    let (at, actor, kind): (String, String, String) =
+        (r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?, r.get(3).map_err(from_sqlite)?);
+    let (form, record): (Option<String>, Option<String>) =
+        (r.get(4).map_err(from_sqlite)?, r.get(5).map_err(from_sqlite)?);
+    let version: Option<i64> = r.get(6).map_err(from_sqlite)?;
+    let body: String = r.get(7).map_err(from_sqlite)?;
+    let data_hash: Option<String> = r.get(8).map_err(from_sqlite)?;
+    let (prev_hash, hash): (String, String) = (r.get(9).map_err(from_sqlite)?, r.get(10).map_err(from_sqlite)?);
+    let data: Option<String> = r.get(11).map_err(from_sqlite)?;
+    let snapshot_ok = match (&data, &data_hash) {
+        (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
+        (Some(_), None) | (None, Some(_)) => false,
+        (None, None) => true,
     };
-    if let Some(problem) = problem {
-        return Ok(Verification { events: checked, records, head: prev, problem: Some(problem) });
+    let problem = if seq != expected {
+        Some(AuditProblem::Missing(expected))
+    } else if prev_hash != prev {
+        Some(AuditProblem::Unlinked(seq))
+    } else if chain_hash(
+        seq,
+        &at,
+        &actor,
+        &kind,
+        form.as_deref(),
+        record.as_deref(),
+        version,
+        &body,
+        data_hash.as_deref(),
+        &prev_hash,
+    ) != hash
+        || !snapshot_ok
+    {
+        Some(AuditProblem::Altered(seq))
+    } else {
+        None
+    };
+    Ok((seq, hash, problem))
+}
+
+/// What a checkpoint says is wrong with a sound chain of `checked` events: it ends before the
+/// checkpoint's event, or (an empty chain's checkpoint being the genesis hash at 0) it was
+/// rewritten from the start.
+fn checkpoint_problem(c: &Checkpoint, checked: i64) -> Option<AuditProblem> {
+    if c.seq > checked {
+        Some(AuditProblem::Truncated { checkpoint: c.seq, head: checked })
+    } else if c.seq == 0 && c.hash != GENESIS {
+        Some(AuditProblem::Rewritten(0))
+    } else {
+        None
     }
-    Ok(Verification { events: checked, records, head: prev, problem: None })
+}
+
+/// Checks a form's records against their events, counting them in `records`: each record row
+/// must be what its events say, and every record its events name must still exist.
+fn verify_records(conn: &Reader, t: &FormTable, records: &mut u64) -> Result<Option<AuditProblem>, StoreError> {
+    // Each record row must be what its events say: the last event gives version, state,
+    // owner, data hash, and who changed it when; the first gives who created it when.
+    let sql = format!(
+        "SELECT r.id, r.data, r.data_hash, r.version, r.state, r.owner, r.updated_by, r.updated_at, r.created_by, r.created_at,
+                l.version, l.body, l.data_hash, l.actor, l.at, f.actor, f.at
+         FROM {} r
+         LEFT JOIN events l ON l.seq = (SELECT max(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
+         LEFT JOIN events f ON f.seq = (SELECT min(seq) FROM events WHERE form = ?1 AND record = r.id AND kind LIKE 'record.%')
+         ORDER BY r.created_at, r.id",
+        t.quoted()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([&t.form]).map_err(from_sqlite)?;
+    while let Some(r) = rows.next().map_err(from_sqlite)? {
+        *records += 1;
+        if let Some(problem) = check_record(t, r)? {
+            return Ok(Some(problem));
+        }
+    }
+    // Records whose events say they exist, but which are gone.
+    let sql = format!(
+        "SELECT DISTINCT e.record FROM events e WHERE e.form = ?1 AND e.kind LIKE 'record.%'
+         AND NOT EXISTS (SELECT 1 FROM {} r WHERE r.id = e.record) LIMIT 1",
+        t.quoted()
+    );
+    let gone: Option<String> = conn.query_optional(&sql, [&t.form], |r| r.get(0))?;
+    Ok(gone.map(|id| AuditProblem::RecordMissing(t.form.clone(), id)))
+}
+
+/// Checks one record row (of `verify_records`' query) against its first and last events.
+fn check_record(t: &FormTable, r: &rusqlite::Row<'_>) -> Result<Option<AuditProblem>, StoreError> {
+    let id: String = r.get(0).map_err(from_sqlite)?;
+    let last_version: Option<i64> = r.get(10).map_err(from_sqlite)?;
+    if last_version.is_none() {
+        return Ok(Some(AuditProblem::RecordUnrecorded(t.form.clone(), id)));
+    }
+    let data: String = r.get(1).map_err(from_sqlite)?;
+    let body: Value = serde_json::from_str(&r.get::<_, String>(11).map_err(from_sqlite)?).unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2).map_err(from_sqlite)?
+        && r.get::<_, Option<String>>(12).map_err(from_sqlite)?.as_deref()
+            == Some(r.get::<_, String>(2).map_err(from_sqlite)?.as_str())
+        && last_version == Some(r.get::<_, i64>(3).map_err(from_sqlite)?)
+        && text(&body["state"]) == r.get::<_, Option<String>>(4).map_err(from_sqlite)?
+        && text(&body["owner"]) == r.get::<_, Option<String>>(5).map_err(from_sqlite)?
+        && r.get::<_, Option<String>>(13).map_err(from_sqlite)? == Some(r.get::<_, String>(6).map_err(from_sqlite)?)
+        && r.get::<_, Option<String>>(14).map_err(from_sqlite)? == Some(r.get::<_, String>(7).map_err(from_sqlite)?)
+        && r.get::<_, Option<String>>(15).map_err(from_sqlite)? == Some(r.get::<_, String>(8).map_err(from_sqlite)?)
+        && r.get::<_, Option<String>>(16).map_err(from_sqlite)? == Some(r.get::<_, String>(9).map_err(from_sqlite)?);
+    Ok((!consistent).then(|| AuditProblem::RecordAltered(t.form.clone(), id)))
 }
 
 /// Each member row must equal what its last `member.*` event recorded.

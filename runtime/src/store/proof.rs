@@ -111,8 +111,33 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
     let all = trail(conn, &run.form, &run.record)?;
     let evs: Vec<&Ev> = all.iter().filter(|e| e.sound && e.body["approval"].as_i64() == Some(run.id)).collect();
     let steps = approvals::steps(conn, run.id)?;
-    let name = |i: i64| steps.iter().find(|s| s.step == i).map(|s| s.step_id.clone()).unwrap_or_else(|| i.to_string());
     let who = format!("approval run {} of {} {}", run.id, run.form, run.record);
+    if let Some(why) = unbacked_decision(conn, run, &evs, &steps, &who)? {
+        return Ok(Some(why));
+    }
+    // Runs from before step events were recorded: only their decisions can be checked.
+    if run.id <= legacy_runs(conn)? {
+        return Ok(None);
+    }
+    Ok(unbacked_start(run, &evs, &steps, &who)
+        .or_else(|| unbacked_step(&evs, &steps, &who))
+        .or_else(|| unbacked_status(run, &evs, &steps, &who)))
+}
+
+/// A step's id by its index, or the index when the run has no such step.
+fn step_name(steps: &[StepRow], i: i64) -> String {
+    steps.iter().find(|s| s.step == i).map(|s| s.step_id.clone()).unwrap_or_else(|| i.to_string())
+}
+
+/// The first decision of the run (`who`) with no event of its member deciding so, at its step,
+/// for its seat and record version.
+fn unbacked_decision(
+    conn: &Reader,
+    run: &ApprovalRow,
+    evs: &[&Ev],
+    steps: &[StepRow],
+    who: &str,
+) -> Result<Option<String>, StoreError> {
     for d in approvals::decisions(conn, run.id)? {
         let kind = if d.decision == "approve" { "approval.approved" } else { "approval.rejected" };
         let step = steps.iter().find(|s| s.step == d.step);
@@ -128,15 +153,18 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
                 "the {} decision of `{}` on step `{}` in {who} has no audit event",
                 d.decision,
                 d.member,
-                name(d.step)
+                step_name(steps, d.step)
             )));
         }
     }
-    if run.id <= legacy_runs(conn)? {
-        return Ok(None);
-    }
+    Ok(None)
+}
+
+/// Unless the run's `approval.started` event records its version, chain and steps (numbered
+/// from 0 without gaps), why not.
+fn unbacked_start(run: &ApprovalRow, evs: &[&Ev], steps: &[StepRow], who: &str) -> Option<String> {
     let Some(started) = evs.iter().find(|e| e.kind == "approval.started") else {
-        return Ok(Some(format!("{who} has no `approval.started` event")));
+        return Some(format!("{who} has no `approval.started` event"));
     };
     let count = started.body["steps"].as_i64();
     let contiguous = steps.iter().enumerate().all(|(i, s)| s.step == i as i64);
@@ -145,40 +173,53 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
         || count != Some(steps.len() as i64)
         || !contiguous
     {
-        return Ok(Some(format!("{who} is not the run its `approval.started` event recorded")));
+        return Some(format!("{who} is not the run its `approval.started` event recorded"));
     }
-    let of = |s: &StepRow, kind: &str| evs.iter().filter(move |e| e.kind == kind && at_step(e, s)).count();
-    for s in &steps {
-        let opened = evs
-            .iter()
-            .rev()
-            .find(|e| (e.kind == "approval.step_opened" || e.kind == "approval.escalated") && at_step(e, s));
-        let approvers: Option<Vec<String>> =
-            opened.and_then(|e| serde_json::from_value(e.body["approvers"].clone()).ok());
-        let needed = opened.and_then(|e| e.body["needed"].as_i64());
-        let backed = match s.status {
-            StepStatus::Waiting | StepStatus::Cancelled => true,
-            StepStatus::Open => approvers.as_ref() == Some(&s.approvers) && needed == Some(s.needed),
-            StepStatus::Skipped => of(s, "approval.step_skipped") > 0,
-            StepStatus::Rejected => of(s, "approval.rejected") > 0,
-            StepStatus::Approved => {
-                let signature = opened.is_some_and(|e| e.body["signature"] == Value::Bool(true));
-                let mut seats: Vec<&str> = evs
-                    .iter()
-                    .filter(|e| e.kind == "approval.approved" && at_step(e, s))
-                    .filter_map(|e| e.body["on_behalf_of"].as_str().or(Some(e.actor.as_str())))
-                    .collect();
-                seats.sort_unstable();
-                seats.dedup();
-                (signature && evs.iter().any(|e| e.kind == "sign.signed"))
-                    || of(s, "approval.override") > 0
-                    || needed.is_some_and(|n| seats.len() as i64 >= n.max(1))
-            }
-        };
-        if !backed {
-            return Ok(Some(format!("step `{}` of {who} is {} but its events do not say so", s.step_id, s.status)));
+    None
+}
+
+/// The first step whose status its events do not say, in words.
+fn unbacked_step(evs: &[&Ev], steps: &[StepRow], who: &str) -> Option<String> {
+    steps
+        .iter()
+        .find(|s| !step_backed(evs, s))
+        .map(|s| format!("step `{}` of {who} is {} but its events do not say so", s.step_id, s.status))
+}
+
+/// Whether the events say what the step's status says: opened with its approvers and count
+/// (open), skipped, rejected, or approved (signed, overridden, or by enough seats).
+fn step_backed(evs: &[&Ev], s: &StepRow) -> bool {
+    let of = |kind: &str| evs.iter().filter(|e| e.kind == kind && at_step(e, s)).count();
+    let opened = evs
+        .iter()
+        .rev()
+        .find(|e| (e.kind == "approval.step_opened" || e.kind == "approval.escalated") && at_step(e, s));
+    let approvers: Option<Vec<String>> = opened.and_then(|e| serde_json::from_value(e.body["approvers"].clone()).ok());
+    let needed = opened.and_then(|e| e.body["needed"].as_i64());
+    match s.status {
+        StepStatus::Waiting | StepStatus::Cancelled => true,
+        StepStatus::Open => approvers.as_ref() == Some(&s.approvers) && needed == Some(s.needed),
+        StepStatus::Skipped => of("approval.step_skipped") > 0,
+        StepStatus::Rejected => of("approval.rejected") > 0,
+        StepStatus::Approved => {
+            let signature = opened.is_some_and(|e| e.body["signature"] == Value::Bool(true));
+            let mut seats: Vec<&str> = evs
+                .iter()
+                .filter(|e| e.kind == "approval.approved" && at_step(e, s))
+                .filter_map(|e| e.body["on_behalf_of"].as_str().or(Some(e.actor.as_str())))
+                .collect();
+            seats.sort_unstable();
+            seats.dedup();
+            (signature && evs.iter().any(|e| e.kind == "sign.signed"))
+                || of("approval.override") > 0
+                || needed.is_some_and(|n| seats.len() as i64 >= n.max(1))
         }
     }
+}
+
+/// Unless the run's status and current step fit its steps (and, once approved or signed, its
+/// `approval.finished` event), why not.
+fn unbacked_status(run: &ApprovalRow, evs: &[&Ev], steps: &[StepRow], who: &str) -> Option<String> {
     let done = |s: &&StepRow| matches!(s.status, StepStatus::Approved | StepStatus::Skipped);
     let consistent = match run.status {
         ApprovalStatus::Pending => {
@@ -193,10 +234,9 @@ pub(crate) fn unbacked_run(conn: &Reader, run: &ApprovalRow) -> Result<Option<St
         }
         ApprovalStatus::Rejected | ApprovalStatus::Recalled | ApprovalStatus::Reset => true,
     };
-    if !consistent {
-        return Ok(Some(format!("{who} is {} at step `{}` but its events do not say so", run.status, name(run.step))));
-    }
-    Ok(None)
+    (!consistent).then(|| {
+        format!("{who} is {} at step `{}` but its events do not say so", run.status, step_name(steps, run.step))
+    })
 }
 
 /// Every run, signing link, task done and channel setting against its events: the first that

@@ -193,37 +193,59 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         fired.outcome = FireOutcome::ClaimedElsewhere;
         return Ok(fired);
     }
-    let settle = |fired: &mut Fired, status: TimerStatus, why: Option<String>| -> Result<(), EngineError> {
+    let firing = Firing { tx, session, timer, at, due };
+    if timer.kind == timers::kind::APPROVAL {
+        firing.approval_timeout(&mut fired)?;
+    } else {
+        firing.automation(&mut fired)?;
+    }
+    Ok(fired)
+}
+
+/// A due timer this transaction has claimed, with what the steps of firing it share.
+struct Firing<'a, 'c> {
+    tx: &'a Tx<'c>,
+    session: &'a Session<'a>,
+    timer: &'a TimerRow,
+    /// "Now", stamped.
+    at: &'a str,
+    /// When the timer was due (its `due`, read; "now" if it cannot be read).
+    due: jiff::Timestamp,
+}
+
+impl Firing<'_, '_> {
+    /// Settles the claimed timer to `status`, keeping why and how late it fired.
+    fn settle(&self, fired: &mut Fired, status: TimerStatus, why: Option<String>) -> Result<(), EngineError> {
         let outcome = json!({"late": fired.late, "due": fired.due, "why": why, "missed": fired.missed});
-        crate::store::timers::set_outcome(tx, timer.id, status, &outcome.to_string())?;
+        crate::store::timers::set_outcome(self.tx, self.timer.id, status, &outcome.to_string())?;
         fired.outcome = FireOutcome::Settled(status);
         fired.why = why;
         Ok(())
-    };
-    // A timer settled without a run (cancelled, or skipped by its late policy) still leaves one
-    // audit event: every change of state is in the trail.
-    let unrun = |fired: &mut Fired, status: TimerStatus, why: String| -> Result<(), EngineError> {
+    }
+
+    /// Settles the timer without a run (cancelled, or skipped by its late policy). It still
+    /// leaves one audit event: every change of state is in the trail.
+    fn unrun(&self, fired: &mut Fired, status: TimerStatus, why: String) -> Result<(), EngineError> {
+        let timer = self.timer;
         let body = json!({"timer": timer.id, "automation": timer.automation, "due": timer.due,
                           "late": fired.late, "status": status, "why": why});
         let kind = if status == TimerStatus::Skipped { "timer.skipped" } else { "timer.cancelled" };
         let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
-            tx,
-            &crate::store::NewEvent::note(at, automations::ACTOR, kind, about, &body.to_string()),
+            self.tx,
+            &crate::store::NewEvent::note(self.at, automations::ACTOR, kind, about, &body.to_string()),
         )?;
-        settle(fired, status, Some(why))
-    };
-    if timer.kind == timers::kind::APPROVAL {
-        // An approval step's timeout: escalate, unless it was decided in time.
+        self.settle(fired, status, Some(why))
+    }
+
+    /// An approval step's timeout: escalate, unless it was decided in time.
+    fn approval_timeout(&self, fired: &mut Fired) -> Result<(), EngineError> {
+        let timer = self.timer;
         let form = timer.form.as_deref().unwrap_or_default();
-        let Some((installed, f)) =
-            session.apps.get(&timer.app).and_then(|a| automations::form_of(a, form).map(|f| (a, f)))
-        else {
-            unrun(&mut fired, TimerStatus::Cancelled, "its app or form no longer exists".into())?;
-            return Ok(fired);
+        let Some(f) = self.session.apps.get(&timer.app).and_then(|a| automations::form_of(a, form)) else {
+            return self.unrun(fired, TimerStatus::Cancelled, "its app or form no longer exists".into());
         };
-        let _ = installed;
-        let w = Writer::new(session, tx, &f, automations::ACTOR);
+        let w = Writer::new(self.session, self.tx, &f, automations::ACTOR);
         let said = match crate::engine::approvals::fire_timeout(&w, timer) {
             Ok(text) | Err(automations::StepError::Failed(text)) => text,
             Err(automations::StepError::Store(e)) => return Err(e.into()),
@@ -231,98 +253,128 @@ fn fire(tx: &Tx<'_>, session: &Session<'_>, timer: &TimerRow, at: &str) -> Resul
         let body = json!({"timer": timer.id, "chain": timer.automation, "due": timer.due, "outcome": said}).to_string();
         let about = timer.form.as_deref().zip(timer.record.as_deref());
         crate::store::audit::append(
-            tx,
-            &crate::store::NewEvent::note(at, automations::ACTOR, "approval.timeout", about, &body),
+            self.tx,
+            &crate::store::NewEvent::note(self.at, automations::ACTOR, "approval.timeout", about, &body),
         )?;
-        settle(&mut fired, TimerStatus::Fired, Some(said))?;
-        return Ok(fired);
+        self.settle(fired, TimerStatus::Fired, Some(said))
     }
-    let Some((installed, index)) = automation(session, timer) else {
-        unrun(&mut fired, TimerStatus::Cancelled, "the automation no longer exists or is disabled".into())?;
-        return Ok(fired);
-    };
-    let auto = &installed.app.def.automations[index];
-    let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
-    let Some(f) = form_id.as_deref().and_then(|id| automations::form_of(installed, id)) else {
-        unrun(&mut fired, TimerStatus::Cancelled, "its form no longer exists".into())?;
-        return Ok(fired);
-    };
-    let w = Writer::new(session, tx, &f, automations::ACTOR);
-    if let Some(id) = &timer.record {
-        if w.current(id)?.is_none() {
-            unrun(&mut fired, TimerStatus::Cancelled, format!("{id} no longer exists"))?;
-            return Ok(fired);
-        }
-    }
-    let timer_info = json!({"id": timer.id, "due": timer.due, "late": late});
-    let late_word = if late { ", late" } else { "" };
-    let status = match timer.kind.as_str() {
-        timers::kind::CRON => {
-            let Trigger::Cron(c) = &auto.when else {
-                unrun(&mut fired, TimerStatus::Cancelled, "the automation is no longer a schedule".into())?;
-                return Ok(fired);
-            };
-            let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
-            let tz = crate::timespec::parse_time_zone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-            let cron = match crate::timespec::parse_cron(&c.schedule) {
-                Ok(cron) => cron,
-                Err(e) => {
-                    unrun(&mut fired, TimerStatus::Cancelled, format!("the schedule cannot be read: {e}"))?;
-                    return Ok(fired);
-                }
-            };
-            // Runs that fell between the due one and now are coalesced into this one.
-            fired.missed = crate::calendar::count_cron(&cron, &tz, due, session.now, 10_000);
-            if let Some(next) = crate::calendar::next_cron(&cron, &tz, session.now) {
-                arm_cron(tx, &installed.app.def, &auto.id, next, at)?;
+
+    /// An automation's timer (cron, record or retry): runs the automation, if it, its form
+    /// and its record still exist, and settles the timer as the run ended.
+    fn automation(&self, fired: &mut Fired) -> Result<(), EngineError> {
+        let (session, timer) = (self.session, self.timer);
+        let Some((installed, index)) = automation(session, timer) else {
+            return self.unrun(fired, TimerStatus::Cancelled, "the automation no longer exists or is disabled".into());
+        };
+        let auto = &installed.app.def.automations[index];
+        let form_id = timer.form.clone().or_else(|| installed.app.def.forms.first().map(|f| f.id.clone()));
+        let Some(f) = form_id.as_deref().and_then(|id| automations::form_of(installed, id)) else {
+            return self.unrun(fired, TimerStatus::Cancelled, "its form no longer exists".into());
+        };
+        let w = Writer::new(session, self.tx, &f, automations::ACTOR);
+        if let Some(id) = &timer.record {
+            if w.current(id)?.is_none() {
+                return self.unrun(fired, TimerStatus::Cancelled, format!("{id} no longer exists"));
             }
-            let missed =
-                if fired.missed > 0 { format!(", {} missed run(s) coalesced", fired.missed) } else { String::new() };
-            let cause = Cause {
-                key: format!("timer/{}", timer.id),
-                trigger: format!("schedule {} due {}{late_word}{missed}", c.schedule, timer.due),
-                timer: Some(json!({"id": timer.id, "due": timer.due, "late": late, "missed": fired.missed})),
-                ..Cause::default()
-            };
-            automations::run_automation(&w, index, None, &cause, 0)?
         }
-        timers::kind::RETRY => {
-            let payload: Value =
-                timer.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
-            let step = payload["step"].as_u64().unwrap_or(0) as usize;
-            let mut cause: Cause = serde_json::from_value(payload["cause"].clone()).unwrap_or_default();
-            cause.trigger = format!("retry {} of step {} ({})", cause.attempt, step + 1, cause.trigger);
-            automations::run_automation(&w, index, timer.record.as_deref(), &cause, step)?
+        let status = match timer.kind.as_str() {
+            timers::kind::CRON => self.cron(&w, installed, index, fired)?,
+            timers::kind::RETRY => Some(self.retry(&w, index)?),
+            _ => self.record_timer(&w, &auto.when, index, fired)?,
+        };
+        // `None`: the timer was settled without a run.
+        let Some(status) = status else {
+            return Ok(());
+        };
+        let why = session.runs.borrow().iter().rev().find(|r| r.automation == auto.id).and_then(|r| r.why.clone());
+        match status {
+            RunStatus::Done => self.settle(fired, TimerStatus::Fired, None),
+            RunStatus::Skipped => self.settle(fired, TimerStatus::Skipped, why),
+            RunStatus::Failed => self.settle(fired, TimerStatus::Failed, why),
         }
-        _ => {
-            let late_policy = match &auto.when {
-                Trigger::Timer(t) => t.late,
-                _ => None,
-            };
-            if late && late_policy == Some(crate::model::LatePolicy::Skip) {
-                let why = format!(
-                    "missed: due {} while closeloop was not running, and the timer says `late: skip`",
-                    timer.due
-                );
-                unrun(&mut fired, TimerStatus::Skipped, why)?;
-                return Ok(fired);
-            }
-            let cause = Cause {
-                key: format!("timer/{}", timer.id),
-                trigger: format!("timer due {}{late_word}", timer.due),
-                timer: Some(timer_info),
-                ..Cause::default()
-            };
-            automations::run_automation(&w, index, timer.record.as_deref(), &cause, 0)?
-        }
-    };
-    let why = session.runs.borrow().iter().rev().find(|r| r.automation == auto.id).and_then(|r| r.why.clone());
-    match status {
-        RunStatus::Done => settle(&mut fired, TimerStatus::Fired, None)?,
-        RunStatus::Skipped => settle(&mut fired, TimerStatus::Skipped, why)?,
-        RunStatus::Failed => settle(&mut fired, TimerStatus::Failed, why)?,
     }
-    Ok(fired)
+
+    /// A schedule's run: arms the next one, and runs once for every run missed since the due
+    /// one (coalesced). `None` when the timer was settled without a run.
+    fn cron(
+        &self,
+        w: &Writer<'_, '_>,
+        installed: &Installed,
+        index: usize,
+        fired: &mut Fired,
+    ) -> Result<Option<RunStatus>, EngineError> {
+        let (session, timer) = (self.session, self.timer);
+        let auto = &installed.app.def.automations[index];
+        let Trigger::Cron(c) = &auto.when else {
+            self.unrun(fired, TimerStatus::Cancelled, "the automation is no longer a schedule".into())?;
+            return Ok(None);
+        };
+        let tz = c.time_zone.as_deref().unwrap_or(installed.app.def.app.time_zone());
+        let tz = crate::timespec::parse_time_zone(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+        let cron = match crate::timespec::parse_cron(&c.schedule) {
+            Ok(cron) => cron,
+            Err(e) => {
+                self.unrun(fired, TimerStatus::Cancelled, format!("the schedule cannot be read: {e}"))?;
+                return Ok(None);
+            }
+        };
+        // Runs that fell between the due one and now are coalesced into this one.
+        fired.missed = crate::calendar::count_cron(&cron, &tz, self.due, session.now, 10_000);
+        if let Some(next) = crate::calendar::next_cron(&cron, &tz, session.now) {
+            arm_cron(self.tx, &installed.app.def, &auto.id, next, self.at)?;
+        }
+        let late_word = if fired.late { ", late" } else { "" };
+        let missed =
+            if fired.missed > 0 { format!(", {} missed run(s) coalesced", fired.missed) } else { String::new() };
+        let cause = Cause {
+            key: format!("timer/{}", timer.id),
+            trigger: format!("schedule {} due {}{late_word}{missed}", c.schedule, timer.due),
+            timer: Some(json!({"id": timer.id, "due": timer.due, "late": fired.late, "missed": fired.missed})),
+            ..Cause::default()
+        };
+        Ok(Some(automations::run_automation(w, index, None, &cause, 0)?))
+    }
+
+    /// A failed step tried again: the run resumes at that step, with its first cause.
+    fn retry(&self, w: &Writer<'_, '_>, index: usize) -> Result<RunStatus, EngineError> {
+        let timer = self.timer;
+        let payload: Value = timer.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+        let step = payload["step"].as_u64().unwrap_or(0) as usize;
+        let mut cause: Cause = serde_json::from_value(payload["cause"].clone()).unwrap_or_default();
+        cause.trigger = format!("retry {} of step {} ({})", cause.attempt, step + 1, cause.trigger);
+        Ok(automations::run_automation(w, index, timer.record.as_deref(), &cause, step)?)
+    }
+
+    /// A record's timer: runs on its record, unless it fired late and says `late: skip`
+    /// (then `None`: it was settled as skipped).
+    fn record_timer(
+        &self,
+        w: &Writer<'_, '_>,
+        when: &Trigger,
+        index: usize,
+        fired: &mut Fired,
+    ) -> Result<Option<RunStatus>, EngineError> {
+        let timer = self.timer;
+        let late = fired.late;
+        let late_policy = match when {
+            Trigger::Timer(t) => t.late,
+            _ => None,
+        };
+        if late && late_policy == Some(crate::model::LatePolicy::Skip) {
+            let why =
+                format!("missed: due {} while closeloop was not running, and the timer says `late: skip`", timer.due);
+            self.unrun(fired, TimerStatus::Skipped, why)?;
+            return Ok(None);
+        }
+        let late_word = if late { ", late" } else { "" };
+        let cause = Cause {
+            key: format!("timer/{}", timer.id),
+            trigger: format!("timer due {}{late_word}", timer.due),
+            timer: Some(json!({"id": timer.id, "due": timer.due, "late": late})),
+            ..Cause::default()
+        };
+        Ok(Some(automations::run_automation(w, index, timer.record.as_deref(), &cause, 0)?))
+    }
 }
 
 fn automation<'a>(session: &Session<'a>, timer: &TimerRow) -> Option<(&'a Installed, usize)> {

@@ -257,207 +257,75 @@ impl Runtime {
     /// may be temporary: its other messages are given back untried, so a dead or slow endpoint
     /// costs one attempt per pass, never holds up the scheduler, and never outlives the lease.
     pub fn deliver(&mut self) -> Result<DeliveryReport, EngineError> {
-        static PASSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         self.refresh()?;
-        let now = self.clock.now();
-        let pass_started = std::time::Instant::now();
-        let at = crate::clock::stamp(now);
-        let lease = crate::clock::stamp(now.checked_add(LEASE).unwrap_or(now));
-        let pass = PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let token = format!("{}-{pass}-{at}", std::process::id());
+        let pass = Pass::begin(self.clock.now());
         let kinds = self.channel_kinds();
         let settings = self.settings()?;
-        let claimed = self.store.write(|tx| outbox::claim_due(tx, &at, &lease, &token, PASS))?;
-        let mut report = DeliveryReport { now: at.clone(), ..DeliveryReport::default() };
-        let mut groups: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
-        let mut waiting = Vec::new();
-        let mut doomed: Vec<(OutboxRow, String)> = Vec::new();
-        for m in claimed {
-            let Some(kind) = kinds.get(&m.channel).copied() else {
-                doomed.push((m, "no installed app declares this channel any more".into()));
-                continue;
-            };
-            let own = settings.get(&m.channel).cloned().unwrap_or_default();
-            let missing: Vec<&str> =
-                transport::required(kind).iter().copied().filter(|r| !own.contains_key(*r)).collect();
-            if !missing.is_empty() {
-                let why = format!("{}: its settings need {}", m.channel, missing.join(", "));
-                if !report.unconfigured.contains(&why) {
-                    report.unconfigured.push(why);
-                }
-                waiting.push(m.id);
-                continue;
+        let claimed = self.store.write(|tx| outbox::claim_due(tx, &pass.at, &pass.lease, &pass.token, PASS))?;
+        let mut report = DeliveryReport { now: pass.at.clone(), ..DeliveryReport::default() };
+        let sorted = sort_claimed(claimed, &kinds, &settings, &mut report.unconfigured);
+        let started = self.open_attempts(&sorted, &pass)?;
+        report.deliveries.extend(sorted.doomed.iter().map(|(m, why)| doomed_delivery(m, why)));
+        self.send_all(&sorted.groups, &kinds, &settings, &pass, &started, &mut report.deliveries)?;
+        report.deliveries.sort_by_key(|d| d.id);
+        Ok(report)
+    }
+
+    /// In one transaction: the waiting go back, the doomed become dead letters, and each
+    /// attempt about to be made is on record (and counted) before anything leaves. Returns the
+    /// attempt id of each message to send.
+    fn open_attempts(&mut self, sorted: &Sorted, pass: &Pass) -> Result<BTreeMap<i64, i64>, EngineError> {
+        let later = crate::clock::stamp(pass.now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(pass.now));
+        self.store.write(|tx| {
+            for id in &sorted.waiting {
+                outbox::release(tx, *id, &pass.token, &later)?;
             }
-            if m.attempts >= MAX_ATTEMPTS {
-                // Its earlier attempts were interrupted (a deliverer died each time).
-                let why = format!("{} attempts were interrupted before an answer was recorded", m.attempts);
-                doomed.push((m, why));
-                continue;
-            }
-            groups.entry(m.channel.clone()).or_default().push(m);
-        }
-        // One transaction: the waiting go back, the doomed become dead letters, and each
-        // attempt about to be made is on record (and counted) before anything leaves.
-        let later = crate::clock::stamp(now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(now));
-        let started: BTreeMap<i64, i64> = self.store.write(|tx| {
-            for id in &waiting {
-                outbox::release(tx, *id, &token, &later)?;
-            }
-            for (m, why) in &doomed {
-                if outbox::settle(tx, m.id, &token, OutboxStatus::Dead, None, Some(why))? {
-                    dead_letter(tx, m, &at, why)?;
+            for (m, why) in &sorted.doomed {
+                if outbox::settle(tx, m.id, &pass.token, OutboxStatus::Dead, None, Some(why))? {
+                    dead_letter(tx, m, &pass.at, why)?;
                 }
             }
             let mut ids = BTreeMap::new();
-            for m in groups.values().flatten() {
-                ids.insert(m.id, outbox::attempt_started(tx, m.id, &at)?);
+            for m in sorted.groups.values().flatten() {
+                ids.insert(m.id, outbox::attempt_started(tx, m.id, &pass.at)?);
             }
             Ok::<_, EngineError>(ids)
-        })?;
-        for (m, why) in &doomed {
-            report.deliveries.push(Delivery {
-                id: m.id,
-                channel: m.channel.clone(),
-                to: m.recipient.clone(),
-                key: m.key.clone(),
-                outcome: DeliveryOutcome::Dead,
-                status: None,
-                error: Some(why.clone()),
-                next_at: None,
-                attempts: m.attempts,
-            });
-        }
-        /// What a channel thread did with one message.
-        enum Done {
-            Tried {
-                at: String,
-                millis: i64,
-                result: Result<String, Failure>,
-            },
-            /// Not tried in this pass; due again at the time given.
-            Held(String),
-        }
+        })
+    }
+
+    /// Sends each channel's messages on a thread of its own and records each attempt, in this
+    /// thread, as it ends, adding what became of each message to `deliveries`.
+    fn send_all(
+        &mut self,
+        groups: &BTreeMap<String, Vec<OutboxRow>>,
+        kinds: &BTreeMap<String, ChannelKind>,
+        settings: &BTreeMap<String, Settings>,
+        pass: &Pass,
+        started: &BTreeMap<i64, i64>,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<(), EngineError> {
         let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, Done)>();
         let store = &mut self.store;
         let sends = self.transport.as_ref();
         std::thread::scope(|scope| -> Result<(), EngineError> {
-            for (channel, messages) in &groups {
+            for (channel, messages) in groups {
                 let (Some(kind), own) =
                     (kinds.get(channel).copied(), settings.get(channel).cloned().unwrap_or_default())
                 else {
                     continue;
                 };
                 let sender = sender.clone();
-                scope.spawn(move || {
-                    let mut hold: Option<String> = None;
-                    for m in messages {
-                        if hold.is_none() && pass_started.elapsed() > CHANNEL_BUDGET {
-                            hold = Some(crate::clock::stamp(now));
-                        }
-                        if let Some(until) = &hold {
-                            if sender.send((m.clone(), Done::Held(until.clone()))).is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        let started = std::time::Instant::now();
-                        let outgoing = Outgoing {
-                            id: m.id,
-                            key: &m.key,
-                            channel: &m.channel,
-                            to: &m.recipient,
-                            address: m.address.as_deref(),
-                            subject: m.subject.as_deref(),
-                            body: &m.body,
-                            form: m.form.as_deref(),
-                            record: m.record.as_deref(),
-                        };
-                        // The time of this send, for signatures and mail dates.
-                        let elapsed = jiff::SignedDuration::try_from(pass_started.elapsed()).unwrap_or_default();
-                        let sent_at = now.checked_add(elapsed).unwrap_or(now);
-                        let result = sends.send(kind, &own, &outgoing, sent_at);
-                        if matches!(&result, Err(f) if !f.permanent) {
-                            // The endpoint is down or slow: the rest of this channel waits.
-                            let retry = now.checked_add(BACKOFF_BASE).unwrap_or(now);
-                            hold = Some(crate::clock::stamp(retry));
-                        }
-                        let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-                        let done = Done::Tried { at: crate::clock::stamp(sent_at), millis, result };
-                        if sender.send((m.clone(), done)).is_err() {
-                            return;
-                        }
-                    }
-                });
+                scope.spawn(move || send_channel(messages, kind, &own, sends, &sender, pass));
             }
             drop(sender);
             // Each attempt is recorded as it ends, whatever the other channels are doing.
             for (m, done) in results {
                 let attempt = started.get(&m.id).copied();
-                let delivery = store.write(|tx| {
-                    let (attempt_at, millis, result) = match &done {
-                        Done::Held(until) => {
-                            if let Some(a) = attempt {
-                                outbox::attempt_unstarted(tx, a, m.id)?;
-                            }
-                            outbox::release(tx, m.id, &token, until)?;
-                            return Ok::<_, EngineError>(None);
-                        }
-                        Done::Tried { at, millis, result } => (at, *millis, result),
-                    };
-                    let (ok, status, error) = match result {
-                        Ok(status) => (true, Some(status.clone()), None),
-                        Err(f) => (false, f.status.clone(), Some(f.error.clone())),
-                    };
-                    let tries = m.attempts + 1;
-                    // A retry waits as `pending` until `next_at`.
-                    let (outcome, status_after, next_at) = match result {
-                        Ok(_) => (DeliveryOutcome::Sent, OutboxStatus::Sent, None),
-                        Err(f) if f.permanent || tries >= MAX_ATTEMPTS => {
-                            (DeliveryOutcome::Dead, OutboxStatus::Dead, None)
-                        }
-                        Err(_) => {
-                            let next = now.checked_add(backoff(&m.key, tries)).unwrap_or(now);
-                            (DeliveryOutcome::Retry, OutboxStatus::Pending, Some(crate::clock::stamp(next)))
-                        }
-                    };
-                    let held = outbox::settle(tx, m.id, &token, status_after, next_at.as_deref(), error.as_deref())?;
-                    let (outcome, error) = if held {
-                        (outcome, error)
-                    } else {
-                        // The lease ran out and another deliverer took the message over: its
-                        // verdict stands; this answer is only kept in the attempt.
-                        (
-                            DeliveryOutcome::Lost,
-                            Some(format!(
-                                "{}; lease lost, the answer was not applied",
-                                error.as_deref().unwrap_or("sent")
-                            )),
-                        )
-                    };
-                    if let Some(a) = attempt {
-                        outbox::attempt_finished(tx, a, ok, status.as_deref(), error.as_deref(), millis)?;
-                    }
-                    if held && outcome == DeliveryOutcome::Dead {
-                        dead_letter(tx, &m, attempt_at, error.as_deref().unwrap_or("failed"))?;
-                    }
-                    Ok(Some(Delivery {
-                        id: m.id,
-                        channel: m.channel.clone(),
-                        to: m.recipient.clone(),
-                        key: m.key.clone(),
-                        outcome,
-                        status,
-                        error,
-                        next_at,
-                        attempts: tries,
-                    }))
-                })?;
-                report.deliveries.extend(delivery);
+                let delivery = store.write(|tx| record_attempt(tx, &m, &done, attempt, pass))?;
+                deliveries.extend(delivery);
             }
             Ok(())
-        })?;
-        report.deliveries.sort_by_key(|d| d.id);
-        Ok(report)
+        })
     }
 
     /// Puts a dead letter back in line, to be sent at the next pass.
@@ -518,4 +386,231 @@ fn dead_letter(tx: &crate::store::Tx<'_>, m: &OutboxRow, at: &str, why: &str) ->
     let about = m.form.as_deref().zip(m.record.as_deref());
     crate::store::audit::append(tx, &crate::store::NewEvent::note(at, "system", "outbox.dead", about, &body))?;
     Ok(())
+}
+
+/// The fixed facts of one delivery pass, shared by its channel threads and its recording.
+struct Pass {
+    /// "Now", as the pass saw it.
+    now: jiff::Timestamp,
+    /// When the pass began, for the channels' budget.
+    started: std::time::Instant,
+    /// `now`, stamped.
+    at: String,
+    /// Until when the pass holds the messages it claims.
+    lease: String,
+    /// The pass's lease token: tells its claims from another deliverer's.
+    token: String,
+}
+
+impl Pass {
+    /// A new pass at `now`, with a token no other pass (of this or another process) shares.
+    fn begin(now: jiff::Timestamp) -> Pass {
+        static PASSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let started = std::time::Instant::now();
+        let at = crate::clock::stamp(now);
+        let lease = crate::clock::stamp(now.checked_add(LEASE).unwrap_or(now));
+        let pass = PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{pass}-{at}", std::process::id());
+        Pass { now, started, at, lease, token }
+    }
+}
+
+/// The messages a pass claimed, sorted by what it does with them.
+#[derive(Default)]
+struct Sorted {
+    /// Messages to send, by channel.
+    groups: BTreeMap<String, Vec<OutboxRow>>,
+    /// Messages of channels still lacking settings: given back untried.
+    waiting: Vec<i64>,
+    /// Messages that can never be sent, and why: they become dead letters.
+    doomed: Vec<(OutboxRow, String)>,
+}
+
+/// Sorts the claimed messages: those of channels no app declares any more, or already tried
+/// too often, are doomed; those of unconfigured channels wait (and why goes to
+/// `unconfigured`, once per channel); the rest are grouped by channel to be sent.
+fn sort_claimed(
+    claimed: Vec<OutboxRow>,
+    kinds: &BTreeMap<String, ChannelKind>,
+    settings: &BTreeMap<String, Settings>,
+    unconfigured: &mut Vec<String>,
+) -> Sorted {
+    let mut sorted = Sorted::default();
+    for m in claimed {
+        let Some(kind) = kinds.get(&m.channel).copied() else {
+            sorted.doomed.push((m, "no installed app declares this channel any more".into()));
+            continue;
+        };
+        let own = settings.get(&m.channel).cloned().unwrap_or_default();
+        let missing: Vec<&str> = transport::required(kind).iter().copied().filter(|r| !own.contains_key(*r)).collect();
+        if !missing.is_empty() {
+            let why = format!("{}: its settings need {}", m.channel, missing.join(", "));
+            if !unconfigured.contains(&why) {
+                unconfigured.push(why);
+            }
+            sorted.waiting.push(m.id);
+            continue;
+        }
+        if m.attempts >= MAX_ATTEMPTS {
+            // Its earlier attempts were interrupted (a deliverer died each time).
+            let why = format!("{} attempts were interrupted before an answer was recorded", m.attempts);
+            sorted.doomed.push((m, why));
+            continue;
+        }
+        sorted.groups.entry(m.channel.clone()).or_default().push(m);
+    }
+    sorted
+}
+
+/// How the report shows a message that became a dead letter without being tried.
+fn doomed_delivery(m: &OutboxRow, why: &str) -> Delivery {
+    Delivery {
+        id: m.id,
+        channel: m.channel.clone(),
+        to: m.recipient.clone(),
+        key: m.key.clone(),
+        outcome: DeliveryOutcome::Dead,
+        status: None,
+        error: Some(why.to_string()),
+        next_at: None,
+        attempts: m.attempts,
+    }
+}
+
+/// What a channel thread did with one message.
+enum Done {
+    Tried {
+        at: String,
+        millis: i64,
+        result: Result<String, Failure>,
+    },
+    /// Not tried in this pass; due again at the time given.
+    Held(String),
+}
+
+/// A channel thread's body: sends the channel's messages in turn, until the channel's budget
+/// is spent or a failure that may be temporary, and hands back the rest as held. Stops when
+/// the recording side has gone.
+fn send_channel(
+    messages: &[OutboxRow],
+    kind: ChannelKind,
+    own: &Settings,
+    sends: &dyn transport::Transport,
+    sender: &std::sync::mpsc::Sender<(OutboxRow, Done)>,
+    pass: &Pass,
+) {
+    let now = pass.now;
+    let mut hold: Option<String> = None;
+    for m in messages {
+        if hold.is_none() && pass.started.elapsed() > CHANNEL_BUDGET {
+            hold = Some(crate::clock::stamp(now));
+        }
+        if let Some(until) = &hold {
+            if sender.send((m.clone(), Done::Held(until.clone()))).is_err() {
+                return;
+            }
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outgoing = Outgoing {
+            id: m.id,
+            key: &m.key,
+            channel: &m.channel,
+            to: &m.recipient,
+            address: m.address.as_deref(),
+            subject: m.subject.as_deref(),
+            body: &m.body,
+            form: m.form.as_deref(),
+            record: m.record.as_deref(),
+        };
+        // The time of this send, for signatures and mail dates.
+        let elapsed = jiff::SignedDuration::try_from(pass.started.elapsed()).unwrap_or_default();
+        let sent_at = now.checked_add(elapsed).unwrap_or(now);
+        let result = sends.send(kind, own, &outgoing, sent_at);
+        if matches!(&result, Err(f) if !f.permanent) {
+            // The endpoint is down or slow: the rest of this channel waits.
+            let retry = now.checked_add(BACKOFF_BASE).unwrap_or(now);
+            hold = Some(crate::clock::stamp(retry));
+        }
+        let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let done = Done::Tried { at: crate::clock::stamp(sent_at), millis, result };
+        if sender.send((m.clone(), done)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Records what a channel thread did with message `m` (its attempt `attempt`): a held message
+/// goes back untried; a tried one is settled as sent, retried later or dead, unless its lease
+/// ran out meanwhile. Returns how the report shows it (nothing for a held message).
+fn record_attempt(
+    tx: &crate::store::Tx<'_>,
+    m: &OutboxRow,
+    done: &Done,
+    attempt: Option<i64>,
+    pass: &Pass,
+) -> Result<Option<Delivery>, EngineError> {
+    let (attempt_at, millis, result) = match done {
+        Done::Held(until) => {
+            if let Some(a) = attempt {
+                outbox::attempt_unstarted(tx, a, m.id)?;
+            }
+            outbox::release(tx, m.id, &pass.token, until)?;
+            return Ok(None);
+        }
+        Done::Tried { at, millis, result } => (at, *millis, result),
+    };
+    let (ok, status, error) = match result {
+        Ok(status) => (true, Some(status.clone()), None),
+        Err(f) => (false, f.status.clone(), Some(f.error.clone())),
+    };
+    let tries = m.attempts + 1;
+    let (outcome, status_after, next_at) = verdict(result, &m.key, tries, pass.now);
+    let held = outbox::settle(tx, m.id, &pass.token, status_after, next_at.as_deref(), error.as_deref())?;
+    let (outcome, error) = if held {
+        (outcome, error)
+    } else {
+        // The lease ran out and another deliverer took the message over: its
+        // verdict stands; this answer is only kept in the attempt.
+        (
+            DeliveryOutcome::Lost,
+            Some(format!("{}; lease lost, the answer was not applied", error.as_deref().unwrap_or("sent"))),
+        )
+    };
+    if let Some(a) = attempt {
+        outbox::attempt_finished(tx, a, ok, status.as_deref(), error.as_deref(), millis)?;
+    }
+    if held && outcome == DeliveryOutcome::Dead {
+        dead_letter(tx, m, attempt_at, error.as_deref().unwrap_or("failed"))?;
+    }
+    Ok(Some(Delivery {
+        id: m.id,
+        channel: m.channel.clone(),
+        to: m.recipient.clone(),
+        key: m.key.clone(),
+        outcome,
+        status,
+        error,
+        next_at,
+        attempts: tries,
+    }))
+}
+
+/// What attempt number `tries` of the message keyed `key` leads to: sent; dead when the
+/// failure is permanent or the attempts are used up; else a retry, waiting as `pending` until
+/// the returned time.
+fn verdict(
+    result: &Result<String, Failure>,
+    key: &str,
+    tries: i64,
+    now: jiff::Timestamp,
+) -> (DeliveryOutcome, OutboxStatus, Option<String>) {
+    match result {
+        Ok(_) => (DeliveryOutcome::Sent, OutboxStatus::Sent, None),
+        Err(f) if f.permanent || tries >= MAX_ATTEMPTS => (DeliveryOutcome::Dead, OutboxStatus::Dead, None),
+        Err(_) => {
+            let next = now.checked_add(backoff(key, tries)).unwrap_or(now);
+            (DeliveryOutcome::Retry, OutboxStatus::Pending, Some(crate::clock::stamp(next)))
+        }
+    }
 }

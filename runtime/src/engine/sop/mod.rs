@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use crate::calendar::Anchor;
 use crate::engine::automations::{self, Cause, Steps};
 use crate::engine::write::Writer;
-use crate::engine::{EngineError, Runtime};
-use crate::model::Evidence as Needed;
-use crate::store::{audit, records, tasks, NewEvent, TaskRow, TaskStatus};
+use crate::engine::{EngineError, FormRef, Installed, Runtime};
+use crate::model::{Evidence as Needed, SopTask};
+use crate::store::{audit, records, tasks, MemberRow, NewEvent, TaskRow, TaskStatus, Tx};
+use std::collections::BTreeMap;
 
 /// A task as people see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,103 +134,16 @@ impl Runtime {
         crate::engine::records::actor_roles(self.store.reader(), actor)?;
         let (runs, at) = self.write(|session, tx| {
             let (apps, at) = (session.apps, session.at.clone());
-            let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
-            if task.status != TaskStatus::Open {
-                return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
-            }
-            // The assignee does it (or their manager). A task nobody in the team holds (the
-            // rule found nobody, or it names the customer) falls to the record's owner.
-            let member = match &task.assignee {
-                Some(a) => crate::store::members::get(tx, a)?,
-                None => None,
-            };
-            let responsible = match member {
-                Some(m) => Some(m),
-                None => {
-                    let owner = apps
-                        .get(&task.app)
-                        .and_then(|a| automations::form_of(a, &task.form))
-                        .map(|f| records::get(tx, f.table(), &task.record))
-                        .transpose()?
-                        .flatten()
-                        .and_then(|r| r.owner);
-                    match owner {
-                        Some(o) => crate::store::members::get(tx, &o)?,
-                        None => None,
-                    }
-                }
-            };
-            let allowed = responsible.as_ref().is_some_and(|m| m.id == actor || m.manager.as_deref() == Some(actor));
-            if !allowed {
-                let who = responsible.map(|m| m.id).unwrap_or_else(|| "nobody".into());
-                return Err(EngineError::Refused(format!(
-                    "task {id} is {who}'s; only {who} (or their manager) may complete it"
-                )));
-            }
-            let installed = apps
-                .get(&task.app)
-                .ok_or_else(|| EngineError::Input(format!("the app {} is not installed", task.app)))?;
-            let f = automations::form_of(installed, &task.form)
-                .ok_or_else(|| EngineError::Input(format!("the form {} is gone", task.form)))?;
-            let (si, sop) = installed
-                .app
-                .def
-                .sops
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.id == task.sop)
-                .ok_or_else(|| EngineError::Input(format!("the SOP {} is gone", task.sop)))?;
-            let (ti, def) = sop
-                .tasks
-                .iter()
-                .enumerate()
-                .find(|(_, t)| t.id == task.task)
-                .ok_or_else(|| EngineError::Input(format!("the SOP task {}.{} is gone", task.sop, task.task)))?;
-            let mut missing = Vec::new();
-            let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-            for need in &def.evidence {
-                match need {
-                    Needed::Summary if !given(&evidence.summary) => {
-                        missing.push("a summary of what happened (evidence `summary`)".to_string())
-                    }
-                    Needed::Attachment if !given(&evidence.attachment) => {
-                        missing.push("an attachment (evidence `attachment`)".to_string())
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(path) = evidence.attachment.as_deref().filter(|p| !p.trim().is_empty()) {
-                if !std::path::Path::new(path).is_file() {
-                    missing.push(format!("the attachment `{path}` is not a file that exists"));
-                }
-            }
-            if !missing.is_empty() {
-                return Err(EngineError::Refused(format!(
-                    "task {id} ({}) needs {}; nothing was written",
-                    task.title,
-                    missing.join(" and ")
-                )));
-            }
-            let text = serde_json::to_string(&evidence).map_err(crate::store::StoreError::from)?;
-            tasks::close(tx, id, TaskStatus::Done, &at, actor, Some(&text))?;
-            let done = TaskRow { status: TaskStatus::Done, done_at: Some(at.clone()), ..task.clone() };
-            let body = json!({"task": id, "sop": task.sop, "step": task.task, "title": task.title,
-                              "evidence": evidence, "late": late(&done)});
-            audit::append(
-                tx,
-                &NewEvent::note(
-                    &at,
-                    actor,
-                    "task.done",
-                    Some((task.form.as_str(), task.record.as_str())),
-                    &body.to_string(),
-                ),
-            )?;
-            let w = Writer::new(session, tx, &f, actor);
+            let task = open_task(tx, id)?;
+            may_complete(tx, apps, &task, actor)?;
+            let found = task_def(apps, &task)?;
+            check_evidence(&task, &found.def.evidence, &evidence)?;
+            record_done(tx, &task, actor, &evidence, &at)?;
+            let w = Writer::new(session, tx, &found.f, actor);
             let steps = Steps {
                 name: format!("{}.{}", task.sop, task.task),
-                list: &def.on_complete,
-                pointer: format!("/sops/{si}/tasks/{ti}/on_complete"),
+                list: &found.def.on_complete,
+                pointer: format!("/sops/{}/tasks/{}/on_complete", found.si, found.ti),
                 automation: None,
             };
             if !steps.list.is_empty() {
@@ -241,6 +155,143 @@ impl Runtime {
         let row = tasks::get(self.store.reader(), id)?.ok_or_else(|| EngineError::Input(format!("no task {id}")))?;
         Ok(Completed { task: self.task_view(row, &at), runs })
     }
+}
+
+/// Task `id`, if it exists and is still open.
+fn open_task(tx: &Tx<'_>, id: i64) -> Result<TaskRow, EngineError> {
+    let task = tasks::get(tx, id)?.ok_or_else(|| EngineError::Input(format!("there is no task {id}")))?;
+    if task.status != TaskStatus::Open {
+        return Err(EngineError::Refused(format!("task {id} is already {}", task.status)));
+    }
+    Ok(task)
+}
+
+/// Who answers for a task: its assignee, when a member. A task nobody in the team holds (the
+/// rule found nobody, or it names the customer) falls to the record's owner.
+fn responsible(
+    tx: &Tx<'_>,
+    apps: &BTreeMap<String, Installed>,
+    task: &TaskRow,
+) -> Result<Option<MemberRow>, EngineError> {
+    let member = match &task.assignee {
+        Some(a) => crate::store::members::get(tx, a)?,
+        None => None,
+    };
+    if member.is_some() {
+        return Ok(member);
+    }
+    let owner = apps
+        .get(&task.app)
+        .and_then(|a| automations::form_of(a, &task.form))
+        .map(|f| records::get(tx, f.table(), &task.record))
+        .transpose()?
+        .flatten()
+        .and_then(|r| r.owner);
+    Ok(match owner {
+        Some(o) => crate::store::members::get(tx, &o)?,
+        None => None,
+    })
+}
+
+/// Refuses `actor` unless they answer for the task, or manage who does.
+fn may_complete(
+    tx: &Tx<'_>,
+    apps: &BTreeMap<String, Installed>,
+    task: &TaskRow,
+    actor: &str,
+) -> Result<(), EngineError> {
+    let responsible = responsible(tx, apps, task)?;
+    let allowed = responsible.as_ref().is_some_and(|m| m.id == actor || m.manager.as_deref() == Some(actor));
+    if !allowed {
+        let id = task.id;
+        let who = responsible.map(|m| m.id).unwrap_or_else(|| "nobody".into());
+        return Err(EngineError::Refused(format!(
+            "task {id} is {who}'s; only {who} (or their manager) may complete it"
+        )));
+    }
+    Ok(())
+}
+
+/// Where a task's definition is: its record's form, and the SOP task (with the indexes that
+/// point at it in the app).
+struct TaskDef<'a> {
+    f: FormRef<'a>,
+    /// The SOP's index in the app.
+    si: usize,
+    /// The task's index in the SOP.
+    ti: usize,
+    def: &'a SopTask,
+}
+
+/// Finds the definition of a task in the installed apps.
+fn task_def<'a>(apps: &'a BTreeMap<String, Installed>, task: &TaskRow) -> Result<TaskDef<'a>, EngineError> {
+    let installed =
+        apps.get(&task.app).ok_or_else(|| EngineError::Input(format!("the app {} is not installed", task.app)))?;
+    let f = automations::form_of(installed, &task.form)
+        .ok_or_else(|| EngineError::Input(format!("the form {} is gone", task.form)))?;
+    let (si, sop) = installed
+        .app
+        .def
+        .sops
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.id == task.sop)
+        .ok_or_else(|| EngineError::Input(format!("the SOP {} is gone", task.sop)))?;
+    let (ti, def) = sop
+        .tasks
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.id == task.task)
+        .ok_or_else(|| EngineError::Input(format!("the SOP task {}.{} is gone", task.sop, task.task)))?;
+    Ok(TaskDef { f, si, ti, def })
+}
+
+/// Refuses the completion, naming all that is missing, unless `evidence` has what the SOP
+/// task `needs` and its attachment (if any) is a file that exists.
+fn check_evidence(task: &TaskRow, needs: &[Needed], evidence: &Evidence) -> Result<(), EngineError> {
+    let mut missing = Vec::new();
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    for need in needs {
+        match need {
+            Needed::Summary if !given(&evidence.summary) => {
+                missing.push("a summary of what happened (evidence `summary`)".to_string())
+            }
+            Needed::Attachment if !given(&evidence.attachment) => {
+                missing.push("an attachment (evidence `attachment`)".to_string())
+            }
+            _ => {}
+        }
+    }
+    if let Some(path) = evidence.attachment.as_deref().filter(|p| !p.trim().is_empty()) {
+        if !std::path::Path::new(path).is_file() {
+            missing.push(format!("the attachment `{path}` is not a file that exists"));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(EngineError::Refused(format!(
+            "task {} ({}) needs {}; nothing was written",
+            task.id,
+            task.title,
+            missing.join(" and ")
+        )));
+    }
+    Ok(())
+}
+
+/// Closes the task as done by `actor` at `at`, with its evidence, and audits it (`task.done`,
+/// saying whether it was late).
+fn record_done(tx: &Tx<'_>, task: &TaskRow, actor: &str, evidence: &Evidence, at: &str) -> Result<(), EngineError> {
+    let id = task.id;
+    let text = serde_json::to_string(evidence).map_err(crate::store::StoreError::from)?;
+    tasks::close(tx, id, TaskStatus::Done, at, actor, Some(&text))?;
+    let done = TaskRow { status: TaskStatus::Done, done_at: Some(at.to_string()), ..task.clone() };
+    let body = json!({"task": id, "sop": task.sop, "step": task.task, "title": task.title,
+                      "evidence": evidence, "late": late(&done)});
+    audit::append(
+        tx,
+        &NewEvent::note(at, actor, "task.done", Some((task.form.as_str(), task.record.as_str())), &body.to_string()),
+    )?;
+    Ok(())
 }
 
 /// The values the tasks of a record show a score script: `title`, `sop`, `task`, `status`,
