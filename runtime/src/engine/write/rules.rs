@@ -99,7 +99,9 @@ impl<'a> Rules<'a> {
             problems.iter().map(|p| p.field.split(['[', '.']).next().unwrap_or_default().to_string()).collect();
         let mut more = Vec::new();
         self.constraints(conn, &data, base, self_id, &mut more);
-        if !self.key_checked {
+        // A change that leaves the key as it was cannot make it clash: no query for it.
+        let key_moved = base.is_none_or(|b| self.f.form.key.iter().any(|k| b.get(k) != data.get(k)));
+        if !self.key_checked && key_moved {
             self.key_unique(conn, &data, self_id, &mut more);
         }
         problems.extend(
@@ -256,7 +258,8 @@ impl<'a> Rules<'a> {
             if changed(&field.id, value) {
                 self.exists(conn, field, value, &field.id, problems);
             }
-            if field.unique == Some(true) {
+            // Like the key: an unchanged value cannot newly clash.
+            if field.unique == Some(true) && changed(&field.id, value) {
                 let clash = records::find_by(conn, self.f.table(), &[(field.id.as_str(), value)]).ok().flatten();
                 if let Some(other) = clash.filter(|o| Some(o.id.as_str()) != self_id) {
                     problems.push(FieldProblem::new(
