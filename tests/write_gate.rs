@@ -122,6 +122,11 @@ fn a_signed_quote_changes_through_no_path() {
     let run = tick.runs.iter().find(|r| r.automation == "poke_signed").expect("the timer ran");
     assert_eq!(run.steps.len(), 1, "the first refused step stops the run: {run:?}");
     assert!(run.steps[0].error.as_deref().unwrap_or_default().contains("can no longer change"), "{run:?}");
+    // A refusal is not retried: no retry can make a signed record writable.
+    assert!(run.why.as_deref().unwrap_or_default().contains("not tried again"), "{run:?}");
+    clock.advance(jiff::SignedDuration::from_hours(4));
+    let later = rt.tick().unwrap();
+    assert!(later.runs.iter().all(|r| r.automation != "poke_signed"), "retried: {:?}", later.runs);
     unchanged(&rt);
     assert!(rt.verify_audit().unwrap().problem.is_none());
 }

@@ -339,6 +339,7 @@ impl Ask<'_> {
         advance(w, self.chain, run, run.step as usize + 1).map_err(|e| match e {
             crate::engine::automations::StepError::Store(e) => EngineError::Store(e),
             crate::engine::automations::StepError::Failed(why) => EngineError::Input(why),
+            crate::engine::automations::StepError::Refused(why) => EngineError::Refused(why),
         })?;
         // When that was the last step to decide, the chain's end hooks run with this decision.
         let d = decided(ApprovalStatus::Approved, &step.step_id, actor, seat.on_behalf_of.as_deref(), self.comment);

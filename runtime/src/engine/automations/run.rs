@@ -93,18 +93,19 @@ pub(crate) fn run_steps(
         // fails the step like any other reason; "busy" aborts the transaction, to be retried.
         let result = crate::store::savepoint(w.tx, || match run_step(w, steps, i, step, record, cause) {
             Ok(done) => Ok(Ok(done)),
-            Err(StepError::Failed(why)) => Ok(Err(why)),
-            Err(StepError::Store(e)) if !e.is_busy() => Ok(Err(format!("the database refused it: {e}"))),
+            Err(StepError::Failed(why)) => Ok(Err((why, true))),
+            Err(StepError::Refused(why)) => Ok(Err((why, false))),
+            Err(StepError::Store(e)) if !e.is_busy() => Ok(Err((format!("the database refused it: {e}"), true))),
             Err(StepError::Store(e)) => Err(e),
         })?;
         match result {
             Ok(outcome) => log.push(StepLog { step: kind.into(), outcome: Some(outcome), error: None }),
-            Err(error) => {
+            Err((error, retry)) => {
                 // What the step did was rolled back: so are the runs it reported and the row
                 // it left in the cache.
                 w.session.forget(runs_before);
-                log.push(StepLog { step: kind.into(), outcome: None, error: Some(error.clone()) });
-                failed = Some((i, error));
+                log.push(StepLog { step: kind.into(), outcome: None, error: Some(error) });
+                failed = Some((i, retry));
                 break;
             }
         }
@@ -116,7 +117,10 @@ pub(crate) fn run_steps(
         Some((i, _)) if w.session.depth.get() > 1 => {
             Some(format!("step {} failed in a run set off by another automation; not tried again", i + 1))
         }
-        Some((i, _)) => {
+        Some((i, false)) => {
+            Some(format!("step {} was refused: the record can no longer change; not tried again", i + 1))
+        }
+        Some((i, true)) => {
             let retry = schedule_retry(w, steps, record, cause, *i)?;
             Some(match retry {
                 Some(due) => format!("step {} failed; it will be tried again at {due}", i + 1),

@@ -19,10 +19,14 @@ pub(crate) type StepResult = Result<String, StepError>;
 /// Why a step did not do its work.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StepError {
-    /// The step failed for a reason of its own (a refusal, invalid data, nothing to act on): it
-    /// is rolled back alone, logged, and tried again later.
+    /// The step failed for a reason of its own (invalid data, nothing to act on): it is rolled
+    /// back alone, logged, and tried again later.
     #[error("{0}")]
     Failed(String),
+    /// The write gate refused the change (the record is final or signed): rolled back alone and
+    /// logged, but not tried again, since no retry can make the record writable.
+    #[error("{0}")]
+    Refused(String),
     /// The database failed: the whole write is abandoned (and retried from `BEGIN` when busy).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -37,6 +41,7 @@ impl From<crate::engine::EngineError> for StepError {
             crate::engine::EngineError::Invalid(problems) => {
                 StepError::Failed(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; "))
             }
+            crate::engine::EngineError::Refused(why) => StepError::Refused(why),
             e => StepError::Failed(e.to_string()),
         }
     }

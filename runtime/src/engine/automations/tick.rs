@@ -247,7 +247,7 @@ impl Firing<'_, '_> {
         };
         let w = Writer::new(self.session, self.tx, &f, automations::ACTOR);
         let said = match crate::engine::approvals::fire_timeout(&w, timer) {
-            Ok(text) | Err(automations::StepError::Failed(text)) => text,
+            Ok(text) | Err(automations::StepError::Failed(text) | automations::StepError::Refused(text)) => text,
             Err(automations::StepError::Store(e)) => return Err(e.into()),
         };
         let body = json!({"timer": timer.id, "chain": timer.automation, "due": timer.due, "outcome": said}).to_string();
