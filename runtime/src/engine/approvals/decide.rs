@@ -251,21 +251,7 @@ impl Ask<'_> {
             return self
                 .refuse(format!("only the submitter ({}) or the owner may recall {}", run.submitter, run.record));
         }
-        for s in approvals::steps(w.tx, run.id)? {
-            if matches!(s.status, StepStatus::Open | StepStatus::Waiting) {
-                approvals::set_step(
-                    w.tx,
-                    run.id,
-                    s.step,
-                    StepStatus::Cancelled,
-                    &s.approvers,
-                    s.needed,
-                    w.at,
-                    None,
-                    Some("recalled"),
-                )?;
-            }
-        }
+        super::cancel_undecided(w, run, &approvals::steps(w.tx, run.id)?, "recalled")?;
         approvals::set_run(w.tx, run.id, ApprovalStatus::Recalled, run.step, Some(w.at))?;
         if let Some(initial) = w.f.form.initial_state() {
             set_state(w, &run.record, &initial.id, self.chain)?;

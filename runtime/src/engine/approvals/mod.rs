@@ -467,6 +467,22 @@ fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChai
     }
 }
 
+/// Cancels a run's steps that are still open or waiting, with a note why; returns their ids.
+pub(super) fn cancel_undecided(
+    w: &Writer<'_, '_>,
+    run: &ApprovalRow,
+    steps: &[crate::store::StepRow],
+    why: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut cancelled = Vec::new();
+    for s in steps.iter().filter(|s| matches!(s.status, StepStatus::Open | StepStatus::Waiting)) {
+        let (approvers, needed) = (&s.approvers, s.needed);
+        approvals::set_step(w.tx, run.id, s.step, StepStatus::Cancelled, approvers, needed, w.at, None, Some(why))?;
+        cancelled.push(s.step_id.clone());
+    }
+    Ok(cancelled)
+}
+
 /// After an edit of a record in approval: a change of its data resets the run (decisions bind
 /// to the version submitted) and tells its approvers.
 pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow) -> Result<(), StoreError> {
@@ -482,26 +498,10 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
     }
     let steps = approvals::steps(w.tx, run.id)?;
     let mut told = Vec::new();
-    let mut cancelled = Vec::new();
-    for s in &steps {
-        if matches!(s.status, StepStatus::Open | StepStatus::Approved) {
-            told.extend(s.approvers.iter().cloned());
-        }
-        if matches!(s.status, StepStatus::Open | StepStatus::Waiting) {
-            cancelled.push(s.step_id.clone());
-            approvals::set_step(
-                w.tx,
-                run.id,
-                s.step,
-                StepStatus::Cancelled,
-                &s.approvers,
-                s.needed,
-                w.at,
-                None,
-                Some("the record changed"),
-            )?;
-        }
+    for s in steps.iter().filter(|s| matches!(s.status, StepStatus::Open | StepStatus::Approved)) {
+        told.extend(s.approvers.iter().cloned());
     }
+    let cancelled = cancel_undecided(w, &run, &steps, "the record changed")?;
     approvals::set_run(w.tx, run.id, ApprovalStatus::Reset, run.step, Some(w.at))?;
     told.sort();
     told.dedup();
