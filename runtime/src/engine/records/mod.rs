@@ -51,10 +51,19 @@ pub(crate) fn find_form<'a>(apps: &'a std::collections::BTreeMap<String, Install
 
 /// The roles of an actor who must be an active member (or a system actor, with none).
 pub(crate) fn actor_roles(conn: &Reader, actor: &str) -> Result<Vec<String>, EngineError> {
+    roles_of(actor, || members::get(conn, actor))
+}
+
+/// The roles of an actor: none for closeloop's own actors (no lookup), else the member `find`
+/// returns, who must exist and be active.
+pub(crate) fn roles_of(
+    actor: &str,
+    find: impl FnOnce() -> Result<Option<crate::store::MemberRow>, crate::store::StoreError>,
+) -> Result<Vec<String>, EngineError> {
     if SYSTEM_ACTORS.contains(&actor) {
         return Ok(Vec::new());
     }
-    match members::get(conn, actor)? {
+    match find()? {
         None => Err(EngineError::UnknownMember(actor.to_string())),
         Some(m) if !m.active => Err(EngineError::InactiveMember(actor.to_string())),
         Some(m) => Ok(m.roles),

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use self::ids::{id_period, render_id};
 use self::rules::{Purpose, Rules};
 use crate::engine::automations::{self, Run};
-use crate::engine::{assign, EngineError, FormRef, Installed, Runtime, SYSTEM_ACTORS};
+use crate::engine::{assign, EngineError, FormRef, Installed, Runtime};
 use crate::model::Action;
 use crate::store::{audit, records, sha256_hex, FormTable, NewEvent, RecordRow, StoreError, Tx};
 
@@ -86,14 +86,7 @@ impl<'a> Session<'a> {
 
     /// The roles of an actor, who must be an active member (system actors hold none).
     pub(crate) fn roles(&self, tx: &Tx<'_>, actor: &str) -> Result<Vec<String>, EngineError> {
-        if SYSTEM_ACTORS.contains(&actor) {
-            return Ok(Vec::new());
-        }
-        match self.assign.borrow_mut().member(tx, actor)? {
-            None => Err(EngineError::UnknownMember(actor.to_string())),
-            Some(m) if !m.active => Err(EngineError::InactiveMember(actor.to_string())),
-            Some(m) => Ok(m.roles),
-        }
+        super::records::roles_of(actor, || self.assign.borrow_mut().member(tx, actor))
     }
 }
 
