@@ -116,7 +116,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
     let Some((_, chain)) = chain_of(def, chain_id) else {
         return Err(StepError::Failed(format!("there is no approval chain `{chain_id}`")));
     };
-    let Some(row) = automations::current(w, record)? else {
+    let Some(row) = w.current(record)? else {
         return Err(StepError::Failed(format!("{record} is gone")));
     };
     let run = ApprovalRow {
@@ -149,7 +149,7 @@ pub(crate) fn start(w: &Writer<'_, '_>, chain_id: &str, record: &str) -> Result<
 /// Opens the first step from `from` that is not skipped; finishes the run when none is left.
 fn advance(w: &Writer<'_, '_>, chain: &ApprovalChain, run: &ApprovalRow, from: usize) -> Result<String, StepError> {
     let lang = w.f.lang();
-    let Some(row) = automations::current(w, &run.record)? else {
+    let Some(row) = w.current(&run.record)? else {
         return Err(StepError::Failed(format!("{} is gone", run.record)));
     };
     let mut said = Vec::new();
@@ -452,7 +452,7 @@ fn set_state(w: &Writer<'_, '_>, record: &str, state: &str, chain: &ApprovalChai
     if !w.f.form.states.iter().any(|s| s.id == state) {
         return Ok(());
     }
-    let Some(current) = automations::current(w, record)? else { return Ok(()) };
+    let Some(current) = w.current(record)? else { return Ok(()) };
     if current.state.as_deref() == Some(state) {
         return Ok(());
     }
@@ -538,7 +538,7 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<S
         return Err(StepError::Failed("the chain is gone".into()));
     };
     let Some(def) = chain.steps.get(step as usize) else { return Err(StepError::Failed("the step is gone".into())) };
-    let Some(row) = automations::current(w, &run.record)? else {
+    let Some(row) = w.current(&run.record)? else {
         return Err(StepError::Failed(format!("{} is gone", run.record)));
     };
     let mut added = match &def.escalate_to {

@@ -228,11 +228,6 @@ pub(crate) fn after_write(
     result
 }
 
-/// A record of the writer's form as it stands in this transaction.
-pub(crate) fn current(w: &Writer<'_, '_>, id: &str) -> Result<Option<RecordRow>, StoreError> {
-    w.current(id)
-}
-
 /// A form of the writer's app, by id.
 pub(crate) fn form_of<'a>(app: &'a Installed, id: &str) -> Option<FormRef<'a>> {
     let index = app.app.def.forms.iter().position(|f| f.id == id)?;

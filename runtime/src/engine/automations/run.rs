@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::steps::{run_step, StepError};
 use super::RETRY_DELAYS_MINUTES;
-use super::{current, Cause, Run, RunStatus, StepLog, Steps, ACTOR};
+use super::{Cause, Run, RunStatus, StepLog, Steps, ACTOR};
 use crate::engine::write::rules::Rules;
 use crate::engine::write::Writer;
 use crate::model::{Condition, ConditionKind, Step};
@@ -29,7 +29,7 @@ pub(crate) fn run_automation(
         automation: Some(index),
     };
     if let (Some(c), Some(id)) = (&auto.condition, record) {
-        if let Some(row) = current(w, id)? {
+        if let Some(row) = w.current(id)? {
             let roles = match w.session.roles(w.tx, w.actor) {
                 Ok(roles) => roles,
                 Err(crate::engine::EngineError::Store(e)) => return Err(e),

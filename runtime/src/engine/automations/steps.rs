@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::events::{raise, Unraised};
-use super::{current, Cause, Steps, ACTOR};
+use super::{Cause, Steps, ACTOR};
 use crate::engine::assign;
 use crate::engine::delivery::notify::notify;
 use crate::engine::write::{Edit, Writer};
@@ -95,7 +95,7 @@ fn assign_step(w: &Writer<'_, '_>, rule_id: &str, id: &str) -> StepResult {
     let Some(rule) = def.assignment_rules.iter().find(|r| r.id == rule_id) else {
         return Err(StepError::Failed(format!("there is no assignment rule `{rule_id}`")));
     };
-    let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
+    let Some(current) = w.current(id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
     let field = rule.field.as_deref().or(w.f.form.owner_field()).unwrap_or("owner");
     if let Some(who) = current.data.get(field).and_then(Value::as_str) {
         // Assigned when it was created (and counted in the loads then).
@@ -161,7 +161,7 @@ fn script_step(
         return Err(StepError::Failed(format!("no compiled script at {key}")));
     };
     let current = match record {
-        Some(id) => current(w, id)?,
+        Some(id) => w.current(id)?,
         None => None,
     };
     let mut scope = rhai::Scope::new();
@@ -189,7 +189,7 @@ fn grade_step(w: &Writer<'_, '_>, steps: &Steps<'_>, grade_id: &str, rid: &str) 
         return Err(StepError::Failed(format!("there is no grade `{grade_id}`")));
     };
     let grade = &def.grades[index];
-    let Some(current) = current(w, rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
+    let Some(current) = w.current(rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
     let rules = w.rules(current.state.as_deref(), &[]);
     let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))?;
     let mut patch = Map::new();
@@ -203,7 +203,7 @@ fn grade_step(w: &Writer<'_, '_>, steps: &Steps<'_>, grade_id: &str, rid: &str) 
 /// Changes fields of a record as an automation: the form's rules still apply (types, bounds,
 /// computed fields), read-only fields included.
 pub(crate) fn patch_record(w: &Writer<'_, '_>, id: &str, patch: &Map<String, Value>, by: &str) -> StepResult {
-    let Some(current) = current(w, id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
+    let Some(current) = w.current(id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
     let changed: Vec<String> =
         patch.iter().filter(|(k, v)| current.data.get(*k) != Some(v)).map(|(k, v)| format!("{k} = {v}")).collect();
     let edit = Edit::by_closeloop(patch, ("automation", json!(by)));

@@ -5,7 +5,7 @@ use crate::engine::automations::StepError;
 use serde_json::{Map, Value};
 
 use crate::engine::automations::steps::StepResult;
-use crate::engine::automations::{current, Cause, Steps};
+use crate::engine::automations::{Cause, Steps};
 use crate::engine::write::Writer;
 use crate::engine::FormRef;
 use crate::model::{ChannelKind, Recipient};
@@ -110,7 +110,7 @@ pub(crate) fn notify(
         return Err(StepError::Failed(format!("there is no message `{}`", n.message)));
     };
     let row = match record {
-        Some(id) => current(w, id)?,
+        Some(id) => w.current(id)?,
         None => None,
     };
     let data = row.as_ref().map(|r| r.data.clone()).unwrap_or_default();

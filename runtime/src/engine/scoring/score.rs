@@ -172,7 +172,7 @@ pub(crate) fn score_record(w: &Writer<'_, '_>, score_id: &str, id: &str) -> Resu
     let Some((si, score)) = def.scores.iter().enumerate().find(|(_, s)| s.id == score_id) else {
         return Err(EngineError::Input(format!("there is no score `{score_id}`")));
     };
-    let before = crate::engine::automations::current(w, id)?.ok_or_else(|| not_found(&w.f.form.id, id))?;
+    let before = w.current(id)?.ok_or_else(|| not_found(&w.f.form.id, id))?;
     let tasks = crate::store::tasks::of_record(w.tx, &w.f.form.id, id)?;
     let tasks = crate::engine::sop::for_scripts(&tasks, w.at);
     let scored = evaluate(w.session.scripts, w.f, score, &before.data, Some(id), &tasks)?;

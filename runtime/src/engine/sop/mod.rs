@@ -312,7 +312,7 @@ pub(crate) fn open_sop(w: &Writer<'_, '_>, sop_id: &str, record: &str) -> Result
     let Some(sop) = def.sops.iter().find(|s| s.id == sop_id) else {
         return Err(StepError::Failed(format!("there is no SOP `{sop_id}`")));
     };
-    let Some(row) = crate::engine::automations::current(w, record)? else {
+    let Some(row) = w.current(record)? else {
         return Err(StepError::Failed(format!("{record} is gone")));
     };
     let cal = &w.f.app.calendar;
