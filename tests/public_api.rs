@@ -33,6 +33,11 @@ fn surface(path: &str) -> BTreeSet<String> {
             }
         }
         let line = raw.trim();
+        // An inline module (`pub mod reports {`): its name, then its `pub use` lines as any.
+        if let Some(name) = line.strip_prefix("pub mod ").and_then(|l| l.strip_suffix('{')) {
+            out.insert(format!("{path}: mod {}", name.trim()));
+            continue;
+        }
         if statement.is_empty() && !(line.starts_with("pub mod ") || line.starts_with("pub use ")) {
             continue;
         }

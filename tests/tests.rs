@@ -20,6 +20,7 @@
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 //! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 //! - `public_api`: the crate's public surface, pinned.
+//! - `penetration`: action penetration from the event log of records written through the engine.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -37,6 +38,7 @@ mod http;
 mod independent_schema;
 mod notifications;
 mod outcomes;
+mod penetration;
 mod public_api;
 mod quote_logic;
 mod records;

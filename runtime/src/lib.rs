@@ -119,6 +119,14 @@ pub use engine::{
     Runtime, Scored, Shown, SignLink, Signature, StepLog, StepView, Task, TickReport, Trial, TrialDetail, Version,
     Waiting, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
 };
+/// Action penetration and the article's other figures, computed from the event log: see
+/// [`Runtime::penetration`].
+pub mod reports {
+    pub use crate::engine::{
+        milestone_name, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome, PenetrationReport, Reason,
+        ReportQuery, Tally,
+    };
+}
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};
 pub use schema::{SchemaChecker, SCHEMA_JSON};
 pub use store::{ApprovalStatus, OutboxStatus, StepStatus, TaskStatus, TimerStatus};

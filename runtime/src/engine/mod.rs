@@ -15,6 +15,7 @@ mod host;
 mod install;
 mod people;
 mod records;
+mod reports;
 mod scoring;
 mod sop;
 mod write;
@@ -29,6 +30,10 @@ pub use install::InstallReport;
 pub use people::{assign, Absence};
 pub use records::{
     decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
+};
+pub use reports::{
+    milestone_name, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome, PenetrationReport, Reason,
+    ReportQuery, Tally,
 };
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};

@@ -224,6 +224,7 @@ pub enum Milestone {
 pub enum Dimension {
     Member,
     Region,
+    Team,
     Week,
     Month,
 }

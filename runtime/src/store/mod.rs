@@ -21,6 +21,7 @@ pub(crate) mod boards;
 pub(crate) mod channels;
 pub(crate) mod inbound;
 pub(crate) mod members;
+pub(crate) mod metrics;
 pub(crate) mod outbox;
 pub(crate) mod proof;
 pub(crate) mod records;

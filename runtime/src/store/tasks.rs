@@ -103,6 +103,13 @@ pub(crate) fn of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<T
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
+/// Every task opened on `form`'s records, record by record, oldest first (for reports).
+pub(crate) fn of_form(conn: &Reader, form: &str) -> Result<Vec<TaskRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 ORDER BY record, id"))?;
+    let rows = stmt.query_map(params![form], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+}
+
 /// Tasks, optionally only one member's, only open ones, or only those overdue at `now`.
 pub(crate) fn list(
     conn: &Reader,
