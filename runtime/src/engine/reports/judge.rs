@@ -8,6 +8,7 @@ use super::{milestone_name, Frame, Instance};
 use crate::calendar::{shift, Anchor};
 use crate::model::{Metric, Milestone};
 use crate::timespec::Duration;
+use jiff::tz::TimeZone;
 
 /// What became of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +62,38 @@ pub struct FellOff {
     pub detail: String,
 }
 
+/// An instance judged, before it is counted (and, when asked for, shown as an [`Instance`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Judged {
+    pub record: String,
+    pub start: Timestamp,
+    pub deadline: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub outcome: Outcome,
+    pub fell_off: Option<FellOff>,
+    pub member: Option<String>,
+    pub region: Option<String>,
+    pub team: Option<String>,
+}
+
+impl Judged {
+    /// The instance as reports show it, with times in the app's time zone.
+    pub fn shown(self, tz: &TimeZone) -> Instance {
+        let local = |ts: Timestamp| ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
+        Instance {
+            record: self.record,
+            start: local(self.start),
+            deadline: self.deadline.map(local),
+            end: self.end.map(local),
+            outcome: self.outcome,
+            fell_off: self.fell_off,
+            member: self.member,
+            region: self.region,
+            team: self.team,
+        }
+    }
+}
+
 /// A milestone within one instance's window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reach {
@@ -81,7 +114,7 @@ struct Window<'a> {
 }
 
 /// The instances of `metric` on one record that started in the period, judged.
-pub(super) fn instances(metric: &Metric, line: &Timeline, frame: &Frame<'_>) -> Vec<Instance> {
+pub(super) fn instances(metric: &Metric, line: &Timeline, frame: &Frame<'_>) -> Vec<Judged> {
     let starts: Vec<usize> = line
         .facts
         .iter()
@@ -122,7 +155,7 @@ fn is_start(m: &Milestone, f: &Fact, before: Option<&Fact>) -> bool {
     }
 }
 
-fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Duration>, frame: &Frame<'_>) -> Instance {
+fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Duration>, frame: &Frame<'_>) -> Judged {
     let start = &w.facts[0];
     let end = reach(&metric.end, w);
     let steps: Vec<(String, Reach)> = metric.path.iter().map(|m| (milestone_name(m), reach(m, w))).collect();
@@ -158,15 +191,14 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
         },
     };
     let member = line.owner_at(decided).map(str::to_string);
-    let row = member.as_deref().and_then(|m| frame.members.iter().find(|r| r.id == m));
+    let row = member.as_deref().and_then(|m| frame.members.get(m));
     let region = row.and_then(|r| r.region.clone()).or_else(|| line.region_at(decided).map(str::to_string));
-    let local = |ts: Timestamp| ts.to_zoned(frame.tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string();
-    Instance {
+    Judged {
         record: line.record.clone(),
-        start: local(start.at),
-        deadline: deadline.map(local),
+        start: start.at,
+        deadline,
         end: match end {
-            Reach::Reached { at, .. } => Some(local(at)),
+            Reach::Reached { at, .. } => Some(at),
             _ => None,
         },
         outcome,

@@ -17,6 +17,8 @@ mod judge;
 mod tally;
 mod timeline;
 
+use std::collections::HashMap;
+
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -186,7 +188,7 @@ pub(crate) struct Frame<'a> {
     pub from: Timestamp,
     pub until: Timestamp,
     pub now: Timestamp,
-    pub members: &'a [MemberRow],
+    pub members: &'a HashMap<&'a str, &'a MemberRow>,
     /// The metric's form's final states: a record that enters one has left the path.
     pub finals: Vec<String>,
 }
@@ -214,7 +216,8 @@ impl Runtime {
                 return Err(EngineError::Input(format!("there is no metric `{wanted}`{hint}")));
             }
         }
-        let members = crate::store::members::list(self.store.reader())?;
+        let directory = crate::store::members::list(self.store.reader())?;
+        let members: HashMap<&str, &MemberRow> = directory.iter().map(|m| (m.id.as_str(), m)).collect();
         let now = self.clock.now();
         let mut out = Vec::new();
         for (app_id, metric) in declared {
@@ -260,7 +263,8 @@ impl Runtime {
             .any(|m| matches!(m, Milestone::Task(_) | Milestone::Tasks(_)));
         let all_tasks = if uses_tasks { tasks::of_form(reader, &metric.form)? } else { Vec::new() };
         let mut tasks = all_tasks.as_slice();
-        let mut judged = Vec::new();
+        let dims = if query.by.is_empty() { metric.breakdown.clone() } else { query.by.clone() };
+        let mut counter = tally::Counter::new(frame, dims, query.instances);
         let mut record: Vec<metrics::LogRow> = Vec::new();
         let mut flush = |rows: &mut Vec<metrics::LogRow>| {
             let Some(first) = rows.first() else { return };
@@ -272,7 +276,9 @@ impl Runtime {
             let n = tasks.iter().take_while(|t| t.record == id).count();
             let line = timeline::Timeline::of(std::mem::take(rows), &tasks[..n]);
             tasks = &tasks[n..];
-            judged.extend(judge::instances(metric, &line, frame));
+            for judged in judge::instances(metric, &line, frame) {
+                counter.add(judged);
+            }
         };
         metrics::each_event(reader, &metric.form, &kinds_for(metric), &mut |row| {
             if record.last().is_some_and(|r| r.record != row.record) {
@@ -282,12 +288,11 @@ impl Runtime {
             Ok(())
         })?;
         flush(&mut record);
-        let dims = if query.by.is_empty() { metric.breakdown.clone() } else { query.by.clone() };
         let mut path: Vec<String> = metric.path.iter().map(milestone_name).collect();
         let end = milestone_name(&metric.end);
         if path.last() != Some(&end) {
             path.push(end);
         }
-        Ok(tally::report(app, metric, path, judged, &dims, frame, query.instances))
+        Ok(counter.report(app, metric, path))
     }
 }

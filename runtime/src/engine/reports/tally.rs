@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
+use jiff::ToSpan;
 use serde::Serialize;
 
-use super::judge::{Outcome, Reason};
+use super::judge::{Judged, Outcome, Reason};
 use super::{Falloff, Frame, Instance, MetricReport};
 use crate::model::{Dimension, Metric};
 
@@ -71,25 +71,20 @@ fn period_key(d: Date, by: Dimension) -> String {
     format!("{:04}-W{:02}", w.year(), w.week())
 }
 
-fn day_of(instance: &Instance, frame: &Frame<'_>) -> Option<Date> {
-    let ts: Timestamp = instance.start.parse().ok()?;
-    Some(ts.to_zoned(frame.tz.clone()).date())
-}
-
-fn key(instance: &Instance, by: Dimension, frame: &Frame<'_>) -> String {
+fn key(j: &Judged, by: Dimension, frame: &Frame<'_>) -> String {
     let text = match by {
-        Dimension::Member => instance.member.clone(),
-        Dimension::Region => instance.region.clone(),
-        Dimension::Team => instance.team.clone(),
-        Dimension::Week | Dimension::Month => day_of(instance, frame).map(|d| period_key(d, by)),
+        Dimension::Member => j.member.clone(),
+        Dimension::Region => j.region.clone(),
+        Dimension::Team => j.team.clone(),
+        Dimension::Week | Dimension::Month => Some(period_key(j.start.to_zoned(frame.tz.clone()).date(), by)),
     };
     text.unwrap_or_else(|| "-".into())
 }
 
-fn groups(instances: &[Instance], by: Dimension, frame: &Frame<'_>, target: f64) -> Vec<Group> {
-    let mut map: BTreeMap<String, Tally> = BTreeMap::new();
+/// Every week or month of the period, so that a trend has no holes.
+fn empty_periods(by: Dimension, frame: &Frame<'_>) -> BTreeMap<String, Tally> {
+    let mut map = BTreeMap::new();
     if matches!(by, Dimension::Week | Dimension::Month) {
-        // Every week or month of the period appears, so a trend has no holes.
         let first = frame.from.to_zoned(frame.tz.clone()).date();
         let last = frame.until.to_zoned(frame.tz.clone()).date().yesterday().unwrap_or(first);
         let mut d = first;
@@ -99,50 +94,81 @@ fn groups(instances: &[Instance], by: Dimension, frame: &Frame<'_>, target: f64)
             d = next;
         }
     }
-    for i in instances {
-        map.entry(key(i, by, frame)).or_default().add(i.outcome);
-    }
-    map.into_iter().map(|(key, tally)| Group { key, gap: tally.rate.map(|r| target - r), tally }).collect()
+    map
 }
 
-/// A metric's report from its judged instances.
-pub(super) fn report(
-    app: &str,
-    metric: &Metric,
-    path: Vec<String>,
-    instances: Vec<Instance>,
-    dims: &[Dimension],
-    frame: &Frame<'_>,
-    keep: bool,
-) -> MetricReport {
-    let mut tally = Tally::default();
-    let mut falloff: BTreeMap<(String, Reason), usize> = BTreeMap::new();
-    for i in &instances {
-        tally.add(i.outcome);
-        if let Some(f) = &i.fell_off {
-            *falloff.entry((f.step.clone(), f.reason)).or_default() += 1;
+/// Counts judged instances one at a time, so a year of them is never held at once (unless
+/// the caller asked to see them).
+pub(super) struct Counter<'f> {
+    frame: &'f Frame<'f>,
+    dims: Vec<Dimension>,
+    trend_by: Dimension,
+    tally: Tally,
+    falloff: BTreeMap<(String, Reason), usize>,
+    groups: Vec<BTreeMap<String, Tally>>,
+    trend: BTreeMap<String, Tally>,
+    kept: Option<Vec<Instance>>,
+}
+
+impl<'f> Counter<'f> {
+    /// A counter for the breakdowns `dims`, keeping every instance when `keep`.
+    pub fn new(frame: &'f Frame<'f>, dims: Vec<Dimension>, keep: bool) -> Self {
+        let weeks = frame.until.duration_since(frame.from).as_hours() / (24 * 7);
+        let trend_by = if weeks > 16 { Dimension::Month } else { Dimension::Week };
+        Counter {
+            frame,
+            groups: dims.iter().map(|&by| empty_periods(by, frame)).collect(),
+            dims,
+            trend_by,
+            tally: Tally::default(),
+            falloff: BTreeMap::new(),
+            trend: empty_periods(trend_by, frame),
+            kept: keep.then(Vec::new),
         }
     }
-    let mut falloff: Vec<Falloff> =
-        falloff.into_iter().map(|((step, reason), count)| Falloff { step, reason, count }).collect();
-    falloff.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.step.cmp(&b.step)));
-    let weeks = frame.until.duration_since(frame.from).as_hours() / (24 * 7);
-    let trend_by = if weeks > 16 { Dimension::Month } else { Dimension::Week };
-    MetricReport {
-        app: app.to_string(),
-        id: metric.id.clone(),
-        label: metric.label.clone(),
-        form: metric.form.clone(),
-        target: metric.target,
-        within: metric.within.clone(),
-        path,
-        tally,
-        falloff,
-        breakdowns: dims
-            .iter()
-            .map(|&by| Breakdown { by, groups: groups(&instances, by, frame, metric.target) })
-            .collect(),
-        trend: groups(&instances, trend_by, frame, metric.target),
-        instances: if keep { instances } else { Vec::new() },
+
+    /// Counts one instance.
+    pub fn add(&mut self, j: Judged) {
+        self.tally.add(j.outcome);
+        if let Some(f) = &j.fell_off {
+            *self.falloff.entry((f.step.clone(), f.reason)).or_default() += 1;
+        }
+        for (by, map) in self.dims.iter().zip(&mut self.groups) {
+            map.entry(key(&j, *by, self.frame)).or_default().add(j.outcome);
+        }
+        self.trend.entry(key(&j, self.trend_by, self.frame)).or_default().add(j.outcome);
+        if let Some(kept) = &mut self.kept {
+            kept.push(j.shown(&self.frame.tz));
+        }
+    }
+
+    /// The metric's report.
+    pub fn report(self, app: &str, metric: &Metric, path: Vec<String>) -> MetricReport {
+        let target = metric.target;
+        let groups = |map: BTreeMap<String, Tally>| -> Vec<Group> {
+            map.into_iter().map(|(key, tally)| Group { key, gap: tally.rate.map(|r| target - r), tally }).collect()
+        };
+        let mut falloff: Vec<Falloff> =
+            self.falloff.into_iter().map(|((step, reason), count)| Falloff { step, reason, count }).collect();
+        falloff.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.step.cmp(&b.step)));
+        MetricReport {
+            app: app.to_string(),
+            id: metric.id.clone(),
+            label: metric.label.clone(),
+            form: metric.form.clone(),
+            target,
+            within: metric.within.clone(),
+            path,
+            tally: self.tally,
+            falloff,
+            breakdowns: self
+                .dims
+                .iter()
+                .zip(self.groups)
+                .map(|(&by, map)| Breakdown { by, groups: groups(map) })
+                .collect(),
+            trend: groups(self.trend),
+            instances: self.kept.unwrap_or_default(),
+        }
     }
 }
