@@ -313,8 +313,7 @@ fn tasks(list: Vec<&TaskFact>, w: &Window<'_>) -> Reach {
     if list.is_empty() {
         return Reach::NotYet { due: None };
     }
-    if let Some(t) = list.iter().find(|t| t.cancelled) {
-        let at = t.done.unwrap_or(t.opened);
+    if let Some((t, at)) = list.iter().find_map(|t| Some((t, t.cancelled?))) {
         return Reach::Ended { at, how: format!("task {} was cancelled", t.step) };
     }
     let due = list.iter().filter_map(|t| t.due).max();
