@@ -66,8 +66,9 @@ pub struct FellOff {
 enum Reach {
     /// Recorded at `at`; `due` is the step's own due time, when it has one.
     Reached { at: Timestamp, seq: i64, due: Option<Timestamp> },
-    /// The record left the path before it (`how`: rejected at finance, recalled, lost).
-    Ended { at: Timestamp, how: String },
+    /// The record left the path before it (`how`: rejected at finance, recalled, lost); `due`
+    /// when the step had a due time of its own.
+    Ended { at: Timestamp, how: String, due: Option<Timestamp> },
     /// Not (yet) recorded; `due` when the step has a due time of its own.
     NotYet { due: Option<Timestamp> },
 }
@@ -145,7 +146,7 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
             (None, Some(p)) => (Outcome::Missed, Some(p), *at),
             (None, None) => (Outcome::Penetrated, None, *at),
         },
-        Reach::Ended { at, how } => {
+        Reach::Ended { at, how, .. } => {
             let ended = FellOff { step: end_name, reason: Reason::Ended, detail: how.clone() };
             (Outcome::Missed, Some(problem().unwrap_or(ended)), *at)
         }
@@ -179,8 +180,7 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
 
 fn due_of(step: &(String, Reach)) -> Option<Timestamp> {
     match &step.1 {
-        Reach::NotYet { due } | Reach::Reached { due, .. } => *due,
-        Reach::Ended { .. } => None,
+        Reach::NotYet { due } | Reach::Reached { due, .. } | Reach::Ended { due, .. } => *due,
     }
 }
 
@@ -249,7 +249,7 @@ fn reach(m: &Milestone, w: &Window<'_>) -> Reach {
         Milestone::Tasks(sop) => return tasks(w.tasks.iter().filter(|t| &t.sop == sop).copied().collect(), w),
     };
     found.unwrap_or_else(|| match &w.closed {
-        Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}") },
+        Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}"), due: None },
         None => Reach::NotYet { due: None },
     })
 }
@@ -287,7 +287,7 @@ fn approval(w: &Window<'_>, chain: &str, step: Option<&str>) -> Option<Reach> {
                     ("reset", _) => "reset by an edit".to_string(),
                     (other, _) => other.to_string(),
                 };
-                return Some(Reach::Ended { at: f.at, how });
+                return Some(Reach::Ended { at: f.at, how, due });
             }
             _ => {}
         }
@@ -313,14 +313,15 @@ fn tasks(list: Vec<&TaskFact>, w: &Window<'_>) -> Reach {
     if list.is_empty() {
         return Reach::NotYet { due: None };
     }
-    if let Some((t, at)) = list.iter().find_map(|t| Some((t, t.cancelled?))) {
-        return Reach::Ended { at, how: format!("task {} was cancelled", t.step) };
-    }
+    // Cancelled or not, the set was due when its last task was.
     let due = list.iter().filter_map(|t| t.due).max();
+    if let Some((t, at)) = list.iter().find_map(|t| Some((t, t.cancelled?))) {
+        return Reach::Ended { at, how: format!("task {} was cancelled", t.step), due };
+    }
     let done: Vec<Timestamp> = list.iter().filter_map(|t| t.done).collect();
     if done.len() < list.len() {
         return match &w.closed {
-            Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}") },
+            Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}"), due },
             None => Reach::NotYet { due },
         };
     }
