@@ -148,7 +148,9 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
         },
         Reach::Ended { at, how, .. } => {
             let ended = FellOff { step: end_name, reason: Reason::Ended, detail: how.clone() };
-            (Outcome::Missed, Some(problem().unwrap_or(ended)), *at)
+            // Closed after its deadline, it was decided (missed) at the deadline.
+            let decided = deadline.map_or(*at, |d| d.min(*at));
+            (Outcome::Missed, Some(problem().unwrap_or(ended)), decided)
         }
         Reach::NotYet { .. } => match deadline {
             Some(d) if frame.now > d => {
