@@ -136,7 +136,12 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
         None => steps.iter().chain(std::iter::once(&(String::new(), end.clone()))).filter_map(due_of).max(),
     };
     let end_name = milestone_name(&metric.end);
-    let problem = || first_problem(&steps, deadline);
+    // The path runs through its steps to the end, so the end must come after them too.
+    let mut path = steps;
+    if metric.path.last() != Some(&metric.end) {
+        path.push((end_name.clone(), end.clone()));
+    }
+    let problem = || first_problem(&path, deadline);
     let (outcome, fell_off, decided) = match &end {
         Reach::Reached { at, .. } => match (deadline.filter(|d| at > d), problem()) {
             (Some(d), p) => {
