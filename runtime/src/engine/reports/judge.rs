@@ -224,9 +224,12 @@ fn late_by(at: Timestamp, start: Timestamp) -> String {
 
 /// A length of time in days, hours and minutes (`1d 2h 5m`).
 fn span(later: Timestamp, earlier: Timestamp) -> String {
-    let minutes = later.duration_since(earlier).as_secs().max(0) / 60;
+    let seconds = later.duration_since(earlier).as_secs().max(0);
+    let minutes = seconds / 60;
     let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
     match (d, h) {
+        // Under a minute is still late: say by how much rather than `0m`.
+        (0, 0) if m == 0 => format!("{seconds}s"),
         (0, 0) => format!("{m}m"),
         (0, _) => format!("{h}h {m:02}m"),
         _ => format!("{d}d {h}h {m:02}m"),
