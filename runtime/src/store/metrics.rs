@@ -52,13 +52,17 @@ pub(crate) fn each_event(
     visit: &mut dyn FnMut(LogRow) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let kinds = serde_json::to_string(kinds)?;
+    // Each value is taken only from the kinds that write it: a signed record's event carries
+    // `signature` too, as an object (who signed), which is no flag.
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, record,
                 body ->> '$.state', body ->> '$.owner',
                 coalesce(body ->> '$.action.id', body ->> '$.event'),
                 CASE WHEN kind LIKE 'approval.%' THEN body ->> '$.approval' END, coalesce(body ->> '$.chain', body ->> '$.sop'),
                 body ->> '$.step', body ->> '$.due_at', body ->> '$.needed', body ->> '$.status',
-                coalesce(body ->> '$.signature', body ->> '$.late', 0), data ->> '$.region'
+                CASE kind WHEN 'approval.step_opened' THEN body ->> '$.signature'
+                          WHEN 'task.done' THEN body ->> '$.late' END,
+                data ->> '$.region'
          FROM events
          WHERE form = ?1 AND record IS NOT NULL AND kind IN (SELECT value FROM json_each(?2))
          ORDER BY record, seq",

@@ -99,8 +99,9 @@ impl Judged {
 enum Reach {
     /// Recorded at `at`; `due` is the step's own due time, when it has one.
     Reached { at: Timestamp, seq: i64, due: Option<Timestamp> },
-    /// The record left the path before it (`how`: rejected at finance, recalled, lost).
-    Ended { at: Timestamp, how: String },
+    /// The record left the path before it (`how`: rejected at finance, recalled, lost); `due`
+    /// when the step had a due time of its own.
+    Ended { at: Timestamp, how: String, due: Option<Timestamp> },
     /// Not (yet) recorded; `due` when the step has a due time of its own.
     NotYet { due: Option<Timestamp> },
 }
@@ -168,7 +169,12 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
         None => steps.iter().chain(std::iter::once(&(String::new(), end.clone()))).filter_map(due_of).max(),
     };
     let end_name = milestone_name(&metric.end);
-    let problem = || first_problem(&steps, deadline);
+    // The path runs through its steps to the end, so the end must come after them too.
+    let mut path = steps;
+    if metric.path.last() != Some(&metric.end) {
+        path.push((end_name.clone(), end.clone()));
+    }
+    let problem = || first_problem(&path, deadline);
     let (outcome, fell_off, decided) = match &end {
         Reach::Reached { at, .. } => match (deadline.filter(|d| at > d), problem()) {
             (Some(d), p) => {
@@ -178,9 +184,11 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
             (None, Some(p)) => (Outcome::Missed, Some(p), *at),
             (None, None) => (Outcome::Penetrated, None, *at),
         },
-        Reach::Ended { at, how } => {
+        Reach::Ended { at, how, .. } => {
             let ended = FellOff { step: end_name, reason: Reason::Ended, detail: how.clone() };
-            (Outcome::Missed, Some(problem().unwrap_or(ended)), *at)
+            // Closed after its deadline, it was decided (missed) at the deadline.
+            let decided = deadline.map_or(*at, |d| d.min(*at));
+            (Outcome::Missed, Some(problem().unwrap_or(ended)), decided)
         }
         Reach::NotYet { .. } => match deadline {
             Some(d) if frame.now > d => {
@@ -211,8 +219,7 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
 
 fn due_of(step: &(String, Reach)) -> Option<Timestamp> {
     match &step.1 {
-        Reach::NotYet { due } | Reach::Reached { due, .. } => *due,
-        Reach::Ended { .. } => None,
+        Reach::NotYet { due } | Reach::Reached { due, .. } | Reach::Ended { due, .. } => *due,
     }
 }
 
@@ -249,9 +256,12 @@ fn late_by(at: Timestamp, start: Timestamp) -> String {
 
 /// A length of time in days, hours and minutes (`1d 2h 5m`).
 fn span(later: Timestamp, earlier: Timestamp) -> String {
-    let minutes = later.duration_since(earlier).as_secs().max(0) / 60;
+    let seconds = later.duration_since(earlier).as_secs().max(0);
+    let minutes = seconds / 60;
     let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
     match (d, h) {
+        // Under a minute is still late: say by how much rather than `0m`.
+        (0, 0) if m == 0 => format!("{seconds}s"),
         (0, 0) => format!("{m}m"),
         (0, _) => format!("{h}h {m:02}m"),
         _ => format!("{d}d {h}h {m:02}m"),
@@ -281,7 +291,7 @@ fn reach(m: &Milestone, w: &Window<'_>) -> Reach {
         Milestone::Tasks(sop) => return tasks(w.tasks.iter().filter(|t| &t.sop == sop).copied().collect(), w),
     };
     found.unwrap_or_else(|| match &w.closed {
-        Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}") },
+        Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}"), due: None },
         None => Reach::NotYet { due: None },
     })
 }
@@ -319,7 +329,7 @@ fn approval(w: &Window<'_>, chain: &str, step: Option<&str>) -> Option<Reach> {
                     ("reset", _) => "reset by an edit".to_string(),
                     (other, _) => other.to_string(),
                 };
-                return Some(Reach::Ended { at: f.at, how });
+                return Some(Reach::Ended { at: f.at, how, due });
             }
             _ => {}
         }
@@ -345,15 +355,15 @@ fn tasks(list: Vec<&TaskFact>, w: &Window<'_>) -> Reach {
     if list.is_empty() {
         return Reach::NotYet { due: None };
     }
-    if let Some(t) = list.iter().find(|t| t.cancelled) {
-        let at = t.done.unwrap_or(t.opened);
-        return Reach::Ended { at, how: format!("task {} was cancelled", t.step) };
-    }
+    // Cancelled or not, the set was due when its last task was.
     let due = list.iter().filter_map(|t| t.due).max();
+    if let Some((t, at)) = list.iter().find_map(|t| Some((t, t.cancelled?))) {
+        return Reach::Ended { at, how: format!("task {} was cancelled", t.step), due };
+    }
     let done: Vec<Timestamp> = list.iter().filter_map(|t| t.done).collect();
     if done.len() < list.len() {
         return match &w.closed {
-            Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}") },
+            Some((at, state)) => Reach::Ended { at: *at, how: format!("the record was closed as {state}"), due },
             None => Reach::NotYet { due },
         };
     }

@@ -13,6 +13,8 @@
 //! own ([`judge`]), and the judgements are counted into totals, breakdowns and a trend
 //! ([`tally`]).
 
+#[cfg(test)]
+mod fixtures;
 mod judge;
 mod tally;
 mod timeline;

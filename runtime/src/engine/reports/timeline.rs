@@ -65,8 +65,8 @@ pub(crate) struct TaskFact {
     pub opened: Timestamp,
     pub due: Option<Timestamp>,
     pub done: Option<Timestamp>,
-    /// Cancelled rather than done or open.
-    pub cancelled: bool,
+    /// When it was cancelled, rather than done or left open.
+    pub cancelled: Option<Timestamp>,
 }
 
 /// A record's facts, in order.
@@ -103,13 +103,16 @@ impl Timeline {
         let tasks = tasks
             .iter()
             .filter_map(|t| {
+                let opened = instant(&t.created_at)?;
+                // `done_at` is when the task was closed: done, or cancelled.
+                let closed = t.done_at.as_deref().and_then(instant);
                 Some(TaskFact {
                     sop: t.sop.clone(),
                     step: t.task.clone(),
-                    opened: instant(&t.created_at)?,
+                    opened,
                     due: t.due_at.as_deref().and_then(instant),
-                    done: t.done_at.as_deref().filter(|_| t.status.as_str() == "done").and_then(instant),
-                    cancelled: t.status.as_str() == "cancelled",
+                    done: closed.filter(|_| t.status.as_str() == "done"),
+                    cancelled: (t.status.as_str() == "cancelled").then(|| closed.unwrap_or(opened)),
                 })
             })
             .collect();
