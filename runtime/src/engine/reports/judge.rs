@@ -190,11 +190,13 @@ fn judge(metric: &Metric, line: &Timeline, w: &Window<'_>, within: Option<Durati
             let decided = deadline.map_or(*at, |d| d.min(*at));
             (Outcome::Missed, Some(problem().unwrap_or(ended)), decided)
         }
-        Reach::NotYet { .. } => match deadline {
-            Some(d) if frame.now > d => {
+        Reach::NotYet { .. } => match (deadline, certain_miss(&path, frame.now)) {
+            (Some(d), _) if frame.now > d => {
                 let missing = FellOff { step: end_name, reason: Reason::Missing, detail: "never recorded".into() };
                 (Outcome::Missed, Some(problem().unwrap_or(missing)), d)
             }
+            // Inside its deadline, an instance that can no longer penetrate is decided already.
+            (_, Some((fell, at))) => (Outcome::Missed, Some(fell), at),
             _ => (Outcome::Pending, None, frame.now),
         },
     };
@@ -242,6 +244,36 @@ fn first_problem(steps: &[(String, Reach)], deadline: Option<Timestamp>) -> Opti
                 }
                 if let Some(d) = deadline.filter(|d| at > d) {
                     return fell(Reason::Late, format!("done {} past the deadline", span(*at, d)));
+                }
+                last = Some((*at, *seq, name.as_str()));
+            }
+        }
+    }
+    None
+}
+
+/// The first step, in path order, that already keeps an unfinished instance off the path,
+/// and when that became certain: a step done past its own due time or before a step the path
+/// puts first, a step left undone past its own due time, or the record leaving the path.
+/// Steps not recorded yet and not yet due may still come, so they decide nothing.
+fn certain_miss(steps: &[(String, Reach)], now: Timestamp) -> Option<(FellOff, Timestamp)> {
+    let mut last: Option<(Timestamp, i64, &str)> = None;
+    for (name, r) in steps {
+        let fell = |reason, detail: String, at| Some((FellOff { step: name.clone(), reason, detail }, at));
+        match r {
+            Reach::NotYet { due: Some(due) } if now > *due => {
+                return fell(Reason::Overdue, format!("not done, {} past its due time", span(now, *due)), *due);
+            }
+            Reach::NotYet { .. } => {}
+            Reach::Ended { how, at, .. } => return fell(Reason::Ended, how.clone(), *at),
+            Reach::Reached { at, seq, due } => {
+                if let Some((t, s, before)) = last {
+                    if (*at, *seq) < (t, s) {
+                        return fell(Reason::OutOfOrder, format!("recorded before {before}"), t);
+                    }
+                }
+                if let Some(due) = due.filter(|d| at > d) {
+                    return fell(Reason::Overdue, format!("done {} past its due time", span(*at, due)), due);
                 }
                 last = Some((*at, *seq, name.as_str()));
             }
