@@ -349,3 +349,27 @@ fn a_grade_script_runs_through_the_cli_grade_and_script_test() {
     let trial = cli.json(&["script", "test", "deal_risk", "--data", r#"{"amount":200000}"#]);
     assert_eq!(trial["detail"]["level"], "high", "{trial}");
 }
+
+/// Signing wrote the quote's `signed_at` while its run was still waiting for the signature, so
+/// the write was taken for an edit: the run was reset, its approvers were told their approvals
+/// were reset, and the trail showed a signed run reset a moment before it finished.
+#[test]
+fn a_customer_signature_does_not_reset_the_run_it_finishes_or_tell_approvers_so() {
+    let mut w = quotes();
+    let customer = w.rt.list("customer", &Default::default()).unwrap().remove(0).id;
+    let mut data = quote_data(&w);
+    data.insert("customer".into(), json!(customer));
+    data.insert("owner".into(), json!("q_li"));
+    let id = w.rt.submit("quote", data, "q_li").unwrap().id;
+    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    let before = w.rt.outbox(None).unwrap().len();
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
+    w.rt.sign(&link.token, "王总").unwrap();
+    let told: Vec<String> = w.rt.outbox(None).unwrap().into_iter().skip(before).map(|m| m.body).collect();
+    assert!(told.iter().all(|b| !b.contains("reset") && !b.contains("重置")), "{told:?}");
+    let run = w.rt.approval("quote", &id).unwrap().unwrap();
+    assert_eq!(run.status, closeloop::ApprovalStatus::Signed);
+    assert!(run.steps.iter().all(|s| s.status.as_str() != "cancelled"), "{:?}", run.steps);
+}

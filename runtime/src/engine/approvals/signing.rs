@@ -163,8 +163,12 @@ impl Runtime {
                 return Err(EngineError::Refused(format!("{} is not waiting for a signature", link.record)));
             };
             backed(tx, &run)?;
-            // The record first, through the gate (which refuses a signed record, so before the
-            // run says so): its `signed_at` (when the form has one) and its `signed` state.
+            // The run ends first, so that the record's own write below is not taken for an edit
+            // that resets it; the gate refuses a record once its link is used, so that comes
+            // after the record: its `signed_at` (when the form has one) and its `signed` state.
+            let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
+            approvals::set_step(tx, run.id, run.step, StepStatus::Approved, &[], 0, at, None, Some(&note))?;
+            approvals::set_run(tx, run.id, ApprovalStatus::Signed, run.step + 1, Some(at))?;
             let w = Writer::new(session, tx, &f, ACTOR);
             let mut patch = serde_json::Map::new();
             if f.form.field("signed_at").is_some() {
@@ -176,9 +180,6 @@ impl Runtime {
             if !signing::use_once(tx, nonce, at, signer)? {
                 return Err(EngineError::Refused("this signing link was already used".into()));
             }
-            let note = format!("signed by {signer} at {at}; version {} hash {}", link.version, link.version_hash);
-            approvals::set_step(tx, run.id, run.step, StepStatus::Approved, &[], 0, at, None, Some(&note))?;
-            approvals::set_run(tx, run.id, ApprovalStatus::Signed, run.step + 1, Some(at))?;
             let body = json!({"approval": run.id, "signer": signer, "version": link.version,
                               "version_hash": link.version_hash})
             .to_string();
