@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use closeloop::clock::ManualClock;
+use closeloop::clock::{Clock, ManualClock};
 use closeloop::reports::{Outcome, Reason, ReportQuery};
 use closeloop::store::Store;
 use closeloop::{template, Runtime};
@@ -95,4 +95,90 @@ fn an_unknown_metric_or_a_backwards_period_is_refused_with_what_to_do() {
     let backwards = ReportQuery { from: day("2026-11-08"), to: day("2026-11-02"), ..week("lead_first_followup") };
     let e = rt.penetration(&backwards).unwrap_err().to_string();
     assert!(e.contains("--from before --to"), "{e}");
+}
+
+/// Two weeks of leads on the lead template's team, written through the engine on the file the
+/// binary reads: each rep answers at their own pace, so members and regions differ.
+fn two_weeks(cli: &crate::support::Cli) {
+    let clock = Arc::new(ManualClock::new(at("2026-11-02T09:00:00+08:00")));
+    let mut rt = Runtime::open(Store::open(&cli.db()).unwrap(), clock.clone()).unwrap();
+    let t = template("lead-followup").unwrap();
+    rt.install(&t.app_files(), "system", false).unwrap();
+    let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
+    rt.import_members(members.as_bytes(), "system").unwrap();
+    // (rep, region, hours to the first contact by lead; 0 = never).
+    let reps =
+        [("m_li", "east", [2, 5, 23, 30]), ("m_wang", "east", [1, 26, 40, 0]), ("m_zhou", "south", [3, 4, 6, 8])];
+    let mut open: Vec<(Timestamp, String, String)> = Vec::new();
+    for day in 0..14 {
+        for (n, (rep, region, delays)) in reps.iter().enumerate() {
+            let data = json!({"source": "expo", "customer": format!("客户{day}-{n}"), "phone": format!("1380000{day:02}{n:02}"),
+                              "region": region, "owner": rep});
+            let id = rt.submit("lead", obj(data), rep).unwrap().id;
+            let hours = delays[day % 4];
+            if hours > 0 {
+                open.push((clock.now() + SignedDuration::from_hours(hours), id, rep.to_string()));
+            }
+        }
+        clock.advance(SignedDuration::from_hours(24));
+        open.sort();
+        while open.first().is_some_and(|(due, _, _)| *due <= clock.now()) {
+            let (due, id, rep) = open.remove(0);
+            let now = clock.now();
+            clock.set(due);
+            rt.act("lead", &id, "contact", &rep, obj(json!({"summary": "电话沟通", "next_step": "演示"}))).unwrap();
+            clock.set(now);
+        }
+    }
+}
+
+#[test]
+fn report_penetration_through_the_binary_in_json_csv_and_html_that_chromium_draws() {
+    let cli = crate::support::Cli::new("penetration-cli", "2026-11-20T09:00:00+08:00");
+    two_weeks(&cli);
+    let period = ["--from", "2026-11-02", "--to", "2026-11-15"];
+    let args = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec!["report", "penetration", "lead_first_followup"];
+        a.extend(period);
+        a.extend_from_slice(extra);
+        a
+    };
+    let json = cli.json(&args(&["--by", "member,region"]));
+    let m = &json["metrics"][0];
+    // 42 leads, 14 a rep. Days 0-13 take the 4-day cycle's delays 4, 4, 3 and 3 times: m_li is
+    // in time at 2h, 5h and 23h (4 + 4 + 3 = 11), m_wang at 1h only (4), m_zhou always (14).
+    // 29 of 42 penetrated; the last deadline (11-16 09:00) is before the report: none pending.
+    assert_eq!(m["population"], 42, "{m}");
+    assert_eq!((m["penetrated"].as_u64(), m["decided"].as_u64(), m["pending"].as_u64()), (Some(29), Some(42), Some(0)));
+    let members = &m["breakdowns"][0]["groups"];
+    let zhou = members.as_array().unwrap().iter().find(|g| g["key"] == "m_zhou").unwrap();
+    assert_eq!(zhou["rate"], 1.0);
+    let csv = cli.ok(&args(&["--format", "csv"]));
+    assert!(csv.lines().any(|l| l.starts_with("lead_first_followup,total,,42,29,42,0,")), "{csv}");
+    let html = cli.path("penetration.html");
+    let html_arg = html.to_str().unwrap().to_string();
+    let mut a: Vec<&str> = args(&["--format", "html", "--by", "member,region", "--out"]);
+    a.push(&html_arg);
+    cli.ok(&a);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("24 小时跟进率"), "{page}");
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+    // A real browser draws it: the SVG survives parsing and the screenshot is not blank.
+    let shot = cli.path("penetration.png");
+    let chromium = |extra: &[&str]| {
+        std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1800"])
+            .args(extra)
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap_or_else(|e| panic!("chromium is needed (apt-get install chromium): {e}"))
+    };
+    let dom = String::from_utf8_lossy(&chromium(&["--dump-dom"]).stdout).into_owned();
+    assert!(dom.contains("<svg") && dom.contains("<rect"), "{dom}");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.len() > 10_000, "a screenshot of {} bytes is blank", png.len());
+    // Kept for a person to look at.
+    let _ = std::fs::copy(&shot, std::env::temp_dir().join("closeloop-penetration.png"));
+    let _ = std::fs::copy(&html, std::env::temp_dir().join("closeloop-penetration.html"));
 }

@@ -100,7 +100,7 @@ fn validate(paths: &[PathBuf], format: Format) -> Result<ExitCode, UserError> {
             let all: Vec<&closeloop::Diagnostic> = results.iter().flat_map(|(_, l)| &l.diagnostics).collect();
             print(&serde_json::to_string_pretty(&all).unwrap_or_default())?;
         }
-        Format::Human => {
+        Format::Human | Format::Csv | Format::Html => {
             let mut out = String::new();
             for (shown, loaded) in &results {
                 for d in &loaded.diagnostics {
@@ -131,7 +131,7 @@ fn templates(format: Format) -> Result<ExitCode, UserError> {
         .collect();
     match format {
         Format::Json => print(&serde_json::to_string_pretty(&rows).unwrap_or_default()),
-        Format::Human => print(&render::template_list(&rows)),
+        Format::Human | Format::Csv | Format::Html => print(&render::template_list(&rows)),
     }
 }
 
@@ -179,7 +179,7 @@ fn demo(format: Format) -> Result<ExitCode, UserError> {
                     .unwrap_or_default(),
             )?;
         }
-        Format::Human => {
+        Format::Human | Format::Csv | Format::Html => {
             let mut out = String::from("closeloop: the bundled templates\n\n");
             for (name, loaded) in &summaries {
                 for d in &loaded.diagnostics {

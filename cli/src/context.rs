@@ -14,11 +14,13 @@ use serde_json::{json, Map, Value};
 
 use crate::render;
 
-/// Output for people or for programs.
+/// Output for people or for programs; `csv` and `html` are for `closeloop report` only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     Human,
     Json,
+    Csv,
+    Html,
 }
 
 /// What a command reports when it fails for a reason the user can fix (exit 1).

@@ -15,6 +15,7 @@ mod flows;
 mod members;
 mod records;
 mod render;
+mod report;
 mod serve;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     #[command(flatten)]
     Approvals(approvals::Command),
     #[command(flatten)]
+    Report(report::Command),
+    #[command(flatten)]
     Serve(serve::Command),
     #[command(flatten)]
     Bench(bench::Command),
@@ -106,6 +109,7 @@ const HELP_ORDER: &[&str] = &[
     "sign-link",
     "sign",
     "pdf",
+    "report",
     "recall",
     "script",
     "bench",
@@ -131,6 +135,10 @@ fn main() -> ExitCode {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };
+    if matches!(flags.format, Format::Csv | Format::Html) && !matches!(flags.command, Command::Report(_)) {
+        eprintln!("error: --format csv and html are for `closeloop report`; other commands print human or json");
+        return ExitCode::from(2);
+    }
     let result = match &flags.command {
         Command::Apps(cmd) => apps::run(&ctx, cmd),
         Command::Members(cmd) => members::run(&ctx, cmd),
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
         Command::Flows(cmd) => flows::run(&ctx, cmd),
         Command::Audit(cmd) => audit::run(&ctx, cmd),
         Command::Approvals(cmd) => approvals::run(&ctx, cmd),
+        Command::Report(cmd) => report::run(&ctx, cmd),
         Command::Serve(cmd) => serve::run(&ctx, cmd),
         Command::Bench(cmd) => bench::run(&ctx, cmd),
     };

@@ -123,8 +123,8 @@ pub use engine::{
 /// [`Runtime::penetration`].
 pub mod reports {
     pub use crate::engine::{
-        milestone_name, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome, PenetrationReport, Reason,
-        ReportQuery, Tally,
+        milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
+        PenetrationReport, Reason, ReportQuery, Tally,
     };
 }
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};

@@ -32,8 +32,8 @@ pub use records::{
     decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
 };
 pub use reports::{
-    milestone_name, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome, PenetrationReport, Reason,
-    ReportQuery, Tally,
+    milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
+    PenetrationReport, Reason, ReportQuery, Tally,
 };
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};

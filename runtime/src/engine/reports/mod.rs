@@ -16,6 +16,7 @@
 #[cfg(test)]
 mod fixtures;
 mod judge;
+mod render;
 mod tally;
 mod timeline;
 
@@ -33,6 +34,7 @@ use crate::store::members::MemberRow;
 use crate::store::{metrics, tasks};
 
 pub use judge::{FellOff, Outcome, Reason};
+pub use render::{percent, to_csv, to_html};
 pub use tally::{Breakdown, Group, Tally};
 
 /// What to report on.
@@ -57,7 +59,8 @@ pub struct PenetrationReport {
     pub from: String,
     /// The last day of the period, included.
     pub to: String,
-    /// When the report was computed (RFC 3339): instances whose deadline is later are pending.
+    /// When the report was computed (RFC 3339, in the first app's time zone): instances whose
+    /// deadline is later are pending.
     pub at: String,
     /// One entry per metric.
     pub metrics: Vec<MetricReport>,
@@ -222,6 +225,12 @@ impl Runtime {
         let members: HashMap<&str, &MemberRow> = directory.iter().map(|m| (m.id.as_str(), m)).collect();
         let now = self.clock.now();
         let mut out = Vec::new();
+        // The report's own time reads in the first app's zone (the apps of one team share one).
+        let report_tz = declared
+            .first()
+            .and_then(|(app, _)| self.apps.get(*app))
+            .map(|a| WorkCalendar::of_app(&a.app.def).time_zone().clone())
+            .unwrap_or(TimeZone::UTC);
         for (app_id, metric) in declared {
             if !query.metrics.is_empty() && !query.metrics.contains(&metric.id) {
                 continue;
@@ -247,7 +256,7 @@ impl Runtime {
         Ok(PenetrationReport {
             from: query.from.to_string(),
             to: query.to.to_string(),
-            at: crate::clock::stamp(now),
+            at: now.to_zoned(report_tz).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
             metrics: out,
         })
     }
