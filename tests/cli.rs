@@ -108,14 +108,44 @@ fn init_copies_a_template_that_then_validates() {
 }
 
 #[test]
-fn demo_summarises_the_templates() {
-    let out = closeloop(&["demo"]);
-    assert_eq!(out.status.code(), Some(0));
-    let text = stdout(&out);
-    assert!(text.contains("form lead (市场线索登记表 / Lead registration)"), "{text}");
-    assert!(text.contains("metric after_payment_touch"), "{text}");
-    assert!(text.contains("m_li pressed 已联系: LEAD-2026-00001 is now contacted (version 2)"), "{text}");
-    assert!(text.contains("4 24h alert(s) fired, 1 skipped"), "{text}");
-    assert!(text.contains("4 lead(s) on the supervisor board; outbox: 5 WeCom, 4 SMS"), "{text}");
-    assert!(text.contains("audit verify: ok"), "{text}");
+fn demo_simulates_a_month_on_a_file_that_verifies_and_the_same_seed_gives_the_same_month() {
+    let dir = TempDir::new("demo");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let db = dir.0.join("demo.db");
+    let db_arg = db.to_str().unwrap();
+    let run = || {
+        let out = closeloop(&["--format", "json", "demo", "--out", db_arg, "--reps", "20", "--days", "10"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()
+    };
+    let first = run();
+    let done = &first["simulated"];
+    assert_eq!(done["reps"], 20);
+    assert!(done["leads"].as_u64().unwrap() > 100 && done["quotes"].as_u64().unwrap() > 5, "{done}");
+    assert!(done["signed"].as_u64().unwrap() > 0 && done["payments"].as_u64().unwrap() > 0, "{done}");
+    // The report covers the three loops, from the log the month wrote.
+    let metrics: Vec<&str> =
+        first["report"]["metrics"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    for id in ["lead_first_followup", "quote_approval", "after_payment_touch"] {
+        assert!(metrics.contains(&id), "{metrics:?}");
+    }
+    let lead =
+        first["report"]["metrics"].as_array().unwrap().iter().find(|m| m["id"] == "lead_first_followup").unwrap();
+    assert_eq!(lead["population"], done["leads"]);
+    assert!(std::fs::read_to_string(db.with_extension("html")).unwrap().contains("<svg"));
+    // The database stays to look around in, and its audit chain holds.
+    let verify = closeloop(&["--db", db_arg, "audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    // A second run replaces the demo's own file and draws the same month.
+    let second = run();
+    assert_eq!(first["simulated"], second["simulated"]);
+    assert_eq!(first["report"]["metrics"], second["report"]["metrics"]);
+    // Any other database is left alone.
+    let other = dir.0.join("team.db");
+    let other_arg = other.to_str().unwrap();
+    closeloop(&["--db", other_arg, "install", "lead-followup"]);
+    closeloop(&["--db", other_arg, "members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let refused = closeloop(&["demo", "--out", other_arg, "--reps", "5", "--days", "1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("left alone"));
 }

@@ -34,8 +34,22 @@ pub(crate) enum Command {
         #[arg(long)]
         template: String,
     },
-    /// Load every bundled template, summarise it, and walk through the lead loop in memory.
-    Demo,
+    /// Simulate one month of a 236-rep sales team on the three templates, through the real
+    /// engine on a SQLite file, and report action penetration against the targets.
+    Demo {
+        /// The database to write (an earlier demo's is replaced; any other file is refused).
+        #[arg(long, default_value = "closeloop-demo.db")]
+        out: PathBuf,
+        /// The seed of the simulation: the same seed gives the same month.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// How many sales reps.
+        #[arg(long, default_value_t = 236)]
+        reps: usize,
+        /// How many days, from Monday 2026-11-02.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=92))]
+        days: i64,
+    },
     /// Install an app (a folder, an app.yaml, or a bundled template's name) into the database.
     Install {
         /// App folder, app.yaml, or template name.
@@ -79,7 +93,9 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Command::Schema => print(closeloop::SCHEMA_JSON.trim_end()),
         Command::Templates => templates(ctx.format),
         Command::Init { dir, template } => init(dir, template),
-        Command::Demo => demo(ctx.format),
+        Command::Demo { out, seed, reps, days } => {
+            demo(ctx, &crate::demo::Options { out: out.clone(), seed: *seed, reps: *reps, days: *days })
+        }
         Command::Install { target, force, actor } => install(ctx, target, *force, actor),
         Command::Script { what: ScriptWhat::Test { id, data: given, record, actor } } => {
             data(given.as_deref()).and_then(|d| script_test(ctx, id, d, record.as_deref(), actor))
@@ -160,38 +176,50 @@ fn init(dir: &Path, name: &str) -> Result<ExitCode, UserError> {
     ))
 }
 
-fn demo(format: Format) -> Result<ExitCode, UserError> {
-    let loader = loader()?;
-    let mut summaries = Vec::new();
-    let mut valid = true;
-    for t in closeloop::templates() {
-        let loaded = loader.load(&t.app_files());
-        valid &= loaded.is_valid();
-        summaries.push((t.name, loaded));
+fn demo(ctx: &Context, options: &crate::demo::Options) -> Result<ExitCode, UserError> {
+    use closeloop::model::{Dimension, Lang};
+    use closeloop::reports::{to_html, ReportQuery};
+    let began = std::time::Instant::now();
+    let (done, rt) = crate::demo::simulate(options)?;
+    let date = |s: &str| s.parse::<jiff::civil::Date>().map_err(|e| UserError(e.to_string()));
+    let query = ReportQuery {
+        metrics: Vec::new(),
+        from: date(&done.from)?,
+        to: date(&done.to)?,
+        by: vec![Dimension::Member, Dimension::Region, Dimension::Team],
+        instances: false,
+    };
+    let report = rt.penetration(&query).map_err(|e| ctx.engine_error(e))?;
+    let html = options.out.with_extension("html");
+    std::fs::write(&html, to_html(&report, Lang::Zh))
+        .map_err(|e| UserError(format!("cannot write {}: {e}", html.display())))?;
+    let seconds = began.elapsed().as_secs_f64();
+    if ctx.json() {
+        let value = serde_json::json!({"simulated": done, "assumptions": crate::demo::ASSUMPTIONS,
+                                       "report": report, "html": html, "database": options.out, "seconds": seconds});
+        return print(&serde_json::to_string_pretty(&value).unwrap_or_default());
     }
-    match format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> =
-                summaries.iter().map(|(name, l)| render::summary_json(name, l)).collect();
-            let walk = render::walkthrough().map_err(UserError)?;
-            print(
-                &serde_json::to_string_pretty(&serde_json::json!({"templates": rows, "walkthrough": walk}))
-                    .unwrap_or_default(),
-            )?;
-        }
-        Format::Human | Format::Csv | Format::Html => {
-            let mut out = String::from("closeloop: the bundled templates\n\n");
-            for (name, loaded) in &summaries {
-                for d in &loaded.diagnostics {
-                    out.push_str(&render::diagnostic(d, loaded.sources.get(&d.file).map(String::as_str)));
-                }
-                out.push_str(&render::summary(name, loaded));
-            }
-            out.push_str(&render::walkthrough().map_err(UserError)?.join("\n"));
-            print(out.trim_end())?;
-        }
+    let db = options.out.display();
+    let mut out = format!(
+        "closeloop demo: {} to {}, {} sales reps in {} offices ({} members), simulated through the engine in {seconds:.1} s\n\n\
+         what happened: {} leads ({} contacted, {} lost), {} quotes ({} submissions, {} approvals, {} rejections, {} signed),\n\
+         {} payments, {} SOP tasks done, {} scheduler ticks; {} steps the engine refused (a rep acting on a lead\n\
+         reassigned meanwhile, a link for a quote no longer waiting)\n\nassumptions:\n",
+        done.from, done.to, done.reps, done.offices, done.members, done.leads, done.contacted, done.lost, done.quotes,
+        done.submitted, done.approvals, done.rejections, done.signed, done.payments, done.tasks_done, done.ticks, done.refused
+    );
+    for a in crate::demo::ASSUMPTIONS {
+        out.push_str(&format!("  - {a}\n"));
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    out.push('\n');
+    out.push_str(&crate::report::human(&report));
+    out.push_str(&format!(
+        "\nthe report as a page: {}\nlook around:\n  closeloop --db {db} report penetration --by member,region\n  \
+         closeloop --db {db} list lead --state new --limit 20\n  closeloop --db {db} board supervisor\n  \
+         closeloop --db {db} approvals\n  closeloop --db {db} audit verify\n  closeloop --db {db} serve",
+        html.display()
+    ));
+    print(&out)
 }
 
 /// `closeloop install PATH|NAME`.

@@ -1,6 +1,6 @@
 //! Text for people: diagnostics in the style of cargo and actionlint, summaries, lists.
 
-use closeloop::model::{Label, Langs};
+use closeloop::model::Label;
 use closeloop::{Diagnostic, Loaded};
 use serde_json::{json, Value};
 
@@ -121,62 +121,6 @@ fn counts(def: &closeloop::model::AppDef) -> String {
     parts.iter().filter_map(|(n, w)| plural(*n, w)).collect::<Vec<_>>().join(", ")
 }
 
-/// One template's summary for `closeloop demo`.
-pub fn summary(name: &str, loaded: &Loaded) -> String {
-    let Some(app) = &loaded.app else {
-        return format!("{name}: invalid; see the errors above\n\n");
-    };
-    let def = &app.def;
-    let mut out = format!("{name} · {}\n", label_text(&def.app.title));
-    if let Some(d) = &def.app.description {
-        out.push_str(&format!("  {}\n", label_text(d)));
-    }
-    out.push_str(&format!("  {}; {} script(s) and expression(s) compiled\n", counts(def), app.script_count()));
-    for form in &def.forms {
-        let label = form.label.as_ref().map(label_text).unwrap_or_default();
-        let states: Vec<&str> = form.states.iter().map(|s| s.id.as_str()).collect();
-        let states = if states.is_empty() { String::new() } else { format!(", states {}", states.join(" → ")) };
-        out.push_str(&format!("  form {} ({label}): {} fields{states}\n", form.id, form.fields.len()));
-    }
-    for metric in &def.metrics {
-        let label = metric.label.as_ref().map(label_text).unwrap_or_default();
-        out.push_str(&format!("  metric {} ({label}): target {:.0}%\n", metric.id, metric.target * 100.0));
-    }
-    out.push('\n');
-    out
-}
-
-/// One template's summary as JSON.
-pub fn summary_json(name: &str, loaded: &Loaded) -> Value {
-    match &loaded.app {
-        None => json!({"name": name, "valid": false, "diagnostics": loaded.diagnostics}),
-        Some(app) => {
-            let def = &app.def;
-            json!({
-                "name": name,
-                "valid": true,
-                "title": label_json(Some(&def.app.title)),
-                "forms": def.forms.iter().map(|f| json!({"id": f.id, "fields": f.fields.len(), "states": f.states.iter().map(|s| &s.id).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-                "automations": def.automations.len(),
-                "approvals": def.approvals.len(),
-                "sops": def.sops.len(),
-                "metrics": def.metrics.iter().map(|m| json!({"id": m.id, "target": m.target})).collect::<Vec<_>>(),
-                "scripts": app.script_count(),
-                "warnings": loaded.diagnostics.len(),
-            })
-        }
-    }
-}
-
-/// `中文 / English` for a two-language label.
-pub fn label_text(label: &Label) -> String {
-    match label {
-        Label::Text(t) => t.clone(),
-        Label::Langs(Langs { zh: Some(zh), en: Some(en) }) => format!("{zh} / {en}"),
-        Label::Langs(Langs { zh, en }) => zh.clone().or(en.clone()).unwrap_or_default(),
-    }
-}
-
 /// A label as JSON: `{zh, en}` always, the plain text filling both.
 pub fn label_json(label: Option<&Label>) -> Value {
     match label {
@@ -203,87 +147,4 @@ pub fn template_list(rows: &[Value]) -> String {
     }
     out.push_str("\ncopy one to edit: closeloop init DIR --template NAME");
     out
-}
-
-/// A short walk through the lead loop in memory, for `closeloop demo`: what the engine does
-/// with a real app, step by step.
-pub fn walkthrough() -> Result<Vec<String>, String> {
-    use std::sync::Arc;
-
-    use closeloop::clock::ManualClock;
-    use closeloop::store::Store;
-    use closeloop::ImportOptions;
-    use closeloop::{template, Runtime};
-
-    let t = template("lead-followup").ok_or("the lead-followup template is missing")?;
-    let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).map(|(_, c)| *c).unwrap_or_default();
-    let now: jiff::Timestamp = "2026-11-26T09:00:00+08:00".parse().map_err(|e: jiff::Error| e.to_string())?;
-    let store = Store::open_in_memory().map_err(|e| e.to_string())?;
-    let clock = Arc::new(ManualClock::new(now));
-    let mut rt = Runtime::open(store, clock.clone()).map_err(|e| e.to_string())?;
-    let mut out = vec!["lead-followup, live in memory (clock at 2026-11-26 09:00 +08:00):".to_string()];
-    rt.install(&t.app_files(), "system", false).map_err(|e| e.to_string())?;
-    let members = rt.import_members(file("data/members.csv").as_bytes(), "system").map_err(|e| e.to_string())?;
-    out.push(format!("  installed the app; loaded {} members", members.created));
-    let lead = json!({"source": "expo", "customer": "上海明远科技有限公司", "phone": "13800138001", "region": "east", "owner": "m_li"});
-    let r = rt.submit("lead", lead.as_object().cloned().unwrap_or_default(), "m_li").map_err(|e| e.to_string())?;
-    out.push(format!(
-        "  m_li submitted {} ({}) owned by {}, state {}",
-        r.id,
-        r.data["customer"].as_str().unwrap_or(""),
-        r.owner.as_deref().unwrap_or("-"),
-        r.state.as_deref().unwrap_or("-")
-    ));
-    let bad = json!({"source": "expo", "phone": "12345", "urgency": "purple", "region": "east"});
-    if let Err(closeloop::EngineError::Invalid(problems)) =
-        rt.submit("lead", bad.as_object().cloned().unwrap_or_default(), "m_li")
-    {
-        let fields: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-        out.push(format!("  a bad submit was refused, nothing written: {}", fields.join("; ")));
-    }
-    if let Err(e) = rt.act("lead", &r.id, "contact", "m_wang", serde_json::Map::new()) {
-        out.push(format!("  m_wang tried 已联系 and was refused: {e}"));
-    }
-    let note = json!({"summary": "电话沟通，客户有意向", "next_step": "下周一演示"});
-    let r = rt
-        .act("lead", &r.id, "contact", "m_li", note.as_object().cloned().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    out.push(format!(
-        "  m_li pressed 已联系: {} is now {} (version {})",
-        r.id,
-        r.state.as_deref().unwrap_or("-"),
-        r.version
-    ));
-    let report = rt
-        .import_csv("lead", file("data/leads.csv").as_bytes(), &ImportOptions::default(), &mut |_| {})
-        .map_err(|e| e.to_string())?;
-    out.push(format!(
-        "  imported data/leads.csv (Chinese headers): {} new, {} updated by phone",
-        report.created, report.updated
-    ));
-    // A day later, the scheduler's pass: every lead nobody contacted turns red, goes to the
-    // supervisor board, and its rep gets one SMS; the contacted one is skipped.
-    clock.advance(jiff::SignedDuration::from_hours(25));
-    let tick = rt.tick().map_err(|e| e.to_string())?;
-    use closeloop::{FireOutcome, TimerStatus};
-    let fired = tick.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Fired)).count();
-    let skipped = tick.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Skipped)).count();
-    let board = rt.board("supervisor").map_err(|e| e.to_string())?;
-    let outbox = rt.outbox(None).map_err(|e| e.to_string())?;
-    let sms = outbox.iter().filter(|m| m.channel == "sms").count();
-    out.push(format!(
-        "  25 hours later, tick: {fired} 24h alert(s) fired, {skipped} skipped ({} was contacted); \
-         {} lead(s) on the supervisor board; outbox: {} WeCom, {sms} SMS",
-        r.id,
-        board.len(),
-        outbox.len() - sms
-    ));
-    let v = rt.verify_audit().map_err(|e| e.to_string())?;
-    let status = if v.problem.is_none() { "ok" } else { "FAILED" };
-    out.push(format!(
-        "  audit verify: {status}, {} events in the hash chain, head {}…",
-        v.events,
-        &v.head[..12.min(v.head.len())]
-    ));
-    Ok(out)
 }
