@@ -297,3 +297,59 @@ fn an_event_sent_again_with_its_idempotency_key_is_received_once() {
     let received = rt.activity("account", "ACC-00001").unwrap().iter().filter(|a| a.kind == "event.received").count();
     assert_eq!(received, 2);
 }
+
+#[test]
+fn the_penetration_report_over_http_matches_the_command_and_needs_the_token() {
+    let cli = Cli::new("http-report", "2026-11-02T09:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    for phone in ["13800138001", "13800138002"] {
+        let lead =
+            format!(r#"{{"source":"expo","customer":"上海明远","phone":"{phone}","region":"east","owner":"m_li"}}"#);
+        cli.ok(&["submit", "lead", "--as", "m_li", "--data", &lead]);
+    }
+    let contact = r#"{"summary":"电话沟通","next_step":"演示"}"#;
+    cli.ok_at(
+        Some("2026-11-02T12:00:00+08:00"),
+        &["act", "lead", "LEAD-2026-00001", "contact", "--as", "m_li", "--data", contact],
+    );
+    let server = Server::start(&cli, "2", "8");
+    let path = "/api/reports/penetration?from=2026-11-02&to=2026-11-08&metric=lead_first_followup&by=member%2Cregion";
+    assert_eq!(request(&server.addr, "GET", path, None, "").0, 401);
+    let (status, _, body) = request(&server.addr, "GET", path, Some(TOKEN), "");
+    assert_eq!(status, 200, "{body}");
+    let over_http: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let command = cli.json_at(
+        None,
+        &[
+            "report",
+            "penetration",
+            "lead_first_followup",
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-08",
+            "--by",
+            "member,region",
+        ],
+    );
+    assert_eq!(over_http["metrics"], command["metrics"]);
+    assert_eq!(
+        (over_http["metrics"][0]["population"].as_u64(), over_http["metrics"][0]["penetrated"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (status, head, page) = request(&server.addr, "GET", &format!("{path}&format=html"), Some(TOKEN), "");
+    assert_eq!(status, 200);
+    assert!(head.to_lowercase().contains("content-type: text/html; charset=utf-8") && page.contains("<svg"), "{head}");
+    let (status, head, csv) = request(&server.addr, "GET", &format!("{path}&format=csv"), Some(TOKEN), "");
+    assert!(
+        status == 200 && head.to_lowercase().contains("text/csv") && csv.contains("lead_first_followup,total,,2,1,2,0"),
+        "{csv}"
+    );
+    let (status, _, body) =
+        request(&server.addr, "GET", "/api/reports/penetration?from=2026-13-01&to=2026-11-08", Some(TOKEN), "");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("\"parameter\":\"from\""), "{body}");
+    let (status, _, body) = request(&server.addr, "GET", "/api/reports/penetration?from=2026-11-01", Some(TOKEN), "");
+    assert!(status == 422 && body.contains("`to` is required"), "{body}");
+}

@@ -7,6 +7,8 @@
 //!   a retry with the same key is received once): the event's report as JSON (200), or
 //!   `{"error", "problems"}` with the statuses docs/http.md lists (400 bad data, 401 no or
 //!   wrong token, 403 refused, 413 body over 1 MiB, 503 busy with `Retry-After`, …).
+//! - `GET /api/reports/penetration?from=…&to=…`: the penetration report as JSON, CSV or HTML
+//!   (`reports.rs`).
 //!
 //! Requests are authenticated with a bearer token (compared as SHA-256 digests, so the
 //! comparison time tells nothing about the token) before a byte of the body is read. The
@@ -17,6 +19,7 @@
 //! server, or call [`serve`].
 
 mod pool;
+mod reports;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,7 +92,11 @@ impl Api {
 
 /// The API's routes, to serve or to mount in an embedder's own router.
 pub fn router(api: Api) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok" })).route("/api/events/{name}", post(event)).with_state(api)
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/events/{name}", post(event))
+        .route("/api/reports/penetration", get(reports::penetration))
+        .with_state(api)
 }
 
 /// Serves `router` on `listener` until `stop` completes. Each connection must send its request
@@ -164,6 +171,12 @@ fn answer_error(e: EngineError) -> Response {
     problem(status, e.to_string(), problems)
 }
 
+fn unauthorized() -> Response {
+    let mut r = problem(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer TOKEN` is required", Vec::new());
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
 fn busy() -> Response {
     let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, Busy.to_string(), Vec::new());
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -173,9 +186,7 @@ fn busy() -> Response {
 /// `POST /api/events/{name}`.
 async fn event(State(api): State<Api>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
     if !api.allows(&headers) {
-        let mut r = problem(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer TOKEN` is required", Vec::new());
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
+        return unauthorized();
     }
     // Admitted only while a worker or a queue place is free, so bodies held in memory are
     // bounded too; the permit is held until the answer arrives.
