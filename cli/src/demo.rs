@@ -55,10 +55,10 @@ pub(crate) struct Simulated {
 /// The behaviour the month assumes, as the demo states it.
 pub(crate) const ASSUMPTIONS: &[&str] = &[
     "leads arrive through the day, most between 08:00 and 20:00, about 0.8 per rep per working day and a third of that at weekends; the app's own rule assigns them by region and load",
-    "78% of leads are contacted within their first day (median about 3 hours), 4% are marked lost, 6% are never contacted",
-    "the other 12% are contacted late: their rep acts 2-8 hours after the 24-hour alert reaches the rep and the supervisor's board (the reminder's effect)",
+    "offices differ: their reps contact 66% to 88% of leads within the first day (77% over all, median about 3 hours); of the rest, 55% are contacted late, 18% are marked lost, 27% never",
+    "a late lead is contacted 2-8 hours after the 24-hour alert reaches its rep and the supervisor's board (the reminder's effect)",
     "each rep prices about 2.5 quotes a month from the catalog at 80-100% of list price (some below floor); 15% ask for prepayment and go to legal",
-    "supervisors decide in 1-30 working hours (one in ten later, past the 1-day timeout), finance in 2-40 hours, legal in 4-60 hours",
+    "supervisors decide in 1-24 hours, but depending on the office 4% to 24% of quotes wait past the 1-day timeout; finance and legal decide in 4-60 hours, one in twenty later",
     "finance rejects 40% of quotes priced below floor; the rep raises the price within a day and submits again",
     "85% of approved quotes are signed by the customer through the link within 0.5-5 days",
     "the 32 distributors are on ten-week pilot contracts delivered in early November, so their three after-payment touches fall due inside the month",
@@ -125,6 +125,21 @@ struct Month {
     /// The file CSMs attach where a task asks for one (a call note beside the database).
     evidence: PathBuf,
     done: Simulated,
+}
+
+/// The office a rep (`r_042`) works in: reps are spread over the 18 offices in turn.
+fn office(rep: &str) -> usize {
+    rep.trim_start_matches("r_").parse::<usize>().map_or(0, |n| n % 18)
+}
+
+/// The share of an office's leads its reps answer within the day: 66% to 88%, offices mixed.
+fn pace(office: usize) -> f64 {
+    0.66 + 0.22 * ((office * 7) % 18) as f64 / 17.0
+}
+
+/// How often an office's supervisor lets a quote wait past the one-day timeout: 4% to 24%.
+fn slowness(office: usize) -> f64 {
+    0.04 + 0.2 * ((office * 5) % 18) as f64 / 17.0
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -396,13 +411,15 @@ impl Month {
         let record = self.rt.submit("lead", obj(data), "api").map_err(Self::err)?;
         self.done.leads += 1;
         let now = self.clock.now();
+        // The rep the app chose answers at their office's pace.
+        let p = pace(office(record.owner.as_deref().unwrap_or_default()));
         let u = self.rng.unit();
-        let (after, lose) = if u < 0.78 {
+        let (after, lose) = if u < p {
             // Skewed towards the first hours: the median is about 3 hours.
             (0.2 + 23.5 * self.rng.unit().powi(3), false)
-        } else if u < 0.90 {
+        } else if u < p + (1.0 - p) * 0.55 {
             (24.0 + self.rng.between(2.0, 8.0), false)
-        } else if u < 0.94 {
+        } else if u < p + (1.0 - p) * 0.73 {
             (self.rng.between(1.0, 20.0), true)
         } else {
             return Ok(());
@@ -457,7 +474,9 @@ impl Month {
         self.done.quotes += 1;
         if self.rt.act("quote", &record.id, "submit", rep, Map::new()).is_ok() {
             self.done.submitted += 1;
-            let when = self.clock.now() + hours(self.rng.between(1.0, 30.0));
+            // Some offices' supervisors let quotes wait past the step's one-day timeout.
+            let slow = if self.rng.unit() < slowness(office(rep)) { 30.0 } else { 0.0 };
+            let when = self.clock.now() + hours(self.rng.between(1.0, 24.0) + slow);
             self.at(when, Job::Decide { id: record.id });
         }
         Ok(())
@@ -497,8 +516,8 @@ impl Month {
                     "supervisor" => (2.0, 40.0),
                     _ => (4.0, 60.0),
                 };
-                // One decision in ten waits past its step's timeout.
-                let late = if self.rng.unit() < 0.1 { 30.0 } else { 0.0 };
+                // One decision in twenty waits past its step's timeout.
+                let late = if self.rng.unit() < 0.05 { 30.0 } else { 0.0 };
                 let when = now + hours(self.rng.between(lo, hi) + late);
                 self.at(when, Job::Decide { id: id.to_string() });
             }

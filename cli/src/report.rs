@@ -112,6 +112,9 @@ pub(crate) fn human(report: &PenetrationReport) -> String {
     out
 }
 
+/// The fewest decided instances a group needs to be ranked among the largest gaps.
+const MIN_DECIDED: usize = 5;
+
 fn metric(m: &MetricReport) -> String {
     let label = m.label.as_ref().map(|l| l.get(Lang::Zh).to_string()).unwrap_or_default();
     let t = &m.tally;
@@ -137,7 +140,11 @@ fn metric(m: &MetricReport) -> String {
         }
     }
     for b in m.breakdowns.iter().filter(|b| matches!(b.by, Dimension::Member | Dimension::Region | Dimension::Team)) {
-        let mut worst: Vec<_> = b.groups.iter().filter(|g| g.gap.is_some_and(|gap| gap > 0.0)).collect();
+        // A member with one or two decided instances is noise: rank those with at least five
+        // when there are any.
+        let below: Vec<_> = b.groups.iter().filter(|g| g.gap.is_some_and(|gap| gap > 0.0)).collect();
+        let sized: Vec<_> = below.iter().copied().filter(|g| g.tally.decided >= MIN_DECIDED).collect();
+        let mut worst = if sized.is_empty() { below } else { sized };
         worst.sort_by(|a, b| b.gap.partial_cmp(&a.gap).unwrap_or(std::cmp::Ordering::Equal));
         if worst.is_empty() {
             continue;
