@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use closeloop::model::{Dimension, Lang};
-use closeloop::reports::{percent, to_csv, to_html, MetricReport, PenetrationReport, ReportQuery};
+use closeloop::reports::{percent, to_csv, to_html, MetricReport, PenetrationReport, ReportQuery, MIN_DECIDED};
 
 use crate::{print, Context, Format, UserError};
 
@@ -111,9 +111,6 @@ pub(crate) fn human(report: &PenetrationReport) -> String {
     }
     out
 }
-
-/// The fewest decided instances a group needs to be ranked among the largest gaps.
-const MIN_DECIDED: usize = 5;
 
 fn metric(m: &MetricReport) -> String {
     let label = m.label.as_ref().map(|l| l.get(Lang::Zh).to_string()).unwrap_or_default();

@@ -124,7 +124,7 @@ pub use engine::{
 pub mod reports {
     pub use crate::engine::{
         milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
-        PenetrationReport, Reason, ReportQuery, Tally,
+        PenetrationReport, Reason, ReportQuery, Tally, MIN_DECIDED,
     };
 }
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};

@@ -33,7 +33,7 @@ pub use records::{
 };
 pub use reports::{
     milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
-    PenetrationReport, Reason, ReportQuery, Tally,
+    PenetrationReport, Reason, ReportQuery, Tally, MIN_DECIDED,
 };
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};

@@ -34,7 +34,7 @@ use crate::store::members::MemberRow;
 use crate::store::{metrics, tasks};
 
 pub use judge::{FellOff, Outcome, Reason};
-pub use render::{percent, to_csv, to_html};
+pub use render::{percent, to_csv, to_html, MIN_DECIDED};
 pub use tally::{Breakdown, Group, Tally};
 
 /// What to report on.

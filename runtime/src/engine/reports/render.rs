@@ -167,7 +167,7 @@ section{background:#fff;border-radius:8px;padding:16px;margin:0 0 16px;box-shado
 h2{font-size:1.15rem;margin:0 0 8px}h3{font-size:.95rem;margin:16px 0 6px;color:#3e4c59}\
 .rate{font-size:2rem;font-weight:700}.ok{color:#1b873f}.bad{color:#c62828}\
 .counts{display:flex;flex-wrap:wrap;gap:12px;margin:6px 0;color:#52606d}.counts b{color:#1f2933}\
-ol{margin:4px 0 0 20px;padding:0}svg{width:100%;height:auto;display:block}.note{color:#7b8794;font-size:.8rem}";
+ol{margin:4px 0 0 20px;padding:0}svg{width:100%;max-width:640px;height:auto;display:block}.note{color:#7b8794;font-size:.8rem}";
 
 /// The report as one self-contained HTML page in `lang`.
 pub fn to_html(report: &PenetrationReport, lang: Lang) -> String {
@@ -290,12 +290,19 @@ fn trend(out: &mut String, groups: &[Group], target: f64) {
     );
 }
 
+/// The fewest decided instances a group needs for a bar of its own, when others have more.
+pub const MIN_DECIDED: usize = 5;
+
 /// The most common: up to this many bars, the worst first.
 const MAX_BARS: usize = 15;
 
 /// One horizontal bar per group, the furthest below target first, with the target line across.
 fn bars(out: &mut String, groups: &[Group], target: f64, w: &Words) {
-    let mut rows: Vec<&Group> = groups.iter().filter(|g| g.tally.rate.is_some()).collect();
+    // Groups with a handful of decided instances are noise beside the others: shown only when
+    // no group has more.
+    let decided: Vec<&Group> = groups.iter().filter(|g| g.tally.rate.is_some()).collect();
+    let sized: Vec<&Group> = decided.iter().copied().filter(|g| g.tally.decided >= MIN_DECIDED).collect();
+    let mut rows = if sized.is_empty() { decided } else { sized };
     rows.sort_by(|a, b| b.gap.partial_cmp(&a.gap).unwrap_or(std::cmp::Ordering::Equal).then(a.key.cmp(&b.key)));
     let hidden = rows.len().saturating_sub(MAX_BARS);
     rows.truncate(MAX_BARS);
