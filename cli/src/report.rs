@@ -137,10 +137,11 @@ fn metric(m: &MetricReport) -> String {
         }
     }
     for b in m.breakdowns.iter().filter(|b| matches!(b.by, Dimension::Member | Dimension::Region | Dimension::Team)) {
-        // A member with one or two decided instances is noise: rank those with at least five
+        // A member with one or two decided instances is noise: rank members with at least five
         // when there are any.
         let below: Vec<_> = b.groups.iter().filter(|g| g.gap.is_some_and(|gap| gap > 0.0)).collect();
-        let sized: Vec<_> = below.iter().copied().filter(|g| g.tally.decided >= MIN_DECIDED).collect();
+        let people = b.by == Dimension::Member;
+        let sized: Vec<_> = below.iter().copied().filter(|g| !people || g.tally.decided >= MIN_DECIDED).collect();
         let mut worst = if sized.is_empty() { below } else { sized };
         worst.sort_by(|a, b| b.gap.partial_cmp(&a.gap).unwrap_or(std::cmp::Ordering::Equal));
         if worst.is_empty() {

@@ -233,7 +233,7 @@ fn metric(out: &mut String, m: &MetricReport, w: &Words, lang: Lang) {
     trend(out, &m.trend, m.target);
     for b in m.breakdowns.iter().filter(|b| !matches!(b.by, Dimension::Week | Dimension::Month)) {
         let _ = write!(out, "<h3>{}{}</h3>", w.by, dimension_in(b.by, lang));
-        bars(out, &b.groups, m.target, w);
+        bars(out, &b.groups, m.target, w, b.by == Dimension::Member);
     }
     out.push_str("</section>");
 }
@@ -290,18 +290,19 @@ fn trend(out: &mut String, groups: &[Group], target: f64) {
     );
 }
 
-/// The fewest decided instances a group needs for a bar of its own, when others have more.
+/// The fewest decided instances a member needs for a bar (or a place among the largest gaps),
+/// when others have more.
 pub const MIN_DECIDED: usize = 5;
 
 /// The most common: up to this many bars, the worst first.
 const MAX_BARS: usize = 15;
 
 /// One horizontal bar per group, the furthest below target first, with the target line across.
-fn bars(out: &mut String, groups: &[Group], target: f64, w: &Words) {
-    // Groups with a handful of decided instances are noise beside the others: shown only when
-    // no group has more.
+fn bars(out: &mut String, groups: &[Group], target: f64, w: &Words, people: bool) {
+    // Members with a handful of decided instances are noise beside the others: shown only when
+    // nobody has more.
     let decided: Vec<&Group> = groups.iter().filter(|g| g.tally.rate.is_some()).collect();
-    let sized: Vec<&Group> = decided.iter().copied().filter(|g| g.tally.decided >= MIN_DECIDED).collect();
+    let sized: Vec<&Group> = decided.iter().copied().filter(|g| !people || g.tally.decided >= MIN_DECIDED).collect();
     let mut rows = if sized.is_empty() { decided } else { sized };
     rows.sort_by(|a, b| b.gap.partial_cmp(&a.gap).unwrap_or(std::cmp::Ordering::Equal).then(a.key.cmp(&b.key)));
     let hidden = rows.len().saturating_sub(MAX_BARS);
