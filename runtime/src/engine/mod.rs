@@ -32,8 +32,9 @@ pub use records::{
     decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
 };
 pub use reports::{
-    milestone_name, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome, PenetrationReport, Reason,
-    ReportQuery, Tally,
+    milestone_name, Breakdown, Falloff, FellOff, Figures, FiguresQuery, Group, HealthBucket, HealthDistribution,
+    Instance, LowScore, MetricReport, Outcome, PenetrationReport, Reason, ReportQuery, SigningCycle, StepOverdue,
+    SunkGroup, SunkLeads, Tally, TaskCompletion, TaskCounts, TaskLine,
 };
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};

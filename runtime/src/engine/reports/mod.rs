@@ -13,6 +13,7 @@
 //! own ([`judge`]), and the judgements are counted into totals, breakdowns and a trend
 //! ([`tally`]).
 
+mod figures;
 mod judge;
 mod tally;
 mod timeline;
@@ -28,6 +29,10 @@ use crate::model::{AppDef, Dimension, Label, Metric, Milestone};
 use crate::store::members::MemberRow;
 use crate::store::{metrics, tasks};
 
+pub use figures::{
+    Figures, FiguresQuery, HealthBucket, HealthDistribution, LowScore, SigningCycle, StepOverdue, SunkGroup, SunkLeads,
+    TaskCompletion, TaskCounts, TaskLine,
+};
 pub use judge::{FellOff, Outcome, Reason};
 pub use tally::{Breakdown, Group, Tally};
 
