@@ -11,6 +11,7 @@ mod apps;
 mod audit;
 mod bench;
 mod context;
+mod figures;
 mod flows;
 mod members;
 mod records;
