@@ -21,6 +21,8 @@
 //! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 //! - `public_api`: the crate's public surface, pinned.
 //! - `penetration`: action penetration from the event log of records written through the engine.
+//! - `figures`: the article's other figures (leads sunk, signing cycle, overdue steps, SOP tasks,
+//!   health) from the same log and the audited rows.
 
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +34,7 @@ mod automations;
 mod cli;
 mod corpus;
 mod delegation;
+mod figures;
 mod host;
 mod hostile;
 mod http;

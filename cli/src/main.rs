@@ -12,6 +12,7 @@ mod audit;
 mod bench;
 mod context;
 mod demo;
+mod figures;
 mod flows;
 mod members;
 mod records;

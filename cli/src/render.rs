@@ -65,7 +65,7 @@ fn token_at(rest: &str) -> &str {
 }
 
 /// Display width: East Asian wide characters take two columns, so carets line up under 中文.
-fn width(s: &str) -> usize {
+pub(crate) fn width(s: &str) -> usize {
     s.chars()
         .map(|c| {
             let c = c as u32;

@@ -1,6 +1,7 @@
 //! The report commands: `report penetration` (action penetration against its targets, where
 //! instances fell off the path, the largest gaps by member and region) in text, JSON, CSV or a
-//! self-contained HTML page.
+//! self-contained HTML page, and `report figures` (the article's other figures; laid out in
+//! figures.rs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use closeloop::model::{Dimension, Lang};
 use closeloop::reports::{percent, to_csv, to_html, MetricReport, PenetrationReport, ReportQuery, MIN_DECIDED};
+use jiff::civil::Date;
 
 use crate::{print, Context, Format, UserError};
 
@@ -47,22 +49,59 @@ pub(crate) enum Report {
         #[arg(long, value_parser = ["zh", "en"], default_value = "zh")]
         lang: String,
     },
+    /// The article's other figures: leads sunk (no contact within 72 hours), the signing
+    /// cycle, approval steps overdue, SOP task completion, and the health score distribution.
+    Figures {
+        /// The first day of the period, YYYY-MM-DD (default: 29 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// The last day of the period, included (default: today).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Report(Report::Penetration { metrics, from, to, by, instances, out, lang }) = cmd;
+    match cmd {
+        Command::Report(Report::Penetration { metrics, from, to, by, instances, out, lang }) => {
+            let (from, to) = period(ctx, from.as_deref(), to.as_deref())?;
+            penetration(ctx, metrics, (from, to), by, *instances, out.as_ref(), lang)
+        }
+        Command::Report(Report::Figures { from, to }) => {
+            if matches!(ctx.format, Format::Csv | Format::Html) {
+                return Err(UserError("report figures prints human or json".into()));
+            }
+            let (from, to) = period(ctx, from.as_deref(), to.as_deref())?;
+            crate::figures::figures(ctx, from, to)
+        }
+    }
+}
+
+/// The period asked for: `--to` (default today) and `--from` (default 29 days before it).
+fn period(ctx: &Context, from: Option<&str>, to: Option<&str>) -> Result<(Date, Date), UserError> {
     let now = ctx.now.unwrap_or_else(jiff::Timestamp::now);
-    let today = now.to_zoned(jiff::tz::TimeZone::system()).date();
     let to = match to {
         Some(t) => date(t, "--to")?,
-        None => today,
+        None => now.to_zoned(jiff::tz::TimeZone::system()).date(),
     };
     let from = match from {
         Some(f) => date(f, "--from")?,
         None => to.checked_sub(jiff::Span::new().days(29)).unwrap_or(to),
     };
+    Ok((from, to))
+}
+
+fn penetration(
+    ctx: &Context,
+    metrics: &[String],
+    (from, to): (Date, Date),
+    by: &[String],
+    instances: bool,
+    out: Option<&PathBuf>,
+    lang: &str,
+) -> Result<ExitCode, UserError> {
     let by = by.iter().map(|b| dimension(b)).collect::<Result<Vec<_>, _>>()?;
-    let query = ReportQuery { metrics: metrics.clone(), from, to, by, instances: *instances };
+    let query = ReportQuery { metrics: metrics.to_vec(), from, to, by, instances };
     let report = ctx.runtime()?.penetration(&query).map_err(|e| ctx.engine_error(e))?;
     let lang = if lang == "en" { Lang::En } else { Lang::Zh };
     let text = match ctx.format {
@@ -71,7 +110,7 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Format::Csv => to_csv(&report),
         Format::Html => to_html(&report, lang),
     };
-    let out = out.clone().or_else(|| (ctx.format == Format::Html).then(|| PathBuf::from("penetration.html")));
+    let out = out.cloned().or_else(|| (ctx.format == Format::Html).then(|| PathBuf::from("penetration.html")));
     match out {
         Some(path) => {
             std::fs::write(&path, text).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
@@ -81,7 +120,7 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     }
 }
 
-fn date(text: &str, flag: &str) -> Result<jiff::civil::Date, UserError> {
+fn date(text: &str, flag: &str) -> Result<Date, UserError> {
     text.parse().map_err(|_| UserError(format!("{flag} \"{text}\" is not a date; write it as 2026-11-01")))
 }
 

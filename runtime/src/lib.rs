@@ -120,11 +120,13 @@ pub use engine::{
     Waiting, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, SYSTEM_ACTORS,
 };
 /// Action penetration and the article's other figures, computed from the event log: see
-/// [`Runtime::penetration`].
+/// [`Runtime::penetration`] and [`Runtime::figures`].
 pub mod reports {
     pub use crate::engine::{
-        milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
-        PenetrationReport, Reason, ReportQuery, Tally, MIN_DECIDED,
+        milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Figures, FiguresQuery, Group,
+        HealthBucket, HealthDistribution, Instance, LowScore, MetricReport, Outcome, PenetrationReport, Reason,
+        ReportQuery, SigningCycle, StepOverdue, SunkGroup, SunkLeads, Tally, TaskCompletion, TaskCounts, TaskLine,
+        MIN_DECIDED,
     };
 }
 pub use loader::{read_app, App, AppFiles, Loaded, Loader, LoaderError};

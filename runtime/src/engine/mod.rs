@@ -32,8 +32,9 @@ pub use records::{
     decode, guard, BoardItem, ImportOptions, ImportReport, MembersReport, RowProblem, Version, MAX_CSV_BYTES,
 };
 pub use reports::{
-    milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Group, Instance, MetricReport, Outcome,
-    PenetrationReport, Reason, ReportQuery, Tally, MIN_DECIDED,
+    milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Figures, FiguresQuery, Group, HealthBucket,
+    HealthDistribution, Instance, LowScore, MetricReport, Outcome, PenetrationReport, Reason, ReportQuery,
+    SigningCycle, StepOverdue, SunkGroup, SunkLeads, Tally, TaskCompletion, TaskCounts, TaskLine, MIN_DECIDED,
 };
 pub use scoring::{Graded, Scored, Trial, TrialDetail};
 pub use sop::{Completed, Evidence, Task};

@@ -25,7 +25,7 @@ pub struct LogRow {
     pub owner: Option<String>,
     /// `action.id` of a `record.action`; `event` of an `event.received`.
     pub name: Option<String>,
-    /// `approval`: the run an approval event belongs to.
+    /// `approval`: the run an approval event (or a `sign.signed`) belongs to.
     pub run: Option<i64>,
     /// `chain` of an approval event; `sop` of a `task.done`.
     pub group: Option<String>,
@@ -58,7 +58,7 @@ pub(crate) fn each_event(
         "SELECT seq, at, actor, kind, record,
                 body ->> '$.state', body ->> '$.owner',
                 coalesce(body ->> '$.action.id', body ->> '$.event'),
-                CASE WHEN kind LIKE 'approval.%' THEN body ->> '$.approval' END, coalesce(body ->> '$.chain', body ->> '$.sop'),
+                CASE WHEN kind LIKE 'approval.%' OR kind = 'sign.signed' THEN body ->> '$.approval' END, coalesce(body ->> '$.chain', body ->> '$.sop'),
                 body ->> '$.step', body ->> '$.due_at', body ->> '$.needed', body ->> '$.status',
                 CASE kind WHEN 'approval.step_opened' THEN body ->> '$.signature'
                           WHEN 'task.done' THEN body ->> '$.late' END,

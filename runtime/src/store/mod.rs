@@ -19,6 +19,7 @@ pub(crate) mod audit;
 mod bench;
 pub(crate) mod boards;
 pub(crate) mod channels;
+pub(crate) mod figures;
 pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod metrics;

@@ -13,6 +13,7 @@
 //! own ([`judge`]), and the judgements are counted into totals, breakdowns and a trend
 //! ([`tally`]).
 
+mod figures;
 #[cfg(test)]
 mod fixtures;
 mod judge;
@@ -29,10 +30,14 @@ use serde::Serialize;
 
 use crate::calendar::WorkCalendar;
 use crate::engine::{EngineError, Runtime};
-use crate::model::{Dimension, Label, Metric, Milestone};
+use crate::model::{AppDef, Dimension, Label, Metric, Milestone};
 use crate::store::members::MemberRow;
 use crate::store::{metrics, tasks};
 
+pub use figures::{
+    Figures, FiguresQuery, HealthBucket, HealthDistribution, LowScore, SigningCycle, StepOverdue, SunkGroup, SunkLeads,
+    TaskCompletion, TaskCounts, TaskLine,
+};
 pub use judge::{FellOff, Outcome, Reason};
 pub use render::{percent, to_csv, to_html, MIN_DECIDED};
 pub use tally::{Breakdown, Group, Tally};
@@ -201,12 +206,7 @@ pub(crate) struct Frame<'a> {
 impl Runtime {
     /// The penetration report: each metric asked for over the period, from the event log.
     pub fn penetration(&self, query: &ReportQuery) -> Result<PenetrationReport, EngineError> {
-        if query.from > query.to {
-            return Err(EngineError::Input(format!(
-                "the period starts ({}) after it ends ({}); give --from before --to",
-                query.from, query.to
-            )));
-        }
+        check_period(query.from, query.to)?;
         let declared: Vec<(&str, &Metric)> = self
             .apps
             .values()
@@ -236,21 +236,7 @@ impl Runtime {
                 continue;
             }
             let Some(app) = self.apps.get(app_id) else { continue };
-            let cal = WorkCalendar::of_app(&app.app.def);
-            let tz = cal.time_zone().clone();
-            let day = |d: Date| d.to_zoned(tz.clone()).map(|z| z.timestamp());
-            let (Ok(from), Ok(until)) = (day(query.from), day(query.to.tomorrow().unwrap_or(query.to))) else {
-                return Err(EngineError::Input("the period is out of range".into()));
-            };
-            let finals = app
-                .app
-                .def
-                .forms
-                .iter()
-                .filter(|f| f.id == metric.form)
-                .flat_map(|f| f.states.iter().filter(|s| s.is_final == Some(true)).map(|s| s.id.clone()))
-                .collect();
-            let frame = Frame { cal, tz, from, until, now, members: &members, finals };
+            let frame = Frame::of(&app.app.def, &metric.form, (query.from, query.to), now, &members)?;
             out.push(self.metric_report(app_id, metric, &frame, query)?);
         }
         Ok(PenetrationReport {
@@ -268,14 +254,41 @@ impl Runtime {
         frame: &Frame<'_>,
         query: &ReportQuery,
     ) -> Result<MetricReport, EngineError> {
+        let dims = if query.by.is_empty() { metric.breakdown.clone() } else { query.by.clone() };
+        let mut counter = tally::Counter::new(frame, dims, query.instances);
+        self.each_judged(metric, frame, &mut |j| counter.add(j))?;
+        let mut path: Vec<String> = metric.path.iter().map(milestone_name).collect();
+        let end = milestone_name(&metric.end);
+        if path.last() != Some(&end) {
+            path.push(end);
+        }
+        Ok(counter.report(app, metric, path))
+    }
+
+    /// Every instance of `metric` that started in the frame's period, judged and shown. The
+    /// figures judge metrics of their own with it (leads sunk is the lead metric judged
+    /// against 72 hours).
+    pub(super) fn judged(&self, metric: &Metric, frame: &Frame<'_>) -> Result<Vec<Instance>, EngineError> {
+        let mut out = Vec::new();
+        self.each_judged(metric, frame, &mut |j| out.push(j.shown(&frame.tz)))?;
+        Ok(out)
+    }
+
+    /// Judges every instance of `metric` that started in the frame's period, handing each to
+    /// `visit` as it comes: the log read record by record, each record's timeline judged on
+    /// its own, nothing held beyond one record.
+    fn each_judged(
+        &self,
+        metric: &Metric,
+        frame: &Frame<'_>,
+        visit: &mut dyn FnMut(judge::Judged),
+    ) -> Result<(), EngineError> {
         let reader = self.store.reader();
         let uses_tasks = std::iter::once(&metric.end)
             .chain(&metric.path)
             .any(|m| matches!(m, Milestone::Task(_) | Milestone::Tasks(_)));
         let all_tasks = if uses_tasks { tasks::of_form(reader, &metric.form)? } else { Vec::new() };
         let mut tasks = all_tasks.as_slice();
-        let dims = if query.by.is_empty() { metric.breakdown.clone() } else { query.by.clone() };
-        let mut counter = tally::Counter::new(frame, dims, query.instances);
         let mut record: Vec<metrics::LogRow> = Vec::new();
         let mut flush = |rows: &mut Vec<metrics::LogRow>| {
             let Some(first) = rows.first() else { return };
@@ -288,7 +301,7 @@ impl Runtime {
             let line = timeline::Timeline::of(std::mem::take(rows), &tasks[..n]);
             tasks = &tasks[n..];
             for judged in judge::instances(metric, &line, frame) {
-                counter.add(judged);
+                visit(judged);
             }
         };
         metrics::each_event(reader, &metric.form, &kinds_for(metric), &mut |row| {
@@ -299,11 +312,48 @@ impl Runtime {
             Ok(())
         })?;
         flush(&mut record);
-        let mut path: Vec<String> = metric.path.iter().map(milestone_name).collect();
-        let end = milestone_name(&metric.end);
-        if path.last() != Some(&end) {
-            path.push(end);
-        }
-        Ok(counter.report(app, metric, path))
+        Ok(())
+    }
+}
+
+/// Refuses a period that ends before it starts.
+fn check_period(from: Date, to: Date) -> Result<(), EngineError> {
+    if from > to {
+        return Err(EngineError::Input(format!(
+            "the period starts ({from}) after it ends ({to}); give --from before --to"
+        )));
+    }
+    Ok(())
+}
+
+impl<'a> Frame<'a> {
+    /// The frame of a metric of `app` on `form` over the days `period` (first and last, in the
+    /// app's time zone), judged at `now`.
+    pub(crate) fn of(
+        app: &AppDef,
+        form: &str,
+        period: (Date, Date),
+        now: Timestamp,
+        members: &'a HashMap<&'a str, &'a MemberRow>,
+    ) -> Result<Frame<'a>, EngineError> {
+        let cal = WorkCalendar::of_app(app);
+        let tz = cal.time_zone().clone();
+        let (from, until) = bounds(&tz, period)?;
+        let finals = app
+            .forms
+            .iter()
+            .filter(|f| f.id == form)
+            .flat_map(|f| f.states.iter().filter(|s| s.is_final == Some(true)).map(|s| s.id.clone()))
+            .collect();
+        Ok(Frame { cal, tz, from, until, now, members, finals })
+    }
+}
+
+/// The instants a period of days starts and ends at (its last day included) in `tz`.
+pub(crate) fn bounds(tz: &TimeZone, (first, last): (Date, Date)) -> Result<(Timestamp, Timestamp), EngineError> {
+    let day = |d: Date| d.to_zoned(tz.clone()).map(|z| z.timestamp());
+    match (day(first), day(last.tomorrow().unwrap_or(last))) {
+        (Ok(from), Ok(until)) => Ok((from, until)),
+        _ => Err(EngineError::Input("the period is out of range".into())),
     }
 }

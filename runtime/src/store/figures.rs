@@ -1,0 +1,66 @@
+//! What the figures read besides the event log: a score's current value on each record.
+
+use rusqlite::types::Value;
+
+use super::{from_sqlite, FormTable, Reader, StoreError};
+
+/// One record's score, as stored through the write gate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScoreRow {
+    /// The record.
+    pub id: String,
+    /// Its state.
+    pub state: Option<String>,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// The score field's value, when it holds a number.
+    pub value: Option<f64>,
+    /// The value of the field that names the record (`customer`), as text.
+    pub name: Option<String>,
+}
+
+fn number(v: Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(i as f64),
+        Value::Real(r) => Some(r),
+        _ => None,
+    }
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::Text(s) => Some(s),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(r) => Some(r.to_string()),
+        _ => None,
+    }
+}
+
+/// Every record of the form with its `field` value and its `name_field` value, by id. The
+/// field ids come from the loaded definition; they are bound as JSON paths, never spliced.
+pub(crate) fn score_values(
+    conn: &Reader,
+    t: &FormTable,
+    field: &str,
+    name_field: Option<&str>,
+) -> Result<Vec<ScoreRow>, StoreError> {
+    let sql = format!(
+        "SELECT id, state, owner, json_extract(data, ?1), CASE WHEN ?2 IS NOT NULL THEN json_extract(data, ?2) END
+         FROM {} ORDER BY id",
+        t.quoted()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let (path, name) = (format!("$.\"{field}\""), name_field.map(|n| format!("$.\"{n}\"")));
+    let rows = stmt
+        .query_map(rusqlite::params![path, name], |r| {
+            Ok(ScoreRow {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                owner: r.get(2)?,
+                value: number(r.get(3)?),
+                name: text(r.get(4)?),
+            })
+        })
+        .map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+}
