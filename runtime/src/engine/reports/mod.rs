@@ -160,6 +160,18 @@ pub fn milestone_name(m: &Milestone) -> String {
     }
 }
 
+/// The events an approval run is read from.
+pub(crate) const RUN_KINDS: &[&str] = &[
+    "approval.started",
+    "approval.step_opened",
+    "approval.approved",
+    "approval.rejected",
+    "approval.step_skipped",
+    "approval.finished",
+    "approval.recalled",
+    "approval.reset",
+];
+
 /// The event kinds a metric's milestones are found in, beside the record events every metric
 /// reads for owners and states.
 fn kinds_for(metric: &Metric) -> Vec<&'static str> {
@@ -167,16 +179,7 @@ fn kinds_for(metric: &Metric) -> Vec<&'static str> {
     for m in std::iter::once(&metric.start).chain(std::iter::once(&metric.end)).chain(&metric.path) {
         match m {
             Milestone::Event(_) => kinds.push("event.received"),
-            Milestone::Approval(_) | Milestone::ApprovalStep(_) => kinds.extend([
-                "approval.started",
-                "approval.step_opened",
-                "approval.approved",
-                "approval.rejected",
-                "approval.step_skipped",
-                "approval.finished",
-                "approval.recalled",
-                "approval.reset",
-            ]),
+            Milestone::Approval(_) | Milestone::ApprovalStep(_) => kinds.extend(RUN_KINDS),
             // Tasks are read from their rows (opened, due, done), which `audit verify` checks
             // against the `task.done` events.
             Milestone::Created(_)

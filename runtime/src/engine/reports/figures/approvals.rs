@@ -15,19 +15,6 @@ use crate::model::{AppDef, ApprovalChain};
 use crate::store::metrics::{self, LogRow};
 use crate::store::{Reader, StoreError};
 
-/// The events a run is read from.
-const KINDS: &[&str] = &[
-    "approval.started",
-    "approval.step_opened",
-    "approval.approved",
-    "approval.rejected",
-    "approval.step_skipped",
-    "approval.finished",
-    "approval.recalled",
-    "approval.reset",
-    "sign.signed",
-];
-
 /// From submission to the customer's signature, for the runs of one chain started in the period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SigningCycle {
@@ -149,7 +136,9 @@ impl RunLog {
 /// Every run on `form`, by id.
 fn runs(conn: &Reader, form: &str) -> Result<BTreeMap<i64, RunLog>, StoreError> {
     let mut runs: BTreeMap<i64, RunLog> = BTreeMap::new();
-    metrics::each_event(conn, form, KINDS, &mut |row| {
+    // A run's events, and the customer's signature that ends it.
+    let kinds: Vec<&str> = crate::engine::reports::RUN_KINDS.iter().copied().chain(["sign.signed"]).collect();
+    metrics::each_event(conn, form, &kinds, &mut |row| {
         if let Some(run) = row.run {
             runs.entry(run).or_default().add(row);
         }
