@@ -94,7 +94,7 @@ fn an_unknown_metric_or_a_backwards_period_is_refused_with_what_to_do() {
     assert!(e.contains("did you mean `lead_first_followup`"), "{e}");
     let backwards = ReportQuery { from: day("2026-11-08"), to: day("2026-11-02"), ..week("lead_first_followup") };
     let e = rt.penetration(&backwards).unwrap_err().to_string();
-    assert!(e.contains("--from before --to"), "{e}");
+    assert!(e.contains("its first day must not come after its last"), "{e}");
 }
 
 /// Two weeks of leads on the lead template's team, written through the engine on the file the

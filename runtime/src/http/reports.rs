@@ -109,7 +109,8 @@ pub(super) async fn penetration(State(api): State<Api>, headers: HeaderMap, RawQ
         }
     };
     let query = asked.query.clone();
-    let answer = match api.pool.submit(move |rt| rt.penetration(&query)) {
+    // Apps installed since the server started count too.
+    let answer = match api.pool.submit(move |rt| rt.refresh().and_then(|()| rt.penetration(&query))) {
         Ok(answer) => answer,
         Err(Busy) => return busy(),
     };

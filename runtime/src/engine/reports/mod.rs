@@ -323,7 +323,7 @@ impl Runtime {
 fn check_period(from: Date, to: Date) -> Result<(), EngineError> {
     if from > to {
         return Err(EngineError::Input(format!(
-            "the period starts ({from}) after it ends ({to}); give --from before --to"
+            "the period starts ({from}) after it ends ({to}); its first day must not come after its last"
         )));
     }
     Ok(())
