@@ -262,5 +262,5 @@ fn a_backwards_period_is_refused_with_what_to_do() {
     let (rt, _) = world(&dir, "2026-11-02T09:00:00+08:00", "lead-followup");
     let query = FiguresQuery { from: "2026-11-08".parse().unwrap(), to: "2026-11-02".parse().unwrap() };
     let e = rt.figures(&query).unwrap_err().to_string();
-    assert!(e.contains("--from before --to"), "{e}");
+    assert!(e.contains("its first day must not come after its last"), "{e}");
 }
