@@ -4,7 +4,9 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
-use super::{from_sqlite, schema, timers, FormTable, Reader, Store, StoreError, TimerRow, Tx};
+use super::{
+    audit, from_sqlite, records, schema, timers, FormTable, Reader, RecordRow, Store, StoreError, TimerRow, Tx,
+};
 
 /// Rows of one table, as stored: what `bench import` and `bench timers` replay raw. Opaque:
 /// only [`Store::bench_raw_replay`] and [`Store::bench_raw_fire_replay`] read it.
@@ -185,6 +187,135 @@ impl Store {
     pub fn bench_raw_fire_replay(&mut self, now: &str, rows: &[TableRows]) -> Result<(usize, usize), StoreError> {
         // Marking first: a timer the tick armed is replayed as the tick left it, never marked.
         self.write(|tx| Ok::<_, StoreError>((fire(tx, now)?, replay(tx, rows)?)))
+    }
+}
+
+/// One record event of benchmark data, as the write gate writes it: the record's new version
+/// (1 for `record.created`), its state and owner after the event, and the event's body and the
+/// record's data after it, as JSON text.
+#[derive(Debug, Clone, Default)]
+pub struct BenchEvent {
+    /// When, in the stored time format.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// `record.created`, `record.updated` or `record.action`.
+    pub kind: String,
+    /// The record.
+    pub record: String,
+    /// The version the event makes.
+    pub version: i64,
+    /// The record's state after it.
+    pub state: Option<String>,
+    /// The record's owner after it.
+    pub owner: Option<String>,
+    /// The event's body.
+    pub body: String,
+    /// The record's data after it.
+    pub data: String,
+}
+
+impl Store {
+    /// Writes `events` (in time order) of `table`'s form raw, in one transaction: each event
+    /// continues the hash chain as `audit::append` does (so `audit verify` holds), and its
+    /// record is inserted (version 1) or moved to its version as the write gate would. The
+    /// form's id counter for `counter.0` (an id pattern's period, `LEAD-2025-#`) is set to
+    /// `counter.1`, so a later submit continues the ids. Returns the events written.
+    pub fn bench_record_events(
+        &mut self,
+        table: &FormTable,
+        events: &mut dyn Iterator<Item = BenchEvent>,
+        counter: (&str, i64),
+    ) -> Result<usize, StoreError> {
+        let tx = Tx::begin(&self.conn)?;
+        let (mut seq, mut prev): (i64, String) = tx
+            .query_optional("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .unwrap_or((0, audit::GENESIS.to_string()));
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data, data_hash, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut written = 0;
+        for e in events {
+            seq += 1;
+            let data_hash = audit::sha256_hex(e.data.as_bytes());
+            let (form, body) = (Some(table.form.as_str()), e.body.as_str());
+            let hash = audit::chain_hash(
+                seq,
+                &e.at,
+                &e.actor,
+                &e.kind,
+                form,
+                Some(&e.record),
+                Some(e.version),
+                body,
+                Some(&data_hash),
+                &prev,
+            );
+            insert
+                .execute(params![
+                    seq, e.at, e.actor, e.kind, form, e.record, e.version, body, e.data, data_hash, prev, hash
+                ])
+                .map_err(from_sqlite)?;
+            let row = RecordRow {
+                id: e.record,
+                version: e.version,
+                state: e.state,
+                owner: e.owner,
+                data: serde_json::Map::new(),
+                data_hash,
+                created_at: e.at.clone(),
+                updated_at: e.at,
+                created_by: e.actor.clone(),
+                updated_by: e.actor,
+            };
+            if row.version == 1 {
+                records::insert(&tx, table, &row, &e.data)?;
+            } else if !records::update(&tx, table, &row, &e.data)? {
+                let message =
+                    format!("{} has no version {} for version {} to follow", row.id, row.version - 1, row.version);
+                return Err(StoreError::Database { kind: super::DbErrorKind::Other, message });
+            }
+            prev = hash;
+            written += 1;
+        }
+        drop(insert);
+        records::set_counter(&tx, &table.form, counter.0, counter.1)?;
+        tx.commit()?;
+        Ok(written)
+    }
+
+    /// The baseline of `bench report`: the follow-up rate of a metric that starts when a
+    /// record of `form` is created and ends at its first `action` within `within` seconds,
+    /// in ONE aggregate over the events table. `from` and `until` bound the creations (stored
+    /// time format); `now` decides which are still pending. Returns (population, penetrated,
+    /// decided). The `+` on the action's kind keeps SQLite on `events_by_record` (a lead's
+    /// few events) rather than `events_by_kind` (every later action, per lead).
+    pub fn bench_followup_sql(
+        &self,
+        form: &str,
+        action: &str,
+        within: i64,
+        (from, until): (&str, &str),
+        now: &str,
+    ) -> Result<(usize, usize, usize), StoreError> {
+        let (population, penetrated, decided): (i64, i64, i64) = self.conn.query_row(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE c IS NOT NULL AND c <= s + ?3),
+                    count(*) FILTER (WHERE c IS NOT NULL OR unixepoch(?6, 'subsec') > s + ?3)
+             FROM (SELECT unixepoch(e.at, 'subsec') AS s,
+                          (SELECT unixepoch(min(a.at), 'subsec') FROM events a
+                           WHERE a.form = e.form AND a.record = e.record AND a.seq > e.seq
+                             AND +a.kind = 'record.action' AND a.body ->> '$.action.id' = ?2) AS c
+                   FROM events e
+                   WHERE e.form = ?1 AND e.kind = 'record.created' AND e.at >= ?4 AND e.at < ?5)",
+            params![form, action, within, from, until, now],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        Ok((count(population), count(penetrated), count(decided)))
     }
 }
 

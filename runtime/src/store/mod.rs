@@ -44,7 +44,7 @@ pub(crate) use approvals::{ApprovalRow, StepRow};
 pub use approvals::{ApprovalStatus, StepStatus};
 pub(crate) use audit::NewEvent;
 pub use audit::{sha256_hex, AuditProblem, Checkpoint, Verification, GENESIS};
-pub use bench::TableRows;
+pub use bench::{BenchEvent, TableRows};
 pub(crate) use boards::FlagRow;
 pub use members::MemberRow;
 pub use outbox::{AttemptRow, OutboxRow, OutboxStatus};
