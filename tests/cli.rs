@@ -27,6 +27,27 @@ fn validate_points_at_the_token_with_a_caret_and_help_and_exits_1() {
 }
 
 #[test]
+fn a_file_with_old_mac_line_breaks_shows_the_line_the_caret_is_under() {
+    // Found by fuzzing: YAML counts a lone CR as a line break, so the diagnostic said line 10,
+    // and the CLI, splitting on LF, printed no source line at all (or the wrong one).
+    let text = std::fs::read_to_string(crate::support::root().join("tests/data/invalid/misspelt-field-key.yaml"))
+        .unwrap()
+        .replace('\n', "\r");
+    let dir = std::env::temp_dir().join(format!("closeloop-cr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("app.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = closeloop(&["validate", file.to_str().unwrap()]);
+    let said = stdout(&out);
+    assert!(
+        said.contains(":10:9: error[UNKNOWN_KEY]")
+            && said.contains("10 |         requried: true\n   |         ^^^^^^^^"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn carets_line_up_under_chinese_text() {
     let out = closeloop(&["validate", "tests/data/invalid/bad-message-template.yaml"]);
     let text = stdout(&out);

@@ -93,6 +93,17 @@ pub enum LoaderError {
     Schema(#[from] SchemaError),
 }
 
+/// The text with every line break YAML knows (`\r\n`, a lone `\r`, `\n`) written as `\n`.
+/// YAML counts a lone `\r` as a line of its own, and so does a diagnostic's line number; a
+/// front end that splits the source on `\n` would show the wrong line under the caret.
+fn one_line_break(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Loads apps. Build one and reuse it: it holds the compiled schema and the script engine.
 #[derive(Debug)]
 pub struct Loader {
@@ -114,12 +125,13 @@ impl Loader {
     /// Loads an app from its files in memory.
     pub fn load(&self, files: &AppFiles) -> Loaded {
         let file = files.app_file();
+        let app_yaml = one_line_break(&files.app_yaml);
         let mut sources = BTreeMap::new();
-        sources.insert(file.clone(), files.app_yaml.clone());
+        sources.insert(file.clone(), app_yaml.to_string());
         for (path, text) in &files.scripts {
             sources.insert(join(&files.dir, path), text.clone());
         }
-        let (root, mut diagnostics) = yaml::parse(&file, &files.app_yaml, self.limits);
+        let (root, mut diagnostics) = yaml::parse(&file, &app_yaml, self.limits);
         let Some(root) = root else {
             return finish(None, diagnostics, sources);
         };
