@@ -12,6 +12,7 @@
 //! - `approvals`: approval chains, signing links and the quote PDF.
 //! - `audit_chain`: the chain covers what confers a right: approval events, faked rows, checkpoints.
 //! - `delegation`: delegates of away approvers, and the audited override (A4).
+//! - `duties`: separation of duties under races (a hundred approvers at once, A1) and overlaps (A6).
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
@@ -34,6 +35,7 @@ mod automations;
 mod cli;
 mod corpus;
 mod delegation;
+mod duties;
 mod figures;
 mod host;
 mod hostile;
