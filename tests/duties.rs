@@ -103,9 +103,14 @@ fn a1_a_hundred_approvers_at_once_make_one_decision_and_one_message_and_every_lo
         outcomes.iter().filter_map(|o| o.as_ref().err()).all(|k| matches!(k, ErrorKind::Refused | ErrorKind::Conflict)),
         "{outcomes:?}"
     );
-    let decisions = "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1";
+    let decisions =
+        "SELECT COUNT(*) FROM approval_decisions d JOIN approvals a ON a.id = d.approval WHERE a.record = ?1";
     assert_eq!(count(&dir, decisions, &id), 1, "one transition");
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM outbox WHERE message = 'approved' AND record = ?1", &id), 1, "one message");
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM outbox WHERE message = 'approved' AND record = ?1", &id),
+        1,
+        "one message"
+    );
     let refused = count(&dir, "SELECT COUNT(*) FROM events WHERE kind = 'approval.refused' AND record = ?1", &id);
     assert_eq!(refused, 99, "every loser is on the record");
     assert!(open(&dir).verify_audit().unwrap().problem.is_none());
@@ -122,7 +127,11 @@ fn a6_a_member_who_qualifies_for_two_steps_decides_only_one_of_them() {
     let Err((kind, why)) = second else { panic!("one person approved two levels of the chain") };
     assert_eq!(kind, ErrorKind::Refused, "{why}");
     assert!(why.contains("f1") || why.contains("already"), "the refusal says why: {why}");
-    assert_eq!(count(&dir, "SELECT COUNT(*) FROM outbox WHERE message = 'approved' AND record = ?1", &id), 0, "not approved yet");
+    assert_eq!(
+        count(&dir, "SELECT COUNT(*) FROM outbox WHERE message = 'approved' AND record = ?1", &id),
+        0,
+        "not approved yet"
+    );
     // Another manager completes it; the owner hears once.
     rt.approve("claim", &id, "m2", None).unwrap();
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM outbox WHERE message = 'approved' AND record = ?1", &id), 1);

@@ -4,6 +4,7 @@
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
+//! - `crashes`: writes killed at random points leave one audit event per committed change (D6).
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
 //! - `host`: the host API, health scores, and what scripts cannot do (S8).
@@ -34,6 +35,7 @@ mod audit_chain;
 mod automations;
 mod cli;
 mod corpus;
+mod crashes;
 mod delegation;
 mod duties;
 mod figures;
