@@ -442,6 +442,9 @@ impl Runtime {
 }
 
 #[cfg(test)]
+mod fuzz_scripts;
+
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 
