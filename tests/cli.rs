@@ -170,3 +170,25 @@ fn demo_simulates_a_month_on_a_file_that_verifies_and_the_same_seed_gives_the_sa
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("left alone"));
 }
+
+#[test]
+fn times_people_read_are_in_the_apps_zone_and_json_keeps_the_instant() {
+    // A lead at 10:00 Beijing time is due for its first contact at 10:00 the next day; the
+    // rep and the supervisor read 10:00 +08:00, not 02:00:00Z.
+    let cli = crate::support::Cli::new("local-times", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let lead = r#"{"source":"expo","customer":"上海明远科技","phone":"13800138001","region":"east","owner":"m_li"}"#;
+    let id = cli.json(&["submit", "lead", "--data", lead, "--as", "m_li"])["id"].as_str().unwrap().to_string();
+    let later = Some("2026-11-24T11:00:00+08:00");
+    let tick = cli.ok_at(later, &["tick"]);
+    assert!(tick.contains("due 2026-11-24 10:00 +08:00") && tick.contains("tick at 2026-11-24 11:00 +08:00"), "{tick}");
+    assert!(!tick.contains("02:00:00"), "{tick}");
+    let activity = cli.ok_at(later, &["activity", "lead", &id]);
+    assert!(activity.lines().any(|l| l.starts_with("2026-11-2") && l.contains(" +08:00  ")), "{activity}");
+    let board = cli.ok_at(later, &["board", "supervisor"]);
+    assert!(board.contains(&id) && board.contains("since 2026-11-24 1"), "{board}");
+    // JSON keeps the stored instant (RFC 3339) for programs.
+    let json = cli.json_at(later, &["activity", "lead", &id]);
+    assert!(json.to_string().contains("\"2026-11-24T03:00:00"), "{json}");
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::context::show;
+use crate::render::local;
 use crate::{Context, UserError};
 
 /// The approval commands.
@@ -137,7 +138,10 @@ pub fn approvals(ctx: &Context, member: Option<&str>) -> Result<ExitCode, UserEr
                     w.approved_by.len(),
                     w.needed,
                     w.approvers.join(", "),
-                    w.due_at.as_deref().map(|d| format!("; due {d}")).unwrap_or_default(),
+                    w.due_at
+                        .as_deref()
+                        .map(|d| format!("; due {}", local(d, &rt.zone_of(Some(&w.form)))))
+                        .unwrap_or_default(),
                     w.on_behalf_of.as_deref().map(|a| format!("; you decide for {a}, who is away")).unwrap_or_default()
                 );
                 for s in &w.show {
@@ -211,7 +215,7 @@ pub fn sign_link(
             link.record,
             link.version,
             link.version_hash.get(..12).unwrap_or(&link.version_hash),
-            link.expires_at,
+            local(&link.expires_at, &rt.zone_of(Some(form))),
             svg_path.display(),
             png_path.display()
         );
@@ -230,7 +234,11 @@ pub fn sign(ctx: &Context, token: &str, name: &str) -> Result<ExitCode, UserErro
     show(ctx, &signed, || {
         format!(
             "{} version {} signed by {} at {} (hash {})",
-            signed.record, signed.version, signed.signer, signed.at, signed.version_hash
+            signed.record,
+            signed.version,
+            signed.signer,
+            local(&signed.at, &rt.zone_of(Some(&signed.form))),
+            signed.version_hash
         )
     })
 }

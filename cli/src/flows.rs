@@ -8,6 +8,7 @@ use closeloop::{DeliveryOutcome, Evidence, FireOutcome, OutboxStatus, Run, RunSt
 use serde_json::{Map, Value};
 
 use crate::context::{data, show};
+use crate::render::local;
 use crate::{Context, UserError};
 
 /// The automation commands.
@@ -201,7 +202,8 @@ pub fn tick(ctx: &Context) -> Result<ExitCode, UserError> {
         let mut lines = Vec::new();
         for t in &report.timers {
             let on = t.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
-            let late = if t.late { format!(" LATE (was due {})", t.due) } else { format!(" (due {})", t.due) };
+            let due = local(&t.due, &rt.zone_of(t.form.as_deref()));
+            let late = if t.late { format!(" LATE (was due {due})") } else { format!(" (due {due})") };
             let missed = if t.missed > 0 { format!(", {} missed run(s) coalesced", t.missed) } else { String::new() };
             let why = t.why.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
             lines.push(format!("{:<9} {}{on}{late}{missed}{why}", t.outcome, t.automation));
@@ -211,7 +213,7 @@ pub fn tick(ctx: &Context) -> Result<ExitCode, UserError> {
         let skipped = report.timers.iter().filter(|t| t.outcome == FireOutcome::Settled(TimerStatus::Skipped)).count();
         lines.push(format!(
             "tick at {}: {} timer(s) due; {fired} fired ({late} late), {skipped} skipped",
-            report.now,
+            local(&report.now, &rt.zone_of(None)),
             report.timers.len()
         ));
         if !report.runs.is_empty() {
@@ -232,11 +234,11 @@ pub fn tasks(ctx: &Context, member: Option<&str>, overdue: bool, all: bool) -> R
             .map(|t| {
                 let flag = if t.overdue { " OVERDUE" } else { "" };
                 format!(
-                    "#{:<5} {:<18} {:<12} due {:<12} {:<10} {}{flag}",
+                    "#{:<5} {:<18} {:<12} due {:<23} {:<10} {}{flag}",
                     t.id,
                     t.record,
                     t.status,
-                    t.due.as_deref().unwrap_or("-"),
+                    t.due.as_deref().map_or("-".into(), |d| local(d, &rt.zone_of(Some(&t.form)))),
                     t.assignee.as_deref().unwrap_or("-"),
                     t.title
                 )
@@ -299,6 +301,7 @@ pub fn outbox(ctx: &Context, status: Option<&str>) -> Result<ExitCode, UserError
 pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
     let entries = rt.activity(form, id).map_err(|e| ctx.engine_error(e))?;
+    let zone = rt.zone_of(Some(form));
     show(ctx, &entries, || {
         let mut lines = Vec::new();
         for e in &entries {
@@ -319,7 +322,7 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
                 }
                 _ => format!("{} {}: {}", e.kind, text("automation"), text("why")),
             };
-            lines.push(format!("{}  {:<8} {head}", e.at, e.actor));
+            lines.push(format!("{}  {:<8} {head}", local(&e.at, &zone), e.actor));
             if !d["why"].is_null() && e.kind == "automation.run" {
                 lines.push(format!("      why: {}", text("why")));
             }
@@ -334,7 +337,7 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
     })
 }
 
-fn delivery_lines(report: &closeloop::DeliveryReport) -> Vec<String> {
+fn delivery_lines(report: &closeloop::DeliveryReport, zone: &jiff::tz::TimeZone) -> Vec<String> {
     let mut lines: Vec<String> = report
         .deliveries
         .iter()
@@ -344,7 +347,7 @@ fn delivery_lines(report: &closeloop::DeliveryReport) -> Vec<String> {
                 DeliveryOutcome::Retry => format!(
                     "{}; again at {}",
                     d.error.as_deref().unwrap_or("failed"),
-                    d.next_at.as_deref().unwrap_or("-")
+                    d.next_at.as_deref().map_or("-".into(), |at| local(at, zone))
                 ),
                 _ => d.error.clone().unwrap_or_default(),
             };
@@ -362,9 +365,11 @@ pub fn deliver(ctx: &Context) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
     let report = rt.deliver().map_err(|e| ctx.engine_error(e))?;
     show(ctx, &report, || {
-        let mut lines = delivery_lines(&report);
+        let zone = rt.zone_of(None);
+        let mut lines = delivery_lines(&report, &zone);
         let sent = report.deliveries.iter().filter(|d| d.outcome == DeliveryOutcome::Sent).count();
-        lines.push(format!("delivery at {}: {} message(s), {sent} sent", report.now, report.deliveries.len()));
+        let at = local(&report.now, &zone);
+        lines.push(format!("delivery at {at}: {} message(s), {sent} sent", report.deliveries.len()));
         lines.join("\n")
     })
 }
@@ -380,13 +385,14 @@ pub fn retry(ctx: &Context, id: i64, actor: &str) -> Result<ExitCode, UserError>
 pub fn attempts(ctx: &Context, id: i64) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
     let attempts = rt.attempts(id).map_err(|e| ctx.engine_error(e))?;
+    let zone = rt.zone_of(None);
     show(ctx, &attempts, || {
         let mut lines: Vec<String> = attempts
             .iter()
             .map(|a| {
                 let what =
                     if a.ok { a.status.clone().unwrap_or_default() } else { a.error.clone().unwrap_or_default() };
-                format!("{} {:<4} {:>6} ms  {what}", a.at, if a.ok { "ok" } else { "fail" }, a.millis)
+                format!("{} {:<4} {:>6} ms  {what}", local(&a.at, &zone), if a.ok { "ok" } else { "fail" }, a.millis)
             })
             .collect();
         lines.push(format!("{} attempt(s)", attempts.len()));
@@ -432,13 +438,18 @@ pub fn channels_set(ctx: &Context, name: &str, pairs: &[String], actor: &str) ->
     })
 }
 
+/// One flagged record: its id, how long it has waited and since when, and why.
+fn board_line(i: &closeloop::BoardItem, since: &str) -> String {
+    format!("{:<18} {:>5}h since {since}  {}", i.record, i.age_hours, i.reason)
+}
+
 /// `closeloop board NAME`.
 pub fn board(ctx: &Context, name: &str) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
     let items = rt.board(name).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &items, || {
         let mut s: Vec<String> =
-            items.iter().map(|i| format!("{:<18} {:>5}h  {}", i.record, i.age_hours, i.reason)).collect();
+            items.iter().map(|i| board_line(i, &local(&i.since, &rt.zone_of(Some(&i.form))))).collect();
         s.push(format!("{} record(s) on board {name}", items.len()));
         s.join("\n")
     })
@@ -470,6 +481,7 @@ fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
             // to finish instead of killing the process mid-transaction.
             let stop = crate::serve::stop_signal();
             say(if json { r#"{"started":true}"#.to_string() } else { "closeloop run: scheduler started".to_string() });
+            let zone = rt.zone_of(None);
             rt.run_scheduler(stop, |p| match p {
                 Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),
                 Progress::Delivered(d) if json => say(serde_json::to_string(d).unwrap_or_default()),
@@ -477,12 +489,12 @@ fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
                     for f in &t.timers {
                         let on = f.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
                         let late = if f.late { " (late)" } else { "" };
-                        say(format!("{} {} {}{on}{late}", t.now, f.outcome, f.automation));
+                        say(format!("{} {} {}{on}{late}", local(&t.now, &zone), f.outcome, f.automation));
                     }
                 }
                 Progress::Delivered(d) => {
-                    for line in delivery_lines(d) {
-                        say(format!("{} {line}", d.now));
+                    for line in delivery_lines(d, &zone) {
+                        say(format!("{} {line}", local(&d.now, &zone)));
                     }
                     for dead in d.deliveries.iter().filter(|x| x.outcome == DeliveryOutcome::Dead) {
                         eprintln!(

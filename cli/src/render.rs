@@ -148,3 +148,8 @@ pub fn template_list(rows: &[Value]) -> String {
     out.push_str("\ncopy one to edit: closeloop init DIR --template NAME");
     out
 }
+
+/// A stored instant as people read it, in `zone` (see [`closeloop::clock::shown`]).
+pub fn local(stamp: &str, zone: &jiff::tz::TimeZone) -> String {
+    closeloop::clock::shown(stamp, zone)
+}

@@ -57,3 +57,12 @@ impl Clock for ManualClock {
 pub fn stamp(ts: Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
+
+/// A stored instant as people read it: in `zone`, to the minute, with the offset
+/// (`2026-11-30 09:45 +08:00`). Text that is not an instant comes back as it is.
+pub fn shown(stamp: &str, zone: &jiff::tz::TimeZone) -> String {
+    match stamp.parse::<Timestamp>() {
+        Ok(at) => at.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M %:z").to_string(),
+        Err(_) => stamp.to_string(),
+    }
+}

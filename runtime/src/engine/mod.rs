@@ -404,6 +404,15 @@ impl Runtime {
         self.apps.iter().map(|(id, a)| (id.clone(), a.revision)).collect()
     }
 
+    /// The time zone people read `form`'s times in: its app's. Without a form (or for one no
+    /// installed app has) the first installed app's, else UTC. Stored instants stay UTC; this is
+    /// for showing them.
+    pub fn zone_of(&self, form: Option<&str>) -> jiff::tz::TimeZone {
+        let app =
+            form.and_then(|f| records::find_form(&self.apps, f)).map(|f| f.app).or_else(|| self.apps.values().next());
+        app.map_or(jiff::tz::TimeZone::UTC, |a| a.zone.clone())
+    }
+
     /// A form by id, across installed apps.
     pub(crate) fn form(&self, id: &str) -> Result<FormRef<'_>, EngineError> {
         records::find_form(&self.apps, id).ok_or_else(|| records::unknown_form(&self.apps, id))

@@ -280,7 +280,7 @@ impl Firing<'_, '_> {
         let status = match timer.kind.as_str() {
             timers::kind::CRON => self.cron(&w, installed, index, fired)?,
             timers::kind::RETRY => Some(self.retry(&w, index)?),
-            _ => self.record_timer(&w, &auto.when, index, fired)?,
+            _ => self.record_timer(&w, &auto.when, (index, &installed.zone), fired)?,
         };
         // `None`: the timer was settled without a run.
         let Some(status) = status else {
@@ -328,7 +328,7 @@ impl Firing<'_, '_> {
             if fired.missed > 0 { format!(", {} missed run(s) coalesced", fired.missed) } else { String::new() };
         let cause = Cause {
             key: format!("timer/{}", timer.id),
-            trigger: format!("schedule {} due {}{late_word}{missed}", c.schedule, timer.due),
+            trigger: format!("schedule {} due {}{late_word}{missed}", c.schedule, crate::clock::shown(&timer.due, &tz)),
             timer: Some(json!({"id": timer.id, "due": timer.due, "late": fired.late, "missed": fired.missed})),
             ..Cause::default()
         };
@@ -351,25 +351,25 @@ impl Firing<'_, '_> {
         &self,
         w: &Writer<'_, '_>,
         when: &Trigger,
-        index: usize,
+        (index, zone): (usize, &jiff::tz::TimeZone),
         fired: &mut Fired,
     ) -> Result<Option<RunStatus>, EngineError> {
         let timer = self.timer;
+        let due = crate::clock::shown(&timer.due, zone);
         let late = fired.late;
         let late_policy = match when {
             Trigger::Timer(t) => t.late,
             _ => None,
         };
         if late && late_policy == Some(crate::model::LatePolicy::Skip) {
-            let why =
-                format!("missed: due {} while closeloop was not running, and the timer says `late: skip`", timer.due);
+            let why = format!("missed: due {due} while closeloop was not running, and the timer says `late: skip`");
             self.unrun(fired, TimerStatus::Skipped, why)?;
             return Ok(None);
         }
         let late_word = if late { ", late" } else { "" };
         let cause = Cause {
             key: format!("timer/{}", timer.id),
-            trigger: format!("timer due {}{late_word}", timer.due),
+            trigger: format!("timer due {due}{late_word}"),
             timer: Some(json!({"id": timer.id, "due": timer.due, "late": late})),
             ..Cause::default()
         };
