@@ -6,7 +6,9 @@
 //! # expect: SCRIPT_SYNTAX scripts/assign.rhai:3:13
 //! ```
 //!
-//! The match is exact: every expected diagnostic is produced, and nothing else is.
+//! The match is exact: every expected diagnostic is produced, and nothing else is. A fixture
+//! may also state help lines (`# help: write \`2h\``): each must be part of the help of one of
+//! its diagnostics, so what the author is told to type is pinned too.
 
 use std::path::{Path, PathBuf};
 
@@ -113,6 +115,28 @@ fn every_invalid_app_reports_exactly_its_expected_diagnostics() {
         assert!(loaded.app.is_none(), "{} loaded although it has errors", path.display());
     }
     assert!(failures.is_empty(), "{} fixture(s) differ:\n\n{}", failures.len(), failures.join("\n\n"));
+}
+
+/// The `# help:` lines of a fixture.
+fn helps(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(app_file(path)).unwrap_or_default();
+    text.lines().filter_map(|l| l.strip_prefix("# help: ")).map(str::to_string).collect()
+}
+
+#[test]
+fn every_stated_help_line_is_what_the_author_is_told() {
+    let mut failures = Vec::new();
+    for path in fixtures("invalid") {
+        let loaded = load(&path);
+        for help in helps(&path) {
+            if !loaded.diagnostics.iter().any(|d| d.help.as_deref().is_some_and(|h| h.contains(&help))) {
+                let told: Vec<String> =
+                    loaded.diagnostics.iter().map(|d| format!("  {}: {:?}", d.code, d.help)).collect();
+                failures.push(format!("{}: no help says {help:?}; told:\n{}", relative(&path), told.join("\n")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

@@ -37,6 +37,7 @@ const UNITS: &[(&str, i64)] = &[
     ("minute", 60),
     ("minutes", 60),
     ("分钟", 60),
+    ("分", 60),
     ("h", 3600),
     ("hour", 3600),
     ("hours", 3600),
@@ -112,13 +113,85 @@ impl std::str::FromStr for Duration {
             }
             let (n, r) = split_number(tail).ok_or_else(|| format!("cannot read \"{tail}\" in \"{text}\""))?;
             number = n;
-            rest = r.trim_start();
+            let r = r.trim_start();
+            rest = r.strip_prefix('个').unwrap_or(r);
         }
         bounded(total, 1)?;
         // Only days and weeks (`7d`, `2w`) count calendar days; any hour, minute or second part
         // (`1d12h`, `24h`) makes the whole duration clock time.
         Ok(if whole_days { Duration::Days(total / SECONDS_PER_DAY) } else { Duration::Clock(total) })
     }
+}
+
+/// Units people write that closeloop does not read, and the one to write instead.
+const UNIT_REWRITES: &[(&str, &str)] = &[
+    ("hrs", "h"),
+    ("hr", "h"),
+    ("mins", "m"),
+    ("secs", "s"),
+    ("wks", "w"),
+    ("wk", "w"),
+    ("钟头", "小时"),
+    ("work hours", "business hours"),
+    ("work hour", "business hours"),
+    ("work days", "business days"),
+    ("work day", "business days"),
+    ("workhours", "business hours"),
+    ("working hrs", "business hours"),
+    ("工作天", "工作日"),
+];
+
+/// Chinese numbers people write in durations (`两小时`, `三天`, `十五分钟`), up to 99.
+fn chinese_number(text: &str) -> Option<(i64, &str)> {
+    const DIGITS: &str = "零一二三四五六七八九";
+    let digit = |c: char| match c {
+        '两' => Some(2),
+        c => DIGITS.chars().position(|d| d == c).map(|n| n as i64),
+    };
+    let mut chars = text.char_indices().peekable();
+    let (mut value, mut seen) = (0i64, false);
+    while let Some(&(i, c)) = chars.peek() {
+        if c == '十' {
+            value = if seen { value * 10 } else { 10 };
+        } else if let Some(d) = digit(c) {
+            value = if value >= 10 && value % 10 == 0 { value + d } else { value * 10 + d };
+        } else {
+            return seen.then(|| (value, &text[i..]));
+        }
+        seen = true;
+        chars.next();
+    }
+    None
+}
+
+/// What to write instead of a duration closeloop cannot read, when the intent is clear:
+/// `2hrs` → `2h`, `两小时` → `2小时`, `2 work hours` → `2 business hours`, `半天` → `12h`.
+pub fn duration_instead(text: &str) -> Option<String> {
+    let t = text.trim();
+    let half = |unit: &str| match unit {
+        "天" | "日" | "day" => Some("12h".to_string()),
+        "小时" | "个小时" | "hour" => Some("30m".to_string()),
+        "个工作日" | "工作日" | "working day" | "business day" => Some("4 business hours".to_string()),
+        _ => None,
+    };
+    if let Some(unit) = t.strip_prefix('半').or_else(|| t.strip_prefix("half a ")).or_else(|| t.strip_prefix("half "))
+    {
+        return half(unit.trim());
+    }
+    let (number, rest) = match split_number(t) {
+        Some((n, r)) => (n, r),
+        None => chinese_number(t)?,
+    };
+    let mut rest = rest.trim().to_lowercase();
+    for (from, to) in UNIT_REWRITES {
+        if let Some(pos) = rest.find(from) {
+            rest.replace_range(pos..pos + from.len(), to);
+            break;
+        }
+    }
+    let spaced = rest.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && rest.contains(' ');
+    let candidate = if spaced { format!("{number} {rest}") } else { format!("{number}{rest}") };
+    (candidate != t && candidate.parse::<Duration>().is_ok()).then_some(candidate)
 }
 
 fn bounded(amount: i64, seconds_per_unit: i64) -> Result<(), String> {
@@ -219,6 +292,29 @@ mod tests {
         assert!(d("99999999999h").is_err());
         assert!(d("11 years").is_err());
         assert!(d("24hr").unwrap_err().contains("did you mean `h`"));
+    }
+
+    #[test]
+    fn chinese_minutes_and_a_measure_word_inside_read_as_written() {
+        assert_eq!(d("2小时30分"), Ok(Duration::Clock(2 * 3600 + 1800)));
+        assert_eq!(d("1天2个小时"), Ok(Duration::Clock(86_400 + 7200)));
+    }
+
+    #[test]
+    fn what_people_write_instead_gets_the_form_to_type() {
+        let instead = |s: &str| duration_instead(s);
+        assert_eq!(instead("2hrs").as_deref(), Some("2h"));
+        assert_eq!(instead("45 mins").as_deref(), Some("45m"));
+        assert_eq!(instead("两小时").as_deref(), Some("2小时"));
+        assert_eq!(instead("十五分钟").as_deref(), Some("15分钟"));
+        assert_eq!(instead("二十四小时").as_deref(), Some("24小时"));
+        assert_eq!(instead("三个工作日").as_deref(), Some("3个工作日"));
+        assert_eq!(instead("半天").as_deref(), Some("12h"));
+        assert_eq!(instead("半个工作日").as_deref(), Some("4 business hours"));
+        assert_eq!(instead("2 work hours").as_deref(), Some("2 business hours"));
+        assert_eq!(instead("3 work days").as_deref(), Some("3 business days"));
+        assert_eq!(instead("24h"), None, "already right");
+        assert_eq!(instead("soon"), None, "no guess");
     }
 
     #[test]

@@ -255,8 +255,11 @@ impl<'a> Ctx<'a> {
     /// Parses a duration, reporting it when it does not parse.
     pub fn duration(&mut self, text: &str, pointer: &str) {
         if let Err(e) = text.parse::<crate::timespec::Duration>() {
-            self.error(Code::BAD_DURATION, format!("cannot read the duration: {e}"), pointer).help =
-                Some(crate::timespec::DURATION_HELP.to_string());
+            let help = match crate::timespec::duration_instead(text) {
+                Some(instead) => format!("write `{instead}`"),
+                None => crate::timespec::DURATION_HELP.to_string(),
+            };
+            self.error(Code::BAD_DURATION, format!("cannot read the duration: {e}"), pointer).help = Some(help);
         }
     }
 
