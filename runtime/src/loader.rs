@@ -136,7 +136,8 @@ impl Loader {
             return finish(None, diagnostics, sources);
         };
         let mut doc = root.to_json();
-        let schema_diags = self.schema.check(&file, &root, &doc);
+        let mut schema_diags = self.schema.check(&file, &root, &doc);
+        check::labels::explain(&mut schema_diags, &doc);
         // Semantic checks still run when the schema's complaints can be cut out cleanly, so an
         // author sees a misspelt key and an unknown reference in one pass.
         let pruned: Vec<String> = schema_diags.iter().map(|d| d.pointer.clone()).collect();

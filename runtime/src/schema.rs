@@ -115,12 +115,13 @@ impl SchemaChecker {
             }
             ValidationErrorKind::Type { .. } => {
                 let expected = node_schema.map(type_words).unwrap_or_else(|| "another type".into());
+                let instead = node_schema.and_then(|s| typed_instead(s, error.instance()));
                 Diagnostic::error(
                     Code::WRONG_TYPE,
                     format!("{} should be {expected}, not {}", subject(&name), value_words(error.instance())),
                     &at(&pointer, false),
                 )
-                .with_help_opt(described())
+                .with_help_opt(instead.or_else(described))
             }
             ValidationErrorKind::Enum { options } => {
                 let allowed: Vec<&str> =
@@ -361,6 +362,47 @@ fn property_names(schema: &Value) -> Vec<String> {
 
 fn describe(schema: &Value) -> Option<String> {
     schema.get("description").and_then(Value::as_str).map(str::to_string)
+}
+
+/// What to type instead of a text where a yes/no or a number belongs, when the text says it:
+/// `required: 是` → `true`, `n: 两个` → no guess, `max: "１０"` → `10`.
+fn typed_instead(schema: &Value, instance: &Value) -> Option<String> {
+    const YES: &[&str] = &["是", "对", "要", "需要", "必填", "必须", "真", "yes", "y", "on", "√", "✓"];
+    const NO: &[&str] = &["否", "不", "不是", "不要", "不需要", "非必填", "选填", "假", "no", "n", "off", "×", "✗"];
+    let text = instance.as_str()?.trim();
+    let types: Vec<&str> = match schema.get("type")? {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    let lower = text.to_lowercase();
+    if types.contains(&"boolean") {
+        if YES.contains(&lower.as_str()) {
+            return Some(format!("write `true` for \"{text}\" (and `false` for no), without quotes"));
+        }
+        if NO.contains(&lower.as_str()) {
+            return Some(format!("write `false` for \"{text}\" (and `true` for yes), without quotes"));
+        }
+        if lower == "true" || lower == "false" {
+            return Some(format!("write `{lower}` without quotes"));
+        }
+    }
+    if types.contains(&"integer") || types.contains(&"number") {
+        // Full-width digits and a trailing unit (`１０`, `10个`, `5元`) are a number in disguise.
+        let digits: String = text
+            .chars()
+            .map(|c| match c {
+                '０'..='９' => char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c),
+                '．' => '.',
+                c => c,
+            })
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect();
+        if !digits.is_empty() && digits.parse::<f64>().is_ok() {
+            return Some(format!("write `{digits}`: digits only, without quotes or units"));
+        }
+    }
+    None
 }
 
 fn type_words(schema: &Value) -> String {

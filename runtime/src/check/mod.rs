@@ -4,6 +4,7 @@
 
 mod flows;
 mod forms;
+pub(crate) mod labels;
 mod reports;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -203,7 +204,7 @@ impl<'a> Ctx<'a> {
             return None;
         };
         let candidates: Vec<&str> = scope.fields.iter().map(|f| f.id.as_str()).collect();
-        let help = self.suggest(id, candidates.iter().copied());
+        let help = state_meant(form, id).or_else(|| self.suggest(id, candidates.iter().copied()));
         let message = if scope.is_table_row() {
             format!("this table row of form `{}` has no column `{id}`", form.id)
         } else {
@@ -443,4 +444,19 @@ impl<'a> Ctx<'a> {
             self.duplicates("tasks", &format!("/sops/{i}/tasks"), s.tasks.iter().map(|x| x.id.as_str()));
         }
     }
+}
+
+/// The help for a field named like the record's state (`status`, `状态`, `stage`) in a form
+/// with states: the state is not a field, and conditions ask for it with `state:`.
+fn state_meant(form: &Form, id: &str) -> Option<String> {
+    const WORDS: &[&str] = &["status", "stage", "phase", "状态", "阶段", "进度"];
+    if form.states.is_empty() || !WORDS.contains(&id.to_lowercase().as_str()) {
+        return None;
+    }
+    let states: Vec<&str> = form.states.iter().map(|s| s.id.as_str()).collect();
+    Some(format!(
+        "the record's state is not a field: ask for it with `{{state: [{}]}}` (its states: {})",
+        states.first().copied().unwrap_or_default(),
+        suggest::quoted_list(&states)
+    ))
 }
