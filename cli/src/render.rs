@@ -42,6 +42,10 @@ fn severity(d: &Diagnostic) -> &'static str {
 
 /// The token starting a line remainder: a key up to its colon, a quoted string, or a value.
 fn token_at(rest: &str) -> &str {
+    // Full-width punctuation is its own token: the caret sits under that one character.
+    if let Some(c) = rest.chars().next().filter(|c| "：，“‘\u{3000}".contains(*c)) {
+        return &rest[..c.len_utf8()];
+    }
     let mut end = rest.len();
     if let Some(q) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
         if let Some(close) = rest[1..].find(q) {

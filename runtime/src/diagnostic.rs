@@ -47,6 +47,8 @@ codes! {
     NOT_UTF8,
     /// The YAML text does not parse.
     YAML_SYNTAX,
+    /// Full-width punctuation (`：`, `，`, `“”`, `　`) where YAML needs ASCII.
+    FULLWIDTH_PUNCTUATION,
     /// The YAML nests deeper than the loader accepts.
     YAML_TOO_DEEP,
     /// Anchors and aliases would expand the document past the loader's budget.

@@ -14,6 +14,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 
 use crate::diagnostic::{Code, Diagnostic, Location};
 
+mod fullwidth;
+
 /// Caps applied while reading a YAML file.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -202,6 +204,19 @@ pub fn parse(file: &str, text: &str, limits: Limits) -> (Option<Node>, Vec<Diagn
             )
             .with_help("split large sample data into CSV files under `data/`"),
         );
+        return (None, diags);
+    }
+    // Full-width syntax first: the parser would report it a line later as something else.
+    for (pos, mark, found) in fullwidth::scan(text) {
+        let (what, help) = mark.words(found);
+        let d = if mark == fullwidth::Mark::ValueQuote {
+            Diagnostic::warning(Code::FULLWIDTH_PUNCTUATION, what, &at(pos))
+        } else {
+            Diagnostic::error(Code::FULLWIDTH_PUNCTUATION, what, &at(pos))
+        };
+        diags.push(d.with_help(help));
+    }
+    if diags.iter().any(|d| d.severity == crate::diagnostic::Severity::Error) {
         return (None, diags);
     }
     let mut builder = Builder {
