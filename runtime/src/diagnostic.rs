@@ -153,6 +153,8 @@ codes! {
     COMPUTED_CYCLE,
     /// A rhai script or expression that does not compile.
     SCRIPT_SYNTAX,
+    /// A script file under `scripts/` that nothing in the app refers to (a warning).
+    UNUSED_SCRIPT,
     /// A message template that does not compile.
     BAD_TEMPLATE,
     /// States that are not well formed (no initial state, two initial states).

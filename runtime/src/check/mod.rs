@@ -56,6 +56,7 @@ pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
     flows::check_flows(&mut ctx);
     reports::check_reports(&mut ctx);
     ctx.translations(input.root, "");
+    ctx.unused_scripts();
     (ctx.compiled, ctx.diags)
 }
 
@@ -343,6 +344,24 @@ impl<'a> Ctx<'a> {
                 }
                 self.diags.push(Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc));
             }
+        }
+    }
+
+    /// Warns about a script file nothing in the app refers to: an ops person who wrote it
+    /// believes it runs, and it never will.
+    fn unused_scripts(&mut self) {
+        let scripts = self.input.scripts;
+        for path in scripts.keys().filter(|p| !self.compiled.contains_key(*p) && !self.script_failed.contains(*p)) {
+            let file = format!("{}/{path}", self.input.app_dir);
+            let loc = Location { file, line: 1, column: 1, pointer: String::new() };
+            self.diags.push(
+                Diagnostic::warning(
+                    Code::UNUSED_SCRIPT,
+                    format!("nothing in the app refers to `{path}`, so it never runs"),
+                    &loc,
+                )
+                .with_help(format!("refer to it where it should run (`script: {path}`), or delete the file")),
+            );
         }
     }
 
