@@ -96,6 +96,11 @@ fn schema_prints_the_schema_file() {
     let out = closeloop(&["schema"]);
     let file = std::fs::read_to_string(root().join("schemas/app.schema.json")).unwrap_or_default();
     assert_eq!(stdout(&out), file);
+    let written = std::env::temp_dir().join(format!("closeloop-schema-{}.json", std::process::id()));
+    let out = closeloop(&["schema", "--out", written.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), file);
+    let _ = std::fs::remove_file(&written);
 }
 
 #[test]
@@ -119,6 +124,11 @@ fn init_copies_a_template_that_then_validates() {
     assert!(dir.0.join("scripts/price_lines.rhai").is_file());
     assert!(dir.0.join("data/products.csv").is_file());
     assert_eq!(closeloop(&["validate", &target]).status.code(), Some(0));
+    // An editor finds the schema the copy names, beside it.
+    let yaml = std::fs::read_to_string(format!("{target}/app.yaml")).unwrap();
+    assert!(yaml.starts_with("# yaml-language-server: $schema=app.schema.json\n"), "{yaml}");
+    let schema = std::fs::read_to_string(format!("{target}/app.schema.json")).unwrap();
+    assert_eq!(schema, std::fs::read_to_string(root().join("schemas/app.schema.json")).unwrap());
     // A second init into the same folder refuses rather than overwriting edits.
     let again = closeloop(&["init", &target, "--template", "quote-approval"]);
     assert_eq!(again.status.code(), Some(1));

@@ -22,8 +22,12 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of the app language.
-    Schema,
+    /// Print the JSON Schema of the app language (or write it to a file, for an editor).
+    Schema {
+        /// Write it here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the bundled app templates.
     Templates,
     /// Copy a bundled template into a new folder, to edit.
@@ -90,7 +94,11 @@ pub(crate) enum ScriptWhat {
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     match cmd {
         Command::Validate { paths } => validate(paths, ctx.format),
-        Command::Schema => print(closeloop::SCHEMA_JSON.trim_end()),
+        Command::Schema { out: None } => print(closeloop::SCHEMA_JSON.trim_end()),
+        Command::Schema { out: Some(path) } => {
+            write_file(path, closeloop::SCHEMA_JSON)?;
+            print(&format!("wrote the app language's JSON Schema to {}", path.display()))
+        }
         Command::Templates => templates(ctx.format),
         Command::Init { dir, template } => init(dir, template),
         Command::Demo { out, seed, reps, days } => {
@@ -160,20 +168,36 @@ fn init(dir: &Path, name: &str) -> Result<ExitCode, UserError> {
         return Err(UserError(format!("{} already exists and is not empty; choose a new folder", dir.display())));
     }
     for (path, text) in template.files {
-        let target = dir.join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| UserError(format!("cannot create {}: {e}", parent.display())))?;
-        }
-        std::fs::write(&target, text).map_err(|e| UserError(format!("cannot write {}: {e}", target.display())))?;
+        // The template's modeline points into closeloop's repository; a copy points at the
+        // schema written beside it, so an editor checks the app wherever the folder lives.
+        let text = match text.strip_prefix(TEMPLATE_MODELINE) {
+            Some(rest) if *path == "app.yaml" => format!("{COPY_MODELINE}{rest}"),
+            _ => text.to_string(),
+        };
+        write_file(&dir.join(path), &text)?;
     }
+    write_file(&dir.join(SCHEMA_FILE), closeloop::SCHEMA_JSON)?;
     print(&format!(
-        "created {} from template {name} ({} files)\nnext: edit {}/app.yaml, then run `closeloop validate {}`",
+        "created {} from template {name} ({} files, and {SCHEMA_FILE} for editors)\nnext: edit {}/app.yaml, then run `closeloop validate {}`",
         dir.display(),
         template.files.len(),
         dir.display(),
         dir.display()
     ))
+}
+
+/// The first line of a bundled template, and of its copy made by `init`.
+const TEMPLATE_MODELINE: &str = "# yaml-language-server: $schema=../../schemas/app.schema.json";
+const COPY_MODELINE: &str = "# yaml-language-server: $schema=app.schema.json";
+/// The schema `init` writes beside a copied app.
+const SCHEMA_FILE: &str = "app.schema.json";
+
+/// Writes `text` to `target`, creating its folder.
+fn write_file(target: &Path, text: &str) -> Result<(), UserError> {
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| UserError(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(target, text).map_err(|e| UserError(format!("cannot write {}: {e}", target.display())))
 }
 
 fn demo(ctx: &Context, options: &crate::demo::Options) -> Result<ExitCode, UserError> {
