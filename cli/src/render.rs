@@ -21,7 +21,8 @@ pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
         let line: String = format!("{prefix}{}{suffix}", chars[start..end].iter().collect::<String>());
         let before: String = format!("{prefix}{}", chars[start..col].iter().collect::<String>());
         let token: String = chars[col..end].iter().collect();
-        let carets = "^".repeat(width(token_at(&token)).max(1));
+        let token = if d.file.ends_with(".rhai") { script_token(&token) } else { token_at(&token) };
+        let carets = "^".repeat(width(token).max(1));
         out.push_str(&format!("{gutter} |\n{number} | {line}\n{gutter} | {}{carets}\n", " ".repeat(width(&before))));
     }
     if let Some(help) = &d.help {
@@ -38,6 +39,13 @@ fn severity(d: &Diagnostic) -> &'static str {
     } else {
         "warning"
     }
+}
+
+/// The token starting a line remainder of a script: a name, or else one character.
+fn script_token(rest: &str) -> &str {
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    let end = if end == 0 { rest.chars().next().map_or(0, char::len_utf8) } else { end };
+    &rest[..end]
 }
 
 /// The token starting a line remainder: a key up to its colon, a quoted string, or a value.

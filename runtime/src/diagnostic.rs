@@ -153,6 +153,8 @@ codes! {
     COMPUTED_CYCLE,
     /// A rhai script or expression that does not compile.
     SCRIPT_SYNTAX,
+    /// A script or expression uses a name nothing declares (a misspelt field, a variable never `let`).
+    UNKNOWN_VARIABLE,
     /// A script file under `scripts/` that nothing in the app refers to (a warning).
     UNUSED_SCRIPT,
     /// A message template that does not compile.

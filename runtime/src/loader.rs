@@ -117,7 +117,13 @@ impl Loader {
     pub fn new() -> Result<Self, LoaderError> {
         Ok(Loader {
             schema: SchemaChecker::new()?,
-            engine: script::engine(ScriptLimits::default()),
+            engine: {
+                // Every name a script may use is given at its compile (`compile_with_names`),
+                // so an undeclared one is an author's error found at load.
+                let mut engine = script::engine(ScriptLimits::default());
+                engine.set_strict_variables(true);
+                engine
+            },
             limits: Limits::default(),
         })
     }

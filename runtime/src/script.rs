@@ -264,6 +264,8 @@ fn fault(e: EvalAltResult, deadline: Duration) -> ScriptFault {
 pub struct ScriptError {
     /// What is wrong.
     pub message: String,
+    /// The variable a strict compile found undeclared, when that is what is wrong.
+    pub undefined: Option<String>,
     /// 1-based line in the script.
     pub line: usize,
     /// 1-based column in the script.
@@ -273,8 +275,13 @@ pub struct ScriptError {
 impl From<ParseError> for ScriptError {
     fn from(e: ParseError) -> Self {
         let pos = e.position();
+        let undefined = match e.err_type() {
+            rhai::ParseErrorType::VariableUndefined(name) => Some(name.clone()),
+            _ => None,
+        };
         ScriptError {
             message: e.err_type().to_string(),
+            undefined,
             line: pos.line().unwrap_or(1),
             column: pos.position().unwrap_or(1),
         }
@@ -284,6 +291,55 @@ impl From<ParseError> for ScriptError {
 /// Compiles a script.
 pub fn compile(engine: &Engine, source: &str) -> Result<AST, ScriptError> {
     engine.compile(source).map_err(ScriptError::from)
+}
+
+/// Compiles a script (or, with `expression`, a single expression) that may use only `names`
+/// besides the variables it declares itself. With an engine in strict-variables mode (the
+/// loader's), a misspelt field or an undeclared variable is a compile error at its position,
+/// not a computed field that stays empty forever or a script that fails on its first live run.
+pub fn compile_with_names(engine: &Engine, source: &str, names: &[&str], expression: bool) -> Result<AST, ScriptError> {
+    let mut scope = Scope::new();
+    for name in names {
+        scope.push_dynamic(*name, Dynamic::UNIT);
+    }
+    let compiled = if expression {
+        engine.compile_expression_with_scope(&scope, source)
+    } else {
+        engine.compile_with_scope(&scope, source)
+    };
+    compiled.map_err(|e| at_missing_semicolon(ScriptError::from(e), source))
+}
+
+/// rhai notices a missing `;` at the next statement, a line later; an author looks for it at
+/// the end of the line before. Moves such an error to just after the last character before it.
+fn at_missing_semicolon(mut e: ScriptError, source: &str) -> ScriptError {
+    if !e.message.starts_with("Expecting ';'") {
+        return e;
+    }
+    let lines: Vec<&str> = source.split('\n').collect();
+    let before = |line: usize, column: usize| -> String {
+        lines
+            .get(line.saturating_sub(1))
+            .map(|l| l.chars().take(column.saturating_sub(1)).collect())
+            .unwrap_or_default()
+    };
+    if !before(e.line, e.column).trim().is_empty() {
+        return e;
+    }
+    // Back over blank lines and comment lines to the statement that lacks its `;`.
+    let mut line = e.line.saturating_sub(1);
+    while line >= 1 {
+        let text = lines.get(line - 1).copied().unwrap_or_default();
+        let code = text.split("//").next().unwrap_or_default().trim_end();
+        if !code.trim().is_empty() {
+            e.line = line;
+            e.column = code.chars().count() + 1;
+            e.message = "a `;` is missing at the end of this statement".into();
+            break;
+        }
+        line -= 1;
+    }
+    e
 }
 
 /// Compiles a single expression (a computed field, an `expr` condition).

@@ -257,7 +257,7 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
                     }
                 }
             },
-            Step::Script(s) => ctx.script(s, &format!("{p}/script")),
+            Step::Script(s) => ctx.script(s, &format!("{p}/script"), &["record", "event"]),
             Step::Score(id) => match def.scores.iter().find(|x| &x.id == id) {
                 Some(score) => same_form(ctx, scope, &score.form, "score", &format!("{p}/score")),
                 None => ctx.unknown(
@@ -409,7 +409,7 @@ fn assignment_rules(ctx: &mut Ctx<'_>) {
             ctx.typed_field_ref(scope, f, &format!("{base}/by_field"), &[FieldType::Member], "`by_field`");
         }
         if let Some(s) = &rule.script {
-            ctx.script(s, &format!("{base}/script"));
+            ctx.script(s, &format!("{base}/script"), &["record", "candidates"]);
         }
     }
 }

@@ -188,7 +188,7 @@ fn fields(ctx: &mut Ctx<'_>, form: Option<&Form>, list: &[Field], base: &str, to
             ctx.form_ref(target, &format!("{p}/form"));
         }
         if let Some(expr) = &field.expression {
-            ctx.expression(expr, &format!("{p}/expression"));
+            ctx.expression(expr, &format!("{p}/expression"), &scope.names());
         }
         if let Some(lookup) = &field.lookup {
             if let Some(source) = ctx.form_ref(&lookup.form, &format!("{p}/lookup/form")) {
@@ -586,7 +586,7 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
             }
         }
         ConditionKind::Role(role) => ctx.role_ref(role, &format!("{p}/role")),
-        ConditionKind::Expr(expr) => ctx.expression(expr, &format!("{p}/expr")),
+        ConditionKind::Expr(expr) => ctx.expression(expr, &format!("{p}/expr"), &scope.names()),
     }
 }
 

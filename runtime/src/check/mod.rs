@@ -81,6 +81,11 @@ pub(crate) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
+    /// The names an expression here may use: the fields in scope (a table row's columns).
+    pub fn names(&self) -> Vec<&'a str> {
+        self.fields.iter().map(|f| f.id.as_str()).collect()
+    }
+
     pub fn of(form: Option<&'a Form>) -> Self {
         Scope { form, fields: form.map(|f| f.fields.as_slice()).unwrap_or(&[]), recordless: None }
     }
@@ -272,8 +277,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Compiles a script reference (file or inline); errors point into the file or the YAML.
-    pub fn script(&mut self, script: &str, pointer: &str) {
+    /// Compiles a script reference (file or inline) that may use `names` (what its caller puts
+    /// in scope); errors point into the file or the YAML.
+    pub fn script(&mut self, script: &str, pointer: &str, names: &[&str]) {
         match script_source(script) {
             ScriptSource::File(path) => {
                 if self.compiled.contains_key(path) || self.script_failed.contains(path) {
@@ -302,7 +308,7 @@ impl<'a> Ctx<'a> {
                     self.script_failed.insert(path.to_string());
                     return;
                 };
-                match script::compile(self.input.engine, text) {
+                match script::compile_with_names(self.input.engine, text, names, false) {
                     Ok(ast) => {
                         self.compiled.insert(path.to_string(), ast);
                     }
@@ -310,27 +316,25 @@ impl<'a> Ctx<'a> {
                         self.script_failed.insert(path.to_string());
                         let file = format!("{}/{path}", self.input.app_dir);
                         let loc = Location { file, line: e.line, column: e.column, pointer: String::new() };
-                        self.diags.push(
-                            Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc)
-                                .with_help(format!("used at {}:{}", self.input.file, self.loc(pointer, false).line)),
-                        );
+                        let used_at = format!("used at {}:{}", self.input.file, self.loc(pointer, false).line);
+                        self.diags.push(script_error(&e, &loc, names, &used_at));
                     }
                 }
             }
             ScriptSource::Inline(text) => {
-                let compiled = script::compile(self.input.engine, text);
-                self.inline(compiled, pointer);
+                let compiled = script::compile_with_names(self.input.engine, text, names, false);
+                self.inline(compiled, pointer, names);
             }
         }
     }
 
-    /// Compiles an inline expression.
-    pub fn expression(&mut self, text: &str, pointer: &str) {
-        let compiled = script::compile_expression(self.input.engine, text);
-        self.inline(compiled, pointer);
+    /// Compiles an inline expression that may use `names`.
+    pub fn expression(&mut self, text: &str, pointer: &str, names: &[&str]) {
+        let compiled = script::compile_with_names(self.input.engine, text, names, true);
+        self.inline(compiled, pointer, names);
     }
 
-    fn inline(&mut self, compiled: Result<AST, ScriptError>, pointer: &str) {
+    fn inline(&mut self, compiled: Result<AST, ScriptError>, pointer: &str, names: &[&str]) {
         match compiled {
             Ok(ast) => {
                 self.compiled.insert(pointer.to_string(), ast);
@@ -342,7 +346,7 @@ impl<'a> Ctx<'a> {
                     loc.line = p.line;
                     loc.column = p.column;
                 }
-                self.diags.push(Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), &loc));
+                self.diags.push(script_error(&e, &loc, names, ""));
             }
         }
     }
@@ -478,4 +482,39 @@ fn state_meant(form: &Form, id: &str) -> Option<String> {
         states.first().copied().unwrap_or_default(),
         suggest::quoted_list(&states)
     ))
+}
+
+/// A script's compile error as a diagnostic. An undeclared name is `UNKNOWN_VARIABLE`, with the
+/// names the script may use there (and the closest one); anything else is `SCRIPT_SYNTAX`.
+fn script_error(e: &ScriptError, at: &Location, names: &[&str], used_at: &str) -> Diagnostic {
+    let Some(name) = &e.undefined else {
+        let d = Diagnostic::error(Code::SCRIPT_SYNTAX, format!("script error: {}", e.message), at);
+        let help = match (likely_fix(&e.message), used_at.is_empty()) {
+            (Some(fix), true) => fix.to_string(),
+            (Some(fix), false) => format!("{fix} ({used_at})"),
+            (None, false) => used_at.to_string(),
+            (None, true) => return d,
+        };
+        return d.with_help(help);
+    };
+    let known = if names.is_empty() { "none".to_string() } else { suggest::quoted_list(names) };
+    let guess =
+        suggest::closest(name, names.iter().copied()).map(|g| format!("did you mean `{g}`? ")).unwrap_or_default();
+    let help = format!("{guess}The names this script can use here: {known} (declare others with `let`).");
+    Diagnostic::error(Code::UNKNOWN_VARIABLE, format!("`{name}` is not defined here"), at).with_help(help)
+}
+
+/// What usually fixes a rhai compile error, in an ops person's words.
+fn likely_fix(message: &str) -> Option<&'static str> {
+    let fixes: &[(&str, &str)] = &[
+        ("a `;` is missing", "type `;` at the end of the statement"),
+        ("Expecting ')'", "close the bracket with `)`"),
+        ("Expecting ']'", "close the list with `]`"),
+        ("Expecting '}'", "close the block with `}`"),
+        ("Expecting '{'", "put the body of `if`, `while` or `fn` in `{ … }`"),
+        ("Unknown operator: '='", "compare with `==`; a single `=` sets a variable"),
+        ("Open string is not terminated", "close the text with the same quote it opens with (`\"`)"),
+        ("Invalid character", "type it in half-width (半角): ASCII brackets, quotes and operators"),
+    ];
+    fixes.iter().find(|(start, _)| message.contains(start)).map(|(_, fix)| *fix)
 }

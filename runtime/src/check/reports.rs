@@ -27,7 +27,7 @@ fn scores_and_grades(ctx: &mut Ctx<'_>) {
             &[FieldType::Integer, FieldType::Decimal, FieldType::Percent],
             "a score",
         );
-        ctx.script(&score.script, &format!("{base}/script"));
+        ctx.script(&score.script, &format!("{base}/script"), &["record", "tasks"]);
         for (j, t) in score.thresholds.iter().enumerate() {
             steps(ctx, scope, &t.steps, &format!("{base}/thresholds/{j}/do"));
         }
@@ -76,7 +76,7 @@ fn scores_and_grades(ctx: &mut Ctx<'_>) {
             condition(ctx, scope, &rule.condition, &format!("{base}/rules/{j}/if"));
         }
         if let Some(s) = &grade.script {
-            ctx.script(s, &format!("{base}/script"));
+            ctx.script(s, &format!("{base}/script"), &["record"]);
         }
     }
 }
