@@ -149,8 +149,19 @@ fn every_diagnostic_carries_a_message_and_a_position() {
 }
 
 #[test]
-fn the_corpus_covers_at_least_forty_invalid_apps() {
-    assert!(fixtures("invalid").len() >= 40);
+fn the_corpus_covers_at_least_sixty_invalid_apps() {
+    assert!(fixtures("invalid").len() >= 60);
+}
+
+#[test]
+fn every_fixtures_first_diagnostic_says_what_to_do() {
+    // The first problem an ops person reads comes with a help line: what to type instead.
+    let silent: Vec<String> = fixtures("invalid")
+        .into_iter()
+        .filter(|path| load(path).diagnostics.first().is_none_or(|d| d.help.as_deref().is_none_or(str::is_empty)))
+        .map(|path| relative(&path))
+        .collect();
+    assert!(silent.is_empty(), "no help line on the first diagnostic of: {silent:#?}");
 }
 
 #[test]

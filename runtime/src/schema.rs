@@ -176,7 +176,8 @@ impl SchemaChecker {
                 Code::BAD_LENGTH,
                 format!("{} needs at least {limit} item(s)", subject(&name)),
                 &at(&pointer, false),
-            ),
+            )
+            .with_help_opt(described().map(|d| format!("add at least {limit}: {d}"))),
             ValidationErrorKind::MaxItems { limit } => Diagnostic::error(
                 Code::BAD_LENGTH,
                 format!("{} takes at most {limit} item(s)", subject(&name)),
@@ -186,7 +187,8 @@ impl SchemaChecker {
                 Code::DUPLICATE_ITEM,
                 format!("{} lists the same item twice", subject(&name)),
                 &at(&pointer, false),
-            ),
+            )
+            .with_help("delete the repeated one"),
             ValidationErrorKind::MinProperties { .. }
                 if node_schema.and_then(|s| s.get("maxProperties")).and_then(Value::as_u64) != Some(1) =>
             {

@@ -115,7 +115,8 @@ fn offset_parts(ctx: &mut Ctx<'_>, form: &Form, after: Option<&str>, before: Opt
         (Some(a), None) => ctx.duration(a, &format!("{p}/after")),
         (None, Some(b)) => ctx.duration(b, &format!("{p}/before")),
         (Some(_), Some(_)) => {
-            ctx.error_at_key(Code::CONFLICT, "write `after` or `before`, not both", &format!("{p}/before"));
+            ctx.error_at_key(Code::CONFLICT, "write `after` or `before`, not both", &format!("{p}/before")).help =
+                Some("keep `after` for a moment after the anchor (`after: 24h`), `before` for one before it; delete the other".into());
         }
         (None, None) => {
             ctx.error_at_key(Code::MISSING_KEY, "say when: add `after: DURATION` or `before: DURATION`", p);
@@ -459,12 +460,20 @@ fn approvals(ctx: &mut Ctx<'_>) {
                         Code::CONFLICT,
                         "the customer's signature must be the last step",
                         &format!("{p}/signature"),
+                    )
+                    .help = Some(
+                        "move this step to the end of `steps`: the customer signs what every approver passed".into(),
                     );
                 }
             }
             match (step.mode, step.n) {
                 (Some(ApprovalMode::NOfM), None) => {
-                    ctx.error(Code::MISSING_OPTION, "`n_of_m` needs `n`: how many must approve", &format!("{p}/mode"));
+                    ctx.error(
+                        Code::MISSING_OPTION,
+                        "`n_of_m` needs `n`: how many must approve",
+                        &format!("{p}/mode"),
+                    )
+                    .help = Some("add `n: 2` (or however many) beside `mode: n_of_m`".into());
                 }
                 (Some(ApprovalMode::Any | ApprovalMode::All) | None, Some(_)) => {
                     ctx.error_at_key(Code::CONFLICT, "`n` only applies with `mode: n_of_m`", &format!("{p}/n"));

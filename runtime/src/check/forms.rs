@@ -38,7 +38,8 @@ pub(super) fn check_app_meta(ctx: &mut Ctx<'_>) {
         for (list, dates) in [("holidays", &cal.holidays), ("extra_working_days", &cal.extra_working_days)] {
             for (j, date) in dates.iter().enumerate() {
                 if let Err(e) = timespec::parse_date(date) {
-                    ctx.error(Code::BAD_DATE, e, &format!("{base}/{list}/{j}"));
+                    ctx.error(Code::BAD_DATE, e, &format!("{base}/{list}/{j}")).help =
+                        Some("write a date that exists, as `YYYY-MM-DD` (`2026-02-28`)".into());
                 }
             }
         }
@@ -57,6 +58,10 @@ pub(super) fn check_app_meta(ctx: &mut Ctx<'_>) {
                         Code::CONFLICT,
                         "the working day ends before it starts",
                         &format!("{base}/working_hours/end"),
+                    )
+                    .help = Some(
+                        "write the times on a 24-hour clock, start before end: `{start: \"09:00\", end: \"18:00\"}`"
+                            .into(),
                     );
                 }
             }
@@ -342,7 +347,7 @@ pub(super) fn value_fits(ctx: &mut Ctx<'_>, field: &Field, value: &Value, p: &st
         (FieldType::Bool, Some(w)) => {
             Some(format!("closeloop reads YAML 1.2, where `{w}` is text; write `true` or `false`"))
         }
-        _ => None,
+        (kind, _) => Some(format!("write a value a {} field holds, {}", kind.as_str(), example(kind))),
     };
     let message = problem.message.split_once(": ").map(|(_, m)| m.to_string()).unwrap_or(problem.message);
     ctx.error(Code::WRONG_TYPE, format!("field `{}`: {message}", field.id), p).help = help;
@@ -365,7 +370,8 @@ fn bound_values(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
             );
         } else if field.kind == FieldType::Date {
             if let Some(Err(e)) = bound.as_str().map(crate::timespec::parse_date) {
-                ctx.error(Code::BAD_DATE, e, &bp);
+                ctx.error(Code::BAD_DATE, e, &bp).help =
+                    Some("write a date that exists, as `YYYY-MM-DD` (`2026-02-28`)".into());
             } else if !bound.is_string() {
                 ctx.error(Code::WRONG_TYPE, format!("`{key}` of a date field must be a date (YYYY-MM-DD)"), &bp);
             }
@@ -447,7 +453,8 @@ fn states_and_actions(ctx: &mut Ctx<'_>, form: &Form, base: &str) {
     let initials: Vec<usize> =
         form.states.iter().enumerate().filter(|(_, s)| s.initial == Some(true)).map(|(i, _)| i).collect();
     if let [_, second, ..] = initials.as_slice() {
-        ctx.error(Code::BAD_STATES, "only one state can be initial", &format!("{base}/states/{second}/initial"));
+        ctx.error(Code::BAD_STATES, "only one state can be initial", &format!("{base}/states/{second}/initial")).help =
+            Some("keep `initial: true` on the state new records start in, and delete it here".into());
     }
     for (k, action) in form.actions.iter().enumerate() {
         let ap = format!("{base}/actions/{k}");
@@ -599,4 +606,17 @@ fn article(word: &str) -> String {
 fn capitalised(s: &str) -> String {
     let mut chars = s.chars();
     chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+/// An example value of a field type, for help lines.
+fn example(kind: FieldType) -> &'static str {
+    match kind {
+        FieldType::Integer => "a whole number such as `3`",
+        FieldType::Decimal | FieldType::Money => "a number such as `12.5`",
+        FieldType::Percent => "a fraction such as `0.3` for 30%",
+        FieldType::Bool => "`true` or `false`",
+        FieldType::Date => "a date such as `2026-11-30`",
+        FieldType::Datetime => "a time with its offset such as `2026-11-30T09:00:00+08:00`",
+        _ => "as the field's type says",
+    }
 }

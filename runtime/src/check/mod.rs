@@ -205,7 +205,8 @@ impl<'a> Ctx<'a> {
                     Code::CONFLICT,
                     format!("{reason}, so there is no record: `{id}` cannot name a field"),
                     pointer,
-                );
+                )
+                .help = Some("to change records on a schedule, give the timer a form and an anchor (`timer: {form: …, after: …, from: …}`)".into());
             }
             return None;
         };
@@ -232,11 +233,19 @@ impl<'a> Ctx<'a> {
         let field = self.field_ref(scope, id, pointer, false)?;
         if !types.contains(&field.kind) {
             let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+            let fitting: Vec<&str> =
+                scope.fields.iter().filter(|f| types.contains(&f.kind)).map(|f| f.id.as_str()).collect();
+            let help = if fitting.is_empty() {
+                format!("add a field of type {} and name it here", names.join(" or "))
+            } else {
+                format!("name a field of type {}: {}", names.join(" or "), suggest::quoted_list(&fitting))
+            };
             self.error(
                 Code::WRONG_FIELD_TYPE,
                 format!("field `{id}` is {}, but {purpose} needs {}", field.kind.as_str(), names.join(" or ")),
                 pointer,
-            );
+            )
+            .help = Some(help);
         }
         Some(field)
     }
@@ -515,6 +524,10 @@ fn likely_fix(message: &str) -> Option<&'static str> {
         ("Unknown operator: '='", "compare with `==`; a single `=` sets a variable"),
         ("Open string is not terminated", "close the text with the same quote it opens with (`\"`)"),
         ("Invalid character", "type it in half-width (半角): ASCII brackets, quotes and operators"),
+        ("reserved keyword 'eval'", "scripts cannot run text as code; write the logic out, or use a lookup"),
+        ("is disabled", "that keyword is switched off in closeloop's scripts; write the logic out"),
+        ("Unexpected ';'", "an expression is one value: drop the `;` (statements need a script file or a `|` block)"),
+        ("Unexpected '", "something is missing before this: a value, an operand, or a closing bracket"),
     ];
     fixes.iter().find(|(start, _)| message.contains(start)).map(|(_, fix)| *fix)
 }

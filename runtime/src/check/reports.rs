@@ -46,7 +46,8 @@ fn scores_and_grades(ctx: &mut Ctx<'_>) {
                         Code::UNKNOWN_OPTION,
                         format!("field `{}` has no option `{level}`, which this grade can give", field.id),
                         &format!("{base}/field"),
-                    );
+                    )
+                    .help = Some(format!("add `{{value: {level}}}` to the options of field `{}`", field.id));
                 }
             }
         }
@@ -167,7 +168,8 @@ fn milestone(ctx: &mut Ctx<'_>, form: &Form, m: &Milestone, p: &str) {
                 Code::CONFLICT,
                 format!("this {what} belongs to form `{other}`, but the metric counts `{}` records", form.id),
                 &format!("{p}/{key}"),
-            );
+            )
+            .help = Some(format!("name a {what} of form `{}`, or count `{other}` records (`form: {other}`)", form.id));
         }
     }
 }
