@@ -202,3 +202,39 @@ fn times_people_read_are_in_the_apps_zone_and_json_keeps_the_instant() {
     let json = cli.json_at(later, &["activity", "lead", &id]);
     assert!(json.to_string().contains("\"2026-11-24T03:00:00"), "{json}");
 }
+
+#[test]
+fn install_with_sample_data_loads_the_team_and_each_seed_file_and_again_changes_nothing() {
+    let cli = crate::support::Cli::new("sample-data", "2026-11-23T10:00:00+08:00");
+    let first = cli.json(&["install", "quote-approval", "--with-sample-data"]);
+    let files: Vec<&str> =
+        first["sample_data"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    assert_eq!(
+        files,
+        ["data/members.csv", "data/products.csv", "data/customers.csv", "data/price_history.csv", "data/clauses.csv"]
+    );
+    let products = cli.query(r#"SELECT COUNT(*) FROM "rec_product""#, &[]);
+    assert!(products > 0);
+    // A second run finds everything in place: no record is added twice.
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    assert_eq!(cli.query(r#"SELECT COUNT(*) FROM "rec_product""#, &[]), products);
+    // Without the flag nothing but the app is installed.
+    let plain = crate::support::Cli::new("sample-data-none", "2026-11-23T10:00:00+08:00");
+    let report = plain.json(&["install", "customer-success"]);
+    assert!(report.get("sample_data").is_none(), "{report}");
+    assert_eq!(plain.query(r#"SELECT COUNT(*) FROM "rec_account""#, &[]), 0);
+}
+
+#[test]
+fn reimporting_a_file_whose_key_holds_a_link_matches_its_records_instead_of_failing_on_the_database() {
+    // price_history is keyed by (customer, sku, date), customer a link written as the
+    // customer's code. The second import looked the key up by the code, found nothing, and hit
+    // the unique index: "database error: UNIQUE constraint failed".
+    let cli = crate::support::Cli::new("link-key-reimport", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    let file = crate::support::root().join("app-templates/quote-approval/data/price_history.csv");
+    let again = cli.json(&["import", "price_history", file.to_str().unwrap()]);
+    let report = &again["report"];
+    assert_eq!((report["created"].as_u64(), report["rejected"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(report["unchanged"], report["rows"], "{again}");
+}

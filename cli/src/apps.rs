@@ -61,6 +61,10 @@ pub(crate) enum Command {
         /// Install even if stored records would be orphaned (audited).
         #[arg(long)]
         force: bool,
+        /// Also load the app's sample data: `data/members.csv` (the team), then each `seed:` file
+        /// into its form, in order, all or nothing per file.
+        #[arg(long)]
+        with_sample_data: bool,
         /// Who installs.
         #[arg(long = "as", default_value = "system")]
         actor: String,
@@ -104,7 +108,9 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Command::Demo { out, seed, reps, days } => {
             demo(ctx, &crate::demo::Options { out: out.clone(), seed: *seed, reps: *reps, days: *days })
         }
-        Command::Install { target, force, actor } => install(ctx, target, *force, actor),
+        Command::Install { target, force, with_sample_data, actor } => {
+            install(ctx, target, *force, *with_sample_data, actor)
+        }
         Command::Script { what: ScriptWhat::Test { id, data: given, record, actor } } => {
             data(given.as_deref()).and_then(|d| script_test(ctx, id, d, record.as_deref(), actor))
         }
@@ -247,22 +253,79 @@ fn demo(ctx: &Context, options: &crate::demo::Options) -> Result<ExitCode, UserE
 }
 
 /// `closeloop install PATH|NAME`.
-pub fn install(ctx: &Context, target: &str, force: bool, actor: &str) -> Result<ExitCode, UserError> {
-    let files = match closeloop::template(target) {
-        Some(t) if !Path::new(target).exists() => t.app_files(),
-        _ => closeloop::read_app(Path::new(target), 2 * 1024 * 1024)
+pub fn install(ctx: &Context, target: &str, force: bool, sample: bool, actor: &str) -> Result<ExitCode, UserError> {
+    let template = closeloop::template(target).filter(|_| !Path::new(target).exists());
+    let files = match template {
+        Some(t) => t.app_files(),
+        None => closeloop::read_app(Path::new(target), 2 * 1024 * 1024)
             .map_err(|d| UserError(render::diagnostic(&d, None)))?,
     };
     let mut rt = ctx.runtime()?;
     let report = rt.install(&files, actor, force).map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &report, || {
+    let loaded = if sample {
+        load_sample_data(&mut rt, &files, template, target, actor).map_err(|e| ctx.engine_error(e))?
+    } else {
+        Vec::new()
+    };
+    // The install report as before, with the sample data loaded beside it when asked for.
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    if let (true, Some(fields)) = (sample, value.as_object_mut()) {
+        let files = loaded.iter().map(|(f, n)| serde_json::json!({"file": f, "rows": n})).collect();
+        fields.insert("sample_data".into(), Value::Array(files));
+    }
+    show(ctx, &value, || {
         let mut s =
             format!("installed {} revision {} (forms: {})", report.app, report.revision, report.forms.join(", "));
         for o in &report.orphaned {
             s.push_str(&format!("\nforced: {o}"));
         }
+        for (file, rows) in &loaded {
+            s.push_str(&format!("\nsample data: {file}: {rows} rows"));
+        }
         s
     })
+}
+
+/// The team (`data/members.csv`) and then each `seed:` file, from the template or the app's
+/// folder; returns each file loaded with its rows.
+fn load_sample_data(
+    rt: &mut closeloop::Runtime,
+    files: &closeloop::AppFiles,
+    template: Option<&closeloop::Template>,
+    target: &str,
+    actor: &str,
+) -> Result<Vec<(String, usize)>, closeloop::EngineError> {
+    let folder = if Path::new(target).is_dir() {
+        Path::new(target).to_path_buf()
+    } else {
+        Path::new(target).parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let read = |path: &str| -> Result<Vec<u8>, closeloop::EngineError> {
+        match template {
+            Some(t) => t.files.iter().find(|(p, _)| *p == path).map(|(_, text)| text.as_bytes().to_vec()),
+            None => std::fs::read(folder.join(path)).ok(),
+        }
+        .ok_or_else(|| closeloop::EngineError::Input(format!("the sample data file {path} is missing")))
+    };
+    let def = closeloop::Loader::new()
+        .map_err(|e| closeloop::EngineError::Input(e.to_string()))?
+        .load(files)
+        .app
+        .map(|a| a.def)
+        .ok_or_else(|| closeloop::EngineError::Input("the app did not load".into()))?;
+    let mut loaded = Vec::new();
+    let has_team = files.data_files.as_ref().is_none_or(|d| d.contains("data/members.csv"));
+    if let (true, Ok(team)) = (has_team, read("data/members.csv")) {
+        let report = rt.import_members(&team, actor)?;
+        loaded.push(("data/members.csv".to_string(), report.rows));
+    }
+    let options = closeloop::ImportOptions { skip_invalid: false, actor: actor.to_string() };
+    for seed in &def.seed {
+        let bytes = read(&seed.file)?;
+        let report = rt.import_csv(&seed.form, &bytes, &options, &mut |_| {})?;
+        loaded.push((seed.file.clone(), report.rows));
+    }
+    Ok(loaded)
 }
 
 /// `closeloop script test ID`.

@@ -330,8 +330,12 @@ impl Runtime {
                 let existing = match (&id, key.is_empty()) {
                     (Some(id), _) => records::get(tx, table, id)?,
                     (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
+                        // A link in the key is stored as the linked record's id; the file may
+                        // name it by that record's key (a customer code), as a submit may.
+                        let mut stored = given.clone();
+                        w.rules(None, &[]).resolve_links(tx, &mut stored);
                         let values: Vec<(&str, &Value)> =
-                            key.iter().filter_map(|k| given.get(*k).map(|v| (*k, v))).collect();
+                            key.iter().filter_map(|k| stored.get(*k).map(|v| (*k, v))).collect();
                         records::find_by(tx, table, &values)?
                     }
                     _ => None,

@@ -114,7 +114,7 @@ impl Rules<'_> {
 
     /// A link may name its record by the target form's key (a customer code) instead of the
     /// record id; it is stored as the id.
-    pub(super) fn resolve_links(&self, conn: &Reader, data: &mut Map<String, Value>) {
+    pub(crate) fn resolve_links(&self, conn: &Reader, data: &mut Map<String, Value>) {
         for field in self.f.form.fields.iter().filter(|f| f.kind == FieldType::Link) {
             let Some(Value::String(given)) = data.get(&field.id).cloned() else { continue };
             let Some(target) = field.form.as_deref().and_then(|f| self.source_form(f)) else { continue };
