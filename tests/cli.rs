@@ -238,3 +238,42 @@ fn reimporting_a_file_whose_key_holds_a_link_matches_its_records_instead_of_fail
     assert_eq!((report["created"].as_u64(), report["rejected"].as_u64()), (Some(0), Some(0)), "{again}");
     assert_eq!(report["unchanged"], report["rows"], "{again}");
 }
+
+#[test]
+fn a_two_working_hour_alert_waits_out_the_lunch_break_and_a_holiday() {
+    let cli = crate::support::Cli::new("lunch-break", "2026-11-30T11:30:00+08:00");
+    let app = r#"
+app: {id: repairs, title: 维修接单, time_zone: Asia/Shanghai}
+calendars:
+  - id: store
+    working_days: [mon, tue, wed, thu, fri]
+    working_hours: [{start: "08:30", end: "12:00"}, {start: "13:30", end: "18:00"}]
+    holidays: [2026-12-01]
+forms:
+  - id: job
+    fields:
+      - {id: car, type: text}
+      - {id: urgency, type: text}
+automations:
+  - id: chase
+    when: {timer: {form: job, after: 2 business hours, from: created_at}}
+    do:
+      - set: {urgency: red}
+"#;
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), app).unwrap();
+    cli.ok(&["install", cli.path("app").to_str().unwrap()]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    // Monday 11:30: half an hour before lunch and an hour and a half after it: 15:00.
+    cli.ok(&["submit", "job", "--data", r#"{"car":"卡罗拉 2019"}"#, "--as", "m_li"]);
+    let early = cli.json_at(Some("2026-11-30T14:59:00+08:00"), &["tick"]);
+    assert_eq!(early["timers"].as_array().unwrap().len(), 0, "{early}");
+    let due = cli.ok_at(Some("2026-11-30T15:00:00+08:00"), &["tick"]);
+    assert!(due.contains("fired") && due.contains("due 2026-11-30 15:00 +08:00"), "{due}");
+    // Monday 17:00: an hour to close, Tuesday a holiday, so Wednesday 09:30.
+    cli.ok_at(Some("2026-11-30T17:00:00+08:00"), &["submit", "job", "--data", r#"{"car":"帕萨特"}"#, "--as", "m_li"]);
+    let tuesday = cli.json_at(Some("2026-12-01T17:00:00+08:00"), &["tick"]);
+    assert_eq!(tuesday["timers"].as_array().unwrap().len(), 0, "{tuesday}");
+    let wednesday = cli.ok_at(Some("2026-12-02T09:30:00+08:00"), &["tick"]);
+    assert!(wednesday.contains("due 2026-12-02 09:30 +08:00"), "{wednesday}");
+}

@@ -29,8 +29,8 @@ pub struct WorkCalendar {
     tz: TimeZone,
     /// Monday first.
     working_days: [bool; 7],
-    start: Time,
-    end: Time,
+    /// The working spans of a day, in order, each starting before it ends.
+    spans: Vec<(Time, Time)>,
     holidays: BTreeSet<Date>,
     extra_working_days: BTreeSet<Date>,
 }
@@ -46,6 +46,14 @@ impl WorkCalendar {
         let Some(cal) = named.or(def.calendars.first()) else {
             return WorkCalendar::new(app_tz(), MONDAY_TO_FRIDAY, DEFAULT_START, DEFAULT_END, [], []);
         };
+        let spans = cal.working_hours.as_ref().map(|h| {
+            h.spans()
+                .iter()
+                .filter_map(|s| {
+                    Some((timespec::parse_time_of_day(&s.start).ok()?, timespec::parse_time_of_day(&s.end).ok()?))
+                })
+                .collect::<Vec<_>>()
+        });
         let tz = cal.time_zone.as_deref().and_then(|name| timespec::parse_time_zone(name).ok()).unwrap_or_else(app_tz);
         let working_days = match &cal.working_days {
             Some(days) => {
@@ -57,16 +65,32 @@ impl WorkCalendar {
             }
             None => MONDAY_TO_FRIDAY,
         };
-        let (start, end) = cal
-            .working_hours
-            .as_ref()
-            .and_then(|h| {
-                Some((timespec::parse_time_of_day(&h.start).ok()?, timespec::parse_time_of_day(&h.end).ok()?))
-            })
-            .filter(|(start, end)| start < end)
-            .unwrap_or((DEFAULT_START, DEFAULT_END));
         let dates = |list: &[String]| list.iter().filter_map(|s| timespec::parse_date(s).ok()).collect::<Vec<_>>();
-        WorkCalendar::new(tz, working_days, start, end, dates(&cal.holidays), dates(&cal.extra_working_days))
+        let mut calendar = WorkCalendar::new(
+            tz,
+            working_days,
+            DEFAULT_START,
+            DEFAULT_END,
+            dates(&cal.holidays),
+            dates(&cal.extra_working_days),
+        );
+        if let Some(spans) = spans.filter(|s| !s.is_empty()) {
+            calendar = calendar.with_spans(spans);
+        }
+        calendar
+    }
+
+    /// The same calendar with these working spans a day (a lunch break between two). Spans that
+    /// end before they start, or start before the one before ends, are left out.
+    pub fn with_spans(mut self, spans: impl IntoIterator<Item = (Time, Time)>) -> WorkCalendar {
+        let mut kept: Vec<(Time, Time)> = Vec::new();
+        for (start, end) in spans {
+            if start < end && kept.last().is_none_or(|(_, last)| *last <= start) {
+                kept.push((start, end));
+            }
+        }
+        self.spans = kept;
+        self
     }
 
     /// A calendar from its parts. `working_days` runs Monday to Sunday. Working hours run from
@@ -83,8 +107,7 @@ impl WorkCalendar {
         WorkCalendar {
             tz,
             working_days,
-            start,
-            end,
+            spans: if start < end { vec![(start, end)] } else { Vec::new() },
             holidays: holidays.into_iter().collect(),
             extra_working_days: extra_working_days.into_iter().collect(),
         }
@@ -137,7 +160,7 @@ impl WorkCalendar {
         if n == 0 {
             return Some(at);
         }
-        if self.start >= self.end {
+        if self.spans.is_empty() {
             return None;
         }
         let forward = n > 0;
@@ -145,15 +168,19 @@ impl WorkCalendar {
         let mut date = self.today(at);
         for _ in 0..MAX_WALK_DAYS {
             if self.is_working_day(date) {
-                let (open, close) = (self.local(date, self.start)?, self.local(date, self.end)?);
-                // The part of today's working hours on the far side of `at`.
-                let (from, to) = if forward { (at.max(open), close) } else { (open, at.min(close)) };
-                if from < to {
-                    let room = to.duration_since(from);
-                    if left <= room {
-                        return if forward { from.checked_add(left) } else { to.checked_sub(left) }.ok();
+                let spans: Box<dyn Iterator<Item = &(Time, Time)>> =
+                    if forward { Box::new(self.spans.iter()) } else { Box::new(self.spans.iter().rev()) };
+                for (start, end) in spans {
+                    let (open, close) = (self.local(date, *start)?, self.local(date, *end)?);
+                    // The part of this span on the far side of `at`.
+                    let (from, to) = if forward { (at.max(open), close) } else { (open, at.min(close)) };
+                    if from < to {
+                        let room = to.duration_since(from);
+                        if left <= room {
+                            return if forward { from.checked_add(left) } else { to.checked_sub(left) }.ok();
+                        }
+                        left = left.checked_sub(room)?;
                     }
-                    left = left.checked_sub(room)?;
                 }
             }
             date = step(date, forward)?;
@@ -164,7 +191,7 @@ impl WorkCalendar {
     /// When work starts on `d`, as an instant. When that wall-clock time is skipped or repeated
     /// by a daylight saving change, the time after the skip, or the first of the two.
     pub fn day_start(&self, d: Date) -> Option<Timestamp> {
-        self.local(d, self.start)
+        self.local(d, self.spans.first().map_or(DEFAULT_START, |(start, _)| *start))
     }
 
     /// The calendar's date at instant `now`.
@@ -393,6 +420,29 @@ mod tests {
         assert_eq!(shanghai().add_business_days(date(9999, 12, 31), 1), None);
         assert_eq!(shift(&cal, &Anchor::Date(date(9999, 12, 31)), Duration::Days(1), false), None);
         assert_eq!(shift(&cal, &Anchor::Date(date(2026, 1, 1)), Duration::Days(i64::MIN), true), None);
+    }
+
+    #[test]
+    fn business_hours_skip_the_lunch_break_and_a_holiday() {
+        let t = |h, m| jiff::civil::time(h, m, 0, 0);
+        let holiday = jiff::civil::date(2026, 12, 1);
+        let cal = WorkCalendar::new(
+            TimeZone::get("Asia/Shanghai").unwrap(),
+            MONDAY_TO_FRIDAY,
+            t(9, 0),
+            t(18, 0),
+            [holiday],
+            [],
+        )
+        .with_spans([(t(8, 30), t(12, 0)), (t(13, 30), t(18, 0))]);
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // Monday 11:30: half an hour before lunch, then an hour and a half after it.
+        assert_eq!(cal.add_business_hours(at("2026-11-30T11:30:00+08:00"), 2), Some(at("2026-11-30T15:00:00+08:00")));
+        // Monday 17:00: an hour to close, Tuesday is a holiday, Wednesday from 08:30.
+        assert_eq!(cal.add_business_hours(at("2026-11-30T17:00:00+08:00"), 2), Some(at("2026-12-02T09:30:00+08:00")));
+        // Backwards over the break too.
+        assert_eq!(cal.add_business_hours(at("2026-11-30T15:00:00+08:00"), -2), Some(at("2026-11-30T11:30:00+08:00")));
+        assert_eq!(cal.day_start(jiff::civil::date(2026, 12, 2)), Some(at("2026-12-02T08:30:00+08:00")));
     }
 
     #[test]

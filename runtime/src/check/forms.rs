@@ -44,27 +44,7 @@ pub(super) fn check_app_meta(ctx: &mut Ctx<'_>) {
             }
         }
         if let Some(hours) = &cal.working_hours {
-            let start = timespec::parse_time_of_day(&hours.start);
-            let end = timespec::parse_time_of_day(&hours.end);
-            if let Err(e) = &start {
-                ctx.error(Code::BAD_DATE, e.clone(), &format!("{base}/working_hours/start"));
-            }
-            if let Err(e) = &end {
-                ctx.error(Code::BAD_DATE, e.clone(), &format!("{base}/working_hours/end"));
-            }
-            if let (Ok(s), Ok(e)) = (start, end) {
-                if e <= s {
-                    ctx.error(
-                        Code::CONFLICT,
-                        "the working day ends before it starts",
-                        &format!("{base}/working_hours/end"),
-                    )
-                    .help = Some(
-                        "write the times on a 24-hour clock, start before end: `{start: \"09:00\", end: \"18:00\"}`"
-                            .into(),
-                    );
-                }
-            }
+            working_hours(ctx, hours, &format!("{base}/working_hours"));
         }
     }
     if let Some(members) = &def.members {
@@ -618,5 +598,32 @@ fn example(kind: FieldType) -> &'static str {
         FieldType::Date => "a date such as `2026-11-30`",
         FieldType::Datetime => "a time with its offset such as `2026-11-30T09:00:00+08:00`",
         _ => "as the field's type says",
+    }
+}
+
+/// Each span starts before it ends, and the spans of a day follow one another.
+fn working_hours(ctx: &mut Ctx<'_>, hours: &crate::model::WorkingHours, base: &str) {
+    let one = matches!(hours, crate::model::WorkingHours::Day(_));
+    let mut last_end = None;
+    for (k, span) in hours.spans().iter().enumerate() {
+        let p = if one { base.to_string() } else { format!("{base}/{k}") };
+        let start = timespec::parse_time_of_day(&span.start);
+        let end = timespec::parse_time_of_day(&span.end);
+        for (key, parsed) in [("start", &start), ("end", &end)] {
+            if let Err(e) = parsed {
+                ctx.error(Code::BAD_DATE, e.clone(), &format!("{p}/{key}")).help =
+                    Some("write a time of day on a 24-hour clock: `09:00`, `13:30`".into());
+            }
+        }
+        let (Ok(s), Ok(e)) = (start, end) else { continue };
+        if e <= s {
+            ctx.error(Code::CONFLICT, "the working day ends before it starts", &format!("{p}/end")).help = Some(
+                "write the times on a 24-hour clock, start before end: `{start: \"09:00\", end: \"18:00\"}`".into(),
+            );
+        } else if last_end.is_some_and(|prev| s < prev) {
+            ctx.error(Code::CONFLICT, "this span starts before the one above it ends", &format!("{p}/start")).help =
+                Some("list the spans of a day in order, each starting after the last ends (a break between)".into());
+        }
+        last_end = Some(e);
     }
 }

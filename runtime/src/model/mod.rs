@@ -231,10 +231,31 @@ pub enum Weekday {
     Sun,
 }
 
-/// Start and end of the working day, `HH:MM`.
+/// When people work in a day: one span (`{start: "09:00", end: "18:00"}`) or several, in order,
+/// for a day with a break (`[{start: "08:30", end: "12:00"}, {start: "13:30", end: "18:00"}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WorkingHours {
+    /// One span, from start to end.
+    Day(HoursSpan),
+    /// Several spans, in order, not overlapping.
+    Spans(Vec<HoursSpan>),
+}
+
+impl WorkingHours {
+    /// The spans, in the order written.
+    pub fn spans(&self) -> &[HoursSpan] {
+        match self {
+            WorkingHours::Day(one) => std::slice::from_ref(one),
+            WorkingHours::Spans(many) => many,
+        }
+    }
+}
+
+/// A stretch of working time, `HH:MM` to `HH:MM`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkingHours {
+pub struct HoursSpan {
     /// When work starts.
     pub start: String,
     /// When work ends.
