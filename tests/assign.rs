@@ -331,3 +331,26 @@ fn a_rule_that_fills_another_member_field_weighs_that_fields_load() {
         "reviews, not owned quotes"
     );
 }
+
+#[test]
+fn a_members_file_that_names_a_region_by_its_label_is_matched_by_its_value() {
+    // Ops wrote 华南 (the label lead forms show) where the lead's region stores `south`. Every
+    // lead used to go to the fallback queue as "nobody qualified".
+    let mut rt = leads();
+    // The south's two reps are away; the new one is the only rep there.
+    let csv = "id,name,roles,region,manager,active,capacity\nr_new,何静,sales_rep,华南,,true,50\nm_zhou,,,,,false,\nm_wu,,,,,false,\n";
+    rt.import_members(csv.as_bytes(), "system").unwrap();
+    let new = rt.members().unwrap().into_iter().find(|m| m.id == "r_new").unwrap();
+    assert_eq!(new.region.as_deref(), Some("south"));
+    let r = rt.submit("lead", unowned(1, "south"), "m_zhao").unwrap();
+    assert_eq!(r.owner.as_deref(), Some("r_new"), "{r:?}");
+    // A region that is neither a value nor a label refuses the row, naming the column.
+    let bad = "id,name,roles,region,manager,active,capacity\nr_bad,徐明,sales_rep,上海,,true,50\n";
+    let Err(closeloop::EngineError::Import(report)) = rt.import_members(bad.as_bytes(), "system") else {
+        panic!("a member who can never match is refused")
+    };
+    let problem = &report.problems[0];
+    assert_eq!((problem.row, problem.column.as_deref()), (2, Some("region")), "{problem:?}");
+    assert!(problem.message.contains("上海"), "{problem:?}");
+    assert!(rt.members().unwrap().iter().all(|m| m.id != "r_bad"), "nothing of a refused file is stored");
+}

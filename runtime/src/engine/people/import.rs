@@ -133,7 +133,10 @@ fn absence_problems(parsed: &[(usize, MemberRow)], team: &[MemberRow]) -> Vec<Ro
 
 impl Runtime {
     /// Imports the member directory (`id,name,roles,region,manager,active,capacity`, optional
-    /// `email`, `phone` and the app's extra attributes; roles separated by `;`). Members are
+    /// `email`, `phone` and the app's extra attributes; roles separated by `;`). An attribute
+    /// an assignment rule matches against a choice field may hold the choice's label (`徐汇店`):
+    /// it is stored as the choice's value (`xuhui`), as a record's CSV import does; a value that
+    /// is neither, on a member who holds the rule's role, refuses the row with a did-you-mean. Members are
     /// upserted by id; `active` = false deactivates without losing history. All-or-nothing.
     pub fn import_members(&mut self, bytes: &[u8], actor: &str) -> Result<MembersReport, EngineError> {
         let text = decode(bytes)?;
@@ -151,6 +154,10 @@ impl Runtime {
             let record = record.map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))?;
             let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
             parsed.push((line, parse_member(&headers, &record, line, &extra, &mut problems)));
+        }
+        let matched = self.matched_choices();
+        for (line, member) in &mut parsed {
+            choice_values(member, *line, &matched, &mut problems);
         }
         if !problems.is_empty() {
             return Err(refused(parsed.len(), parsed.len(), problems));
@@ -188,5 +195,74 @@ impl Runtime {
             }
             Ok::<_, EngineError>(report)
         })
+    }
+}
+
+/// A member attribute an assignment rule matches against a choice field: the role whose
+/// members are matched, and the field's options.
+struct MatchedChoice {
+    attribute: String,
+    role: String,
+    options: Vec<crate::model::ChoiceOption>,
+}
+
+impl Runtime {
+    /// Every (attribute, choice field) pair the installed assignment rules match on.
+    fn matched_choices(&self) -> Vec<MatchedChoice> {
+        let mut out = Vec::new();
+        for def in self.apps.values().map(|a| &a.app.def) {
+            for rule in &def.assignment_rules {
+                let Some(form) = def.forms.iter().find(|f| f.id == rule.form) else { continue };
+                for (attribute, field) in &rule.candidates.r#match {
+                    let Some(f) = form.fields.iter().find(|f| &f.id == field) else { continue };
+                    if let (crate::model::FieldType::Choice, Some(options)) = (f.kind, &f.options) {
+                        let role = rule.candidates.role.clone();
+                        out.push(MatchedChoice { attribute: attribute.clone(), role, options: options.clone() });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Stores a matched attribute as its choice's value when the file gave its label; names a
+/// value that is neither on a member the rule would match, who could otherwise never get a
+/// record ("nobody qualified").
+fn choice_values(member: &mut MemberRow, line: usize, matched: &[MatchedChoice], problems: &mut Vec<RowProblem>) {
+    for m in matched {
+        let current = match m.attribute.as_str() {
+            "region" => member.region.clone(),
+            other => member.extra.get(other).and_then(Value::as_str).map(str::to_string),
+        };
+        let Some(given) = current else { continue };
+        if m.options.iter().any(|o| o.value == given) {
+            continue;
+        }
+        let by_label = m.options.iter().find(|o| {
+            o.label.as_ref().is_some_and(|l| {
+                [crate::model::Lang::Zh, crate::model::Lang::En].iter().any(|lang| l.get(*lang).trim() == given.trim())
+            })
+        });
+        match by_label {
+            Some(o) if m.attribute == "region" => member.region = Some(o.value.clone()),
+            Some(o) => {
+                member.extra.insert(m.attribute.clone(), Value::String(o.value.clone()));
+            }
+            None if member.roles.iter().any(|r| r == &m.role) => {
+                let values: Vec<&str> = m.options.iter().map(|o| o.value.as_str()).collect();
+                let hint = crate::suggest::did_you_mean(&given, values.iter().copied()).unwrap_or_default();
+                problems.push(RowProblem {
+                    row: line,
+                    column: Some(m.attribute.clone()),
+                    code: "NOT_AN_OPTION".into(),
+                    message: format!(
+                        "\"{given}\" is not one of the choices assignment matches `{}` against; {hint}",
+                        m.attribute
+                    ),
+                });
+            }
+            None => {}
+        }
     }
 }
