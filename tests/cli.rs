@@ -277,3 +277,53 @@ automations:
     let wednesday = cli.ok_at(Some("2026-12-02T09:30:00+08:00"), &["tick"]);
     assert!(wednesday.contains("due 2026-12-02 09:30 +08:00"), "{wednesday}");
 }
+
+#[test]
+fn a_car_model_missing_from_the_catalog_is_kept_and_flagged_or_refused_with_the_closest_model() {
+    let cli = crate::support::Cli::new("lookup-miss", "2026-11-30T10:00:00+08:00");
+    let app = |on_missing: &str| {
+        format!(
+            r#"
+app: {{id: repairs, title: 维修接单, time_zone: Asia/Shanghai}}
+boards: [{{id: service_desk}}]
+forms:
+  - id: car_model
+    key: [name]
+    fields:
+      - {{id: name, type: text, required: true, unique: true}}
+      - {{id: labour_rate, type: money}}
+  - id: job
+    fields:
+      - id: model
+        type: text
+        lookup: {{form: car_model, key: name, fill: {{rate: labour_rate}}, on_missing: {on_missing}}}
+      - {{id: rate, type: money}}
+automations:
+  - id: unknown_model
+    when: {{created: job}}
+    if: {{field: rate, empty: true}}
+    do:
+      - flag: {{board: service_desk, reason: 车型不在目录中}}
+"#
+        )
+    };
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), app("refuse")).unwrap();
+    let dir = cli.path("app").display().to_string();
+    cli.ok(&["install", &dir]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    cli.ok(&["submit", "car_model", "--data", r#"{"name":"卡罗拉 2019","labour_rate":180}"#, "--as", "m_ops"]);
+    // Refused, with the catalog entry the rep meant.
+    let (_, said) = cli.fails(&["submit", "job", "--data", r#"{"model":"卡罗拉2019"}"#, "--as", "m_li"]);
+    assert!(said.contains(r#"did you mean "卡罗拉 2019""#), "{said}");
+    // Kept: the intake is stored with the rate empty, and the service desk sees why.
+    std::fs::write(cli.path("app/app.yaml"), app("keep")).unwrap();
+    cli.ok(&["install", &dir]);
+    let kept = cli.json(&["submit", "job", "--data", r#"{"model":"思域 2031"}"#, "--as", "m_li"]);
+    assert!(kept["data"].get("rate").is_none(), "{kept}");
+    let board = cli.ok(&["board", "service_desk"]);
+    assert!(board.contains(kept["id"].as_str().unwrap()) && board.contains("车型不在目录中"), "{board}");
+    // A model the catalog has still fills in.
+    let known = cli.json(&["submit", "job", "--data", r#"{"model":"卡罗拉 2019"}"#, "--as", "m_li"]);
+    assert_eq!(known["data"]["rate"].as_f64(), Some(180.0), "{known}");
+}

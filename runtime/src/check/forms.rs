@@ -189,6 +189,15 @@ fn fields(ctx: &mut Ctx<'_>, form: Option<&Form>, list: &[Field], base: &str, to
                             &fp,
                         )
                         .help = help;
+                    } else if lookup.on_missing == Some(crate::model::OnMissing::Keep)
+                        && scope.field(here).is_some_and(|f| f.required == Some(true))
+                    {
+                        ctx.error_at_key(
+                            Code::CONFLICT,
+                            format!("`on_missing: keep` leaves `{here}` empty, but `{here}` is required"),
+                            &fp,
+                        )
+                        .help = Some(format!("drop `required: true` from `{here}`, or refuse on a miss"));
                     }
                     ctx.field_ref(Scope::of(Some(source)), there, &fp, false);
                 }

@@ -275,6 +275,20 @@ pub struct Lookup {
     pub key: String,
     /// Field here -> field there.
     pub fill: BTreeMap<String, String>,
+    /// What happens when no record matches: refuse the write (the default) or keep it with
+    /// the filled fields empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_missing: Option<OnMissing>,
+}
+
+/// What a lookup does when no record of its catalog matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// The write is refused, naming the field (and the closest catalog entry).
+    Refuse,
+    /// The record is stored with the filled fields empty.
+    Keep,
 }
 
 /// A state.

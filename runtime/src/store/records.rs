@@ -199,6 +199,25 @@ fn first_by(
         .transpose()
 }
 
+/// Up to `limit` distinct values of one field, for a did-you-mean over a catalog.
+pub(crate) fn values_of(conn: &Reader, t: &FormTable, field: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+    let Some(col) = t.column(field) else { return Ok(Vec::new()) };
+    let sql = format!("SELECT DISTINCT {col} FROM {} WHERE {col} IS NOT NULL LIMIT ?1", t.quoted());
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut q = conn.prepare_cached(&sql)?;
+    let rows = q.query_map([limit], |r| r.get::<_, rusqlite::types::Value>(0)).map_err(from_sqlite)?;
+    let mut out = Vec::new();
+    for v in rows {
+        match v.map_err(from_sqlite)? {
+            rusqlite::types::Value::Text(t) => out.push(t),
+            rusqlite::types::Value::Integer(n) => out.push(n.to_string()),
+            rusqlite::types::Value::Real(x) => out.push(x.to_string()),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Records matching a query.
 pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<RecordRow>, StoreError> {
     let mut clauses = Vec::new();

@@ -207,19 +207,25 @@ fn fill(
             continue;
         }
         let Some(source) = rules.source_form(&lookup.form) else { continue };
-        let found = records::find_by(conn, &FormTable::of(source), &[(lookup.key.as_str(), &value)]).ok().flatten();
+        let table = FormTable::of(source);
+        let found = records::find_by(conn, &table, &[(lookup.key.as_str(), &value)]).ok().flatten();
         match found {
-            None => problems.push(FieldProblem::new(
-                format!("{prefix}{}", field.id),
-                "NOT_FOUND",
-                format!(
-                    "{}: no {} has {} {}",
-                    field_name(field, lang),
-                    source.id,
-                    lookup.key,
-                    crate::values::format_cell(Some(&value))
-                ),
-            )),
+            None if lookup.on_missing == Some(crate::model::OnMissing::Keep) => {
+                // Kept for someone to fix: what this lookup fills stays empty, not stale.
+                for here in lookup.fill.keys() {
+                    data.remove(here);
+                }
+            }
+            None => {
+                let shown = crate::values::format_cell(Some(&value));
+                let closest = value.as_str().and_then(|v| closest_key(conn, &table, &lookup.key, v));
+                let hint = closest.map(|c| format!("; did you mean \"{c}\"?")).unwrap_or_default();
+                problems.push(FieldProblem::new(
+                    format!("{prefix}{}", field.id),
+                    "NOT_FOUND",
+                    format!("{}: no {} has {} {shown}{hint}", field_name(field, lang), source.id, lookup.key),
+                ));
+            }
             Some(src) => {
                 for (here, there) in &lookup.fill {
                     let readonly = fields.iter().any(|f| &f.id == here && f.readonly == Some(true));
@@ -232,4 +238,26 @@ fn fill(
             }
         }
     }
+}
+
+/// The catalog entry a person most likely meant: the same text once spaces, full-width
+/// characters and case are set aside (`卡罗拉2019` for `卡罗拉 2019`), else the closest by
+/// spelling. Looks at most at the first 10,000 entries.
+fn closest_key(conn: &Reader, table: &FormTable, key: &str, given: &str) -> Option<String> {
+    let values = records::values_of(conn, table, key, 10_000).ok()?;
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| match c {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+                c => c,
+            })
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = plain(given);
+    if let Some(same) = values.iter().find(|v| plain(v) == wanted) {
+        return Some(same.clone());
+    }
+    crate::suggest::closest(given, values.iter().map(String::as_str)).map(str::to_string)
 }
