@@ -57,12 +57,13 @@ fn s4_deep_nesting_is_a_parse_error_not_a_stack_overflow() {
 
 #[test]
 fn s5_huge_strings_arrays_and_variables_hit_their_limits() {
-    for source in [
-        "let s = \"x\"; loop { s += s; }",
-        "let a = []; loop { a.push(1); }",
-        "let a = [1]; loop { a = [a, a]; }",
-        "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
-    ] {
+    for source in
+        ["let s = \"x\"; loop { s += s; }", "let a = [1]; loop { a += a; }", "let a = [1]; loop { a = [a, a]; }"]
+    {
+        assert!(matches!(run(source).unwrap_err(), ScriptFault::TooLarge(_)), "{source}");
+    }
+    // One item at a time may run out of operations or time first.
+    for source in ["let a = []; loop { a.push(1); }", "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }"] {
         let fault = run(source).unwrap_err();
         let stopped =
             matches!(fault, ScriptFault::TooLarge(_) | ScriptFault::TooManyOperations | ScriptFault::Deadline(_));
@@ -70,6 +71,36 @@ fn s5_huge_strings_arrays_and_variables_hit_their_limits() {
     }
     let many: String = (0..10_000).map(|i| format!("let v{i} = {i};\n")).collect();
     assert!(matches!(run(&many).unwrap_err(), ScriptFault::TooLarge(_)));
+}
+
+#[test]
+fn s5_doubling_costs_no_more_than_an_endless_loop() {
+    // RELIABILITY S5: the data-size error comes before the memory. Each bomb runs in a process
+    // of its own beside `loop {}` (stopped by the operation budget or the deadline), measured
+    // the same way in the same test: no more time, and a peak under 64 MiB above where it began.
+    const TEST: &str = "sandbox::s5_doubling_costs_no_more_than_an_endless_loop";
+    let compiled = |source: &'static str| {
+        move || {
+            let engine = script::engine(ScriptLimits::default());
+            let ast = script::compile(&engine, source).unwrap();
+            (engine, ast)
+        }
+    };
+    let go = |(engine, ast): (rhai::Engine, rhai::AST)| {
+        std::hint::black_box(script::run(&engine, &ast, &mut Scope::new(), script::DEFAULT_DEADLINE).is_err());
+    };
+    let endless = crate::support::cost_alone(TEST, "loop", compiled("loop {}"), go);
+    for (label, source) in [
+        ("string", "let s = \"x\"; loop { s += s; }"),
+        ("array", "let a = [1]; loop { a += a; }"),
+        ("nested", "let a = [1]; loop { a = [a, a]; }"),
+    ] {
+        let bomb = crate::support::cost_alone(TEST, label, compiled(source), go);
+        assert!(bomb.micros <= endless.micros + endless.micros / 2, "{source}: {bomb:?}; loop {{}}: {endless:?}");
+        if let Some(kib) = bomb.peak_above_kib {
+            assert!(kib < 64 * 1024, "{source} raised the peak by {kib} KiB");
+        }
+    }
 }
 
 #[test]

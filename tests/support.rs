@@ -154,3 +154,55 @@ pub fn quote_catalog(rt: &mut closeloop::Runtime, price_history: bool) {
         rt.import_csv(form, file(name), &ImportOptions::default(), &mut |_| {}).unwrap();
     }
 }
+
+/// What one piece of work cost in a process of its own: its wall time, and how far the peak
+/// resident set rose above what the process held before it began (`None` where the peak cannot
+/// be reset, off Linux).
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    pub micros: u128,
+    pub peak_above_kib: Option<u64>,
+}
+
+/// Runs `work` (after `setup`) in a child process, this test binary running only `test`, so
+/// the peak memory measured is the work's own and not that of tests running beside it. In the
+/// child, the call measures, prints and exits; in the parent it returns what the child printed.
+/// Figures are meant to be compared with a baseline measured the same way in the same test.
+pub fn cost_alone<T>(test: &str, label: &str, setup: impl FnOnce() -> T, work: impl FnOnce(T)) -> Cost {
+    const VAR: &str = "CLOSELOOP_TEST_COST_OF";
+    if std::env::var(VAR).is_ok_and(|v| v == label) {
+        let input = setup();
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let before = status_kib("VmRSS");
+        let started = std::time::Instant::now();
+        work(input);
+        let micros = started.elapsed().as_micros();
+        let peak = status_kib("VmHWM").filter(|_| reset);
+        let above = peak.zip(before).map(|(p, b)| p.saturating_sub(b));
+        println!("COST micros={micros} peak_above_kib={}", above.map(|k| k.to_string()).unwrap_or_default());
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(VAR, label)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the test binary: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("COST ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("{label}: no cost reported:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let field = |name: &str| {
+        line.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')).unwrap_or_default().to_string()
+    };
+    Cost { micros: field("micros").parse().unwrap_or(u128::MAX), peak_above_kib: field("peak_above_kib").parse().ok() }
+}
+
+/// A line of `/proc/self/status` in KiB: `VmHWM` (the peak resident set since the last reset)
+/// or `VmRSS` (now).
+fn status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

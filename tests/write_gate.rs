@@ -336,3 +336,82 @@ fn an_edited_reapproved_signed_quote_shows_one_version_everywhere() {
     assert!(shown.len() >= 2, "the PDF shows the version twice (fields and signature):\n{text}");
     assert!(shown.iter().all(|n| *n == v.to_string()), "every version the PDF shows is {v}: {shown:?}\n{text}");
 }
+
+/// A runtime over a fresh database file with `yaml` installed.
+fn app(yaml: &str) -> (crate::support::TempDir, Runtime) {
+    let dir = crate::support::TempDir::new(&format!("gate-{}", yaml.len()));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let clock = Arc::new(ManualClock::new(MONDAY.parse().unwrap()));
+    let mut rt = Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock).unwrap();
+    rt.install(&AppFiles { app_yaml: yaml.to_string(), ..AppFiles::default() }, "system", false).unwrap();
+    (dir, rt)
+}
+
+fn refused_as(result: Result<impl std::fmt::Debug, EngineError>, field: &str, code: &str) {
+    match result {
+        Err(EngineError::Invalid(problems)) => {
+            assert!(problems.iter().any(|p| p.field == field && p.code == code), "{problems:?}")
+        }
+        other => panic!("expected {code} on {field}: {other:?}"),
+    }
+}
+
+#[test]
+fn unique_fields_whose_index_names_used_to_collide_both_stay_unique() {
+    // Index names were `ix_<table>_<field>`: field `b_c` of form `a` and field `c` of form
+    // `a_b` shared `ix_rec_a_b_c`, and a field `state` or `key` took a built-in index's name,
+    // so one unique index was never made or was dropped by the key's. (`state` itself is a
+    // reserved field name; `created` and `key` are not.)
+    let yaml = "app: {id: x, title: x}\nforms:\n  - id: a\n    fields: [{id: b_c, type: text, unique: true}]\n  - id: a_b\n    fields: [{id: c, type: text, unique: true}]\n  - id: s\n    key: [code]\n    states: [{id: open, initial: true}]\n    fields:\n      - {id: code, type: text}\n      - {id: created, type: text, unique: true}\n      - {id: key, type: text, unique: true}\n";
+    let (_dir, mut rt) = app(yaml);
+    for (form, field) in [("a", "b_c"), ("a_b", "c"), ("s", "created"), ("s", "key")] {
+        let data = |n: &str| match form {
+            "s" => obj(json!({field: "same", "code": format!("{n}{field}")})),
+            _ => obj(json!({field: "same"})),
+        };
+        rt.submit(form, data("1"), "system").unwrap();
+        refused_as(rt.submit(form, data("2"), "system"), field, "NOT_UNIQUE");
+    }
+    // The gate checks uniqueness by query; the database's unique indexes are the backstop a
+    // concurrent writer meets. Each table has its own, and the form's state index stays.
+    let db = rusqlite::Connection::open(_dir.0.join("closeloop.db")).unwrap();
+    let count = |table: &str, unique: bool| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'c' AND \"unique\" = ?2",
+            rusqlite::params![table, unique],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!((count("rec_a", true), count("rec_a_b", true), count("rec_s", true)), (1, 1, 3));
+    // state, owner and created_at: the built-in indexes of every table (and the key field's).
+    assert_eq!((count("rec_a", false), count("rec_s", false)), (3, 4));
+    // A database from before: its old names are dropped when the next revision installs.
+    db.execute_batch("CREATE INDEX ix_rec_a_b_c ON rec_a(f_b_c); CREATE INDEX ix_rec_s_state ON rec_s(state);")
+        .unwrap();
+    let files = AppFiles { app_yaml: yaml.replacen("title: x", "title: y", 1), ..AppFiles::default() };
+    rt.install(&files, "system", false).unwrap();
+    assert_eq!((count("rec_a", false), count("rec_a", true), count("rec_s", false)), (3, 1, 4));
+    let open = rt.list("s", &ListQuery { state: Some("open".into()), ..ListQuery::default() }).unwrap();
+    assert_eq!(open.len(), 2);
+}
+
+#[test]
+fn texts_without_a_max_length_are_capped_on_every_write_path() {
+    // A 20 MB `long_text` was stored. Without `max_length`, `text` takes 1,000 characters and
+    // `long_text` 100,000; an app may set its own `max_length`.
+    let (_dir, mut rt) = app(
+        "app: {id: x, title: x}\nforms:\n  - id: n\n    fields:\n      - {id: title, type: text}\n      - {id: body, type: long_text}\n      - {id: wide, type: text, max_length: 5000}\nevents:\n  - id: note.added\n    fields: [{id: title, type: text}]\n    target: {form: n, match: {title: title}}\n",
+    );
+    refused_as(rt.submit("n", obj(json!({"title": "t".repeat(1_001)})), "system"), "title", "TOO_LONG");
+    refused_as(rt.submit("n", obj(json!({"body": "b".repeat(100_001)})), "system"), "body", "TOO_LONG");
+    let ok = rt
+        .submit(
+            "n",
+            obj(json!({"title": "t".repeat(1_000), "body": "b".repeat(100_000), "wide": "w".repeat(5_000)})),
+            "system",
+        )
+        .unwrap();
+    refused_as(rt.update("n", &ok.id, obj(json!({"title": "u".repeat(1_001)})), "system"), "title", "TOO_LONG");
+    refused_as(rt.event("note.added", obj(json!({"title": "e".repeat(1_001)})), "system"), "title", "TOO_LONG");
+}

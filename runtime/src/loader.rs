@@ -2,8 +2,11 @@
 //! run the semantic checks, compile the scripts. One loader serves `validate`, `install` and
 //! the library, so there is never a second opinion on whether an app is valid.
 
+mod files;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{Engine, AST};
 
@@ -11,13 +14,10 @@ use crate::check;
 use crate::diagnostic::{Code, Diagnostic, Location};
 use crate::model::AppDef;
 use crate::schema::{SchemaChecker, SchemaError};
-use crate::script::{self, ScriptLimits};
+use crate::script::{self, ScriptKind, ScriptLimits};
 use crate::yaml::{self, Limits};
 
-/// The largest script file accepted, in bytes.
-const MAX_SCRIPT_BYTES: u64 = 256 * 1024;
-/// The most script files one app may carry.
-const MAX_SCRIPTS: usize = 256;
+pub use files::read_app;
 
 /// The files of one app, in memory: `app.yaml`, its scripts and the names of its data files.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -50,14 +50,45 @@ impl AppFiles {
 pub struct App {
     /// The definition as written.
     pub def: AppDef,
-    scripts: BTreeMap<String, AST>,
+    scripts: BTreeMap<String, Script>,
+    engine: Arc<Engine>,
+}
+
+/// One script or expression of an app: compiled while the app was validated, or (for a
+/// revision already installed, validated when it was installed) on its first use, so a
+/// command pays only for the scripts it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Script {
+    /// The source, its kind and the names in its scope, to compile on first use.
+    later: Option<(String, ScriptKind, Vec<String>)>,
+    ast: OnceLock<Option<AST>>,
+}
+
+impl Script {
+    pub(crate) fn compiled(ast: AST) -> Self {
+        Script { later: None, ast: OnceLock::from(Some(ast)) }
+    }
+
+    pub(crate) fn later(text: &str, kind: ScriptKind, names: &[&str]) -> Self {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        Script { later: Some((text.to_string(), kind, names)), ast: OnceLock::new() }
+    }
 }
 
 impl App {
     /// A compiled script or expression, by file path (`scripts/x.rhai`) or by the JSON
-    /// pointer of an inline one (`/forms/0/fields/3/expression`).
+    /// pointer of an inline one (`/forms/0/fields/3/expression`). `None` when there is none,
+    /// or when one compiled on first use does not compile.
     pub fn script(&self, key: &str) -> Option<&AST> {
-        self.scripts.get(key)
+        let script = self.scripts.get(key)?;
+        script
+            .ast
+            .get_or_init(|| {
+                let (text, kind, names) = script.later.as_ref()?;
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                kind.compile(&self.engine, text, &names).ok()
+            })
+            .as_ref()
     }
 
     /// How many scripts and expressions were compiled.
@@ -108,8 +139,18 @@ fn one_line_break(text: &str) -> std::borrow::Cow<'_, str> {
 #[derive(Debug)]
 pub struct Loader {
     schema: SchemaChecker,
-    engine: Engine,
+    engine: Arc<Engine>,
     limits: Limits,
+}
+
+/// Whether a load validates an app for the first time, or opens a revision already installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every check and the scripts' budget; every script compiled now.
+    Validate,
+    /// Every check, scripts compiled on first use, and no budget: a revision accepted when it
+    /// was installed keeps opening after the budget is tightened.
+    Installed,
 }
 
 impl Loader {
@@ -117,26 +158,42 @@ impl Loader {
     pub fn new() -> Result<Self, LoaderError> {
         Ok(Loader {
             schema: SchemaChecker::new()?,
-            engine: {
+            engine: Arc::new({
                 // Every name a script may use is given at its compile (`compile_with_names`),
                 // so an undeclared one is an author's error found at load.
                 let mut engine = script::engine(ScriptLimits::default());
                 engine.set_strict_variables(true);
                 engine
-            },
+            }),
             limits: Limits::default(),
         })
     }
 
     /// Loads an app from its files in memory.
     pub fn load(&self, files: &AppFiles) -> Loaded {
+        self.load_as(files, Mode::Validate)
+    }
+
+    /// Opens a revision that was validated when it was installed: checked again (a newer
+    /// closeloop may know more), but its scripts compile only when first run.
+    pub(crate) fn load_installed(&self, files: &AppFiles) -> Loaded {
+        self.load_as(files, Mode::Installed)
+    }
+
+    fn load_as(&self, files: &AppFiles, mode: Mode) -> Loaded {
         let file = files.app_file();
         let app_yaml = one_line_break(&files.app_yaml);
         let mut sources = BTreeMap::new();
-        sources.insert(file.clone(), app_yaml.to_string());
-        for (path, text) in &files.scripts {
-            sources.insert(join(&files.dir, path), text.clone());
+        if mode == Mode::Validate {
+            // Refused by budget before a byte of it is parsed or copied.
+            if let Some(d) = files::over_budget(files) {
+                return finish(None, vec![d], sources);
+            }
+            for (path, text) in &files.scripts {
+                sources.insert(join(&files.dir, path), text.clone());
+            }
         }
+        sources.insert(file.clone(), app_yaml.to_string());
         let (root, mut diagnostics) = yaml::parse(&file, &app_yaml, self.limits);
         let Some(root) = root else {
             return finish(None, diagnostics, sources);
@@ -179,6 +236,7 @@ impl Loader {
             data_files: files.data_files.as_ref(),
             unreadable: &files.unreadable,
             engine: &self.engine,
+            compile: mode == Mode::Validate,
         };
         let (compiled, semantic) = check::check(&input);
         // A finding inside (or about) a value the schema already rejected would be an echo.
@@ -190,7 +248,7 @@ impl Loader {
                 || (!pointer.is_empty() && pruned.range(pointer..).next().is_some_and(|p| p.starts_with(pointer)))
         };
         diagnostics.extend(semantic.into_iter().filter(|d| !echo(&d.pointer)));
-        let app = App { def, scripts: compiled };
+        let app = App { def, scripts: compiled, engine: self.engine.clone() };
         finish(Some(app), diagnostics, sources)
     }
 
@@ -244,78 +302,4 @@ fn join(dir: &str, path: &str) -> String {
     } else {
         format!("{dir}/{path}")
     }
-}
-
-fn display(path: &Path) -> String {
-    path.to_string_lossy().trim_end_matches('/').to_string()
-}
-
-fn file_error(code: Code, message: String, file: String, help: &str) -> Box<Diagnostic> {
-    let at = Location { file, line: 1, column: 1, pointer: String::new() };
-    Box::new(Diagnostic::error(code, message, &at).with_help(help))
-}
-
-/// Reads a text file with a size cap, as a diagnostic on failure.
-fn read_text(path: &Path, max: u64) -> Result<String, Box<Diagnostic>> {
-    let shown = display(path);
-    let meta = std::fs::metadata(path).map_err(|e| {
-        file_error(Code::FILE_UNREADABLE, format!("cannot read {shown}: {e}"), shown.clone(), "check the path")
-    })?;
-    if meta.len() > max {
-        return Err(file_error(
-            Code::FILE_TOO_LARGE,
-            format!("{shown} is {} bytes; at most {max} are accepted", meta.len()),
-            shown,
-            "an app definition is small; move sample data to CSV files under `data/`",
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| {
-        file_error(Code::FILE_UNREADABLE, format!("cannot read {shown}: {e}"), shown.clone(), "check the path")
-    })?;
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(bytes);
-    String::from_utf8(bytes)
-        .map_err(|_| file_error(Code::NOT_UTF8, format!("{shown} is not UTF-8 text"), shown, "save the file as UTF-8"))
-}
-
-/// Reads an app folder (or the folder of an `app.yaml`) into memory.
-pub fn read_app(path: &Path, max_yaml_bytes: u64) -> Result<AppFiles, Box<Diagnostic>> {
-    let (dir, yaml_path): (PathBuf, PathBuf) = if path.is_dir() {
-        (path.to_path_buf(), path.join("app.yaml"))
-    } else {
-        (path.parent().map(Path::to_path_buf).unwrap_or_default(), path.to_path_buf())
-    };
-    let app_yaml = read_text(&yaml_path, max_yaml_bytes)?;
-    let mut scripts = BTreeMap::new();
-    let mut unreadable = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join("scripts")) {
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n.ends_with(".rhai"))
-            .collect();
-        names.sort();
-        for (i, name) in names.into_iter().enumerate() {
-            let key = format!("scripts/{name}");
-            if i >= MAX_SCRIPTS {
-                unreadable.insert(key, format!("an app may carry at most {MAX_SCRIPTS} script files"));
-                continue;
-            }
-            match read_text(&dir.join("scripts").join(&name), MAX_SCRIPT_BYTES) {
-                Ok(text) => {
-                    scripts.insert(key, text);
-                }
-                Err(d) => {
-                    unreadable.insert(key, d.message);
-                }
-            }
-        }
-    }
-    let mut data = BTreeSet::new();
-    if let Ok(entries) = std::fs::read_dir(dir.join("data")) {
-        for entry in entries.flatten() {
-            data.insert(format!("data/{}", entry.file_name().to_string_lossy()));
-        }
-    }
-    let file_name = yaml_path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    Ok(AppFiles { dir: display(&dir), file_name, app_yaml, scripts, data_files: Some(data), unreadable })
 }

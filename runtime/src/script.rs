@@ -7,7 +7,7 @@
 //! The engine starts from [`rhai::Engine::new_raw`]: no file module resolver (no `import`),
 //! no `LanguageCorePackage` (no blocking `sleep`), `eval` disabled at parse time, `print` and
 //! `debug` swallowed, modules compiled out (the `no_module` feature) (the runner will route them to the run log), and every limit set.
-//! Scripts compile once, when an app loads.
+//! Scripts compile once: when an app is validated, or, for an installed revision, on first use.
 
 use rhai::packages::{
     ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage, BasicStringPackage,
@@ -345,6 +345,22 @@ fn at_missing_semicolon(mut e: ScriptError, source: &str) -> ScriptError {
 /// Compiles a single expression (a computed field, an `expr` condition).
 pub fn compile_expression(engine: &Engine, source: &str) -> Result<AST, ScriptError> {
     engine.compile_expression(source).map_err(ScriptError::from)
+}
+
+/// Whether a source is a whole script or a single expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// Statements (`scripts/x.rhai`, an inline `script:`).
+    Script,
+    /// One expression (a computed field, an `expr` condition).
+    Expression,
+}
+
+impl ScriptKind {
+    /// Compiles a source of this kind that may use `names` (see [`compile_with_names`]).
+    pub fn compile(self, engine: &Engine, source: &str, names: &[&str]) -> Result<AST, ScriptError> {
+        compile_with_names(engine, source, names, self == ScriptKind::Expression)
+    }
 }
 
 /// Maps a line and column inside an inline script back to the YAML file, given where the

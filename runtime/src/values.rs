@@ -244,7 +244,21 @@ fn option(field: &Field, s: &str, path: &str, name: &FieldName<'_>) -> Result<Va
     Err(FieldProblem::new(path, "NOT_AN_OPTION", format!("{name}: \"{s}\" is not one of {}", values.join(", "))))
 }
 
-/// min/max, lengths and pattern.
+/// The most characters a field of a type takes when the app sets no `max_length`: far more
+/// than a form ever holds (a name, an address, a page of notes), and little enough that one
+/// record cannot carry megabytes into every read, export and script.
+pub fn default_max_length(kind: FieldType) -> Option<u32> {
+    match kind {
+        FieldType::Text | FieldType::File => Some(1_000),
+        FieldType::LongText => Some(100_000),
+        FieldType::Phone => Some(64),
+        FieldType::Email => Some(254),
+        FieldType::Url => Some(2_048),
+        _ => None,
+    }
+}
+
+/// min/max, lengths (the app's, or the type's default) and pattern.
 fn bounds(field: &Field, v: &Value, path: &str, name: &FieldName<'_>) -> Result<(), FieldProblem> {
     if let Some(s) = v.as_str() {
         let len = s.chars().count() as u64;
@@ -265,6 +279,15 @@ fn bounds(field: &Field, v: &Value, path: &str, name: &FieldName<'_>) -> Result<
                     format!("{name}: at most {max} characters, got {len}"),
                 ));
             }
+        } else if let Some(max) = default_max_length(field.kind).filter(|max| len > u64::from(*max)) {
+            return Err(FieldProblem::new(
+                path,
+                "TOO_LONG",
+                format!(
+                    "{name}: at most {max} characters (the default for a {} field), got {len}",
+                    field.kind.as_str()
+                ),
+            ));
         }
         if let Some(pattern) = &field.pattern {
             if !pattern_matches(pattern, s) {

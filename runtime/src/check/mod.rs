@@ -5,15 +5,17 @@
 mod flows;
 mod forms;
 pub(crate) mod labels;
+mod limits;
 mod reports;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rhai::{Engine, AST};
+use rhai::Engine;
 
 use crate::diagnostic::{Code, Diagnostic, Location};
+use crate::loader::Script;
 use crate::model::{script_source, AppDef, Field, FieldType, Form, ScriptSource};
-use crate::script::{self, ScriptError};
+use crate::script::{self, ScriptError, ScriptKind};
 use crate::suggest;
 use crate::yaml::{Node, Value};
 
@@ -35,11 +37,14 @@ pub(crate) struct Input<'a> {
     pub unreadable: &'a BTreeMap<String, String>,
     /// The script engine.
     pub engine: &'a Engine,
+    /// Compile scripts now (validating), or keep their text to compile on first use (opening
+    /// an installed revision).
+    pub compile: bool,
 }
 
-/// What the checks produce besides diagnostics: compiled scripts, by file path or by the
-/// JSON pointer of an inline script.
-pub(crate) type Compiled = BTreeMap<String, AST>;
+/// What the checks produce besides diagnostics: scripts, compiled or to compile on first use,
+/// by file path or by the JSON pointer of an inline script.
+pub(crate) type Compiled = BTreeMap<String, crate::loader::Script>;
 
 /// Runs every semantic check.
 pub(crate) fn check(input: &Input<'_>) -> (Compiled, Vec<Diagnostic>) {
@@ -317,9 +322,13 @@ impl<'a> Ctx<'a> {
                     self.script_failed.insert(path.to_string());
                     return;
                 };
-                match script::compile_with_names(self.input.engine, text, names, false) {
+                if !self.input.compile {
+                    self.compiled.insert(path.to_string(), Script::later(text, ScriptKind::Script, names));
+                    return;
+                }
+                match ScriptKind::Script.compile(self.input.engine, text, names) {
                     Ok(ast) => {
-                        self.compiled.insert(path.to_string(), ast);
+                        self.compiled.insert(path.to_string(), Script::compiled(ast));
                     }
                     Err(e) => {
                         self.script_failed.insert(path.to_string());
@@ -330,23 +339,23 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
-            ScriptSource::Inline(text) => {
-                let compiled = script::compile_with_names(self.input.engine, text, names, false);
-                self.inline(compiled, pointer, names);
-            }
+            ScriptSource::Inline(text) => self.inline(text, ScriptKind::Script, pointer, names),
         }
     }
 
     /// Compiles an inline expression that may use `names`.
     pub fn expression(&mut self, text: &str, pointer: &str, names: &[&str]) {
-        let compiled = script::compile_with_names(self.input.engine, text, names, true);
-        self.inline(compiled, pointer, names);
+        self.inline(text, ScriptKind::Expression, pointer, names);
     }
 
-    fn inline(&mut self, compiled: Result<AST, ScriptError>, pointer: &str, names: &[&str]) {
-        match compiled {
+    fn inline(&mut self, text: &str, kind: ScriptKind, pointer: &str, names: &[&str]) {
+        if !self.input.compile {
+            self.compiled.insert(pointer.to_string(), Script::later(text, kind, names));
+            return;
+        }
+        match kind.compile(self.input.engine, text, names) {
             Ok(ast) => {
-                self.compiled.insert(pointer.to_string(), ast);
+                self.compiled.insert(pointer.to_string(), Script::compiled(ast));
             }
             Err(e) => {
                 let mut loc = self.loc(pointer, false);
@@ -388,6 +397,7 @@ impl<'a> Ctx<'a> {
                 for (key, child) in entries {
                     let p = format!("{pointer}/{}", crate::yaml::escape_segment(&key.text));
                     if LABEL_KEYS.contains(&key.text.as_str()) {
+                        limits::label_length(self, &key.text, child, &p);
                         if let Value::Map(langs) = &child.value {
                             if let [(only, _)] = langs.as_slice() {
                                 let missing = if only.text == "zh" { "en" } else { "zh" };

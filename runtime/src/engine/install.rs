@@ -68,7 +68,7 @@ impl Runtime {
         // data they look for between the check and the change.
         let (revision, orphaned) = store.write(|tx| {
             let mut orphans = orphaned_data(tx, previous, &app.def, &at_form)?;
-            let duplicates = new_duplicates(tx, previous, &app.def, &at_form)?;
+            let duplicates = new_duplicates(tx, &app.def, &at_form)?;
             if !duplicates.is_empty() {
                 return Err(EngineError::InvalidApp(duplicates));
             }
@@ -161,10 +161,12 @@ fn orphaned_data(
     Ok(out)
 }
 
-/// Fields that become unique (or keys) while stored records already share values.
+/// Unique fields (and keys) whose stored records share values. Checked for every unique
+/// field, not only those that become unique: older versions could lose a unique index to an
+/// index name that collided, and such a database is answered with this diagnostic rather than
+/// an SQL error.
 fn new_duplicates(
     conn: &Reader,
-    previous: Option<&AppDef>,
     new: &AppDef,
     at_form: &dyn Fn(&str) -> Location,
 ) -> Result<Vec<Diagnostic>, StoreError> {
@@ -174,19 +176,12 @@ fn new_duplicates(
         if !records::table_exists(conn, &table)? {
             continue;
         }
-        let old = previous.and_then(|p| p.forms.iter().find(|f| f.id == form.id));
         let mut groups: Vec<Vec<String>> =
             form.fields.iter().filter(|f| f.unique == Some(true)).map(|f| vec![f.id.clone()]).collect();
         if !form.key.is_empty() {
             groups.push(form.key.clone());
         }
         for group in groups {
-            let was = old.is_some_and(|o| {
-                (group.len() == 1 && o.field(&group[0]).is_some_and(|f| f.unique == Some(true))) || o.key == group
-            });
-            if was {
-                continue;
-            }
             let fields: Vec<&str> = group.iter().map(String::as_str).collect();
             if let Some(example) = records::first_duplicate(conn, &table, &fields)? {
                 out.push(

@@ -339,7 +339,7 @@ impl Runtime {
                 continue;
             }
             let files: AppFiles = serde_json::from_str(&stored.source).map_err(StoreError::from)?;
-            let loaded = self.loader.load(&files);
+            let loaded = self.loader.load_installed(&files);
             let Some(app) = loaded.app else { return Err(EngineError::InvalidApp(loaded.diagnostics)) };
             self.admit(stored.id, app, stored.revision);
         }

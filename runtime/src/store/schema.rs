@@ -322,9 +322,46 @@ impl FormTable {
     }
 }
 
+/// An index name that no other index in the database can have: the table name's length, the
+/// table, a kind letter (`s` for a built-in column, `f` for a field) and the column
+/// (`ix8_rec_lead_f_phone`, `ix8_rec_lead_s_state`). Older versions named indexes
+/// `ix_<table>_<field>`, so a field called `state`, `owner`, `created` or `key` took the name of
+/// a built-in index, and field `b_c` of form `a` the name of field `c` of form `a_b`: one of the
+/// two indexes (perhaps a unique one) was dropped or never made.
+fn index_name(table: &str, kind: char, column: &str) -> String {
+    format!("ix{}_{table}_{kind}_{column}", table.len())
+}
+
+/// One index a form's table should have.
+struct Wanted {
+    name: String,
+    unique: bool,
+    columns: String,
+}
+
+/// The indexes a form's table should have: the built-in columns', each indexed field's, and
+/// the key's.
+fn wanted_indexes(t: &FormTable) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = [("state", "state"), ("owner", "owner"), ("created", "created_at")]
+        .into_iter()
+        .map(|(name, column)| Wanted { name: index_name(&t.table, 's', name), unique: false, columns: quote(column) })
+        .collect();
+    for c in t.columns.iter().filter(|c| c.indexed) {
+        let columns = quote(&format!("f_{}", c.field));
+        out.push(Wanted { name: index_name(&t.table, 'f', &c.field), unique: c.unique, columns });
+    }
+    if !t.key.is_empty() && t.key.iter().all(|k| t.column(k).is_some()) {
+        let cols: Vec<String> = t.key.iter().filter_map(|k| t.column(k)).collect();
+        out.push(Wanted { name: index_name(&t.table, 's', "key"), unique: true, columns: cols.join(", ") });
+    }
+    out
+}
+
 /// Creates a form's table, or adds the columns and indexes new fields need. Columns of removed
 /// fields stay (they are virtual and cost nothing); the install check refuses removals that
-/// would orphan data.
+/// would orphan data. Indexes follow the definition as it is now: any other index on the table
+/// (one no longer wanted, one whose uniqueness changed, the key's, one named the old way) is
+/// dropped, and the wanted ones are made.
 pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreError> {
     let table = t.quoted();
     tx.execute_batch(&format!(
@@ -339,13 +376,7 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
             updated_at TEXT NOT NULL,
             created_by TEXT NOT NULL,
             updated_by TEXT NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS {} ON {table}(state);
-         CREATE INDEX IF NOT EXISTS {} ON {table}(owner);
-         CREATE INDEX IF NOT EXISTS {} ON {table}(created_at);",
-        quote(&format!("ix_{}_state", t.table)),
-        quote(&format!("ix_{}_owner", t.table)),
-        quote(&format!("ix_{}_created", t.table)),
+         );"
     ))?;
     let existing = existing_columns(tx, &t.table)?;
     for c in &t.columns {
@@ -358,38 +389,32 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
                 c.field
             ))?;
         }
-        if c.indexed {
-            let unique = if c.unique { "UNIQUE " } else { "" };
-            let index = format!("ix_{}_{}", t.table, c.field);
-            // An index whose uniqueness no longer matches the field is rebuilt.
-            let stored: Option<bool> = tx.query_optional(
-                "SELECT \"unique\" FROM pragma_index_list(?1) WHERE name = ?2",
-                [&t.table, &index],
-                |r| r.get(0),
-            )?;
-            if stored.is_some_and(|u| u != c.unique) {
-                tx.execute_batch(&format!("DROP INDEX {}", quote(&index)))?;
-            }
-            tx.execute_batch(&format!(
-                "CREATE {unique}INDEX IF NOT EXISTS {} ON {table}({})",
-                quote(&format!("ix_{}_{}", t.table, c.field)),
-                quote(&name)
-            ))?;
-        } else {
-            tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_{}", t.table, c.field))))?;
+    }
+    let wanted = wanted_indexes(t);
+    let key = index_name(&t.table, 's', "key");
+    for (name, unique) in existing_indexes(tx, &t.table)? {
+        let keep = name != key && wanted.iter().any(|w| w.name == name && w.unique == unique);
+        if !keep {
+            tx.execute_batch(&format!("DROP INDEX {}", quote(&name)))?;
         }
     }
-    // The key's index follows the key as it is now.
-    tx.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote(&format!("ix_{}_key", t.table))))?;
-    if !t.key.is_empty() && t.key.iter().all(|k| t.column(k).is_some()) {
-        let cols: Vec<String> = t.key.iter().filter_map(|k| t.column(k)).collect();
-        tx.execute_batch(&format!(
-            "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {table}({})",
-            quote(&format!("ix_{}_key", t.table)),
-            cols.join(", ")
-        ))?;
+    for w in &wanted {
+        let unique = if w.unique { "UNIQUE " } else { "" };
+        tx.execute_batch(&format!("CREATE {unique}INDEX IF NOT EXISTS {} ON {table}({})", quote(&w.name), w.columns))?;
     }
     Ok(())
+}
+
+/// The indexes made on a table with `CREATE INDEX` (not the primary key's), with whether each
+/// is unique.
+fn existing_indexes(conn: &Reader, table: &str) -> Result<Vec<(String, bool)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT name, \"unique\" FROM pragma_index_list(?1) WHERE origin = 'c'")?;
+    let rows = stmt
+        .query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
+        .map_err(from_sqlite)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(from_sqlite)?;
+    Ok(rows)
 }
 
 fn existing_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
