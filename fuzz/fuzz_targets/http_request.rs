@@ -40,7 +40,7 @@ fn served() -> &'static Served {
         let open = move || Runtime::open(Store::open(&db)?, Arc::new(SystemClock));
         let pool = Arc::new(Pool::start(1, 8, open).unwrap_or_else(|e| panic!("pool: {e}")));
         let api = Api::new(pool, TOKEN).unwrap_or_else(|e| panic!("api: {e}"));
-        let tokio = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap_or_else(|e| panic!("{e}"));
         Served { router: router(api), tokio }
     })
 }
