@@ -17,6 +17,7 @@
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
+//! - `sensitive`: sensitive fields stay out of exports and group chats.
 //! - `outcomes`: what writes lead to, each named after what broke (owners, resets, hooks,
 //!   grade scripts).
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
@@ -52,6 +53,7 @@ mod records;
 mod records_cli;
 mod roundtrip;
 mod sandbox;
+mod sensitive;
 mod support;
 mod templates;
 mod write_gate;

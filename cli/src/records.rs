@@ -112,12 +112,20 @@ pub(crate) enum Command {
         actor: String,
     },
     /// Export a form's records as CSV (stdout unless --out).
+    /// Sensitive fields (phone numbers, floor prices) are left out unless asked for; an export
+    /// with them is on the audit trail under the name given with --as.
     Export {
         /// The form.
         form: String,
         /// The file to write.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Include sensitive fields and columns (audited).
+        #[arg(long)]
+        include_sensitive: bool,
+        /// Who exports (recorded when sensitive fields are included).
+        #[arg(long = "as", default_value = "")]
+        actor: String,
     },
     /// Recompute a score for a record (the customer's health) and store it with its reasons.
     Score {
@@ -173,7 +181,10 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Command::Import { form, file, skip_invalid, rejects, actor } => {
             import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
         }
-        Command::Export { form, out } => export(ctx, form, out.as_deref()),
+        Command::Export { form, out, include_sensitive, actor } => {
+            let options = closeloop::ExportOptions { include_sensitive: *include_sensitive, actor: actor.clone() };
+            export(ctx, form, out.as_deref(), &options)
+        }
         Command::Score { form, id, score: which, actor } => score(ctx, form, id, which, actor),
         Command::Grade { form, id, grade: which, actor } => grade(ctx, form, id, which, actor),
     }
@@ -398,15 +409,20 @@ fn write_rejects(path: &Path, report: &ImportReport) -> Result<(), UserError> {
 }
 
 /// `closeloop export FORM [--out FILE]`.
-pub fn export(ctx: &Context, form: &str, out: Option<&Path>) -> Result<ExitCode, UserError> {
-    let rt = ctx.runtime()?;
+pub fn export(
+    ctx: &Context,
+    form: &str,
+    out: Option<&Path>,
+    options: &closeloop::ExportOptions,
+) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
     let n = match out {
         Some(path) => {
             let file =
                 std::fs::File::create(path).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
             let mut w = std::io::BufWriter::new(file);
             let _ = w.write_all(b"\xEF\xBB\xBF");
-            let n = rt.export_csv(form, &mut w).map_err(|e| ctx.engine_error(e))?;
+            let n = rt.export_csv_with(form, &mut w, options).map_err(|e| ctx.engine_error(e))?;
             w.flush().map_err(|e| UserError(e.to_string()))?;
             eprintln!("exported {n} record(s) to {}", path.display());
             n
@@ -414,7 +430,7 @@ pub fn export(ctx: &Context, form: &str, out: Option<&Path>) -> Result<ExitCode,
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            rt.export_csv(form, &mut lock).map_err(|e| ctx.engine_error(e))?
+            rt.export_csv_with(form, &mut lock, options).map_err(|e| ctx.engine_error(e))?
         }
     };
     let _ = n;

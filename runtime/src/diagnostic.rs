@@ -153,6 +153,8 @@ codes! {
     COMPUTED_CYCLE,
     /// A rhai script or expression that does not compile.
     SCRIPT_SYNTAX,
+    /// A message puts a sensitive field into a group chat (a WeCom or DingTalk robot).
+    SENSITIVE_IN_GROUP,
     /// A script or expression uses a name nothing declares (a misspelt field, a variable never `let`).
     UNKNOWN_VARIABLE,
     /// A script file under `scripts/` that nothing in the app refers to (a warning).

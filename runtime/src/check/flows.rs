@@ -233,6 +233,7 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
                     );
                 }
                 recipient(ctx, scope, &n.to, &format!("{p}/notify/to"));
+                sensitive_in_group(ctx, scope, &n.channel, &n.message);
             }
             Step::Flag(f) => board_ref(ctx, &f.board, &format!("{p}/flag/board")),
             Step::Unflag(b) => board_ref(ctx, b, &format!("{p}/unflag")),
@@ -517,4 +518,71 @@ fn sops(ctx: &mut Ctx<'_>) {
             steps(ctx, scope, &task.on_complete, &format!("{p}/on_complete"));
         }
     }
+}
+
+/// A message that puts a sensitive field (`{{ phone }}`) into a group chat (a WeCom or DingTalk
+/// robot posts where the whole group reads): an error at the `{{`, once per message and field.
+fn sensitive_in_group(ctx: &mut Ctx<'_>, scope: Scope<'_>, channel: &str, message: &str) {
+    use crate::model::{ChannelKind, Label};
+    let def = ctx.def();
+    let group = def
+        .channels
+        .iter()
+        .find(|c| c.id == channel)
+        .is_some_and(|c| matches!(c.kind, ChannelKind::Wecom | ChannelKind::Dingtalk));
+    let Some((i, m)) = def.messages.iter().enumerate().find(|(_, m)| m.id == message) else { return };
+    let sensitive: Vec<&str> =
+        scope.fields.iter().filter(|f| f.sensitive == Some(true)).map(|f| f.id.as_str()).collect();
+    if !group || sensitive.is_empty() {
+        return;
+    }
+    let texts: Vec<(String, &str)> = match &m.text {
+        Label::Text(t) => vec![(format!("/messages/{i}/text"), t.as_str())],
+        Label::Langs(l) => [("zh", &l.zh), ("en", &l.en)]
+            .into_iter()
+            .filter_map(|(lang, t)| t.as_deref().map(|t| (format!("/messages/{i}/text/{lang}"), t)))
+            .collect(),
+    };
+    for (pointer, text) in texts {
+        for (line, column, field) in sensitive_uses(text, &sensitive) {
+            if ctx.has(Code::SENSITIVE_IN_GROUP, &pointer, field) {
+                continue;
+            }
+            let mut at = ctx.loc(&pointer, false);
+            if let Some(crate::yaml::Node { value: crate::yaml::Value::Str(raw, style), pos }) = ctx.node(&pointer) {
+                let p = crate::script::position_in_yaml(*pos, *style, raw, line, column);
+                (at.line, at.column) = (p.line, p.column);
+            }
+            let d = crate::diagnostic::Diagnostic::error(
+                Code::SENSITIVE_IN_GROUP,
+                format!("message `{message}` puts the sensitive field `{field}` into the group chat `{channel}`"),
+                &at,
+            )
+            .with_help(format!(
+                "everyone in the group reads it: take `{{{{ {field} }}}}` out, or send this message to one person (sms or email)"
+            ));
+            ctx.push(d);
+        }
+    }
+}
+
+/// Where a template uses one of `fields` inside `{{ … }}`: 1-based line and column of the
+/// `{{`, and the field.
+fn sensitive_uses<'f>(text: &str, fields: &[&'f str]) -> Vec<(usize, usize, &'f str)> {
+    let mut out = Vec::new();
+    for (n, line) in text.split('\n').enumerate() {
+        let mut rest = line;
+        let mut offset = 0;
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let close = after.find("}}").unwrap_or(after.len());
+            let names = crate::script::identifiers(&after[..close]);
+            if let Some(field) = fields.iter().find(|f| names.iter().any(|n| n == *f)) {
+                out.push((n + 1, line[..offset + open].chars().count() + 1, *field));
+            }
+            offset += open + 2 + close;
+            rest = &line[offset..];
+        }
+    }
+    out
 }

@@ -126,6 +126,21 @@ impl<'a> Ctx<'a> {
         suggest::did_you_mean(word, candidates)
     }
 
+    /// Whether a diagnostic with this code at this pointer already names `word`.
+    pub fn has(&self, code: Code, pointer: &str, word: &str) -> bool {
+        self.diags.iter().any(|d| d.code == code && d.pointer == pointer && d.message.contains(&format!("`{word}`")))
+    }
+
+    /// The YAML node at a pointer.
+    pub fn node(&self, pointer: &str) -> Option<&'a Node> {
+        self.input.root.at(pointer)
+    }
+
+    /// Adds a diagnostic built elsewhere.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
     pub fn def(&self) -> &'a AppDef {
         self.input.def
     }

@@ -8,8 +8,6 @@
 //! Re-importing a file does not duplicate records: rows are matched by the form's `key`
 //! (or a unique field, or an `id` column) and update the record they match.
 
-use std::io::Write;
-
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -18,7 +16,7 @@ use crate::engine::write::{Edit, Writer};
 use crate::engine::{EngineError, Runtime};
 use crate::model::{Field, FieldType, Label};
 use crate::store::records;
-use crate::values::{format_cell, parse_cell};
+use crate::values::parse_cell;
 
 /// The largest CSV file accepted.
 pub const MAX_CSV_BYTES: usize = 256 * 1024 * 1024;
@@ -378,41 +376,6 @@ impl Runtime {
             }
             Ok(report)
         })
-    }
-
-    /// Writes a form's records as CSV: `id`, `state` (for forms with states), `owner` (when the
-    /// form has one), then every field by id, so the file imports back. Text that a spreadsheet
-    /// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is
-    /// prefixed with `'`; numbers stay numbers.
-    pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
-        let f = self.form(form)?;
-        let rows = records::list(self.store.reader(), f.table(), &crate::store::ListQuery::default())?;
-        let mut w = csv::Writer::from_writer(out);
-        let has_states = !f.form.states.is_empty();
-        let mut header = vec!["id".to_string()];
-        if has_states {
-            header.push("state".into());
-        }
-        header.extend(f.form.fields.iter().map(|fd| fd.id.clone()));
-        w.write_record(&header).map_err(|e| EngineError::Input(e.to_string()))?;
-        for row in &rows {
-            let mut cells = vec![guard(&row.id)];
-            if has_states {
-                cells.push(row.state.clone().unwrap_or_default());
-            }
-            for field in &f.form.fields {
-                let cell = format_cell(row.data.get(&field.id));
-                let numeric = field.kind.is_numeric() || field.kind == FieldType::Bool;
-                cells.push(if numeric && row.data.get(&field.id).is_some_and(Value::is_number) {
-                    cell
-                } else {
-                    guard(&cell)
-                });
-            }
-            w.write_record(&cells).map_err(|e| EngineError::Input(e.to_string()))?;
-        }
-        w.flush().map_err(|e| EngineError::Input(e.to_string()))?;
-        Ok(rows.len())
     }
 }
 

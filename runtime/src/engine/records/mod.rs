@@ -1,14 +1,16 @@
 //! Records as people use them: submit, update, act, get, list and history (each write one
-//! transaction through the write gate), CSV in and out (`csv.rs`), boards of flagged records
-//! (`boards.rs`) and a record as a PDF (`pdf.rs`).
+//! transaction through the write gate), CSV in (`csv.rs`) and out (`export.rs`, sensitive
+//! fields left out), boards of flagged records (`boards.rs`) and a record as a PDF (`pdf.rs`).
 
 pub(crate) mod boards;
 pub(crate) mod csv;
+pub(crate) mod export;
 pub(crate) mod pdf;
 
 pub use boards::BoardItem;
 pub use csv::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub(crate) use csv::{headers, reader};
+pub use export::ExportOptions;
 
 use serde::Serialize;
 use serde_json::{Map, Value};

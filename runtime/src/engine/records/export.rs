@@ -1,0 +1,135 @@
+//! CSV export: a form's records as a file that imports back. Sensitive fields (a phone number,
+//! a floor price) and sensitive columns of table fields stay out unless the caller asks for
+//! them by name of who is exporting, and that export is on the audit trail.
+
+use std::io::Write;
+
+use serde_json::{json, Map, Value};
+
+use super::csv::guard;
+use crate::engine::{EngineError, Runtime};
+use crate::model::{Field, FieldType};
+use crate::store::{audit, records, NewEvent};
+use crate::values::format_cell;
+
+/// What an export writes.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Include sensitive fields and columns. The export is then recorded as a
+    /// `records.exported` event naming `actor` and the fields.
+    pub include_sensitive: bool,
+    /// Who exports (a member, or `system`).
+    pub actor: String,
+}
+
+/// The fields an export writes, and the columns of each table field it leaves out.
+fn shown(fields: &[Field], include_sensitive: bool) -> Vec<(&Field, Vec<&str>)> {
+    fields
+        .iter()
+        .filter(|f| include_sensitive || f.sensitive != Some(true))
+        .map(|f| {
+            let hidden = f
+                .columns
+                .iter()
+                .flatten()
+                .filter(|c| !include_sensitive && c.sensitive == Some(true))
+                .map(|c| c.id.as_str())
+                .collect();
+            (f, hidden)
+        })
+        .collect()
+}
+
+/// A table field's rows without the columns left out.
+fn without(value: Option<&Value>, hidden: &[&str]) -> Option<Value> {
+    let Some(Value::Array(rows)) = value else { return value.cloned() };
+    let rows = rows
+        .iter()
+        .map(|row| match row {
+            Value::Object(cells) => Value::Object(
+                cells
+                    .iter()
+                    .filter(|(k, _)| !hidden.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Map<_, _>>(),
+            ),
+            other => other.clone(),
+        })
+        .collect();
+    Some(Value::Array(rows))
+}
+
+/// The names of the sensitive fields and columns of a form (`phone`, `lines.floor_price`).
+fn sensitive_names(fields: &[Field]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in fields {
+        if f.sensitive == Some(true) {
+            out.push(f.id.clone());
+        }
+        for c in f.columns.iter().flatten().filter(|c| c.sensitive == Some(true)) {
+            out.push(format!("{}.{}", f.id, c.id));
+        }
+    }
+    out
+}
+
+impl Runtime {
+    /// Writes a form's records as CSV: `id`, `state` (for forms with states), then every field
+    /// by id, so the file imports back. Sensitive fields, and sensitive columns of table
+    /// fields, are left out. Text that a spreadsheet would run as a formula (starting with `=`,
+    /// `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`; numbers stay numbers.
+    pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
+        self.write_csv(form, out, false)
+    }
+
+    /// [`Runtime::export_csv`], with sensitive fields when `options` asks for them: that
+    /// export is recorded first, as a `records.exported` event naming who and which fields.
+    pub fn export_csv_with(
+        &mut self,
+        form: &str,
+        out: &mut dyn Write,
+        options: &ExportOptions,
+    ) -> Result<usize, EngineError> {
+        if options.include_sensitive {
+            let f = self.form(form)?;
+            let fields = sensitive_names(&f.form.fields);
+            let actor = options.actor.trim();
+            if actor.is_empty() {
+                return Err(EngineError::Refused("an export with sensitive fields names who exports it".into()));
+            }
+            let at = self.now();
+            let body = json!({"form": form, "sensitive": fields}).to_string();
+            self.store.write(|tx| audit::append(tx, &NewEvent::note(&at, actor, "records.exported", None, &body)))?;
+        }
+        self.write_csv(form, out, options.include_sensitive)
+    }
+
+    fn write_csv(&self, form: &str, out: &mut dyn Write, include_sensitive: bool) -> Result<usize, EngineError> {
+        let f = self.form(form)?;
+        let rows = records::list(self.store.reader(), f.table(), &crate::store::ListQuery::default())?;
+        let fields = shown(&f.form.fields, include_sensitive);
+        let mut w = ::csv::Writer::from_writer(out);
+        let has_states = !f.form.states.is_empty();
+        let mut header = vec!["id".to_string()];
+        if has_states {
+            header.push("state".into());
+        }
+        header.extend(fields.iter().map(|(fd, _)| fd.id.clone()));
+        w.write_record(&header).map_err(|e| EngineError::Input(e.to_string()))?;
+        for row in &rows {
+            let mut cells = vec![guard(&row.id)];
+            if has_states {
+                cells.push(row.state.clone().unwrap_or_default());
+            }
+            for (field, hidden) in &fields {
+                let value = without(row.data.get(&field.id), hidden);
+                let cell = format_cell(value.as_ref());
+                let numeric = field.kind.is_numeric() || field.kind == FieldType::Bool;
+                cells.push(if numeric && value.as_ref().is_some_and(Value::is_number) { cell } else { guard(&cell) });
+            }
+            w.write_record(&cells).map_err(|e| EngineError::Input(e.to_string()))?;
+        }
+        w.flush().map_err(|e| EngineError::Input(e.to_string()))?;
+        Ok(rows.len())
+    }
+}
