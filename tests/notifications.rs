@@ -605,3 +605,63 @@ fn an_injected_transport_carries_every_message_and_its_answer_is_recorded() {
     let report = w.rt.deliver().unwrap();
     assert!(report.deliveries.iter().any(|d| d.channel == "hook" && d.outcome == DeliveryOutcome::Dead), "{report:?}");
 }
+
+#[test]
+fn a_crash_during_delivery_never_dead_letters_a_message_that_was_never_sent() {
+    // Nine passes killed a moment after their first request: the old deliverer counted an
+    // attempt for every leased message before sending any, so after eight crashes the whole
+    // outbox was dead ("8 attempts were interrupted") though the receiver had seen a handful.
+    let hook = Hook::start();
+    hook.delay_ms.store(150, Ordering::SeqCst);
+    let db = Db::new("crash-deliver", &hook);
+    for i in 0..40 {
+        let data = format!(r#"{{"title":"工单{i}","owner":"m_li","channel":"hook"}}"#);
+        db.ok(&["submit", "ticket", "--as", "m_li", "--data", &data]);
+    }
+    let at = |minutes: i64| {
+        jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_mins(minutes)).unwrap().to_string()
+    };
+    for k in 1..=9 {
+        let seen = hook.requests().len();
+        let now = at(6 * k);
+        let mut child =
+            db.command(&["--now", &now, "outbox", "deliver"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        // A send begins, or the pass ends with nothing to send.
+        wait_for("a send to begin", Duration::from_secs(20), || {
+            hook.requests().len() > seen || child.try_wait().ok().flatten().is_some()
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    hook.delay_ms.store(0, Ordering::SeqCst);
+    for k in 10..=20 {
+        if db.query("SELECT COUNT(*) FROM outbox WHERE channel = 'hook' AND status NOT IN ('sent', 'dead')") == 0 {
+            break;
+        }
+        db.ok(&["--now", &at(6 * k), "outbox", "deliver"]);
+    }
+    // Each message's attempts are exactly the requests the receiver got with its key: a
+    // send that never began counted nothing.
+    let mut received: BTreeMap<String, i64> = BTreeMap::new();
+    for r in hook.requests() {
+        *received.entry(r.headers["idempotency-key"].clone()).or_default() += 1;
+    }
+    let conn = rusqlite::Connection::open(db.0.db()).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT o.key, o.status, (SELECT COUNT(*) FROM outbox_attempts a WHERE a.message = o.id)
+             FROM outbox o WHERE o.channel = 'hook'",
+        )
+        .unwrap();
+    let rows: Vec<(String, String, i64)> =
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 40);
+    for (key, status, attempts) in &rows {
+        let got = received.get(key).copied().unwrap_or(0);
+        assert_eq!(*attempts, got, "{key} ({status}): {attempts} attempts counted, {got} requests received");
+        assert!(status == "sent" || (status == "dead" && got >= 8), "{key} is {status} after {got} requests");
+    }
+    // Only a message whose sends kept being cut off ran out of attempts; all the others went.
+    let dead = rows.iter().filter(|(_, s, _)| s == "dead").count();
+    assert!(dead <= 1, "{dead} dead letters after 9 crashes: {rows:?}");
+}

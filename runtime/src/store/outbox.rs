@@ -131,9 +131,9 @@ pub(crate) fn claim_due(
     Ok(rows)
 }
 
-/// Records that an attempt starts, before anything is sent, and counts it: a deliverer that
-/// dies while it waits for the answer leaves this row as the trace of what it may have sent, and
-/// a message that keeps killing its deliverer still runs out of attempts.
+/// Records that an attempt's send begins, before the request leaves, and counts it: a
+/// deliverer that dies while it waits for the answer leaves this row as the trace of what it may
+/// have sent, and a message that keeps killing its deliverer still runs out of attempts.
 pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64, StoreError> {
     tx.prepare_cached(
         "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
@@ -146,15 +146,6 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
         .execute([message])
         .map_err(from_sqlite)?;
     Ok(id)
-}
-
-/// Takes back an attempt that never started (its channel stopped for this pass).
-pub(crate) fn attempt_unstarted(tx: &Tx<'_>, attempt: i64, message: i64) -> Result<(), StoreError> {
-    tx.prepare_cached("DELETE FROM outbox_attempts WHERE id = ?1")?.execute([attempt]).map_err(from_sqlite)?;
-    tx.prepare_cached("UPDATE outbox SET attempts = attempts - 1 WHERE id = ?1 AND attempts > 0")?
-        .execute([message])
-        .map_err(from_sqlite)?;
-    Ok(())
 }
 
 /// Records how an attempt ended.

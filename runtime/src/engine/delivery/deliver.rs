@@ -4,9 +4,10 @@
 //!
 //! A pass leases the due messages in one short transaction, sends them with no transaction
 //! open (one thread per channel, so a slow endpoint holds up only its own channel and never a
-//! record write), and records each attempt as it ends in a transaction of its own. A deliverer
-//! that dies mid-send leaves its lease to run out; the message is then sent again, with the
-//! same key.
+//! record write), and records each attempt in a transaction of its own as its send begins and
+//! as it ends. A deliverer that dies mid-send leaves its lease to run out; the message is then
+//! sent again, with the same key, and the interrupted attempt counts. A message whose send never
+//! began (the deliverer died first) spends no attempt: a lease that runs out is not a failure.
 
 use std::collections::BTreeMap;
 
@@ -132,17 +133,16 @@ impl Runtime {
         let claimed = self.store.write(|tx| outbox::claim_due(tx, &pass.at, &pass.lease, &pass.token, PASS))?;
         let mut report = DeliveryReport { now: pass.at.clone(), ..DeliveryReport::default() };
         let sorted = sort_claimed(claimed, &kinds, &settings, &mut report.unconfigured);
-        let started = self.open_attempts(&sorted, &pass)?;
+        self.set_aside(&sorted, &pass)?;
         report.deliveries.extend(sorted.doomed.iter().map(|(m, why)| doomed_delivery(m, why)));
-        self.send_all(&sorted.groups, &kinds, &settings, &pass, &started, &mut report.deliveries)?;
+        self.send_all(&sorted.groups, &kinds, &settings, &pass, &mut report.deliveries)?;
         report.deliveries.sort_by_key(|d| d.id);
         Ok(report)
     }
 
-    /// In one transaction: the waiting go back, the doomed become dead letters, and each
-    /// attempt about to be made is on record (and counted) before anything leaves. Returns the
-    /// attempt id of each message to send.
-    fn open_attempts(&mut self, sorted: &Sorted, pass: &Pass) -> Result<BTreeMap<i64, i64>, EngineError> {
+    /// In one transaction: the waiting go back and the doomed become dead letters. Nothing is
+    /// counted against the messages to send: an attempt counts when its send begins.
+    fn set_aside(&mut self, sorted: &Sorted, pass: &Pass) -> Result<(), EngineError> {
         let later = crate::clock::stamp(pass.now.checked_add(jiff::SignedDuration::from_mins(1)).unwrap_or(pass.now));
         self.store.write(|tx| {
             for id in &sorted.waiting {
@@ -153,26 +153,23 @@ impl Runtime {
                     dead_letter(tx, m, &pass.at, why)?;
                 }
             }
-            let mut ids = BTreeMap::new();
-            for m in sorted.groups.values().flatten() {
-                ids.insert(m.id, outbox::attempt_started(tx, m.id, &pass.at)?);
-            }
-            Ok::<_, EngineError>(ids)
+            Ok::<_, EngineError>(())
         })
     }
 
-    /// Sends each channel's messages on a thread of its own and records each attempt, in this
-    /// thread, as it ends, adding what became of each message to `deliveries`.
+    /// Sends each channel's messages on a thread of its own. This thread does the writing: it
+    /// records each attempt as its send begins (before the request leaves, so a deliverer that
+    /// dies mid-send leaves the trace of what it may have sent) and as it ends, adding what
+    /// became of each message to `deliveries`.
     fn send_all(
         &mut self,
         groups: &BTreeMap<String, Vec<OutboxRow>>,
         kinds: &BTreeMap<String, ChannelKind>,
         settings: &BTreeMap<String, Settings>,
         pass: &Pass,
-        started: &BTreeMap<i64, i64>,
         deliveries: &mut Vec<Delivery>,
     ) -> Result<(), EngineError> {
-        let (sender, results) = std::sync::mpsc::channel::<(OutboxRow, Done)>();
+        let (sender, reports) = std::sync::mpsc::channel::<Report>();
         let store = &mut self.store;
         let sends = self.transport.as_ref();
         std::thread::scope(|scope| -> Result<(), EngineError> {
@@ -186,11 +183,22 @@ impl Runtime {
                 scope.spawn(move || send_channel(messages, kind, &own, sends, &sender, pass));
             }
             drop(sender);
-            // Each attempt is recorded as it ends, whatever the other channels are doing.
-            for (m, done) in results {
-                let attempt = started.get(&m.id).copied();
-                let delivery = store.write(|tx| record_attempt(tx, &m, &done, attempt, pass))?;
-                deliveries.extend(delivery);
+            let mut started: BTreeMap<i64, i64> = BTreeMap::new();
+            for report in reports {
+                match report {
+                    Report::Begins { message, at, go } => {
+                        let attempt = store.write(|tx| outbox::attempt_started(tx, message, &at))?;
+                        started.insert(message, attempt);
+                        // A channel whose thread has gone needs no answer.
+                        let _ = go.send(());
+                    }
+                    Report::Ended(ended) => {
+                        let (m, done) = *ended;
+                        let attempt = started.get(&m.id).copied();
+                        let delivery = store.write(|tx| record_attempt(tx, &m, &done, attempt, pass))?;
+                        deliveries.extend(delivery);
+                    }
+                }
             }
             Ok(())
         })
@@ -345,6 +353,14 @@ fn doomed_delivery(m: &OutboxRow, why: &str) -> Delivery {
     }
 }
 
+/// What a channel thread tells the recording thread.
+enum Report {
+    /// A send is about to begin: record the attempt, then say `go`.
+    Begins { message: i64, at: String, go: std::sync::mpsc::SyncSender<()> },
+    /// What became of a message.
+    Ended(Box<(OutboxRow, Done)>),
+}
+
 /// What a channel thread did with one message.
 enum Done {
     Tried {
@@ -364,7 +380,7 @@ fn send_channel(
     kind: ChannelKind,
     own: &Settings,
     sends: &dyn transport::Transport,
-    sender: &std::sync::mpsc::Sender<(OutboxRow, Done)>,
+    sender: &std::sync::mpsc::Sender<Report>,
     pass: &Pass,
 ) {
     let now = pass.now;
@@ -374,10 +390,19 @@ fn send_channel(
             hold = Some(crate::clock::stamp(now));
         }
         if let Some(until) = &hold {
-            if sender.send((m.clone(), Done::Held(until.clone()))).is_err() {
+            if sender.send(Report::Ended(Box::new((m.clone(), Done::Held(until.clone()))))).is_err() {
                 return;
             }
             continue;
+        }
+        // The attempt is on record before the request leaves; no answer means the recording
+        // side has gone (its write failed), and nothing more is sent.
+        let elapsed = jiff::SignedDuration::try_from(pass.started.elapsed()).unwrap_or_default();
+        let sent_at = now.checked_add(elapsed).unwrap_or(now);
+        let (go, begun) = std::sync::mpsc::sync_channel(1);
+        let begins = Report::Begins { message: m.id, at: crate::clock::stamp(sent_at), go };
+        if sender.send(begins).is_err() || begun.recv().is_err() {
+            return;
         }
         let started = std::time::Instant::now();
         let outgoing = Outgoing {
@@ -391,9 +416,7 @@ fn send_channel(
             form: m.form.as_deref(),
             record: m.record.as_deref(),
         };
-        // The time of this send, for signatures and mail dates.
-        let elapsed = jiff::SignedDuration::try_from(pass.started.elapsed()).unwrap_or_default();
-        let sent_at = now.checked_add(elapsed).unwrap_or(now);
+        // `sent_at`, the time of this send, goes into signatures and mail dates.
         let result = sends.send(kind, own, &outgoing, sent_at);
         if matches!(&result, Err(f) if !f.permanent) {
             // The endpoint is down or slow: the rest of this channel waits.
@@ -402,7 +425,7 @@ fn send_channel(
         }
         let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let done = Done::Tried { at: crate::clock::stamp(sent_at), millis, result };
-        if sender.send((m.clone(), done)).is_err() {
+        if sender.send(Report::Ended(Box::new((m.clone(), done)))).is_err() {
             return;
         }
     }
@@ -419,10 +442,8 @@ fn record_attempt(
     pass: &Pass,
 ) -> Result<Option<Delivery>, EngineError> {
     let (attempt_at, millis, result) = match done {
+        // Held before its send began: no attempt was made, none is counted.
         Done::Held(until) => {
-            if let Some(a) = attempt {
-                outbox::attempt_unstarted(tx, a, m.id)?;
-            }
             outbox::release(tx, m.id, &pass.token, until)?;
             return Ok(None);
         }
