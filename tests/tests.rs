@@ -17,6 +17,7 @@
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
+//! - `signing_key`: the signing key lives outside the database; old databases move it out.
 //! - `sensitive`: sensitive fields stay out of exports and group chats.
 //! - `outcomes`: what writes lead to, each named after what broke (owners, resets, hooks,
 //!   grade scripts).
@@ -54,6 +55,7 @@ mod records_cli;
 mod roundtrip;
 mod sandbox;
 mod sensitive;
+mod signing_key;
 mod support;
 mod templates;
 mod write_gate;

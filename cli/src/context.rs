@@ -52,7 +52,13 @@ impl Context {
     }
 
     pub(crate) fn runtime(&self) -> Result<Runtime, UserError> {
-        let store = Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
+        let mut store =
+            Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
+        // The signing key from the environment (a secret manager), else the key file beside
+        // the database.
+        if let Some(key) = std::env::var("CLOSELOOP_SIGNING_KEY").ok().filter(|k| !k.trim().is_empty()) {
+            store.set_signing_key(key.trim().as_bytes());
+        }
         let clock: Arc<dyn Clock> = match self.now {
             Some(at) => Arc::new(ManualClock::new(at)),
             None => Arc::new(SystemClock),

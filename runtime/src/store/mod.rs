@@ -28,6 +28,7 @@ pub(crate) mod proof;
 pub(crate) mod records;
 pub(crate) mod schema;
 pub(crate) mod signing;
+pub use signing::key_file;
 pub(crate) mod tasks;
 pub(crate) mod timers;
 
@@ -192,6 +193,9 @@ pub enum StoreError {
     /// The operating system refused something (starting the checkpoint thread).
     #[error("{0}")]
     Io(String),
+    /// The signing key file cannot be read or made.
+    #[error("the signing key: {0}")]
+    Key(String),
     /// The database stayed busy through every retry.
     #[error("the database stayed busy (another closeloop is writing); try again")]
     Busy,
@@ -218,6 +222,8 @@ pub struct Store {
     location: String,
     /// The schema version the file had when it was opened (0 for a new one).
     opened_at_version: i64,
+    /// The signing key, once known (given by the embedder, read from the key file, or made).
+    signing_key: Option<Vec<u8>>,
 }
 
 /// Copies the WAL into the database off the request path: the writing connection never
@@ -304,7 +310,39 @@ impl Store {
         store.location = path.to_string_lossy().into_owned();
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
+        store.move_secret_out(path)?;
         Ok(store)
+    }
+
+    /// A secret an older closeloop kept in the database moves to the key file (so the links it
+    /// made keep working) and leaves the database, where a copy of the file would give it away.
+    fn move_secret_out(&mut self, path: &Path) -> Result<(), StoreError> {
+        let Some(secret) = signing::legacy_secret(&self.conn)? else { return Ok(()) };
+        signing::read_or_create_key(&signing::key_file(path), &secret)?;
+        self.write(signing::forget_legacy_secret)
+    }
+
+    /// Uses `key` to sign and check customer signing links instead of the key file beside the
+    /// database (an embedder's secret store; the CLI's `CLOSELOOP_SIGNING_KEY`).
+    pub fn set_signing_key(&mut self, key: &[u8]) {
+        self.signing_key = Some(key.to_vec());
+    }
+
+    /// The key that signs and checks customer signing links: the one set, else the key file
+    /// beside the database file (`closeloop.db.key`, made on first need, readable by its owner
+    /// only), else, for a database in memory, a key of its own. It is never stored in the
+    /// database.
+    pub(crate) fn signing_key(&mut self, fresh: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
+        if let Some(key) = &self.signing_key {
+            return Ok(key.clone());
+        }
+        let key = if self.location.starts_with("file:") {
+            fresh().into_bytes()
+        } else {
+            signing::read_or_create_key(&signing::key_file(Path::new(&self.location)), &fresh())?
+        };
+        self.signing_key = Some(key.clone());
+        Ok(key)
     }
 
     /// A private in-memory database, for tests and trials.
@@ -346,8 +384,13 @@ impl Store {
         // Savepoints (one per timer, one per automation step) journal the pages they touch;
         // in memory that costs a copy, on disk a write.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(from_sqlite)?;
-        let mut store =
-            Store { conn: Reader { conn }, checkpointer: None, location: String::new(), opened_at_version: 0 };
+        let mut store = Store {
+            conn: Reader { conn },
+            checkpointer: None,
+            location: String::new(),
+            opened_at_version: 0,
+            signing_key: None,
+        };
         store.opened_at_version = store.write(schema::migrate)?;
         Ok(store)
     }

@@ -225,7 +225,13 @@ const MIGRATIONS: &[&str] = &[
     // installs and the coverage mark. Upgrading a database with approval runs also appends an
     // `audit.coverage` event (see `migrate`).
     "CREATE INDEX events_by_kind ON events(kind, seq);",
+    // 11 (the signing key leaves the database): a link's nonce is kept only as its hash; links
+    // made before keep a mark, since their MAC covers the nonce itself (see `migrate`).
+    "ALTER TABLE sign_links ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The schema version from which sign link nonces are stored hashed.
+const NONCES_HASHED: i64 = 11;
 
 /// The schema version from which approval runs have step events (`store/proof.rs`).
 const AUDIT_COVERS_RIGHTS: i64 = 10;
@@ -243,6 +249,9 @@ pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
     }
     if current > 0 && current < AUDIT_COVERS_RIGHTS && known >= AUDIT_COVERS_RIGHTS {
         super::proof::mark_coverage(tx)?;
+    }
+    if current > 0 && current < NONCES_HASHED && known >= NONCES_HASHED {
+        super::signing::hash_old_nonces(tx)?;
     }
     Ok(current)
 }

@@ -1,33 +1,79 @@
-//! Customer signing: the install's secret and the single-use links made from it.
+//! Customer signing: the install's signing key, kept outside the database, and the
+//! single-use links made with it. A link's nonce is stored only as its SHA-256, so a copy of the
+//! database holds nothing that makes or completes a link.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::{audit::sha256_hex, from_sqlite, Reader, StoreError, Tx};
 
-/// The install's secret by name, created from `fresh` on first use.
-pub(crate) fn secret(tx: &Tx<'_>, name: &str, fresh: &str, at: &str) -> Result<String, StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO install_secrets (name, value, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![name, fresh, at])
-    .map_err(from_sqlite)?;
-    tx.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
+/// The secret an older closeloop kept in the database, if it is still there.
+pub(crate) fn legacy_secret(conn: &Reader) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = 'sign'")?
+        .query_row([], |r| r.get(0))
+        .optional()
         .map_err(from_sqlite)
 }
 
-/// The install's secret by name, if it was ever made.
-pub(crate) fn existing_secret(conn: &Reader, name: &str) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()
-        .map_err(from_sqlite)
+/// Takes the old secret out of the database once it lives in the key file.
+pub(crate) fn forget_legacy_secret(tx: &Tx<'_>) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM install_secrets WHERE name = 'sign'")?.execute([]).map_err(from_sqlite)?;
+    Ok(())
+}
+
+/// Replaces each stored nonce by its hash, marking the link as made before (its MAC covers the
+/// nonce itself, which the token still carries).
+pub(crate) fn hash_old_nonces(tx: &Tx<'_>) -> Result<(), StoreError> {
+    let nonces: Vec<String> = {
+        let mut q = tx.prepare_cached("SELECT nonce FROM sign_links")?;
+        let rows = q.query_map([], |r| r.get(0)).map_err(from_sqlite)?;
+        rows.collect::<Result<_, _>>().map_err(from_sqlite)?
+    };
+    let mut update = tx.prepare_cached("UPDATE sign_links SET nonce = ?2, legacy = 1 WHERE nonce = ?1")?;
+    for nonce in nonces {
+        update.execute(params![nonce, sha256_hex(nonce.as_bytes())]).map_err(from_sqlite)?;
+    }
+    Ok(())
+}
+
+/// The key file of a database file: `closeloop.db.key` beside `closeloop.db`.
+pub fn key_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".key");
+    PathBuf::from(name)
+}
+
+/// Reads the key file, or creates it with `fresh` (readable by its owner only) when there is
+/// none. Two processes creating it at once agree: the second reads what the first wrote.
+pub(crate) fn read_or_create_key(path: &Path, fresh: &str) -> Result<Vec<u8>, StoreError> {
+    let io = |e: std::io::Error| StoreError::Key(format!("{}: {e}", path.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(fresh.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+            Ok(fresh.as_bytes().to_vec())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let key = std::fs::read(path).map_err(io)?;
+            let key = String::from_utf8_lossy(&key).trim().as_bytes().to_vec();
+            if key.is_empty() {
+                return Err(StoreError::Key(format!("{} is empty; delete it to make a new key", path.display())));
+            }
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// A stored link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRow {
-    /// Its nonce (in the token).
+    /// The SHA-256 of its nonce (the token carries the nonce itself).
     pub nonce: String,
     /// The record's form.
     pub form: String,
@@ -41,6 +87,8 @@ pub struct LinkRow {
     pub expires_at: String,
     /// When it was used, if it was.
     pub used_at: Option<String>,
+    /// Made before nonces were stored hashed: its MAC covers the nonce itself.
+    pub legacy: bool,
 }
 
 /// Stores a new link.
@@ -54,10 +102,11 @@ pub(crate) fn add(tx: &Tx<'_>, l: &LinkRow, at: &str, by: &str) -> Result<(), St
     Ok(())
 }
 
-/// A link by nonce.
+/// A link by the hash of its nonce.
 pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreError> {
     conn.prepare_cached(
-        "SELECT nonce, form, record, version, version_hash, expires_at, used_at FROM sign_links WHERE nonce = ?1",
+        "SELECT nonce, form, record, version, version_hash, expires_at, used_at, legacy FROM sign_links
+         WHERE nonce = ?1",
     )?
     .query_row([nonce], |r| {
         Ok(LinkRow {
@@ -68,6 +117,7 @@ pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreEr
             version_hash: r.get(4)?,
             expires_at: r.get(5)?,
             used_at: r.get(6)?,
+            legacy: r.get(7)?,
         })
     })
     .optional()

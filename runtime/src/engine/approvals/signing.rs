@@ -1,8 +1,10 @@
 //! Customer signatures: a link the customer opens to sign exactly the version that was
-//! approved. The token is a random nonce and an HMAC-SHA256, with the install's own secret,
-//! over the record, its version and that version's data hash, the expiry and the purpose. It
-//! is checked in constant time and works once; a link made for another version, an expired,
-//! reused or forged one is refused. After signing the record cannot change.
+//! approved. The token is a random nonce and an HMAC-SHA256, with the install's signing key,
+//! over the record, its version and that version's data hash, the expiry, the purpose and the
+//! nonce's hash. It is checked in constant time and works once; a link made for another
+//! version, an expired, reused or forged one is refused. After signing the record cannot
+//! change. The key lives outside the database (`Store::signing_key`) and the database keeps
+//! only the nonce's hash, so a copy of the file can neither make nor complete a link.
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -58,16 +60,18 @@ fn random_hex(bytes: usize) -> Result<String, EngineError> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn message(link: &signing::LinkRow) -> String {
+/// What a link's MAC covers. `nonce` is the stored hash, or, for a link made before nonces
+/// were stored hashed, the nonce itself.
+fn message(link: &signing::LinkRow, nonce: &str) -> String {
     format!(
-        "{PURPOSE}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        link.form, link.record, link.version, link.version_hash, link.expires_at, link.nonce
+        "{PURPOSE}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{nonce}",
+        link.form, link.record, link.version, link.version_hash, link.expires_at
     )
 }
 
-fn mac(secret: &str, link: &signing::LinkRow) -> Option<Hmac<sha2::Sha256>> {
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).ok()?;
-    mac.update(message(link).as_bytes());
+fn mac(key: &[u8], link: &signing::LinkRow, nonce: &str) -> Option<Hmac<sha2::Sha256>> {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
+    mac.update(message(link, nonce).as_bytes());
     Some(mac)
 }
 
@@ -101,20 +105,22 @@ impl Runtime {
             .ok_or_else(|| EngineError::Input(format!("cannot read the signature's expiry `{expires}`")))?;
         let nonce = random_hex(16)?;
         let fresh = random_hex(32)?;
+        let key = self.store.signing_key(|| fresh)?;
+        let hashed = crate::store::sha256_hex(nonce.as_bytes());
         let link = self.write(|session, tx| {
             let row = records::get(tx, session.form(form)?.table(), id)?
                 .ok_or_else(|| crate::engine::records::not_found(form, id))?;
             let link = signing::LinkRow {
-                nonce: nonce.clone(),
+                nonce: hashed.clone(),
                 form: form.to_string(),
                 record: id.to_string(),
                 version: row.version,
                 version_hash: row.data_hash.clone(),
                 expires_at: expires_at.clone(),
                 used_at: None,
+                legacy: false,
             };
-            let secret = signing::secret(tx, "sign", &fresh, &at)?;
-            let code = mac(&secret, &link)
+            let code = mac(&key, &link, &hashed)
                 .map(|m| m.finalize().into_bytes())
                 .ok_or_else(|| EngineError::Input("no key".into()))?;
             signing::add(tx, &link, &at, actor)?;
@@ -148,12 +154,16 @@ impl Runtime {
         let forged = || EngineError::Refused("this signing link is not valid".into());
         let (nonce, code) = token.split_once('.').ok_or_else(forged)?;
         let code = unhex(code).ok_or_else(forged)?;
-        let link = signing::get(self.store.reader(), nonce)?.ok_or_else(forged)?;
+        let hashed = crate::store::sha256_hex(nonce.as_bytes());
+        let link = signing::get(self.store.reader(), &hashed)?.ok_or_else(forged)?;
+        let fresh = random_hex(32)?;
+        let key = self.store.signing_key(|| fresh)?;
+        let covered = if link.legacy { nonce } else { hashed.as_str() };
         let signature = self.write(|session, tx| {
             let f = session.form(&link.form).map_err(|_| forged())?;
             let table = f.table();
             let at = &session.at;
-            let row = check_link(tx, &link, &code, at, table)?;
+            let row = check_link(tx, (&link, covered), (&key, &code), at, table)?;
             let run = approvals::pending(tx, &link.form, &link.record)?
                 .ok_or_else(|| EngineError::Refused(format!("{} is not waiting for a signature", link.record)))?;
             let chain = f.app.app.def.approvals.iter().enumerate().find(|(_, c)| c.id == run.chain);
@@ -177,7 +187,7 @@ impl Runtime {
             let signed = f.form.states.iter().any(|s| s.id == "signed").then_some("signed");
             let edit = Edit { state: signed, ..Edit::by_closeloop(&patch, ("signature", json!({"signer": signer}))) };
             w.change(row, edit)?;
-            if !signing::use_once(tx, nonce, at, signer)? {
+            if !signing::use_once(tx, &hashed, at, signer)? {
                 return Err(EngineError::Refused("this signing link was already used".into()));
             }
             let body = json!({"approval": run.id, "signer": signer, "version": link.version,
@@ -201,19 +211,19 @@ impl Runtime {
     }
 }
 
-/// A link's token checked, in constant time, against the install's secret; then that it is
-/// unused, unexpired, and made for the version the record has now. Returns the record.
+/// A link's token checked, in constant time, against the install's signing key; then that it
+/// is unused, unexpired, and made for the version the record has now. `covered` is what the
+/// MAC covers for the nonce. Returns the record.
 fn check_link(
     tx: &crate::store::Tx<'_>,
-    link: &signing::LinkRow,
-    code: &[u8],
+    (link, covered): (&signing::LinkRow, &str),
+    (key, code): (&[u8], &[u8]),
     at: &str,
     table: &crate::store::FormTable,
 ) -> Result<crate::store::RecordRow, EngineError> {
     let forged = || EngineError::Refused("this signing link is not valid".into());
-    let secret = signing::existing_secret(tx, "sign")?.ok_or_else(forged)?;
     // Constant time: `verify_slice` compares every byte whatever it finds.
-    let valid = mac(&secret, link).is_some_and(|m| m.verify_slice(code).is_ok());
+    let valid = mac(key, link, covered).is_some_and(|m| m.verify_slice(code).is_ok());
     if !valid {
         return Err(forged());
     }
