@@ -430,10 +430,27 @@ fn d8_a_long_reader_does_not_block_writes_and_the_wal_catches_up_after_it() {
     assert_eq!(during, before, "the reader keeps its snapshot");
     let (log, copied) = rt.store().checkpoint().unwrap();
     assert!(copied < log, "frames the reader may still need stay in the WAL ({copied} of {log})");
+    // The log has grown while the reader held it: past a (here small) limit, ops are told why.
+    let grown = rt.store().wal_bytes();
+    assert!(grown > 64 * 1024, "{grown} bytes");
+    let alert = rt.store().wal_alert(64 * 1024).unwrap_or_default();
+    assert!(alert.contains("long-running read"), "{alert:?}");
+    assert!(!rt.store().truncate_wal().unwrap(), "the reader still needs the log");
     reader.execute_batch("COMMIT").unwrap();
     let (log, copied) = rt.store().checkpoint().unwrap();
     assert_eq!(copied, log, "after the reader ends the checkpoint catches up");
+    assert!(rt.store().truncate_wal().unwrap(), "and the log is cut back");
+    assert_eq!(rt.store().wal_bytes(), 0);
+    assert_eq!(rt.store().wal_alert(64 * 1024), None);
     assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 300);
+}
+
+#[test]
+fn d4_every_commit_is_synced_so_a_power_cut_loses_no_fired_timer_or_sent_message() {
+    // synchronous=FULL on the connection that commits records, fired timers, sent messages and
+    // the audit chain (docs/reliability.md, D4).
+    let (_dir, rt) = file_leads("full-sync");
+    assert_eq!(rt.store().synchronous().unwrap(), 2, "FULL");
 }
 
 // Regressions found in review: each named after what broke.

@@ -508,6 +508,7 @@ fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
                 }
                 Progress::Sleeping(_) => {}
                 Progress::Trouble(e) => eprintln!("closeloop run: a pass failed, trying again in 5 s: {e}"),
+                Progress::Warning(w) => eprintln!("closeloop run: WARNING: {w}"),
                 Progress::Stopped if json => say(r#"{"stopped":true}"#.to_string()),
                 Progress::Stopped => say("closeloop run: stopped cleanly".to_string()),
             })

@@ -1,7 +1,8 @@
 //! The SQLite store. Every SQL statement closeloop runs lives in this module.
 //!
-//! One file, WAL, foreign keys on, `synchronous=NORMAL` (an application crash loses nothing; a
-//! power cut may lose the last commits, never consistency), an explicit busy timeout, and
+//! One file, WAL, foreign keys on, `synchronous=FULL` (every commit is on disk before it
+//! returns: neither an application crash nor a power cut loses a committed write: a fired timer,
+//! a sent message, an audit event; see docs/reliability.md), an explicit busy timeout, and
 //! `BEGIN IMMEDIATE` for every write so a read never has to upgrade to a write lock. A write
 //! that still meets a busy database is retried from `BEGIN`, so two processes writing one file
 //! both succeed.
@@ -33,7 +34,7 @@ pub(crate) mod tasks;
 pub(crate) mod timers;
 
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
@@ -226,6 +227,18 @@ pub struct Store {
     signing_key: Option<Vec<u8>>,
 }
 
+/// The write-ahead log's size past which closeloop warns (`closeloop run`, `serve`) and the
+/// checkpointer truncates the log once no reader holds it.
+pub const WAL_ALERT_BYTES: u64 = 64 * 1024 * 1024;
+
+fn wal_path(db: &str) -> PathBuf {
+    PathBuf::from(format!("{db}-wal"))
+}
+
+fn wal_bytes(wal: &Path) -> Option<u64> {
+    std::fs::metadata(wal).ok().map(|m| m.len())
+}
+
 /// Copies the WAL into the database off the request path: the writing connection never
 /// stalls on a checkpoint inside a commit (RELIABILITY: run the checkpoint off the request
 /// path). Passive checkpoints never block writers; SQLite also checkpoints when the last
@@ -239,6 +252,7 @@ struct Checkpointer {
 impl Checkpointer {
     fn start(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(from_sqlite)?;
+        let wal = wal_path(&path.to_string_lossy());
         conn.busy_timeout(Duration::from_millis(100)).map_err(from_sqlite)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -247,8 +261,12 @@ impl Checkpointer {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Duration::from_millis(500))
                 {
-                    // A busy or failed checkpoint is simply retried at the next tick.
+                    // A busy or failed checkpoint is simply retried at the next tick. A log past
+                    // the alert size is also truncated once no reader needs it.
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if wal_bytes(&wal).is_some_and(|n| n > WAL_ALERT_BYTES) {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    }
                 }
             })
             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -379,7 +397,10 @@ impl Store {
         if file {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(from_sqlite)?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(from_sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(from_sqlite)?;
+        // After the log is reset it is cut back to this size, so one burst does not leave a
+        // file of gigabytes behind.
+        conn.pragma_update(None, "journal_size_limit", WAL_ALERT_BYTES as i64).map_err(from_sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(from_sqlite)?;
         // Savepoints (one per timer, one per automation step) journal the pages they touch;
         // in memory that costs a copy, on disk a write.
@@ -449,6 +470,40 @@ impl Store {
     /// checkpointer thread does this every half second; readers still open keep frames back.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
         self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
+    }
+
+    /// The write-ahead log's size in bytes (0 for a database in memory).
+    pub fn wal_bytes(&self) -> u64 {
+        if self.location.starts_with("file:") {
+            return 0;
+        }
+        wal_bytes(&wal_path(&self.location)).unwrap_or(0)
+    }
+
+    /// What to tell ops when the write-ahead log has grown past `limit` bytes
+    /// ([`WAL_ALERT_BYTES`] in `run` and `serve`): a long read (an export, a report, a backup
+    /// tool) keeps the log from being copied back, and the file grows until it ends.
+    pub fn wal_alert(&self, limit: u64) -> Option<String> {
+        let n = self.wal_bytes();
+        (n > limit).then(|| {
+            format!(
+                "the write-ahead log {} is {} MiB (over {} MiB): a long-running read holds it; it is copied back and cut when that read ends",
+                wal_path(&self.location).display(),
+                n / (1024 * 1024),
+                limit / (1024 * 1024)
+            )
+        })
+    }
+
+    /// Copies the whole log back and empties it, if no reader needs it: true when it did.
+    pub fn truncate_wal(&self) -> Result<bool, StoreError> {
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    }
+
+    /// `PRAGMA synchronous` of the writing connection: 2 is FULL (every commit synced).
+    pub fn synchronous(&self) -> Result<i64, StoreError> {
+        self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
     }
 
     /// `PRAGMA integrity_check`: `ok`, or what is wrong.

@@ -29,6 +29,9 @@ pub enum Progress<'a> {
     Sleeping(Duration),
     /// A pass failed (the database full, or busy past every retry); it tries again shortly.
     Trouble(String),
+    /// Something ops should look at, though the pass went well (the write-ahead log has grown
+    /// past `WAL_ALERT_BYTES`: a long read holds it).
+    Warning(String),
     /// It was asked to stop and has.
     Stopped,
 }
@@ -42,6 +45,7 @@ impl Runtime {
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<(), EngineError> {
         tokio::pin!(stop);
+        let mut wal_warned = false;
         loop {
             // Read before the pass, so a write another process makes during it still wakes us.
             let seen = self.data_version().unwrap_or(-1);
@@ -54,6 +58,15 @@ impl Runtime {
                     TROUBLE_PAUSE
                 }
             };
+            // A write-ahead log grown past the alert size is said once, until it shrinks.
+            match self.store.wal_alert(crate::store::WAL_ALERT_BYTES) {
+                Some(alert) if !wal_warned => {
+                    progress(Progress::Warning(alert));
+                    wal_warned = true;
+                }
+                None => wal_warned = false,
+                Some(_) => {}
+            }
             if wait.is_zero() {
                 // More is due already (a full batch): go on, but let a stop request in first.
                 tokio::select! {
