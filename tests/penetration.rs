@@ -97,6 +97,21 @@ fn an_unknown_metric_or_a_backwards_period_is_refused_with_what_to_do() {
     assert!(e.contains("its first day must not come after its last"), "{e}");
 }
 
+#[test]
+fn a_report_over_nineteen_centuries_is_refused_at_once_instead_of_holding_a_worker() {
+    // Found by the HTTP fuzz target: `from=0112-11-01&to=2020-10-30&by=member,week` built a
+    // trend of 99,000 weeks and took over five seconds.
+    let dir = TempDir::new("penetration-centuries");
+    let (rt, _) = leads(&dir);
+    let started = std::time::Instant::now();
+    let long = ReportQuery { from: day("0112-11-01"), to: day("2020-10-30"), ..week("lead_first_followup") };
+    let e = rt.penetration(&long).unwrap_err().to_string();
+    assert!(e.contains("at most 3660 days") && e.contains("ask for a shorter one"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let ten_years = ReportQuery { from: day("2016-11-01"), to: day("2026-10-30"), ..week("lead_first_followup") };
+    assert!(rt.penetration(&ten_years).is_ok());
+}
+
 /// Two weeks of leads on the lead template's team, written through the engine on the file the
 /// binary reads: each rep answers at their own pace, so members and regions differ.
 fn two_weeks(cli: &crate::support::Cli) {

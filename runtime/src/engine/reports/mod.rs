@@ -320,10 +320,21 @@ impl Runtime {
 }
 
 /// Refuses a period that ends before it starts.
+/// The longest period a report covers: ten years of weeks is already 520 trend points.
+pub const MAX_PERIOD_DAYS: i32 = 3_660;
+
 fn check_period(from: Date, to: Date) -> Result<(), EngineError> {
     if from > to {
         return Err(EngineError::Input(format!(
             "the period starts ({from}) after it ends ({to}); its first day must not come after its last"
+        )));
+    }
+    // Found by fuzzing: a period from the year 112 made a trend of 99,000 weeks and held a
+    // server worker for seconds.
+    let days = to.since(from).map(|s| s.get_days()).unwrap_or(i32::MAX);
+    if days > MAX_PERIOD_DAYS {
+        return Err(EngineError::Input(format!(
+            "the period from {from} to {to} is {days} days; a report covers at most {MAX_PERIOD_DAYS} days (ten years): ask for a shorter one"
         )));
     }
     Ok(())
