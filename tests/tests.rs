@@ -9,6 +9,7 @@
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
 //! - `host`: the host API, health scores, and what scripts cannot do (S8).
 //! - `http`: `closeloop serve` on loopback: tokens, limits, a burst of heavy events (S10).
+//! - `import_stream`: CSV import as a stream: bounded memory, caps, rows named, cells verbatim.
 //! - `hostile`: bombs, deep nesting and oversized input are refused quickly and cleanly.
 //! - `approvals`: approval chains, signing links and the quote PDF.
 //! - `audit_chain`: the chain covers what confers a right: approval events, faked rows, checkpoints.
@@ -44,6 +45,7 @@ mod figures;
 mod host;
 mod hostile;
 mod http;
+mod import_stream;
 mod independent_schema;
 mod notifications;
 mod outcomes;

@@ -360,7 +360,20 @@ pub fn import(
     rejects: Option<&Path>,
     actor: &str,
 ) -> Result<ExitCode, UserError> {
-    let bytes = std::fs::read(file).map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+    // Read as a stream: the file is never held whole in memory, and one past the cap is refused
+    // before a byte of it is parsed.
+    let cannot = |e: std::io::Error| UserError(format!("cannot read {}: {e}", file.display()));
+    let handle = std::fs::File::open(file).map_err(cannot)?;
+    let size = handle.metadata().map_err(cannot)?.len();
+    if size > closeloop::MAX_IMPORT_BYTES {
+        return Err(UserError(format!(
+            "{} is {} MiB; an import takes at most {} MiB: split it into smaller files",
+            file.display(),
+            size / (1024 * 1024),
+            closeloop::MAX_IMPORT_BYTES / (1024 * 1024)
+        )));
+    }
+    let mut input = std::io::BufReader::with_capacity(256 * 1024, handle);
     let mut rt = ctx.runtime()?;
     let terminal = std::io::stderr().is_terminal();
     let mut progress = |done: usize| {
@@ -369,7 +382,7 @@ pub fn import(
         }
     };
     let options = ImportOptions { skip_invalid, actor: actor.to_string() };
-    let result = rt.import_csv(form, &bytes, &options, &mut progress);
+    let result = rt.import_csv_from(form, &mut input, &options, &mut progress);
     if terminal {
         eprint!("\r\x1b[2K");
     }

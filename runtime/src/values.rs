@@ -386,6 +386,9 @@ fn show(v: &Value) -> String {
 /// Choices accept the option's value or its label in either language; booleans accept
 /// true/false, yes/no, 1/0, 是/否; multi-choices split on `;`; ranges read `10-50` or `10~50`.
 pub fn parse_cell(field: &Field, cell: &str, tz: &jiff::tz::TimeZone) -> Result<Option<Value>, String> {
+    // Text keeps what it holds but the spaces around it: a leading tab, carriage return or NUL
+    // is part of the cell (RELIABILITY C1: stored verbatim; an export guards it again).
+    let raw = cell.trim_matches(' ');
     let cell = cell.trim();
     if cell.is_empty() {
         return Ok(None);
@@ -457,7 +460,7 @@ pub fn parse_cell(field: &Field, cell: &str, tz: &jiff::tz::TimeZone) -> Result<
         FieldType::Table => {
             serde_json::from_str(cell).map_err(|_| "a table cell must hold its rows as JSON".to_string())?
         }
-        _ => Value::String(cell.to_string()),
+        _ => Value::String(raw.to_string()),
     };
     Ok(Some(value))
 }

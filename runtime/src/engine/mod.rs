@@ -29,8 +29,8 @@ pub use delivery::{
 pub use install::InstallReport;
 pub use people::{assign, Absence};
 pub use records::{
-    decode, guard, BoardItem, ExportOptions, ImportOptions, ImportReport, MembersReport, RowProblem, Version,
-    MAX_CSV_BYTES,
+    decode, guard, BoardItem, CsvInput, ExportOptions, ImportOptions, ImportReport, MembersReport, RowProblem, Version,
+    MAX_CSV_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES,
 };
 pub use reports::{
     milestone_name, percent, to_csv, to_html, Breakdown, Falloff, FellOff, Figures, FiguresQuery, Group, HealthBucket,

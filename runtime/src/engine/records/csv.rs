@@ -118,7 +118,7 @@ pub(crate) fn reader(text: &str) -> csv::Reader<&[u8]> {
 }
 
 /// The header row, each name trimmed.
-pub(crate) fn headers(csv: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, EngineError> {
+pub(crate) fn headers<R: std::io::Read>(csv: &mut csv::Reader<R>) -> Result<Vec<String>, EngineError> {
     let row = csv.headers().map_err(|e| EngineError::Input(format!("row 1: {e}")))?;
     Ok(row.iter().map(|h| h.trim().to_string()).collect())
 }
@@ -267,21 +267,6 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The data rows of a file, numbered as a spreadsheet shows them: the header is row 1, whatever
-/// line breaks the cells hold. Wholly empty rows (Excel leaves them at the end) are skipped.
-fn data_rows(csv: &mut ::csv::Reader<&[u8]>) -> Result<Vec<(usize, Vec<String>)>, EngineError> {
-    let mut rows = Vec::new();
-    for (index, record) in csv.records().enumerate() {
-        let record =
-            record.map_err(|e| EngineError::Input(format!("row {}: the CSV does not parse: {e}", index + 2)))?;
-        let cells: Vec<String> = record.iter().map(str::to_string).collect();
-        if !cells.iter().all(|c| c.trim().is_empty()) {
-            rows.push((index + 2, cells));
-        }
-    }
-    Ok(rows)
-}
-
 /// The fields that find a row's record: the form's key, else its first unique field.
 fn import_key(form: &crate::model::Form) -> Vec<&str> {
     if form.key.is_empty() {
@@ -289,6 +274,27 @@ fn import_key(form: &crate::model::Form) -> Vec<&str> {
     } else {
         form.key.iter().map(String::as_str).collect()
     }
+}
+
+/// How many problems a report lists (all are counted in `rejected`).
+pub const MAX_LISTED_PROBLEMS: usize = 1_000;
+/// How many rejected rows a report keeps for the rejects file.
+pub const MAX_KEPT_REJECTS: usize = 100_000;
+
+/// A file to import: read from the start again when a busy database restarts the import.
+pub trait CsvInput: std::io::Read + std::io::Seek {}
+impl<T: std::io::Read + std::io::Seek> CsvInput for T {}
+
+/// A row's place for a CSV error: the reader's own words, or the cap it hit.
+fn unreadable(row: usize, e: &::csv::Error) -> EngineError {
+    let why = match e.kind() {
+        ::csv::ErrorKind::Io(io) => io.to_string(),
+        ::csv::ErrorKind::Utf8 { .. } => {
+            "is not UTF-8 text (a file saved in another encoding partway?); save the file as CSV UTF-8".into()
+        }
+        _ => format!("the CSV does not parse: {e}"),
+    };
+    EngineError::Input(format!("row {row}: {why}"))
 }
 
 impl Runtime {
@@ -300,14 +306,31 @@ impl Runtime {
         options: &ImportOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<ImportReport, EngineError> {
-        let text = decode(bytes)?;
+        self.import_csv_from(form, &mut std::io::Cursor::new(bytes), options, progress)
+    }
+
+    /// Imports a CSV file read as a stream, in one transaction: memory stays bounded whatever
+    /// the file's size (see [`MAX_IMPORT_BYTES`](super::stream::MAX_IMPORT_BYTES) and the other
+    /// caps), and a bad row anywhere, by default, stores nothing.
+    pub fn import_csv_from(
+        &mut self,
+        form: &str,
+        input: &mut dyn CsvInput,
+        options: &ImportOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<ImportReport, EngineError> {
         let actor = options.actor.as_str();
         self.write(|session, tx| {
             // The actor is checked before any row: an unknown member imports nothing.
             session.roles(tx, actor)?;
             let f = session.form(form)?;
             let (table, tz) = (f.table(), f.time_zone());
-            let mut csv = reader(&text);
+            input
+                .seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| EngineError::Input(format!("cannot read the file: {e}")))?;
+            let source = super::stream::Source::new(&mut *input).map_err(|e| EngineError::Input(e.to_string()))?;
+            let row_bytes = source.row_bytes.clone();
+            let mut csv = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::None).from_reader(source);
             let headers = headers(&mut csv)?;
             if headers.iter().all(String::is_empty) {
                 return Err(EngineError::Input("the file is empty: it needs a header row naming the fields".into()));
@@ -315,67 +338,108 @@ impl Runtime {
             let columns = Columns::of(f.form, headers).map_err(|problems| {
                 EngineError::Import(Box::new(ImportReport { problems, ..ImportReport::default() }))
             })?;
-            let rows = data_rows(&mut csv)?;
             let key = import_key(f.form);
             // One session for the whole import: loads are read once and kept current.
             let w = Writer::new(session, tx, &f, actor);
-            let mut report = ImportReport { rows: rows.len(), ..ImportReport::default() };
+            let mut report = ImportReport::default();
             report.rejects.push(columns.headers.iter().cloned().chain(std::iter::once("error".to_string())).collect());
-            for (done, (line, cells)) in rows.iter().enumerate() {
-                let (given, id, mut row_problems) = columns.read(*line, cells, &tz);
-                // Looked up by the form's key: the rules need not query the key again.
-                let by_key = id.is_none() && !f.form.key.is_empty() && f.form.key.iter().all(|k| given.contains_key(k));
-                let existing = match (&id, key.is_empty()) {
-                    (Some(id), _) => records::get(tx, table, id)?,
-                    (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
-                        // A link in the key is stored as the linked record's id; the file may
-                        // name it by that record's key (a customer code), as a submit may.
-                        let mut stored = given.clone();
-                        w.rules(None, &[]).resolve_links(tx, &mut stored);
-                        let values: Vec<(&str, &Value)> =
-                            key.iter().filter_map(|k| stored.get(*k).map(|v| (*k, v))).collect();
-                        records::find_by(tx, table, &values)?
-                    }
-                    _ => None,
-                };
-                if row_problems.is_empty() {
-                    // A row that matches a record changes it like an update: the same gate, so a
-                    // final record, a read-only field or a field the importer may not edit is
-                    // refused here exactly as it is by `update`.
-                    let source = json!({"import": "csv", "row": line});
-                    let written = match existing {
-                        None => w.create(&given, Purpose::Create, Some(&source), by_key).map(|_| &mut report.created),
-                        Some(before) => {
-                            let version = before.version;
-                            let edit = Edit {
-                                detail: Some(("source", source)),
-                                key_checked: by_key,
-                                ..Edit::by_person(&given)
-                            };
-                            w.change(before, edit).map(|row| match row.version == version {
-                                true => &mut report.unchanged,
-                                false => &mut report.updated,
-                            })
-                        }
-                    };
-                    match written {
-                        Ok(count) => *count += 1,
-                        Err(e) => row_problems = columns.problems(*line, e)?,
-                    }
+            let mut record = ::csv::StringRecord::new();
+            let mut index = 0;
+            loop {
+                row_bytes.set(0);
+                index += 1;
+                // Rows are numbered as a spreadsheet shows them: the header is row 1.
+                let line = index + 1;
+                match csv.read_record(&mut record) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return Err(unreadable(line, &e)),
                 }
+                let cells: Vec<String> = record.iter().map(str::to_string).collect();
+                // Wholly empty rows (Excel leaves them at the end) are skipped.
+                if cells.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                report.rows += 1;
+                if report.rows > super::stream::MAX_IMPORT_ROWS {
+                    return Err(EngineError::Input(format!(
+                        "row {line}: the file has more than {} rows; split it into smaller files",
+                        super::stream::MAX_IMPORT_ROWS
+                    )));
+                }
+                let row_problems = import_row(&w, (&columns, &key), (line, &cells), &tz, table, &mut report)?;
+                // What automations reported for this row is not kept: the import reports counts.
+                session.forget(0);
                 if !row_problems.is_empty() {
                     report.rejected += 1;
-                    let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
-                    report.problems.extend(row_problems);
+                    if report.rejects.len() <= MAX_KEPT_REJECTS {
+                        let errors = row_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                        report.rejects.push(cells.iter().cloned().chain(std::iter::once(errors)).collect());
+                    }
+                    let room = MAX_LISTED_PROBLEMS.saturating_sub(report.problems.len());
+                    report.problems.extend(row_problems.into_iter().take(room));
                 }
-                progress(done + 1);
+                progress(report.rows);
             }
             if report.rejected > 0 && !options.skip_invalid {
                 return Err(EngineError::Import(Box::new(report)));
             }
             Ok(report)
         })
+    }
+}
+
+/// Imports one row: creates the record it names, or changes the one it matches through the
+/// same gate as `update`. Returns the row's problems (none when it went in).
+fn import_row(
+    w: &Writer<'_, '_>,
+    (columns, key): (&Columns<'_>, &[&str]),
+    (line, cells): (usize, &[String]),
+    tz: &jiff::tz::TimeZone,
+    table: &crate::store::FormTable,
+    report: &mut ImportReport,
+) -> Result<Vec<RowProblem>, EngineError> {
+    let (given, id, row_problems) = columns.read(line, cells, tz);
+    if !row_problems.is_empty() {
+        return Ok(row_problems);
+    }
+    let form = w.f.form;
+    // Looked up by the form's key: the rules need not query the key again.
+    let by_key = id.is_none() && !form.key.is_empty() && form.key.iter().all(|k| given.contains_key(k));
+    let tx = w.tx;
+    let existing = match (&id, key.is_empty()) {
+        (Some(id), _) => records::get(tx, table, id)?,
+        (None, false) if key.iter().all(|k| given.contains_key(*k)) => {
+            // A link in the key is stored as the linked record's id; the file may name it by
+            // that record's key (a customer code), as a submit may.
+            let mut stored = given.clone();
+            w.rules(None, &[]).resolve_links(tx, &mut stored);
+            let values: Vec<(&str, &Value)> = key.iter().filter_map(|k| stored.get(*k).map(|v| (*k, v))).collect();
+            records::find_by(tx, table, &values)?
+        }
+        _ => None,
+    };
+    // A row that matches a record changes it like an update: the same gate, so a final record,
+    // a read-only field or a field the importer may not edit is refused here exactly as it is
+    // by `update`.
+    let source = json!({"import": "csv", "row": line});
+    let written = match existing {
+        None => w.create(&given, Purpose::Create, Some(&source), by_key).map(|_| &mut report.created),
+        Some(before) => {
+            let version = before.version;
+            let edit = Edit { detail: Some(("source", source)), key_checked: by_key, ..Edit::by_person(&given) };
+            w.change(before, edit).map(|row| match row.version == version {
+                true => &mut report.unchanged,
+                false => &mut report.updated,
+            })
+        }
+    };
+    match written {
+        Ok(count) => {
+            *count += 1;
+            Ok(Vec::new())
+        }
+        Err(e) => columns.problems(line, e),
     }
 }
 

@@ -6,11 +6,13 @@ pub(crate) mod boards;
 pub(crate) mod csv;
 pub(crate) mod export;
 pub(crate) mod pdf;
+pub(crate) mod stream;
 
 pub use boards::BoardItem;
-pub use csv::{decode, guard, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
+pub use csv::{decode, guard, CsvInput, ImportOptions, ImportReport, MembersReport, RowProblem, MAX_CSV_BYTES};
 pub(crate) use csv::{headers, reader};
 pub use export::ExportOptions;
+pub use stream::{MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
