@@ -300,4 +300,11 @@ fn a_kill_in_the_middle_of_an_import_leaves_a_sound_database_without_any_of_it()
         drop(conn);
         assert!(db.ok(&["audit", "verify"]).starts_with("audit ok"), "iteration {i}");
     }
+    // After the kills, a 1,000-row batch goes in whole, and running it again with the same keys
+    // adds nothing.
+    let batch = db.file("batch.csv", &leads_csv(1_000, &[]));
+    db.ok(&["import", "lead", &batch]);
+    assert_eq!(db.count(), 1_001);
+    db.ok(&["import", "lead", &batch]);
+    assert_eq!(db.count(), 1_001, "the re-run matched every row by its key");
 }
