@@ -14,6 +14,7 @@
 //! - `approvals`: approval chains, signing links and the quote PDF.
 //! - `audit_chain`: the chain covers what confers a right: approval events, faked rows, checkpoints.
 //! - `delegation`: delegates of away approvers, and the audited override (A4).
+//! - `docs`: the reliability table names every row and tests that exist.
 //! - `duties`: separation of duties under races (a hundred approvers at once, A1) and overlaps (A6).
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `records`: the records engine through the library.
@@ -40,6 +41,7 @@ mod cli;
 mod corpus;
 mod crashes;
 mod delegation;
+mod docs;
 mod duties;
 mod figures;
 mod host;
