@@ -52,7 +52,8 @@ fn a_copy_of_the_database_alone_can_neither_make_nor_complete_a_signing_link() {
     let stolen = Cli::new("key-outside-copy", "2026-11-23T12:00:00+08:00");
     std::fs::copy(cli.db(), stolen.db()).unwrap();
     let (_, said) = stolen.fails(&["sign", &token, "--name", "王总"]);
-    assert!(said.contains("not valid"), "{said}");
+    assert!(said.contains("no longer has") && said.contains("send the customer a new link"), "{said}");
+    assert!(!closeloop::store::key_file(&stolen.db()).exists(), "signing makes no key of its own");
     // ...and a token made with anything the file holds is refused by the real installation.
     let stored: String = {
         let conn = rusqlite::Connection::open(cli.db()).unwrap();
@@ -90,9 +91,9 @@ fn a_key_from_the_environment_signs_instead_of_the_key_file() {
         cli.path("qr").to_str().unwrap(),
     ]);
     assert!(!closeloop::store::key_file(&cli.db()).exists(), "no key file is made when the key is given");
-    // Without the key the token is not valid; with it, it signs.
+    // Without the key the link cannot be checked, and says what to do; with it, it signs.
     let (_, said) = cli.fails(&["sign", &token_of(&link), "--name", "王总"]);
-    assert!(said.contains("not valid"), "{said}");
+    assert!(said.contains("no longer has"), "{said}");
     let signed = with_key(&["--format", "json", "sign", &token_of(&link), "--name", "王总"]);
     assert_eq!(signed["record"], id.as_str());
 }

@@ -531,8 +531,14 @@ fn sensitive_in_group(ctx: &mut Ctx<'_>, scope: Scope<'_>, channel: &str, messag
         .find(|c| c.id == channel)
         .is_some_and(|c| matches!(c.kind, ChannelKind::Wecom | ChannelKind::Dingtalk));
     let Some((i, m)) = def.messages.iter().enumerate().find(|(_, m)| m.id == message) else { return };
-    let sensitive: Vec<&str> =
-        scope.fields.iter().filter(|f| f.sensitive == Some(true)).map(|f| f.id.as_str()).collect();
+    // A sensitive field, and a table field whose rows hold a sensitive column (`{{ lines }}`
+    // prints every cell; `{% for l in lines %}` reaches them).
+    let sensitive: Vec<&str> = scope
+        .fields
+        .iter()
+        .filter(|f| f.sensitive == Some(true) || f.columns.iter().flatten().any(|c| c.sensitive == Some(true)))
+        .map(|f| f.id.as_str())
+        .collect();
     if !group || sensitive.is_empty() {
         return;
     }
@@ -555,7 +561,7 @@ fn sensitive_in_group(ctx: &mut Ctx<'_>, scope: Scope<'_>, channel: &str, messag
             }
             let d = crate::diagnostic::Diagnostic::error(
                 Code::SENSITIVE_IN_GROUP,
-                format!("message `{message}` puts the sensitive field `{field}` into the group chat `{channel}`"),
+                format!("message `{message}` puts sensitive data (`{field}`) into the group chat `{channel}`"),
                 &at,
             )
             .with_help(format!(
@@ -566,16 +572,17 @@ fn sensitive_in_group(ctx: &mut Ctx<'_>, scope: Scope<'_>, channel: &str, messag
     }
 }
 
-/// Where a template uses one of `fields` inside `{{ … }}`: 1-based line and column of the
-/// `{{`, and the field.
+/// Where a template uses one of `fields` inside `{{ … }}` or `{% … %}`: 1-based line and
+/// column of the opening braces, and the field.
 fn sensitive_uses<'f>(text: &str, fields: &[&'f str]) -> Vec<(usize, usize, &'f str)> {
     let mut out = Vec::new();
     for (n, line) in text.split('\n').enumerate() {
         let mut rest = line;
         let mut offset = 0;
-        while let Some(open) = rest.find("{{") {
+        while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+            let closing = if rest[open..].starts_with("{{") { "}}" } else { "%}" };
             let after = &rest[open + 2..];
-            let close = after.find("}}").unwrap_or(after.len());
+            let close = after.find(closing).unwrap_or(after.len());
             let names = crate::script::identifiers(&after[..close]);
             if let Some(field) = fields.iter().find(|f| names.iter().any(|n| n == *f)) {
                 out.push((n + 1, line[..offset + open].chars().count() + 1, *field));

@@ -350,6 +350,13 @@ impl Store {
     /// beside the database file (`closeloop.db.key`, made on first need, readable by its owner
     /// only), else, for a database in memory, a key of its own. It is never stored in the
     /// database.
+    /// Whether a signing key is known without making one: set, in memory, or its file there.
+    pub(crate) fn has_signing_key(&self) -> bool {
+        self.signing_key.is_some()
+            || self.location.starts_with("file:")
+            || signing::key_file(Path::new(&self.location)).exists()
+    }
+
     pub(crate) fn signing_key(&mut self, fresh: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
         if let Some(key) = &self.signing_key {
             return Ok(key.clone());

@@ -156,6 +156,12 @@ impl Runtime {
         let code = unhex(code).ok_or_else(forged)?;
         let hashed = crate::store::sha256_hex(nonce.as_bytes());
         let link = signing::get(self.store.reader(), &hashed)?.ok_or_else(forged)?;
+        // A link exists, so a key signed it: a missing key is lost, not to be made afresh.
+        if !self.store.has_signing_key() {
+            return Err(EngineError::Refused(
+                "this link was signed with a key this installation no longer has (the key file beside the database is missing): restore it from the backup, or send the customer a new link".into(),
+            ));
+        }
         let fresh = random_hex(32)?;
         let key = self.store.signing_key(|| fresh)?;
         let covered = if link.legacy { nonce } else { hashed.as_str() };
