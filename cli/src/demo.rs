@@ -65,11 +65,12 @@ pub(crate) const ASSUMPTIONS: &[&str] = &[
     "finance posts each distributor's payment a day or two before delivery; CSMs do 93% of after-payment tasks on time (within the last 3 days before due), 5% 1-5 days late, 2% never",
 ];
 
-/// A small deterministic generator (splitmix64): the same seed, the same month.
-struct Rng(u64);
+/// A small deterministic generator (splitmix64): the same seed, the same month (and, for
+/// `bench report`, the same year).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -83,6 +84,10 @@ impl Rng {
     /// Uniform in [lo, hi).
     fn between(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.unit()
+    }
+    /// A whole number in `lo..hi`.
+    pub(crate) fn within(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo).max(1) as u64) as i64
     }
     fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         (!items.is_empty()).then(|| &items[(self.next() % items.len() as u64) as usize])

@@ -29,23 +29,7 @@ const ESCALATED_AFTER: i64 = DAY + 30;
 const REGIONS: [&str; 4] = ["east", "south", "north", "west"];
 const SOURCES: [&str; 3] = ["expo", "wechat_oa", "referral"];
 
-/// splitmix64: a small, fixed, reproducible source of numbers; the same year every run.
-struct Numbers(u64);
-
-impl Numbers {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `lo..hi`.
-    fn within(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo).max(1) as u64) as i64
-    }
-}
+use crate::demo::Rng;
 
 /// One lead of the year: when it came, whose it is, how long until its contact (if any).
 struct Lead {
@@ -56,7 +40,7 @@ struct Lead {
 
 /// How long a rep takes to press 已联系: mostly within hours, some on the boundary (exactly
 /// 24h penetrates, a second more does not), some late, some never.
-fn contact_delay(n: &mut Numbers) -> Option<i64> {
+fn contact_delay(n: &mut Rng) -> Option<i64> {
     match n.next() % 1000 {
         0..=549 => Some(n.within(300, 4 * 3600)),
         550..=809 => Some(n.within(4 * 3600, DAY)),
@@ -70,7 +54,7 @@ fn contact_delay(n: &mut Numbers) -> Option<i64> {
 
 /// The year's leads in order of arrival, each between 08:00 and 21:00 on a day of the year.
 fn leads(count: usize, reps: usize, start: i64) -> Vec<Lead> {
-    let mut n = Numbers(0x5EED_2025);
+    let mut n = Rng(0x5EED_2025);
     let mut out: Vec<Lead> = (0..count)
         .map(|_| {
             let created = start + n.within(0, 365) * DAY + n.within(8 * 3600, 21 * 3600);
