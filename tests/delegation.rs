@@ -42,7 +42,8 @@ fn an_away_supervisor_s_delegate_decides_in_their_place_and_the_trail_says_so() 
     );
     let told: Vec<_> = w.rt.outbox(None).unwrap().into_iter().filter(|m| m.recipient == "q_sup_s").collect();
     assert_eq!(told.len(), 1, "the delegate is told");
-    assert!(told[0].body.contains("on behalf of q_sup_e"), "{}", told[0].body);
+    assert!(told[0].body.contains("代 q_sup_e 审批"), "{}", told[0].body);
+    assert!(told[0].body.contains("合计金额：22,000.00"), "money reads as people write it: {}", told[0].body);
 
     let waiting = w.rt.approvals(Some("q_sup_s")).unwrap();
     assert_eq!(waiting.len(), 1);
@@ -188,7 +189,7 @@ fn members_away_and_approve_override_through_the_binary() {
     let id = created["id"].as_str().unwrap().to_string();
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
     let waiting = cli.ok(&["approvals", "--as", "q_sup_s"]);
-    assert!(waiting.contains("you decide for q_sup_e") && waiting.contains("合计金额: 12000"), "{waiting}");
+    assert!(waiting.contains("you decide for q_sup_e") && waiting.contains("合计金额: 12,000.00"), "{waiting}");
     cli.ok(&["approve", "quote", &id, "--as", "q_sup_s"]);
     // Finance's step, pushed through by the director with a reason.
     assert_eq!(cli.fails(&["approve", "quote", &id, "--as", "q_dir"]).0, Some(1));

@@ -48,6 +48,6 @@ fn finance_sees_the_lines_below_the_floor_and_the_chat_message_keeps_them_privat
     let below = finance[0].show.iter().find(|s| s.field == "below_floor").unwrap();
     assert_eq!((below.label.as_str(), below.text.as_str()), ("低于底价的明细", "CL-IMPL-DAY 1800.0 < 2000.0"));
     let told = w.rt.outbox(None).unwrap().into_iter().find(|m| m.recipient == "q_fin").unwrap();
-    assert!(told.body.contains("合计金额: 54400"), "{}", told.body);
+    assert!(told.body.contains("合计金额：54,400.00"), "{}", told.body);
     assert!(!told.body.contains("CL-IMPL-DAY"), "a sensitive field stays out of chat: {}", told.body);
 }

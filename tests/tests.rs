@@ -27,6 +27,7 @@
 //! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 //! - `public_api`: the crate's public surface, pinned.
 //! - `penetration`: action penetration from the event log of records written through the engine.
+//! - `stories`: the repair-intake and contract-review apps ops staff wrote, end to end.
 //! - `figures`: the article's other figures (leads sunk, signing cycle, overdue steps, SOP tasks,
 //!   health) from the same log and the audited rows.
 
@@ -60,6 +61,7 @@ mod roundtrip;
 mod sandbox;
 mod sensitive;
 mod signing_key;
+mod stories;
 mod support;
 mod templates;
 mod write_gate;

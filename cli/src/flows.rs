@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Board {
         /// The board's id (`supervisor`, `director`).
         name: String,
+        /// As this member sees it: their roles and the board's scope apply.
+        #[arg(long = "as")]
+        member: Option<String>,
     },
     /// Receive an external event (`payment.received`) and run its automations.
     Event {
@@ -131,7 +134,7 @@ pub(crate) enum TaskWhat {
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     match cmd {
         Command::Activity { form, id } => activity(ctx, form, id),
-        Command::Board { name } => board(ctx, name),
+        Command::Board { name, member } => board(ctx, name, member.as_deref()),
         Command::Event { name, data: given, actor, key } => {
             data(Some(given)).and_then(|d| event(ctx, name, d, actor, key.as_deref()))
         }
@@ -329,6 +332,8 @@ pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserErr
             for step in d["steps"].as_array().into_iter().flatten() {
                 let said = step["outcome"].as_str().or(step["error"].as_str()).unwrap_or_default();
                 let mark = if step["error"].is_null() { "" } else { "error: " };
+                // A script's printed lines follow its outcome, indented under it.
+                let said = said.replace('\n', "\n        ");
                 lines.push(format!("      {}: {mark}{said}", step["step"].as_str().unwrap_or_default()));
             }
         }
@@ -443,10 +448,14 @@ fn board_line(i: &closeloop::BoardItem, since: &str) -> String {
     format!("{:<18} {:>5}h since {since}  {}", i.record, i.age_hours, i.reason)
 }
 
-/// `closeloop board NAME`.
-pub fn board(ctx: &Context, name: &str) -> Result<ExitCode, UserError> {
+/// `closeloop board NAME [--as MEMBER]`.
+pub fn board(ctx: &Context, name: &str, member: Option<&str>) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
-    let items = rt.board(name).map_err(|e| ctx.engine_error(e))?;
+    let items = match member {
+        Some(m) => rt.board_as(name, m),
+        None => rt.board(name),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     show(ctx, &items, || {
         let mut s: Vec<String> =
             items.iter().map(|i| board_line(i, &local(&i.since, &rt.zone_of(Some(&i.form))))).collect();

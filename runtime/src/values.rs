@@ -345,11 +345,14 @@ pub fn display(field: &Field, value: &Value, lang: Lang) -> String {
     };
     match value {
         Value::Null => String::new(),
-        Value::Number(n) if field.kind == FieldType::Money => {
+        // Money, or a computed amount that names its currency.
+        Value::Number(n) if field.kind == FieldType::Money || field.currency.is_some() => {
             let places = field.scale.map(|s| s as usize).unwrap_or(2);
-            n.as_f64().map(|x| format!("{x:.places$}")).unwrap_or_else(|| n.to_string())
+            n.as_f64().map(|x| money_text(x, places)).unwrap_or_else(|| n.to_string())
         }
-        Value::Number(n) if field.kind == FieldType::Percent => format!("{n}%"),
+        Value::Number(n) if field.kind == FieldType::Percent => {
+            n.as_f64().map(|x| format!("{}%", plain_number(x))).unwrap_or_else(|| format!("{n}%"))
+        }
         Value::String(s) => option(s),
         // A table's rows, each as `column: value` of its columns that are not sensitive.
         Value::Array(rows) if field.kind == FieldType::Table => rows
@@ -372,6 +375,44 @@ pub fn display(field: &Field, value: &Value, lang: Lang) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// An amount as people write money: `places` decimals and thousands separators
+/// (`59,000.00`, `-1,234.50`).
+pub fn money_text(x: f64, places: usize) -> String {
+    let fixed = format!("{:.places$}", x.abs());
+    let (whole, fraction) = fixed.split_once('.').map_or((fixed.as_str(), None), |(w, f)| (w, Some(f)));
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3 + places + 2);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if x < 0.0 && fixed.chars().any(|c| c.is_ascii_digit() && c != '0') { "-" } else { "" };
+    match fraction {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// A number as people write it: no trailing `.0` (`60`, `12.5`), at most four decimals.
+pub fn plain_number(x: f64) -> String {
+    let text = format!("{:.4}", x);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// The `money` and `percent` filters message templates use: `{{ total | money }}` gives
+/// `59,000.00`, `{{ prepay_pct | percent }}` gives `60%`.
+pub fn add_number_filters(env: &mut minijinja::Environment<'_>) {
+    env.add_filter("money", |v: f64| money_text(v, 2));
+    env.add_filter("percent", |v: f64| format!("{}%", plain_number(v)));
+    env.add_filter("number", |v: f64| plain_number(v));
 }
 
 fn show(v: &Value) -> String {
@@ -506,6 +547,18 @@ pub fn format_cell(value: Option<&Value>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(super::money_text(59000.0, 2), "59,000.00");
+        assert_eq!(super::money_text(1234567.891, 2), "1,234,567.89");
+        assert_eq!(super::money_text(-1234.5, 2), "-1,234.50");
+        assert_eq!(super::money_text(999.0, 0), "999");
+        assert_eq!(super::money_text(-0.001, 2), "0.00");
+        assert_eq!(super::plain_number(60.0), "60");
+        assert_eq!(super::plain_number(12.5), "12.5");
+        assert_eq!(super::plain_number(-0.00001), "0");
+    }
+
     use super::*;
     use crate::model::FieldType;
 
@@ -538,6 +591,6 @@ mod tests {
             {"id": "floor_price", "type": "money", "sensitive": true}]}))
         .unwrap_or_else(|_| unreachable!());
         let rows = serde_json::json!([{"sku": "A", "unit_price": 1800.0, "floor_price": 2000.0}, {"sku": "B"}]);
-        assert_eq!(display(&lines, &rows, Lang::Zh), "sku: A, unit_price: 1800.00; sku: B");
+        assert_eq!(display(&lines, &rows, Lang::Zh), "sku: A, unit_price: 1,800.00; sku: B");
     }
 }

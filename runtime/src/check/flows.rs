@@ -259,7 +259,7 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
                     }
                 }
             },
-            Step::Script(s) => ctx.script(s, &format!("{p}/script"), &["record", "event"]),
+            Step::Script(s) => ctx.script(s, &format!("{p}/script"), &["record", "event", "actor"]),
             Step::Score(id) => match def.scores.iter().find(|x| &x.id == id) {
                 Some(score) => same_form(ctx, scope, &score.form, "score", &format!("{p}/score")),
                 None => ctx.unknown(
@@ -326,7 +326,7 @@ pub(super) fn recipient(ctx: &mut Ctx<'_>, scope: Scope<'_>, r: &Recipient, p: &
     }
 }
 
-fn member_attributes(ctx: &Ctx<'_>) -> Vec<String> {
+pub(super) fn member_attributes(ctx: &Ctx<'_>) -> Vec<String> {
     let extra = ctx.def().members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone()));
     BUILTIN_MEMBER_FIELDS.iter().map(|s| s.to_string()).chain(extra).collect()
 }
@@ -370,7 +370,21 @@ fn assignment_rules(ctx: &mut Ctx<'_>) {
                 ctx.error_at_key(Code::UNKNOWN_MEMBER_FIELD, format!("members have no attribute `{attr}`"), &mp).help =
                     help;
             }
-            ctx.field_ref(scope, field, &mp, false);
+            match field.strip_prefix(crate::model::CREATOR_PREFIX) {
+                Some(theirs) if !attributes.iter().any(|a| a == theirs) => {
+                    let help = ctx.suggest(theirs, attributes.iter().map(String::as_str));
+                    ctx.error(
+                        Code::UNKNOWN_MEMBER_FIELD,
+                        format!("members have no attribute `{theirs}` for `{field}`"),
+                        &mp,
+                    )
+                    .help = help.or(Some("declare it under `members.fields`".into()));
+                }
+                Some(_) => {}
+                None => {
+                    ctx.field_ref(scope, field, &mp, false);
+                }
+            }
         }
         if let Some(load) = &rule.load {
             for (j, s) in load.states.iter().enumerate() {

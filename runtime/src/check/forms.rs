@@ -228,7 +228,7 @@ fn field_options(ctx: &mut Ctx<'_>, field: &Field, p: &str) {
         ("min_length", field.min_length.is_some(), t.is_textual()),
         ("max_length", field.max_length.is_some(), t.is_textual()),
         ("pattern", field.pattern.is_some(), t.is_textual()),
-        ("currency", field.currency.is_some(), t == FieldType::Money),
+        ("currency", field.currency.is_some(), matches!(t, FieldType::Money | FieldType::Computed)),
         ("accept", field.accept.is_some(), t == FieldType::File),
     ];
     for (key, present, fits) in checks {
@@ -502,6 +502,11 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
                     "`field` needs an operator".to_string(),
                     "add one of `eq`, `ne`, `gt`, `gte`, `lt`, `lte`, `in`, `not_in`, `empty`".to_string(),
                 ),
+                ConditionShapeError::RowsWithoutWhere(key) => (
+                    key,
+                    "`rows` and `where` go together: `rows` names a table field, `where` tests one row".to_string(),
+                    "write `{rows: clauses, where: {field: risk, eq: high}}`".to_string(),
+                ),
                 ConditionShapeError::TooMany(_, second) => (
                     second,
                     format!("`{second}` cannot go here: a condition is one test"),
@@ -583,6 +588,13 @@ pub(super) fn condition(ctx: &mut Ctx<'_>, scope: Scope<'_>, c: &Condition, p: &
         }
         ConditionKind::Role(role) => ctx.role_ref(role, &format!("{p}/role")),
         ConditionKind::Expr(expr) => ctx.expression(expr, &format!("{p}/expr"), &scope.names()),
+        ConditionKind::Rows(table, test) => {
+            let Some(f) = ctx.typed_field_ref(scope, table, &format!("{p}/rows"), &[FieldType::Table], "`rows`") else {
+                return;
+            };
+            let row = Scope { fields: f.columns.as_deref().unwrap_or_default(), ..scope };
+            condition(ctx, row, test, &format!("{p}/where"));
+        }
     }
 }
 

@@ -75,6 +75,10 @@ pub(crate) struct Ctx<'a> {
     field_index: HashMap<usize, HashMap<String, usize>>,
 }
 
+/// The names an expression about a record may use besides its fields: the record's own and
+/// the acting member (the write gate pushes them; see `engine::write::rules::Who`).
+pub(crate) const RECORD_NAMES: &[&str] = &["id", "state", "owner", "created_by", "actor"];
+
 /// A form together with the extra names a condition or step may use in its context.
 #[derive(Clone, Copy)]
 pub(crate) struct Scope<'a> {
@@ -86,9 +90,14 @@ pub(crate) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    /// The names an expression here may use: the fields in scope (a table row's columns).
+    /// The names an expression here may use: the fields in scope (a table row's columns), and
+    /// with a record the record's own names and the actor (`id`, `state`, `actor`, ...).
     pub fn names(&self) -> Vec<&'a str> {
-        self.fields.iter().map(|f| f.id.as_str()).collect()
+        let mut names: Vec<&'a str> = self.fields.iter().map(|f| f.id.as_str()).collect();
+        if self.recordless.is_none() {
+            names.extend(RECORD_NAMES);
+        }
+        names
     }
 
     pub fn of(form: Option<&'a Form>) -> Self {

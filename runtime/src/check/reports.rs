@@ -75,9 +75,12 @@ fn scores_and_grades(ctx: &mut Ctx<'_>) {
         }
         for (j, rule) in grade.rules.iter().enumerate() {
             condition(ctx, scope, &rule.condition, &format!("{base}/rules/{j}/if"));
+            if let Some(reason) = &rule.reason {
+                label_templates(ctx, reason, &format!("{base}/rules/{j}/reason"));
+            }
         }
         if let Some(s) = &grade.script {
-            ctx.script(s, &format!("{base}/script"), &["record"]);
+            ctx.script(s, &format!("{base}/script"), &["record", "actor"]);
         }
     }
 }
@@ -91,20 +94,23 @@ fn boards_messages_seeds(ctx: &mut Ctx<'_>) {
         for (j, r) in board.roles.iter().enumerate() {
             ctx.role_ref(r, &format!("/boards/{i}/roles/{j}"));
         }
+        for (attr, field) in &board.scope {
+            let p = format!("/boards/{i}/scope/{attr}");
+            let attributes = super::flows::member_attributes(ctx);
+            if !attributes.contains(attr) {
+                let help = ctx.suggest(attr, attributes.iter().map(String::as_str));
+                ctx.error_at_key(Code::UNKNOWN_MEMBER_FIELD, format!("members have no attribute `{attr}`"), &p).help =
+                    help.or(Some("declare it under `members.fields`".into()));
+            }
+            for form in board.forms.iter().filter_map(|f| def.forms.iter().find(|x| &x.id == f)) {
+                ctx.field_ref(Scope::of(Some(form)), field, &p, false);
+            }
+        }
     }
     for (i, message) in def.messages.iter().enumerate() {
         for (key, label) in [("text", Some(&message.text)), ("subject", message.subject.as_ref())] {
             let Some(label) = label else { continue };
-            let texts: Vec<(String, &str)> = match label {
-                crate::model::Label::Text(t) => vec![(format!("/messages/{i}/{key}"), t.as_str())],
-                crate::model::Label::Langs(l) => [("zh", &l.zh), ("en", &l.en)]
-                    .into_iter()
-                    .filter_map(|(lang, t)| t.as_deref().map(|t| (format!("/messages/{i}/{key}/{lang}"), t)))
-                    .collect(),
-            };
-            for (p, text) in texts {
-                template(ctx, text, &p);
-            }
+            label_templates(ctx, label, &format!("/messages/{i}/{key}"));
         }
     }
     for (i, seed) in def.seed.iter().enumerate() {
@@ -113,10 +119,25 @@ fn boards_messages_seeds(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// Each language of a label, compiled as a template (`p` is the label's pointer).
+fn label_templates(ctx: &mut Ctx<'_>, label: &crate::model::Label, p: &str) {
+    let texts: Vec<(String, &str)> = match label {
+        crate::model::Label::Text(t) => vec![(p.to_string(), t.as_str())],
+        crate::model::Label::Langs(l) => [("zh", &l.zh), ("en", &l.en)]
+            .into_iter()
+            .filter_map(|(lang, t)| t.as_deref().map(|t| (format!("{p}/{lang}"), t)))
+            .collect(),
+    };
+    for (p, text) in texts {
+        template(ctx, text, &p);
+    }
+}
+
 /// Message templates compile at load time, so a typo is a diagnostic and not a failed send.
 fn template(ctx: &mut Ctx<'_>, text: &str, p: &str) {
     let mut env = minijinja::Environment::new();
     env.set_recursion_limit(16);
+    crate::values::add_number_filters(&mut env);
     let Err(e) = env.template_from_str(text) else { return };
     let mut loc = ctx.loc(p, false);
     if let (Some(line), Some(range)) = (e.line(), e.range()) {

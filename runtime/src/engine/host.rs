@@ -17,7 +17,8 @@ use crate::store::{audit, members, records, FormTable, Reader};
 
 /// The most records or events one call returns.
 const MAX_ROWS: usize = 10_000;
-/// The most members one call returns (each a map of 7 entries, within the scripts' data limit).
+/// The most members one call returns (each a map of 7 entries and the app's declared attributes,
+/// within the scripts' data limit).
 const MAX_MEMBERS: usize = 1_000;
 /// How many fields `lookup_latest` may match on.
 const MAX_LOOKUP_KEYS: usize = 8;
@@ -204,10 +205,7 @@ fn register_people(engine: &mut Engine, host: &Arc<Host>) {
             .filter(|m| region.as_ref().is_none_or(|r| m.region.as_ref() == Some(r)))
             .filter(|m| active.is_none_or(|a| m.active == a))
             .take(MAX_MEMBERS)
-            .map(|m| {
-                to_dynamic(&serde_json::json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region,
-                    "manager": m.manager, "active": m.active, "capacity": m.capacity}))
-            })
+            .map(|m| to_dynamic(&crate::engine::write::rules::member_value(&m)))
             .collect();
         note_call(format!("members({filter:?}) → {} members", out.len()));
         Ok(out)

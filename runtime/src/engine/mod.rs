@@ -218,6 +218,7 @@ impl Installed {
     pub fn new(app: App, revision: i64, deadline: std::time::Duration) -> Self {
         let mut messages = minijinja::Environment::new();
         messages.set_recursion_limit(16);
+        crate::values::add_number_filters(&mut messages);
         for m in &app.def.messages {
             for lang in [Lang::Zh, Lang::En] {
                 let code = if lang == Lang::Zh { "zh" } else { "en" };
@@ -230,6 +231,7 @@ impl Installed {
                 }
             }
         }
+        approvals::messages::add_built_in(&mut messages, &app.def.messages);
         let calendar = crate::calendar::WorkCalendar::of_app(&app.def);
         let zone = crate::timespec::parse_time_zone(app.def.app.time_zone()).unwrap_or(jiff::tz::TimeZone::UTC);
         let tables = app.def.forms.iter().map(FormTable::of).collect();

@@ -80,6 +80,12 @@ pub struct Condition {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expr: Option<String>,
+    /// A table field whose rows `where` tests: it holds when any row satisfies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
+    /// With `rows`: the test for one row, on its columns.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub where_: Option<Box<Condition>>,
 }
 
 /// A comparison operator of a field condition.
@@ -131,6 +137,8 @@ pub enum ConditionKind<'a> {
     Role(&'a str),
     /// A rhai expression.
     Expr(&'a str),
+    /// Some row of a table field satisfies the condition (on the row's columns).
+    Rows(&'a str, &'a Condition),
 }
 
 /// Why a condition object is not well formed: the keys involved.
@@ -142,6 +150,8 @@ pub enum ConditionShapeError {
     FieldWithoutOperator,
     /// Two keys that cannot go together; the second is reported.
     TooMany(&'static str, &'static str),
+    /// `rows` without `where`, or `where` without `rows`: the key that is there.
+    RowsWithoutWhere(&'static str),
 }
 
 impl Condition {
@@ -187,6 +197,12 @@ impl Condition {
         }
         if let Some(e) = &self.expr {
             heads.push(("expr", ConditionKind::Expr(e)));
+        }
+        match (&self.rows, &self.where_) {
+            (Some(table), Some(test)) => heads.push(("rows", ConditionKind::Rows(table, test))),
+            (Some(_), None) => return Err(ConditionShapeError::RowsWithoutWhere("rows")),
+            (None, Some(_)) => return Err(ConditionShapeError::RowsWithoutWhere("where")),
+            (None, None) => {}
         }
         match &self.field {
             Some(field) => {
@@ -248,6 +264,20 @@ pub enum Trigger {
     Cron(CronTrigger),
     /// A timer relative to a date field.
     Timer(TimerTrigger),
+}
+
+impl Trigger {
+    /// The form whose records start it, when one does (not an external event or a schedule).
+    pub fn form(&self) -> Option<&str> {
+        match self {
+            Trigger::Created(f) | Trigger::Updated(f) => Some(f),
+            Trigger::Changed(c) => Some(&c.form),
+            Trigger::Action(a) => Some(&a.form),
+            Trigger::Entered(e) => Some(&e.form),
+            Trigger::Timer(t) => Some(&t.form),
+            Trigger::Event(_) | Trigger::Cron(_) => None,
+        }
+    }
 }
 
 /// A field change.

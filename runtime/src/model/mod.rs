@@ -324,6 +324,10 @@ pub struct Board {
     /// Also list overdue records; default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub show_overdue: Option<bool>,
+    /// Member attribute → record field: a viewer sees only the records whose field equals
+    /// their attribute (a store manager, his store's).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub scope: std::collections::BTreeMap<String, String>,
 }
 
 /// A sample data file.

@@ -126,6 +126,9 @@ pub struct AssignmentRule {
     pub fallback: Option<Fallback>,
 }
 
+/// How a `match` value names an attribute of the record's creator (`created_by.store`).
+pub(crate) const CREATOR_PREFIX: &str = "created_by.";
+
 /// Candidate filter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -177,10 +177,24 @@ pub struct Grade {
     pub summary_field: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<GradeRule>,
+    /// `first` (the default): the first rule that holds decides; `all`: every rule that holds
+    /// gives its reason, and the highest level among them wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hits: Option<Hits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<Script>,
+}
+
+/// Which of a grade's rules count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hits {
+    /// The first rule that holds.
+    First,
+    /// Every rule that holds.
+    All,
 }
 
 /// One decision-table row.

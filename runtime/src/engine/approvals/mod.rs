@@ -14,6 +14,7 @@
 
 pub(crate) mod decide;
 pub(crate) mod duties;
+pub(crate) mod messages;
 pub(crate) mod signing;
 pub(crate) mod trail;
 
@@ -333,17 +334,18 @@ fn tell_opened(
     approvers: &[String],
     stand: &[(String, String)],
 ) -> Result<(), StoreError> {
-    let mut text = format!("待审批 / Approval needed: {} {} — {label}", run.form, run.record);
-    for (field, sensitive) in shown(w.f, step, &row.data) {
-        // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
-        if !sensitive && !field.text.is_empty() {
-            text.push_str(&format!("\n{}: {}", field.label, field.text));
-        }
-    }
-    tell(w, run, index, approvers, &text)?;
+    // A sensitive value (a floor price) is for `closeloop approvals`, not a chat message.
+    let shown: Vec<(String, String)> = shown(w.f, step, &row.data)
+        .into_iter()
+        .filter(|(field, sensitive)| !sensitive && !field.text.is_empty())
+        .map(|(field, _)| (field.label, field.text))
+        .collect();
+    let mut about = messages::About { row, step: label, shown, on_behalf_of: None };
+    tell(w, run, index, approvers, ("approval_needed", &messages::render(w, "approval_needed", &about)))?;
     for (absent, delegate) in stand {
-        let text = format!("{text}\n代 {absent} 审批 / on behalf of {absent}");
-        tell(w, run, index, std::slice::from_ref(delegate), &text)?;
+        about.on_behalf_of = Some(absent);
+        let text = messages::render(w, "approval_needed", &about);
+        tell(w, run, index, std::slice::from_ref(delegate), ("approval_needed", &text))?;
     }
     Ok(())
 }
@@ -419,7 +421,14 @@ fn skip_reason(c: &crate::model::Condition, row: &RecordRow) -> String {
 }
 
 /// Tells members through the app's first messaging channel, keyed so it is sent once.
-fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], text: &str) -> Result<(), StoreError> {
+/// Queues an approval message (`message`: its id) for each member; its first line is the subject.
+fn tell(
+    w: &Writer<'_, '_>,
+    run: &ApprovalRow,
+    step: i64,
+    members: &[String],
+    (message, text): (&str, &str),
+) -> Result<(), StoreError> {
     let def = &w.f.app.app.def;
     let channel = def.channels.iter().find(|c| c.kind != ChannelKind::Log).or(def.channels.first());
     let Some(channel) = channel else { return Ok(()) };
@@ -432,8 +441,8 @@ fn tell(w: &Writer<'_, '_>, run: &ApprovalRow, step: i64, members: &[String], te
             channel: channel.id.clone(),
             recipient: m.clone(),
             address,
-            message: "approval".into(),
-            subject: Some(text.to_string()),
+            message: message.into(),
+            subject: text.lines().next().map(str::to_string),
             body: text.to_string(),
             key: format!("approval/{}/step/{step}/{}/{m}", run.id, w.at),
             form: Some(run.form.clone()),
@@ -505,11 +514,8 @@ pub(crate) fn on_edit(w: &Writer<'_, '_>, before: &RecordRow, after: &RecordRow)
     approvals::set_run(w.tx, run.id, ApprovalStatus::Reset, run.step, Some(w.at))?;
     told.sort();
     told.dedup();
-    let text = format!(
-        "{} {} 已修改为第 {} 版，审批已重置 / changed to version {}; its approvals were reset",
-        run.form, run.record, after.version, after.version
-    );
-    tell(w, &run, -1, &told, &text)?;
+    let about = messages::About { row: after, step: &run.chain, shown: Vec::new(), on_behalf_of: None };
+    tell(w, &run, -1, &told, ("approval_reset", &messages::render(w, "approval_reset", &about)))?;
     let body = json!({"from_version": run.version, "to_version": after.version, "cancelled": cancelled});
     trail::note(w, &run, ACTOR, "approval.reset", body)?;
     // The record follows its run back, to be submitted again: to the chain's `on_reset` state,
@@ -564,13 +570,9 @@ pub(crate) fn escalate(w: &Writer<'_, '_>, approval: i64, step: i64) -> Result<S
     approvals::set_step(w.tx, approval, step, StepStatus::Open, &approvers, s.needed, w.at, None, Some(&note))?;
     let body = json!({"step": s.step_id, "index": step, "added": added, "approvers": approvers, "needed": s.needed});
     trail::note(w, &run, ACTOR, "approval.escalated", body)?;
-    tell(
-        w,
-        &run,
-        step,
-        &added,
-        &format!("审批超时，请处理 / Overdue approval escalated to you: {} {}", run.form, run.record),
-    )?;
+    let label = def.label.as_ref().map(|l| l.get(w.f.lang()).to_string()).unwrap_or_else(|| def.id.clone());
+    let about = messages::About { row: &row, step: &label, shown: Vec::new(), on_behalf_of: None };
+    tell(w, &run, step, &added, ("approval_escalated", &messages::render(w, "approval_escalated", &about)))?;
     Ok(note)
 }
 

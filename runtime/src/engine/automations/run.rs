@@ -69,6 +69,7 @@ pub(crate) fn explain(c: &Condition, row: &RecordRow, rules: &Rules<'_>, pointer
         ),
         Ok(ConditionKind::Role(role)) => format!("the actor does not have the role `{role}`"),
         Ok(ConditionKind::Expr(e)) => format!("`{}` is false", e.trim()),
+        Ok(ConditionKind::Rows(table, _)) => format!("no row of `{table}` matches"),
         Ok(ConditionKind::Compare(field, op)) => {
             format!("`{field}` is {} (the condition asks `{}`)", shown(row.data.get(field)), op.as_str())
         }

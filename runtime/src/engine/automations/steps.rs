@@ -104,7 +104,8 @@ fn assign_step(w: &Writer<'_, '_>, rule_id: &str, id: &str) -> StepResult {
     let mut data = current.data.clone();
     let zoned = w.session.now.to_zoned(w.f.time_zone());
     let mut cache = w.session.assign.borrow_mut();
-    let decided = assign::apply(w.tx, w.f, rule, &mut data, &zoned, &mut cache, Some(w.session.scripts))?;
+    let decided =
+        assign::apply(w.tx, w.f, rule, &mut data, &current.created_by, &zoned, &mut cache, Some(w.session.scripts))?;
     drop(cache);
     let Some(decision) = decided else { return Ok("nothing to assign".into()) };
     let patch = crate::engine::write::patch_of(&current.data, &data);
@@ -165,21 +166,32 @@ fn script_step(
         None => None,
     };
     let mut scope = rhai::Scope::new();
-    let data = current.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+    let mut data = current.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+    let actor = w.actor_value()?;
+    if let Some(row) = &current {
+        crate::engine::write::rules::Who::of(row, Value::Null).fill(row.state.as_deref(), &mut data);
+    }
     scope.push_dynamic("record", rhai::serde::to_dynamic(&data).unwrap_or(Dynamic::UNIT));
+    scope.push_dynamic("actor", rhai::serde::to_dynamic(&actor).unwrap_or(Dynamic::UNIT));
     let event = cause.event.clone().unwrap_or_default();
     scope.push_dynamic("event", rhai::serde::to_dynamic(&event).unwrap_or(Dynamic::UNIT));
     let context = crate::engine::scoring::score::run_context(w.f, record);
     let outcome = match crate::script::run_in(w.session.scripts, ast, &mut scope, w.f.app.deadline, context) {
         Ok(o) => o,
-        Err((fault, _)) => return Err(StepError::Failed(format!("{key}: {fault}"))),
+        Err((fault, log)) => {
+            let printed: String = log.iter().map(|l| format!("\nprint: {l}")).collect();
+            return Err(StepError::Failed(format!("{key}: {fault}{printed}")));
+        }
     };
-    match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
+    // What it printed goes into the run's log, which `closeloop activity` shows.
+    let printed: String = outcome.log.iter().map(|l| format!("\nprint: {l}")).collect();
+    let done = match (rhai::serde::from_dynamic::<Value>(&outcome.value), record) {
         (Ok(Value::Object(patch)), Some(id)) if !patch.is_empty() => patch_record(w, id, &patch, &steps.name),
         (Ok(Value::Null), _) | (Ok(_), None) => Ok(format!("ran in {} operations", outcome.operations)),
         (Ok(other), Some(_)) => Ok(format!("returned {other}; only a map of fields changes the record")),
         (Err(e), _) => Err(StepError::Failed(format!("{key}: the result cannot be read: {e}"))),
-    }
+    };
+    done.map(|text| format!("{text}{printed}"))
 }
 
 /// `grade`: the grade's level (and summary) stored on the record.
@@ -190,7 +202,8 @@ fn grade_step(w: &Writer<'_, '_>, steps: &Steps<'_>, grade_id: &str, rid: &str) 
     };
     let grade = &def.grades[index];
     let Some(current) = w.current(rid)? else { return Err(StepError::Failed(format!("{rid} is gone"))) };
-    let rules = w.rules(current.state.as_deref(), &[]);
+    let who = crate::engine::write::rules::Who::of(&current, w.actor_value()?);
+    let rules = crate::engine::write::rules::Rules { who, ..w.rules(current.state.as_deref(), &[]) };
     let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &current.data, index, Some(rid))?;
     let mut patch = Map::new();
     patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));

@@ -60,6 +60,21 @@ pub(crate) fn recipients(
     }
 }
 
+/// A record's fields as templates see them: choices as their labels in the app's language.
+pub(crate) fn fields_context(f: &FormRef<'_>, data: &Map<String, Value>) -> Map<String, Value> {
+    let lang = f.lang();
+    data.iter()
+        .map(|(k, v)| {
+            let label = f.form.field(k).and_then(|field| {
+                let value = v.as_str()?;
+                let option = field.options.iter().flatten().find(|o| o.value == value)?;
+                option.label.as_ref().map(|l| Value::String(l.get(lang).to_string()))
+            });
+            (k.clone(), label.unwrap_or_else(|| v.clone()))
+        })
+        .collect()
+}
+
 /// The values a message template sees: the record's fields (choices as their labels), its id,
 /// the event's data under `event`, and for an approval chain's hooks the decision that ended it
 /// (`comment`, `decided_by`, … and all of it under `approval`).
@@ -69,17 +84,9 @@ pub(crate) fn message_context(
     event: Option<&Map<String, Value>>,
     decision: Option<&Map<String, Value>>,
 ) -> Value {
-    let lang = f.lang();
     let mut ctx = Map::new();
     if let Some(row) = record {
-        for (k, v) in &row.data {
-            let label = f.form.field(k).and_then(|field| {
-                let value = v.as_str()?;
-                let option = field.options.iter().flatten().find(|o| o.value == value)?;
-                option.label.as_ref().map(|l| Value::String(l.get(lang).to_string()))
-            });
-            ctx.insert(k.clone(), label.unwrap_or_else(|| v.clone()));
-        }
+        ctx = fields_context(f, &row.data);
         ctx.insert("id".into(), Value::String(row.id.clone()));
     }
     if let Some(e) = event {

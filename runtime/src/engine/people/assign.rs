@@ -95,6 +95,7 @@ pub(crate) fn on_create(
     tx: &Tx<'_>,
     f: &FormRef<'_>,
     data: &mut Map<String, Value>,
+    creator: &str,
     now: &jiff::Zoned,
     cache: &mut Cache,
     scripts: Option<&rhai::Engine>,
@@ -112,7 +113,7 @@ pub(crate) fn on_create(
         .collect();
     let mut out = Vec::new();
     for rule in rules {
-        out.extend(apply(tx, f, rule, data, now, cache, scripts)?);
+        out.extend(apply(tx, f, rule, data, creator, now, cache, scripts)?);
     }
     Ok(out)
 }
@@ -157,11 +158,14 @@ pub(crate) fn creator_owns(
 
 /// Runs one assignment rule on a record's data: fills the rule's field and returns the
 /// decision, or `None` when the field already names someone (who still counts as loaded).
+/// `creator` is the member who created the record, for `match: {store: created_by.store}`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn apply(
     tx: &Tx<'_>,
     f: &FormRef<'_>,
     rule: &AssignmentRule,
     data: &mut Map<String, Value>,
+    creator: &str,
     now: &jiff::Zoned,
     cache: &mut Cache,
     scripts: Option<&rhai::Engine>,
@@ -182,7 +186,8 @@ pub(crate) fn apply(
     }
     let team = cache.team.as_deref().unwrap_or_default();
     let Some(loads) = cache.loads.get_mut(&rule.id) else { return Ok(None) };
-    let mut decision = decide(rule, data, team, loads);
+    let seen = with_creator(rule, data, team.iter().find(|m| m.id == creator));
+    let mut decision = decide(rule, &seen, team, loads);
     if rule.pick == Pick::Script {
         decision = by_script(f, rule, data, team, decision, scripts);
     }
@@ -281,7 +286,29 @@ pub struct Decision {
     pub candidates: Vec<Candidate>,
 }
 
-fn attribute(m: &MemberRow, name: &str) -> Option<String> {
+/// What a rule's `match` reads from: the record's fields, and for a value written
+/// `created_by.ATTR` that attribute of the member who created the record (the rep's store).
+/// Borrowed as is when the rule reads no creator's attribute.
+pub(crate) fn with_creator<'d>(
+    rule: &AssignmentRule,
+    data: &'d Map<String, Value>,
+    creator: Option<&MemberRow>,
+) -> std::borrow::Cow<'d, Map<String, Value>> {
+    let wanted: Vec<&str> =
+        rule.candidates.r#match.values().filter_map(|v| v.strip_prefix(crate::model::CREATOR_PREFIX)).collect();
+    if wanted.is_empty() {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut seen = data.clone();
+    for attr in wanted {
+        let value = creator.and_then(|m| attribute(m, attr)).map_or(Value::Null, Value::String);
+        seen.insert(format!("{}{attr}", crate::model::CREATOR_PREFIX), value);
+    }
+    std::borrow::Cow::Owned(seen)
+}
+
+/// A member's attribute as text: a built-in one (`region`) or one the app declared (`store`).
+pub(crate) fn attribute(m: &MemberRow, name: &str) -> Option<String> {
     match name {
         "id" => Some(m.id.clone()),
         "name" => Some(m.name.clone()),
@@ -355,7 +382,10 @@ fn screen<'m>(
         let excluded = if rule.candidates.active_only != Some(false) && !m.active {
             Some("inactive".to_string())
         } else if let Some((attr, field)) = rule.candidates.r#match.iter().find(|(attr, field)| {
-            let want = record.get(*field).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            let want = record
+                .get(*field)
+                .filter(|v| !v.is_null())
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
             want.is_none() || attribute(m, attr) != want
         }) {
             Some(format!("{attr} differs from the record's {field}"))

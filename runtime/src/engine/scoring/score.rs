@@ -84,7 +84,7 @@ pub(crate) fn evaluate(
         .app
         .script(&key)
         .ok_or_else(|| EngineError::Input(format!("score {} has no compiled script", score.id)))?;
-    let mut scope = crate::engine::write::rules::scope_of(&Map::new());
+    let mut scope = rhai::Scope::new();
     scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(Dynamic::UNIT));
     let tasks: Array = tasks.iter().map(|t| rhai::serde::to_dynamic(t).unwrap_or(Dynamic::UNIT)).collect();
     scope.push("tasks", tasks);
@@ -250,8 +250,15 @@ impl Runtime {
         let roles = actor_roles(self.store.reader(), actor)?;
         let table = f.table();
         let before = records::get(self.store.reader(), table, id)?.ok_or_else(|| not_found(form, id))?;
-        let rules =
-            crate::engine::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles);
+        let member = crate::store::members::get(self.store.reader(), actor)?;
+        let who = crate::engine::write::rules::Who::of(
+            &before,
+            crate::engine::write::rules::actor_value(actor, member.as_ref()),
+        );
+        let rules = crate::engine::write::rules::Rules {
+            who,
+            ..crate::engine::write::rules::Rules::new(f, &self.apps, &self.scripts, before.state.as_deref(), &roles)
+        };
         let graded = crate::engine::scoring::trial::grade_with(&rules, grade, &before.data, index, Some(id))?;
         let mut patch = Map::new();
         patch.insert(grade.field.clone(), serde_json::to_value(graded.level).unwrap_or(Value::Null));

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::people::assign::decide;
 use crate::engine::records::{actor_roles, find_form};
-use crate::engine::write::rules::Rules;
+use crate::engine::write::rules::{Purpose, Rules, Who};
 use crate::engine::{EngineError, FormRef, Runtime};
 use crate::model::{Level, Since};
 use crate::store::{members, records};
@@ -79,21 +79,24 @@ impl Runtime {
     pub fn try_rule(
         &self,
         id: &str,
-        data: Map<String, Value>,
+        given: Map<String, Value>,
         record: Option<&str>,
         actor: &str,
     ) -> Result<Trial, EngineError> {
         let started = Instant::now();
+        let data = given.clone();
         let conn = self.store.reader();
         let def_of = self.apps.values().map(|a| &a.app.def);
         let rule = def_of.clone().flat_map(|d| d.assignment_rules.iter()).find(|r| r.id == id);
         let grade = def_of.clone().flat_map(|d| d.grades.iter()).find(|g| g.id == id);
         let score = def_of.clone().flat_map(|d| d.scores.iter()).find(|s| s.id == id);
-        let form_id = match (rule, grade, score) {
-            (Some(r), _, _) => r.form.clone(),
-            (None, Some(g), _) => g.form.clone(),
-            (None, None, Some(s)) => s.form.clone(),
-            (None, None, None) => {
+        let step = self.step_script(id);
+        let form_id = match (rule, grade, score, &step) {
+            (Some(r), _, _, _) => r.form.clone(),
+            (None, Some(g), _, _) => g.form.clone(),
+            (None, None, Some(s), _) => s.form.clone(),
+            (None, None, None, Some((form, _))) => form.clone(),
+            (None, None, None, None) => {
                 let known: Vec<String> = def_of
                     .flat_map(|d| {
                         d.assignment_rules
@@ -104,29 +107,50 @@ impl Runtime {
                     })
                     .collect();
                 return Err(EngineError::Input(format!(
-                    "there is no assignment rule, grade or score `{id}`; there are: {}",
+                    "there is no assignment rule, grade, score or step script `{id}`; there are: {} (or a \
+                     step's `scripts/NAME.rhai`)",
                     known.join(", ")
                 )));
             }
         };
         let f = find_form(&self.apps, &form_id)
             .ok_or_else(|| EngineError::Input(format!("form {form_id} is not installed")))?;
-        let table = f.table();
-        let mut data = data;
-        if let Some(rid) = record {
-            let stored = records::get(conn, table, rid)?
-                .ok_or_else(|| EngineError::NotFound { form: form_id.clone(), id: rid.to_string() })?;
-            for (k, v) in stored.data {
-                data.entry(k).or_insert(v);
-            }
-        }
-        let trial = match (rule, score, grade) {
-            (Some(rule), _, _) => self.try_assignment(rule, f, &data)?,
-            (None, Some(score), _) => self.try_score(score, f, &data, record)?,
-            (None, None, Some(grade)) => self.try_grade(grade, f, &data, record, actor)?,
-            (None, None, None) => return Err(EngineError::Input(format!("`{id}` is not a grade"))),
+        let stored = match record {
+            Some(rid) => Some(
+                records::get(conn, f.table(), rid)?
+                    .ok_or_else(|| EngineError::NotFound { form: form_id.clone(), id: rid.to_string() })?,
+            ),
+            None => None,
         };
-        Ok(Trial { id: id.to_string(), form: form_id, micros: started.elapsed().as_micros(), ..trial })
+        // The form's rules run as a submit would run them (lookups, links, computed fields), so
+        // the trial judges what would be stored; what a submit would refuse is said, not fatal.
+        let roles = actor_roles(conn, actor).unwrap_or_default();
+        let (who, state) = self.who(f, record, actor)?;
+        let rules = Rules { who: who.clone(), ..Rules::new(f, &self.apps, &self.scripts, state.as_deref(), &roles) };
+        let purpose = if stored.is_some() { Purpose::Automation } else { Purpose::Create };
+        let (data, problems) = rules.derive(conn, &data, stored.as_ref().map(|r| &r.data), purpose, record);
+        let mut filled: Vec<&str> = data
+            .keys()
+            .filter(|k| !given.contains_key(*k) && stored.as_ref().is_none_or(|r| r.data.get(*k) != data.get(*k)))
+            .map(String::as_str)
+            .collect();
+        filled.sort_unstable();
+        let mut prelude = Vec::new();
+        if !filled.is_empty() {
+            prelude.push(format!("the form's rules filled {}: {}", filled.len(), filled.join(", ")));
+        }
+        prelude.extend(problems.iter().map(|p| format!("a submit would refuse {}: {}", p.field, p.message)));
+        let trial = match (rule, score, grade, step) {
+            (Some(rule), _, _, _) => self.try_assignment(rule, f, &data, actor)?,
+            (None, Some(score), _, _) => self.try_score(score, f, &data, record)?,
+            (None, None, Some(grade), _) => self.try_grade(grade, f, &data, record, actor)?,
+            (None, None, None, Some((_, key))) => {
+                self.try_step_script(&key, f, &data, &who, state.as_deref(), record)?
+            }
+            (None, None, None, None) => return Err(EngineError::Input(format!("`{id}` is not a grade"))),
+        };
+        let host_calls = prelude.into_iter().chain(trial.host_calls).collect();
+        Ok(Trial { id: id.to_string(), form: form_id, micros: started.elapsed().as_micros(), host_calls, ..trial })
     }
 
     /// An assignment rule's decision on `data`, with the host queries it made.
@@ -135,6 +159,7 @@ impl Runtime {
         rule: &crate::model::AssignmentRule,
         f: FormRef<'_>,
         data: &Map<String, Value>,
+        actor: &str,
     ) -> Result<Trial, EngineError> {
         let conn = self.store.reader();
         let form_id = &f.form.id;
@@ -155,7 +180,8 @@ impl Runtime {
                 counts.len()
             ));
         }
-        let mut decision = decide(rule, data, &team, &loads);
+        let seen = crate::engine::people::assign::with_creator(rule, data, team.iter().find(|m| m.id == actor));
+        let mut decision = decide(rule, &seen, &team, &loads);
         if rule.pick == crate::model::Pick::Script {
             decision = crate::engine::people::assign::by_script(&f, rule, data, &team, decision, Some(&self.scripts));
             calls.push(format!("the rule's script → {}", decision.member.as_deref().unwrap_or("nobody")));
@@ -205,7 +231,9 @@ impl Runtime {
         actor: &str,
     ) -> Result<Trial, EngineError> {
         let roles = actor_roles(self.store.reader(), actor).unwrap_or_default();
-        let rules = Rules::new(f, &self.apps, &self.scripts, None, &roles);
+        let who = self.who(f, record, actor)?;
+        let row_state = who.1;
+        let rules = Rules { who: who.0, ..Rules::new(f, &self.apps, &self.scripts, row_state.as_deref(), &roles) };
         let index = f.app.app.def.grades.iter().position(|g| g.id == grade.id).unwrap_or(0);
         let graded = grade_with(&rules, grade, data, index, record)?;
         let mut calls = Vec::new();
@@ -213,7 +241,12 @@ impl Runtime {
             calls.extend(graded.calls.iter().cloned());
             calls.push(format!("the grade's script → {}", level_name(graded.level)));
         } else {
-            calls.push(format!("{} rule(s) checked", graded.row.unwrap_or(grade.rules.len())));
+            match (grade.hits, graded.row) {
+                (Some(crate::model::Hits::All), Some(_)) => {
+                    calls.push(format!("{} rule(s) checked, {} held", grade.rules.len(), graded.reasons.len()))
+                }
+                (_, row) => calls.push(format!("{} rule(s) checked", row.unwrap_or(grade.rules.len()))),
+            }
         }
         Ok(Trial {
             kind: "grade",
@@ -222,6 +255,85 @@ impl Runtime {
             detail: TrialDetail::Grade(graded),
             host_calls: calls,
             ..Trial::default()
+        })
+    }
+}
+
+impl Runtime {
+    /// A step script named by its file (`scripts/summary.rhai`): the form of the first
+    /// automation whose steps run it, and its key among the compiled scripts.
+    fn step_script(&self, id: &str) -> Option<(String, String)> {
+        let path = id.strip_prefix("./").unwrap_or(id);
+        if !path.ends_with(".rhai") {
+            return None;
+        }
+        self.apps.values().map(|a| &a.app.def).find_map(|def| {
+            def.automations.iter().find_map(|a| {
+                let runs = a.steps.iter().any(|s| {
+                    matches!(s, crate::model::Step::Script(src)
+                        if matches!(crate::model::script_source(src), crate::model::ScriptSource::File(p) if p == path))
+                });
+                let form = a.when.form()?;
+                runs.then(|| (form.to_string(), path.to_string()))
+            })
+        })
+    }
+
+    /// A step script's result on `data`, with what it printed.
+    fn try_step_script(
+        &self,
+        key: &str,
+        f: FormRef<'_>,
+        data: &Map<String, Value>,
+        who: &Who,
+        state: Option<&str>,
+        record: Option<&str>,
+    ) -> Result<Trial, EngineError> {
+        let ast = f.app.app.script(key).ok_or_else(|| EngineError::Input(format!("{key} is not compiled")))?;
+        let mut record_map = data.clone();
+        who.fill(state, &mut record_map);
+        let mut scope = rhai::Scope::new();
+        scope.push_dynamic("record", rhai::serde::to_dynamic(&record_map).unwrap_or(rhai::Dynamic::UNIT));
+        scope.push_dynamic("event", rhai::Dynamic::from_map(rhai::Map::new()));
+        scope.push_dynamic("actor", rhai::serde::to_dynamic(&who.actor).unwrap_or(rhai::Dynamic::UNIT));
+        let context = crate::engine::scoring::score::run_context(&f, record);
+        let outcome = crate::script::run_in(&self.scripts, ast, &mut scope, f.app.deadline, context)
+            .map_err(|(fault, _)| EngineError::Input(format!("{key}: {fault}")))?;
+        let value: Value = rhai::serde::from_dynamic(&outcome.value).unwrap_or(Value::Null);
+        let result = match &value {
+            Value::Object(patch) if !patch.is_empty() => {
+                let set: Vec<String> = patch.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                format!("would set {}", set.join(", "))
+            }
+            _ => format!("returned {value}; only a map of fields changes the record"),
+        };
+        let printed = outcome.log.iter().map(|l| format!("print: {l}"));
+        Ok(Trial {
+            kind: "step script",
+            result,
+            host_calls: outcome.calls.iter().cloned().chain(printed).collect(),
+            operations: outcome.operations,
+            ..Trial::default()
+        })
+    }
+
+    /// What a trial's expressions see of the record (when it has one) and of `actor`, and the
+    /// record's state.
+    pub(crate) fn who(
+        &self,
+        f: FormRef<'_>,
+        record: Option<&str>,
+        actor: &str,
+    ) -> Result<(crate::engine::write::rules::Who, Option<String>), EngineError> {
+        let member = crate::store::members::get(self.store.reader(), actor)?;
+        let actor = crate::engine::write::rules::actor_value(actor, member.as_ref());
+        let row = match record {
+            Some(id) => crate::store::records::get(self.store.reader(), f.table(), id)?,
+            None => None,
+        };
+        Ok(match row {
+            Some(row) => (crate::engine::write::rules::Who::of(&row, actor), row.state),
+            None => (crate::engine::write::rules::Who { actor, ..Default::default() }, None),
         })
     }
 }
@@ -239,20 +351,25 @@ pub(crate) fn grade_with(
     if let Some(script) = &grade.script {
         return grade_script(rules, grade, script, data, index, record);
     }
+    let every = grade.hits == Some(crate::model::Hits::All);
+    let mut hit: Option<(Level, usize)> = None;
+    let mut reasons = Vec::new();
     for (i, row) in grade.rules.iter().enumerate() {
-        if rules.holds(&row.condition, data, &format!("/grades/{index}/rules/{i}/if")) {
-            let reason =
-                row.reason.as_ref().map(|r| r.get(lang).to_string()).unwrap_or_else(|| format!("rule {}", i + 1));
-            let summary = format!("{}: {reason}", level_word(row.level, lang));
-            return Ok(Graded {
-                level: row.level,
-                reasons: vec![reason],
-                row: Some(i + 1),
-                summary,
-                calls: Vec::new(),
-                operations: 0,
-            });
+        if !rules.holds(&row.condition, data, &format!("/grades/{index}/rules/{i}/if")) {
+            continue;
         }
+        reasons.push(reason_text(rules, row, data, i));
+        hit = match hit {
+            Some((level, first)) => Some((level.max(row.level), first)),
+            None => Some((row.level, i)),
+        };
+        if !every {
+            break;
+        }
+    }
+    if let Some((level, first)) = hit {
+        let summary = format!("{}: {}", level_word(level, lang), reasons.join("; "));
+        return Ok(Graded { level, reasons, row: Some(first + 1), summary, calls: Vec::new(), operations: 0 });
     }
     let level = grade.default.unwrap_or(Level::Medium);
     let reason = match lang {
@@ -267,6 +384,22 @@ pub(crate) fn grade_with(
         calls: Vec::new(),
         operations: 0,
     })
+}
+
+/// A rule's reason in the app's language, its `{{ field }}` placeholders filled from the
+/// record (choices as their labels; `money` and `percent` filters as in messages). A reason that
+/// cannot be rendered is shown as written: the grade still stands.
+fn reason_text(rules: &Rules<'_>, row: &crate::model::GradeRule, data: &Map<String, Value>, i: usize) -> String {
+    let lang = rules.f.lang();
+    let Some(text) = row.reason.as_ref().map(|r| r.get(lang)) else { return format!("rule {}", i + 1) };
+    if !text.contains("{{") && !text.contains("{%") {
+        return text.to_string();
+    }
+    let ctx = Value::Object(crate::engine::delivery::notify::fields_context(&rules.f, data));
+    let mut env = minijinja::Environment::new();
+    env.set_recursion_limit(16);
+    crate::values::add_number_filters(&mut env);
+    env.render_str(text, minijinja::Value::from(minijinja::value::Serde(ctx))).unwrap_or_else(|_| text.to_string())
 }
 
 /// Runs a grade's script over `record` (the fields). It returns a level (`"high"`), or
@@ -293,7 +426,10 @@ fn grade_script(
         .script(&key)
         .ok_or_else(|| EngineError::Input(format!("grade {} has no compiled script", grade.id)))?;
     let mut scope = rhai::Scope::new();
-    scope.push_dynamic("record", rhai::serde::to_dynamic(data).unwrap_or(rhai::Dynamic::UNIT));
+    let mut data = data.clone();
+    rules.who.fill(rules.state, &mut data);
+    scope.push_dynamic("record", rhai::serde::to_dynamic(&data).unwrap_or(rhai::Dynamic::UNIT));
+    scope.push_dynamic("actor", rhai::serde::to_dynamic(&rules.who.actor).unwrap_or(rhai::Dynamic::UNIT));
     let context = crate::engine::scoring::score::run_context(f, record);
     let outcome =
         crate::script::run_in(rules.scripts, ast, &mut scope, f.app.deadline, context).map_err(|(fault, _)| {

@@ -196,7 +196,21 @@ impl<'a, 'c> Writer<'a, 'c> {
     where
         'a: 'r,
     {
-        Rules { f: *self.f, apps: self.session.apps, scripts: self.session.scripts, state, roles, key_checked: false }
+        Rules {
+            f: *self.f,
+            apps: self.session.apps,
+            scripts: self.session.scripts,
+            state,
+            roles,
+            key_checked: false,
+            who: rules::Who::default(),
+        }
+    }
+
+    /// The acting member as expressions see them.
+    pub(crate) fn actor_value(&self) -> Result<Value, StoreError> {
+        let member = self.session.assign.borrow_mut().member(self.tx, self.actor)?;
+        Ok(rules::actor_value(self.actor, member.as_ref()))
     }
 
     /// Stores a new record from what was given: rules, assignment, the readable id, the row,
@@ -211,7 +225,9 @@ impl<'a, 'c> Writer<'a, 'c> {
     ) -> Result<RecordRow, EngineError> {
         let roles = self.session.roles(self.tx, self.actor)?;
         let initial = self.f.form.initial_state().map(|s| s.id.clone());
-        let rules = Rules { key_checked, ..self.rules(initial.as_deref(), &roles) };
+        let who =
+            rules::Who { created_by: Some(self.actor.to_string()), actor: self.actor_value()?, ..Default::default() };
+        let rules = Rules { key_checked, who, ..self.rules(initial.as_deref(), &roles) };
         let purpose = if purpose == Purpose::Automation { purpose } else { Purpose::Create };
         let data = rules.prepare(self.tx, given, None, purpose, None).map_err(EngineError::Invalid)?;
         Ok(self.insert(data, initial, source)?)
@@ -226,7 +242,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         let Writer { tx, f, table, at, actor, session } = *self;
         let now = session.now.to_zoned(f.time_zone());
         let mut decisions =
-            assign::on_create(tx, f, &mut data, &now, &mut session.assign.borrow_mut(), Some(session.scripts))?;
+            assign::on_create(tx, f, &mut data, actor, &now, &mut session.assign.borrow_mut(), Some(session.scripts))?;
         // Nobody assigned it and the data names no owner: its creator owns it.
         if let Some(d) = assign::creator_owns(tx, f, &mut data, actor, &mut session.assign.borrow_mut())? {
             decisions.push(d);
@@ -303,7 +319,8 @@ impl<'a, 'c> Writer<'a, 'c> {
             (None, Some(s)) => Some(s.to_string()),
             (None, None) => before.state.clone(),
         };
-        let rules = Rules { key_checked: edit.key_checked, ..self.rules(state.as_deref(), &roles) };
+        let who = rules::Who::of(&before, self.actor_value()?);
+        let rules = Rules { key_checked: edit.key_checked, who, ..self.rules(state.as_deref(), &roles) };
         let data = rules
             .prepare(self.tx, edit.patch, Some(&before.data), edit.purpose, Some(&before.id))
             .map_err(EngineError::Invalid)?;

@@ -42,6 +42,70 @@ pub(crate) struct Rules<'a> {
     /// The caller has already looked the record up by the form's key (an import does), so the
     /// key needs no second query.
     pub key_checked: bool,
+    /// Who acts and which record this is, as conditions and computed fields see them.
+    pub who: Who,
+}
+
+/// What expressions see besides the fields: the record's `id`, `state`, `owner` and
+/// `created_by`, and the acting member as `actor` (see [`actor_value`]). A new record has no
+/// `id` yet (`()`); a field of the same name wins over these.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Who {
+    pub id: Option<String>,
+    pub owner: Option<String>,
+    pub created_by: Option<String>,
+    pub actor: Value,
+}
+
+impl Who {
+    /// For a stored record, changed or judged by `actor`.
+    pub fn of(row: &crate::store::RecordRow, actor: Value) -> Self {
+        Who { id: Some(row.id.clone()), owner: row.owner.clone(), created_by: Some(row.created_by.clone()), actor }
+    }
+
+    /// The record's own names as a script's `record` map holds them (fields of the same
+    /// name win).
+    pub fn fill(&self, state: Option<&str>, data: &mut Map<String, Value>) {
+        let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_string()));
+        for (k, v) in [
+            ("id", text(self.id.as_deref())),
+            ("state", text(state)),
+            ("owner", text(self.owner.as_deref())),
+            ("created_by", text(self.created_by.as_deref())),
+        ] {
+            data.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// The acting member as scripts see them: `id`, `name`, `roles`, `region`, `manager`, `active`
+/// and the attributes the app declared (`actor.store`); never their phone or email. closeloop
+/// itself (a timer, an automation) is `#{id: "closeloop", roles: []}`.
+pub(crate) fn actor_value(id: &str, member: Option<&crate::store::MemberRow>) -> Value {
+    match member {
+        Some(m) => member_value(m),
+        None => serde_json::json!({"id": id, "name": id, "roles": []}),
+    }
+}
+
+/// A member as scripts see them (see [`actor_value`]).
+pub(crate) fn member_value(m: &crate::store::MemberRow) -> Value {
+    let mut v = Map::new();
+    for (k, x) in &m.extra {
+        v.insert(k.clone(), x.clone());
+    }
+    for (k, x) in [
+        ("id", Value::String(m.id.clone())),
+        ("name", Value::String(m.name.clone())),
+        ("roles", serde_json::json!(m.roles)),
+        ("region", serde_json::json!(m.region)),
+        ("manager", serde_json::json!(m.manager)),
+        ("active", Value::Bool(m.active)),
+        ("capacity", serde_json::json!(m.capacity)),
+    ] {
+        v.insert(k.to_string(), x);
+    }
+    Value::Object(v)
 }
 
 impl<'a> Rules<'a> {
@@ -53,7 +117,20 @@ impl<'a> Rules<'a> {
         state: Option<&'a str>,
         roles: &'a [String],
     ) -> Self {
-        Rules { f, apps, scripts, state, roles, key_checked: false }
+        Rules { f, apps, scripts, state, roles, key_checked: false, who: Who::default() }
+    }
+
+    /// A rhai scope for an expression: the record's names and the actor, then the fields.
+    pub(crate) fn scope(&self, data: &Map<String, Value>) -> Scope<'static> {
+        let mut scope = Scope::new();
+        let text = |v: Option<&str>| v.map_or(rhai::Dynamic::UNIT, |s| rhai::Dynamic::from(s.to_string()));
+        scope.push_dynamic("id", text(self.who.id.as_deref()));
+        scope.push_dynamic("state", text(self.state));
+        scope.push_dynamic("owner", text(self.who.owner.as_deref()));
+        scope.push_dynamic("created_by", text(self.who.created_by.as_deref()));
+        scope.push_dynamic("actor", rhai::serde::to_dynamic(&self.who.actor).unwrap_or(rhai::Dynamic::UNIT));
+        push_fields(&mut scope, data);
+        scope
     }
 
     pub(super) fn lang(&self) -> Lang {
@@ -74,6 +151,24 @@ impl<'a> Rules<'a> {
         purpose: Purpose,
         self_id: Option<&str>,
     ) -> Result<Map<String, Value>, Vec<FieldProblem>> {
+        let (data, problems) = self.derive(conn, given, base, purpose, self_id);
+        if problems.is_empty() {
+            Ok(data)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// [`Rules::prepare`]'s work, returning the data as far as it got beside the problems: a
+    /// dry run (`closeloop script test`) grades what a submit would have stored.
+    pub(crate) fn derive(
+        &self,
+        conn: &Reader,
+        given: &Map<String, Value>,
+        base: Option<&Map<String, Value>>,
+        purpose: Purpose,
+        self_id: Option<&str>,
+    ) -> (Map<String, Value>, Vec<FieldProblem>) {
         let mut problems = Vec::new();
         let mut data = base.cloned().unwrap_or_default();
         if base.is_none() {
@@ -107,11 +202,7 @@ impl<'a> Rules<'a> {
         problems.extend(
             more.into_iter().filter(|p| !reported.iter().any(|r| p.field.split(['[', '.']).next() == Some(r.as_str()))),
         );
-        if problems.is_empty() {
-            Ok(data)
-        } else {
-            Err(problems)
-        }
+        (data, problems)
     }
 
     /// Takes one given field into `data`: unknown, computed and (for a person) read-only fields
@@ -205,14 +296,7 @@ impl<'a> Rules<'a> {
                         for _ in 0..computed.len() {
                             for (k, column) in &computed {
                                 let key = format!("/forms/{index}/fields/{j}/columns/{k}/expression");
-                                set_computed(
-                                    self.scripts,
-                                    self.f.app.app.script(&key),
-                                    row,
-                                    &column.id,
-                                    self.f.app.deadline,
-                                    &context,
-                                );
+                                self.set_computed(self.f.app.app.script(&key), row, &column.id, &context);
                             }
                         }
                     }
@@ -224,7 +308,7 @@ impl<'a> Rules<'a> {
         for _ in 0..computed.len() {
             for (j, field) in &computed {
                 let key = format!("/forms/{index}/fields/{j}/expression");
-                set_computed(self.scripts, self.f.app.app.script(&key), data, &field.id, self.f.app.deadline, &context);
+                self.set_computed(self.f.app.app.script(&key), data, &field.id, &context);
             }
         }
     }
@@ -323,6 +407,32 @@ impl<'a> Rules<'a> {
         }
     }
 
+    /// Sets a computed field from its expression; one that cannot be evaluated (an input still
+    /// empty) leaves it empty.
+    fn set_computed(
+        &self,
+        ast: Option<&AST>,
+        data: &mut Map<String, Value>,
+        field: &str,
+        context: &crate::script::RunContext,
+    ) {
+        let Some(ast) = ast else { return };
+        let mut scope = self.scope(data);
+        let value = crate::script::run_in(self.scripts, ast, &mut scope, self.f.app.deadline, context.clone())
+            .ok()
+            .map(|o| o.value)
+            .filter(|d| !d.is_unit())
+            .and_then(|d| rhai::serde::from_dynamic::<Value>(&d).ok());
+        match value {
+            Some(v) => {
+                data.insert(field.to_string(), v);
+            }
+            None => {
+                data.remove(field);
+            }
+        }
+    }
+
     /// Does a condition hold for this data? `pointer` locates it in the app, for `expr`.
     pub fn holds(&self, c: &Condition, data: &Map<String, Value>, pointer: &str) -> bool {
         let Ok(kind) = c.kind() else { return false };
@@ -336,9 +446,14 @@ impl<'a> Rules<'a> {
             ConditionKind::Not(inner) => !self.holds(inner, data, &format!("{pointer}/not")),
             ConditionKind::State(states) => self.state.is_some_and(|s| states.iter().any(|x| x == s)),
             ConditionKind::Role(role) => self.roles.iter().any(|r| r == role),
+            ConditionKind::Rows(table, test) => {
+                let Some(Value::Array(rows)) = data.get(table) else { return false };
+                let inner = format!("{pointer}/where");
+                rows.iter().filter_map(Value::as_object).any(|row| self.holds(test, row, &inner))
+            }
             ConditionKind::Expr(_) => {
                 let Some(ast) = self.f.app.app.script(&format!("{pointer}/expr")) else { return false };
-                let mut scope = scope_of(data);
+                let mut scope = self.scope(data);
                 let context = crate::engine::scoring::score::run_context(&self.f, None);
                 crate::script::run_in(self.scripts, ast, &mut scope, self.f.app.deadline, context)
                     .ok()
@@ -396,38 +511,11 @@ fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     }
 }
 
-/// A rhai scope holding the fields as variables.
-pub(crate) fn scope_of(data: &Map<String, Value>) -> Scope<'static> {
-    let mut scope = Scope::new();
+/// Pushes the fields as variables (after anything pushed before them, so they win).
+fn push_fields(scope: &mut Scope<'static>, data: &Map<String, Value>) {
     for (k, v) in data {
         if let Ok(d) = rhai::serde::to_dynamic(v) {
             scope.push_dynamic(k.clone(), d);
-        }
-    }
-    scope
-}
-
-fn set_computed(
-    scripts: &Engine,
-    ast: Option<&AST>,
-    data: &mut Map<String, Value>,
-    field: &str,
-    deadline: std::time::Duration,
-    context: &crate::script::RunContext,
-) {
-    let Some(ast) = ast else { return };
-    let mut scope = scope_of(data);
-    let value = crate::script::run_in(scripts, ast, &mut scope, deadline, context.clone())
-        .ok()
-        .map(|o| o.value)
-        .filter(|d| !d.is_unit())
-        .and_then(|d| rhai::serde::from_dynamic::<Value>(&d).ok());
-    match value {
-        Some(v) => {
-            data.insert(field.to_string(), v);
-        }
-        None => {
-            data.remove(field);
         }
     }
 }
