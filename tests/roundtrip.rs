@@ -115,6 +115,7 @@ fn field() -> impl Strategy<Value = Field> {
             scale: None,
             accept: None,
             sensitive: None,
+            read_roles: Vec::new(),
         })
 }
 
@@ -214,6 +215,7 @@ fn form() -> impl Strategy<Value = Form> {
             states: states.into_iter().map(|s| State { id: s, label: None, initial: None, is_final: None }).collect(),
             actions: Vec::new(),
             edit: Vec::new(),
+            read: Vec::new(),
         })
 }
 
@@ -337,10 +339,12 @@ fn a_consistent_generated_app_round_trips_through_the_whole_loader() {
                 scale: None,
                 accept: None,
                 sensitive: None,
+                read_roles: Vec::new(),
             }],
             states: Vec::new(),
             actions: Vec::new(),
             edit: Vec::new(),
+            read: Vec::new(),
         }],
         events: Vec::new(),
         automations: vec![Automation {

@@ -1,5 +1,6 @@
 //! closeloop's end-to-end tests, compiled into one binary (`cargo test` runs them all).
 //!
+//! - `access`: who may read which records and fields, on every read path (P1, P2).
 //! - `assign`: assignment through the lead template, and the pickers' invariants.
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
@@ -34,6 +35,7 @@
 // Test helpers fail loudly: a panic with the offending fixture is the report.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod approvals;
 mod assign;
 mod audit_chain;

@@ -61,6 +61,9 @@ pub(crate) enum Command {
         form: String,
         /// The record id.
         id: String,
+        /// As this member may see it: the form's `read` rules and fields' `read_roles` apply.
+        #[arg(long = "as")]
+        member: Option<String>,
     },
     /// List records (all, unless --limit/--offset).
     List {
@@ -81,6 +84,9 @@ pub(crate) enum Command {
         /// Largest first.
         #[arg(long)]
         desc: bool,
+        /// As this member may see it: the form's `read` rules and fields' `read_roles` apply.
+        #[arg(long = "as")]
+        member: Option<String>,
         /// At most this many.
         #[arg(long)]
         limit: Option<u64>,
@@ -94,6 +100,9 @@ pub(crate) enum Command {
         form: String,
         /// The record id.
         id: String,
+        /// As this member may see it: the form's `read` rules and fields' `read_roles` apply.
+        #[arg(long = "as")]
+        member: Option<String>,
     },
     /// Import a CSV file (UTF-8 or GB18030; headers are field ids or labels).
     Import {
@@ -163,8 +172,8 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Command::Act { form, id, action, actor, data: given } => {
             data(given.as_deref()).and_then(|d| act(ctx, form, id, action, d, actor))
         }
-        Command::Get { form, id } => get(ctx, form, id),
-        Command::List { form, filters, state, owner, sort, desc, limit, offset } => list(
+        Command::Get { form, id, member } => get(ctx, form, id, member.as_deref()),
+        Command::List { form, filters, state, owner, sort, desc, member, limit, offset } => list(
             ctx,
             form,
             ListArgs {
@@ -175,9 +184,10 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
                 desc: *desc,
                 limit: *limit,
                 offset: *offset,
+                member: member.clone(),
             },
         ),
-        Command::History { form, id } => history(ctx, form, id),
+        Command::History { form, id, member } => history(ctx, form, id, member.as_deref()),
         Command::Import { form, file, skip_invalid, rejects, actor } => {
             import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
         }
@@ -278,9 +288,13 @@ pub fn act(
 }
 
 /// `closeloop get FORM ID`.
-pub fn get(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+pub fn get(ctx: &Context, form: &str, id: &str, member: Option<&str>) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
-    let r = rt.get(form, id).map_err(|e| ctx.engine_error(e))?;
+    let r = match member {
+        Some(m) => rt.get_as(form, id, m),
+        None => rt.get(form, id),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     show(ctx, &r, || record_text(&r))
 }
 
@@ -293,6 +307,7 @@ pub struct ListArgs {
     pub desc: bool,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    pub member: Option<String>,
 }
 
 /// `closeloop list FORM`.
@@ -318,7 +333,11 @@ pub fn list(ctx: &Context, form: &str, args: ListArgs) -> Result<ExitCode, UserE
         offset: args.offset.unwrap_or(0),
     };
     let rt = ctx.runtime()?;
-    let rows = rt.list(form, &query).map_err(|e| ctx.engine_error(e))?;
+    let rows = match &args.member {
+        Some(m) => rt.list_as(form, &query, m),
+        None => rt.list(form, &query),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     show(ctx, &rows, || {
         let mut s: Vec<String> = rows.iter().map(record_line).collect();
         s.push(format!("{} record(s)", rows.len()));
@@ -327,9 +346,13 @@ pub fn list(ctx: &Context, form: &str, args: ListArgs) -> Result<ExitCode, UserE
 }
 
 /// `closeloop history FORM ID`.
-pub fn history(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+pub fn history(ctx: &Context, form: &str, id: &str, member: Option<&str>) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
-    let versions = rt.history(form, id).map_err(|e| ctx.engine_error(e))?;
+    let versions = match member {
+        Some(m) => rt.history_as(form, id, m),
+        None => rt.history(form, id),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     show(ctx, &versions, || {
         let mut out = String::new();
         for v in &versions {

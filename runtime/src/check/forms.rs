@@ -98,6 +98,7 @@ pub(super) fn check_forms(ctx: &mut Ctx<'_>) {
         }
         fields(ctx, Some(form), &form.fields, &format!("{base}/fields"), true);
         states_and_actions(ctx, form, &base);
+        super::access::check_access(ctx, form, &base);
     }
     for (i, event) in def.events.iter().enumerate() {
         let base = format!("/events/{i}");

@@ -2,6 +2,7 @@
 //! unique, durations, cron and time zones parse, computed fields have no cycles, scripts and
 //! message templates compile. Every problem is collected; nothing stops at the first.
 
+mod access;
 mod flows;
 mod forms;
 pub(crate) mod labels;

@@ -43,6 +43,28 @@ pub struct Form {
     /// any active member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edit: Vec<EditRule>,
+    /// Who may read its records, as rules of which any one suffices. Empty: every member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<ReadRule>,
+}
+
+/// One way a member may read a form's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRule {
+    /// Roles it is for; empty means any member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Only records the member owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_only: Option<bool>,
+    /// Records owned by the member or by anyone who reports to them, however many levels down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<bool>,
+    /// Member attribute → record field that must be equal (`{region: region}`: the member's
+    /// region's records).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub same: BTreeMap<String, String>,
 }
 
 /// One way a person may change a record: by role, as its owner, in some states, some fields.
@@ -237,6 +259,10 @@ pub struct Field {
     /// Masked in exports and logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitive: Option<bool>,
+    /// Only members with one of these roles see it (a floor price, a risk grade); it never
+    /// reaches what a customer receives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_roles: Vec<String>,
 }
 
 /// One choice.

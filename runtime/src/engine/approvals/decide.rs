@@ -1,6 +1,7 @@
 //! Deciding a step through the library (approve, reject, recall, the override) and the
 //! listings of runs and of what waits for whom.
 
+use crate::engine::records::access::Viewer;
 use serde_json::json;
 
 use super::duties::{excluded, members_for, shown, stand_ins, today};
@@ -130,6 +131,7 @@ impl Runtime {
         let now = self.clock.now();
         // The directory is read only when someone may be standing in, and once.
         let mut team = None;
+        let mut viewer: Option<Option<Viewer>> = None;
         let mut out = Vec::new();
         for (run, s) in approvals::open_steps(conn)? {
             let approved_by = approvals::approvals_of(conn, run.id, s.step)?;
@@ -174,7 +176,17 @@ impl Runtime {
                         None => records::get(conn, f.table(), &run.record)?,
                     };
                     let data = record.map(|r| r.data).unwrap_or_default();
-                    shown(f, def, &data).into_iter().map(|(field, _)| field).collect()
+                    // A field the approver's roles may not see stays out of their inbox.
+                    let viewer = match (member, &mut viewer) {
+                        (Some(m), None) => viewer.insert(Viewer::load(conn, m).ok()).as_ref(),
+                        (_, Some(v)) => v.as_ref(),
+                        (None, None) => None,
+                    };
+                    shown(f, def, &data)
+                        .into_iter()
+                        .map(|(field, _)| field)
+                        .filter(|s| viewer.is_none_or(|v| f.form.field(&s.field).is_none_or(|fd| v.sees(fd))))
+                        .collect()
                 }
                 _ => Vec::new(),
             };

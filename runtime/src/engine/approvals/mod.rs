@@ -338,6 +338,8 @@ fn tell_opened(
     let shown: Vec<(String, String)> = shown(w.f, step, &row.data)
         .into_iter()
         .filter(|(field, sensitive)| !sensitive && !field.text.is_empty())
+        // A field only some roles see (a risk grade, a floor price) is for their inbox, not a chat.
+        .filter(|(field, _)| w.f.form.field(&field.field).is_none_or(|fd| fd.read_roles.is_empty()))
         .map(|(field, _)| (field.label, field.text))
         .collect();
     let mut about = messages::About { row, step: label, shown, on_behalf_of: None };

@@ -21,36 +21,36 @@ pub struct BoardItem {
 }
 
 impl Runtime {
-    /// A board as `viewer` sees it: they must hold one of its roles (when it names any), and a
-    /// board with a `scope` shows them only the records whose fields equal their attributes.
-    pub fn board_as(&self, name: &str, viewer: &str) -> Result<Vec<BoardItem>, EngineError> {
+    /// A board as `member` sees it: they must hold one of its roles (when it names any), it
+    /// leaves out records the form's `read` rules keep from them, and a board with a `scope`
+    /// shows them only the records whose fields equal their attributes.
+    pub fn board_as(&self, name: &str, member: &str) -> Result<Vec<BoardItem>, EngineError> {
         let items = self.board(name)?;
         let Some(board) = self.apps.values().flat_map(|a| a.app.def.boards.iter()).find(|b| b.id == name) else {
             return Ok(items);
         };
         let reader = self.store.reader();
-        let member = crate::store::members::get(reader, viewer)?
-            .ok_or_else(|| EngineError::UnknownMember(viewer.to_string()))?;
-        if !member.active {
-            return Err(EngineError::InactiveMember(viewer.to_string()));
-        }
-        if !board.roles.is_empty() && !member.roles.iter().any(|r| board.roles.contains(r)) {
+        let viewer = crate::engine::records::access::Viewer::load(reader, member)?;
+        if !board.roles.is_empty() && !viewer.member.roles.iter().any(|r| board.roles.contains(r)) {
             return Err(EngineError::Refused(format!(
-                "board {name} is for {}; {viewer} holds none of these roles",
+                "board {name} is for {}; {member} holds none of these roles",
                 board.roles.join(", ")
             )));
-        }
-        if board.scope.is_empty() {
-            return Ok(items);
         }
         let mut shown = Vec::with_capacity(items.len());
         for item in items {
             let Some(f) = crate::engine::records::find_form(&self.apps, &item.form) else { continue };
             let Some(row) = crate::store::records::get(reader, f.table(), &item.record)? else { continue };
+            // A record its form's `read` rules keep from the viewer is not on their board either.
+            if !viewer.may_read(f.form, row.owner.as_deref(), &row.data) {
+                continue;
+            }
             let theirs =
                 |field: &String| row.data.get(field).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
-            let mine = |attr: &String| crate::engine::people::assign::attribute(&member, attr);
-            if board.scope.iter().all(|(attr, field)| mine(attr).is_some() && mine(attr) == theirs(field)) {
+            let mine = |attr: &String| crate::engine::people::assign::attribute(&viewer.member, attr);
+            if board.scope.is_empty()
+                || board.scope.iter().all(|(attr, field)| mine(attr).is_some() && mine(attr) == theirs(field))
+            {
                 shown.push(item);
             }
         }

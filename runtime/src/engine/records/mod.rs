@@ -2,6 +2,7 @@
 //! transaction through the write gate), CSV in (`csv.rs`) and out (`export.rs`, sensitive
 //! fields left out), boards of flagged records (`boards.rs`) and a record as a PDF (`pdf.rs`).
 
+pub(crate) mod access;
 pub(crate) mod boards;
 pub(crate) mod csv;
 pub(crate) mod export;

@@ -50,15 +50,18 @@ impl Runtime {
         let signed = signing::signed(self.store.reader(), form, id)?;
         let shown_version = signed.as_ref().map(|s| s.2).unwrap_or(row.version);
         sheet.fields.push(("版本 / Version".into(), shown_version.to_string()));
+        // What the customer receives carries neither sensitive fields nor those only some roles
+        // see (a floor price, a risk grade, an internal summary).
+        let internal = |field: &crate::model::Field| field.sensitive == Some(true) || !field.read_roles.is_empty();
         for field in &f.form.fields {
-            if field.sensitive == Some(true) {
+            if internal(field) {
                 continue;
             }
             let value = row.data.get(&field.id).cloned().unwrap_or(serde_json::Value::Null);
             if field.kind == FieldType::Table {
                 // Internal columns (a floor price) stay off what the customer receives.
                 let columns: Vec<&crate::model::Field> =
-                    field.columns.iter().flatten().filter(|c| c.sensitive != Some(true)).collect();
+                    field.columns.iter().flatten().filter(|c| !internal(c)).collect();
                 let heads = columns.iter().map(|c| both(c.label.as_ref(), &c.id)).collect();
                 let rows = value
                     .as_array()

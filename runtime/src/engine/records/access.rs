@@ -1,0 +1,192 @@
+//! Reading as a member: a form's `read` rules decide which records they may see, and a field's
+//! `read_roles` which fields. A record they may not read is not found for them (the same answer
+//! as a record that does not exist, so an id cannot be probed), lists leave it out, and a field
+//! they may not see is gone from the record, its history and its filters.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use crate::engine::records::{find_form, not_found, record_of, unknown_form, Version};
+use crate::engine::{EngineError, Record, Runtime};
+use crate::model::{Field, Form};
+use crate::store::{members, ListQuery, MemberRow};
+
+/// How many rows a filtered list reads at a time while it fills a page.
+const BATCH: u64 = 500;
+
+/// A member reading: who they are and whom they lead.
+#[derive(Debug, Clone)]
+pub(crate) struct Viewer {
+    pub member: MemberRow,
+    /// The viewer and everyone whose manager chain reaches them.
+    team: BTreeSet<String>,
+}
+
+impl Viewer {
+    /// The active member `id`, with their team.
+    pub(crate) fn load(conn: &crate::store::Reader, id: &str) -> Result<Viewer, EngineError> {
+        let all = members::list(conn)?;
+        let member =
+            all.iter().find(|m| m.id == id).cloned().ok_or_else(|| EngineError::UnknownMember(id.to_string()))?;
+        if !member.active {
+            return Err(EngineError::InactiveMember(id.to_string()));
+        }
+        let manager_of = |m: &str| all.iter().find(|x| x.id == m).and_then(|x| x.manager.clone());
+        let team = all
+            .iter()
+            .filter(|m| {
+                // Walk up at most as many steps as there are members: a loop in the chain ends.
+                let mut at = Some(m.id.clone());
+                for _ in 0..=all.len() {
+                    match at {
+                        Some(ref x) if x == id => return true,
+                        Some(ref x) => at = manager_of(x),
+                        None => return false,
+                    }
+                }
+                false
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        Ok(Viewer { member, team })
+    }
+
+    fn holds(&self, roles: &[String]) -> bool {
+        roles.is_empty() || self.member.roles.iter().any(|r| roles.contains(r))
+    }
+
+    /// May the viewer read a record of `form` with this owner and data?
+    pub(crate) fn may_read(&self, form: &Form, owner: Option<&str>, data: &Map<String, Value>) -> bool {
+        if form.read.is_empty() {
+            return true;
+        }
+        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        form.read.iter().any(|rule| {
+            self.holds(&rule.roles)
+                && (rule.owner_only != Some(true) || owner == Some(self.member.id.as_str()))
+                && (rule.team != Some(true) || owner.is_some_and(|o| self.team.contains(o)))
+                && rule.same.iter().all(|(attr, field)| {
+                    let mine = crate::engine::people::assign::attribute(&self.member, attr);
+                    mine.is_some() && data.get(field).filter(|v| !v.is_null()).map(text) == mine
+                })
+        })
+    }
+
+    /// May the viewer see this field?
+    pub(crate) fn sees(&self, field: &Field) -> bool {
+        self.holds(&field.read_roles)
+    }
+
+    /// Removes the fields (and table columns) the viewer may not see.
+    pub(crate) fn redact(&self, form: &Form, data: &mut Map<String, Value>) {
+        for field in &form.fields {
+            if !self.sees(field) {
+                data.remove(&field.id);
+                continue;
+            }
+            let hidden: Vec<&str> =
+                field.columns.iter().flatten().filter(|c| !self.sees(c)).map(|c| c.id.as_str()).collect();
+            if hidden.is_empty() {
+                continue;
+            }
+            if let Some(Value::Array(rows)) = data.get_mut(&field.id) {
+                for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                    row.retain(|k, _| !hidden.contains(&k.as_str()));
+                }
+            }
+        }
+    }
+}
+
+impl Runtime {
+    /// A record as `member` may see it: not found when the form's `read` rules keep it from
+    /// them, and without the fields their roles may not see.
+    pub fn get_as(&self, form: &str, id: &str, member: &str) -> Result<Record, EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        let row = crate::store::records::get(self.store.reader(), f.table(), id)?
+            .filter(|r| viewer.may_read(f.form, r.owner.as_deref(), &r.data))
+            .ok_or_else(|| not_found(form, id))?;
+        let mut record = record_of(form, row);
+        viewer.redact(f.form, &mut record.data);
+        Ok(record)
+    }
+
+    /// The records matching `query` that `member` may read, without the fields they may not
+    /// see; `offset` and `limit` count the records they may read. A filter or sort on a field
+    /// hidden from them is refused, so it cannot tell them what the field holds.
+    pub fn list_as(&self, form: &str, query: &ListQuery, member: &str) -> Result<Vec<Record>, EngineError> {
+        Ok(self.page_as(form, query, member)?.0)
+    }
+
+    /// [`Runtime::list_as`], and where the next page starts in the form's own order (`None`
+    /// after the last): the cursor of the JSON API.
+    pub(crate) fn page_as(
+        &self,
+        form: &str,
+        query: &ListQuery,
+        member: &str,
+    ) -> Result<(Vec<Record>, Option<u64>), EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        let named = query.filters.iter().map(|(k, _)| k).chain(query.sort.as_ref());
+        for name in named {
+            if let Some(field) = f.form.field(name).filter(|fd| !viewer.sees(fd)) {
+                return Err(EngineError::Refused(format!(
+                    "`{member}` may not filter or sort {form} by `{}`",
+                    field.id
+                )));
+            }
+        }
+        let want = query.limit.unwrap_or(u64::MAX);
+        let mut skip = query.offset;
+        let mut scan = ListQuery { limit: Some(BATCH), offset: 0, ..query.clone() };
+        let mut out = Vec::new();
+        loop {
+            let rows = self.list(form, &scan)?;
+            let read = rows.len() as u64;
+            for (i, mut record) in rows.into_iter().enumerate() {
+                if !viewer.may_read(f.form, record.owner.as_deref(), &record.data) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                viewer.redact(f.form, &mut record.data);
+                out.push(record);
+                if out.len() as u64 == want {
+                    return Ok((out, Some(scan.offset + i as u64 + 1)));
+                }
+            }
+            if read < BATCH {
+                return Ok((out, None));
+            }
+            scan.offset += BATCH;
+        }
+    }
+
+    /// A record's history as `member` may see it: not found when they may not read the record,
+    /// and without changes to fields they may not see.
+    pub fn history_as(&self, form: &str, id: &str, member: &str) -> Result<Vec<Version>, EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        self.get_as(form, id, member)?;
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        let mut versions = self.history(form, id)?;
+        for v in &mut versions {
+            v.changes.retain(|c| f.form.field(&c.field).is_none_or(|fd| viewer.sees(fd)));
+            for c in &mut v.changes {
+                for side in [&mut c.from, &mut c.to] {
+                    if let (Value::Array(_), Some(field)) = (&side, f.form.field(&c.field)) {
+                        let mut one = Map::new();
+                        one.insert(field.id.clone(), side.clone());
+                        viewer.redact(f.form, &mut one);
+                        *side = one.remove(&field.id).unwrap_or(Value::Null);
+                    }
+                }
+            }
+        }
+        Ok(versions)
+    }
+}

@@ -1,0 +1,115 @@
+//! Who may read what: a form's `read` rules and a field's `read_roles`, on every read path a
+//! member reaches (get, list, history, boards, the approvals inbox) and on what the customer
+//! receives (the quote PDF). A record a member may not read is not found for them (P1, P2).
+
+use closeloop::store::ListQuery;
+use serde_json::json;
+
+use crate::support::Cli;
+
+fn leads(name: &str) -> Cli {
+    let cli = Cli::new(name, "2026-11-30T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    cli
+}
+
+fn lead(cli: &Cli, region: &str, phone: &str) -> String {
+    let data = json!({"source": "expo", "customer": format!("{region} 客户"), "phone": phone, "region": region});
+    cli.json(&["submit", "lead", "--as", "m_ops", "--data", &data.to_string()])["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_rep_reads_only_their_own_leads_and_another_s_id_is_not_found() {
+    let cli = leads("access-own-leads");
+    let east = lead(&cli, "east", "13800000001");
+    let south = lead(&cli, "south", "13800000002");
+    let owner = cli.json(&["get", "lead", &east])["owner"].as_str().unwrap().to_string();
+    // The owner reads it, phone included (they call the customer).
+    let mine = cli.json(&["get", "lead", &east, "--as", &owner]);
+    assert_eq!(mine["data"]["phone"], "13800000001");
+    // A south rep guessing the east lead's id gets the answer an unknown id gets.
+    let (code, said) = cli.fails(&["get", "lead", &east, "--as", "m_zhou"]);
+    let (unknown_code, unknown) = cli.fails(&["get", "lead", "LEAD-2026-99999", "--as", "m_zhou"]);
+    assert_eq!(code, unknown_code, "{said} / {unknown}");
+    assert!(said.contains(&format!("lead {east} does not exist")), "{said}");
+    let (_, history) = cli.fails(&["history", "lead", &east, "--as", "m_zhou"]);
+    assert!(history.contains(&east), "{history}");
+    // Lists hold only what each may read.
+    let listed = |who: &str| -> Vec<String> {
+        cli.json(&["list", "lead", "--as", who])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&owner), [east.as_str()]);
+    assert_eq!(listed("m_zhao"), [east.as_str()], "the east supervisor reads the east region");
+    assert_eq!(listed("m_sun"), [south.as_str()], "the south supervisor reads the south region");
+    assert_eq!(listed("m_ops").len(), 2, "ops read every lead");
+    assert!(listed("m_wang").is_empty(), "an east rep reads only leads they own");
+}
+
+#[test]
+fn paging_counts_only_what_the_member_may_read() {
+    let cli = leads("access-paging");
+    for i in 0..6 {
+        lead(&cli, if i % 2 == 0 { "east" } else { "south" }, &format!("1380000001{i}"));
+    }
+    let page = |offset: &str| -> Vec<String> {
+        cli.json(&["list", "lead", "--as", "m_sun", "--limit", "2", "--offset", offset])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["data"]["region"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(page("0"), ["south", "south"]);
+    assert_eq!(page("2"), ["south"]);
+}
+
+#[test]
+fn the_floor_price_reaches_finance_and_never_the_rep_the_customer_s_pdf_or_a_filter() {
+    let font = crate::approvals::pdf_tools().unwrap();
+    let mut w = crate::approvals::quotes();
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+        "payment_terms": "cod", "lines": [{"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
+    let id = w.rt.submit("quote", data.as_object().cloned().unwrap(), "q_li").unwrap().id;
+    let rt = &mut w.rt;
+    let rep = rt.get_as("quote", &id, "q_li").unwrap();
+    assert!(rep.data.get("below_floor").is_none(), "{:?}", rep.data);
+    assert!(rep.data["lines"][0].get("floor_price").is_none(), "{:?}", rep.data["lines"]);
+    assert_eq!(rep.data["lines"][0]["unit_price"], 1800.0);
+    let finance = rt.get_as("quote", &id, "q_fin").unwrap();
+    assert_eq!(finance.data["lines"][0]["floor_price"], 2000.0);
+    assert_eq!(finance.data["below_floor"], json!(["CL-IMPL-DAY 1800.0 < 2000.0"]));
+    // The history a rep reads has no floor price either.
+    let history = rt.history_as("quote", &id, "q_li").unwrap();
+    let text = serde_json::to_string(&history).unwrap();
+    assert!(!text.contains("floor_price") && !text.contains("below_floor"), "{text}");
+    // Filtering by a hidden field would tell what it holds: refused.
+    let query = ListQuery { filters: vec![("below_floor".into(), json!("x"))], ..ListQuery::default() };
+    let refused = rt.list_as("quote", &query, "q_li").unwrap_err();
+    assert!(refused.to_string().contains("below_floor"), "{refused}");
+    // Another team's rep and supervisor do not find it; the author's supervisor does.
+    assert!(rt.get_as("quote", &id, "q_zhou").is_err());
+    assert!(rt.get_as("quote", &id, "q_sup_s").is_err());
+    assert!(rt.get_as("quote", &id, "q_sup_e").is_ok());
+    // The risk grade is internal: the rep reads it, the customer's PDF never carries it.
+    rt.grade("quote", &id, "quote_risk", "q_li").unwrap();
+    assert_eq!(rt.get_as("quote", &id, "q_li").unwrap().data["risk"], "low");
+    let pdf = crate::approvals::pdf_text(&rt.record_pdf("quote", &id, font, 0).unwrap(), "access");
+    assert!(!pdf.contains("风险") && !pdf.contains("Risk") && !pdf.contains("2000.00"), "{pdf}");
+}
+
+#[test]
+fn the_approvals_inbox_shows_each_approver_only_the_fields_their_roles_see() {
+    let mut w = crate::approvals::quotes();
+    let id = crate::approvals::quote(&mut w, json!({"payment_terms": "cod"}));
+    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    let finance = w.rt.approvals(Some("q_fin")).unwrap();
+    assert!(finance[0].show.iter().any(|s| s.field == "below_floor"), "finance's step shows the floor");
+    let everyone = w.rt.approvals(None).unwrap();
+    assert!(everyone[0].show.iter().any(|s| s.field == "below_floor"), "the operator's view is whole");
+}
