@@ -33,14 +33,14 @@ automations:
 "#;
 
 /// `closeloop serve` on a free port of 127.0.0.1, stopped (SIGTERM) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     stopped: Option<Option<i32>>,
 }
 
 impl Server {
-    fn start(cli: &Cli, workers: &str, queue: &str) -> Server {
+    pub(crate) fn start(cli: &Cli, workers: &str, queue: &str) -> Server {
         let mut child = cli
             .command_at(None, &["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--queue", queue])
             // A token read from a file keeps its newline; it is not part of the token.
@@ -92,7 +92,7 @@ fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str
 }
 
 /// [`request`] with more header lines (each ending in `\r\n`).
-fn request_with(
+pub(crate) fn request_with(
     addr: &str,
     method: &str,
     path: &str,

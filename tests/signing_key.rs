@@ -115,7 +115,13 @@ fn a_database_from_before_moves_its_secret_to_the_key_file_and_its_links_still_s
     let expires = "2026-11-30T02:00:00.000000Z";
     {
         let conn = rusqlite::Connection::open(cli.db()).unwrap();
-        conn.execute_batch("ALTER TABLE sign_links DROP COLUMN legacy; PRAGMA user_version = 10;").unwrap();
+        // The database as schema version 10 left it: no mark on links, no identity tables.
+        conn.execute_batch(
+            "ALTER TABLE sign_links DROP COLUMN legacy;
+             DROP TABLE credentials; DROP TABLE sessions; DROP TABLE api_tokens; DROP TABLE signin_failures;
+             PRAGMA user_version = 10;",
+        )
+        .unwrap();
         conn.execute("INSERT INTO install_secrets (name, value, created_at) VALUES ('sign', ?1, 'x')", [secret])
             .unwrap();
         conn.execute(

@@ -1,6 +1,8 @@
 //! closeloop's end-to-end tests, compiled into one binary (`cargo test` runs them all).
 //!
 //! - `access`: who may read which records and fields, on every read path (P1, P2).
+//! - `api_v1`: `/api/v1` over real HTTP: sign-in, permissions, CSRF, If-Match, tokens, lockout.
+//! - `identity`: sessions end on time, at a new password and at a deactivation (clock injected).
 //! - `assign`: assignment through the lead template, and the pickers' invariants.
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
@@ -36,6 +38,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod api_v1;
 mod approvals;
 mod assign;
 mod audit_chain;
@@ -50,6 +53,7 @@ mod figures;
 mod host;
 mod hostile;
 mod http;
+mod identity;
 mod import_stream;
 mod independent_schema;
 mod notifications;

@@ -14,6 +14,7 @@ mod context;
 mod demo;
 mod figures;
 mod flows;
+mod identity;
 mod members;
 mod records;
 mod render;
@@ -59,6 +60,8 @@ enum Command {
     #[command(flatten)]
     Members(members::Command),
     #[command(flatten)]
+    Identity(identity::Command),
+    #[command(flatten)]
     Records(records::Command),
     #[command(flatten)]
     Flows(flows::Command),
@@ -84,6 +87,7 @@ const HELP_ORDER: &[&str] = &[
     "demo",
     "install",
     "members",
+    "tokens",
     "submit",
     "update",
     "act",
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
     let result = match &flags.command {
         Command::Apps(cmd) => apps::run(&ctx, cmd),
         Command::Members(cmd) => members::run(&ctx, cmd),
+        Command::Identity(cmd) => identity::run(&ctx, cmd),
         Command::Records(cmd) => records::run(&ctx, cmd),
         Command::Flows(cmd) => flows::run(&ctx, cmd),
         Command::Audit(cmd) => audit::run(&ctx, cmd),

@@ -47,6 +47,18 @@ pub(crate) enum MembersWhat {
         #[arg(long = "as", default_value = "system")]
         actor: String,
     },
+    /// Set a member's password: the first line of standard input (never a flag, so it stays
+    /// out of the shell's history). Their other sessions end.
+    Password {
+        /// The member.
+        member: String,
+        /// A member changing their own: the second line is their current password.
+        #[arg(long)]
+        current: bool,
+        /// Who sets it (ops, for the audit trail; the member themselves with --current).
+        #[arg(long = "as", default_value = "system")]
+        actor: String,
+    },
     /// End a member's absence.
     Back {
         /// The member.
@@ -68,6 +80,9 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         }
         Some(MembersWhat::Back { member, actor }) => members_away(ctx, member, None, actor),
         Some(MembersWhat::Import { file, actor }) => members_import(ctx, file, actor),
+        Some(MembersWhat::Password { member, current, actor }) => {
+            crate::identity::password(ctx, member, *current, actor)
+        }
     }
 }
 

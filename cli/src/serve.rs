@@ -9,7 +9,8 @@ use crate::{Context, UserError};
 /// The server command.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// The HTTP API (POST /api/events/NAME, GET /healthz) until SIGINT/SIGTERM.
+    /// The HTTP API until SIGINT/SIGTERM: /api/v1 for members (sign in, records, approvals),
+    /// POST /api/events/NAME for systems, GET /healthz.
     Serve {
         /// Where to listen (port 0: any free port, printed when ready).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -20,16 +21,20 @@ pub(crate) enum Command {
         /// Requests that may wait for a worker; past that they get 503 and Retry-After.
         #[arg(long, default_value_t = 64)]
         queue: usize,
-        /// The bearer token clients must send.
+        /// The install-wide token systems post events with (members sign in, or use their own
+        /// `closeloop tokens`).
         #[arg(long, env = "CLOSELOOP_API_TOKEN", hide_env_values = true)]
         token: String,
+        /// Mark session cookies `Secure`: closeloop is served over TLS, or behind a proxy that is.
+        #[arg(long)]
+        secure_cookies: bool,
     },
 }
 
 /// Runs the server.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Serve { listen, workers, queue, token } = cmd;
-    serve(ctx, listen, *workers, *queue, token)
+    let Command::Serve { listen, workers, queue, token, secure_cookies } = cmd;
+    serve(ctx, listen, *workers, *queue, token, *secure_cookies)
 }
 
 /// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
@@ -58,7 +63,14 @@ pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 's
 }
 
 /// `closeloop serve`: the HTTP API over a pool of engine workers, until SIGTERM/SIGINT.
-fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &str) -> Result<ExitCode, UserError> {
+fn serve(
+    ctx: &Context,
+    listen: &str,
+    workers: usize,
+    queue: usize,
+    token: &str,
+    secure_cookies: bool,
+) -> Result<ExitCode, UserError> {
     if ctx.now.is_some() {
         return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
     }
@@ -69,7 +81,9 @@ fn serve(ctx: &Context, listen: &str, workers: usize, queue: usize, token: &str)
     };
     let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
     let pool = std::sync::Arc::new(pool);
-    let api = closeloop::http::Api::new(pool.clone(), token).map_err(|e| ctx.engine_error(e))?;
+    let api = closeloop::http::Api::new(pool.clone(), token)
+        .map_err(|e| ctx.engine_error(e))?
+        .with_secure_cookies(secure_cookies);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -27,7 +27,7 @@ pub use delivery::{
     CHANNEL_BUDGET, MAX_ATTEMPTS,
 };
 pub use install::InstallReport;
-pub use people::{assign, Absence};
+pub use people::{assign, Absence, NewSession, Principal, TokenScope};
 pub use records::{
     decode, guard, BoardItem, CsvInput, ExportOptions, ImportOptions, ImportReport, MembersReport, RowProblem, Version,
     MAX_CSV_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES,
@@ -119,6 +119,12 @@ pub enum EngineError {
     /// A CSV import found problems and imported nothing.
     #[error("{} problem(s) in the file; nothing was imported", .0.problems.len())]
     Import(Box<ImportReport>),
+    /// No valid sign-in: a wrong password, an ended session, a revoked token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Too many failed sign-ins: the account or address waits.
+    #[error("{0}")]
+    Locked(String),
 }
 
 /// What kind of failure an [`EngineError`] is, for callers that answer it (the HTTP layer maps
@@ -140,6 +146,10 @@ pub enum ErrorKind {
     Busy,
     /// closeloop or its database failed.
     Internal,
+    /// Nobody valid signed in (401).
+    Unauthorized,
+    /// Too many failed sign-ins; wait (429).
+    Locked,
 }
 
 impl EngineError {
@@ -155,6 +165,8 @@ impl EngineError {
             EngineError::Invalid(_) | EngineError::Import(_) | EngineError::InvalidApp(_) => ErrorKind::Invalid,
             EngineError::Input(_) => ErrorKind::BadRequest,
             EngineError::Conflict { .. } | EngineError::Orphans(_) | EngineError::KeyReused(_) => ErrorKind::Conflict,
+            EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
+            EngineError::Locked(_) => ErrorKind::Locked,
         }
     }
 }

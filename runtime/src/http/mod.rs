@@ -20,6 +20,7 @@
 
 mod pool;
 mod reports;
+pub mod v1;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,7 +62,13 @@ pub struct Api {
     pool: Arc<Pool>,
     token: [u8; 32],
     admitted: Arc<Semaphore>,
+    /// Session cookies carry `Secure` (served over TLS, or behind a proxy that is).
+    secure_cookies: bool,
 }
+
+/// The client's address, which [`serve`] gives each request (for sign-in throttling).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 impl Api {
     /// The API over `pool`, accepting `token` (which must not be empty; surrounding
@@ -78,7 +85,15 @@ impl Api {
             pool,
             token: Sha256::digest(token.as_bytes()).into(),
             admitted: Arc::new(Semaphore::new(workers + queue)),
+            secure_cookies: false,
         })
+    }
+
+    /// Marks session cookies `Secure`: say so when closeloop is served over TLS or behind a
+    /// proxy that terminates it.
+    pub fn with_secure_cookies(mut self, secure: bool) -> Api {
+        self.secure_cookies = secure;
+        self
     }
 
     fn allows(&self, headers: &HeaderMap) -> bool {
@@ -96,6 +111,7 @@ pub fn router(api: Api) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/events/{name}", post(event))
         .route("/api/reports/penetration", get(reports::penetration))
+        .merge(v1::routes())
         .with_state(api)
 }
 
@@ -122,7 +138,7 @@ pub async fn serve(
         let stream = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of file descriptors, a connection reset before accept: wait a moment.
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -130,7 +146,9 @@ pub async fn serve(
                 }
             },
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let (stream, peer) = stream;
+        let service =
+            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ClientAddr(peer))));
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIME).max_buf_size(64 * 1024);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -167,6 +185,8 @@ fn answer_error(e: EngineError) -> Response {
         (ErrorKind::Conflict, _) => StatusCode::CONFLICT,
         (ErrorKind::Busy, _) => return busy(),
         (ErrorKind::Internal, _) => StatusCode::INTERNAL_SERVER_ERROR,
+        (ErrorKind::Unauthorized, _) => StatusCode::UNAUTHORIZED,
+        (ErrorKind::Locked, _) => StatusCode::TOO_MANY_REQUESTS,
     };
     problem(status, e.to_string(), problems)
 }

@@ -21,7 +21,7 @@ struct Asked {
 }
 
 /// `%XX` and `+` undone, for the few characters a query here may carry.
-fn decode(text: &str) -> String {
+pub(super) fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -228,6 +228,37 @@ const MIGRATIONS: &[&str] = &[
     // 11 (the signing key leaves the database): a link's nonce is kept only as its hash; links
     // made before keep a mark, since their MAC covers the nonce itself (see `migrate`).
     "ALTER TABLE sign_links ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;",
+    // 12 (identity): members' password hashes (argon2id), sign-in sessions and API tokens,
+    // each secret kept only as its SHA-256 digest, and failed sign-ins for throttling.
+    "CREATE TABLE credentials (
+        member TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+     );
+     CREATE TABLE sessions (
+        digest TEXT PRIMARY KEY,
+        member TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL
+     );
+     CREATE INDEX sessions_by_member ON sessions(member);
+     CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        member TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        digest TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT
+     );
+     CREATE TABLE signin_failures (
+        subject TEXT NOT NULL,
+        at TEXT NOT NULL
+     );
+     CREATE INDEX signin_failures_by_subject ON signin_failures(subject, at);",
 ];
 
 /// The schema version from which sign link nonces are stored hashed.

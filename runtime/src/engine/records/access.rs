@@ -100,6 +100,32 @@ impl Viewer {
 }
 
 impl Runtime {
+    /// An active member of the directory.
+    pub fn member(&self, id: &str) -> Result<MemberRow, EngineError> {
+        Ok(Viewer::load(self.store.reader(), id)?.member)
+    }
+
+    /// A form's definition as `member` sees it: what a client needs to render it (fields with
+    /// their labels, types, options, conditions; states and actions), without the fields their
+    /// roles may not see.
+    pub fn form_as(&self, form: &str, member: &str) -> Result<Value, EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        let mut def = f.form.clone();
+        def.fields.retain(|fd| viewer.sees(fd));
+        for fd in &mut def.fields {
+            if let Some(columns) = &mut fd.columns {
+                columns.retain(|c| viewer.sees(c));
+            }
+        }
+        let mut value = serde_json::to_value(&def).map_err(|e| EngineError::Input(e.to_string()))?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("app".into(), Value::String(f.app.app.def.app.id.clone()));
+            obj.insert("language".into(), serde_json::to_value(f.lang()).unwrap_or(Value::Null));
+        }
+        Ok(value)
+    }
+
     /// A record as `member` may see it: not found when the form's `read` rules keep it from
     /// them, and without the fields their roles may not see.
     pub fn get_as(&self, form: &str, id: &str, member: &str) -> Result<Record, EngineError> {

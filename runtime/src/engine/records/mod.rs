@@ -116,10 +116,26 @@ impl Runtime {
         patch: Map<String, Value>,
         actor: &str,
     ) -> Result<Record, EngineError> {
+        self.update_from(form, id, patch, actor, None)
+    }
+
+    /// [`Runtime::update`] of the version the caller read (an HTTP `If-Match`): a record
+    /// changed since is a [`EngineError::Conflict`], checked in the writing transaction.
+    pub fn update_from(
+        &mut self,
+        form: &str,
+        id: &str,
+        patch: Map<String, Value>,
+        actor: &str,
+        version: Option<i64>,
+    ) -> Result<Record, EngineError> {
         let row = self.write(|session, tx| {
             let f = session.form(form)?;
             let w = Writer::new(session, tx, &f, actor);
             let before = w.current(id)?.ok_or_else(|| not_found(form, id))?;
+            if version.is_some_and(|v| v != before.version) {
+                return Err(EngineError::Conflict { form: form.to_string(), id: id.to_string() });
+            }
             let row = w.change(before, Edit::by_person(&patch))?;
             Ok(w.latest(row)?)
         })?;

@@ -1,0 +1,424 @@
+//! `/api/v1`: the JSON API for the people in the loops and the systems around them. Every
+//! request acts as one member, signed in with a session cookie (`POST /api/v1/sign-in`) or an
+//! API token (`Authorization: Bearer cl_…`, `closeloop tokens create`). What they may read and
+//! change is the engine's to decide (`Runtime::get_as`, the write gate), never this layer's: a
+//! record they may not read is 404, a field they may not write is refused by name.
+//!
+//! - A session's writes carry `X-CSRF-Token` (given at sign-in); a token's do not need it.
+//! - A `read` token may only read; an `events` token is for `POST /api/events/…` only.
+//! - `PATCH` takes `If-Match: "VERSION"` (the `ETag` of the read) and answers 409 when the
+//!   record changed since; without it, 428.
+//! - Errors are RFC 9457 problem details: `type`, `title`, `status`, `detail`, and `problems`
+//!   naming each field.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::{Api, Busy, ClientAddr, ANSWER_TIME};
+use crate::engine::{EngineError, ErrorKind, Principal, Runtime, TokenScope};
+use crate::store::{ListQuery, SortOrder};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "closeloop_session";
+/// The largest body `/api/v1` reads (a record with its tables).
+pub const V1_MAX_BODY: usize = 256 * 1024;
+/// The most records one page holds.
+pub const MAX_PAGE: u64 = 200;
+
+/// The `/api/v1` routes.
+pub(super) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/sign-in", post(sign_in))
+        .route("/api/v1/sign-out", post(sign_out))
+        .route("/api/v1/sign-out-everywhere", post(sign_out_everywhere))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/forms/{form}", get(form_definition))
+        .route("/api/v1/records/{form}", get(list).post(create))
+        .route("/api/v1/records/{form}/{id}", get(read).patch(patch))
+        .route("/api/v1/records/{form}/{id}/history", get(history))
+        .route("/api/v1/records/{form}/{id}/actions/{action}", post(act))
+        .route("/api/v1/approvals", get(approvals))
+        .route("/api/v1/approvals/{form}/{id}/{decision}", post(decide))
+}
+
+/// An RFC 9457 problem.
+pub(super) fn problem(status: StatusCode, detail: impl Into<String>, problems: Vec<Value>) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": detail.into(),
+        "problems": problems});
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    r
+}
+
+fn engine_problem(e: EngineError) -> Response {
+    let problems: Vec<Value> = match &e {
+        EngineError::Invalid(p) => p.iter().map(|p| json!(p)).collect(),
+        _ => Vec::new(),
+    };
+    let status = match e.kind() {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Refused => StatusCode::FORBIDDEN,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Locked => StatusCode::TOO_MANY_REQUESTS,
+    };
+    // A store failure says what failed, not the database's words.
+    let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        "closeloop failed; see its log".into()
+    } else {
+        e.to_string()
+    };
+    let mut r = problem(status, detail, problems);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// What a request proves about who sends it.
+#[derive(Debug, Clone)]
+enum Credential {
+    Bearer(String),
+    Session { id: String, csrf: Option<String> },
+}
+
+fn credential(headers: &HeaderMap) -> Option<Credential> {
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    });
+    if let Some(token) = bearer {
+        return Some(Credential::Bearer(token));
+    }
+    let session = cookie(headers, SESSION_COOKIE)?;
+    let csrf = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    Some(Credential::Session { id: session, csrf })
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Who acts, checked in the worker: the token or session, its scope for this method, and for
+/// a session's write the CSRF token.
+fn principal(rt: &mut Runtime, credential: Option<Credential>, method: &Method) -> Result<Principal, EngineError> {
+    let writes = method != Method::GET && method != Method::HEAD;
+    match credential {
+        None => Err(EngineError::Unauthorized(
+            "sign in (POST /api/v1/sign-in) or send `Authorization: Bearer TOKEN`".into(),
+        )),
+        Some(Credential::Bearer(secret)) => {
+            let p = rt.token(&secret)?;
+            match p.scope {
+                Some(TokenScope::Write) => Ok(p),
+                Some(TokenScope::Read) if !writes => Ok(p),
+                Some(TokenScope::Read) => Err(EngineError::Refused("this token may only read".into())),
+                _ => Err(EngineError::Refused("this token may only post events (/api/events/…)".into())),
+            }
+        }
+        Some(Credential::Session { id, csrf }) => {
+            let p = rt.session(&id)?;
+            let matches = csrf.is_some_and(|c| Some(crate::store::sha256_hex(c.as_bytes())) == p.csrf);
+            if writes && !matches {
+                return Err(EngineError::Refused(
+                    "a write with a session needs the `X-CSRF-Token` header given at sign-in".into(),
+                ));
+            }
+            Ok(p)
+        }
+    }
+}
+
+/// Runs `job` on an engine worker as the request's member and answers with its JSON.
+async fn as_member(
+    api: &Api,
+    headers: &HeaderMap,
+    method: Method,
+    job: impl FnOnce(&mut Runtime, &str) -> Result<(StatusCode, Value, Option<i64>), EngineError> + Send + 'static,
+) -> Response {
+    let Ok(_admitted) = api.admitted.clone().try_acquire_owned() else { return engine_problem(busy()) };
+    let credential = credential(headers);
+    let answer = match api.pool.submit(move |rt| {
+        let who = principal(rt, credential, &method)?;
+        job(rt, &who.member)
+    }) {
+        Ok(answer) => answer,
+        Err(Busy) => return engine_problem(busy()),
+    };
+    match tokio::time::timeout(ANSWER_TIME, answer).await {
+        Err(_) => problem(StatusCode::GATEWAY_TIMEOUT, "the engine did not answer in time", Vec::new()),
+        Ok(Err(_)) => problem(StatusCode::INTERNAL_SERVER_ERROR, "the engine worker failed", Vec::new()),
+        Ok(Ok(Err(e))) => engine_problem(e),
+        Ok(Ok(Ok((status, body, version)))) => {
+            let mut r = (status, Json(body)).into_response();
+            if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r
+        }
+    }
+}
+
+fn busy() -> EngineError {
+    EngineError::Store(crate::store::StoreError::Busy)
+}
+
+async fn body_json(body: Body) -> Result<Map<String, Value>, Response> {
+    let bytes = axum::body::to_bytes(body, V1_MAX_BODY).await.map_err(|_| {
+        problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over {V1_MAX_BODY} bytes"), Vec::new())
+    })?;
+    if bytes.is_empty() {
+        return Ok(Map::new());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, format!("the body must be a JSON object: {e}"), Vec::new()))
+}
+
+fn record_json(r: &crate::engine::Record) -> (StatusCode, Value, Option<i64>) {
+    (StatusCode::OK, json!(r), Some(r.version))
+}
+
+/// `POST /api/v1/sign-in` `{"member": "m_li", "password": "…"}`: sets the session cookie and
+/// answers the CSRF token writes must carry.
+async fn sign_in(State(api): State<Api>, addr: Option<Extension<ClientAddr>>, body: Body) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (member, password) = (text("member"), text("password"));
+    let address = addr.map(|a| a.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let secure = api.secure_cookies;
+    let answer = match api.pool.submit(move |rt| rt.sign_in(&member, &password, &address)) {
+        Ok(a) => a,
+        Err(Busy) => return engine_problem(busy()),
+    };
+    match tokio::time::timeout(ANSWER_TIME, answer).await {
+        Ok(Ok(Ok(session))) => {
+            let mut r = Json(json!({"member": session.member, "csrf": session.csrf, "ends_at": session.ends_at}))
+                .into_response();
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{}",
+                session.id,
+                if secure { "; Secure" } else { "" }
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Ok(Ok(Err(e))) => engine_problem(e),
+        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "the engine did not answer", Vec::new()),
+    }
+}
+
+/// `POST /api/v1/sign-out`: ends this session.
+async fn sign_out(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let id = cookie(&headers, SESSION_COOKIE);
+    let mut r = as_member(&api, &headers, Method::POST, move |rt, _| {
+        if let Some(id) = id {
+            rt.sign_out(&id)?;
+        }
+        Ok((StatusCode::OK, json!({"signed_out": true}), None))
+    })
+    .await;
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("closeloop_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    r
+}
+
+/// `POST /api/v1/sign-out-everywhere`: ends every session of the member.
+async fn sign_out_everywhere(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, Method::POST, |rt, member| {
+        let n = rt.sign_out_everywhere(member, member)?;
+        Ok((StatusCode::OK, json!({"sessions_ended": n}), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/me`.
+async fn me(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, Method::GET, |rt, member| {
+        let m = rt.member(member)?;
+        Ok((StatusCode::OK, json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region}), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/forms/{form}`: what a client needs to render the form, as this member sees it.
+async fn form_definition(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>) -> Response {
+    as_member(&api, &headers, Method::GET, move |rt, member| Ok((StatusCode::OK, rt.form_as(&form, member)?, None)))
+        .await
+}
+
+/// `GET /api/v1/records/{form}?state=&owner=&sort=&order=desc&limit=&cursor=&FIELD=VALUE`.
+async fn list(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(form): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = match list_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(why) => return problem(StatusCode::BAD_REQUEST, why, Vec::new()),
+    };
+    as_member(&api, &headers, Method::GET, move |rt, member| {
+        let (items, next) = rt.page_as(&form, &query, member)?;
+        Ok((StatusCode::OK, json!({"items": items, "next_cursor": next.map(|n| n.to_string())}), None))
+    })
+    .await
+}
+
+/// A list's query string: `state`, `owner`, `sort`, `order`, `limit`, `cursor`, and any other
+/// key a field to equal.
+fn list_query(raw: Option<&str>) -> Result<ListQuery, String> {
+    let mut query = ListQuery { limit: Some(50), ..ListQuery::default() };
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = super::reports::decode(value);
+        let number =
+            |what: &str| value.parse::<u64>().map_err(|_| format!("`{what}` is a whole number, not \"{value}\""));
+        match key {
+            "state" => query.state = Some(value),
+            "owner" => query.owner = Some(value),
+            "sort" => query.sort = Some(value),
+            "order" => query.order = if value == "desc" { SortOrder::Desc } else { SortOrder::Asc },
+            "limit" => query.limit = Some(number("limit")?.clamp(1, MAX_PAGE)),
+            "cursor" => query.offset = number("cursor")?,
+            field => query.filters.push((super::reports::decode(field), Value::String(value))),
+        }
+    }
+    Ok(query)
+}
+
+/// `POST /api/v1/records/{form}`: a new record, as the member.
+async fn create(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>, body: Body) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    as_member(&api, &headers, Method::POST, move |rt, member| {
+        let created = rt.submit(&form, data, member)?;
+        // Answered as the member may read it (its automations may have moved it on).
+        let shown = rt.get_as(&form, &created.id, member).unwrap_or(created);
+        let (_, body, version) = record_json(&shown);
+        Ok((StatusCode::CREATED, body, version))
+    })
+    .await
+}
+
+/// `GET /api/v1/records/{form}/{id}`.
+async fn read(State(api): State<Api>, headers: HeaderMap, Path((form, id)): Path<(String, String)>) -> Response {
+    as_member(&api, &headers, Method::GET, move |rt, member| Ok(record_json(&rt.get_as(&form, &id, member)?))).await
+}
+
+/// `PATCH /api/v1/records/{form}/{id}` with `If-Match: "VERSION"`.
+async fn patch(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let Some(version) = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().trim_start_matches("W/").trim_matches('"').parse::<i64>().ok())
+    else {
+        return problem(
+            StatusCode::PRECONDITION_REQUIRED,
+            "send `If-Match` with the ETag of the version you read, so a change made meanwhile is not overwritten",
+            Vec::new(),
+        );
+    };
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    as_member(&api, &headers, Method::PATCH, move |rt, member| {
+        rt.get_as(&form, &id, member)?;
+        rt.update_from(&form, &id, data, member, Some(version))?;
+        Ok(record_json(&rt.get_as(&form, &id, member)?))
+    })
+    .await
+}
+
+/// `POST /api/v1/records/{form}/{id}/actions/{action}` with the fields the action needs.
+async fn act(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id, action)): Path<(String, String, String)>,
+    body: Body,
+) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    as_member(&api, &headers, Method::POST, move |rt, member| {
+        rt.get_as(&form, &id, member)?;
+        rt.act(&form, &id, &action, member, data)?;
+        Ok(record_json(&rt.get_as(&form, &id, member)?))
+    })
+    .await
+}
+
+/// `GET /api/v1/records/{form}/{id}/history`.
+async fn history(State(api): State<Api>, headers: HeaderMap, Path((form, id)): Path<(String, String)>) -> Response {
+    as_member(&api, &headers, Method::GET, move |rt, member| {
+        Ok((StatusCode::OK, json!(rt.history_as(&form, &id, member)?), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/approvals`: the steps waiting for the member.
+async fn approvals(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, Method::GET, |rt, member| Ok((StatusCode::OK, json!(rt.approvals(Some(member))?), None)))
+        .await
+}
+
+/// `POST /api/v1/approvals/{form}/{id}/approve|reject|recall` `{"comment": "…"}` (a
+/// rejection needs one).
+async fn decide(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id, decision)): Path<(String, String, String)>,
+    body: Body,
+) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let comment = data.get("comment").and_then(Value::as_str).map(str::to_string);
+    as_member(&api, &headers, Method::POST, move |rt, member| {
+        rt.get_as(&form, &id, member)?;
+        let view = match decision.as_str() {
+            "approve" => rt.approve(&form, &id, member, comment.as_deref())?,
+            "reject" => rt.reject(&form, &id, member, comment.as_deref().unwrap_or_default())?,
+            "recall" => rt.recall(&form, &id, member)?,
+            other => {
+                return Err(EngineError::NotFound { form: "decision".into(), id: other.to_string() });
+            }
+        };
+        Ok((StatusCode::OK, json!(view), None))
+    })
+    .await
+}

@@ -1,0 +1,266 @@
+//! `/api/v1` through a real `closeloop serve` on 127.0.0.1: members sign in, and what each may
+//! read and change is what the engine allows them (RELIABILITY P1, P2 over HTTP), with CSRF,
+//! `If-Match`, token scopes, revocation, deactivation and the sign-in lockout.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::http::{request_with, Server};
+use crate::support::Cli;
+
+const PASSWORD: &str = "correct horse 电池 staple";
+
+fn set_password(cli: &Cli, member: &str) {
+    let mut child =
+        cli.command(&["members", "password", member]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A signed-in member: the session cookie and the CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn sign_in(addr: &str, member: &str, password: &str) -> (u16, String, Value) {
+    let body = json!({"member": member, "password": password}).to_string();
+    let (status, head, body) = request_with(addr, "POST", "/api/v1/sign-in", None, "", &body);
+    (status, head, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn session(addr: &str, member: &str) -> Session {
+    let (status, head, body) = sign_in(addr, member, PASSWORD);
+    assert_eq!(status, 200, "{head}\n{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(head.to_lowercase().contains("httponly") && head.contains("SameSite=Lax"), "{head}");
+    Session { cookie, csrf: body["csrf"].as_str().unwrap().to_string() }
+}
+
+/// A request as a signed-in member (with the CSRF token unless `csrf` is false).
+fn call(
+    addr: &str,
+    s: &Session,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &str,
+    csrf: bool,
+) -> (u16, String, Value) {
+    let token = if csrf { format!("X-CSRF-Token: {}\r\n", s.csrf) } else { String::new() };
+    let headers = format!("Cookie: {}\r\n{token}{extra}", s.cookie);
+    let (status, head, body) = request_with(addr, method, path, None, &headers, body);
+    (status, head, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn leads(name: &str) -> Cli {
+    let cli = Cli::new(name, "2026-11-30T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    for m in ["m_li", "m_zhao", "m_sun", "m_ops"] {
+        set_password(&cli, m);
+    }
+    cli
+}
+
+#[test]
+fn a_rep_signs_in_creates_and_contacts_a_lead_and_cannot_reach_another_region_s() {
+    let cli = leads("v1-rep");
+    let south = cli.json(&[
+        "submit",
+        "lead",
+        "--as",
+        "m_ops",
+        "--data",
+        r#"{"source":"expo","customer":"南方客户","phone":"13900000002","region":"south"}"#,
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    let li = session(addr, "m_li");
+    let data =
+        json!({"source": "wechat_oa", "customer": "上海明远 <script>", "phone": "13800000001", "region": "east"});
+    let (status, head, created) = call(addr, &li, "POST", "/api/v1/records/lead", "", &data.to_string(), true);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["owner"], "m_li", "{created}");
+    assert!(head.contains("etag: \"1\"") || head.contains("ETag: \"1\""), "{head}");
+    let id = created["id"].as_str().unwrap().to_string();
+    // Contacting it needs what the action requires, named per field.
+    let (status, _, refused) =
+        call(addr, &li, "POST", &format!("/api/v1/records/lead/{id}/actions/contact"), "", "{}", true);
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["problems"].to_string().contains("summary"), "{refused}");
+    let done = json!({"summary": "电话沟通，需求明确", "next_step": "下周报价"}).to_string();
+    let (status, _, contacted) =
+        call(addr, &li, "POST", &format!("/api/v1/records/lead/{id}/actions/contact"), "", &done, true);
+    assert_eq!((status, contacted["state"].as_str()), (200, Some("contacted")), "{contacted}");
+    // Another region's lead does not exist for the rep, exactly as an unknown id does.
+    let (status, _, other) = call(addr, &li, "GET", &format!("/api/v1/records/lead/{south}"), "", "", true);
+    let (unknown_status, _, _) = call(addr, &li, "GET", "/api/v1/records/lead/LEAD-2026-99999", "", "", true);
+    assert_eq!((status, unknown_status), (404, 404), "{other}");
+    let patch = json!({"customer": "x"}).to_string();
+    let (status, _, _) =
+        call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{south}"), "If-Match: \"1\"\r\n", &patch, true);
+    assert_eq!(status, 404, "writing a record one may not read finds nothing");
+    // Writing the owner is refused, naming the field.
+    let owner = json!({"owner": "m_wang"}).to_string();
+    let (status, _, refused) =
+        call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "If-Match: \"2\"\r\n", &owner, true);
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["problems"][0]["field"], "owner", "{refused}");
+    // A stale If-Match is a conflict; none at all is 428.
+    let note = json!({"next_step": "周五报价"}).to_string();
+    let (status, _, stale) =
+        call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "If-Match: \"1\"\r\n", &note, true);
+    assert_eq!(status, 409, "{stale}");
+    let (status, _, _) = call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "", &note, true);
+    assert_eq!(status, 428);
+    let (status, head, fresh) =
+        call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "If-Match: \"2\"\r\n", &note, true);
+    assert_eq!(status, 200, "{fresh}");
+    assert!(head.contains("\"3\""), "{head}");
+    // A write without the CSRF token is refused, and changes nothing.
+    let (status, _, csrf) =
+        call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "If-Match: \"3\"\r\n", &patch, false);
+    assert_eq!(status, 403, "{csrf}");
+    assert_eq!(cli.json(&["get", "lead", &id])["version"], 3);
+    // Supervisors list their own region only.
+    let zhao = session(addr, "m_zhao");
+    let (_, _, east) = call(addr, &zhao, "GET", "/api/v1/records/lead", "", "", true);
+    let ids: Vec<&str> = east["items"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()], "{east}");
+    let sun = session(addr, "m_sun");
+    let (_, _, south_list) = call(addr, &sun, "GET", "/api/v1/records/lead", "", "", true);
+    assert_eq!(south_list["items"].as_array().unwrap().len(), 1, "{south_list}");
+    // Signed out, the session is gone.
+    let (status, _, _) = call(addr, &li, "POST", "/api/v1/sign-out", "", "", true);
+    assert_eq!(status, 200);
+    let (status, _, _) = call(addr, &li, "GET", "/api/v1/me", "", "", true);
+    assert_eq!(status, 401);
+    // No secret in what the server logged or stored: the cookie's value is not in the database.
+    let db = std::fs::read(cli.db()).unwrap();
+    let secret = li.cookie.split('=').nth(1).unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "a session id is stored only as its digest");
+}
+
+#[test]
+fn finance_sees_the_floor_price_that_the_rep_s_view_omits_and_tokens_stop_at_once() {
+    let cli = Cli::new("v1-tokens", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2026-12-31",
+        "payment_terms": "cod", "lines": [{"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
+    let id =
+        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    let token = |name: &str, member: &str, scope: &str| -> String {
+        cli.json(&["tokens", "create", name, "--as", member, "--scope", scope])["secret"].as_str().unwrap().to_string()
+    };
+    let (fin, rep, events) =
+        (token("finance-view", "q_fin", "read"), token("rep-app", "q_li", "write"), token("shop", "q_li", "events"));
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    let get = |t: &str| {
+        let (status, _, body) = request_with(addr, "GET", &format!("/api/v1/records/quote/{id}"), Some(t), "", "");
+        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+    };
+    let (status, finance) = get(&fin);
+    assert_eq!(status, 200, "{finance}");
+    assert_eq!(finance["data"]["lines"][0]["floor_price"], 2000.0, "{finance}");
+    let (_, own) = get(&rep);
+    assert!(own["data"]["lines"][0].get("floor_price").is_none() && own["data"].get("below_floor").is_none(), "{own}");
+    // The form's definition the rep's client renders leaves the hidden field out too.
+    let (_, _, def) = request_with(addr, "GET", "/api/v1/forms/quote", Some(&rep), "", "");
+    assert!(!def.contains("below_floor") && def.contains("payment_terms"), "{def}");
+    // A read token cannot write; an events token reaches nothing here.
+    let (status, _, _) =
+        request_with(addr, "POST", &format!("/api/v1/records/quote/{id}/actions/submit"), Some(&fin), "", "{}");
+    assert_eq!(status, 403);
+    assert_eq!(get(&events).0, 403);
+    // Revoked, a token stops working at once; a deactivated member's token too.
+    cli.ok(&["tokens", "revoke", "finance-view"]);
+    assert_eq!(get(&fin).0, 401);
+    std::fs::write(
+        cli.path("gone.csv"),
+        "id,name,roles,region,manager,active,capacity\nq_li,李伟,sales_rep,east,q_sup_e,false,40\n",
+    )
+    .unwrap();
+    cli.ok(&["members", "import", &cli.path("gone.csv").display().to_string()]);
+    assert_eq!(get(&rep).0, 401);
+    let listed = cli.ok(&["tokens", "list"]);
+    assert!(listed.contains("finance-view") && listed.contains("revoked") && !listed.contains(&fin), "{listed}");
+}
+
+#[test]
+fn ten_wrong_passwords_lock_the_account_and_the_lockout_is_in_the_audit_trail() {
+    let cli = leads("v1-lockout");
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    for _ in 0..10 {
+        let (status, _, body) = sign_in(addr, "m_li", "wrong password!");
+        assert_eq!(status, 401, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("wrong"), "{body}");
+    }
+    // Now even the right password waits.
+    let (status, _, body) = sign_in(addr, "m_li", PASSWORD);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(cli.query("SELECT count(*) FROM events WHERE kind = 'member.locked' AND record = 'm_li'", &[]), 1);
+    // An unknown member gets the same answer as a wrong password.
+    let (status, _, unknown) = sign_in(addr, "nobody", PASSWORD);
+    assert_eq!(status, 401);
+    assert_eq!(unknown["detail"], sign_in(addr, "m_zhao", "wrong password!").2["detail"]);
+    // Another member is not locked by it.
+    assert_eq!(sign_in(addr, "m_zhao", PASSWORD).0, 200);
+}
+
+#[test]
+fn a3_nobody_approves_their_own_quote_over_http_and_a_rejection_needs_a_comment() {
+    let cli = Cli::new("v1-approvals", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    let token = |member: &str| -> String {
+        cli.json(&["tokens", "create", member, "--as", member, "--scope", "write"])["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (li, sup, fin) = (token("q_li"), token("q_sup_e"), token("q_fin"));
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    let post = |t: &str, path: &str, body: &str| {
+        let (status, _, answer) = request_with(addr, "POST", path, Some(t), "", body);
+        (status, serde_json::from_str::<Value>(&answer).unwrap_or(Value::Null))
+    };
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2026-12-31",
+        "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 1}]});
+    let (status, quote) = post(&li, "/api/v1/records/quote", &data.to_string());
+    assert_eq!(status, 201, "{quote}");
+    let id = quote["id"].as_str().unwrap();
+    assert_eq!(post(&li, &format!("/api/v1/records/quote/{id}/actions/submit"), "{}").0, 200);
+    // The rep may not approve their own quote, over HTTP as on every path.
+    let (status, refused) = post(&li, &format!("/api/v1/approvals/quote/{id}/approve"), "{}");
+    assert_eq!(status, 403, "{refused}");
+    let (_, _, inbox) = request_with(addr, "GET", "/api/v1/approvals", Some(&sup), "", "");
+    assert!(inbox.contains(id), "{inbox}");
+    assert_eq!(post(&sup, &format!("/api/v1/approvals/quote/{id}/approve"), r#"{"comment":"同意"}"#).0, 200);
+    // Finance's step: the supervisor who approved may not approve again.
+    assert_eq!(post(&sup, &format!("/api/v1/approvals/quote/{id}/approve"), "{}").0, 403);
+    let (_, _, finance_inbox) = request_with(addr, "GET", "/api/v1/approvals", Some(&fin), "", "");
+    assert!(finance_inbox.contains("below_floor"), "finance's inbox shows the floor check: {finance_inbox}");
+    let (status, no_comment) = post(&fin, &format!("/api/v1/approvals/quote/{id}/reject"), "{}");
+    assert_eq!(status, 400, "{no_comment}");
+    assert!(no_comment["detail"].as_str().unwrap().contains("comment"), "{no_comment}");
+    assert_eq!(post(&fin, &format!("/api/v1/approvals/quote/{id}/reject"), r#"{"comment":"折扣过大"}"#).0, 200);
+    assert_eq!(cli.json(&["get", "quote", id])["state"], "rejected");
+    let refusals = cli.query("SELECT count(*) FROM events WHERE kind = 'approval.refused' AND record = ?1", &[id]);
+    assert_eq!(refusals, 2, "each refusal is in the audit trail");
+}

@@ -1,0 +1,58 @@
+//! Sessions end when they should, on an injected clock: after 12 idle hours, 7 days after
+//! sign-in, at a new password, and at once when the member is deactivated.
+
+use std::sync::Arc;
+
+use closeloop::clock::ManualClock;
+use closeloop::store::Store;
+use closeloop::{ErrorKind, Runtime};
+use jiff::SignedDuration;
+
+const PASSWORD: &str = "长城 long enough";
+
+fn team() -> (Runtime, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new("2026-11-30T09:00:00+08:00".parse().unwrap()));
+    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    rt.install(&closeloop::template("lead-followup").unwrap().app_files(), "system", false).unwrap();
+    rt.import_members(&std::fs::read("../app-templates/lead-followup/data/members.csv").unwrap(), "system").unwrap();
+    rt.set_password("m_li", PASSWORD, None, "m_ops").unwrap();
+    (rt, clock)
+}
+
+#[test]
+fn a_session_ends_after_twelve_idle_hours_or_seven_days_whatever_its_use() {
+    let (mut rt, clock) = team();
+    let s = rt.sign_in("m_li", PASSWORD, "127.0.0.1").unwrap();
+    clock.advance(SignedDuration::from_hours(11));
+    assert_eq!(rt.session(&s.id).unwrap().member, "m_li", "used within 12 hours, it lasts");
+    clock.advance(SignedDuration::from_hours(11));
+    assert_eq!(rt.session(&s.id).unwrap().member, "m_li", "each use moves the idle limit");
+    clock.advance(SignedDuration::from_hours(12));
+    assert_eq!(rt.session(&s.id).unwrap_err().kind(), ErrorKind::Unauthorized, "12 idle hours end it");
+    // Used every 10 hours, a session still ends 7 days after sign-in.
+    let s = rt.sign_in("m_li", PASSWORD, "127.0.0.1").unwrap();
+    for _ in 0..16 {
+        clock.advance(SignedDuration::from_hours(10));
+        assert!(rt.session(&s.id).is_ok());
+    }
+    clock.advance(SignedDuration::from_hours(10));
+    assert!(rt.session(&s.id).is_err(), "170 hours after sign-in");
+}
+
+#[test]
+fn a_new_password_or_a_deactivation_ends_sessions_at_once() {
+    let (mut rt, _) = team();
+    let first = rt.sign_in("m_li", PASSWORD, "127.0.0.1").unwrap();
+    let second = rt.sign_in("m_li", PASSWORD, "127.0.0.2").unwrap();
+    assert_ne!(first.id, second.id, "each sign-in is a new session id");
+    // The member changes their own password with the current one; a wrong current is refused.
+    assert!(rt.set_password("m_li", "another long one", Some("not it at all"), "m_li").is_err());
+    rt.set_password("m_li", "another long one", Some(PASSWORD), "m_li").unwrap();
+    assert!(rt.session(&first.id).is_err() && rt.session(&second.id).is_err());
+    assert!(rt.set_password("m_li", "short", None, "m_ops").unwrap_err().to_string().contains("10"));
+    let s = rt.sign_in("m_li", "another long one", "127.0.0.1").unwrap();
+    let csv = "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,false,30\n";
+    rt.import_members(csv.as_bytes(), "system").unwrap();
+    assert_eq!(rt.session(&s.id).unwrap_err().kind(), ErrorKind::Unauthorized);
+    assert!(rt.sign_in("m_li", "another long one", "127.0.0.1").is_err(), "an inactive member cannot sign in");
+}
