@@ -40,9 +40,17 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// Tests of the worker pool send hundreds of requests at once from 127.0.0.1, so the cap on
+    /// one client's connections is raised for them (`per_client_cap` tests it).
     pub(crate) fn start(cli: &Cli, workers: &str, queue: &str) -> Server {
+        Server::start_args(cli, &["--workers", workers, "--queue", queue, "--max-per-client", "512"])
+    }
+
+    pub(crate) fn start_args(cli: &Cli, args: &[&str]) -> Server {
+        let mut full = vec!["serve", "--listen", "127.0.0.1:0"];
+        full.extend_from_slice(args);
         let mut child = cli
-            .command_at(None, &["serve", "--listen", "127.0.0.1:0", "--workers", workers, "--queue", queue])
+            .command_at(None, &full)
             // A token read from a file keeps its newline; it is not part of the token.
             .env("CLOSELOOP_API_TOKEN", format!("{TOKEN}\n"))
             .stdout(Stdio::piped())
@@ -352,4 +360,32 @@ fn the_penetration_report_over_http_matches_the_command_and_needs_the_token() {
     assert!(body.contains("\"parameter\":\"from\""), "{body}");
     let (status, _, body) = request(&server.addr, "GET", "/api/reports/penetration?from=2026-11-01", Some(TOKEN), "");
     assert!(status == 422 && body.contains("`to` is required"), "{body}");
+}
+
+#[test]
+fn six_hundred_idle_connections_from_one_client_neither_slow_the_health_check_nor_take_other_seats() {
+    let cli = burner("http-idle");
+    let server = Server::start_args(&cli, &["--workers", "2", "--queue", "16"]);
+    let addr = server.addr.clone();
+    // One client opens 600 connections and sends nothing on them.
+    let idle: Vec<TcpStream> = (0..600).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        assert_eq!(request(&addr, "GET", "/healthz", None, "").0, 200);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!("/healthz beside 600 idle connections: max {:?}", times[times.len() - 1]);
+    assert!(times[times.len() - 1] < Duration::from_millis(500), "{times:?}");
+    // Past its 64 seats, the same client's real work is told to come back, not queued.
+    let (status, head, _) = request(&addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-1"}"#);
+    assert_eq!(status, 503, "{head}");
+    assert!(head.to_lowercase().contains("retry-after"), "{head}");
+    drop(idle);
+    // Once they are gone, its seats are free again.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, _) = request(&addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-1"}"#);
+    assert_eq!(status, 200);
 }

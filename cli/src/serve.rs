@@ -28,13 +28,18 @@ pub(crate) enum Command {
         /// Mark session cookies `Secure`: closeloop is served over TLS, or behind a proxy that is.
         #[arg(long)]
         secure_cookies: bool,
+        /// Connections one client address may hold at once; more get only /healthz. Behind a
+        /// reverse proxy (every request from its address) set it to 512.
+        #[arg(long, default_value_t = closeloop::http::MAX_PER_CLIENT)]
+        max_per_client: usize,
     },
 }
 
 /// Runs the server.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Serve { listen, workers, queue, token, secure_cookies } = cmd;
-    serve(ctx, listen, *workers, *queue, token, *secure_cookies)
+    let Command::Serve { listen, workers, queue, token, secure_cookies, max_per_client } = cmd;
+    let limits = closeloop::http::ServeLimits { per_client: (*max_per_client).max(1), ..Default::default() };
+    serve(ctx, listen, (*workers, *queue), token, *secure_cookies, limits)
 }
 
 /// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
@@ -66,10 +71,10 @@ pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 's
 fn serve(
     ctx: &Context,
     listen: &str,
-    workers: usize,
-    queue: usize,
+    (workers, queue): (usize, usize),
     token: &str,
     secure_cookies: bool,
+    limits: closeloop::http::ServeLimits,
 ) -> Result<ExitCode, UserError> {
     if ctx.now.is_some() {
         return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
@@ -108,7 +113,7 @@ fn serve(
             let _ = writeln!(out, "{said}");
             let _ = out.flush();
         }
-        closeloop::http::serve(listener, closeloop::http::router(api), stop)
+        closeloop::http::serve_with(listener, closeloop::http::router(api), limits, stop)
             .await
             .map_err(|e| UserError(format!("the server stopped: {e}")))
     })?;

@@ -51,8 +51,12 @@ pub const ANSWER_TIME: Duration = Duration::from_secs(30);
 pub const API_ACTOR: &str = "api";
 /// How long a client may take to send a request's headers.
 pub const HEADER_TIME: Duration = Duration::from_secs(10);
-/// How many connections [`serve`] holds open at once; more wait to be accepted.
+/// How many connections [`serve`] serves at once; more get only the health check.
 pub const MAX_CONNECTIONS: usize = 512;
+/// How many connections one client address may hold at once; more get only the health check.
+pub const MAX_PER_CLIENT: usize = 64;
+/// How long a connection past a cap may take to send its one request.
+pub const OVERFLOW_HEADER_TIME: Duration = Duration::from_secs(1);
 /// How long [`serve`] lets requests in flight finish once asked to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -116,26 +120,51 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Serves `router` on `listener` until `stop` completes. Each connection must send its request
-/// headers within [`HEADER_TIME`]; at most [`MAX_CONNECTIONS`] are open at once. Once asked to
-/// stop it accepts nothing more and gives requests in flight [`SHUTDOWN_GRACE`] to finish.
+/// headers within [`HEADER_TIME`]. At most [`MAX_CONNECTIONS`] are served at once, and at most
+/// [`MAX_PER_CLIENT`] from one client address; a connection past either cap is still accepted,
+/// but only for one request with [`OVERFLOW_HEADER_TIME`] to send it: `/healthz` is answered,
+/// anything else gets 503 and `Retry-After`. So a client holding hundreds of idle connections
+/// slows neither other clients nor the health check. Once asked to stop it accepts nothing more
+/// and gives requests in flight [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, ServeLimits::default(), stop).await
+}
+
+/// The connection caps of [`serve_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections served at once ([`MAX_CONNECTIONS`]).
+    pub connections: usize,
+    /// Connections one client address may hold at once ([`MAX_PER_CLIENT`]). Behind a reverse
+    /// proxy every request comes from the proxy's address: raise it to `connections` there.
+    pub per_client: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits { connections: MAX_CONNECTIONS, per_client: MAX_PER_CLIENT }
+    }
+}
+
+/// [`serve`] with other connection caps.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Semaphore::new(limits.connections));
+    let per_client = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<std::net::IpAddr, usize>::new()));
+    let overflow = Router::new().route("/healthz", get(|| async { "ok" })).fallback(|| async { busy() });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
-        let permit = tokio::select! {
-            _ = &mut stop => break,
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -146,19 +175,68 @@ pub async fn serve(
                 }
             },
         };
-        let (stream, peer) = stream;
-        let service =
-            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ClientAddr(peer))));
+        let seat = ClientSeat::take(&per_client, peer.ip(), limits.per_client);
+        let permit = match &seat {
+            Some(_) => connections.clone().try_acquire_owned().ok(),
+            None => None,
+        };
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIME).max_buf_size(64 * 1024);
+        http.timer(TokioTimer::new()).max_buf_size(64 * 1024);
+        let served = match permit {
+            Some(_) => {
+                http.header_read_timeout(HEADER_TIME);
+                router.clone()
+            }
+            None => {
+                http.header_read_timeout(OVERFLOW_HEADER_TIME).keep_alive(false);
+                overflow.clone()
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(served.layer(axum::Extension(ClientAddr(peer))));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = connection.await;
             drop(permit);
+            drop(seat);
         });
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     Ok(())
+}
+
+/// One of a client address's [`MAX_PER_CLIENT`] seats, given back when dropped.
+struct ClientSeat {
+    seats: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl ClientSeat {
+    fn take(
+        seats: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        cap: usize,
+    ) -> Option<ClientSeat> {
+        let mut held = seats.lock().ok()?;
+        let n = held.entry(ip).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSeat { seats: seats.clone(), ip })
+    }
+}
+
+impl Drop for ClientSeat {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.seats.lock() {
+            if let Some(n) = held.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    held.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 fn problem(status: StatusCode, message: impl Into<String>, problems: Vec<Value>) -> Response {
