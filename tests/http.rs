@@ -389,3 +389,13 @@ fn six_hundred_idle_connections_from_one_client_neither_slow_the_health_check_no
     let (status, _, _) = request(&addr, "POST", "/api/events/ping", Some(TOKEN), r#"{"code":"T-1"}"#);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn bench_http_drives_the_same_operations_over_http_and_through_the_library() {
+    let cli = Cli::system_clock("bench-http");
+    let out = cli.json(&["bench", "http", "--operations", "40", "--clients", "4"]);
+    assert_eq!(out["library"]["operations"], 40, "{out}");
+    assert_eq!(out["http"]["operations"], 40, "{out}");
+    assert!(out["http"]["p99_ms"].as_f64().unwrap() >= out["http"]["p50_ms"].as_f64().unwrap(), "{out}");
+    assert!(out["library_over_http_throughput"].as_f64().unwrap() > 0.0, "{out}");
+}

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::{print, Context, Format, UserError};
 
+mod http;
 mod report;
 
 /// The bench command.
@@ -63,6 +64,19 @@ pub(crate) enum BenchWhat {
         #[arg(long)]
         keep: bool,
     },
+    /// Create-and-act over /api/v1 with concurrent clients on loopback, against the same
+    /// operations called on the library: throughput, p50 and p99 of both, and their ratio.
+    Http {
+        /// Operations in all (each: create a record, then do an action on it).
+        #[arg(long, default_value_t = 4_000)]
+        operations: usize,
+        /// Concurrent clients, each with its own connection and token.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// The server's engine workers.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
 }
 
 /// Runs one benchmark and prints what it measured.
@@ -74,6 +88,9 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         BenchWhat::Import { rows, submits } => import((*rows).max(1), (*submits).max(1), json_output),
         BenchWhat::Timers { pending, due_percent } => timers(*pending, *due_percent, json_output),
         BenchWhat::Report { leads, reps, keep } => report::run((*leads).max(1), *reps, *keep, json_output),
+        BenchWhat::Http { operations, clients, workers } => {
+            http::run((*operations).max(1), (*clients).max(1), (*workers).max(1), json_output)
+        }
     };
     measured.map_err(UserError).and_then(|text| print(&text))
 }
@@ -94,12 +111,12 @@ fn sample(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
     times
 }
 
-fn percentile(times: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(times: &[Duration], p: f64) -> Duration {
     let i = ((times.len() as f64 - 1.0) * p).round() as usize;
     times.get(i).copied().unwrap_or_default()
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
