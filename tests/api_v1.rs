@@ -264,3 +264,35 @@ fn a3_nobody_approves_their_own_quote_over_http_and_a_rejection_needs_a_comment(
     let refusals = cli.query("SELECT count(*) FROM events WHERE kind = 'approval.refused' AND record = ?1", &[id]);
     assert_eq!(refusals, 2, "each refusal is in the audit trail");
 }
+
+/// The OpenAPI document at `/api/v1/openapi.json`, generated from the routes, checked against a
+/// live server by an independent tool (schemathesis, from `tests/requirements.txt`): no 5xx, and
+/// every answer's status, content type and body as the document says. A missing tool fails.
+#[test]
+fn the_openapi_document_holds_against_the_live_server_as_schemathesis_sees_it() {
+    let cli = Cli::new("v1-openapi", "2026-11-30T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup", "--with-sample-data"]);
+    let token = cli.json(&["tokens", "create", "fuzz", "--as", "m_ops", "--scope", "write"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&cli, "2", "64");
+    let (_, _, doc) = request_with(&server.addr, "GET", "/api/v1/openapi.json", None, "", "");
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["paths"]["/api/v1/records/{form}"]["get"]["parameters"][0]["schema"]["enum"], json!(["lead"]));
+    let out = std::process::Command::new("schemathesis")
+        .current_dir(cli.path(""))
+        .args(["run", &format!("http://{}/api/v1/openapi.json", server.addr)])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["-n", "25", "--seed", "7", "--no-color"])
+        .output()
+        .unwrap_or_else(|e| panic!("schemathesis is needed (python3 -m pip install -r tests/requirements.txt): {e}"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("passed"), "{said}");
+}

@@ -1,5 +1,5 @@
 //! The HTTP API on any request: the input is `METHOD TARGET`, header lines `Name: value`, a
-//! blank line, then the body. The router (events, the report, the health check) must answer
+//! blank line, then the body. The router (events, the report, `/api/v1`, the health check) must answer
 //! every request, and never with a 500: a malformed request is the client's problem, not a
 //! server error.
 #![no_main]
@@ -36,6 +36,8 @@ fn served() -> &'static Served {
         rt.install(&t.app_files(), "system", false).unwrap_or_else(|e| panic!("install: {e}"));
         let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").map(|(_, s)| *s).unwrap_or_default();
         rt.import_members(members.as_bytes(), "system").unwrap_or_else(|e| panic!("members: {e}"));
+        // The seed corpus signs in with this, so the fuzzer reaches past /api/v1's door too.
+        rt.set_password("m_ops", "fuzz password 0123", None, "system").unwrap_or_else(|e| panic!("password: {e}"));
         drop(rt);
         let open = move || Runtime::open(Store::open(&db)?, Arc::new(SystemClock));
         let pool = Arc::new(Pool::start(1, 8, open).unwrap_or_else(|e| panic!("pool: {e}")));

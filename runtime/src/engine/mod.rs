@@ -414,6 +414,11 @@ impl Runtime {
         crate::clock::stamp(self.clock.now())
     }
 
+    /// The ids of the installed forms, app by app.
+    pub fn form_ids(&self) -> Vec<String> {
+        self.apps.values().flat_map(|a| a.app.def.forms.iter().map(|f| f.id.clone())).collect()
+    }
+
     /// Installed apps: id and revision.
     pub fn apps(&self) -> Vec<(String, i64)> {
         self.apps.iter().map(|(id, a)| (id.clone(), a.revision)).collect()

@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
@@ -30,20 +29,360 @@ pub const V1_MAX_BODY: usize = 256 * 1024;
 /// The most records one page holds.
 pub const MAX_PAGE: u64 = 200;
 
-/// The `/api/v1` routes.
+/// One endpoint: the router and the OpenAPI document are both built from [`ENDPOINTS`], so
+/// the document cannot describe a route that is not served, nor miss one that is.
+struct Endpoint {
+    method: &'static str,
+    path: &'static str,
+    handler: Handler,
+    summary: &'static str,
+    /// The request body's schema (a component name), if it takes one.
+    body: Option<&'static str>,
+    /// The success status and its schema (a component name).
+    ok: (u16, &'static str),
+    /// Query parameters: name, JSON type, description.
+    query: &'static [(&'static str, &'static str, &'static str)],
+    /// Header parameters that are required: name, description.
+    headers: &'static [(&'static str, &'static str)],
+    /// False for sign-in, which needs no credential.
+    secured: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Handler {
+    SignIn,
+    SignOut,
+    SignOutEverywhere,
+    Me,
+    Form,
+    List,
+    Create,
+    Read,
+    Patch,
+    History,
+    Act,
+    Approvals,
+    Decide,
+    OpenApi,
+}
+
+const LIST_QUERY: &[(&str, &str, &str)] = &[
+    ("state", "string", "only records in this state"),
+    ("owner", "string", "only records this member owns"),
+    ("sort", "string", "a field, `created_at` (default), `updated_at` or `id`"),
+    ("order", "string", "`asc` (default) or `desc`"),
+    ("limit", "integer", "at most this many (1 to 200; default 50)"),
+    ("cursor", "integer", "where the page starts: the previous page's `next_cursor`"),
+];
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: "post",
+        path: "/api/v1/sign-in",
+        handler: Handler::SignIn,
+        summary: "Sign in with a member id and password; sets the session cookie and answers the CSRF token",
+        body: Some("SignIn"),
+        ok: (200, "Session"),
+        query: &[],
+        headers: &[],
+        secured: false,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/sign-out",
+        handler: Handler::SignOut,
+        summary: "End this session",
+        body: None,
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/sign-out-everywhere",
+        handler: Handler::SignOutEverywhere,
+        summary: "End every session of the member",
+        body: None,
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/me",
+        handler: Handler::Me,
+        summary: "The member signed in",
+        body: None,
+        ok: (200, "Member"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/forms/{form}",
+        handler: Handler::Form,
+        summary: "A form's definition as the member sees it",
+        body: None,
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/records/{form}",
+        handler: Handler::List,
+        summary: "The records the member may read, a page at a time",
+        body: None,
+        ok: (200, "Page"),
+        query: LIST_QUERY,
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/records/{form}",
+        handler: Handler::Create,
+        summary: "Create a record as the member",
+        body: Some("Fields"),
+        ok: (201, "Record"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/records/{form}/{id}",
+        handler: Handler::Read,
+        summary: "A record (404 when the member may not read it); ETag is its version",
+        body: None,
+        ok: (200, "Record"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "patch",
+        path: "/api/v1/records/{form}/{id}",
+        handler: Handler::Patch,
+        summary: "Change fields of the version read (If-Match); 409 when it changed since",
+        body: Some("Fields"),
+        ok: (200, "Record"),
+        query: &[],
+        headers: &[("If-Match", "the ETag of the version read, e.g. \"3\"")],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/records/{form}/{id}/history",
+        handler: Handler::History,
+        summary: "A record's versions, without changes to fields hidden from the member",
+        body: None,
+        ok: (200, "History"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/records/{form}/{id}/actions/{action}",
+        handler: Handler::Act,
+        summary: "Do an action, with the fields it needs",
+        body: Some("Fields"),
+        ok: (200, "Record"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/approvals",
+        handler: Handler::Approvals,
+        summary: "The approval steps waiting for the member",
+        body: None,
+        ok: (200, "List"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/approvals/{form}/{id}/{decision}",
+        handler: Handler::Decide,
+        summary: "Approve, reject (a comment is required) or recall",
+        body: Some("Decision"),
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/openapi.json",
+        handler: Handler::OpenApi,
+        summary: "This document",
+        body: None,
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: false,
+    },
+];
+
+/// The `/api/v1` routes, from [`ENDPOINTS`].
 pub(super) fn routes() -> Router<Api> {
-    Router::new()
-        .route("/api/v1/sign-in", post(sign_in))
-        .route("/api/v1/sign-out", post(sign_out))
-        .route("/api/v1/sign-out-everywhere", post(sign_out_everywhere))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/forms/{form}", get(form_definition))
-        .route("/api/v1/records/{form}", get(list).post(create))
-        .route("/api/v1/records/{form}/{id}", get(read).patch(patch))
-        .route("/api/v1/records/{form}/{id}/history", get(history))
-        .route("/api/v1/records/{form}/{id}/actions/{action}", post(act))
-        .route("/api/v1/approvals", get(approvals))
-        .route("/api/v1/approvals/{form}/{id}/{decision}", post(decide))
+    let mut paths: Vec<&str> = Vec::new();
+    for e in ENDPOINTS {
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
+    }
+    paths.into_iter().fold(Router::new(), |router, path| {
+        let on_path = ENDPOINTS.iter().filter(|e| e.path == path);
+        let methods = on_path.fold(axum::routing::MethodRouter::new(), |m, e| match e.handler {
+            Handler::SignIn => m.post(sign_in),
+            Handler::SignOut => m.post(sign_out),
+            Handler::SignOutEverywhere => m.post(sign_out_everywhere),
+            Handler::Me => m.get(me),
+            Handler::Form => m.get(form_definition),
+            Handler::List => m.get(list),
+            Handler::Create => m.post(create),
+            Handler::Read => m.get(read),
+            Handler::Patch => m.patch(patch),
+            Handler::History => m.get(history),
+            Handler::Act => m.post(act),
+            Handler::Approvals => m.get(approvals),
+            Handler::Decide => m.post(decide),
+            Handler::OpenApi => m.get(openapi_document),
+        });
+        router.route(path, methods)
+    })
+}
+
+/// An operation's id: its method and path (`get_api_v1_records__form_`).
+fn operation_id(method: &str, path: &str) -> String {
+    format!("{method}{}", path.replace(['/', '{', '}', '-', '.'], "_"))
+}
+
+/// `GET /api/v1/openapi.json`: the document, with the installed forms as the `form` values.
+async fn openapi_document(State(api): State<Api>) -> Response {
+    let forms = match api.pool.submit(|rt| rt.form_ids()) {
+        Ok(answer) => tokio::time::timeout(ANSWER_TIME, answer).await.ok().and_then(Result::ok).unwrap_or_default(),
+        Err(Busy) => Vec::new(),
+    };
+    Json(openapi(&forms)).into_response()
+}
+
+/// The OpenAPI 3.1 document of `/api/v1`, built from [`ENDPOINTS`]; `forms` (the installed
+/// forms' ids) become the values of the `form` path parameter when given.
+pub fn openapi(forms: &[String]) -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let mut parameters: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+            .map(|name| {
+                let schema = match name {
+                    "decision" => json!({"type": "string", "enum": ["approve", "reject", "recall"]}),
+                    "form" if !forms.is_empty() => json!({"type": "string", "enum": forms}),
+                    _ => json!({"type": "string", "minLength": 1, "maxLength": 200}),
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
+            .collect();
+        for (name, kind, description) in e.query {
+            let schema = match *name {
+                "limit" => json!({"type": kind, "minimum": 1, "maximum": MAX_PAGE}),
+                "cursor" => json!({"type": kind, "minimum": 0}),
+                "order" => json!({"type": kind, "enum": ["asc", "desc"]}),
+                _ => json!({"type": kind}),
+            };
+            parameters.push(
+                json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema}),
+            );
+        }
+        for (name, description) in e.headers {
+            parameters.push(json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}}));
+        }
+        let reference = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+        let mut operation = json!({
+            "operationId": operation_id(e.method, e.path),
+            "summary": e.summary,
+            "parameters": parameters,
+            "responses": {
+                e.ok.0.to_string(): {"description": "done", "content": {"application/json": {"schema": reference(e.ok.1)}}},
+                "default": {"description": "a problem (RFC 9457), naming each field", "content": {"application/problem+json": {"schema": reference("Problem")}}}
+            }
+        });
+        if matches!(e.handler, Handler::Create) {
+            // What a client (or a fuzzer) does next with the record it created.
+            let to = |operation: String| {
+                json!({"operationId": operation,
+                    "parameters": {"form": "$request.path.form", "id": "$response.body#/id"}})
+            };
+            operation["responses"]["201"]["links"] = json!({
+                "read": to(operation_id("get", "/api/v1/records/{form}/{id}")),
+                "history": to(operation_id("get", "/api/v1/records/{form}/{id}/history")),
+            });
+        }
+        if let Some(body) = e.body {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": reference(body)}}});
+        }
+        if !e.secured {
+            operation["security"] = json!([]);
+        }
+        let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
+        entry[e.method] = operation;
+    }
+    let text = |max: u64| json!({"type": "string", "maxLength": max});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "closeloop /api/v1", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Members sign in (a session cookie, with X-CSRF-Token on writes) or send a token (Authorization: Bearer). Every answer is what the engine lets that member read and do."},
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE}
+            },
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "problems"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "problems": {"type": "array", "items": {"type": "object"}}}},
+                "SignIn": {"type": "object", "required": ["member", "password"], "properties": {
+                    "member": text(200), "password": text(1024)}},
+                "Session": {"type": "object", "required": ["member", "csrf", "ends_at"], "properties": {
+                    "member": {"type": "string"}, "csrf": {"type": "string"}, "ends_at": {"type": "string"}}},
+                "Member": {"type": "object", "required": ["id", "name", "roles"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "roles": {"type": "array", "items": {"type": "string"}}, "region": {"type": ["string", "null"]}}},
+                "Fields": {"type": "object", "description": "field id → value", "additionalProperties": true},
+                "Decision": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 2000}}},
+                "Record": {"type": "object", "required": ["id", "form", "version", "data", "created_at", "updated_at", "created_by", "updated_by"], "properties": {
+                    "id": {"type": "string"}, "form": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+                    "state": {"type": "string"}, "owner": {"type": "string"},
+                    "data": {"type": "object"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+                    "created_by": {"type": "string"}, "updated_by": {"type": "string"}}},
+                "Page": {"type": "object", "required": ["items", "next_cursor"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+                    "next_cursor": {"type": ["string", "null"]}}},
+                "History": {"type": "array", "items": {"type": "object", "required": ["version", "at", "actor", "kind", "changes"], "properties": {
+                    "version": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+                    "kind": {"type": "string"}, "action": {"type": "string"},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                    "changes": {"type": "array", "items": {"type": "object", "required": ["field"], "properties": {"field": {"type": "string"}}}}}}},
+                "List": {"type": "array", "items": {"type": "object"}},
+                "Object": {"type": "object"}
+            }
+        }
+    })
 }
 
 /// An RFC 9457 problem.
