@@ -296,3 +296,53 @@ fn the_openapi_document_holds_against_the_live_server_as_schemathesis_sees_it() 
     assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("passed"), "{said}");
 }
+
+#[test]
+fn a_success_manager_works_their_tasks_and_a_director_reads_their_region_s_board_over_http() {
+    let cli = Cli::new("v1-tasks", "2026-11-20T10:00:00+08:00");
+    cli.ok(&["install", "customer-success"]);
+    cli.ok(&["members", "import", "app-templates/customer-success/data/members.csv"]);
+    cli.ok(&["import", "account", "app-templates/customer-success/data/accounts.csv"]);
+    cli.ok(&[
+        "event",
+        "payment.received",
+        "--data",
+        r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#,
+    ]);
+    let token = |member: &str| -> String {
+        cli.json(&["tokens", "create", member, "--as", member, "--scope", "write"])["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (lin, gao, dir_e, dir_s) = (token("c_lin"), token("c_gao"), token("c_dir_e"), token("c_dir_s"));
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    let get = |t: &str, path: &str| -> (u16, Value) {
+        let (status, _, body) = request_with(addr, "GET", path, Some(t), "", "");
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    };
+    let (_, mine) = get(&lin, "/api/v1/tasks");
+    assert_eq!(mine.as_array().unwrap().len(), 3, "{mine}");
+    assert_eq!(get(&gao, "/api/v1/tasks").1.as_array().unwrap().len(), 0, "another manager's tasks are not theirs");
+    assert_eq!(get(&lin, "/api/v1/tasks?overdue=true").1.as_array().unwrap().len(), 1);
+    let first = mine[0]["id"].as_i64().unwrap();
+    // Someone else may not complete it; its owner may, with the evidence the SOP asks for.
+    let path = format!("/api/v1/tasks/{first}/done");
+    assert_eq!(request_with(addr, "POST", &path, Some(&gao), "", r#"{"summary":"x"}"#).0, 403);
+    assert_eq!(request_with(addr, "POST", &path, Some(&lin), "", "{}").0, 422, "the summary is required evidence");
+    let (status, _, done) = request_with(addr, "POST", &path, Some(&lin), "", r#"{"summary":"客户满意，计划扩容"}"#);
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(get(&lin, "/api/v1/tasks").1.as_array().unwrap().len(), 2);
+    // The director's board holds only the accounts of their region they may read.
+    let (status, east) = get(&dir_e, "/api/v1/boards/director");
+    assert_eq!(status, 200, "{east}");
+    let (_, south) = get(&dir_s, "/api/v1/boards/director");
+    let all = cli.json(&["board", "director"]);
+    assert_eq!(
+        east.as_array().unwrap().len() + south.as_array().unwrap().len(),
+        all.as_array().unwrap().len(),
+        "{all}"
+    );
+    assert_eq!(get(&lin, "/api/v1/boards/director").0, 403, "a success manager holds no role the board is for");
+}

@@ -63,6 +63,9 @@ enum Handler {
     Act,
     Approvals,
     Decide,
+    Tasks,
+    TaskDone,
+    Board,
     OpenApi,
 }
 
@@ -221,6 +224,39 @@ const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/api/v1/tasks",
+        handler: Handler::Tasks,
+        summary: "The member's open SOP tasks, soonest due first",
+        body: None,
+        ok: (200, "List"),
+        query: &[("overdue", "boolean", "only those past their due time")],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/tasks/{task}/done",
+        handler: Handler::TaskDone,
+        summary: "Complete a task with its evidence",
+        body: Some("Evidence"),
+        ok: (200, "Object"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/boards/{board}",
+        handler: Handler::Board,
+        summary: "A board as the member sees it (its roles, its scope, the records they may read)",
+        body: None,
+        ok: (200, "List"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
         path: "/api/v1/openapi.json",
         handler: Handler::OpenApi,
         summary: "This document",
@@ -256,6 +292,9 @@ pub(super) fn routes() -> Router<Api> {
             Handler::Act => m.post(act),
             Handler::Approvals => m.get(approvals),
             Handler::Decide => m.post(decide),
+            Handler::Tasks => m.get(tasks),
+            Handler::TaskDone => m.post(task_done),
+            Handler::Board => m.get(board),
             Handler::OpenApi => m.get(openapi_document),
         });
         router.route(path, methods)
@@ -288,6 +327,7 @@ pub fn openapi(forms: &[String]) -> Value {
             .map(|name| {
                 let schema = match name {
                     "decision" => json!({"type": "string", "enum": ["approve", "reject", "recall"]}),
+                    "task" => json!({"type": "integer", "minimum": 1}),
                     "form" if !forms.is_empty() => json!({"type": "string", "enum": forms}),
                     _ => json!({"type": "string", "minLength": 1, "maxLength": 200}),
                 };
@@ -365,6 +405,7 @@ pub fn openapi(forms: &[String]) -> Value {
                     "roles": {"type": "array", "items": {"type": "string"}}, "region": {"type": ["string", "null"]}}},
                 "Fields": {"type": "object", "description": "field id → value", "additionalProperties": true},
                 "Decision": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 2000}}},
+                "Evidence": {"type": "object", "properties": {"summary": {"type": "string", "maxLength": 10000}}},
                 "Record": {"type": "object", "required": ["id", "form", "version", "data", "created_at", "updated_at", "created_by", "updated_by"], "properties": {
                     "id": {"type": "string"}, "form": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
                     "state": {"type": "string"}, "owner": {"type": "string"},
@@ -758,6 +799,40 @@ async fn decide(
             }
         };
         Ok((StatusCode::OK, json!(view), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/tasks?overdue=true`.
+async fn tasks(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let overdue = raw.as_deref().unwrap_or_default().split('&').any(|p| p == "overdue=true" || p == "overdue=1");
+    as_member(&api, &headers, Method::GET, move |rt, member| {
+        Ok((StatusCode::OK, json!(rt.tasks(Some(member), overdue, false)?), None))
+    })
+    .await
+}
+
+/// `POST /api/v1/tasks/{task}/done` `{"summary": "…"}`.
+async fn task_done(State(api): State<Api>, headers: HeaderMap, Path(task): Path<String>, body: Body) -> Response {
+    let Ok(task) = task.parse::<i64>() else {
+        return problem(StatusCode::NOT_FOUND, format!("there is no task `{task}`"), Vec::new());
+    };
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let summary = data.get("summary").and_then(Value::as_str).map(str::to_string);
+    as_member(&api, &headers, Method::POST, move |rt, member| {
+        let evidence = crate::engine::Evidence { summary, attachment: None };
+        Ok((StatusCode::OK, json!(rt.complete_task(task, member, evidence)?), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/boards/{board}`.
+async fn board(State(api): State<Api>, headers: HeaderMap, Path(board): Path<String>) -> Response {
+    as_member(&api, &headers, Method::GET, move |rt, member| {
+        Ok((StatusCode::OK, json!(rt.board_as(&board, member)?), None))
     })
     .await
 }

@@ -249,31 +249,36 @@ fn task_def<'a>(apps: &'a BTreeMap<String, Installed>, task: &TaskRow) -> Result
 /// Refuses the completion, naming all that is missing, unless `evidence` has what the SOP
 /// task `needs` and its attachment (if any) is a file that exists.
 fn check_evidence(task: &TaskRow, needs: &[Needed], evidence: &Evidence) -> Result<(), EngineError> {
+    use crate::values::FieldProblem;
     let mut missing = Vec::new();
     let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let title = &task.title;
     for need in needs {
         match need {
-            Needed::Summary if !given(&evidence.summary) => {
-                missing.push("a summary of what happened (evidence `summary`)".to_string())
-            }
-            Needed::Attachment if !given(&evidence.attachment) => {
-                missing.push("an attachment (evidence `attachment`)".to_string())
-            }
+            Needed::Summary if !given(&evidence.summary) => missing.push(FieldProblem::new(
+                "summary",
+                "REQUIRED",
+                format!("task {} ({title}) needs a summary of what happened", task.id),
+            )),
+            Needed::Attachment if !given(&evidence.attachment) => missing.push(FieldProblem::new(
+                "attachment",
+                "REQUIRED",
+                format!("task {} ({title}) needs an attachment", task.id),
+            )),
             _ => {}
         }
     }
     if let Some(path) = evidence.attachment.as_deref().filter(|p| !p.trim().is_empty()) {
         if !std::path::Path::new(path).is_file() {
-            missing.push(format!("the attachment `{path}` is not a file that exists"));
+            missing.push(FieldProblem::new(
+                "attachment",
+                "NOT_FOUND",
+                format!("the attachment `{path}` is not a file that exists"),
+            ));
         }
     }
     if !missing.is_empty() {
-        return Err(EngineError::Refused(format!(
-            "task {} ({}) needs {}; nothing was written",
-            task.id,
-            task.title,
-            missing.join(" and ")
-        )));
+        return Err(EngineError::Invalid(missing));
     }
     Ok(())
 }
