@@ -346,3 +346,36 @@ fn a_success_manager_works_their_tasks_and_a_director_reads_their_region_s_board
     );
     assert_eq!(get(&lin, "/api/v1/boards/director").0, 403, "a success manager holds no role the board is for");
 }
+
+#[test]
+fn a_member_signs_in_with_a_one_time_link_sent_to_their_phone() {
+    let cli = Cli::new("v1-link", "2026-11-30T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    std::fs::write(
+        cli.path("team.csv"),
+        "id,name,roles,region,manager,active,capacity,phone\nm_li,李伟,sales_rep,east,,true,30,13800138000\n",
+    )
+    .unwrap();
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    let server = Server::start_args(&cli, &["--public-url", "https://crm.example.com", "--max-per-client", "512"]);
+    let addr = server.addr.as_str();
+    let ask = |member: &str| {
+        request_with(addr, "POST", "/api/v1/sign-in-link", None, "", &json!({"member": member}).to_string())
+    };
+    let (known, _, said) = ask("m_li");
+    let (unknown, _, same) = ask("nobody");
+    assert_eq!((known, unknown), (202, 202));
+    assert_eq!(said, same, "the answer does not tell who exists");
+    let outbox = cli.json(&["outbox"]);
+    let sms: Vec<&Value> = outbox.as_array().unwrap().iter().filter(|m| m["message"] == "sign_in_link").collect();
+    assert_eq!(sms.len(), 1, "{outbox}");
+    assert_eq!((sms[0]["to"].as_str(), sms[0]["address"].as_str()), (Some("m_li"), Some("13800138000")));
+    let body = sms[0]["body"].as_str().unwrap();
+    let token = body.split("https://crm.example.com/sign-in#token=").nth(1).unwrap().trim();
+    let redeem =
+        || request_with(addr, "POST", "/api/v1/sign-in-link/redeem", None, "", &json!({"token": token}).to_string());
+    let (status, head, answer) = redeem();
+    assert_eq!(status, 200, "{answer}");
+    assert!(head.contains("closeloop_session=") && answer.contains("m_li"), "{head}");
+    assert_eq!(redeem().0, 401, "a link works once");
+}

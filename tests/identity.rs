@@ -56,3 +56,39 @@ fn a_new_password_or_a_deactivation_ends_sessions_at_once() {
     assert_eq!(rt.session(&s.id).unwrap_err().kind(), ErrorKind::Unauthorized);
     assert!(rt.sign_in("m_li", "another long one", "127.0.0.1").is_err(), "an inactive member cannot sign in");
 }
+
+#[test]
+fn a_sign_in_link_goes_by_sms_works_once_within_fifteen_minutes_and_tells_nobody_who_exists() {
+    let (mut rt, clock) = team();
+    let csv =
+        "id,name,roles,region,manager,active,capacity,phone\nm_li,李伟,sales_rep,east,m_zhao,true,30,13800138000\n";
+    rt.import_members(csv.as_bytes(), "system").unwrap();
+    rt.send_sign_in_link("m_li", "https://crm.example.com/").unwrap();
+    let sent: Vec<_> = rt.outbox(None).unwrap().into_iter().filter(|m| m.message == "sign_in_link").collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].channel.as_str(), sent[0].address.as_deref()), ("sms", Some("13800138000")));
+    let token = sent[0].body.split("#token=").nth(1).unwrap().trim().to_string();
+    assert!(sent[0].body.contains("https://crm.example.com/sign-in#token="), "{}", sent[0].body);
+    let session = rt.redeem_sign_in_link(&token, "127.0.0.1").unwrap();
+    assert_eq!(rt.session(&session.id).unwrap().member, "m_li");
+    assert_eq!(rt.redeem_sign_in_link(&token, "127.0.0.1").unwrap_err().kind(), ErrorKind::Unauthorized, "once");
+    // A second link, used after its 15 minutes, is refused.
+    rt.send_sign_in_link("m_li", "https://crm.example.com").unwrap();
+    let body = rt.outbox(None).unwrap().into_iter().rfind(|m| m.message == "sign_in_link").unwrap().body;
+    let late = body.split("#token=").nth(1).unwrap().trim().to_string();
+    clock.advance(SignedDuration::from_mins(15));
+    assert!(rt.redeem_sign_in_link(&late, "127.0.0.1").is_err());
+    // Unknown members, members with no phone or email, and a sixth request in 15 minutes all
+    // answer the same, and send nothing.
+    let before = rt.outbox(None).unwrap().len();
+    rt.send_sign_in_link("nobody", "https://crm.example.com").unwrap();
+    rt.send_sign_in_link("m_wang", "https://crm.example.com").unwrap();
+    for _ in 0..5 {
+        rt.send_sign_in_link("m_li", "https://crm.example.com").unwrap();
+    }
+    assert_eq!(
+        rt.outbox(None).unwrap().len(),
+        before + 3,
+        "five links per 15 minutes: the two of 15 minutes ago still count"
+    );
+}

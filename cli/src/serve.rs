@@ -28,6 +28,9 @@ pub(crate) enum Command {
         /// Mark session cookies `Secure`: closeloop is served over TLS, or behind a proxy that is.
         #[arg(long)]
         secure_cookies: bool,
+        /// Where people reach this server, for the sign-in links it sends.
+        #[arg(long, env = "CLOSELOOP_PUBLIC_URL", default_value = "http://localhost:8080")]
+        public_url: String,
         /// Connections one client address may hold at once; more get only /healthz. Behind a
         /// reverse proxy (every request from its address) set it to 512.
         #[arg(long, default_value_t = closeloop::http::MAX_PER_CLIENT)]
@@ -37,9 +40,9 @@ pub(crate) enum Command {
 
 /// Runs the server.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Serve { listen, workers, queue, token, secure_cookies, max_per_client } = cmd;
+    let Command::Serve { listen, workers, queue, token, secure_cookies, public_url, max_per_client } = cmd;
     let limits = closeloop::http::ServeLimits { per_client: (*max_per_client).max(1), ..Default::default() };
-    serve(ctx, listen, (*workers, *queue), token, *secure_cookies, limits)
+    serve(ctx, listen, (*workers, *queue), token, (*secure_cookies, public_url), limits)
 }
 
 /// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
@@ -73,7 +76,7 @@ fn serve(
     listen: &str,
     (workers, queue): (usize, usize),
     token: &str,
-    secure_cookies: bool,
+    (secure_cookies, public_url): (bool, &str),
     limits: closeloop::http::ServeLimits,
 ) -> Result<ExitCode, UserError> {
     if ctx.now.is_some() {
@@ -88,7 +91,8 @@ fn serve(
     let pool = std::sync::Arc::new(pool);
     let api = closeloop::http::Api::new(pool.clone(), token)
         .map_err(|e| ctx.engine_error(e))?
-        .with_secure_cookies(secure_cookies);
+        .with_secure_cookies(secure_cookies)
+        .with_public_url(public_url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -68,6 +68,8 @@ pub struct Api {
     admitted: Arc<Semaphore>,
     /// Session cookies carry `Secure` (served over TLS, or behind a proxy that is).
     secure_cookies: bool,
+    /// Where people reach this server (`https://crm.example.com`): sign-in links point there.
+    public_url: Arc<str>,
 }
 
 /// The client's address, which [`serve`] gives each request (for sign-in throttling).
@@ -90,7 +92,14 @@ impl Api {
             token: Sha256::digest(token.as_bytes()).into(),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             secure_cookies: false,
+            public_url: Arc::from("http://localhost:8080"),
         })
+    }
+
+    /// Where people reach this server (`https://crm.example.com`), for the links it sends.
+    pub fn with_public_url(mut self, url: &str) -> Api {
+        self.public_url = Arc::from(url.trim_end_matches('/'));
+        self
     }
 
     /// Marks session cookies `Secure`: say so when closeloop is served over TLS or behind a

@@ -51,6 +51,8 @@ struct Endpoint {
 #[derive(Clone, Copy)]
 enum Handler {
     SignIn,
+    SignInLink,
+    RedeemLink,
     SignOut,
     SignOutEverywhere,
     Me,
@@ -85,6 +87,28 @@ const ENDPOINTS: &[Endpoint] = &[
         handler: Handler::SignIn,
         summary: "Sign in with a member id and password; sets the session cookie and answers the CSRF token",
         body: Some("SignIn"),
+        ok: (200, "Session"),
+        query: &[],
+        headers: &[],
+        secured: false,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/sign-in-link",
+        handler: Handler::SignInLink,
+        summary: "Send the member a one-time sign-in link by SMS or email (the same answer whoever asks)",
+        body: Some("LinkRequest"),
+        ok: (202, "Object"),
+        query: &[],
+        headers: &[],
+        secured: false,
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v1/sign-in-link/redeem",
+        handler: Handler::RedeemLink,
+        summary: "Sign in with a link's token, once; sets the session cookie",
+        body: Some("LinkToken"),
         ok: (200, "Session"),
         query: &[],
         headers: &[],
@@ -280,6 +304,8 @@ pub(super) fn routes() -> Router<Api> {
         let on_path = ENDPOINTS.iter().filter(|e| e.path == path);
         let methods = on_path.fold(axum::routing::MethodRouter::new(), |m, e| match e.handler {
             Handler::SignIn => m.post(sign_in),
+            Handler::SignInLink => m.post(sign_in_link),
+            Handler::RedeemLink => m.post(redeem_link),
             Handler::SignOut => m.post(sign_out),
             Handler::SignOutEverywhere => m.post(sign_out_everywhere),
             Handler::Me => m.get(me),
@@ -398,6 +424,8 @@ pub fn openapi(forms: &[String]) -> Value {
                     "problems": {"type": "array", "items": {"type": "object"}}}},
                 "SignIn": {"type": "object", "required": ["member", "password"], "properties": {
                     "member": text(200), "password": text(1024)}},
+                "LinkRequest": {"type": "object", "required": ["member"], "properties": {"member": text(200)}},
+                "LinkToken": {"type": "object", "required": ["token"], "properties": {"token": text(200)}},
                 "Session": {"type": "object", "required": ["member", "csrf", "ends_at"], "properties": {
                     "member": {"type": "string"}, "csrf": {"type": "string"}, "ends_at": {"type": "string"}}},
                 "Member": {"type": "object", "required": ["id", "name", "roles"], "properties": {
@@ -584,9 +612,55 @@ async fn sign_in(State(api): State<Api>, addr: Option<Extension<ClientAddr>>, bo
     };
     let text = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let (member, password) = (text("member"), text("password"));
-    let address = addr.map(|a| a.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let address = client(addr);
+    session_answer(&api, move |rt| rt.sign_in(&member, &password, &address)).await
+}
+
+/// `POST /api/v1/sign-in-link` `{"member": "m_li"}`: 202 whoever asks.
+async fn sign_in_link(State(api): State<Api>, body: Body) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let member = data.get("member").and_then(Value::as_str).unwrap_or_default().to_string();
+    let base = api.public_url.to_string();
+    let answer = match api.pool.submit(move |rt| rt.send_sign_in_link(&member, &base)) {
+        Ok(a) => a,
+        Err(Busy) => return engine_problem(busy()),
+    };
+    match tokio::time::timeout(ANSWER_TIME, answer).await {
+        Ok(Ok(Ok(()))) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"sent": "if this member may sign in and has a phone or email, a link is on its way"})),
+        )
+            .into_response(),
+        Ok(Ok(Err(e))) => engine_problem(e),
+        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "the engine did not answer", Vec::new()),
+    }
+}
+
+/// `POST /api/v1/sign-in-link/redeem` `{"token": "…"}`: the link's session, once.
+async fn redeem_link(State(api): State<Api>, addr: Option<Extension<ClientAddr>>, body: Body) -> Response {
+    let data = match body_json(body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let token = data.get("token").and_then(Value::as_str).unwrap_or_default().to_string();
+    let address = client(addr);
+    session_answer(&api, move |rt| rt.redeem_sign_in_link(&token, &address)).await
+}
+
+fn client(addr: Option<Extension<ClientAddr>>) -> String {
+    addr.map(|a| a.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs a sign-in on a worker and answers its session: the cookie and the CSRF token.
+async fn session_answer(
+    api: &Api,
+    job: impl FnOnce(&mut Runtime) -> Result<crate::engine::NewSession, EngineError> + Send + 'static,
+) -> Response {
     let secure = api.secure_cookies;
-    let answer = match api.pool.submit(move |rt| rt.sign_in(&member, &password, &address)) {
+    let answer = match api.pool.submit(job) {
         Ok(a) => a,
         Err(Busy) => return engine_problem(busy()),
     };

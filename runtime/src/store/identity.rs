@@ -154,3 +154,37 @@ pub(crate) fn forget_failures(tx: &Tx<'_>, subject: &str) -> Result<(), StoreErr
     tx.execute("DELETE FROM signin_failures WHERE subject = ?1", [subject])?;
     Ok(())
 }
+
+/// Stores a one-time sign-in link (its digest).
+pub(crate) fn insert_link(
+    tx: &Tx<'_>,
+    digest: &str,
+    member: &str,
+    at: &str,
+    expires_at: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO signin_links(digest, member, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        params![digest, member, at, expires_at],
+    )?;
+    Ok(())
+}
+
+/// Links made for `member` at or after `since`.
+pub(crate) fn links_since(conn: &Reader, member: &str, since: &str) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT count(*) FROM signin_links WHERE member = ?1 AND created_at >= ?2",
+        params![member, since],
+        |r| r.get(0),
+    )
+}
+
+/// Uses the link with this digest, once: its member, if it was unused and had not expired at
+/// `at`. The check and the mark are one statement, so two redeems cannot both succeed.
+pub(crate) fn use_link(tx: &Tx<'_>, digest: &str, at: &str) -> Result<Option<String>, StoreError> {
+    tx.query_optional(
+        "UPDATE signin_links SET used_at = ?2 WHERE digest = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING member",
+        params![digest, at],
+        |r| r.get(0),
+    )
+}

@@ -228,8 +228,9 @@ const MIGRATIONS: &[&str] = &[
     // 11 (the signing key leaves the database): a link's nonce is kept only as its hash; links
     // made before keep a mark, since their MAC covers the nonce itself (see `migrate`).
     "ALTER TABLE sign_links ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;",
-    // 12 (identity): members' password hashes (argon2id), sign-in sessions and API tokens,
-    // each secret kept only as its SHA-256 digest, and failed sign-ins for throttling.
+    // 12 (identity): members' password hashes (argon2id), sign-in sessions, API tokens and
+    // one-time sign-in links, each secret kept only as its SHA-256 digest, and failed sign-ins
+    // for throttling.
     "CREATE TABLE credentials (
         member TEXT PRIMARY KEY,
         hash TEXT NOT NULL,
@@ -258,7 +259,15 @@ const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         at TEXT NOT NULL
      );
-     CREATE INDEX signin_failures_by_subject ON signin_failures(subject, at);",
+     CREATE INDEX signin_failures_by_subject ON signin_failures(subject, at);
+     CREATE TABLE signin_links (
+        digest TEXT PRIMARY KEY,
+        member TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+     );
+     CREATE INDEX signin_links_by_member ON signin_links(member, created_at);",
 ];
 
 /// The schema version from which sign link nonces are stored hashed.

@@ -38,6 +38,10 @@ pub const LOCK_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(15
 pub const ACCOUNT_LIMIT: i64 = 10;
 /// Failed sign-ins from one client address in the window that lock the address.
 pub const ADDRESS_LIMIT: i64 = 50;
+/// How long a one-time sign-in link works.
+pub const LINK_LIFE: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+/// Sign-in links one member may be sent in [`LOCK_WINDOW`].
+pub const LINKS_PER_WINDOW: i64 = 5;
 
 /// What an API token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -214,6 +218,20 @@ impl Runtime {
             })?;
             return Err(wrong());
         }
+        self.open_session(member, address, "password", Some(&who))
+    }
+
+    /// A new session for `member`: its secrets, the row, and the `member.signed_in` event
+    /// saying how (`password`, `link`); `forgive` clears that subject's failed sign-ins.
+    fn open_session(
+        &mut self,
+        member: &str,
+        address: &str,
+        how: &str,
+        forgive: Option<&str>,
+    ) -> Result<NewSession, EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
         let (id, csrf) = (secret()?, secret()?);
         let ends_at = crate::clock::stamp(now + SESSION_LIFE);
         let row = SessionRow {
@@ -224,16 +242,120 @@ impl Runtime {
             ends_at: ends_at.clone(),
         };
         self.store.write(|tx| {
-            ids::forget_failures(tx, &who)?;
+            if let Some(subject) = forgive {
+                ids::forget_failures(tx, subject)?;
+            }
             ids::insert_session(tx, &sha256_hex(id.as_bytes()), &row)?;
-            let body = json!({"member": member, "address": address}).to_string();
-            audit::append(
-                tx,
-                &NewEvent { record: Some(member), ..NewEvent::note(&at, member, "member.signed_in", None, &body) },
-            )?;
+            let body = json!({"member": member, "address": address, "with": how}).to_string();
+            let event =
+                NewEvent { record: Some(member), ..NewEvent::note(&at, member, "member.signed_in", None, &body) };
+            audit::append(tx, &event)?;
             Ok::<_, EngineError>(())
         })?;
         Ok(NewSession { id, csrf, member: member.to_string(), ends_at })
+    }
+
+    /// Sends `member` a one-time sign-in link through their own channel: an SMS to their phone
+    /// or an email, never a group robot (a WeCom or DingTalk group would show it to everyone).
+    /// The link is `{base}/sign-in#token=…` (the fragment never reaches a server's log or a
+    /// chat's link preview), works once, for [`LINK_LIFE`]. The answer is the same whether or
+    /// not the member exists, is active, has a channel, or asked too often ([`LINKS_PER_WINDOW`]
+    /// in [`LOCK_WINDOW`]), so it tells nobody who exists; whether a link went is audited.
+    pub fn send_sign_in_link(&mut self, member: &str, base: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let reader = self.store.reader();
+        let Some(m) = members::get(reader, member)?.filter(|m| m.active) else { return Ok(()) };
+        if ids::links_since(reader, member, &crate::clock::stamp(now - LOCK_WINDOW))? >= LINKS_PER_WINDOW {
+            return Ok(());
+        }
+        let personal = [crate::model::ChannelKind::Sms, crate::model::ChannelKind::Email];
+        let route = personal.iter().find_map(|kind| {
+            let address = crate::engine::delivery::notify::address_for(&m, *kind)?;
+            self.apps.values().find_map(|a| {
+                let channel = a.app.def.channels.iter().find(|c| c.kind == *kind)?;
+                Some((channel.id.clone(), address.clone(), a.app.def.app.language.unwrap_or(crate::model::Lang::Zh)))
+            })
+        });
+        let Some((channel, address, lang)) = route else {
+            let body = json!({"member": member, "why": "no SMS or email channel reaches them"}).to_string();
+            return self.store.write(|tx| {
+                let event = NewEvent {
+                    record: Some(member),
+                    ..NewEvent::note(&at, "system", "member.sign_in_link_undeliverable", None, &body)
+                };
+                audit::append(tx, &event).map(|_| ()).map_err(EngineError::from)
+            });
+        };
+        let token = secret()?;
+        let digest = sha256_hex(token.as_bytes());
+        let url = format!("{}/sign-in#token={token}", base.trim_end_matches('/'));
+        let (subject, text) = match lang {
+            crate::model::Lang::Zh => (
+                "closeloop 登录链接",
+                format!("{}，这是您的 closeloop 登录链接，15 分钟内有效，仅可使用一次：{url}", m.name),
+            ),
+            crate::model::Lang::En => (
+                "Your closeloop sign-in link",
+                format!("{}, here is your closeloop sign-in link. It works once, within 15 minutes: {url}", m.name),
+            ),
+        };
+        let expires_at = crate::clock::stamp(now + LINK_LIFE);
+        let row = crate::store::OutboxRow {
+            id: 0,
+            channel,
+            recipient: member.to_string(),
+            address: Some(address),
+            message: "sign_in_link".into(),
+            subject: Some(subject.into()),
+            body: text,
+            key: format!("sign-in-link/{digest}"),
+            form: None,
+            record: None,
+            status: crate::store::OutboxStatus::Pending,
+            attempts: 0,
+            created_at: at.clone(),
+        };
+        self.store.write(|tx| {
+            ids::insert_link(tx, &digest, member, &at, &expires_at)?;
+            crate::store::outbox::push(tx, &row)?;
+            let body = json!({"member": member, "channel": row.channel, "expires_at": expires_at}).to_string();
+            let event = NewEvent {
+                record: Some(member),
+                ..NewEvent::note(&at, "system", "member.sign_in_link_sent", None, &body)
+            };
+            audit::append(tx, &event)?;
+            Ok::<_, EngineError>(())
+        })
+    }
+
+    /// Signs in with a one-time link's token: once, before it expires, while its member is
+    /// active. A used, expired or unknown token gets the same answer.
+    pub fn redeem_sign_in_link(&mut self, token: &str, address: &str) -> Result<NewSession, EngineError> {
+        let refused = || {
+            EngineError::Unauthorized(
+                "the sign-in link is used, expired or not valid; ask for a new one (登录链接已失效)".into(),
+            )
+        };
+        let now = self.clock.now();
+        let at = crate::clock::stamp(now);
+        let from = format!("address:{address}");
+        if ids::failures_since(self.store.reader(), &from, &crate::clock::stamp(now - LOCK_WINDOW))? >= ADDRESS_LIMIT {
+            return Err(EngineError::Locked("too many failed sign-ins from this address; try again in 15 minutes (登录失败次数过多，请 15 分钟后再试)".into()));
+        }
+        let digest = sha256_hex(token.as_bytes());
+        let member = self.store.write(|tx| {
+            let used = ids::use_link(tx, &digest, &at)?;
+            if used.is_none() {
+                ids::note_failure(tx, &from, &at)?;
+            }
+            Ok::<_, EngineError>(used)
+        })?;
+        let member = member.ok_or_else(refused)?;
+        if !members::get(self.store.reader(), &member)?.is_some_and(|m| m.active) {
+            return Err(refused());
+        }
+        self.open_session(&member, address, "link", None)
     }
 
     /// The member a session id stands for, while it lasts and the member is active.
