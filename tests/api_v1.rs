@@ -379,3 +379,88 @@ fn a_member_signs_in_with_a_one_time_link_sent_to_their_phone() {
     assert!(head.contains("closeloop_session=") && answer.contains("m_li"), "{head}");
     assert_eq!(redeem().0, 401, "a link works once");
 }
+
+/// An upload over raw HTTP: the status, and the body.
+fn upload(addr: &str, token: Option<&str>, bytes: &[u8], declared: Option<usize>) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let length = declared.unwrap_or(bytes.len());
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: image/png\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(bytes);
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn u1_evidence_files_are_sniffed_capped_and_kept_beside_the_database_not_in_it() {
+    let cli = Cli::new("v1-upload", "2026-11-20T10:00:00+08:00");
+    cli.ok(&["install", "customer-success"]);
+    cli.ok(&["members", "import", "app-templates/customer-success/data/members.csv"]);
+    cli.ok(&["import", "account", "app-templates/customer-success/data/accounts.csv"]);
+    cli.ok(&[
+        "event",
+        "payment.received",
+        "--data",
+        r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#,
+    ]);
+    let lin = cli.json(&["tokens", "create", "lin", "--as", "c_lin", "--scope", "write"])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&cli, "2", "16");
+    let addr = server.addr.as_str();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&[7u8; 4096]);
+    assert_eq!(upload(addr, None, &png, None).0, 401, "who uploads is checked first");
+    let (status, said) = upload(addr, Some(&lin), b"<html>not a photo</html>", None);
+    assert_eq!(status, 415, "the first bytes decide, not the Content-Type: {said}");
+    assert_eq!(upload(addr, Some(&lin), &png[..16], Some(11 * 1024 * 1024)).0, 413, "refused before the body is read");
+    let (status, stored) = upload(addr, Some(&lin), &png, None);
+    assert_eq!(status, 201, "{stored}");
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let id = stored["id"].as_str().unwrap();
+    assert!(id.ends_with(".png") && stored["type"] == "image/png", "{stored}");
+    let file = std::path::PathBuf::from(format!("{}.files", cli.db().display())).join(id);
+    assert_eq!(std::fs::read(&file).unwrap(), png, "kept whole, beside the database");
+    let db = std::fs::read(cli.db()).unwrap();
+    assert!(!db.windows(64).any(|w| w == &png[8..72]), "the file's bytes are not in the database");
+    // The renewal talk needs a summary and an attachment: the upload's id, never a path.
+    let tasks: Value = serde_json::from_str(&request_with(addr, "GET", "/api/v1/tasks", Some(&lin), "", "").2).unwrap();
+    let renewal =
+        tasks.as_array().unwrap().iter().find(|t| t["task"] == "renewal_talk").unwrap()["id"].as_i64().unwrap();
+    let done = |attachment: &str| {
+        let body = json!({"summary": "续约意向明确", "attachment": attachment}).to_string();
+        request_with(addr, "POST", &format!("/api/v1/tasks/{renewal}/done"), Some(&lin), "", &body)
+    };
+    assert_eq!(done("../../../etc/passwd").0, 422);
+    let (status, _, answer) = done(id);
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_member_s_events_token_posts_events_as_that_member_and_a_read_token_may_not() {
+    let cli = Cli::new("v1-events", "2026-11-20T10:00:00+08:00");
+    cli.ok(&["install", "customer-success"]);
+    cli.ok(&["members", "import", "app-templates/customer-success/data/members.csv"]);
+    cli.ok(&["import", "account", "app-templates/customer-success/data/accounts.csv"]);
+    let token = |name: &str, member: &str, scope: &str| -> String {
+        cli.json(&["tokens", "create", name, "--as", member, "--scope", scope])["secret"].as_str().unwrap().to_string()
+    };
+    let (erp, reader) = (token("erp", "c_fin", "events"), token("viewer", "c_lin", "read"));
+    let server = Server::start(&cli, "2", "16");
+    let payment = r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#;
+    let post = |t: &str| request_with(&server.addr, "POST", "/api/events/payment.received", Some(t), "", payment).0;
+    assert_eq!(post(&reader), 403);
+    assert_eq!(post("cl_not-a-token"), 401);
+    assert_eq!(post(&erp), 200);
+    assert_eq!(cli.query("SELECT count(*) FROM events WHERE kind = 'event.received' AND actor = 'c_fin'", &[]), 1);
+    cli.ok(&["tokens", "revoke", "erp"]);
+    assert_eq!(post(&erp), 401, "revoked at once");
+}

@@ -34,7 +34,8 @@ pub(crate) use context::{print, Context, Format, UserError};
     name = "closeloop",
     version,
     about = "The closeloop command: glue between a terminal and the closeloop library. It is the \
-             operator's tool for whoever holds the database file, and `--as` is taken on the operator's word.",
+             operator's tool for whoever holds the database file, and `--as` is taken on the operator's word. \
+             Members sign in over `closeloop serve` (/api/v1), where `--as` does not exist.",
     max_term_width = 100
 )]
 struct Flags {

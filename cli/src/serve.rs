@@ -45,6 +45,13 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     serve(ctx, listen, (*workers, *queue), token, (*secure_cookies, public_url), limits)
 }
 
+/// Where uploaded evidence files are kept: the folder `DB.files` beside the database.
+fn files_dir(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".files");
+    std::path::PathBuf::from(name)
+}
+
 /// Completes on SIGTERM or SIGINT; the handlers are installed when this is called.
 pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
@@ -92,7 +99,8 @@ fn serve(
     let api = closeloop::http::Api::new(pool.clone(), token)
         .map_err(|e| ctx.engine_error(e))?
         .with_secure_cookies(secure_cookies)
-        .with_public_url(public_url);
+        .with_public_url(public_url)
+        .with_files(&files_dir(&ctx.db));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

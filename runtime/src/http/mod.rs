@@ -70,6 +70,8 @@ pub struct Api {
     secure_cookies: bool,
     /// Where people reach this server (`https://crm.example.com`): sign-in links point there.
     public_url: Arc<str>,
+    /// Where uploaded evidence files are kept (outside the database), when uploads are on.
+    files: Option<Arc<std::path::Path>>,
 }
 
 /// The client's address, which [`serve`] gives each request (for sign-in throttling).
@@ -93,7 +95,15 @@ impl Api {
             admitted: Arc::new(Semaphore::new(workers + queue)),
             secure_cookies: false,
             public_url: Arc::from("http://localhost:8080"),
+            files: None,
         })
+    }
+
+    /// Keeps uploaded evidence files in `dir` (created when missing), outside the database:
+    /// `closeloop serve` uses the folder `DB.files` beside the database.
+    pub fn with_files(mut self, dir: &std::path::Path) -> Api {
+        self.files = Some(Arc::from(dir));
+        self
     }
 
     /// Where people reach this server (`https://crm.example.com`), for the links it sends.
@@ -110,12 +120,16 @@ impl Api {
     }
 
     fn allows(&self, headers: &HeaderMap) -> bool {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        given.is_some_and(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())) == self.token)
+        bearer(headers).is_some_and(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())) == self.token)
     }
+}
+
+/// The bearer token a request carries.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    })
 }
 
 /// The API's routes, to serve or to mount in an embedder's own router.
@@ -290,11 +304,38 @@ fn busy() -> Response {
     r
 }
 
+/// The member a token posts events as: one whose scope is `events` or `write`.
+async fn event_poster(api: &Api, token: String) -> Result<String, Response> {
+    let answer = api
+        .pool
+        .submit(move |rt| {
+            let who = rt.token(&token)?;
+            match who.scope {
+                Some(crate::engine::TokenScope::Events | crate::engine::TokenScope::Write) => Ok(who.member),
+                _ => Err(EngineError::Refused("this token may only read; events need scope `events`".into())),
+            }
+        })
+        .map_err(|_| busy())?;
+    match tokio::time::timeout(ANSWER_TIME, answer).await {
+        Ok(Ok(Ok(member))) => Ok(member),
+        Ok(Ok(Err(EngineError::Unauthorized(_)))) => Err(unauthorized()),
+        Ok(Ok(Err(e))) => Err(answer_error(e)),
+        _ => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "the engine did not answer", Vec::new())),
+    }
+}
+
 /// `POST /api/events/{name}`.
 async fn event(State(api): State<Api>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    if !api.allows(&headers) {
-        return unauthorized();
-    }
+    // The install-wide token posts as `api`; a member's token (scope `events` or `write`) posts
+    // as that member. Either is checked before a byte of the body is read.
+    let actor = match (api.allows(&headers), bearer(&headers)) {
+        (true, _) => API_ACTOR.to_string(),
+        (false, None) => return unauthorized(),
+        (false, Some(token)) => match event_poster(&api, token).await {
+            Ok(member) => member,
+            Err(r) => return r,
+        },
+    };
     // Admitted only while a worker or a queue place is free, so bodies held in memory are
     // bounded too; the permit is held until the answer arrives.
     let Ok(_admitted) = api.admitted.clone().try_acquire_owned() else { return busy() };
@@ -330,7 +371,7 @@ async fn event(State(api): State<Api>, Path(name): Path<String>, headers: Header
         Ok(data) => data,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("the body must be a JSON object: {e}"), Vec::new()),
     };
-    let answer = match api.pool.submit(move |rt| rt.event_once(&name, data, API_ACTOR, key.as_deref())) {
+    let answer = match api.pool.submit(move |rt| rt.event_once(&name, data, &actor, key.as_deref())) {
         Ok(answer) => answer,
         Err(Busy) => return busy(),
     };

@@ -67,6 +67,7 @@ enum Handler {
     Decide,
     Tasks,
     TaskDone,
+    Upload,
     Board,
     OpenApi,
 }
@@ -269,6 +270,18 @@ const ENDPOINTS: &[Endpoint] = &[
         secured: true,
     },
     Endpoint {
+        method: "post",
+        path: "/api/v1/files",
+        handler: Handler::Upload,
+        summary:
+            "Upload an evidence file (JPEG, PNG, WebP, HEIC or PDF, at most 10 MiB) as the raw body; answers its id",
+        body: Some("File"),
+        ok: (201, "Upload"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
         method: "get",
         path: "/api/v1/boards/{board}",
         handler: Handler::Board,
@@ -320,11 +333,88 @@ pub(super) fn routes() -> Router<Api> {
             Handler::Decide => m.post(decide),
             Handler::Tasks => m.get(tasks),
             Handler::TaskDone => m.post(task_done),
+            Handler::Upload => m.post(upload),
             Handler::Board => m.get(board),
             Handler::OpenApi => m.get(openapi_document),
         });
         router.route(path, methods)
     })
+}
+
+/// The component schemas of the document, one at a time (one `json!` of all of them is past the
+/// macro's recursion limit).
+fn schemas() -> Value {
+    let text = |max: u64| json!({"type": "string", "maxLength": max});
+    let mut all = Map::new();
+    all.insert(
+        "Problem".into(),
+        json!({"type": "object", "required": ["type", "title", "status", "detail", "problems"], "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "problems": {"type": "array", "items": {"type": "object"}}}}),
+    );
+    all.insert(
+        "SignIn".into(),
+        json!({"type": "object", "required": ["member", "password"], "properties": {
+                    "member": text(200), "password": text(1024)}}),
+    );
+    all.insert(
+        "LinkRequest".into(),
+        json!({"type": "object", "required": ["member"], "properties": {"member": text(200)}}),
+    );
+    all.insert(
+        "LinkToken".into(),
+        json!({"type": "object", "required": ["token"], "properties": {"token": text(200)}}),
+    );
+    all.insert(
+        "Session".into(),
+        json!({"type": "object", "required": ["member", "csrf", "ends_at"], "properties": {
+                    "member": {"type": "string"}, "csrf": {"type": "string"}, "ends_at": {"type": "string"}}}),
+    );
+    all.insert(
+        "Member".into(),
+        json!({"type": "object", "required": ["id", "name", "roles"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "roles": {"type": "array", "items": {"type": "string"}}, "region": {"type": ["string", "null"]}}}),
+    );
+    all.insert(
+        "Fields".into(),
+        json!({"type": "object", "description": "field id → value", "additionalProperties": true}),
+    );
+    all.insert(
+        "Decision".into(),
+        json!({"type": "object", "properties": {"comment": {"type": "string", "maxLength": 2000}}}),
+    );
+    all.insert(
+        "Evidence".into(),
+        json!({"type": "object", "properties": {"summary": {"type": "string", "maxLength": 10000},
+                    "attachment": {"type": "string", "description": "the id an upload answered"}}}),
+    );
+    all.insert("File".into(), json!({"type": "string", "format": "binary"}));
+    all.insert(
+        "Upload".into(),
+        json!({"type": "object", "required": ["id", "type", "bytes"], "properties": {
+                    "id": {"type": "string"}, "type": {"type": "string"}, "bytes": {"type": "integer"}}}),
+    );
+    all.insert("Record".into(), json!({"type": "object", "required": ["id", "form", "version", "data", "created_at", "updated_at", "created_by", "updated_by"], "properties": {
+                    "id": {"type": "string"}, "form": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+                    "state": {"type": "string"}, "owner": {"type": "string"},
+                    "data": {"type": "object"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+                    "created_by": {"type": "string"}, "updated_by": {"type": "string"}}}));
+    all.insert(
+        "Page".into(),
+        json!({"type": "object", "required": ["items", "next_cursor"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+                    "next_cursor": {"type": ["string", "null"]}}}),
+    );
+    all.insert("History".into(), json!({"type": "array", "items": {"type": "object", "required": ["version", "at", "actor", "kind", "changes"], "properties": {
+                    "version": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+                    "kind": {"type": "string"}, "action": {"type": "string"},
+                    "notes": {"type": "array", "items": {"type": "string"}},
+                    "changes": {"type": "array", "items": {"type": "object", "required": ["field"], "properties": {"field": {"type": "string"}}}}}}}));
+    all.insert("List".into(), json!({"type": "array", "items": {"type": "object"}}));
+    all.insert("Object".into(), json!({"type": "object"}));
+    Value::Object(all)
 }
 
 /// An operation's id: its method and path (`get_api_v1_records__form_`).
@@ -396,8 +486,8 @@ pub fn openapi(forms: &[String]) -> Value {
             });
         }
         if let Some(body) = e.body {
-            operation["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": reference(body)}}});
+            let media = if body == "File" { "application/octet-stream" } else { "application/json" };
+            operation["requestBody"] = json!({"required": true, "content": {media: {"schema": reference(body)}}});
         }
         if !e.secured {
             operation["security"] = json!([]);
@@ -405,7 +495,6 @@ pub fn openapi(forms: &[String]) -> Value {
         let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
         entry[e.method] = operation;
     }
-    let text = |max: u64| json!({"type": "string", "maxLength": max});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "closeloop /api/v1", "version": env!("CARGO_PKG_VERSION"),
@@ -417,39 +506,7 @@ pub fn openapi(forms: &[String]) -> Value {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE}
             },
-            "schemas": {
-                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "problems"], "properties": {
-                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "problems": {"type": "array", "items": {"type": "object"}}}},
-                "SignIn": {"type": "object", "required": ["member", "password"], "properties": {
-                    "member": text(200), "password": text(1024)}},
-                "LinkRequest": {"type": "object", "required": ["member"], "properties": {"member": text(200)}},
-                "LinkToken": {"type": "object", "required": ["token"], "properties": {"token": text(200)}},
-                "Session": {"type": "object", "required": ["member", "csrf", "ends_at"], "properties": {
-                    "member": {"type": "string"}, "csrf": {"type": "string"}, "ends_at": {"type": "string"}}},
-                "Member": {"type": "object", "required": ["id", "name", "roles"], "properties": {
-                    "id": {"type": "string"}, "name": {"type": "string"},
-                    "roles": {"type": "array", "items": {"type": "string"}}, "region": {"type": ["string", "null"]}}},
-                "Fields": {"type": "object", "description": "field id → value", "additionalProperties": true},
-                "Decision": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 2000}}},
-                "Evidence": {"type": "object", "properties": {"summary": {"type": "string", "maxLength": 10000}}},
-                "Record": {"type": "object", "required": ["id", "form", "version", "data", "created_at", "updated_at", "created_by", "updated_by"], "properties": {
-                    "id": {"type": "string"}, "form": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
-                    "state": {"type": "string"}, "owner": {"type": "string"},
-                    "data": {"type": "object"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
-                    "created_by": {"type": "string"}, "updated_by": {"type": "string"}}},
-                "Page": {"type": "object", "required": ["items", "next_cursor"], "properties": {
-                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
-                    "next_cursor": {"type": ["string", "null"]}}},
-                "History": {"type": "array", "items": {"type": "object", "required": ["version", "at", "actor", "kind", "changes"], "properties": {
-                    "version": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
-                    "kind": {"type": "string"}, "action": {"type": "string"},
-                    "notes": {"type": "array", "items": {"type": "string"}},
-                    "changes": {"type": "array", "items": {"type": "object", "required": ["field"], "properties": {"field": {"type": "string"}}}}}}},
-                "List": {"type": "array", "items": {"type": "object"}},
-                "Object": {"type": "object"}
-            }
+            "schemas": schemas()
         }
     })
 }
@@ -896,8 +953,20 @@ async fn task_done(State(api): State<Api>, headers: HeaderMap, Path(task): Path<
         Err(r) => return r,
     };
     let summary = data.get("summary").and_then(Value::as_str).map(str::to_string);
+    // An attachment is the id an upload answered, found in the upload folder; never a path.
+    let attachment = match data.get("attachment").and_then(Value::as_str) {
+        None => None,
+        Some(id) => match (upload_path(&api, id), &api.files) {
+            (Some(path), _) => Some(path.display().to_string()),
+            (None, None) => return problem(StatusCode::NOT_FOUND, "uploads are not on for this server", Vec::new()),
+            (None, Some(_)) => {
+                let why = json!({"field": "attachment", "code": "NOT_FOUND", "message": format!("there is no upload `{id}`")});
+                return problem(StatusCode::UNPROCESSABLE_ENTITY, format!("there is no upload `{id}`"), vec![why]);
+            }
+        },
+    };
     as_member(&api, &headers, Method::POST, move |rt, member| {
-        let evidence = crate::engine::Evidence { summary, attachment: None };
+        let evidence = crate::engine::Evidence { summary, attachment };
         Ok((StatusCode::OK, json!(rt.complete_task(task, member, evidence)?), None))
     })
     .await
@@ -909,4 +978,91 @@ async fn board(State(api): State<Api>, headers: HeaderMap, Path(board): Path<Str
         Ok((StatusCode::OK, json!(rt.board_as(&board, member)?), None))
     })
     .await
+}
+
+/// The largest evidence file accepted.
+pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// What a file's first bytes say it is, among the kinds evidence may be: a photo or a PDF.
+/// The client's `Content-Type` is not believed.
+fn sniff(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(b"\xFF\xD8\xFF") {
+        Some(("image/jpeg", "jpg"))
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        Some(("image/png", "png"))
+    } else if starts(b"%PDF-") {
+        Some(("application/pdf", "pdf"))
+    } else if starts(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        Some(("image/webp", "webp"))
+    } else if bytes.get(4..8) == Some(b"ftyp") && matches!(bytes.get(8..12), Some(b"heic" | b"heix" | b"mif1")) {
+        Some(("image/heic", "heic"))
+    } else {
+        None
+    }
+}
+
+/// The stored file an upload id names: 64 hex digits, a dot and a known extension, inside the
+/// upload folder. Anything else (a path, `..`) names nothing.
+fn upload_path(api: &Api, id: &str) -> Option<std::path::PathBuf> {
+    let dir = api.files.as_ref()?;
+    let (hash, ext) = id.split_once('.')?;
+    let valid = hash.len() == 64
+        && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && ["jpg", "png", "pdf", "webp", "heic"].contains(&ext);
+    let path = dir.join(id);
+    (valid && path.is_file()).then_some(path)
+}
+
+/// `POST /api/v1/files`: the raw body, at most [`MAX_UPLOAD`] bytes, arriving within
+/// `BODY_TIME`, of a kind its first bytes prove. Stored once by its SHA-256 in the upload folder,
+/// outside the database; the answer names it for a task's `attachment`.
+async fn upload(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
+    let Some(dir) = api.files.clone() else {
+        return problem(StatusCode::NOT_FOUND, "uploads are not on for this server", Vec::new());
+    };
+    let too_large =
+        || problem(StatusCode::PAYLOAD_TOO_LARGE, format!("a file is at most {MAX_UPLOAD} bytes (10 MiB)"), Vec::new());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_UPLOAD) {
+        return too_large();
+    }
+    // Who uploads is checked before a byte of the body is read.
+    let checked =
+        as_member(&api, &headers, Method::POST, |_, member| Ok((StatusCode::OK, json!({"member": member}), None)))
+            .await;
+    if checked.status() != StatusCode::OK {
+        return checked;
+    }
+    let bytes = match tokio::time::timeout(super::BODY_TIME, axum::body::to_bytes(body, MAX_UPLOAD)).await {
+        Err(_) => return problem(StatusCode::REQUEST_TIMEOUT, "the file took too long to arrive", Vec::new()),
+        Ok(Err(_)) => return too_large(),
+        Ok(Ok(bytes)) => bytes,
+    };
+    let Some((kind, ext)) = sniff(&bytes) else {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "evidence is a photo (JPEG, PNG, WebP, HEIC) or a PDF; this file is none of them",
+            Vec::new(),
+        );
+    };
+    let id = format!("{}.{ext}", crate::store::sha256_hex(&bytes));
+    let path = dir.join(&id);
+    let size = bytes.len();
+    let name = id.clone();
+    let stored = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        if path.is_file() {
+            return Ok(());
+        }
+        // Written whole under a temporary name, then renamed: a reader never sees half a file.
+        let partial = dir.join(format!(".{name}.part"));
+        std::fs::write(&partial, &bytes)?;
+        std::fs::rename(&partial, &path)
+    });
+    match stored.await {
+        Ok(Ok(())) => (StatusCode::CREATED, Json(json!({"id": id, "type": kind, "bytes": size}))).into_response(),
+        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be stored", Vec::new()),
+    }
 }
