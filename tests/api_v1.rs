@@ -90,6 +90,10 @@ fn a_rep_signs_in_creates_and_contacts_a_lead_and_cannot_reach_another_region_s(
     let server = Server::start(&cli, "2", "16");
     let addr = server.addr.as_str();
     let li = session(addr, "m_li");
+    let (status, _, apps) = call(addr, &li, "GET", "/api/v1/apps", "", "", true);
+    assert_eq!((status, apps[0]["forms"][0]["id"].as_str()), (200, Some("lead")), "{apps}");
+    let (_, _, form) = call(addr, &li, "GET", "/api/v1/forms/lead", "", "", true);
+    assert!(form["actions"].as_array().unwrap().iter().any(|a| a["id"] == "contact"), "{form}");
     let data =
         json!({"source": "wechat_oa", "customer": "上海明远 <script>", "phone": "13800000001", "region": "east"});
     let (status, head, created) = call(addr, &li, "POST", "/api/v1/records/lead", "", &data.to_string(), true);

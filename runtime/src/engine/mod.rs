@@ -414,6 +414,23 @@ impl Runtime {
         crate::clock::stamp(self.clock.now())
     }
 
+    /// The installed apps with their titles and forms (id and label): what a client shows to
+    /// choose from.
+    pub fn app_index(&self) -> serde_json::Value {
+        let apps: Vec<serde_json::Value> = self
+            .apps
+            .values()
+            .map(|a| {
+                let def = &a.app.def;
+                let forms: Vec<serde_json::Value> =
+                    def.forms.iter().map(|f| serde_json::json!({"id": f.id, "label": f.label})).collect();
+                serde_json::json!({"id": def.app.id, "title": def.app.title, "revision": a.revision,
+                    "language": def.app.language, "forms": forms})
+            })
+            .collect();
+        serde_json::Value::Array(apps)
+    }
+
     /// The ids of the installed forms, app by app.
     pub fn form_ids(&self) -> Vec<String> {
         self.apps.values().flat_map(|a| a.app.def.forms.iter().map(|f| f.id.clone())).collect()

@@ -56,6 +56,7 @@ enum Handler {
     SignOut,
     SignOutEverywhere,
     Me,
+    Apps,
     Form,
     List,
     Create,
@@ -144,6 +145,17 @@ const ENDPOINTS: &[Endpoint] = &[
         summary: "The member signed in",
         body: None,
         ok: (200, "Member"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/apps",
+        handler: Handler::Apps,
+        summary: "The installed apps and their forms (id and label), for a client's navigation",
+        body: None,
+        ok: (200, "List"),
         query: &[],
         headers: &[],
         secured: true,
@@ -322,6 +334,7 @@ pub(super) fn routes() -> Router<Api> {
             Handler::SignOut => m.post(sign_out),
             Handler::SignOutEverywhere => m.post(sign_out_everywhere),
             Handler::Me => m.get(me),
+            Handler::Apps => m.get(apps),
             Handler::Form => m.get(form_definition),
             Handler::List => m.get(list),
             Handler::Create => m.post(create),
@@ -774,6 +787,11 @@ async fn me(State(api): State<Api>, headers: HeaderMap) -> Response {
         Ok((StatusCode::OK, json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region}), None))
     })
     .await
+}
+
+/// `GET /api/v1/apps`.
+async fn apps(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, Method::GET, |rt, _| Ok((StatusCode::OK, rt.app_index(), None))).await
 }
 
 /// `GET /api/v1/forms/{form}`: what a client needs to render the form, as this member sees it.
