@@ -113,3 +113,46 @@ fn the_approvals_inbox_shows_each_approver_only_the_fields_their_roles_see() {
     let everyone = w.rt.approvals(None).unwrap();
     assert!(everyone[0].show.iter().any(|s| s.field == "below_floor"), "the operator's view is whole");
 }
+
+/// A message template is a read path: a field only finance sees is left out of a message to a
+/// rep, and kept in one to finance.
+#[test]
+fn a_message_to_a_rep_leaves_out_what_only_finance_sees() {
+    let cli = Cli::new("access-messages", "2026-11-30T10:00:00+08:00");
+    let app = r#"
+app: {id: deals, title: 交易, time_zone: Asia/Shanghai}
+roles: [{id: sales_rep}, {id: finance}]
+channels: [{id: log, kind: log}]
+messages:
+  - {id: won, text: "成交 {{ customer }}，毛利 {{ margin }}"}
+forms:
+  - id: deal
+    owner_field: owner
+    fields:
+      - {id: customer, type: text}
+      - {id: owner, type: member}
+      - {id: margin, type: money, read_roles: [finance]}
+automations:
+  - id: tell
+    when: {created: deal}
+    do:
+      - notify: {channel: log, message: won, to: {field: owner}}
+      - notify: {channel: log, message: won, to: {role: finance}}
+"#;
+    std::fs::create_dir_all(cli.path("app")).unwrap();
+    std::fs::write(cli.path("app/app.yaml"), app).unwrap();
+    cli.ok(&["install", &cli.path("app").display().to_string()]);
+    std::fs::write(
+        cli.path("team.csv"),
+        "id,name,roles,region,manager,active,capacity\nrep,小王,sales_rep,,,true,\nfin,钱会计,finance,,,true,\n",
+    )
+    .unwrap();
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    cli.ok(&["submit", "deal", "--as", "rep", "--data", r#"{"customer":"明远","owner":"rep","margin":123456}"#]);
+    let outbox = cli.json(&["outbox"]);
+    let body = |who: &str| {
+        outbox.as_array().unwrap().iter().find(|m| m["to"] == who).unwrap()["body"].as_str().unwrap().to_string()
+    };
+    assert!(!body("rep").contains("123456"), "{}", body("rep"));
+    assert!(body("fin").contains("123456"), "{}", body("fin"));
+}

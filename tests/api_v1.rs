@@ -140,6 +140,15 @@ fn a_rep_signs_in_creates_and_contacts_a_lead_and_cannot_reach_another_region_s(
         call(addr, &li, "PATCH", &format!("/api/v1/records/lead/{id}"), "If-Match: \"3\"\r\n", &patch, false);
     assert_eq!(status, 403, "{csrf}");
     assert_eq!(cli.json(&["get", "lead", &id])["version"], 3);
+    // A body over the route's 256 KiB is refused whole (Y3).
+    let big = json!({"customer": "客".repeat(100_000)}).to_string();
+    assert_eq!(call(addr, &li, "POST", "/api/v1/records/lead", "", &big, true).0, 413);
+    // The directory is for ops.
+    let ops = session(addr, "m_ops");
+    let (status, _, team) = call(addr, &ops, "GET", "/api/v1/members", "", "", true);
+    assert_eq!(status, 200);
+    assert!(team.as_array().unwrap().len() >= 10, "{team}");
+    assert_eq!(call(addr, &li, "GET", "/api/v1/members", "", "", true).0, 403);
     // Supervisors list their own region only.
     let zhao = session(addr, "m_zhao");
     let (_, _, east) = call(addr, &zhao, "GET", "/api/v1/records/lead", "", "", true);

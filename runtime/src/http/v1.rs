@@ -56,6 +56,7 @@ enum Handler {
     SignOut,
     SignOutEverywhere,
     Me,
+    Members,
     Apps,
     Form,
     List,
@@ -145,6 +146,17 @@ const ENDPOINTS: &[Endpoint] = &[
         summary: "The member signed in",
         body: None,
         ok: (200, "Member"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
+        method: "get",
+        path: "/api/v1/members",
+        handler: Handler::Members,
+        summary: "The member directory, for ops (the role `ops`)",
+        body: None,
+        ok: (200, "List"),
         query: &[],
         headers: &[],
         secured: true,
@@ -335,6 +347,7 @@ pub(super) fn routes() -> Router<Api> {
             Handler::SignOutEverywhere => m.post(sign_out_everywhere),
             Handler::Me => m.get(me),
             Handler::Apps => m.get(apps),
+            Handler::Members => m.get(members),
             Handler::Form => m.get(form_definition),
             Handler::List => m.get(list),
             Handler::Create => m.post(create),
@@ -785,6 +798,23 @@ async fn me(State(api): State<Api>, headers: HeaderMap) -> Response {
     as_member(&api, &headers, Method::GET, |rt, member| {
         let m = rt.member(member)?;
         Ok((StatusCode::OK, json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region}), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/members` (ops only).
+async fn members(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, Method::GET, |rt, member| {
+        let all: Vec<Value> = rt
+            .members_as(member)?
+            .into_iter()
+            .map(|m| {
+                json!({"id": m.id, "name": m.name, "roles": m.roles, "region": m.region, "manager": m.manager,
+                    "active": m.active, "capacity": m.capacity, "email": m.email, "phone": m.phone,
+                    "attributes": m.extra, "away_until": m.away_until, "delegate_to": m.delegate_to})
+            })
+            .collect();
+        Ok((StatusCode::OK, Value::Array(all), None))
     })
     .await
 }

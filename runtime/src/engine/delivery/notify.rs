@@ -121,10 +121,26 @@ pub(crate) fn notify(
         None => None,
     };
     let data = row.as_ref().map(|r| r.data.clone()).unwrap_or_default();
-    let to = {
+    let (to, hidden) = {
         let mut cache = w.session.assign.borrow_mut();
         let team = cache.team(w.tx)?;
-        recipients(team, &n.to, &data, channel.kind)
+        let to = recipients(team, &n.to, &data, channel.kind);
+        // A field only some roles see stays out unless every recipient holds one of them (a
+        // customer holds none): message templates are a read path like any other.
+        let roles_of = |id: &str| team.iter().find(|m| m.id == id).map(|m| m.roles.clone()).unwrap_or_default();
+        let hidden: Vec<String> = match &to {
+            Ok(to) => {
+                w.f.form
+                    .fields
+                    .iter()
+                    .filter(|f| !f.read_roles.is_empty())
+                    .filter(|f| to.iter().any(|(r, _)| !roles_of(r).iter().any(|x| f.read_roles.contains(x))))
+                    .map(|f| f.id.clone())
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        (to, hidden)
     };
     let to = match to {
         Ok(to) => to,
@@ -132,12 +148,11 @@ pub(crate) fn notify(
     };
     let lang = w.f.lang();
     let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
-    let ctx = minijinja::Value::from(minijinja::value::Serde(message_context(
-        w.f,
-        row.as_ref(),
-        cause.event.as_ref(),
-        cause.decision.as_ref(),
-    )));
+    let mut context = message_context(w.f, row.as_ref(), cause.event.as_ref(), cause.decision.as_ref());
+    if let Some(fields) = context.as_object_mut() {
+        fields.retain(|k, _| !hidden.contains(k));
+    }
+    let ctx = minijinja::Value::from(minijinja::value::Serde(context));
     let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));
     let body = match render(format!("{}.{code}", message.id)) {
         Ok(b) => b,

@@ -12,6 +12,9 @@ use crate::engine::{EngineError, Record, Runtime};
 use crate::model::{Field, Form};
 use crate::store::{members, ListQuery, MemberRow};
 
+/// The role whose members keep the directory (DESIGN: "Ops: apps, members, channels, outbox").
+pub const OPS_ROLE: &str = "ops";
+
 /// How many rows a filtered list reads at a time while it fills a page.
 const BATCH: u64 = 500;
 
@@ -103,6 +106,18 @@ impl Runtime {
     /// An active member of the directory.
     pub fn member(&self, id: &str) -> Result<MemberRow, EngineError> {
         Ok(Viewer::load(self.store.reader(), id)?.member)
+    }
+
+    /// The member directory as `member` may see it: only ops (a member holding the role `ops`)
+    /// may, as they keep it; anyone else is refused.
+    pub fn members_as(&self, member: &str) -> Result<Vec<MemberRow>, EngineError> {
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        if !viewer.member.roles.iter().any(|r| r == OPS_ROLE) {
+            return Err(EngineError::Refused(format!(
+                "the member directory is for ops (the role `{OPS_ROLE}`); `{member}` does not hold it"
+            )));
+        }
+        Ok(members::list(self.store.reader())?)
     }
 
     /// A form's definition as `member` sees it: what a client needs to render it (fields with
