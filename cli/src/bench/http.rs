@@ -151,7 +151,8 @@ fn over_http(path: &std::path::Path, operations: usize, clients: usize, workers:
             let _ = stop_rx.await;
         }))
     });
-    let per_client = operations.div_ceil(clients);
+    // The operations shared out exactly: the first `operations % clients` clients do one more.
+    let share = |c: usize| operations / clients + usize::from(c < operations % clients);
     let started = Instant::now();
     let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = tokens
@@ -163,8 +164,8 @@ fn over_http(path: &std::path::Path, operations: usize, clients: usize, workers:
                     stream.set_nodelay(true).map_err(|e| e.to_string())?;
                     let writer = stream.try_clone().map_err(|e| e.to_string())?;
                     let mut client = Client { reader: BufReader::new(stream), writer, token: token.clone() };
-                    let mut times = Vec::with_capacity(per_client);
-                    for i in 0..per_client {
+                    let mut times = Vec::with_capacity(share(c));
+                    for i in 0..share(c) {
                         let t = Instant::now();
                         let title = json!({"title": format!("工单 {c}-{i}")}).to_string();
                         let (status, body) = client.post("/api/v1/records/ticket", &title)?;
