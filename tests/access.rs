@@ -138,6 +138,7 @@ automations:
     do:
       - notify: {channel: log, message: won, to: {field: owner}}
       - notify: {channel: log, message: won, to: {role: finance}}
+      - set: {margin: 99999}
 "#;
     std::fs::create_dir_all(cli.path("app")).unwrap();
     std::fs::write(cli.path("app/app.yaml"), app).unwrap();
@@ -155,4 +156,23 @@ automations:
     };
     assert!(!body("rep").contains("123456"), "{}", body("rep"));
     assert!(body("fin").contains("123456"), "{}", body("fin"));
+    // The activity and the export a rep reads leave the margin out too; finance's keep it.
+    let id = cli.json(&["list", "deal"])[0]["id"].as_str().unwrap().to_string();
+    let rep_activity = cli.ok(&["activity", "deal", &id, "--as", "rep"]);
+    assert!(!rep_activity.contains("99999") && rep_activity.contains("无权查看"), "{rep_activity}");
+    assert!(cli.ok(&["activity", "deal", &id, "--as", "fin"]).contains("99999"));
+    let rep_export = cli.ok(&["export", "deal", "--as", "rep"]);
+    assert!(!rep_export.contains("margin") && rep_export.contains("明远"), "{rep_export}");
+    assert!(cli.ok(&["export", "deal", "--as", "fin"]).contains("99999"));
+}
+
+#[test]
+fn an_export_as_a_rep_holds_only_the_leads_they_may_read() {
+    let cli = leads("access-export");
+    let east = lead(&cli, "east", "13800000001");
+    let south = lead(&cli, "south", "13800000002");
+    let owner = cli.json(&["get", "lead", &east])["owner"].as_str().unwrap().to_string();
+    let csv = cli.ok(&["export", "lead", "--as", &owner]);
+    assert!(csv.contains(&east) && !csv.contains(&south), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "a header and their one lead: {csv}");
 }

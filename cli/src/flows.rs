@@ -20,6 +20,9 @@ pub(crate) enum Command {
         form: String,
         /// The record id.
         id: String,
+        /// As this member may see it.
+        #[arg(long = "as")]
+        member: Option<String>,
     },
     /// List a board: the records flagged for attention, why, and since when.
     Board {
@@ -133,7 +136,7 @@ pub(crate) enum TaskWhat {
 /// Runs one automation command.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     match cmd {
-        Command::Activity { form, id } => activity(ctx, form, id),
+        Command::Activity { form, id, member } => activity(ctx, form, id, member.as_deref()),
         Command::Board { name, member } => board(ctx, name, member.as_deref()),
         Command::Event { name, data: given, actor, key } => {
             data(Some(given)).and_then(|d| event(ctx, name, d, actor, key.as_deref()))
@@ -301,9 +304,13 @@ pub fn outbox(ctx: &Context, status: Option<&str>) -> Result<ExitCode, UserError
 }
 
 /// `closeloop activity FORM ID`: what automations, timers, events and tasks did to a record.
-pub fn activity(ctx: &Context, form: &str, id: &str) -> Result<ExitCode, UserError> {
+pub fn activity(ctx: &Context, form: &str, id: &str, member: Option<&str>) -> Result<ExitCode, UserError> {
     let rt = ctx.runtime()?;
-    let entries = rt.activity(form, id).map_err(|e| ctx.engine_error(e))?;
+    let entries = match member {
+        Some(m) => rt.activity_as(form, id, m),
+        None => rt.activity(form, id),
+    }
+    .map_err(|e| ctx.engine_error(e))?;
     let zone = rt.zone_of(Some(form));
     show(ctx, &entries, || {
         let mut lines = Vec::new();

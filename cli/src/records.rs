@@ -132,7 +132,8 @@ pub(crate) enum Command {
         /// Include sensitive fields and columns (audited).
         #[arg(long)]
         include_sensitive: bool,
-        /// Who exports (recorded when sensitive fields are included).
+        /// Who exports. Alone: the export as this member may see it (the records they may read,
+        /// the fields their roles see). With --include-sensitive: recorded as who took it.
         #[arg(long = "as", default_value = "")]
         actor: String,
     },
@@ -452,13 +453,19 @@ pub fn export(
     options: &closeloop::ExportOptions,
 ) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
+    let member = options.actor.trim();
+    let as_member = !options.include_sensitive && !member.is_empty();
+    let mut write = |w: &mut dyn Write| match as_member {
+        true => rt.export_csv_as(form, w, member),
+        false => rt.export_csv_with(form, w, options),
+    };
     let n = match out {
         Some(path) => {
             let file =
                 std::fs::File::create(path).map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
             let mut w = std::io::BufWriter::new(file);
             let _ = w.write_all(b"\xEF\xBB\xBF");
-            let n = rt.export_csv_with(form, &mut w, options).map_err(|e| ctx.engine_error(e))?;
+            let n = write(&mut w).map_err(|e| ctx.engine_error(e))?;
             w.flush().map_err(|e| UserError(e.to_string()))?;
             eprintln!("exported {n} record(s) to {}", path.display());
             n
@@ -466,7 +473,7 @@ pub fn export(
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            rt.export_csv_with(form, &mut lock, options).map_err(|e| ctx.engine_error(e))?
+            write(&mut lock).map_err(|e| ctx.engine_error(e))?
         }
     };
     let _ = n;

@@ -64,6 +64,7 @@ enum Handler {
     Read,
     Patch,
     History,
+    Activity,
     Act,
     Approvals,
     Decide,
@@ -239,6 +240,17 @@ const ENDPOINTS: &[Endpoint] = &[
         secured: true,
     },
     Endpoint {
+        method: "get",
+        path: "/api/v1/records/{form}/{id}/activity",
+        handler: Handler::Activity,
+        summary: "What automations, timers, events and tasks did to a record, without fields hidden from the member",
+        body: None,
+        ok: (200, "List"),
+        query: &[],
+        headers: &[],
+        secured: true,
+    },
+    Endpoint {
         method: "post",
         path: "/api/v1/records/{form}/{id}/actions/{action}",
         handler: Handler::Act,
@@ -354,6 +366,7 @@ pub(super) fn routes() -> Router<Api> {
             Handler::Read => m.get(read),
             Handler::Patch => m.patch(patch),
             Handler::History => m.get(history),
+            Handler::Activity => m.get(activity),
             Handler::Act => m.post(act),
             Handler::Approvals => m.get(approvals),
             Handler::Decide => m.post(decide),
@@ -944,6 +957,14 @@ async fn act(
 async fn history(State(api): State<Api>, headers: HeaderMap, Path((form, id)): Path<(String, String)>) -> Response {
     as_member(&api, &headers, Method::GET, move |rt, member| {
         Ok((StatusCode::OK, json!(rt.history_as(&form, &id, member)?), None))
+    })
+    .await
+}
+
+/// `GET /api/v1/records/{form}/{id}/activity`.
+async fn activity(State(api): State<Api>, headers: HeaderMap, Path((form, id)): Path<(String, String)>) -> Response {
+    as_member(&api, &headers, Method::GET, move |rt, member| {
+        Ok((StatusCode::OK, json!(rt.activity_as(&form, &id, member)?), None))
     })
     .await
 }

@@ -208,6 +208,23 @@ impl Runtime {
         }
     }
 
+    /// What automations, timers, events and tasks did to a record, as `member` may see it: not
+    /// found when they may not read the record; a field they may not see is gone from every
+    /// detail, and a step whose outcome names one says only that something hidden changed.
+    pub fn activity_as(&self, form: &str, id: &str, member: &str) -> Result<Vec<crate::engine::Activity>, EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        self.get_as(form, id, member)?;
+        let viewer = Viewer::load(self.store.reader(), member)?;
+        let hidden: Vec<&str> = f.form.fields.iter().filter(|fd| !viewer.sees(fd)).map(|fd| fd.id.as_str()).collect();
+        let mut entries = self.activity(form, id)?;
+        if !hidden.is_empty() {
+            for entry in &mut entries {
+                scrub(&mut entry.detail, &hidden);
+            }
+        }
+        Ok(entries)
+    }
+
     /// A record's history as `member` may see it: not found when they may not read the record,
     /// and without changes to fields they may not see.
     pub fn history_as(&self, form: &str, id: &str, member: &str) -> Result<Vec<Version>, EngineError> {
@@ -229,5 +246,26 @@ impl Runtime {
             }
         }
         Ok(versions)
+    }
+}
+
+/// Removes hidden fields from an activity's detail: as object keys, and from step outcomes
+/// (`margin = 123`), which are replaced by a note that something hidden changed.
+fn scrub(value: &mut Value, hidden: &[&str]) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|k, _| !hidden.contains(&k.as_str()));
+            for v in map.values_mut() {
+                scrub(v, hidden);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, hidden)),
+        Value::String(text) => {
+            let names = |h: &&str| text.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == *h);
+            if hidden.iter().any(names) {
+                *text = "(a field you may not see; 无权查看)".into();
+            }
+        }
+        _ => {}
     }
 }

@@ -79,7 +79,14 @@ impl Runtime {
     /// fields, are left out. Text that a spreadsheet would run as a formula (starting with `=`,
     /// `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`; numbers stay numbers.
     pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
-        self.write_csv(form, out, false)
+        self.write_csv(form, out, false, None)
+    }
+
+    /// [`Runtime::export_csv`] as `member` may see it: only the records the form's `read` rules
+    /// let them read, without the fields their roles may not see (and never sensitive ones).
+    pub fn export_csv_as(&self, form: &str, out: &mut dyn Write, member: &str) -> Result<usize, EngineError> {
+        let viewer = super::access::Viewer::load(self.store.reader(), member)?;
+        self.write_csv(form, out, false, Some(&viewer))
     }
 
     /// [`Runtime::export_csv`], with sensitive fields when `options` asks for them: that
@@ -101,13 +108,26 @@ impl Runtime {
             let body = json!({"form": form, "sensitive": fields}).to_string();
             self.store.write(|tx| audit::append(tx, &NewEvent::note(&at, actor, "records.exported", None, &body)))?;
         }
-        self.write_csv(form, out, options.include_sensitive)
+        self.write_csv(form, out, options.include_sensitive, None)
     }
 
-    fn write_csv(&self, form: &str, out: &mut dyn Write, include_sensitive: bool) -> Result<usize, EngineError> {
+    fn write_csv(
+        &self,
+        form: &str,
+        out: &mut dyn Write,
+        include_sensitive: bool,
+        viewer: Option<&super::access::Viewer>,
+    ) -> Result<usize, EngineError> {
         let f = self.form(form)?;
-        let rows = records::list(self.store.reader(), f.table(), &crate::store::ListQuery::default())?;
-        let fields = shown(&f.form.fields, include_sensitive);
+        let mut rows = records::list(self.store.reader(), f.table(), &crate::store::ListQuery::default())?;
+        let mut fields = shown(&f.form.fields, include_sensitive);
+        if let Some(v) = viewer {
+            rows.retain(|r| v.may_read(f.form, r.owner.as_deref(), &r.data));
+            fields.retain(|(fd, _)| v.sees(fd));
+            for (fd, hidden) in &mut fields {
+                hidden.extend(fd.columns.iter().flatten().filter(|c| !v.sees(c)).map(|c| c.id.as_str()));
+            }
+        }
         let mut w = ::csv::Writer::from_writer(out);
         let has_states = !f.form.states.is_empty();
         let mut header = vec!["id".to_string()];
