@@ -460,7 +460,7 @@ fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_s
     let id = approved(&mut w);
     let text = pdf_text(&w.rt.record_pdf("quote", &id, font.clone(), 0).unwrap(), "quote");
     for expected in
-        [id.as_str(), "上海明远科技有限公司", "CL-CRM-STD", "CRM 标准版（年）", "22000.0", "货到付款", "2026-12-31"]
+        [id.as_str(), "上海明远科技有限公司", "CL-CRM-STD", "CRM 标准版（年）", "22,000.00", "货到付款", "2026-12-31"]
     {
         assert!(text.contains(expected), "`{expected}` is not in the PDF:\n{text}");
     }

@@ -3,6 +3,7 @@
 //! - `access`: who may read which records and fields, on every read path (P1, P2).
 //! - `api_v1`: `/api/v1` over real HTTP: sign-in, permissions, CSRF, If-Match, tokens, lockout.
 //! - `identity`: sessions end on time, at a new password and at a deactivation (clock injected).
+//! - `browser`: pages in real Chromium through WebDriver: the customer's signing page.
 //! - `assign`: assignment through the lead template, and the pickers' invariants.
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
@@ -43,6 +44,7 @@ mod approvals;
 mod assign;
 mod audit_chain;
 mod automations;
+mod browser;
 mod cli;
 mod corpus;
 mod crashes;

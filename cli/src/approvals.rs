@@ -251,6 +251,11 @@ const CJK_FONTS: &[&str] = &[
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
 ];
 
+/// The first CJK font found where fonts usually are.
+pub(crate) fn cjk_font() -> Option<std::path::PathBuf> {
+    CJK_FONTS.iter().map(std::path::PathBuf::from).find(|p| p.is_file())
+}
+
 /// `closeloop pdf FORM ID --out FILE`.
 pub fn pdf(
     ctx: &Context,
@@ -262,7 +267,7 @@ pub fn pdf(
 ) -> Result<ExitCode, UserError> {
     let path = match font {
         Some(p) => p.to_path_buf(),
-        None => CJK_FONTS.iter().map(std::path::PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
+        None => cjk_font().ok_or_else(|| {
             UserError(
                 "no font that covers Chinese was found: install one (`apt-get install fonts-wqy-microhei`) or pass --font PATH".into(),
             )

@@ -101,6 +101,16 @@ fn serve(
         .with_secure_cookies(secure_cookies)
         .with_public_url(public_url)
         .with_files(&files_dir(&ctx.db));
+    // The signed PDF a customer downloads needs a font that covers Chinese.
+    let api = match crate::approvals::cjk_font().and_then(|p| std::fs::read(p).ok()) {
+        Some(font) => api.with_pdf_font(font),
+        None => {
+            eprintln!(
+                "warning: no CJK font found (apt-get install fonts-wqy-microhei): signed PDFs cannot be downloaded"
+            );
+            api
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@
 // The engine by domain. The one loop among them is documented in ARCHITECTURE.md: an
 // automation step calls a domain (approvals, sop, scoring, delivery), which writes records
 // through `write`, which runs the automations that write set off.
-mod approvals;
+pub(crate) mod approvals;
 mod automations;
 mod delivery;
 mod host;

@@ -21,6 +21,7 @@
 mod pool;
 mod reports;
 pub mod v1;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct Api {
     public_url: Arc<str>,
     /// Where uploaded evidence files are kept (outside the database), when uploads are on.
     files: Option<Arc<std::path::Path>>,
+    /// A font that covers Chinese, for the signed PDF the customer downloads.
+    pdf_font: Option<Arc<[u8]>>,
 }
 
 /// The client's address, which [`serve`] gives each request (for sign-in throttling).
@@ -96,7 +99,14 @@ impl Api {
             secure_cookies: false,
             public_url: Arc::from("http://localhost:8080"),
             files: None,
+            pdf_font: None,
         })
+    }
+
+    /// The font signed PDFs are set in (one that covers Chinese, e.g. wqy-microhei.ttc).
+    pub fn with_pdf_font(mut self, font: Vec<u8>) -> Api {
+        self.pdf_font = Some(Arc::from(font));
+        self
     }
 
     /// Keeps uploaded evidence files in `dir` (created when missing), outside the database:
@@ -139,6 +149,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/events/{name}", post(event))
         .route("/api/reports/penetration", get(reports::penetration))
         .merge(v1::routes())
+        .merge(web::routes())
         .with_state(api)
 }
 

@@ -15,6 +15,7 @@
 pub(crate) mod decide;
 pub(crate) mod duties;
 pub(crate) mod messages;
+pub(crate) mod page;
 pub(crate) mod signing;
 pub(crate) mod trail;
 

@@ -69,13 +69,13 @@ fn message(link: &signing::LinkRow, nonce: &str) -> String {
     )
 }
 
-fn mac(key: &[u8], link: &signing::LinkRow, nonce: &str) -> Option<Hmac<sha2::Sha256>> {
+pub(super) fn mac(key: &[u8], link: &signing::LinkRow, nonce: &str) -> Option<Hmac<sha2::Sha256>> {
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).ok()?;
     mac.update(message(link, nonce).as_bytes());
     Some(mac)
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 || !text.is_ascii() {
         return None;
     }

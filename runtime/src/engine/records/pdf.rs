@@ -11,6 +11,13 @@ impl Runtime {
     /// the signature block once signed. `font` must cover Chinese; `index` picks a face in a
     /// font collection.
     pub fn record_pdf(&self, form: &str, id: &str, font: Vec<u8>, index: u32) -> Result<Vec<u8>, EngineError> {
+        let sheet = self.customer_sheet(form, id)?;
+        crate::pdf::render(&sheet, font, index).map_err(|e| EngineError::Input(e.to_string()))
+    }
+
+    /// What a customer may see of a record, as the PDF and the signing page show it: no
+    /// sensitive field and none only some roles see; choices, links and members by their names.
+    pub(crate) fn customer_sheet(&self, form: &str, id: &str) -> Result<crate::pdf::Sheet, EngineError> {
         use crate::model::{FieldType, Label};
         let f = self.form(form)?;
         let lang = f.lang();
@@ -33,10 +40,19 @@ impl Runtime {
                     .and_then(|t| {
                         let linked = records::get(self.store.reader(), t.table(), s).ok()??;
                         let title = t.form.title_field.as_deref()?;
-                        linked.data.get(title).and_then(|v| v.as_str()).map(|n| format!("{n} ({s})"))
+                        // The name alone: a customer has no use for `CUSTOMER-000001`.
+                        linked.data.get(title).and_then(|v| v.as_str()).map(str::to_string)
                     })
                     .unwrap_or_else(|| s.clone()),
                 (FieldType::Bool, serde_json::Value::Bool(b)) => (if *b { "是 / yes" } else { "否 / no" }).to_string(),
+                // An instant as people read it, in the app's time zone.
+                (FieldType::Datetime, serde_json::Value::String(at)) => crate::clock::shown(at, &f.time_zone()),
+                // A member is shown by name: a customer has no use for `q_li`.
+                (FieldType::Member, serde_json::Value::String(m)) => crate::store::members::get(self.store.reader(), m)
+                    .ok()
+                    .flatten()
+                    .map(|m| m.name)
+                    .unwrap_or_else(|| m.clone()),
                 _ => crate::values::display(field, v, lang),
             }
         };
@@ -87,6 +103,6 @@ impl Runtime {
                 ("版本哈希 / Version hash".into(), hash),
             ];
         }
-        crate::pdf::render(&sheet, font, index).map_err(|e| EngineError::Input(e.to_string()))
+        Ok(sheet)
     }
 }
