@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use crate::http::{request_with, Server};
 use crate::support::Cli;
 
-const PASSWORD: &str = "correct horse 电池 staple";
+pub(crate) const PASSWORD: &str = "correct horse 电池 staple";
 
-fn set_password(cli: &Cli, member: &str) {
+pub(crate) fn set_password(cli: &Cli, member: &str) {
     let mut child =
         cli.command(&["members", "password", member]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
@@ -384,7 +384,7 @@ fn a_member_signs_in_with_a_one_time_link_sent_to_their_phone() {
     assert_eq!(sms.len(), 1, "{outbox}");
     assert_eq!((sms[0]["to"].as_str(), sms[0]["address"].as_str()), (Some("m_li"), Some("13800138000")));
     let body = sms[0]["body"].as_str().unwrap();
-    let token = body.split("https://crm.example.com/sign-in#token=").nth(1).unwrap().trim();
+    let token = body.split("https://crm.example.com/sign-in/link?token=").nth(1).unwrap().trim();
     let redeem =
         || request_with(addr, "POST", "/api/v1/sign-in-link/redeem", None, "", &json!({"token": token}).to_string());
     let (status, head, answer) = redeem();

@@ -40,14 +40,15 @@ impl Browser {
         let mut b = Browser { driver, port, session: String::new() };
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=390,844", "--lang=zh-CN"]}}}});
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=390,844", "--lang=zh-CN"],
+            "prefs": {"intl.accept_languages": "zh-CN,zh"}}}}});
         let answer = b.call("POST", "/session", Some(caps));
         b.session = answer["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}")).to_string();
         b
     }
 
     /// One WebDriver command; its `value`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -85,7 +86,7 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn at(&self, path: &str) -> String {
+    pub(crate) fn at(&self, path: &str) -> String {
         format!("/session/{}{path}", self.session)
     }
 
@@ -112,10 +113,38 @@ impl Browser {
         self.call("POST", &self.at(&format!("/element/{e}/click")), Some(json!({})));
     }
 
+    /// Clicks a button that submits a form, and waits for the page it leads to.
+    pub(crate) fn submit(&self, css: &str) {
+        self.script("window.__closeloopOld = true; return 1;");
+        self.click(css);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.script("return window.__closeloopOld === true && document.readyState !== 'loading'") == json!(true)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        while self.script("return document.readyState") != json!("complete") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The page's visible text.
     pub(crate) fn text(&self) -> String {
-        let body = self.find("body");
-        self.call("GET", &self.at(&format!("/element/{body}/text")), None).as_str().unwrap_or_default().to_string()
+        let text = self.script("return document.body ? document.body.innerText : ''");
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The page's text once it holds `needle` (a page still loading after a click holds
+    /// nothing yet); fails after 20 s with what it held.
+    pub(crate) fn text_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.text();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// An alert's text, if a script managed to open one.
@@ -206,7 +235,7 @@ fn the_customer_opens_the_link_on_a_phone_signs_and_downloads_the_signed_pdf() {
     let browser = Browser::start();
     let url = format!("http://{}/sign/{token}", server.addr);
     browser.open(&url);
-    let page = browser.text();
+    let page = browser.text_with(&id);
     browser.screenshot("sign-open");
     assert!(page.contains(&id) && page.contains("29,400.00") && page.contains("李伟"), "{page}");
     // What the customer sees carries no floor price, risk grade, internal summary or member id.
@@ -220,8 +249,8 @@ fn the_customer_opens_the_link_on_a_phone_signs_and_downloads_the_signed_pdf() {
     // Signing without the box ticked is refused by the page itself (required), so tick it.
     browser.type_into("#name", "王总");
     browser.click("input[name=agree]");
-    browser.click("button[type=submit]");
-    let signed = browser.text();
+    browser.submit("main button[type=submit]");
+    let signed = browser.text_with("已签署");
     browser.screenshot("sign-done");
     assert!(signed.contains("已签署") && signed.contains("王总"), "{signed}");
     // The signed PDF carries the serial number and the signer.
@@ -231,7 +260,7 @@ fn the_customer_opens_the_link_on_a_phone_signs_and_downloads_the_signed_pdf() {
     assert!(text.contains(&id) && text.contains("王总"), "{text}");
     // The link works once: signed, it only shows what was signed.
     browser.open(&url);
-    assert!(!browser.text().contains("签署 / Sign\n"), "no second signature form");
+    assert!(!browser.text_with("已签署").contains("签署 / Sign\n"), "no second signature form");
     assert_eq!(cli.json(&["get", "quote", &id])["state"], "signed");
 }
 
@@ -257,7 +286,7 @@ fn forged_used_and_unknown_links_get_clear_pages_that_tell_nothing_and_the_heade
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     let browser = Browser::start();
     browser.open(&format!("http://{}/sign/{forged}", server.addr));
-    let shown = browser.text();
+    let shown = browser.text_with("链接无效");
     browser.screenshot("sign-invalid");
     assert!(shown.contains("链接无效"), "{shown}");
 }
@@ -271,4 +300,127 @@ fn fetch_bytes(addr: &str, path: &str) -> (String, Vec<u8>) {
     let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let body = all.split_off(at);
     (String::from_utf8_lossy(&all).into_owned(), body)
+}
+
+#[test]
+fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contacted() {
+    let cli = Cli::system_clock("browser-rep");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    crate::api_v1::set_password(&cli, "m_li");
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    // Not signed in: the work page sends the rep to sign in.
+    browser.open(&format!("{base}/"));
+    let text = browser.text_with("登录");
+    assert!(text.contains("登录"), "{text}");
+    browser.type_into("#member", "m_li");
+    browser.type_into("#password", "wrong password!");
+    browser.submit("main button[type=submit]");
+    let text = browser.text_with("成员编号或密码错误");
+    assert!(text.contains("成员编号或密码错误"), "{text}");
+    browser.type_into("#password", crate::api_v1::PASSWORD);
+    browser.submit("main button[type=submit]");
+    let text = browser.text_with("我的工作");
+    assert!(text.contains("我的工作"), "{text}");
+    // A new lead: five things typed; a phone number that is not one is named, and what was
+    // typed is kept.
+    browser.open(&format!("{base}/r/lead/new"));
+    browser.click("#f-source option[value=wechat_oa]");
+    browser.type_into("#f-customer", "上海明远 <b>科技</b>");
+    browser.type_into("#f-phone", "12345");
+    browser.click("#f-region option[value=east]");
+    browser.type_into("#f-next_step", "周五前电话沟通");
+    browser.screenshot("rep-new-lead");
+    browser.submit("main button[type=submit]");
+    let refused = browser.text_with("请修改标出的内容");
+    assert!(refused.contains("联系人电话") && refused.contains("请修改标出的内容"), "{refused}");
+    assert_eq!(browser.script("return document.querySelector('#f-customer').value"), json!("上海明远 <b>科技</b>"));
+    let phone = browser.find("#f-phone");
+    browser.call("POST", &browser.at(&format!("/element/{phone}/clear")), Some(json!({})));
+    browser.type_into("#f-phone", "13800138000");
+    browser.submit("main button[type=submit]");
+    let record = browser.text_with("新线索");
+    browser.screenshot("rep-lead-created");
+    assert!(
+        record.contains("上海明远 <b>科技</b>") && record.contains("李伟") && record.contains("新线索"),
+        "{record}"
+    );
+    // 已联系 needs its summary; given, the lead is contacted.
+    browser.type_into("#f-summary", "已电话沟通，客户有意向");
+    browser.submit("main section.action button[type=submit]");
+    let contacted = browser.text_with("已电话沟通");
+    browser.screenshot("rep-lead-contacted");
+    assert!(contacted.contains("已联系") && contacted.contains("已电话沟通"), "{contacted}");
+    let id = cli.json(&["list", "lead"])[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(cli.json(&["get", "lead", &id])["state"], "contacted");
+    // My work lists nothing new now: the lead is contacted, not new, but still open.
+    browser.open(&format!("{base}/"));
+    let work = browser.text_with(&id);
+    browser.screenshot("rep-my-work");
+    assert!(work.contains(&id), "{work}");
+}
+
+#[test]
+fn a_page_form_posted_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let cli = Cli::system_clock("browser-csrf");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    crate::api_v1::set_password(&cli, "m_li");
+    let server = Server::start(&cli, "2", "16");
+    let (_, head, _) = request_with(
+        &server.addr,
+        "POST",
+        "/sign-in",
+        None,
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &format!("member=m_li&password={}", crate::api_v1::PASSWORD.replace(' ', "+")),
+    );
+    let cookies: Vec<String> = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 2, "{head}");
+    let cookie = format!("Cookie: {}\r\n", cookies.join("; "));
+    let body = "source=expo&customer=x&phone=13800138000&region=east";
+    let (status, _, _) = request_with(&server.addr, "POST", "/r/lead/new", None, &cookie, body);
+    assert_eq!(status, 403, "no csrf field");
+    let (status, _, _) =
+        request_with(&server.addr, "POST", "/r/lead/new", None, &cookie, &format!("{body}&csrf=forged"));
+    assert_eq!(status, 403, "a wrong csrf field");
+    assert_eq!(cli.json(&["list", "lead"]).as_array().unwrap().len(), 0, "nothing was written");
+}
+
+#[test]
+fn a_member_opens_the_sign_in_link_from_their_sms_and_its_button_signs_them_in_once() {
+    let cli = Cli::system_clock("browser-link");
+    cli.ok(&["install", "lead-followup"]);
+    std::fs::write(
+        cli.path("team.csv"),
+        "id,name,roles,region,manager,active,capacity,phone\nm_li,李伟,sales_rep,east,,true,30,13800138000\n",
+    )
+    .unwrap();
+    cli.ok(&["members", "import", &cli.path("team.csv").display().to_string()]);
+    let server = Server::start_args(&cli, &["--public-url", "http://example.invalid", "--max-per-client", "512"]);
+    let (status, _, _) = request_with(&server.addr, "POST", "/api/v1/sign-in-link", None, "", r#"{"member":"m_li"}"#);
+    assert_eq!(status, 202);
+    let outbox = cli.json(&["outbox"]);
+    let body = outbox[0]["body"].as_str().unwrap();
+    let path = body.split("http://example.invalid").nth(1).unwrap().trim();
+    let browser = Browser::start();
+    browser.open(&format!("http://{}{path}", server.addr));
+    // Opening the link uses nothing: a preview in a chat would only see this page.
+    browser.open(&format!("http://{}{path}", server.addr));
+    browser.text_with("登录");
+    browser.submit("main button[type=submit]");
+    let work = browser.text_with("我的工作");
+    browser.screenshot("link-signed-in");
+    assert!(work.contains("我的工作") && work.contains("李伟"), "{work}");
+    // The link worked once.
+    let again = Browser::start();
+    again.open(&format!("http://{}{path}", server.addr));
+    again.submit("main button[type=submit]");
+    assert!(again.text_with("失效").contains("登录链接已失效"));
 }

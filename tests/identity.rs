@@ -67,15 +67,15 @@ fn a_sign_in_link_goes_by_sms_works_once_within_fifteen_minutes_and_tells_nobody
     let sent: Vec<_> = rt.outbox(None).unwrap().into_iter().filter(|m| m.message == "sign_in_link").collect();
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].channel.as_str(), sent[0].address.as_deref()), ("sms", Some("13800138000")));
-    let token = sent[0].body.split("#token=").nth(1).unwrap().trim().to_string();
-    assert!(sent[0].body.contains("https://crm.example.com/sign-in#token="), "{}", sent[0].body);
+    let token = sent[0].body.split("?token=").nth(1).unwrap().trim().to_string();
+    assert!(sent[0].body.contains("https://crm.example.com/sign-in/link?token="), "{}", sent[0].body);
     let session = rt.redeem_sign_in_link(&token, "127.0.0.1").unwrap();
     assert_eq!(rt.session(&session.id).unwrap().member, "m_li");
     assert_eq!(rt.redeem_sign_in_link(&token, "127.0.0.1").unwrap_err().kind(), ErrorKind::Unauthorized, "once");
     // A second link, used after its 15 minutes, is refused.
     rt.send_sign_in_link("m_li", "https://crm.example.com").unwrap();
     let body = rt.outbox(None).unwrap().into_iter().rfind(|m| m.message == "sign_in_link").unwrap().body;
-    let late = body.split("#token=").nth(1).unwrap().trim().to_string();
+    let late = body.split("?token=").nth(1).unwrap().trim().to_string();
     clock.advance(SignedDuration::from_mins(15));
     assert!(rt.redeem_sign_in_link(&late, "127.0.0.1").is_err());
     // Unknown members, members with no phone or email, and a sixth request in 15 minutes all

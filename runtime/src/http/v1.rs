@@ -470,7 +470,7 @@ async fn openapi_document(State(api): State<Api>) -> Response {
     Json(openapi(&forms)).into_response()
 }
 
-/// The OpenAPI 3.1 document of `/api/v1`, built from [`ENDPOINTS`]; `forms` (the installed
+/// The OpenAPI 3.1 document of `/api/v1`, built from the same table as its routes; `forms` (the installed
 /// forms' ids) become the values of the `form` path parameter when given.
 pub fn openapi(forms: &[String]) -> Value {
     let mut paths = Map::new();

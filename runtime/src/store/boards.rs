@@ -52,3 +52,10 @@ pub(crate) fn unflag(tx: &Tx<'_>, board: &str, form: &str, record: &str) -> Resu
         .map_err(from_sqlite)?;
     Ok(n == 1)
 }
+
+/// Why a record waits on boards (their reasons), if it does.
+pub(crate) fn reasons_of(conn: &Reader, form: &str, record: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT reason FROM flags WHERE form = ?1 AND record = ?2 ORDER BY since")?;
+    let rows = stmt.query_map(params![form, record], |r| r.get(0)).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<String>, _>>().map_err(from_sqlite)
+}

@@ -257,10 +257,10 @@ impl Runtime {
 
     /// Sends `member` a one-time sign-in link through their own channel: an SMS to their phone
     /// or an email, never a group robot (a WeCom or DingTalk group would show it to everyone).
-    /// The link is `{base}/sign-in#token=…` (the fragment never reaches a server's log or a
-    /// chat's link preview), works once, for [`LINK_LIFE`]. The answer is the same whether or
-    /// not the member exists, is active, has a channel, or asked too often ([`LINKS_PER_WINDOW`]
-    /// in [`LOCK_WINDOW`]), so it tells nobody who exists; whether a link went is audited.
+    /// The link is `{base}/sign-in/link?token=…`: opening it (or a chat's preview of it) shows
+    /// a button, and only the button's post signs in; it works once, for 15 minutes. The answer
+    /// is the same whether or not the member exists, is active, has a channel, or asked too
+    /// often (five in 15 minutes), so it tells nobody who exists; whether a link went is audited.
     pub fn send_sign_in_link(&mut self, member: &str, base: &str) -> Result<(), EngineError> {
         let now = self.clock.now();
         let at = crate::clock::stamp(now);
@@ -289,7 +289,7 @@ impl Runtime {
         };
         let token = secret()?;
         let digest = sha256_hex(token.as_bytes());
-        let url = format!("{}/sign-in#token={token}", base.trim_end_matches('/'));
+        let url = format!("{}/sign-in/link?token={token}", base.trim_end_matches('/'));
         let (subject, text) = match lang {
             crate::model::Lang::Zh => (
                 "closeloop 登录链接",

@@ -269,3 +269,87 @@ fn scrub(value: &mut Value, hidden: &[&str]) {
         _ => {}
     }
 }
+
+/// One of a member's open records, as their work list shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct WorkItem {
+    pub form: String,
+    pub id: String,
+    pub title: String,
+    pub state: String,
+    /// When its next timer is due (an SLA), stored form.
+    pub due: Option<String>,
+    /// Why it waits on a board, when it does: it is late.
+    pub flagged: Option<String>,
+}
+
+impl Runtime {
+    /// The records `member` owns and may read, in states that are not final, most urgent
+    /// first: flagged ones, then by the next deadline.
+    pub(crate) fn work_of(&self, member: &str) -> Result<Vec<WorkItem>, EngineError> {
+        let reader = self.store.reader();
+        let mut out = Vec::new();
+        for app in self.apps.values() {
+            for form in app.app.def.forms.iter().filter(|f| f.owner_field().is_some()) {
+                let lang = app.app.def.app.language.unwrap_or(crate::model::Lang::Zh);
+                let query = ListQuery { owner: Some(member.to_string()), ..ListQuery::default() };
+                for r in self.list_as(&form.id, &query, member)? {
+                    let state = form.states.iter().find(|s| Some(&s.id) == r.state.as_ref());
+                    if state.is_some_and(|s| s.is_final == Some(true)) {
+                        continue;
+                    }
+                    let title = form
+                        .title_field
+                        .as_deref()
+                        .and_then(|t| r.data.get(t))
+                        .and_then(Value::as_str)
+                        .unwrap_or(&r.id)
+                        .to_string();
+                    let state = state
+                        .map(|s| s.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| s.id.clone()))
+                        .unwrap_or_default();
+                    out.push(WorkItem {
+                        form: form.id.clone(),
+                        due: crate::store::timers::next_of_record(reader, &form.id, &r.id)?,
+                        flagged: crate::store::boards::reasons_of(reader, &form.id, &r.id)?.into_iter().next(),
+                        id: r.id,
+                        title,
+                        state,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.flagged.is_none(), a.due.is_none(), &a.due, &a.id).cmp(&(
+                b.flagged.is_none(),
+                b.due.is_none(),
+                &b.due,
+                &b.id,
+            ))
+        });
+        Ok(out)
+    }
+}
+
+impl Runtime {
+    /// "Now" on the injected clock.
+    pub(crate) fn clock_now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// An installed form's definition.
+    pub(crate) fn form_def(&self, form: &str) -> Result<crate::model::Form, EngineError> {
+        Ok(self.form(form)?.form.clone())
+    }
+
+    /// The forms people create records of from the pages (those whose records have an owner),
+    /// with their labels.
+    pub(crate) fn creatable_forms(&self) -> Vec<(String, crate::model::Label)> {
+        self.apps
+            .values()
+            .flat_map(|a| a.app.def.forms.iter())
+            .filter(|f| f.owner_field().is_some())
+            .map(|f| (f.id.clone(), f.label.clone().unwrap_or_else(|| crate::model::Label::Text(f.id.clone()))))
+            .collect()
+    }
+}

@@ -21,6 +21,8 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 
+mod member;
+
 use super::{Api, Busy, ClientAddr, ANSWER_TIME};
 use crate::engine::approvals::page::{LinkState, SignPage};
 use crate::engine::{EngineError, Runtime};
@@ -40,6 +42,12 @@ fn templates() -> &'static minijinja::Environment<'static> {
         // to add one is a bug the tests catch (the page would answer 500).
         let _ = env.add_template("layout.html", include_str!("layout.html"));
         let _ = env.add_template("sign.html", include_str!("sign.html"));
+        let _ = env.add_template("signin.html", include_str!("signin.html"));
+        let _ = env.add_template("signin_link.html", include_str!("signin_link.html"));
+        let _ = env.add_template("work.html", include_str!("work.html"));
+        let _ = env.add_template("fields.html", include_str!("fields.html"));
+        let _ = env.add_template("new.html", include_str!("new.html"));
+        let _ = env.add_template("record.html", include_str!("record.html"));
         env
     })
 }
@@ -50,6 +58,12 @@ pub(super) fn routes() -> Router<Api> {
         .route("/assets/app.css", get(css))
         .route("/sign/{token}", get(sign_page).post(sign))
         .route("/sign/{token}/pdf", get(sign_pdf))
+        .merge(member::routes())
+}
+
+/// Text made safe to put in a page (for the few answers not drawn from a template).
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// Headers every page carries.
