@@ -609,7 +609,8 @@ fn credential(headers: &HeaderMap) -> Option<Credential> {
     Some(Credential::Session { id: session, csrf })
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie's value from a request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::{html, secure, templates};
 use crate::engine::{EngineError, Runtime};
+use crate::http::v1::cookie;
 use crate::http::{Api, Busy, ClientAddr, ANSWER_TIME};
 use crate::model::{Field, FieldType, Lang};
 
@@ -80,17 +81,6 @@ fn nav(lang: Lang) -> Value {
         Lang::Zh => json!({"label": "主菜单", "work": "我的工作", "new": "新建", "sign_out": "退出"}),
         Lang::En => json!({"label": "Main menu", "work": "My work", "new": "New ", "sign_out": "Sign out"}),
     }
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
 }
 
 /// A form post's fields.
