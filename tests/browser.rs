@@ -221,7 +221,8 @@ fn quote_at_signature(cli: &Cli) -> (String, String) {
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
     cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
     cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
-    let link = cli.json(&["sign-link", "quote", &id, "--as", "q_li"]);
+    let qr = cli.path("qr").display().to_string();
+    let link = cli.json(&["sign-link", "quote", &id, "--as", "q_li", "--qr-dir", &qr]);
     (id, link["link"]["token"].as_str().unwrap().to_string())
 }
 
