@@ -157,6 +157,24 @@ impl Browser {
         self.call("POST", &self.at("/execute/sync"), Some(json!({"script": script, "args": []})))
     }
 
+    /// The serious and critical accessibility violations axe-core (from npm, `tests/a11y`) finds
+    /// on the page: each rule's id, what it asks, and the elements.
+    pub(crate) fn axe(&self) -> Vec<Value> {
+        let path = crate::support::root().join("tests/a11y/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("axe-core is needed for the accessibility check (npm ci --prefix tests/a11y): {e}")
+        });
+        self.script(&format!("{source}; return true;"));
+        assert_eq!(self.script("return typeof axe.run"), json!("function"), "axe-core is loaded in the page");
+        let run = "const done = arguments[arguments.length - 1];
+            axe.run(document, {resultTypes: ['violations']})
+              .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.html)}))))
+              .catch(e => done([{id: 'axe-failed', help: String(e)}]));";
+        let found = self.call("POST", &self.at("/execute/async"), Some(json!({"script": run, "args": []})));
+        found.as_array().cloned().unwrap_or_else(|| panic!("axe did not answer: {found}"))
+    }
+
     /// Saves a screenshot as `target/screenshots/NAME.png`; returns its path.
     pub(crate) fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let b64 = self.call("GET", &self.at("/screenshot"), None);
@@ -238,6 +256,7 @@ fn the_customer_opens_the_link_on_a_phone_signs_and_downloads_the_signed_pdf() {
     browser.open(&url);
     let page = browser.text_with(&id);
     browser.screenshot("sign-open");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the signing page has no serious accessibility problem");
     assert!(page.contains(&id) && page.contains("29,400.00") && page.contains("李伟"), "{page}");
     // What the customer sees carries no floor price, risk grade, internal summary or member id.
     for internal in ["底价", "Floor", "10,000.00", "风险", "Risk", "q_li", "CUSTOMER-0"] {
@@ -334,6 +353,7 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.click("#f-region option[value=east]");
     browser.type_into("#f-next_step", "周五前电话沟通");
     browser.screenshot("rep-new-lead");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the new-record form");
     browser.submit("main button[type=submit]");
     let refused = browser.text_with("请修改标出的内容");
     assert!(refused.contains("联系人电话") && refused.contains("请修改标出的内容"), "{refused}");
@@ -344,6 +364,7 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.submit("main button[type=submit]");
     let record = browser.text_with("新线索");
     browser.screenshot("rep-lead-created");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the record page");
     assert!(
         record.contains("上海明远 <b>科技</b>") && record.contains("李伟") && record.contains("新线索"),
         "{record}"
@@ -360,6 +381,7 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.open(&format!("{base}/"));
     let work = browser.text_with(&id);
     browser.screenshot("rep-my-work");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "my work");
     assert!(work.contains(&id), "{work}");
 }
 
