@@ -447,3 +447,90 @@ fn a_member_opens_the_sign_in_link_from_their_sms_and_its_button_signs_them_in_o
     again.submit("main button[type=submit]");
     assert!(again.text_with("失效").contains("登录链接已失效"));
 }
+
+/// Signs `member` in through the page.
+fn sign_in(browser: &Browser, base: &str, member: &str) {
+    browser.open(&format!("{base}/sign-in"));
+    browser.text_with("登录");
+    browser.type_into("#member", member);
+    browser.type_into("#password", crate::api_v1::PASSWORD);
+    browser.submit("main button[type=submit]");
+    browser.text_with("我的工作");
+}
+
+#[test]
+fn a_supervisor_sees_the_uncontacted_lead_turn_red_on_the_board_after_24_hours() {
+    let cli = Cli::system_clock("browser-board");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    for m in ["m_zhao", "m_li"] {
+        crate::api_v1::set_password(&cli, m);
+    }
+    let data = r#"{"source":"expo","customer":"苏州恒通","phone":"13900000009","region":"east"}"#;
+    let id = cli.json(&["submit", "lead", "--as", "m_ops", "--data", data])["id"].as_str().unwrap().to_string();
+    // The clock passes 24 hours: the escalation fires.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(25)).to_string();
+    cli.ok_at(Some(&later), &["tick"]);
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    sign_in(&browser, &base, "m_zhao");
+    browser.open(&format!("{base}/boards/supervisor"));
+    let board = browser.text_with(&id);
+    browser.screenshot("supervisor-board");
+    assert!(board.contains("苏州恒通") && board.contains("24 小时未联系"), "{board}");
+    assert_eq!(
+        browser.script("return getComputedStyle(document.querySelector('.card.overdue')).borderLeftColor"),
+        json!("rgb(164, 14, 38)"),
+        "red"
+    );
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the board");
+    // The rep whose lead it is sees it red at the top of their work.
+    let rep = Browser::start();
+    let owner = cli.json(&["get", "lead", &id])["owner"].as_str().unwrap().to_string();
+    assert_eq!(owner, "m_li", "the east rep with the least load");
+    sign_in(&rep, &base, "m_li");
+    let work = rep.text_with(&id);
+    assert!(work.contains("24 小时未联系"), "{work}");
+}
+
+#[test]
+fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk_summary() {
+    let cli = Cli::system_clock("browser-approvals");
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    for m in ["q_sup_e", "q_fin", "q_legal"] {
+        crate::api_v1::set_password(&cli, m);
+    }
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2027-12-31",
+        "payment_terms": "prepay", "prepay_percent": 60, "lines": [{"sku": "CL-CRM-STD", "qty": 2}]});
+    let id =
+        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    for (member, step) in [("q_sup_e", "销售主管审批"), ("q_fin", "财务价格审核"), ("q_legal", "法务审核")]
+    {
+        let browser = Browser::start();
+        sign_in(&browser, &base, member);
+        browser.open(&format!("{base}/approvals"));
+        let inbox = browser.text_with(step);
+        assert!(inbox.contains(&id), "{member}: {inbox}");
+        if member == "q_legal" {
+            assert!(
+                inbox.contains("风险摘要") && inbox.contains("预付比例超过 50%"),
+                "legal reads the summary: {inbox}"
+            );
+            browser.screenshot("legal-inbox");
+            assert_eq!(browser.axe(), Vec::<Value>::new(), "the approvals inbox");
+            // A rejection without a comment is refused and named; then legal approves.
+            browser.submit("main button[value=reject]");
+            assert!(browser.text_with("comment").contains("comment"));
+        }
+        browser.submit("main button[value=approve]");
+        browser.text_with("审批");
+    }
+    // Every approver step decided: the quote waits for the customer's signature.
+    assert_eq!(cli.json(&["get", "quote", &id])["state"], "approved");
+    let trail = cli.ok(&["activity", "quote", &id]);
+    assert!(trail.contains("q_legal") && !trail.contains("approval.refused"), "{trail}");
+}

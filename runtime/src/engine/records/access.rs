@@ -353,3 +353,23 @@ impl Runtime {
             .collect()
     }
 }
+
+impl Runtime {
+    /// The boards a member with `roles` may open (those naming one of their roles, or none).
+    pub(crate) fn boards_for(&self, roles: &[String]) -> Vec<(String, Option<crate::model::Label>)> {
+        self.apps
+            .values()
+            .flat_map(|a| a.app.def.boards.iter())
+            .filter(|b| b.roles.is_empty() || roles.iter().any(|r| b.roles.contains(r)))
+            .map(|b| (b.id.clone(), b.label.clone()))
+            .collect()
+    }
+
+    /// An approval step's label in `lang`.
+    pub(crate) fn step_label(&self, form: &str, chain: &str, step: &str, lang: crate::model::Lang) -> Option<String> {
+        let f = find_form(&self.apps, form)?;
+        let c = f.app.app.def.approvals.iter().find(|c| c.id == chain)?;
+        let s = c.steps.iter().find(|s| s.id == step)?;
+        s.label.as_ref().map(|l| l.get(lang).to_string())
+    }
+}

@@ -33,6 +33,9 @@ pub(super) fn routes() -> Router<Api> {
         .route("/r/{form}/new", get(new_page).post(create))
         .route("/r/{form}/{id}", get(record_page))
         .route("/r/{form}/{id}/act/{action}", post(act))
+        .route("/boards/{board}", get(board))
+        .route("/approvals", get(approvals))
+        .route("/approvals/{form}/{id}", post(decide))
 }
 
 /// An action's form that failed: the action, what was posted, the problems, and why.
@@ -67,19 +70,27 @@ fn words(lang: Lang) -> Value {
             "nothing": "暂无待办记录。", "tasks": "我的任务", "due": "截止", "new": "新建", "save": "保存",
             "history": "历史", "wrong": "成员编号或密码错误", "fix": "请修改标出的内容后再提交。",
             "left_hours": "还剩 {} 小时", "left_minutes": "还剩 {} 分钟", "late_hours": "已超时 {} 小时", "late": "已超时",
-            "link_hint": "点击下方按钮登录。此链接仅可使用一次。", "link_bad": "登录链接已失效，请重新获取。"}),
+            "link_hint": "点击下方按钮登录。此链接仅可使用一次。", "link_bad": "登录链接已失效，请重新获取。",
+            "approvals": "待我审批", "comment": "审批意见（驳回时必填）", "approve": "同意", "reject": "驳回",
+            "on_behalf": "代审批：", "hours": "{} 小时"}),
         Lang::En => json!({"sign_in": "Sign in", "member": "Member id", "password": "Password", "my_work": "My work",
             "nothing": "Nothing waiting for you.", "tasks": "My tasks", "due": "due", "new": "New ", "save": "Save",
             "history": "History", "wrong": "The member id or password is wrong", "fix": "Please correct the marked fields.",
             "left_hours": "{} h left", "left_minutes": "{} min left", "late_hours": "{} h overdue", "late": "Overdue",
-            "link_hint": "Press the button to sign in. The link works once.", "link_bad": "This sign-in link no longer works; ask for a new one."}),
+            "link_hint": "Press the button to sign in. The link works once.", "link_bad": "This sign-in link no longer works; ask for a new one.",
+            "approvals": "Waiting for my approval", "comment": "Comment (required to reject)", "approve": "Approve",
+            "reject": "Reject", "on_behalf": "On behalf of", "hours": "{} h"}),
     }
 }
 
 fn nav(lang: Lang) -> Value {
     match lang {
-        Lang::Zh => json!({"label": "主菜单", "work": "我的工作", "new": "新建", "sign_out": "退出"}),
-        Lang::En => json!({"label": "Main menu", "work": "My work", "new": "New ", "sign_out": "Sign out"}),
+        Lang::Zh => {
+            json!({"label": "主菜单", "work": "我的工作", "new": "新建", "sign_out": "退出", "approvals": "审批"})
+        }
+        Lang::En => {
+            json!({"label": "Main menu", "work": "My work", "new": "New ", "sign_out": "Sign out", "approvals": "Approvals"})
+        }
     }
 }
 
@@ -155,6 +166,12 @@ fn base(rt: &Runtime, member: &str, csrf: &str, lang: Lang, title: &str) -> Resu
     ctx.insert("nav".into(), nav(lang));
     ctx.insert("t".into(), words(lang));
     ctx.insert("creatable".into(), Value::Array(creatable));
+    let boards: Vec<Value> = rt
+        .boards_for(&me.roles)
+        .into_iter()
+        .map(|(id, label)| json!({"id": id, "label": label.map(|l| l.get(lang).to_string()).unwrap_or(id)}))
+        .collect();
+    ctx.insert("boards".into(), Value::Array(boards));
     Ok(ctx)
 }
 
@@ -604,6 +621,117 @@ async fn act(
             }
         }
         record_view(rt, &form, &id, member, csrf, lang, Some((&action, &kept, &problems, why)))
+    })
+    .await
+}
+
+/// `GET /boards/{board}`: the board as the member may see it, oldest first.
+async fn board(State(api): State<Api>, headers: HeaderMap, Path(board): Path<String>) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| {
+        let items = rt.board_as(&board, member)?;
+        let label = rt
+            .boards_for(&rt.member(member)?.roles)
+            .into_iter()
+            .find(|(id, _)| *id == board)
+            .and_then(|(_, l)| l.map(|l| l.get(lang).to_string()))
+            .unwrap_or_else(|| board.clone());
+        let mut ctx = base(rt, member, csrf, lang, &label)?;
+        let t = words(lang);
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|i| {
+                let zone = rt.zone_of(Some(&i.form));
+                let title = rt
+                    .get_as(&i.form, &i.record, member)
+                    .ok()
+                    .and_then(|r| {
+                        let def = rt.form_def(&i.form).ok()?;
+                        def.title_field
+                            .as_deref()
+                            .and_then(|f| r.data.get(f))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| i.record.clone());
+                let age = t["hours"].as_str().unwrap_or("{}").replace("{}", &i.age_hours.to_string());
+                json!({"form": i.form, "record": i.record, "title": title, "reason": i.reason,
+                    "since": crate::clock::shown(&i.since, &zone), "age": age})
+            })
+            .collect();
+        ctx.insert("board_label".into(), json!(label));
+        ctx.insert("items".into(), Value::Array(items));
+        Ok(Page::Html(StatusCode::OK, render("board.html", &Value::Object(ctx))?))
+    })
+    .await
+}
+
+fn approvals_view(
+    rt: &Runtime,
+    member: &str,
+    csrf: &str,
+    lang: Lang,
+    error: Option<String>,
+) -> Result<Page, EngineError> {
+    let t = words(lang);
+    let mut ctx = base(rt, member, csrf, lang, t["approvals"].as_str().unwrap_or_default())?;
+    let waiting: Vec<Value> = rt
+        .approvals(Some(member))?
+        .into_iter()
+        .map(|w| {
+            let show: Vec<Value> = w.show.iter().map(|s| json!({"label": s.label, "text": s.text})).collect();
+            let step = rt
+                .form_def(&w.form)
+                .ok()
+                .and_then(|_| rt.step_label(&w.form, &w.chain, &w.step, lang))
+                .unwrap_or_else(|| w.step.clone());
+            json!({"form": w.form, "record": w.record, "step": step, "on_behalf_of": w.on_behalf_of, "show": show})
+        })
+        .collect();
+    ctx.insert("waiting".into(), Value::Array(waiting));
+    let status = match error {
+        Some(e) => {
+            ctx.insert("error".into(), json!(e));
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        None => StatusCode::OK,
+    };
+    Ok(Page::Html(status, render("approvals.html", &Value::Object(ctx))?))
+}
+
+/// `GET /approvals`: the steps waiting for the member, each with what it shows.
+async fn approvals(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| approvals_view(rt, member, csrf, lang, None)).await
+}
+
+/// `POST /approvals/{form}/{id}` with `decision` (approve or reject) and `comment`.
+async fn decide(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let lang = lang_of(&headers);
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let posted = form_fields(&bytes);
+    let decision = posted.get("decision").and_then(Value::as_str).unwrap_or_default().to_string();
+    let comment = posted.get("comment").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+        rt.get_as(&form, &id, member)?;
+        let comment = (!comment.is_empty()).then_some(comment);
+        let done = match decision.as_str() {
+            "approve" => rt.approve(&form, &id, member, comment.as_deref()).map(|_| ()),
+            "reject" => rt.reject(&form, &id, member, comment.as_deref().unwrap_or_default()).map(|_| ()),
+            _ => Err(EngineError::Input("approve or reject".into())),
+        };
+        match done {
+            Ok(()) => Ok(Page::Redirect("/approvals".into())),
+            Err(e @ (EngineError::Input(_) | EngineError::Refused(_))) => {
+                approvals_view(rt, member, csrf, lang, Some(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
     })
     .await
 }

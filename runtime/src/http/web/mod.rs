@@ -48,6 +48,8 @@ fn templates() -> &'static minijinja::Environment<'static> {
         let _ = env.add_template("fields.html", include_str!("fields.html"));
         let _ = env.add_template("new.html", include_str!("new.html"));
         let _ = env.add_template("record.html", include_str!("record.html"));
+        let _ = env.add_template("board.html", include_str!("board.html"));
+        let _ = env.add_template("approvals.html", include_str!("approvals.html"));
         env
     })
 }
