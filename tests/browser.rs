@@ -534,3 +534,28 @@ fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk
     let trail = cli.ok(&["activity", "quote", &id]);
     assert!(trail.contains("q_legal") && !trail.contains("approval.refused"), "{trail}");
 }
+
+#[test]
+fn messages_link_to_the_record_s_page_once_ops_set_the_public_address() {
+    let cli = Cli::new("page-links", "2026-11-30T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let data = r#"{"source":"expo","customer":"无锡远航","phone":"13900000001","region":"east"}"#;
+    cli.ok(&["submit", "lead", "--as", "m_ops", "--data", data]);
+    let first = cli.json(&["outbox"])[0]["body"].as_str().unwrap().to_string();
+    assert!(!first.contains("http"), "no address set, no link: {first}");
+    let (_, said) = cli.fails(&["settings", "set", "public-url", "crm.example.com"]);
+    assert!(said.contains("http(s) URL"), "{said}");
+    cli.ok(&["settings", "set", "public-url", "https://crm.example.com/"]);
+    let id = cli.json(&["submit", "lead", "--as", "m_ops", "--data", &data.replace("13900000001", "13900000002")])
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outbox = cli.json(&["outbox"]);
+    let body = outbox.as_array().unwrap().iter().find(|m| m["record"] == id.as_str()).unwrap()["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(body.contains(&format!("https://crm.example.com/r/lead/{id}")), "{body}");
+}

@@ -119,7 +119,7 @@ fn a_database_from_before_moves_its_secret_to_the_key_file_and_its_links_still_s
         conn.execute_batch(
             "ALTER TABLE sign_links DROP COLUMN legacy;
              DROP TABLE credentials; DROP TABLE sessions; DROP TABLE api_tokens; DROP TABLE signin_failures;
-             DROP TABLE signin_links;
+             DROP TABLE signin_links; DROP TABLE settings;
              PRAGMA user_version = 10;",
         )
         .unwrap();

@@ -18,6 +18,26 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: Option<TokensWhat>,
     },
+    /// Install settings: `settings set public-url https://crm.example.com` (messages then link
+    /// to each record's page there).
+    Settings {
+        #[command(subcommand)]
+        what: Option<SettingsWhat>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SettingsWhat {
+    /// Set one: `public-url URL`.
+    Set {
+        /// The setting: `public-url`.
+        name: String,
+        /// Its value.
+        value: String,
+        /// Who sets it (for the audit trail).
+        #[arg(long = "by", default_value = "system")]
+        actor: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +70,10 @@ pub(crate) enum TokensWhat {
 
 /// Runs one identity command.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Tokens { what } = cmd;
+    let what = match cmd {
+        Command::Tokens { what } => what,
+        Command::Settings { what } => return settings(ctx, what.as_ref()),
+    };
     match what {
         None | Some(TokensWhat::List) => tokens_list(ctx),
         Some(TokensWhat::Create { name, member, scope, actor }) => {
@@ -111,5 +134,21 @@ pub(crate) fn password(ctx: &Context, member: &str, current: bool, actor: &str) 
     rt.set_password(member, &new, old.as_deref(), actor).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &serde_json::json!({"member": member, "password": "set"}), || {
         format!("password set for {member}; their other sessions have ended")
+    })
+}
+
+/// `closeloop settings [set NAME VALUE]`.
+fn settings(ctx: &Context, what: Option<&SettingsWhat>) -> Result<ExitCode, UserError> {
+    let mut rt = ctx.runtime()?;
+    if let Some(SettingsWhat::Set { name, value, actor }) = what {
+        match name.as_str() {
+            "public-url" | "public_url" => rt.set_public_url(value, actor).map_err(|e| ctx.engine_error(e))?,
+            other => return Err(UserError(format!("there is no setting `{other}`; the settings are: public-url"))),
+        }
+    }
+    let url = rt.public_url().map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &serde_json::json!({"public_url": url}), || match &url {
+        Some(u) => format!("public-url {u}"),
+        None => "public-url (not set: messages carry no link to a page)".into(),
     })
 }

@@ -89,6 +89,7 @@ const HELP_ORDER: &[&str] = &[
     "install",
     "members",
     "tokens",
+    "settings",
     "submit",
     "update",
     "act",

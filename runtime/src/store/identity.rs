@@ -188,3 +188,17 @@ pub(crate) fn use_link(tx: &Tx<'_>, digest: &str, at: &str) -> Result<Option<Str
         |r| r.get(0),
     )
 }
+
+/// An install setting (`public_url`).
+pub(crate) fn setting(conn: &Reader, name: &str) -> Result<Option<String>, StoreError> {
+    conn.query_optional("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0))
+}
+
+pub(crate) fn set_setting(tx: &Tx<'_>, name: &str, value: &str, at: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO settings(name, value, changed_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value, changed_at = excluded.changed_at",
+        params![name, value, at],
+    )?;
+    Ok(())
+}

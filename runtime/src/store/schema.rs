@@ -230,7 +230,7 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sign_links ADD COLUMN legacy INTEGER NOT NULL DEFAULT 0;",
     // 12 (identity): members' password hashes (argon2id), sign-in sessions, API tokens and
     // one-time sign-in links, each secret kept only as its SHA-256 digest, and failed sign-ins
-    // for throttling.
+    // for throttling; install settings (the public address pages are reached at).
     "CREATE TABLE credentials (
         member TEXT PRIMARY KEY,
         hash TEXT NOT NULL,
@@ -267,7 +267,12 @@ const MIGRATIONS: &[&str] = &[
         expires_at TEXT NOT NULL,
         used_at TEXT
      );
-     CREATE INDEX signin_links_by_member ON signin_links(member, created_at);",
+     CREATE INDEX signin_links_by_member ON signin_links(member, created_at);
+     CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+     );",
 ];
 
 /// The schema version from which sign link nonces are stored hashed.

@@ -1,7 +1,8 @@
 //! The messages approvers receive: built-in templates in the app's language, which an app
 //! overrides by declaring a message with the same id (`approval_needed`, `approval_reset`,
 //! `approval_escalated`). Each sees the record's fields as any message does, the run under
-//! `approval` (`form`, `record`, `step`, `version`, `on_behalf_of`), and under `shown` the
+//! `approval` (`form`, `record`, `step`, `version`, `on_behalf_of`), `link` (the record's page,
+//! once ops set the public address), and under `shown` the
 //! step's `show` fields that are not sensitive, each with its `label` and `text` as people
 //! read it (`59,000.00`, `60%`).
 
@@ -18,20 +19,22 @@ pub(crate) const BUILT_IN: &[(&str, &str, &str)] = &[
         "approval_needed",
         "待审批：{{ approval.record }}（{{ approval.step }}）\
          {% for s in shown %}\n{{ s.label }}：{{ s.text }}{% endfor %}\
-         {% if approval.on_behalf_of %}\n代 {{ approval.on_behalf_of }} 审批{% endif %}",
+         {% if approval.on_behalf_of %}\n代 {{ approval.on_behalf_of }} 审批{% endif %}\
+         {% if link %}\n{{ link }}{% endif %}",
         "Approval needed: {{ approval.record }} ({{ approval.step }})\
          {% for s in shown %}\n{{ s.label }}: {{ s.text }}{% endfor %}\
-         {% if approval.on_behalf_of %}\non behalf of {{ approval.on_behalf_of }}{% endif %}",
+         {% if approval.on_behalf_of %}\non behalf of {{ approval.on_behalf_of }}{% endif %}\
+         {% if link %}\n{{ link }}{% endif %}",
     ),
     (
         "approval_reset",
-        "{{ approval.record }} 已修改为第 {{ approval.version }} 版，审批已重置，请重新审批",
-        "{{ approval.record }} changed to version {{ approval.version }}; its approvals were reset",
+        "{{ approval.record }} 已修改为第 {{ approval.version }} 版，审批已重置，请重新审批{% if link %}\n{{ link }}{% endif %}",
+        "{{ approval.record }} changed to version {{ approval.version }}; its approvals were reset{% if link %}\n{{ link }}{% endif %}",
     ),
     (
         "approval_escalated",
-        "审批超时，已转给您处理：{{ approval.record }}（{{ approval.step }}）",
-        "Overdue approval escalated to you: {{ approval.record }} ({{ approval.step }})",
+        "审批超时，已转给您处理：{{ approval.record }}（{{ approval.step }}）{% if link %}\n{{ link }}{% endif %}",
+        "Overdue approval escalated to you: {{ approval.record }} ({{ approval.step }}){% if link %}\n{{ link }}{% endif %}",
     ),
 ];
 
@@ -69,6 +72,9 @@ pub(crate) fn render(w: &Writer<'_, '_>, id: &str, about: &About<'_>) -> String 
     );
     let shown: Vec<Value> = about.shown.iter().map(|(label, text)| json!({"label": label, "text": text})).collect();
     ctx.insert("shown".into(), Value::Array(shown));
+    if let Ok(Some(link)) = crate::engine::delivery::notify::record_link(w, Some(&about.row.id)) {
+        ctx.insert("link".into(), Value::String(link));
+    }
     let ctx = minijinja::Value::from(minijinja::value::Serde(Value::Object(ctx)));
     let code = if w.f.lang() == Lang::Zh { "zh" } else { "en" };
     let name = format!("{id}.{code}");

@@ -60,6 +60,16 @@ pub(crate) fn recipients(
     }
 }
 
+/// The record's page at the install's public address (`{{ link }}` in messages), once ops set
+/// one (`closeloop settings set public-url`).
+pub(crate) fn record_link(
+    w: &Writer<'_, '_>,
+    record: Option<&str>,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let Some(id) = record else { return Ok(None) };
+    Ok(crate::store::identity::setting(w.tx, "public_url")?.map(|base| format!("{base}/r/{}/{id}", w.f.form.id)))
+}
+
 /// A record's fields as templates see them: choices as their labels in the app's language.
 pub(crate) fn fields_context(f: &FormRef<'_>, data: &Map<String, Value>) -> Map<String, Value> {
     let lang = f.lang();
@@ -151,6 +161,9 @@ pub(crate) fn notify(
     let mut context = message_context(w.f, row.as_ref(), cause.event.as_ref(), cause.decision.as_ref());
     if let Some(fields) = context.as_object_mut() {
         fields.retain(|k, _| !hidden.contains(k));
+        if let Some(link) = record_link(w, record)? {
+            fields.insert("link".into(), Value::String(link));
+        }
     }
     let ctx = minijinja::Value::from(minijinja::value::Serde(context));
     let render = |name: String| w.f.app.messages.get_template(&name).and_then(|t| t.render(&ctx));

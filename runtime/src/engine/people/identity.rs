@@ -473,3 +473,31 @@ impl Runtime {
         Ok(Principal { member: row.member, scope: TokenScope::parse(&row.scope), csrf: None })
     }
 }
+
+impl Runtime {
+    /// Sets where people reach this installation's pages (`https://crm.example.com`): messages
+    /// then carry `{{ link }}`, the record's page there. Audited.
+    pub fn set_public_url(&mut self, url: &str, actor: &str) -> Result<(), EngineError> {
+        let url = url.trim().trim_end_matches('/');
+        let valid = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 200
+            && !url.contains(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>');
+        if !valid {
+            return Err(EngineError::Input(format!(
+                "the public address is an http(s) URL such as https://crm.example.com, not \"{url}\""
+            )));
+        }
+        let at = self.now();
+        self.store.write(|tx| {
+            ids::set_setting(tx, "public_url", url, &at)?;
+            let body = json!({"public_url": url}).to_string();
+            audit::append(tx, &NewEvent::note(&at, actor, "install.setting", None, &body))?;
+            Ok::<_, EngineError>(())
+        })
+    }
+
+    /// Where people reach this installation's pages, when ops said.
+    pub fn public_url(&self) -> Result<Option<String>, EngineError> {
+        Ok(ids::setting(self.store.reader(), "public_url")?)
+    }
+}
