@@ -559,3 +559,42 @@ fn messages_link_to_the_record_s_page_once_ops_set_the_public_address() {
         .to_string();
     assert!(body.contains(&format!("https://crm.example.com/r/lead/{id}")), "{body}");
 }
+
+#[test]
+fn an_ops_person_uploads_an_app_with_a_misspelt_key_sees_the_located_diagnostic_and_installs_the_fix() {
+    let cli = Cli::system_clock("browser-ops");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    for m in ["m_ops", "m_li"] {
+        crate::api_v1::set_password(&cli, m);
+    }
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let rep = Browser::start();
+    sign_in(&rep, &base, "m_li");
+    rep.open(&format!("{base}/ops"));
+    assert!(rep.text_with("ops").contains("ops"), "a rep is refused the ops pages");
+    let browser = Browser::start();
+    sign_in(&browser, &base, "m_ops");
+    browser.open(&format!("{base}/ops"));
+    assert!(browser.text_with("lead-followup").contains("lead-followup"));
+    let broken =
+        "app: {id: visits, title: 拜访记录}\nforms:\n  - id: visit\n    feilds:\n      - {id: customer, type: text}\n";
+    browser.type_into("#app_yaml", broken);
+    browser.submit("main button[value=validate]");
+    let said = browser.text_with("error[");
+    browser.screenshot("ops-diagnostic");
+    assert!(said.contains("app.yaml:4:5: error[") && said.contains("feilds"), "{said}");
+    assert!(said.contains("fields"), "the help names the key meant: {said}");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the ops page");
+    // What was typed is kept; fixed, it installs.
+    let kept = browser.script("return document.querySelector('#app_yaml').value");
+    assert_eq!(kept.as_str().unwrap().trim_end(), broken.trim_end());
+    let area = browser.find("#app_yaml");
+    browser.call("POST", &browser.at(&format!("/element/{area}/clear")), Some(json!({})));
+    browser.type_into("#app_yaml", &broken.replace("feilds", "fields"));
+    browser.submit("main button[value=install]");
+    let installed = browser.text_with("已安装 visits");
+    assert!(installed.contains("已安装 visits 第 1 版"), "{installed}");
+    assert!(cli.json(&["list", "visit"]).as_array().unwrap().is_empty(), "the form exists");
+}

@@ -27,6 +27,11 @@ pub struct InstallReport {
 }
 
 impl Runtime {
+    /// Loads an app without installing it: its diagnostics, as `closeloop validate` shows them.
+    pub(crate) fn check_app(&self, files: &AppFiles) -> crate::loader::Loaded {
+        self.loader.load(files)
+    }
+
     /// Installs an app, or a new version of an installed one. Additive changes (new forms, new
     /// fields, new states) apply; removing a form, field or state that records still use is
     /// refused with diagnostics unless `force` is set, and then it is audited. Every revision's

@@ -14,7 +14,7 @@ mod delivery;
 mod host;
 mod install;
 mod people;
-mod records;
+pub(crate) mod records;
 mod reports;
 mod scoring;
 mod sop;

@@ -36,6 +36,8 @@ pub(super) fn routes() -> Router<Api> {
         .route("/boards/{board}", get(board))
         .route("/approvals", get(approvals))
         .route("/approvals/{form}/{id}", post(decide))
+        .route("/ops", get(ops_page))
+        .route("/ops/apps", post(ops_apps))
 }
 
 /// An action's form that failed: the action, what was posted, the problems, and why.
@@ -72,24 +74,29 @@ fn words(lang: Lang) -> Value {
             "left_hours": "还剩 {} 小时", "left_minutes": "还剩 {} 分钟", "late_hours": "已超时 {} 小时", "late": "已超时",
             "link_hint": "点击下方按钮登录。此链接仅可使用一次。", "link_bad": "登录链接已失效，请重新获取。",
             "approvals": "待我审批", "comment": "审批意见（驳回时必填）", "approve": "同意", "reject": "驳回",
-            "on_behalf": "代审批：", "hours": "{} 小时"}),
+            "on_behalf": "代审批：", "hours": "{} 小时", "apps": "已安装的应用", "revision": "版本",
+            "upload": "校验或安装应用", "problems": "发现问题", "validate": "校验", "install": "安装",
+            "valid": "校验通过，可以安装。", "installed": "已安装 {} 第 {} 版。"}),
         Lang::En => json!({"sign_in": "Sign in", "member": "Member id", "password": "Password", "my_work": "My work",
             "nothing": "Nothing waiting for you.", "tasks": "My tasks", "due": "due", "new": "New ", "save": "Save",
             "history": "History", "wrong": "The member id or password is wrong", "fix": "Please correct the marked fields.",
             "left_hours": "{} h left", "left_minutes": "{} min left", "late_hours": "{} h overdue", "late": "Overdue",
             "link_hint": "Press the button to sign in. The link works once.", "link_bad": "This sign-in link no longer works; ask for a new one.",
             "approvals": "Waiting for my approval", "comment": "Comment (required to reject)", "approve": "Approve",
-            "reject": "Reject", "on_behalf": "On behalf of", "hours": "{} h"}),
+            "reject": "Reject", "on_behalf": "On behalf of", "hours": "{} h", "apps": "Installed apps",
+            "revision": "revision", "upload": "Validate or install an app", "problems": "Problems found",
+            "validate": "Validate", "install": "Install", "valid": "Valid: it can be installed.",
+            "installed": "Installed {} revision {}."}),
     }
 }
 
 fn nav(lang: Lang) -> Value {
     match lang {
         Lang::Zh => {
-            json!({"label": "主菜单", "work": "我的工作", "new": "新建", "sign_out": "退出", "approvals": "审批"})
+            json!({"label": "主菜单", "work": "我的工作", "new": "新建", "sign_out": "退出", "approvals": "审批", "ops": "运维"})
         }
         Lang::En => {
-            json!({"label": "Main menu", "work": "My work", "new": "New ", "sign_out": "Sign out", "approvals": "Approvals"})
+            json!({"label": "Main menu", "work": "My work", "new": "New ", "sign_out": "Sign out", "approvals": "Approvals", "ops": "Ops"})
         }
     }
 }
@@ -172,6 +179,7 @@ fn base(rt: &Runtime, member: &str, csrf: &str, lang: Lang, title: &str) -> Resu
         .map(|(id, label)| json!({"id": id, "label": label.map(|l| l.get(lang).to_string()).unwrap_or(id)}))
         .collect();
     ctx.insert("boards".into(), Value::Array(boards));
+    ctx.insert("ops".into(), json!(me.roles.iter().any(|r| r == crate::engine::records::access::OPS_ROLE)));
     Ok(ctx)
 }
 
@@ -732,6 +740,97 @@ async fn decide(
             }
             Err(e) => Err(e),
         }
+    })
+    .await
+}
+
+/// A diagnostic as the CLI prints it: where, what, the source line with a caret, the help.
+fn diagnostic_view(d: &crate::Diagnostic, yaml: &str) -> Value {
+    let source = yaml.lines().nth(d.line.saturating_sub(1)).map(str::to_string);
+    let gutter = d.line.to_string();
+    let pad = " ".repeat(gutter.len());
+    let caret = format!("{}^", " ".repeat(d.column.saturating_sub(1)));
+    json!({"head": format!("{}:{}:{}: {}[{}]: {}", d.file, d.line, d.column,
+            if d.severity == crate::Severity::Error { "error" } else { "warning" }, d.code, d.message),
+        "source": source, "gutter": gutter, "pad": pad, "caret": caret, "help": d.help})
+}
+
+fn ops_view(
+    rt: &Runtime,
+    member: &str,
+    csrf: &str,
+    lang: Lang,
+    yaml: &str,
+    outcome: Option<Result<String, Vec<crate::Diagnostic>>>,
+) -> Result<Page, EngineError> {
+    let me = rt.member(member)?;
+    if !me.roles.iter().any(|r| r == crate::engine::records::access::OPS_ROLE) {
+        return Err(EngineError::Refused(format!("the ops pages are for the role `ops`; `{member}` does not hold it")));
+    }
+    let t = words(lang);
+    let mut ctx = base(rt, member, csrf, lang, t["apps"].as_str().unwrap_or_default())?;
+    let apps: Vec<Value> =
+        rt.apps().into_iter().map(|(id, revision)| json!({"id": id, "revision": revision})).collect();
+    ctx.insert("apps".into(), Value::Array(apps));
+    ctx.insert("yaml".into(), json!(yaml));
+    let mut status = StatusCode::OK;
+    match outcome {
+        Some(Ok(said)) => {
+            ctx.insert(
+                if said.starts_with('✓') { "valid" } else { "installed" }.into(),
+                json!(said.trim_start_matches('✓')),
+            );
+        }
+        Some(Err(diagnostics)) => {
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            let shown: Vec<Value> = diagnostics.iter().map(|d| diagnostic_view(d, yaml)).collect();
+            ctx.insert("diagnostics".into(), Value::Array(shown));
+        }
+        None => {}
+    }
+    Ok(Page::Html(status, render("ops.html", &Value::Object(ctx))?))
+}
+
+/// `GET /ops`: the installed apps, and a box to validate or install one (ops only).
+async fn ops_page(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| ops_view(rt, member, csrf, lang, "", None)).await
+}
+
+/// `POST /ops/apps` with `app_yaml` and `step` (validate or install): the diagnostics located
+/// as the CLI shows them, or the installed revision.
+async fn ops_apps(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
+    let lang = lang_of(&headers);
+    let Ok(bytes) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
+        return html(StatusCode::PAYLOAD_TOO_LARGE, "an app is at most 2 MiB here".into());
+    };
+    let posted = form_fields(&bytes);
+    let yaml = posted.get("app_yaml").and_then(Value::as_str).unwrap_or_default().replace("\r\n", "\n");
+    let install = posted.get("step").and_then(Value::as_str) == Some("install");
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+        // Who may see the page is checked first, by drawing it.
+        ops_view(rt, member, csrf, lang, "", None)?;
+        let files = crate::AppFiles { app_yaml: yaml.clone(), ..Default::default() };
+        let t = words(lang);
+        let outcome = if install {
+            match rt.install(&files, member, false) {
+                Ok(report) => Ok(t["installed"].as_str().unwrap_or("{} {}").replacen("{}", &report.app, 1).replacen(
+                    "{}",
+                    &report.revision.to_string(),
+                    1,
+                )),
+                Err(EngineError::InvalidApp(d) | EngineError::Orphans(d)) => Err(d),
+                Err(e) => return Err(e),
+            }
+        } else {
+            let loaded = rt.check_app(&files);
+            if loaded.is_valid() {
+                Ok(format!("✓{}", t["valid"].as_str().unwrap_or_default()))
+            } else {
+                Err(loaded.diagnostics)
+            }
+        };
+        ops_view(rt, member, csrf, lang, &yaml, Some(outcome))
     })
     .await
 }

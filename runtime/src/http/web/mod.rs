@@ -50,6 +50,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
         let _ = env.add_template("record.html", include_str!("record.html"));
         let _ = env.add_template("board.html", include_str!("board.html"));
         let _ = env.add_template("approvals.html", include_str!("approvals.html"));
+        let _ = env.add_template("ops.html", include_str!("ops.html"));
         env
     })
 }
