@@ -1,0 +1,348 @@
+//! My work, a new record and a record page with its actions.
+
+use super::*;
+
+/// An action's form that failed: the action, what was posted, the problems, and why.
+pub(super) type Failed<'a> = (&'a str, &'a Map<String, Value>, &'a [crate::values::FieldProblem], String);
+
+/// Hours and minutes to a deadline, as people say it.
+pub(super) fn left(t: &Value, due: &str, now: jiff::Timestamp) -> (String, bool) {
+    let Ok(due) = due.parse::<jiff::Timestamp>() else { return (String::new(), false) };
+    let secs = due.as_second() - now.as_second();
+    let say = |key: &str, n: i64| t[key].as_str().unwrap_or("{}").replace("{}", &n.to_string());
+    match secs {
+        s if s < 0 => (say("late_hours", (-s) / 3600), true),
+        s if s < 3600 => (say("left_minutes", s.max(60) / 60), false),
+        s => (say("left_hours", s / 3600), false),
+    }
+}
+
+/// `GET /`: my work.
+pub(super) async fn work(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| {
+        let t = words(lang);
+        let mut ctx = base(rt, member, csrf, lang, t["my_work"].as_str().unwrap_or_default())?;
+        let now = rt.clock_now();
+        let items: Vec<Value> = rt
+            .work_of(member)?
+            .into_iter()
+            .map(|i| {
+                let (text, late) = i.due.as_deref().map(|d| left(&t, d, now)).unwrap_or_default();
+                let overdue = late || i.flagged.is_some();
+                let text = match (&i.flagged, text.is_empty()) {
+                    (Some(reason), true) => reason.clone(),
+                    (Some(reason), false) => format!("{text} · {reason}"),
+                    (None, _) => text,
+                };
+                json!({"form": i.form, "id": i.id, "title": i.title, "state": i.state, "left": text, "overdue": overdue})
+            })
+            .collect();
+        let tasks: Vec<Value> = rt
+            .tasks(Some(member), false, false)?
+            .into_iter()
+            .map(|task| json!({"form": task.form, "record": task.record, "title": task.title, "due": task.due,
+                "overdue": task.overdue}))
+            .collect();
+        ctx.insert("items".into(), Value::Array(items));
+        ctx.insert("tasks".into(), Value::Array(tasks));
+        Ok(Page::Html(StatusCode::OK, render("work.html", &Value::Object(ctx))?))
+    })
+    .await
+}
+
+/// One input of a generated form.
+pub(super) fn input(
+    field: &Field,
+    lang: Lang,
+    value: Option<&Value>,
+    error: Option<&str>,
+    required: bool,
+) -> Option<Value> {
+    let (kind, input, step) = match field.kind {
+        FieldType::Text | FieldType::Member | FieldType::Link => ("text", "text", None),
+        FieldType::LongText => ("long_text", "text", None),
+        FieldType::Phone => ("text", "tel", None),
+        FieldType::Email => ("text", "email", None),
+        FieldType::Url => ("text", "url", None),
+        FieldType::Integer => ("text", "number", Some("1")),
+        FieldType::Decimal | FieldType::Money | FieldType::Percent => ("text", "number", Some("any")),
+        FieldType::Date => ("text", "date", None),
+        FieldType::Choice => ("choice", "", None),
+        FieldType::Bool => ("bool", "checkbox", None),
+        // Tables, files, ranges, multi-choices and computed fields are not typed on this page.
+        _ => return None,
+    };
+    let text = match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let options: Vec<Value> = field
+        .options
+        .iter()
+        .flatten()
+        .map(|o| json!({"value": o.value, "label": o.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| o.value.clone())}))
+        .collect();
+    Some(json!({"id": field.id, "label": crate::values::field_name(field, lang), "kind": kind, "input": input,
+        "step": step, "value": text, "options": options, "required": required,
+        "help": field.help.as_ref().map(|h| h.get(lang).to_string()), "error": error}))
+}
+
+/// The fields a person types on a new record: not read-only, not computed, not filled by a
+/// lookup; required ones first.
+pub(super) fn typed_fields(form: &crate::model::Form) -> Vec<&Field> {
+    let filled: Vec<&str> =
+        form.fields.iter().filter_map(|f| f.lookup.as_ref()).flat_map(|l| l.fill.keys().map(String::as_str)).collect();
+    let mut fields: Vec<&Field> = form
+        .fields
+        .iter()
+        .filter(|f| f.readonly != Some(true) && f.kind != FieldType::Computed && !filled.contains(&f.id.as_str()))
+        .collect();
+    fields.sort_by_key(|f| f.required != Some(true));
+    fields
+}
+
+/// Typed values from a form post: each field's text read as its type (as a CSV cell is), empty
+/// ones left out; what cannot be read is a problem named by field.
+pub(super) fn typed(
+    form: &crate::model::Form,
+    names: &[&str],
+    posted: &Map<String, Value>,
+    zone: &jiff::tz::TimeZone,
+) -> (Map<String, Value>, Vec<crate::values::FieldProblem>) {
+    let mut data = Map::new();
+    let mut problems = Vec::new();
+    for name in names {
+        let Some(field) = form.field(name) else { continue };
+        let text = posted.get(*name).and_then(Value::as_str).unwrap_or_default();
+        if field.kind == FieldType::Bool && text.is_empty() {
+            continue;
+        }
+        match crate::values::parse_cell(field, text, zone) {
+            Ok(Some(v)) => {
+                data.insert(name.to_string(), v);
+            }
+            Ok(None) => {}
+            Err(why) => problems.push(crate::values::FieldProblem::new(name.to_string(), "WRONG_TYPE", why)),
+        }
+    }
+    (data, problems)
+}
+
+pub(super) fn form_label(rt: &Runtime, form: &str, lang: Lang) -> Result<String, EngineError> {
+    let f = rt.form_def(form)?;
+    Ok(f.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| form.to_string()))
+}
+
+pub(super) fn new_form(
+    rt: &Runtime,
+    form: &str,
+    member: &str,
+    csrf: &str,
+    lang: Lang,
+    values: &Map<String, Value>,
+    problems: &[crate::values::FieldProblem],
+) -> Result<Page, EngineError> {
+    let def = rt.form_def(form)?;
+    let label = form_label(rt, form, lang)?;
+    let t = words(lang);
+    let mut ctx = base(rt, member, csrf, lang, &format!("{}{label}", t["new"].as_str().unwrap_or_default()))?;
+    let error_of =
+        |id: &str| problems.iter().find(|p| p.field.split(['[', '.']).next() == Some(id)).map(|p| p.message.as_str());
+    let inputs: Vec<Value> = typed_fields(&def)
+        .into_iter()
+        .filter_map(|f| {
+            // A new form starts from the field's default (an urgency of green).
+            let value = values.get(&f.id).or(f.default.as_ref());
+            input(f, lang, value, error_of(&f.id), f.required == Some(true))
+        })
+        .collect();
+    ctx.insert("form".into(), json!(form));
+    ctx.insert("form_label".into(), json!(label));
+    ctx.insert("inputs".into(), Value::Array(inputs));
+    if !problems.is_empty() {
+        ctx.insert("error".into(), t["fix"].clone());
+    }
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok(Page::Html(status, render("new.html", &Value::Object(ctx))?))
+}
+
+/// `GET /r/{form}/new`.
+pub(super) async fn new_page(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| new_form(rt, &form, member, csrf, lang, &Map::new(), &[]))
+        .await
+}
+
+/// `POST /r/{form}/new`: the record as the member; errors named per field, what was typed kept.
+pub(super) async fn create(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(form): Path<String>,
+    body: Body,
+) -> Response {
+    let lang = lang_of(&headers);
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
+    };
+    let posted = form_fields(&bytes);
+    let kept = posted.clone();
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+        let def = rt.form_def(&form)?;
+        let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
+        let (data, mut problems) = typed(&def, &names, &kept, &rt.zone_of(Some(&form)));
+        if problems.is_empty() {
+            match rt.submit(&form, data, member) {
+                Ok(r) => return Ok(Page::Redirect(format!("/r/{form}/{}", r.id))),
+                Err(EngineError::Invalid(p)) => problems = p,
+                Err(e) => return Err(e),
+            }
+        }
+        new_form(rt, &form, member, csrf, lang, &kept, &problems)
+    })
+    .await
+}
+
+pub(super) fn record_view(
+    rt: &Runtime,
+    form: &str,
+    id: &str,
+    member: &str,
+    csrf: &str,
+    lang: Lang,
+    failed: Option<Failed<'_>>,
+) -> Result<Page, EngineError> {
+    let record = rt.get_as(form, id, member)?;
+    let def = rt.form_def(form)?;
+    let me = rt.member(member)?;
+    let zone = rt.zone_of(Some(form));
+    let state = def.states.iter().find(|s| Some(&s.id) == record.state.as_ref());
+    let state_label = state
+        .map(|s| s.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| s.id.clone()))
+        .unwrap_or_default();
+    let title =
+        def.title_field.as_deref().and_then(|t| record.data.get(t)).and_then(Value::as_str).unwrap_or(id).to_string();
+    let mut ctx = base(rt, member, csrf, lang, &title)?;
+    let shown: Vec<Value> = def
+        .fields
+        .iter()
+        .filter_map(|f| record.data.get(&f.id).map(|v| (f, v)))
+        .map(|(f, v)| {
+            let text = match (f.kind, v) {
+                (FieldType::Member, Value::String(m)) => rt.member(m).map(|m| m.name).unwrap_or_else(|_| m.clone()),
+                (FieldType::Datetime, Value::String(at)) => crate::clock::shown(at, &zone),
+                _ => crate::values::display(f, v, lang),
+            };
+            json!({"label": crate::values::field_name(f, lang), "text": text})
+        })
+        .collect();
+    let actions: Vec<Value> = def
+        .actions
+        .iter()
+        .filter(|a| record.state.as_ref().is_some_and(|s| a.from.contains(s)))
+        .filter(|a| a.roles.is_empty() || me.roles.iter().any(|r| a.roles.contains(r)))
+        .filter(|a| a.owner_only != Some(true) || record.owner.as_deref() == Some(member))
+        .map(|a| {
+            let this = failed.as_ref().filter(|(which, ..)| *which == a.id);
+            let inputs: Vec<Value> = a
+                .requires
+                .iter()
+                .filter_map(|r| def.field(r))
+                .filter_map(|f| {
+                    let value = this.and_then(|(_, posted, ..)| posted.get(&f.id)).or(record.data.get(&f.id));
+                    let error = this.and_then(|(_, _, problems, _)| {
+                        problems.iter().find(|p| p.field == f.id).map(|p| p.message.as_str())
+                    });
+                    input(f, lang, value, error, true)
+                })
+                .collect();
+            let label = a.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| a.id.clone());
+            json!({"id": a.id, "label": label, "inputs": inputs})
+        })
+        .collect();
+    let history: Vec<Value> = rt
+        .history_as(form, id, member)?
+        .into_iter()
+        .rev()
+        .map(|v| {
+            let who = rt.member(&v.actor).map(|m| m.name).unwrap_or_else(|_| v.actor.clone());
+            let changes: Vec<String> = v
+                .changes
+                .iter()
+                .map(|c| {
+                    let field = def.field(&c.field);
+                    let show = |x: &Value| match (field, x) {
+                        (_, Value::Null) => "—".to_string(),
+                        (Some(f), x) => crate::values::display(f, x, lang),
+                        (None, x) => x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()),
+                    };
+                    let name = field.map(|f| crate::values::field_name(f, lang)).unwrap_or_else(|| c.field.clone());
+                    format!("{name}: {} → {}", show(&c.from), show(&c.to))
+                })
+                .collect();
+            json!({"version": v.version, "at": crate::clock::shown(&v.at, &zone), "actor": who,
+                "what": v.action.clone().unwrap_or(v.kind.clone()), "changes": changes})
+        })
+        .collect();
+    ctx.insert("record".into(), json!(record));
+    ctx.insert("state".into(), json!(state_label));
+    ctx.insert("shown".into(), Value::Array(shown));
+    ctx.insert("actions".into(), Value::Array(actions));
+    ctx.insert("history".into(), Value::Array(history));
+    let status = match &failed {
+        Some((_, _, _, why)) => {
+            ctx.insert("error".into(), json!(why));
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        None => StatusCode::OK,
+    };
+    Ok(Page::Html(status, render("record.html", &Value::Object(ctx))?))
+}
+
+/// `GET /r/{form}/{id}`.
+pub(super) async fn record_page(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id)): Path<(String, String)>,
+) -> Response {
+    let lang = lang_of(&headers);
+    as_member(&api, &headers, None, move |rt, member, csrf| record_view(rt, &form, &id, member, csrf, lang, None)).await
+}
+
+/// `POST /r/{form}/{id}/act/{action}` with the fields the action requires.
+pub(super) async fn act(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id, action)): Path<(String, String, String)>,
+    body: Body,
+) -> Response {
+    let lang = lang_of(&headers);
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
+    };
+    let posted = form_fields(&bytes);
+    let kept = posted.clone();
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+        rt.get_as(&form, &id, member)?;
+        let def = rt.form_def(&form)?;
+        let requires: Vec<&str> = def
+            .actions
+            .iter()
+            .find(|a| a.id == action)
+            .map(|a| a.requires.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let (data, mut problems) = typed(&def, &requires, &kept, &rt.zone_of(Some(&form)));
+        let mut why = words(lang)["fix"].as_str().unwrap_or_default().to_string();
+        if problems.is_empty() {
+            match rt.act(&form, &id, &action, member, data) {
+                Ok(_) => return Ok(Page::Redirect(format!("/r/{form}/{id}"))),
+                Err(EngineError::Invalid(p)) => problems = p,
+                Err(e @ EngineError::Refused(_)) => why = e.to_string(),
+                Err(e) => return Err(e),
+            }
+        }
+        record_view(rt, &form, &id, member, csrf, lang, Some((&action, &kept, &problems, why)))
+    })
+    .await
+}
