@@ -21,6 +21,7 @@
 //! - `docs`: the reliability table names every row and tests that exist.
 //! - `duties`: separation of duties under races (a hundred approvers at once, A1) and overlaps (A6).
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
+//! - `readme`: the README's walk-through, run as written on a fresh database.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
 //! - `signing_key`: the signing key lives outside the database; old databases move it out.
@@ -63,6 +64,7 @@ mod outcomes;
 mod penetration;
 mod public_api;
 mod quote_logic;
+mod readme;
 mod records;
 mod records_cli;
 mod roundtrip;
