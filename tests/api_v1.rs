@@ -63,7 +63,7 @@ fn call(
     (status, head, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-fn leads(name: &str) -> Cli {
+pub(crate) fn leads(name: &str) -> Cli {
     let cli = Cli::new(name, "2026-11-30T10:00:00+08:00");
     cli.ok(&["install", "lead-followup"]);
     cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
@@ -476,4 +476,31 @@ fn a_member_s_events_token_posts_events_as_that_member_and_a_read_token_may_not(
     assert_eq!(cli.query("SELECT count(*) FROM events WHERE kind = 'event.received' AND actor = 'c_fin'", &[]), 1);
     cli.ok(&["tokens", "revoke", "erp"]);
     assert_eq!(post(&erp), 401, "revoked at once");
+}
+
+/// The cursor counts rows read, readable or not: paging one record at a time through a form
+/// where every other record is another region's finds each of the member's, skipping none.
+#[test]
+fn paging_by_cursor_skips_no_record_the_member_may_read() {
+    let cli = leads("v1-cursor");
+    for i in 0..6 {
+        let region = if i % 2 == 0 { "east" } else { "south" };
+        let data = json!({"source": "expo", "customer": format!("客户{i}"), "phone": format!("1390000000{i}"), "region": region});
+        cli.ok(&["submit", "lead", "--as", "m_ops", "--data", &data.to_string()]);
+    }
+    let server = Server::start(&cli, "2", "16");
+    let sun = session(&server.addr, "m_sun");
+    let mut seen = Vec::new();
+    let mut cursor = Some("0".to_string());
+    while let Some(c) = cursor {
+        let (status, _, page) =
+            call(&server.addr, &sun, "GET", &format!("/api/v1/records/lead?limit=1&cursor={c}"), "", "", true);
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["items"].as_array().unwrap().iter().map(|r| r["data"]["region"].as_str().unwrap().to_string()),
+        );
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        assert!(seen.len() <= 6, "the paging ends");
+    }
+    assert_eq!(seen, ["south", "south", "south"]);
 }

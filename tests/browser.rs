@@ -377,6 +377,11 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     assert!(contacted.contains("已联系") && contacted.contains("已电话沟通"), "{contacted}");
     let id = cli.json(&["list", "lead"])[0]["id"].as_str().unwrap().to_string();
     assert_eq!(cli.json(&["get", "lead", &id])["state"], "contacted");
+    // The form's list page holds it, a page at a time.
+    browser.open(&format!("{base}/r/lead"));
+    let list = browser.text_with(&id);
+    assert!(list.contains("上海明远 <b>科技</b>") && list.contains("李伟"), "{list}");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the list page");
     // My work lists nothing new now: the lead is contacted, not new, but still open.
     browser.open(&format!("{base}/"));
     let work = browser.text_with(&id);

@@ -399,3 +399,17 @@ fn bench_http_drives_the_same_operations_over_http_and_through_the_library() {
     assert!(out["http"]["p99_ms"].as_f64().unwrap() >= out["http"]["p50_ms"].as_f64().unwrap(), "{out}");
     assert!(out["library_over_http_throughput"].as_f64().unwrap() > 0.0, "{out}");
 }
+
+#[test]
+fn bench_pages_renders_the_list_and_record_pages_beside_the_json_api() {
+    let cli = Cli::system_clock("bench-pages");
+    let out = cli.json(&["bench", "pages", "--records", "120", "--clients", "4", "--rounds", "3"]);
+    assert_eq!(out["records"], 120, "{out}");
+    let kinds = out["kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 4);
+    for k in kinds {
+        assert_eq!(k["answers"], 12, "{k}");
+        assert!(k["p99_ms"].as_f64().unwrap() >= k["p50_ms"].as_f64().unwrap(), "{k}");
+    }
+    assert!(kinds[0]["mean_bytes"].as_u64().unwrap() > 1000, "a list page holds its records: {}", kinds[0]);
+}

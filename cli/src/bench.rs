@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::{print, Context, Format, UserError};
 
 mod http;
+mod pages;
 mod report;
 
 /// The bench command.
@@ -64,6 +65,19 @@ pub(crate) enum BenchWhat {
         #[arg(long)]
         keep: bool,
     },
+    /// The list page and the record page under concurrent clients on loopback, beside the JSON
+    /// API's answers for the same data: answers per second, p50 and p99.
+    Pages {
+        /// Records in the form.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Concurrent clients, each with its own connection.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Rounds per client (each: a list page and a record, as HTML and as JSON).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
     /// Create-and-act over /api/v1 with concurrent clients on loopback, against the same
     /// operations called on the library: throughput, p50 and p99 of both, and their ratio.
     Http {
@@ -88,6 +102,9 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         BenchWhat::Import { rows, submits } => import((*rows).max(1), (*submits).max(1), json_output),
         BenchWhat::Timers { pending, due_percent } => timers(*pending, *due_percent, json_output),
         BenchWhat::Report { leads, reps, keep } => report::run((*leads).max(1), *reps, *keep, json_output),
+        BenchWhat::Pages { records, clients, rounds } => {
+            pages::run((*records).max(1), (*clients).max(1), (*rounds).max(1), json_output)
+        }
         BenchWhat::Http { operations, clients, workers } => {
             http::run((*operations).max(1), (*clients).max(1), (*workers).max(1), json_output)
         }

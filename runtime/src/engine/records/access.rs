@@ -158,16 +158,31 @@ impl Runtime {
     /// see; `offset` and `limit` count the records they may read. A filter or sort on a field
     /// hidden from them is refused, so it cannot tell them what the field holds.
     pub fn list_as(&self, form: &str, query: &ListQuery, member: &str) -> Result<Vec<Record>, EngineError> {
-        Ok(self.page_as(form, query, member)?.0)
+        let from_start = ListQuery { offset: 0, ..query.clone() };
+        Ok(self.scan_as(form, &from_start, member, query.offset)?.0)
     }
 
-    /// [`Runtime::list_as`], and where the next page starts in the form's own order (`None`
-    /// after the last): the cursor of the JSON API.
+    /// A page of [`Runtime::list_as`] by cursor: `query.offset` is where the previous page
+    /// stopped in the form's own order (0 at first), and the answer says where the next starts
+    /// (`None` after the last). The cursor of the JSON API and the list page: it counts rows
+    /// read, readable or not, so a page never skips one the member may read.
     pub(crate) fn page_as(
         &self,
         form: &str,
         query: &ListQuery,
         member: &str,
+    ) -> Result<(Vec<Record>, Option<u64>), EngineError> {
+        self.scan_as(form, query, member, 0)
+    }
+
+    /// Reads the form from `query.offset` in batches, keeps what `member` may read after
+    /// skipping `skip` of those, until `query.limit` are kept; and where the scan stopped.
+    fn scan_as(
+        &self,
+        form: &str,
+        query: &ListQuery,
+        member: &str,
+        skip: u64,
     ) -> Result<(Vec<Record>, Option<u64>), EngineError> {
         let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
         let viewer = Viewer::load(self.store.reader(), member)?;
@@ -181,8 +196,8 @@ impl Runtime {
             }
         }
         let want = query.limit.unwrap_or(u64::MAX);
-        let mut skip = query.offset;
-        let mut scan = ListQuery { limit: Some(BATCH), offset: 0, ..query.clone() };
+        let mut skip = skip;
+        let mut scan = ListQuery { limit: Some(BATCH), ..query.clone() };
         let mut out = Vec::new();
         loop {
             let rows = self.list(form, &scan)?;

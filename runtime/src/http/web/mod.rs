@@ -51,6 +51,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
         let _ = env.add_template("board.html", include_str!("board.html"));
         let _ = env.add_template("approvals.html", include_str!("approvals.html"));
         let _ = env.add_template("ops.html", include_str!("ops.html"));
+        let _ = env.add_template("list.html", include_str!("list.html"));
         env
     })
 }

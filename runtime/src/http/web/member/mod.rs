@@ -26,7 +26,7 @@ mod records;
 mod work;
 
 use ops::{ops_apps, ops_page};
-use records::{act, create, new_page, record_page, work};
+use records::{act, create, list, new_page, record_page, work};
 use work::{approvals, board, decide};
 
 const CSRF_COOKIE: &str = "closeloop_csrf";
@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-in/link", get(link_page).post(link_sign_in))
         .route("/sign-out", post(sign_out))
+        .route("/r/{form}", get(list))
         .route("/r/{form}/new", get(new_page).post(create))
         .route("/r/{form}/{id}", get(record_page))
         .route("/r/{form}/{id}/act/{action}", post(act))
@@ -79,7 +80,7 @@ fn words(lang: Lang) -> Value {
             "left_hours": "还剩 {} 小时", "left_minutes": "还剩 {} 分钟", "late_hours": "已超时 {} 小时", "late": "已超时",
             "link_hint": "点击下方按钮登录。此链接仅可使用一次。", "link_bad": "登录链接已失效，请重新获取。",
             "approvals": "待我审批", "comment": "审批意见（驳回时必填）", "approve": "同意", "reject": "驳回",
-            "on_behalf": "代审批：", "hours": "{} 小时", "apps": "已安装的应用", "revision": "版本",
+            "on_behalf": "代审批：", "hours": "{} 小时", "more": "下一页", "apps": "已安装的应用", "revision": "版本",
             "upload": "校验或安装应用", "problems": "发现问题", "validate": "校验", "install": "安装",
             "valid": "校验通过，可以安装。", "installed": "已安装 {} 第 {} 版。"}),
         Lang::En => json!({"sign_in": "Sign in", "member": "Member id", "password": "Password", "my_work": "My work",
@@ -88,7 +89,7 @@ fn words(lang: Lang) -> Value {
             "left_hours": "{} h left", "left_minutes": "{} min left", "late_hours": "{} h overdue", "late": "Overdue",
             "link_hint": "Press the button to sign in. The link works once.", "link_bad": "This sign-in link no longer works; ask for a new one.",
             "approvals": "Waiting for my approval", "comment": "Comment (required to reject)", "approve": "Approve",
-            "reject": "Reject", "on_behalf": "On behalf of", "hours": "{} h", "apps": "Installed apps",
+            "reject": "Reject", "on_behalf": "On behalf of", "hours": "{} h", "more": "Next page", "apps": "Installed apps",
             "revision": "revision", "upload": "Validate or install an app", "problems": "Problems found",
             "validate": "Validate", "install": "Install", "valid": "Valid: it can be installed.",
             "installed": "Installed {} revision {}."}),

@@ -346,3 +346,57 @@ pub(super) async fn act(
     })
     .await
 }
+
+/// Records listed a page at a time.
+pub(super) const PAGE: u64 = 50;
+
+/// `GET /r/{form}?cursor=N`: the records of a form the member may read, newest first, a page at
+/// a time.
+pub(super) async fn list(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(form): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let lang = lang_of(&headers);
+    let cursor = raw
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == "cursor")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    as_member(&api, &headers, None, move |rt, member, csrf| {
+        let def = rt.form_def(&form)?;
+        let label = form_label(rt, &form, lang)?;
+        let mut ctx = base(rt, member, csrf, lang, &label)?;
+        let query = crate::store::ListQuery {
+            limit: Some(PAGE),
+            offset: cursor,
+            order: crate::store::SortOrder::Desc,
+            ..Default::default()
+        };
+        let (records, next) = rt.page_as(&form, &query, member)?;
+        let rows: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let title =
+                    def.title_field.as_deref().and_then(|t| r.data.get(t)).and_then(Value::as_str).unwrap_or(&r.id);
+                let state = def
+                    .states
+                    .iter()
+                    .find(|s| Some(&s.id) == r.state.as_ref())
+                    .map(|s| s.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| s.id.clone()));
+                let owner = r.owner.as_deref().map(|o| rt.member(o).map(|m| m.name).unwrap_or_else(|_| o.to_string()));
+                json!({"id": r.id, "title": title, "state": state, "owner": owner})
+            })
+            .collect();
+        ctx.insert("form".into(), json!(form));
+        ctx.insert("form_label".into(), json!(label));
+        ctx.insert("rows".into(), Value::Array(rows));
+        ctx.insert("next".into(), json!(next));
+        Ok(Page::Html(StatusCode::OK, render("list.html", &Value::Object(ctx))?))
+    })
+    .await
+}
