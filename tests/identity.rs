@@ -92,3 +92,20 @@ fn a_sign_in_link_goes_by_sms_works_once_within_fifteen_minutes_and_tells_nobody
         "five links per 15 minutes: the two of 15 minutes ago still count"
     );
 }
+
+#[test]
+fn audit_verify_still_holds_after_passwords_sign_ins_lockouts_and_sign_outs() {
+    let (mut rt, _) = team();
+    let s = rt.sign_in("m_li", PASSWORD, "127.0.0.1").unwrap();
+    for _ in 0..6 {
+        let _ = rt.sign_in("m_li", "wrong password!", "127.0.0.9");
+    }
+    rt.sign_out(&s.id).unwrap();
+    rt.set_password("m_zhao", PASSWORD, None, "m_ops").unwrap();
+    let v = rt.verify_audit().unwrap();
+    assert_eq!(v.problem, None, "events about a member that do not carry the row are not its last state");
+    // A directory change after them is the member's new last state.
+    let csv = "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,true,31\n";
+    rt.import_members(csv.as_bytes(), "m_ops").unwrap();
+    assert_eq!(rt.verify_audit().unwrap().problem, None);
+}
