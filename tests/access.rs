@@ -83,7 +83,7 @@ fn the_floor_price_reaches_finance_and_never_the_rep_the_customer_s_pdf_or_a_fil
     assert_eq!(rep.data["lines"][0]["unit_price"], 1800.0);
     let finance = rt.get_as("quote", &id, "q_fin").unwrap();
     assert_eq!(finance.data["lines"][0]["floor_price"], 2000.0);
-    assert_eq!(finance.data["below_floor"], json!(["CL-IMPL-DAY 1800.0 < 2000.0"]));
+    assert_eq!(finance.data["below_floor"], json!(["CL-IMPL-DAY 1,800.00 < 2,000.00"]));
     // The history a rep reads has no floor price either.
     let history = rt.history_as("quote", &id, "q_li").unwrap();
     let text = serde_json::to_string(&history).unwrap();

@@ -33,7 +33,7 @@ fn a_new_quote_is_priced_from_the_catalog_with_the_customer_s_last_price_beside_
     assert_eq!(column("last_price"), [json!(11000.0), Value::Null, json!(2300.0)], "none for a product never bought");
     assert_eq!(column("floor_price"), [json!(10000.0), json!(22000.0), json!(2000.0)]);
     assert_eq!(quote.data["total"], json!(24000.0 + 25000.0 + 5400.0));
-    assert_eq!(quote.data["below_floor"], json!(["CL-IMPL-DAY 1800.0 < 2000.0"]));
+    assert_eq!(quote.data["below_floor"], json!(["CL-IMPL-DAY 1,800.00 < 2,000.00"]));
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn finance_sees_the_lines_below_the_floor_and_the_chat_message_keeps_them_privat
 
     let finance = w.rt.approvals(Some("q_fin")).unwrap();
     let below = finance[0].show.iter().find(|s| s.field == "below_floor").unwrap();
-    assert_eq!((below.label.as_str(), below.text.as_str()), ("低于底价的明细", "CL-IMPL-DAY 1800.0 < 2000.0"));
+    assert_eq!((below.label.as_str(), below.text.as_str()), ("低于底价的明细", "CL-IMPL-DAY 1,800.00 < 2,000.00"));
     let told = w.rt.outbox(None).unwrap().into_iter().find(|m| m.recipient == "q_fin").unwrap();
     assert!(told.body.contains("合计金额：54,400.00"), "{}", told.body);
     assert!(!told.body.contains("CL-IMPL-DAY"), "a sensitive field stays out of chat: {}", told.body);

@@ -123,8 +123,15 @@ fn is_working(d: jiff::civil::Date) -> bool {
 /// Registers the host API on a runtime's script engine: time, people, records.
 pub(crate) fn register(engine: &mut Engine, host: Arc<Host>) {
     register_time(engine, &host);
+    register_text(engine);
     register_people(engine, &host);
     register_records(engine, &host);
+}
+
+/// `money(x)`: an amount as people read it (`1,200,000.00`), pure.
+fn register_text(engine: &mut Engine) {
+    engine.register_fn("money", |x: f64| crate::values::money_text(x, 2));
+    engine.register_fn("money", |x: i64| crate::values::money_text(x as f64, 2));
 }
 
 /// `now`, `today`, day arithmetic and working days, in the app's calendar.
