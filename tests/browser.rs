@@ -388,6 +388,8 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.screenshot("rep-my-work");
     assert_eq!(browser.axe(), Vec::<Value>::new(), "my work");
     assert!(work.contains(&id), "{work}");
+    // Contacted, the lead's 24-hour escalation will be skipped: it is no deadline any more.
+    assert!(!work.contains("还剩") && !work.contains("已超时"), "a skipped timer is no deadline: {work}");
 }
 
 #[test]
@@ -507,7 +509,7 @@ fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk
         crate::api_v1::set_password(&cli, m);
     }
     let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2027-12-31",
-        "payment_terms": "prepay", "prepay_percent": 60, "lines": [{"sku": "CL-CRM-STD", "qty": 2}]});
+        "payment_terms": "prepay", "prepay_percent": 60, "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 9000.0}]});
     let id =
         cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
     cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
@@ -520,6 +522,9 @@ fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk
         browser.open(&format!("{base}/approvals"));
         let inbox = browser.text_with(step);
         assert!(inbox.contains(&id), "{member}: {inbox}");
+        // Finance sees the lines below the floor; the supervisor may not read them.
+        let floor = inbox.contains("低于底价的明细") && inbox.contains("CL-CRM-STD 9,000.00 < 10,000.00");
+        assert_eq!(floor, member == "q_fin", "{member}: {inbox}");
         if member == "q_legal" {
             assert!(
                 inbox.contains("风险摘要") && inbox.contains("预付比例超过 50%"),
@@ -602,4 +607,158 @@ fn an_ops_person_uploads_an_app_with_a_misspelt_key_sees_the_located_diagnostic_
     let installed = browser.text_with("已安装 visits");
     assert!(installed.contains("已安装 visits 第 1 版"), "{installed}");
     assert!(cli.json(&["list", "visit"]).as_array().unwrap().is_empty(), "the form exists");
+}
+
+#[test]
+fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_the_language_he_chose() {
+    let cli = Cli::system_clock("browser-task");
+    cli.ok(&["install", "customer-success", "--with-sample-data"]);
+    for m in ["c_lin", "c_dir_e"] {
+        crate::api_v1::set_password(&cli, m);
+    }
+    let paid = r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#;
+    cli.ok(&["event", "payment.received", "--key", "erp-0042", "--data", paid]);
+    let tasks = cli.json(&["tasks", "--as", "c_lin"]);
+    let call = tasks.as_array().unwrap().iter().find(|t| t["task"] == "satisfaction_call").unwrap().clone();
+    let (task, record) = (call["id"].as_i64().unwrap(), call["record"].as_str().unwrap().to_string());
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let csm = Browser::start();
+    sign_in(&csm, &base, "c_lin");
+    // My work lists the task; its card has the talk track and what the record says.
+    assert!(csm.text_with("满意度回访").contains("满意度回访"));
+    csm.click(&format!("a[href='/tasks/{task}']"));
+    let card = csm.text_with("话术");
+    assert!(card.contains("已超时"), "due 7 days after delivery, long past: {card}");
+    assert!(card.contains("产品交付一周了") && card.contains("报表导出慢"), "talk track and pain points: {card}");
+    assert!(card.contains("客户痛点") && card.contains(&record), "{card}");
+    csm.screenshot("csm-task-card");
+    assert_eq!(csm.axe(), Vec::<Value>::new(), "the task card");
+    // A file that is no photo or PDF is named under its input, and the summary is kept.
+    let text_file = cli.path("notes.txt");
+    std::fs::write(&text_file, "not a photo").unwrap();
+    csm.type_into("#summary", "客户反馈报表导出已改善");
+    csm.type_into("#attachment", &text_file.display().to_string());
+    csm.submit("main section.action button[type=submit]");
+    let refused = csm.text_with("凭证须是照片");
+    assert!(refused.contains("凭证须是照片"), "{refused}");
+    assert_eq!(csm.script("return document.querySelector('#summary').value"), json!("客户反馈报表导出已改善"));
+    // A photo (this page's own screenshot) closes it.
+    let photo = csm.screenshot("csm-task-refused");
+    csm.type_into("#attachment", &photo.display().to_string());
+    csm.submit("main section.action button[type=submit]");
+    let done = csm.text_with("已完成");
+    assert!(done.contains("已完成") && done.contains("客户反馈报表导出已改善"), "{done}");
+    assert_eq!(csm.script("return document.querySelector('img.evidence').naturalWidth > 0"), json!(true));
+    csm.script("window.scrollTo(0, document.body.scrollHeight); return 1;");
+    csm.screenshot("csm-task-done");
+    let stored = cli.json(&["tasks", "--as", "c_lin", "--all"]);
+    let stored = stored.as_array().unwrap().iter().find(|t| t["id"] == task).unwrap().clone();
+    assert_eq!(stored["status"], "done");
+    let kept = stored["evidence"]["attachment"].as_str().unwrap();
+    assert!(kept.contains(".files") && kept.ends_with(".png"), "kept beside the database: {kept}");
+    // The director's team: 林晓's account, as he may read it; he switches the pages to English,
+    // and the choice is his, on the next device too.
+    let director = Browser::start();
+    sign_in(&director, &base, "c_dir_e");
+    director.open(&format!("{base}/team"));
+    let team = director.text_with("林晓");
+    assert!(
+        team.contains("我的团队") && team.contains("林晓") && team.contains("高远") && team.contains(&record),
+        "{team}"
+    );
+    assert!(!team.contains("罗佳"), "another director's report: {team}");
+    assert_eq!(director.axe(), Vec::<Value>::new(), "the team page");
+    director.submit("footer button[value=en]");
+    let english = director.text_with("My work");
+    assert!(english.contains("My work") && english.contains("My team"), "{english}");
+    let again = Browser::start();
+    again.open(&format!("{base}/sign-in"));
+    again.text_with("登录");
+    again.type_into("#member", "c_dir_e");
+    again.type_into("#password", crate::api_v1::PASSWORD);
+    again.submit("main button[type=submit]");
+    again.open(&format!("{base}/tasks/{task}"));
+    let card = again.text_with("Talk track");
+    again.screenshot("director-task-english");
+    assert!(card.contains("Talk track") && card.contains("a week since delivery"), "{card}");
+    assert_eq!(again.script("return document.querySelector('img.evidence').naturalWidth > 0"), json!(true));
+    // A member who may not read the record gets no task card and no photo.
+    crate::api_v1::set_password(&cli, "c_luo");
+    let other = Browser::start();
+    sign_in(&other, &base, "c_luo");
+    for path in [format!("/tasks/{task}"), format!("/tasks/{task}/evidence")] {
+        other.open(&format!("{base}{path}"));
+        let page = other.text();
+        assert!(!page.contains("客户反馈") && !page.contains("话术"), "{path}: {page}");
+    }
+}
+
+#[test]
+fn an_ops_person_imports_members_with_row_errors_reads_masked_channels_retries_a_dead_letter_and_verifies_the_audit() {
+    let cli = Cli::system_clock("browser-ops-pages");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    crate::api_v1::set_password(&cli, "m_ops");
+    cli.ok(&["channels", "set", "sms", "url=http://127.0.0.1:9/sms", "secret=s3cr3t-never-shown"]);
+    let data = r#"{"source":"expo","customer":"苏州恒通","phone":"13900000009","region":"east"}"#;
+    cli.ok(&["submit", "lead", "--as", "m_ops", "--data", data]);
+    // A day later the SMS to the rep cannot go: m_li has no phone. A dead letter.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(25)).to_string();
+    cli.ok_at(Some(&later), &["tick"]);
+    cli.ok_at(Some(&later), &["outbox", "deliver"]);
+    let dead = cli.json(&["outbox", "--status", "dead"]);
+    let dead_id = dead[0]["id"].as_i64().unwrap_or_else(|| panic!("a dead letter: {dead}"));
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    sign_in(&browser, &base, "m_ops");
+    // Members: a file with a bad row is refused whole, by row and column.
+    browser.open(&format!("{base}/ops/members"));
+    assert!(browser.text_with("李伟").contains("m_li"));
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the members page");
+    let bad = cli.path("team-bad.csv");
+    std::fs::write(&bad, "id,name,roles,region,manager,active,capacity,phone\nm_li,李伟,sales_rep,east,m_zhao,true,30,13800138000\nm_new,新人,sales_rep,east,m_zhao,maybe,30,\n").unwrap();
+    browser.type_into("#file", &bad.display().to_string());
+    browser.submit("main section.action button[type=submit]");
+    let refused = browser.text_with("第 3 行");
+    browser.screenshot("ops-members-refused");
+    assert!(refused.contains("第 3 行") && refused.contains("active"), "{refused}");
+    assert!(cli.json(&["members"]).as_array().unwrap().iter().all(|m| m["id"] != "m_new"), "nothing imported");
+    let good = cli.path("team-good.csv");
+    std::fs::write(
+        &good,
+        "id,name,roles,region,manager,active,capacity,phone\nm_li,李伟,sales_rep,east,m_zhao,true,30,13800138000\n",
+    )
+    .unwrap();
+    browser.type_into("#file", &good.display().to_string());
+    browser.submit("main section.action button[type=submit]");
+    let imported = browser.text_with("已导入");
+    assert!(imported.contains("更新 1 人"), "{imported}");
+    // Channels: the secret is masked.
+    browser.open(&format!("{base}/ops/channels"));
+    let channels = browser.text_with("sms");
+    browser.screenshot("ops-channels");
+    assert!(channels.contains("http://127.0.0.1:9/sms") && channels.contains("wecom"), "{channels}");
+    assert!(!channels.contains("s3cr3t-never-shown"), "the secret is masked: {channels}");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the channels page");
+    // The outbox: the dead letter, why it died, and a retry now that m_li has a phone.
+    browser.open(&format!("{base}/ops/outbox"));
+    let outbox = browser.text_with(&format!("#{dead_id}"));
+    browser.screenshot("ops-outbox-dead");
+    assert!(outbox.contains("no phone number"), "{outbox}");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the outbox page");
+    browser.submit(&format!("form[action='/ops/outbox/{dead_id}/retry'] button"));
+    assert!(browser.text_with("重新排队").contains("重新排队"));
+    let message = cli.json(&["outbox"]);
+    let message = message.as_array().unwrap().iter().find(|m| m["id"] == dead_id).unwrap().clone();
+    assert_eq!(message["status"], "pending", "back in line");
+    // The audit chain verifies from the page.
+    browser.open(&format!("{base}/ops/audit"));
+    browser.text_with("审计链头");
+    browser.submit("main button[type=submit]");
+    let verified = browser.text_with("审计链完整");
+    browser.screenshot("ops-audit");
+    assert!(verified.contains("审计链完整"), "{verified}");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the audit page");
 }

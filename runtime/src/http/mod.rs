@@ -20,6 +20,7 @@
 
 mod pool;
 mod reports;
+mod uploads;
 pub mod v1;
 pub mod web;
 

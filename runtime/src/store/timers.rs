@@ -207,12 +207,12 @@ pub(crate) fn pending_under_other_rule(
     rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }
 
-/// When a record's next pending timer is due, if it has one.
-pub(crate) fn next_of_record(conn: &Reader, form: &str, record: &str) -> Result<Option<String>, StoreError> {
-    conn.query_optional(
-        "SELECT due FROM timers WHERE form = ?1 AND record = ?2 AND kind = 'record' AND status = 'pending'
-         ORDER BY due LIMIT 1",
-        params![form, record],
-        |r| r.get(0),
-    )
+/// A record's pending timers, soonest first.
+pub(crate) fn pending_of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<TimerRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND kind = 'record' AND status = 'pending'
+         ORDER BY due, id"
+    ))?;
+    let rows = stmt.query_map(params![form, record], row).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
 }

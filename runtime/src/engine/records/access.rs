@@ -325,7 +325,7 @@ impl Runtime {
                         .unwrap_or_default();
                     out.push(WorkItem {
                         form: form.id.clone(),
-                        due: crate::store::timers::next_of_record(reader, &form.id, &r.id)?,
+                        due: self.next_deadline(app, form, &r.id)?,
                         flagged: crate::store::boards::reasons_of(reader, &form.id, &r.id)?.into_iter().next(),
                         id: r.id,
                         title,
@@ -347,6 +347,73 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// When a record's next deadline falls: its soonest pending timer whose automation's `if`
+    /// still holds on the stored record. A contacted lead's 24-hour timer will be skipped, so
+    /// it is no deadline.
+    fn next_deadline(
+        &self,
+        app: &crate::engine::Installed,
+        form: &crate::model::Form,
+        id: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let reader = self.store.reader();
+        let pending = crate::store::timers::pending_of_record(reader, &form.id, id)?;
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let Some(row) = crate::store::records::get(reader, &crate::store::FormTable::of(form), id)? else {
+            return Ok(None);
+        };
+        let f = self.form(&form.id)?;
+        let no_roles = Vec::new();
+        let rules = crate::engine::write::rules::Rules {
+            who: crate::engine::write::rules::Who::of(&row, serde_json::json!({"id": "closeloop", "roles": []})),
+            ..crate::engine::write::rules::Rules::new(f, &self.apps, &self.scripts, row.state.as_deref(), &no_roles)
+        };
+        let defs = &app.app.def.automations;
+        Ok(pending
+            .into_iter()
+            .find(|t| {
+                let Some((index, auto)) = defs.iter().enumerate().find(|(_, a)| a.id == t.automation) else {
+                    return false;
+                };
+                auto.condition.as_ref().is_none_or(|c| rules.holds(c, &row.data, &format!("/automations/{index}/if")))
+            })
+            .map(|t| t.due))
+    }
+
+    /// A member's chosen page language, if they chose one.
+    pub(crate) fn language_of(&self, member: &str) -> Result<Option<crate::model::Lang>, EngineError> {
+        let chosen = crate::store::identity::setting(self.store.reader(), &format!("language:{member}"))?;
+        Ok(match chosen.as_deref() {
+            Some("zh") => Some(crate::model::Lang::Zh),
+            Some("en") => Some(crate::model::Lang::En),
+            _ => None,
+        })
+    }
+
+    /// Keeps a member's page language (a preference of theirs, not install configuration, so
+    /// it is not audited).
+    pub(crate) fn set_language(&mut self, member: &str, lang: crate::model::Lang) -> Result<(), EngineError> {
+        self.member(member)?;
+        let at = self.now();
+        let value = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
+        self.store.write(|tx| {
+            crate::store::identity::set_setting(tx, &format!("language:{member}"), value, &at)?;
+            Ok::<_, EngineError>(())
+        })
+    }
+
+    /// The active members who report to `member`, by name.
+    pub(crate) fn team_of(&self, member: &str) -> Result<Vec<crate::store::MemberRow>, EngineError> {
+        let mut team: Vec<_> = crate::store::members::list(self.store.reader())?
+            .into_iter()
+            .filter(|m| m.active && m.manager.as_deref() == Some(member))
+            .collect();
+        team.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(team)
+    }
+
     /// "Now" on the injected clock.
     pub(crate) fn clock_now(&self) -> jiff::Timestamp {
         self.clock.now()

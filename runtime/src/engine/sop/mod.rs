@@ -120,6 +120,24 @@ impl Runtime {
         Ok(rows.into_iter().map(|t| self.task_view(t, &now)).collect())
     }
 
+    /// One task, as people see it.
+    pub fn task(&self, id: i64) -> Result<Task, EngineError> {
+        let row = tasks::get(self.store.reader(), id)?
+            .ok_or_else(|| EngineError::NotFound { form: "task".into(), id: id.to_string() })?;
+        Ok(self.task_view(row, &self.now()))
+    }
+
+    /// A task's title and talk track in `lang`, from its SOP (`None` when the SOP is gone).
+    pub(crate) fn task_texts(&self, task: &Task, lang: crate::model::Lang) -> Option<(String, Option<String>)> {
+        let def = self
+            .apps
+            .values()
+            .flat_map(|a| a.app.def.sops.iter())
+            .find(|s| s.id == task.sop && s.form == task.form)
+            .and_then(|s| s.tasks.iter().find(|t| t.id == task.task))?;
+        Some((def.title.get(lang).to_string(), def.talk_track.as_ref().map(|l| l.get(lang).to_string())))
+    }
+
     /// A record's tasks, oldest first.
     pub fn tasks_of(&self, form: &str, record: &str) -> Result<Vec<Task>, EngineError> {
         let now = self.now();

@@ -27,9 +27,9 @@ mod session;
 mod table;
 mod work;
 
+pub use crate::http::uploads::MAX_UPLOAD;
 pub use table::openapi;
 pub(crate) use table::routes;
-pub use work::MAX_UPLOAD;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "closeloop_session";

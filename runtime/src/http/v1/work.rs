@@ -1,6 +1,7 @@
 //! Work waiting for a member: approvals, SOP tasks with their evidence uploads, boards.
 
 use super::*;
+use crate::http::uploads::{keep, sniff, upload_path, MAX_UPLOAD};
 
 /// `GET /api/v1/approvals`: the steps waiting for the member.
 pub(super) async fn approvals(State(api): State<Api>, headers: HeaderMap) -> Response {
@@ -63,7 +64,7 @@ pub(super) async fn task_done(
     // An attachment is the id an upload answered, found in the upload folder; never a path.
     let attachment = match data.get("attachment").and_then(Value::as_str) {
         None => None,
-        Some(id) => match (upload_path(&api, id), &api.files) {
+        Some(id) => match (upload_path(api.files.as_deref(), id), &api.files) {
             (Some(path), _) => Some(path.display().to_string()),
             (None, None) => return problem(StatusCode::NOT_FOUND, "uploads are not on for this server", Vec::new()),
             (None, Some(_)) => {
@@ -85,40 +86,6 @@ pub(super) async fn board(State(api): State<Api>, headers: HeaderMap, Path(board
         Ok((StatusCode::OK, json!(rt.board_as(&board, member)?), None))
     })
     .await
-}
-
-/// The largest evidence file accepted.
-pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
-
-/// What a file's first bytes say it is, among the kinds evidence may be: a photo or a PDF.
-/// The client's `Content-Type` is not believed.
-pub(super) fn sniff(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
-    let starts = |magic: &[u8]| bytes.starts_with(magic);
-    if starts(b"\xFF\xD8\xFF") {
-        Some(("image/jpeg", "jpg"))
-    } else if starts(b"\x89PNG\r\n\x1a\n") {
-        Some(("image/png", "png"))
-    } else if starts(b"%PDF-") {
-        Some(("application/pdf", "pdf"))
-    } else if starts(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
-        Some(("image/webp", "webp"))
-    } else if bytes.get(4..8) == Some(b"ftyp") && matches!(bytes.get(8..12), Some(b"heic" | b"heix" | b"mif1")) {
-        Some(("image/heic", "heic"))
-    } else {
-        None
-    }
-}
-
-/// The stored file an upload id names: 64 hex digits, a dot and a known extension, inside the
-/// upload folder. Anything else (a path, `..`) names nothing.
-pub(super) fn upload_path(api: &Api, id: &str) -> Option<std::path::PathBuf> {
-    let dir = api.files.as_ref()?;
-    let (hash, ext) = id.split_once('.')?;
-    let valid = hash.len() == 64
-        && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && ["jpg", "png", "pdf", "webp", "heic"].contains(&ext);
-    let path = dir.join(id);
-    (valid && path.is_file()).then_some(path)
 }
 
 /// `POST /api/v1/files`: the raw body, at most [`MAX_UPLOAD`] bytes, arriving within
@@ -154,22 +121,9 @@ pub(super) async fn upload(State(api): State<Api>, headers: HeaderMap, body: Bod
             Vec::new(),
         );
     };
-    let id = format!("{}.{ext}", crate::store::sha256_hex(&bytes));
-    let path = dir.join(&id);
     let size = bytes.len();
-    let name = id.clone();
-    let stored = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        if path.is_file() {
-            return Ok(());
-        }
-        // Written whole under a temporary name, then renamed: a reader never sees half a file.
-        let partial = dir.join(format!(".{name}.part"));
-        std::fs::write(&partial, &bytes)?;
-        std::fs::rename(&partial, &path)
-    });
-    match stored.await {
-        Ok(Ok(())) => (StatusCode::CREATED, Json(json!({"id": id, "type": kind, "bytes": size}))).into_response(),
-        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be stored", Vec::new()),
+    match keep(dir, bytes.to_vec(), ext).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id, "type": kind, "bytes": size}))).into_response(),
+        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be stored", Vec::new()),
     }
 }

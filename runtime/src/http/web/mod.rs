@@ -22,6 +22,7 @@ use axum::{Extension, Router};
 use serde_json::{json, Value};
 
 mod member;
+mod multipart;
 
 use super::{Api, Busy, ClientAddr, ANSWER_TIME};
 use crate::engine::approvals::page::{LinkState, SignPage};
@@ -33,25 +34,40 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data
 
 const CSS: &str = include_str!("app.css");
 
+/// The page templates, compiled into the binary.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("layout.html")),
+    ("sign.html", include_str!("sign.html")),
+    ("signin.html", include_str!("signin.html")),
+    ("signin_link.html", include_str!("signin_link.html")),
+    ("work.html", include_str!("work.html")),
+    ("work_items.html", include_str!("work_items.html")),
+    ("fields.html", include_str!("fields.html")),
+    ("new.html", include_str!("new.html")),
+    ("record.html", include_str!("record.html")),
+    ("board.html", include_str!("board.html")),
+    ("approvals.html", include_str!("approvals.html")),
+    ("ops.html", include_str!("ops.html")),
+    ("list.html", include_str!("list.html")),
+    ("task.html", include_str!("task.html")),
+    ("team.html", include_str!("team.html")),
+    ("ops_menu.html", include_str!("ops_menu.html")),
+    ("ops_members.html", include_str!("ops_members.html")),
+    ("ops_channels.html", include_str!("ops_channels.html")),
+    ("ops_outbox.html", include_str!("ops_outbox.html")),
+    ("ops_audit.html", include_str!("ops_audit.html")),
+];
+
 fn templates() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
         env.set_recursion_limit(32);
         // Names ending in .html are escaped by default; these are all compiled in, so a failure
-        // to add one is a bug the tests catch (the page would answer 500).
-        let _ = env.add_template("layout.html", include_str!("layout.html"));
-        let _ = env.add_template("sign.html", include_str!("sign.html"));
-        let _ = env.add_template("signin.html", include_str!("signin.html"));
-        let _ = env.add_template("signin_link.html", include_str!("signin_link.html"));
-        let _ = env.add_template("work.html", include_str!("work.html"));
-        let _ = env.add_template("fields.html", include_str!("fields.html"));
-        let _ = env.add_template("new.html", include_str!("new.html"));
-        let _ = env.add_template("record.html", include_str!("record.html"));
-        let _ = env.add_template("board.html", include_str!("board.html"));
-        let _ = env.add_template("approvals.html", include_str!("approvals.html"));
-        let _ = env.add_template("ops.html", include_str!("ops.html"));
-        let _ = env.add_template("list.html", include_str!("list.html"));
+        // to add one is a bug `every_template_compiles` catches.
+        for (name, source) in TEMPLATES {
+            let _ = env.add_template(name, source);
+        }
         env
     })
 }
@@ -285,5 +301,19 @@ async fn sign_pdf(State(api): State<Api>, addr: Option<Extension<ClientAddr>>, P
         }
         Ok(None) => html(StatusCode::NOT_FOUND, "this link has not signed anything yet".into()),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        let mut env = minijinja::Environment::new();
+        for (name, source) in super::TEMPLATES {
+            env.add_template(name, source).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for (name, _) in super::TEMPLATES {
+            env.get_template(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }

@@ -17,32 +17,33 @@ pub(super) fn left(t: &Value, due: &str, now: jiff::Timestamp) -> (String, bool)
     }
 }
 
+/// One open record on a work list: the time left (or how late it is, and why it waits on a
+/// board), red when late.
+pub(super) fn work_item(t: &Value, i: crate::engine::records::access::WorkItem, now: jiff::Timestamp) -> Value {
+    let (text, late) = i.due.as_deref().map(|d| left(t, d, now)).unwrap_or_default();
+    let overdue = late || i.flagged.is_some();
+    let text = match (&i.flagged, text.is_empty()) {
+        (Some(reason), true) => reason.clone(),
+        (Some(reason), false) => format!("{text} · {reason}"),
+        (None, _) => text,
+    };
+    json!({"form": i.form, "id": i.id, "title": i.title, "state": i.state, "left": text, "overdue": overdue})
+}
+
 /// `GET /`: my work.
 pub(super) async fn work(State(api): State<Api>, headers: HeaderMap) -> Response {
-    let lang = lang_of(&headers);
-    as_member(&api, &headers, None, move |rt, member, csrf| {
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
         let t = words(lang);
         let mut ctx = base(rt, member, csrf, lang, t["my_work"].as_str().unwrap_or_default())?;
         let now = rt.clock_now();
-        let items: Vec<Value> = rt
-            .work_of(member)?
-            .into_iter()
-            .map(|i| {
-                let (text, late) = i.due.as_deref().map(|d| left(&t, d, now)).unwrap_or_default();
-                let overdue = late || i.flagged.is_some();
-                let text = match (&i.flagged, text.is_empty()) {
-                    (Some(reason), true) => reason.clone(),
-                    (Some(reason), false) => format!("{text} · {reason}"),
-                    (None, _) => text,
-                };
-                json!({"form": i.form, "id": i.id, "title": i.title, "state": i.state, "left": text, "overdue": overdue})
-            })
-            .collect();
+        let items: Vec<Value> = rt.work_of(member)?.into_iter().map(|i| work_item(&t, i, now)).collect();
         let tasks: Vec<Value> = rt
             .tasks(Some(member), false, false)?
             .into_iter()
-            .map(|task| json!({"form": task.form, "record": task.record, "title": task.title, "due": task.due,
-                "overdue": task.overdue}))
+            .map(|task| {
+                json!({"id": task.id, "record": task.record, "title": task.title, "due": task.due,
+                "overdue": task.overdue})
+            })
             .collect();
         ctx.insert("items".into(), Value::Array(items));
         ctx.insert("tasks".into(), Value::Array(tasks));
@@ -170,9 +171,10 @@ pub(super) fn new_form(
 
 /// `GET /r/{form}/new`.
 pub(super) async fn new_page(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>) -> Response {
-    let lang = lang_of(&headers);
-    as_member(&api, &headers, None, move |rt, member, csrf| new_form(rt, &form, member, csrf, lang, &Map::new(), &[]))
-        .await
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
+        new_form(rt, &form, member, csrf, lang, &Map::new(), &[])
+    })
+    .await
 }
 
 /// `POST /r/{form}/new`: the record as the member; errors named per field, what was typed kept.
@@ -182,13 +184,12 @@ pub(super) async fn create(
     Path(form): Path<String>,
     body: Body,
 ) -> Response {
-    let lang = lang_of(&headers);
     let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
         return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
     };
     let posted = form_fields(&bytes);
     let kept = posted.clone();
-    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         let def = rt.form_def(&form)?;
         let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
         let (data, mut problems) = typed(&def, &names, &kept, &rt.zone_of(Some(&form)));
@@ -202,6 +203,29 @@ pub(super) async fn create(
         new_form(rt, &form, member, csrf, lang, &kept, &problems)
     })
     .await
+}
+
+/// A record's fields as a page shows them (labels and texts): members by name, times in the
+/// app's zone, money as money. `data` is what the member may read.
+pub(super) fn shown_fields(
+    rt: &Runtime,
+    def: &crate::model::Form,
+    data: &Map<String, Value>,
+    lang: Lang,
+    zone: &jiff::tz::TimeZone,
+) -> Vec<Value> {
+    def.fields
+        .iter()
+        .filter_map(|f| data.get(&f.id).filter(|v| !v.is_null()).map(|v| (f, v)))
+        .map(|(f, v)| {
+            let text = match (f.kind, v) {
+                (FieldType::Member, Value::String(m)) => rt.member(m).map(|m| m.name).unwrap_or_else(|_| m.clone()),
+                (FieldType::Datetime, Value::String(at)) => crate::clock::shown(at, zone),
+                _ => crate::values::display(f, v, lang),
+            };
+            json!({"label": crate::values::field_name(f, lang), "text": text})
+        })
+        .collect()
 }
 
 pub(super) fn record_view(
@@ -224,19 +248,7 @@ pub(super) fn record_view(
     let title =
         def.title_field.as_deref().and_then(|t| record.data.get(t)).and_then(Value::as_str).unwrap_or(id).to_string();
     let mut ctx = base(rt, member, csrf, lang, &title)?;
-    let shown: Vec<Value> = def
-        .fields
-        .iter()
-        .filter_map(|f| record.data.get(&f.id).map(|v| (f, v)))
-        .map(|(f, v)| {
-            let text = match (f.kind, v) {
-                (FieldType::Member, Value::String(m)) => rt.member(m).map(|m| m.name).unwrap_or_else(|_| m.clone()),
-                (FieldType::Datetime, Value::String(at)) => crate::clock::shown(at, &zone),
-                _ => crate::values::display(f, v, lang),
-            };
-            json!({"label": crate::values::field_name(f, lang), "text": text})
-        })
-        .collect();
+    let shown = shown_fields(rt, &def, &record.data, lang, &zone);
     let actions: Vec<Value> = def
         .actions
         .iter()
@@ -290,6 +302,17 @@ pub(super) fn record_view(
     ctx.insert("shown".into(), Value::Array(shown));
     ctx.insert("actions".into(), Value::Array(actions));
     ctx.insert("history".into(), Value::Array(history));
+    let tasks: Vec<Value> = rt
+        .tasks_of(form, id)?
+        .into_iter()
+        .map(|task| {
+            let due =
+                task.due.as_deref().map(|d| if d.len() == 10 { d.to_string() } else { crate::clock::shown(d, &zone) });
+            json!({"id": task.id, "title": task.title, "due": due, "overdue": task.overdue,
+                "status": task_status(task.status, lang)})
+        })
+        .collect();
+    ctx.insert("tasks".into(), Value::Array(tasks));
     let status = match &failed {
         Some((_, _, _, why)) => {
             ctx.insert("error".into(), json!(why));
@@ -300,14 +323,27 @@ pub(super) fn record_view(
     Ok(Page::Html(status, render("record.html", &Value::Object(ctx))?))
 }
 
+/// A task's status in words.
+pub(super) fn task_status(status: crate::store::TaskStatus, lang: Lang) -> &'static str {
+    use crate::store::TaskStatus::*;
+    match (status, lang) {
+        (Open, Lang::Zh) => "待办",
+        (Done, Lang::Zh) => "已完成",
+        (Cancelled, Lang::Zh) => "已取消",
+        (Open, Lang::En) => "open",
+        (Done, Lang::En) => "done",
+        (Cancelled, Lang::En) => "cancelled",
+    }
+}
+
 /// `GET /r/{form}/{id}`.
 pub(super) async fn record_page(
     State(api): State<Api>,
     headers: HeaderMap,
     Path((form, id)): Path<(String, String)>,
 ) -> Response {
-    let lang = lang_of(&headers);
-    as_member(&api, &headers, None, move |rt, member, csrf| record_view(rt, &form, &id, member, csrf, lang, None)).await
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| record_view(rt, &form, &id, member, csrf, lang, None))
+        .await
 }
 
 /// `POST /r/{form}/{id}/act/{action}` with the fields the action requires.
@@ -317,13 +353,12 @@ pub(super) async fn act(
     Path((form, id, action)): Path<(String, String, String)>,
     body: Body,
 ) -> Response {
-    let lang = lang_of(&headers);
     let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
         return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
     };
     let posted = form_fields(&bytes);
     let kept = posted.clone();
-    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         rt.get_as(&form, &id, member)?;
         let def = rt.form_def(&form)?;
         let requires: Vec<&str> = def
@@ -358,16 +393,8 @@ pub(super) async fn list(
     Path(form): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
-    let lang = lang_of(&headers);
-    let cursor = raw
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| *k == "cursor")
-        .and_then(|(_, v)| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    as_member(&api, &headers, None, move |rt, member, csrf| {
+    let cursor = query_value(raw.as_deref(), "cursor").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
         let def = rt.form_def(&form)?;
         let label = form_label(rt, &form, lang)?;
         let mut ctx = base(rt, member, csrf, lang, &label)?;

@@ -4,8 +4,7 @@ use super::*;
 
 /// `GET /boards/{board}`: the board as the member may see it, oldest first.
 pub(super) async fn board(State(api): State<Api>, headers: HeaderMap, Path(board): Path<String>) -> Response {
-    let lang = lang_of(&headers);
-    as_member(&api, &headers, None, move |rt, member, csrf| {
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
         let items = rt.board_as(&board, member)?;
         let label = rt
             .boards_for(&rt.member(member)?.roles)
@@ -39,6 +38,33 @@ pub(super) async fn board(State(api): State<Api>, headers: HeaderMap, Path(board
         ctx.insert("board_label".into(), json!(label));
         ctx.insert("items".into(), Value::Array(items));
         Ok(Page::Html(StatusCode::OK, render("board.html", &Value::Object(ctx))?))
+    })
+    .await
+}
+
+/// `GET /team`: the open records and tasks of the members who report to me, late ones first,
+/// as far as I may read them.
+pub(super) async fn team(State(api): State<Api>, headers: HeaderMap) -> Response {
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
+        let t = words(lang);
+        let mut ctx = base(rt, member, csrf, lang, t["team"].as_str().unwrap_or_default())?;
+        let now = rt.clock_now();
+        let mut people = Vec::new();
+        for m in rt.team_of(member)? {
+            let items: Vec<Value> = rt
+                .work_of(&m.id)?
+                .into_iter()
+                .filter(|i| rt.get_as(&i.form, &i.id, member).is_ok())
+                .map(|i| super::records::work_item(&t, i, now))
+                .collect();
+            let tasks = rt.tasks(Some(&m.id), false, false)?;
+            let late = items.iter().filter(|i| i["overdue"] == true).count() + tasks.iter().filter(|x| x.overdue).count();
+            let say = |key: &str, n: usize| t[key].as_str().unwrap_or("{}").replace("{}", &n.to_string());
+            let late = (late > 0).then(|| say("late_count", late));
+            people.push(json!({"id": m.id, "name": m.name, "items": items, "tasks": say("open_tasks", tasks.len()), "late": late}));
+        }
+        ctx.insert("people".into(), Value::Array(people));
+        Ok(Page::Html(StatusCode::OK, render("team.html", &Value::Object(ctx))?))
     })
     .await
 }
@@ -78,8 +104,7 @@ pub(super) fn approvals_view(
 
 /// `GET /approvals`: the steps waiting for the member, each with what it shows.
 pub(super) async fn approvals(State(api): State<Api>, headers: HeaderMap) -> Response {
-    let lang = lang_of(&headers);
-    as_member(&api, &headers, None, move |rt, member, csrf| approvals_view(rt, member, csrf, lang, None)).await
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| approvals_view(rt, member, csrf, lang, None)).await
 }
 
 /// `POST /approvals/{form}/{id}` with `decision` (approve or reject) and `comment`.
@@ -89,12 +114,11 @@ pub(super) async fn decide(
     Path((form, id)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let lang = lang_of(&headers);
     let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let posted = form_fields(&bytes);
     let decision = posted.get("decision").and_then(Value::as_str).unwrap_or_default().to_string();
     let comment = posted.get("comment").and_then(Value::as_str).unwrap_or_default().trim().to_string();
-    as_member(&api, &headers, Some(&posted), move |rt, member, csrf| {
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         rt.get_as(&form, &id, member)?;
         let comment = (!comment.is_empty()).then_some(comment);
         let done = match decision.as_str() {
