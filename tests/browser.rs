@@ -96,6 +96,7 @@ impl Browser {
 
     pub(crate) fn find(&self, css: &str) -> String {
         let v = self.call("POST", &self.at("/element"), Some(json!({"using": "css selector", "value": css})));
+        assert!(v.get("error").is_none(), "no element `{css}`: {v}");
         v.as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
@@ -354,14 +355,14 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.type_into("#f-next_step", "周五前电话沟通");
     browser.screenshot("rep-new-lead");
     assert_eq!(browser.axe(), Vec::<Value>::new(), "the new-record form");
-    browser.submit("main button[type=submit]");
+    browser.submit("main .buttons button[value=save]");
     let refused = browser.text_with("请修改标出的内容");
     assert!(refused.contains("联系人电话") && refused.contains("请修改标出的内容"), "{refused}");
     assert_eq!(browser.script("return document.querySelector('#f-customer').value"), json!("上海明远 <b>科技</b>"));
     let phone = browser.find("#f-phone");
     browser.call("POST", &browser.at(&format!("/element/{phone}/clear")), Some(json!({})));
     browser.type_into("#f-phone", "13800138000");
-    browser.submit("main button[type=submit]");
+    browser.submit("main .buttons button[value=save]");
     let record = browser.text_with("新线索");
     browser.screenshot("rep-lead-created");
     assert_eq!(browser.axe(), Vec::<Value>::new(), "the record page");
@@ -761,4 +762,56 @@ fn an_ops_person_imports_members_with_row_errors_reads_masked_channels_retries_a
     browser.screenshot("ops-audit");
     assert!(verified.contains("审计链完整"), "{verified}");
     assert_eq!(browser.axe(), Vec::<Value>::new(), "the audit page");
+}
+
+#[test]
+fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_which_fields_apply() {
+    let cli = Cli::system_clock("browser-quote-form");
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    crate::api_v1::set_password(&cli, "q_li");
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    sign_in(&browser, &base, "q_li");
+    browser.open(&format!("{base}/r/quote/new"));
+    browser.text_with("报价明细");
+    // The customer is picked from the ones the rep may read; the prepayment share is not asked
+    // until prepayment is chosen.
+    browser.click("#f-customer option[value='CUSTOMER-000001']");
+    assert_eq!(browser.script("return document.querySelector('#f-prepay_percent') === null"), json!(true));
+    browser.click("#f-payment_terms option[value=prepay]");
+    browser.type_into("#f-contact_phone", "13800138001");
+    browser.script("document.querySelector('#f-valid_until').value = '2027-12-31'; return 1;");
+    browser.type_into("[name='lines.0.sku']", "CL-CRM-STD");
+    browser.type_into("[name='lines.0.qty']", "2");
+    browser.submit("main button[value=add_row]");
+    browser.text_with("第 2 行");
+    assert_eq!(browser.script("return document.querySelector(\"[name='lines.0.sku']\").value"), json!("CL-CRM-STD"));
+    browser.type_into("[name='lines.1.sku']", "CL-IMPL-DAY");
+    browser.type_into("[name='lines.1.qty']", "3");
+    browser.type_into("[name='lines.1.unit_price']", "1800");
+    browser.submit("main .buttons button[value=check]");
+    let checked = browser.text_with("系统将填入");
+    browser.script("document.querySelector('.filled').scrollIntoView(); return 1;");
+    browser.screenshot("rep-quote-checked");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the checked quote form");
+    // Looked up from the catalog and computed, by the server; the floor price is finance's.
+    for filled in ["CRM 标准版（年）", "12,000.00", "24,000.00", "29,400.00", "合计金额"] {
+        assert!(checked.contains(filled), "`{filled}` filled in: {checked}");
+    }
+    assert!(!checked.contains("底价") && !checked.contains("10,000.00"), "no floor price for a rep: {checked}");
+    assert_eq!(browser.script("return document.querySelector('#f-prepay_percent') !== null"), json!(true));
+    browser.type_into("#f-prepay_percent", "60");
+    // Cash on delivery after all: the share typed for prepayment no longer applies.
+    browser.click("#f-payment_terms option[value=cod]");
+    browser.submit("main .buttons button[value=save]");
+    let saved = browser.text_with("报价单");
+    browser.screenshot("rep-quote-saved");
+    let id = cli.json(&["list", "quote"])[0]["id"].as_str().unwrap_or_else(|| panic!("saved: {saved}")).to_string();
+    let quote = cli.json(&["get", "quote", &id]);
+    assert_eq!(quote["data"]["total"], json!(29400.0));
+    assert_eq!(quote["data"]["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(quote["data"]["payment_terms"], "cod");
+    assert!(quote["data"].get("prepay_percent").is_none(), "a field that does not apply is not kept: {quote}");
+    assert_eq!(quote["owner"], "q_li");
 }

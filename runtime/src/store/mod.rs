@@ -450,6 +450,17 @@ impl Store {
         }
     }
 
+    /// Runs `f` in a write transaction that is always rolled back: what a write would do,
+    /// seen from inside it, with nothing kept (a page's "check before saving").
+    pub(crate) fn rehearse<T, E>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = Tx::begin(&self.conn)?;
+        // Dropping the transaction rolls it back.
+        f(&tx)
+    }
+
     /// The schema version the database had before this process opened (and upgraded) it.
     pub fn opened_at_version(&self) -> i64 {
         self.opened_at_version

@@ -285,6 +285,12 @@ fn scrub(value: &mut Value, hidden: &[&str]) {
     }
 }
 
+/// A new record as a submit would make it (see `Runtime::preview_as`).
+pub(crate) struct Preview {
+    pub data: Map<String, Value>,
+    pub hidden: Vec<String>,
+}
+
 /// One of a member's open records, as their work list shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct WorkItem {
@@ -380,6 +386,54 @@ impl Runtime {
                 auto.condition.as_ref().is_none_or(|c| rules.holds(c, &row.data, &format!("/automations/{index}/if")))
             })
             .map(|t| t.due))
+    }
+
+    /// A new record as a submit by `member` would make it, rehearsed in a transaction that is
+    /// rolled back: the data after defaults, lookups, computed fields and the automations a
+    /// submit runs (as `member` may read it), and the fields whose `visible_if` does not hold on
+    /// it (a page leaves them out). Required values not typed yet are no refusal here; other
+    /// refusals leave the data as typed and derived so far.
+    pub(crate) fn preview_as(
+        &mut self,
+        form: &str,
+        given: &Map<String, Value>,
+        member: &str,
+    ) -> Result<Preview, EngineError> {
+        use crate::engine::write::rules::{Purpose, Rules};
+        let roles = crate::engine::records::actor_roles(self.store.reader(), member)?;
+        let data = self
+            .rehearse(|session, tx| {
+                let f = session.form(form)?;
+                let w = crate::engine::write::Writer::new(session, tx, &f, member);
+                let row = w.create(given, Purpose::Create, None, false)?;
+                Ok(w.latest(row)?)
+            })
+            .map(|row| row.data);
+        let f = self.form(form)?;
+        let (who, state) = self.who(f, None, member)?;
+        let rules = Rules { who, ..Rules::new(f, &self.apps, &self.scripts, state.as_deref(), &roles) };
+        let mut data = match data {
+            Ok(data) => data,
+            Err(EngineError::Invalid(_) | EngineError::Refused(_)) => {
+                rules.derive(self.store.reader(), given, None, Purpose::Create, None).0
+            }
+            Err(e) => return Err(e),
+        };
+        let hidden = f
+            .form
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(j, field)| {
+                field
+                    .visible_if
+                    .as_ref()
+                    .is_some_and(|c| !rules.holds(c, &data, &format!("/forms/{}/fields/{j}/visible_if", f.index)))
+            })
+            .map(|(_, field)| field.id.clone())
+            .collect();
+        Viewer::load(self.store.reader(), member)?.redact(f.form, &mut data);
+        Ok(Preview { data, hidden })
     }
 
     /// A member's chosen page language, if they chose one.

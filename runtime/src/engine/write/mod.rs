@@ -48,6 +48,9 @@ pub(crate) struct Session<'a> {
     pub now: jiff::Timestamp,
     /// `now` in the stored format.
     pub at: String,
+    /// A rehearsal, rolled back at its end (a page's "check" of a new record): a required
+    /// value not typed yet is no refusal, so what closeloop fills in can be shown early.
+    pub rehearsal: bool,
 }
 
 impl<'a> Session<'a> {
@@ -62,6 +65,7 @@ impl<'a> Session<'a> {
             last: RefCell::new(None),
             now,
             at: crate::clock::stamp(now),
+            rehearsal: false,
         }
     }
 
@@ -106,6 +110,19 @@ impl Runtime {
             session.assign.borrow().finish(tx)?;
             Ok(value)
         })
+    }
+}
+
+impl Runtime {
+    /// [`Runtime::write`]'s body in a transaction that is rolled back: what the write would
+    /// store, automations and all, with nothing kept.
+    pub(crate) fn rehearse<T>(
+        &mut self,
+        body: impl FnOnce(&Session<'_>, &Tx<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let now = self.clock.now();
+        let Runtime { store, apps, scripts, .. } = self;
+        store.rehearse(|tx| body(&Session { rehearsal: true, ..Session::new(scripts, apps, now) }, tx))
     }
 }
 
@@ -229,8 +246,29 @@ impl<'a, 'c> Writer<'a, 'c> {
             rules::Who { created_by: Some(self.actor.to_string()), actor: self.actor_value()?, ..Default::default() };
         let rules = Rules { key_checked, who, ..self.rules(initial.as_deref(), &roles) };
         let purpose = if purpose == Purpose::Automation { purpose } else { Purpose::Create };
-        let data = rules.prepare(self.tx, given, None, purpose, None).map_err(EngineError::Invalid)?;
+        let data = self.prepared(&rules, given, None, purpose, None)?;
         Ok(self.insert(data, initial, source)?)
+    }
+
+    /// The form's rules ([`Rules::derive`]) as a gate: any problem refuses the write, except that a
+    /// rehearsal lets a missing required value pass.
+    fn prepared(
+        &self,
+        rules: &Rules<'_>,
+        given: &Map<String, Value>,
+        base: Option<&Map<String, Value>>,
+        purpose: Purpose,
+        self_id: Option<&str>,
+    ) -> Result<Map<String, Value>, EngineError> {
+        let (data, mut problems) = rules.derive(self.tx, given, base, purpose, self_id);
+        if self.session.rehearsal {
+            problems.retain(|p| p.code != "REQUIRED");
+        }
+        if problems.is_empty() {
+            Ok(data)
+        } else {
+            Err(EngineError::Invalid(problems))
+        }
     }
 
     fn insert(
@@ -321,9 +359,7 @@ impl<'a, 'c> Writer<'a, 'c> {
         };
         let who = rules::Who::of(&before, self.actor_value()?);
         let rules = Rules { key_checked: edit.key_checked, who, ..self.rules(state.as_deref(), &roles) };
-        let data = rules
-            .prepare(self.tx, edit.patch, Some(&before.data), edit.purpose, Some(&before.id))
-            .map_err(EngineError::Invalid)?;
+        let data = self.prepared(&rules, edit.patch, Some(&before.data), edit.purpose, Some(&before.id))?;
         if let Some(action) = edit.action {
             guard::has_required(self, action, &data)?;
         }

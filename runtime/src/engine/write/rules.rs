@@ -143,24 +143,9 @@ impl<'a> Rules<'a> {
 
     /// Applies the rules. `base` is the stored data for an update, `None` for a new record;
     /// `self_id` is the record's own id, so a unique value does not collide with itself.
-    pub fn prepare(
-        &self,
-        conn: &Reader,
-        given: &Map<String, Value>,
-        base: Option<&Map<String, Value>>,
-        purpose: Purpose,
-        self_id: Option<&str>,
-    ) -> Result<Map<String, Value>, Vec<FieldProblem>> {
-        let (data, problems) = self.derive(conn, given, base, purpose, self_id);
-        if problems.is_empty() {
-            Ok(data)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// [`Rules::prepare`]'s work, returning the data as far as it got beside the problems: a
-    /// dry run (`closeloop script test`) grades what a submit would have stored.
+    /// Returns the data as far as it got beside the problems: nothing is stored unless there
+    /// are none (the writer's `prepared`), and a dry run (`closeloop script test`) grades
+    /// what a submit would have stored.
     pub(crate) fn derive(
         &self,
         conn: &Reader,

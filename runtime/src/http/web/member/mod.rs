@@ -153,6 +153,10 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("tasks_of_record", "任务", "Tasks"),
     ("language", "语言", "Language"),
     ("members", "成员", "Members"),
+    ("add_row", "添加一行", "Add a row"),
+    ("check", "检查并计算", "Check and fill in"),
+    ("filled", "系统将填入", "closeloop fills in"),
+    ("nothing_filled", "还没有可以填入的内容。", "Nothing to fill in yet."),
     ("channels", "通知通道", "Channels"),
     ("outbox", "发件箱", "Outbox"),
     ("audit", "审计", "Audit"),
@@ -210,12 +214,24 @@ fn nav(lang: Lang) -> Value {
 }
 
 /// A form post's fields.
+///
+/// A name sent more than once (the ticked boxes of a multi-choice) holds its values joined by
+/// `;`, as a CSV cell of a multi-choice does.
 fn form_fields(bytes: &[u8]) -> Map<String, Value> {
-    String::from_utf8_lossy(bytes)
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (crate::http::reports::decode(k), Value::String(crate::http::reports::decode(v))))
-        .collect()
+    let mut out = Map::new();
+    for (k, v) in String::from_utf8_lossy(bytes).split('&').filter_map(|p| p.split_once('=')) {
+        let (k, v) = (crate::http::reports::decode(k), crate::http::reports::decode(v));
+        match out.get_mut(&k) {
+            Some(Value::String(before)) => {
+                before.push(';');
+                before.push_str(&v);
+            }
+            _ => {
+                out.insert(k, Value::String(v));
+            }
+        }
+    }
+    out
 }
 
 /// A value of a query string (`?cursor=…`), decoded.
@@ -464,4 +480,17 @@ async fn sign_out(State(api): State<Api>, headers: HeaderMap, body: Body) -> Res
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_page_word_has_one_key_and_both_languages() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, zh, en) in super::WORDS {
+            assert!(seen.insert(key), "`{key}` is listed twice");
+            assert!(!zh.is_empty() && !en.is_empty(), "`{key}` needs both languages");
+            assert_eq!(zh.matches("{}").count(), en.matches("{}").count(), "`{key}`: the same blanks in both");
+        }
+    }
 }

@@ -70,20 +70,25 @@ pub(super) fn input(
         FieldType::Decimal | FieldType::Money | FieldType::Percent => ("text", "number", Some("any")),
         FieldType::Date => ("text", "date", None),
         FieldType::Choice => ("choice", "", None),
+        FieldType::MultiChoice => ("multi", "checkbox", None),
         FieldType::Bool => ("bool", "checkbox", None),
-        // Tables, files, ranges, multi-choices and computed fields are not typed on this page.
+        // Tables are drawn row by row by the form; files, ranges and computed fields are not
+        // typed on this page.
         _ => return None,
     };
     let text = match value {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(";"),
         Some(v) => v.to_string(),
     };
+    let ticked: Vec<&str> = text.split(';').collect();
     let options: Vec<Value> = field
         .options
         .iter()
         .flatten()
-        .map(|o| json!({"value": o.value, "label": o.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| o.value.clone())}))
+        .map(|o| json!({"value": o.value, "label": o.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| o.value.clone()),
+            "ticked": ticked.contains(&o.value.as_str())}))
         .collect();
     Some(json!({"id": field.id, "label": crate::values::field_name(field, lang), "kind": kind, "input": input,
         "step": step, "value": text, "options": options, "required": required,
@@ -104,8 +109,35 @@ pub(super) fn typed_fields(form: &crate::model::Form) -> Vec<&Field> {
     fields
 }
 
+/// The columns of a table a person types: not read-only, not computed, not filled by a lookup.
+pub(super) fn typed_columns(table: &Field) -> Vec<&Field> {
+    let columns = table.columns.as_deref().unwrap_or_default();
+    let filled: Vec<&str> =
+        columns.iter().filter_map(|c| c.lookup.as_ref()).flat_map(|l| l.fill.keys().map(String::as_str)).collect();
+    columns
+        .iter()
+        .filter(|c| c.readonly != Some(true) && c.kind != FieldType::Computed && !filled.contains(&c.id.as_str()))
+        .collect()
+}
+
+/// How many rows of `table` a form post has (`lines.0.sku`, `lines.1.sku`, …).
+fn posted_rows(posted: &Map<String, Value>, table: &str) -> usize {
+    let prefix = format!("{table}.");
+    posted
+        .keys()
+        .filter_map(|k| k.strip_prefix(&prefix)?.split_once('.')?.0.parse::<usize>().ok())
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0)
+        .min(MAX_ROWS)
+}
+
+/// The most rows a table has on a page.
+const MAX_ROWS: usize = 50;
+
 /// Typed values from a form post: each field's text read as its type (as a CSV cell is), empty
-/// ones left out; what cannot be read is a problem named by field.
+/// ones left out, a table's rows from `TABLE.N.COLUMN` (rows left empty dropped); what cannot be
+/// read is a problem named by field (`lines[0].qty`).
 pub(super) fn typed(
     form: &crate::model::Form,
     names: &[&str],
@@ -116,6 +148,34 @@ pub(super) fn typed(
     let mut problems = Vec::new();
     for name in names {
         let Some(field) = form.field(name) else { continue };
+        if field.kind == FieldType::Table {
+            let mut rows = Vec::new();
+            for i in 0..posted_rows(posted, name) {
+                let mut row = Map::new();
+                for column in typed_columns(field) {
+                    let text =
+                        posted.get(&format!("{name}.{i}.{}", column.id)).and_then(Value::as_str).unwrap_or_default();
+                    match crate::values::parse_cell(column, text, zone) {
+                        Ok(Some(v)) => {
+                            row.insert(column.id.clone(), v);
+                        }
+                        Ok(None) => {}
+                        Err(why) => problems.push(crate::values::FieldProblem::new(
+                            format!("{name}[{}].{}", rows.len(), column.id),
+                            "WRONG_TYPE",
+                            why,
+                        )),
+                    }
+                }
+                if !row.is_empty() {
+                    rows.push(Value::Object(row));
+                }
+            }
+            if !rows.is_empty() {
+                data.insert(name.to_string(), Value::Array(rows));
+            }
+            continue;
+        }
         let text = posted.get(*name).and_then(Value::as_str).unwrap_or_default();
         if field.kind == FieldType::Bool && text.is_empty() {
             continue;
@@ -136,32 +196,163 @@ pub(super) fn form_label(rt: &Runtime, form: &str, lang: Lang) -> Result<String,
     Ok(f.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| form.to_string()))
 }
 
-pub(super) fn new_form(
+/// What the page was asked to do with a new record's form.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Draw it (first open, or a submit the server refused).
+    Draw,
+    /// Show what the server fills in (lookups, computed fields) and which fields apply.
+    Check,
+    /// One more row for a table.
+    AddRow,
+}
+
+/// A link field's choices: the records of the linked form the member may read, when there are
+/// at most 200 (more, and the field stays a text box for the id).
+fn link_options(rt: &Runtime, field: &Field, member: &str) -> Option<Vec<Value>> {
+    let target = field.form.as_deref()?;
+    let def = rt.form_def(target).ok()?;
+    let query = crate::store::ListQuery { limit: Some(201), ..Default::default() };
+    let records = rt.list_as(target, &query, member).ok()?;
+    (records.len() <= 200).then(|| {
+        records
+            .iter()
+            .map(|r| {
+                let title = def.title_field.as_deref().and_then(|t| r.data.get(t)).and_then(Value::as_str);
+                let label = title.map_or_else(|| r.id.clone(), |t| format!("{t} ({})", r.id));
+                json!({"value": r.id, "label": label})
+            })
+            .collect()
+    })
+}
+
+/// What the server filled in on a checked form: the fields nobody types, and each table's
+/// columns, as the member may read them.
+fn filled_view(
     rt: &Runtime,
+    def: &crate::model::Form,
+    data: &Map<String, Value>,
+    lang: Lang,
+    zone: &jiff::tz::TimeZone,
+) -> (Vec<Value>, Vec<Value>) {
+    let typed: Vec<&str> = typed_fields(def).into_iter().map(|f| f.id.as_str()).collect();
+    let scalars: Map<String, Value> = data
+        .iter()
+        .filter(|(k, _)| !typed.contains(&k.as_str()))
+        .filter(|(k, _)| def.field(k).is_some_and(|f| f.kind != FieldType::Table))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let tables = def
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldType::Table)
+        .filter_map(|f| Some((f, data.get(&f.id)?.as_array()?)))
+        .map(|(f, rows)| {
+            let columns: Vec<&Field> = f
+                .columns
+                .iter()
+                .flatten()
+                .filter(|c| rows.iter().any(|r| r.get(&c.id).is_some_and(|v| !v.is_null())))
+                .collect();
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    columns
+                        .iter()
+                        .map(|c| {
+                            r.get(&c.id)
+                                .filter(|v| !v.is_null())
+                                .map(|v| crate::values::display(c, v, lang))
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect();
+            let heads: Vec<String> = columns.iter().map(|c| crate::values::field_name(c, lang)).collect();
+            json!({"label": crate::values::field_name(f, lang), "columns": heads, "rows": body})
+        })
+        .collect();
+    (shown_fields(rt, def, &scalars, lang, zone), tables)
+}
+
+/// What a new record's form was sent, and what to do with it.
+pub(super) struct Sent<'a> {
+    /// The form post (empty on first open).
+    values: &'a Map<String, Value>,
+    /// What the server refused, named per field.
+    problems: &'a [crate::values::FieldProblem],
+    step: Step,
+}
+
+pub(super) fn new_form(
+    rt: &mut Runtime,
     form: &str,
     member: &str,
     csrf: &str,
     lang: Lang,
-    values: &Map<String, Value>,
-    problems: &[crate::values::FieldProblem],
+    sent: Sent<'_>,
 ) -> Result<Page, EngineError> {
+    let Sent { values, problems, step } = sent;
     let def = rt.form_def(form)?;
     let label = form_label(rt, form, lang)?;
+    let zone = rt.zone_of(Some(form));
     let t = words(lang);
     let mut ctx = base(rt, member, csrf, lang, &format!("{}{label}", t["new"].as_str().unwrap_or_default()))?;
-    let error_of =
-        |id: &str| problems.iter().find(|p| p.field.split(['[', '.']).next() == Some(id)).map(|p| p.message.as_str());
-    let inputs: Vec<Value> = typed_fields(&def)
-        .into_iter()
+    // What the server makes of what is typed so far: which fields apply, what it fills in.
+    let fields = typed_fields(&def);
+    let names: Vec<&str> = fields.iter().map(|f| f.id.as_str()).collect();
+    let (so_far, _) = typed(&def, &names, values, &zone);
+    let preview = rt.preview_as(form, &so_far, member)?;
+    let error_of = |id: &str| problems.iter().find(|p| p.field == id).map(|p| p.message.as_str());
+    let shown = fields.iter().filter(|f| !preview.hidden.contains(&f.id));
+    let inputs: Vec<Value> = shown
+        .clone()
+        .filter(|f| f.kind != FieldType::Table)
         .filter_map(|f| {
             // A new form starts from the field's default (an urgency of green).
             let value = values.get(&f.id).or(f.default.as_ref());
-            input(f, lang, value, error_of(&f.id), f.required == Some(true))
+            let mut input = input(f, lang, value, error_of(&f.id), f.required == Some(true))?;
+            if let Some(options) = (f.kind == FieldType::Link).then(|| link_options(rt, f, member)).flatten() {
+                input["kind"] = json!("choice");
+                input["options"] = Value::Array(options);
+            }
+            Some(input)
         })
         .collect();
+    let tables: Vec<Value> = shown
+        .filter(|f| f.kind == FieldType::Table)
+        .map(|f| {
+            let rows = posted_rows(values, &f.id).max(1) + usize::from(step == Step::AddRow);
+            let rows: Vec<Value> = (0..rows.min(MAX_ROWS))
+                .map(|i| {
+                    let inputs: Vec<Value> = typed_columns(f)
+                        .into_iter()
+                        .filter_map(|c| {
+                            let name = format!("{}.{i}.{}", f.id, c.id);
+                            let error = error_of(&format!("{}[{i}].{}", f.id, c.id));
+                            let mut input = input(c, lang, values.get(&name), error, false)?;
+                            input["id"] = json!(name);
+                            Some(input)
+                        })
+                        .collect();
+                    let label = t["row"].as_str().unwrap_or("{}").replace("{}", &(i + 1).to_string());
+                    json!({"label": label, "inputs": inputs})
+                })
+                .collect();
+            json!({"id": f.id, "label": crate::values::field_name(f, lang), "required": f.required == Some(true),
+                "error": error_of(&f.id), "rows": rows})
+        })
+        .collect();
+    if step == Step::Check {
+        let (filled, filled_tables) = filled_view(rt, &def, &preview.data, lang, &zone);
+        ctx.insert("filled".into(), Value::Array(filled));
+        ctx.insert("filled_tables".into(), Value::Array(filled_tables));
+        ctx.insert("checked".into(), json!(true));
+    }
     ctx.insert("form".into(), json!(form));
     ctx.insert("form_label".into(), json!(label));
     ctx.insert("inputs".into(), Value::Array(inputs));
+    ctx.insert("tables".into(), Value::Array(tables));
     if !problems.is_empty() {
         ctx.insert("error".into(), t["fix"].clone());
     }
@@ -172,12 +363,13 @@ pub(super) fn new_form(
 /// `GET /r/{form}/new`.
 pub(super) async fn new_page(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>) -> Response {
     as_member(&api, &headers, None, move |rt, member, csrf, lang| {
-        new_form(rt, &form, member, csrf, lang, &Map::new(), &[])
+        new_form(rt, &form, member, csrf, lang, Sent { values: &Map::new(), problems: &[], step: Step::Draw })
     })
     .await
 }
 
-/// `POST /r/{form}/new`: the record as the member; errors named per field, what was typed kept.
+/// `POST /r/{form}/new` with `step`: `save` (the record as the member; errors named per field,
+/// what was typed kept), `check` (what the server would fill in, nothing written) or `add_row`.
 pub(super) async fn create(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -189,18 +381,31 @@ pub(super) async fn create(
     };
     let posted = form_fields(&bytes);
     let kept = posted.clone();
+    let step = match posted.get("step").and_then(Value::as_str) {
+        Some("check") => Step::Check,
+        Some("add_row") => Step::AddRow,
+        _ => Step::Draw,
+    };
     as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         let def = rt.form_def(&form)?;
         let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
-        let (data, mut problems) = typed(&def, &names, &kept, &rt.zone_of(Some(&form)));
+        let (mut data, mut problems) = typed(&def, &names, &kept, &rt.zone_of(Some(&form)));
+        if step != Step::Draw {
+            // Nothing is written; only what cannot be read as typed is named.
+            return new_form(rt, &form, member, csrf, lang, Sent { values: &kept, problems: &problems, step });
+        }
         if problems.is_empty() {
+            // A field whose `visible_if` does not hold was not on the page: what it held stays out.
+            for hidden in rt.preview_as(&form, &data, member)?.hidden {
+                data.remove(&hidden);
+            }
             match rt.submit(&form, data, member) {
                 Ok(r) => return Ok(Page::Redirect(format!("/r/{form}/{}", r.id))),
                 Err(EngineError::Invalid(p)) => problems = p,
                 Err(e) => return Err(e),
             }
         }
-        new_form(rt, &form, member, csrf, lang, &kept, &problems)
+        new_form(rt, &form, member, csrf, lang, Sent { values: &kept, problems: &problems, step: Step::Draw })
     })
     .await
 }
