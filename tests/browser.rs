@@ -358,6 +358,7 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
     browser.submit("main .buttons button[value=save]");
     let refused = browser.text_with("请修改标出的内容");
     assert!(refused.contains("联系人电话") && refused.contains("请修改标出的内容"), "{refused}");
+    assert!(refused.contains("格式不符合要求：11 位手机号"), "named in the rep's language: {refused}");
     assert_eq!(browser.script("return document.querySelector('#f-customer').value"), json!("上海明远 <b>科技</b>"));
     let phone = browser.find("#f-phone");
     browser.call("POST", &browser.at(&format!("/element/{phone}/clear")), Some(json!({})));

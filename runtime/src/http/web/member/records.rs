@@ -95,6 +95,56 @@ pub(super) fn input(
         "help": field.help.as_ref().map(|h| h.get(lang).to_string()), "error": error}))
 }
 
+/// A field's problem as the page names it under the field: in Chinese, from its stable code
+/// and the field's definition (the engine's text is English); in English, the engine's text.
+pub(super) fn problem_text(field: Option<&Field>, p: &crate::values::FieldProblem, lang: Lang) -> String {
+    if lang == Lang::En {
+        return p.message.clone();
+    }
+    let kind = field.map(|f| f.kind);
+    let bound = |v: Option<&Value>| v.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    match p.code {
+        "REQUIRED" | "REQUIRED_FOR_ACTION" => "必填。".into(),
+        "WRONG_TYPE" => match kind {
+            Some(FieldType::Phone) => "不是有效的电话号码（5 到 20 位数字）。".into(),
+            Some(FieldType::Email) => "不是有效的邮箱地址。".into(),
+            Some(FieldType::Url) => "不是有效的网址（以 http:// 或 https:// 开头）。".into(),
+            Some(FieldType::Integer) => "请填整数。".into(),
+            Some(FieldType::Decimal | FieldType::Money | FieldType::Percent) => "请填数字。".into(),
+            Some(FieldType::Date) => "请填日期，如 2026-01-05。".into(),
+            Some(FieldType::Datetime) => "请填日期和时间，如 2026-01-05 09:00。".into(),
+            Some(FieldType::Bool) => "请选是或否。".into(),
+            _ => "格式不对。".into(),
+        },
+        "NOT_AN_OPTION" => "请从选项中选择。".into(),
+        "TOO_SMALL" => {
+            bound(field.and_then(|f| f.min.as_ref())).map_or("太小了。".into(), |m| format!("不能小于 {m}。"))
+        }
+        "TOO_LARGE" => {
+            bound(field.and_then(|f| f.max.as_ref())).map_or("太大了。".into(), |m| format!("不能大于 {m}。"))
+        }
+        "TOO_SHORT" => field.and_then(|f| f.min_length).map_or("太短了。".into(), |m| format!("至少 {m} 个字。")),
+        "TOO_LONG" => field.and_then(|f| f.max_length).map_or("太长了。".into(), |m| format!("最多 {m} 个字。")),
+        "PATTERN_MISMATCH" => match field.and_then(|f| f.help.as_ref()) {
+            Some(help) => format!("格式不符合要求：{}。", help.get(lang)),
+            None => "格式不符合要求。".into(),
+        },
+        "NOT_UNIQUE" => "这个值已被另一条记录使用。".into(),
+        "NOT_FOUND" => "找不到这条记录或这位成员。".into(),
+        "READONLY" => "由系统填写，不能修改。".into(),
+        _ => p.message.clone(),
+    }
+}
+
+/// The field a problem's path names (`lines[0].qty` is the column `qty` of `lines`).
+fn field_at<'f>(form: &'f crate::model::Form, path: &str) -> Option<&'f Field> {
+    let top = form.field(path.split(['[', '.']).next()?)?;
+    match path.rsplit_once('.') {
+        Some((_, column)) if top.kind == FieldType::Table => top.columns.iter().flatten().find(|c| c.id == column),
+        _ => Some(top),
+    }
+}
+
 /// The fields a person types on a new record: not read-only, not computed, not filled by a
 /// lookup; required ones first.
 pub(super) fn typed_fields(form: &crate::model::Form) -> Vec<&Field> {
@@ -303,7 +353,8 @@ pub(super) fn new_form(
     let names: Vec<&str> = fields.iter().map(|f| f.id.as_str()).collect();
     let (so_far, _) = typed(&def, &names, values, &zone);
     let preview = rt.preview_as(form, &so_far, member)?;
-    let error_of = |id: &str| problems.iter().find(|p| p.field == id).map(|p| p.message.as_str());
+    let error_of =
+        |id: &str| problems.iter().find(|p| p.field == id).map(|p| problem_text(field_at(&def, id), p, lang));
     let shown = fields.iter().filter(|f| !preview.hidden.contains(&f.id));
     let inputs: Vec<Value> = shown
         .clone()
@@ -311,7 +362,7 @@ pub(super) fn new_form(
         .filter_map(|f| {
             // A new form starts from the field's default (an urgency of green).
             let value = values.get(&f.id).or(f.default.as_ref());
-            let mut input = input(f, lang, value, error_of(&f.id), f.required == Some(true))?;
+            let mut input = input(f, lang, value, error_of(&f.id).as_deref(), f.required == Some(true))?;
             if let Some(options) = (f.kind == FieldType::Link).then(|| link_options(rt, f, member)).flatten() {
                 input["kind"] = json!("choice");
                 input["options"] = Value::Array(options);
@@ -330,7 +381,7 @@ pub(super) fn new_form(
                         .filter_map(|c| {
                             let name = format!("{}.{i}.{}", f.id, c.id);
                             let error = error_of(&format!("{}[{i}].{}", f.id, c.id));
-                            let mut input = input(c, lang, values.get(&name), error, false)?;
+                            let mut input = input(c, lang, values.get(&name), error.as_deref(), false)?;
                             input["id"] = json!(name);
                             Some(input)
                         })
@@ -469,9 +520,9 @@ pub(super) fn record_view(
                 .filter_map(|f| {
                     let value = this.and_then(|(_, posted, ..)| posted.get(&f.id)).or(record.data.get(&f.id));
                     let error = this.and_then(|(_, _, problems, _)| {
-                        problems.iter().find(|p| p.field == f.id).map(|p| p.message.as_str())
+                        problems.iter().find(|p| p.field == f.id).map(|p| problem_text(Some(f), p, lang))
                     });
-                    input(f, lang, value, error, true)
+                    input(f, lang, value, error.as_deref(), true)
                 })
                 .collect();
             let label = a.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| a.id.clone());
