@@ -46,7 +46,20 @@ impl Server {
         Server::start_args(cli, &["--workers", workers, "--queue", queue, "--max-per-client", "512"])
     }
 
+    /// A server without its scheduler: these tests fire timers with `tick --now` themselves.
     pub(crate) fn start_args(cli: &Cli, args: &[&str]) -> Server {
+        let mut full = args.to_vec();
+        full.push("--no-scheduler");
+        Server::spawn(cli, &full).0
+    }
+
+    /// `closeloop serve` as one process runs closeloop (the scheduler beside the server); what
+    /// it prints after the listening line is collected.
+    pub(crate) fn one_process(cli: &Cli) -> (Server, std::sync::Arc<std::sync::Mutex<String>>) {
+        Server::spawn(cli, &[])
+    }
+
+    fn spawn(cli: &Cli, args: &[&str]) -> (Server, std::sync::Arc<std::sync::Mutex<String>>) {
         let mut full = vec!["serve", "--listen", "127.0.0.1:0"];
         full.extend_from_slice(args);
         let mut child = cli
@@ -58,9 +71,20 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
         let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-        Server { child, addr, stopped: None }
+        // The rest is read as it comes, so a full pipe never stalls the server.
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = said.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            while out.read_line(&mut text).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&text);
+                text.clear();
+            }
+        });
+        (Server { child, addr, stopped: None }, said)
     }
 }
 
@@ -412,4 +436,41 @@ fn bench_pages_renders_the_list_and_record_pages_beside_the_json_api() {
         assert!(k["p99_ms"].as_f64().unwrap() >= k["p50_ms"].as_f64().unwrap(), "{k}");
     }
     assert!(kinds[0]["mean_bytes"].as_u64().unwrap() > 1000, "a list page holds its records: {}", kinds[0]);
+}
+
+#[test]
+fn one_serve_process_also_fires_timers_and_delivers_then_stops_cleanly() {
+    let cli = Cli::system_clock("one-process");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    // A lead that came in two days ago and was never contacted: its 24-hour timer is due.
+    let two_days_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(48)).to_string();
+    let data = r#"{"source":"expo","customer":"常州新材","phone":"13900000011","region":"east"}"#;
+    let id = cli.json_at(Some(&two_days_ago), &["submit", "lead", "--as", "m_ops", "--data", data])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut server, said) = Server::one_process(&cli);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let on_board = || cli.json(&["board", "supervisor"]).as_array().unwrap().iter().any(|i| i["record"] == id.as_str());
+    while !on_board() {
+        assert!(Instant::now() < deadline, "the timer did not fire: {}", said.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The server answers all the while.
+    let (status, _, _) = request(&server.addr, "GET", "/healthz", None, "");
+    assert_eq!(status, 200);
+    assert_eq!(server.stop(), Some(0), "SIGTERM stops server and scheduler cleanly");
+    let said = said.lock().unwrap().clone();
+    assert!(said.contains("escalate") || said.contains("done"), "the pass is printed: {said}");
+    assert!(said.contains("scheduler stopped cleanly"), "{said}");
+    // With --no-scheduler, another process runs the timers: nothing fires here.
+    let later = Cli::system_clock("one-process-off");
+    later.ok(&["install", "lead-followup"]);
+    later.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    later.ok_at(Some(&two_days_ago), &["submit", "lead", "--as", "m_ops", "--data", data]);
+    let quiet = Server::start(&later, "1", "4");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(later.json(&["board", "supervisor"]).as_array().unwrap().is_empty(), "no scheduler, no firing");
+    drop(quiet);
 }

@@ -8,6 +8,7 @@
 //! - `corpus`: the YAML fixtures under `tests/data/`, each with its expected diagnostics.
 //! - `templates`: the bundled apps load clean and keep the ids other parts rely on.
 //! - `cli`: the real `closeloop` binary, its output formats and exit codes.
+//! - `deploy`: the systemd unit verifies; the container's health check asks a real server.
 //! - `crashes`: writes killed at random points leave one audit event per committed change (D6).
 //! - `roundtrip`: any app definition survives serialize → load unchanged.
 //! - `sandbox`: hostile scripts stop with clear errors (RELIABILITY S1-S7).
@@ -50,6 +51,7 @@ mod cli;
 mod corpus;
 mod crashes;
 mod delegation;
+mod deploy;
 mod docs;
 mod duties;
 mod figures;

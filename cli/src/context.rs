@@ -52,18 +52,10 @@ impl Context {
     }
 
     pub(crate) fn runtime(&self) -> Result<Runtime, UserError> {
-        let mut store =
-            Store::open(&self.db).map_err(|e| UserError(format!("cannot open {}: {e}", self.db.display())))?;
-        // The signing key from the environment (a secret manager), else the key file beside
-        // the database.
-        if let Some(key) = std::env::var("CLOSELOOP_SIGNING_KEY").ok().filter(|k| !k.trim().is_empty()) {
-            store.set_signing_key(key.trim().as_bytes());
-        }
-        let clock: Arc<dyn Clock> = match self.now {
-            Some(at) => Arc::new(ManualClock::new(at)),
-            None => Arc::new(SystemClock),
-        };
-        Runtime::open(store, clock).map_err(|e| self.engine_error(e))
+        open_runtime(&self.db, self.now).map_err(|e| match e {
+            EngineError::Store(e) => UserError(format!("cannot open {}: {e}", self.db.display())),
+            e => self.engine_error(e),
+        })
     }
 
     pub(crate) fn json(&self) -> bool {
@@ -137,4 +129,19 @@ pub(crate) fn print(text: &str) -> Result<ExitCode, UserError> {
     // A closed pipe (`closeloop schema | head`) is not an error worth reporting.
     let _ = writeln!(out, "{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database at `db` as a runtime: on the system clock, or at `now` (`--now`); with the
+/// signing key from the environment (a secret manager), else the key file beside the database.
+/// Each server worker and the scheduler thread open their own.
+pub(crate) fn open_runtime(db: &std::path::Path, now: Option<jiff::Timestamp>) -> Result<Runtime, EngineError> {
+    let mut store = Store::open(db)?;
+    if let Some(key) = std::env::var("CLOSELOOP_SIGNING_KEY").ok().filter(|k| !k.trim().is_empty()) {
+        store.set_signing_key(key.trim().as_bytes());
+    }
+    let clock: Arc<dyn Clock> = match now {
+        Some(at) => Arc::new(ManualClock::new(at)),
+        None => Arc::new(SystemClock),
+    };
+    Runtime::open(store, clock)
 }

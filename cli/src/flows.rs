@@ -471,9 +471,49 @@ pub fn board(ctx: &Context, name: &str, member: Option<&str>) -> Result<ExitCode
     })
 }
 
+/// Prints what the scheduler does, as `closeloop run` (and `serve`, which runs it too) shows it.
+pub(crate) fn say_progress(json: bool, zone: jiff::tz::TimeZone) -> impl FnMut(closeloop::Progress<'_>) {
+    use closeloop::Progress;
+    let say = |line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    move |p| match p {
+        Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),
+        Progress::Delivered(d) if json => say(serde_json::to_string(d).unwrap_or_default()),
+        Progress::Fired(t) => {
+            for f in &t.timers {
+                let on = f.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
+                let late = if f.late { " (late)" } else { "" };
+                say(format!("{} {} {}{on}{late}", local(&t.now, &zone), f.outcome, f.automation));
+            }
+        }
+        Progress::Delivered(d) => {
+            for line in delivery_lines(d, &zone) {
+                say(format!("{} {line}", local(&d.now, &zone)));
+            }
+            for dead in d.deliveries.iter().filter(|x| x.outcome == DeliveryOutcome::Dead) {
+                eprintln!(
+                    "ALERT: message #{} on {} is a dead letter: {}; replay it with `closeloop outbox retry {}`",
+                    dead.id,
+                    dead.channel,
+                    dead.error.as_deref().unwrap_or("failed"),
+                    dead.id
+                );
+            }
+        }
+        Progress::Sleeping(_) => {}
+        Progress::Trouble(e) => eprintln!("closeloop: a scheduler pass failed, trying again in 5 s: {e}"),
+        Progress::Warning(w) => eprintln!("closeloop: WARNING: {w}"),
+        Progress::Stopped if json => say(r#"{"stopped":true}"#.to_string()),
+        Progress::Stopped => say("closeloop: scheduler stopped cleanly".to_string()),
+    }
+}
+
 /// `closeloop run`: the scheduler, until SIGTERM/SIGINT.
 fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
-    use closeloop::Progress;
     if ctx.now.is_some() {
         return Err(UserError(
             "`run` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands such as `tick`".into(),
@@ -485,50 +525,14 @@ fn scheduler(ctx: &Context) -> Result<ExitCode, UserError> {
         .build()
         .map_err(|e| UserError(format!("cannot start the scheduler: {e}")))?;
     let json = ctx.json();
-    let say = |line: String| {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    };
     runtime
         .block_on(async {
             // The handlers are in place before the first pass: a SIGTERM during it waits for it
             // to finish instead of killing the process mid-transaction.
             let stop = crate::serve::stop_signal();
-            say(if json { r#"{"started":true}"#.to_string() } else { "closeloop run: scheduler started".to_string() });
+            println!("{}", if json { r#"{"started":true}"# } else { "closeloop run: scheduler started" });
             let zone = rt.zone_of(None);
-            rt.run_scheduler(stop, |p| match p {
-                Progress::Fired(t) if json => say(serde_json::to_string(t).unwrap_or_default()),
-                Progress::Delivered(d) if json => say(serde_json::to_string(d).unwrap_or_default()),
-                Progress::Fired(t) => {
-                    for f in &t.timers {
-                        let on = f.record.as_deref().map(|r| format!(" on {r}")).unwrap_or_default();
-                        let late = if f.late { " (late)" } else { "" };
-                        say(format!("{} {} {}{on}{late}", local(&t.now, &zone), f.outcome, f.automation));
-                    }
-                }
-                Progress::Delivered(d) => {
-                    for line in delivery_lines(d, &zone) {
-                        say(format!("{} {line}", local(&d.now, &zone)));
-                    }
-                    for dead in d.deliveries.iter().filter(|x| x.outcome == DeliveryOutcome::Dead) {
-                        eprintln!(
-                            "ALERT: message #{} on {} is a dead letter: {}; replay it with `closeloop outbox retry {}`",
-                            dead.id,
-                            dead.channel,
-                            dead.error.as_deref().unwrap_or("failed"),
-                            dead.id
-                        );
-                    }
-                }
-                Progress::Sleeping(_) => {}
-                Progress::Trouble(e) => eprintln!("closeloop run: a pass failed, trying again in 5 s: {e}"),
-                Progress::Warning(w) => eprintln!("closeloop run: WARNING: {w}"),
-                Progress::Stopped if json => say(r#"{"stopped":true}"#.to_string()),
-                Progress::Stopped => say("closeloop run: stopped cleanly".to_string()),
-            })
-            .await
+            rt.run_scheduler(stop, say_progress(json, zone)).await
         })
         .map_err(|e| ctx.engine_error(e))?;
     Ok(ExitCode::SUCCESS)

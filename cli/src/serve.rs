@@ -9,8 +9,9 @@ use crate::{Context, UserError};
 /// The server command.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// The HTTP API until SIGINT/SIGTERM: /api/v1 for members (sign in, records, approvals),
-    /// POST /api/events/NAME for systems, GET /healthz.
+    /// The HTTP API and the pages until SIGINT/SIGTERM, and the scheduler beside them (timers,
+    /// deliveries) unless --no-scheduler: /api/v1 for members, the pages at /, POST
+    /// /api/events/NAME for systems, GET /healthz.
     Serve {
         /// Where to listen (port 0: any free port, printed when ready).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -35,14 +36,78 @@ pub(crate) enum Command {
         /// reverse proxy (every request from its address) set it to 512.
         #[arg(long, default_value_t = closeloop::http::MAX_PER_CLIENT)]
         max_per_client: usize,
+        /// Do not run the scheduler in this process (timers, deliveries): another process runs
+        /// `closeloop run`. By default one `serve` runs everything.
+        #[arg(long)]
+        no_scheduler: bool,
     },
 }
 
 /// Runs the server.
 pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
-    let Command::Serve { listen, workers, queue, token, secure_cookies, public_url, max_per_client } = cmd;
+    let Command::Serve { listen, workers, queue, token, secure_cookies, public_url, max_per_client, no_scheduler } =
+        cmd;
     let limits = closeloop::http::ServeLimits { per_client: (*max_per_client).max(1), ..Default::default() };
-    serve(ctx, listen, (*workers, *queue), token, (*secure_cookies, public_url), limits)
+    if ctx.now.is_some() {
+        return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
+    }
+    // The scheduler starts once the server listens (its lines follow the listening line), on
+    // a thread with its own connection, and stops after the server has drained.
+    let mut scheduler = None;
+    let start = || -> Result<(), UserError> {
+        if !*no_scheduler {
+            scheduler = Some(Scheduler::start(ctx)?);
+        }
+        Ok(())
+    };
+    let served = serve(ctx, listen, (*workers, *queue), token, (*secure_cookies, public_url), limits, start);
+    if let Some(scheduler) = scheduler {
+        scheduler.stop()?;
+    }
+    served
+}
+
+/// The scheduler (`closeloop run`'s loop) on its own thread beside the server.
+struct Scheduler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl Scheduler {
+    fn start(ctx: &Context) -> Result<Scheduler, UserError> {
+        let (db, json) = (ctx.db.clone(), ctx.json());
+        // Opened here, so a database that cannot be opened stops `serve` before it listens.
+        crate::context::open_runtime(&db, None).map_err(|e| ctx.engine_error(e))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("closeloop-scheduler".into())
+            .spawn(move || -> Result<(), String> {
+                let mut rt = crate::context::open_runtime(&db, None).map_err(|e| e.to_string())?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the scheduler: {e}"))?;
+                let zone = rt.zone_of(None);
+                let until = async move {
+                    let _ = stopped.await;
+                };
+                runtime
+                    .block_on(rt.run_scheduler(until, crate::flows::say_progress(json, zone)))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| UserError(format!("cannot start the scheduler: {e}")))?;
+        Ok(Scheduler { stop, thread })
+    }
+
+    /// Asks the scheduler to stop after its pass, and waits for it.
+    fn stop(self) -> Result<(), UserError> {
+        let _ = self.stop.send(());
+        match self.thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(UserError(format!("the scheduler stopped: {e}"))),
+            Err(_) => Err(UserError("the scheduler thread failed".into())),
+        }
+    }
 }
 
 /// Where uploaded evidence files are kept: the folder `DB.files` beside the database.
@@ -85,15 +150,10 @@ fn serve(
     token: &str,
     (secure_cookies, public_url): (bool, &str),
     limits: closeloop::http::ServeLimits,
+    listening: impl FnOnce() -> Result<(), UserError>,
 ) -> Result<ExitCode, UserError> {
-    if ctx.now.is_some() {
-        return Err(UserError("`serve` keeps real time; --now (and CLOSELOOP_NOW) is for one-off commands".into()));
-    }
     let db = ctx.db.clone();
-    let open = move || {
-        let store = closeloop::store::Store::open(&db)?;
-        closeloop::Runtime::open(store, std::sync::Arc::new(closeloop::clock::SystemClock))
-    };
+    let open = move || crate::context::open_runtime(&db, None);
     let pool = closeloop::http::Pool::start(workers, queue, open).map_err(|e| ctx.engine_error(e))?;
     let pool = std::sync::Arc::new(pool);
     let api = closeloop::http::Api::new(pool.clone(), token)
@@ -125,7 +185,7 @@ fn serve(
             serde_json::json!({"listening": format!("http://{addr}"), "workers": workers.max(1), "queue": queue}).to_string()
         } else {
             format!(
-                "closeloop serve: listening on http://{addr} ({} worker(s), queue {queue}): POST /api/events/NAME, GET /healthz",
+                "closeloop serve: listening on http://{addr} ({} worker(s), queue {queue}): pages at /, /api/v1, POST /api/events/NAME, GET /healthz",
                 workers.max(1)
             )
         };
@@ -135,6 +195,7 @@ fn serve(
             let _ = writeln!(out, "{said}");
             let _ = out.flush();
         }
+        listening()?;
         closeloop::http::serve_with(listener, closeloop::http::router(api), limits, stop)
             .await
             .map_err(|e| UserError(format!("the server stopped: {e}")))
