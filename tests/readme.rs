@@ -7,11 +7,11 @@ use std::process::Command;
 
 use crate::support::root;
 
-/// The walk-through's commands: the `sh` blocks between "Running it" and "Other systems".
-fn walk_through() -> Vec<String> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let start = readme.find("Running it").expect("the README has a Running it part");
-    let end = readme[start..].find("Other systems").map(|e| start + e).expect("and it ends at Other systems");
+/// The walk-through's commands: the `sh` blocks of `file` between `from` and `to`.
+fn walk_through_of(file: &str, from: &str, to: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join(file)).unwrap();
+    let start = readme.find(from).unwrap_or_else(|| panic!("{file} has a part `{from}`"));
+    let end = readme[start..].find(to).map(|e| start + e).unwrap_or_else(|| panic!("and it ends at `{to}`"));
     let mut lines = Vec::new();
     let mut inside = false;
     for line in readme[start..end].lines() {
@@ -31,6 +31,19 @@ fn walk_through() -> Vec<String> {
         }
     }
     lines
+}
+
+/// The English README's walk-through: "Running it" to "Other systems".
+fn walk_through() -> Vec<String> {
+    walk_through_of("README.md", "Running it", "Other systems")
+}
+
+#[test]
+fn the_chinese_readme_walks_through_the_same_commands() {
+    let zh = walk_through_of("README.zh-CN.md", "运行起来", "其他系统");
+    let strip = |l: &String| l.split("  #").next().unwrap_or_default().trim().to_string();
+    let en: Vec<String> = walk_through().iter().map(strip).collect();
+    assert_eq!(zh.iter().map(strip).collect::<Vec<_>>(), en, "README.zh-CN.md runs what the replayed README runs");
 }
 
 #[test]
