@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{root, TempDir};
+use crate::support::{root, Cli, TempDir};
 
 struct Db {
     dir: TempDir,
@@ -307,4 +307,38 @@ fn a_kill_in_the_middle_of_an_import_leaves_a_sound_database_without_any_of_it()
     assert_eq!(db.count(), 1_001);
     db.ok(&["import", "lead", &batch]);
     assert_eq!(db.count(), 1_001, "the re-run matched every row by its key");
+}
+
+#[test]
+fn an_export_with_system_columns_gives_excel_the_times_of_key_actions_and_still_imports_back() {
+    let cli = Cli::new("export-system", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let lead = r#"{"source":"expo","customer":"上海明远科技","phone":"13800138001","region":"east"}"#;
+    cli.ok(&["submit", "lead", "--as", "m_ops", "--data", lead]);
+    let contact = r#"{"summary":"电话沟通","next_step":"下周演示"}"#;
+    cli.ok_at(
+        Some("2026-11-23T15:30:00+08:00"),
+        &["act", "lead", "LEAD-2026-00001", "contact", "--as", "m_li", "--data", contact],
+    );
+    let out = cli.ok(&["export", "lead", "--system-columns"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().trim_start_matches('\u{feff}').split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cell =
+        |name: &str| row[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"))];
+    assert_eq!(&header[..3], ["id", "state", "created_at"], "the lead's owner is a field, so no second owner column");
+    assert_eq!((cell("state"), cell("owner")), ("contacted", "m_li"));
+    assert_eq!((cell("created_at"), cell("contact_at")), ("2026-11-23 10:00:00", "2026-11-23 15:30:00"));
+    assert_eq!((cell("qualify_at"), cell("lose_at")), ("", ""), "actions never taken are empty");
+    // The same file imports back and changes nothing.
+    let file = cli.path("leads.csv");
+    cli.ok(&["export", "lead", "--system-columns", "--out", &file.display().to_string()]);
+    let said = cli.ok(&["import", "lead", &file.display().to_string()]);
+    assert!(said.contains("1 unchanged"), "{said}");
+    // A member's view has the columns too, for the records they may read.
+    let mine = cli.ok(&["export", "lead", "--system-columns", "--as", "m_li"]);
+    assert!(mine.contains("contact_at") && mine.contains("LEAD-2026-00001"), "{mine}");
+    let other = cli.ok(&["export", "lead", "--system-columns", "--as", "m_wang"]);
+    assert!(!other.contains("LEAD-2026-00001"), "{other}");
 }

@@ -132,6 +132,10 @@ pub(crate) enum Command {
         /// Include sensitive fields and columns (audited).
         #[arg(long)]
         include_sensitive: bool,
+        /// Add owner, created_at, updated_at and when each action was first taken
+        /// (`contact_at`), in the app's time zone: what a spreadsheet needs for the rates.
+        #[arg(long)]
+        system_columns: bool,
         /// Who exports. Alone: the export as this member may see it (the records they may read,
         /// the fields their roles see). With --include-sensitive: recorded as who took it.
         #[arg(long = "as", default_value = "")]
@@ -192,8 +196,12 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         Command::Import { form, file, skip_invalid, rejects, actor } => {
             import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
         }
-        Command::Export { form, out, include_sensitive, actor } => {
-            let options = closeloop::ExportOptions { include_sensitive: *include_sensitive, actor: actor.clone() };
+        Command::Export { form, out, include_sensitive, system_columns, actor } => {
+            let options = closeloop::ExportOptions {
+                include_sensitive: *include_sensitive,
+                actor: actor.clone(),
+                system_columns: *system_columns,
+            };
             export(ctx, form, out.as_deref(), &options)
         }
         Command::Score { form, id, score: which, actor } => score(ctx, form, id, which, actor),
@@ -456,7 +464,7 @@ pub fn export(
     let member = options.actor.trim();
     let as_member = !options.include_sensitive && !member.is_empty();
     let mut write = |w: &mut dyn Write| match as_member {
-        true => rt.export_csv_as(form, w, member),
+        true => rt.export_csv_as_with(form, w, member, options),
         false => rt.export_csv_with(form, w, options),
     };
     let n = match out {

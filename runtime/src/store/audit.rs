@@ -523,3 +523,14 @@ fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
     }
     Ok(None)
 }
+
+/// When each action was first taken on each record of `form`: (record, action, at).
+pub(crate) fn first_actions(conn: &Reader, form: &str) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT record, json_extract(body, '$.action.id') AS action, MIN(at) FROM events
+         WHERE form = ?1 AND kind = 'record.action' AND record IS NOT NULL
+         GROUP BY record, action HAVING action IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([form], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(from_sqlite)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+}

@@ -167,6 +167,10 @@ impl<'a> Columns<'a> {
                 {
                     return Target::Ignored;
                 }
+                // An export's system column: when an action was first taken.
+                if h.strip_suffix("_at").is_some_and(|a| form.actions.iter().any(|x| x.id == a)) {
+                    return Target::Ignored;
+                }
                 let known: Vec<&str> = form.fields.iter().map(|fd| fd.id.as_str()).collect();
                 let hint = crate::suggest::closest(h, known.iter().copied())
                     .map(|b| format!(" (did you mean `{b}`?)"))

@@ -20,6 +20,10 @@ pub struct ExportOptions {
     pub include_sensitive: bool,
     /// Who exports (a member, or `system`).
     pub actor: String,
+    /// Add the system columns after `id` and `state`: `owner` (unless a field is named so),
+    /// `created_at`, `updated_at`, and `ACTION_at` per action of the form (when it was first
+    /// taken), times in the app's zone as `2026-11-23 10:00:00`. An import ignores them.
+    pub system_columns: bool,
 }
 
 /// The fields an export writes, and the columns of each table field it leaves out.
@@ -79,14 +83,26 @@ impl Runtime {
     /// fields, are left out. Text that a spreadsheet would run as a formula (starting with `=`,
     /// `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`; numbers stay numbers.
     pub fn export_csv(&self, form: &str, out: &mut dyn Write) -> Result<usize, EngineError> {
-        self.write_csv(form, out, false, None)
+        self.write_csv(form, out, false, false, None)
     }
 
     /// [`Runtime::export_csv`] as `member` may see it: only the records the form's `read` rules
     /// let them read, without the fields their roles may not see (and never sensitive ones).
     pub fn export_csv_as(&self, form: &str, out: &mut dyn Write, member: &str) -> Result<usize, EngineError> {
+        self.export_csv_as_with(form, out, member, &ExportOptions::default())
+    }
+
+    /// [`Runtime::export_csv_as`] with the system columns when `options` asks for them
+    /// (`include_sensitive` does not apply: a member's view never has sensitive fields).
+    pub fn export_csv_as_with(
+        &self,
+        form: &str,
+        out: &mut dyn Write,
+        member: &str,
+        options: &ExportOptions,
+    ) -> Result<usize, EngineError> {
         let viewer = super::access::Viewer::load(self.store.reader(), member)?;
-        self.write_csv(form, out, false, Some(&viewer))
+        self.write_csv(form, out, false, options.system_columns, Some(&viewer))
     }
 
     /// [`Runtime::export_csv`], with sensitive fields when `options` asks for them: that
@@ -108,7 +124,7 @@ impl Runtime {
             let body = json!({"form": form, "sensitive": fields}).to_string();
             self.store.write(|tx| audit::append(tx, &NewEvent::note(&at, actor, "records.exported", None, &body)))?;
         }
-        self.write_csv(form, out, options.include_sensitive, None)
+        self.write_csv(form, out, options.include_sensitive, options.system_columns, None)
     }
 
     fn write_csv(
@@ -116,6 +132,7 @@ impl Runtime {
         form: &str,
         out: &mut dyn Write,
         include_sensitive: bool,
+        system: bool,
         viewer: Option<&super::access::Viewer>,
     ) -> Result<usize, EngineError> {
         let f = self.form(form)?;
@@ -134,12 +151,19 @@ impl Runtime {
         if has_states {
             header.push("state".into());
         }
+        let system = system.then(|| SystemColumns::of(self, f.form)).transpose()?;
+        if let Some(sys) = &system {
+            header.extend(sys.header());
+        }
         header.extend(fields.iter().map(|(fd, _)| fd.id.clone()));
         w.write_record(&header).map_err(|e| EngineError::Input(e.to_string()))?;
         for row in &rows {
             let mut cells = vec![guard(&row.id)];
             if has_states {
                 cells.push(row.state.clone().unwrap_or_default());
+            }
+            if let Some(sys) = &system {
+                cells.extend(sys.cells(row));
             }
             for (field, hidden) in &fields {
                 let value = without(row.data.get(&field.id), hidden);
@@ -151,5 +175,55 @@ impl Runtime {
         }
         w.flush().map_err(|e| EngineError::Input(e.to_string()))?;
         Ok(rows.len())
+    }
+}
+
+/// The system columns of an export: who owns a record, when it was created and last changed,
+/// and when each of the form's actions was first taken (from the event log).
+struct SystemColumns {
+    owner: bool,
+    actions: Vec<String>,
+    /// (record, action) → when it was first taken.
+    taken: std::collections::HashMap<(String, String), String>,
+    zone: jiff::tz::TimeZone,
+}
+
+impl SystemColumns {
+    fn of(rt: &Runtime, form: &crate::model::Form) -> Result<SystemColumns, EngineError> {
+        let taken = audit::first_actions(rt.store.reader(), &form.id)?
+            .into_iter()
+            .map(|(record, action, at)| ((record, action), at))
+            .collect();
+        Ok(SystemColumns {
+            owner: form.field("owner").is_none(),
+            actions: form.actions.iter().map(|a| a.id.clone()).collect(),
+            taken,
+            zone: rt.zone_of(Some(&form.id)),
+        })
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> = if self.owner { vec!["owner".into()] } else { Vec::new() };
+        h.extend(["created_at".to_string(), "updated_at".to_string()]);
+        h.extend(self.actions.iter().map(|a| format!("{a}_at")));
+        h
+    }
+
+    /// A stored time as a spreadsheet reads it, in the app's zone.
+    fn local(&self, at: &str) -> String {
+        at.parse::<jiff::Timestamp>()
+            .map(|t| t.to_zoned(self.zone.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    }
+
+    fn cells(&self, row: &crate::store::RecordRow) -> Vec<String> {
+        let mut c: Vec<String> =
+            if self.owner { vec![guard(row.owner.as_deref().unwrap_or_default())] } else { Vec::new() };
+        c.push(self.local(&row.created_at));
+        c.push(self.local(&row.updated_at));
+        for a in &self.actions {
+            c.push(self.taken.get(&(row.id.clone(), a.clone())).map(|at| self.local(at)).unwrap_or_default());
+        }
+        c
     }
 }
