@@ -342,3 +342,40 @@ fn an_export_with_system_columns_gives_excel_the_times_of_key_actions_and_still_
     let other = cli.ok(&["export", "lead", "--system-columns", "--as", "m_wang"]);
     assert!(!other.contains("LEAD-2026-00001"), "{other}");
 }
+
+#[test]
+fn finance_imports_a_payments_csv_twice_and_each_payment_opens_its_tasks_once() {
+    let cli = Cli::new("payments-csv", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "customer-success", "--with-sample-data"]);
+    // A finance system's export: its own column names, a payment number, Excel's dates.
+    let file = cli.path("payments.csv");
+    std::fs::write(
+        &file,
+        "付款单号,客户名称,金额,回款日期\nP-0042,上海明远科技有限公司,\"48,000.00\",2026-11-20\n\
+         P-0043,杭州云帆贸易有限公司,12000,2026/11/21\nP-0044,不存在的公司,100,2026-11-21\n\
+         P-0045,杭州云帆贸易有限公司,abc,2026-11-21\n",
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let first = cli.command(&["import", "payment.received", &path, "--key", "付款单号"]).output().unwrap();
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(first.status.code(), Some(1), "a refused row is exit 1: {said}");
+    assert!(said.starts_with("4 rows: 2 received, 0 received before, 2 refused"), "{said}");
+    assert!(said.contains("row 4") && said.contains("不存在的公司"), "the unknown customer, by row: {said}");
+    assert!(said.contains("row 5, 金额: [WRONG_TYPE]"), "the bad amount, by row and column: {said}");
+    let tasks = cli.json(&["tasks", "--all"]);
+    assert_eq!(tasks.as_array().unwrap().len(), 6, "three after-payment tasks for each of two accounts");
+    // The same file again (finance re-exports the month): nothing is received twice.
+    let again = cli.command(&["import", "payment.received", &path, "--key", "付款单号"]).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.starts_with("4 rows: 0 received, 2 received before"), "{said}");
+    assert_eq!(cli.json(&["tasks", "--all"]).as_array().unwrap().len(), 6);
+    let paid = cli.json(&["get", "account", "ACC-00001"]);
+    assert_eq!(paid["data"]["paid_amount"], serde_json::json!(48000.0), "{paid}");
+    // A file without its key column is refused before any row is read.
+    let missing = cli.command(&["import", "payment.received", &path, "--key", "payment_no"]).output().unwrap();
+    let said = String::from_utf8_lossy(&missing.stdout);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(said.contains("the key column `payment_no` is not in the file"), "{said}");
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+}

@@ -119,6 +119,10 @@ pub(crate) enum Command {
         /// Who imports.
         #[arg(long = "as", default_value = "import")]
         actor: String,
+        /// For a file of events (`import payment.received payments.csv --key payment_no`): the
+        /// column that numbers each one, so each is received once however often it is imported.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// Export a form's records as CSV (stdout unless --out).
     /// Sensitive fields (phone numbers, floor prices) are left out unless asked for; an export
@@ -193,9 +197,10 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
             },
         ),
         Command::History { form, id, member } => history(ctx, form, id, member.as_deref()),
-        Command::Import { form, file, skip_invalid, rejects, actor } => {
-            import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor)
-        }
+        Command::Import { form, file, skip_invalid, rejects, actor, key } => match key {
+            Some(key) => import_events(ctx, form, file, key, actor),
+            None => import(ctx, form, file, *skip_invalid, rejects.as_deref(), actor),
+        },
         Command::Export { form, out, include_sensitive, system_columns, actor } => {
             let options = closeloop::ExportOptions {
                 include_sensitive: *include_sensitive,
@@ -384,6 +389,31 @@ pub fn history(ctx: &Context, form: &str, id: &str, member: Option<&str>) -> Res
 }
 
 /// `closeloop import FORM FILE`.
+/// `closeloop import EVENT FILE --key COLUMN`: one event per row, each received once.
+fn import_events(ctx: &Context, event: &str, file: &Path, key: &str, actor: &str) -> Result<ExitCode, UserError> {
+    let bytes = std::fs::read(file).map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+    if bytes.len() as u64 > closeloop::MAX_IMPORT_BYTES {
+        return Err(UserError(format!("{} is too large for one import: split it", file.display())));
+    }
+    let mut rt = ctx.runtime()?;
+    let report = rt.import_events(event, &bytes, key, actor).map_err(|e| ctx.engine_error(e))?;
+    show(ctx, &report, || {
+        let mut s = format!(
+            "{} rows: {} received, {} received before, {} refused",
+            report.rows,
+            report.received,
+            report.already,
+            report.problems.len()
+        );
+        for p in &report.problems {
+            let column = p.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
+            s.push_str(&format!("\n  row {}{column}: [{}] {}", p.row, p.code, p.message));
+        }
+        s
+    })?;
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
 pub fn import(
     ctx: &Context,
     form: &str,

@@ -114,11 +114,12 @@ pub mod yaml;
 pub use diagnostic::{Code, Diagnostic, Location, Severity};
 pub use engine::{
     assign, backoff, decode, guard, Absence, Activity, Anchor, ApprovalView, BoardItem, Change, ChannelView, Completed,
-    CsvInput, Delivery, DeliveryOutcome, DeliveryReport, EngineError, ErrorKind, EventReport, Evidence, ExportOptions,
-    FireOutcome, Fired, Graded, ImportOptions, ImportReport, InstallReport, MembersReport, NewSession, Principal,
-    Progress, Record, RowProblem, Run, RunStatus, Runtime, Scored, Shown, SignLink, Signature, StepLog, StepView, Task,
-    TickReport, TokenScope, Trial, TrialDetail, Version, Waiting, BACKOFF_BASE, BACKOFF_CAP, CHANNEL_BUDGET,
-    LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES, SYSTEM_ACTORS,
+    CsvInput, Delivery, DeliveryOutcome, DeliveryReport, EngineError, ErrorKind, EventReport, EventsReport, Evidence,
+    ExportOptions, FireOutcome, Fired, Graded, ImportOptions, ImportReport, InstallReport, MembersReport, NewSession,
+    Principal, Progress, Record, RowProblem, Run, RunStatus, Runtime, Scored, Shown, SignLink, Signature, StepLog,
+    StepView, Task, TickReport, TokenScope, Trial, TrialDetail, Version, Waiting, BACKOFF_BASE, BACKOFF_CAP,
+    CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES,
+    SYSTEM_ACTORS,
 };
 /// Action penetration and the article's other figures, computed from the event log: see
 /// [`Runtime::penetration`] and [`Runtime::figures`].

@@ -21,6 +21,7 @@ mod sop;
 mod write;
 
 pub use approvals::{ApprovalView, Shown, SignLink, Signature, StepView, Waiting};
+pub use automations::event_csv::EventsReport;
 pub use automations::{Activity, EventReport, FireOutcome, Fired, Run, RunStatus, StepLog, TickReport, LATE_AFTER};
 pub use delivery::{
     backoff, Anchor, ChannelView, Delivery, DeliveryOutcome, DeliveryReport, Progress, BACKOFF_BASE, BACKOFF_CAP,

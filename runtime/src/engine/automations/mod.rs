@@ -6,6 +6,7 @@
 //! is rolled back on its own (a savepoint), the record and the steps before it stand, and a
 //! retry timer takes the run up again from that step.
 
+pub(crate) mod event_csv;
 pub(crate) mod events;
 pub(crate) mod run;
 pub(crate) mod steps;
