@@ -816,3 +816,62 @@ fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_w
     assert!(quote["data"].get("prepay_percent").is_none(), "a field that does not apply is not kept: {quote}");
     assert_eq!(quote["owner"], "q_li");
 }
+
+#[test]
+fn a_visitor_leaves_a_lead_on_the_public_page_and_it_is_assigned_while_bots_and_floods_write_nothing() {
+    let cli = Cli::system_clock("browser-apply");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    browser.open(&format!("{base}/apply/lead.captured"));
+    let page = browser.text_with("官网或公众号留资");
+    assert!(page.contains("公司名称") && page.contains("手机号"), "{page}");
+    let trap = browser.script("return document.querySelector('.trap').getBoundingClientRect().right <= 0");
+    assert_eq!(trap, json!(true), "the bots' field is off the screen");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the public lead page");
+    browser.type_into("#f-customer", "无锡官网客户 <i>x</i>");
+    browser.type_into("#f-phone", "123");
+    browser.click("#f-region option[value=east]");
+    browser.submit("main button[type=submit]");
+    let refused = browser.text_with("请修改");
+    assert!(refused.contains("不是有效的电话号码"), "{refused}");
+    let phone = browser.find("#f-phone");
+    browser.call("POST", &browser.at(&format!("/element/{phone}/clear")), Some(json!({})));
+    browser.type_into("#f-phone", "13912345678");
+    browser.submit("main button[type=submit]");
+    let thanks = browser.text_with("已收到");
+    browser.screenshot("visitor-lead-sent");
+    assert!(thanks.contains("已收到"), "{thanks}");
+    // A lead like any other: from the website, assigned by region, the rep told.
+    let leads = cli.json(&["list", "lead"]);
+    let lead = &leads.as_array().unwrap()[0];
+    assert_eq!((lead["data"]["source"].as_str(), lead["owner"].as_str()), (Some("website"), Some("m_li")));
+    assert_eq!(lead["data"]["customer"], "无锡官网客户 <i>x</i>");
+    assert!(cli.ok(&["outbox"]).contains("无锡官网客户"));
+    // The website's own server may post the same event with the install's token; the same
+    // phone is that lead again, not a second one.
+    let again = r#"{"customer":"无锡官网客户","phone":"13912345678","region":"east"}"#;
+    let token = format!("Authorization: Bearer {}\r\n", crate::http::TOKEN);
+    let (status, _, _) = request_with(&server.addr, "POST", "/api/events/lead.captured", None, &token, again);
+    assert_eq!(status, 200);
+    assert_eq!(cli.json(&["list", "lead"]).as_array().unwrap().len(), 1, "one phone, one lead");
+    // A bot fills the field people never see: it hears thanks, and nothing is written.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let bot = "customer=spam&phone=13900000000&region=east&website=http%3A%2F%2Fspam.example";
+    let (status, _, body) = request_with(&server.addr, "POST", "/apply/lead.captured", None, form, bot);
+    assert!(status == 200 && body.contains("已收到"), "{status} {body}");
+    assert_eq!(cli.json(&["list", "lead"]).as_array().unwrap().len(), 1, "the bot wrote nothing");
+    // Ten sends an hour from one address; the next waits.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let body = format!("customer=c{i}&phone=1390000{i:04}&region=east");
+        statuses.push(request_with(&server.addr, "POST", "/apply/lead.captured", None, form, &body).0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(cli.json(&["list", "lead"]).as_array().unwrap().len() < 10, "the flood was cut off");
+    // An event that is not public has no page.
+    let (status, _, _) = request_with(&server.addr, "GET", "/apply/nothing.here", None, "", "");
+    assert_eq!(status, 404);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::Cli;
 
-const TOKEN: &str = "s10-test-token-4f1c";
+pub(crate) const TOKEN: &str = "s10-test-token-4f1c";
 
 /// An event whose automation runs a script that never finishes by itself: each one spends the
 /// app's whole script budget (15 ms) before the engine stops it.

@@ -85,7 +85,11 @@ fn lead_followup_keeps_its_contract() {
     ] {
         assert_eq!(field_type(lead, id), t, "lead.{id}");
     }
-    assert_eq!(options(lead, "source"), ["expo", "wechat_oa", "referral"]);
+    assert_eq!(options(lead, "source"), ["expo", "wechat_oa", "referral", "website"]);
+    // A lead left on the website: a public event that creates the lead it does not find.
+    let captured = def.events.iter().find(|e| e.id == "lead.captured").unwrap_or_else(|| panic!("no lead.captured"));
+    assert_eq!(captured.public, Some(true));
+    assert_eq!(captured.target.as_ref().and_then(|t| t.create), Some(true));
     assert_eq!(options(lead, "urgency"), ["red", "yellow", "green"]);
     assert_eq!(lead.field("urgency").and_then(|f| f.default.clone()), Some("green".into()));
     assert_eq!(options(lead, "region"), ["east", "south", "north", "west", "central"]);

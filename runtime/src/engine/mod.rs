@@ -57,9 +57,10 @@ use crate::model::{Form, Lang};
 use crate::store::{FormTable, Retryable, Store, StoreError};
 use crate::values::FieldProblem;
 
-/// Actors that are not people: imports, other systems over the HTTP API (`api`), and closeloop
-/// itself. They may create records but hold no roles, so actions that name roles refuse them.
-pub const SYSTEM_ACTORS: &[&str] = &["system", "import", "api"];
+/// Actors that are not people: imports, other systems over the HTTP API (`api`), visitors of a
+/// public page (`web`: a lead left on the website), and closeloop itself. They may create
+/// records but hold no roles, so actions that name roles refuse them.
+pub const SYSTEM_ACTORS: &[&str] = &["system", "import", "api", "web"];
 
 /// What can go wrong when using the engine.
 #[derive(Debug, thiserror::Error)]

@@ -373,6 +373,10 @@ pub struct EventDef {
     /// The record it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<EventTarget>,
+    /// Anyone may send it from closeloop's public page `/apply/EVENT` (a lead form for the
+    /// website), without an account: rate-limited per address, with a trap for bots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
 }
 
 /// How an event finds its record.
@@ -383,4 +387,8 @@ pub struct EventTarget {
     pub form: String,
     /// Form field -> payload field.
     pub r#match: BTreeMap<String, String>,
+    /// When no record matches, create one from the payload (fields of the same id, and the
+    /// match); otherwise the event is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
 }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::run::run_automation;
 use crate::engine::automations::{self, form_of, Cause, Run, MAX_DEPTH};
+use crate::engine::write::rules::Purpose;
 use crate::engine::write::Writer;
 use crate::engine::{EngineError, Runtime};
 use crate::model::Trigger;
@@ -128,6 +129,7 @@ impl Runtime {
                 automations::Unraised::NoTarget { form, what } => {
                     EngineError::NotFound { form, id: format!("with {what}") }
                 }
+                automations::Unraised::Invalid(problems) => EngineError::Invalid(problems),
                 automations::Unraised::Other(why) => EngineError::Refused(why),
                 automations::Unraised::Store(e) => EngineError::Store(e),
             })?;
@@ -147,6 +149,33 @@ impl Runtime {
             }
             Ok::<_, EngineError>(report)
         })
+    }
+}
+
+/// How many times one address may send a public event in an hour.
+pub(crate) const PUBLIC_SENDS_PER_HOUR: i64 = 10;
+
+impl Runtime {
+    /// A public event (`public: true`) by name, with the app's language: what `/apply/EVENT`
+    /// draws. `None` for an event that is not public, or none at all.
+    pub(crate) fn public_event(&self, name: &str) -> Option<(crate::model::EventDef, crate::model::Lang)> {
+        self.apps.values().find_map(|a| {
+            let e = a.app.def.events.iter().find(|e| e.id == name && e.public == Some(true))?;
+            Some((e.clone(), a.app.def.app.language.unwrap_or(crate::model::Lang::Zh)))
+        })
+    }
+
+    /// Counts a public send from `address`, refusing it past [`PUBLIC_SENDS_PER_HOUR`] in the
+    /// last hour (a bot filling the lead form).
+    pub(crate) fn public_send(&mut self, address: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let since = crate::clock::stamp(now - jiff::SignedDuration::from_hours(1));
+        let subject = format!("apply:{address}");
+        if crate::store::identity::failures_since(self.store.reader(), &subject, &since)? >= PUBLIC_SENDS_PER_HOUR {
+            return Err(EngineError::Locked("too many forms sent from this address; try again in an hour".into()));
+        }
+        let at = crate::clock::stamp(now);
+        self.store.write(|tx| crate::store::identity::note_failure(tx, &subject, &at).map_err(EngineError::from))
     }
 }
 
@@ -195,7 +224,17 @@ fn checked(
             )),
         }
     }
+    // A field not sent takes its default (a website's leads: `source: website`).
+    for field in event.fields.iter() {
+        if let (Some(default), false) = (&field.default, clean.contains_key(&field.id)) {
+            clean.insert(field.id.clone(), default.clone());
+        }
+    }
+    let named: Vec<String> = problems.iter().map(|p: &FieldProblem| p.field.clone()).collect();
     for field in event.fields.iter().filter(|f| f.required == Some(true) && is_empty(clean.get(&f.id))) {
+        if named.contains(&field.id) {
+            continue;
+        }
         problems.push(FieldProblem::new(
             field.id.clone(),
             "REQUIRED",
@@ -217,6 +256,9 @@ pub(crate) enum Unraised {
     /// No record of the target form matches the event's data (`what`: the match, spelt out).
     #[error("no {form} record has {what}")]
     NoTarget { form: String, what: String },
+    /// The record the event was to create is refused, field by field.
+    #[error("the record the event creates is refused: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<crate::values::FieldProblem>),
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
@@ -257,6 +299,27 @@ pub(crate) fn raise(
             };
             match found {
                 Some(id) => (Some(f), Some(id)),
+                // A lead from the website: the record is made from the payload.
+                None if t.create == Some(true) => {
+                    let mut given: Map<String, Value> = f
+                        .form
+                        .fields
+                        .iter()
+                        .filter_map(|field| Some((field.id.clone(), data.get(&field.id)?.clone())))
+                        .collect();
+                    for (ff, ef) in &t.r#match {
+                        if let Some(v) = data.get(ef) {
+                            given.insert(ff.clone(), v.clone());
+                        }
+                    }
+                    let source = json!({"event": name});
+                    let row = w.on(&f).create(&given, Purpose::Create, Some(&source), false).map_err(|e| match e {
+                        EngineError::Invalid(problems) => Unraised::Invalid(problems),
+                        EngineError::Store(e) => Unraised::Store(e),
+                        e => Unraised::Other(e.to_string()),
+                    })?;
+                    (Some(f), Some(row.id))
+                }
                 None => {
                     let wanted: Vec<String> = t
                         .r#match

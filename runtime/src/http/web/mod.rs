@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 
+mod apply;
 mod member;
 mod multipart;
 
@@ -56,6 +57,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("ops_channels.html", include_str!("ops_channels.html")),
     ("ops_outbox.html", include_str!("ops_outbox.html")),
     ("ops_audit.html", include_str!("ops_audit.html")),
+    ("apply.html", include_str!("apply.html")),
 ];
 
 fn templates() -> &'static minijinja::Environment<'static> {
@@ -78,6 +80,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/assets/app.css", get(css))
         .route("/sign/{token}", get(sign_page).post(sign))
         .route("/sign/{token}/pdf", get(sign_pdf))
+        .route("/apply/{event}", get(apply::apply_page).post(apply::apply))
         .merge(member::routes())
 }
 
@@ -87,6 +90,16 @@ fn escape(text: &str) -> String {
 }
 
 /// Headers every page carries.
+/// The page language the browser asks for: English when it asks for English first, else Chinese.
+fn lang_of(headers: &HeaderMap) -> crate::model::Lang {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.trim_start().to_ascii_lowercase().starts_with("en") {
+        crate::model::Lang::En
+    } else {
+        crate::model::Lang::Zh
+    }
+}
+
 fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Map, Value};
 
-use super::{html, secure, templates};
+use super::{html, lang_of, secure, templates};
 use crate::engine::{EngineError, Runtime};
 use crate::http::v1::cookie;
 use crate::http::{Api, Busy, ClientAddr, ANSWER_TIME};
@@ -23,6 +23,7 @@ use crate::model::{Field, FieldType, Lang};
 
 mod ops;
 mod records;
+pub(super) use records::{input, problem_text};
 mod tasks;
 mod work;
 
@@ -85,15 +86,6 @@ fn redirect(to: &str) -> Response {
         r.headers_mut().insert(header::LOCATION, v);
     }
     secure(r)
-}
-
-fn lang_of(headers: &HeaderMap) -> Lang {
-    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if accept.trim_start().to_ascii_lowercase().starts_with("en") {
-        Lang::En
-    } else {
-        Lang::Zh
-    }
 }
 
 /// The pages' words: (key, Chinese, English), side by side so a translator sees both.
@@ -217,7 +209,7 @@ fn nav(lang: Lang) -> Value {
 ///
 /// A name sent more than once (the ticked boxes of a multi-choice) holds its values joined by
 /// `;`, as a CSV cell of a multi-choice does.
-fn form_fields(bytes: &[u8]) -> Map<String, Value> {
+pub(super) fn form_fields(bytes: &[u8]) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in String::from_utf8_lossy(bytes).split('&').filter_map(|p| p.split_once('=')) {
         let (k, v) = (crate::http::reports::decode(k), crate::http::reports::decode(v));

@@ -53,7 +53,7 @@ pub(super) async fn work(State(api): State<Api>, headers: HeaderMap) -> Response
 }
 
 /// One input of a generated form.
-pub(super) fn input(
+pub(in crate::http::web) fn input(
     field: &Field,
     lang: Lang,
     value: Option<&Value>,
@@ -97,7 +97,7 @@ pub(super) fn input(
 
 /// A field's problem as the page names it under the field: in Chinese, from its stable code
 /// and the field's definition (the engine's text is English); in English, the engine's text.
-pub(super) fn problem_text(field: Option<&Field>, p: &crate::values::FieldProblem, lang: Lang) -> String {
+pub(in crate::http::web) fn problem_text(field: Option<&Field>, p: &crate::values::FieldProblem, lang: Lang) -> String {
     if lang == Lang::En {
         return p.message.clone();
     }
