@@ -7,7 +7,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use serde_json::{json, Map, Value};
@@ -119,11 +119,8 @@ pub(super) async fn apply(
     body: Body,
 ) -> Response {
     let lang = lang_of(&headers);
-    // The page posts to itself: a form posted from another site is refused.
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if origin.is_some_and(|o| o != "null" && o.split("://").nth(1) != Some(host)) {
-        return html(StatusCode::FORBIDDEN, "this form can only be sent from its own page".into());
+    if let Some(refused) = super::cross_site(&headers) {
+        return refused;
     }
     let Ok(bytes) = axum::body::to_bytes(body, 32 * 1024).await else {
         return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());

@@ -100,6 +100,16 @@ fn lang_of(headers: &HeaderMap) -> crate::model::Lang {
     }
 }
 
+/// A public page's form posted from another site: refused (the page posts to itself; a
+/// browser says where a post comes from in `Origin`).
+fn cross_site(headers: &HeaderMap) -> Option<Response> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    origin
+        .is_some_and(|o| o != "null" && o.split("://").nth(1) != Some(host))
+        .then(|| html(StatusCode::FORBIDDEN, "this form can only be sent from its own page".into()))
+}
+
 fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -232,11 +242,8 @@ async fn sign(
     Path(token): Path<String>,
     body: Body,
 ) -> Response {
-    // A form posted from another site is refused: the page posts to itself.
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if origin.is_some_and(|o| o != "null" && o.split("://").nth(1) != Some(host)) {
-        return html(StatusCode::FORBIDDEN, "this form can only be sent from its own page".into());
+    if let Some(refused) = cross_site(&headers) {
+        return refused;
     }
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024).await else {
         return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
