@@ -700,7 +700,16 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
 fn an_ops_person_imports_members_with_row_errors_reads_masked_channels_retries_a_dead_letter_and_verifies_the_audit() {
     let cli = Cli::system_clock("browser-ops-pages");
     cli.ok(&["install", "lead-followup"]);
-    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    // A directory without phone numbers: the 24-hour SMS to the rep will have nowhere to go.
+    let team = cli.path("team.csv");
+    std::fs::write(
+        &team,
+        "id,name,roles,region,manager,active,capacity\nm_zhao,赵敏,supervisor,east,,true,0\n\
+         m_li,李伟,sales_rep,east,m_zhao,true,30\nm_ops,刘洋,ops,,,true,0\n",
+    )
+    .unwrap();
+    let said = cli.ok(&["members", "import", &team.display().to_string()]);
+    assert!(said.contains("warning[MEMBER_UNREACHABLE]: channel `sms`"), "warned at import: {said}");
     crate::api_v1::set_password(&cli, "m_ops");
     cli.ok(&["channels", "set", "sms", "url=http://127.0.0.1:9/sms", "secret=s3cr3t-never-shown"]);
     let data = r#"{"source":"expo","customer":"苏州恒通","phone":"13900000009","region":"east"}"#;

@@ -82,7 +82,9 @@ fn a_sign_in_link_goes_by_sms_works_once_within_fifteen_minutes_and_tells_nobody
     // answer the same, and send nothing.
     let before = rt.outbox(None).unwrap().len();
     rt.send_sign_in_link("nobody", "https://crm.example.com").unwrap();
-    rt.send_sign_in_link("m_wang", "https://crm.example.com").unwrap();
+    let no_phone = "id,name,roles,region,manager,active,capacity\nm_new,新人,sales_rep,east,m_zhao,true,30\n";
+    rt.import_members(no_phone.as_bytes(), "system").unwrap();
+    rt.send_sign_in_link("m_new", "https://crm.example.com").unwrap();
     for _ in 0..5 {
         rt.send_sign_in_link("m_li", "https://crm.example.com").unwrap();
     }

@@ -227,7 +227,7 @@ fn world() -> World {
     World { rt, clock }
 }
 
-fn set(rt: &mut Runtime, channel: &str, pairs: &[(&str, &str)]) {
+pub(crate) fn set(rt: &mut Runtime, channel: &str, pairs: &[(&str, &str)]) {
     let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     rt.set_channel(channel, &pairs, "system").unwrap();
 }

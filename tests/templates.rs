@@ -64,7 +64,14 @@ fn every_template_points_editors_at_the_schema_and_has_a_readme() {
         assert!(yaml.starts_with("# yaml-language-server: $schema=../../schemas/app.schema.json\n"), "{}", t.name);
         assert!(t.files.iter().any(|(p, _)| *p == "README.md"), "{}", t.name);
         let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").map(|(_, t)| *t).unwrap_or_default();
-        assert_eq!(members.lines().next(), Some("id,name,roles,region,manager,active,capacity"), "{}", t.name);
+        // Every sample member can be reached: by SMS, and in WeCom as one person.
+        assert_eq!(
+            members.lines().next(),
+            Some("id,name,roles,region,manager,active,capacity,phone,wecom_userid"),
+            "{}",
+            t.name
+        );
+        assert!(members.lines().skip(1).all(|l| l.split(',').nth(7).is_some_and(|p| p.len() == 11)), "{}", t.name);
     }
 }
 

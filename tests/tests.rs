@@ -32,6 +32,7 @@
 //! - `independent_schema`: a second JSON Schema implementation agrees the templates are valid.
 //! - `write_gate`: final records, read-only cells and who may edit hold on every path that writes.
 //! - `public_api`: the crate's public surface, pinned.
+//! - `providers`: WeCom and DingTalk to one person, Aliyun and Tencent SMS, against stand-ins.
 //! - `penetration`: action penetration from the event log of records written through the engine.
 //! - `stories`: the repair-intake and contract-review apps ops staff wrote, end to end.
 //! - `figures`: the article's other figures (leads sunk, signing cycle, overdue steps, SOP tasks,
@@ -64,6 +65,7 @@ mod independent_schema;
 mod notifications;
 mod outcomes;
 mod penetration;
+mod providers;
 mod public_api;
 mod quote_logic;
 mod readme;

@@ -279,6 +279,12 @@ pub fn install(ctx: &Context, target: &str, force: bool, sample: bool, actor: &s
         for o in &report.orphaned {
             s.push_str(&format!("\nforced: {o}"));
         }
+        for w in &report.warnings {
+            s.push_str(&format!("\nwarning[{}]: {}", w.code, w.message));
+            if let Some(help) = &w.help {
+                s.push_str(&format!("\n  = help: {help}"));
+            }
+        }
         for (file, rows) in &loaded {
             s.push_str(&format!("\nsample data: {file}: {rows} rows"));
         }

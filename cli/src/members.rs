@@ -92,10 +92,14 @@ pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCod
     let mut rt = ctx.runtime()?;
     let report = rt.import_members(&bytes, actor).map_err(|e| ctx.engine_error(e))?;
     show(ctx, &report, || {
-        format!(
+        let mut said = format!(
             "{} members: {} new, {} changed, {} unchanged",
             report.rows, report.created, report.updated, report.unchanged
-        )
+        );
+        for w in &report.warnings {
+            said.push_str(&format!("\nwarning[MEMBER_UNREACHABLE]: {w}"));
+        }
+        said
     })
 }
 

@@ -172,6 +172,9 @@ codes! {
     FORM_TAKEN,
     /// A new version would remove a form, field or state that stored records still use.
     ORPHANED_DATA,
+    /// Active members a channel cannot reach: no phone, email or WeCom/DingTalk userid (a
+    /// warning at install, not a dead letter discovered later).
+    MEMBER_UNREACHABLE,
 }
 
 impl std::fmt::Display for Code {

@@ -1,5 +1,7 @@
 //! Sending one message over one channel: a webhook (JSON POST, HMAC-signed), the WeCom,
-//! DingTalk and SMS webhook presets, email over SMTP (plain, STARTTLS or TLS), or the log.
+//! DingTalk and SMS webhook presets, messages to one person through WeCom and DingTalk
+//! applications, Aliyun and Tencent Cloud SMS (`providers.rs`), email over SMTP (plain,
+//! STARTTLS or TLS), or the log.
 //!
 //! Each send is one blocking call with a timeout; the deliverer runs each channel on its own
 //! thread, so a slow endpoint holds up only its own channel. Settings (URLs, secrets, SMTP
@@ -16,6 +18,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::model::ChannelKind;
+
+mod providers;
 
 /// A message on its way out.
 #[derive(Debug, Clone)]
@@ -76,6 +80,10 @@ pub fn required(kind: ChannelKind) -> &'static [&'static str] {
         ChannelKind::Log => &[],
         ChannelKind::Webhook | ChannelKind::Sms | ChannelKind::Wecom | ChannelKind::Dingtalk => &["url"],
         ChannelKind::Email => &["host", "from"],
+        ChannelKind::WecomApp => &["corpid", "secret", "agentid"],
+        ChannelKind::DingtalkWork => &["appkey", "appsecret", "agent_id"],
+        ChannelKind::AliyunSms => &["access_key_id", "access_key_secret", "sign_name", "template_code"],
+        ChannelKind::TencentSms => &["secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"],
     }
 }
 
@@ -87,17 +95,34 @@ pub fn known(kind: ChannelKind) -> &'static [&'static str] {
             &["url", "secret", "timeout_ms"]
         }
         ChannelKind::Email => &["host", "port", "tls", "username", "password", "from", "timeout_ms"],
+        ChannelKind::WecomApp => &["corpid", "secret", "agentid", "base_url", "timeout_ms"],
+        ChannelKind::DingtalkWork => &["appkey", "appsecret", "agent_id", "base_url", "timeout_ms"],
+        ChannelKind::AliyunSms => &[
+            "access_key_id",
+            "access_key_secret",
+            "sign_name",
+            "template_code",
+            "template_param",
+            "base_url",
+            "timeout_ms",
+        ],
+        ChannelKind::TencentSms => {
+            &["secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id", "region", "base_url", "timeout_ms"]
+        }
     }
 }
 
 /// Checks one setting's value before it is stored; says what is wrong.
 pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
     match key {
-        "url"
+        "url" | "base_url"
             if !(value.starts_with("https://") || value.starts_with("http://"))
                 || value.contains(char::is_whitespace) =>
         {
-            Err("`url` must be an http:// or https:// address with no spaces".into())
+            Err(format!("`{key}` must be an http:// or https:// address with no spaces"))
+        }
+        "agentid" | "agent_id" | "sdk_app_id" if value.parse::<u64>().is_err() => {
+            Err(format!("`{key}` is the number the console shows for the application"))
         }
         "tls" if !["none", "starttls", "tls"].contains(&value) => {
             Err("`tls` is `none`, `starttls` (the default) or `tls`".into())
@@ -124,7 +149,7 @@ pub fn masked_url(url: &str) -> String {
     format!("{base}?{}", parts.join("&"))
 }
 
-fn timeout(settings: &Settings) -> Duration {
+pub(crate) fn timeout(settings: &Settings) -> Duration {
     let ms = settings.get("timeout_ms").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10_000);
     Duration::from_millis(ms.clamp(100, 120_000))
 }
@@ -168,6 +193,10 @@ pub fn send(kind: ChannelKind, settings: &Settings, m: &Outgoing<'_>, now: jiff:
     match kind {
         ChannelKind::Log => Ok("logged".into()),
         ChannelKind::Email => smtp(settings, m, now),
+        ChannelKind::WecomApp => providers::wecom_app(settings, m),
+        ChannelKind::DingtalkWork => providers::dingtalk_work(settings, m),
+        ChannelKind::AliyunSms => providers::aliyun_sms(settings, m, now),
+        ChannelKind::TencentSms => providers::tencent_sms(settings, m, now),
         _ => webhook(kind, settings, m, now),
     }
 }
@@ -178,7 +207,7 @@ pub fn signature(secret: &str, unix: i64, body: &str) -> String {
     format!("t={unix},v1={}", hex(&hmac(secret.as_bytes(), format!("{unix}.{body}").as_bytes())))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC takes a key of any length.
     match <Hmac<Sha256> as Mac>::new_from_slice(key) {
         Ok(mut mac) => {
@@ -189,7 +218,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -212,7 +241,7 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),

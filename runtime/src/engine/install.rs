@@ -99,17 +99,61 @@ impl Runtime {
             audit::append(tx, &NewEvent::note(&at, actor, "app.installed", None, &body))?;
             Ok::<_, EngineError>((revision, orphaned))
         })?;
+        let mut warnings = loaded.diagnostics;
+        warnings.extend(unreachable(&crate::store::members::list(store.reader())?, &app.def, &file));
         let report = InstallReport {
             app: id.clone(),
             revision,
             forms: app.def.forms.iter().map(|f| f.id.clone()).collect(),
             forced: !orphaned.is_empty(),
-            warnings: loaded.diagnostics,
+            warnings,
             orphaned,
         };
         self.admit(id, app, revision);
         Ok(report)
     }
+}
+
+/// Warnings for the active members each channel of the app cannot reach: no phone for an
+/// SMS channel, no WeCom userid for a `wecom_app` one. The app's people are the members holding
+/// one of its roles (everyone, when it declares none).
+pub(crate) fn unreachable(team: &[crate::store::MemberRow], def: &crate::model::AppDef, file: &str) -> Vec<Diagnostic> {
+    let roles: Vec<&str> = def.roles.iter().map(|r| r.id.as_str()).collect();
+    let people: Vec<&crate::store::MemberRow> = team
+        .iter()
+        .filter(|m| m.active && (roles.is_empty() || m.roles.iter().any(|r| roles.contains(&r.as_str()))))
+        .collect();
+    def.channels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let column = crate::engine::delivery::notify::address_column(c.kind)?;
+            let missing: Vec<&str> = people
+                .iter()
+                .filter(|m| crate::engine::delivery::notify::address_for(m, c.kind).is_none())
+                .map(|m| m.id.as_str())
+                .collect();
+            if missing.is_empty() {
+                return None;
+            }
+            let shown = missing.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+            let more = if missing.len() > 5 { format!(" and {} more", missing.len() - 5) } else { String::new() };
+            let at = Location { file: file.to_string(), line: 1, column: 1, pointer: format!("/channels/{i}") };
+            Some(
+                Diagnostic::warning(
+                    Code::MEMBER_UNREACHABLE,
+                    format!(
+                        "channel `{}` ({}) reaches members by their {column}; {} active member(s) have none: {shown}{more}",
+                        c.id,
+                        c.kind.as_str(),
+                        missing.len()
+                    ),
+                    &at,
+                )
+                .with_help(format!("add a `{column}` column to the member CSV and import it again (closeloop members import)")),
+            )
+        })
+        .collect()
 }
 
 /// Forms, fields (removed or retyped) and states of the installed version that stored records

@@ -264,7 +264,7 @@ pub struct HoursSpan {
 
 /// A channel kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// The run log.
     Log,
@@ -274,10 +274,36 @@ pub enum ChannelKind {
     Email,
     /// SMS through a gateway webhook.
     Sms,
-    /// 企业微信.
+    /// 企业微信 group robot: one group, members @-mentioned.
     Wecom,
-    /// 钉钉.
+    /// 钉钉 group robot.
     Dingtalk,
+    /// 企业微信 application message to one member's WeCom userid: a text card.
+    WecomApp,
+    /// 钉钉 work notification to one member's DingTalk userid: an action card.
+    DingtalkWork,
+    /// Aliyun SMS (阿里云短信): a signed template message.
+    AliyunSms,
+    /// Tencent Cloud SMS (腾讯云短信): a signed template message.
+    TencentSms,
+}
+
+impl ChannelKind {
+    /// The kind as an app writes it (`wecom_app`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Log => "log",
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Email => "email",
+            ChannelKind::Sms => "sms",
+            ChannelKind::Wecom => "wecom",
+            ChannelKind::Dingtalk => "dingtalk",
+            ChannelKind::WecomApp => "wecom_app",
+            ChannelKind::DingtalkWork => "dingtalk_work",
+            ChannelKind::AliyunSms => "aliyun_sms",
+            ChannelKind::TencentSms => "tencent_sms",
+        }
+    }
 }
 
 /// A delivery channel.

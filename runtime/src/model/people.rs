@@ -34,7 +34,14 @@ pub const BUILTIN_MEMBER_FIELDS: &[&str] = &[
     "away_from",
     "away_until",
     "delegate_to",
+    WECOM_USERID,
+    DINGTALK_USERID,
 ];
+
+/// The directory column with a member's WeCom userid (`wecom_app` channels send to it).
+pub const WECOM_USERID: &str = "wecom_userid";
+/// The directory column with a member's DingTalk userid (`dingtalk_work` channels send to it).
+pub const DINGTALK_USERID: &str = "dingtalk_userid";
 
 /// The member directory's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

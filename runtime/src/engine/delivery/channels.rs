@@ -83,7 +83,7 @@ impl Runtime {
                         (k.clone(), format!("{} ({from})", mask(k, v)))
                     })
                     .collect();
-                ChannelView { kind: format!("{kind:?}").to_lowercase(), channel, settings: shown, missing }
+                ChannelView { kind: kind.as_str().to_string(), channel, settings: shown, missing }
             })
             .collect())
     }
@@ -108,7 +108,7 @@ impl Runtime {
         if let Some((bad, _)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
             return Err(EngineError::Input(format!(
                 "a {} channel has no setting `{bad}`; it takes: {}",
-                format!("{kind:?}").to_lowercase(),
+                kind.as_str(),
                 allowed.join(", ")
             )));
         }

@@ -11,14 +11,30 @@ use crate::engine::FormRef;
 use crate::model::{ChannelKind, Recipient};
 use crate::store::{outbox, RecordRow};
 
-/// Where a channel of this kind reaches a member: their phone for SMS, their email, their id
-/// for WeCom and DingTalk; nothing for the log and webhooks.
+/// Where a channel of this kind reaches a member: their phone for SMS, their email, their
+/// WeCom or DingTalk userid for messages to one person (the directory's `wecom_userid` and
+/// `dingtalk_userid`), their id for a group robot to @-mention; nothing for the log and
+/// webhooks.
 pub(crate) fn address_for(m: &crate::store::MemberRow, kind: ChannelKind) -> Option<String> {
+    let extra = |k: &str| m.extra.get(k).and_then(Value::as_str).filter(|v| !v.trim().is_empty()).map(str::to_string);
     match kind {
-        ChannelKind::Sms => m.phone.clone(),
+        ChannelKind::Sms | ChannelKind::AliyunSms | ChannelKind::TencentSms => m.phone.clone(),
         ChannelKind::Email => m.email.clone(),
+        ChannelKind::WecomApp => extra(crate::model::WECOM_USERID),
+        ChannelKind::DingtalkWork => extra(crate::model::DINGTALK_USERID),
         ChannelKind::Wecom | ChannelKind::Dingtalk => Some(m.id.clone()),
         ChannelKind::Log | ChannelKind::Webhook => None,
+    }
+}
+
+/// The directory column a channel kind needs to reach a member, when it needs one.
+pub(crate) fn address_column(kind: ChannelKind) -> Option<&'static str> {
+    match kind {
+        ChannelKind::Sms | ChannelKind::AliyunSms | ChannelKind::TencentSms => Some("phone"),
+        ChannelKind::Email => Some("email"),
+        ChannelKind::WecomApp => Some(crate::model::WECOM_USERID),
+        ChannelKind::DingtalkWork => Some(crate::model::DINGTALK_USERID),
+        _ => None,
     }
 }
 

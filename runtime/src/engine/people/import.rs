@@ -141,10 +141,12 @@ impl Runtime {
     pub fn import_members(&mut self, bytes: &[u8], actor: &str) -> Result<MembersReport, EngineError> {
         let text = decode(bytes)?;
         let at = self.now();
+        // The app's own attributes, and the addresses that reach one person in WeCom and DingTalk.
         let extra: Vec<String> = self
             .apps
             .values()
             .flat_map(|a| a.app.def.members.iter().flat_map(|m| m.fields.iter().map(|f| f.id.clone())))
+            .chain([crate::model::WECOM_USERID.to_string(), crate::model::DINGTALK_USERID.to_string()])
             .collect();
         let mut csv = reader(&text);
         let headers = headers(&mut csv)?;
@@ -163,7 +165,7 @@ impl Runtime {
             return Err(refused(parsed.len(), parsed.len(), problems));
         }
         let has = |c: &str| headers.iter().any(|h| h == c);
-        self.store.write(|tx| {
+        let mut report = self.store.write(|tx| {
             let mut report = MembersReport { rows: parsed.len(), ..MembersReport::default() };
             for (line, from_file) in &parsed {
                 let before = members::get(tx, &from_file.id)?;
@@ -194,7 +196,15 @@ impl Runtime {
                 }
             }
             Ok::<_, EngineError>(report)
-        })
+        })?;
+        let team = members::list(self.store.reader())?;
+        for app in self.apps.values() {
+            let file = format!("{}/app.yaml", app.app.def.app.id);
+            report
+                .warnings
+                .extend(crate::engine::install::unreachable(&team, &app.app.def, &file).into_iter().map(|d| d.message));
+        }
+        Ok(report)
     }
 }
 

@@ -90,6 +90,10 @@ pub struct MembersReport {
     pub updated: usize,
     /// Members unchanged.
     pub unchanged: usize,
+    /// Who the installed apps' channels cannot reach now (no phone for SMS, no WeCom userid for
+    /// `wecom_app`): messages to them would be dead letters.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// CSV bytes as text: UTF-8 (a BOM is dropped) or GB18030.
