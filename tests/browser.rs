@@ -371,6 +371,11 @@ fn a_rep_signs_in_on_a_phone_creates_a_lead_sees_it_assigned_and_marks_it_contac
         record.contains("上海明远 <b>科技</b>") && record.contains("李伟") && record.contains("新线索"),
         "{record}"
     );
+    // What automations did: the assignment and the message to the rep.
+    assert!(record.contains("自动处理") && record.contains("assign_new_lead"), "{record}");
+    assert!(record.contains("assign: ") && record.contains("notify: "), "{record}");
+    browser.script("window.scrollTo(0, document.body.scrollHeight); return 1;");
+    browser.screenshot("rep-lead-activity");
     // 已联系 needs its summary; given, the lead is contacted.
     browser.type_into("#f-summary", "已电话沟通，客户有意向");
     browser.submit("main section.action button[type=submit]");

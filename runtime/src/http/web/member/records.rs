@@ -542,6 +542,9 @@ pub(super) fn record_view(
                     let field = def.field(&c.field);
                     let show = |x: &Value| match (field, x) {
                         (_, Value::Null) => "—".to_string(),
+                        (Some(f), Value::String(m)) if f.kind == FieldType::Member => {
+                            rt.member(m).map(|m| m.name).unwrap_or_else(|_| m.clone())
+                        }
                         (Some(f), x) => crate::values::display(f, x, lang),
                         (None, x) => x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()),
                     };
@@ -549,8 +552,18 @@ pub(super) fn record_view(
                     format!("{name}: {} → {}", show(&c.from), show(&c.to))
                 })
                 .collect();
+            // An action by its label (已联系), else what happened in words.
+            let what = match &v.action {
+                Some(a) => def
+                    .actions
+                    .iter()
+                    .find(|x| &x.id == a)
+                    .and_then(|x| x.label.as_ref())
+                    .map_or_else(|| a.clone(), |l| l.get(lang).to_string()),
+                None => words(lang)[format!("kind_{}", v.kind)].as_str().unwrap_or(&v.kind).to_string(),
+            };
             json!({"version": v.version, "at": crate::clock::shown(&v.at, &zone), "actor": who,
-                "what": v.action.clone().unwrap_or(v.kind.clone()), "changes": changes})
+                "what": what, "changes": changes})
         })
         .collect();
     ctx.insert("record".into(), json!(record));
@@ -569,6 +582,7 @@ pub(super) fn record_view(
         })
         .collect();
     ctx.insert("tasks".into(), Value::Array(tasks));
+    ctx.insert("activity".into(), Value::Array(activity_view(rt, form, id, member, &zone)?));
     let status = match &failed {
         Some((_, _, _, why)) => {
             ctx.insert("error".into(), json!(why));
@@ -577,6 +591,46 @@ pub(super) fn record_view(
         None => StatusCode::OK,
     };
     Ok(Page::Html(status, render("record.html", &Value::Object(ctx))?))
+}
+
+/// What automations, timers, events and tasks did to a record, newest first, as the member may
+/// see it: one line each, with the steps' outcomes under an automation's run.
+fn activity_view(
+    rt: &Runtime,
+    form: &str,
+    id: &str,
+    member: &str,
+    zone: &jiff::tz::TimeZone,
+) -> Result<Vec<Value>, EngineError> {
+    Ok(rt
+        .activity_as(form, id, member)?
+        .into_iter()
+        .rev()
+        .map(|e| {
+            let d = &e.detail;
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            let what = match e.kind.as_str() {
+                "automation.run" => format!("{} · {}", text("automation"), text("status")),
+                "event.received" => format!("event {}", text("event")),
+                "task.done" => format!("{} ✓", text("title")),
+                kind => [kind.to_string(), text("automation"), text("why")]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+            };
+            let steps: Vec<String> = d["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let said = s["outcome"].as_str().or(s["error"].as_str()).unwrap_or_default();
+                    format!("{}: {}", s["step"].as_str().unwrap_or_default(), said.lines().next().unwrap_or_default())
+                })
+                .collect();
+            json!({"at": crate::clock::shown(&e.at, zone), "what": what, "why": d["why"].as_str(), "steps": steps})
+        })
+        .collect())
 }
 
 /// A task's status in words.
