@@ -889,3 +889,44 @@ fn a_visitor_leaves_a_lead_on_the_public_page_and_it_is_assigned_while_bots_and_
     let (status, _, _) = request_with(&server.addr, "GET", "/apply/nothing.here", None, "", "");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn the_approved_quote_s_link_goes_to_the_customer_by_sms_and_opens_the_signing_page() {
+    let cli = Cli::system_clock("browser-sign-sms");
+    let (id, _) = quote_at_signature(&cli);
+    let qr = cli.path("qr2").display().to_string();
+    let out = cli.ok(&[
+        "sign-link",
+        "quote",
+        &id,
+        "--as",
+        "q_li",
+        "--qr-dir",
+        &qr,
+        "--base",
+        "http://127.0.0.1:1",
+        "--send",
+        "sms",
+    ]);
+    assert!(out.contains("sent to 13800138001"), "{out}");
+    // The customer's SMS: the app's sign_request text, with the link and nothing internal.
+    let outbox = cli.json(&["outbox"]);
+    let sms = outbox.as_array().unwrap().iter().find(|m| m["message"] == "sign_request").unwrap().clone();
+    assert_eq!(
+        (sms["to"].as_str(), sms["address"].as_str(), sms["channel"].as_str()),
+        (Some("customer"), Some("13800138001"), Some("sms"))
+    );
+    let body = sms["body"].as_str().unwrap();
+    assert!(body.contains(&id) && body.contains("http://127.0.0.1:1/sign/"), "{body}");
+    for internal in ["风险", "底价", "q_li"] {
+        assert!(!body.contains(internal), "{internal} in {body}");
+    }
+    // The link in the SMS opens the signing page on the real server.
+    let server = Server::start(&cli, "2", "16");
+    let path = body.split("http://127.0.0.1:1").nth(1).unwrap().split_whitespace().next().unwrap();
+    let browser = Browser::start();
+    browser.open(&format!("http://{}{path}", server.addr));
+    let page = browser.text_with(&id);
+    assert!(page.contains(&id) && page.contains("29,400.00"), "{page}");
+    assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
+}

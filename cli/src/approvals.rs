@@ -64,6 +64,10 @@ pub(crate) enum Command {
         /// Also print the QR code in the terminal.
         #[arg(long)]
         terminal: bool,
+        /// Also send it to the customer (the signature's contact field) on this SMS or email
+        /// channel, as the app's `sign_request` message.
+        #[arg(long)]
+        send: Option<String>,
         /// Who makes it.
         #[arg(long = "as", default_value = "system")]
         actor: String,
@@ -114,8 +118,8 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
         }
         Command::Reject { form, id, actor, comment } => decide(ctx, form, id, actor, "reject", Some(comment), None),
         Command::Recall { form, id, actor } => decide(ctx, form, id, actor, "recall", None, None),
-        Command::SignLink { form, id, base, qr_dir, terminal, actor } => {
-            sign_link(ctx, form, id, base, qr_dir, *terminal, actor)
+        Command::SignLink { form, id, base, qr_dir, terminal, send, actor } => {
+            sign_link(ctx, form, id, base, qr_dir, (*terminal, send.as_deref()), actor)
         }
         Command::Sign { token, name } => sign(ctx, token, name),
         Command::Pdf { form, id, out, font, font_index } => pdf(ctx, form, id, out, font.as_deref(), *font_index),
@@ -191,11 +195,17 @@ pub fn sign_link(
     id: &str,
     base: &str,
     qr_dir: &std::path::Path,
-    terminal: bool,
+    (terminal, send): (bool, Option<&str>),
     actor: &str,
 ) -> Result<ExitCode, UserError> {
     let mut rt = ctx.runtime()?;
-    let link = rt.sign_link(form, id, base, actor).map_err(|e| ctx.engine_error(e))?;
+    let (link, sent_to) = match send {
+        Some(channel) => {
+            let (link, to) = rt.send_sign_link(form, id, base, channel, actor).map_err(|e| ctx.engine_error(e))?;
+            (link, Some(to))
+        }
+        None => (rt.sign_link(form, id, base, actor).map_err(|e| ctx.engine_error(e))?, None),
+    };
     let svg = closeloop::qr::svg(&link.url).map_err(|e| UserError(e.to_string()))?;
     let png = closeloop::qr::png(&link.url, 8).map_err(|e| UserError(e.to_string()))?;
     std::fs::create_dir_all(qr_dir).map_err(|e| UserError(format!("cannot create {}: {e}", qr_dir.display())))?;
@@ -207,7 +217,7 @@ pub fn sign_link(
     } else {
         String::new()
     };
-    let value = serde_json::json!({"link": link, "qr": {"svg": svg_path, "png": png_path}});
+    let value = serde_json::json!({"link": link, "qr": {"svg": svg_path, "png": png_path}, "sent_to": sent_to});
     show(ctx, &value, || {
         let mut text = format!(
             "{}\n  signs {} version {} (hash {}…), once, until {}\n  QR code: {} and {}",
@@ -219,6 +229,9 @@ pub fn sign_link(
             svg_path.display(),
             png_path.display()
         );
+        if let Some(to) = &sent_to {
+            text.push_str(&format!("\n  sent to {to} (the outbox delivers it)"));
+        }
         if terminal {
             text.push('\n');
             text.push_str(&art);

@@ -142,6 +142,97 @@ impl Runtime {
         })
     }
 
+    /// [`Runtime::sign_link`], then the app's `sign_request` message with the link (`{{ link }}`)
+    /// queued on `channel` to the customer: the record's signature `contact_field` (a phone for
+    /// an SMS channel, an address for email). Answers the link and where it goes. Without a
+    /// `sign_request` message the text is closeloop's own, in the app's language.
+    pub fn send_sign_link(
+        &mut self,
+        form: &str,
+        id: &str,
+        base: &str,
+        channel: &str,
+        actor: &str,
+    ) -> Result<(SignLink, String), EngineError> {
+        use crate::model::ChannelKind;
+        let f = self.form(form)?;
+        let Some(kind) = f.app.app.def.channels.iter().find(|c| c.id == channel).map(|c| c.kind) else {
+            return Err(EngineError::Input(format!("the app has no channel `{channel}`")));
+        };
+        let phone = matches!(kind, ChannelKind::Sms | ChannelKind::AliyunSms | ChannelKind::TencentSms);
+        if !phone && kind != ChannelKind::Email {
+            return Err(EngineError::Input(format!(
+                "a customer is reached by SMS or email; channel `{channel}` is {}",
+                kind.as_str()
+            )));
+        }
+        let link = self.sign_link(form, id, base, actor)?;
+        let f = self.form(form)?;
+        let run = approvals::pending(self.store.reader(), form, id)?;
+        let contact = run
+            .and_then(|run| {
+                f.app.app.def.approvals.iter().find(|c| c.id == run.chain)?.steps.get(run.step as usize).cloned()
+            })
+            .and_then(|s| s.signature)
+            .map(|s| s.contact_field)
+            .ok_or_else(|| EngineError::Refused(format!("{form} {id} is not waiting for a signature")))?;
+        let row = records::get(self.store.reader(), f.table(), id)?
+            .ok_or_else(|| crate::engine::records::not_found(form, id))?;
+        let address = row
+            .data
+            .get(&contact)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| EngineError::Refused(format!("{form} {id} has no `{contact}` to send the link to")))?;
+        // The customer holds no role: no field with read_roles, and nothing sensitive, is shown.
+        let mut context = crate::engine::delivery::notify::message_context(&f, Some(&row), None, None);
+        if let Some(fields) = context.as_object_mut() {
+            fields
+                .retain(|k, _| f.form.field(k).is_none_or(|fd| fd.read_roles.is_empty() && fd.sensitive != Some(true)));
+            fields.insert("link".into(), json!(link.url));
+        }
+        let lang = f.lang();
+        let code = if lang == crate::model::Lang::Zh { "zh" } else { "en" };
+        let ctx = minijinja::Value::from(minijinja::value::Serde(context));
+        let declared = f.app.app.def.messages.iter().any(|m| m.id == "sign_request");
+        let body = if declared {
+            f.app
+                .messages
+                .get_template(&format!("sign_request.{code}"))
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| EngineError::Input(format!("message sign_request cannot be rendered: {e}")))?
+        } else if lang == crate::model::Lang::Zh {
+            format!("您好，请点击链接查看并签署 {id}：{}", link.url)
+        } else {
+            format!("Hello, please read and sign {id}: {}", link.url)
+        };
+        let subject = body.lines().next().map(str::to_string);
+        let at = self.now();
+        let message = crate::store::OutboxRow {
+            id: 0,
+            channel: channel.to_string(),
+            recipient: "customer".into(),
+            address: Some(address.clone()),
+            message: "sign_request".into(),
+            subject,
+            body,
+            // Keyed by the link, without putting any of its token in the outbox.
+            key: format!("sign/{form}/{id}/{}", &crate::store::sha256_hex(link.token.as_bytes())[..16]),
+            form: Some(form.to_string()),
+            record: Some(id.to_string()),
+            status: crate::store::OutboxStatus::Pending,
+            attempts: 0,
+            created_at: at.clone(),
+        };
+        self.store.write(|tx| {
+            crate::store::outbox::push(tx, &message)?;
+            let body = json!({"channel": channel, "contact": contact}).to_string();
+            audit::append(tx, &NewEvent::note(&at, actor, "sign.link_sent", Some((form, id)), &body))?;
+            Ok::<_, EngineError>(())
+        })?;
+        Ok((link, address))
+    }
+
     /// Signs with a link's token (the last path segment of its URL, or the URL itself): checks
     /// it in constant time, once, for the version it was made for, before it expires; records
     /// the signature as the chain's last step; and makes the record final.
