@@ -466,11 +466,43 @@ fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_s
     }
     assert!(!text.contains("13800138001"), "the signer's phone is sensitive and stays out");
     assert!(!text.contains("Floor price") && !text.contains("10000.0"), "the floor price is internal:\n{text}");
+    // A document to send: money as money, the seller, and room for both seals.
+    assert!(text.contains("¥22,000.00") && text.contains("卖方盖章") && text.contains("客户签章"), "{text}");
+    assert!(!text.contains("卖方 / Seller"), "no seller block until ops set one:\n{text}");
+    w.rt.set_seller("seller-name", "上海闭环科技有限公司", "m_ops").unwrap();
+    w.rt.set_seller("seller-phone", "021-6000 8888", "m_ops").unwrap();
+    assert!(w.rt.set_seller("seller-bank", "x", "m_ops").is_err(), "only the seller details closeloop prints");
     let link = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
     w.rt.sign(&link.token, "王总").unwrap();
     let signed = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "signed");
     assert!(signed.contains("王总"), "{signed}");
+    assert!(signed.contains("上海闭环科技有限公司") && signed.contains("021-6000 8888"), "the seller block:\n{signed}");
+    // The signing time to the minute in the app's zone, never raw UTC.
+    assert!(signed.contains("+08:00") && !signed.contains(".000000Z"), "{signed}");
     // pdftotext may break the 64-character hash across lines; compare without whitespace.
     let compact: String = signed.split_whitespace().collect();
     assert!(compact.contains(&link.version_hash), "the version hash is in the signature block:\n{signed}");
+}
+
+#[test]
+fn the_chosen_clauses_are_printed_in_full_on_the_customer_s_pdf() {
+    let font = pdf_tools().unwrap();
+    let mut w = quotes();
+    // The clause library, as the template's sample data has it.
+    let t = closeloop::template("quote-approval").unwrap();
+    let clauses = t.files.iter().find(|(p, _)| *p == "data/clauses.csv").unwrap().1.as_bytes();
+    w.rt.import_csv("clause", clauses, &closeloop::ImportOptions::default(), &mut |_| {}).unwrap();
+    let id = quote(&mut w, json!({"payment_terms": "cod", "clauses": ["c_warranty_ext", "c_penalty"]}));
+    for approver in ["q_sup_e", "q_fin", "q_legal"] {
+        let _ = w.rt.approve("quote", &id, approver, None);
+    }
+    let text = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "clauses");
+    let compact: String = text.split_whitespace().collect();
+    for (title, body) in [
+        ("延长质保", "质保期由12个月延长至24个月。"),
+        ("违约金条款", "任何一方违约应向守约方支付合同总额10%的违约金。"),
+    ] {
+        assert!(compact.contains(title) && compact.contains(body), "`{title}` in full:\n{text}");
+    }
+    assert!(!compact.contains("独家供货"), "a clause not chosen is not printed");
 }

@@ -28,9 +28,10 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SettingsWhat {
-    /// Set one: `public-url URL`.
+    /// Set one: `public-url URL`, or the seller on the quote PDF: `seller-name`,
+    /// `seller-address`, `seller-phone`, `seller-tax-id`.
     Set {
-        /// The setting: `public-url`.
+        /// The setting: `public-url`, `seller-name`, `seller-address`, `seller-phone`, `seller-tax-id`.
         name: String,
         /// Its value.
         value: String,
@@ -143,12 +144,28 @@ fn settings(ctx: &Context, what: Option<&SettingsWhat>) -> Result<ExitCode, User
     if let Some(SettingsWhat::Set { name, value, actor }) = what {
         match name.as_str() {
             "public-url" | "public_url" => rt.set_public_url(value, actor).map_err(|e| ctx.engine_error(e))?,
-            other => return Err(UserError(format!("there is no setting `{other}`; the settings are: public-url"))),
+            seller if seller.starts_with("seller-") => {
+                rt.set_seller(seller, value, actor).map_err(|e| ctx.engine_error(e))?
+            }
+            other => {
+                return Err(UserError(format!(
+                    "there is no setting `{other}`; the settings are: public-url, seller-name, seller-address, seller-phone, seller-tax-id"
+                )))
+            }
         }
     }
     let url = rt.public_url().map_err(|e| ctx.engine_error(e))?;
-    show(ctx, &serde_json::json!({"public_url": url}), || match &url {
-        Some(u) => format!("public-url {u}"),
-        None => "public-url (not set: messages carry no link to a page)".into(),
+    let seller = rt.seller().map_err(|e| ctx.engine_error(e))?;
+    let shown: serde_json::Map<String, serde_json::Value> =
+        seller.iter().map(|(label, v)| (label.to_string(), serde_json::json!(v))).collect();
+    show(ctx, &serde_json::json!({"public_url": url, "seller": shown}), || {
+        let mut said = match &url {
+            Some(u) => format!("public-url {u}"),
+            None => "public-url (not set: messages carry no link to a page)".into(),
+        };
+        for (label, v) in &seller {
+            said.push_str(&format!("\n{label}: {v}"));
+        }
+        said
     })
 }

@@ -3,10 +3,10 @@
 //! the font given, which must cover Chinese (a CJK font such as WenQuanYi Micro Hei).
 
 use krilla::color::rgb;
-use krilla::geom::{Point, Transform};
+use krilla::geom::{PathBuilder, Point, Rect, Transform};
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
-use krilla::paint::Fill;
+use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, TextDirection};
 use krilla::Document;
 
@@ -23,6 +23,12 @@ pub struct Sheet {
     pub tables: Vec<(String, Vec<String>, Vec<Vec<String>>)>,
     /// The signature block, once signed: label and value pairs.
     pub signature: Vec<(String, String)>,
+    /// Who sells: label and value pairs (name, address, phone), printed before the seal area.
+    pub seller: Vec<(String, String)>,
+    /// Clauses printed in full: title and text.
+    pub clauses: Vec<(String, String)>,
+    /// Boxes for the seller's and the customer's seals (a document to send).
+    pub seals: bool,
 }
 
 /// Why no PDF could be made.
@@ -45,6 +51,8 @@ struct Pages {
     font: Font,
     serial: String,
     lines: Vec<Vec<(f32, f32, String)>>,
+    /// Rectangles to stroke, per page: x, y, width, height.
+    boxes: Vec<Vec<(f32, f32, f32, f32)>>,
     y: f32,
 }
 
@@ -64,8 +72,31 @@ impl Pages {
         self.y += h;
     }
 
+    /// A row of labelled boxes across the page (the seal area), `height` tall.
+    fn boxes(&mut self, labels: &[&str], height: f32) {
+        if self.y + height > HEIGHT - MARGIN || self.lines.is_empty() {
+            self.lines.push(Vec::new());
+            self.y = MARGIN;
+        }
+        while self.boxes.len() < self.lines.len() {
+            self.boxes.push(Vec::new());
+        }
+        let gap = 20.0;
+        let width = (WIDTH - 2.0 * MARGIN - gap * (labels.len().max(1) - 1) as f32) / labels.len().max(1) as f32;
+        for (i, label) in labels.iter().enumerate() {
+            let x = MARGIN + i as f32 * (width + gap);
+            if let (Some(page), Some(rects)) = (self.lines.last_mut(), self.boxes.last_mut()) {
+                page.push((x + 8.0, self.y + 18.0, format!("10\u{0}{label}")));
+                page.push((x + 8.0, self.y + height - 10.0, "9\u{0}日期 / Date：".to_string()));
+                rects.push((x, self.y, width, height));
+            }
+        }
+        self.y += height + 12.0;
+    }
+
     fn finish(mut self) -> Result<Vec<u8>, PdfError> {
         let settings = PageSettings::from_wh(WIDTH, HEIGHT).ok_or_else(|| PdfError::Write("page size".into()))?;
+        let mut boxes = std::mem::take(&mut self.boxes).into_iter();
         for page_lines in std::mem::take(&mut self.lines) {
             let mut page = self.document.start_page_with(settings.clone());
             let mut surface = page.surface();
@@ -86,6 +117,26 @@ impl Pages {
                 TextDirection::Auto,
             );
             surface.pop();
+            // The seal area's boxes, stroked in grey.
+            let rects = boxes.next().unwrap_or_default();
+            if !rects.is_empty() {
+                let mut path = PathBuilder::new();
+                for (x, y, w, h) in rects {
+                    if let Some(rect) = Rect::from_xywh(x, y, w, h) {
+                        path.push_rect(rect);
+                    }
+                }
+                if let Some(path) = path.finish() {
+                    surface.set_fill(None);
+                    surface.set_stroke(Some(Stroke {
+                        paint: rgb::Color::new(120, 120, 120).into(),
+                        width: 0.8,
+                        ..Default::default()
+                    }));
+                    surface.draw_path(&path);
+                    surface.set_stroke(None);
+                }
+            }
             surface.set_fill(Some(Fill::default()));
             for (x, y, packed) in page_lines {
                 let (size, text) = packed.split_once('\u{0}').unwrap_or(("10", &packed));
@@ -102,7 +153,14 @@ impl Pages {
 /// Renders a sheet with a font (`index` picks a face in a collection: 0 for the first).
 pub fn render(sheet: &Sheet, font: Vec<u8>, index: u32) -> Result<Vec<u8>, PdfError> {
     let font = Font::new(font.into(), index).ok_or(PdfError::Font)?;
-    let mut p = Pages { document: Document::new(), font, serial: sheet.serial.clone(), lines: Vec::new(), y: MARGIN };
+    let mut p = Pages {
+        document: Document::new(),
+        font,
+        serial: sheet.serial.clone(),
+        lines: Vec::new(),
+        boxes: Vec::new(),
+        y: MARGIN,
+    };
     p.line(MARGIN, 20.0, &sheet.title);
     p.line(MARGIN, 12.0, &format!("No. {}", sheet.serial));
     p.gap(8.0);
@@ -130,6 +188,24 @@ pub fn render(sheet: &Sheet, font: Vec<u8>, index: u32) -> Result<Vec<u8>, PdfEr
             let cells: Vec<String> = row.iter().map(|c| c.chars().take((width / 6.0) as usize).collect()).collect();
             p.line(MARGIN, 9.5, &cells.join(" | "));
         }
+    }
+    for (title, text) in &sheet.clauses {
+        p.gap(6.0);
+        p.line(MARGIN, 11.0, title);
+        let chars: Vec<char> = text.chars().collect();
+        for chunk in chars.chunks(42) {
+            p.line(MARGIN + 12.0, 10.0, &chunk.iter().collect::<String>());
+        }
+    }
+    if !sheet.seller.is_empty() {
+        p.gap(12.0);
+        for (label, value) in &sheet.seller {
+            p.line(MARGIN, 10.5, &format!("{label}：{value}"));
+        }
+    }
+    if sheet.seals {
+        p.gap(8.0);
+        p.boxes(&["卖方盖章 / Seller's seal", "客户签章 / Customer's seal"], 110.0);
     }
     if !sheet.signature.is_empty() {
         p.gap(16.0);

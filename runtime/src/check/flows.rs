@@ -470,6 +470,25 @@ fn approvals(ctx: &mut Ctx<'_>) {
                 if let Some(e) = &sig.expires {
                     ctx.duration(e, &format!("{p}/signature/expires"));
                 }
+                if let Some(c) = &sig.clauses {
+                    let at = format!("{p}/signature/clauses");
+                    ctx.typed_field_ref(
+                        scope,
+                        &c.field,
+                        &format!("{at}/field"),
+                        &[FieldType::MultiChoice],
+                        "printed clauses",
+                    );
+                    if let Some(library) = ctx.form_ref(&c.form, &format!("{at}/form")) {
+                        ctx.typed_field_ref(
+                            Scope::of(Some(library)),
+                            &c.text,
+                            &format!("{at}/text"),
+                            &[FieldType::Text, FieldType::LongText],
+                            "a clause's text",
+                        );
+                    }
+                }
                 if j != last {
                     ctx.error_at_key(
                         Code::CONFLICT,

@@ -88,6 +88,22 @@ pub struct Signature {
     pub expires: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdf: Option<bool>,
+    /// Clauses printed in full on what the customer receives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clauses: Option<PrintedClauses>,
+}
+
+/// The chosen clauses of a record, printed in full: the multi-choice `field` holds keys of the
+/// clause library `form`, whose `text` field is printed under each clause's title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedClauses {
+    /// The record's multi-choice field of clause keys (`clauses`).
+    pub field: String,
+    /// The clause library form (`clause`), matched by its key.
+    pub form: String,
+    /// The library's field holding a clause's text (`body`).
+    pub text: String,
 }
 
 /// An SOP template.

@@ -496,8 +496,51 @@ impl Runtime {
         })
     }
 
+    /// Sets one of the seller's details printed on what customers receive (the quote PDF's
+    /// seller block): `seller-name`, `seller-address`, `seller-phone`, `seller-tax-id`. An
+    /// empty value removes it. Audited.
+    pub fn set_seller(&mut self, name: &str, value: &str, actor: &str) -> Result<(), EngineError> {
+        if !SELLER.iter().any(|(key, _)| *key == name) {
+            let known: Vec<&str> = SELLER.iter().map(|(k, _)| *k).collect();
+            return Err(EngineError::Input(format!(
+                "there is no seller detail `{name}`; they are: {}",
+                known.join(", ")
+            )));
+        }
+        let value = value.trim();
+        if value.chars().count() > 200 || value.contains(['\n', '\r']) {
+            return Err(EngineError::Input(format!("`{name}` is one line of at most 200 characters")));
+        }
+        let at = self.now();
+        self.store.write(|tx| {
+            ids::set_setting(tx, name, value, &at)?;
+            let body = json!({"setting": name, "value": value}).to_string();
+            audit::append(tx, &NewEvent::note(&at, actor, "install.setting", None, &body))?;
+            Ok::<_, EngineError>(())
+        })
+    }
+
+    /// The seller's details that are set, as (label, value) in print order.
+    pub fn seller(&self) -> Result<Vec<(&'static str, String)>, EngineError> {
+        let mut out = Vec::new();
+        for (key, label) in SELLER {
+            if let Some(v) = ids::setting(self.store.reader(), key)?.filter(|v| !v.is_empty()) {
+                out.push((*label, v));
+            }
+        }
+        Ok(out)
+    }
+
     /// Where people reach this installation's pages, when ops said.
     pub fn public_url(&self) -> Result<Option<String>, EngineError> {
         Ok(ids::setting(self.store.reader(), "public_url")?)
     }
 }
+
+/// The seller's details ops may set, with how the PDF labels them.
+pub(crate) const SELLER: &[(&str, &str)] = &[
+    ("seller-name", "卖方 / Seller"),
+    ("seller-address", "地址 / Address"),
+    ("seller-phone", "电话 / Phone"),
+    ("seller-tax-id", "税号 / Tax ID"),
+];

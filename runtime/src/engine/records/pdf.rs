@@ -17,6 +17,45 @@ impl Runtime {
 
     /// What a customer may see of a record, as the PDF and the signing page show it: no
     /// sensitive field and none only some roles see; choices, links and members by their names.
+    /// The chosen clauses of a record, in full (title and text), when its signature step says
+    /// to print them (`signature.clauses`); in the order chosen.
+    fn printed_clauses(
+        &self,
+        f: &crate::engine::FormRef<'_>,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let lang = f.lang();
+        let spec = f
+            .app
+            .app
+            .def
+            .approvals
+            .iter()
+            .filter(|c| c.form == f.form.id)
+            .flat_map(|c| c.steps.iter())
+            .find_map(|s| s.signature.as_ref()?.clauses.clone());
+        let Some(spec) = spec else { return Ok(Vec::new()) };
+        let (Some(field), Ok(library)) = (f.form.field(&spec.field), self.form(&spec.form)) else {
+            return Ok(Vec::new());
+        };
+        let Some(key) = library.form.key.first() else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for code in data.get(&spec.field).and_then(|v| v.as_array()).into_iter().flatten() {
+            let found = records::find_by(self.store.reader(), library.table(), &[(key.as_str(), code)])?;
+            let Some(clause) = found else { continue };
+            let text = clause.data.get(&spec.text).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let title = field
+                .options
+                .iter()
+                .flatten()
+                .find(|o| Some(o.value.as_str()) == code.as_str())
+                .and_then(|o| o.label.as_ref().map(|l| l.get(lang).to_string()))
+                .unwrap_or_else(|| code.as_str().unwrap_or_default().to_string());
+            out.push((title, text));
+        }
+        Ok(out)
+    }
+
     pub(crate) fn customer_sheet(&self, form: &str, id: &str) -> Result<crate::pdf::Sheet, EngineError> {
         use crate::model::{FieldType, Label};
         let f = self.form(form)?;
@@ -53,6 +92,13 @@ impl Runtime {
                     .flatten()
                     .map(|m| m.name)
                     .unwrap_or_else(|| m.clone()),
+                // Money as money: ¥59,000.00.
+                (FieldType::Money, serde_json::Value::Number(_)) => {
+                    format!("¥{}", crate::values::display(field, v, lang))
+                }
+                (FieldType::Computed, serde_json::Value::Number(_)) if field.currency.as_deref() == Some("CNY") => {
+                    format!("¥{}", crate::values::display(field, v, lang))
+                }
                 _ => crate::values::display(field, v, lang),
             }
         };
@@ -95,10 +141,13 @@ impl Runtime {
                 sheet.fields.push((both(field.label.as_ref(), &field.id), shown));
             }
         }
+        sheet.clauses = self.printed_clauses(&f, &row.data)?;
+        sheet.seller = self.seller()?.into_iter().map(|(label, v)| (label.to_string(), v)).collect();
+        sheet.seals = true;
         if let Some((signer, at, version, hash)) = signed {
             sheet.signature = vec![
                 ("签署人 / Signer".into(), signer),
-                ("时间 / Signed at".into(), at),
+                ("时间 / Signed at".into(), crate::clock::shown(&at, &f.time_zone())),
                 ("版本 / Version".into(), version.to_string()),
                 ("版本哈希 / Version hash".into(), hash),
             ];

@@ -138,6 +138,7 @@ fn words() -> Value {
     json!({
         "serial": "编号 / No.",
         "details": "内容 / Details",
+        "clauses": "条款 / Clauses",
         "sign_title": "确认并签署 / Confirm and sign",
         "sign_hint": "请核对以上内容，输入您的姓名并确认。链接有效期至 / Please check the above, type your name and confirm. This link works until",
         "name": "签署人姓名 / Your name",
@@ -168,10 +169,10 @@ fn render_sign(token: &str, page: &SignPage, zone: &jiff::tz::TimeZone, error: O
         LinkState::Superseded => ("superseded", StatusCode::CONFLICT, json!({})),
         LinkState::Invalid => ("invalid", StatusCode::NOT_FOUND, json!({})),
     };
-    let sheet = page
-        .sheet
-        .as_ref()
-        .map(|s| json!({"title": s.title, "serial": s.serial, "fields": s.fields, "tables": s.tables}));
+    let sheet = page.sheet.as_ref().map(|s| {
+        json!({"title": s.title, "serial": s.serial, "fields": s.fields, "tables": s.tables,
+            "clauses": s.clauses, "seller": s.seller})
+    });
     let title = sheet.as_ref().and_then(|s| s["title"].as_str()).unwrap_or("closeloop").to_string();
     let mut ctx = json!({"lang": "zh-CN", "title": title, "t": words(), "state": state, "token": token,
         "sheet": sheet, "error": error, "name": name});
