@@ -805,6 +805,7 @@ fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_w
     browser.type_into("[name='lines.1.sku']", "CL-IMPL-DAY");
     browser.type_into("[name='lines.1.qty']", "3");
     browser.type_into("[name='lines.1.unit_price']", "1800");
+    let head_before_check = cli.ok(&["audit", "head"]);
     browser.submit("main .buttons button[value=check]");
     let checked = browser.text_with("系统将填入");
     browser.script("document.querySelector('.filled').scrollIntoView(); return 1;");
@@ -815,6 +816,11 @@ fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_w
         assert!(checked.contains(filled), "`{filled}` filled in: {checked}");
     }
     assert!(!checked.contains("底价") && !checked.contains("10,000.00"), "no floor price for a rep: {checked}");
+    // The check is a rehearsal: no quote, no message, no event was kept.
+    assert!(cli.json(&["list", "quote"]).as_array().unwrap().is_empty(), "the check wrote a quote");
+    assert!(cli.json(&["outbox"]).as_array().unwrap().is_empty(), "the check queued a message");
+    let events_before = cli.ok(&["audit", "head"]);
+    assert_eq!(events_before, head_before_check, "the check appended nothing to the audit chain");
     assert_eq!(browser.script("return document.querySelector('#f-prepay_percent') !== null"), json!(true));
     browser.type_into("#f-prepay_percent", "60");
     // Cash on delivery after all: the share typed for prepayment no longer applies.
@@ -822,6 +828,8 @@ fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_w
     browser.submit("main .buttons button[value=save]");
     let saved = browser.text_with("报价单");
     browser.screenshot("rep-quote-saved");
+    assert_ne!(cli.ok(&["audit", "head"]), events_before, "the save, unlike the check, is on the chain");
+    assert_eq!(cli.json(&["list", "quote"]).as_array().unwrap().len(), 1, "one save, one quote");
     let id = cli.json(&["list", "quote"])[0]["id"].as_str().unwrap_or_else(|| panic!("saved: {saved}")).to_string();
     let quote = cli.json(&["get", "quote", &id]);
     assert_eq!(quote["data"]["total"], json!(29400.0));
