@@ -334,6 +334,10 @@ fn aliyun_sms_is_signed_as_aliyun_checks_it_and_its_codes_decide_retry_or_dead_l
             ("base_url", &ali.base),
         ],
     );
+    // The provider's secret never shows, in `channels` or on the ops page.
+    let shown = rt.channels().unwrap();
+    let ali_view = shown.iter().find(|c| c.channel == "ali").unwrap();
+    assert!(ali_view.settings["access_key_secret"].starts_with("ak…"), "{:?}", ali_view.settings);
     ticket(&mut rt, "ali", "m_li");
     assert_eq!(outcomes(&mut rt), [(DeliveryOutcome::Sent, None)]);
     let sent = &ali.requests("/")[0];

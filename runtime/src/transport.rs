@@ -71,8 +71,13 @@ impl Failure {
 /// (`none`, `starttls`, `tls`), `username`, `password`, `from`.
 pub type Settings = BTreeMap<String, String>;
 
-/// Settings whose values are never shown.
-pub const SECRET_KEYS: &[&str] = &["secret", "password", "token"];
+/// Settings whose values are never shown: these, and any whose name contains `secret`.
+pub const SECRET_KEYS: &[&str] = &["secret", "password", "token", "appsecret", "access_key_secret", "secret_key"];
+
+/// Whether a setting's value is a credential, never shown.
+pub fn is_secret(key: &str) -> bool {
+    SECRET_KEYS.contains(&key) || key.contains("secret") || key.contains("password") || key.contains("token")
+}
 
 /// The settings a channel kind needs before anything is sent; a channel missing one waits.
 pub fn required(kind: ChannelKind) -> &'static [&'static str] {
@@ -117,7 +122,11 @@ pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
     match key {
         "url" | "base_url"
             if !(value.starts_with("https://") || value.starts_with("http://"))
-                || value.contains(char::is_whitespace) =>
+                || value.contains(char::is_whitespace)
+                || value
+                    .split("://")
+                    .nth(1)
+                    .is_none_or(|rest| rest.split(['/', '?']).next().unwrap_or("").is_empty()) =>
         {
             Err(format!("`{key}` must be an http:// or https:// address with no spaces"))
         }

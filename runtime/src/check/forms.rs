@@ -103,6 +103,15 @@ pub(super) fn check_forms(ctx: &mut Ctx<'_>) {
     for (i, event) in def.events.iter().enumerate() {
         let base = format!("/events/{i}");
         fields(ctx, None, &event.fields, &format!("{base}/fields"), false);
+        // A public page's answer must not tell whether a record matched: it always makes one.
+        if event.public == Some(true) && event.target.as_ref().and_then(|t| t.create) != Some(true) {
+            ctx.error(
+                Code::CONFLICT,
+                format!("event `{}` is public, so its target must create the record it does not find", event.id),
+                &format!("{base}/public"),
+            )
+            .help = Some("add `create: true` to `target`, or drop `public`".into());
+        }
         if let Some(target) = &event.target {
             if let Some(form) = ctx.form_ref(&target.form, &format!("{base}/target/form")) {
                 for (form_field, payload_field) in &target.r#match {

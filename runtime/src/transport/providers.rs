@@ -48,7 +48,16 @@ fn setting<'s>(settings: &'s Settings, key: &str) -> Result<&'s str, Failure> {
 
 /// The answer's body as JSON; a 5xx or no answer is worth another try.
 fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &str) -> Result<Value, Failure> {
-    let mut response = result.map_err(|e| Failure::retry(format!("{what}: {e}")))?;
+    // ureq's own text may repeat the URL, whose query holds the app's secret or token: the
+    // kind of failure only.
+    let mut response = result.map_err(|e| match e {
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
+            Failure::permanent(format!("{what}: the address is not valid"))
+        }
+        ureq::Error::Timeout(_) => Failure::retry(format!("{what}: timed out")),
+        ureq::Error::Io(io) => Failure::retry(format!("{what}: {}", io.kind())),
+        _ => Failure::retry(format!("{what}: the request failed")),
+    })?;
     let status = response.status().as_u16();
     let text = response.body_mut().with_config().limit(65_536).read_to_string().unwrap_or_default();
     if status >= 500 || status == 429 {
@@ -68,10 +77,13 @@ fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, what: &
     serde_json::from_str(&text).map_err(|_| Failure::retry(format!("{what}: the answer is not JSON")))
 }
 
-/// The first web address in a message (the record's page), for the card's button.
+/// The record's page in a message, for the card's button: the last web address in it, and
+/// only one that leads to a record's page (`/r/FORM/ID`) or a task (`/tasks/ID`). A customer
+/// name typed on a public form cannot put its own URL on the button.
 fn link_in(body: &str) -> Option<&str> {
-    let at = body.find("https://").or_else(|| body.find("http://"))?;
-    body[at..].split_whitespace().next()
+    body.split_whitespace().rev().find(|w| {
+        (w.starts_with("https://") || w.starts_with("http://")) && (w.contains("/r/") || w.contains("/tasks/"))
+    })
 }
 
 /// A card's title: the subject, else the message's first line, at most 64 characters.
@@ -171,7 +183,7 @@ pub(super) fn wecom_app(settings: &Settings, m: &Outgoing<'_>) -> Result<String,
         .map_err(|_| Failure::permanent("`agentid` is the application's number"))?;
     let app = App {
         name: "WeCom",
-        cache_key: format!("wecom|{base}|{corpid}|{agentid}"),
+        cache_key: format!("wecom|{base}|{corpid}|{agentid}|{}", &hex(&Sha256::digest(secret.as_bytes()))[..16]),
         token_url: format!(
             "{base}/cgi-bin/gettoken?corpid={}&corpsecret={}",
             percent_encode(corpid),
@@ -209,7 +221,7 @@ pub(super) fn dingtalk_work(settings: &Settings, m: &Outgoing<'_>) -> Result<Str
         .map_err(|_| Failure::permanent("`agent_id` is the application's number"))?;
     let app = App {
         name: "DingTalk",
-        cache_key: format!("dingtalk|{base}|{key}"),
+        cache_key: format!("dingtalk|{base}|{key}|{}", &hex(&Sha256::digest(secret.as_bytes()))[..16]),
         token_url: format!("{base}/gettoken?appkey={}&appsecret={}", percent_encode(key), percent_encode(secret)),
         // 40014: invalid token; 42001: expired; 88: the token's application does not match.
         stale: &[40014, 42001, 88],

@@ -32,7 +32,7 @@ fn env_name(channel: &str, key: &str) -> String {
 fn mask(key: &str, value: &str) -> String {
     if key == "url" {
         transport::masked_url(value)
-    } else if transport::SECRET_KEYS.contains(&key) {
+    } else if transport::is_secret(key) {
         let shown: String = value.chars().take(2).collect();
         format!("{shown}…({} chars)", value.chars().count())
     } else {

@@ -436,6 +436,24 @@ impl Runtime {
         Ok(Preview { data, hidden })
     }
 
+    /// What a new record of `form` made from `given` would be refused for, by `actor`, without
+    /// writing: every problem but a clash with an existing record's unique value (which would
+    /// tell whether such a record exists).
+    pub(crate) fn problems_as_new(
+        &self,
+        form: &str,
+        given: &Map<String, Value>,
+        actor: &str,
+    ) -> Result<Vec<crate::values::FieldProblem>, EngineError> {
+        use crate::engine::write::rules::{Purpose, Rules};
+        let f = self.form(form)?;
+        let roles = crate::engine::records::actor_roles(self.store.reader(), actor).unwrap_or_default();
+        let (who, state) = self.who(f, None, actor)?;
+        let rules = Rules { who, ..Rules::new(f, &self.apps, &self.scripts, state.as_deref(), &roles) };
+        let (_, problems) = rules.derive(self.store.reader(), given, None, Purpose::Create, None);
+        Ok(problems.into_iter().filter(|p| p.code != "NOT_UNIQUE").collect())
+    }
+
     /// A member's chosen page language, if they chose one.
     pub(crate) fn language_of(&self, member: &str) -> Result<Option<crate::model::Lang>, EngineError> {
         let chosen = crate::store::identity::setting(self.store.reader(), &format!("language:{member}"))?;

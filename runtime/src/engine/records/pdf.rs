@@ -15,8 +15,6 @@ impl Runtime {
         crate::pdf::render(&sheet, font, index).map_err(|e| EngineError::Input(e.to_string()))
     }
 
-    /// What a customer may see of a record, as the PDF and the signing page show it: no
-    /// sensitive field and none only some roles see; choices, links and members by their names.
     /// The chosen clauses of a record, in full (title and text), when its signature step says
     /// to print them (`signature.clauses`); in the order chosen.
     fn printed_clauses(
@@ -56,6 +54,8 @@ impl Runtime {
         Ok(out)
     }
 
+    /// What a customer may see of a record, as the PDF and the signing page show it: no
+    /// sensitive field and none only some roles see; choices, links and members by their names.
     pub(crate) fn customer_sheet(&self, form: &str, id: &str) -> Result<crate::pdf::Sheet, EngineError> {
         use crate::model::{FieldType, Label};
         let f = self.form(form)?;
@@ -93,11 +93,13 @@ impl Runtime {
                     .map(|m| m.name)
                     .unwrap_or_else(|| m.clone()),
                 // Money as money: ¥59,000.00.
-                (FieldType::Money, serde_json::Value::Number(_)) => {
-                    format!("¥{}", crate::values::display(field, v, lang))
-                }
-                (FieldType::Computed, serde_json::Value::Number(_)) if field.currency.as_deref() == Some("CNY") => {
-                    format!("¥{}", crate::values::display(field, v, lang))
+                (FieldType::Money | FieldType::Computed, serde_json::Value::Number(_))
+                    if field.kind == FieldType::Money || field.currency.is_some() =>
+                {
+                    match field.currency.as_deref() {
+                        None | Some("CNY") => format!("¥{}", crate::values::display(field, v, lang)),
+                        Some(code) => format!("{code} {}", crate::values::display(field, v, lang)),
+                    }
                 }
                 _ => crate::values::display(field, v, lang),
             }

@@ -150,11 +150,33 @@ pub(super) async fn apply(
                 Err(why) => problems.push(crate::values::FieldProblem::new(f.id.clone(), "WRONG_TYPE", why)),
             }
         }
+        // The data is checked against the record it would make whether or not one matches, so a
+        // known phone and an unknown one get the same answer.
+        if problems.is_empty() {
+            if let Some(target) = &def.target {
+                let mut given: Map<String, Value> = data.clone();
+                for f in &def.fields {
+                    if let (Some(default), false) = (&f.default, given.contains_key(&f.id)) {
+                        given.insert(f.id.clone(), default.clone());
+                    }
+                }
+                for (form_field, event_field) in &target.r#match {
+                    if let Some(v) = data.get(event_field) {
+                        given.insert(form_field.clone(), v.clone());
+                    }
+                }
+                let form = rt.form_def(&target.form)?;
+                given.retain(|k, _| form.field(k).is_some());
+                problems = rt.problems_as_new(&target.form, &given, WEB_ACTOR)?;
+            }
+        }
         if problems.is_empty() {
             match rt.event(&def.id, data, WEB_ACTOR) {
                 Ok(_) => return Ok(Sent::Thanks(def)),
                 Err(EngineError::Invalid(p)) => problems = p,
-                Err(e) => return Err(e),
+                // Whatever else happened, the visitor hears what everyone hears.
+                Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
+                Err(_) => return Ok(Sent::Thanks(def)),
             }
         }
         Ok(Sent::Refused(inputs(rt, &def, lang, &posted, &problems), def))

@@ -89,7 +89,6 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// Headers every page carries.
 /// The page language the browser asks for: English when it asks for English first, else Chinese.
 fn lang_of(headers: &HeaderMap) -> crate::model::Lang {
     let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -110,6 +109,7 @@ fn cross_site(headers: &HeaderMap) -> Option<Response> {
         .then(|| html(StatusCode::FORBIDDEN, "this form can only be sent from its own page".into()))
 }
 
+/// Headers every page carries.
 fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

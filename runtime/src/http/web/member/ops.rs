@@ -201,6 +201,22 @@ pub(super) async fn channels_page(State(api): State<Api>, headers: HeaderMap) ->
     .await
 }
 
+/// A message as ops may read it: a one-time sign-in or signing link is a credential of the
+/// member or customer it is for, so only its start is shown.
+fn without_tokens(body: &str) -> String {
+    body.split(' ')
+        .map(|word| {
+            for marker in ["token=", "/sign/"] {
+                if let Some(at) = word.find(marker) {
+                    return format!("{}…", &word[..at + marker.len()]);
+                }
+            }
+            word.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Messages shown on the outbox page, newest first.
 const OUTBOX_SHOWN: usize = 200;
 
@@ -225,7 +241,7 @@ fn outbox_view(
         .map(|m| {
             let last = rt.attempts(m.id).ok().and_then(|a| a.into_iter().last());
             let why = last.and_then(|a| a.error.or(a.status));
-            let body: String = m.body.chars().take(160).collect();
+            let body: String = without_tokens(&m.body).chars().take(160).collect();
             json!({"id": m.id, "channel": m.channel, "to": m.recipient, "address": m.address,
                 "status": t[format!("status_{}", m.status.as_str())].as_str().unwrap_or(m.status.as_str()), "attempts": m.attempts, "at": crate::clock::shown(&m.created_at, &zone),
                 "body": body, "why": why, "dead": m.status == OutboxStatus::Dead,
@@ -311,4 +327,15 @@ pub(super) async fn audit_verify(State(api): State<Api>, headers: HeaderMap, bod
     let posted = form_fields(&bytes);
     as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| audit_view(rt, member, csrf, lang, true))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_outbox_page_never_shows_a_sign_in_or_signing_token() {
+        let shown = super::without_tokens("登录链接：https://crm.example.com/sign-in/link?token=abc123 15 分钟内有效");
+        assert_eq!(shown, "登录链接：https://crm.example.com/sign-in/link?token=… 15 分钟内有效");
+        let sign = super::without_tokens("请签署 QT-1：https://crm.example.com/sign/n0nce.mac");
+        assert!(!sign.contains("n0nce") && sign.ends_with("/sign/…"), "{sign}");
+    }
 }
