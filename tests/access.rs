@@ -73,32 +73,32 @@ fn paging_counts_only_what_the_member_may_read() {
 fn the_floor_price_reaches_finance_and_never_the_rep_the_customer_s_pdf_or_a_filter() {
     let font = crate::approvals::pdf_tools().unwrap();
     let mut w = crate::approvals::quotes();
-    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
-    let id = w.rt.submit("quote", data.as_object().cloned().unwrap(), "q_li").unwrap().id;
+    let id = w.rt.submit("quote", data.as_object().cloned().unwrap(), "m_li").unwrap().id;
     let rt = &mut w.rt;
-    let rep = rt.get_as("quote", &id, "q_li").unwrap();
+    let rep = rt.get_as("quote", &id, "m_li").unwrap();
     assert!(rep.data.get("below_floor").is_none(), "{:?}", rep.data);
     assert!(rep.data["lines"][0].get("floor_price").is_none(), "{:?}", rep.data["lines"]);
     assert_eq!(rep.data["lines"][0]["unit_price"], 1800.0);
-    let finance = rt.get_as("quote", &id, "q_fin").unwrap();
+    let finance = rt.get_as("quote", &id, "m_qian").unwrap();
     assert_eq!(finance.data["lines"][0]["floor_price"], 2000.0);
     assert_eq!(finance.data["below_floor"], json!(["CL-IMPL-DAY 1,800.00 < 2,000.00"]));
     // The history a rep reads has no floor price either.
-    let history = rt.history_as("quote", &id, "q_li").unwrap();
+    let history = rt.history_as("quote", &id, "m_li").unwrap();
     let text = serde_json::to_string(&history).unwrap();
     assert!(!text.contains("floor_price") && !text.contains("below_floor"), "{text}");
     // Filtering by a hidden field would tell what it holds: refused.
     let query = ListQuery { filters: vec![("below_floor".into(), json!("x"))], ..ListQuery::default() };
-    let refused = rt.list_as("quote", &query, "q_li").unwrap_err();
+    let refused = rt.list_as("quote", &query, "m_li").unwrap_err();
     assert!(refused.to_string().contains("below_floor"), "{refused}");
     // Another team's rep and supervisor do not find it; the author's supervisor does.
-    assert!(rt.get_as("quote", &id, "q_zhou").is_err());
-    assert!(rt.get_as("quote", &id, "q_sup_s").is_err());
-    assert!(rt.get_as("quote", &id, "q_sup_e").is_ok());
+    assert!(rt.get_as("quote", &id, "m_zhou").is_err());
+    assert!(rt.get_as("quote", &id, "m_sun").is_err());
+    assert!(rt.get_as("quote", &id, "m_zhao").is_ok());
     // The risk grade is internal: the rep reads it, the customer's PDF never carries it.
-    rt.grade("quote", &id, "quote_risk", "q_li").unwrap();
-    assert_eq!(rt.get_as("quote", &id, "q_li").unwrap().data["risk"], "low");
+    rt.grade("quote", &id, "quote_risk", "m_li").unwrap();
+    assert_eq!(rt.get_as("quote", &id, "m_li").unwrap().data["risk"], "low");
     let pdf = crate::approvals::pdf_text(&rt.record_pdf("quote", &id, font, 0).unwrap(), "access");
     assert!(!pdf.contains("风险") && !pdf.contains("Risk") && !pdf.contains("2000.00"), "{pdf}");
 }
@@ -107,8 +107,8 @@ fn the_floor_price_reaches_finance_and_never_the_rep_the_customer_s_pdf_or_a_fil
 fn the_approvals_inbox_shows_each_approver_only_the_fields_their_roles_see() {
     let mut w = crate::approvals::quotes();
     let id = crate::approvals::quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    let finance = w.rt.approvals(Some("q_fin")).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    let finance = w.rt.approvals(Some("m_qian")).unwrap();
     assert!(finance[0].show.iter().any(|s| s.field == "below_floor"), "finance's step shows the floor");
     let everyone = w.rt.approvals(None).unwrap();
     assert!(everyone[0].show.iter().any(|s| s.field == "below_floor"), "the operator's view is whole");

@@ -175,12 +175,12 @@ fn finance_sees_the_floor_price_that_the_rep_s_view_omits_and_tokens_stop_at_onc
     let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
     let id =
-        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+        cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
     let token = |name: &str, member: &str, scope: &str| -> String {
         cli.json(&["tokens", "create", name, "--as", member, "--scope", scope])["secret"].as_str().unwrap().to_string()
     };
     let (fin, rep, events) =
-        (token("finance-view", "q_fin", "read"), token("rep-app", "q_li", "write"), token("shop", "q_li", "events"));
+        (token("finance-view", "m_qian", "read"), token("rep-app", "m_li", "write"), token("shop", "m_li", "events"));
     let server = Server::start(&cli, "2", "16");
     let addr = server.addr.as_str();
     let get = |t: &str| {
@@ -205,7 +205,7 @@ fn finance_sees_the_floor_price_that_the_rep_s_view_omits_and_tokens_stop_at_onc
     assert_eq!(get(&fin).0, 401);
     std::fs::write(
         cli.path("gone.csv"),
-        "id,name,roles,region,manager,active,capacity\nq_li,李伟,sales_rep,east,q_sup_e,false,40\n",
+        "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,false,40\n",
     )
     .unwrap();
     cli.ok(&["members", "import", &cli.path("gone.csv").display().to_string()]);
@@ -246,7 +246,7 @@ fn a3_nobody_approves_their_own_quote_over_http_and_a_rejection_needs_a_comment(
             .unwrap()
             .to_string()
     };
-    let (li, sup, fin) = (token("q_li"), token("q_sup_e"), token("q_fin"));
+    let (li, sup, fin) = (token("m_li"), token("m_zhao"), token("m_qian"));
     let server = Server::start(&cli, "2", "16");
     let addr = server.addr.as_str();
     let post = |t: &str, path: &str, body: &str| {
@@ -328,7 +328,7 @@ fn a_success_manager_works_their_tasks_and_a_director_reads_their_region_s_board
             .unwrap()
             .to_string()
     };
-    let (lin, gao, dir_e, dir_s) = (token("c_lin"), token("c_gao"), token("c_dir_e"), token("c_dir_s"));
+    let (lin, gao, dir_e, dir_s) = (token("m_lin"), token("m_gao"), token("m_cao"), token("m_peng"));
     let server = Server::start(&cli, "2", "16");
     let addr = server.addr.as_str();
     let get = |t: &str, path: &str| -> (u16, Value) {
@@ -423,7 +423,7 @@ fn u1_evidence_files_are_sniffed_capped_and_kept_beside_the_database_not_in_it()
         "--data",
         r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#,
     ]);
-    let lin = cli.json(&["tokens", "create", "lin", "--as", "c_lin", "--scope", "write"])["secret"]
+    let lin = cli.json(&["tokens", "create", "lin", "--as", "m_lin", "--scope", "write"])["secret"]
         .as_str()
         .unwrap()
         .to_string();
@@ -466,14 +466,14 @@ fn a_member_s_events_token_posts_events_as_that_member_and_a_read_token_may_not(
     let token = |name: &str, member: &str, scope: &str| -> String {
         cli.json(&["tokens", "create", name, "--as", member, "--scope", scope])["secret"].as_str().unwrap().to_string()
     };
-    let (erp, reader) = (token("erp", "c_fin", "events"), token("viewer", "c_lin", "read"));
+    let (erp, reader) = (token("erp", "m_qian", "events"), token("viewer", "m_lin", "read"));
     let server = Server::start(&cli, "2", "16");
     let payment = r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#;
     let post = |t: &str| request_with(&server.addr, "POST", "/api/events/payment.received", Some(t), "", payment).0;
     assert_eq!(post(&reader), 403);
     assert_eq!(post("cl_not-a-token"), 401);
     assert_eq!(post(&erp), 200);
-    assert_eq!(cli.query("SELECT count(*) FROM events WHERE kind = 'event.received' AND actor = 'c_fin'", &[]), 1);
+    assert_eq!(cli.query("SELECT count(*) FROM events WHERE kind = 'event.received' AND actor = 'm_qian'", &[]), 1);
     cli.ok(&["tokens", "revoke", "erp"]);
     assert_eq!(post(&erp), 401, "revoked at once");
 }

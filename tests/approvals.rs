@@ -26,16 +26,16 @@ pub(crate) fn quotes() -> World {
     World { rt, clock }
 }
 
-/// A quote by q_li for the first customer, one line, submitted to the chain.
+/// A quote by m_li for the first customer, one line, submitted to the chain.
 pub(crate) fn quote(w: &mut World, terms: Value) -> String {
     let customer = w.rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
     let mut data = obj(json!({
-        "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+        "customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]
     }));
     data.extend(obj(terms));
-    let id = w.rt.submit("quote", data, "q_li").unwrap().id;
-    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    let id = w.rt.submit("quote", data, "m_li").unwrap().id;
+    w.rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
     id
 }
 
@@ -56,9 +56,9 @@ fn cash_on_delivery_skips_legal_and_prepayment_needs_it() {
     let cod = quote(&mut w, json!({"payment_terms": "cod"}));
     assert_eq!(status(&steps(&w, &cod), "supervisor"), "open");
     // The owner's manager approves, then finance.
-    w.rt.approve("quote", &cod, "q_sup_e", Some("价格合理")).unwrap();
+    w.rt.approve("quote", &cod, "m_zhao", Some("价格合理")).unwrap();
     assert_eq!(status(&steps(&w, &cod), "finance"), "open");
-    let view = w.rt.approve("quote", &cod, "q_fin", None).unwrap();
+    let view = w.rt.approve("quote", &cod, "m_qian", None).unwrap();
     let legal = view.steps.iter().find(|s| s.step == "legal").unwrap();
     assert_eq!(legal.status, closeloop::StepStatus::Skipped);
     assert!(legal.note.as_deref().unwrap().contains("`risk` is \"low\""), "the skip is explained: {legal:?}");
@@ -66,14 +66,14 @@ fn cash_on_delivery_skips_legal_and_prepayment_needs_it() {
     assert_eq!(w.rt.get("quote", &cod).unwrap().state.as_deref(), Some("approved"));
 
     let prepay = quote(&mut w, json!({"payment_terms": "prepay", "prepay_percent": 60}));
-    w.rt.approve("quote", &prepay, "q_sup_e", None).unwrap();
-    w.rt.approve("quote", &prepay, "q_fin2", None).unwrap();
+    w.rt.approve("quote", &prepay, "m_zhao", None).unwrap();
+    w.rt.approve("quote", &prepay, "m_jiang", None).unwrap();
     assert_eq!(status(&steps(&w, &prepay), "legal"), "open");
-    let waiting = w.rt.approvals(Some("q_legal")).unwrap();
+    let waiting = w.rt.approvals(Some("m_han")).unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!(w.rt.get("quote", &prepay).unwrap().data["risk"], "high", "legal sees the graded risk");
     assert!(w.rt.get("quote", &prepay).unwrap().data["risk_summary"].as_str().is_some_and(|s| !s.is_empty()));
-    w.rt.approve("quote", &prepay, "q_legal", None).unwrap();
+    w.rt.approve("quote", &prepay, "m_han", None).unwrap();
     assert_eq!(status(&steps(&w, &prepay), "customer_sign"), "open");
 }
 
@@ -82,11 +82,11 @@ fn creators_owners_and_earlier_approvers_are_refused_and_the_refusals_are_audite
     let mut w = quotes();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
     let refused = |r: Result<_, EngineError>| matches!(r, Err(EngineError::Refused(_)));
-    assert!(refused(w.rt.approve("quote", &id, "q_li", None)), "the creator, owner and submitter");
-    assert!(refused(w.rt.approve("quote", &id, "q_fin", None)), "not this step's approver");
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    assert!(refused(w.rt.approve("quote", &id, "m_li", None)), "the creator, owner and submitter");
+    assert!(refused(w.rt.approve("quote", &id, "m_qian", None)), "not this step's approver");
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     // Finance is the next step; the supervisor who approved before may not approve again.
-    assert!(refused(w.rt.approve("quote", &id, "q_sup_e", None)));
+    assert!(refused(w.rt.approve("quote", &id, "m_zhao", None)));
     let trail = w.rt.activity("quote", &id).unwrap();
     assert_eq!(trail.iter().filter(|a| a.kind == "approval.refused").count(), 3);
     assert!(trail
@@ -99,20 +99,20 @@ fn an_edit_resets_the_chain_and_a_rejection_needs_a_comment() {
     use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     let before = w.rt.get("quote", &id).unwrap().version;
-    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "m_li").unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
     assert_eq!(view.status, ApprovalStatus::Reset);
     assert!(w.rt.get("quote", &id).unwrap().version > before);
-    assert!(w.rt.approve("quote", &id, "q_fin", None).is_err(), "nothing to approve until it is submitted again");
+    assert!(w.rt.approve("quote", &id, "m_qian", None).is_err(), "nothing to approve until it is submitted again");
     // The reset sent it back to draft: submitted again, a new run on the new version.
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
-    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    w.rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
     assert_eq!((view.status, view.version), (ApprovalStatus::Pending, w.rt.get("quote", &id).unwrap().version));
-    assert!(w.rt.reject("quote", &id, "q_sup_e", " ").is_err());
-    let view = w.rt.reject("quote", &id, "q_sup_e", "折扣过大").unwrap();
+    assert!(w.rt.reject("quote", &id, "m_zhao", " ").is_err());
+    let view = w.rt.reject("quote", &id, "m_zhao", "折扣过大").unwrap();
     assert_eq!(view.status, ApprovalStatus::Rejected);
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("rejected"));
 }
@@ -127,9 +127,9 @@ fn a_step_left_past_its_timeout_escalates() {
     w.clock.set("2026-11-24T10:30:00+08:00".parse().unwrap());
     let tick = w.rt.tick().unwrap();
     assert_eq!(tick.timers.len(), 1, "{tick:?}");
-    let waiting = w.rt.approvals(Some("q_dir")).unwrap();
+    let waiting = w.rt.approvals(Some("m_ma")).unwrap();
     assert_eq!(waiting.len(), 1, "the director now sees it");
-    w.rt.approve("quote", &id, "q_dir", Some("已代审")).unwrap();
+    w.rt.approve("quote", &id, "m_ma", Some("已代审")).unwrap();
     assert_eq!(status(&steps(&w, &id), "supervisor"), "approved");
 }
 
@@ -218,8 +218,8 @@ fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
 /// A cash-on-delivery quote through supervisor and finance, waiting for the signature.
 fn approved(w: &mut World) -> String {
     let id = quote(w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
     id
 }
 
@@ -228,7 +228,7 @@ fn a_sign_link_signs_once_the_version_it_was_made_for() {
     use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = approved(&mut w);
-    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "m_li").unwrap();
     assert!(link.url.starts_with("https://sign.example.com/sign/") && link.url.ends_with(&link.token));
     // Forged: a changed byte in the MAC, or a made-up token.
     let mut forged = link.token.clone();
@@ -246,7 +246,7 @@ fn a_sign_link_signs_once_the_version_it_was_made_for() {
     let reused = w.rt.sign(&link.token, "王总").unwrap_err().to_string();
     assert!(reused.contains("already used"), "{reused}");
     // After signing the quote is immutable.
-    let change = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "q_li");
+    let change = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "m_li");
     assert!(change.unwrap_err().to_string().contains("can no longer change"));
 }
 
@@ -254,23 +254,23 @@ fn a_sign_link_signs_once_the_version_it_was_made_for() {
 fn a_link_for_an_older_version_or_past_its_expiry_is_refused() {
     let mut w = quotes();
     let id = approved(&mut w);
-    let old = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    let old = w.rt.sign_link("quote", &id, "http://localhost:8080", "m_li").unwrap();
     // Editing the approved quote makes version N+1 and resets the chain.
-    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "m_li").unwrap();
     let refused = w.rt.sign(&old.token, "王总").unwrap_err().to_string();
     assert!(refused.contains(&format!("made for version {}", old.version)), "{refused}");
     // Back in draft after the reset; approved again on the new version: a fresh link works
     // until it expires (7 days).
-    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
-    let fresh = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    w.rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
+    let fresh = w.rt.sign_link("quote", &id, "http://localhost:8080", "m_li").unwrap();
     w.clock.advance(jiff::SignedDuration::from_hours(24 * 8));
     let expired = w.rt.sign(&fresh.token, "王总").unwrap_err().to_string();
     assert!(expired.contains("expired"), "{expired}");
     // Links are only made at the signature step.
     let draft = quote(&mut w, json!({"payment_terms": "cod"}));
-    assert!(w.rt.sign_link("quote", &draft, "http://localhost:8080", "q_li").is_err());
+    assert!(w.rt.sign_link("quote", &draft, "http://localhost:8080", "m_li").is_err());
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn sign_link_writes_a_qr_code_as_svg_and_a_png_an_independent_decoder_reads() {
     run(&["import", "customer", "app-templates/quote-approval/data/customers.csv"]);
     let customers: Value = serde_json::from_str(&run(&["--format", "json", "list", "customer"])).unwrap();
     let customer = customers[0]["id"].as_str().unwrap().to_string();
-    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000.0}]});
     let created: Value = serde_json::from_str(&run(&[
         "--format",
@@ -291,22 +291,22 @@ fn sign_link_writes_a_qr_code_as_svg_and_a_png_an_independent_decoder_reads() {
         "submit",
         "quote",
         "--as",
-        "q_li",
+        "m_li",
         "--data",
         &data.to_string(),
     ]))
     .unwrap();
     let id = created["id"].as_str().unwrap().to_string();
-    run(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    run(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    run(&["approve", "quote", &id, "--as", "q_fin"]);
+    run(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    run(&["approve", "quote", &id, "--as", "m_zhao"]);
+    run(&["approve", "quote", &id, "--as", "m_qian"]);
     let qr = cli.path("qr");
     let out = run(&[
         "sign-link",
         "quote",
         &id,
         "--as",
-        "q_li",
+        "m_li",
         "--base",
         "https://sign.example.com",
         "--qr-dir",
@@ -352,16 +352,16 @@ fn an_approver_whose_role_was_revoked_is_refused_at_decision_time() {
     // A5.
     let mut w = quotes();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    // q_fin leaves finance before deciding.
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    // m_qian leaves finance before deciding.
     w.rt.import_members(
-        b"id,name,roles,region,manager,active,capacity\nq_fin,\xe9\x92\xb1\xe7\x90\xb3,sales_rep,,q_dir,true,0\n",
+        b"id,name,roles,region,manager,active,capacity\nm_qian,\xe9\x92\xb1\xe7\x90\xb3,sales_rep,,m_ma,true,0\n",
         "system",
     )
     .unwrap();
-    let refused = w.rt.approve("quote", &id, "q_fin", None).unwrap_err().to_string();
+    let refused = w.rt.approve("quote", &id, "m_qian", None).unwrap_err().to_string();
     assert!(refused.contains("no longer qualifies"), "{refused}");
-    w.rt.approve("quote", &id, "q_fin2", None).unwrap();
+    w.rt.approve("quote", &id, "m_jiang", None).unwrap();
 }
 
 #[test]
@@ -422,8 +422,8 @@ fn a_link_from_another_installation_is_refused() {
     let id_a = approved(&mut a);
     let id_b = approved(&mut b);
     assert_eq!(id_a, id_b, "the same quote number in both");
-    let from_a = a.rt.sign_link("quote", &id_a, "http://localhost:8080", "q_li").unwrap();
-    let from_b = b.rt.sign_link("quote", &id_b, "http://localhost:8080", "q_li").unwrap();
+    let from_a = a.rt.sign_link("quote", &id_a, "http://localhost:8080", "m_li").unwrap();
+    let from_b = b.rt.sign_link("quote", &id_b, "http://localhost:8080", "m_li").unwrap();
     let nonce_b = from_b.token.split('.').next().unwrap();
     let mac_a = from_a.token.split('.').nth(1).unwrap();
     assert!(b.rt.sign(&from_a.token, "王总").unwrap_err().to_string().contains("not valid"));
@@ -472,7 +472,7 @@ fn the_quote_pdf_shows_its_serial_customer_lines_and_total_and_once_signed_the_s
     w.rt.set_seller("seller-name", "上海闭环科技有限公司", "m_ops").unwrap();
     w.rt.set_seller("seller-phone", "021-6000 8888", "m_ops").unwrap();
     assert!(w.rt.set_seller("seller-bank", "x", "m_ops").is_err(), "only the seller details closeloop prints");
-    let link = w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").unwrap();
+    let link = w.rt.sign_link("quote", &id, "http://localhost:8080", "m_li").unwrap();
     w.rt.sign(&link.token, "王总").unwrap();
     let signed = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "signed");
     assert!(signed.contains("王总"), "{signed}");
@@ -493,7 +493,7 @@ fn the_chosen_clauses_are_printed_in_full_on_the_customer_s_pdf() {
     let clauses = t.files.iter().find(|(p, _)| *p == "data/clauses.csv").unwrap().1.as_bytes();
     w.rt.import_csv("clause", clauses, &closeloop::ImportOptions::default(), &mut |_| {}).unwrap();
     let id = quote(&mut w, json!({"payment_terms": "cod", "clauses": ["c_warranty_ext", "c_penalty"]}));
-    for approver in ["q_sup_e", "q_fin", "q_legal"] {
+    for approver in ["m_zhao", "m_qian", "m_han"] {
         let _ = w.rt.approve("quote", &id, approver, None);
     }
     let text = pdf_text(&w.rt.record_pdf("quote", &id, font, 0).unwrap(), "clauses");

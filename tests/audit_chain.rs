@@ -69,8 +69,8 @@ fn verify_fails(cli: &Cli, args: &[&str]) -> String {
 fn a_skipped_legal_step_is_an_event() {
     let (mut w, cli) = quotes_on_file("skip-event");
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", Some("价格合理")).unwrap();
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", Some("价格合理")).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
     let trail = w.rt.activity("quote", &id).unwrap();
     let kinds: Vec<&str> = trail.iter().map(|a| a.kind.as_str()).collect();
     let skipped = trail.iter().find(|a| a.kind == "approval.step_skipped").expect("the skip is an event");
@@ -82,7 +82,7 @@ fn a_skipped_legal_step_is_an_event() {
     let approved = trail.iter().find(|a| a.kind == "approval.approved").unwrap();
     assert_eq!(
         (approved.detail["member"].as_str(), approved.detail["comment"].as_str()),
-        (Some("q_sup_e"), Some("价格合理"))
+        (Some("m_zhao"), Some("价格合理"))
     );
     // The command line shows it too.
     let shown = cli.ok(&["activity", "quote", &id]);
@@ -96,7 +96,7 @@ fn a_faked_approval_row_does_not_yield_a_sign_link() {
     // Prepayment: legal must review. The supervisor approves for real; finance and legal are
     // then faked in the file, and the run moved to the customer's signature.
     let id = quote(&mut w, json!({"payment_terms": "prepay", "prepay_percent": 60}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     let run = run_of(&cli, &id);
     let version = cli.query("SELECT version FROM approvals WHERE id = ?1", &[&run.to_string()]);
     snapshot(&cli, "clean.db");
@@ -107,34 +107,34 @@ fn a_faked_approval_row_does_not_yield_a_sign_link() {
     );
     let fake_decisions = format!(
         "INSERT INTO approval_decisions (approval, step, member, decision, at, version)
-         VALUES ({run}, 1, 'q_fin', 'approve', '2026-11-23T03:00:00Z', {version}),
-                ({run}, 2, 'q_legal', 'approve', '2026-11-23T03:00:00Z', {version});"
+         VALUES ({run}, 1, 'm_qian', 'approve', '2026-11-23T03:00:00Z', {version}),
+                ({run}, 2, 'm_han', 'approve', '2026-11-23T03:00:00Z', {version});"
     );
     tamper(&cli, &format!("{fake_steps}{fake_decisions}"));
     reopen(&mut w, &cli);
-    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap_err();
+    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "m_li").unwrap_err();
     assert!(matches!(refused, EngineError::Refused(_)), "{refused}");
-    assert!(refused.to_string().contains("decision of `q_fin` on step `finance`"), "{refused}");
+    assert!(refused.to_string().contains("decision of `m_qian` on step `finance`"), "{refused}");
     assert_eq!(cli.query("SELECT COUNT(*) FROM sign_links", &[]), 0, "no link was issued");
-    assert!(verify_fails(&cli, &[]).contains("`q_fin` on step `finance`"));
+    assert!(verify_fails(&cli, &[]).contains("`m_qian` on step `finance`"));
     // The steps alone, without decisions: still no link, and verify names the step.
     restore(&mut w, &cli, "clean.db");
     tamper(&cli, &fake_steps);
-    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap_err().to_string();
+    let refused = w.rt.sign_link("quote", &id, "https://sign.example.com", "m_li").unwrap_err().to_string();
     assert!(refused.contains("step `finance`"), "{refused}");
     assert!(verify_fails(&cli, &[]).contains("step `finance`"));
     // Someone added as an approver of the open step: caught too.
     restore(&mut w, &cli, "clean.db");
     tamper(
         &cli,
-        &format!("UPDATE approval_steps SET approvers = '[\"q_fin\",\"q_li\"]' WHERE approval = {run} AND step = 1"),
+        &format!("UPDATE approval_steps SET approvers = '[\"m_qian\",\"m_li\"]' WHERE approval = {run} AND step = 1"),
     );
     assert!(verify_fails(&cli, &[]).contains("step `finance`"));
     // The clean file verifies, and the real chain still yields a link.
     restore(&mut w, &cli, "clean.db");
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
-    w.rt.approve("quote", &id, "q_legal", None).unwrap();
-    let link = w.rt.sign_link("quote", &id, "https://sign.example.com", "q_li").unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
+    w.rt.approve("quote", &id, "m_han", None).unwrap();
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com", "m_li").unwrap();
     assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
     // A link row inserted or marked used around closeloop.
     snapshot(&cli, "linked.db");
@@ -152,7 +152,7 @@ fn a_faked_approval_row_does_not_yield_a_sign_link() {
 /// backing, only the chain's length.
 fn refusals(w: &mut World, id: &str) {
     for _ in 0..2 {
-        assert!(w.rt.approve("quote", id, "q_li", None).is_err());
+        assert!(w.rt.approve("quote", id, "m_li", None).is_err());
     }
 }
 

@@ -245,14 +245,14 @@ fn a_payment_opens_three_tasks_due_on_the_working_calendar() {
     let t = template("customer-success").unwrap();
     w.rt.import_members(t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1.as_bytes(), "system")
         .unwrap();
-    let account = json!({"customer": "上海明远科技有限公司", "region": "east", "owner": "c_lin",
+    let account = json!({"customer": "上海明远科技有限公司", "region": "east", "owner": "m_lin",
         "delivered_at": "2026-09-30", "payment_due": "2026-12-31", "contract_end": "2027-11-01"});
-    let id = w.rt.submit("account", obj(account), "c_lin").unwrap().id;
+    let id = w.rt.submit("account", obj(account), "m_lin").unwrap().id;
     let report =
         w.rt.event(
             "payment.received",
             obj(json!({"customer": "上海明远科技有限公司", "amount": 48000, "paid_at": "2026-09-30"})),
-            "c_fin",
+            "m_qian",
         )
         .unwrap();
     assert_eq!(report.record.as_deref(), Some(id.as_str()));
@@ -269,17 +269,17 @@ fn a_payment_opens_three_tasks_due_on_the_working_calendar() {
             ("renewal_talk", Some("2027-09-17")),
         ]
     );
-    assert!(tasks.iter().all(|t| t.assignee.as_deref() == Some("c_lin") && t.status == TaskStatus::Open));
+    assert!(tasks.iter().all(|t| t.assignee.as_deref() == Some("m_lin") && t.status == TaskStatus::Open));
     assert_eq!(w.outbox("wecom"), 1);
     // An event for nobody is refused and writes nothing.
     let before = w.rt.verify_audit().unwrap().events;
     let err = w.rt.event(
         "payment.received",
         obj(json!({"customer": "不存在", "amount": 1, "paid_at": "2026-09-30"})),
-        "c_fin",
+        "m_qian",
     );
     assert!(err.unwrap_err().to_string().contains("account with customer = \"不存在\" does not exist"));
-    assert!(w.rt.event("payment.received", obj(json!({"customer": "x", "amount": "lots"})), "c_fin").is_err());
+    assert!(w.rt.event("payment.received", obj(json!({"customer": "x", "amount": "lots"})), "m_qian").is_err());
     assert_eq!(w.rt.verify_audit().unwrap().events, before);
 }
 
@@ -289,13 +289,13 @@ fn thirty_days_of_after_payment_work_run_in_well_under_a_second() {
     // goes to the director board.
     let started = std::time::Instant::now();
     let mut w = World::template("2026-11-20T10:00:00+08:00", "customer-success");
-    let account = json!({"customer": "苏州安和医疗", "region": "east", "owner": "c_lin",
+    let account = json!({"customer": "苏州安和医疗", "region": "east", "owner": "m_lin",
         "delivered_at": "2026-10-01", "payment_due": "2026-11-25", "contract_end": "2027-01-10"});
-    let id = w.rt.submit("account", obj(account), "c_lin").unwrap().id;
+    let id = w.rt.submit("account", obj(account), "m_lin").unwrap().id;
     w.rt.event(
         "payment.received",
         obj(json!({"customer": "苏州安和医疗", "amount": 9000, "paid_at": "2026-11-20"})),
-        "c_fin",
+        "m_qian",
     )
     .unwrap();
     let tasks = w.rt.tasks_of("account", &id).unwrap();
@@ -319,10 +319,10 @@ fn thirty_days_of_after_payment_work_run_in_well_under_a_second() {
                 attachment: attachment.then(|| file.display().to_string()),
             };
             // Evidence is required: a bare completion is refused and changes nothing.
-            assert!(w.rt.complete_task(tasks[2].id, "c_lin", evidence(false)).is_err());
+            assert!(w.rt.complete_task(tasks[2].id, "m_lin", evidence(false)).is_err());
             let before = w.field("account", &id, "health");
             for t in &tasks {
-                let done = w.rt.complete_task(t.id, "c_lin", evidence(t.task == "renewal_talk")).unwrap();
+                let done = w.rt.complete_task(t.id, "m_lin", evidence(t.task == "renewal_talk")).unwrap();
                 assert!(done.task.late, "{} was done after its due date", t.task);
             }
             assert_ne!(w.field("account", &id, "health"), before, "completing tasks changed the health score");
@@ -335,7 +335,7 @@ fn thirty_days_of_after_payment_work_run_in_well_under_a_second() {
     assert_eq!(health[2], json!(60), "{health:?}");
     assert_eq!(health[9], json!(45), "{health:?}");
     assert_eq!(on_board_since, Some(10));
-    assert!(w.rt.outbox(None).unwrap().iter().any(|m| m.recipient == "c_dir_e" && m.body.contains("45")));
+    assert!(w.rt.outbox(None).unwrap().iter().any(|m| m.recipient == "m_cao" && m.body.contains("45")));
     // Done (late) on day 12: 100 - 5 × 3 = 85 from then on.
     assert_eq!(health[12], json!(85), "{health:?}");
     assert!(w.rt.tasks(None, true, false).unwrap().is_empty(), "nothing overdue any more");
@@ -523,7 +523,7 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
         ],
     );
     assert_eq!(event["record"], "ACC-00001");
-    let tasks = run(day0, &["tasks", "--as", "c_lin"]);
+    let tasks = run(day0, &["tasks", "--as", "m_lin"]);
     let tasks = tasks.as_array().unwrap();
     assert_eq!(tasks.len(), 3);
     for key in ["id", "record", "sop", "title", "assignee", "due", "status"] {
@@ -539,7 +539,7 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
     let id = tasks[0]["id"].to_string();
     let done = run(
         "2026-11-21T10:00:00+08:00",
-        &["task", "done", &id, "--as", "c_lin", "--evidence", "summary=客户满意，下月扩容"],
+        &["task", "done", &id, "--as", "m_lin", "--evidence", "summary=客户满意，下月扩容"],
     );
     assert_eq!(done["task"]["status"], "done");
     assert!(done["runs"][0]["steps"][0]["outcome"].as_str().unwrap().contains("health"));
@@ -551,7 +551,12 @@ fn the_cli_speaks_json_for_tasks_outbox_boards_and_tick() {
     assert!(m["body"].as_str().unwrap().contains("上海明远科技有限公司 已回款"));
     let activity = run(day0, &["activity", "account", "ACC-00001"]);
     let kinds: Vec<&str> = activity.as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["event.received", "automation.run", "task.done", "automation.run"], "{activity}");
+    // The account's creation ran its assignment (it named its owner already), then the payment.
+    assert_eq!(
+        kinds,
+        vec!["automation.run", "event.received", "automation.run", "task.done", "automation.run"],
+        "{activity}"
+    );
     let tick = run("2026-11-23T08:30:00+08:00", &["tick"]);
     assert_eq!(tick["timers"][0]["automation"], "weekly_health");
     assert_eq!(tick["timers"][0]["outcome"], "fired");
@@ -628,7 +633,7 @@ automations:
 fn an_import_counts_each_assignment_once_against_capacity() {
     let mut w = World::new("2026-11-26T09:00:00+08:00");
     w.rt.install(&template("lead-followup").unwrap().app_files(), "system", false).unwrap();
-    let team = "id,name,roles,region,manager,active,capacity\nm_sup,主管,supervisor,east,,true,0\n\
+    let team = "id,name,roles,region,manager,active,capacity\nm_sup,主管,sales_supervisor,east,,true,0\n\
                 m_a,甲,sales_rep,east,m_sup,true,3\nm_b,乙,sales_rep,east,m_sup,true,3\n";
     w.rt.import_members(team.as_bytes(), "system").unwrap();
     let mut csv = String::from("source,customer,phone,region\n");

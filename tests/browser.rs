@@ -228,7 +228,7 @@ fn quote_at_signature(cli: &Cli) -> (String, String) {
         "submit",
         "customer",
         "--as",
-        "q_li",
+        "m_li",
         "--data",
         &json!({"code": "C-9001", "name": hostile, "region": "east"}).to_string(),
     ]);
@@ -236,12 +236,12 @@ fn quote_at_signature(cli: &Cli) -> (String, String) {
     let data = json!({"customer": customer, "contact_phone": "13800138001", "valid_until": "2027-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2}, {"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
     let id =
-        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
+        cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_zhao"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_qian"]);
     let qr = cli.path("qr").display().to_string();
-    let link = cli.json(&["sign-link", "quote", &id, "--as", "q_li", "--qr-dir", &qr]);
+    let link = cli.json(&["sign-link", "quote", &id, "--as", "m_li", "--qr-dir", &qr]);
     (id, link["link"]["token"].as_str().unwrap().to_string())
 }
 
@@ -260,7 +260,7 @@ fn the_customer_opens_the_link_on_a_phone_signs_and_downloads_the_signed_pdf() {
     assert_eq!(browser.axe(), Vec::<Value>::new(), "the signing page has no serious accessibility problem");
     assert!(page.contains(&id) && page.contains("29,400.00") && page.contains("李伟"), "{page}");
     // What the customer sees carries no floor price, risk grade, internal summary or member id.
-    for internal in ["底价", "Floor", "10,000.00", "风险", "Risk", "q_li", "CUSTOMER-0"] {
+    for internal in ["底价", "Floor", "10,000.00", "风险", "Risk", "m_li", "CUSTOMER-0"] {
         assert!(!page.contains(internal), "`{internal}` is internal:\n{page}");
     }
     // The hostile name is shown as text, and nothing ran.
@@ -512,17 +512,17 @@ fn a_supervisor_sees_the_uncontacted_lead_turn_red_on_the_board_after_24_hours()
 fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk_summary() {
     let cli = Cli::system_clock("browser-approvals");
     cli.ok(&["install", "quote-approval", "--with-sample-data"]);
-    for m in ["q_sup_e", "q_fin", "q_legal"] {
+    for m in ["m_zhao", "m_qian", "m_han"] {
         crate::api_v1::set_password(&cli, m);
     }
     let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "valid_until": "2027-12-31",
         "payment_terms": "prepay", "prepay_percent": 60, "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 9000.0}]});
     let id =
-        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+        cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
     let server = Server::start(&cli, "2", "16");
     let base = format!("http://{}", server.addr);
-    for (member, step) in [("q_sup_e", "销售主管审批"), ("q_fin", "财务价格审核"), ("q_legal", "法务审核")]
+    for (member, step) in [("m_zhao", "销售主管审批"), ("m_qian", "财务价格审核"), ("m_han", "法务审核")]
     {
         let browser = Browser::start();
         sign_in(&browser, &base, member);
@@ -531,8 +531,8 @@ fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk
         assert!(inbox.contains(&id), "{member}: {inbox}");
         // Finance sees the lines below the floor; the supervisor may not read them.
         let floor = inbox.contains("低于底价的明细") && inbox.contains("CL-CRM-STD 9,000.00 < 10,000.00");
-        assert_eq!(floor, member == "q_fin", "{member}: {inbox}");
-        if member == "q_legal" {
+        assert_eq!(floor, member == "m_qian", "{member}: {inbox}");
+        if member == "m_han" {
             assert!(
                 inbox.contains("风险摘要") && inbox.contains("预付比例超过 50%"),
                 "legal reads the summary: {inbox}"
@@ -549,7 +549,7 @@ fn supervisor_finance_and_legal_approve_a_prepaid_quote_and_legal_reads_the_risk
     // Every approver step decided: the quote waits for the customer's signature.
     assert_eq!(cli.json(&["get", "quote", &id])["state"], "approved");
     let trail = cli.ok(&["activity", "quote", &id]);
-    assert!(trail.contains("q_legal") && !trail.contains("approval.refused"), "{trail}");
+    assert!(trail.contains("m_han") && !trail.contains("approval.refused"), "{trail}");
 }
 
 #[test]
@@ -620,18 +620,18 @@ fn an_ops_person_uploads_an_app_with_a_misspelt_key_sees_the_located_diagnostic_
 fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_the_language_he_chose() {
     let cli = Cli::system_clock("browser-task");
     cli.ok(&["install", "customer-success", "--with-sample-data"]);
-    for m in ["c_lin", "c_dir_e"] {
+    for m in ["m_lin", "m_cao"] {
         crate::api_v1::set_password(&cli, m);
     }
     let paid = r#"{"customer":"上海明远科技有限公司","amount":48000,"paid_at":"2026-11-20"}"#;
     cli.ok(&["event", "payment.received", "--key", "erp-0042", "--data", paid]);
-    let tasks = cli.json(&["tasks", "--as", "c_lin"]);
+    let tasks = cli.json(&["tasks", "--as", "m_lin"]);
     let call = tasks.as_array().unwrap().iter().find(|t| t["task"] == "satisfaction_call").unwrap().clone();
     let (task, record) = (call["id"].as_i64().unwrap(), call["record"].as_str().unwrap().to_string());
     let server = Server::start(&cli, "2", "16");
     let base = format!("http://{}", server.addr);
     let csm = Browser::start();
-    sign_in(&csm, &base, "c_lin");
+    sign_in(&csm, &base, "m_lin");
     // My work lists the task; its card has the talk track and what the record says.
     assert!(csm.text_with("满意度回访").contains("满意度回访"));
     csm.click(&format!("a[href='/tasks/{task}']"));
@@ -659,7 +659,7 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
     assert_eq!(csm.script("return document.querySelector('img.evidence').naturalWidth > 0"), json!(true));
     csm.script("window.scrollTo(0, document.body.scrollHeight); return 1;");
     csm.screenshot("csm-task-done");
-    let stored = cli.json(&["tasks", "--as", "c_lin", "--all"]);
+    let stored = cli.json(&["tasks", "--as", "m_lin", "--all"]);
     let stored = stored.as_array().unwrap().iter().find(|t| t["id"] == task).unwrap().clone();
     assert_eq!(stored["status"], "done");
     let kept = stored["evidence"]["attachment"].as_str().unwrap();
@@ -667,7 +667,7 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
     // The director's team: 林晓's account, as he may read it; he switches the pages to English,
     // and the choice is his, on the next device too.
     let director = Browser::start();
-    sign_in(&director, &base, "c_dir_e");
+    sign_in(&director, &base, "m_cao");
     director.open(&format!("{base}/team"));
     let team = director.text_with("林晓");
     assert!(
@@ -682,7 +682,7 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
     let again = Browser::start();
     again.open(&format!("{base}/sign-in"));
     again.text_with("登录");
-    again.type_into("#member", "c_dir_e");
+    again.type_into("#member", "m_cao");
     again.type_into("#password", crate::api_v1::PASSWORD);
     again.submit("main button[type=submit]");
     again.open(&format!("{base}/tasks/{task}"));
@@ -691,9 +691,9 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
     assert!(card.contains("Talk track") && card.contains("a week since delivery"), "{card}");
     assert_eq!(again.script("return document.querySelector('img.evidence').naturalWidth > 0"), json!(true));
     // A member who may not read the record gets no task card and no photo.
-    crate::api_v1::set_password(&cli, "c_luo");
+    crate::api_v1::set_password(&cli, "m_luo");
     let other = Browser::start();
-    sign_in(&other, &base, "c_luo");
+    sign_in(&other, &base, "m_luo");
     for path in [format!("/tasks/{task}"), format!("/tasks/{task}/evidence")] {
         other.open(&format!("{base}{path}"));
         let page = other.text();
@@ -709,7 +709,7 @@ fn an_ops_person_imports_members_with_row_errors_reads_masked_channels_retries_a
     let team = cli.path("team.csv");
     std::fs::write(
         &team,
-        "id,name,roles,region,manager,active,capacity\nm_zhao,赵敏,supervisor,east,,true,0\n\
+        "id,name,roles,region,manager,active,capacity\nm_zhao,赵敏,sales_supervisor,east,,true,0\n\
          m_li,李伟,sales_rep,east,m_zhao,true,30\nm_ops,刘洋,ops,,,true,0\n",
     )
     .unwrap();
@@ -783,11 +783,11 @@ fn an_ops_person_imports_members_with_row_errors_reads_masked_channels_retries_a
 fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_which_fields_apply() {
     let cli = Cli::system_clock("browser-quote-form");
     cli.ok(&["install", "quote-approval", "--with-sample-data"]);
-    crate::api_v1::set_password(&cli, "q_li");
+    crate::api_v1::set_password(&cli, "m_li");
     let server = Server::start(&cli, "2", "16");
     let base = format!("http://{}", server.addr);
     let browser = Browser::start();
-    sign_in(&browser, &base, "q_li");
+    sign_in(&browser, &base, "m_li");
     browser.open(&format!("{base}/r/quote/new"));
     browser.text_with("报价明细");
     // The customer is picked from the ones the rep may read; the prepayment share is not asked
@@ -836,7 +836,7 @@ fn a_rep_builds_a_quote_on_the_phone_and_the_server_fills_in_prices_totals_and_w
     assert_eq!(quote["data"]["lines"].as_array().unwrap().len(), 2);
     assert_eq!(quote["data"]["payment_terms"], "cod");
     assert!(quote["data"].get("prepay_percent").is_none(), "a field that does not apply is not kept: {quote}");
-    assert_eq!(quote["owner"], "q_li");
+    assert_eq!(quote["owner"], "m_li");
 }
 
 #[test]
@@ -927,7 +927,7 @@ fn the_approved_quote_s_link_goes_to_the_customer_by_sms_and_opens_the_signing_p
         "quote",
         &id,
         "--as",
-        "q_li",
+        "m_li",
         "--qr-dir",
         &qr,
         "--base",
@@ -945,7 +945,7 @@ fn the_approved_quote_s_link_goes_to_the_customer_by_sms_and_opens_the_signing_p
     );
     let body = sms["body"].as_str().unwrap();
     assert!(body.contains(&id) && body.contains("http://127.0.0.1:1/sign/"), "{body}");
-    for internal in ["风险", "底价", "q_li"] {
+    for internal in ["风险", "底价", "m_li"] {
         assert!(!body.contains(internal), "{internal} in {body}");
     }
     // The link in the SMS opens the signing page on the real server.

@@ -33,31 +33,31 @@ fn trail(w: &World, id: &str, kind: &str) -> Vec<(String, Value)> {
 fn an_away_supervisor_s_delegate_decides_in_their_place_and_the_trail_says_so() {
     let mut w = quotes();
     // The supervisor's manager marks her away for the week; her south colleague stands in.
-    w.rt.set_away("q_sup_e", &away("2026-11-27", "q_sup_s"), "q_dir").unwrap();
+    w.rt.set_away("m_zhao", &away("2026-11-27", "m_sun"), "m_cao").unwrap();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
     assert!(
-        step_note(&w, &id, "supervisor").contains("q_sup_e is away until 2026-11-27: q_sup_s decides in their place"),
+        step_note(&w, &id, "supervisor").contains("m_zhao is away until 2026-11-27: m_sun decides in their place"),
         "{}",
         step_note(&w, &id, "supervisor")
     );
-    let told: Vec<_> = w.rt.outbox(None).unwrap().into_iter().filter(|m| m.recipient == "q_sup_s").collect();
+    let told: Vec<_> = w.rt.outbox(None).unwrap().into_iter().filter(|m| m.recipient == "m_sun").collect();
     assert_eq!(told.len(), 1, "the delegate is told");
-    assert!(told[0].body.contains("代 q_sup_e 审批"), "{}", told[0].body);
+    assert!(told[0].body.contains("代 m_zhao 审批"), "{}", told[0].body);
     assert!(told[0].body.contains("合计金额：22,000.00"), "money reads as people write it: {}", told[0].body);
 
-    let waiting = w.rt.approvals(Some("q_sup_s")).unwrap();
+    let waiting = w.rt.approvals(Some("m_sun")).unwrap();
     assert_eq!(waiting.len(), 1);
-    assert_eq!(waiting[0].on_behalf_of.as_deref(), Some("q_sup_e"));
+    assert_eq!(waiting[0].on_behalf_of.as_deref(), Some("m_zhao"));
 
-    let view = w.rt.approve("quote", &id, "q_sup_s", Some("代审，价格合理")).unwrap();
+    let view = w.rt.approve("quote", &id, "m_sun", Some("代审，价格合理")).unwrap();
     let supervisor = view.steps.iter().find(|s| s.step == "supervisor").unwrap();
-    assert_eq!((supervisor.status.as_str(), supervisor.approved_by.clone()), ("approved", vec!["q_sup_e".to_string()]));
+    assert_eq!((supervisor.status.as_str(), supervisor.approved_by.clone()), ("approved", vec!["m_zhao".to_string()]));
     let approved = trail(&w, &id, "approval.approved");
     assert_eq!(approved.len(), 1);
-    assert_eq!((approved[0].0.as_str(), &approved[0].1["on_behalf_of"]), ("q_sup_s", &json!("q_sup_e")));
+    assert_eq!((approved[0].0.as_str(), &approved[0].1["on_behalf_of"]), ("m_sun", &json!("m_zhao")));
     // Both the absent approver and the delegate count as having approved: neither may approve
     // a later step of this run.
-    assert!(refused(w.rt.approve("quote", &id, "q_sup_s", None)).contains("separation of duties"));
+    assert!(refused(w.rt.approve("quote", &id, "m_sun", None)).contains("separation of duties"));
     assert!(w.rt.verify_audit().unwrap().problem.is_none());
 }
 
@@ -65,18 +65,18 @@ fn an_away_supervisor_s_delegate_decides_in_their_place_and_the_trail_says_so() 
 fn a_delegate_decides_only_while_the_approver_is_away_and_where_the_step_allows_it() {
     let mut w = quotes();
     // Away from Wednesday: on Monday the delegate may not decide yet.
-    let absence = Absence { from: Some("2026-11-25".into()), ..away("2026-11-27", "q_sup_s") };
-    w.rt.set_away("q_sup_e", &absence, "q_sup_e").unwrap();
+    let absence = Absence { from: Some("2026-11-25".into()), ..away("2026-11-27", "m_sun") };
+    w.rt.set_away("m_zhao", &absence, "m_zhao").unwrap();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
-    assert!(refused(w.rt.approve("quote", &id, "q_sup_s", None)).contains("not an approver"));
-    assert!(w.rt.approvals(Some("q_sup_s")).unwrap().is_empty());
+    assert!(refused(w.rt.approve("quote", &id, "m_sun", None)).contains("not an approver"));
+    assert!(w.rt.approvals(Some("m_sun")).unwrap().is_empty());
     // Wednesday: the absence has begun, and the delegation is read when the delegate decides.
     w.clock.set("2026-11-25T09:30:00+08:00".parse().unwrap());
-    assert_eq!(w.rt.approvals(Some("q_sup_s")).unwrap().len(), 1);
+    assert_eq!(w.rt.approvals(Some("m_sun")).unwrap().len(), 1);
     // She comes back early: her delegate may no longer decide.
-    w.rt.set_back("q_sup_e", "q_sup_e").unwrap();
-    assert!(refused(w.rt.approve("quote", &id, "q_sup_s", None)).contains("not an approver"));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.set_back("m_zhao", "m_zhao").unwrap();
+    assert!(refused(w.rt.approve("quote", &id, "m_sun", None)).contains("not an approver"));
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     assert_eq!(status(&steps(&w, &id), "supervisor"), "approved");
 
     // A chain whose supervisor step does not allow delegation.
@@ -90,23 +90,23 @@ fn a_delegate_decides_only_while_the_approver_is_away_and_where_the_step_allows_
     assert_ne!(yaml, files.app_yaml);
     files.app_yaml = yaml;
     w.rt.install(&files, "system", false).unwrap();
-    w.rt.set_away("q_sup_e", &away("2026-11-27", "q_sup_s"), "system").unwrap();
+    w.rt.set_away("m_zhao", &away("2026-11-27", "m_sun"), "system").unwrap();
     let second = quote(&mut w, json!({"payment_terms": "cod"}));
     assert!(!step_note(&w, &second, "supervisor").contains("decides in their place"));
-    assert!(refused(w.rt.approve("quote", &second, "q_sup_s", None)).contains("not an approver"));
+    assert!(refused(w.rt.approve("quote", &second, "m_sun", None)).contains("not an approver"));
 }
 
 #[test]
 fn a_delegate_must_qualify_for_the_step_not_merely_share_some_role() {
     let mut w = quotes();
-    // q_fin also sits in legal; a legal colleague shares a role with her, but not finance.
-    w.rt.import_members(b"id,roles\nq_fin,finance;legal\n", "system").unwrap();
-    w.rt.set_away("q_fin", &away("2026-11-27", "q_legal"), "system").unwrap();
+    // m_qian also sits in legal; a legal colleague shares a role with her, but not finance.
+    w.rt.import_members(b"id,roles\nm_qian,finance;legal\n", "system").unwrap();
+    w.rt.set_away("m_qian", &away("2026-11-27", "m_han"), "system").unwrap();
     let id = quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     assert!(!step_note(&w, &id, "finance").contains("decides in their place"));
-    assert!(refused(w.rt.approve("quote", &id, "q_legal", None)).contains("not an approver"));
-    assert!(w.rt.approvals(Some("q_legal")).unwrap().is_empty());
+    assert!(refused(w.rt.approve("quote", &id, "m_han", None)).contains("not an approver"));
+    assert!(w.rt.approvals(Some("m_han")).unwrap().is_empty());
 }
 
 #[test]
@@ -116,16 +116,16 @@ fn marking_someone_away_checks_the_delegate_and_who_asks_and_is_audited() {
         Err(EngineError::Input(why)) => why,
         other => panic!("expected an input error, got {other:?}"),
     };
-    assert!(input(w.rt.set_away("q_fin", &away("2026-12-04", "q_li"), "system")).contains("shares no role"));
-    assert!(input(w.rt.set_away("q_fin", &away("2026-12-04", "q_fin"), "system")).contains("themselves"));
-    assert!(input(w.rt.set_away("q_fin", &away("2026-12-04", "nobody"), "system")).contains("no member `nobody`"));
-    assert!(input(w.rt.set_away("q_fin", &away("2026-12-32", "q_fin2"), "system")).contains("--until"));
-    let backwards = Absence { from: Some("2026-12-05".into()), ..away("2026-12-04", "q_fin2") };
-    assert!(input(w.rt.set_away("q_fin", &backwards, "system")).contains("before it starts"));
-    // Only the member, their manager (q_dir) or system may say someone is away.
-    assert!(refused(w.rt.set_away("q_fin", &away("2026-12-04", "q_fin2"), "q_fin2")).contains("only `q_fin`"));
-    let m = w.rt.set_away("q_fin", &away("2026/12/4", "q_fin2"), "q_dir").unwrap();
-    assert_eq!((m.away_until.as_deref(), m.delegate_to.as_deref()), (Some("2026-12-04"), Some("q_fin2")));
+    assert!(input(w.rt.set_away("m_qian", &away("2026-12-04", "m_li"), "system")).contains("shares no role"));
+    assert!(input(w.rt.set_away("m_qian", &away("2026-12-04", "m_qian"), "system")).contains("themselves"));
+    assert!(input(w.rt.set_away("m_qian", &away("2026-12-04", "nobody"), "system")).contains("no member `nobody`"));
+    assert!(input(w.rt.set_away("m_qian", &away("2026-12-32", "m_jiang"), "system")).contains("--until"));
+    let backwards = Absence { from: Some("2026-12-05".into()), ..away("2026-12-04", "m_jiang") };
+    assert!(input(w.rt.set_away("m_qian", &backwards, "system")).contains("before it starts"));
+    // Only the member, their manager (m_ma) or system may say someone is away.
+    assert!(refused(w.rt.set_away("m_qian", &away("2026-12-04", "m_jiang"), "m_jiang")).contains("only `m_qian`"));
+    let m = w.rt.set_away("m_qian", &away("2026/12/4", "m_jiang"), "m_ma").unwrap();
+    assert_eq!((m.away_until.as_deref(), m.delegate_to.as_deref()), (Some("2026-12-04"), Some("m_jiang")));
     assert!(w.rt.verify_audit().unwrap().problem.is_none(), "the change is a member event");
 }
 
@@ -133,23 +133,23 @@ fn marking_someone_away_checks_the_delegate_and_who_asks_and_is_audited() {
 fn a4_a_director_pushes_a_step_through_only_with_a_reason_and_the_override_is_audited() {
     let mut w = quotes();
     let customer = w.rt.list("customer", &Default::default()).unwrap().remove(0).id;
-    // The director writes the quote himself (for q_li), so he is barred from approving it.
-    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    // The director writes the quote himself (for m_li), so he is barred from approving it.
+    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]});
-    let id = w.rt.submit("quote", data.as_object().cloned().unwrap(), "q_dir").unwrap().id;
-    w.rt.act("quote", &id, "submit", "q_li", Default::default()).unwrap();
+    let id = w.rt.submit("quote", data.as_object().cloned().unwrap(), "m_ma").unwrap().id;
+    w.rt.act("quote", &id, "submit", "m_li", Default::default()).unwrap();
 
-    assert!(refused(w.rt.approve("quote", &id, "q_dir", None)).contains("created it (separation of duties)"));
-    assert!(refused(w.rt.approve_override("quote", &id, "q_li", "急单", None)).contains("only director may"));
-    assert!(matches!(w.rt.approve_override("quote", &id, "q_dir", "  ", None), Err(EngineError::Input(_))));
+    assert!(refused(w.rt.approve("quote", &id, "m_ma", None)).contains("created it (separation of duties)"));
+    assert!(refused(w.rt.approve_override("quote", &id, "m_li", "急单", None)).contains("only director may"));
+    assert!(matches!(w.rt.approve_override("quote", &id, "m_ma", "  ", None), Err(EngineError::Input(_))));
     assert_eq!(status(&steps(&w, &id), "supervisor"), "open", "nothing moved yet");
 
-    w.rt.approve_override("quote", &id, "q_dir", "客户今日必须下单，主管出差联系不上", None).unwrap();
+    w.rt.approve_override("quote", &id, "m_ma", "客户今日必须下单，主管出差联系不上", None).unwrap();
     assert_eq!(status(&steps(&w, &id), "supervisor"), "approved");
     let overrides = trail(&w, &id, "approval.override");
     assert_eq!(overrides.len(), 1);
     let (who, detail) = &overrides[0];
-    assert_eq!((who.as_str(), detail["reason"].as_str()), ("q_dir", Some("客户今日必须下单，主管出差联系不上")));
+    assert_eq!((who.as_str(), detail["reason"].as_str()), ("m_ma", Some("客户今日必须下单，主管出差联系不上")));
     let set_aside = detail["set_aside"].to_string();
     assert!(set_aside.contains("created it") && set_aside.contains("not an approver"), "{set_aside}");
     let approved = trail(&w, &id, "approval.approved");
@@ -158,11 +158,11 @@ fn a4_a_director_pushes_a_step_through_only_with_a_reason_and_the_override_is_au
     assert_eq!(trail(&w, &id, "approval.override").len(), 1, "the refused attempt left no override event");
     // The override does not carry over: the next step is finance's as usual, and one
     // break-glass per run is all there is.
-    assert!(refused(w.rt.approve("quote", &id, "q_dir", None)).contains("separation of duties"));
-    assert!(refused(w.rt.approve_override("quote", &id, "q_dir", "还是急", None)).contains("already overridden"));
+    assert!(refused(w.rt.approve("quote", &id, "m_ma", None)).contains("separation of duties"));
+    assert!(refused(w.rt.approve_override("quote", &id, "m_ma", "还是急", None)).contains("already overridden"));
     let last = trail(&w, &id, "approval.refused").pop().unwrap();
     assert_eq!(last.1["override"], json!("还是急"), "a refused override is on record as one");
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
     assert_eq!(status(&steps(&w, &id), "customer_sign"), "open");
 }
 
@@ -176,24 +176,23 @@ fn members_away_and_approve_override_through_the_binary() {
     for (form, file) in [("product", "products.csv"), ("customer", "customers.csv")] {
         cli.ok(&["import", form, &data(file)]);
     }
-    let out =
-        cli.ok(&["members", "away", "q_sup_e", "--until", "2026-11-27", "--delegate", "q_sup_s", "--as", "q_dir"]);
-    assert!(out.contains("q_sup_s decides their approvals"), "{out}");
+    let out = cli.ok(&["members", "away", "m_zhao", "--until", "2026-11-27", "--delegate", "m_sun", "--as", "m_cao"]);
+    assert!(out.contains("m_sun decides their approvals"), "{out}");
     let members = cli.json(&["members"]);
-    let sup = members.as_array().unwrap().iter().find(|m| m["id"] == "q_sup_e").unwrap().clone();
-    assert_eq!((sup["away_until"].as_str(), sup["delegate_to"].as_str()), (Some("2026-11-27"), Some("q_sup_s")));
+    let sup = members.as_array().unwrap().iter().find(|m| m["id"] == "m_zhao").unwrap().clone();
+    assert_eq!((sup["away_until"].as_str(), sup["delegate_to"].as_str()), (Some("2026-11-27"), Some("m_sun")));
 
-    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 1}]});
-    let created = cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()]);
+    let created = cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()]);
     let id = created["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    let waiting = cli.ok(&["approvals", "--as", "q_sup_s"]);
-    assert!(waiting.contains("you decide for q_sup_e") && waiting.contains("合计金额: 12,000.00"), "{waiting}");
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_s"]);
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    let waiting = cli.ok(&["approvals", "--as", "m_sun"]);
+    assert!(waiting.contains("you decide for m_zhao") && waiting.contains("合计金额: 12,000.00"), "{waiting}");
+    cli.ok(&["approve", "quote", &id, "--as", "m_sun"]);
     // Finance's step, pushed through by the director with a reason.
-    assert_eq!(cli.fails(&["approve", "quote", &id, "--as", "q_dir"]).0, Some(1));
-    let view = cli.json(&["approve", "quote", &id, "--as", "q_dir", "--override", "月底结账"]);
+    assert_eq!(cli.fails(&["approve", "quote", &id, "--as", "m_ma"]).0, Some(1));
+    let view = cli.json(&["approve", "quote", &id, "--as", "m_ma", "--override", "月底结账"]);
     let finance = view["steps"].as_array().unwrap().iter().find(|s| s["step"] == "finance").unwrap().clone();
     assert_eq!(finance["status"], "approved");
     assert!(cli.ok(&["audit", "verify"]).contains("ok"));
@@ -206,26 +205,26 @@ fn absences_import_with_the_directory_and_an_edit_outside_closeloop_is_caught() 
     cli.ok(&["install", "quote-approval"]);
     let team = root.join("app-templates/quote-approval/data/members.csv").display().to_string();
     cli.ok(&["members", "import", &team]);
-    std::fs::write(cli.path("away.csv"), "id,away_from,away_until,delegate_to\nq_fin,2026-12-01,2026/12/4,q_fin2\n")
+    std::fs::write(cli.path("away.csv"), "id,away_from,away_until,delegate_to\nm_qian,2026-12-01,2026/12/4,m_jiang\n")
         .unwrap();
     cli.ok(&["members", "import", &cli.path("away.csv").display().to_string()]);
     let members = cli.json(&["members"]);
-    let fin = members.as_array().unwrap().iter().find(|m| m["id"] == "q_fin").unwrap().clone();
+    let fin = members.as_array().unwrap().iter().find(|m| m["id"] == "m_qian").unwrap().clone();
     assert_eq!((fin["away_from"].as_str(), fin["away_until"].as_str()), (Some("2026-12-01"), Some("2026-12-04")));
     // A day that is not on the calendar names its row and column, and nothing changes.
-    std::fs::write(cli.path("bad.csv"), "id,away_until\nq_fin2,2026-02-30\n").unwrap();
+    std::fs::write(cli.path("bad.csv"), "id,away_until\nm_jiang,2026-02-30\n").unwrap();
     let (_, said) = cli.fails(&["members", "import", &cli.path("bad.csv").display().to_string()]);
     assert!(said.contains("away_until"), "{said}");
     // A file may not hand approvals to someone the directory would refuse either.
-    std::fs::write(cli.path("rep.csv"), "id,delegate_to\nq_fin2,q_li\n").unwrap();
+    std::fs::write(cli.path("rep.csv"), "id,delegate_to\nm_jiang,m_li\n").unwrap();
     let (_, said) = cli.fails(&["members", "import", &cli.path("rep.csv").display().to_string()]);
     assert!(said.contains("delegate_to") && said.contains("shares no role"), "{said}");
     assert!(cli.ok(&["audit", "verify"]).contains("ok"));
-    // Someone hands themselves q_fin's approvals in the database file: verify names the member.
+    // Someone hands themselves m_qian's approvals in the database file: verify names the member.
     let conn = rusqlite::Connection::open(cli.db()).unwrap();
-    conn.execute("UPDATE members SET delegate_to = 'q_li' WHERE id = 'q_fin'", []).unwrap();
+    conn.execute("UPDATE members SET delegate_to = 'm_li' WHERE id = 'm_qian'", []).unwrap();
     drop(conn);
     let (code, said) = cli.fails(&["audit", "verify"]);
     assert_eq!(code, Some(1), "{said}");
-    assert!(said.contains("member q_fin"), "{said}");
+    assert!(said.contains("member m_qian"), "{said}");
 }

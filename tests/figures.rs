@@ -125,23 +125,23 @@ fn the_signing_cycle_and_the_overdue_steps_come_from_the_approval_events() {
     let sign = |id: &str| {
         let id = id.to_string();
         move |rt: &mut Runtime| {
-            let link = rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
+            let link = rt.sign_link("quote", &id, "https://sign.example.com/", "m_li").unwrap();
             rt.sign(&link.token, "王总").unwrap();
         }
     };
     then(&mut w, "23T11:00", &|rt| {
-        rt.reject("quote", &q3, "q_sup_e", "折扣过大").unwrap();
+        rt.reject("quote", &q3, "m_zhao", "折扣过大").unwrap();
     });
-    then(&mut w, "23T12:00", &approve(&q6, "q_sup_e"));
-    then(&mut w, "23T13:00", &approve(&q6, "q_fin"));
-    then(&mut w, "23T15:00", &approve(&q1, "q_sup_e"));
-    then(&mut w, "24T11:00", &approve(&q2, "q_sup_e")); // an hour past due
-    then(&mut w, "25T09:30", &approve(&q2, "q_fin"));
+    then(&mut w, "23T12:00", &approve(&q6, "m_zhao"));
+    then(&mut w, "23T13:00", &approve(&q6, "m_qian"));
+    then(&mut w, "23T15:00", &approve(&q1, "m_zhao"));
+    then(&mut w, "24T11:00", &approve(&q2, "m_zhao")); // an hour past due
+    then(&mut w, "25T09:30", &approve(&q2, "m_qian"));
     then(&mut w, "25T12:00", &sign(&q2)); // 2 days 2 hours after submission
-    then(&mut w, "26T11:00", &approve(&q1, "q_fin")); // due Wednesday 15:00
+    then(&mut w, "26T11:00", &approve(&q1, "m_qian")); // due Wednesday 15:00
     then(&mut w, "27T10:00", &sign(&q1)); // 4 days after submission
-    then(&mut w, "27T15:00", &approve(&q5, "q_sup_e")); // due Tuesday 10:00
-    then(&mut w, "27T16:00", &approve(&q5, "q_fin2")); // legal opens, due next Tuesday
+    then(&mut w, "27T15:00", &approve(&q5, "m_zhao")); // due Tuesday 10:00
+    then(&mut w, "27T16:00", &approve(&q5, "m_jiang")); // legal opens, due next Tuesday
     w.clock.set(at("2026-11-27T17:00:00+08:00"));
 
     let f = figures(&w.rt, "2026-11-23", "2026-11-29");
@@ -178,12 +178,12 @@ fn sop_tasks_are_counted_by_due_day_and_health_from_the_stored_scores() {
     // is due 7 days after delivery, the usage check 5 days before the payment term ends, the
     // renewal talk 45 days before the contract ends.
     let accounts = [
-        ("甲公司", "east", "c_lin", "2026-11-16", "2026-11-30", "2027-11-01"), // 11-23, 11-25, later
-        ("乙公司", "east", "c_gao", "2026-11-20", "2027-01-31", "2027-01-10"), // 11-27, later, 11-26
-        ("丙公司", "south", "c_luo", "2026-11-01", "2026-12-10", "2027-12-01"), // 11-08, later, later
-        ("丁公司", "east", "c_lin", "2026-11-22", "2026-12-03", "2027-06-01"), // 11-29, 11-28, later
-        ("戊公司", "east", "c_lin", "2026-11-23", "2027-02-28", "2027-11-30"), // 11-30, later, later
-        ("己公司", "south", "c_luo", "2026-10-01", "2026-11-10", "2026-12-20"), // 10-08, 11-05, 11-05
+        ("甲公司", "east", "m_lin", "2026-11-16", "2026-11-30", "2027-11-01"), // 11-23, 11-25, later
+        ("乙公司", "east", "m_gao", "2026-11-20", "2027-01-31", "2027-01-10"), // 11-27, later, 11-26
+        ("丙公司", "south", "m_luo", "2026-11-01", "2026-12-10", "2027-12-01"), // 11-08, later, later
+        ("丁公司", "east", "m_lin", "2026-11-22", "2026-12-03", "2027-06-01"), // 11-29, 11-28, later
+        ("戊公司", "east", "m_lin", "2026-11-23", "2027-02-28", "2027-11-30"), // 11-30, later, later
+        ("己公司", "south", "m_luo", "2026-10-01", "2026-11-10", "2026-12-20"), // 10-08, 11-05, 11-05
     ];
     let mut ids = Vec::new();
     for (customer, region, owner, delivered, due, end) in accounts {
@@ -191,7 +191,7 @@ fn sop_tasks_are_counted_by_due_day_and_health_from_the_stored_scores() {
                           "payment_due": due, "contract_end": end});
         ids.push(rt.submit("account", obj(data), owner).unwrap().id);
         let paid = json!({"customer": customer, "amount": 10000, "paid_at": "2026-11-20"});
-        rt.event("payment.received", obj(paid), "c_fin").unwrap();
+        rt.event("payment.received", obj(paid), "m_qian").unwrap();
     }
     let task = |rt: &Runtime, i: usize, name: &str| {
         rt.tasks_of("account", &ids[i]).unwrap().into_iter().find(|t| t.task == name).unwrap().id
@@ -202,12 +202,12 @@ fn sop_tasks_are_counted_by_due_day_and_health_from_the_stored_scores() {
         let id = task(rt, i, name);
         rt.complete_task(id, who, said()).unwrap();
     };
-    done(&mut rt, "2026-11-21T10:00:00+08:00", 2, "satisfaction_call", "c_luo"); // due 11-08: late
-    done(&mut rt, "2026-11-23T15:00:00+08:00", 0, "satisfaction_call", "c_lin"); // on its day
+    done(&mut rt, "2026-11-21T10:00:00+08:00", 2, "satisfaction_call", "m_luo"); // due 11-08: late
+    done(&mut rt, "2026-11-23T15:00:00+08:00", 0, "satisfaction_call", "m_lin"); // on its day
     clock.set(at("2026-11-24T10:00:00+08:00"));
-    rt.act("account", &ids[3], "churn", "c_dir_e", Map::new()).unwrap(); // its tasks are cancelled
-    done(&mut rt, "2026-11-26T10:00:00+08:00", 0, "usage_check", "c_lin"); // due 11-25: late
-    done(&mut rt, "2026-11-27T09:00:00+08:00", 1, "satisfaction_call", "c_gao"); // on time
+    rt.act("account", &ids[3], "churn", "m_cao", Map::new()).unwrap(); // its tasks are cancelled
+    done(&mut rt, "2026-11-26T10:00:00+08:00", 0, "usage_check", "m_lin"); // due 11-25: late
+    done(&mut rt, "2026-11-27T09:00:00+08:00", 1, "satisfaction_call", "m_gao"); // on time
     clock.set(at("2026-11-28T12:00:00+08:00"));
     // 己公司 scored now: its three tasks are overdue (−45) and nobody has called (−10).
     let (_, scored) = rt.score("account", &ids[5], "health", "system").unwrap();
@@ -246,7 +246,7 @@ fn sop_tasks_are_counted_by_due_day_and_health_from_the_stored_scores() {
     let low = &h.under[0];
     assert_eq!(
         (low.record.as_str(), low.name.as_deref(), low.owner.as_deref(), low.value),
-        (ids[5].as_str(), Some("己公司"), Some("c_luo"), 45.0)
+        (ids[5].as_str(), Some("己公司"), Some("m_luo"), 45.0)
     );
     // The figures serialise with every section named.
     let value = serde_json::to_value(&f).unwrap();

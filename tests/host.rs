@@ -79,7 +79,7 @@ fn the_customer_health_score_explains_itself_and_notes_the_threshold_it_crosses(
     // Months of silence and an overdue payment take it below 60.
     let mut data = obj(json!({"payment_due": "2026-11-01"}));
     data.insert("contract_end".into(), json!("2027-11-01"));
-    rt.update("account", &account.id, data, "c_lin").unwrap();
+    rt.update("account", &account.id, data, "m_lin").unwrap();
     // The last contact is read-only for people and imports alike; a score run is tried with it.
     rt.import_csv(
         "account",
@@ -197,11 +197,11 @@ fn grading_a_stored_quote_writes_its_level_and_summary() {
     let mut rt = runtime();
     crate::support::quote_catalog(&mut rt, false);
     let quote = obj(
-        json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "payment_terms": "prepay",
+        json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "payment_terms": "prepay",
         "prepay_percent": 70, "valid_until": "2026-12-31", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
     );
-    let q = rt.submit("quote", quote, "q_li").unwrap();
-    let (graded, result) = rt.grade("quote", &q.id, "quote_risk", "q_li").unwrap();
+    let q = rt.submit("quote", quote, "m_li").unwrap();
+    let (graded, result) = rt.grade("quote", &q.id, "quote_risk", "m_li").unwrap();
     assert_eq!((graded.data["risk"].as_str(), result.row), (Some("high"), Some(2)));
     assert_eq!(graded.data["risk_summary"], "高风险: 预付比例超过 50%");
     assert_eq!(graded.version, 2);

@@ -48,17 +48,17 @@ fn submit_cli(cli: &Cli, customer: &str, actor: &str, extra: Value) -> Value {
 #[test]
 fn a_record_created_without_an_owner_is_owned_by_its_creator_and_can_be_submitted() {
     let mut w = quotes();
-    let created = w.rt.submit("quote", quote_data(&w), "q_li").unwrap();
-    assert_eq!(created.owner.as_deref(), Some("q_li"));
-    assert_eq!(created.data["owner"], "q_li", "the owner field is filled, not only the column");
+    let created = w.rt.submit("quote", quote_data(&w), "m_li").unwrap();
+    assert_eq!(created.owner.as_deref(), Some("m_li"));
+    assert_eq!(created.data["owner"], "m_li", "the owner field is filled, not only the column");
     let history = w.rt.history("quote", &created.id).unwrap();
-    assert!(history[0].notes.iter().any(|n| n.contains("q_li")), "the creation says why: {:?}", history[0].notes);
-    let submitted = w.rt.act("quote", &created.id, "submit", "q_li", Map::new()).unwrap();
+    assert!(history[0].notes.iter().any(|n| n.contains("m_li")), "the creation says why: {:?}", history[0].notes);
+    let submitted = w.rt.act("quote", &created.id, "submit", "m_li", Map::new()).unwrap();
     assert_eq!(submitted.state.as_deref(), Some("in_approval"));
     // Data that names its owner keeps it; system actors are nobody's owner.
     let mut named = quote_data(&w);
-    named.insert("owner".into(), json!("q_wang"));
-    assert_eq!(w.rt.submit("quote", named, "q_li").unwrap().owner.as_deref(), Some("q_wang"));
+    named.insert("owner".into(), json!("m_wang"));
+    assert_eq!(w.rt.submit("quote", named, "m_li").unwrap().owner.as_deref(), Some("m_wang"));
     for system in ["system", "import", "api"] {
         assert_eq!(w.rt.submit("quote", quote_data(&w), system).unwrap().owner, None, "{system}");
     }
@@ -67,10 +67,10 @@ fn a_record_created_without_an_owner_is_owned_by_its_creator_and_can_be_submitte
 #[test]
 fn a_record_created_without_an_owner_through_the_cli_can_be_submitted_by_its_creator() {
     let (cli, customer) = quotes_cli("creator-owns");
-    let created = submit_cli(&cli, &customer, "q_li", json!({}));
-    assert_eq!(created["owner"], "q_li", "{created}");
+    let created = submit_cli(&cli, &customer, "m_li", json!({}));
+    assert_eq!(created["owner"], "m_li", "{created}");
     let id = created["id"].as_str().unwrap();
-    let acted = cli.json(&["act", "quote", id, "submit", "--as", "q_li"]);
+    let acted = cli.json(&["act", "quote", id, "submit", "--as", "m_li"]);
     assert_eq!(acted["state"], "in_approval", "{acted}");
     // An import as the system actor leaves the owner to the data.
     let system = submit_cli(&cli, &customer, "system", json!({}));
@@ -102,12 +102,12 @@ fn an_assignment_rule_on_creation_decides_the_owner_not_the_creator() {
 
 // Finding 4: an edit reset the chain of an approved quote but left it `approved`.
 
-/// A quote by q_li (cash on delivery) approved by the supervisor and finance: waiting for the
+/// A quote by m_li (cash on delivery) approved by the supervisor and finance: waiting for the
 /// customer's signature.
 fn approved_quote(w: &mut World) -> String {
     let id = crate::approvals::quote(w, json!({"payment_terms": "cod"}));
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("approved"));
     id
 }
@@ -117,32 +117,32 @@ fn editing_an_approved_quote_resets_its_chain_and_it_is_no_longer_approved() {
     use closeloop::ApprovalStatus;
     let mut w = quotes();
     let id = approved_quote(&mut w);
-    let edited = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    let edited = w.rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "m_li").unwrap();
     assert_eq!(w.rt.approval("quote", &id).unwrap().unwrap().status, ApprovalStatus::Reset);
     assert_eq!(edited.state.as_deref(), Some("draft"), "the chain's on_reset state, not awaiting signature");
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
-    assert!(w.rt.sign_link("quote", &id, "http://localhost:8080", "q_li").is_err(), "nothing to sign");
+    assert!(w.rt.sign_link("quote", &id, "http://localhost:8080", "m_li").is_err(), "nothing to sign");
     // From draft it is submitted again, and a new run binds to the new version.
-    let again = w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
+    let again = w.rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
     let view = w.rt.approval("quote", &id).unwrap().unwrap();
     assert_eq!((again.state.as_deref(), view.status), (Some("in_approval"), ApprovalStatus::Pending));
     // Mid-chain too: an edit while in approval sends it back to draft.
-    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-02-28"})), "q_li").unwrap();
+    w.rt.update("quote", &id, obj(json!({"valid_until": "2027-02-28"})), "m_li").unwrap();
     assert_eq!(w.rt.get("quote", &id).unwrap().state.as_deref(), Some("draft"));
 }
 
 #[test]
 fn editing_an_approved_quote_through_the_cli_takes_it_out_of_approved() {
     let (cli, customer) = quotes_cli("reset-state");
-    let id = submit_cli(&cli, &customer, "q_li", json!({}))["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
+    let id = submit_cli(&cli, &customer, "m_li", json!({}))["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_zhao"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_qian"]);
     assert_eq!(cli.json(&["get", "quote", &id])["state"], "approved");
-    let edited = cli.json(&["update", "quote", &id, "--as", "q_li", "--data", r#"{"valid_until":"2027-01-31"}"#]);
+    let edited = cli.json(&["update", "quote", &id, "--as", "m_li", "--data", r#"{"valid_until":"2027-01-31"}"#]);
     assert_eq!(edited["state"], "draft", "{edited}");
     assert_eq!(cli.json(&["get", "quote", &id])["state"], "draft");
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
 }
 
 // Finding 6: `on_approved` never ran when a chain ended on an approver step, and `on_rejected`
@@ -235,12 +235,12 @@ fn on_rejected_messages_carry_the_rejection_comment_and_who_rejected() {
 fn the_quote_templates_rejection_message_carries_the_comment() {
     let mut w = quotes();
     let id = crate::approvals::quote(&mut w, json!({"payment_terms": "cod"}));
-    w.rt.reject("quote", &id, "q_sup_e", "折扣过大").unwrap();
+    w.rt.reject("quote", &id, "m_zhao", "折扣过大").unwrap();
     let sent: Vec<_> = w.rt.outbox(None).unwrap().into_iter().filter(|m| m.message == "quote_rejected").collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         (sent[0].recipient.as_str(), sent[0].body.as_str()),
-        ("q_li", format!("报价 {id} 被驳回：折扣过大").as_str())
+        ("m_li", format!("报价 {id} 被驳回：折扣过大").as_str())
     );
 }
 
@@ -359,13 +359,13 @@ fn a_customer_signature_does_not_reset_the_run_it_finishes_or_tell_approvers_so(
     let customer = w.rt.list("customer", &Default::default()).unwrap().remove(0).id;
     let mut data = quote_data(&w);
     data.insert("customer".into(), json!(customer));
-    data.insert("owner".into(), json!("q_li"));
-    let id = w.rt.submit("quote", data, "q_li").unwrap().id;
-    w.rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    w.rt.approve("quote", &id, "q_fin", None).unwrap();
+    data.insert("owner".into(), json!("m_li"));
+    let id = w.rt.submit("quote", data, "m_li").unwrap().id;
+    w.rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
+    w.rt.approve("quote", &id, "m_qian", None).unwrap();
     let before = w.rt.outbox(None).unwrap().len();
-    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "q_li").unwrap();
+    let link = w.rt.sign_link("quote", &id, "https://sign.example.com/", "m_li").unwrap();
     w.rt.sign(&link.token, "王总").unwrap();
     let told: Vec<String> = w.rt.outbox(None).unwrap().into_iter().skip(before).map(|m| m.body).collect();
     assert!(told.iter().all(|b| !b.contains("reset") && !b.contains("重置")), "{told:?}");

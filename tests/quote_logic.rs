@@ -13,12 +13,12 @@ fn priced() -> (World, String) {
     let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, true);
     // 上海明远科技 (C-0001) bought CRM standard at 11,000 and services at 2,300 last year.
-    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [
             {"sku": "CL-CRM-STD", "qty": 2},
             {"sku": "CL-CRM-PRO", "qty": 1},
             {"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 1800.0}]});
-    let id = rt.submit("quote", data.as_object().cloned().unwrap(), "q_li").unwrap().id;
+    let id = rt.submit("quote", data.as_object().cloned().unwrap(), "m_li").unwrap().id;
     (World { rt, clock }, id)
 }
 
@@ -39,15 +39,15 @@ fn a_new_quote_is_priced_from_the_catalog_with_the_customer_s_last_price_beside_
 #[test]
 fn finance_sees_the_lines_below_the_floor_and_the_chat_message_keeps_them_private() {
     let (mut w, id) = priced();
-    w.rt.act("quote", &id, "submit", "q_li", Default::default()).unwrap();
-    let supervisor = w.rt.approvals(Some("q_sup_e")).unwrap();
+    w.rt.act("quote", &id, "submit", "m_li", Default::default()).unwrap();
+    let supervisor = w.rt.approvals(Some("m_zhao")).unwrap();
     assert_eq!(supervisor[0].show.iter().map(|s| s.field.as_str()).collect::<Vec<_>>(), ["total"]);
-    w.rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    w.rt.approve("quote", &id, "m_zhao", None).unwrap();
 
-    let finance = w.rt.approvals(Some("q_fin")).unwrap();
+    let finance = w.rt.approvals(Some("m_qian")).unwrap();
     let below = finance[0].show.iter().find(|s| s.field == "below_floor").unwrap();
     assert_eq!((below.label.as_str(), below.text.as_str()), ("低于底价的明细", "CL-IMPL-DAY 1,800.00 < 2,000.00"));
-    let told = w.rt.outbox(None).unwrap().into_iter().find(|m| m.recipient == "q_fin").unwrap();
+    let told = w.rt.outbox(None).unwrap().into_iter().find(|m| m.recipient == "m_qian").unwrap();
     assert!(told.body.contains("合计金额：54,400.00"), "{}", told.body);
     assert!(!told.body.contains("CL-IMPL-DAY"), "a sensitive field stays out of chat: {}", told.body);
 }

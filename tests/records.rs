@@ -149,7 +149,7 @@ fn list_filters_sorts_pages_and_refuses_unknown_fields() {
         let sorted = ListQuery { sort: Some(evil.into()), ..ListQuery::default() };
         assert!(matches!(rt.list("lead", &sorted), Err(EngineError::Input(_))), "{evil}");
     }
-    assert_eq!(rt.members().unwrap().len(), 12, "the members table is intact");
+    assert_eq!(rt.members().unwrap().len(), 21, "the members table is intact");
 }
 
 #[test]
@@ -173,14 +173,14 @@ fn every_change_is_exactly_one_audit_event_and_the_chain_verifies() {
 fn members_upsert_and_deactivate_without_losing_history() {
     let mut rt = leads();
     let id = rt.submit("lead", lead("13800138001"), "m_li").unwrap().id;
-    let csv = "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,false,30\nm_new,新人,sales_rep;supervisor,south,,true,10\n";
+    let csv = "id,name,roles,region,manager,active,capacity\nm_li,李伟,sales_rep,east,m_zhao,false,30\nm_new,新人,sales_rep;sales_supervisor,south,,true,10\n";
     let report = rt.import_members(csv.as_bytes(), "system").unwrap();
     assert_eq!((report.created, report.updated, report.unchanged), (1, 1, 0));
     let again = rt.import_members(csv.as_bytes(), "system").unwrap();
     assert_eq!(again.unchanged, 2);
     let members = rt.members().unwrap();
     assert!(!members.iter().find(|m| m.id == "m_li").unwrap().active);
-    assert_eq!(members.iter().find(|m| m.id == "m_new").unwrap().roles, ["sales_rep", "supervisor"]);
+    assert_eq!(members.iter().find(|m| m.id == "m_new").unwrap().roles, ["sales_rep", "sales_supervisor"]);
     assert_eq!(rt.get("lead", &id).unwrap().owner.as_deref(), Some("m_li"), "history keeps the departed owner");
     let bad = "id,name,active,capacity\nm_x,X,maybe,many\n";
     match rt.import_members(bad.as_bytes(), "system").unwrap_err() {
@@ -332,13 +332,13 @@ fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     let dup = obj(json!({"sku": "CL-CRM-STD", "name": "重复", "list_price": 1}));
-    assert_eq!(codes(&rt.submit("product", dup, "q_li").unwrap_err()), [("sku".to_string(), "NOT_UNIQUE")]);
+    assert_eq!(codes(&rt.submit("product", dup, "m_li").unwrap_err()), [("sku".to_string(), "NOT_UNIQUE")]);
     let customer = rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
     let quote = obj(json!({
-        "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "payment_terms": "cod", "valid_until": "2026-12-31",
+        "customer": customer, "contact_phone": "13800138001", "owner": "m_li", "payment_terms": "cod", "valid_until": "2026-12-31",
         "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}, {"sku": "CL-IMPL-DAY", "qty": 3, "unit_price": 2500.0}]
     }));
-    let r = rt.submit("quote", quote, "q_li").unwrap();
+    let r = rt.submit("quote", quote, "m_li").unwrap();
     assert_eq!(r.id, "QT-202611-0001");
     let lines = r.data["lines"].as_array().unwrap();
     assert_eq!(lines[0]["product_name"], "CRM 标准版（年）");
@@ -349,7 +349,7 @@ fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
         json!({"customer": "C-9", "contact_phone": "13800138001", "payment_terms": "prepay", "valid_until": "2026-12-31",
         "lines": [{"sku": "NOPE", "qty": 0}]}),
     );
-    let mut got = codes(&rt.submit("quote", bad, "q_li").unwrap_err());
+    let mut got = codes(&rt.submit("quote", bad, "m_li").unwrap_err());
     got.sort();
     assert_eq!(
         got,
@@ -567,17 +567,17 @@ fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
     let customer = rt.get("customer", history[0].data["customer"].as_str().unwrap()).unwrap();
     assert_eq!(customer.data["code"], "C-0001", "the customer code resolved to its record");
     let quote = obj(
-        json!({"customer": "C-0001", "owner": "q_li", "contact_phone": "13800138001", "payment_terms": "cod", "valid_until": "2026-12-31",
+        json!({"customer": "C-0001", "owner": "m_li", "contact_phone": "13800138001", "payment_terms": "cod", "valid_until": "2026-12-31",
         "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000}]}),
     );
-    let q = rt.submit("quote", quote, "q_li").unwrap();
+    let q = rt.submit("quote", quote, "m_li").unwrap();
     assert_eq!(q.data["customer"], customer.id, "a customer code in a link is stored as the record id");
     let product = rt
         .list("product", &ListQuery { filters: vec![("sku".into(), json!("CL-CRM-STD"))], ..ListQuery::default() })
         .unwrap()
         .remove(0);
-    rt.update("product", &product.id, obj(json!({"list_price": 15000})), "q_fin").unwrap();
-    let q2 = rt.update("quote", &q.id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    rt.update("product", &product.id, obj(json!({"list_price": 15000})), "m_qian").unwrap();
+    let q2 = rt.update("quote", &q.id, obj(json!({"valid_until": "2027-01-31"})), "m_li").unwrap();
     assert_eq!(q2.data["lines"][0]["list_price"], 12000.0, "a stored quote keeps the price it was made with");
     // A range exports (as `10.0~50.5`) and imports back.
     let mut rt = leads();

@@ -191,7 +191,7 @@ fn audit_verify_names_a_changed_deleted_or_inserted_row() {
     assert!(verify_fails(&db).contains(&format!("audit entry {b} was altered")));
     // A member granted a role behind closeloop's back.
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();
-    tamper(&db, "UPDATE members SET roles = '[\"sales_rep\",\"supervisor\"]', active = 1 WHERE id = 'm_chen'");
+    tamper(&db, "UPDATE members SET roles = '[\"sales_rep\",\"sales_supervisor\"]', active = 1 WHERE id = 'm_chen'");
     assert!(verify_fails(&db).contains("member m_chen was changed outside closeloop"));
     // An installed app's rules loosened.
     std::fs::copy(db.dir.0.join("clean.db"), db.path()).unwrap();

@@ -173,7 +173,7 @@ fn step() -> impl Strategy<Value = Step> {
         })),
         (id(), proptest::option::of(label())).prop_map(|(board, reason)| Step::Flag(Flag { board, reason })),
         ("[a-z]{1,6}\\.[a-z]{1,6}", proptest::collection::btree_map(id(), scalar(), 0..2))
-            .prop_map(|(event, data)| Step::Emit(Emit { event, data })),
+            .prop_map(|(event, data)| Step::Emit(Emit { event, app: None, data, with: Default::default() })),
         "let x = [0-9]{1,3};\nx".prop_map(Step::Script),
     ]
 }

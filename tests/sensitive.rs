@@ -40,7 +40,7 @@ fn a_quote_export_leaves_out_floor_prices_in_its_lines_and_the_below_floor_summa
     let cli = Cli::new("sensitive-quote", "2026-11-23T10:00:00+08:00");
     cli.ok(&["install", "quote-approval", "--with-sample-data"]);
     let quote = r#"{"customer":"C-0001","contact_phone":"13900000000","payment_terms":"cod","valid_until":"2026-12-31","lines":[{"sku":"CL-CRM-STD","qty":10,"unit_price":100}]}"#;
-    let made: Value = cli.json(&["submit", "quote", "--data", quote, "--as", "q_li"]);
+    let made: Value = cli.json(&["submit", "quote", "--data", quote, "--as", "m_li"]);
     let stored = made["data"].to_string();
     assert!(stored.contains("floor_price"), "the quote holds floor prices: {stored}");
     let out = cli.ok(&["export", "quote"]);

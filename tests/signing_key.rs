@@ -11,13 +11,13 @@ use crate::support::Cli;
 /// A quote of the template's team, approved and waiting for the customer's signature.
 fn waiting_for_signature(cli: &Cli) -> String {
     cli.ok(&["install", "quote-approval", "--with-sample-data"]);
-    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 1, "unit_price": 12000.0}]});
-    let created: Value = cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()]);
+    let created: Value = cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()]);
     let id = created["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_zhao"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_qian"]);
     id
 }
 
@@ -29,7 +29,7 @@ fn token_of(link: &Value) -> String {
 fn a_copy_of_the_database_alone_can_neither_make_nor_complete_a_signing_link() {
     let cli = Cli::new("key-outside", "2026-11-23T10:00:00+08:00");
     let id = waiting_for_signature(&cli);
-    let link = cli.json(&["sign-link", "quote", &id, "--as", "q_li", "--qr-dir", cli.path("qr").to_str().unwrap()]);
+    let link = cli.json(&["sign-link", "quote", &id, "--as", "m_li", "--qr-dir", cli.path("qr").to_str().unwrap()]);
     let token = token_of(&link);
     let (nonce, _) = token.split_once('.').unwrap();
     // The key file is beside the database, readable by its owner only.
@@ -86,7 +86,7 @@ fn a_key_from_the_environment_signs_instead_of_the_key_file() {
         "quote",
         &id,
         "--as",
-        "q_li",
+        "m_li",
         "--qr-dir",
         cli.path("qr").to_str().unwrap(),
     ]);
@@ -127,7 +127,7 @@ fn a_database_from_before_moves_its_secret_to_the_key_file_and_its_links_still_s
             .unwrap();
         conn.execute(
             "INSERT INTO sign_links (nonce, form, record, version, version_hash, expires_at, created_at, created_by)
-             VALUES (?1, 'quote', ?2, ?3, ?4, ?5, '2026-11-23T02:00:00.000000Z', 'q_li')",
+             VALUES (?1, 'quote', ?2, ?3, ?4, ?5, '2026-11-23T02:00:00.000000Z', 'm_li')",
             rusqlite::params![nonce, id, version, hash, expires],
         )
         .unwrap();

@@ -63,6 +63,7 @@ mod identity;
 mod import_stream;
 mod independent_schema;
 mod notifications;
+mod one_flow;
 mod outcomes;
 mod penetration;
 mod providers;

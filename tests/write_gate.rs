@@ -42,20 +42,20 @@ fn quotes_with(extra: &str, edit: Option<&str>) -> (Runtime, Arc<ManualClock>) {
 fn new_quote(rt: &mut Runtime, terms: Value) -> String {
     let customer = rt.list("customer", &ListQuery::default()).unwrap().remove(0).id;
     let mut data = obj(json!({
-        "customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+        "customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
         "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]
     }));
     data.extend(obj(terms));
-    rt.submit("quote", data, "q_li").unwrap().id
+    rt.submit("quote", data, "m_li").unwrap().id
 }
 
 /// A cash-on-delivery quote through its chain and signed by the customer.
 fn signed_quote(rt: &mut Runtime) -> String {
     let id = new_quote(rt, json!({}));
-    rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    rt.approve("quote", &id, "q_fin", None).unwrap();
-    let link = rt.sign_link("quote", &id, "http://localhost", "q_li").unwrap();
+    rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
+    rt.approve("quote", &id, "m_qian", None).unwrap();
+    let link = rt.sign_link("quote", &id, "http://localhost", "m_li").unwrap();
     rt.sign(&link.token, "王总").unwrap();
     id
 }
@@ -63,9 +63,9 @@ fn signed_quote(rt: &mut Runtime) -> String {
 /// The rep submits a quote again after an edit reset its chain.
 fn resubmit(rt: &mut Runtime, id: &str) {
     if rt.get("quote", id).unwrap().state.as_deref() != Some("draft") {
-        rt.act("quote", id, "revise", "q_li", Map::new()).unwrap();
+        rt.act("quote", id, "revise", "m_li", Map::new()).unwrap();
     }
-    rt.act("quote", id, "submit", "q_li", Map::new()).unwrap();
+    rt.act("quote", id, "submit", "m_li", Map::new()).unwrap();
 }
 
 fn refused(result: Result<impl std::fmt::Debug, EngineError>) -> String {
@@ -94,11 +94,11 @@ fn a_signed_quote_changes_through_no_path() {
     };
 
     // update, act, grade: refused, naming the signature.
-    let why = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "q_li"));
+    let why = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "m_li"));
     assert!(why.contains("can no longer change"), "{why}");
-    refused(rt.act("quote", &id, "revise", "q_li", Map::new()));
-    refused(rt.act("quote", &id, "expire", "q_sup_e", Map::new()));
-    refused(rt.grade("quote", &id, "quote_risk", "q_li").map(|(r, _)| r));
+    refused(rt.act("quote", &id, "revise", "m_li", Map::new()));
+    refused(rt.act("quote", &id, "expire", "m_zhao", Map::new()));
+    refused(rt.grade("quote", &id, "quote_risk", "m_li").map(|(r, _)| r));
     unchanged(&rt);
 
     // CSV import: export, change the validity, import: the row is named, nothing written.
@@ -140,15 +140,15 @@ fn a_signed_quote_is_refused_by_the_cli_import_with_its_row_named() {
         cli.ok(&["import", form, &format!("app-templates/quote-approval/data/{file}.csv")]);
     }
     let customer = cli.json(&["list", "customer"])[0]["id"].as_str().unwrap().to_string();
-    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]});
     let id =
-        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_fin"]);
+        cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_zhao"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_qian"]);
     let qr = cli.path("qr");
-    let link = cli.json(&["sign-link", "quote", &id, "--as", "q_li", "--qr-dir", qr.to_str().unwrap()]);
+    let link = cli.json(&["sign-link", "quote", &id, "--as", "m_li", "--qr-dir", qr.to_str().unwrap()]);
     let token = link["link"]["token"].as_str().unwrap().to_string();
     cli.ok(&["sign", &token, "--name", "王总"]);
     let version = cli.json(&["get", "quote", &id])["version"].as_i64().unwrap();
@@ -190,7 +190,7 @@ fn editing_lines_keeps_the_floor_price_finance_checks() {
     let id = new_quote(&mut rt, json!({}));
     // The rep sends the lines again with a price at half the floor, and no read-only columns.
     let lines = json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 5000}]});
-    let q = rt.update("quote", &id, obj(lines), "q_li").unwrap();
+    let q = rt.update("quote", &id, obj(lines), "m_li").unwrap();
     let line = &q.data["lines"][0];
     assert_eq!(line["floor_price"], 10000.0, "{line}");
     assert_eq!((line["list_price"].as_f64(), line["product_name"].as_str()), (Some(12000.0), Some("CRM 标准版（年）")));
@@ -199,18 +199,18 @@ fn editing_lines_keeps_the_floor_price_finance_checks() {
 
     // A new line is looked up; a line moved to another place keeps its values.
     let two = json!({"lines": [{"sku": "CL-TRAIN", "qty": 1}, {"sku": "CL-CRM-STD", "qty": 2, "unit_price": 5000}]});
-    let q = rt.update("quote", &id, obj(two), "q_li").unwrap();
+    let q = rt.update("quote", &id, obj(two), "m_li").unwrap();
     assert_eq!(q.data["lines"][0]["floor_price"], 5000.0);
     assert_eq!(q.data["lines"][1]["floor_price"], 10000.0);
 
     // A floor price the caller sends is never taken.
     let forged = json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 5000, "floor_price": 1}]});
-    let err = rt.update("quote", &id, obj(forged), "q_li").unwrap_err();
+    let err = rt.update("quote", &id, obj(forged), "m_li").unwrap_err();
     let EngineError::Invalid(problems) = err else { panic!("{err:?}") };
     assert_eq!((problems[0].field.as_str(), problems[0].code), ("lines[0].floor_price", "READONLY"));
     // The same value it already has is no change, and passes (an export imported back).
     let same = json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 5000, "floor_price": 10000.0}]});
-    rt.update("quote", &id, obj(same), "q_li").unwrap();
+    rt.update("quote", &id, obj(same), "m_li").unwrap();
 
     // The CSV path: the lines cell edited in a spreadsheet, read-only columns left out.
     let mut out = Vec::new();
@@ -240,31 +240,31 @@ fn an_approver_may_not_edit_a_quote_nor_approve_their_own_edit() {
     // The template: only the owning rep edits. Finance's edit is refused, naming why.
     let (mut rt, _) = quotes_with("", None);
     let id = new_quote(&mut rt, json!({}));
-    rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
     let cut = obj(json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 9000}]}));
-    let why = refused(rt.update("quote", &id, cut.clone(), "q_fin2"));
-    assert!(why.contains("q_fin2") && why.contains("sales_rep"), "{why}");
+    let why = refused(rt.update("quote", &id, cut.clone(), "m_jiang"));
+    assert!(why.contains("m_jiang") && why.contains("sales_rep"), "{why}");
 
     // An app that lets finance edit lines: the edit resets the chain, and the editor is
     // barred from deciding it, on every path that decides.
     let finance_edits = "      - {roles: [sales_rep], owner_only: true}\n      - {roles: [finance], fields: [lines]}\n";
     let (mut rt, _) = quotes_with("", Some(finance_edits));
     let id = new_quote(&mut rt, json!({}));
-    rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
+    rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
     // Finance may change the lines, not the terms.
-    let terms = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_fin2"));
+    let terms = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "m_jiang"));
     assert!(terms.contains("valid_until"), "{terms}");
-    rt.update("quote", &id, cut, "q_fin2").unwrap();
+    rt.update("quote", &id, cut, "m_jiang").unwrap();
     resubmit(&mut rt, &id);
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    let own = rt.approve("quote", &id, "q_fin2", None).unwrap_err().to_string();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
+    let own = rt.approve("quote", &id, "m_jiang", None).unwrap_err().to_string();
     assert!(own.contains("edited it"), "{own}");
-    let own = rt.reject("quote", &id, "q_fin2", "价格不对").unwrap_err().to_string();
+    let own = rt.reject("quote", &id, "m_jiang", "价格不对").unwrap_err().to_string();
     assert!(own.contains("edited it"), "{own}");
     // The other finance approver decides.
-    rt.approve("quote", &id, "q_fin", None).unwrap();
+    rt.approve("quote", &id, "m_qian", None).unwrap();
     assert!(rt.verify_audit().unwrap().problem.is_none());
 }
 
@@ -290,19 +290,19 @@ fn an_approver_who_edited_is_refused_by_the_cli_too() {
         cli.ok(&["import", form, dir.join(format!("data/{form}s.csv")).to_str().unwrap()]);
     }
     let customer = cli.json(&["list", "customer"])[0]["id"].as_str().unwrap().to_string();
-    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "q_li", "valid_until": "2026-12-31",
+    let data = json!({"customer": customer, "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",
                       "payment_terms": "cod", "lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 11000.0}]});
     let id =
-        cli.json(&["submit", "quote", "--as", "q_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
+        cli.json(&["submit", "quote", "--as", "m_li", "--data", &data.to_string()])["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
     let cut = json!({"lines": [{"sku": "CL-CRM-STD", "qty": 2, "unit_price": 9000}]}).to_string();
-    cli.ok(&["update", "quote", &id, "--as", "q_fin2", "--data", &cut]);
+    cli.ok(&["update", "quote", &id, "--as", "m_jiang", "--data", &cut]);
     if cli.json(&["get", "quote", &id])["state"] != "draft" {
-        cli.ok(&["act", "quote", &id, "revise", "--as", "q_li"]);
+        cli.ok(&["act", "quote", &id, "revise", "--as", "m_li"]);
     }
-    cli.ok(&["act", "quote", &id, "submit", "--as", "q_li"]);
-    cli.ok(&["approve", "quote", &id, "--as", "q_sup_e"]);
-    let (code, said) = cli.fails(&["approve", "quote", &id, "--as", "q_fin2"]);
+    cli.ok(&["act", "quote", &id, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &id, "--as", "m_zhao"]);
+    let (code, said) = cli.fails(&["approve", "quote", &id, "--as", "m_jiang"]);
     assert_eq!(code, Some(1));
     assert!(said.contains("edited it"), "{said}");
 }
@@ -311,19 +311,19 @@ fn an_approver_who_edited_is_refused_by_the_cli_too() {
 fn an_edited_reapproved_signed_quote_shows_one_version_everywhere() {
     let (mut rt, _) = quotes_with("", None);
     let id = new_quote(&mut rt, json!({}));
-    rt.act("quote", &id, "submit", "q_li", Map::new()).unwrap();
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    rt.approve("quote", &id, "q_fin", None).unwrap();
+    rt.act("quote", &id, "submit", "m_li", Map::new()).unwrap();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
+    rt.approve("quote", &id, "m_qian", None).unwrap();
     // Edited after approval: a new version, the chain starts again.
-    rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "q_li").unwrap();
+    rt.update("quote", &id, obj(json!({"valid_until": "2027-01-31"})), "m_li").unwrap();
     resubmit(&mut rt, &id);
-    rt.approve("quote", &id, "q_sup_e", None).unwrap();
-    rt.approve("quote", &id, "q_fin", None).unwrap();
-    let link = rt.sign_link("quote", &id, "http://localhost", "q_li").unwrap();
+    rt.approve("quote", &id, "m_zhao", None).unwrap();
+    rt.approve("quote", &id, "m_qian", None).unwrap();
+    let link = rt.sign_link("quote", &id, "http://localhost", "m_li").unwrap();
     let signature = rt.sign(&link.token, "王总").unwrap();
     let v = link.version;
     assert_eq!(signature.version, v);
-    let why = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "q_li"));
+    let why = refused(rt.update("quote", &id, obj(json!({"valid_until": "2027-06-30"})), "m_li"));
     assert!(why.contains(&format!("(version {v})")), "{why}");
     let font = crate::approvals::pdf_tools().unwrap();
     let text = crate::approvals::pdf_text(&rt.record_pdf("quote", &id, font, 0).unwrap(), "one-version");

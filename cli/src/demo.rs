@@ -170,7 +170,7 @@ fn team(rng: &mut Rng, reps: usize) -> (String, Vec<(String, String)>) {
     }
     for o in 0..18 {
         let r = REGIONS[o % REGIONS.len()];
-        csv.push_str(&format!("s_{o:02},{},supervisor;sales_supervisor,{r},d_{r},true,0\n", name(rng)));
+        csv.push_str(&format!("s_{o:02},{},sales_supervisor,{r},d_{r},true,0\n", name(rng)));
         csv.push_str(&format!("c_{o:02},{},csm,{r},d_{r},true,200\n", name(rng)));
     }
     let mut list = Vec::new();

@@ -208,7 +208,7 @@ mod tests {
         let low = |record: &str, name: &str, value| LowScore {
             record: record.into(),
             name: Some(name.into()),
-            owner: Some("c_lin".into()),
+            owner: Some("m_lin".into()),
             value,
         };
         let f = Figures {
@@ -238,7 +238,7 @@ mod tests {
         assert!(text.contains("  quote_chain.legal            0        0        0      –"), "{text}");
         // 上海明远科技 is twelve columns wide: the owners line up.
         assert!(
-            text.contains("    ACC-1   上海明远科技  c_lin    45\n    ACC-22  Acme          c_lin  52.5"),
+            text.contains("    ACC-1   上海明远科技  m_lin    45\n    ACC-22  Acme          m_lin  52.5"),
             "{text}"
         );
     }

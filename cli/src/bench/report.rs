@@ -87,7 +87,7 @@ fn happenings(leads: &[Lead], until: i64) -> Vec<(i64, u32, u8)> {
 fn team(reps: usize) -> String {
     let mut csv = String::from("id,name,roles,region,manager,active,capacity\n");
     for r in REGIONS {
-        csv.push_str(&format!("sup_{r},主管{r},supervisor,{r},,true,0\n"));
+        csv.push_str(&format!("sup_{r},主管{r},sales_supervisor,{r},,true,0\n"));
     }
     for i in 0..reps {
         let r = REGIONS[i % REGIONS.len()];

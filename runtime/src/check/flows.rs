@@ -237,28 +237,7 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
             }
             Step::Flag(f) => board_ref(ctx, &f.board, &format!("{p}/flag/board")),
             Step::Unflag(b) => board_ref(ctx, b, &format!("{p}/unflag")),
-            Step::Emit(e) => match def.events.iter().find(|d| d.id == e.event) {
-                None => ctx.unknown(
-                    Code::UNKNOWN_EVENT,
-                    "event",
-                    &e.event,
-                    &format!("{p}/emit/event"),
-                    def.events.iter().map(|d| d.id.as_str()),
-                ),
-                Some(event) => {
-                    for key in e.data.keys() {
-                        if !event.fields.iter().any(|f| &f.id == key) {
-                            let help = ctx.suggest(key, event.fields.iter().map(|f| f.id.as_str()));
-                            ctx.error_at_key(
-                                Code::UNKNOWN_FIELD,
-                                format!("event `{}` carries no field `{key}`", event.id),
-                                &format!("{p}/emit/data/{key}"),
-                            )
-                            .help = help;
-                        }
-                    }
-                }
-            },
+            Step::Emit(e) => emit(ctx, scope, e, &p),
             Step::Script(s) => ctx.script(s, &format!("{p}/script"), &["record", "event", "actor"]),
             Step::Score(id) => match def.scores.iter().find(|x| &x.id == id) {
                 Some(score) => same_form(ctx, scope, &score.form, "score", &format!("{p}/score")),
@@ -285,6 +264,73 @@ pub(super) fn steps(ctx: &mut Ctx<'_>, scope: Scope<'_>, list: &[Step], base: &s
 }
 
 /// A step that runs another definition must run it on the same form's records.
+/// `emit`: the event is this app's (its fields known), or another app's (`app:`, checked when
+/// it is raised); each `with` source names something this record has.
+fn emit(ctx: &mut Ctx<'_>, scope: Scope<'_>, e: &crate::model::Emit, p: &str) {
+    let def = ctx.def();
+    let fields: Option<Vec<&str>> = match (&e.app, def.events.iter().find(|d| d.id == e.event)) {
+        (Some(_), _) => None,
+        (None, Some(event)) => Some(event.fields.iter().map(|f| f.id.as_str()).collect()),
+        (None, None) => {
+            ctx.unknown(
+                Code::UNKNOWN_EVENT,
+                "event",
+                &e.event,
+                &format!("{p}/emit/event"),
+                def.events.iter().map(|d| d.id.as_str()),
+            );
+            return;
+        }
+    };
+    if let Some(fields) = &fields {
+        for (key, what) in e.data.keys().map(|k| (k, "data")).chain(e.with.keys().map(|k| (k, "with"))) {
+            if !fields.contains(&key.as_str()) {
+                let help = ctx.suggest(key, fields.iter().copied());
+                ctx.error_at_key(
+                    Code::UNKNOWN_FIELD,
+                    format!("event `{}` carries no field `{key}`", e.event),
+                    &format!("{p}/emit/{what}/{key}"),
+                )
+                .help = help;
+            }
+        }
+    }
+    for (key, source) in &e.with {
+        let at = format!("{p}/emit/with/{key}");
+        if scope.form.is_none() {
+            let reason = scope.recordless.unwrap_or("this automation has no record");
+            ctx.error(Code::CONFLICT, format!("`with` takes values from the record, but {reason}"), &at);
+            continue;
+        }
+        let (head, tail) = source.split_once('.').map_or((source.as_str(), None), |(h, t)| (h, Some(t)));
+        match (head, tail) {
+            ("id", None) | ("event", Some(_)) => {}
+            (field, None) if scope.field(field).is_some() => {}
+            (link, Some(inner)) => match scope.field(link) {
+                Some(f) if f.kind == FieldType::Link => {
+                    let target = f.form.as_deref().and_then(|t| def.forms.iter().find(|x| x.id == t));
+                    if let Some(target) = target.filter(|t| !t.fields.iter().any(|x| x.id == inner)) {
+                        let help = ctx.suggest(inner, target.fields.iter().map(|x| x.id.as_str()));
+                        ctx.error(Code::UNKNOWN_FIELD, format!("form `{}` has no field `{inner}`", target.id), &at)
+                            .help = help;
+                    }
+                }
+                _ => {
+                    ctx.error(
+                        Code::UNKNOWN_FIELD,
+                        format!("`{source}`: `{link}` is not a link field of this record (nor `event`)"),
+                        &at,
+                    );
+                }
+            },
+            (field, None) => {
+                let help = ctx.suggest(field, scope.fields.iter().map(|f| f.id.as_str()).chain(["id"]));
+                ctx.error(Code::UNKNOWN_FIELD, format!("this record has no field `{field}`"), &at).help = help;
+            }
+        }
+    }
+}
+
 fn same_form(ctx: &mut Ctx<'_>, scope: Scope<'_>, other: &str, what: &str, p: &str) {
     if let Some(form) = scope.form {
         if form.id != other {

@@ -407,8 +407,17 @@ pub struct Flag {
 #[allow(missing_docs)]
 pub struct Emit {
     pub event: String,
+    /// Another installed app that declares the event: the hand-over from one loop to the next
+    /// (a qualified lead to the quote app). The step is skipped when that app is not installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, Value>,
+    /// Event field -> where its value comes from: a field of this record, `id` (the record's
+    /// id), `LINK.FIELD` (a field of the record a link points to) or `event.FIELD` (the event
+    /// that set this run off).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub with: BTreeMap<String, String>,
 }
 
 /// When / if / do.

@@ -391,4 +391,8 @@ pub struct EventTarget {
     /// match); otherwise the event is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<bool>,
+    /// When a record matches, write the payload's fields of the same id to it (a signed quote
+    /// updating the account that already exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<bool>,
 }

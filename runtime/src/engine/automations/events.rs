@@ -9,7 +9,7 @@ use super::run::run_automation;
 use crate::engine::automations::{self, form_of, Cause, Run, MAX_DEPTH};
 use crate::engine::write::rules::Purpose;
 use crate::engine::write::Writer;
-use crate::engine::{EngineError, Runtime};
+use crate::engine::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
 use crate::store::{audit, inbound, records, NewEvent, StoreError};
 use serde_json::json;
@@ -123,7 +123,7 @@ impl Runtime {
             let w = Writer::new(session, tx, &f, actor);
             let cause =
                 Cause { key: format!("event/{name}/{at}"), trigger: format!("event {name}"), ..Cause::default() };
-            automations::raise(&w, name, &clean, None, &cause).map_err(|e| match e {
+            automations::raise(&w, installed, name, &clean, None, &cause).map_err(|e| match e {
                 // The record the event is for does not exist: nothing is written, and an HTTP
                 // caller hears 404.
                 automations::Unraised::NoTarget { form, what } => {
@@ -269,12 +269,14 @@ pub(crate) enum Unraised {
 
 pub(crate) fn raise(
     w: &Writer<'_, '_>,
+    app: &Installed,
     name: &str,
     data: &Map<String, Value>,
     record: Option<&str>,
     cause: &Cause,
 ) -> Result<usize, Unraised> {
-    let def = &w.f.app.app.def;
+    let def = &app.app.def;
+    let same_app = std::ptr::eq(app, w.f.app);
     let Some(event) = def.events.iter().find(|e| e.id == name) else {
         return Err(Unraised::Other(format!("there is no event `{name}`")));
     };
@@ -285,19 +287,42 @@ pub(crate) fn raise(
     // The target: matched by the event's data, else the record that raised it (same form).
     let (form, target) = match &event.target {
         Some(t) => {
-            let Some(f) = form_of(w.f.app, &t.form) else {
+            let Some(f) = form_of(app, &t.form) else {
                 return Err(Unraised::Other(format!("no form `{}`", t.form)));
             };
             let pairs: Vec<(&str, &Value)> =
                 t.r#match.iter().filter_map(|(ff, ef)| data.get(ef).map(|v| (ff.as_str(), v))).collect();
             let found = if pairs.len() == t.r#match.len() {
                 records::find_by(w.tx, f.table(), &pairs)?.map(|r| r.id)
-            } else if t.form == w.f.form.id {
+            } else if same_app && t.form == w.f.form.id {
                 record.map(str::to_string)
             } else {
                 None
             };
             match found {
+                // A signed quote for an account that exists: the payload updates it.
+                Some(id) if t.update == Some(true) => {
+                    let patch: Map<String, Value> = f
+                        .form
+                        .fields
+                        .iter()
+                        .filter(|field| !t.r#match.contains_key(&field.id))
+                        .filter_map(|field| Some((field.id.clone(), data.get(&field.id)?.clone())))
+                        .collect();
+                    if !patch.is_empty() {
+                        crate::engine::automations::steps::patch_record(
+                            &w.on(&f),
+                            &id,
+                            &patch,
+                            &format!("event {name}"),
+                        )
+                        .map_err(|e| match e {
+                            crate::engine::automations::steps::StepError::Store(e) => Unraised::Store(e),
+                            e => Unraised::Other(e.to_string()),
+                        })?;
+                    }
+                    (Some(f), Some(id))
+                }
                 Some(id) => (Some(f), Some(id)),
                 // A lead from the website: the record is made from the payload.
                 None if t.create == Some(true) => {
@@ -332,7 +357,16 @@ pub(crate) fn raise(
         }
         None => (None, None),
     };
-    let f = form.unwrap_or(*w.f);
+    // An event with no record runs on any form of its app (the writer needs one).
+    let f = match form {
+        Some(f) => f,
+        None if same_app => *w.f,
+        None => def
+            .forms
+            .first()
+            .and_then(|first| form_of(app, &first.id))
+            .ok_or_else(|| Unraised::Other(format!("app {} has no forms to receive events", def.app.id)))?,
+    };
     let writer = w.on(&f);
     let body = json!({"event": name, "data": data, "cause": cause.key}).to_string();
     let about = target.as_deref().map(|id| (f.form.id.as_str(), id));

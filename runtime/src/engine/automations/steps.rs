@@ -10,7 +10,7 @@ use crate::engine::assign;
 use crate::engine::delivery::notify::notify;
 use crate::engine::write::{Edit, Writer};
 use crate::model::Step;
-use crate::store::{boards, tasks, StoreError, TaskStatus};
+use crate::store::{boards, records, tasks, RecordRow, StoreError, TaskStatus};
 use rhai::Dynamic;
 
 /// The outcome of a step: what it did, or why it failed. Store errors abort the transaction.
@@ -75,18 +75,62 @@ pub(crate) fn run_step(
                 format!("was not on board {board}")
             })
         }
-        Step::Emit(e) => {
-            let data: Map<String, Value> = e.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            match raise(w, &e.event, &data, record, cause) {
-                Ok(n) => Ok(format!("event {} raised; {n} automation(s) ran", e.event)),
-                Err(Unraised::Store(e)) => Err(e.into()),
-                Err(e) => Err(StepError::Failed(e.to_string())),
-            }
-        }
+        Step::Emit(e) => emit(w, e, record, cause),
         Step::Script(script) => script_step(w, steps, i, script, record, cause),
         Step::Score(id) => crate::engine::scoring::score::score_step(w, id, record),
         Step::Grade(id) => grade_step(w, steps, id, needs("to grade")?),
     }
+}
+
+/// `emit`: the payload from `data` and `with`, raised in this app, or in the app it names
+/// (skipped when that app is not installed: each template still installs alone).
+fn emit(w: &Writer<'_, '_>, e: &crate::model::Emit, record: Option<&str>, cause: &Cause) -> StepResult {
+    let app = match &e.app {
+        None => w.f.app,
+        Some(id) => match w.session.apps.get(id) {
+            Some(app) => app,
+            None => return Ok(format!("app {id} is not installed; event {} not raised", e.event)),
+        },
+    };
+    let mut data: Map<String, Value> = e.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !e.with.is_empty() {
+        let id = record.ok_or_else(|| StepError::Failed("there is no record to take `with` values from".into()))?;
+        let Some(current) = w.current(id)? else { return Err(StepError::Failed(format!("{id} is gone"))) };
+        for (key, source) in &e.with {
+            if let Some(value) = with_value(w, &current, source, cause)? {
+                data.insert(key.clone(), value);
+            }
+        }
+    }
+    match raise(w, app, &e.event, &data, record, cause) {
+        Ok(n) => Ok(format!("event {} raised; {n} automation(s) ran", e.event)),
+        Err(Unraised::Store(e)) => Err(e.into()),
+        Err(e) => Err(StepError::Failed(e.to_string())),
+    }
+}
+
+/// One `with` source: a field, `id`, `LINK.FIELD` or `event.FIELD`; `None` when empty.
+fn with_value(
+    w: &Writer<'_, '_>,
+    current: &RecordRow,
+    source: &str,
+    cause: &Cause,
+) -> Result<Option<Value>, StoreError> {
+    Ok(match source.split_once('.') {
+        None if source == "id" => Some(Value::String(current.id.clone())),
+        None => current.data.get(source).cloned(),
+        Some(("event", field)) => cause.event.as_ref().and_then(|e| e.get(field)).cloned(),
+        Some((link, field)) => {
+            let target = w.f.form.fields.iter().find(|f| f.id == link).and_then(|f| f.form.as_deref());
+            let linked = current.data.get(link).and_then(Value::as_str);
+            match (target.and_then(|t| super::form_of(w.f.app, t)), linked) {
+                (Some(form), Some(id)) => {
+                    records::get(w.tx, form.table(), id)?.and_then(|r| r.data.get(field).cloned())
+                }
+                _ => None,
+            }
+        }
+    })
 }
 
 /// `assign`: a record nobody owns yet gets the rule's decision, explained.

@@ -125,6 +125,23 @@ pub(crate) fn message_context(
     Value::Object(ctx)
 }
 
+/// A link reads as the linked record's title (the customer's name), not its id.
+fn linked_titles(w: &Writer<'_, '_>, fields: &mut Map<String, Value>) -> Result<(), crate::store::StoreError> {
+    for field in w.f.form.fields.iter().filter(|f| f.kind == crate::model::FieldType::Link) {
+        let Some(id) = fields.get(&field.id).and_then(Value::as_str) else { continue };
+        let Some(target) = field.form.as_deref().and_then(|t| crate::engine::automations::form_of(w.f.app, t)) else {
+            continue;
+        };
+        let Some(title_field) = target.form.title_field.as_deref() else { continue };
+        if let Some(title) =
+            crate::store::records::get(w.tx, target.table(), id)?.and_then(|r| r.data.get(title_field).cloned())
+        {
+            fields.insert(field.id.clone(), title);
+        }
+    }
+    Ok(())
+}
+
 /// Renders a message for each recipient into the outbox, keyed by cause, step and recipient,
 /// so the same cause never queues the same message twice.
 pub(crate) fn notify(
@@ -177,6 +194,7 @@ pub(crate) fn notify(
     let mut context = message_context(w.f, row.as_ref(), cause.event.as_ref(), cause.decision.as_ref());
     if let Some(fields) = context.as_object_mut() {
         fields.retain(|k, _| !hidden.contains(k));
+        linked_titles(w, fields)?;
         if let Some(link) = record_link(w, record)? {
             fields.insert("link".into(), Value::String(link));
         }

@@ -86,7 +86,7 @@ impl Runtime {
                 (FieldType::Bool, serde_json::Value::Bool(b)) => (if *b { "是 / yes" } else { "否 / no" }).to_string(),
                 // An instant as people read it, in the app's time zone.
                 (FieldType::Datetime, serde_json::Value::String(at)) => crate::clock::shown(at, &f.time_zone()),
-                // A member is shown by name: a customer has no use for `q_li`.
+                // A member is shown by name: a customer has no use for `m_li`.
                 (FieldType::Member, serde_json::Value::String(m)) => crate::store::members::get(self.store.reader(), m)
                     .ok()
                     .flatten()
