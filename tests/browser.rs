@@ -599,10 +599,11 @@ fn an_ops_person_uploads_an_app_with_a_misspelt_key_sees_the_located_diagnostic_
         "app: {id: visits, title: 拜访记录}\nforms:\n  - id: visit\n    feilds:\n      - {id: customer, type: text}\n";
     browser.type_into("#app_yaml", broken);
     browser.submit("main button[value=validate]");
-    let said = browser.text_with("error[");
+    let said = browser.text_with("错误[");
     browser.screenshot("ops-diagnostic");
-    assert!(said.contains("app.yaml:4:5: error[") && said.contains("feilds"), "{said}");
-    assert!(said.contains("fields"), "the help names the key meant: {said}");
+    // In the page's language (Chinese), with the code and position the CLI prints.
+    assert!(said.contains("app.yaml:4:5: 错误[UNKNOWN_KEY]: `forms[0]` 里有未知的键 \"feilds\""), "{said}");
+    assert!(said.contains("= 建议：是不是 `fields`？"), "the help names the key meant: {said}");
     assert_eq!(browser.axe(), Vec::<Value>::new(), "the ops page");
     // What was typed is kept; fixed, it installs.
     let kept = browser.script("return document.querySelector('#app_yaml').value");

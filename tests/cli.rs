@@ -27,6 +27,64 @@ fn validate_points_at_the_token_with_a_caret_and_help_and_exits_1() {
 }
 
 #[test]
+fn validate_speaks_chinese_under_a_chinese_locale_with_the_same_codes_and_positions() {
+    let run = |locale: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_closeloop"))
+            .args(["validate", "tests/data/invalid/misspelt-field-key.yaml", "tests/data/invalid/unknown-sop.yaml"])
+            .current_dir(crate::support::root())
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", locale)
+            .output()
+            .unwrap();
+        (out.status.code(), stdout(&out))
+    };
+    let (en_code, en) = run("C.UTF-8");
+    let (zh_code, zh) = run("zh_CN.UTF-8");
+    assert_eq!((en_code, zh_code), (Some(1), Some(1)));
+    // file:line:col and [CODE] of each diagnostic, as the two languages print them.
+    let heads = |text: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let (at, rest) = l.split_once(": ")?;
+                let code = rest.split_once('[')?.1.split_once(']')?.0;
+                Some((at.to_string(), code.to_string()))
+            })
+            .collect()
+    };
+    assert_eq!(heads(&zh), heads(&en));
+    assert_eq!(heads(&zh).len(), 2, "{zh}");
+    assert!(zh.contains("10:9: 错误[UNKNOWN_KEY]: `forms[0].fields[0]` 里有未知的键 \"requried\""), "{zh}");
+    assert!(zh.contains("= 建议：是不是 `required`？") && zh.contains("未知的SOP `folow`"), "{zh}");
+    assert!(zh.contains("misspelt-field-key.yaml：无效，1 个错误"), "{zh}");
+    assert!(en.contains("error[UNKNOWN_KEY]: unknown key \"requried\"") && !en.contains("错误"), "{en}");
+}
+
+#[test]
+fn a_refused_record_is_explained_in_chinese_field_by_field_under_a_chinese_locale() {
+    let cli = crate::support::Cli::new("zh-refused", "2026-11-23T10:00:00+08:00");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    let data = r#"{"source":"expo","customer":"A","phone":"123","region":"mars"}"#;
+    let out =
+        cli.command(&["submit", "lead", "--as", "m_ops", "--data", data]).env("LANG", "zh_CN.UTF-8").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(said.starts_with("错误：输入有 2 个问题，什么都没有写入"), "{said}");
+    assert!(said.contains("phone：联系人电话：\"123\" 不是有效的电话号码 [WRONG_TYPE]"), "{said}");
+    assert!(said.contains("[NOT_AN_OPTION]"), "{said}");
+    // Programs asking for JSON get it as before, in English.
+    let json = cli
+        .command(&["--format", "json", "submit", "lead", "--as", "m_ops", "--data", data])
+        .env("LANG", "zh_CN.UTF-8")
+        .output()
+        .unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.contains("is not a phone number") && !json.contains("输入有"), "{json}");
+    assert_eq!(cli.json(&["list", "lead"]).as_array().map(Vec::len), Some(0), "nothing was written");
+}
+
+#[test]
 fn a_file_with_old_mac_line_breaks_shows_the_line_the_caret_is_under() {
     // Found by fuzzing: YAML counts a lone CR as a line break, so the diagnostic said line 10,
     // and the CLI, splitting on LF, printed no source line at all (or the wrong one).

@@ -179,3 +179,29 @@ fn every_code_is_documented_in_the_catalogue() {
         assert!(catalogue.contains(&format!("`{code}`")), "docs/diagnostics.md does not describe {code}");
     }
 }
+
+/// Ops staff who read Chinese get every diagnostic of the corpus in Chinese (`LANG=zh_CN.UTF-8`),
+/// and its help too, except where the help quotes the schema's own description, which is
+/// English. A message the checker gains without a shape in `diagnostics.zh.ftl` fails here.
+#[test]
+fn every_diagnostic_of_the_corpus_reads_in_chinese() {
+    use closeloop::model::Lang;
+    let chinese = |s: &str| s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let mut untranslated = Vec::new();
+    let (mut helps, mut helps_zh) = (0, 0);
+    for path in fixtures("invalid") {
+        for d in load(&path).diagnostics {
+            if !chinese(&d.message_in(Lang::Zh)) {
+                untranslated.push(format!("{}:{}: {}", d.file, d.line, d.message));
+            }
+            if let Some(help) = d.help_in(Lang::Zh) {
+                helps += 1;
+                helps_zh += usize::from(chinese(&help));
+            }
+            assert_eq!(d.message_in(Lang::En), d.message, "English stays as written");
+        }
+    }
+    assert!(untranslated.is_empty(), "messages without a Chinese shape:\n{}", untranslated.join("\n"));
+    // 114 of 122 today; the other 8 quote the JSON Schema's English descriptions.
+    assert!(helps_zh * 100 >= helps * 90, "{helps_zh} of {helps} helps in Chinese");
+}

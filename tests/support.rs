@@ -17,6 +17,9 @@ pub fn closeloop(args: &[&str]) -> Output {
         .current_dir(root())
         .env_remove("CLOSELOOP_NOW")
         .env_remove("CLOSELOOP_DB")
+        .env("LANG", "C.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
         .output()
         .unwrap_or_else(|e| panic!("cannot run closeloop: {e}"))
 }
@@ -86,7 +89,9 @@ impl Cli {
     /// The command at `now` (`None`: the system clock).
     pub fn command_at(&self, now: Option<&str>, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_closeloop"));
-        c.args(args).current_dir(root()).env("CLOSELOOP_DB", self.db());
+        // English, whatever the machine's locale: tests read what the CLI says.
+        c.args(args).current_dir(root()).env("CLOSELOOP_DB", self.db()).env("LANG", "C.UTF-8");
+        c.env_remove("LC_ALL").env_remove("LC_MESSAGES");
         match now {
             Some(now) => c.env("CLOSELOOP_NOW", now),
             None => c.env_remove("CLOSELOOP_NOW"),

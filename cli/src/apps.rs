@@ -288,7 +288,7 @@ pub fn install(ctx: &Context, target: &str, force: bool, sample: bool, actor: &s
         for (file, rows) in &loaded {
             s.push_str(&format!("\nsample data: {file}: {rows} rows"));
         }
-        s
+        crate::locale::say(&s)
     })
 }
 

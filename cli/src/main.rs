@@ -15,6 +15,7 @@ mod demo;
 mod figures;
 mod flows;
 mod identity;
+mod locale;
 mod members;
 mod records;
 mod render;
@@ -163,7 +164,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(UserError(message)) => {
             if !message.is_empty() {
-                eprintln!("error: {message}");
+                // JSON errors stay as they are, for programs.
+                let message = if ctx.format == Format::Json { message } else { locale::say(&message) };
+                eprintln!("{}{message}", locale::pick("错误：", "error: "));
             }
             ExitCode::from(1)
         }

@@ -99,7 +99,7 @@ pub fn members_import(ctx: &Context, file: &Path, actor: &str) -> Result<ExitCod
         for w in &report.warnings {
             said.push_str(&format!("\nwarning[MEMBER_UNREACHABLE]: {w}"));
         }
-        said
+        crate::locale::say(&said)
     })
 }
 

@@ -6,8 +6,12 @@ use serde_json::{json, Value};
 
 /// `file:line:col: error[CODE]: message`, the source line with a caret under the offending
 /// token, and the help line.
+/// In the terminal's language (`LANG=zh_CN.UTF-8`): the same code and position, the message
+/// and help in Chinese.
 pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
-    let mut out = format!("{}:{}:{}: {}[{}]: {}\n", d.file, d.line, d.column, severity(d), d.code, d.message);
+    let lang = crate::locale::lang();
+    let message = d.message_in(lang);
+    let mut out = format!("{}:{}:{}: {}[{}]: {message}\n", d.file, d.line, d.column, severity(d), d.code);
     if let Some(line) = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1))) {
         let number = d.line.to_string();
         let gutter = " ".repeat(number.len());
@@ -25,9 +29,9 @@ pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
         let carets = "^".repeat(width(token).max(1));
         out.push_str(&format!("{gutter} |\n{number} | {line}\n{gutter} | {}{carets}\n", " ".repeat(width(&before))));
     }
-    if let Some(help) = &d.help {
+    if let Some(help) = d.help_in(lang) {
         let gutter = " ".repeat(d.line.to_string().len());
-        out.push_str(&format!("{gutter} = help: {help}\n"));
+        out.push_str(&format!("{gutter} = {}{help}\n", crate::locale::pick("建议：", "help: ")));
     }
     out.push('\n');
     out
@@ -35,9 +39,9 @@ pub fn diagnostic(d: &Diagnostic, source: Option<&str>) -> String {
 
 fn severity(d: &Diagnostic) -> &'static str {
     if d.is_error() {
-        "error"
+        crate::locale::pick("错误", "error")
     } else {
-        "warning"
+        crate::locale::pick("警告", "warning")
     }
 }
 
@@ -95,10 +99,18 @@ pub(crate) fn width(s: &str) -> usize {
 pub fn verdict(shown: &str, loaded: &Loaded) -> String {
     let errors = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = loaded.diagnostics.len() - errors;
+    let lang = crate::locale::lang();
+    if lang == closeloop::model::Lang::Zh {
+        let warned = if warnings > 0 { format!("，{warnings} 个警告") } else { String::new() };
+        return match &loaded.app {
+            Some(app) => format!("{shown}：有效（{}）{warned}\n", counts(&app.def, lang)),
+            None => format!("{shown}：无效，{errors} 个错误{warned}\n"),
+        };
+    }
     match &loaded.app {
         Some(app) => format!(
             "{shown}: valid ({}){}\n",
-            counts(&app.def),
+            counts(&app.def, lang),
             plural(warnings, "warning").map(|w| format!(", {w}")).unwrap_or_default()
         ),
         None => format!(
@@ -117,20 +129,28 @@ fn plural(n: usize, word: &str) -> Option<String> {
     }
 }
 
-fn counts(def: &closeloop::model::AppDef) -> String {
+/// What an app declares, counted, in the terminal's language ("1 form, 9 fields" / "1 个表单、9 个字段").
+fn counts(def: &closeloop::model::AppDef, lang: closeloop::model::Lang) -> String {
     let fields: usize = def.forms.iter().map(|f| f.fields.len()).sum();
     let parts = [
-        (def.forms.len(), "form"),
-        (fields, "field"),
-        (def.automations.len(), "automation"),
-        (def.assignment_rules.len(), "assignment rule"),
-        (def.approvals.len(), "approval chain"),
-        (def.sops.len(), "SOP"),
-        (def.scores.len() + def.grades.len(), "score/grade"),
-        (def.boards.len(), "board"),
-        (def.metrics.len(), "metric"),
+        (def.forms.len(), "form", "个表单"),
+        (fields, "field", "个字段"),
+        (def.automations.len(), "automation", "个自动化"),
+        (def.assignment_rules.len(), "assignment rule", "条分配规则"),
+        (def.approvals.len(), "approval chain", "条审批链"),
+        (def.sops.len(), "SOP", "个 SOP"),
+        (def.scores.len() + def.grades.len(), "score/grade", "个评分/分级"),
+        (def.boards.len(), "board", "个看板"),
+        (def.metrics.len(), "metric", "个指标"),
     ];
-    parts.iter().filter_map(|(n, w)| plural(*n, w)).collect::<Vec<_>>().join(", ")
+    match lang {
+        closeloop::model::Lang::En => {
+            parts.iter().filter_map(|(n, en, _)| plural(*n, en)).collect::<Vec<_>>().join(", ")
+        }
+        closeloop::model::Lang::Zh => {
+            parts.iter().filter(|p| p.0 > 0).map(|(n, _, zh)| format!("{n} {zh}")).collect::<Vec<_>>().join("、")
+        }
+    }
 }
 
 /// A label as JSON: `{zh, en}` always, the plain text filling both.

@@ -254,6 +254,16 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// The message in the author's language: Chinese where closeloop has it, else as written.
+    pub fn message_in(&self, lang: crate::model::Lang) -> String {
+        crate::i18n::translate(&self.message, lang).unwrap_or_else(|| self.message.clone())
+    }
+
+    /// The help line in the author's language, as [`Diagnostic::message_in`].
+    pub fn help_in(&self, lang: crate::model::Lang) -> Option<String> {
+        self.help.as_ref().map(|h| crate::i18n::translate(h, lang).unwrap_or_else(|| h.clone()))
+    }
 }
 
 /// Where a diagnostic points: file, 1-based line and column, JSON pointer.

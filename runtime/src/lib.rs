@@ -97,6 +97,7 @@ mod diagnostic;
 mod engine;
 #[cfg(feature = "http")]
 pub mod http;
+mod i18n;
 mod loader;
 pub mod model;
 mod pdf;
@@ -121,6 +122,7 @@ pub use engine::{
     CHANNEL_BUDGET, LATE_AFTER, MAX_ATTEMPTS, MAX_CSV_BYTES, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, MAX_ROW_BYTES,
     SYSTEM_ACTORS,
 };
+pub use i18n::localize;
 /// Action penetration and the article's other figures, computed from the event log: see
 /// [`Runtime::penetration`] and [`Runtime::figures`].
 pub mod reports {

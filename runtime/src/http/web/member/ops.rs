@@ -24,15 +24,22 @@ fn ops_base(rt: &Runtime, member: &str, csrf: &str, lang: Lang, key: &str) -> Re
     Ok(ctx)
 }
 
-/// A diagnostic as the CLI prints it: where, what, the source line with a caret, the help.
-pub(super) fn diagnostic_view(d: &crate::Diagnostic, yaml: &str) -> Value {
+/// A diagnostic as the CLI prints it: where, what, the source line with a caret, the help; in
+/// the page's language, with the same code and position.
+pub(super) fn diagnostic_view(d: &crate::Diagnostic, yaml: &str, lang: Lang) -> Value {
     let source = yaml.lines().nth(d.line.saturating_sub(1)).map(str::to_string);
     let gutter = d.line.to_string();
     let pad = " ".repeat(gutter.len());
     let caret = format!("{}^", " ".repeat(d.column.saturating_sub(1)));
-    json!({"head": format!("{}:{}:{}: {}[{}]: {}", d.file, d.line, d.column,
-            if d.severity == crate::Severity::Error { "error" } else { "warning" }, d.code, d.message),
-        "source": source, "gutter": gutter, "pad": pad, "caret": caret, "help": d.help})
+    let severity = match (d.severity == crate::Severity::Error, lang) {
+        (true, Lang::Zh) => "错误",
+        (true, Lang::En) => "error",
+        (false, Lang::Zh) => "警告",
+        (false, Lang::En) => "warning",
+    };
+    json!({"head": format!("{}:{}:{}: {severity}[{}]: {}", d.file, d.line, d.column, d.code, d.message_in(lang)),
+        "source": source, "gutter": gutter, "pad": pad, "caret": caret,
+        "help": d.help_in(lang).map(|h| format!("{}{h}", if lang == Lang::Zh { "建议：" } else { "help: " }))})
 }
 
 pub(super) fn ops_view(
@@ -58,7 +65,7 @@ pub(super) fn ops_view(
         }
         Some(Err(diagnostics)) => {
             status = StatusCode::UNPROCESSABLE_ENTITY;
-            let shown: Vec<Value> = diagnostics.iter().map(|d| diagnostic_view(d, yaml)).collect();
+            let shown: Vec<Value> = diagnostics.iter().map(|d| diagnostic_view(d, yaml, lang)).collect();
             ctx.insert("diagnostics".into(), Value::Array(shown));
         }
         None => {}
