@@ -221,3 +221,31 @@ fn a_signed_quote_for_a_customer_with_an_account_updates_it_rather_than_opening_
         "{outbox}"
     );
 }
+
+#[test]
+fn tasks_opened_before_their_dates_were_known_take_their_due_when_the_dates_are_filled_in() {
+    // A signed quote opens an account with no dates yet; the payment arrives first, so its three
+    // tasks open without a due. The success manager then fills in the dates.
+    let cli = Cli::new("one-flow-dates", DAY0);
+    cli.ok(&["install", "customer-success", "--with-sample-data"]);
+    let signed = r#"{"customer":"苏州新客科技","region":"south","quote":"QT-202611-0009","contract_amount":30000}"#;
+    cli.ok(&["event", "quote.signed", "--data", signed]);
+    cli.ok(&["event", "payment.received", "--data", r#"{"customer":"苏州新客科技","amount":30000,"paid_at":"2026-11-23"}"#]);
+    let account = cli.json(&["list", "account", "--where", "customer=苏州新客科技"])[0].clone();
+    let (id, csm) = (account["id"].as_str().unwrap().to_string(), account["owner"].as_str().unwrap().to_string());
+    assert_eq!(csm, "m_luo", "the south success manager");
+    let dues = || -> Vec<Value> { cli.json(&["tasks", "--as", &csm]).as_array().unwrap().iter().map(|t| t["due"].clone()).collect() };
+    assert_eq!(dues(), vec![Value::Null; 3], "nothing to count from yet");
+    let dates = r#"{"delivered_at":"2026-11-25","payment_due":"2026-12-25","contract_end":"2027-11-24"}"#;
+    cli.ok(&["update", "account", &id, "--as", &csm, "--data", dates]);
+    let mut now: Vec<String> = dues().iter().map(|d| d.as_str().unwrap_or("none").to_string()).collect();
+    now.sort();
+    // 7 days after delivery; 5 days before the payment term ends; 45 days before the contract ends.
+    assert_eq!(now, ["2026-12-02", "2026-12-20", "2027-10-10"]);
+    // Moving a date moves its task, and only it.
+    cli.ok(&["update", "account", &id, "--as", &csm, "--data", r#"{"delivered_at":"2026-11-30"}"#]);
+    let mut moved: Vec<String> = dues().iter().map(|d| d.as_str().unwrap_or("none").to_string()).collect();
+    moved.sort();
+    assert_eq!(moved, ["2026-12-07", "2026-12-20", "2027-10-10"]);
+    assert!(cli.ok(&["audit", "verify"]).contains("audit ok"));
+}

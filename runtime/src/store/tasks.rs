@@ -87,6 +87,14 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
+/// Moves an open task's due (its record's anchor date changed).
+pub(crate) fn set_due(tx: &Tx<'_>, id: i64, due: Option<&str>, due_at: Option<&str>) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE tasks SET due = ?2, due_at = ?3 WHERE id = ?1 AND status = 'open'")?
+        .execute(params![id, due, due_at])
+        .map_err(from_sqlite)?;
+    Ok(())
+}
+
 /// A task by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?

@@ -182,6 +182,7 @@ pub(crate) fn after_write(
     // An edit of a record in approval resets the run: decisions bind to the version submitted.
     if let Some(before) = before {
         crate::engine::approvals::on_edit(w, before, after)?;
+        crate::engine::sop::follow_dates(w, before, after)?;
     }
     // The record's timers follow it whatever happens below: no write leaves them behind.
     sync_timers(w, before.is_none(), after)?;

@@ -328,6 +328,52 @@ pub(crate) fn for_scripts(rows: &[TaskRow], now: &str) -> Vec<Value> {
         .collect()
 }
 
+/// When a task is due on this version of its record: the shown due (a date, or an instant) and
+/// the instant it becomes overdue; nothing while its anchor date is empty.
+fn due_of(
+    cal: &crate::calendar::WorkCalendar,
+    row: &crate::store::RecordRow,
+    due: &crate::model::Offset,
+) -> (Option<String>, Option<String>) {
+    let anchor = automations::anchor_of(row, &due.from);
+    let point =
+        anchor.as_deref().and_then(|a| automations::shift_point(cal, a, due.after.as_deref(), due.before.as_deref()));
+    match &point {
+        Some(Anchor::Date(d)) => {
+            // A date is due through its whole day: overdue from the next midnight.
+            let end = d.tomorrow().ok().and_then(|n| n.to_zoned(cal.time_zone().clone()).ok());
+            (Some(d.to_string()), end.map(|z| crate::clock::stamp(z.timestamp())))
+        }
+        Some(Anchor::Instant(ts)) => (Some(crate::clock::stamp(*ts)), Some(crate::clock::stamp(*ts))),
+        None => (None, None),
+    }
+}
+
+/// A record's open tasks follow its dates: when the date a task is due from changes (the
+/// success manager fills in the delivery date after the payment opened the tasks), its due
+/// moves with it, as the record's timers do.
+pub(crate) fn follow_dates(
+    w: &Writer<'_, '_>,
+    before: &crate::store::RecordRow,
+    after: &crate::store::RecordRow,
+) -> Result<(), crate::store::StoreError> {
+    let def = &w.f.app.app.def;
+    let mut open = None;
+    for sop in def.sops.iter().filter(|s| s.form == w.f.form.id) {
+        for t in sop.tasks.iter().filter(|t| before.data.get(&t.due.from) != after.data.get(&t.due.from)) {
+            let rows = match &open {
+                Some(rows) => rows,
+                None => open.insert(tasks::of_record(w.tx, &w.f.form.id, &after.id)?),
+            };
+            let (due, due_at) = due_of(&w.f.app.calendar, after, &t.due);
+            for row in rows.iter().filter(|r| r.status == TaskStatus::Open && r.sop == sop.id && r.task == t.id) {
+                tasks::set_due(w.tx, row.id, due.as_deref(), due_at.as_deref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Opens an SOP's tasks on a record: each due relative to a date of the record on the app's
 /// calendar, assigned by its rule. A task already open is not opened twice.
 pub(crate) fn open_sop(w: &Writer<'_, '_>, sop_id: &str, record: &str) -> Result<String, StepError> {
@@ -343,19 +389,7 @@ pub(crate) fn open_sop(w: &Writer<'_, '_>, sop_id: &str, record: &str) -> Result
     let mut opened = Vec::new();
     let mut skipped = Vec::new();
     for t in &sop.tasks {
-        let anchor = automations::anchor_of(&row, &t.due.from);
-        let point = anchor
-            .as_deref()
-            .and_then(|a| automations::shift_point(cal, a, t.due.after.as_deref(), t.due.before.as_deref()));
-        let (due, due_at) = match &point {
-            Some(Anchor::Date(d)) => {
-                // A date is due through its whole day: overdue from the next midnight.
-                let end = d.tomorrow().ok().and_then(|n| n.to_zoned(cal.time_zone().clone()).ok());
-                (Some(d.to_string()), end.map(|z| crate::clock::stamp(z.timestamp())))
-            }
-            Some(Anchor::Instant(ts)) => (Some(crate::clock::stamp(*ts)), Some(crate::clock::stamp(*ts))),
-            None => (None, None),
-        };
+        let (due, due_at) = due_of(cal, &row, &t.due);
         let assignee = {
             let mut cache = w.session.assign.borrow_mut();
             let team = cache.team(w.tx)?;
