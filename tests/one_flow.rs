@@ -230,11 +230,18 @@ fn tasks_opened_before_their_dates_were_known_take_their_due_when_the_dates_are_
     cli.ok(&["install", "customer-success", "--with-sample-data"]);
     let signed = r#"{"customer":"苏州新客科技","region":"south","quote":"QT-202611-0009","contract_amount":30000}"#;
     cli.ok(&["event", "quote.signed", "--data", signed]);
-    cli.ok(&["event", "payment.received", "--data", r#"{"customer":"苏州新客科技","amount":30000,"paid_at":"2026-11-23"}"#]);
+    cli.ok(&[
+        "event",
+        "payment.received",
+        "--data",
+        r#"{"customer":"苏州新客科技","amount":30000,"paid_at":"2026-11-23"}"#,
+    ]);
     let account = cli.json(&["list", "account", "--where", "customer=苏州新客科技"])[0].clone();
     let (id, csm) = (account["id"].as_str().unwrap().to_string(), account["owner"].as_str().unwrap().to_string());
     assert_eq!(csm, "m_luo", "the south success manager");
-    let dues = || -> Vec<Value> { cli.json(&["tasks", "--as", &csm]).as_array().unwrap().iter().map(|t| t["due"].clone()).collect() };
+    let dues = || -> Vec<Value> {
+        cli.json(&["tasks", "--as", &csm]).as_array().unwrap().iter().map(|t| t["due"].clone()).collect()
+    };
     assert_eq!(dues(), vec![Value::Null; 3], "nothing to count from yet");
     let dates = r#"{"delivered_at":"2026-11-25","payment_due":"2026-12-25","contract_end":"2027-11-24"}"#;
     cli.ok(&["update", "account", &id, "--as", &csm, "--data", dates]);
