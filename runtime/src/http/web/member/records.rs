@@ -185,6 +185,61 @@ fn posted_rows(posted: &Map<String, Value>, table: &str) -> usize {
 /// The most rows a table has on a page.
 const MAX_ROWS: usize = 50;
 
+/// A table's rows from a form post, rows left empty dropped, and for each row kept the row of
+/// the page it came from. A cell that cannot be read is a problem named by the page's row
+/// (`lines[2].qty`), where the member sees it.
+fn table_rows(
+    field: &Field,
+    posted: &Map<String, Value>,
+    zone: &jiff::tz::TimeZone,
+    problems: &mut Vec<crate::values::FieldProblem>,
+) -> (Vec<Value>, Vec<usize>) {
+    let name = &field.id;
+    let (mut rows, mut from) = (Vec::new(), Vec::new());
+    for i in 0..posted_rows(posted, name) {
+        let mut row = Map::new();
+        for column in typed_columns(field) {
+            let text = posted.get(&format!("{name}.{i}.{}", column.id)).and_then(Value::as_str).unwrap_or_default();
+            match crate::values::parse_cell(column, text, zone) {
+                Ok(Some(v)) => {
+                    row.insert(column.id.clone(), v);
+                }
+                Ok(None) => {}
+                Err(why) => problems.push(crate::values::FieldProblem::new(
+                    format!("{name}[{i}].{}", column.id),
+                    "WRONG_TYPE",
+                    why,
+                )),
+            }
+        }
+        if !row.is_empty() {
+            rows.push(Value::Object(row));
+            from.push(i);
+        }
+    }
+    (rows, from)
+}
+
+/// The engine names a table's rows as it stored them, without the rows left empty: each problem
+/// in a table is renamed to the page's row, so it lands under the inputs it is about.
+fn on_page_rows(
+    def: &crate::model::Form,
+    posted: &Map<String, Value>,
+    zone: &jiff::tz::TimeZone,
+    problems: &mut [crate::values::FieldProblem],
+) {
+    for field in def.fields.iter().filter(|f| f.kind == FieldType::Table) {
+        let (_, from) = table_rows(field, posted, zone, &mut Vec::new());
+        let prefix = format!("{}[", field.id);
+        for p in problems.iter_mut() {
+            let Some((k, rest)) = p.field.strip_prefix(&prefix).and_then(|r| r.split_once(']')) else { continue };
+            if let Some(i) = k.parse::<usize>().ok().and_then(|k| from.get(k)) {
+                p.field = format!("{prefix}{i}]{rest}");
+            }
+        }
+    }
+}
+
 /// Typed values from a form post: each field's text read as its type (as a CSV cell is), empty
 /// ones left out, a table's rows from `TABLE.N.COLUMN` (rows left empty dropped); what cannot be
 /// read is a problem named by field (`lines[0].qty`).
@@ -199,28 +254,7 @@ pub(super) fn typed(
     for name in names {
         let Some(field) = form.field(name) else { continue };
         if field.kind == FieldType::Table {
-            let mut rows = Vec::new();
-            for i in 0..posted_rows(posted, name) {
-                let mut row = Map::new();
-                for column in typed_columns(field) {
-                    let text =
-                        posted.get(&format!("{name}.{i}.{}", column.id)).and_then(Value::as_str).unwrap_or_default();
-                    match crate::values::parse_cell(column, text, zone) {
-                        Ok(Some(v)) => {
-                            row.insert(column.id.clone(), v);
-                        }
-                        Ok(None) => {}
-                        Err(why) => problems.push(crate::values::FieldProblem::new(
-                            format!("{name}[{}].{}", rows.len(), column.id),
-                            "WRONG_TYPE",
-                            why,
-                        )),
-                    }
-                }
-                if !row.is_empty() {
-                    rows.push(Value::Object(row));
-                }
-            }
+            let (rows, _) = table_rows(field, posted, zone, &mut problems);
             if !rows.is_empty() {
                 data.insert(name.to_string(), Value::Array(rows));
             }
@@ -452,7 +486,10 @@ pub(super) async fn create(
             }
             match rt.submit(&form, data, member) {
                 Ok(r) => return Ok(Page::Redirect(format!("/r/{form}/{}", r.id))),
-                Err(EngineError::Invalid(p)) => problems = p,
+                Err(EngineError::Invalid(p)) => {
+                    problems = p;
+                    on_page_rows(&def, &kept, &rt.zone_of(Some(&form)), &mut problems);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -736,4 +773,39 @@ pub(super) async fn list(
         Ok(Page::Html(StatusCode::OK, render("list.html", &Value::Object(ctx))?))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote_lines() -> crate::model::Form {
+        let yaml = r#"{"id": "quote", "fields": [{"id": "lines", "type": "table", "columns": [
+            {"id": "sku", "type": "text"}, {"id": "qty", "type": "integer"}]}]}"#;
+        serde_json::from_str(yaml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_problem_in_a_table_lands_on_the_page_row_it_is_about_even_after_an_empty_row() {
+        let form = quote_lines();
+        let zone = jiff::tz::TimeZone::UTC;
+        // Row 0 left empty, row 1 filled, row 2 with a quantity that is not a number.
+        let posted: Map<String, Value> = [
+            ("lines.0.sku", ""),
+            ("lines.1.sku", "CL-CRM-STD"),
+            ("lines.1.qty", "0"),
+            ("lines.2.sku", "CL-IMPL-DAY"),
+            ("lines.2.qty", "两个"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+        let (data, problems) = typed(&form, &["lines"], &posted, &zone);
+        assert_eq!(data["lines"].as_array().map(Vec::len), Some(2), "the empty row is dropped");
+        assert_eq!(problems.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), ["lines[2].qty"]);
+        // The engine refuses the first row it stored (`lines[0]`): that is the page's row 1.
+        let mut refused = vec![crate::values::FieldProblem::new("lines[0].qty", "TOO_SMALL", "at least 1")];
+        on_page_rows(&form, &posted, &zone, &mut refused);
+        assert_eq!(refused[0].field, "lines[1].qty");
+    }
 }
