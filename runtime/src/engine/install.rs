@@ -71,7 +71,7 @@ impl Runtime {
         let Runtime { store, .. } = self;
         // The checks run inside the install's own transaction, so no other process can add the
         // data they look for between the check and the change.
-        let (revision, orphaned) = store.write(|tx| {
+        let (revision, orphaned, team) = store.write(|tx| {
             let mut orphans = orphaned_data(tx, previous, &app.def, &at_form)?;
             let duplicates = new_duplicates(tx, &app.def, &at_form)?;
             if !duplicates.is_empty() {
@@ -97,10 +97,13 @@ impl Runtime {
                 "source_hash": crate::store::sha256_hex(source.as_bytes())})
             .to_string();
             audit::append(tx, &NewEvent::note(&at, actor, "app.installed", None, &body))?;
-            Ok::<_, EngineError>((revision, orphaned))
+            // The team is read in the same transaction: once the install commits, nothing left
+            // to do can fail and leave this runtime without the app the database holds.
+            let team = crate::store::members::list(tx)?;
+            Ok::<_, EngineError>((revision, orphaned, team))
         })?;
         let mut warnings = loaded.diagnostics;
-        warnings.extend(unreachable(&crate::store::members::list(store.reader())?, &app.def, &file));
+        warnings.extend(unreachable(&team, &app.def, &file));
         let report = InstallReport {
             app: id.clone(),
             revision,
