@@ -93,7 +93,17 @@ impl Runtime {
             return Ok(report);
         }
         for record in csv.records() {
-            let record = record.map_err(|e| EngineError::Input(format!("the CSV does not parse: {e}")))?;
+            // The rows before were received, each in its own write: the report says so, and
+            // where the file stopped being readable.
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    let row = e.position().map(|p| p.line() as usize).unwrap_or(report.rows + 2);
+                    let message = format!("the CSV does not parse from here on ({e}); the rows above were read");
+                    report.problems.push(RowProblem { row, column: None, code: "BAD_CSV".into(), message });
+                    break;
+                }
+            };
             let row = record.position().map(|p| p.line() as usize).unwrap_or(0);
             report.rows += 1;
             let problem = |column: &str, code: &str, message: String| RowProblem {
