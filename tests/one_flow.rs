@@ -220,6 +220,18 @@ fn a_signed_quote_for_a_customer_with_an_account_updates_it_rather_than_opening_
         outbox.contains("m_lin") && outbox.contains("上海明远科技有限公司 已签约（报价 QT-202611-0007"),
         "{outbox}"
     );
+    // A churned account is final: a later signing cannot rewrite it, and says why.
+    let id = account["id"].as_str().unwrap().to_string();
+    cli.ok(&["act", "account", &id, "churn", "--as", "m_cao"]);
+    let again = r#"{"customer":"上海明远科技有限公司","region":"east","quote":"QT-202612-0001","contract_amount":1}"#;
+    let (code, said) = cli.fails(&["event", "quote.signed", "--data", again]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("churned") || said.contains("final"), "{said}");
+    assert_eq!(cli.json(&["get", "account", &id])["data"]["quote"], "QT-202611-0007", "unchanged");
+    // What an event declares is what it carries: a field it does not declare is refused.
+    let stray = r#"{"customer":"x","region":"east","quote":"q","health":1}"#;
+    let (code, said) = cli.fails(&["event", "quote.signed", "--data", stray]);
+    assert!(code == Some(1) && said.contains("health"), "{said}");
 }
 
 #[test]

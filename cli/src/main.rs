@@ -165,8 +165,13 @@ fn main() -> ExitCode {
         Err(UserError(message)) => {
             if !message.is_empty() {
                 // JSON errors stay as they are, for programs.
-                let message = if ctx.format == Format::Json { message } else { locale::say(&message) };
-                eprintln!("{}{message}", locale::pick("错误：", "error: "));
+                let json = ctx.format == Format::Json;
+                let (prefix, message) = if json {
+                    ("error: ", message)
+                } else {
+                    (locale::pick("错误：", "error: "), locale::say(&message))
+                };
+                eprintln!("{prefix}{message}");
             }
             ExitCode::from(1)
         }

@@ -155,6 +155,8 @@ codes! {
     SCRIPT_SYNTAX,
     /// A message puts a sensitive field into a group chat (a WeCom or DingTalk robot).
     SENSITIVE_IN_GROUP,
+    /// An `emit` hands a sensitive field, or one only some roles read, to an event (a warning).
+    SENSITIVE_HANDOVER,
     /// A script or expression uses a name nothing declares (a misspelt field, a variable never `let`).
     UNKNOWN_VARIABLE,
     /// A script file under `scripts/` that nothing in the app refers to (a warning).

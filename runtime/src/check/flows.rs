@@ -297,6 +297,28 @@ fn emit(ctx: &mut Ctx<'_>, scope: Scope<'_>, e: &crate::model::Emit, p: &str) {
     }
     for (key, source) in &e.with {
         let at = format!("{p}/emit/with/{key}");
+        let protected = |f: &crate::model::Field| f.sensitive == Some(true) || !f.read_roles.is_empty();
+        let handed = match source.split_once('.') {
+            None => scope.field(source),
+            Some((link, inner)) => scope
+                .field(link)
+                .and_then(|f| f.form.as_deref())
+                .and_then(|t| def.forms.iter().find(|x| x.id == t))
+                .and_then(|t| t.fields.iter().find(|x| x.id == inner)),
+        };
+        // This app's event says whether it keeps the field protected; another app's is checked
+        // by that app, where the field lands.
+        let received = def.events.iter().find(|d| d.id == e.event).and_then(|d| d.fields.iter().find(|f| &f.id == key));
+        if e.app.is_none() && handed.is_some_and(protected) && !received.is_some_and(protected) {
+            ctx.warning(
+                Code::SENSITIVE_HANDOVER,
+                format!(
+                    "`{source}` is protected (sensitive, or read by some roles only), but event field `{key}` is not"
+                ),
+                &at,
+            )
+            .help = Some(format!("mark event field `{key}` `sensitive: true`, or hand over a field everyone may read"));
+        }
         if scope.form.is_none() {
             let reason = scope.recordless.unwrap_or("this automation has no record");
             ctx.error(Code::CONFLICT, format!("`with` takes values from the record, but {reason}"), &at);

@@ -112,6 +112,15 @@ pub(super) fn check_forms(ctx: &mut Ctx<'_>) {
             )
             .help = Some("add `create: true` to `target`, or drop `public`".into());
         }
+        // Anyone may send a public event: it may make a record, never change one.
+        if event.public == Some(true) && event.target.as_ref().and_then(|t| t.update) == Some(true) {
+            ctx.error(
+                Code::CONFLICT,
+                format!("event `{}` is public, so it cannot update the record it finds", event.id),
+                &format!("{base}/target/update"),
+            )
+            .help = Some("drop `update: true`, or drop `public`".into());
+        }
         if let Some(target) = &event.target {
             if let Some(form) = ctx.form_ref(&target.form, &format!("{base}/target/form")) {
                 for (form_field, payload_field) in &target.r#match {

@@ -146,10 +146,6 @@ impl<'a> Ctx<'a> {
         self.input.root.at(pointer)
     }
 
-    /// Adds a diagnostic built elsewhere.
-    pub fn push(&mut self, d: Diagnostic) {
-        self.diags.push(d);
-    }
 
     pub fn def(&self) -> &'a AppDef {
         self.input.def
@@ -160,23 +156,26 @@ impl<'a> Ctx<'a> {
         Location { file: self.input.file.to_string(), line: pos.line, column: pos.column, pointer: pointer.to_string() }
     }
 
-    pub fn error(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
-        let d = Diagnostic::error(code, message, &self.loc(pointer, false));
+    /// Keeps a diagnostic (one built elsewhere too) and hands it back, for its help line.
+    pub fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
         self.diags.push(d);
         let last = self.diags.len() - 1;
         &mut self.diags[last]
+    }
+
+    pub fn error(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
+        let d = Diagnostic::error(code, message, &self.loc(pointer, false));
+        self.push(d)
     }
 
     pub fn error_at_key(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
         let d = Diagnostic::error(code, message, &self.loc(pointer, true));
-        self.diags.push(d);
-        let last = self.diags.len() - 1;
-        &mut self.diags[last]
+        self.push(d)
     }
 
-    pub fn warning(&mut self, code: Code, message: impl Into<String>, pointer: &str) {
+    pub fn warning(&mut self, code: Code, message: impl Into<String>, pointer: &str) -> &mut Diagnostic {
         let d = Diagnostic::warning(code, message, &self.loc(pointer, false));
-        self.diags.push(d);
+        self.push(d)
     }
 
     /// Reports an unknown reference with a did-you-mean among the candidates.

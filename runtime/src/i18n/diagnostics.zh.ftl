@@ -145,6 +145,12 @@ not-applicable = `{ $key }` 不适用于{ $n_kind }字段
 reserved-name = `{ $name }` 是 closeloop 给每条记录保留的名称
 # ^`(?<name>[^`]*)` is not a script file name$
 not-a-script = `{ $name }` 不是脚本文件名
+# ^event `(?<event>[^`]*)` is public, so its target must create the record it does not find$
+public-must-create = 事件 `{ $event }` 是公开的，所以找不到记录时必须新建记录
+# ^event `(?<event>[^`]*)` is public, so it cannot update the record it finds$
+public-no-update = 事件 `{ $event }` 是公开的，所以不能修改找到的记录
+# ^`(?<source>[^`]*)` is protected \(sensitive, or read by some roles only\), but event field `(?<key>[^`]*)` is not$
+sensitive-handover = `{ $source }` 是受保护的字段（敏感，或只有部分角色可读），但事件字段 `{ $key }` 不是
 # ^the customer's signature must be the last step$
 sign-last = 客户签署必须是最后一步
 # ^write `(?<a>[^`]*)` or `(?<b>[^`]*)`, not both$
@@ -224,6 +230,12 @@ add-count = 在 `{ $b }` 旁边加上 `{ $a }`（人数按需要写）
 first-at = 第一个在第 { $line } 行；只保留一个
 # ^the first `(?<key>[^`]*)` is at line (?<line>\d+); keep one$
 first-key-at = 第一个 `{ $key }` 在第 { $line } 行；只保留一个
+# ^add `create: true` to `target`, or drop `public`$
+public-create-help = 在 `target` 里加上 `create: true`，或者去掉 `public`
+# ^drop `update: true`, or drop `public`$
+public-update-help = 去掉 `update: true`，或者去掉 `public`
+# ^mark event field `(?<key>[^`]*)` `sensitive: true`, or hand over a field everyone may read$
+handover-help = 把事件字段 `{ $key }` 标为 `sensitive: true`，或者交接一个人人可读的字段
 # ^delete the repeated one$
 delete-repeated = 删掉重复的那一项
 # ^remove the tag; quote the value if it must stay text$

@@ -25,30 +25,34 @@ fn catalog() -> Option<&'static Catalog> {
     CATALOG.get_or_init(load).as_ref()
 }
 
-/// The bundle and the shapes, read from the embedded file (a unit test proves it reads clean).
+/// The bundle and the shapes, read from the embedded file. An entry that does not read is left
+/// out, the rest kept (its text stays English); a unit test proves every entry reads.
 fn load() -> Option<Catalog> {
-    let shapes = shapes_of(ZH)?;
-    let resource = FluentResource::try_new(ZH.to_string()).ok()?;
+    let shapes = shapes_of(ZH);
+    let resource = FluentResource::try_new(ZH.to_string()).unwrap_or_else(|(partial, _)| partial);
     let zh: unic_langid::LanguageIdentifier = "zh-CN".parse().ok()?;
     let mut bundle = FluentBundle::new_concurrent(vec![zh]);
     // The text goes to terminals and logs, not into bidirectional layouts: no isolation marks.
     bundle.set_use_isolating(false);
-    bundle.add_resource(resource).ok()?;
+    bundle.add_resource_overriding(resource);
     Some(Catalog { bundle, shapes })
 }
 
-/// Each message with a one-line comment: its id and the comment as a regular expression.
-fn shapes_of(ftl: &str) -> Option<Vec<(String, Regex)>> {
+/// Each message with a one-line comment: its id and the comment as a regular expression (a
+/// comment that is not one is skipped).
+fn shapes_of(ftl: &str) -> Vec<(String, Regex)> {
     let mut shapes = Vec::new();
     let mut comment: Option<&str> = None;
     for line in ftl.lines() {
         if let Some(c) = line.strip_prefix("# ^") {
             comment = Some(c);
         } else if let (Some(c), Some((id, _))) = (comment.take(), line.split_once(" = ")) {
-            shapes.push((id.trim().to_string(), Regex::new(&format!("^{c}")).ok()?));
+            if let Ok(re) = Regex::new(&format!("^{c}")) {
+                shapes.push((id.trim().to_string(), re));
+            }
         }
     }
-    Some(shapes)
+    shapes
 }
 
 /// The text in `lang`: itself in English; in Chinese when its shape is known, else `None`.
@@ -144,8 +148,11 @@ mod tests {
 
     #[test]
     fn the_catalog_reads_clean_and_every_shape_names_a_message() {
+        assert!(FluentResource::try_new(ZH.to_string()).is_ok(), "diagnostics.zh.ftl does not parse");
+        let comments = ZH.lines().filter(|l| l.starts_with("# ^")).count();
+        assert_eq!(shapes_of(ZH).len(), comments, "a shape does not compile");
         let catalog = catalog();
-        assert!(catalog.is_some(), "diagnostics.zh.ftl or one of its shapes does not read");
+        assert!(catalog.is_some());
         let Some(catalog) = catalog else { return };
         assert!(catalog.shapes.len() > 100, "{}", catalog.shapes.len());
         for (id, _) in &catalog.shapes {

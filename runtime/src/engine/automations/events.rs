@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::run::run_automation;
 use crate::engine::automations::{self, form_of, Cause, Run, MAX_DEPTH};
 use crate::engine::write::rules::Purpose;
-use crate::engine::write::Writer;
+use crate::engine::write::{Edit, Writer};
 use crate::engine::{EngineError, Installed, Runtime};
 use crate::model::Trigger;
 use crate::store::{audit, inbound, records, NewEvent, StoreError};
@@ -130,7 +130,7 @@ impl Runtime {
                     EngineError::NotFound { form, id: format!("with {what}") }
                 }
                 automations::Unraised::Invalid(problems) => EngineError::Invalid(problems),
-                automations::Unraised::Other(why) => EngineError::Refused(why),
+                automations::Unraised::Other(why) | automations::Unraised::Refused(why) => EngineError::Refused(why),
                 automations::Unraised::Store(e) => EngineError::Store(e),
             })?;
             let runs = session.runs.take();
@@ -259,6 +259,9 @@ pub(crate) enum Unraised {
     /// The record the event was to create is refused, field by field.
     #[error("the record the event creates is refused: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<crate::values::FieldProblem>),
+    /// The write gate refused the change (the record is final or signed): no retry can help.
+    #[error("{0}")]
+    Refused(String),
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
@@ -280,6 +283,13 @@ pub(crate) fn raise(
     let Some(event) = def.events.iter().find(|e| e.id == name) else {
         return Err(Unraised::Other(format!("there is no event `{name}`")));
     };
+    // What a step raises is checked as what arrives from outside is: typed, required fields
+    // present, defaults taken, and nothing the event does not declare.
+    let checked = checked(def, event, data).map_err(|e| match e {
+        EngineError::Invalid(problems) => Unraised::Invalid(problems),
+        e => Unraised::Other(e.to_string()),
+    })?;
+    let data = &checked;
     let depth = w.session.depth.get();
     if depth >= MAX_DEPTH {
         return Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped")));
@@ -309,15 +319,14 @@ pub(crate) fn raise(
                         .filter(|field| !t.r#match.contains_key(&field.id))
                         .filter_map(|field| Some((field.id.clone(), data.get(&field.id)?.clone())))
                         .collect();
-                    if !patch.is_empty() {
-                        crate::engine::automations::steps::patch_record(
-                            &w.on(&f),
-                            &id,
-                            &patch,
-                            &format!("event {name}"),
-                        )
-                        .map_err(|e| match e {
-                            crate::engine::automations::steps::StepError::Store(e) => Unraised::Store(e),
+                    let writer = w.on(&f);
+                    let current = writer.current(&id)?;
+                    if let (false, Some(current)) = (patch.is_empty(), current) {
+                        let edit = Edit::by_closeloop(&patch, ("event", json!(name)));
+                        writer.as_actor(super::ACTOR).change(current, edit).map_err(|e| match e {
+                            EngineError::Invalid(problems) => Unraised::Invalid(problems),
+                            EngineError::Refused(why) => Unraised::Refused(why),
+                            EngineError::Store(e) => Unraised::Store(e),
                             e => Unraised::Other(e.to_string()),
                         })?;
                     }
@@ -341,6 +350,7 @@ pub(crate) fn raise(
                     let row = w.on(&f).create(&given, Purpose::Create, Some(&source), false).map_err(|e| match e {
                         EngineError::Invalid(problems) => Unraised::Invalid(problems),
                         EngineError::Store(e) => Unraised::Store(e),
+                        EngineError::Refused(why) => Unraised::Refused(why),
                         e => Unraised::Other(e.to_string()),
                     })?;
                     (Some(f), Some(row.id))

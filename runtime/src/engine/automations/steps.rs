@@ -105,6 +105,7 @@ fn emit(w: &Writer<'_, '_>, e: &crate::model::Emit, record: Option<&str>, cause:
     match raise(w, app, &e.event, &data, record, cause) {
         Ok(n) => Ok(format!("event {} raised; {n} automation(s) ran", e.event)),
         Err(Unraised::Store(e)) => Err(e.into()),
+        Err(Unraised::Refused(why)) => Err(StepError::Refused(why)),
         Err(e) => Err(StepError::Failed(e.to_string())),
     }
 }

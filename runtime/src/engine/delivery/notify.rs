@@ -133,6 +133,12 @@ fn linked_titles(w: &Writer<'_, '_>, fields: &mut Map<String, Value>) -> Result<
             continue;
         };
         let Some(title_field) = target.form.title_field.as_deref() else { continue };
+        // A title only some may read (a sensitive one) stays behind; the id is shown instead.
+        let protected =
+            target.form.field(title_field).is_some_and(|f| f.sensitive == Some(true) || !f.read_roles.is_empty());
+        if protected {
+            continue;
+        }
         if let Some(title) =
             crate::store::records::get(w.tx, target.table(), id)?.and_then(|r| r.data.get(title_field).cloned())
         {

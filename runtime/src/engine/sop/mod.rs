@@ -360,7 +360,10 @@ pub(crate) fn follow_dates(
     let def = &w.f.app.app.def;
     let mut open = None;
     for sop in def.sops.iter().filter(|s| s.form == w.f.form.id) {
-        for t in sop.tasks.iter().filter(|t| before.data.get(&t.due.from) != after.data.get(&t.due.from)) {
+        let moved = |t: &&crate::model::SopTask| {
+            automations::anchor_of(before, &t.due.from) != automations::anchor_of(after, &t.due.from)
+        };
+        for t in sop.tasks.iter().filter(moved) {
             let rows = match &open {
                 Some(rows) => rows,
                 None => open.insert(tasks::of_record(w.tx, &w.f.form.id, &after.id)?),
