@@ -146,7 +146,6 @@ impl<'a> Ctx<'a> {
         self.input.root.at(pointer)
     }
 
-
     pub fn def(&self) -> &'a AppDef {
         self.input.def
     }
