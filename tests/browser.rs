@@ -958,3 +958,46 @@ fn the_approved_quote_s_link_goes_to_the_customer_by_sms_and_opens_the_signing_p
     assert!(page.contains(&id) && page.contains("29,400.00"), "{page}");
     assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
 }
+
+#[test]
+fn a_rep_qualifies_a_lead_on_the_phone_and_finds_the_draft_quote_it_opened_in_my_work() {
+    let cli = Cli::system_clock("browser-hand-over");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["install", "quote-approval", "--with-sample-data"]);
+    crate::api_v1::set_password(&cli, "m_li");
+    let data = r#"{"source":"expo","customer":"苏州新客科技","phone":"13800138111","region":"east"}"#;
+    let lead = cli.json(&["submit", "lead", "--as", "m_ops", "--data", data])["id"].as_str().unwrap().to_string();
+    cli.ok(&[
+        "act",
+        "lead",
+        &lead,
+        "contact",
+        "--as",
+        "m_li",
+        "--data",
+        r#"{"summary":"电话沟通","next_step":"报价"}"#,
+    ]);
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    sign_in(&browser, &base, "m_li");
+    browser.open(&format!("{base}/r/lead/{lead}"));
+    browser.text_with("转商机");
+    browser.submit(&format!("form[action='/r/lead/{lead}/act/qualify'] button[type=submit]"));
+    let qualified = browser.text_with("已转商机");
+    assert!(qualified.contains("hand_over_to_quote"), "what the hand-over did is on the lead: {qualified}");
+    // The draft quote is the rep's open work now, with the customer and the phone carried over.
+    let quote = cli.json(&["list", "quote"])[0]["id"].as_str().unwrap().to_string();
+    browser.open(&format!("{base}/"));
+    let work = browser.text_with(&quote);
+    assert!(work.contains(&quote), "{work}");
+    browser.open(&format!("{base}/r/quote/{quote}"));
+    let page = browser.text_with("草稿");
+    browser.screenshot("rep-draft-quote-from-lead");
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the draft quote");
+    assert!(
+        page.contains("苏州新客科技") && page.contains(&lead),
+        "the customer by name, the lead it came from: {page}"
+    );
+    assert!(page.contains("13800138111"), "the signer's phone, to its owner: {page}");
+}

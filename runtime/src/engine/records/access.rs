@@ -305,6 +305,33 @@ pub(crate) struct WorkItem {
 }
 
 impl Runtime {
+    /// A record's title as `member` reads it: its title field, or for a link the linked
+    /// record's own title (the customer's name, not `CUSTOMER-000004`); else its id.
+    pub(crate) fn title_as(
+        &self,
+        form: &crate::model::Form,
+        data: &Map<String, Value>,
+        id: &str,
+        member: &str,
+    ) -> String {
+        let field = form.title_field.as_deref().and_then(|t| form.field(t));
+        match (field, field.and_then(|f| data.get(&f.id)).and_then(Value::as_str)) {
+            (Some(f), Some(linked)) if f.kind == crate::model::FieldType::Link => {
+                self.link_title_as(f, linked, member).unwrap_or_else(|| linked.to_string())
+            }
+            (_, Some(title)) => title.to_string(),
+            (_, None) => id.to_string(),
+        }
+    }
+
+    /// The title of the record a link field points to, when `member` may read it and its title.
+    pub(crate) fn link_title_as(&self, field: &crate::model::Field, id: &str, member: &str) -> Option<String> {
+        let target = field.form.as_deref()?;
+        let linked = self.get_as(target, id, member).ok()?;
+        let title = self.form(target).ok()?.form.title_field.as_deref()?;
+        linked.data.get(title).and_then(Value::as_str).map(str::to_string)
+    }
+
     /// The records `member` owns and may read, in states that are not final, most urgent
     /// first: flagged ones, then by the next deadline.
     pub(crate) fn work_of(&self, member: &str) -> Result<Vec<WorkItem>, EngineError> {
@@ -319,13 +346,7 @@ impl Runtime {
                     if state.is_some_and(|s| s.is_final == Some(true)) {
                         continue;
                     }
-                    let title = form
-                        .title_field
-                        .as_deref()
-                        .and_then(|t| r.data.get(t))
-                        .and_then(Value::as_str)
-                        .unwrap_or(&r.id)
-                        .to_string();
+                    let title = self.title_as(form, &r.data, &r.id, member);
                     let state = state
                         .map(|s| s.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| s.id.clone()))
                         .unwrap_or_default();

@@ -318,6 +318,7 @@ fn filled_view(
     data: &Map<String, Value>,
     lang: Lang,
     zone: &jiff::tz::TimeZone,
+    member: &str,
 ) -> (Vec<Value>, Vec<Value>) {
     let typed: Vec<&str> = typed_fields(def).into_iter().map(|f| f.id.as_str()).collect();
     let scalars: Map<String, Value> = data
@@ -356,7 +357,7 @@ fn filled_view(
             json!({"label": crate::values::field_name(f, lang), "columns": heads, "rows": body})
         })
         .collect();
-    (shown_fields(rt, def, &scalars, lang, zone), tables)
+    (shown_fields(rt, def, &scalars, lang, zone, member), tables)
 }
 
 /// What a new record's form was sent, and what to do with it.
@@ -429,7 +430,7 @@ pub(super) fn new_form(
         })
         .collect();
     if step == Step::Check {
-        let (filled, filled_tables) = filled_view(rt, &def, &preview.data, lang, &zone);
+        let (filled, filled_tables) = filled_view(rt, &def, &preview.data, lang, &zone, member);
         ctx.insert("filled".into(), Value::Array(filled));
         ctx.insert("filled_tables".into(), Value::Array(filled_tables));
         ctx.insert("checked".into(), json!(true));
@@ -506,6 +507,7 @@ pub(super) fn shown_fields(
     data: &Map<String, Value>,
     lang: Lang,
     zone: &jiff::tz::TimeZone,
+    member: &str,
 ) -> Vec<Value> {
     def.fields
         .iter()
@@ -513,6 +515,7 @@ pub(super) fn shown_fields(
         .map(|(f, v)| {
             let text = match (f.kind, v) {
                 (FieldType::Member, Value::String(m)) => rt.member(m).map(|m| m.name).unwrap_or_else(|_| m.clone()),
+                (FieldType::Link, Value::String(id)) => rt.link_title_as(f, id, member).unwrap_or_else(|| id.clone()),
                 (FieldType::Datetime, Value::String(at)) => crate::clock::shown(at, zone),
                 _ => crate::values::display(f, v, lang),
             };
@@ -538,10 +541,9 @@ pub(super) fn record_view(
     let state_label = state
         .map(|s| s.label.as_ref().map(|l| l.get(lang).to_string()).unwrap_or_else(|| s.id.clone()))
         .unwrap_or_default();
-    let title =
-        def.title_field.as_deref().and_then(|t| record.data.get(t)).and_then(Value::as_str).unwrap_or(id).to_string();
+    let title = rt.title_as(&def, &record.data, id, member);
     let mut ctx = base(rt, member, csrf, lang, &title)?;
-    let shown = shown_fields(rt, &def, &record.data, lang, &zone);
+    let shown = shown_fields(rt, &def, &record.data, lang, &zone, member);
     let actions: Vec<Value> = def
         .actions
         .iter()
@@ -755,8 +757,7 @@ pub(super) async fn list(
         let rows: Vec<Value> = records
             .iter()
             .map(|r| {
-                let title =
-                    def.title_field.as_deref().and_then(|t| r.data.get(t)).and_then(Value::as_str).unwrap_or(&r.id);
+                let title = rt.title_as(&def, &r.data, &r.id, member);
                 let state = def
                     .states
                     .iter()

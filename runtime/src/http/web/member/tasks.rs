@@ -81,7 +81,7 @@ pub(super) fn card(
         "assignee": task.assignee.as_deref().map(name)}),
     );
     ctx.insert("record".into(), json!({"form": task.form, "id": record.id, "title": record_title}));
-    ctx.insert("shown".into(), Value::Array(records::shown_fields(rt, &def, &record.data, lang, &zone)));
+    ctx.insert("shown".into(), Value::Array(records::shown_fields(rt, &def, &record.data, lang, &zone, member)));
     ctx.insert("earlier".into(), Value::Array(earlier));
     ctx.insert(
         "summary".into(),
