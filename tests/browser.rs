@@ -1000,4 +1000,37 @@ fn a_rep_qualifies_a_lead_on_the_phone_and_finds_the_draft_quote_it_opened_in_my
         "the customer by name, the lead it came from: {page}"
     );
     assert!(page.contains("13800138111"), "the signer's phone, to its owner: {page}");
+    // She completes the draft on the phone: the form holds what is stored, she adds a line.
+    browser.click("main p.muted a");
+    let form = browser.text_with("修改苏州新客科技");
+    assert_eq!(browser.script("return document.querySelector('#f-contact_phone').value"), json!("13800138111"));
+    assert_eq!(browser.axe(), Vec::<Value>::new(), "the edit form");
+    browser.type_into("[name='lines.0.sku']", "CL-CRM-STD");
+    browser.type_into("[name='lines.0.qty']", "0");
+    browser.click("#f-payment_terms option[value=cod]");
+    browser.script("document.querySelector('#f-valid_until').value = '2027-01-31'; return 1;");
+    browser.submit("main .buttons button[value=save]");
+    let refused = browser.text_with("请修改标出的内容");
+    assert!(refused.contains("不能小于 1"), "the quantity, under its row: {refused} (form was: {form})");
+    let qty = browser.find("[name='lines.0.qty']");
+    browser.call("POST", &browser.at(&format!("/element/{qty}/clear")), Some(json!({})));
+    browser.type_into("[name='lines.0.qty']", "2");
+    browser.submit("main .buttons button[value=save]");
+    let saved = browser.text_with("合计金额");
+    browser.screenshot("rep-draft-quote-completed");
+    assert!(saved.contains("CL-CRM-STD") && saved.contains("货到付款"), "{saved}");
+    let stored = cli.json(&["get", "quote", &quote]);
+    assert_eq!(
+        (stored["version"].as_i64(), stored["data"]["lines"][0]["qty"].as_i64()),
+        (Some(3), Some(2)),
+        "hers, then the pricing script's: {stored}"
+    );
+    assert_eq!(stored["data"]["lead"], json!(lead), "what she did not type stays");
+    // Approved, it may still be revised (back to draft, the chain again); signed, never.
+    cli.ok(&["act", "quote", &quote, "submit", "--as", "m_li"]);
+    cli.ok(&["approve", "quote", &quote, "--as", "m_zhao"]);
+    cli.ok(&["approve", "quote", &quote, "--as", "m_qian"]);
+    browser.open(&format!("{base}/r/quote/{quote}"));
+    let approved = browser.text_with("待客户签署");
+    assert!(approved.contains("修改"), "{approved}");
 }

@@ -45,6 +45,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("work_items.html", include_str!("work_items.html")),
     ("fields.html", include_str!("fields.html")),
     ("new.html", include_str!("new.html")),
+    ("tables.html", include_str!("tables.html")),
     ("record.html", include_str!("record.html")),
     ("board.html", include_str!("board.html")),
     ("approvals.html", include_str!("approvals.html")),

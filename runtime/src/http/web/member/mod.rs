@@ -31,7 +31,7 @@ use ops::{
     audit_page, audit_verify, channels_page, members_import, members_page, ops_apps, ops_page, outbox_page,
     outbox_retry,
 };
-use records::{act, create, list, new_page, record_page, work};
+use records::{act, create, edit_page, edit_save, list, new_page, record_page, work};
 use tasks::{evidence, task_done, task_page};
 use work::{approvals, board, decide, team};
 
@@ -47,6 +47,7 @@ pub(super) fn routes() -> Router<Api> {
         .route("/r/{form}", get(list))
         .route("/r/{form}/new", get(new_page).post(create))
         .route("/r/{form}/{id}", get(record_page))
+        .route("/r/{form}/{id}/edit", get(edit_page).post(edit_save))
         .route("/r/{form}/{id}/act/{action}", post(act))
         .route("/boards/{board}", get(board))
         .route("/approvals", get(approvals))
@@ -98,6 +99,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("tasks", "我的任务", "My tasks"),
     ("due", "截止", "due"),
     ("new", "新建", "New "),
+    ("edit", "修改", "Edit "),
+    ("changed_meanwhile", "这条记录刚被别人修改过：请重新打开后再改。", "Someone changed this record meanwhile: open it again and redo your change."),
     ("save", "保存", "Save"),
     ("history", "历史", "History"),
     ("wrong", "成员编号或密码错误", "The member id or password is wrong"),

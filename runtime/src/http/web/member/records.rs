@@ -310,25 +310,10 @@ fn link_options(rt: &Runtime, field: &Field, member: &str) -> Option<Vec<Value>>
     })
 }
 
-/// What the server filled in on a checked form: the fields nobody types, and each table's
-/// columns, as the member may read them.
-fn filled_view(
-    rt: &Runtime,
-    def: &crate::model::Form,
-    data: &Map<String, Value>,
-    lang: Lang,
-    zone: &jiff::tz::TimeZone,
-    member: &str,
-) -> (Vec<Value>, Vec<Value>) {
-    let typed: Vec<&str> = typed_fields(def).into_iter().map(|f| f.id.as_str()).collect();
-    let scalars: Map<String, Value> = data
-        .iter()
-        .filter(|(k, _)| !typed.contains(&k.as_str()))
-        .filter(|(k, _)| def.field(k).is_some_and(|f| f.kind != FieldType::Table))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let tables = def
-        .fields
+/// A record's tables as pages show them: a caption, the columns that hold something, a row
+/// of texts per line (money as money), as the member may read them (`data` is already theirs).
+fn table_views(def: &crate::model::Form, data: &Map<String, Value>, lang: Lang) -> Vec<Value> {
+    def.fields
         .iter()
         .filter(|f| f.kind == FieldType::Table)
         .filter_map(|f| Some((f, data.get(&f.id)?.as_array()?)))
@@ -356,8 +341,27 @@ fn filled_view(
             let heads: Vec<String> = columns.iter().map(|c| crate::values::field_name(c, lang)).collect();
             json!({"label": crate::values::field_name(f, lang), "columns": heads, "rows": body})
         })
+        .collect()
+}
+
+/// What the server filled in on a checked form: the fields nobody types, and each table's
+/// columns, as the member may read them.
+fn filled_view(
+    rt: &Runtime,
+    def: &crate::model::Form,
+    data: &Map<String, Value>,
+    lang: Lang,
+    zone: &jiff::tz::TimeZone,
+    member: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    let typed: Vec<&str> = typed_fields(def).into_iter().map(|f| f.id.as_str()).collect();
+    let scalars: Map<String, Value> = data
+        .iter()
+        .filter(|(k, _)| !typed.contains(&k.as_str()))
+        .filter(|(k, _)| def.field(k).is_some_and(|f| f.kind != FieldType::Table))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    (shown_fields(rt, def, &scalars, lang, zone, member), tables)
+    (shown_fields(rt, def, &scalars, lang, zone, member), table_views(def, data, lang))
 }
 
 /// What a new record's form was sent, and what to do with it.
@@ -367,6 +371,10 @@ pub(super) struct Sent<'a> {
     /// What the server refused, named per field.
     problems: &'a [crate::values::FieldProblem],
     step: Step,
+    /// A record being changed, not made: its id and the version the page was drawn from.
+    editing: Option<(&'a str, i64)>,
+    /// Why the whole change was refused (a final record, someone else's change meanwhile).
+    refused: Option<String>,
 }
 
 pub(super) fn new_form(
@@ -377,12 +385,30 @@ pub(super) fn new_form(
     lang: Lang,
     sent: Sent<'_>,
 ) -> Result<Page, EngineError> {
-    let Sent { values, problems, step } = sent;
+    let Sent { values, problems, step, editing, refused } = sent;
     let def = rt.form_def(form)?;
     let label = form_label(rt, form, lang)?;
     let zone = rt.zone_of(Some(form));
     let t = words(lang);
-    let mut ctx = base(rt, member, csrf, lang, &format!("{}{label}", t["new"].as_str().unwrap_or_default()))?;
+    let heading = match editing {
+        Some((id, _)) => format!(
+            "{}{}",
+            t["edit"].as_str().unwrap_or_default(),
+            rt.title_as(&def, &rt.get_as(form, id, member)?.data, id, member)
+        ),
+        None => format!("{}{label}", t["new"].as_str().unwrap_or_default()),
+    };
+    let mut ctx = base(rt, member, csrf, lang, &heading)?;
+    ctx.insert("heading".into(), json!(heading));
+    match editing {
+        Some((id, version)) => {
+            ctx.insert("action".into(), json!(format!("/r/{form}/{id}/edit")));
+            ctx.insert("version".into(), json!(version));
+        }
+        None => {
+            ctx.insert("action".into(), json!(format!("/r/{form}/new")));
+        }
+    }
     // What the server makes of what is typed so far: which fields apply, what it fills in.
     let fields = typed_fields(&def);
     let names: Vec<&str> = fields.iter().map(|f| f.id.as_str()).collect();
@@ -442,14 +468,141 @@ pub(super) fn new_form(
     if !problems.is_empty() {
         ctx.insert("error".into(), t["fix"].clone());
     }
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = match (&refused, problems.is_empty()) {
+        (Some(why), _) => {
+            ctx.insert("error".into(), json!(why));
+            StatusCode::CONFLICT
+        }
+        (None, true) => StatusCode::OK,
+        (None, false) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
     Ok(Page::Html(status, render("new.html", &Value::Object(ctx))?))
 }
 
 /// `GET /r/{form}/new`.
 pub(super) async fn new_page(State(api): State<Api>, headers: HeaderMap, Path(form): Path<String>) -> Response {
     as_member(&api, &headers, None, move |rt, member, csrf, lang| {
-        new_form(rt, &form, member, csrf, lang, Sent { values: &Map::new(), problems: &[], step: Step::Draw })
+        new_form(
+            rt,
+            &form,
+            member,
+            csrf,
+            lang,
+            Sent { values: &Map::new(), problems: &[], step: Step::Draw, editing: None, refused: None },
+        )
+    })
+    .await
+}
+
+/// A stored record as its form's post: each field as the text a person would type
+/// (`lines.0.qty` for a table's cells), so the edit page starts from what is stored.
+fn as_posted(def: &crate::model::Form, data: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for f in typed_fields(def) {
+        match (f.kind, data.get(&f.id)) {
+            (FieldType::Table, Some(Value::Array(rows))) => {
+                for (i, row) in rows.iter().enumerate() {
+                    for c in typed_columns(f) {
+                        let text = crate::values::format_cell(row.get(&c.id));
+                        out.insert(format!("{}.{i}.{}", f.id, c.id), json!(text));
+                    }
+                }
+            }
+            (_, Some(v)) if !v.is_null() => {
+                out.insert(f.id.clone(), json!(crate::values::format_cell(Some(v))));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `GET /r/{form}/{id}/edit`: the record's form, filled with what is stored, for the fields a
+/// person types; saved through the same gate as any change (edit rules, final states).
+pub(super) async fn edit_page(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id)): Path<(String, String)>,
+) -> Response {
+    as_member(&api, &headers, None, move |rt, member, csrf, lang| {
+        let record = rt.get_as(&form, &id, member)?;
+        let posted = as_posted(&rt.form_def(&form)?, &record.data);
+        let editing = Some((id.as_str(), record.version));
+        new_form(
+            rt,
+            &form,
+            member,
+            csrf,
+            lang,
+            Sent { values: &posted, problems: &[], step: Step::Draw, editing, refused: None },
+        )
+    })
+    .await
+}
+
+/// A record form's post: its fields, and the step its button asked for.
+async fn record_post(body: Body) -> Result<(Map<String, Value>, Step), Response> {
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return Err(html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into()));
+    };
+    let posted = form_fields(&bytes);
+    let step = match posted.get("step").and_then(Value::as_str) {
+        Some("check") => Step::Check,
+        Some("add_row") => Step::AddRow,
+        _ => Step::Draw,
+    };
+    Ok((posted, step))
+}
+
+/// `POST /r/{form}/{id}/edit` with `version` and `step` as on the new-record form: `save`
+/// changes the fields typed (a field emptied is cleared) of the version the page was drawn
+/// from; someone else's change meanwhile is named, and nothing is written.
+pub(super) async fn edit_save(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((form, id)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let (posted, step) = match record_post(body).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
+    };
+    let kept = posted.clone();
+    let version = posted.get("version").and_then(Value::as_str).and_then(|v| v.parse::<i64>().ok());
+    as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
+        let record = rt.get_as(&form, &id, member)?;
+        let version = version.unwrap_or(record.version);
+        let def = rt.form_def(&form)?;
+        let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
+        let zone = rt.zone_of(Some(&form));
+        let (data, mut problems) = typed(&def, &names, &kept, &zone);
+        let mut refused = None;
+        if step == Step::Draw && problems.is_empty() {
+            let hidden = rt.preview_as(&form, &data, member)?.hidden;
+            // Each field the page showed: what was typed, or cleared when left empty.
+            // (A field whose `visible_if` no longer holds is cleared, as on a new record.)
+            let patch: Map<String, Value> = names
+                .iter()
+                .filter_map(|n| match data.get(*n) {
+                    Some(v) if !hidden.iter().any(|h| h == n) => Some((n.to_string(), v.clone())),
+                    _ => record.data.get(*n).filter(|v| !v.is_null()).map(|_| (n.to_string(), Value::Null)),
+                })
+                .collect();
+            match rt.update_from(&form, &id, patch, member, Some(version)) {
+                Ok(_) => return Ok(Page::Redirect(format!("/r/{form}/{id}"))),
+                Err(EngineError::Invalid(p)) => {
+                    problems = p;
+                    on_page_rows(&def, &kept, &zone, &mut problems);
+                }
+                Err(EngineError::Conflict { .. }) => {
+                    refused = words(lang)["changed_meanwhile"].as_str().map(str::to_string);
+                }
+                Err(e @ EngineError::Refused(_)) => refused = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
+        let sent = Sent { values: &kept, problems: &problems, step, editing: Some((id.as_str(), version)), refused };
+        new_form(rt, &form, member, csrf, lang, sent)
     })
     .await
 }
@@ -462,23 +615,25 @@ pub(super) async fn create(
     Path(form): Path<String>,
     body: Body,
 ) -> Response {
-    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
-        return html(StatusCode::PAYLOAD_TOO_LARGE, "too large".into());
+    let (posted, step) = match record_post(body).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
-    let posted = form_fields(&bytes);
     let kept = posted.clone();
-    let step = match posted.get("step").and_then(Value::as_str) {
-        Some("check") => Step::Check,
-        Some("add_row") => Step::AddRow,
-        _ => Step::Draw,
-    };
     as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         let def = rt.form_def(&form)?;
         let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
         let (mut data, mut problems) = typed(&def, &names, &kept, &rt.zone_of(Some(&form)));
         if step != Step::Draw {
             // Nothing is written; only what cannot be read as typed is named.
-            return new_form(rt, &form, member, csrf, lang, Sent { values: &kept, problems: &problems, step });
+            return new_form(
+                rt,
+                &form,
+                member,
+                csrf,
+                lang,
+                Sent { values: &kept, problems: &problems, step, editing: None, refused: None },
+            );
         }
         if problems.is_empty() {
             // A field whose `visible_if` does not hold was not on the page: what it held stays out.
@@ -494,7 +649,14 @@ pub(super) async fn create(
                 Err(e) => return Err(e),
             }
         }
-        new_form(rt, &form, member, csrf, lang, Sent { values: &kept, problems: &problems, step: Step::Draw })
+        new_form(
+            rt,
+            &form,
+            member,
+            csrf,
+            lang,
+            Sent { values: &kept, problems: &problems, step: Step::Draw, editing: None, refused: None },
+        )
     })
     .await
 }
@@ -543,7 +705,15 @@ pub(super) fn record_view(
         .unwrap_or_default();
     let title = rt.title_as(&def, &record.data, id, member);
     let mut ctx = base(rt, member, csrf, lang, &title)?;
-    let shown = shown_fields(rt, &def, &record.data, lang, &zone, member);
+    // Tables read as tables, not as one long text in a field's row.
+    let scalars: Map<String, Value> = record
+        .data
+        .iter()
+        .filter(|(k, _)| def.field(k).is_some_and(|f| f.kind != FieldType::Table))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let shown = shown_fields(rt, &def, &scalars, lang, &zone, member);
+    ctx.insert("tables".into(), Value::Array(table_views(&def, &record.data, lang)));
     let actions: Vec<Value> = def
         .actions
         .iter()
@@ -606,6 +776,16 @@ pub(super) fn record_view(
         })
         .collect();
     ctx.insert("record".into(), json!(record));
+    // The link to edit, where an edit rule may let this member change something; the engine's
+    // gate still decides each field when the change is saved.
+    let open = state.is_none_or(|s| s.is_final != Some(true));
+    let rule_lets = |r: &crate::model::EditRule| {
+        (r.roles.is_empty() || me.roles.iter().any(|x| r.roles.contains(x)))
+            && (r.owner_only != Some(true) || record.owner.as_deref() == Some(member))
+            && (r.states.is_empty() || record.state.as_ref().is_some_and(|s| r.states.contains(s)))
+    };
+    let editable = open && (def.edit.is_empty() || def.edit.iter().any(rule_lets));
+    ctx.insert("editable".into(), json!(editable));
     ctx.insert("state".into(), json!(state_label));
     ctx.insert("shown".into(), Value::Array(shown));
     ctx.insert("actions".into(), Value::Array(actions));
