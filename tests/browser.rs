@@ -1034,3 +1034,40 @@ fn a_rep_qualifies_a_lead_on_the_phone_and_finds_the_draft_quote_it_opened_in_my
     let approved = browser.text_with("待客户签署");
     assert!(approved.contains("修改"), "{approved}");
 }
+
+#[test]
+fn an_edit_changes_only_what_the_rep_changed_and_a_change_made_meanwhile_is_named() {
+    let cli = Cli::system_clock("browser-edit");
+    cli.ok(&["install", "lead-followup"]);
+    cli.ok(&["members", "import", "app-templates/lead-followup/data/members.csv"]);
+    crate::api_v1::set_password(&cli, "m_li");
+    // A budget range has no input on the page; it must survive an edit of something else.
+    let data = r#"{"source":"expo","customer":"无锡","phone":"13800138222","region":"east","budget":{"min":10,"max":20},"summary":"初次沟通"}"#;
+    let lead = cli.json(&["submit", "lead", "--as", "m_ops", "--data", data])["id"].as_str().unwrap().to_string();
+    let server = Server::start(&cli, "2", "16");
+    let base = format!("http://{}", server.addr);
+    let browser = Browser::start();
+    sign_in(&browser, &base, "m_li");
+    browser.open(&format!("{base}/r/lead/{lead}/edit"));
+    browser.text_with("修改无锡");
+    browser.type_into("#f-next_step", "周五演示");
+    browser.submit("main .buttons button[value=save]");
+    browser.text_with("周五演示");
+    let stored = cli.json(&["get", "lead", &lead]);
+    assert_eq!(stored["data"]["budget"], json!({"min": 10.0, "max": 20.0}), "{stored}");
+    assert_eq!((stored["data"]["summary"].as_str(), stored["version"].as_i64()), (Some("初次沟通"), Some(2)));
+    // The page is drawn; meanwhile the supervisor changes the lead. Saving names that, and
+    // writes nothing over it.
+    browser.open(&format!("{base}/r/lead/{lead}/edit"));
+    browser.text_with("修改无锡");
+    cli.ok(&["update", "lead", &lead, "--as", "m_zhao", "--data", r#"{"urgency":"red"}"#]);
+    browser.type_into("#f-next_step", "，带上报价");
+    browser.submit("main .buttons button[value=save]");
+    let said = browser.text_with("刚被别人修改过");
+    assert!(said.contains("刚被别人修改过"), "{said}");
+    let after = cli.json(&["get", "lead", &lead]);
+    assert_eq!(
+        (after["data"]["next_step"].as_str(), after["data"]["urgency"].as_str()),
+        (Some("周五演示"), Some("red"))
+    );
+}

@@ -125,6 +125,19 @@ impl Runtime {
     /// roles may not see.
     pub fn form_as(&self, form: &str, member: &str) -> Result<Value, EngineError> {
         let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
+        let def = self.form_def_as(form, member)?;
+        let mut value = serde_json::to_value(&def).map_err(|e| EngineError::Input(e.to_string()))?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("app".into(), Value::String(f.app.app.def.app.id.clone()));
+            obj.insert("language".into(), serde_json::to_value(f.lang()).unwrap_or(Value::Null));
+        }
+        Ok(value)
+    }
+
+    /// A form's definition without the fields (and table columns) `member`'s roles may not see:
+    /// what a page offers them to type.
+    pub(crate) fn form_def_as(&self, form: &str, member: &str) -> Result<Form, EngineError> {
+        let f = find_form(&self.apps, form).ok_or_else(|| unknown_form(&self.apps, form))?;
         let viewer = Viewer::load(self.store.reader(), member)?;
         let mut def = f.form.clone();
         def.fields.retain(|fd| viewer.sees(fd));
@@ -133,12 +146,7 @@ impl Runtime {
                 columns.retain(|c| viewer.sees(c));
             }
         }
-        let mut value = serde_json::to_value(&def).map_err(|e| EngineError::Input(e.to_string()))?;
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert("app".into(), Value::String(f.app.app.def.app.id.clone()));
-            obj.insert("language".into(), serde_json::to_value(f.lang()).unwrap_or(Value::Null));
-        }
-        Ok(value)
+        Ok(def)
     }
 
     /// A record as `member` may see it: not found when the form's `read` rules keep it from

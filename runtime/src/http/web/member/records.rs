@@ -386,7 +386,8 @@ pub(super) fn new_form(
     sent: Sent<'_>,
 ) -> Result<Page, EngineError> {
     let Sent { values, problems, step, editing, refused } = sent;
-    let def = rt.form_def(form)?;
+    // Only what the member may see is offered to type.
+    let def = rt.form_def_as(form, member)?;
     let label = form_label(rt, form, lang)?;
     let zone = rt.zone_of(Some(form));
     let t = words(lang);
@@ -424,13 +425,25 @@ pub(super) fn new_form(
             // A new form starts from the field's default (an urgency of green).
             let value = values.get(&f.id).or(f.default.as_ref());
             let mut input = input(f, lang, value, error_of(&f.id).as_deref(), f.required == Some(true))?;
-            if let Some(options) = (f.kind == FieldType::Link).then(|| link_options(rt, f, member)).flatten() {
+            if let Some(mut options) = (f.kind == FieldType::Link).then(|| link_options(rt, f, member)).flatten() {
+                // A stored link to a record the member cannot list stays chosen, by its id.
+                let current = value.and_then(Value::as_str).filter(|v| !v.is_empty());
+                if let Some(id) = current.filter(|id| !options.iter().any(|o| o["value"] == **id)) {
+                    options.push(json!({"value": id, "label": id}));
+                }
                 input["kind"] = json!("choice");
                 input["options"] = Value::Array(options);
             }
             Some(input)
         })
         .collect();
+    // The fields this page draws: an edit changes only these (never a field it did not show).
+    let drawn: Vec<&str> = inputs
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .chain(shown.clone().filter(|f| f.kind == FieldType::Table).map(|f| f.id.as_str()))
+        .collect();
+    ctx.insert("drawn".into(), json!(drawn.join(",")));
     let tables: Vec<Value> = shown
         .filter(|f| f.kind == FieldType::Table)
         .map(|f| {
@@ -517,6 +530,34 @@ fn as_posted(def: &crate::model::Form, data: &Map<String, Value>) -> Map<String,
     out
 }
 
+/// Whether the member changed field `name`: its posted text (a table's cells) against the
+/// stored value's, a box left unticked being the same as `false`, boxes in any order.
+fn changed(def: &crate::model::Form, name: &str, before: &Map<String, Value>, posted: &Map<String, Value>) -> bool {
+    let text = |m: &Map<String, Value>, key: &str, kind: FieldType| -> String {
+        let raw = m.get(key).and_then(Value::as_str).unwrap_or_default().trim();
+        match kind {
+            FieldType::Bool if raw == "false" => String::new(),
+            FieldType::MultiChoice => {
+                let mut ticked: Vec<&str> = raw.split(';').filter(|p| !p.is_empty()).collect();
+                ticked.sort_unstable();
+                ticked.join(";")
+            }
+            _ => raw.to_string(),
+        }
+    };
+    let Some(field) = def.field(name) else { return false };
+    if field.kind != FieldType::Table {
+        return text(before, name, field.kind) != text(posted, name, field.kind);
+    }
+    let rows = posted_rows(posted, name).max(posted_rows(before, name));
+    (0..rows).any(|i| {
+        typed_columns(field).iter().any(|c| {
+            let key = format!("{name}.{i}.{}", c.id);
+            text(before, &key, c.kind) != text(posted, &key, c.kind)
+        })
+    })
+}
+
 /// `GET /r/{form}/{id}/edit`: the record's form, filled with what is stored, for the fields a
 /// person types; saved through the same gate as any change (edit rules, final states).
 pub(super) async fn edit_page(
@@ -526,7 +567,7 @@ pub(super) async fn edit_page(
 ) -> Response {
     as_member(&api, &headers, None, move |rt, member, csrf, lang| {
         let record = rt.get_as(&form, &id, member)?;
-        let posted = as_posted(&rt.form_def(&form)?, &record.data);
+        let posted = as_posted(&rt.form_def_as(&form, member)?, &record.data);
         let editing = Some((id.as_str(), record.version));
         new_form(
             rt,
@@ -571,24 +612,31 @@ pub(super) async fn edit_save(
     let version = posted.get("version").and_then(Value::as_str).and_then(|v| v.parse::<i64>().ok());
     as_member(&api, &headers, Some(&posted), move |rt, member, csrf, lang| {
         let record = rt.get_as(&form, &id, member)?;
-        let version = version.unwrap_or(record.version);
-        let def = rt.form_def(&form)?;
-        let names: Vec<&str> = typed_fields(&def).into_iter().map(|f| f.id.as_str()).collect();
+        let def = rt.form_def_as(&form, member)?;
         let zone = rt.zone_of(Some(&form));
+        // Only the fields the page drew, and of those only what the member changed: a field the
+        // page did not show (no input for its type, a `visible_if` that did not hold) is kept.
+        let drawn = kept.get("fields").and_then(Value::as_str).unwrap_or_default();
+        let names: Vec<&str> = typed_fields(&def)
+            .into_iter()
+            .map(|f| f.id.as_str())
+            .filter(|n| drawn.split(',').any(|d| d == *n))
+            .collect();
         let (data, mut problems) = typed(&def, &names, &kept, &zone);
         let mut refused = None;
         if step == Step::Draw && problems.is_empty() {
-            let hidden = rt.preview_as(&form, &data, member)?.hidden;
-            // Each field the page showed: what was typed, or cleared when left empty.
-            // (A field whose `visible_if` no longer holds is cleared, as on a new record.)
+            let before = as_posted(&def, &record.data);
             let patch: Map<String, Value> = names
                 .iter()
-                .filter_map(|n| match data.get(*n) {
-                    Some(v) if !hidden.iter().any(|h| h == n) => Some((n.to_string(), v.clone())),
-                    _ => record.data.get(*n).filter(|v| !v.is_null()).map(|_| (n.to_string(), Value::Null)),
-                })
+                .filter(|n| changed(&def, n, &before, &kept))
+                .map(|n| (n.to_string(), data.get(*n).cloned().unwrap_or(Value::Null)))
                 .collect();
-            match rt.update_from(&form, &id, patch, member, Some(version)) {
+            // A page without the version it was drawn from cannot tell what changed meanwhile.
+            let outcome = match version {
+                Some(v) => rt.update_from(&form, &id, patch, member, Some(v)),
+                None => Err(EngineError::Conflict { form: form.clone(), id: id.clone() }),
+            };
+            match outcome {
                 Ok(_) => return Ok(Page::Redirect(format!("/r/{form}/{id}"))),
                 Err(EngineError::Invalid(p)) => {
                     problems = p;
@@ -601,7 +649,8 @@ pub(super) async fn edit_save(
                 Err(e) => return Err(e),
             }
         }
-        let sent = Sent { values: &kept, problems: &problems, step, editing: Some((id.as_str(), version)), refused };
+        let drawn_at = version.unwrap_or(record.version);
+        let sent = Sent { values: &kept, problems: &problems, step, editing: Some((id.as_str(), drawn_at)), refused };
         new_form(rt, &form, member, csrf, lang, sent)
     })
     .await
