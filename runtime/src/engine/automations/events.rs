@@ -195,8 +195,9 @@ fn event_def<'a>(
 }
 
 /// An event's data checked against its declared fields: each value typed, unknown and
-/// missing required fields named; every problem at once.
-fn checked(
+/// missing required fields named; every problem at once. What arrives from outside and what a
+/// step `emit`s pass it before [`raise`], which takes the data as checked.
+pub(crate) fn checked(
     def: &crate::model::AppDef,
     event: &crate::model::EventDef,
     data: &Map<String, Value>,
@@ -283,13 +284,6 @@ pub(crate) fn raise(
     let Some(event) = def.events.iter().find(|e| e.id == name) else {
         return Err(Unraised::Other(format!("there is no event `{name}`")));
     };
-    // What a step raises is checked as what arrives from outside is: typed, required fields
-    // present, defaults taken, and nothing the event does not declare.
-    let checked = checked(def, event, data).map_err(|e| match e {
-        EngineError::Invalid(problems) => Unraised::Invalid(problems),
-        e => Unraised::Other(e.to_string()),
-    })?;
-    let data = &checked;
     let depth = w.session.depth.get();
     if depth >= MAX_DEPTH {
         return Err(Unraised::Other(format!("events raised each other {MAX_DEPTH} levels deep; stopped")));

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::events::{raise, Unraised};
+use super::events::{checked, raise, Unraised};
 use super::{Cause, Steps, ACTOR};
 use crate::engine::assign;
 use crate::engine::delivery::notify::notify;
@@ -102,6 +102,13 @@ fn emit(w: &Writer<'_, '_>, e: &crate::model::Emit, record: Option<&str>, cause:
             }
         }
     }
+    // Checked as what arrives from outside is: typed, required fields present, defaults taken,
+    // and nothing the event does not declare.
+    let def = &app.app.def;
+    let Some(event) = def.events.iter().find(|d| d.id == e.event) else {
+        return Err(StepError::Failed(format!("app {} has no event `{}`", def.app.id, e.event)));
+    };
+    let data = checked(def, event, &data)?;
     match raise(w, app, &e.event, &data, record, cause) {
         Ok(n) => Ok(format!("event {} raised; {n} automation(s) ran", e.event)),
         Err(Unraised::Store(e)) => Err(e.into()),

@@ -371,8 +371,9 @@ pub(super) struct Sent<'a> {
     /// What the server refused, named per field.
     problems: &'a [crate::values::FieldProblem],
     step: Step,
-    /// A record being changed, not made: its id and the version the page was drawn from.
-    editing: Option<(&'a str, i64)>,
+    /// A record being changed, not made: its id, the version the page was drawn from, and its
+    /// title as the member reads it.
+    editing: Option<(&'a str, i64, &'a str)>,
     /// Why the whole change was refused (a final record, someone else's change meanwhile).
     refused: Option<String>,
 }
@@ -392,17 +393,13 @@ pub(super) fn new_form(
     let zone = rt.zone_of(Some(form));
     let t = words(lang);
     let heading = match editing {
-        Some((id, _)) => format!(
-            "{}{}",
-            t["edit"].as_str().unwrap_or_default(),
-            rt.title_as(&def, &rt.get_as(form, id, member)?.data, id, member)
-        ),
+        Some((_, _, title)) => format!("{}{title}", t["edit"].as_str().unwrap_or_default()),
         None => format!("{}{label}", t["new"].as_str().unwrap_or_default()),
     };
     let mut ctx = base(rt, member, csrf, lang, &heading)?;
     ctx.insert("heading".into(), json!(heading));
     match editing {
-        Some((id, version)) => {
+        Some((id, version, _)) => {
             ctx.insert("action".into(), json!(format!("/r/{form}/{id}/edit")));
             ctx.insert("version".into(), json!(version));
         }
@@ -567,8 +564,10 @@ pub(super) async fn edit_page(
 ) -> Response {
     as_member(&api, &headers, None, move |rt, member, csrf, lang| {
         let record = rt.get_as(&form, &id, member)?;
-        let posted = as_posted(&rt.form_def_as(&form, member)?, &record.data);
-        let editing = Some((id.as_str(), record.version));
+        let def = rt.form_def_as(&form, member)?;
+        let posted = as_posted(&def, &record.data);
+        let title = rt.title_as(&def, &record.data, &id, member);
+        let editing = Some((id.as_str(), record.version, title.as_str()));
         new_form(
             rt,
             &form,
@@ -650,7 +649,9 @@ pub(super) async fn edit_save(
             }
         }
         let drawn_at = version.unwrap_or(record.version);
-        let sent = Sent { values: &kept, problems: &problems, step, editing: Some((id.as_str(), drawn_at)), refused };
+        let title = rt.title_as(&def, &record.data, &id, member);
+        let editing = Some((id.as_str(), drawn_at, title.as_str()));
+        let sent = Sent { values: &kept, problems: &problems, step, editing, refused };
         new_form(rt, &form, member, csrf, lang, sent)
     })
     .await
