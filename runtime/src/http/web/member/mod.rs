@@ -21,17 +21,19 @@ use crate::http::v1::cookie;
 use crate::http::{Api, Busy, ClientAddr, ANSWER_TIME};
 use crate::model::{Field, FieldType, Lang};
 
+mod form;
 mod ops;
+pub(super) use form::{input, problem_text};
 mod records;
-pub(super) use records::{input, problem_text};
 mod tasks;
 mod work;
 
+use form::{create, edit_page, edit_save, new_page};
 use ops::{
     audit_page, audit_verify, channels_page, members_import, members_page, ops_apps, ops_page, outbox_page,
     outbox_retry,
 };
-use records::{act, create, edit_page, edit_save, list, new_page, record_page, work};
+use records::{act, list, record_page, work};
 use tasks::{evidence, task_done, task_page};
 use work::{approvals, board, decide, team};
 
