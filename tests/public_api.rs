@@ -102,3 +102,24 @@ fn no_public_item_names_a_rusqlite_type() {
         }
     }
 }
+
+/// A store module speaks the store's own statement vocabulary (`store/sql.rs`), so the same
+/// function runs on any backend: the database library is named only where connections are
+/// opened (`mod.rs`) and where values cross into it (`sql.rs`).
+#[test]
+fn only_the_connection_and_the_statement_vocabulary_name_rusqlite() {
+    let mut named = Vec::new();
+    let mut stack = vec![root().join("runtime/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read_to_string(&path).unwrap().contains("rusqlite") {
+                named.push(path.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    named.sort();
+    assert_eq!(named, ["runtime/src/store/mod.rs", "runtime/src/store/sql.rs"]);
+}

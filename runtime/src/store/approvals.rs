@@ -1,8 +1,7 @@
 //! Approval runs: one per submission of a record to a chain, its steps, and each decision.
 
-use rusqlite::{params, OptionalExtension, Row};
-
-use super::{from_sqlite, status, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{status, Reader, StoreError, Tx};
 
 status_enum! {
     /// Where an approval run is.
@@ -90,7 +89,7 @@ pub struct StepRow {
 
 const RUN: &str = "id, app, chain, form, record, version, status, step, submitter, started_at";
 
-fn run(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+fn run(r: &Row<'_>) -> Result<ApprovalRow, StoreError> {
     Ok(ApprovalRow {
         id: r.get(0)?,
         app: r.get(1)?,
@@ -105,7 +104,7 @@ fn run(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
     })
 }
 
-fn step(r: &Row<'_>) -> rusqlite::Result<StepRow> {
+fn step(r: &Row<'_>) -> Result<StepRow, StoreError> {
     let approvers: String = r.get(4)?;
     Ok(StepRow {
         approval: r.get(0)?,
@@ -128,8 +127,7 @@ pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreEr
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7)
              ON CONFLICT (form, record) WHERE status = 'pending' DO NOTHING",
         )?
-        .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])
-        .map_err(from_sqlite)?;
+        .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
@@ -138,7 +136,7 @@ pub(crate) fn add_step(tx: &Tx<'_>, approval: i64, index: i64, step_id: &str) ->
     tx.prepare_cached(
         "INSERT INTO approval_steps (approval, step, step_id, status, approvers, needed) VALUES (?1, ?2, ?3, 'waiting', '[]', 0)",
     )?
-    .execute(params![approval, index, step_id]).map_err(from_sqlite)?;
+    .execute(params![approval, index, step_id])?;
     Ok(())
 }
 
@@ -162,8 +160,7 @@ pub(crate) fn set_step(
                 decided_at = CASE WHEN ?3 IN ('approved', 'skipped', 'rejected', 'cancelled') THEN ?6 END
          WHERE approval = ?1 AND step = ?2",
     )?
-    .execute(params![approval, index, status.as_str(), approvers, needed, at, due_at, note])
-    .map_err(from_sqlite)?;
+    .execute(params![approval, index, status.as_str(), approvers, needed, at, due_at, note])?;
     Ok(())
 }
 
@@ -176,25 +173,19 @@ pub(crate) fn set_run(
     at: Option<&str>,
 ) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE approvals SET status = ?2, step = ?3, finished_at = ?4 WHERE id = ?1")?
-        .execute(params![id, status.as_str(), step, at])
-        .map_err(from_sqlite)?;
+        .execute(params![id, status.as_str(), step, at])?;
     Ok(())
 }
 
 /// A record's pending run.
 pub(crate) fn pending(conn: &Reader, form: &str, record: &str) -> Result<Option<ApprovalRow>, StoreError> {
     conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 AND status = 'pending'"))?
-        .query_row(params![form, record], run)
-        .optional()
-        .map_err(from_sqlite)
+        .query_opt(params![form, record], run)
 }
 
 /// A run by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<ApprovalRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?
-        .query_row([id], run)
-        .optional()
-        .map_err(from_sqlite)
+    conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE id = ?1"))?.query_opt([id], run)
 }
 
 /// A run's steps, in order.
@@ -203,15 +194,15 @@ pub(crate) fn steps(conn: &Reader, approval: i64) -> Result<Vec<StepRow>, StoreE
         "SELECT approval, step, step_id, status, approvers, needed, opened_at, due_at, note
          FROM approval_steps WHERE approval = ?1 ORDER BY step",
     )?;
-    let rows = stmt.query_map([approval], step).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([approval], step)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Every open step of a pending run, with its run: what waits for someone.
 pub(crate) fn open_steps(conn: &Reader) -> Result<Vec<(ApprovalRow, StepRow)>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {RUN} FROM approvals WHERE status = 'pending' ORDER BY started_at, id"))?;
-    let runs = stmt.query_map([], run).map_err(from_sqlite)?.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?;
+    let runs = stmt.query_map([], run)?.collect::<Result<Vec<_>, _>>()?;
     let mut out = Vec::new();
     for r in runs {
         for s in steps(conn, r.id)? {
@@ -264,7 +255,7 @@ pub(crate) fn decide(tx: &Tx<'_>, d: &Decision<'_>) -> Result<bool, StoreError> 
             d.at,
             d.version,
             d.override_reason
-        ]).map_err(from_sqlite)?;
+        ])?;
     Ok(n == 1)
 }
 
@@ -273,9 +264,7 @@ pub(crate) fn overridden(conn: &Reader, approval: i64) -> Result<Option<(i64, St
     conn.prepare_cached(
         "SELECT step, member FROM approval_decisions WHERE approval = ?1 AND override_reason IS NOT NULL LIMIT 1",
     )?
-    .query_row([approval], |r| Ok((r.get(0)?, r.get(1)?)))
-    .optional()
-    .map_err(from_sqlite)
+    .query_opt([approval], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
 /// The approvers whose seats approved a step so far (a delegate's approval fills the absent
@@ -285,8 +274,8 @@ pub(crate) fn approvals_of(conn: &Reader, approval: i64, step: i64) -> Result<Ve
         "SELECT COALESCE(on_behalf_of, member) FROM approval_decisions
          WHERE approval = ?1 AND step = ?2 AND decision = 'approve' ORDER BY at",
     )?;
-    let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Everyone who decided a step, and everyone on whose behalf someone did.
@@ -295,8 +284,8 @@ pub(crate) fn deciders_of(conn: &Reader, approval: i64, step: i64) -> Result<Vec
         "SELECT member FROM approval_decisions WHERE approval = ?1 AND step = ?2
          UNION SELECT on_behalf_of FROM approval_decisions WHERE approval = ?1 AND step = ?2 AND on_behalf_of IS NOT NULL",
     )?;
-    let rows = stmt.query_map(params![approval, step], |r| r.get(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![approval, step], |r| r.get(0))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Everyone who approved any step of a run, in person or through a delegate.
@@ -306,8 +295,8 @@ pub(crate) fn approvers_so_far(conn: &Reader, approval: i64) -> Result<Vec<Strin
          UNION SELECT on_behalf_of FROM approval_decisions
          WHERE approval = ?1 AND decision = 'approve' AND on_behalf_of IS NOT NULL",
     )?;
-    let rows = stmt.query_map([approval], |r| r.get(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([approval], |r| r.get(0))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// A record's most recent run, whatever its status.
@@ -315,16 +304,14 @@ pub(crate) fn latest(conn: &Reader, form: &str, record: &str) -> Result<Option<A
     conn.prepare_cached(&format!(
         "SELECT {RUN} FROM approvals WHERE form = ?1 AND record = ?2 ORDER BY id DESC LIMIT 1"
     ))?
-    .query_row(params![form, record], run)
-    .optional()
-    .map_err(from_sqlite)
+    .query_opt(params![form, record], run)
 }
 
 /// Every run, oldest first (for `audit verify`).
 pub(crate) fn all(conn: &Reader) -> Result<Vec<ApprovalRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {RUN} FROM approvals ORDER BY id"))?;
-    let rows = stmt.query_map([], run).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([], run)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// A stored decision, as the audit cross-check reads it.
@@ -348,16 +335,14 @@ pub(crate) fn decisions(conn: &Reader, approval: i64) -> Result<Vec<DecisionRow>
         "SELECT step, member, on_behalf_of, decision, version FROM approval_decisions WHERE approval = ?1
          ORDER BY at, step, member",
     )?;
-    let rows = stmt
-        .query_map([approval], |r| {
-            Ok(DecisionRow {
-                step: r.get(0)?,
-                member: r.get(1)?,
-                on_behalf_of: r.get(2)?,
-                decision: r.get(3)?,
-                version: r.get(4)?,
-            })
+    let rows = stmt.query_map([approval], |r| {
+        Ok(DecisionRow {
+            step: r.get(0)?,
+            member: r.get(1)?,
+            on_behalf_of: r.get(2)?,
+            decision: r.get(3)?,
+            version: r.get(4)?,
         })
-        .map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    })?;
+    rows.collect::<Result<Vec<_>, _>>()
 }

@@ -9,11 +9,11 @@
 //! [`Checkpoint`] (`closeloop audit head`) kept outside the database catches both, since
 //! `verify` against it fails unless the chain still holds that event with that hash.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{from_sqlite, FormTable, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{FormTable, Reader, StoreError, Tx};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -196,9 +196,7 @@ impl std::fmt::Display for Checkpoint {
 pub(crate) fn head(conn: &Reader) -> Result<Checkpoint, StoreError> {
     let (seq, hash) = conn
         .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(from_sqlite)?
+        .query_opt([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .unwrap_or((0, GENESIS.to_string()));
     Ok(Checkpoint { seq, hash })
 }
@@ -230,9 +228,7 @@ pub(super) fn chain_hash(
 pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
     let (last, prev): (i64, String) = tx
         .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
-        .map_err(from_sqlite)?
+        .query_opt([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .unwrap_or((0, GENESIS.to_string()));
     let seq = last + 1;
     let body = e.body;
@@ -241,8 +237,20 @@ pub(crate) fn append(tx: &Tx<'_>, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         "INSERT INTO events (seq, at, actor, kind, form, record, version, body, data, data_hash, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
-    .execute(params![seq, e.at, e.actor, e.kind, e.form, e.record, e.version, body, e.data, e.data_hash, prev, hash])
-    .map_err(from_sqlite)?;
+    .execute(params![
+        seq,
+        e.at,
+        e.actor,
+        e.kind,
+        e.form,
+        e.record,
+        e.version,
+        body,
+        e.data,
+        e.data_hash,
+        prev,
+        hash
+    ])?;
     Ok(seq)
 }
 
@@ -253,8 +261,8 @@ pub(crate) fn authors(conn: &Reader, form: &str, record: &str) -> Result<Vec<Str
         "SELECT actor FROM events WHERE form = ?1 AND record = ?2 \
          AND kind IN ('record.created', 'record.updated', 'record.action') GROUP BY actor ORDER BY MIN(seq)",
     )?;
-    let rows = stmt.query_map(params![form, record], |r| r.get::<_, String>(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<_, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form, record], |r| r.get::<String>(0))?;
+    rows.collect::<Result<_, _>>()
 }
 
 /// A record's events, oldest first.
@@ -262,24 +270,22 @@ pub(crate) fn history(conn: &Reader, form: &str, record: &str) -> Result<Vec<Aud
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, kind, form, record, version, body, data FROM events WHERE form = ?1 AND record = ?2 ORDER BY seq",
     )?;
-    let rows = stmt
-        .query_map(params![form, record], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, Option<String>>(8)?,
-            ))
-        })
-        .map_err(from_sqlite)?;
+    let rows = stmt.query_map(params![form, record], |r| {
+        Ok((
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<Option<String>>(4)?,
+            r.get::<Option<String>>(5)?,
+            r.get::<Option<i64>>(6)?,
+            r.get::<String>(7)?,
+            r.get::<Option<String>>(8)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, at, actor, kind, form, record, version, body, data) = row.map_err(from_sqlite)?;
+        let (seq, at, actor, kind, form, record, version, body, data) = row?;
         let data = data.map(|d| serde_json::from_str(&d)).transpose()?;
         out.push(AuditEntry { seq, at, actor, kind, form, record, version, body: serde_json::from_str(&body)?, data });
     }
@@ -335,12 +341,12 @@ fn verify_chain(conn: &Reader, expect: Option<&Checkpoint>) -> Result<Verificati
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, kind, form, record, version, body, data_hash, prev_hash, hash, data FROM events ORDER BY seq",
     )?;
-    let mut rows = stmt.query([]).map_err(from_sqlite)?;
+    let mut rows = stmt.query([])?;
     let mut expected = 1i64;
     let mut prev = GENESIS.to_string();
     let mut checked = 0;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let (seq, hash, problem) = check_event(r, expected, &prev)?;
+    while let Some(r) = rows.next()? {
+        let (seq, hash, problem) = check_event(&r, expected, &prev)?;
         if problem.is_some() {
             return Ok(Verification { events: checked, records: 0, head: prev, problem });
         }
@@ -362,21 +368,15 @@ fn verify_chain(conn: &Reader, expect: Option<&Checkpoint>) -> Result<Verificati
 
 /// Checks one event row (of `verify_chain`'s query) that should be number `expected`, after
 /// an event hashed `prev`. Returns its seq, its stored hash, and what is wrong with it.
-fn check_event(
-    r: &rusqlite::Row<'_>,
-    expected: i64,
-    prev: &str,
-) -> Result<(i64, String, Option<AuditProblem>), StoreError> {
-    let seq: i64 = r.get(0).map_err(from_sqlite)?;
-    let (at, actor, kind): (String, String, String) =
-        (r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?, r.get(3).map_err(from_sqlite)?);
-    let (form, record): (Option<String>, Option<String>) =
-        (r.get(4).map_err(from_sqlite)?, r.get(5).map_err(from_sqlite)?);
-    let version: Option<i64> = r.get(6).map_err(from_sqlite)?;
-    let body: String = r.get(7).map_err(from_sqlite)?;
-    let data_hash: Option<String> = r.get(8).map_err(from_sqlite)?;
-    let (prev_hash, hash): (String, String) = (r.get(9).map_err(from_sqlite)?, r.get(10).map_err(from_sqlite)?);
-    let data: Option<String> = r.get(11).map_err(from_sqlite)?;
+fn check_event(r: &Row<'_>, expected: i64, prev: &str) -> Result<(i64, String, Option<AuditProblem>), StoreError> {
+    let seq: i64 = r.get(0)?;
+    let (at, actor, kind): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    let (form, record): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+    let version: Option<i64> = r.get(6)?;
+    let body: String = r.get(7)?;
+    let data_hash: Option<String> = r.get(8)?;
+    let (prev_hash, hash): (String, String) = (r.get(9)?, r.get(10)?);
+    let data: Option<String> = r.get(11)?;
     let snapshot_ok = match (&data, &data_hash) {
         (Some(d), Some(h)) => sha256_hex(d.as_bytes()) == *h,
         (Some(_), None) | (None, Some(_)) => false,
@@ -435,10 +435,10 @@ fn verify_records(conn: &Reader, t: &FormTable, records: &mut u64) -> Result<Opt
         t.quoted()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([&t.form]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
+    let mut rows = stmt.query([&t.form])?;
+    while let Some(r) = rows.next()? {
         *records += 1;
-        if let Some(problem) = check_record(t, r)? {
+        if let Some(problem) = check_record(t, &r)? {
             return Ok(Some(problem));
         }
     }
@@ -453,25 +453,24 @@ fn verify_records(conn: &Reader, t: &FormTable, records: &mut u64) -> Result<Opt
 }
 
 /// Checks one record row (of `verify_records`' query) against its first and last events.
-fn check_record(t: &FormTable, r: &rusqlite::Row<'_>) -> Result<Option<AuditProblem>, StoreError> {
-    let id: String = r.get(0).map_err(from_sqlite)?;
-    let last_version: Option<i64> = r.get(10).map_err(from_sqlite)?;
+fn check_record(t: &FormTable, r: &Row<'_>) -> Result<Option<AuditProblem>, StoreError> {
+    let id: String = r.get(0)?;
+    let last_version: Option<i64> = r.get(10)?;
     if last_version.is_none() {
         return Ok(Some(AuditProblem::RecordUnrecorded(t.form.clone(), id)));
     }
-    let data: String = r.get(1).map_err(from_sqlite)?;
-    let body: Value = serde_json::from_str(&r.get::<_, String>(11).map_err(from_sqlite)?).unwrap_or(Value::Null);
+    let data: String = r.get(1)?;
+    let body: Value = serde_json::from_str(&r.get::<String>(11)?).unwrap_or(Value::Null);
     let text = |v: &Value| v.as_str().map(str::to_string);
-    let consistent = sha256_hex(data.as_bytes()) == r.get::<_, String>(2).map_err(from_sqlite)?
-        && r.get::<_, Option<String>>(12).map_err(from_sqlite)?.as_deref()
-            == Some(r.get::<_, String>(2).map_err(from_sqlite)?.as_str())
-        && last_version == Some(r.get::<_, i64>(3).map_err(from_sqlite)?)
-        && text(&body["state"]) == r.get::<_, Option<String>>(4).map_err(from_sqlite)?
-        && text(&body["owner"]) == r.get::<_, Option<String>>(5).map_err(from_sqlite)?
-        && r.get::<_, Option<String>>(13).map_err(from_sqlite)? == Some(r.get::<_, String>(6).map_err(from_sqlite)?)
-        && r.get::<_, Option<String>>(14).map_err(from_sqlite)? == Some(r.get::<_, String>(7).map_err(from_sqlite)?)
-        && r.get::<_, Option<String>>(15).map_err(from_sqlite)? == Some(r.get::<_, String>(8).map_err(from_sqlite)?)
-        && r.get::<_, Option<String>>(16).map_err(from_sqlite)? == Some(r.get::<_, String>(9).map_err(from_sqlite)?);
+    let consistent = sha256_hex(data.as_bytes()) == r.get::<String>(2)?
+        && r.get::<Option<String>>(12)?.as_deref() == Some(r.get::<String>(2)?.as_str())
+        && last_version == Some(r.get::<i64>(3)?)
+        && text(&body["state"]) == r.get::<Option<String>>(4)?
+        && text(&body["owner"]) == r.get::<Option<String>>(5)?
+        && r.get::<Option<String>>(13)? == Some(r.get::<String>(6)?)
+        && r.get::<Option<String>>(14)? == Some(r.get::<String>(7)?)
+        && r.get::<Option<String>>(15)? == Some(r.get::<String>(8)?)
+        && r.get::<Option<String>>(16)? == Some(r.get::<String>(9)?);
     Ok((!consistent).then(|| AuditProblem::RecordAltered(t.form.clone(), id)))
 }
 
@@ -484,10 +483,10 @@ fn verify_members(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
          FROM members m ORDER BY m.id",
         super::members::COLUMNS
     ))?;
-    let mut rows = stmt.query([]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let (mut row, roles, extra) = super::members::read(r).map_err(from_sqlite)?;
-        let Some(body) = r.get::<_, Option<String>>(13).map_err(from_sqlite)? else {
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (mut row, roles, extra) = super::members::read(&r)?;
+        let Some(body) = r.get::<Option<String>>(13)? else {
             return Ok(Some(AuditProblem::MemberAltered(row.id)));
         };
         let recorded: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -510,12 +509,11 @@ fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
                 (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)
          FROM apps a ORDER BY a.id",
     )?;
-    let mut rows = stmt.query([]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let id: String = r.get(0).map_err(from_sqlite)?;
-        let source: String = r.get(1).map_err(from_sqlite)?;
-        let recorded: Option<Value> =
-            r.get::<_, Option<String>>(2).map_err(from_sqlite)?.and_then(|b| serde_json::from_str(&b).ok());
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let source: String = r.get(1)?;
+        let recorded: Option<Value> = r.get::<Option<String>>(2)?.and_then(|b| serde_json::from_str(&b).ok());
         let hash = recorded.as_ref().and_then(|b| b["source_hash"].as_str().map(str::to_string));
         if hash.as_deref() != Some(sha256_hex(source.as_bytes()).as_str()) {
             return Ok(Some(AuditProblem::AppAltered(id)));
@@ -531,6 +529,6 @@ pub(crate) fn first_actions(conn: &Reader, form: &str) -> Result<Vec<(String, St
          WHERE form = ?1 AND kind = 'record.action' AND record IS NOT NULL
          GROUP BY record, action HAVING action IS NOT NULL",
     )?;
-    let rows = stmt.query_map([form], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([form], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }

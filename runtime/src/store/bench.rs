@@ -1,12 +1,8 @@
 //! The baselines and fixtures of `closeloop bench`: the raw SQLite work closeloop's own paths
 //! are compared against, and bulk rows that would take too long to make through the library.
 
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter};
-
-use super::{
-    audit, from_sqlite, records, schema, timers, FormTable, Reader, RecordRow, Store, StoreError, TimerRow, Tx,
-};
+use super::sql::{params, params_from_iter, SqlValue};
+use super::{audit, records, schema, timers, FormTable, Reader, RecordRow, Store, StoreError, TimerRow, Tx};
 
 /// Rows of one table, as stored: what `bench import` and `bench timers` replay raw. Opaque:
 /// only [`Store::bench_raw_replay`] and [`Store::bench_raw_fire_replay`] read it.
@@ -15,7 +11,7 @@ pub struct TableRows {
     name: String,
     /// The stored columns, quoted.
     columns: Vec<String>,
-    rows: Vec<Vec<Value>>,
+    rows: Vec<Vec<SqlValue>>,
     /// Some rows were changed in place (they already exist where they are replayed), so the
     /// replay writes them with `INSERT OR REPLACE`.
     replace: bool,
@@ -42,8 +38,7 @@ impl TableRows {
 fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
-    let names =
-        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(names)
 }
 
@@ -51,8 +46,7 @@ fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
 fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
-    let names: Vec<String> =
-        stmt.query_map([], |r| r.get(0)).map_err(from_sqlite)?.collect::<Result<_, _>>().map_err(from_sqlite)?;
+    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(names.iter().map(|n| super::quote(n)).collect())
 }
 
@@ -85,10 +79,10 @@ impl Store {
             let since = marks.iter().find(|(t, _)| t == &name).map(|(_, m)| *m).unwrap_or(0);
             let columns = stored_columns(&self.conn, &name)?;
             let changed = changed_at.filter(|_| columns.contains(&super::quote("updated_at")));
-            let mut args = vec![Value::Integer(since)];
+            let mut args = vec![SqlValue::Int(since)];
             let mut filter = "rowid > ?1".to_string();
             if let Some(at) = changed {
-                args.push(Value::Text(at.to_string()));
+                args.push(SqlValue::Text(at.to_string()));
                 filter.push_str(" OR updated_at = ?2");
             }
             let sql =
@@ -97,11 +91,9 @@ impl Store {
             let width = columns.len();
             let rows = stmt
                 .query_map(params_from_iter(args.iter()), |r| {
-                    (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(from_sqlite)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(from_sqlite)?;
+                    (0..width).map(|i| r.value(i)).collect::<Result<Vec<_>, _>>()
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
             if !rows.is_empty() {
                 out.push(TableRows { name, columns, rows, replace: changed.is_some() });
             }
@@ -134,7 +126,7 @@ impl Store {
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             for (id, data) in rows {
-                stmt.execute(params![id, data]).map_err(from_sqlite)?;
+                stmt.execute(params![id, data])?;
             }
             Ok::<_, StoreError>(())
         })
@@ -254,11 +246,9 @@ impl Store {
                 Some(&data_hash),
                 &prev,
             );
-            insert
-                .execute(params![
-                    seq, e.at, e.actor, e.kind, form, e.record, e.version, body, e.data, data_hash, prev, hash
-                ])
-                .map_err(from_sqlite)?;
+            insert.execute(params![
+                seq, e.at, e.actor, e.kind, form, e.record, e.version, body, e.data, data_hash, prev, hash
+            ])?;
             let row = RecordRow {
                 id: e.record,
                 version: e.version,
@@ -328,7 +318,7 @@ fn replay(tx: &Tx<'_>, rows: &[TableRows]) -> Result<usize, StoreError> {
         let sql = format!("{verb} INTO {} ({}) VALUES ({})", super::quote(name), columns.join(", "), marks.join(", "));
         let mut stmt = tx.prepare_cached(&sql)?;
         for row in table_rows {
-            stmt.execute(params_from_iter(row.iter())).map_err(from_sqlite)?;
+            stmt.execute(params_from_iter(row.iter()))?;
             written += 1;
         }
     }
@@ -339,13 +329,11 @@ fn replay(tx: &Tx<'_>, rows: &[TableRows]) -> Result<usize, StoreError> {
 fn fire(tx: &Tx<'_>, now: &str) -> Result<usize, StoreError> {
     let ids: Vec<i64> = tx
         .prepare_cached("SELECT id FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id")?
-        .query_map([now], |r| r.get(0))
-        .map_err(from_sqlite)?
-        .collect::<Result<_, _>>()
-        .map_err(from_sqlite)?;
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut mark = tx.prepare_cached("UPDATE timers SET status = 'fired', done_at = ?1 WHERE id = ?2")?;
     for id in &ids {
-        mark.execute(params![now, id]).map_err(from_sqlite)?;
+        mark.execute(params![now, id])?;
     }
     Ok(ids.len())
 }

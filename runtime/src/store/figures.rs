@@ -1,8 +1,7 @@
 //! What the figures read besides the event log: a score's current value on each record.
 
-use rusqlite::types::Value;
-
-use super::{from_sqlite, FormTable, Reader, StoreError};
+use super::sql::{params, SqlValue};
+use super::{FormTable, Reader, StoreError};
 
 /// One record's score, as stored through the write gate.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,19 +18,19 @@ pub(crate) struct ScoreRow {
     pub name: Option<String>,
 }
 
-fn number(v: Value) -> Option<f64> {
+fn number(v: SqlValue) -> Option<f64> {
     match v {
-        Value::Integer(i) => Some(i as f64),
-        Value::Real(r) => Some(r),
+        SqlValue::Int(i) => Some(i as f64),
+        SqlValue::Real(r) => Some(r),
         _ => None,
     }
 }
 
-fn text(v: Value) -> Option<String> {
+fn text(v: SqlValue) -> Option<String> {
     match v {
-        Value::Text(s) => Some(s),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::Real(r) => Some(r.to_string()),
+        SqlValue::Text(s) => Some(s),
+        SqlValue::Int(i) => Some(i.to_string()),
+        SqlValue::Real(r) => Some(r.to_string()),
         _ => None,
     }
 }
@@ -51,16 +50,14 @@ pub(crate) fn score_values(
     );
     let mut stmt = conn.prepare(&sql)?;
     let (path, name) = (format!("$.\"{field}\""), name_field.map(|n| format!("$.\"{n}\"")));
-    let rows = stmt
-        .query_map(rusqlite::params![path, name], |r| {
-            Ok(ScoreRow {
-                id: r.get(0)?,
-                state: r.get(1)?,
-                owner: r.get(2)?,
-                value: number(r.get(3)?),
-                name: text(r.get(4)?),
-            })
+    let rows = stmt.query_map(params![path, name], |r| {
+        Ok(ScoreRow {
+            id: r.get(0)?,
+            state: r.get(1)?,
+            owner: r.get(2)?,
+            value: number(r.value(3)?),
+            name: text(r.value(4)?),
         })
-        .map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    })?;
+    rows.collect::<Result<Vec<_>, _>>()
 }

@@ -2,10 +2,7 @@
 //! (session ids, tokens) are never stored: only their SHA-256 digests, so a copy of the
 //! database signs nobody in.
 
-use rusqlite::params;
-
-use super::from_sqlite;
-
+use super::sql::{params, Row};
 use super::{Reader, StoreError, Tx};
 
 /// A session as stored.
@@ -103,7 +100,7 @@ pub(crate) fn insert_token(tx: &Tx<'_>, digest: &str, t: &TokenRow) -> Result<i6
 
 const TOKEN_COLUMNS: &str = "id, name, member, scope, created_at, created_by, revoked_at";
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+fn token_row(r: &Row<'_>) -> Result<TokenRow, StoreError> {
     Ok(TokenRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -126,8 +123,8 @@ pub(crate) fn token_by_name(conn: &Reader, name: &str) -> Result<Option<TokenRow
 
 pub(crate) fn tokens(conn: &Reader) -> Result<Vec<TokenRow>, StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"))?;
-    let rows = stmt.query_map([], token_row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([], token_row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 pub(crate) fn revoke_token(tx: &Tx<'_>, name: &str, at: &str) -> Result<usize, StoreError> {

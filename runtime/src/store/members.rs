@@ -1,9 +1,9 @@
 //! The member directory.
 
-use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{Reader, StoreError, Tx};
 
 /// A member as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub(super) const COLUMNS: &str =
     "id, name, roles, region, manager, active, capacity, email, phone, extra, away_from, away_until, delegate_to";
 
 /// A member row as stored, with its roles and extra attributes still JSON text.
-pub(super) fn read(r: &Row<'_>) -> rusqlite::Result<(MemberRow, String, String)> {
+pub(super) fn read(r: &Row<'_>) -> Result<(MemberRow, String, String), StoreError> {
     Ok((
         MemberRow {
             id: r.get(0)?,
@@ -94,9 +94,7 @@ fn finish((mut m, roles, extra): (MemberRow, String, String)) -> Result<MemberRo
 /// A member by id.
 pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members WHERE id = ?1"))?
-        .query_row([id], read)
-        .optional()
-        .map_err(from_sqlite)?
+        .query_opt([id], read)?
         .map(finish)
         .transpose()
 }
@@ -104,10 +102,10 @@ pub(crate) fn get(conn: &Reader, id: &str) -> Result<Option<MemberRow>, StoreErr
 /// Every member, by id.
 pub(crate) fn list(conn: &Reader) -> Result<Vec<MemberRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM members ORDER BY id"))?;
-    let rows = stmt.query_map([], read).map_err(from_sqlite)?;
+    let rows = stmt.query_map([], read)?;
     let mut out = Vec::new();
     for r in rows {
-        out.push(finish(r.map_err(from_sqlite)?)?);
+        out.push(finish(r?)?);
     }
     Ok(out)
 }
@@ -137,7 +135,6 @@ pub(crate) fn upsert(tx: &Tx<'_>, m: &MemberRow, at: &str) -> Result<(), StoreEr
         m.away_from,
         m.away_until,
         m.delegate_to
-    ])
-    .map_err(from_sqlite)?;
+    ])?;
     Ok(())
 }

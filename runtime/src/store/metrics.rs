@@ -2,9 +2,8 @@
 //! event's body a metric looks at taken out by SQLite, so a year of events is read without
 //! parsing a JSON document per row in Rust.
 
-use rusqlite::params;
-
-use super::{from_sqlite, Reader, StoreError};
+use super::sql::params;
+use super::{Reader, StoreError};
 
 /// One event of a record, as the reports see it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,25 +66,25 @@ pub(crate) fn each_event(
          WHERE form = ?1 AND record IS NOT NULL AND kind IN (SELECT value FROM json_each(?2))
          ORDER BY record, seq",
     )?;
-    let mut rows = stmt.query(params![form, kinds]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
+    let mut rows = stmt.query(params![form, kinds])?;
+    while let Some(r) = rows.next()? {
         let row = LogRow {
-            seq: r.get(0).map_err(from_sqlite)?,
-            at: r.get(1).map_err(from_sqlite)?,
-            actor: r.get(2).map_err(from_sqlite)?,
-            kind: r.get(3).map_err(from_sqlite)?,
-            record: r.get(4).map_err(from_sqlite)?,
-            state: r.get(5).map_err(from_sqlite)?,
-            owner: r.get(6).map_err(from_sqlite)?,
-            name: r.get(7).map_err(from_sqlite)?,
-            run: r.get(8).map_err(from_sqlite)?,
-            group: r.get(9).map_err(from_sqlite)?,
-            step: r.get(10).map_err(from_sqlite)?,
-            due_at: r.get(11).map_err(from_sqlite)?,
-            needed: r.get(12).map_err(from_sqlite)?,
-            status: r.get(13).map_err(from_sqlite)?,
-            flag: r.get::<_, Option<i64>>(14).map_err(from_sqlite)?.unwrap_or(0) != 0,
-            region: r.get(15).map_err(from_sqlite)?,
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            kind: r.get(3)?,
+            record: r.get(4)?,
+            state: r.get(5)?,
+            owner: r.get(6)?,
+            name: r.get(7)?,
+            run: r.get(8)?,
+            group: r.get(9)?,
+            step: r.get(10)?,
+            due_at: r.get(11)?,
+            needed: r.get(12)?,
+            status: r.get(13)?,
+            flag: r.get::<Option<i64>>(14)?.unwrap_or(0) != 0,
+            region: r.get(15)?,
         };
         visit(row)?;
     }

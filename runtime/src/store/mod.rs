@@ -30,6 +30,7 @@ pub(crate) mod proof;
 pub(crate) mod records;
 pub(crate) mod schema;
 pub(crate) mod signing;
+pub(crate) mod sql;
 pub use signing::key_file;
 pub(crate) mod tasks;
 pub(crate) mod timers;
@@ -38,7 +39,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Params, Row, Statement, ToSql};
+use rusqlite::{Connection, ErrorCode};
 
 // What embedders name: the handle and its errors (defined below), queries, the audit trail's
 // checks, the rows of the member directory and the outbox, which the runtime lists as they are,
@@ -70,36 +71,38 @@ pub struct Reader {
     conn: Connection,
 }
 
-// The statements store functions run, with SQLite's errors already the store's own. What a
-// prepared statement returns (rows, `execute`) is still rusqlite's; `.map_err(from_sqlite)`.
+// The statements store functions run, in the store's own vocabulary ([`sql`]): what they bind,
+// what their rows give back and how they fail is the same whatever database is behind them.
 impl Reader {
-    pub(crate) fn prepare_cached(&self, sql: &str) -> Result<CachedStatement<'_>, StoreError> {
-        self.conn.prepare_cached(sql).map_err(from_sqlite)
+    pub(crate) fn prepare_cached(&self, sql: &str) -> Result<sql::Statement<'_>, StoreError> {
+        self.conn.prepare_cached(sql).map(sql::Statement::cached).map_err(from_sqlite)
     }
 
-    pub(crate) fn prepare(&self, sql: &str) -> Result<Statement<'_>, StoreError> {
-        self.conn.prepare(sql).map_err(from_sqlite)
+    pub(crate) fn prepare(&self, sql: &str) -> Result<sql::Statement<'_>, StoreError> {
+        self.conn.prepare(sql).map(sql::Statement::once).map_err(from_sqlite)
     }
 
-    pub(crate) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T, StoreError>
-    where
-        P: Params,
-        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.conn.query_row(sql, params, f).map_err(from_sqlite)
+    pub(crate) fn query_row<T, P: sql::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&sql::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.prepare(sql)?.query_row(params, f)
     }
 
     /// `query_row` for at most one row: `None` when there is none.
-    pub(crate) fn query_optional<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<Option<T>, StoreError>
-    where
-        P: Params,
-        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.conn.query_row(sql, params, f).optional().map_err(from_sqlite)
+    pub(crate) fn query_optional<T, P: sql::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&sql::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.prepare(sql)?.query_opt(params, f)
     }
 
-    pub(crate) fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize, StoreError> {
-        self.conn.execute(sql, params).map_err(from_sqlite)
+    pub(crate) fn execute<P: sql::Params>(&self, sql: &str, params: P) -> Result<usize, StoreError> {
+        self.prepare(sql)?.execute(params)
     }
 
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
@@ -110,8 +113,8 @@ impl Reader {
         self.conn.last_insert_rowid()
     }
 
-    pub(crate) fn pragma_update<V: ToSql>(&self, schema: Option<&str>, name: &str, value: V) -> Result<(), StoreError> {
-        self.conn.pragma_update(schema, name, value).map_err(from_sqlite)
+    pub(crate) fn pragma_update(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, name, value).map_err(from_sqlite)
     }
 }
 
@@ -289,14 +292,6 @@ impl Drop for Checkpointer {
 /// not a `From` impl, which would put rusqlite in the public API; store code writes
 /// `.map_err(from_sqlite)?`.
 pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
-    // A status that did not parse in a row function ([`status`]) is the store's own error.
-    let e = match e {
-        rusqlite::Error::FromSqlConversionFailure(i, ty, cause) => match cause.downcast::<StoreError>() {
-            Ok(own) => return *own,
-            Err(cause) => rusqlite::Error::FromSqlConversionFailure(i, ty, cause),
-        },
-        e => e,
-    };
     let kind = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbErrorKind::Busy,
         Some(ErrorCode::ConstraintViolation) => DbErrorKind::Constraint,
@@ -306,11 +301,10 @@ pub(crate) fn from_sqlite(e: rusqlite::Error) -> StoreError {
     StoreError::Database { kind, message: e.to_string() }
 }
 
-/// Reads column `i` of a row as a status enum, inside a row function. An unknown text fails
-/// the row; [`from_sqlite`] turns that back into [`StoreError::UnknownStatus`].
-pub(crate) fn status<T: std::str::FromStr<Err = StoreError>>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
-    let text: String = r.get(i)?;
-    text.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+/// Reads column `i` of a row as a status enum, inside a row function: an unknown text is
+/// [`StoreError::UnknownStatus`].
+pub(crate) fn status<T: std::str::FromStr<Err = StoreError>>(r: &sql::Row<'_>, i: usize) -> Result<T, StoreError> {
+    r.get::<String>(i)?.parse()
 }
 
 impl StoreError {
@@ -328,7 +322,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut store = Self::configure(Connection::open(path).map_err(from_sqlite)?, true)?;
         store.location = path.to_string_lossy().into_owned();
-        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store.conn.pragma_update("wal_autocheckpoint", "0")?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         store.move_secret_out(path)?;
         Ok(store)
@@ -565,7 +559,7 @@ pub(crate) fn savepoint<T, F>(
     f: impl FnOnce() -> Result<Result<T, F>, StoreError>,
 ) -> Result<Result<T, F>, StoreError> {
     let run = |sql: &str| -> Result<(), StoreError> {
-        tx.prepare_cached(sql)?.execute([]).map_err(from_sqlite)?;
+        tx.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
     run("SAVEPOINT step")?;

@@ -1,9 +1,8 @@
 //! The outbox: messages written in the same transaction as their cause, each with an
 //! idempotency key, waiting for delivery.
 
-use rusqlite::{params, Row};
-
-use super::{from_sqlite, status, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{status, Reader, StoreError, Tx};
 
 status_enum! {
     /// Where a message is on its way out.
@@ -54,7 +53,7 @@ pub struct OutboxRow {
 const COLUMNS: &str =
     "id, channel, recipient, address, message, subject, body, key, form, record, status, attempts, created_at";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+fn row(r: &Row<'_>) -> Result<OutboxRow, StoreError> {
     Ok(OutboxRow {
         id: r.get(0)?,
         channel: r.get(1)?,
@@ -92,8 +91,7 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
             m.form,
             m.record,
             m.created_at
-        ])
-        .map_err(from_sqlite)?;
+        ])?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
@@ -101,8 +99,8 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
 pub(crate) fn list(conn: &Reader, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id"))?;
-    let rows = stmt.query_map(params![status.map(OutboxStatus::as_str)], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![status.map(OutboxStatus::as_str)], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Takes up to `limit` messages due at `now` (pending and due, or left `sending` by a deliverer
@@ -120,13 +118,13 @@ pub(crate) fn claim_due(
              WHERE (status = 'pending' AND next_at <= ?1) OR (status = 'sending' AND lease_until <= ?1)
              ORDER BY id LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?
+        let rows = stmt.query_map(params![now, limit as i64], row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
     };
     let mut lease =
         tx.prepare_cached("UPDATE outbox SET status = 'sending', lease_until = ?2, lease_token = ?3 WHERE id = ?1")?;
     for m in &rows {
-        lease.execute(params![m.id, lease_until, token]).map_err(from_sqlite)?;
+        lease.execute(params![m.id, lease_until, token])?;
     }
     Ok(rows)
 }
@@ -139,12 +137,9 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
         "INSERT INTO outbox_attempts (message, at, ok, status, error, millis)
          VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
     )?
-    .execute(params![message, at])
-    .map_err(from_sqlite)?;
+    .execute(params![message, at])?;
     let id = tx.last_insert_rowid();
-    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?
-        .execute([message])
-        .map_err(from_sqlite)?;
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?.execute([message])?;
     Ok(id)
 }
 
@@ -158,8 +153,7 @@ pub(crate) fn attempt_finished(
     millis: i64,
 ) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE outbox_attempts SET ok = ?2, status = ?3, error = ?4, millis = ?5 WHERE id = ?1")?
-        .execute(params![attempt, ok, status, error, millis])
-        .map_err(from_sqlite)?;
+        .execute(params![attempt, ok, status, error, millis])?;
     Ok(())
 }
 
@@ -180,8 +174,7 @@ pub(crate) fn settle(
                     lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
         )?
-        .execute(params![id, token, status.as_str(), next_at, error])
-        .map_err(from_sqlite)?;
+        .execute(params![id, token, status.as_str(), next_at, error])?;
     Ok(n == 1)
 }
 
@@ -192,8 +185,7 @@ pub(crate) fn release(tx: &Tx<'_>, id: i64, token: &str, next_at: &str) -> Resul
         "UPDATE outbox SET status = 'pending', lease_until = NULL, lease_token = NULL, next_at = ?3
          WHERE id = ?1 AND status = 'sending' AND lease_token = ?2",
     )?
-    .execute(params![id, token, next_at])
-    .map_err(from_sqlite)?;
+    .execute(params![id, token, next_at])?;
     Ok(())
 }
 
@@ -205,18 +197,13 @@ pub(crate) fn replay(tx: &Tx<'_>, id: i64, now: &str) -> Result<bool, StoreError
             "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?2, lease_until = NULL, lease_token = NULL
              WHERE id = ?1 AND status = 'dead'",
         )?
-        .execute(params![id, now])
-        .map_err(from_sqlite)?;
+        .execute(params![id, now])?;
     Ok(n == 1)
 }
 
 /// A message by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<OutboxRow>, StoreError> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?
-        .query_row([id], row)
-        .optional()
-        .map_err(from_sqlite)
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?.query_opt([id], row)
 }
 
 /// When the next message is due (or a lease runs out): how long a deliverer may sleep.
@@ -226,19 +213,16 @@ pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
                                  UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
     )?
     .query_row([], |r| r.get(0))
-    .map_err(from_sqlite)
 }
 
 /// A message's attempts, oldest first: (at, ok, status, error, millis).
 pub(crate) fn attempts(conn: &Reader, id: i64) -> Result<Vec<AttemptRow>, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT at, ok, status, error, millis FROM outbox_attempts WHERE message = ?1 ORDER BY id")?;
-    let rows = stmt
-        .query_map([id], |r| {
-            Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })
-        })
-        .map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([id], |r| {
+        Ok(AttemptRow { at: r.get(0)?, ok: r.get(1)?, status: r.get(2)?, error: r.get(3)?, millis: r.get(4)? })
+    })?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// One delivery attempt.

@@ -9,12 +9,12 @@
 //! or step events; the upgrade records their highest id in an `audit.coverage` event, and
 //! only their decisions (always audited) are checked.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 use super::approvals::{self, ApprovalRow, ApprovalStatus, StepRow, StepStatus};
 use super::audit::{self, chain_hash, sha256_hex, GENESIS};
-use super::{from_sqlite, Reader, StoreError, Tx};
+use super::sql::params;
+use super::{Reader, StoreError, Tx};
 
 /// One event about a run, and whether it is sound: its hash recomputes from its columns and
 /// it follows the event before it.
@@ -34,19 +34,17 @@ fn trail(conn: &Reader, form: &str, record: &str) -> Result<Vec<Ev>, StoreError>
          WHERE e.form = ?1 AND e.record = ?2 AND (e.kind LIKE 'approval.%' OR e.kind LIKE 'sign.%')
          ORDER BY e.seq",
     )?;
-    let mut rows = stmt.query(params![form, record]).map_err(from_sqlite)?;
+    let mut rows = stmt.query(params![form, record])?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let seq: i64 = r.get(0).map_err(from_sqlite)?;
-        let (at, actor, kind): (String, String, String) =
-            (r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?, r.get(3).map_err(from_sqlite)?);
-        let (f, rec): (Option<String>, Option<String>) =
-            (r.get(4).map_err(from_sqlite)?, r.get(5).map_err(from_sqlite)?);
-        let version: Option<i64> = r.get(6).map_err(from_sqlite)?;
-        let body: String = r.get(7).map_err(from_sqlite)?;
-        let data_hash: Option<String> = r.get(8).map_err(from_sqlite)?;
-        let (prev_hash, hash): (String, String) = (r.get(9).map_err(from_sqlite)?, r.get(10).map_err(from_sqlite)?);
-        let before: Option<String> = r.get(11).map_err(from_sqlite)?;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let (at, actor, kind): (String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        let (f, rec): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+        let version: Option<i64> = r.get(6)?;
+        let body: String = r.get(7)?;
+        let data_hash: Option<String> = r.get(8)?;
+        let (prev_hash, hash): (String, String) = (r.get(9)?, r.get(10)?);
+        let before: Option<String> = r.get(11)?;
         let linked = match before {
             Some(b) => b == prev_hash,
             None => seq == 1 && prev_hash == GENESIS,
@@ -73,9 +71,7 @@ fn trail(conn: &Reader, form: &str, record: &str) -> Result<Vec<Ev>, StoreError>
 fn legacy_runs(conn: &Reader) -> Result<i64, StoreError> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM events WHERE kind = 'audit.coverage' ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()
-        .map_err(from_sqlite)?;
+        .query_opt([], |r| r.get(0))?;
     Ok(body
         .and_then(|b| serde_json::from_str::<Value>(&b).ok())
         .and_then(|b| b["approvals_before"].as_i64())
@@ -257,9 +253,7 @@ pub(super) fn verify(conn: &Reader) -> Result<Option<String>, StoreError> {
                 AND json_extract(e.body, '$.task') = t.id AND e.actor = t.done_by)
              ORDER BY t.id LIMIT 1",
         )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
-        .map_err(from_sqlite)?;
+        .query_opt([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     if let Some((id, form, record)) = task {
         return Ok(Some(format!("task {id} of {form} {record} is done but has no `task.done` event")));
     }
@@ -271,17 +265,11 @@ fn verify_sign_links(conn: &Reader) -> Result<Option<String>, StoreError> {
         "SELECT form, record, version, version_hash, expires_at, created_by, used_at, signer FROM sign_links
          ORDER BY created_at, nonce",
     )?;
-    let mut rows = stmt.query([]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let (form, record): (String, String) = (r.get(0).map_err(from_sqlite)?, r.get(1).map_err(from_sqlite)?);
-        let (version, hash, expires, by): (i64, String, String, String) = (
-            r.get(2).map_err(from_sqlite)?,
-            r.get(3).map_err(from_sqlite)?,
-            r.get(4).map_err(from_sqlite)?,
-            r.get(5).map_err(from_sqlite)?,
-        );
-        let (used, signer): (Option<String>, Option<String>) =
-            (r.get(6).map_err(from_sqlite)?, r.get(7).map_err(from_sqlite)?);
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (form, record): (String, String) = (r.get(0)?, r.get(1)?);
+        let (version, hash, expires, by): (i64, String, String, String) = (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+        let (used, signer): (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
         let evs = trail(conn, &form, &record)?;
         let same =
             |e: &Ev| e.body["version"].as_i64() == Some(version) && e.body["version_hash"].as_str() == Some(&hash);
@@ -313,12 +301,10 @@ fn verify_channels(conn: &Reader) -> Result<Option<String>, StoreError> {
                  ORDER BY e.seq DESC LIMIT 1)
          FROM channel_settings c ORDER BY c.channel, c.key",
     )?;
-    let mut rows = stmt.query([]).map_err(from_sqlite)?;
-    while let Some(r) = rows.next().map_err(from_sqlite)? {
-        let (channel, key, value): (String, String, String) =
-            (r.get(0).map_err(from_sqlite)?, r.get(1).map_err(from_sqlite)?, r.get(2).map_err(from_sqlite)?);
-        let body: Option<Value> =
-            r.get::<_, Option<String>>(3).map_err(from_sqlite)?.and_then(|b| serde_json::from_str(&b).ok());
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (channel, key, value): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let body: Option<Value> = r.get::<Option<String>>(3)?.and_then(|b| serde_json::from_str(&b).ok());
         let backed = match &body {
             None => false,
             // Events from before settings were hashed name the key only.

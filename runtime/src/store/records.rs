@@ -1,10 +1,9 @@
 //! Record rows: insert, update, read, list, and the counters behind readable ids.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
-use super::{from_sqlite, FormTable, Reader, StoreError, Tx};
+use super::sql::{params, params_from_iter, Row, SqlValue};
+use super::{FormTable, Reader, StoreError, Tx};
 
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +62,7 @@ pub struct ListQuery {
 
 const COLUMNS: &str = "id, version, state, owner, data, data_hash, created_at, updated_at, created_by, updated_by";
 
-fn read_row(r: &Row<'_>) -> rusqlite::Result<(RecordRow, String)> {
+fn read_row(r: &Row<'_>) -> Result<(RecordRow, String), StoreError> {
     let data: String = r.get(4)?;
     Ok((
         RecordRow {
@@ -92,10 +91,8 @@ fn finish(pair: (RecordRow, String)) -> Result<RecordRow, StoreError> {
 pub(crate) fn sql_value(v: &Value) -> SqlValue {
     match v {
         Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Number(n) => {
-            n.as_i64().map(SqlValue::Integer).unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0)))
-        }
+        Value::Bool(b) => SqlValue::Int(i64::from(*b)),
+        Value::Number(n) => n.as_i64().map(SqlValue::Int).unwrap_or_else(|| SqlValue::Real(n.as_f64().unwrap_or(0.0))),
         Value::String(s) => SqlValue::Text(s.clone()),
         other => SqlValue::Text(other.to_string()),
     }
@@ -104,20 +101,18 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
     let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", t.quoted());
-    tx.prepare_cached(&sql)?
-        .execute(params![
-            r.id,
-            r.version,
-            r.state,
-            r.owner,
-            data_text,
-            r.data_hash,
-            r.created_at,
-            r.updated_at,
-            r.created_by,
-            r.updated_by
-        ])
-        .map_err(from_sqlite)?;
+    tx.prepare_cached(&sql)?.execute(params![
+        r.id,
+        r.version,
+        r.state,
+        r.owner,
+        data_text,
+        r.data_hash,
+        r.created_at,
+        r.updated_at,
+        r.created_by,
+        r.updated_by
+    ])?;
     Ok(())
 }
 
@@ -129,27 +124,24 @@ pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
          WHERE id = ?1 AND version = ?9",
         t.quoted()
     );
-    let n = tx
-        .prepare_cached(&sql)?
-        .execute(params![
-            r.id,
-            r.version,
-            r.state,
-            r.owner,
-            data_text,
-            r.data_hash,
-            r.updated_at,
-            r.updated_by,
-            r.version - 1
-        ])
-        .map_err(from_sqlite)?;
+    let n = tx.prepare_cached(&sql)?.execute(params![
+        r.id,
+        r.version,
+        r.state,
+        r.owner,
+        data_text,
+        r.data_hash,
+        r.updated_at,
+        r.updated_by,
+        r.version - 1
+    ])?;
     Ok(n == 1)
 }
 
 /// A record by id.
 pub(crate) fn get(conn: &Reader, t: &FormTable, id: &str) -> Result<Option<RecordRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", t.quoted());
-    conn.prepare_cached(&sql)?.query_row([id], read_row).optional().map_err(from_sqlite)?.map(finish).transpose()
+    conn.prepare_cached(&sql)?.query_opt([id], read_row)?.map(finish).transpose()
 }
 
 /// The first record whose fields equal the values (a unique field, an import key, a lookup).
@@ -191,12 +183,7 @@ fn first_by(
         return Ok(None);
     }
     let sql = format!("SELECT {COLUMNS} FROM {} WHERE {} ORDER BY {order} LIMIT 1", t.quoted(), clauses.join(" AND "));
-    conn.prepare_cached(&sql)?
-        .query_row(params_from_iter(values), read_row)
-        .optional()
-        .map_err(from_sqlite)?
-        .map(finish)
-        .transpose()
+    conn.prepare_cached(&sql)?.query_opt(params_from_iter(values), read_row)?.map(finish).transpose()
 }
 
 /// Up to `limit` distinct values of one field, for a did-you-mean over a catalog.
@@ -205,13 +192,13 @@ pub(crate) fn values_of(conn: &Reader, t: &FormTable, field: &str, limit: usize)
     let sql = format!("SELECT DISTINCT {col} FROM {} WHERE {col} IS NOT NULL LIMIT ?1", t.quoted());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut q = conn.prepare_cached(&sql)?;
-    let rows = q.query_map([limit], |r| r.get::<_, rusqlite::types::Value>(0)).map_err(from_sqlite)?;
+    let rows = q.query_map([limit], |r| r.value(0))?;
     let mut out = Vec::new();
     for v in rows {
-        match v.map_err(from_sqlite)? {
-            rusqlite::types::Value::Text(t) => out.push(t),
-            rusqlite::types::Value::Integer(n) => out.push(n.to_string()),
-            rusqlite::types::Value::Real(x) => out.push(x.to_string()),
+        match v? {
+            SqlValue::Text(t) => out.push(t),
+            SqlValue::Int(n) => out.push(n.to_string()),
+            SqlValue::Real(x) => out.push(x.to_string()),
             _ => {}
         }
     }
@@ -251,10 +238,10 @@ pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<Re
         q.offset.min(i64::MAX as u64)
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), read_row).map_err(from_sqlite)?;
+    let rows = stmt.query_map(params_from_iter(values), read_row)?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(finish(row.map_err(from_sqlite)?)?);
+        out.push(finish(row?)?);
     }
     Ok(out)
 }
@@ -273,12 +260,10 @@ pub(crate) fn count_by_owner(
     // A field's generated column has no type affinity: read it as text, whatever old data holds.
     let sql = format!("SELECT CAST({by} AS TEXT), count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(values), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(from_sqlite)?;
+    let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
     for row in rows {
-        let (owner, n) = row.map_err(from_sqlite)?;
+        let (owner, n) = row?;
         out.insert(owner, n.max(0) as u64);
     }
     Ok(out)
@@ -294,7 +279,7 @@ pub(crate) fn count_owned(
 ) -> Result<u64, StoreError> {
     let (filter, values) = owned_filter("owner", Some(owner), states, since);
     let sql = format!("SELECT count(*) FROM {} WHERE {filter}", t.quoted());
-    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0)).map_err(from_sqlite)?;
+    let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(values), |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
@@ -335,10 +320,10 @@ pub(crate) fn turns(
     // Records are never deleted and closeloop never runs VACUUM, so rowids keep insertion order.
     let sql = format!("SELECT CAST({by} AS TEXT), max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(from_sqlite)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
     for row in rows {
-        let (owner, turn) = row.map_err(from_sqlite)?;
+        let (owner, turn) = row?;
         out.insert(owner, turn.max(0) as u64);
     }
     Ok(out)
@@ -394,15 +379,13 @@ pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreEr
 pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
     Ok(tx
         .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")?
-        .query_row(params![form, period], |r| r.get(0))
-        .optional()
-        .map_err(from_sqlite)?
+        .query_opt(params![form, period], |r| r.get(0))?
         .unwrap_or(0))
 }
 
 /// Sets a readable-id counter to the last number given.
 pub(crate) fn set_counter(tx: &Tx<'_>, form: &str, period: &str, value: i64) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, ?3) ON CONFLICT (form, period) DO UPDATE SET value = ?3")?
-        .execute(params![form, period, value]).map_err(from_sqlite)?;
+        .execute(params![form, period, value])?;
     Ok(())
 }

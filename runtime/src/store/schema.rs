@@ -1,7 +1,7 @@
 //! Database schema: closeloop's own tables (versioned with `PRAGMA user_version`), and one table
 //! per form, derived from the app definition.
 
-use super::{from_sqlite, quote, Reader, StoreError, Tx};
+use super::{quote, Reader, StoreError, Tx};
 use crate::model::{FieldType, Form};
 
 /// Each entry upgrades the schema by one version; never edit a released entry, add one.
@@ -290,7 +290,7 @@ pub(super) fn migrate(tx: &Tx<'_>) -> Result<i64, StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update("user_version", &(i + 1).to_string())?;
     }
     if current > 0 && current < AUDIT_COVERS_RIGHTS && known >= AUDIT_COVERS_RIGHTS {
         super::proof::mark_coverage(tx)?;
@@ -463,20 +463,13 @@ pub(crate) fn sync_form_table(tx: &Tx<'_>, t: &FormTable) -> Result<(), StoreErr
 /// is unique.
 fn existing_indexes(conn: &Reader, table: &str) -> Result<Vec<(String, bool)>, StoreError> {
     let mut stmt = conn.prepare("SELECT name, \"unique\" FROM pragma_index_list(?1) WHERE origin = 'c'")?;
-    let rows = stmt
-        .query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))
-        .map_err(from_sqlite)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(from_sqlite)?;
+    let rows =
+        stmt.query_map([table], |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
 fn existing_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1)")?;
-    let names = stmt
-        .query_map([table], |r| r.get::<_, String>(0))
-        .map_err(from_sqlite)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(from_sqlite)?;
+    let names = stmt.query_map([table], |r| r.get::<String>(0))?.collect::<Result<Vec<_>, _>>()?;
     Ok(names)
 }

@@ -5,21 +5,17 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, OptionalExtension};
-
-use super::{audit::sha256_hex, from_sqlite, Reader, StoreError, Tx};
+use super::sql::params;
+use super::{audit::sha256_hex, Reader, StoreError, Tx};
 
 /// The secret an older closeloop kept in the database, if it is still there.
 pub(crate) fn legacy_secret(conn: &Reader) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = 'sign'")?
-        .query_row([], |r| r.get(0))
-        .optional()
-        .map_err(from_sqlite)
+    conn.prepare_cached("SELECT value FROM install_secrets WHERE name = 'sign'")?.query_opt([], |r| r.get(0))
 }
 
 /// Takes the old secret out of the database once it lives in the key file.
 pub(crate) fn forget_legacy_secret(tx: &Tx<'_>) -> Result<(), StoreError> {
-    tx.prepare_cached("DELETE FROM install_secrets WHERE name = 'sign'")?.execute([]).map_err(from_sqlite)?;
+    tx.prepare_cached("DELETE FROM install_secrets WHERE name = 'sign'")?.execute([])?;
     Ok(())
 }
 
@@ -28,12 +24,12 @@ pub(crate) fn forget_legacy_secret(tx: &Tx<'_>) -> Result<(), StoreError> {
 pub(crate) fn hash_old_nonces(tx: &Tx<'_>) -> Result<(), StoreError> {
     let nonces: Vec<String> = {
         let mut q = tx.prepare_cached("SELECT nonce FROM sign_links")?;
-        let rows = q.query_map([], |r| r.get(0)).map_err(from_sqlite)?;
-        rows.collect::<Result<_, _>>().map_err(from_sqlite)?
+        let rows = q.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
     };
     let mut update = tx.prepare_cached("UPDATE sign_links SET nonce = ?2, legacy = 1 WHERE nonce = ?1")?;
     for nonce in nonces {
-        update.execute(params![nonce, sha256_hex(nonce.as_bytes())]).map_err(from_sqlite)?;
+        update.execute(params![nonce, sha256_hex(nonce.as_bytes())])?;
     }
     Ok(())
 }
@@ -97,8 +93,7 @@ pub(crate) fn add(tx: &Tx<'_>, l: &LinkRow, at: &str, by: &str) -> Result<(), St
         "INSERT INTO sign_links (nonce, form, record, version, version_hash, expires_at, created_at, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![l.nonce, l.form, l.record, l.version, l.version_hash, l.expires_at, at, by])
-    .map_err(from_sqlite)?;
+    .execute(params![l.nonce, l.form, l.record, l.version, l.version_hash, l.expires_at, at, by])?;
     Ok(())
 }
 
@@ -108,7 +103,7 @@ pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreEr
         "SELECT nonce, form, record, version, version_hash, expires_at, used_at, legacy FROM sign_links
          WHERE nonce = ?1",
     )?
-    .query_row([nonce], |r| {
+    .query_opt([nonce], |r| {
         Ok(LinkRow {
             nonce: r.get(0)?,
             form: r.get(1)?,
@@ -120,16 +115,13 @@ pub(crate) fn get(conn: &Reader, nonce: &str) -> Result<Option<LinkRow>, StoreEr
             legacy: r.get(7)?,
         })
     })
-    .optional()
-    .map_err(from_sqlite)
 }
 
 /// Marks a link used; false when it already was (single use, even under a race).
 pub(crate) fn use_once(tx: &Tx<'_>, nonce: &str, at: &str, signer: &str) -> Result<bool, StoreError> {
     Ok(tx
         .prepare_cached("UPDATE sign_links SET used_at = ?2, signer = ?3 WHERE nonce = ?1 AND used_at IS NULL")?
-        .execute(params![nonce, at, signer])
-        .map_err(from_sqlite)?
+        .execute(params![nonce, at, signer])?
         == 1)
 }
 
@@ -143,7 +135,5 @@ pub(crate) fn signed(
         "SELECT signer, used_at, version, version_hash FROM sign_links
              WHERE form = ?1 AND record = ?2 AND used_at IS NOT NULL ORDER BY used_at DESC LIMIT 1",
     )?
-    .query_row(params![form, record], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-    .optional()
-    .map_err(from_sqlite)
+    .query_opt(params![form, record], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
 }

@@ -1,8 +1,7 @@
 //! SOP tasks: opened from a template for one record, done with evidence or cancelled.
 
-use rusqlite::{params, OptionalExtension, Row};
-
-use super::{from_sqlite, status, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{status, Reader, StoreError, Tx};
 
 status_enum! {
     /// Where a task is.
@@ -54,7 +53,7 @@ pub struct TaskRow {
 const COLUMNS: &str =
     "id, app, form, record, sop, task, title, assignee, due, due_at, status, created_at, done_at, done_by, evidence";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+fn row(r: &Row<'_>) -> Result<TaskRow, StoreError> {
     Ok(TaskRow {
         id: r.get(0)?,
         app: r.get(1)?,
@@ -82,40 +81,35 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10)
              ON CONFLICT (form, record, sop, task) WHERE status = 'open' DO NOTHING",
         )?
-        .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])
-        .map_err(from_sqlite)?;
+        .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])?;
     Ok((n == 1).then(|| tx.last_insert_rowid()))
 }
 
 /// Moves an open task's due (its record's anchor date changed).
 pub(crate) fn set_due(tx: &Tx<'_>, id: i64, due: Option<&str>, due_at: Option<&str>) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE tasks SET due = ?2, due_at = ?3 WHERE id = ?1 AND status = 'open'")?
-        .execute(params![id, due, due_at])
-        .map_err(from_sqlite)?;
+        .execute(params![id, due, due_at])?;
     Ok(())
 }
 
 /// A task by id.
 pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<TaskRow>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?
-        .query_row([id], row)
-        .optional()
-        .map_err(from_sqlite)
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE id = ?1"))?.query_opt([id], row)
 }
 
 /// A record's tasks, oldest first.
 pub(crate) fn of_record(conn: &Reader, form: &str, record: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 AND record = ?2 ORDER BY id"))?;
-    let rows = stmt.query_map(params![form, record], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form, record], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Every task opened on `form`'s records, record by record, oldest first (for reports).
 pub(crate) fn of_form(conn: &Reader, form: &str) -> Result<Vec<TaskRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE form = ?1 ORDER BY record, id"))?;
-    let rows = stmt.query_map(params![form], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Tasks, optionally only one member's, only open ones, or only those overdue at `now`.
@@ -132,8 +126,8 @@ pub(crate) fn list(
            AND (?3 IS NULL OR (status = 'open' AND due_at IS NOT NULL AND due_at < ?3))
          ORDER BY due_at IS NULL, due_at, id"
     ))?;
-    let rows = stmt.query_map(params![assignee, open_only, overdue_at], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![assignee, open_only, overdue_at], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Open tasks overdue at `now` on records of these forms (for boards).
@@ -143,8 +137,8 @@ pub(crate) fn overdue_on(conn: &Reader, forms: &[String], now: &str) -> Result<V
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM tasks WHERE status = 'open' AND due_at < ?1 AND form = ?2 ORDER BY due_at, id"
         ))?;
-        let rows = stmt.query_map(params![now, form], row).map_err(from_sqlite)?;
-        out.extend(rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)?);
+        let rows = stmt.query_map(params![now, form], row)?;
+        out.extend(rows.collect::<Result<Vec<_>, _>>()?);
     }
     Ok(out)
 }
@@ -162,7 +156,6 @@ pub(crate) fn close(
         .prepare_cached(
             "UPDATE tasks SET status = ?2, done_at = ?3, done_by = ?4, evidence = ?5 WHERE id = ?1 AND status = 'open'",
         )?
-        .execute(params![id, status.as_str(), at, by, evidence])
-        .map_err(from_sqlite)?;
+        .execute(params![id, status.as_str(), at, by, evidence])?;
     Ok(n == 1)
 }

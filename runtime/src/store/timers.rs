@@ -1,9 +1,8 @@
 //! Durable timers: one row per moment something should happen (a record's SLA, a schedule's
 //! next run, a retry), claimed by a conditional update so each fires at most once.
 
-use rusqlite::{params, OptionalExtension, Row};
-
-use super::{from_sqlite, status, Reader, StoreError, Tx};
+use super::sql::{params, Row};
+use super::{status, Reader, StoreError, Tx};
 
 /// What a timer is for.
 pub mod kind {
@@ -61,7 +60,7 @@ pub struct TimerRow {
 
 const COLUMNS: &str = "id, app, automation, kind, form, record, due, anchor, payload, status";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<TimerRow> {
+fn row(r: &Row<'_>) -> Result<TimerRow, StoreError> {
     Ok(TimerRow {
         id: r.get(0)?,
         app: r.get(1)?,
@@ -82,8 +81,7 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &TimerRow, at: &str) -> Result<i64, StoreEr
         "INSERT INTO timers (app, automation, kind, form, record, due, anchor, payload, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
     )?
-    .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])
-    .map_err(from_sqlite)?;
+    .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -98,8 +96,8 @@ pub(crate) fn of_record(
         "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND automation = ?3 AND kind = 'record'
          ORDER BY id DESC"
     ))?;
-    let rows = stmt.query_map(params![form, record, automation], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form, record, automation], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// The pending timer of a cron automation, if any.
@@ -107,9 +105,7 @@ pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM timers WHERE app = ?1 AND automation = ?2 AND kind = 'cron' AND status = 'pending'"
     ))?
-    .query_row(params![app, automation], row)
-    .optional()
-    .map_err(from_sqlite)
+    .query_opt(params![app, automation], row)
 }
 
 /// Pending timers due at or before `now`, oldest first, at most `limit`.
@@ -117,15 +113,13 @@ pub(crate) fn due(conn: &Reader, now: &str, limit: usize) -> Result<Vec<TimerRow
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![now, limit as i64], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![now, limit as i64], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// The earliest pending due time, for a scheduler deciding how long to sleep.
 pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
-    conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?
-        .query_row([], |r| r.get(0))
-        .map_err(from_sqlite)
+    conn.prepare_cached("SELECT MIN(due) FROM timers WHERE status = 'pending'")?.query_row([], |r| r.get(0))
 }
 
 /// Moves a pending timer from `pending` to `status`, with what happened. False when it was not
@@ -135,19 +129,15 @@ pub(crate) fn finish(tx: &Tx<'_>, id: i64, status: TimerStatus, at: &str, outcom
         .prepare_cached(
             "UPDATE timers SET status = ?2, done_at = ?3, outcome = ?4 WHERE id = ?1 AND status = 'pending'",
         )?
-        .execute(params![id, status.as_str(), at, outcome])
-        .map_err(from_sqlite)?;
+        .execute(params![id, status.as_str(), at, outcome])?;
     Ok(n == 1)
 }
 
 /// Cancels the pending timers of automations an app no longer has (or no longer enables).
 pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> Result<usize, StoreError> {
     let mut stmt = tx.prepare_cached("SELECT id, automation FROM timers WHERE app = ?1 AND status = 'pending'")?;
-    let pending: Vec<(i64, String)> = stmt
-        .query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(from_sqlite)?
-        .collect::<Result<_, _>>()
-        .map_err(from_sqlite)?;
+    let pending: Vec<(i64, String)> =
+        stmt.query_map([app], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     let mut n = 0;
     for (id, automation) in pending {
         if !keep.contains(&automation.as_str())
@@ -162,15 +152,17 @@ pub(crate) fn cancel_except(tx: &Tx<'_>, app: &str, keep: &[&str], at: &str) -> 
 /// How many timers are in each status.
 pub(crate) fn counts(conn: &Reader) -> Result<Vec<(TimerStatus, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM timers GROUP BY status ORDER BY status")?;
-    let rows = stmt.query_map([], |r| Ok((status(r, 0)?, r.get(1)?))).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map([], |r| Ok((status(r, 0)?, r.get(1)?)))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Records how a claimed timer ended (`fired`, `skipped`, `failed`, `cancelled`) and why.
 pub(crate) fn set_outcome(tx: &Tx<'_>, id: i64, status: TimerStatus, outcome: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")?
-        .execute(params![id, status.as_str(), outcome])
-        .map_err(from_sqlite)?;
+    tx.prepare_cached("UPDATE timers SET status = ?2, outcome = ?3 WHERE id = ?1")?.execute(params![
+        id,
+        status.as_str(),
+        outcome
+    ])?;
     Ok(())
 }
 
@@ -188,8 +180,8 @@ pub(crate) fn records_without(
         t.quoted()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![t.form, automation], |r| r.get(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![t.form, automation], |r| r.get(0))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// Records whose pending timer of this automation was armed under another rule than `spec`.
@@ -203,8 +195,8 @@ pub(crate) fn pending_under_other_rule(
         "SELECT record FROM timers WHERE form = ?1 AND automation = ?2 AND kind = 'record' AND status = 'pending'
            AND (payload IS NULL OR payload != ?3)",
     )?;
-    let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0)).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form, automation, spec], |r| r.get(0))?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
 
 /// A record's pending timers, soonest first.
@@ -213,6 +205,6 @@ pub(crate) fn pending_of_record(conn: &Reader, form: &str, record: &str) -> Resu
         "SELECT {COLUMNS} FROM timers WHERE form = ?1 AND record = ?2 AND kind = 'record' AND status = 'pending'
          ORDER BY due, id"
     ))?;
-    let rows = stmt.query_map(params![form, record], row).map_err(from_sqlite)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(from_sqlite)
+    let rows = stmt.query_map(params![form, record], row)?;
+    rows.collect::<Result<Vec<_>, _>>()
 }
