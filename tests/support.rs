@@ -51,12 +51,54 @@ impl Drop for TempDir {
     }
 }
 
-/// `closeloop` against its own database file in a temporary folder, at a fixed time (or the
-/// system clock).
+/// The PostgreSQL server the suite runs against instead of SQLite files, when
+/// `CLOSELOOP_TEST_POSTGRES` names one (`postgres://user@127.0.0.1:5432/postgres`; `.ci/run`
+/// starts a throwaway server and runs the suite once per backend).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("CLOSELOOP_TEST_POSTGRES").ok().filter(|u| !u.trim().is_empty())
+}
+
+/// A database of its own for one test on the PostgreSQL server, dropped with it.
+pub struct PgDb {
+    server: String,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn new(server: &str, test: &str) -> PgDb {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slug: String = test
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .take(30)
+            .collect();
+        let name = format!("t_{slug}_{}_{n}", std::process::id());
+        let mut admin = postgres::Client::connect(server, postgres::NoTls).unwrap_or_else(|e| panic!("{server}: {e}"));
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).unwrap();
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        PgDb { server: server.to_string(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// `closeloop` against its own database in a temporary folder (a SQLite file, or a database on
+/// the PostgreSQL server of [`postgres_server`]), at a fixed time (or the system clock).
 pub struct Cli {
     /// The folder (removed when dropped).
     pub dir: TempDir,
     now: Option<String>,
+    pg: Option<PgDb>,
 }
 
 impl Cli {
@@ -73,7 +115,8 @@ impl Cli {
     fn at(name: &str, now: Option<&str>) -> Cli {
         let dir = TempDir::new(name);
         std::fs::create_dir_all(&dir.0).unwrap();
-        Cli { dir, now: now.map(str::to_string) }
+        let pg = postgres_server().map(|server| PgDb::new(&server, name));
+        Cli { dir, now: now.map(str::to_string), pg }
     }
 
     /// A file in the folder.
@@ -86,11 +129,23 @@ impl Cli {
         self.path("closeloop.db")
     }
 
+    /// What `--db` names: the file, or the test's PostgreSQL database.
+    pub fn location(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => self.db().to_string_lossy().into_owned(),
+        }
+    }
+
     /// The command at `now` (`None`: the system clock).
     pub fn command_at(&self, now: Option<&str>, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_closeloop"));
         // English, whatever the machine's locale: tests read what the CLI says.
-        c.args(args).current_dir(root()).env("CLOSELOOP_DB", self.db()).env("LANG", "C.UTF-8");
+        c.args(args).current_dir(root()).env("CLOSELOOP_DB", self.location()).env("LANG", "C.UTF-8");
+        if self.pg.is_some() {
+            // A PostgreSQL installation keeps its key and its files outside the database.
+            c.env("CLOSELOOP_SIGNING_KEY", "test-signing-key").env("CLOSELOOP_FILES", self.path("files"));
+        }
         c.env_remove("LC_ALL").env_remove("LC_MESSAGES");
         match now {
             Some(now) => c.env("CLOSELOOP_NOW", now),

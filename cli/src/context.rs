@@ -53,7 +53,9 @@ impl Context {
 
     pub(crate) fn runtime(&self) -> Result<Runtime, UserError> {
         open_runtime(&self.db, self.now).map_err(|e| match e {
-            EngineError::Store(e) => UserError(format!("cannot open {}: {e}", self.db.display())),
+            EngineError::Store(e) => {
+                UserError(format!("cannot open {}: {e}", closeloop::store::shown_location(&self.db.to_string_lossy())))
+            }
             e => self.engine_error(e),
         })
     }
@@ -135,7 +137,8 @@ pub(crate) fn print(text: &str) -> Result<ExitCode, UserError> {
 /// signing key from the environment (a secret manager), else the key file beside the database.
 /// Each server worker and the scheduler thread open their own.
 pub(crate) fn open_runtime(db: &std::path::Path, now: Option<jiff::Timestamp>) -> Result<Runtime, EngineError> {
-    let mut store = Store::open(db)?;
+    // A `postgres://` URL is a PostgreSQL database; anything else a SQLite file.
+    let mut store = Store::connect(&db.to_string_lossy())?;
     if let Some(key) = std::env::var("CLOSELOOP_SIGNING_KEY").ok().filter(|k| !k.trim().is_empty()) {
         store.set_signing_key(key.trim().as_bytes());
     }

@@ -111,7 +111,12 @@ impl Scheduler {
 }
 
 /// Where uploaded evidence files are kept: the folder `DB.files` beside the database.
+/// Where uploaded files are kept: beside a SQLite file (`closeloop.db.files`); for a PostgreSQL
+/// database, in `CLOSELOOP_FILES` (a folder every node shares), else `./closeloop-files`.
 fn files_dir(db: &std::path::Path) -> std::path::PathBuf {
+    if closeloop::store::is_postgres_url(&db.to_string_lossy()) {
+        return std::env::var_os("CLOSELOOP_FILES").map_or_else(|| "closeloop-files".into(), std::path::PathBuf::from);
+    }
     let mut name = db.as_os_str().to_owned();
     name.push(".files");
     std::path::PathBuf::from(name)

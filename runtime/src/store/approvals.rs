@@ -128,7 +128,7 @@ pub(crate) fn start(tx: &Tx<'_>, a: &ApprovalRow) -> Result<Option<i64>, StoreEr
              ON CONFLICT (form, record) WHERE status = 'pending' DO NOTHING",
         )?
         .execute(params![a.app, a.chain, a.form, a.record, a.version, a.submitter, a.started_at])?;
-    Ok((n == 1).then(|| tx.last_insert_rowid()))
+    (n == 1).then(|| tx.last_insert_rowid()).transpose()
 }
 
 /// Adds a step to a run, `waiting`.

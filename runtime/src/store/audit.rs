@@ -504,11 +504,14 @@ fn verify_members(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
 
 /// Each installed app's source must hash to what its last install event recorded.
 fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(conn.pick(
         "SELECT a.id, a.source,
                 (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND json_extract(e.body, '$.app') = a.id ORDER BY e.seq DESC LIMIT 1)
          FROM apps a ORDER BY a.id",
-    )?;
+        "SELECT a.id, a.source,
+                (SELECT e.body FROM events e WHERE e.kind = 'app.installed' AND e.body::jsonb ->> 'app' = a.id ORDER BY e.seq DESC LIMIT 1)
+         FROM apps a ORDER BY a.id",
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
@@ -524,11 +527,14 @@ fn verify_apps(conn: &Reader) -> Result<Option<AuditProblem>, StoreError> {
 
 /// When each action was first taken on each record of `form`: (record, action, at).
 pub(crate) fn first_actions(conn: &Reader, form: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(conn.pick(
         "SELECT record, json_extract(body, '$.action.id') AS action, MIN(at) FROM events
          WHERE form = ?1 AND kind = 'record.action' AND record IS NOT NULL
          GROUP BY record, action HAVING action IS NOT NULL",
-    )?;
+        "SELECT record, body::jsonb #>> '{action,id}' AS action, MIN(at) FROM events
+         WHERE form = ?1 AND kind = 'record.action' AND record IS NOT NULL
+         GROUP BY record, action HAVING body::jsonb #>> '{action,id}' IS NOT NULL",
+    ))?;
     let rows = stmt.query_map([form], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect::<Result<Vec<_>, _>>()
 }

@@ -1,7 +1,7 @@
 //! What the figures read besides the event log: a score's current value on each record.
 
 use super::sql::{params, SqlValue};
-use super::{FormTable, Reader, StoreError};
+use super::{Backend, FormTable, Reader, StoreError};
 
 /// One record's score, as stored through the write gate.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,12 +44,18 @@ pub(crate) fn score_values(
     name_field: Option<&str>,
 ) -> Result<Vec<ScoreRow>, StoreError> {
     let sql = format!(
-        "SELECT id, state, owner, json_extract(data, ?1), CASE WHEN ?2 IS NOT NULL THEN json_extract(data, ?2) END
-         FROM {} ORDER BY id",
+        "{} FROM {} ORDER BY id",
+        conn.pick(
+            "SELECT id, state, owner, json_extract(data, ?1), CASE WHEN ?2 IS NOT NULL THEN json_extract(data, ?2) END",
+            "SELECT id, state, owner, NULLIF(data -> ?1, 'null'::jsonb), NULLIF(data -> ?2, 'null'::jsonb)",
+        ),
         t.quoted()
     );
     let mut stmt = conn.prepare(&sql)?;
-    let (path, name) = (format!("$.\"{field}\""), name_field.map(|n| format!("$.\"{n}\"")));
+    let (path, name) = match conn.backend() {
+        Backend::Sqlite => (format!("$.\"{field}\""), name_field.map(|n| format!("$.\"{n}\""))),
+        Backend::Postgres => (field.to_string(), name_field.map(str::to_string)),
+    };
     let rows = stmt.query_map(params![path, name], |r| {
         Ok(ScoreRow {
             id: r.get(0)?,

@@ -95,7 +95,7 @@ pub(crate) fn insert_token(tx: &Tx<'_>, digest: &str, t: &TokenRow) -> Result<i6
         "INSERT INTO api_tokens(name, member, scope, digest, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![t.name, t.member, t.scope, digest, t.created_at, t.created_by],
     )?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_rowid()
 }
 
 const TOKEN_COLUMNS: &str = "id, name, member, scope, created_at, created_by, revoked_at";

@@ -53,8 +53,7 @@ pub(crate) fn each_event(
     let kinds = serde_json::to_string(kinds)?;
     // Each value is taken only from the kinds that write it: a signed record's event carries
     // `signature` too, as an object (who signed), which is no flag.
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, actor, kind, record,
+    let sqlite = "SELECT seq, at, actor, kind, record,
                 body ->> '$.state', body ->> '$.owner',
                 coalesce(body ->> '$.action.id', body ->> '$.event'),
                 CASE WHEN kind LIKE 'approval.%' OR kind = 'sign.signed' THEN body ->> '$.approval' END, coalesce(body ->> '$.chain', body ->> '$.sop'),
@@ -64,8 +63,23 @@ pub(crate) fn each_event(
                 data ->> '$.region'
          FROM events
          WHERE form = ?1 AND record IS NOT NULL AND kind IN (SELECT value FROM json_each(?2))
-         ORDER BY record, seq",
-    )?;
+         ORDER BY record, seq";
+    // `->>` of SQLite gives a JSON number as a number; PostgreSQL's `->` (a `jsonb`) reads back
+    // the same way (see `pg::value`), where its `->>` would give text.
+    let postgres = "SELECT seq, at, actor, kind, record,
+                NULLIF(body::jsonb -> 'state', 'null'), NULLIF(body::jsonb -> 'owner', 'null'),
+                coalesce(NULLIF(body::jsonb #> '{action,id}', 'null'), NULLIF(body::jsonb -> 'event', 'null')),
+                CASE WHEN kind LIKE 'approval.%' OR kind = 'sign.signed' THEN NULLIF(body::jsonb -> 'approval', 'null') END,
+                coalesce(NULLIF(body::jsonb -> 'chain', 'null'), NULLIF(body::jsonb -> 'sop', 'null')),
+                NULLIF(body::jsonb -> 'step', 'null'), NULLIF(body::jsonb -> 'due_at', 'null'),
+                NULLIF(body::jsonb -> 'needed', 'null'), NULLIF(body::jsonb -> 'status', 'null'),
+                CASE kind WHEN 'approval.step_opened' THEN NULLIF(body::jsonb -> 'signature', 'null')
+                          WHEN 'task.done' THEN NULLIF(body::jsonb -> 'late', 'null') END,
+                NULLIF(data::jsonb -> 'region', 'null')
+         FROM events
+         WHERE form = ?1 AND record IS NOT NULL AND kind IN (SELECT jsonb_array_elements_text(CAST(CAST(?2 AS TEXT) AS JSONB)))
+         ORDER BY record, seq";
+    let mut stmt = conn.prepare_cached(conn.pick(sqlite, postgres))?;
     let mut rows = stmt.query(params![form, kinds])?;
     while let Some(r) = rows.next()? {
         let row = LogRow {

@@ -26,6 +26,8 @@ pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod metrics;
 pub(crate) mod outbox;
+mod pg;
+pub use pg::{is_url as is_postgres_url, shown_location};
 pub(crate) mod proof;
 pub(crate) mod records;
 pub(crate) mod schema;
@@ -68,18 +70,60 @@ pub use timers::TimerStatus;
 /// it is the store's business (today SQLite), so no database library's type leaves `store/`.
 #[derive(Debug)]
 pub struct Reader {
-    conn: Connection,
+    conn: Conn,
+}
+
+/// The database behind a [`Reader`].
+#[derive(Debug)]
+enum Conn {
+    Sqlite(Connection),
+    Postgres(Box<pg::Pg>),
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file (or a database in memory): the embedded default.
+    Sqlite,
+    /// A PostgreSQL database, which several closeloop processes can share.
+    Postgres,
 }
 
 // The statements store functions run, in the store's own vocabulary ([`sql`]): what they bind,
 // what their rows give back and how they fail is the same whatever database is behind them.
 impl Reader {
+    fn sqlite(conn: Connection) -> Self {
+        Reader { conn: Conn::Sqlite(conn) }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The statement for this backend, of two written side by side where their SQL differs.
+    pub(crate) fn pick<'s>(&self, sqlite: &'s str, postgres: &'s str) -> &'s str {
+        match self.conn {
+            Conn::Sqlite(_) => sqlite,
+            Conn::Postgres(_) => postgres,
+        }
+    }
+
     pub(crate) fn prepare_cached(&self, sql: &str) -> Result<sql::Statement<'_>, StoreError> {
-        self.conn.prepare_cached(sql).map(sql::Statement::cached).map_err(from_sqlite)
+        match &self.conn {
+            Conn::Sqlite(c) => c.prepare_cached(sql).map(sql::Statement::cached).map_err(from_sqlite),
+            Conn::Postgres(pg) => Ok(sql::Statement::postgres(pg, pg.prepare(sql)?)),
+        }
     }
 
     pub(crate) fn prepare(&self, sql: &str) -> Result<sql::Statement<'_>, StoreError> {
-        self.conn.prepare(sql).map(sql::Statement::once).map_err(from_sqlite)
+        match &self.conn {
+            Conn::Sqlite(c) => c.prepare(sql).map(sql::Statement::once).map_err(from_sqlite),
+            Conn::Postgres(pg) => Ok(sql::Statement::postgres(pg, pg.prepare(sql)?)),
+        }
     }
 
     pub(crate) fn query_row<T, P: sql::Params>(
@@ -106,15 +150,34 @@ impl Reader {
     }
 
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
-        self.conn.execute_batch(sql).map_err(from_sqlite)
+        match &self.conn {
+            Conn::Sqlite(c) => c.execute_batch(sql).map_err(from_sqlite),
+            Conn::Postgres(pg) => pg.batch(sql),
+        }
     }
 
-    pub(crate) fn last_insert_rowid(&self) -> i64 {
-        self.conn.last_insert_rowid()
+    /// The id the last `INSERT` gave its row.
+    pub(crate) fn last_insert_rowid(&self) -> Result<i64, StoreError> {
+        match &self.conn {
+            Conn::Sqlite(c) => Ok(c.last_insert_rowid()),
+            Conn::Postgres(pg) => pg.last_id(),
+        }
     }
 
+    /// A SQLite pragma; nothing on another backend.
     pub(crate) fn pragma_update(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.pragma_update(None, name, value).map_err(from_sqlite)
+        match &self.conn {
+            Conn::Sqlite(c) => c.pragma_update(None, name, value).map_err(from_sqlite),
+            Conn::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Whether a transaction is open on this connection.
+    fn in_transaction(&self) -> bool {
+        match &self.conn {
+            Conn::Sqlite(c) => !c.is_autocommit(),
+            Conn::Postgres(pg) => pg.in_tx.get(),
+        }
     }
 }
 
@@ -129,14 +192,26 @@ pub struct Tx<'a> {
 impl<'a> Tx<'a> {
     /// Opens the transaction. `IMMEDIATE` takes the write lock now, so a read inside it never
     /// has to upgrade to a write lock (and fail busy halfway).
+    /// On PostgreSQL the transaction is `SERIALIZABLE`: it commits only if running the
+    /// concurrent ones one after another would have given the same result, and otherwise fails
+    /// with a serialization failure that [`Store::write`] retries, as SQLite's busy file is.
     fn begin(db: &'a Reader) -> Result<Self, StoreError> {
-        db.execute_batch("BEGIN IMMEDIATE")?;
+        match &db.conn {
+            Conn::Sqlite(_) => db.execute_batch("BEGIN IMMEDIATE")?,
+            Conn::Postgres(pg) => {
+                pg.batch("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
+                pg.in_tx.set(true);
+            }
+        }
         Ok(Tx { db })
     }
 
     /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
     fn commit(self) -> Result<(), StoreError> {
         self.db.execute_batch("COMMIT")?;
+        if let Conn::Postgres(pg) = &self.db.conn {
+            pg.in_tx.set(false);
+        }
         Ok(())
     }
 }
@@ -154,8 +229,11 @@ impl Drop for Tx<'_> {
         // Neither committed nor already rolled back by SQLite (an error that ends the
         // transaction leaves the connection in autocommit mode): roll back. A failure here
         // leaves nothing to do; the next `BEGIN` would report it.
-        if !self.db.conn.is_autocommit() {
+        if self.db.in_transaction() {
             let _ = self.db.execute_batch("ROLLBACK");
+        }
+        if let Conn::Postgres(pg) = &self.db.conn {
+            pg.in_tx.set(false);
         }
     }
 }
@@ -318,6 +396,36 @@ impl StoreError {
 }
 
 impl Store {
+    /// Opens the database `location` names: a `postgres://` or `postgresql://` URL is a
+    /// PostgreSQL database ([`Store::open_postgres`]); anything else is a SQLite file path.
+    pub fn connect(location: &str) -> Result<Self, StoreError> {
+        if pg::is_url(location) {
+            Self::open_postgres(location)
+        } else {
+            Self::open(Path::new(location))
+        }
+    }
+
+    /// Opens a PostgreSQL database (which must exist; its tables are made on first use), for
+    /// installations that run several closeloop processes on one database. Its signing key is
+    /// never in the database and has no file beside it: set it with [`Store::set_signing_key`].
+    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let mut store = Store {
+            conn: Reader { conn: Conn::Postgres(Box::new(pg::Pg::connect(url)?)) },
+            checkpointer: None,
+            location: url.to_string(),
+            opened_at_version: 0,
+            signing_key: None,
+        };
+        store.opened_at_version = store.write(schema::migrate)?;
+        Ok(store)
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.conn.backend()
+    }
+
     /// Opens (creating if needed) a database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut store = Self::configure(Connection::open(path).map_err(from_sqlite)?, true)?;
@@ -348,6 +456,9 @@ impl Store {
     /// database.
     /// Whether a signing key is known without making one: set, in memory, or its file there.
     pub(crate) fn has_signing_key(&self) -> bool {
+        if self.backend() == Backend::Postgres {
+            return self.signing_key.is_some();
+        }
         self.signing_key.is_some()
             || self.location.starts_with("file:")
             || signing::key_file(Path::new(&self.location)).exists()
@@ -356,6 +467,11 @@ impl Store {
     pub(crate) fn signing_key(&mut self, fresh: impl FnOnce() -> String) -> Result<Vec<u8>, StoreError> {
         if let Some(key) = &self.signing_key {
             return Ok(key.clone());
+        }
+        if self.backend() == Backend::Postgres {
+            return Err(StoreError::Key(
+                "a PostgreSQL installation keeps its signing key outside the database: set CLOSELOOP_SIGNING_KEY on every node".into(),
+            ));
         }
         let key = if self.location.starts_with("file:") {
             fresh().into_bytes()
@@ -384,6 +500,11 @@ impl Store {
     /// A second, read-only connection to this database, for host functions. It sees what is
     /// committed (for a memory database, also what the writer has not committed yet).
     pub fn read_only_connection(&self) -> Result<Reader, StoreError> {
+        if self.backend() == Backend::Postgres {
+            let pg = pg::Pg::connect(&self.location)?;
+            pg.batch("SET default_transaction_read_only = on")?;
+            return Ok(Reader { conn: Conn::Postgres(Box::new(pg)) });
+        }
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.location, flags).map_err(from_sqlite)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(from_sqlite)?;
@@ -391,7 +512,7 @@ impl Store {
         if self.location.starts_with("file:") {
             conn.pragma_update(None, "read_uncommitted", true).map_err(from_sqlite)?;
         }
-        Ok(Reader { conn })
+        Ok(Reader::sqlite(conn))
     }
 
     fn configure(conn: Connection, file: bool) -> Result<Self, StoreError> {
@@ -409,7 +530,7 @@ impl Store {
         // in memory that costs a copy, on disk a write.
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(from_sqlite)?;
         let mut store = Store {
-            conn: Reader { conn },
+            conn: Reader::sqlite(conn),
             checkpointer: None,
             location: String::new(),
             opened_at_version: 0,
@@ -462,8 +583,16 @@ impl Store {
 
     /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
     /// long-running process notices work written by others without re-reading tables.
+    ///
+    /// On PostgreSQL it is the sum of the newest audit event, timer and message ids, which grows
+    /// whenever any node writes new work.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        let sql = self.conn.pick(
+            "PRAGMA data_version",
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) + (SELECT COALESCE(MAX(id), 0) FROM timers)
+                    + (SELECT COALESCE(MAX(id), 0) FROM outbox)",
+        );
+        self.conn.query_row(sql, [], |r| r.get(0))
     }
 
     /// The connection, for reads. Reads see the last committed state.
@@ -474,6 +603,9 @@ impl Store {
     /// Caps the database at about `bytes` (a quota). Writes past it fail cleanly with a
     /// "database or disk is full" error and leave nothing half-written, as a full disk would.
     pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
+        if self.backend() == Backend::Postgres {
+            return Err(StoreError::Io("a size limit is SQLite's; PostgreSQL's disk is the database server's".into()));
+        }
         let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let pages = (bytes / page.max(1) as u64).max(1);
         self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
@@ -483,12 +615,15 @@ impl Store {
     /// Runs a passive WAL checkpoint now; returns (frames in the WAL, frames copied). The
     /// checkpointer thread does this every half second; readers still open keep frames back.
     pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        if self.backend() == Backend::Postgres {
+            return Ok((0, 0));
+        }
         self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))
     }
 
     /// The write-ahead log's size in bytes (0 for a database in memory).
     pub fn wal_bytes(&self) -> u64 {
-        if self.location.starts_with("file:") {
+        if self.location.starts_with("file:") || self.backend() == Backend::Postgres {
             return 0;
         }
         wal_bytes(&wal_path(&self.location)).unwrap_or(0)
@@ -511,17 +646,32 @@ impl Store {
 
     /// Copies the whole log back and empties it, if no reader needs it: true when it did.
     pub fn truncate_wal(&self) -> Result<bool, StoreError> {
+        if self.backend() == Backend::Postgres {
+            return Ok(true);
+        }
         let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         Ok(busy == 0)
     }
 
-    /// `PRAGMA synchronous` of the writing connection: 2 is FULL (every commit synced).
+    /// `PRAGMA synchronous` of the writing connection: 2 is FULL (every commit synced). On
+    /// PostgreSQL, 2 when `synchronous_commit` is on (a commit returns once it is on disk).
     pub fn synchronous(&self) -> Result<i64, StoreError> {
-        self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+        self.conn.query_row(
+            self.conn.pick(
+                "PRAGMA synchronous",
+                "SELECT CASE WHEN current_setting('synchronous_commit') IN ('on', 'remote_write', 'remote_apply') THEN 2 ELSE 0 END::bigint",
+            ),
+            [],
+            |r| r.get(0),
+        )
     }
 
-    /// `PRAGMA integrity_check`: `ok`, or what is wrong.
+    /// `PRAGMA integrity_check`: `ok`, or what is wrong. PostgreSQL checks its own pages as it
+    /// reads them, so there it is always `ok`.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
+        if self.backend() == Backend::Postgres {
+            return Ok("ok".into());
+        }
         self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
     }
 

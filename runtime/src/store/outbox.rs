@@ -92,7 +92,7 @@ pub(crate) fn push(tx: &Tx<'_>, m: &OutboxRow) -> Result<Option<i64>, StoreError
             m.record,
             m.created_at
         ])?;
-    Ok((n == 1).then(|| tx.last_insert_rowid()))
+    (n == 1).then(|| tx.last_insert_rowid()).transpose()
 }
 
 /// Messages, optionally of one status, oldest first.
@@ -138,7 +138,7 @@ pub(crate) fn attempt_started(tx: &Tx<'_>, message: i64, at: &str) -> Result<i64
          VALUES (?1, ?2, 0, NULL, 'interrupted: no answer was recorded', 0)",
     )?
     .execute(params![message, at])?;
-    let id = tx.last_insert_rowid();
+    let id = tx.last_insert_rowid()?;
     tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1")?.execute([message])?;
     Ok(id)
 }
@@ -210,7 +210,7 @@ pub(crate) fn get(conn: &Reader, id: i64) -> Result<Option<OutboxRow>, StoreErro
 pub(crate) fn next_due(conn: &Reader) -> Result<Option<String>, StoreError> {
     conn.prepare_cached(
         "SELECT MIN(t) FROM (SELECT MIN(next_at) AS t FROM outbox WHERE status = 'pending'
-                                 UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending')",
+                                 UNION ALL SELECT MIN(lease_until) FROM outbox WHERE status = 'sending') AS due",
     )?
     .query_row([], |r| r.get(0))
 }

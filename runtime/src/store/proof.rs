@@ -247,12 +247,16 @@ pub(super) fn verify(conn: &Reader) -> Result<Option<String>, StoreError> {
         return Ok(Some(why));
     }
     let task: Option<(i64, String, String)> = conn
-        .prepare(
+        .prepare(conn.pick(
             "SELECT t.id, t.form, t.record FROM tasks t WHERE t.status = 'done' AND NOT EXISTS (
                 SELECT 1 FROM events e WHERE e.form = t.form AND e.record = t.record AND e.kind = 'task.done'
                 AND json_extract(e.body, '$.task') = t.id AND e.actor = t.done_by)
              ORDER BY t.id LIMIT 1",
-        )?
+            "SELECT t.id, t.form, t.record FROM tasks t WHERE t.status = 'done' AND NOT EXISTS (
+                SELECT 1 FROM events e WHERE e.form = t.form AND e.record = t.record AND e.kind = 'task.done'
+                AND e.body::jsonb -> 'task' = to_jsonb(t.id) AND e.actor = t.done_by)
+             ORDER BY t.id LIMIT 1",
+        ))?
         .query_opt([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     if let Some((id, form, record)) = task {
         return Ok(Some(format!("task {id} of {form} {record} is done but has no `task.done` event")));
@@ -294,13 +298,18 @@ fn verify_sign_links(conn: &Reader) -> Result<Option<String>, StoreError> {
 }
 
 fn verify_channels(conn: &Reader) -> Result<Option<String>, StoreError> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(conn.pick(
         "SELECT c.channel, c.key, c.value,
                 (SELECT e.body FROM events e WHERE e.kind = 'channel.set' AND json_extract(e.body, '$.channel') = c.channel
                    AND EXISTS (SELECT 1 FROM json_each(e.body, '$.set') j WHERE j.value = c.key)
                  ORDER BY e.seq DESC LIMIT 1)
          FROM channel_settings c ORDER BY c.channel, c.key",
-    )?;
+        "SELECT c.channel, c.key, c.value,
+                (SELECT e.body FROM events e WHERE e.kind = 'channel.set' AND e.body::jsonb ->> 'channel' = c.channel
+                   AND jsonb_exists(e.body::jsonb -> 'set', c.key)
+                 ORDER BY e.seq DESC LIMIT 1)
+         FROM channel_settings c ORDER BY c.channel, c.key",
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (channel, key, value): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);

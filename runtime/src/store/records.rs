@@ -2,8 +2,9 @@
 
 use serde_json::{Map, Value};
 
+use super::schema::json_field;
 use super::sql::{params, params_from_iter, Row, SqlValue};
-use super::{FormTable, Reader, StoreError, Tx};
+use super::{Backend, FormTable, Reader, StoreError, Tx};
 
 /// A stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +61,9 @@ pub struct ListQuery {
     pub offset: u64,
 }
 
+/// The record's data as PostgreSQL binds it: the JSON text, stored as `jsonb`.
+const DATA_PG: &str = "CAST(CAST(?5 AS TEXT) AS JSONB)";
+
 const COLUMNS: &str = "id, version, state, owner, data, data_hash, created_at, updated_at, created_by, updated_by";
 
 fn read_row(r: &Row<'_>) -> Result<(RecordRow, String), StoreError> {
@@ -100,7 +104,8 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
 
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
-    let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", t.quoted());
+    let data = tx.pick("?5", DATA_PG);
+    let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, {data}, ?6, ?7, ?8, ?9, ?10)", t.quoted());
     tx.prepare_cached(&sql)?.execute(params![
         r.id,
         r.version,
@@ -120,9 +125,10 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
 /// (someone else changed the record first).
 pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<bool, StoreError> {
     let sql = format!(
-        "UPDATE {} SET version = ?2, state = ?3, owner = ?4, data = ?5, data_hash = ?6, updated_at = ?7, updated_by = ?8
+        "UPDATE {} SET version = ?2, state = ?3, owner = ?4, data = {}, data_hash = ?6, updated_at = ?7, updated_by = ?8
          WHERE id = ?1 AND version = ?9",
-        t.quoted()
+        t.quoted(),
+        tx.pick("?5", DATA_PG)
     );
     let n = tx.prepare_cached(&sql)?.execute(params![
         r.id,
@@ -231,7 +237,7 @@ pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<Re
         Some(field) => t.column(field).unwrap_or_else(|| "created_at".to_string()),
     };
     let dir = if q.order == SortOrder::Desc { "DESC" } else { "ASC" };
-    let limit = q.limit.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(-1);
+    let limit = q.limit.map_or_else(|| conn.pick("-1", "ALL").to_string(), |l| l.min(i64::MAX as u64).to_string());
     let sql = format!(
         "SELECT {COLUMNS} FROM {}{filter} ORDER BY {sort} {dir}, id {dir} LIMIT {limit} OFFSET {}",
         t.quoted(),
@@ -318,7 +324,10 @@ pub(crate) fn turns(
     by: &str,
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     // Records are never deleted and closeloop never runs VACUUM, so rowids keep insertion order.
-    let sql = format!("SELECT CAST({by} AS TEXT), max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", t.quoted());
+    // A `jsonb` column reads back as its text already (see `pg::value`).
+    let text = format!("CAST({by} AS TEXT)");
+    let sql =
+        format!("SELECT {}, max(rowid) FROM {} WHERE {by} IS NOT NULL GROUP BY {by}", conn.pick(&text, by), t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
@@ -337,11 +346,17 @@ pub(crate) fn count(conn: &Reader, t: &FormTable) -> Result<u64, StoreError> {
 
 /// A value (shown as text) that two records share in these fields, if any.
 pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> Result<Option<String>, StoreError> {
-    let paths: Vec<String> = fields.iter().map(|f| format!("json_extract(data, '$.{f}')")).collect();
     // Field ids match ^[a-z][a-z0-9_]*$ (the loader's rule), so they are safe in the JSON path.
+    let (paths, texts): (Vec<String>, Vec<String>) = match conn.backend() {
+        Backend::Sqlite => fields
+            .iter()
+            .map(|f| (format!("json_extract(data, '$.{f}')"), format!("CAST(json_extract(data, '$.{f}') AS TEXT)")))
+            .unzip(),
+        Backend::Postgres => fields.iter().map(|f| (json_field("data", f), format!("(data ->> '{f}')"))).unzip(),
+    };
     let sql = format!(
         "SELECT {} FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
-        paths.iter().map(|p| format!("CAST({p} AS TEXT)")).collect::<Vec<_>>().join(" || '+' || "),
+        texts.join(" || '+' || "),
         t.quoted(),
         paths.iter().map(|p| format!("{p} IS NOT NULL")).collect::<Vec<_>>().join(" AND "),
         paths.join(", ")
@@ -351,11 +366,15 @@ pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> 
 
 /// How many records hold a value in a field (for install checks).
 pub(crate) fn count_with_value(conn: &Reader, t: &FormTable, field: &str) -> Result<u64, StoreError> {
-    let n: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {} WHERE json_extract(data, ?1) IS NOT NULL", t.quoted()),
-        [format!("$.{field}")],
-        |r| r.get(0),
-    )?;
+    let sql = match conn.backend() {
+        Backend::Sqlite => {
+            format!("SELECT count(*) FROM {} WHERE json_extract(data, '$.{field}') IS NOT NULL", t.quoted())
+        }
+        Backend::Postgres => {
+            format!("SELECT count(*) FROM {} WHERE {} IS NOT NULL", t.quoted(), json_field("data", field))
+        }
+    };
+    let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
@@ -368,10 +387,11 @@ pub(crate) fn count_in_state(conn: &Reader, t: &FormTable, state: &str) -> Resul
 
 /// Does the form's table exist yet?
 pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreError> {
-    let n: i64 =
-        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [&t.table], |r| {
-            r.get(0)
-        })?;
+    let sql = conn.pick(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?1",
+    );
+    let n: i64 = conn.query_row(sql, [&t.table], |r| r.get(0))?;
     Ok(n > 0)
 }
 

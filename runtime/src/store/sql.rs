@@ -5,6 +5,7 @@
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
+use super::pg::{self, Pg};
 use super::{from_sqlite, StoreError};
 
 /// A value bound to a statement, borrowed from what the caller holds.
@@ -190,32 +191,71 @@ impl rusqlite::ToSql for Value<'_> {
 /// A column type a row can be read as.
 pub(crate) trait Column: Sized {
     fn from_sqlite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self>;
+    /// From the value another backend read (see `pg::value`).
+    fn from_value(v: SqlValue) -> Option<Self>;
 }
 
-impl<T: rusqlite::types::FromSql> Column for T {
+macro_rules! columns {
+    ($($t:ty => |$v:ident| $read:expr;)*) => {$(
+        impl Column for $t {
+            fn from_sqlite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
+                row.get(i)
+            }
+            fn from_value($v: SqlValue) -> Option<Self> {
+                $read
+            }
+        }
+    )*};
+}
+columns! {
+    i64 => |v| match v { SqlValue::Int(n) => Some(n), _ => None };
+    bool => |v| match v { SqlValue::Int(n) => Some(n != 0), _ => None };
+    f64 => |v| match v { SqlValue::Real(x) => Some(x), SqlValue::Int(n) => Some(n as f64), _ => None };
+    String => |v| match v { SqlValue::Text(s) => Some(s), _ => None };
+    Vec<u8> => |v| match v { SqlValue::Blob(b) => Some(b), _ => None };
+}
+
+impl<T: Column + rusqlite::types::FromSql> Column for Option<T> {
     fn from_sqlite(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Self> {
         row.get(i)
+    }
+    fn from_value(v: SqlValue) -> Option<Self> {
+        match v {
+            SqlValue::Null => Some(None),
+            v => T::from_value(v).map(Some),
+        }
     }
 }
 
 /// One row of a result, read by column index.
-pub(crate) struct Row<'a> {
-    inner: &'a rusqlite::Row<'a>,
+pub(crate) enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a postgres::Row),
 }
 
-impl<'a> Row<'a> {
-    fn sqlite(inner: &'a rusqlite::Row<'a>) -> Self {
-        Row { inner }
-    }
-
+impl Row<'_> {
     /// Column `i` as `T`; a NULL reads as `None` for an `Option`, and as an error otherwise.
     pub(crate) fn get<T: Column>(&self, i: usize) -> Result<T, StoreError> {
-        T::from_sqlite(self.inner, i).map_err(from_sqlite)
+        match self {
+            Row::Sqlite(r) => T::from_sqlite(r, i).map_err(from_sqlite),
+            Row::Postgres(r) => {
+                let v = pg::value(r, i)?;
+                let shown = format!("{v:?}");
+                T::from_value(v).ok_or_else(|| StoreError::Database {
+                    kind: super::DbErrorKind::Other,
+                    message: format!("column {i} holds {shown}, not a {}", std::any::type_name::<T>()),
+                })
+            }
+        }
     }
 
     /// Column `i` whatever its type.
     pub(crate) fn value(&self, i: usize) -> Result<SqlValue, StoreError> {
-        Ok(match self.inner.get_ref(i).map_err(from_sqlite)? {
+        let r = match self {
+            Row::Sqlite(r) => r,
+            Row::Postgres(r) => return pg::value(r, i),
+        };
+        Ok(match r.get_ref(i).map_err(from_sqlite)? {
             ValueRef::Null => SqlValue::Null,
             ValueRef::Integer(n) => SqlValue::Int(n),
             ValueRef::Real(x) => SqlValue::Real(x),
@@ -228,10 +268,11 @@ impl<'a> Row<'a> {
 enum Prepared<'c> {
     Cached(rusqlite::CachedStatement<'c>),
     Once(rusqlite::Statement<'c>),
+    Postgres(&'c Pg, postgres::Statement),
 }
 
 /// A prepared statement. Rows are read whole before the call returns, so another statement may
-/// run while its results are used ([`Statement::for_each`] streams instead).
+/// run while its results are used ([`Statement::query`] reads a SQLite result row by row).
 pub(crate) struct Statement<'c> {
     prepared: Prepared<'c>,
 }
@@ -245,27 +286,32 @@ impl<'c> Statement<'c> {
         Statement { prepared: Prepared::Once(s) }
     }
 
-    fn raw(&mut self) -> &mut rusqlite::Statement<'c> {
-        match &mut self.prepared {
-            Prepared::Cached(s) => s,
-            Prepared::Once(s) => s,
-        }
+    pub(super) fn postgres(pg: &'c Pg, s: postgres::Statement) -> Self {
+        Statement { prepared: Prepared::Postgres(pg, s) }
     }
 
     /// Runs it; how many rows it changed.
     pub(crate) fn execute<P: Params>(&mut self, params: P) -> Result<usize, StoreError> {
         let values = params.values();
-        self.raw().execute(rusqlite::params_from_iter(values.iter())).map_err(from_sqlite)
+        match &mut self.prepared {
+            Prepared::Cached(s) => s.execute(rusqlite::params_from_iter(values.iter())).map_err(from_sqlite),
+            Prepared::Once(s) => s.execute(rusqlite::params_from_iter(values.iter())).map_err(from_sqlite),
+            Prepared::Postgres(pg, s) => pg.execute(s, &values),
+        }
     }
 
-    /// The rows one at a time, without holding them all: `while let Some(r) = rows.next()? {}`.
+    /// The rows one at a time: `while let Some(r) = rows.next()? {}`.
     pub(crate) fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>, StoreError> {
         let values = params.values();
-        let rows = self.raw().query(rusqlite::params_from_iter(values.iter())).map_err(from_sqlite)?;
-        Ok(Rows { inner: rows })
+        let s: &mut rusqlite::Statement<'c> = match &mut self.prepared {
+            Prepared::Cached(s) => s,
+            Prepared::Once(s) => s,
+            Prepared::Postgres(pg, s) => return Ok(Rows::Postgres(pg.query(s, &values)?.into_iter(), None)),
+        };
+        Ok(Rows::Sqlite(s.query(rusqlite::params_from_iter(values.iter())).map_err(from_sqlite)?))
     }
 
-    /// Calls `f` with each row in turn, without holding them all; stops at the first error.
+    /// Calls `f` with each row in turn; stops at the first error.
     pub(crate) fn for_each<P: Params>(
         &mut self,
         params: P,
@@ -315,14 +361,21 @@ impl<'c> Statement<'c> {
 }
 
 /// The rows of a running query, read one at a time.
-pub(crate) struct Rows<'s> {
-    inner: rusqlite::Rows<'s>,
+pub(crate) enum Rows<'s> {
+    Sqlite(rusqlite::Rows<'s>),
+    Postgres(std::vec::IntoIter<postgres::Row>, Option<postgres::Row>),
 }
 
 impl Rows<'_> {
     /// The next row, or `None` after the last.
     pub(crate) fn next(&mut self) -> Result<Option<Row<'_>>, StoreError> {
-        Ok(self.inner.next().map_err(from_sqlite)?.map(Row::sqlite))
+        match self {
+            Rows::Sqlite(rows) => Ok(rows.next().map_err(from_sqlite)?.map(Row::Sqlite)),
+            Rows::Postgres(rows, current) => {
+                *current = rows.next();
+                Ok(current.as_ref().map(Row::Postgres))
+            }
+        }
     }
 }
 

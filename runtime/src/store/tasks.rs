@@ -82,7 +82,7 @@ pub(crate) fn open(tx: &Tx<'_>, t: &TaskRow) -> Result<Option<i64>, StoreError> 
              ON CONFLICT (form, record, sop, task) WHERE status = 'open' DO NOTHING",
         )?
         .execute(params![t.app, t.form, t.record, t.sop, t.task, t.title, t.assignee, t.due, t.due_at, t.created_at])?;
-    Ok((n == 1).then(|| tx.last_insert_rowid()))
+    (n == 1).then(|| tx.last_insert_rowid()).transpose()
 }
 
 /// Moves an open task's due (its record's anchor date changed).

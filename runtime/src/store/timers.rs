@@ -82,7 +82,7 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &TimerRow, at: &str) -> Result<i64, StoreEr
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
     )?
     .execute(params![t.app, t.automation, t.kind, t.form, t.record, t.due, t.anchor, t.payload, at])?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_rowid()
 }
 
 /// The timers of one record for one automation, newest first.
