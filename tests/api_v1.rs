@@ -163,7 +163,8 @@ fn a_rep_signs_in_creates_and_contacts_a_lead_and_cannot_reach_another_region_s(
     let (status, _, _) = call(addr, &li, "GET", "/api/v1/me", "", "", true);
     assert_eq!(status, 401);
     // No secret in what the server logged or stored: the cookie's value is not in the database.
-    let db = std::fs::read(cli.db()).unwrap();
+    let db = cli.contents();
+    assert!(db.windows(4).any(|w| w == b"m_li"), "what is searched holds the members");
     let secret = li.cookie.split('=').nth(1).unwrap();
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "a session id is stored only as its digest");
 }
@@ -440,9 +441,10 @@ fn u1_evidence_files_are_sniffed_capped_and_kept_beside_the_database_not_in_it()
     let stored: Value = serde_json::from_str(&stored).unwrap();
     let id = stored["id"].as_str().unwrap();
     assert!(id.ends_with(".png") && stored["type"] == "image/png", "{stored}");
-    let file = std::path::PathBuf::from(format!("{}.files", cli.db().display())).join(id);
+    let file = cli.files_dir().join(id);
     assert_eq!(std::fs::read(&file).unwrap(), png, "kept whole, beside the database");
-    let db = std::fs::read(cli.db()).unwrap();
+    let db = cli.contents();
+    assert!(db.windows(5).any(|w| w == b"m_lin"), "what is searched holds the members");
     assert!(!db.windows(64).any(|w| w == &png[8..72]), "the file's bytes are not in the database");
     // The renewal talk needs a summary and an attachment: the upload's id, never a path.
     let tasks: Value = serde_json::from_str(&request_with(addr, "GET", "/api/v1/tasks", Some(&lin), "", "").2).unwrap();

@@ -208,10 +208,8 @@ fn two_approvers_deciding_at_the_same_moment_are_counted_once_each() {
             &[&id],
         );
         assert_eq!(counted, 2, "round {round}: each approver counted once");
-        let conn = rusqlite::Connection::open(cli.db()).unwrap();
-        let state: String =
-            conn.query_row("SELECT status FROM approvals WHERE record = ?1", [&id], |r| r.get(0)).unwrap();
-        assert_eq!(state, "approved");
+        let state = cli.rows("SELECT status FROM approvals WHERE record = ?1", &[&id]);
+        assert_eq!(state, [[Some("approved".to_string())]], "round {round}");
     }
 }
 

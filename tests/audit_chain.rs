@@ -1,5 +1,5 @@
 //! The audit chain covers what confers a right (write-gate findings 5 and 9): every approval
-//! step is an event; approval, signing-link and channel-setting rows faked in the SQLite file
+//! step is an event; approval, signing-link and channel-setting rows faked in the database
 //! are caught by `audit verify` and never yield a sign link; a checkpoint kept outside the
 //! database catches deleted newest events and a re-hashed chain.
 
@@ -13,44 +13,42 @@ use serde_json::json;
 use crate::approvals::{quote, World};
 use crate::support::Cli;
 
-/// The quote world on a database file (so the test can tamper with it), and the CLI on it.
+/// The quote world on the test's database (so the test can tamper with it), and the CLI on it.
 fn quotes_on_file(name: &str) -> (World, Cli) {
     let cli = Cli::new(name, "2026-11-23T10:00:00+08:00");
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open(&cli.db()).unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(cli.store(), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     (World { rt, clock }, cli)
 }
 
-/// Reopens the runtime on the file, after a tamper.
+/// Reopens the runtime on the database, after a tamper.
 fn reopen(w: &mut World, cli: &Cli) {
-    w.rt = Runtime::open(Store::open(&cli.db()).unwrap(), w.clock.clone()).unwrap();
+    w.rt = Runtime::open(cli.store(), w.clock.clone()).unwrap();
 }
 
-/// Closes the runtime's file (its place taken by an empty memory database).
+/// Closes the runtime's database (its place taken by an empty memory database).
 fn close(w: &mut World) {
     w.rt = Runtime::open(Store::open_in_memory().unwrap(), w.clock.clone()).unwrap();
 }
 
-/// A consistent copy of the database, whatever its WAL holds.
-fn snapshot(cli: &Cli, name: &str) {
-    let _ = std::fs::remove_file(cli.path(name));
-    let conn = rusqlite::Connection::open(cli.db()).unwrap();
-    conn.execute("VACUUM INTO ?1", [cli.path(name).display().to_string()]).unwrap();
+/// A consistent copy of the database (the runtime closed while it is taken, as PostgreSQL
+/// copies only a database nobody is connected to), and the runtime reopened.
+fn snapshot(w: &mut World, cli: &Cli, name: &str) {
+    close(w);
+    cli.snapshot(name);
+    reopen(w, cli);
 }
 
 /// Puts a snapshot back (the runtime closed first) and reopens the runtime on it.
 fn restore(w: &mut World, cli: &Cli, name: &str) {
     close(w);
-    for ext in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", cli.db().display()));
-    }
-    std::fs::copy(cli.path(name), cli.db()).unwrap();
+    cli.restore(name);
     reopen(w, cli);
 }
 
 fn tamper(cli: &Cli, sql: &str) {
-    rusqlite::Connection::open(cli.db()).unwrap().execute_batch(sql).unwrap();
+    cli.execute(sql);
 }
 
 fn run_of(cli: &Cli, id: &str) -> i64 {
@@ -99,7 +97,7 @@ fn a_faked_approval_row_does_not_yield_a_sign_link() {
     w.rt.approve("quote", &id, "m_zhao", None).unwrap();
     let run = run_of(&cli, &id);
     let version = cli.query("SELECT version FROM approvals WHERE id = ?1", &[&run.to_string()]);
-    snapshot(&cli, "clean.db");
+    snapshot(&mut w, &cli, "clean.db");
     let fake_steps = format!(
         "UPDATE approval_steps SET status = 'approved' WHERE approval = {run} AND step IN (1, 2);
          UPDATE approval_steps SET status = 'open' WHERE approval = {run} AND step = 3;
@@ -137,7 +135,7 @@ fn a_faked_approval_row_does_not_yield_a_sign_link() {
     let link = w.rt.sign_link("quote", &id, "https://sign.example.com", "m_li").unwrap();
     assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"));
     // A link row inserted or marked used around closeloop.
-    snapshot(&cli, "linked.db");
+    snapshot(&mut w, &cli, "linked.db");
     tamper(&cli, "UPDATE sign_links SET used_at = '2026-11-23T04:00:00Z', signer = '王总'");
     assert!(verify_fails(&cli, &[]).contains("marked used"));
     restore(&mut w, &cli, "linked.db");
@@ -184,54 +182,44 @@ fn rehashing_the_whole_chain_fails_verify_against_a_checkpoint() {
     let checkpoint = w.rt.audit_head().unwrap();
     drop(w.rt);
     // The attacker edits a refusal's reason and re-hashes every event after it.
-    let conn = rusqlite::Connection::open(cli.db()).unwrap();
-    conn.execute(
-        "UPDATE events SET body = json_set(body, '$.why', 'nothing happened') WHERE seq = ?1",
-        [checkpoint.seq - 1],
-    )
-    .unwrap();
-    rehash(&conn, checkpoint.seq - 1);
-    drop(conn);
+    let edited = checkpoint.seq - 1;
+    let body = cli.rows("SELECT body FROM events WHERE seq = ?1", &[&edited.to_string()]);
+    let mut body: serde_json::Value = serde_json::from_str(body[0][0].as_deref().unwrap()).unwrap();
+    body["why"] = json!("nothing happened");
+    tamper(&cli, &format!("UPDATE events SET body = {} WHERE seq = {edited}", text(&body.to_string())));
+    rehash(&cli, edited);
     assert!(cli.ok(&["audit", "verify"]).starts_with("audit ok"), "a consistent rewrite passes on its own");
     let said = verify_fails(&cli, &["--expect", &checkpoint.to_string()]);
     assert!(said.contains(&format!("audit entry {} does not have the checkpoint's hash", checkpoint.seq)), "{said}");
 }
 
+/// A text as an SQL literal (the same in SQLite and PostgreSQL).
+fn text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// Recomputes the chain from `from` on, as someone who knows the format would.
-fn rehash(conn: &rusqlite::Connection, from: i64) {
-    let mut prev: String = conn.query_row("SELECT hash FROM events WHERE seq = ?1", [from - 1], |r| r.get(0)).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, at, actor, kind, COALESCE(form, ''), COALESCE(record, ''), COALESCE(CAST(version AS TEXT), ''),
-                    body, COALESCE(data_hash, '') FROM events WHERE seq >= ?1 ORDER BY seq",
-        )
-        .unwrap();
-    let rows: Vec<[String; 9]> = stmt
-        .query_map([from], |r| {
-            Ok([
-                r.get::<_, i64>(0)?.to_string(),
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-            ])
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+fn rehash(cli: &Cli, from: i64) {
+    let prev = cli.rows("SELECT hash FROM events WHERE seq = ?1", &[&(from - 1).to_string()]);
+    let mut prev = prev[0][0].clone().unwrap();
+    let rows = cli.rows(
+        "SELECT seq, at, actor, kind, COALESCE(form, ''), COALESCE(record, ''), COALESCE(CAST(version AS TEXT), ''),
+                body, COALESCE(data_hash, '') FROM events WHERE seq >= ?1 ORDER BY seq",
+        &[&from.to_string()],
+    );
+    let mut updates = String::new();
     for row in rows {
+        let row: Vec<String> = row.into_iter().map(Option::unwrap).collect();
         let hash = sha256_hex(format!("{}\x1f{prev}", row.join("\x1f")).as_bytes());
-        conn.execute(
-            "UPDATE events SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
-            rusqlite::params![row[0], prev, hash],
-        )
-        .unwrap();
+        updates.push_str(&format!(
+            "UPDATE events SET prev_hash = {}, hash = {} WHERE seq = {};\n",
+            text(&prev),
+            text(&hash),
+            row[0]
+        ));
         prev = hash;
     }
+    tamper(cli, &updates);
 }
 
 #[test]
@@ -254,10 +242,8 @@ fn a_checkpoint_is_anchored_through_a_channel_once_per_head() {
     assert!(said.contains(&format!("checkpoint {head} to wecom: queued")), "{said}");
     let again = cli.ok(&["audit", "anchor", "--channel", "wecom"]);
     assert!(again.contains("already queued"), "{again}");
-    let body: String = rusqlite::Connection::open(cli.db())
-        .unwrap()
-        .query_row("SELECT body FROM outbox WHERE message = 'audit.checkpoint'", [], |r| r.get(0))
-        .unwrap();
+    let body = cli.rows("SELECT body FROM outbox WHERE message = 'audit.checkpoint'", &[]);
+    let body = body.first().and_then(|r| r[0].clone()).expect("the checkpoint is in the outbox");
     assert!(body.contains(&format!("closeloop audit verify --expect {head}")), "{body}");
     assert!(cli.fails(&["audit", "anchor", "--channel", "nowhere"]).1.contains("no installed app has a channel"));
     let _ = id;

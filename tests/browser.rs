@@ -664,7 +664,10 @@ fn a_csm_completes_a_task_card_with_a_photo_and_the_director_reads_the_team_in_t
     let stored = stored.as_array().unwrap().iter().find(|t| t["id"] == task).unwrap().clone();
     assert_eq!(stored["status"], "done");
     let kept = stored["evidence"]["attachment"].as_str().unwrap();
-    assert!(kept.contains(".files") && kept.ends_with(".png"), "kept beside the database: {kept}");
+    assert!(
+        std::path::Path::new(kept).starts_with(cli.files_dir()) && kept.ends_with(".png"),
+        "kept beside the database (in CLOSELOOP_FILES on PostgreSQL): {kept}"
+    );
     // The director's team: 林晓's account, as he may read it; he switches the pages to English,
     // and the choice is his, on the next device too.
     let director = Browser::start();

@@ -54,11 +54,11 @@ fn d6_writes_killed_at_random_points_leave_one_audit_event_per_committed_change(
     let mut n = Numbers(0xD6);
     let (mut killed, mut finished) = (0, 0);
     for i in 0..iterations {
-        let leads: Vec<String> = {
-            let conn = rusqlite::Connection::open(cli.db()).unwrap();
-            let mut q = conn.prepare("SELECT DISTINCT record FROM events WHERE form = 'lead'").unwrap();
-            q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-        };
+        let leads: Vec<String> = cli
+            .rows("SELECT DISTINCT record FROM events WHERE form = 'lead'", &[])
+            .into_iter()
+            .map(|r| r.into_iter().next().flatten().unwrap())
+            .collect();
         let args = write(&mut n, i, &leads);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child =
@@ -76,24 +76,16 @@ fn d6_writes_killed_at_random_points_leave_one_audit_event_per_committed_change(
     assert!(killed > 0 && finished > 0, "the kills landed at different points: {killed} killed, {finished} finished");
     // Every stored version of every lead is exactly one event, and no event names a version
     // that was never stored.
-    let conn = rusqlite::Connection::open(cli.db()).unwrap();
-    let (records, versions): (i64, i64) = conn
-        .query_row(r#"SELECT COUNT(*), COALESCE(SUM(version), 0) FROM "rec_lead""#, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
-    let events: i64 = conn
-        .query_row("SELECT COUNT(*) FROM events WHERE form = 'lead' AND kind LIKE 'record.%'", [], |r| r.get(0))
-        .unwrap();
-    let doubled: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM (SELECT record, version FROM events WHERE form = 'lead' AND kind LIKE 'record.%'
-                                   GROUP BY record, version HAVING COUNT(*) > 1)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let records = cli.query(r#"SELECT COUNT(*) FROM "rec_lead""#, &[]);
+    let versions = cli.query(r#"SELECT COALESCE(SUM(version), 0) FROM "rec_lead""#, &[]);
+    let events = cli.query("SELECT COUNT(*) FROM events WHERE form = 'lead' AND kind LIKE 'record.%'", &[]);
+    let doubled = cli.query(
+        "SELECT COUNT(*) FROM (SELECT record, version FROM events WHERE form = 'lead' AND kind LIKE 'record.%'
+                               GROUP BY record, version HAVING COUNT(*) > 1) AS doubled",
+        &[],
+    );
     assert!(records > 0, "some writes committed");
     assert_eq!((events, doubled), (versions, 0), "{records} leads: one event per stored version");
-    drop(conn);
     let verify = cli.ok(&["audit", "verify"]);
     assert!(verify.starts_with("audit ok"), "{verify}");
 }

@@ -646,15 +646,18 @@ fn a_crash_during_delivery_never_dead_letters_a_message_that_was_never_sent() {
     for r in hook.requests() {
         *received.entry(r.headers["idempotency-key"].clone()).or_default() += 1;
     }
-    let conn = rusqlite::Connection::open(db.0.db()).unwrap();
-    let mut q = conn
-        .prepare(
+    let rows: Vec<(String, String, i64)> =
+        db.0.rows(
             "SELECT o.key, o.status, (SELECT COUNT(*) FROM outbox_attempts a WHERE a.message = o.id)
              FROM outbox o WHERE o.channel = 'hook'",
+            &[],
         )
-        .unwrap();
-    let rows: Vec<(String, String, i64)> =
-        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        .into_iter()
+        .map(|r| match &r[..] {
+            [Some(key), Some(status), Some(attempts)] => (key.clone(), status.clone(), attempts.parse().unwrap()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(rows.len(), 40);
     for (key, status, attempts) in &rows {
         let got = received.get(key).copied().unwrap_or(0);

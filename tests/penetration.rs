@@ -1,5 +1,6 @@
 //! Action penetration through the real engine: records written by submit, act, approve and
-//! tasks on a real SQLite file, then the report read back from the event log.
+//! tasks on a real database (a SQLite file, or PostgreSQL), then the report read back from the
+//! event log.
 
 use std::sync::Arc;
 
@@ -116,7 +117,7 @@ fn a_report_over_nineteen_centuries_is_refused_at_once_instead_of_holding_a_work
 /// binary reads: each rep answers at their own pace, so members and regions differ.
 fn two_weeks(cli: &crate::support::Cli) {
     let clock = Arc::new(ManualClock::new(at("2026-11-02T09:00:00+08:00")));
-    let mut rt = Runtime::open(Store::open(&cli.db()).unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(cli.store(), clock.clone()).unwrap();
     let t = template("lead-followup").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;

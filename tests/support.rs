@@ -64,6 +64,8 @@ pub struct PgDb {
     name: String,
     /// Its URL.
     pub url: String,
+    /// Copies taken by [`Cli::snapshot`], by label: the label and the copy's database name.
+    snapshots: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl PgDb {
@@ -80,7 +82,19 @@ impl PgDb {
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).unwrap();
         admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).unwrap();
         let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
-        PgDb { server: server.to_string(), url: format!("{base}/{name}"), name }
+        PgDb { server: server.to_string(), url: format!("{base}/{name}"), name, snapshots: Default::default() }
+    }
+
+    /// Makes database `to` a copy of database `from` (a template copy: nobody may be connected
+    /// to `from`; PostgreSQL waits a few seconds for sessions that are closing).
+    fn copy(&self, from: &str, to: &str) {
+        let mut admin =
+            postgres::Client::connect(&self.server, postgres::NoTls).unwrap_or_else(|e| panic!("{}: {e}", self.server));
+        // One statement a call: CREATE DATABASE cannot run inside the transaction of a batch.
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{to}\" WITH (FORCE)")).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{to}\" TEMPLATE \"{from}\""))
+            .unwrap_or_else(|e| panic!("copying {from} to {to}: {e}"));
     }
 }
 
@@ -88,6 +102,10 @@ impl Drop for PgDb {
     fn drop(&mut self) {
         if let Ok(mut admin) = postgres::Client::connect(&self.server, postgres::NoTls) {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+            let snapshots = self.snapshots.get_mut().map(std::mem::take).unwrap_or_default();
+            for (_, copy) in snapshots {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{copy}\" WITH (FORCE)"));
+            }
         }
     }
 }
@@ -134,6 +152,100 @@ impl Cli {
         match &self.pg {
             Some(pg) => pg.url.clone(),
             None => self.db().to_string_lossy().into_owned(),
+        }
+    }
+
+    /// The library's store on this test's database, signing as the CLI's processes do (on
+    /// PostgreSQL with the key [`Cli::command_at`] gives them; on SQLite with the key file).
+    pub fn store(&self) -> closeloop::store::Store {
+        let mut store = closeloop::store::Store::connect(&self.location()).unwrap_or_else(|e| panic!("{e}"));
+        if self.pg.is_some() {
+            store.set_signing_key(b"test-signing-key");
+        }
+        store
+    }
+
+    /// Where uploaded evidence files are kept: beside the SQLite file (`closeloop.db.files`),
+    /// or in `CLOSELOOP_FILES` on PostgreSQL.
+    pub fn files_dir(&self) -> PathBuf {
+        match &self.pg {
+            Some(_) => self.path("files"),
+            None => PathBuf::from(format!("{}.files", self.db().display())),
+        }
+    }
+
+    /// Everything the database holds, as bytes to search: the SQLite file and its write-ahead
+    /// log; on PostgreSQL each row of each table as text.
+    pub fn contents(&self) -> Vec<u8> {
+        match &self.pg {
+            None => {
+                let mut bytes = std::fs::read(self.db()).unwrap();
+                bytes.extend(std::fs::read(self.path("closeloop.db-wal")).unwrap_or_default());
+                bytes
+            }
+            Some(_) => {
+                let tables = self.rows(
+                    "SELECT table_name FROM information_schema.tables
+                      WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                    &[],
+                );
+                assert!(!tables.is_empty(), "the database has no tables");
+                let mut bytes = Vec::new();
+                for table in tables.into_iter().filter_map(|r| r.into_iter().next().flatten()) {
+                    let sql = format!("SELECT t::text FROM \"{}\" AS t", table.replace('"', "\"\""));
+                    for row in self.rows(&sql, &[]) {
+                        bytes.extend(row.into_iter().flatten().flat_map(String::into_bytes));
+                        bytes.push(b'\n');
+                    }
+                }
+                bytes
+            }
+        }
+    }
+
+    /// Keeps a consistent copy of the database under `label`, for [`Cli::restore`]. On
+    /// PostgreSQL nobody may be connected to the database: close the library's store first.
+    pub fn snapshot(&self, label: &str) {
+        match &self.pg {
+            None => {
+                let copy = self.path(label);
+                let _ = std::fs::remove_file(&copy);
+                let conn = rusqlite::Connection::open(self.db()).unwrap();
+                conn.execute("VACUUM INTO ?1", [copy.display().to_string()]).unwrap();
+            }
+            Some(pg) => {
+                let mut snapshots = pg.snapshots.lock().unwrap();
+                let copy = match snapshots.iter().position(|(l, _)| l == label) {
+                    Some(i) => snapshots[i].1.clone(),
+                    None => {
+                        let copy = format!("{}_s{}", pg.name, snapshots.len());
+                        snapshots.push((label.to_string(), copy.clone()));
+                        copy
+                    }
+                };
+                pg.copy(&pg.name, &copy);
+            }
+        }
+    }
+
+    /// Puts the copy [`Cli::snapshot`] kept under `label` back in the database's place. Close
+    /// the library's store first.
+    pub fn restore(&self, label: &str) {
+        match &self.pg {
+            None => {
+                for ext in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{ext}", self.db().display()));
+                }
+                std::fs::copy(self.path(label), self.db()).unwrap();
+            }
+            Some(pg) => {
+                let copy = {
+                    let snapshots = pg.snapshots.lock().unwrap();
+                    let found = snapshots.iter().find(|(l, _)| l == label);
+                    found.unwrap_or_else(|| panic!("no snapshot {label}")).1.clone()
+                };
+                pg.copy(&copy, &pg.name);
+            }
         }
     }
 
@@ -193,8 +305,74 @@ impl Cli {
 
     /// One number from the database, with `?1`, `?2`… bound to `params`.
     pub fn query(&self, sql: &str, params: &[&str]) -> i64 {
-        let conn = rusqlite::Connection::open(self.db()).unwrap();
-        conn.query_row(sql, rusqlite::params_from_iter(params), |r| r.get(0)).unwrap()
+        let rows = self.rows(sql, params);
+        let cell = rows.first().and_then(|r| r.first()).cloned().flatten();
+        cell.unwrap_or_else(|| panic!("{sql}: no value")).parse().unwrap()
+    }
+
+    /// Every row of a query as text (`None` for NULL), on either backend; `?1`, `?2`… are
+    /// `params`. The SQL must read the same to SQLite and PostgreSQL.
+    pub fn rows(&self, sql: &str, params: &[&str]) -> Vec<Vec<Option<String>>> {
+        match &self.pg {
+            None => {
+                let conn = rusqlite::Connection::open(self.db()).unwrap();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let width = stmt.column_count();
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(params), |r| {
+                        (0..width)
+                            .map(|i| {
+                                Ok(match r.get_ref(i)? {
+                                    rusqlite::types::ValueRef::Null => None,
+                                    rusqlite::types::ValueRef::Integer(n) => Some(n.to_string()),
+                                    rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                                        Some(String::from_utf8_lossy(t).into_owned())
+                                    }
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .unwrap();
+                rows.map(Result::unwrap).collect()
+            }
+            Some(pg) => {
+                // The simple protocol answers in text; the test's values go in as literals.
+                let mut sql = sql.to_string();
+                for (i, p) in params.iter().enumerate().rev() {
+                    sql = sql.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+                }
+                let mut client = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+                client
+                    .simple_query(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Runs SQL on the database behind closeloop's back (a test that tampers), on either
+    /// backend. The SQL must read the same to SQLite and PostgreSQL.
+    pub fn execute(&self, sql: &str) {
+        match &self.pg {
+            None => rusqlite::Connection::open(self.db()).unwrap().execute_batch(sql).unwrap(),
+            Some(pg) => {
+                let mut client = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+                client.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
+    /// Whether the tests run on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 }
 

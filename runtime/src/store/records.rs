@@ -352,7 +352,8 @@ pub(crate) fn first_duplicate(conn: &Reader, t: &FormTable, fields: &[&str]) -> 
             .iter()
             .map(|f| (format!("json_extract(data, '$.{f}')"), format!("CAST(json_extract(data, '$.{f}') AS TEXT)")))
             .unzip(),
-        Backend::Postgres => fields.iter().map(|f| (json_field("data", f), format!("(data ->> '{f}')"))).unzip(),
+        // `->>` reads a JSON null as NULL, so one expression both filters and groups.
+        Backend::Postgres => fields.iter().map(|f| (format!("(data ->> '{f}')"), format!("(data ->> '{f}')"))).unzip(),
     };
     let sql = format!(
         "SELECT {} FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1 LIMIT 1",
