@@ -23,6 +23,7 @@
 //! - `duties`: separation of duties under races (a hundred approvers at once, A1) and overlaps (A6).
 //! - `quote_logic`: quote pricing, last prices, and what finance sees.
 //! - `readme`: the README's walk-through, run as written on a fresh database.
+//! - `nodes`: five nodes on one PostgreSQL database under `kill -9` fire every timer once.
 //! - `records`: the records engine through the library.
 //! - `records_cli`: the engine through the binary and real files: tampering, big imports, crashes.
 //! - `signing_key`: the signing key lives outside the database; old databases move it out.
@@ -62,6 +63,7 @@ mod http;
 mod identity;
 mod import_stream;
 mod independent_schema;
+mod nodes;
 mod notifications;
 mod one_flow;
 mod outcomes;

@@ -17,6 +17,7 @@ mod flows;
 mod identity;
 mod locale;
 mod members;
+mod moving;
 mod records;
 mod render;
 mod report;
@@ -77,6 +78,8 @@ enum Command {
     Serve(serve::Command),
     #[command(flatten)]
     Bench(bench::Command),
+    #[command(flatten)]
+    Moving(moving::Command),
 }
 
 /// The order `closeloop --help` lists the commands in. Flattened areas would list theirs area by
@@ -122,6 +125,7 @@ const HELP_ORDER: &[&str] = &[
     "recall",
     "script",
     "bench",
+    "migrate",
 ];
 
 /// The clap command with the help order applied.
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
         Command::Report(cmd) => report::run(&ctx, cmd),
         Command::Serve(cmd) => serve::run(&ctx, cmd),
         Command::Bench(cmd) => bench::run(&ctx, cmd),
+        Command::Moving(cmd) => moving::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -462,6 +462,13 @@ impl Runtime {
         self.apps.values().flat_map(|a| a.app.def.forms.iter().map(FormTable::of)).collect()
     }
 
+    /// Copies this installation (on its SQLite file) into `target`, an empty PostgreSQL
+    /// database: apps, members, records, the audit trail, timers, tasks, the outbox and the
+    /// settings, in one transaction. See [`Store::move_into`].
+    pub fn move_into(&self, target: &mut Store) -> Result<crate::store::Moved, EngineError> {
+        Ok(self.store.move_into(target, &self.tables())?)
+    }
+
     /// Checks the audit chain, and every record, member, app, approval run, signing link, task
     /// done and channel setting against it.
     pub fn verify_audit(&self) -> Result<crate::store::Verification, EngineError> {

@@ -25,6 +25,8 @@ pub(crate) mod identity;
 pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod metrics;
+mod moving;
+pub use moving::Moved;
 pub(crate) mod outbox;
 mod pg;
 pub use pg::{is_url as is_postgres_url, shown_location};
@@ -208,6 +210,10 @@ impl<'a> Tx<'a> {
 
     /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
     fn commit(self) -> Result<(), StoreError> {
+        if let Conn::Postgres(pg) = &self.db.conn {
+            // Delivered to every listening node when (and only if) the commit succeeds.
+            pg.batch(&format!("NOTIFY {}", pg::CHANNEL))?;
+        }
         self.db.execute_batch("COMMIT")?;
         if let Conn::Postgres(pg) = &self.db.conn {
             pg.in_tx.set(false);
@@ -418,6 +424,9 @@ impl Store {
             signing_key: None,
         };
         store.opened_at_version = store.write(schema::migrate)?;
+        if let Conn::Postgres(pg) = &store.conn.conn {
+            pg.listen()?;
+        }
         Ok(store)
     }
 
@@ -584,15 +593,13 @@ impl Store {
     /// `PRAGMA data_version`: changes whenever another connection commits to the file, so a
     /// long-running process notices work written by others without re-reading tables.
     ///
-    /// On PostgreSQL it is the sum of the newest audit event, timer and message ids, which grows
-    /// whenever any node writes new work.
+    /// On PostgreSQL every committed write sends `NOTIFY closeloop`, and this connection
+    /// `LISTEN`s: the version is how many it has heard, read off the socket without a query.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        let sql = self.conn.pick(
-            "PRAGMA data_version",
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events) + (SELECT COALESCE(MAX(id), 0) FROM timers)
-                    + (SELECT COALESCE(MAX(id), 0) FROM outbox)",
-        );
-        self.conn.query_row(sql, [], |r| r.get(0))
+        match &self.conn.conn {
+            Conn::Sqlite(_) => self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)),
+            Conn::Postgres(pg) => pg.changes(),
+        }
     }
 
     /// The connection, for reads. Reads see the last committed state.

@@ -113,11 +113,14 @@ pub(crate) fn claim_due(
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let rows: Vec<OutboxRow> = {
-        let mut stmt = tx.prepare_cached(&format!(
+        // On PostgreSQL, rows another node is claiming are skipped rather than waited for.
+        let sqlite = format!(
             "SELECT {COLUMNS} FROM outbox
              WHERE (status = 'pending' AND next_at <= ?1) OR (status = 'sending' AND lease_until <= ?1)
              ORDER BY id LIMIT ?2"
-        ))?;
+        );
+        let postgres = format!("{sqlite} FOR UPDATE SKIP LOCKED");
+        let mut stmt = tx.prepare_cached(tx.pick(&sqlite, &postgres))?;
         let rows = stmt.query_map(params![now, limit as i64], row)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };

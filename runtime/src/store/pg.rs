@@ -24,7 +24,12 @@ pub(crate) struct Pg {
     prepared: RefCell<HashMap<String, postgres::Statement>>,
     /// Inside `BEGIN … COMMIT`.
     pub(crate) in_tx: Cell<bool>,
+    /// Notifications on [`CHANNEL`] received so far (see [`Pg::changes`]).
+    heard: Cell<i64>,
 }
+
+/// The channel every committed write notifies, and a scheduler listens on.
+pub(crate) const CHANNEL: &str = "closeloop";
 
 impl std::fmt::Debug for Pg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,7 +61,12 @@ pub fn shown_location(location: &str) -> String {
 impl Pg {
     pub(crate) fn connect(url: &str) -> Result<Self, StoreError> {
         let client = off_runtime(|| Client::connect(url, NoTls)).map_err(from_pg)?;
-        Ok(Pg { client: RefCell::new(Some(client)), prepared: RefCell::new(HashMap::new()), in_tx: Cell::new(false) })
+        Ok(Pg {
+            client: RefCell::new(Some(client)),
+            prepared: RefCell::new(HashMap::new()),
+            in_tx: Cell::new(false),
+            heard: Cell::new(0),
+        })
     }
 
     fn client(&self) -> Result<RefMut<'_, Client>, StoreError> {
@@ -125,6 +135,22 @@ impl Pg {
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
         off_runtime(|| client.batch_execute(sql)).map_err(from_pg)
+    }
+
+    /// Listens on [`CHANNEL`], so [`Pg::changes`] counts what other connections commit.
+    pub(crate) fn listen(&self) -> Result<(), StoreError> {
+        self.batch(&format!("LISTEN {CHANNEL}"))
+    }
+
+    /// How many commits this connection has heard of, counting those that arrived since it last
+    /// looked: reads what the socket already holds, without a query and without waiting.
+    pub(crate) fn changes(&self) -> Result<i64, StoreError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut client = self.client()?;
+        let client: &mut Client = &mut client;
+        let n = off_runtime(|| client.notifications().iter().count()).map_err(from_pg)?;
+        self.heard.set(self.heard.get().saturating_add(i64::try_from(n).unwrap_or(i64::MAX)));
+        Ok(self.heard.get())
     }
 
     /// The connection's last identity value: `last_insert_rowid` of the row just inserted.

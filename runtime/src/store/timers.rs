@@ -108,11 +108,15 @@ pub(crate) fn pending_cron(conn: &Reader, app: &str, automation: &str) -> Result
     .query_opt(params![app, automation], row)
 }
 
-/// Pending timers due at or before `now`, oldest first, at most `limit`.
+/// Pending timers due at or before `now`, oldest first, at most `limit`. On PostgreSQL the rows
+/// are locked for the claiming transaction, and rows another node has locked are skipped: nodes
+/// share the due timers instead of queueing behind each other (each is still fired once: the
+/// claim is the conditional `finish`).
 pub(crate) fn due(conn: &Reader, now: &str, limit: usize) -> Result<Vec<TimerRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2"
-    ))?;
+    let sqlite =
+        format!("SELECT {COLUMNS} FROM timers WHERE status = 'pending' AND due <= ?1 ORDER BY due, id LIMIT ?2");
+    let postgres = format!("{sqlite} FOR UPDATE SKIP LOCKED");
+    let mut stmt = conn.prepare_cached(conn.pick(&sqlite, &postgres))?;
     let rows = stmt.query_map(params![now, limit as i64], row)?;
     rows.collect::<Result<Vec<_>, _>>()
 }
