@@ -99,17 +99,90 @@ pub(crate) fn run(ctx: &Context, cmd: &Command) -> Result<ExitCode, UserError> {
     let json_output = ctx.format == Format::Json;
     let measured = match what {
         BenchWhat::Load { runs } => load((*runs).max(1), json_output),
-        BenchWhat::Import { rows, submits } => import((*rows).max(1), (*submits).max(1), json_output),
-        BenchWhat::Timers { pending, due_percent } => timers(*pending, *due_percent, json_output),
+        BenchWhat::Import { rows, submits } => {
+            Scratch::new(&ctx.db, "import").and_then(|s| import(s, (*rows).max(1), (*submits).max(1), json_output))
+        }
+        BenchWhat::Timers { pending, due_percent } => {
+            Scratch::new(&ctx.db, "timers").and_then(|s| timers(s, *pending, *due_percent, json_output))
+        }
         BenchWhat::Report { leads, reps, keep } => report::run((*leads).max(1), *reps, *keep, json_output),
         BenchWhat::Pages { records, clients, rounds } => {
             pages::run((*records).max(1), (*clients).max(1), (*rounds).max(1), json_output)
         }
-        BenchWhat::Http { operations, clients, workers } => {
-            http::run((*operations).max(1), (*clients).max(1), (*workers).max(1), json_output)
-        }
+        BenchWhat::Http { operations, clients, workers } => Scratch::new(&ctx.db, "http")
+            .and_then(|s| http::run(s, (*operations).max(1), (*clients).max(1), (*workers).max(1), json_output)),
     };
     measured.map_err(UserError).and_then(|text| print(&text))
+}
+
+/// Where a bench keeps its databases: SQLite files in a temporary folder (the default), or fresh
+/// databases on the PostgreSQL server `--db` names (`closeloop --db postgres://…/postgres bench
+/// timers`), so each backend is compared with raw work on itself in the same run.
+pub(crate) enum Scratch {
+    Files(std::path::PathBuf),
+    Server(closeloop::store::ScratchServer),
+}
+
+impl Scratch {
+    fn new(db: &std::path::Path, bench: &str) -> Result<Scratch, String> {
+        let db = db.to_string_lossy();
+        if closeloop::store::is_postgres_url(&db) {
+            return Ok(Scratch::Server(closeloop::store::ScratchServer::new(&db)));
+        }
+        let dir = std::env::temp_dir().join(format!("closeloop-bench-{bench}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Ok(Scratch::Files(dir))
+    }
+
+    /// The location of a new, empty database called `name` (`raw0`).
+    pub(crate) fn fresh(&mut self, name: &str) -> Result<String, String> {
+        match self {
+            Scratch::Files(dir) => Ok(dir.join(format!("{name}.db")).display().to_string()),
+            Scratch::Server(server) => server.fresh(&Self::db_name(name)).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A copy of the closed database `from`, called `to`; its location.
+    pub(crate) fn copy(&mut self, from: &str, to: &str) -> Result<String, String> {
+        match self {
+            Scratch::Files(dir) => {
+                let (from, to) = (dir.join(format!("{from}.db")), dir.join(format!("{to}.db")));
+                std::fs::copy(&from, &to).map_err(|e| e.to_string())?;
+                let wal = |db: &std::path::Path| db.with_extension("db-wal");
+                if wal(&from).exists() {
+                    std::fs::copy(wal(&from), wal(&to)).map_err(|e| e.to_string())?;
+                }
+                Ok(to.display().to_string())
+            }
+            Scratch::Server(server) => server.copy(&Self::db_name(from), &Self::db_name(to)).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn db_name(name: &str) -> String {
+        format!("closeloop_bench_{}_{name}", std::process::id())
+    }
+
+    /// What the databases are, for the report's first line.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Scratch::Files(_) => "SQLite file databases (WAL) in a temp folder".into(),
+            Scratch::Server(server) => format!("PostgreSQL databases on {}", server.shown()),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Scratch::Files(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Opens a bench database by location.
+pub(crate) fn open(location: &str) -> Result<closeloop::store::Store, String> {
+    closeloop::store::Store::connect(location).map_err(|e| e.to_string())
 }
 
 /// Times `f` over `runs` runs after a warm-up; returns the sorted durations.
@@ -211,21 +284,18 @@ fn hostile_bomb() -> String {
 
 /// Imports generated leads through closeloop and compares with a raw insert of the same JSON
 /// rows into a table with the same indexes; then times single submits through the library.
-pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, String> {
+pub fn import(mut scratch: Scratch, rows: usize, submits: usize, json_output: bool) -> Result<String, String> {
     use std::sync::Arc;
 
     use closeloop::clock::SystemClock;
-    use closeloop::store::{FormTable, Store};
+    use closeloop::store::FormTable;
     use closeloop::ImportOptions;
     use closeloop::Runtime;
 
-    let dir = std::env::temp_dir().join(format!("closeloop-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let t = template("lead-followup").ok_or("the lead-followup template is missing")?;
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").map(|(_, c)| *c).unwrap_or_default();
-    let fresh = |name: &str| -> Result<Runtime, String> {
-        let store = Store::open(&dir.join(name)).map_err(|e| e.to_string())?;
+    let fresh = |location: &str| -> Result<Runtime, String> {
+        let store = open(location)?;
         let mut rt = Runtime::open(store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
         rt.install(&t.app_files(), "system", false).map_err(|e| e.to_string())?;
         rt.import_members(members.as_bytes(), "system").map_err(|e| e.to_string())?;
@@ -257,12 +327,13 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
     let mut replay_times = Vec::new();
     let mut rows_written = 0;
     for round in 0..3 {
-        let mut store = Store::open(&dir.join(format!("raw{round}.db"))).map_err(|e| e.to_string())?;
+        let mut store = open(&scratch.fresh(&format!("raw{round}"))?)?;
         let started = Instant::now();
         store.bench_raw_insert(&FormTable::of(lead), &raw).map_err(|e| e.to_string())?;
         raw_times.push(started.elapsed());
+        drop(store);
         // (b) the full pipeline.
-        let mut rt = fresh(&format!("pipeline{round}.db"))?;
+        let mut rt = fresh(&scratch.fresh(&format!("pipeline{round}"))?)?;
         let started = Instant::now();
         let report =
             rt.import_csv("lead", csv.as_bytes(), &ImportOptions::default(), &mut |_| {}).map_err(|e| e.to_string())?;
@@ -271,9 +342,9 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
             return Err(format!("the import created {} of {rows} rows", report.created));
         }
         // (c) the full pipeline with an assignment decision per row.
-        let name = format!("assigned{round}.db");
-        let mut rt = fresh(&name)?;
-        let probe = Store::open(&dir.join(&name)).map_err(|e| e.to_string())?;
+        let location = scratch.fresh(&format!("assigned{round}"))?;
+        let mut rt = fresh(&location)?;
+        let probe = open(&location)?;
         let marks = probe.bench_marks().map_err(|e| e.to_string())?;
         let started = Instant::now();
         let report = rt
@@ -285,7 +356,7 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
         }
         // (d) every row (c) wrote, inserted raw into tables of the same shape and indexes.
         let written = probe.bench_rows_since(&marks, None).map_err(|e| e.to_string())?;
-        let mut replay = Store::open(&dir.join(format!("replay{round}.db"))).map_err(|e| e.to_string())?;
+        let mut replay = open(&scratch.fresh(&format!("replay{round}"))?)?;
         let started = Instant::now();
         rows_written = replay.bench_raw_replay(&[FormTable::of(lead)], &written).map_err(|e| e.to_string())?;
         replay_times.push(started.elapsed());
@@ -299,7 +370,7 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
     pipeline_times.sort();
     let (raw_time, pipeline_time) = (raw_times[1], pipeline_times[1]);
     // Single submits.
-    let mut rt = fresh("submit.db")?;
+    let mut rt = fresh(&scratch.fresh("submit")?)?;
     let mut latencies = Vec::with_capacity(submits);
     for i in 0..submits {
         let data = json!({"source": "wechat_oa", "customer": format!("单条客户{i}"), "phone": format!("138{i:08}"), "region": "east", "owner": "m_li"});
@@ -309,7 +380,9 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
         latencies.push(started.elapsed());
     }
     latencies.sort();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(rt);
+    let place = scratch.describe();
+    drop(scratch);
     let raw_rate = rows as f64 / raw_time.as_secs_f64().max(f64::EPSILON);
     let pipeline_rate = rows as f64 / pipeline_time.as_secs_f64().max(f64::EPSILON);
     let ratio = pipeline_rate / raw_rate;
@@ -320,7 +393,7 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
     let (p50, p99) = (ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)));
     if json_output {
         return Ok(serde_json::to_string_pretty(&json!({
-                        "rows": rows, "raw_rows_per_s": raw_rate, "pipeline_rows_per_s": pipeline_rate, "ratio": ratio,
+            "databases": place, "rows": rows, "raw_rows_per_s": raw_rate, "pipeline_rows_per_s": pipeline_rate, "ratio": ratio,
             "assigned_rows_per_s": assigned_rate, "assigned_ratio": assigned_ratio, "assignment_us_per_decision": per_decision_us,
             "rows_written_per_lead": per_lead, "same_rows_raw_leads_per_s": replay_rate, "same_rows_ratio": same_rows_ratio,
             "submits": submits, "submit_p50_ms": p50, "submit_p99_ms": p99,
@@ -328,8 +401,8 @@ pub fn import(rows: usize, submits: usize, json_output: bool) -> Result<String, 
         .unwrap_or_default());
     }
     Ok(format!(
-        "bench import: {rows} lead rows, file databases (WAL, synchronous=NORMAL) in a temp folder, median of 3 runs each\n\
-         (a) raw batched SQLite insert, same JSON rows, same indexes: {raw_rate:>10.0} rows/s\n\
+        "bench import: {rows} lead rows, {place}, median of 3 runs each\n\
+         (a) raw batched insert on the same backend, same JSON rows, same indexes: {raw_rate:>10.0} rows/s\n\
          (b) closeloop import (CSV parse, validate, compute, store with version and audit event): {pipeline_rate:>10.0} rows/s\n\
                   ratio: {ratio:.2}\n\
          (c) the same import with every row assigned by the lead template's rule: {assigned_rate:>10.0} rows/s\n\
@@ -349,7 +422,7 @@ const TIMERS_START: &str = "2026-03-03T02:00:00Z";
 /// with every row the tick wrote, inserted raw. `due_percent` of `pending` are lead-followup
 /// leads submitted through the library (each arms a 24h timer, due, and a 72h one, not due);
 /// the rest are raw rows due weeks later.
-pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<String, String> {
+pub fn timers(mut scratch: Scratch, pending: usize, due_percent: f64, json_output: bool) -> Result<String, String> {
     let due = (pending as f64 * due_percent / 100.0).round() as usize;
     // Each due lead also arms a timer that is not due: at most half the backlog can be due.
     let future = pending.checked_sub(2 * due).filter(|_| due > 0 && due_percent.is_finite());
@@ -358,11 +431,9 @@ pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<Str
             "--due-percent {due_percent} of --pending {pending} gives {due} due timers; it must give at least one and at most half"
         ));
     };
-    let dir = std::env::temp_dir().join(format!("closeloop-bench-timers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let measured = fire_backlog(&dir, pending, due, future);
-    let _ = std::fs::remove_dir_all(&dir);
+    let measured = fire_backlog(&mut scratch, pending, due, future);
+    let place = scratch.describe();
+    drop(scratch);
     let TimerTimes { submit, tick, raw, same_rows, fired, rows_written } = measured?;
     let tick_s = tick.as_secs_f64().max(f64::EPSILON);
     let ratio = raw.as_secs_f64() / tick_s;
@@ -373,7 +444,7 @@ pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<Str
     let rows_per_timer = rows_written as f64 / fired.max(1) as f64;
     if json_output {
         return Ok(serde_json::to_string_pretty(&json!({
-            "pending": pending, "due": due, "due_percent": due_percent, "future": future, "fired": fired,
+            "databases": place, "pending": pending, "due": due, "due_percent": due_percent, "future": future, "fired": fired,
             "setup_submit_s": submit.as_secs_f64(), "tick_ms": ms(tick), "raw_ms": ms(raw), "ratio": ratio,
             "tick_us_per_timer": tick_us, "raw_us_per_timer": raw_us,
             "same_rows_ms": ms(same_rows), "same_rows_us_per_timer": same_rows_us, "same_rows_ratio": same_rows_ratio,
@@ -382,7 +453,7 @@ pub fn timers(pending: usize, due_percent: f64, json_output: bool) -> Result<Str
         .unwrap_or_default());
     }
     Ok(format!(
-        "bench timers: {pending} pending timers, {due} due ({due_percent}%), one file database (WAL, synchronous=NORMAL) in a temp folder\n\
+        "bench timers: {pending} pending timers, {due} due ({due_percent}%), {place}\n\
          setup (not timed): {due} lead-followup leads submitted through the library at T = {TIMERS_START} in {:.1} s (a 24h and a 72h timer each), {future} timers due weeks later inserted raw\n\
          (a) raw: select the due rows and mark each fired, one transaction: {:>10.1} ms, {raw_us:>8.2} µs per timer\n\
          (b) closeloop tick at T+25h, {fired} fired (claim, re-check the condition, set, flag, notify, audit; 200 per transaction): {:>10.1} ms, {tick_us:>8.2} µs per timer\n\
@@ -410,22 +481,21 @@ struct TimerTimes {
 
 /// Builds the backlog in `dir`, copies it twice, then times a tick on one copy and the raw
 /// baselines on the others.
-fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize) -> Result<TimerTimes, String> {
+fn fire_backlog(scratch: &mut Scratch, pending: usize, due: usize, future: usize) -> Result<TimerTimes, String> {
     use closeloop::clock::{stamp, ManualClock};
-    use closeloop::store::Store;
 
     let start: jiff::Timestamp = TIMERS_START.parse().map_err(|e: jiff::Error| e.to_string())?;
     let fire_at = start + jiff::SignedDuration::from_hours(25);
     let now = stamp(fire_at);
     let clock = std::sync::Arc::new(ManualClock::new(start));
-    let (tick_db, raw_db, replay_db) = (dir.join("tick.db"), dir.join("raw.db"), dir.join("replay.db"));
+    let tick_db = scratch.fresh("tick")?;
     let submit = fill_backlog(&tick_db, &clock, start, due, future)?;
-    copy_db(&tick_db, &raw_db)?;
-    copy_db(&tick_db, &replay_db)?;
+    let raw_db = scratch.copy("tick", "raw")?;
+    let replay_db = scratch.copy("tick", "replay")?;
 
     let (tick, fired, written) = time_tick(&tick_db, &clock, fire_at, pending, due)?;
 
-    let mut store = Store::open(&raw_db).map_err(|e| e.to_string())?;
+    let mut store = open(&raw_db)?;
     let started = Instant::now();
     let marked = store.bench_raw_fire(&now).map_err(|e| e.to_string())?;
     let raw = started.elapsed();
@@ -433,7 +503,7 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
         return Err(format!("the raw baseline marked {marked} timers; {due} were expected"));
     }
 
-    let mut store = Store::open(&replay_db).map_err(|e| e.to_string())?;
+    let mut store = open(&replay_db)?;
     let started = Instant::now();
     let (marked, replayed) = store.bench_raw_fire_replay(&now, &written).map_err(|e| e.to_string())?;
     let same_rows = started.elapsed();
@@ -446,19 +516,18 @@ fn fire_backlog(dir: &std::path::Path, pending: usize, due: usize, future: usize
 /// Makes the backlog in `db` (closed on return): `due` leads submitted through the library at
 /// `start`, and `future` raw timers due weeks later. Returns how long the submits took.
 fn fill_backlog(
-    db: &std::path::Path,
+    db: &str,
     clock: &std::sync::Arc<closeloop::clock::ManualClock>,
     start: jiff::Timestamp,
     due: usize,
     future: usize,
 ) -> Result<Duration, String> {
-    use closeloop::store::Store;
     use closeloop::Runtime;
 
     let t = template("lead-followup").ok_or("the lead-followup template is missing")?;
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").map(|(_, c)| *c).unwrap_or_default();
     let err = |e: closeloop::EngineError| e.to_string();
-    let mut rt = Runtime::open(Store::open(db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
+    let mut rt = Runtime::open(open(db)?, clock.clone()).map_err(err)?;
     rt.install(&t.app_files(), "system", false).map_err(err)?;
     rt.import_members(members.as_bytes(), "system").map_err(err)?;
     let regions = ["east", "south", "north", "west", "central"];
@@ -469,7 +538,7 @@ fn fill_backlog(
     }
     let submit = started.elapsed();
     drop(rt);
-    let mut store = Store::open(db).map_err(|e| e.to_string())?;
+    let mut store = open(db)?;
     let weeks_later = start + jiff::SignedDuration::from_hours(24 * 14);
     store
         .bench_pending_timers("lead-followup", "escalate_uncontacted", "lead", future, weeks_later)
@@ -477,37 +546,26 @@ fn fill_backlog(
     Ok(submit)
 }
 
-/// Copies a closed database: the file, and its WAL if one is left.
-fn copy_db(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
-    std::fs::copy(from, to).map_err(|e| e.to_string())?;
-    let wal = |db: &std::path::Path| db.with_extension("db-wal");
-    if wal(from).exists() {
-        std::fs::copy(wal(from), wal(to)).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
 /// Times one tick at `fire_at` on `db`; returns its duration, the timers fired, and every row
 /// it added or changed (records whose `updated_at` is the tick's time), read back through a
 /// second connection for the same-rows baseline.
 fn time_tick(
-    db: &std::path::Path,
+    db: &str,
     clock: &std::sync::Arc<closeloop::clock::ManualClock>,
     fire_at: jiff::Timestamp,
     pending: usize,
     due: usize,
 ) -> Result<(Duration, usize, Vec<closeloop::store::TableRows>), String> {
-    use closeloop::store::Store;
     use closeloop::Runtime;
 
     let err = |e: closeloop::EngineError| e.to_string();
-    let mut rt = Runtime::open(Store::open(db).map_err(|e| e.to_string())?, clock.clone()).map_err(err)?;
+    let mut rt = Runtime::open(open(db)?, clock.clone()).map_err(err)?;
     let counts = rt.timer_counts().map_err(err)?;
     let in_table = counts.iter().find(|(s, _)| *s == closeloop::TimerStatus::Pending).map_or(0, |(_, n)| *n as usize);
     if in_table != pending {
         return Err(format!("the setup left {in_table} pending timers, not {pending}"));
     }
-    let probe = Store::open(db).map_err(|e| e.to_string())?;
+    let probe = open(db)?;
     let marks = probe.bench_marks().map_err(|e| e.to_string())?;
     clock.set(fire_at);
     let started = Instant::now();
@@ -537,7 +595,13 @@ fn time_tick(
 mod tests {
     #[test]
     fn timers_bench_fires_exactly_the_due_timers() {
-        let out = super::timers(20_000, 1.0, true).unwrap();
+        let out = super::timers(
+            super::Scratch::new(std::path::Path::new("closeloop.db"), "timers-test").unwrap(),
+            20_000,
+            1.0,
+            true,
+        )
+        .unwrap();
         let out: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(out["fired"], 200);
         // (c): every fired timer wrote its timer, its lead and more; the replay took some time.

@@ -54,8 +54,8 @@ impl Side {
     }
 }
 
-fn runtime(path: &std::path::Path, agents: usize) -> Result<Runtime, String> {
-    let store = Store::open(path).map_err(|e| e.to_string())?;
+fn runtime(location: &str, agents: usize) -> Result<Runtime, String> {
+    let store = super::open(location)?;
     let mut rt = Runtime::open(store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
     let files = closeloop::AppFiles { app_yaml: APP.to_string(), ..Default::default() };
     rt.install(&files, "system", false).map_err(|e| e.to_string())?;
@@ -72,8 +72,8 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 /// The library side: `operations` create-and-close pairs on one runtime.
-fn library(path: &std::path::Path, operations: usize, agents: usize) -> Result<Side, String> {
-    let mut rt = runtime(path, agents)?;
+fn library(location: &str, operations: usize, agents: usize) -> Result<Side, String> {
+    let mut rt = runtime(location, agents)?;
     let mut latencies = Vec::with_capacity(operations);
     let started = Instant::now();
     for i in 0..operations {
@@ -127,8 +127,8 @@ impl Client {
 }
 
 /// The HTTP side: `clients` threads share `operations` create-and-close pairs.
-fn over_http(path: &std::path::Path, operations: usize, clients: usize, workers: usize) -> Result<Side, String> {
-    let mut rt = runtime(path, clients)?;
+fn over_http(location: &str, operations: usize, clients: usize, workers: usize) -> Result<Side, String> {
+    let mut rt = runtime(location, clients)?;
     let mut tokens = Vec::with_capacity(clients);
     for i in 0..clients {
         let (_, secret) = rt
@@ -137,8 +137,8 @@ fn over_http(path: &std::path::Path, operations: usize, clients: usize, workers:
         tokens.push(secret);
     }
     drop(rt);
-    let db = path.to_path_buf();
-    let open = move || Runtime::open(Store::open(&db)?, Arc::new(SystemClock));
+    let db = location.to_string();
+    let open = move || Runtime::open(Store::connect(&db)?, Arc::new(SystemClock));
     let pool = Arc::new(closeloop::http::Pool::start(workers, clients * 2, open).map_err(|e| e.to_string())?);
     let api = closeloop::http::Api::new(pool.clone(), "bench-events-token").map_err(|e| e.to_string())?;
     let server = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
@@ -201,17 +201,21 @@ fn over_http(path: &std::path::Path, operations: usize, clients: usize, workers:
 }
 
 /// Runs both sides and reports them.
-pub fn run(operations: usize, clients: usize, workers: usize, json_output: bool) -> Result<String, String> {
-    let dir = std::env::temp_dir().join(format!("closeloop-bench-http-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let lib = library(&dir.join("library.db"), operations, clients)?;
-    let http = over_http(&dir.join("http.db"), operations, clients, workers);
-    let _ = std::fs::remove_dir_all(&dir);
+pub fn run(
+    mut scratch: super::Scratch,
+    operations: usize,
+    clients: usize,
+    workers: usize,
+    json_output: bool,
+) -> Result<String, String> {
+    let lib = library(&scratch.fresh("library")?, operations, clients)?;
+    let http = over_http(&scratch.fresh("http")?, operations, clients, workers);
+    let place = scratch.describe();
+    drop(scratch);
     let http = http?;
     let ratio = lib.throughput() / http.throughput().max(1e-9);
     if json_output {
-        let out = json!({"operation": "create a record and do an action on it", "clients": clients,
+        let out = json!({"databases": place, "operation": "create a record and do an action on it", "clients": clients,
             "workers": workers, "library": lib.json(), "http": http.json(),
             "library_over_http_throughput": ratio});
         return Ok(serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -226,7 +230,7 @@ pub fn run(operations: usize, clients: usize, workers: usize, json_output: bool)
         )
     };
     Ok(format!(
-        "bench http: create a ticket and close it, on a fresh SQLite file each\n{}\n{}\nthroughput ratio library / HTTP: {ratio:.2}",
+        "bench http: create a ticket and close it, on a fresh database each ({place})\n{}\n{}\nthroughput ratio library / HTTP: {ratio:.2}",
         line("library (one runtime)", &lib),
         line(&format!("HTTP ({clients} clients, {workers} workers)"), &http),
     ))

@@ -2,7 +2,7 @@
 //! are compared against, and bulk rows that would take too long to make through the library.
 
 use super::sql::{params, params_from_iter, SqlValue};
-use super::{audit, records, schema, timers, FormTable, Reader, RecordRow, Store, StoreError, TimerRow, Tx};
+use super::{audit, records, schema, timers, Backend, FormTable, Reader, RecordRow, Store, StoreError, TimerRow, Tx};
 
 /// Rows of one table, as stored: what `bench import` and `bench timers` replay raw. Opaque:
 /// only [`Store::bench_raw_replay`] and [`Store::bench_raw_fire_replay`] read it.
@@ -36,30 +36,64 @@ impl TableRows {
 
 /// Names of the tables in a database, from its own schema (never from input).
 fn table_names(conn: &Reader) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+    let mut stmt = conn.prepare(conn.pick(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'closeloop_migrations'
+         ORDER BY table_name",
+    ))?;
     let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(names)
 }
 
-/// A table's stored columns (generated ones left out: they cannot be inserted), quoted.
+/// A table's stored columns (generated ones left out: they cannot be inserted, nor can a form
+/// table's `rowid` on PostgreSQL), quoted.
 fn stored_columns(conn: &Reader, table: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        conn.prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?;
-    let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let names: Vec<String> = match conn.backend() {
+        Backend::Sqlite => conn
+            .prepare(&format!("SELECT name FROM pragma_table_xinfo({}) WHERE hidden = 0", super::quote(table)))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+        Backend::Postgres => conn
+            .prepare(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = ?1 AND is_generated = 'NEVER'
+                   AND NOT (is_identity = 'YES' AND identity_generation = 'ALWAYS')
+                 ORDER BY ordinal_position",
+            )?
+            .query_map([table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+    };
     Ok(names.iter().map(|n| super::quote(n)).collect())
+}
+
+/// What marks a row as new since a mark: SQLite's `rowid` (rows changed in place are found by
+/// `updated_at`); on PostgreSQL the transaction that last wrote the row (`xmin`), which also
+/// finds rows changed in place.
+fn row_mark(conn: &Reader) -> &'static str {
+    conn.pick("rowid", "xmin::text::bigint")
 }
 
 impl Store {
     /// Each table's largest rowid now: the mark `bench_rows_since` counts from.
     pub fn bench_marks(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut marks = Vec::new();
+        // On PostgreSQL every table's mark is the next transaction id: what is written later has one as large.
+        let next: Option<i64> = match self.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                Some(self.conn.query_row("SELECT txid_current()::text::bigint + 1", [], |r| r.get(0))?)
+            }
+        };
         for name in table_names(&self.conn)? {
-            let max = self.conn.query_row(
-                &format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)),
-                [],
-                |r| r.get(0),
-            )?;
+            let max = match next {
+                Some(next) => next - 1,
+                None => self.conn.query_row(
+                    &format!("SELECT COALESCE(MAX(rowid), 0) FROM {}", super::quote(&name)),
+                    [],
+                    |r| r.get(0),
+                )?,
+            };
             marks.push((name, max));
         }
         Ok(marks)
@@ -79,14 +113,16 @@ impl Store {
             let since = marks.iter().find(|(t, _)| t == &name).map(|(_, m)| *m).unwrap_or(0);
             let columns = stored_columns(&self.conn, &name)?;
             let changed = changed_at.filter(|_| columns.contains(&super::quote("updated_at")));
+            let mark = row_mark(&self.conn);
             let mut args = vec![SqlValue::Int(since)];
-            let mut filter = "rowid > ?1".to_string();
+            let mut filter = format!("{mark} > ?1");
             if let Some(at) = changed {
                 args.push(SqlValue::Text(at.to_string()));
                 filter.push_str(" OR updated_at = ?2");
             }
+            let order = self.conn.pick("rowid", "ctid");
             let sql =
-                format!("SELECT {} FROM {} WHERE {filter} ORDER BY rowid", columns.join(", "), super::quote(&name));
+                format!("SELECT {} FROM {} WHERE {filter} ORDER BY {order}", columns.join(", "), super::quote(&name));
             let mut stmt = self.conn.prepare(&sql)?;
             let width = columns.len();
             let rows = stmt
@@ -121,8 +157,9 @@ impl Store {
             schema::sync_form_table(tx, table)?;
             let sql = format!(
                 "INSERT INTO {} (id, version, data, data_hash, created_at, updated_at, created_by, updated_by)
-                 VALUES (?1, 1, ?2, '', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'bench', 'bench')",
-                table.quoted()
+                 VALUES (?1, 1, {}, '', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'bench', 'bench')",
+                table.quoted(),
+                tx.pick("?2", "CAST(CAST(?2 AS TEXT) AS JSONB)")
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             for (id, data) in rows {
@@ -313,9 +350,39 @@ impl Store {
 fn replay(tx: &Tx<'_>, rows: &[TableRows]) -> Result<usize, StoreError> {
     let mut written = 0;
     for TableRows { name, columns, rows: table_rows, replace } in rows {
-        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-        let verb = if *replace { "INSERT OR REPLACE" } else { "INSERT" };
-        let sql = format!("{verb} INTO {} ({}) VALUES ({})", super::quote(name), columns.join(", "), marks.join(", "));
+        let form = name.starts_with("rec_");
+        let marks: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match tx.backend() {
+                Backend::Postgres if form && c == "\"data\"" => format!("CAST(CAST(?{} AS TEXT) AS JSONB)", i + 1),
+                _ => format!("?{}", i + 1),
+            })
+            .collect();
+        let into = format!("INTO {} ({}) VALUES ({})", super::quote(name), columns.join(", "), marks.join(", "));
+        let sql = match tx.backend() {
+            Backend::Sqlite if *replace => format!("INSERT OR REPLACE {into}"),
+            Backend::Sqlite => format!("INSERT {into}"),
+            // On PostgreSQL the rows since the mark include those changed in place (their
+            // `xmin` is new), in any table: they replace the row with their key.
+            Backend::Postgres => {
+                let key: Option<String> = tx.query_optional(
+                    "SELECT constraint_name::text FROM information_schema.table_constraints
+                     WHERE table_schema = current_schema() AND table_name = ?1 AND constraint_type = 'PRIMARY KEY'",
+                    [name],
+                    |r| r.get(0),
+                )?;
+                let set: Vec<String> = columns.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+                match key {
+                    Some(key) => format!(
+                        "INSERT {into} ON CONFLICT ON CONSTRAINT {} DO UPDATE SET {}",
+                        super::quote(&key),
+                        set.join(", ")
+                    ),
+                    None => format!("INSERT {into}"),
+                }
+            }
+        };
         let mut stmt = tx.prepare_cached(&sql)?;
         for row in table_rows {
             stmt.execute(params_from_iter(row.iter()))?;

@@ -29,7 +29,7 @@ mod moving;
 pub use moving::Moved;
 pub(crate) mod outbox;
 mod pg;
-pub use pg::{is_url as is_postgres_url, shown_location};
+pub use pg::{is_url as is_postgres_url, shown_location, ScratchServer};
 pub(crate) mod proof;
 pub(crate) mod records;
 pub(crate) mod schema;

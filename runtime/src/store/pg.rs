@@ -58,6 +58,69 @@ pub fn shown_location(location: &str) -> String {
     }
 }
 
+/// Scratch databases on a PostgreSQL server, for benchmarks and tests that need a fresh one
+/// each: made, copied (a template copy of a database nobody is connected to) and dropped through
+/// the database `server` names (its maintenance database, `postgres` say). Names are closeloop's
+/// own (`[a-z0-9_]`), never input.
+#[derive(Debug)]
+pub struct ScratchServer {
+    server: String,
+    made: Vec<String>,
+}
+
+impl ScratchServer {
+    /// Uses the server `server_url` names (`postgres://user@host:5432/postgres`).
+    pub fn new(server_url: &str) -> Self {
+        ScratchServer { server: server_url.to_string(), made: Vec::new() }
+    }
+
+    fn admin(&self, sql: &str) -> Result<(), StoreError> {
+        let pg = Pg::connect(&self.server)?;
+        pg.batch(sql)
+    }
+
+    fn url(&self, name: &str) -> String {
+        let base = self.server.rsplit_once('/').map_or(self.server.as_str(), |(base, _)| base);
+        format!("{base}/{name}")
+    }
+
+    fn checked(name: &str) -> Result<&str, StoreError> {
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        ok.then_some(name).ok_or_else(|| mismatch(format!("`{name}` is not a scratch database name")))
+    }
+
+    /// A new, empty database `name` (one left from before is dropped first); its URL.
+    pub fn fresh(&mut self, name: &str) -> Result<String, StoreError> {
+        let name = Self::checked(name)?;
+        self.admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?;
+        self.admin(&format!("CREATE DATABASE \"{name}\""))?;
+        self.made.push(name.to_string());
+        Ok(self.url(name))
+    }
+
+    /// Database `to`, a copy of `from` (which nobody may be connected to); its URL.
+    pub fn copy(&mut self, from: &str, to: &str) -> Result<String, StoreError> {
+        let (from, to) = (Self::checked(from)?, Self::checked(to)?);
+        self.admin(&format!("DROP DATABASE IF EXISTS \"{to}\" WITH (FORCE)"))?;
+        self.admin(&format!("CREATE DATABASE \"{to}\" TEMPLATE \"{from}\""))?;
+        self.made.push(to.to_string());
+        Ok(self.url(to))
+    }
+
+    /// Where the databases are, for a report (the password hidden).
+    pub fn shown(&self) -> String {
+        shown_location(&self.server)
+    }
+}
+
+impl Drop for ScratchServer {
+    fn drop(&mut self) {
+        for name in std::mem::take(&mut self.made) {
+            let _ = self.admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }
+    }
+}
+
 impl Pg {
     pub(crate) fn connect(url: &str) -> Result<Self, StoreError> {
         let client = off_runtime(|| Client::connect(url, NoTls)).map_err(from_pg)?;

@@ -396,12 +396,20 @@ pub(crate) fn table_exists(conn: &Reader, t: &FormTable) -> Result<bool, StoreEr
     Ok(n > 0)
 }
 
-/// The last number a readable-id counter gave (0 when it never did).
+/// The last number a readable-id counter gave (0 when it never did). On PostgreSQL the counter's
+/// row is made if missing and locked first: two nodes numbering the same form at once then meet
+/// on that row (one waits, then retries as a serialization failure) instead of both taking the
+/// same number and one failing on the record's key.
 pub(crate) fn counter(tx: &Tx<'_>, form: &str, period: &str) -> Result<i64, StoreError> {
-    Ok(tx
-        .prepare_cached("SELECT value FROM counters WHERE form = ?1 AND period = ?2")?
-        .query_opt(params![form, period], |r| r.get(0))?
-        .unwrap_or(0))
+    if tx.backend() == Backend::Postgres {
+        tx.prepare_cached("INSERT INTO counters (form, period, value) VALUES (?1, ?2, 0) ON CONFLICT DO NOTHING")?
+            .execute(params![form, period])?;
+    }
+    let sql = tx.pick(
+        "SELECT value FROM counters WHERE form = ?1 AND period = ?2",
+        "SELECT value FROM counters WHERE form = ?1 AND period = ?2 FOR UPDATE",
+    );
+    Ok(tx.prepare_cached(sql)?.query_opt(params![form, period], |r| r.get(0))?.unwrap_or(0))
 }
 
 /// Sets a readable-id counter to the last number given.
