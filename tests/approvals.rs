@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::{ListQuery, Store};
+use closeloop::store::ListQuery;
 use closeloop::{EngineError, Runtime};
 use serde_json::{json, Map, Value};
 
@@ -21,7 +21,7 @@ pub(crate) struct World {
 /// The quote template with its catalog and team, on Monday 2026-11-23 10:00 in Shanghai.
 pub(crate) fn quotes() -> World {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     World { rt, clock }
 }

@@ -177,11 +177,11 @@ fn script_test_dry_runs_the_assignment_and_the_risk_grade() {
 #[test]
 fn the_quote_risk_table_grades_as_legal_expects() {
     use closeloop::clock::ManualClock;
-    use closeloop::store::Store;
+
     use std::sync::Arc;
 
     let mut rt = closeloop::Runtime::open(
-        Store::open_in_memory().unwrap(),
+        crate::support::fresh_store(),
         Arc::new(ManualClock::new("2026-11-26T09:00:00Z".parse().unwrap())),
     )
     .unwrap();
@@ -283,7 +283,7 @@ fn weights_read_from_imported_text_and_an_inactive_fallback_is_not_used() {
 /// A runtime with one app installed and a team imported.
 fn with_app(app: &str, members: &[u8]) -> closeloop::Runtime {
     let clock = std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = closeloop::Runtime::open(closeloop::store::Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = closeloop::Runtime::open(crate::support::fresh_store(), clock).unwrap();
     rt.install(&closeloop::AppFiles { app_yaml: app.into(), ..Default::default() }, "system", false).unwrap();
     rt.import_members(members, "system").unwrap();
     rt

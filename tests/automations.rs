@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{template, AppFiles, Runtime};
 use closeloop::{Evidence, RunStatus};
 use serde_json::{json, Map, Value};
@@ -27,7 +26,7 @@ struct World {
 impl World {
     fn new(start: &str) -> Self {
         let clock = Arc::new(ManualClock::new(at(start)));
-        let rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+        let rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
         World { rt, clock }
     }
 

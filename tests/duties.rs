@@ -5,11 +5,10 @@
 use std::sync::{Arc, Barrier};
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{ErrorKind, Runtime};
 use serde_json::{json, Map, Value};
 
-use crate::support::TempDir;
+use crate::support::Cli;
 
 /// A claim approved by any one finance member, or (with `two_steps`) by finance, then by a
 /// manager; either way the owner hears of the outcome once, by WeCom.
@@ -52,15 +51,15 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-fn open(dir: &TempDir) -> Runtime {
+/// A runtime of its own on the test's database (a SQLite file, or PostgreSQL in its pass).
+fn open(db: &Cli) -> Runtime {
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock).unwrap()
+    Runtime::open(db.store(), clock).unwrap()
 }
 
 /// The app installed with `team` (CSV rows after the header), and one claim of `s1`'s
 /// submitted into its chain; returns the claim's id.
-fn submitted(dir: &TempDir, two_steps: bool, team: &str) -> String {
-    std::fs::create_dir_all(&dir.0).unwrap();
+fn submitted(dir: &Cli, two_steps: bool, team: &str) -> String {
     let mut rt = open(dir);
     let files = closeloop::AppFiles { dir: "expenses".into(), app_yaml: app(two_steps), ..Default::default() };
     rt.install(&files, "system", false).unwrap();
@@ -71,14 +70,13 @@ fn submitted(dir: &TempDir, two_steps: bool, team: &str) -> String {
     id
 }
 
-fn count(dir: &TempDir, sql: &str, id: &str) -> i64 {
-    let conn = rusqlite::Connection::open(dir.0.join("closeloop.db")).unwrap();
-    conn.query_row(sql, [id], |r| r.get(0)).unwrap()
+fn count(dir: &Cli, sql: &str, id: &str) -> i64 {
+    dir.query(sql, &[id])
 }
 
 #[test]
 fn a1_a_hundred_approvers_at_once_make_one_decision_and_one_message_and_every_loser_is_refused_and_audited() {
-    let dir = TempDir::new("duties-a1");
+    let dir = Cli::new("duties-a1", "2026-11-26T09:00:00+08:00");
     let team: String = (1..=100).map(|i| format!("f{i:03},F{i},finance,,,true,0\n")).collect();
     let id = submitted(&dir, false, &team);
     let start = Barrier::new(100);
@@ -118,7 +116,7 @@ fn a1_a_hundred_approvers_at_once_make_one_decision_and_one_message_and_every_lo
 
 #[test]
 fn a6_a_member_who_qualifies_for_two_steps_decides_only_one_of_them() {
-    let dir = TempDir::new("duties-a6");
+    let dir = Cli::new("duties-a6", "2026-11-26T09:00:00+08:00");
     // f1 is in finance and a manager: the chain's two steps both name them.
     let id = submitted(&dir, true, "f1,F1,finance;manager,,,true,0\nm2,M2,manager,,,true,0\n");
     let mut rt = open(&dir);

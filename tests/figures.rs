@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
 use closeloop::reports::{Figures, FiguresQuery, ReportQuery, SunkGroup, TaskCounts};
-use closeloop::store::Store;
 use closeloop::{template, Evidence, Runtime};
 use jiff::Timestamp;
 use serde_json::{json, Map, Value};
@@ -27,7 +26,7 @@ fn at(text: &str) -> Timestamp {
 fn world(dir: &TempDir, start: &str, name: &str) -> (Runtime, Arc<ManualClock>) {
     std::fs::create_dir_all(&dir.0).unwrap();
     let clock = Arc::new(ManualClock::new(at(start)));
-    let mut rt = Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::store_in(dir), clock.clone()).unwrap();
     let t = template(name).unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
@@ -106,7 +105,7 @@ fn the_signing_cycle_and_the_overdue_steps_come_from_the_approval_events() {
     // Monday 23 November 2026, 10:00 in Shanghai. Supervisor steps are due one business day
     // after they open, finance and legal two.
     let clock = Arc::new(ManualClock::new(at("2026-11-23T10:00:00+08:00")));
-    let mut rt = Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::store_in(&dir), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     let mut w = World { rt, clock };
     let cod = || json!({"payment_terms": "cod"});

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::{ListQuery, Store};
+use closeloop::store::ListQuery;
 use closeloop::ImportOptions;
 use closeloop::{template, AppFiles, Runtime};
 use serde_json::json;
@@ -12,7 +12,7 @@ use crate::records::obj;
 
 fn runtime() -> Runtime {
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap()
+    Runtime::open(crate::support::fresh_store(), clock).unwrap()
 }
 
 /// An app whose score script calls every host function and reports what it got.
@@ -242,7 +242,7 @@ fn score_from_the_cli_stores_the_value_and_its_reasons() {
 fn computed_fields_see_the_apps_time_zone_and_calendar() {
     // 01:00 on the 26th in Shanghai is still the 25th in UTC.
     let clock = Arc::new(ManualClock::new("2026-11-26T01:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     let app = PROBE.replace(
         "      - {id: points, type: integer}",
         "      - {id: points, type: integer}\n      - {id: due, type: computed, expression: 'add_business_days(today(), 2)'}",

@@ -101,7 +101,7 @@ fn y5_a_backtracking_pattern_checks_a_submitted_record_as_fast_as_a_plain_one() 
             "app: {{id: x, title: x}}\nforms:\n  - id: f\n    fields: [{{id: a, type: text, pattern: \"{pattern}\"}}]\n"
         );
         let clock = std::sync::Arc::new(closeloop::clock::SystemClock);
-        let mut rt = closeloop::Runtime::open(closeloop::store::Store::open_in_memory().unwrap(), clock).unwrap();
+        let mut rt = closeloop::Runtime::open(crate::support::fresh_store(), clock).unwrap();
         rt.install(&AppFiles { app_yaml: yaml, ..AppFiles::default() }, "system", false).unwrap();
         rt
     };

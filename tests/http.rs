@@ -281,9 +281,9 @@ fn a_full_queue_answers_503_with_retry_after_and_loses_nothing_it_accepted() {
 
 #[test]
 fn an_event_sent_again_with_its_idempotency_key_is_received_once() {
-    use closeloop::{clock::ManualClock, store::Store, EngineError, Runtime};
+    use closeloop::{clock::ManualClock, EngineError, Runtime};
     let clock = std::sync::Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     let t = closeloop::template("customer-success").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let file = |name: &str| t.files.iter().find(|(p, _)| *p == name).unwrap().1.as_bytes();

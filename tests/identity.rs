@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{ErrorKind, Runtime};
 use jiff::SignedDuration;
 
@@ -12,7 +11,7 @@ const PASSWORD: &str = "长城 long enough";
 
 fn team() -> (Runtime, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-30T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
     rt.install(&closeloop::template("lead-followup").unwrap().app_files(), "system", false).unwrap();
     rt.import_members(&std::fs::read("../app-templates/lead-followup/data/members.csv").unwrap(), "system").unwrap();
     rt.set_password("m_li", PASSWORD, None, "m_ops").unwrap();

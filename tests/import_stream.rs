@@ -6,7 +6,6 @@ use std::io::Write;
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{template, EngineError, ImportOptions, Runtime};
 use serde_json::Value;
 
@@ -15,7 +14,7 @@ use crate::support::{cost_alone, TempDir};
 fn runtime(dir: &TempDir) -> Runtime {
     std::fs::create_dir_all(&dir.0).unwrap();
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::store_in(dir), clock).unwrap();
     let t = template("lead-followup").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;

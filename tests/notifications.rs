@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{AppFiles, Runtime};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
@@ -221,7 +220,7 @@ struct World {
 
 fn world() -> World {
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
     rt.install(&AppFiles { app_yaml: APP.into(), ..AppFiles::default() }, "system", false).unwrap();
     rt.import_members(TEAM, "system").unwrap();
     World { rt, clock }
@@ -529,7 +528,7 @@ fn robots_that_answer_200_with_an_error_code_and_urls_that_redirect_are_not_sent
     let yaml = APP.replace("{id: hook2, kind: webhook}", "{id: hook2, kind: wecom}");
     let (robot, moved) = (Hook::start(), Hook::start());
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     rt.install(&AppFiles { app_yaml: yaml, ..AppFiles::default() }, "system", false).unwrap();
     rt.import_members(TEAM, "system").unwrap();
     set(&mut rt, "hook2", &[("url", &format!("{}?key=robot-secret-key", robot.url))]);

@@ -80,7 +80,7 @@ fn a_record_created_without_an_owner_through_the_cli_can_be_submitted_by_its_cre
 #[test]
 fn an_assignment_rule_on_creation_decides_the_owner_not_the_creator() {
     let mut rt = closeloop::Runtime::open(
-        closeloop::store::Store::open_in_memory().unwrap(),
+        crate::support::fresh_store(),
         std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
     )
     .unwrap();
@@ -193,7 +193,7 @@ const PURCHASERS: &str = "id,name,roles,region,manager,active,capacity\ns1,S,sta
 /// The purchases app with its two members, in memory.
 fn purchases() -> closeloop::Runtime {
     let mut rt = closeloop::Runtime::open(
-        closeloop::store::Store::open_in_memory().unwrap(),
+        crate::support::fresh_store(),
         std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
     )
     .unwrap();
@@ -304,7 +304,7 @@ automations:
 #[test]
 fn a_grade_written_as_a_script_runs_its_script_on_every_path() {
     let mut rt = closeloop::Runtime::open(
-        closeloop::store::Store::open_in_memory().unwrap(),
+        crate::support::fresh_store(),
         std::sync::Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap())),
     )
     .unwrap();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use closeloop::clock::{Clock, ManualClock};
 use closeloop::reports::{Outcome, Reason, ReportQuery};
-use closeloop::store::Store;
 use closeloop::{template, Runtime};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Map, Value};
@@ -29,7 +28,7 @@ fn day(text: &str) -> jiff::civil::Date {
 fn leads(dir: &TempDir) -> (Runtime, Arc<ManualClock>) {
     std::fs::create_dir_all(&dir.0).unwrap();
     let clock = Arc::new(ManualClock::new(at("2026-11-02T09:00:00+08:00")));
-    let store = Store::open(&dir.0.join("closeloop.db")).unwrap();
+    let store = crate::support::store_in(dir);
     let mut rt = Runtime::open(store, clock.clone()).unwrap();
     let t = template("lead-followup").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();

@@ -11,7 +11,6 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::{AppFiles, DeliveryOutcome, Runtime};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -160,7 +159,7 @@ messages:
 
 fn world(team: &str) -> Runtime {
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     rt.install(&AppFiles { app_yaml: APP.into(), ..AppFiles::default() }, "system", false).unwrap();
     rt.import_members(team.as_bytes(), "system").unwrap();
     rt.set_public_url("https://crm.example.com", "system").unwrap();
@@ -465,7 +464,7 @@ fn tencent_sms_is_signed_as_tencent_cloud_checks_it_and_its_codes_decide_retry_o
 #[test]
 fn installing_an_app_warns_about_members_its_channels_cannot_reach() {
     let clock = Arc::new(ManualClock::new("2026-11-26T09:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     rt.install(&AppFiles { app_yaml: APP.into(), ..AppFiles::default() }, "system", false).unwrap();
     let report = rt.import_members(TEAM.as_bytes(), "system").unwrap();
     assert!(report.warnings.iter().any(|w| w.contains("wecom_userid") && w.contains("m_new")), "{:?}", report.warnings);

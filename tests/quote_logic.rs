@@ -2,7 +2,6 @@
 //! customer's last price beside each line, and finance seeing the lines priced below the floor.
 
 use closeloop::clock::ManualClock;
-use closeloop::store::Store;
 use closeloop::Runtime;
 use serde_json::{json, Value};
 
@@ -10,7 +9,7 @@ use crate::approvals::World;
 
 fn priced() -> (World, String) {
     let clock = std::sync::Arc::new(ManualClock::new("2026-11-23T10:00:00+08:00".parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
     crate::support::quote_catalog(&mut rt, true);
     // 上海明远科技 (C-0001) bought CRM standard at 11,000 and services at 2,300 last year.
     let data = json!({"customer": "C-0001", "contact_phone": "13800138001", "owner": "m_li", "valid_until": "2026-12-31",

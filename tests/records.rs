@@ -15,7 +15,7 @@ fn at(s: &str) -> jiff::Timestamp {
 
 /// A runtime over a fresh in-memory store with the lead template and its team.
 pub fn leads() -> Runtime {
-    let store = Store::open_in_memory().unwrap();
+    let store = crate::support::fresh_store();
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
     rt.install(&template("lead-followup").unwrap().app_files(), "system", false).unwrap();
     let members = template("lead-followup").unwrap().files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
@@ -328,7 +328,7 @@ fn installing_a_version_that_orphans_data_is_refused_unless_forced() {
 /// The quote template: catalog lookups, computed columns and totals, unique SKUs.
 #[test]
 fn lookups_fill_from_the_catalog_and_computed_fields_follow() {
-    let store = Store::open_in_memory().unwrap();
+    let store = crate::support::fresh_store();
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
     crate::support::quote_catalog(&mut rt, false);
     let dup = obj(json!({"sku": "CL-CRM-STD", "name": "重复", "list_price": 1}));
@@ -560,7 +560,7 @@ fn csv_edge_cases_are_named_not_guessed() {
 
 #[test]
 fn links_resolve_by_key_lookups_keep_old_prices_and_values_round_trip() {
-    let store = Store::open_in_memory().unwrap();
+    let store = crate::support::fresh_store();
     let mut rt = Runtime::open(store, Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00")))).unwrap();
     crate::support::quote_catalog(&mut rt, true);
     let history = rt.list("price_history", &ListQuery::default()).unwrap();

@@ -137,7 +137,7 @@ fn a_failing_computed_field_leaves_the_record_stored_and_the_process_alive() {
 
     let yaml = "app: {id: t, title: T}\nforms:\n  - id: f\n    fields:\n      - {id: a, type: integer}\n      - {id: spin, type: computed, expression: \"\\\"x\\\".pad(100000000, \\\"y\\\")\"}\n";
     let files = closeloop::AppFiles { app_yaml: yaml.into(), ..closeloop::AppFiles::default() };
-    let store = closeloop::store::Store::open_in_memory().unwrap();
+    let store = crate::support::fresh_store();
     let clock = Arc::new(closeloop::clock::ManualClock::new("2026-11-26T09:00:00Z".parse().unwrap()));
     let mut rt = closeloop::Runtime::open(store, clock).unwrap();
     rt.install(&files, "system", false).unwrap();

@@ -110,6 +110,37 @@ impl Drop for PgDb {
     }
 }
 
+/// A fresh, empty store for a library test: a SQLite database in memory, or in the PostgreSQL
+/// pass a new database on the server of [`postgres_server`], signing with the test key. The
+/// PostgreSQL databases outlive the test (the store cannot own their removal); `.ci/run`'s
+/// server is thrown away afterwards, and on a kept server they are `t_store_*`.
+pub fn fresh_store() -> closeloop::store::Store {
+    match postgres_server() {
+        None => closeloop::store::Store::open_in_memory().unwrap(),
+        Some(server) => {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("t_store_{}_{n}", std::process::id());
+            let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).unwrap();
+            admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).unwrap();
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+            let mut store = closeloop::store::Store::connect(&format!("{base}/{name}")).unwrap();
+            store.set_signing_key(b"test-signing-key");
+            store
+        }
+    }
+}
+
+/// A store for a library test that keeps its files in `dir`: the SQLite file `closeloop.db`
+/// there, or in the PostgreSQL pass a fresh database as [`fresh_store`] makes.
+pub fn store_in(dir: &TempDir) -> closeloop::store::Store {
+    match postgres_server() {
+        None => closeloop::store::Store::open(&dir.0.join("closeloop.db")).unwrap(),
+        Some(_) => fresh_store(),
+    }
+}
+
 /// `closeloop` against its own database in a temporary folder (a SQLite file, or a database on
 /// the PostgreSQL server of [`postgres_server`]), at a fixed time (or the system clock).
 pub struct Cli {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use closeloop::clock::ManualClock;
-use closeloop::store::{ListQuery, Store};
+use closeloop::store::ListQuery;
 use closeloop::ImportOptions;
 use closeloop::{template, AppFiles, EngineError, Runtime};
 use serde_json::{json, Map, Value};
@@ -21,7 +21,7 @@ const MONDAY: &str = "2026-11-23T10:00:00+08:00";
 /// (when given), its catalog and team, on a manual clock.
 fn quotes_with(extra: &str, edit: Option<&str>) -> (Runtime, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(MONDAY.parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock.clone()).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock.clone()).unwrap();
     let t = template("quote-approval").unwrap();
     let mut files: AppFiles = t.app_files();
     if let Some(edit) = edit {
@@ -166,7 +166,7 @@ fn a_signed_quote_is_refused_by_the_cli_import_with_its_row_named() {
 #[test]
 fn a_final_record_is_not_rescored() {
     let clock = Arc::new(ManualClock::new(MONDAY.parse().unwrap()));
-    let mut rt = Runtime::open(Store::open_in_memory().unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::fresh_store(), clock).unwrap();
     let t = template("customer-success").unwrap();
     rt.install(&t.app_files(), "system", false).unwrap();
     let members = t.files.iter().find(|(p, _)| *p == "data/members.csv").unwrap().1;
@@ -342,7 +342,7 @@ fn app(yaml: &str) -> (crate::support::TempDir, Runtime) {
     let dir = crate::support::TempDir::new(&format!("gate-{}", yaml.len()));
     std::fs::create_dir_all(&dir.0).unwrap();
     let clock = Arc::new(ManualClock::new(MONDAY.parse().unwrap()));
-    let mut rt = Runtime::open(Store::open(&dir.0.join("closeloop.db")).unwrap(), clock).unwrap();
+    let mut rt = Runtime::open(crate::support::store_in(&dir), clock).unwrap();
     rt.install(&AppFiles { app_yaml: yaml.to_string(), ..AppFiles::default() }, "system", false).unwrap();
     (dir, rt)
 }

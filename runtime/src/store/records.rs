@@ -264,7 +264,9 @@ pub(crate) fn count_by_owner(
 ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
     let (filter, values) = owned_filter(by, None, states, since);
     // A field's generated column has no type affinity: read it as text, whatever old data holds.
-    let sql = format!("SELECT CAST({by} AS TEXT), count(*) FROM {} WHERE {filter} GROUP BY {by}", t.quoted());
+    // (On PostgreSQL it is `jsonb`, which reads back as its text already: see `pg::value`.)
+    let text = format!("CAST({by} AS TEXT)");
+    let sql = format!("SELECT {}, count(*) FROM {} WHERE {filter} GROUP BY {by}", conn.pick(&text, by), t.quoted());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(values), |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)))?;
     let mut out = std::collections::BTreeMap::new();
