@@ -363,7 +363,10 @@ fn unique_fields_whose_index_names_used_to_collide_both_stay_unique() {
     // so one unique index was never made or was dropped by the key's. (`state` itself is a
     // reserved field name; `created` and `key` are not.)
     let yaml = "app: {id: x, title: x}\nforms:\n  - id: a\n    fields: [{id: b_c, type: text, unique: true}]\n  - id: a_b\n    fields: [{id: c, type: text, unique: true}]\n  - id: s\n    key: [code]\n    states: [{id: open, initial: true}]\n    fields:\n      - {id: code, type: text}\n      - {id: created, type: text, unique: true}\n      - {id: key, type: text, unique: true}\n";
-    let (_dir, mut rt) = app(yaml);
+    let cli = crate::support::Cli::new("gate-index", MONDAY);
+    let clock = Arc::new(ManualClock::new(MONDAY.parse().unwrap()));
+    let mut rt = Runtime::open(cli.store(), clock).unwrap();
+    rt.install(&AppFiles { app_yaml: yaml.to_string(), ..AppFiles::default() }, "system", false).unwrap();
     for (form, field) in [("a", "b_c"), ("a_b", "c"), ("s", "created"), ("s", "key")] {
         let data = |n: &str| match form {
             "s" => obj(json!({field: "same", "code": format!("{n}{field}")})),
@@ -374,21 +377,25 @@ fn unique_fields_whose_index_names_used_to_collide_both_stay_unique() {
     }
     // The gate checks uniqueness by query; the database's unique indexes are the backstop a
     // concurrent writer meets. Each table has its own, and the form's state index stays.
-    let db = rusqlite::Connection::open(_dir.0.join("closeloop.db")).unwrap();
     let count = |table: &str, unique: bool| -> i64 {
-        db.query_row(
-            "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'c' AND \"unique\" = ?2",
-            rusqlite::params![table, unique],
-            |r| r.get(0),
-        )
-        .unwrap()
+        let unique = if unique { "1" } else { "0" };
+        match cli.on_postgres() {
+            false => cli.query(
+                "SELECT count(*) FROM pragma_index_list(?1) WHERE origin = 'c' AND \"unique\" = CAST(?2 AS INTEGER)",
+                &[table, unique],
+            ),
+            true => cli.query(
+                "SELECT count(*) FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid
+                 WHERE t.relname = ?1 AND NOT x.indisprimary AND x.indisunique = (?2 = '1')",
+                &[table, unique],
+            ),
+        }
     };
     assert_eq!((count("rec_a", true), count("rec_a_b", true), count("rec_s", true)), (1, 1, 3));
     // state, owner and created_at: the built-in indexes of every table (and the key field's).
     assert_eq!((count("rec_a", false), count("rec_s", false)), (3, 4));
     // A database from before: its old names are dropped when the next revision installs.
-    db.execute_batch("CREATE INDEX ix_rec_a_b_c ON rec_a(f_b_c); CREATE INDEX ix_rec_s_state ON rec_s(state);")
-        .unwrap();
+    cli.execute("CREATE INDEX ix_rec_a_b_c ON rec_a(f_b_c); CREATE INDEX ix_rec_s_state ON rec_s(state);");
     let files = AppFiles { app_yaml: yaml.replacen("title: x", "title: y", 1), ..AppFiles::default() };
     rt.install(&files, "system", false).unwrap();
     assert_eq!((count("rec_a", false), count("rec_a", true), count("rec_s", false)), (3, 1, 4));
