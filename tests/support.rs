@@ -113,7 +113,7 @@ impl Drop for PgDb {
 /// A fresh, empty store for a library test: a SQLite database in memory, or in the PostgreSQL
 /// pass a new database on the server of [`postgres_server`], signing with the test key. The
 /// PostgreSQL databases outlive the test (the store cannot own their removal); `.ci/run`'s
-/// server is thrown away afterwards, and on a kept server they are `t_store_*`.
+/// server is thrown away afterwards; on a kept server the next run drops those of ended processes.
 pub fn fresh_store() -> closeloop::store::Store {
     match postgres_server() {
         None => closeloop::store::Store::open_in_memory().unwrap(),
@@ -122,6 +122,17 @@ pub fn fresh_store() -> closeloop::store::Store {
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let name = format!("t_store_{}_{n}", std::process::id());
             let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+            // Once a run: the stores of test processes that have ended go.
+            static SWEPT: std::sync::Once = std::sync::Once::new();
+            SWEPT.call_once(|| {
+                let rows = admin.query("SELECT datname::text FROM pg_database WHERE datname LIKE 't\\_store\\_%'", &[]);
+                for old in rows.unwrap_or_default().iter().map(|r| r.get::<_, String>(0)) {
+                    let pid = old.split('_').nth(2).unwrap_or_default();
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"));
+                    }
+                }
+            });
             admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\"")).unwrap();
             admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).unwrap();
             let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
