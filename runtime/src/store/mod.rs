@@ -745,8 +745,20 @@ pub fn quote(ident: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The stores a store test runs on: one in memory, and a fresh PostgreSQL database when
+    /// `CLOSELOOP_TEST_POSTGRES` names a server (`.ci/run`'s PostgreSQL pass). The scratch
+    /// server drops its databases when the test ends.
+    pub(crate) fn each_store(test: &str, mut check: impl FnMut(Store)) {
+        check(Store::open_in_memory().unwrap());
+        if let Some(server) = std::env::var("CLOSELOOP_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) {
+            let mut scratch = ScratchServer::new(&server);
+            let url = scratch.fresh(&format!("unit_{test}_{}", std::process::id())).unwrap();
+            check(Store::open_postgres(&url).unwrap());
+        }
+    }
 
     fn settings(store: &Store) -> usize {
         channels::all(store.reader()).unwrap().len()
@@ -754,36 +766,38 @@ mod tests {
 
     #[test]
     fn a_write_that_fails_or_panics_leaves_nothing_and_the_next_one_commits() {
-        let mut store = Store::open_in_memory().unwrap();
-        let failed = store.write(|tx| {
-            channels::set(tx, "hook", "url", "https://a", "2026-01-01T00:00:00.000000Z")?;
-            Err::<(), _>(StoreError::Io("no".into()))
-        });
-        assert!(failed.is_err());
-        assert_eq!(settings(&store), 0);
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = store.write(|tx| {
-                channels::set(tx, "hook", "url", "https://b", "2026-01-01T00:00:00.000000Z")?;
-                panic!("a bug inside a write");
-                #[allow(unreachable_code)]
-                Ok::<_, StoreError>(())
+        each_store("rollback", |mut store| {
+            let failed = store.write(|tx| {
+                channels::set(tx, "hook", "url", "https://a", "2026-01-01T00:00:00.000000Z")?;
+                Err::<(), _>(StoreError::Io("no".into()))
             });
-        }));
-        assert!(panicked.is_err());
-        assert_eq!(settings(&store), 0);
-        store.write(|tx| channels::set(tx, "hook", "url", "https://c", "2026-01-01T00:00:00.000000Z")).unwrap();
-        assert_eq!(settings(&store), 1);
+            assert!(failed.is_err());
+            assert_eq!(settings(&store), 0);
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = store.write(|tx| {
+                    channels::set(tx, "hook", "url", "https://b", "2026-01-01T00:00:00.000000Z")?;
+                    panic!("a bug inside a write");
+                    #[allow(unreachable_code)]
+                    Ok::<_, StoreError>(())
+                });
+            }));
+            assert!(panicked.is_err());
+            assert_eq!(settings(&store), 0);
+            store.write(|tx| channels::set(tx, "hook", "url", "https://c", "2026-01-01T00:00:00.000000Z")).unwrap();
+            assert_eq!(settings(&store), 1);
+        });
     }
 
     #[test]
-    fn sqlite_errors_are_classified_by_the_store() {
-        let mut store = Store::open_in_memory().unwrap();
-        let err = store.write(|tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)")).unwrap_err();
-        assert_eq!(err.db_kind(), Some(DbErrorKind::Other));
-        assert!(!err.is_busy());
-        let err = store.write(|tx| tx.execute_batch("INSERT INTO apps (id) VALUES ('x')")).unwrap_err();
-        assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
-        assert!(err.to_string().starts_with("database error: "), "{err}");
+    fn database_errors_are_classified_by_the_store() {
+        each_store("errors", |mut store| {
+            let err = store.write(|tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)")).unwrap_err();
+            assert_eq!(err.db_kind(), Some(DbErrorKind::Other));
+            assert!(!err.is_busy());
+            let err = store.write(|tx| tx.execute_batch("INSERT INTO apps (id) VALUES ('x')")).unwrap_err();
+            assert_eq!(err.db_kind(), Some(DbErrorKind::Constraint), "{err}");
+            assert!(err.to_string().starts_with("database error: "), "{err}");
+        });
     }
 
     #[test]
@@ -817,25 +831,29 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_status_is_a_store_error_naming_it() {
-        let mut store = Store::open_in_memory().unwrap();
-        let timer = TimerRow {
-            id: 0,
-            app: "a".into(),
-            automation: "remind".into(),
-            kind: timers::kind::RECORD.into(),
-            form: Some("f".into()),
-            record: Some("R-1".into()),
-            due: "2026-01-01T00:00:00.000000Z".into(),
-            anchor: None,
-            payload: None,
-            status: TimerStatus::Pending,
-        };
-        store.write(|tx| timers::insert(tx, &timer, "2026-01-01T00:00:00.000000Z")).unwrap();
-        let read = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap();
-        assert_eq!(read[0].status, TimerStatus::Pending);
-        store.write(|tx| tx.execute_batch("UPDATE timers SET status = 'snoozed'")).unwrap();
-        let err = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap_err();
-        assert!(matches!(&err, StoreError::UnknownStatus { what: "timer", value } if value == "snoozed"), "{err:?}");
-        assert_eq!(err.to_string(), "a stored timer status is `snoozed`, which this closeloop does not know");
+        each_store("status", |mut store| {
+            let timer = TimerRow {
+                id: 0,
+                app: "a".into(),
+                automation: "remind".into(),
+                kind: timers::kind::RECORD.into(),
+                form: Some("f".into()),
+                record: Some("R-1".into()),
+                due: "2026-01-01T00:00:00.000000Z".into(),
+                anchor: None,
+                payload: None,
+                status: TimerStatus::Pending,
+            };
+            store.write(|tx| timers::insert(tx, &timer, "2026-01-01T00:00:00.000000Z")).unwrap();
+            let read = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap();
+            assert_eq!(read[0].status, TimerStatus::Pending);
+            store.write(|tx| tx.execute_batch("UPDATE timers SET status = 'snoozed'")).unwrap();
+            let err = timers::of_record(store.reader(), "f", "R-1", "remind").unwrap_err();
+            assert!(
+                matches!(&err, StoreError::UnknownStatus { what: "timer", value } if value == "snoozed"),
+                "{err:?}"
+            );
+            assert_eq!(err.to_string(), "a stored timer status is `snoozed`, which this closeloop does not know");
+        });
     }
 }

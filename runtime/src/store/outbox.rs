@@ -268,34 +268,34 @@ mod tests {
 
     #[test]
     fn a_deliverer_whose_lease_ran_out_cannot_settle_what_another_took_over() {
-        let mut store = Store::open_in_memory().unwrap();
-        store
-            .write(|tx| {
-                push(tx, &message("k1"))?;
-                let first = claim_due(tx, "2026-11-26T00:00:00.000000Z", "2026-11-26T00:05:00.000000Z", "A", 10)?;
-                assert_eq!(first.len(), 1);
-                // Within the lease nobody else takes it.
-                assert!(
-                    claim_due(tx, "2026-11-26T00:04:00.000000Z", "2026-11-26T00:09:00.000000Z", "B", 10)?.is_empty()
-                );
-                // After it, B does; A's late verdict changes nothing, B's stands.
-                assert_eq!(
-                    claim_due(tx, "2026-11-26T00:06:00.000000Z", "2026-11-26T00:11:00.000000Z", "B", 10)?.len(),
-                    1
-                );
-                assert!(!settle(
-                    tx,
-                    first[0].id,
-                    "A",
-                    OutboxStatus::Pending,
-                    Some("2026-11-26T01:00:00.000000Z"),
-                    Some("late")
-                )?);
-                assert!(settle(tx, first[0].id, "B", OutboxStatus::Sent, None, None)?);
-                assert!(!settle(tx, first[0].id, "A", OutboxStatus::Dead, None, None)?);
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
-        assert_eq!(list(store.reader(), Some(OutboxStatus::Sent)).unwrap().len(), 1);
+        crate::store::tests::each_store("lease", |mut store| {
+            store
+                .write(|tx| {
+                    push(tx, &message("k1"))?;
+                    let first = claim_due(tx, "2026-11-26T00:00:00.000000Z", "2026-11-26T00:05:00.000000Z", "A", 10)?;
+                    assert_eq!(first.len(), 1);
+                    // Within the lease nobody else takes it.
+                    assert!(claim_due(tx, "2026-11-26T00:04:00.000000Z", "2026-11-26T00:09:00.000000Z", "B", 10)?
+                        .is_empty());
+                    // After it, B does; A's late verdict changes nothing, B's stands.
+                    assert_eq!(
+                        claim_due(tx, "2026-11-26T00:06:00.000000Z", "2026-11-26T00:11:00.000000Z", "B", 10)?.len(),
+                        1
+                    );
+                    assert!(!settle(
+                        tx,
+                        first[0].id,
+                        "A",
+                        OutboxStatus::Pending,
+                        Some("2026-11-26T01:00:00.000000Z"),
+                        Some("late")
+                    )?);
+                    assert!(settle(tx, first[0].id, "B", OutboxStatus::Sent, None, None)?);
+                    assert!(!settle(tx, first[0].id, "A", OutboxStatus::Dead, None, None)?);
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+            assert_eq!(list(store.reader(), Some(OutboxStatus::Sent)).unwrap().len(), 1);
+        });
     }
 }
