@@ -412,3 +412,38 @@ fn nodes_numbering_the_same_form_at_once_never_give_one_id_twice() {
     assert_eq!(cluster.count("SELECT count(*) FROM rec_ticket"), 100);
     assert!(cluster.ok(&["audit", "verify"]).starts_with("audit ok"));
 }
+
+#[test]
+fn nodes_opening_a_new_database_at_once_migrate_it_once_and_append_to_one_chain() {
+    // Found by this test: four nodes opening a new database at once each made closeloop's
+    // tables ("relation apps already exists"), because the migration lock was taken inside a
+    // transaction whose snapshot predated the first node's tables. Then each write appends to
+    // the chain after the head its transaction saw; writers that touch different rows (one
+    // member each) meet only there, and the loser runs again.
+    let server = Server::start("chain");
+    let db = PgDb::new(&server.url, "chain");
+    let nodes: Vec<_> = (0..4)
+        .map(|n| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let store = closeloop::store::Store::connect(&url).unwrap();
+                let mut rt = closeloop::Runtime::open(store, Arc::new(closeloop::clock::SystemClock)).unwrap();
+                for i in 0..25 {
+                    let csv = format!(
+                        "id,name,roles,region,manager,active,capacity\nn{n}_{i},成员{n}{i},rep,east,,true,10\n"
+                    );
+                    rt.import_members(csv.as_bytes(), "system").unwrap();
+                }
+            })
+        })
+        .collect();
+    for n in nodes {
+        n.join().unwrap();
+    }
+    let store = closeloop::store::Store::connect(&db.url).unwrap();
+    let rt = closeloop::Runtime::open(store, Arc::new(closeloop::clock::SystemClock)).unwrap();
+    assert_eq!(rt.members().unwrap().len(), 100);
+    let check = rt.verify_audit().unwrap();
+    assert!(check.problem.is_none(), "{:?}", check.problem);
+    assert!(check.events >= 100, "{}", check.events);
+}

@@ -300,6 +300,9 @@ pub enum StoreError {
     },
 }
 
+/// The PostgreSQL advisory lock nodes take while they migrate the schema.
+const MIGRATION_LOCK: i64 = 7_262_531;
+
 /// How many times a write is retried from `BEGIN` when the database is busy.
 const WRITE_ATTEMPTS: u32 = 50;
 
@@ -423,10 +426,18 @@ impl Store {
             opened_at_version: 0,
             signing_key: None,
         };
-        store.opened_at_version = store.write(schema::migrate)?;
+        // Nodes starting at once migrate one after another. The lock is the session's, taken
+        // before the transaction begins: taken inside it, the second node's snapshot would
+        // predate the first one's tables and it would make them again.
         if let Conn::Postgres(pg) = &store.conn.conn {
+            pg.batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        }
+        let migrated = store.write(schema::migrate);
+        if let Conn::Postgres(pg) = &store.conn.conn {
+            pg.batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             pg.listen()?;
         }
+        store.opened_at_version = migrated?;
         Ok(store)
     }
 

@@ -400,10 +400,15 @@ fn mismatch(message: String) -> StoreError {
 }
 
 /// A PostgreSQL error as the store reports it: a serialization failure or a deadlock is
-/// `Busy` (the whole transaction is retried, as on a busy SQLite file).
+/// `Busy` (the whole transaction is retried, as on a busy SQLite file). So is a second event
+/// with the chain's next number: two nodes appended to the audit chain at once, each after the
+/// head its snapshot showed; the one that lost runs again from `BEGIN` and follows the new head,
+/// so the chain keeps one order (which `audit verify` checks).
 pub(crate) fn from_pg(e: postgres::Error) -> StoreError {
     let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+    let chain_race = code == "23505" && e.as_db_error().and_then(|d| d.constraint()) == Some("events_pkey");
     let kind = match code.as_str() {
+        _ if chain_race => DbErrorKind::Busy,
         "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
         c if c.starts_with("23") => DbErrorKind::Constraint,
         c if c.starts_with("53") => DbErrorKind::Full,

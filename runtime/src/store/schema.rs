@@ -295,10 +295,10 @@ fn version(tx: &Tx<'_>) -> Result<i64, StoreError> {
     match tx.backend() {
         Backend::Sqlite => tx.query_row("PRAGMA user_version", [], |r| r.get(0)),
         Backend::Postgres => {
-            // Two nodes starting at once: the second waits here until the first has migrated.
+            // Two nodes starting at once wait for each other before this transaction begins
+            // (see `Store::open_postgres`), so this reads what the first one migrated.
             tx.execute_batch(
-                "SELECT pg_advisory_xact_lock(7262531);
-                 CREATE TABLE IF NOT EXISTS closeloop_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);",
+                "CREATE TABLE IF NOT EXISTS closeloop_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL);",
             )?;
             tx.query_row("SELECT COALESCE(MAX(version), 0) FROM closeloop_migrations", [], |r| r.get(0))
         }
