@@ -246,7 +246,7 @@ pub struct AttemptRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Store, StoreError};
+    use crate::store::StoreError;
 
     fn message(key: &str) -> OutboxRow {
         OutboxRow {
