@@ -236,10 +236,17 @@ fn round(server: &Server, round: usize, timers: usize, dice: &mut Dice) {
         nodes[i] = cluster.node(i);
         kills += 1;
     }
-    // The survivors finish what nobody holds.
-    let settle = Instant::now();
-    while !done(&cluster) && settle.elapsed() < Duration::from_secs(60) {
+    // The survivors finish what nobody holds: until done, or nothing has moved for 3 s (what is
+    // left is held by a killed node's lease).
+    let (settle, mut moved_at, mut left) = (Instant::now(), Instant::now(), i64::MAX);
+    while !done(&cluster) && settle.elapsed() < Duration::from_secs(60) && moved_at.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(200));
+        let now_left = cluster.count(
+            "SELECT (SELECT count(*) FROM timers WHERE status = 'pending') + (SELECT count(*) FROM outbox WHERE status <> 'sent')",
+        );
+        if now_left != left {
+            (left, moved_at) = (now_left, Instant::now());
+        }
     }
     let took = start.elapsed();
     for mut n in nodes {

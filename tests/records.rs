@@ -617,3 +617,32 @@ fn uniqueness_follows_the_installed_definition() {
     rt.submit("lead", lead("13800138001"), "m_li").unwrap();
     assert_eq!(rt.list("lead", &ListQuery::default()).unwrap().len(), 3);
 }
+
+#[test]
+fn a_list_filtered_by_a_yes_no_field_and_sorted_by_an_empty_one_reads_the_same_on_every_backend() {
+    // On PostgreSQL a field's column is jsonb: `true` was bound as the number 1 and matched
+    // nothing, and records without the sorted field came first when sorting down.
+    let yaml = "app: {id: yn, title: YN}\nforms:\n  - id: item\n    fields:\n      - {id: name, type: text}\n      - {id: active, type: bool}\n      - {id: rank, type: integer}\n";
+    let mut rt =
+        Runtime::open(crate::support::fresh_store(), Arc::new(ManualClock::new(at("2026-11-26T09:00:00+08:00"))))
+            .unwrap();
+    rt.install(&closeloop::AppFiles { app_yaml: yaml.into(), ..Default::default() }, "system", false).unwrap();
+    for (name, active, rank) in [("a", true, Some(2)), ("b", false, Some(5)), ("c", true, None)] {
+        let mut data = obj(json!({"name": name, "active": active}));
+        if let Some(rank) = rank {
+            data.insert("rank".into(), json!(rank));
+        }
+        rt.submit("item", data, "system").unwrap();
+    }
+    let names = |q: ListQuery| -> Vec<String> {
+        rt.list("item", &q).unwrap().iter().map(|r| r.data["name"].as_str().unwrap().to_string()).collect()
+    };
+    let active =
+        ListQuery { filters: vec![("active".into(), json!(true))], sort: Some("name".into()), ..ListQuery::default() };
+    assert_eq!(names(active), ["a", "c"]);
+    let down =
+        ListQuery { sort: Some("rank".into()), order: closeloop::store::SortOrder::Desc, ..ListQuery::default() };
+    assert_eq!(names(down), ["b", "a", "c"], "an empty rank sorts as the smallest, as on SQLite");
+    let up = ListQuery { sort: Some("rank".into()), ..ListQuery::default() };
+    assert_eq!(names(up), ["c", "a", "b"]);
+}

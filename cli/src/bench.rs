@@ -160,7 +160,7 @@ impl Scratch {
     }
 
     fn db_name(name: &str) -> String {
-        format!("closeloop_bench_{}_{name}", std::process::id())
+        format!("bench_{}_{name}", std::process::id())
     }
 
     /// What the databases are, for the report's first line.

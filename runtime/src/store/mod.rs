@@ -211,8 +211,12 @@ impl<'a> Tx<'a> {
     /// Commits. When `COMMIT` fails, dropping the transaction rolls it back.
     fn commit(self) -> Result<(), StoreError> {
         if let Conn::Postgres(pg) = &self.db.conn {
-            // Delivered to every listening node when (and only if) the commit succeeds.
-            pg.batch(&format!("NOTIFY {}", pg::CHANNEL))?;
+            // Delivered to every listening node when (and only if) the commit succeeds; a
+            // transaction that wrote nothing is no news.
+            pg.batch(&format!(
+                "DO $$ BEGIN IF pg_current_xact_id_if_assigned() IS NOT NULL THEN NOTIFY {}; END IF; END $$",
+                pg::CHANNEL
+            ))?;
         }
         self.db.execute_batch("COMMIT")?;
         if let Conn::Postgres(pg) = &self.db.conn {
@@ -435,7 +439,6 @@ impl Store {
         let migrated = store.write(schema::migrate);
         if let Conn::Postgres(pg) = &store.conn.conn {
             pg.batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
-            pg.listen()?;
         }
         store.opened_at_version = migrated?;
         Ok(store)
@@ -605,7 +608,8 @@ impl Store {
     /// long-running process notices work written by others without re-reading tables.
     ///
     /// On PostgreSQL every committed write sends `NOTIFY closeloop`, and this connection
-    /// `LISTEN`s: the version is how many it has heard, read off the socket without a query.
+    /// `LISTEN`s from its first call: the version is how many other sessions' commits it has
+    /// heard, read off the socket without a query.
     pub fn data_version(&self) -> Result<i64, StoreError> {
         match &self.conn.conn {
             Conn::Sqlite(_) => self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)),

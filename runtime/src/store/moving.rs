@@ -48,7 +48,10 @@ impl Store {
             return Err(StoreError::Io("an installation moves from a SQLite file to a PostgreSQL database".into()));
         }
         let source = &self.conn;
-        target.write(|tx| {
+        // One read transaction on the source: every table as of one moment, even while the
+        // installation still runs (SQLite's WAL keeps that snapshot for the reader).
+        source.execute_batch("BEGIN")?;
+        let moved = target.write(|tx| {
             if let Some(what) = first_filled(tx, forms)? {
                 return Err(StoreError::Io(format!(
                     "the target database is not empty ({what} has rows); move into a new, empty database"
@@ -79,7 +82,9 @@ impl Store {
                 ))?;
             }
             Ok(moved)
-        })
+        });
+        let _ = source.execute_batch("COMMIT");
+        moved
     }
 }
 

@@ -24,9 +24,17 @@ pub(crate) struct Pg {
     prepared: RefCell<HashMap<String, postgres::Statement>>,
     /// Inside `BEGIN … COMMIT`.
     pub(crate) in_tx: Cell<bool>,
-    /// Notifications on [`CHANNEL`] received so far (see [`Pg::changes`]).
+    /// Notifications from other sessions on [`CHANNEL`] received so far (see [`Pg::changes`]).
     heard: Cell<i64>,
+    /// Listening on [`CHANNEL`]: from the first [`Pg::changes`] on, so only a connection that
+    /// asks (a scheduler's) queues notifications.
+    listening: Cell<bool>,
+    /// This session's server process, whose own notifications are no news to it.
+    pid: i32,
 }
+
+/// How long [`Pg::changes`] waits on the socket for notifications, each time it looks.
+const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The channel every committed write notifies, and a scheduler listens on.
 pub(crate) const CHANNEL: &str = "closeloop";
@@ -47,6 +55,20 @@ pub fn shown_location(location: &str) -> String {
     if !is_url(location) {
         return location.to_string();
     }
+    // ?password=secret&… → ?password=***&…
+    let location = &match location.split_once('?') {
+        Some((base, query)) => {
+            let parts: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", parts.join("&"))
+        }
+        None => location.to_string(),
+    };
     // postgres://user:secret@host/db → postgres://user:***@host/db
     let Some((scheme, rest)) = location.split_once("://") else { return location.to_string() };
     match rest.split_once('@') {
@@ -84,9 +106,12 @@ impl ScratchServer {
         format!("{base}/{name}")
     }
 
-    fn checked(name: &str) -> Result<&str, StoreError> {
+    /// A scratch database's name: always under the `closeloop_scratch_` prefix, so a scratch
+    /// server never drops a database it did not make (an installation's `closeloop`, say).
+    fn checked(name: &str) -> Result<String, StoreError> {
         let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        ok.then_some(name).ok_or_else(|| mismatch(format!("`{name}` is not a scratch database name")))
+        ok.then(|| format!("closeloop_scratch_{name}"))
+            .ok_or_else(|| mismatch(format!("`{name}` is not a scratch database name")))
     }
 
     /// A new, empty database `name` (one left from before is dropped first); its URL.
@@ -94,8 +119,9 @@ impl ScratchServer {
         let name = Self::checked(name)?;
         self.admin(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?;
         self.admin(&format!("CREATE DATABASE \"{name}\""))?;
-        self.made.push(name.to_string());
-        Ok(self.url(name))
+        let url = self.url(&name);
+        self.made.push(name);
+        Ok(url)
     }
 
     /// Database `to`, a copy of `from` (which nobody may be connected to); its URL.
@@ -103,8 +129,9 @@ impl ScratchServer {
         let (from, to) = (Self::checked(from)?, Self::checked(to)?);
         self.admin(&format!("DROP DATABASE IF EXISTS \"{to}\" WITH (FORCE)"))?;
         self.admin(&format!("CREATE DATABASE \"{to}\" TEMPLATE \"{from}\""))?;
-        self.made.push(to.to_string());
-        Ok(self.url(to))
+        let url = self.url(&to);
+        self.made.push(to);
+        Ok(url)
     }
 
     /// Where the databases are, for a report (the password hidden).
@@ -123,12 +150,20 @@ impl Drop for ScratchServer {
 
 impl Pg {
     pub(crate) fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = off_runtime(|| Client::connect(url, NoTls)).map_err(from_pg)?;
+        let mut client = off_runtime(|| Client::connect(url, NoTls)).map_err(from_pg)?;
+        // Messages in English whatever the server's locale: the store reads one (42P08).
+        off_runtime(|| client.batch_execute("SET lc_messages TO 'C'")).map_err(from_pg)?;
+        let pid: i32 = off_runtime(|| client.query_one("SELECT pg_backend_pid()", &[]))
+            .map_err(from_pg)?
+            .try_get(0)
+            .map_err(from_pg)?;
         Ok(Pg {
             client: RefCell::new(Some(client)),
             prepared: RefCell::new(HashMap::new()),
             in_tx: Cell::new(false),
             heard: Cell::new(0),
+            listening: Cell::new(false),
+            pid,
         })
     }
 
@@ -200,18 +235,25 @@ impl Pg {
         off_runtime(|| client.batch_execute(sql)).map_err(from_pg)
     }
 
-    /// Listens on [`CHANNEL`], so [`Pg::changes`] counts what other connections commit.
-    pub(crate) fn listen(&self) -> Result<(), StoreError> {
-        self.batch(&format!("LISTEN {CHANNEL}"))
-    }
-
-    /// How many commits this connection has heard of, counting those that arrived since it last
-    /// looked: reads what the socket already holds, without a query and without waiting.
+    /// How many commits of other sessions this connection has heard of, counting those that
+    /// arrived since it last looked: reads what the socket already holds, without a query and
+    /// without waiting. The first call starts listening.
     pub(crate) fn changes(&self) -> Result<i64, StoreError> {
         use postgres::fallible_iterator::FallibleIterator;
+        if !self.listening.get() {
+            self.batch(&format!("LISTEN {CHANNEL}"))?;
+            self.listening.set(true);
+        }
+        let own = self.pid;
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
-        let n = off_runtime(|| client.notifications().iter().count()).map_err(from_pg)?;
+        // A session hears its own NOTIFY too; what it wrote itself is no news. The client reads
+        // the socket only while it waits on it, so it waits a moment (a non-waiting look sees
+        // only what a query happened to read).
+        let n = off_runtime(|| {
+            client.notifications().timeout_iter(NOTIFY_WAIT).filter(|n| Ok(n.process_id() != own)).count()
+        })
+        .map_err(from_pg)?;
         self.heard.set(self.heard.get().saturating_add(i64::try_from(n).unwrap_or(i64::MAX)));
         Ok(self.heard.get())
     }
@@ -225,10 +267,15 @@ impl Pg {
     }
 }
 
-/// The parameter number of "could not determine data type of parameter $N".
+/// The parameter number of "could not determine data type of parameter $N" (42P08 or 42P18,
+/// by where PostgreSQL meets it; the message is English, `lc_messages` being set to C at connect).
 fn untyped_parameter(e: &postgres::Error) -> Option<usize> {
-    let message = e.as_db_error()?.message();
-    message.strip_prefix("could not determine data type of parameter $")?.parse().ok()
+    let db = e.as_db_error()?;
+    if !matches!(db.code().code(), "42P08" | "42P18") {
+        return None;
+    }
+    let n: usize = db.message().strip_prefix("could not determine data type of parameter $")?.parse().ok()?;
+    (n > 0).then_some(n)
 }
 
 impl Drop for Pg {
@@ -399,17 +446,18 @@ fn mismatch(message: String) -> StoreError {
     StoreError::Database { kind: DbErrorKind::Other, message }
 }
 
-/// A PostgreSQL error as the store reports it: a serialization failure or a deadlock is
-/// `Busy` (the whole transaction is retried, as on a busy SQLite file). So is a second event
-/// with the chain's next number: two nodes appended to the audit chain at once, each after the
-/// head its snapshot showed; the one that lost runs again from `BEGIN` and follows the new head,
-/// so the chain keeps one order (which `audit verify` checks).
+/// A PostgreSQL error as the store reports it: a serialization failure, a deadlock or a unique
+/// key met by a race is `Busy` (the whole transaction is retried, as on a busy SQLite file). Two
+/// nodes appending to the audit chain at once each follow the head their snapshot showed; the
+/// one that lost runs again and follows the new head, so the chain keeps one order.
 pub(crate) fn from_pg(e: postgres::Error) -> StoreError {
     let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
-    let chain_race = code == "23505" && e.as_db_error().and_then(|d| d.constraint()) == Some("events_pkey");
+    // A unique key met inside a write is a race between nodes that each checked first (an
+    // idempotency key, a unique field, the chain's next number): running again from `BEGIN`
+    // sees the other's row and takes the path for it. One node alone never meets it: the
+    // engine checks before it inserts.
     let kind = match code.as_str() {
-        _ if chain_race => DbErrorKind::Busy,
-        "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
+        "40001" | "40P01" | "55P03" | "23505" => DbErrorKind::Busy,
         c if c.starts_with("23") => DbErrorKind::Constraint,
         c if c.starts_with("53") => DbErrorKind::Full,
         _ => DbErrorKind::Other,
@@ -424,6 +472,17 @@ pub(crate) fn from_pg(e: postgres::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::placeholders;
+
+    #[test]
+    fn a_shown_location_hides_the_password_wherever_the_url_puts_it() {
+        use super::shown_location;
+        assert_eq!(shown_location("postgres://cl:s3cret@db:5432/cl"), "postgres://cl:***@db:5432/cl");
+        assert_eq!(
+            shown_location("postgresql://cl@db/cl?sslmode=disable&password=s3cret"),
+            "postgresql://cl@db/cl?sslmode=disable&password=***"
+        );
+        assert_eq!(shown_location("closeloop.db"), "closeloop.db");
+    }
 
     #[test]
     fn placeholders_are_numbered_the_postgres_way_outside_quoted_text() {

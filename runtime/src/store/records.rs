@@ -102,6 +102,23 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
     }
 }
 
+/// A field's column equals placeholder `n`. On PostgreSQL the column is `jsonb`, and the value
+/// is bound as its JSON text ([`field_value`]), so `true` matches `true`, not `1`.
+fn field_equals(conn: &Reader, col: &str, n: usize) -> String {
+    match conn.backend() {
+        Backend::Sqlite => format!("{col} = ?{n}"),
+        Backend::Postgres => format!("{col} = CAST(CAST(?{n} AS TEXT) AS JSONB)"),
+    }
+}
+
+/// The value [`field_equals`] compares with.
+fn field_value(conn: &Reader, v: &Value) -> SqlValue {
+    match conn.backend() {
+        Backend::Sqlite => sql_value(v),
+        Backend::Postgres => SqlValue::Text(v.to_string()),
+    }
+}
+
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
     let data = tx.pick("?5", DATA_PG);
@@ -169,7 +186,9 @@ pub(crate) fn latest_by(
     by: &str,
 ) -> Result<Option<RecordRow>, StoreError> {
     let Some(col) = t.column(by) else { return Ok(None) };
-    first_by(conn, t, fields, format!("{col} DESC, created_at DESC, id DESC"))
+    // SQLite sorts NULL first, so last when descending; PostgreSQL is told to.
+    let nulls = conn.pick("", " NULLS LAST");
+    first_by(conn, t, fields, format!("{col} DESC{nulls}, created_at DESC, id DESC"))
 }
 
 fn first_by(
@@ -182,8 +201,8 @@ fn first_by(
     let mut values = Vec::new();
     for (i, (field, value)) in fields.iter().enumerate() {
         let Some(col) = t.column(field) else { return Ok(None) };
-        clauses.push(format!("{col} = ?{}", i + 1));
-        values.push(sql_value(value));
+        clauses.push(field_equals(conn, &col, i + 1));
+        values.push(field_value(conn, value));
     }
     if clauses.is_empty() {
         return Ok(None);
@@ -217,8 +236,8 @@ pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<Re
     let mut values: Vec<SqlValue> = Vec::new();
     for (field, value) in &q.filters {
         if let Some(col) = t.column(field) {
-            values.push(sql_value(value));
-            clauses.push(format!("{col} = ?{}", values.len()));
+            values.push(field_value(conn, value));
+            clauses.push(field_equals(conn, &col, values.len()));
         }
     }
     if let Some(state) = &q.state {
@@ -237,9 +256,15 @@ pub(crate) fn list(conn: &Reader, t: &FormTable, q: &ListQuery) -> Result<Vec<Re
         Some(field) => t.column(field).unwrap_or_else(|| "created_at".to_string()),
     };
     let dir = if q.order == SortOrder::Desc { "DESC" } else { "ASC" };
+    // SQLite sorts NULL as the smallest value; PostgreSQL as the largest unless told.
+    let nulls = match (conn.backend(), q.order) {
+        (Backend::Sqlite, _) => "",
+        (Backend::Postgres, SortOrder::Asc) => " NULLS FIRST",
+        (Backend::Postgres, SortOrder::Desc) => " NULLS LAST",
+    };
     let limit = q.limit.map_or_else(|| conn.pick("-1", "ALL").to_string(), |l| l.min(i64::MAX as u64).to_string());
     let sql = format!(
-        "SELECT {COLUMNS} FROM {}{filter} ORDER BY {sort} {dir}, id {dir} LIMIT {limit} OFFSET {}",
+        "SELECT {COLUMNS} FROM {}{filter} ORDER BY {sort} {dir}{nulls}, id {dir} LIMIT {limit} OFFSET {}",
         t.quoted(),
         q.offset.min(i64::MAX as u64)
     );
