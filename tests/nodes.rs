@@ -454,3 +454,43 @@ fn nodes_opening_a_new_database_at_once_migrate_it_once_and_append_to_one_chain(
     assert!(check.problem.is_none(), "{:?}", check.problem);
     assert!(check.events >= 100, "{}", check.events);
 }
+
+#[test]
+fn a_node_whose_session_the_server_ends_connects_again_and_goes_on() {
+    // A restart or failover of the database ends every session. A node used to fail every call
+    // after that until it was restarted itself.
+    let server = Server::start("revive");
+    let db = PgDb::new(&server.url, "revive");
+    let store = closeloop::store::Store::connect(&db.url).unwrap();
+    let mut rt = closeloop::Runtime::open(store, Arc::new(closeloop::clock::SystemClock)).unwrap();
+    let team = |id: &str| format!("id,name,roles,region,manager,active,capacity\n{id},成员,rep,east,,true,10\n");
+    rt.import_members(team("m_a").as_bytes(), "system").unwrap();
+    let mut admin = postgres::Client::connect(&server.url, postgres::NoTls).unwrap();
+    let end_sessions = |admin: &mut postgres::Client| {
+        let ended = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&db.url.rsplit('/').next().unwrap()],
+            )
+            .unwrap()
+            .get::<_, i64>(0);
+        assert!(ended >= 1, "the node had a session to end");
+    };
+    // The call that finds the session gone is told the database is busy (503 and Retry-After
+    // over HTTP; the scheduler's pass tries again); the next one goes through on a new session.
+    let once_busy = |r: Result<(), closeloop::EngineError>| match r {
+        Ok(()) => true,
+        Err(e) if e.kind() == closeloop::ErrorKind::Busy => false,
+        Err(e) => panic!("not a busy refusal: {e}"),
+    };
+    end_sessions(&mut admin);
+    if !once_busy(rt.import_members(team("m_b").as_bytes(), "system").map(|_| ())) {
+        rt.import_members(team("m_b").as_bytes(), "system").unwrap();
+    }
+    end_sessions(&mut admin);
+    if !once_busy(rt.members().map(|_| ())) {
+        assert_eq!(rt.members().unwrap().len(), 2);
+    }
+    assert_eq!(rt.members().unwrap().len(), 2);
+    assert!(rt.verify_audit().unwrap().problem.is_none());
+}

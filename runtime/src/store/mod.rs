@@ -201,6 +201,7 @@ impl<'a> Tx<'a> {
         match &db.conn {
             Conn::Sqlite(_) => db.execute_batch("BEGIN IMMEDIATE")?,
             Conn::Postgres(pg) => {
+                pg.revive()?;
                 pg.batch("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
                 pg.in_tx.set(true);
             }

@@ -30,7 +30,9 @@ pub(crate) struct Pg {
     /// asks (a scheduler's) queues notifications.
     listening: Cell<bool>,
     /// This session's server process, whose own notifications are no news to it.
-    pid: i32,
+    pid: Cell<i32>,
+    /// Where it connects, to connect again when the server has closed the session.
+    url: String,
 }
 
 /// How long [`Pg::changes`] waits on the socket for notifications, each time it looks.
@@ -150,6 +152,20 @@ impl Drop for ScratchServer {
 
 impl Pg {
     pub(crate) fn connect(url: &str) -> Result<Self, StoreError> {
+        let (client, pid) = Self::session(url)?;
+        Ok(Pg {
+            client: RefCell::new(Some(client)),
+            prepared: RefCell::new(HashMap::new()),
+            in_tx: Cell::new(false),
+            heard: Cell::new(0),
+            listening: Cell::new(false),
+            pid: Cell::new(pid),
+            url: url.to_string(),
+        })
+    }
+
+    /// A new session, and its server process id.
+    fn session(url: &str) -> Result<(Client, i32), StoreError> {
         let mut client = off_runtime(|| Client::connect(url, NoTls)).map_err(from_pg)?;
         // Messages in English whatever the server's locale: the store reads one (42P08).
         off_runtime(|| client.batch_execute("SET lc_messages TO 'C'")).map_err(from_pg)?;
@@ -157,14 +173,30 @@ impl Pg {
             .map_err(from_pg)?
             .try_get(0)
             .map_err(from_pg)?;
-        Ok(Pg {
-            client: RefCell::new(Some(client)),
-            prepared: RefCell::new(HashMap::new()),
-            in_tx: Cell::new(false),
-            heard: Cell::new(0),
-            listening: Cell::new(false),
-            pid,
-        })
+        Ok((client, pid))
+    }
+
+    /// Connects again when the server has closed the session (a restart, a failover, an
+    /// administrator): between transactions only, so a write whose session died fails `Busy`
+    /// and runs again from `BEGIN` on the new one. Prepared statements are the session's and
+    /// go with it; a scheduler listens again at its next look.
+    pub(crate) fn revive(&self) -> Result<(), StoreError> {
+        let closed = self.client.try_borrow().map(|c| c.as_ref().is_none_or(Client::is_closed)).unwrap_or(false);
+        if !closed || self.in_tx.get() {
+            return Ok(());
+        }
+        let (client, pid) = Self::session(&self.url)?;
+        let old = self.client.replace(Some(client));
+        self.pid.set(pid);
+        self.prepared.borrow_mut().clear();
+        self.listening.set(false);
+        if let Some(old) = old {
+            let _ = off_runtime(move || {
+                drop(old);
+                Ok(())
+            });
+        }
+        Ok(())
     }
 
     fn client(&self) -> Result<RefMut<'_, Client>, StoreError> {
@@ -176,6 +208,7 @@ impl Pg {
     }
 
     pub(crate) fn prepare(&self, sql: &str) -> Result<postgres::Statement, StoreError> {
+        self.revive()?;
         if let Some(s) = self.prepared.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -244,7 +277,8 @@ impl Pg {
             self.batch(&format!("LISTEN {CHANNEL}"))?;
             self.listening.set(true);
         }
-        let own = self.pid;
+        self.revive()?;
+        let own = self.pid.get();
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
         // A session hears its own NOTIFY too; what it wrote itself is no news. The client reads
@@ -457,6 +491,9 @@ pub(crate) fn from_pg(e: postgres::Error) -> StoreError {
     // sees the other's row and takes the path for it. One node alone never meets it: the
     // engine checks before it inserts.
     let kind = match code.as_str() {
+        // The session went away (the server restarted, failed over, or was told to end it):
+        // the transaction is lost, and runs again on a new session.
+        _ if e.is_closed() || code == "57P01" => DbErrorKind::Busy,
         "40001" | "40P01" | "55P03" | "23505" => DbErrorKind::Busy,
         c if c.starts_with("23") => DbErrorKind::Constraint,
         c if c.starts_with("53") => DbErrorKind::Full,
