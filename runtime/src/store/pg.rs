@@ -33,6 +33,8 @@ pub(crate) struct Pg {
     pid: Cell<i32>,
     /// Where it connects, to connect again when the server has closed the session.
     url: String,
+    /// A call found the session gone (see [`session_lost`]).
+    lost: Cell<bool>,
 }
 
 /// How long [`Pg::changes`] waits on the socket for notifications, each time it looks.
@@ -161,7 +163,16 @@ impl Pg {
             listening: Cell::new(false),
             pid: Cell::new(pid),
             url: url.to_string(),
+            lost: Cell::new(false),
         })
+    }
+
+    /// The store's error for `e`, remembering a lost session for [`Pg::revive`].
+    fn failed(&self, e: postgres::Error) -> StoreError {
+        if session_lost(&e) {
+            self.lost.set(true);
+        }
+        from_pg(e)
     }
 
     /// A new session, and its server process id.
@@ -181,12 +192,14 @@ impl Pg {
     /// and runs again from `BEGIN` on the new one. Prepared statements are the session's and
     /// go with it; a scheduler listens again at its next look.
     pub(crate) fn revive(&self) -> Result<(), StoreError> {
-        let closed = self.client.try_borrow().map(|c| c.as_ref().is_none_or(Client::is_closed)).unwrap_or(false);
+        let closed = self.client.try_borrow().map(|c| c.as_ref().is_none_or(Client::is_closed)).unwrap_or(false)
+            || self.lost.get();
         if !closed || self.in_tx.get() {
             return Ok(());
         }
         let (client, pid) = Self::session(&self.url)?;
         let old = self.client.replace(Some(client));
+        self.lost.set(false);
         self.pid.set(pid);
         self.prepared.borrow_mut().clear();
         self.listening.set(false);
@@ -229,7 +242,7 @@ impl Pg {
                         types.push(Type::TEXT);
                     }
                     Some(n) if n <= types.len() && types[n - 1].oid() == 0 => types[n - 1] = Type::TEXT,
-                    _ => return Err(from_pg(e)),
+                    _ => return Err(self.failed(e)),
                 },
             }
         };
@@ -246,7 +259,7 @@ impl Pg {
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
-        let n = off_runtime(|| client.execute(s, &refs)).map_err(from_pg)?;
+        let n = off_runtime(|| client.execute(s, &refs)).map_err(|e| self.failed(e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -259,13 +272,13 @@ impl Pg {
         let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect();
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
-        off_runtime(|| client.query(s, &refs)).map_err(from_pg)
+        off_runtime(|| client.query(s, &refs)).map_err(|e| self.failed(e))
     }
 
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
-        off_runtime(|| client.batch_execute(sql)).map_err(from_pg)
+        off_runtime(|| client.batch_execute(sql)).map_err(|e| self.failed(e))
     }
 
     /// How many commits of other sessions this connection has heard of, counting those that
@@ -287,7 +300,7 @@ impl Pg {
         let n = off_runtime(|| {
             client.notifications().timeout_iter(NOTIFY_WAIT).filter(|n| Ok(n.process_id() != own)).count()
         })
-        .map_err(from_pg)?;
+        .map_err(|e| self.failed(e))?;
         self.heard.set(self.heard.get().saturating_add(i64::try_from(n).unwrap_or(i64::MAX)));
         Ok(self.heard.get())
     }
@@ -296,7 +309,7 @@ impl Pg {
     pub(crate) fn last_id(&self) -> Result<i64, StoreError> {
         let mut client = self.client()?;
         let client: &mut Client = &mut client;
-        let row = off_runtime(|| client.query_one("SELECT lastval()", &[])).map_err(from_pg)?;
+        let row = off_runtime(|| client.query_one("SELECT lastval()", &[])).map_err(|e| self.failed(e))?;
         row.try_get(0).map_err(from_pg)
     }
 }
@@ -480,6 +493,14 @@ fn mismatch(message: String) -> StoreError {
     StoreError::Database { kind: DbErrorKind::Other, message }
 }
 
+/// The session is gone: closed, the socket failed under it, or the server ended it (57P01-03:
+/// a shutdown, an administrator's command, a server that cannot take it now).
+fn session_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.as_db_error().is_some_and(|d| d.code().code().starts_with("57P"))
+}
+
 /// A PostgreSQL error as the store reports it: a serialization failure, a deadlock or a unique
 /// key met by a race is `Busy` (the whole transaction is retried, as on a busy SQLite file). Two
 /// nodes appending to the audit chain at once each follow the head their snapshot showed; the
@@ -493,7 +514,7 @@ pub(crate) fn from_pg(e: postgres::Error) -> StoreError {
     let kind = match code.as_str() {
         // The session went away (the server restarted, failed over, or was told to end it):
         // the transaction is lost, and runs again on a new session.
-        _ if e.is_closed() || code == "57P01" => DbErrorKind::Busy,
+        _ if session_lost(&e) => DbErrorKind::Busy,
         "40001" | "40P01" | "55P03" | "23505" => DbErrorKind::Busy,
         c if c.starts_with("23") => DbErrorKind::Constraint,
         c if c.starts_with("53") => DbErrorKind::Full,
