@@ -159,7 +159,7 @@ impl Store {
                 "INSERT INTO {} (id, version, data, data_hash, created_at, updated_at, created_by, updated_by)
                  VALUES (?1, 1, {}, '', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'bench', 'bench')",
                 table.quoted(),
-                tx.pick("?2", "CAST(CAST(?2 AS TEXT) AS JSONB)")
+                tx.pick("?2", &super::pg::json_param(2))
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             for (id, data) in rows {
@@ -355,7 +355,7 @@ fn replay(tx: &Tx<'_>, rows: &[TableRows]) -> Result<usize, StoreError> {
             .iter()
             .enumerate()
             .map(|(i, c)| match tx.backend() {
-                Backend::Postgres if form && c == "\"data\"" => format!("CAST(CAST(?{} AS TEXT) AS JSONB)", i + 1),
+                Backend::Postgres if form && c == "\"data\"" => super::pg::json_param(i + 1),
                 _ => format!("?{}", i + 1),
             })
             .collect();

@@ -119,13 +119,7 @@ fn copy(source: &Reader, tx: &Tx<'_>, table: &str, form: bool) -> Result<usize, 
     let marks: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            if form && c == "data" {
-                format!("CAST(CAST(?{} AS TEXT) AS JSONB)", i + 1)
-            } else {
-                format!("?{}", i + 1)
-            }
-        })
+        .map(|(i, c)| if form && c == "data" { super::pg::json_param(i + 1) } else { format!("?{}", i + 1) })
         .collect();
     let quoted: Vec<String> = columns.iter().map(|c| quote(c)).collect();
     let insert = format!("INSERT INTO {} ({}) VALUES ({})", quote(table), quoted.join(", "), marks.join(", "));

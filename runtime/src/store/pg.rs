@@ -350,6 +350,12 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, postgres::Error> + Send) -
     })
 }
 
+/// Placeholder `n` bound as JSON text and used as `jsonb`: bound straight to a `jsonb` place,
+/// a text would become a JSON string.
+pub(crate) fn json_param(n: usize) -> String {
+    format!("CAST(CAST(?{n} AS TEXT) AS JSONB)")
+}
+
 /// `?N` → `$N` (and a bare `?` → the next number), outside quoted text.
 pub(crate) fn placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);

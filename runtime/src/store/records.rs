@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::pg::json_param;
 use super::schema::json_field;
 use super::sql::{params, params_from_iter, Row, SqlValue};
 use super::{Backend, FormTable, Reader, StoreError, Tx};
@@ -61,9 +62,6 @@ pub struct ListQuery {
     pub offset: u64,
 }
 
-/// The record's data as PostgreSQL binds it: the JSON text, stored as `jsonb`.
-const DATA_PG: &str = "CAST(CAST(?5 AS TEXT) AS JSONB)";
-
 const COLUMNS: &str = "id, version, state, owner, data, data_hash, created_at, updated_at, created_by, updated_by";
 
 fn read_row(r: &Row<'_>) -> Result<(RecordRow, String), StoreError> {
@@ -107,7 +105,7 @@ pub(crate) fn sql_value(v: &Value) -> SqlValue {
 fn field_equals(conn: &Reader, col: &str, n: usize) -> String {
     match conn.backend() {
         Backend::Sqlite => format!("{col} = ?{n}"),
-        Backend::Postgres => format!("{col} = CAST(CAST(?{n} AS TEXT) AS JSONB)"),
+        Backend::Postgres => format!("{col} = {}", json_param(n)),
     }
 }
 
@@ -121,7 +119,9 @@ fn field_value(conn: &Reader, v: &Value) -> SqlValue {
 
 /// Inserts a new record.
 pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<(), StoreError> {
-    let data = tx.pick("?5", DATA_PG);
+    // The data goes in as its JSON text (`jsonb` on PostgreSQL).
+    let pg_data = json_param(5);
+    let data = tx.pick("?5", &pg_data);
     let sql = format!("INSERT INTO {} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, {data}, ?6, ?7, ?8, ?9, ?10)", t.quoted());
     tx.prepare_cached(&sql)?.execute(params![
         r.id,
@@ -141,11 +141,12 @@ pub(crate) fn insert(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str)
 /// Writes a new version over the previous one; returns false if the stored version moved on
 /// (someone else changed the record first).
 pub(crate) fn update(tx: &Tx<'_>, t: &FormTable, r: &RecordRow, data_text: &str) -> Result<bool, StoreError> {
+    let pg_data = json_param(5);
     let sql = format!(
         "UPDATE {} SET version = ?2, state = ?3, owner = ?4, data = {}, data_hash = ?6, updated_at = ?7, updated_by = ?8
          WHERE id = ?1 AND version = ?9",
         t.quoted(),
-        tx.pick("?5", DATA_PG)
+        tx.pick("?5", &pg_data)
     );
     let n = tx.prepare_cached(&sql)?.execute(params![
         r.id,
